@@ -1,0 +1,611 @@
+//! Durable state of a node: content-addressed blobs on disk and a redb
+//! registry of models, blob chunk tables, receipts and trace leaves.
+//!
+//! Blobs are written to `tmp/` and renamed into `blobs/` only once complete
+//! and synced, so a crash never leaves a visible partial blob; `tmp/` is
+//! emptied on open. Every read of a blob re-hashes it against its chunk
+//! table: a corrupted file is reported, never returned.
+//!
+//! This crate knows nothing of HTTP, engines or the network.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+use vouch_types::blob::{BlobHasher, CHUNK_SIZE, ChunkTable};
+use vouch_types::encode::{Reader, Sink};
+use vouch_types::{Digest, Kind, Manifest, Receipt, Signature, SignedManifest};
+
+const MODELS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("models");
+const MODEL_IDS: TableDefinition<&[u8], (&str, &str)> = TableDefinition::new("model_ids");
+const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
+const RECEIPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("receipts");
+const TRACES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("traces");
+
+/// What went wrong in the store. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A filesystem operation failed (disk full, permissions, ...).
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The registry database failed.
+    #[error("registry database: {0}")]
+    Db(String),
+    /// A blob on disk no longer matches its digest.
+    #[error(
+        "blob {digest} is corrupted on disk ({detail}); it will not be served: push the model again to repair it"
+    )]
+    Corrupt {
+        /// The blob.
+        digest: Digest,
+        /// What did not match.
+        detail: String,
+    },
+    /// A blob is not in this store.
+    #[error("blob {0} is not stored on this node")]
+    MissingBlob(Digest),
+    /// A stored record could not be decoded.
+    #[error("stored record {what} is unreadable: {detail}")]
+    Record {
+        /// Which record.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// A name and version is already taken by other content.
+    #[error("model {name}@{version} already exists with id {existing}; push under a new --version")]
+    VersionTaken {
+        /// Name.
+        name: String,
+        /// Version.
+        version: String,
+        /// The id already registered.
+        existing: Digest,
+    },
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A model registered in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelRecord {
+    /// The signed manifest.
+    pub signed: SignedManifest,
+    /// Registration order (monotonic per store): the newest version wins.
+    pub seq: u64,
+    /// When it was registered, Unix milliseconds.
+    pub created_ms: u64,
+}
+
+impl ModelRecord {
+    /// The model id.
+    pub fn id(&self) -> Digest {
+        self.signed.manifest.id()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let manifest = self.signed.manifest.encode();
+        let mut b = Vec::with_capacity(manifest.len() + 80);
+        b.put_u64(self.seq);
+        b.put_u64(self.created_ms);
+        b.put(&self.signed.signature.to_bytes());
+        b.put(&manifest);
+        b
+    }
+
+    fn decode(bytes: &[u8]) -> Result<ModelRecord, String> {
+        let mut r = Reader::new(bytes);
+        let seq = r.u64().map_err(|e| e.to_string())?;
+        let created_ms = r.u64().map_err(|e| e.to_string())?;
+        let sig: [u8; 64] = r.array().map_err(|e| e.to_string())?;
+        let rest = r.take(r.remaining()).map_err(|e| e.to_string())?;
+        let manifest = Manifest::decode(rest).map_err(|e| e.to_string())?;
+        Ok(ModelRecord {
+            signed: SignedManifest {
+                manifest,
+                signature: Signature::from_bytes(&sig),
+            },
+            seq,
+            created_ms,
+        })
+    }
+}
+
+/// The node's durable state under one directory.
+pub struct Store {
+    root: PathBuf,
+    db: Database,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, and discards any
+    /// partial uploads a crash left in `tmp/`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        for sub in ["blobs", "tmp"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
+        }
+        let tmp = dir.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(io_err("listing", &tmp))? {
+            let entry = entry.map_err(io_err("listing", &tmp))?;
+            let _ = fs::remove_file(entry.path());
+        }
+        let path = dir.join("registry.redb");
+        let db = Database::create(&path).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            txn.open_table(MODELS).map_err(db_err)?;
+            txn.open_table(MODEL_IDS).map_err(db_err)?;
+            txn.open_table(BLOBS).map_err(db_err)?;
+            txn.open_table(RECEIPTS).map_err(db_err)?;
+            txn.open_table(TRACES).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Store {
+            root: dir.to_path_buf(),
+            db,
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.root.join("blobs").join(&hex[..2]).join(hex)
+    }
+
+    /// Starts writing a new blob; nothing is visible until
+    /// [`BlobWriter::commit`].
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>, StoreError> {
+        let mut name = [0u8; 16];
+        getrandom::fill(&mut name).map_err(|e| StoreError::Io {
+            action: "drawing a temporary name",
+            path: self.root.clone(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        let path = self.root.join("tmp").join(hex::encode(name));
+        let file = File::create(&path).map_err(io_err("creating", &path))?;
+        Ok(BlobWriter {
+            store: self,
+            file: Some(file),
+            path,
+            hasher: BlobHasher::new(),
+        })
+    }
+
+    /// Stores `data` as a blob.
+    pub fn put_blob(&self, data: &[u8]) -> Result<(Digest, u64), StoreError> {
+        let mut w = self.blob_writer()?;
+        w.write(data)?;
+        w.commit()
+    }
+
+    /// The chunk table of a stored blob.
+    pub fn chunk_table(&self, digest: &Digest) -> Result<ChunkTable, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(BLOBS).map_err(db_err)?;
+        let row = table.get(digest.as_bytes().as_slice()).map_err(db_err)?;
+        let row = row.ok_or(StoreError::MissingBlob(*digest))?;
+        ChunkTable::decode(row.value()).map_err(|e| StoreError::Record {
+            what: digest.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Whether the blob is registered.
+    pub fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        match self.chunk_table(digest) {
+            Ok(_) => Ok(true),
+            Err(StoreError::MissingBlob(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads a whole blob, re-hashing every chunk against its table.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let table = self.chunk_table(digest)?;
+        let path = self.blob_path(digest);
+        let corrupt = |detail: String| StoreError::Corrupt {
+            digest: *digest,
+            detail,
+        };
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(corrupt("the file is missing".into()));
+            }
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        let len = file.metadata().map_err(io_err("reading", &path))?.len();
+        if len != table.size {
+            return Err(corrupt(format!(
+                "{len} bytes on disk, {} expected",
+                table.size
+            )));
+        }
+        let mut data = vec![0u8; table.size as usize];
+        file.read_exact(&mut data)
+            .map_err(io_err("reading", &path))?;
+        for (i, (chunk, want)) in data.chunks(CHUNK_SIZE).zip(&table.chunks).enumerate() {
+            if Digest::of(Kind::BlobChunk, chunk) != *want {
+                return Err(corrupt(format!("chunk {i} does not match its digest")));
+            }
+        }
+        if table.root() != *digest {
+            return Err(corrupt(
+                "the chunk table does not match the blob digest".into(),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Registers a model. Pushing identical content again is a no-op that
+    /// returns the existing record; other content under a taken
+    /// name and version is refused.
+    pub fn put_model(
+        &self,
+        signed: SignedManifest,
+        now_ms: u64,
+    ) -> Result<ModelRecord, StoreError> {
+        let m = &signed.manifest;
+        let id = m.id();
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let record = {
+            let mut models = txn.open_table(MODELS).map_err(db_err)?;
+            if let Some(existing) = models
+                .get((m.name.as_str(), m.version.as_str()))
+                .map_err(db_err)?
+            {
+                let existing =
+                    ModelRecord::decode(existing.value()).map_err(|detail| StoreError::Record {
+                        what: m.name.clone(),
+                        detail,
+                    })?;
+                if existing.id() == id {
+                    return Ok(existing);
+                }
+                return Err(StoreError::VersionTaken {
+                    name: m.name.clone(),
+                    version: m.version.clone(),
+                    existing: existing.id(),
+                });
+            }
+            let seq = models
+                .iter()
+                .map_err(db_err)?
+                .filter_map(|row| row.ok())
+                .filter_map(|(_, v)| ModelRecord::decode(v.value()).ok())
+                .map(|r| r.seq + 1)
+                .max()
+                .unwrap_or(0);
+            let record = ModelRecord {
+                signed: signed.clone(),
+                seq,
+                created_ms: now_ms,
+            };
+            models
+                .insert(
+                    (m.name.as_str(), m.version.as_str()),
+                    record.encode().as_slice(),
+                )
+                .map_err(db_err)?;
+            let mut ids = txn.open_table(MODEL_IDS).map_err(db_err)?;
+            ids.insert(
+                id.as_bytes().as_slice(),
+                (m.name.as_str(), m.version.as_str()),
+            )
+            .map_err(db_err)?;
+            record
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(record)
+    }
+
+    /// Every registered model, every version, in registration order.
+    pub fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let models = txn.open_table(MODELS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in models.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let record = ModelRecord::decode(v.value()).map_err(|detail| StoreError::Record {
+                what: format!("{}@{}", k.value().0, k.value().1),
+                detail,
+            })?;
+            out.push(record);
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    /// A model by name: the given version, or the newest one registered.
+    pub fn find_model(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<ModelRecord>, StoreError> {
+        Ok(self
+            .list_models()?
+            .into_iter()
+            .filter(|r| r.signed.manifest.name == name)
+            .filter(|r| version.is_none_or(|v| r.signed.manifest.version == v))
+            .max_by_key(|r| r.seq))
+    }
+
+    /// A model by id.
+    pub fn model_by_id(&self, id: &Digest) -> Result<Option<ModelRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let ids = txn.open_table(MODEL_IDS).map_err(db_err)?;
+        let Some(row) = ids.get(id.as_bytes().as_slice()).map_err(db_err)? else {
+            return Ok(None);
+        };
+        let (name, version) = row.value();
+        self.find_model(name, Some(version))
+    }
+
+    /// Records a receipt and the trace leaves behind its commitment.
+    ///
+    /// The commit is not synced: receipts are visible at once and reach the
+    /// disk with the next [`flush`](Store::flush) (the node flushes every
+    /// second and at shutdown). The client already holds the signed receipt;
+    /// a power cut loses at most the node's copy of the last second.
+    pub fn put_receipt(&self, receipt: &Receipt, leaves: &[Digest]) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(Durability::None).map_err(db_err)?;
+        {
+            let key = receipt.id.as_bytes().as_slice();
+            let mut receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
+            receipts
+                .insert(key, receipt.to_bytes().as_slice())
+                .map_err(db_err)?;
+            let flat: Vec<u8> = leaves.iter().flat_map(|d| *d.as_bytes()).collect();
+            let mut traces = txn.open_table(TRACES).map_err(db_err)?;
+            traces.insert(key, flat.as_slice()).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Makes every earlier commit durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// A stored receipt.
+    pub fn receipt(&self, id: &Digest) -> Result<Option<Receipt>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
+        let Some(row) = receipts.get(id.as_bytes().as_slice()).map_err(db_err)? else {
+            return Ok(None);
+        };
+        Receipt::from_bytes(row.value())
+            .map(Some)
+            .map_err(|e| StoreError::Record {
+                what: id.to_string(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// The trace leaves stored with a receipt.
+    pub fn trace_leaves(&self, id: &Digest) -> Result<Option<Vec<Digest>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let traces = txn.open_table(TRACES).map_err(db_err)?;
+        let Some(row) = traces.get(id.as_bytes().as_slice()).map_err(db_err)? else {
+            return Ok(None);
+        };
+        let leaves = row
+            .value()
+            .chunks_exact(32)
+            .map(|c| {
+                let mut b = [0u8; 32];
+                b.copy_from_slice(c);
+                Digest::from_bytes(Kind::TraceLeaf, b)
+            })
+            .collect();
+        Ok(Some(leaves))
+    }
+
+    /// Number of stored receipts.
+    pub fn receipt_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
+        receipts.len().map_err(db_err)
+    }
+}
+
+/// A blob being written. Dropped without [`commit`](BlobWriter::commit), it
+/// leaves nothing behind.
+pub struct BlobWriter<'a> {
+    store: &'a Store,
+    file: Option<File>,
+    path: PathBuf,
+    hasher: BlobHasher,
+}
+
+impl BlobWriter<'_> {
+    /// Appends bytes.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(data);
+        let file = self
+            .file
+            .as_mut()
+            .expect("the file is present until commit");
+        file.write_all(data).map_err(io_err("writing", &self.path))
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.hasher.size()
+    }
+
+    /// The temporary file being written (for engines that validate it
+    /// before it is committed).
+    pub fn temp_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the file, moves it into place and records its chunk table.
+    pub fn commit(mut self) -> Result<(Digest, u64), StoreError> {
+        let file = self.file.take().expect("the file is present until commit");
+        file.sync_all().map_err(io_err("syncing", &self.path))?;
+        drop(file);
+        let table = std::mem::take(&mut self.hasher).finish();
+        let digest = table.root();
+        let dest = self.store.blob_path(&digest);
+        let dir = dest.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        fs::rename(&self.path, &dest).map_err(io_err("moving into place", &dest))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        let txn = self.store.db.begin_write().map_err(db_err)?;
+        {
+            let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
+            blobs
+                .insert(digest.as_bytes().as_slice(), table.encode().as_slice())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok((digest, table.size))
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vouch_types::SecretKey;
+    use vouch_types::manifest::{FileEntry, ModelFormat, Schema};
+
+    fn manifest(name: &str, version: &str, blob: Digest, size: u64) -> SignedManifest {
+        let key = SecretKey::from_bytes(&[1; 32]);
+        Manifest {
+            name: name.into(),
+            version: version.into(),
+            format: ModelFormat::Onnx,
+            files: vec![FileEntry {
+                role: "model".into(),
+                digest: blob,
+                size,
+            }],
+            schema: Schema::default(),
+            license: String::new(),
+            publisher: key.public(),
+        }
+        .sign(&key)
+    }
+
+    #[test]
+    fn blobs_round_trip_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(CHUNK_SIZE + 5)).map(|i| i as u8).collect();
+        let (d, size) = Store::open(dir.path()).unwrap().put_blob(&data).unwrap();
+        assert_eq!(size, data.len() as u64);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.read_blob(&d).unwrap(), data);
+    }
+
+    #[test]
+    fn corruption_is_reported_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (d, _) = store.put_blob(b"hello world").unwrap();
+        let path = store.blob_path(&d);
+        fs::write(&path, b"hello w0rld").unwrap();
+        assert!(matches!(
+            store.read_blob(&d),
+            Err(StoreError::Corrupt { .. })
+        ));
+        fs::write(&path, b"short").unwrap();
+        assert!(matches!(
+            store.read_blob(&d),
+            Err(StoreError::Corrupt { .. })
+        ));
+        fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            store.read_blob(&d),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn abandoned_writes_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.blob_writer().unwrap();
+        w.write(b"partial").unwrap();
+        let tmp = w.temp_path().to_path_buf();
+        assert!(tmp.exists());
+        drop(w);
+        assert!(!tmp.exists());
+        // A crash (no drop) leaves the temp file; reopening removes it.
+        let mut w = store.blob_writer().unwrap();
+        w.write(b"partial").unwrap();
+        let tmp = w.temp_path().to_path_buf();
+        std::mem::forget(w);
+        drop(store);
+        let _store = Store::open(dir.path()).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn models_register_list_and_refuse_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (d1, s1) = store.put_blob(b"one").unwrap();
+        let (d2, s2) = store.put_blob(b"two").unwrap();
+        let a = store.put_model(manifest("m", "1", d1, s1), 10).unwrap();
+        assert_eq!(store.put_model(manifest("m", "1", d1, s1), 11).unwrap(), a);
+        assert!(matches!(
+            store.put_model(manifest("m", "1", d2, s2), 12),
+            Err(StoreError::VersionTaken { .. })
+        ));
+        let b = store.put_model(manifest("m", "2", d2, s2), 13).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.list_models().unwrap(), vec![a.clone(), b.clone()]);
+        assert_eq!(store.find_model("m", None).unwrap(), Some(b.clone()));
+        assert_eq!(store.find_model("m", Some("1")).unwrap(), Some(a.clone()));
+        assert_eq!(store.model_by_id(&a.id()).unwrap(), Some(a));
+        assert!(store.find_model("x", None).unwrap().is_none());
+        assert!(b.signed.verify());
+    }
+}
