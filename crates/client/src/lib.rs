@@ -1,1 +1,266 @@
-//! placeholder
+//! An HTTP client for a Vouch node: the CLI and the integration tests use
+//! it. It speaks the JSON shapes of `vouch-api` and turns the node's error
+//! bodies back into typed errors.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use vouch_api::{
+    ErrorBody, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList, TraceEntry,
+};
+use vouch_types::{Digest, Receipt};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node answered with an error body.
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// The node's message.
+        message: String,
+    },
+    /// The node could not be reached.
+    #[error(
+        "cannot reach the node at {url}: {detail}; is `vouch up` running? (set --node or VOUCH_NODE)"
+    )]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// Transport error.
+        detail: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from {url}: {detail}")]
+    Protocol {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A local file could not be read.
+    #[error("reading {path}: {detail}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// A client bound to one node.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// What `push_file` sends with the model bytes.
+#[derive(Clone, Debug, Default)]
+pub struct PushParams {
+    /// Hub name.
+    pub name: String,
+    /// Version (default: next integer).
+    pub version: Option<String>,
+    /// License.
+    pub license: Option<String>,
+    /// `NAME=DIM,DIM` overrides.
+    pub input_shapes: Vec<String>,
+}
+
+impl Client {
+    /// A client for the node at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The node URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(
+        &self,
+        url: String,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            detail: error_chain(&e),
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => Err(ClientError::Api {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+            }),
+            Err(_) => Err(ClientError::Protocol {
+                url,
+                detail: format!("HTTP {status}: {text}"),
+            }),
+        }
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let resp = self.send(url.clone(), self.http.get(&url)).await?;
+        decode(url, resp).await
+    }
+
+    /// `GET /healthz`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get_json("/healthz").await
+    }
+
+    /// Streams a model file to `POST /v1/hub/models`.
+    pub async fn push_file(
+        &self,
+        path: &Path,
+        params: &PushParams,
+    ) -> Result<ModelInfo, ClientError> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ClientError::File {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        let body =
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+        let mut query: Vec<(&str, &str)> = vec![("name", &params.name)];
+        if let Some(v) = &params.version {
+            query.push(("version", v));
+        }
+        if let Some(l) = &params.license {
+            query.push(("license", l));
+        }
+        for s in &params.input_shapes {
+            query.push(("input_shape", s));
+        }
+        let url = self.url("/v1/hub/models");
+        let req = self
+            .http
+            .post(&url)
+            .query(&query)
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        let resp = self.send(url.clone(), req).await?;
+        decode(url, resp).await
+    }
+
+    /// `GET /v1/hub/models`.
+    pub async fn list_models(&self) -> Result<ModelList, ClientError> {
+        self.get_json("/v1/hub/models").await
+    }
+
+    /// `GET /v1/hub/models/{name}`.
+    pub async fn show_model(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<ModelDetail, ClientError> {
+        let mut path = format!("/v1/hub/models/{}", encode_segment(name));
+        if let Some(v) = version {
+            path.push_str(&format!("?version={}", encode_segment(v)));
+        }
+        self.get_json(&path).await
+    }
+
+    /// `GET /v1/hub/blobs/{digest}`, checked against the digest.
+    pub async fn blob(&self, digest: &Digest) -> Result<Vec<u8>, ClientError> {
+        let url = self.url(&format!("/v1/hub/blobs/{digest}"));
+        let resp = self.send(url.clone(), self.http.get(&url)).await?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol {
+            url: url.clone(),
+            detail: error_chain(&e),
+        })?;
+        let got = vouch_types::blob::BlobHasher::table_of(&bytes).root();
+        if got != *digest {
+            return Err(ClientError::Protocol {
+                url,
+                detail: format!("the bytes hash to {got}, not {digest}: refusing them"),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// `POST /v1/infer/{name}`.
+    pub async fn infer(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        request: &InferRequest,
+    ) -> Result<InferResponse, ClientError> {
+        let mut url = self.url(&format!("/v1/infer/{}", encode_segment(name)));
+        if let Some(v) = version {
+            url.push_str(&format!("?version={}", encode_segment(v)));
+        }
+        let resp = self
+            .send(url.clone(), self.http.post(&url).json(request))
+            .await?;
+        decode(url, resp).await
+    }
+
+    /// `GET /v1/receipts/{id}`.
+    pub async fn receipt(&self, id: &Digest) -> Result<Receipt, ClientError> {
+        self.get_json(&format!("/v1/receipts/{id}")).await
+    }
+
+    /// `GET /v1/receipts/{id}/trace/{index}`.
+    pub async fn trace_entry(&self, id: &Digest, index: u64) -> Result<TraceEntry, ClientError> {
+        self.get_json(&format!("/v1/receipts/{id}/trace/{index}"))
+            .await
+    }
+}
+
+async fn decode<T: DeserializeOwned>(
+    url: String,
+    resp: reqwest::Response,
+) -> Result<T, ClientError> {
+    let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol {
+        url: url.clone(),
+        detail: error_chain(&e),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+        url,
+        detail: e.to_string(),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

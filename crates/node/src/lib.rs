@@ -1,1 +1,53 @@
-//! placeholder
+//! A Vouch node: the model hub, the inference service that signs a receipt
+//! for every answer, and the HTTP API in front of them.
+//!
+//! [`Node`] is the service (no HTTP): it owns the store, the engines, the
+//! operator key, the loaded-model cache and the blocking pool inference runs
+//! on. [`http::router`] maps the public API onto it, and [`serve`] runs that
+//! router on a listener until a shutdown future resolves.
+//!
+//! Only this crate (and the CLI) knows HTTP. Peer-to-peer networking and the
+//! ledger will attach to [`Node`] beside the HTTP API, not inside it.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keyfile;
+pub mod metrics;
+pub mod openapi;
+pub mod samples;
+pub mod service;
+
+pub use config::NodeConfig;
+pub use error::NodeError;
+pub use service::{Node, PushOptions};
+
+use std::future::Future;
+use std::sync::Arc;
+
+/// Serves the HTTP API on `listener` until `shutdown` resolves, then drains
+/// in-flight requests and makes the store durable.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let flusher = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                node.flush().await;
+            }
+        })
+    };
+    let result = axum::serve(listener, http::router(node.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    flusher.abort();
+    let _ = flusher.await;
+    node.flush().await;
+    result
+}

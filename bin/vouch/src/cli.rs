@@ -1,0 +1,194 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Vouch: models served with receipts anyone can check.
+#[derive(Parser, Debug)]
+#[command(name = "vouch", version, about)]
+pub(crate) struct Cli {
+    /// URL of the node to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "VOUCH_NODE",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub(crate) node: String,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+impl Cli {
+    pub(crate) fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Up(_) | Command::Node(_) => "info,tower_http=warn",
+            _ => "warn",
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Run a node on the embedded default: 127.0.0.1:8080, data in the
+    /// user's data directory, sample models imported on first run.
+    Up(UpArgs),
+    /// Run a configurable node.
+    Node(NodeArgs),
+    /// Push, list, show and fetch models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Run a model on IN.json and check the receipt.
+    Infer(InferArgs),
+    /// Check a receipt offline: signature, id, and (given) inputs and outputs.
+    Verify(VerifyArgs),
+    /// Fetch receipts a node signed.
+    #[command(subcommand)]
+    Receipts(ReceiptsCommand),
+}
+
+/// Options shared by `up` and `node`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ServeArgs {
+    /// Largest inference request body in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub(crate) max_request_bytes: usize,
+    /// Largest model upload in bytes.
+    #[arg(long, default_value_t = 4 << 30)]
+    pub(crate) max_upload_bytes: u64,
+    /// Memory budget for loaded models, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub(crate) cache_mib: usize,
+    /// Inferences run at once (default: one per CPU).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// Do not hash each graph step into the receipt's trace commitment.
+    #[arg(long)]
+    pub(crate) no_trace: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// Data directory (default: the user's data dir, e.g. ~/.local/share/vouch).
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Where the sample models are (default: $VOUCH_MODELS or ~/.cache/vouch/models).
+    #[arg(long, env = "VOUCH_MODELS")]
+    pub(crate) models: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct NodeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// Data directory.
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ModelCommand {
+    /// Upload a model file; the node checks it can run it first.
+    Push {
+        /// The model file (.onnx).
+        file: PathBuf,
+        /// Hub name.
+        #[arg(long)]
+        name: String,
+        /// Version (default: the next integer).
+        #[arg(long)]
+        version: Option<String>,
+        /// License identifier.
+        #[arg(long)]
+        license: Option<String>,
+        /// Override a declared input shape: NAME=DIM,DIM (repeatable).
+        #[arg(long = "input-shape")]
+        input_shapes: Vec<String>,
+    },
+    /// List models.
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one model.
+    Show {
+        /// Model name.
+        name: String,
+        /// Version (default: newest).
+        #[arg(long)]
+        version: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a model file, checked against its digest.
+    Pull {
+        /// Model name.
+        name: String,
+        /// Version (default: newest).
+        #[arg(long)]
+        version: Option<String>,
+        /// Where to write it.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct InferArgs {
+    /// Model name.
+    pub(crate) name: String,
+    /// Request file: {"inputs": {NAME: {"dtype", "shape", "data"}}}.
+    #[arg(long)]
+    pub(crate) input: PathBuf,
+    /// Write {"outputs": ...} here (default: stdout).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Write the receipt here.
+    #[arg(long)]
+    pub(crate) receipt: Option<PathBuf>,
+    /// Model version (default: newest).
+    #[arg(long)]
+    pub(crate) version: Option<String>,
+    /// Nonce to bind into the receipt (default: random).
+    #[arg(long)]
+    pub(crate) nonce: Option<String>,
+    /// Require the receipt to be signed by this key (ed25519:HEX).
+    #[arg(long)]
+    pub(crate) expect_node: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    /// The receipt file.
+    pub(crate) receipt: PathBuf,
+    /// The request file whose inputs the receipt must name.
+    #[arg(long)]
+    pub(crate) input: Option<PathBuf>,
+    /// The outputs file whose outputs the receipt must name.
+    #[arg(long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Require this signer (ed25519:HEX).
+    #[arg(long)]
+    pub(crate) node_key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ReceiptsCommand {
+    /// Fetch one receipt by id and check it.
+    Show {
+        /// rcpt:<hex>
+        id: String,
+    },
+}

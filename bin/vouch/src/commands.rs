@@ -1,0 +1,341 @@
+//! What each command does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use vouch_api::{InferRequest, ModelInfo, OutputsFile, to_map};
+use vouch_client::{Client, PushParams};
+use vouch_node::{Node, NodeConfig};
+use vouch_types::{Digest, Kind, PublicKey, Receipt};
+
+use crate::cli::{Cli, Command, InferArgs, ModelCommand, ReceiptsCommand, ServeArgs, VerifyArgs};
+
+pub(crate) async fn run(cli: Cli) -> Result<()> {
+    let client = Client::new(&cli.node);
+    match cli.command {
+        Command::Up(args) => {
+            let data_dir = match args.data_dir {
+                Some(d) => d,
+                None => dirs::data_dir()
+                    .ok_or_else(|| {
+                        anyhow!("no user data directory on this system; pass --data-dir")
+                    })?
+                    .join("vouch"),
+            };
+            let models = args.models.unwrap_or_else(default_models_dir);
+            serve(config(data_dir, args.listen, &args.serve), Some(models)).await
+        }
+        Command::Node(args) => serve(config(args.data_dir, args.listen, &args.serve), None).await,
+        Command::Model(cmd) => model(&client, cmd).await,
+        Command::Infer(args) => infer(&client, args).await,
+        Command::Verify(args) => verify(args),
+        Command::Receipts(ReceiptsCommand::Show { id }) => {
+            let id = Digest::parse_kind(Kind::Receipt, &id).map_err(|e| anyhow!("`{id}`: {e}"))?;
+            let receipt = client.receipt(&id).await?;
+            receipt
+                .verify()
+                .context("the node returned a receipt that does not verify")?;
+            println!("{}", serde_json::to_string_pretty(&receipt)?);
+            Ok(())
+        }
+    }
+}
+
+fn default_models_dir() -> PathBuf {
+    dirs::home_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache/vouch/models")
+}
+
+fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> NodeConfig {
+    let mut c = NodeConfig::new(data_dir);
+    c.listen = listen;
+    c.max_request_bytes = s.max_request_bytes;
+    c.max_upload_bytes = s.max_upload_bytes;
+    c.cache_bytes = s.cache_mib << 20;
+    if let Some(w) = s.workers {
+        c.workers = w.max(1);
+    }
+    c.trace = !s.no_trace;
+    c
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+async fn serve(config: NodeConfig, samples: Option<PathBuf>) -> Result<()> {
+    let listen = config.listen;
+    let data_dir = config.data_dir.clone();
+    let node: Arc<Node> = Node::open(config)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen}; pick another address with --listen")
+        })?;
+    let addr = listener.local_addr()?;
+    if let Some(dir) = samples {
+        let imported = vouch_node::samples::import(&node, &dir).await;
+        if !imported.is_empty() {
+            tracing::info!(models = ?imported, "imported sample models");
+        }
+    }
+    tracing::info!(
+        url = %format!("http://{addr}"),
+        node = %node.public_key(),
+        data = %data_dir.display(),
+        "vouch node listening"
+    );
+    eprintln!(
+        "vouch node {} listening on http://{addr} (data in {})",
+        node.public_key(),
+        data_dir.display()
+    );
+    vouch_node::serve(node, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_model(m: &ModelInfo) {
+    println!("{}@{}  {}", m.name, m.version, m.id);
+    println!("  format     {}", m.format);
+    println!("  publisher  {}", m.publisher);
+    if !m.license.is_empty() {
+        println!("  license    {}", m.license);
+    }
+    for f in &m.files {
+        println!("  file       {} {} ({} bytes)", f.role, f.digest, f.size);
+    }
+    let spec = |s: &vouch_api::JsonSpec| {
+        let dims: Vec<String> = s.shape.as_ref().map_or_else(
+            || vec!["?".into()],
+            |d| {
+                d.iter()
+                    .map(|d| match d {
+                        vouch_api::JsonDim::Fixed(n) => n.to_string(),
+                        vouch_api::JsonDim::Symbol(s) => s.clone(),
+                    })
+                    .collect()
+            },
+        );
+        format!(
+            "{} {} [{}]",
+            s.name,
+            s.dtype.as_deref().unwrap_or("?"),
+            dims.join(", ")
+        )
+    };
+    for s in &m.schema.inputs {
+        println!("  input      {}", spec(s));
+    }
+    for s in &m.schema.outputs {
+        println!("  output     {}", spec(s));
+    }
+}
+
+async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
+    match cmd {
+        ModelCommand::Push {
+            file,
+            name,
+            version,
+            license,
+            input_shapes,
+        } => {
+            let size = std::fs::metadata(&file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .len();
+            eprintln!("pushing {} ({size} bytes) as {name}...", file.display());
+            let info = client
+                .push_file(
+                    &file,
+                    &PushParams {
+                        name,
+                        version,
+                        license,
+                        input_shapes,
+                    },
+                )
+                .await?;
+            print_model(&info);
+        }
+        ModelCommand::Ls { json } => {
+            let list = client.list_models().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.models.is_empty() {
+                println!("no models; push one with `vouch model push FILE --name NAME`");
+            } else {
+                println!(
+                    "{:<28} {:<8} {:<6} {:>12}  ID",
+                    "NAME", "VERSION", "FORMAT", "BYTES"
+                );
+                for m in &list.models {
+                    let size: u64 = m.files.iter().map(|f| f.size).sum();
+                    println!(
+                        "{:<28} {:<8} {:<6} {:>12}  {}",
+                        m.name, m.version, m.format, size, m.id
+                    );
+                }
+            }
+        }
+        ModelCommand::Show {
+            name,
+            version,
+            json,
+        } => {
+            let detail = client.show_model(&name, version.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+            } else {
+                print_model(&detail.model);
+                println!("  versions   {}", detail.versions.join(", "));
+            }
+        }
+        ModelCommand::Pull { name, version, out } => {
+            let detail = client.show_model(&name, version.as_deref()).await?;
+            let file = detail
+                .model
+                .files
+                .iter()
+                .find(|f| f.role == "model")
+                .ok_or_else(|| anyhow!("model {name} has no model file"))?;
+            let bytes = client.blob(&file.digest).await?;
+            write_atomic(&out, &bytes)?;
+            eprintln!(
+                "wrote {} ({} bytes, {})",
+                out.display(),
+                bytes.len(),
+                file.digest
+            );
+        }
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("vouch-partial");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a valid {what}", path.display()))
+}
+
+fn random_nonce() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        b[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
+    }
+    hex::encode(b)
+}
+
+fn parse_key(s: &str) -> Result<PublicKey> {
+    s.parse().map_err(|e| anyhow!("`{s}`: {e}"))
+}
+
+async fn infer(client: &Client, args: InferArgs) -> Result<()> {
+    let mut request: InferRequest = read_json(&args.input, "request ({\"inputs\": {...}})")?;
+    let nonce = args
+        .nonce
+        .or(request.nonce.take())
+        .unwrap_or_else(random_nonce);
+    request.nonce = Some(nonce.clone());
+    let response = client
+        .infer(&args.name, args.version.as_deref(), &request)
+        .await?;
+    let receipt = &response.receipt;
+    // Check what came back before trusting it: signature, inputs, outputs, nonce.
+    receipt
+        .verify()
+        .context("the node's receipt does not verify")?;
+    receipt
+        .verify_inputs(&to_map(request.inputs.clone()))
+        .context("the receipt names other inputs")?;
+    receipt
+        .verify_outputs(&to_map(response.outputs.clone()))
+        .context("the receipt names other outputs than the ones returned")?;
+    if receipt.body.nonce != nonce {
+        bail!(
+            "the receipt carries nonce `{}`, not ours (`{nonce}`): it was not made for this request",
+            receipt.body.nonce
+        );
+    }
+    if let Some(k) = &args.expect_node {
+        let want = parse_key(k)?;
+        if receipt.body.node != want {
+            bail!("the receipt is signed by {}, not {want}", receipt.body.node);
+        }
+    }
+    let outputs = serde_json::to_string_pretty(&OutputsFile {
+        outputs: response.outputs,
+    })?;
+    match &args.out {
+        Some(p) => write_atomic(p, outputs.as_bytes())?,
+        None => println!("{outputs}"),
+    }
+    if let Some(p) = &args.receipt {
+        write_atomic(p, serde_json::to_string_pretty(receipt)?.as_bytes())?;
+    }
+    eprintln!(
+        "receipt {} verified: signed by {}",
+        receipt.id, receipt.body.node
+    );
+    Ok(())
+}
+
+fn verify(args: VerifyArgs) -> Result<()> {
+    let receipt: Receipt = read_json(&args.receipt, "receipt")?;
+    receipt.verify()?;
+    let mut checked = vec!["signature and id"];
+    if let Some(k) = &args.node_key {
+        let want = parse_key(k)?;
+        if receipt.body.node != want {
+            bail!("the receipt is signed by {}, not {want}", receipt.body.node);
+        }
+        checked.push("signer");
+    }
+    if let Some(p) = &args.input {
+        let req: InferRequest = read_json(p, "request ({\"inputs\": {...}})")?;
+        receipt.verify_inputs(&to_map(req.inputs))?;
+        checked.push("inputs");
+    }
+    if let Some(p) = &args.output {
+        let out: OutputsFile = read_json(p, "outputs file ({\"outputs\": {...}})")?;
+        receipt.verify_outputs(&to_map(out.outputs))?;
+        checked.push("outputs");
+    }
+    println!(
+        "ok: {} ({}) by {} for {}",
+        receipt.id,
+        checked.join(", "),
+        receipt.body.node,
+        receipt.body.model
+    );
+    Ok(())
+}

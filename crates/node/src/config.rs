@@ -1,0 +1,38 @@
+//! Node configuration. Every field has a default: no flag is required.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How a node runs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where the store, registry and operator key live.
+    pub data_dir: PathBuf,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Largest accepted inference request body, bytes.
+    pub max_request_bytes: usize,
+    /// Largest accepted model upload, bytes.
+    pub max_upload_bytes: u64,
+    /// Memory budget of the loaded-model cache, bytes.
+    pub cache_bytes: usize,
+    /// Inferences run at once (the blocking pool's size).
+    pub workers: usize,
+    /// Hash every step's outputs into the receipt's trace commitment.
+    pub trace: bool,
+}
+
+impl NodeConfig {
+    /// Defaults for a node whose data lives in `data_dir`.
+    pub fn new(data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_request_bytes: 64 << 20,
+            max_upload_bytes: 4 << 30,
+            cache_bytes: 2 << 30,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            trace: true,
+        }
+    }
+}

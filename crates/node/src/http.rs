@@ -1,0 +1,415 @@
+//! The HTTP API: routes, JSON bodies and error mapping.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use vouch_api::{
+    ErrorBody, ErrorDetail, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList,
+    TraceEntry, from_map, to_map,
+};
+use vouch_types::{Digest, Dim, Kind};
+
+use crate::error::NodeError;
+use crate::service::{Node, PushOptions};
+
+impl IntoResponse for NodeError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(code = self.code(), error = %self, "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().into(),
+                message: self.to_string(),
+            },
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, NodeError>;
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => NodeError::Internal(format!("encoding the response: {e}")).into_response(),
+    }
+}
+
+/// The router for the whole API.
+pub fn router(node: Arc<Node>) -> Router {
+    let max_request = node.config().max_request_bytes;
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route(
+            "/v1/hub/models",
+            post(push_model)
+                .get(list_models)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/hub/models/{name}", get(show_model))
+        .route("/v1/hub/blobs/{digest}", get(get_blob))
+        .route(
+            "/v1/infer/{name}",
+            post(infer).layer(DefaultBodyLimit::max(max_request)),
+        )
+        .route("/v1/receipts/{id}", get(get_receipt))
+        .route("/v1/receipts/{id}/trace/{index}", get(get_trace_entry))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(node.clone(), count_requests))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(node)
+}
+
+async fn count_requests(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(req).await;
+    node.metrics()
+        .http(&method, &route, response.status().as_u16());
+    response
+}
+
+async fn not_found() -> NodeError {
+    NodeError::NotFound("no such route; see /openapi.json for the API".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: "method_not_allowed".into(),
+            message: "this route does not take that method; see /openapi.json".into(),
+        },
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+async fn health(State(node): State<Arc<Node>>) -> ApiResult<Response> {
+    let models = node.list_models()?.len() as u64;
+    Ok(json(
+        StatusCode::OK,
+        &Health {
+            status: "ok".into(),
+            node: node.public_key(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            models,
+        },
+    ))
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        node.render_metrics(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    json(StatusCode::OK, &crate::openapi::document())
+}
+
+/// Parses `NAME=D1,D2,...` where each D is a number or a symbol.
+pub fn parse_input_shape(s: &str) -> Result<(String, Vec<Dim>), String> {
+    let (name, dims) = s.split_once('=').ok_or_else(|| {
+        format!("input shape `{s}` must look like NAME=DIM,DIM (e.g. float_input=N,4)")
+    })?;
+    if name.is_empty() {
+        return Err(format!("input shape `{s}` has no input name before `=`"));
+    }
+    let dims = if dims.is_empty() {
+        Vec::new()
+    } else {
+        dims.split(',')
+            .map(|d| {
+                let d = d.trim();
+                match d.parse::<u64>() {
+                    Ok(n) => Ok(Dim::Fixed(n)),
+                    Err(_)
+                        if !d.is_empty()
+                            && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                    {
+                        Ok(Dim::Symbol(d.to_string()))
+                    }
+                    Err(_) => Err(format!(
+                        "dim `{d}` in `{s}` is neither a number nor a symbol name"
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok((name.to_string(), dims))
+}
+
+fn push_options(query: Option<&str>) -> Result<PushOptions, NodeError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query.unwrap_or(""));
+    let mut options = PushOptions::default();
+    let mut name = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "name" => name = Some(v),
+            "version" => options.version = Some(v),
+            "license" => options.license = v,
+            "input_shape" => {
+                let (input, dims) = parse_input_shape(&v).map_err(NodeError::BadRequest)?;
+                options.input_shapes.insert(input, dims);
+            }
+            other => {
+                return Err(NodeError::BadRequest(format!(
+                    "unknown parameter `{other}`; uploads take name, version, license and input_shape"
+                )));
+            }
+        }
+    }
+    options.name = name.ok_or_else(|| {
+        NodeError::BadRequest("missing `name`: POST /v1/hub/models?name=NAME[&version=V]".into())
+    })?;
+    Ok(options)
+}
+
+/// Splits a query string into decoded pairs (repeated keys kept).
+fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| Some(hex(b[i + 1])? * 16 + hex(b[i + 2])?))
+            .flatten();
+        match (b[i], escaped) {
+            (_, Some(v)) => {
+                out.push(v);
+                i += 2;
+            }
+            (b'+', None) => out.push(b' '),
+            (c, None) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn push_model(
+    State(node): State<Arc<Node>>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> ApiResult<Response> {
+    let options = push_options(query.as_deref())?;
+    let record = node.push_model(options, body.into_data_stream()).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &ModelInfo::new(&record.signed, record.created_ms),
+    ))
+}
+
+async fn list_models(State(node): State<Arc<Node>>) -> ApiResult<Response> {
+    let models = node
+        .list_models()?
+        .iter()
+        .map(|r| ModelInfo::new(&r.signed, r.created_ms))
+        .collect();
+    Ok(json(StatusCode::OK, &ModelList { models }))
+}
+
+#[derive(Deserialize)]
+struct VersionQuery {
+    version: Option<String>,
+}
+
+async fn show_model(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Response> {
+    let record = node.find_model(&name, q.version.as_deref())?;
+    let versions = node
+        .list_models()?
+        .into_iter()
+        .filter(|r| r.signed.manifest.name == name)
+        .map(|r| r.signed.manifest.version)
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &ModelDetail {
+            model: ModelInfo::new(&record.signed, record.created_ms),
+            versions,
+        },
+    ))
+}
+
+fn parse_digest(kind: Kind, s: &str) -> Result<Digest, NodeError> {
+    Digest::parse_kind(kind, s).map_err(|e| NodeError::BadRequest(format!("`{s}`: {e}")))
+}
+
+async fn get_blob(
+    State(node): State<Arc<Node>>,
+    Path(digest): Path<String>,
+) -> ApiResult<Response> {
+    let digest = parse_digest(Kind::Blob, &digest)?;
+    let data = node.blob(digest).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+async fn infer(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            NodeError::TooLarge(format!(
+                "request body exceeds this node's limit of {} bytes; send smaller inputs or raise --max-request-bytes",
+                node.config().max_request_bytes
+            ))
+        } else {
+            NodeError::BadRequest(format!("reading the request body: {e}"))
+        }
+    })?;
+    let request: InferRequest = serde_json::from_slice(&body).map_err(|e| {
+        NodeError::BadRequest(format!(
+            "request body is not a valid infer request ({e}); expected {{\"inputs\": {{NAME: {{\"dtype\": \"float32\", \"shape\": [..], \"data\": [..]}}}}, \"nonce\": \"...\"}}"
+        ))
+    })?;
+    let answer = node
+        .infer(
+            &name,
+            q.version.as_deref(),
+            to_map(request.inputs),
+            request.nonce,
+        )
+        .await?;
+    let receipt_header = HeaderValue::from_str(&answer.receipt.id.to_string()).ok();
+    let mut response = json(
+        StatusCode::OK,
+        &InferResponse {
+            outputs: from_map(answer.outputs),
+            receipt: answer.receipt,
+        },
+    );
+    if let Some(h) = receipt_header {
+        response.headers_mut().insert("x-vouch-receipt", h);
+    }
+    Ok(response)
+}
+
+async fn get_receipt(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_digest(Kind::Receipt, &id)?;
+    Ok(json(StatusCode::OK, &node.receipt(&id)?))
+}
+
+async fn get_trace_entry(
+    State(node): State<Arc<Node>>,
+    Path((id, index)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id = parse_digest(Kind::Receipt, &id)?;
+    let index: u64 = index.parse().map_err(|_| {
+        NodeError::BadRequest(format!(
+            "trace index `{index}` must be a non-negative integer"
+        ))
+    })?;
+    let step = node.reveal_step(&id, index).await?;
+    Ok(json(
+        StatusCode::OK,
+        &TraceEntry {
+            receipt: id,
+            index: step.index,
+            len: step.len,
+            step: step.step,
+            leaf: step.leaf,
+            path: step.path,
+            root: step.root,
+        },
+    ))
+}
+
+/// Query parameters the upload route accepts, for the OpenAPI document.
+pub const PUSH_PARAMS: [&str; 4] = ["name", "version", "license", "input_shape"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_shapes_parse() {
+        assert_eq!(
+            parse_input_shape("float_input=N,4").unwrap(),
+            (
+                "float_input".into(),
+                vec![Dim::Symbol("N".into()), Dim::Fixed(4)]
+            )
+        );
+        assert!(parse_input_shape("x").unwrap_err().contains("NAME=DIM"));
+        assert!(
+            parse_input_shape("x=1,-2")
+                .unwrap_err()
+                .contains("neither a number")
+        );
+    }
+
+    #[test]
+    fn queries_decode() {
+        assert_eq!(
+            serde_urlencoded_pairs("name=a%2Db&input_shape=x%3DN%2C4&v="),
+            vec![
+                ("name".into(), "a-b".into()),
+                ("input_shape".into(), "x=N,4".into()),
+                ("v".into(), "".into())
+            ]
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,150 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`. Written by hand
+//! beside the router; a test checks that every route is documented.
+
+use serde_json::{Value, json};
+
+fn error_responses(codes: &[u16]) -> Value {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        m.insert(
+            c.to_string(),
+            json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
+    Value::Object(m)
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+fn merge(a: Value, b: Value) -> Value {
+    let (Value::Object(mut a), Value::Object(b)) = (a, b) else {
+        return Value::Null;
+    };
+    a.extend(b);
+    Value::Object(a)
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "string"}})
+}
+
+fn version_param() -> Value {
+    json!({"name": "version", "in": "query", "required": false, "description": "model version (default: newest)", "schema": {"type": "string"}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    json!({
+      "openapi": "3.1.0",
+      "info": {
+        "title": "Vouch node API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "Model hub and receipted inference. Every answer carries a receipt signed by the node's operator key; see docs/receipts.md."
+      },
+      "paths": {
+        "/healthz": {"get": {"summary": "Liveness and identity", "responses": {"200": ok("node is up", "Health")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/v1/hub/models": {
+          "get": {"summary": "List every model version", "responses": {"200": ok("models", "ModelList")}},
+          "post": {
+            "summary": "Upload a model; the engine must load it before it is accepted",
+            "parameters": [
+              {"name": "name", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"}},
+              {"name": "version", "in": "query", "required": false, "description": "default: next integer version", "schema": {"type": "string"}},
+              {"name": "license", "in": "query", "required": false, "schema": {"type": "string"}},
+              {"name": "input_shape", "in": "query", "required": false, "description": "override a declared input shape, NAME=DIM,DIM (repeatable)", "schema": {"type": "string"}}
+            ],
+            "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": merge(json!({"201": ok("registered", "Model")}), error_responses(&[400, 409, 413, 422, 500, 507]))
+          }
+        },
+        "/v1/hub/models/{name}": {"get": {
+          "summary": "Show a model (newest version unless `version` is given)",
+          "parameters": [path_param("name", "model name"), version_param()],
+          "responses": merge(json!({"200": ok("model", "ModelDetail")}), error_responses(&[404]))
+        }},
+        "/v1/hub/blobs/{digest}": {"get": {
+          "summary": "Fetch a blob by digest; re-hashed before it is sent",
+          "parameters": [path_param("digest", "blob:<64 hex>")],
+          "responses": merge(json!({"200": {"description": "the bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}), error_responses(&[400, 404, 500]))
+        }},
+        "/v1/infer/{name}": {"post": {
+          "summary": "Run a model and get the outputs with a signed receipt",
+          "parameters": [path_param("name", "model name"), version_param()],
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}}},
+          "responses": merge(json!({"200": ok("outputs and receipt", "InferResponse")}), error_responses(&[400, 404, 413, 422, 500]))
+        }},
+        "/v1/receipts/{id}": {"get": {
+          "summary": "A receipt this node signed",
+          "parameters": [path_param("id", "rcpt:<64 hex>")],
+          "responses": merge(json!({"200": ok("receipt", "Receipt")}), error_responses(&[400, 404]))
+        }},
+        "/v1/receipts/{id}/trace/{index}": {"get": {
+          "summary": "Reveal one trace entry of a receipt with its Merkle path",
+          "parameters": [path_param("id", "rcpt:<64 hex>"), path_param("index", "leaf index")],
+          "responses": merge(json!({"200": ok("trace entry", "TraceEntry")}), error_responses(&[400, 404]))
+        }}
+      },
+      "components": {"schemas": {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+        "Tensor": {"type": "object", "required": ["dtype", "shape", "data"], "properties": {
+          "dtype": {"type": "string", "enum": ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16", "float32", "float64"]},
+          "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+          "data": {"type": "array", "description": "flat, row-major; non-finite floats as \"NaN\", \"Infinity\", \"-Infinity\"", "items": {"type": ["number", "boolean", "string"]}}
+        }},
+        "InferRequest": {"type": "object", "required": ["inputs"], "properties": {
+          "inputs": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Tensor"}},
+          "nonce": {"type": "string", "maxLength": 256}
+        }},
+        "InferResponse": {"type": "object", "required": ["outputs", "receipt"], "properties": {
+          "outputs": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Tensor"}},
+          "receipt": {"$ref": "#/components/schemas/Receipt"}
+        }},
+        "Receipt": {"type": "object", "required": ["id", "version", "model", "request", "output", "trace", "engine", "determinism", "seed", "node", "nonce", "timestamp_ms", "price", "signature"], "properties": {
+          "id": {"type": "string"}, "version": {"type": "integer"}, "model": {"type": "string"},
+          "request": {"type": "string"}, "output": {"type": "string"},
+          "trace": {"type": "object", "properties": {"root": {"type": "string"}, "len": {"type": "integer"}}},
+          "engine": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
+          "determinism": {"type": "object", "properties": {"class": {"type": "string", "enum": ["exact", "tolerant"]}, "rtol": {"type": "number"}}},
+          "seed": {"type": ["integer", "null"]}, "node": {"type": "string"}, "nonce": {"type": "string"},
+          "timestamp_ms": {"type": "integer"}, "price": {"type": "integer"}, "signature": {"type": "string"}
+        }},
+        "Spec": {"type": "object", "properties": {"name": {"type": "string"}, "dtype": {"type": ["string", "null"]}, "shape": {"type": ["array", "null"], "items": {"type": ["integer", "string"]}}}},
+        "Model": {"type": "object", "properties": {
+          "id": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "string"}, "format": {"type": "string"},
+          "files": {"type": "array", "items": {"type": "object", "properties": {"role": {"type": "string"}, "digest": {"type": "string"}, "size": {"type": "integer"}}}},
+          "schema": {"type": "object", "properties": {"inputs": {"type": "array", "items": {"$ref": "#/components/schemas/Spec"}}, "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/Spec"}}}},
+          "license": {"type": "string"}, "publisher": {"type": "string"}, "signature": {"type": "string"}, "created_ms": {"type": "integer"}
+        }},
+        "ModelList": {"type": "object", "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
+        "ModelDetail": {"allOf": [{"$ref": "#/components/schemas/Model"}, {"type": "object", "properties": {"versions": {"type": "array", "items": {"type": "string"}}}}]},
+        "TraceEntry": {"type": "object", "properties": {
+          "receipt": {"type": "string"}, "index": {"type": "integer"}, "len": {"type": "integer"}, "step": {"type": ["string", "null"]},
+          "leaf": {"type": "string"}, "path": {"type": "array", "items": {"type": "string"}}, "root": {"type": "string"}
+        }},
+        "Health": {"type": "object", "properties": {"status": {"type": "string"}, "node": {"type": "string"}, "version": {"type": "string"}, "models": {"type": "integer"}}}
+      }}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_documented() {
+        let doc = super::document();
+        let src = include_str!("http.rs");
+        for line in src
+            .lines()
+            .filter(|l| l.trim_start().starts_with(".route(\""))
+        {
+            let path = line.split('"').nth(1).unwrap();
+            assert!(
+                doc["paths"].get(path).is_some(),
+                "route {path} is missing from the OpenAPI document"
+            );
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The sample models `vouch up` offers, imported from the cache that
+//! `scripts/fetch-models.sh` fills, through the same push path as any
+//! upload.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use vouch_types::Dim;
+
+use crate::error::NodeError;
+use crate::service::{Node, PushOptions};
+
+/// A sample model: file in the cache, hub name, and input shape overrides
+/// (for models whose declared shapes tract cannot use).
+pub struct Sample {
+    /// File name in the models cache.
+    pub file: &'static str,
+    /// Hub name.
+    pub name: &'static str,
+    /// License of the upstream model.
+    pub license: &'static str,
+    /// `(input, dims)` overrides.
+    pub input_shapes: &'static [(&'static str, &'static [SampleDim])],
+}
+
+/// A dim in a sample's override.
+pub enum SampleDim {
+    /// Fixed size.
+    Fixed(u64),
+    /// Symbol.
+    Symbol(&'static str),
+}
+
+/// The samples, in `../shared/MODELS.md` order.
+pub const SAMPLES: &[Sample] = &[
+    // magika's one-hot BroadcastTo needs a concrete batch in tract 0.23.
+    Sample {
+        file: "magika.onnx",
+        name: "magika",
+        license: "Apache-2.0",
+        input_shapes: &[("bytes", &[SampleDim::Fixed(1), SampleDim::Fixed(2048)])],
+    },
+    Sample {
+        file: "minilm-int8.onnx",
+        name: "minilm-int8",
+        license: "Apache-2.0",
+        input_shapes: &[],
+    },
+    Sample {
+        file: "paraphrase-minilm-l3.onnx",
+        name: "paraphrase-minilm-l3",
+        license: "Apache-2.0",
+        input_shapes: &[],
+    },
+    Sample {
+        file: "silero-vad.onnx",
+        name: "silero-vad",
+        license: "MIT",
+        input_shapes: &[],
+    },
+    // The file declares [3, 2]; its coefficients are 3x4.
+    Sample {
+        file: "iris.onnx",
+        name: "iris",
+        license: "MIT",
+        input_shapes: &[(
+            "float_input",
+            &[SampleDim::Symbol("N"), SampleDim::Fixed(4)],
+        )],
+    },
+];
+
+impl Sample {
+    /// Push options for this sample.
+    pub fn options(&self) -> PushOptions {
+        let mut o = PushOptions {
+            name: self.name.into(),
+            version: Some("1".into()),
+            license: self.license.into(),
+            ..PushOptions::default()
+        };
+        for (input, dims) in self.input_shapes {
+            let dims = dims
+                .iter()
+                .map(|d| match d {
+                    SampleDim::Fixed(n) => Dim::Fixed(*n),
+                    SampleDim::Symbol(s) => Dim::Symbol(s.to_string()),
+                })
+                .collect();
+            o.input_shapes.insert(input.to_string(), dims);
+        }
+        o
+    }
+}
+
+/// Pushes a model file through the node's upload path.
+pub async fn push_file(
+    node: &Node,
+    path: &Path,
+    options: PushOptions,
+) -> Result<vouch_store::ModelRecord, NodeError> {
+    let data = tokio::fs::read(path)
+        .await
+        .map_err(|e| NodeError::BadRequest(format!("reading {}: {e}", path.display())))?;
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(1 << 20)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    node.push_model(options, futures_util::stream::iter(chunks))
+        .await
+}
+
+/// Imports every sample found in `dir` that the node does not have yet.
+/// Returns the names imported; missing files are logged, not fatal.
+pub async fn import(node: &Node, dir: &Path) -> Vec<String> {
+    let mut imported = Vec::new();
+    for sample in SAMPLES {
+        if node.find_model(sample.name, None).is_ok() {
+            continue;
+        }
+        let path = dir.join(sample.file);
+        if !path.exists() {
+            tracing::warn!(file = %path.display(), "sample model not found; run scripts/fetch-models.sh");
+            continue;
+        }
+        match push_file(node, &path, sample.options()).await {
+            Ok(_) => imported.push(sample.name.to_string()),
+            Err(e) => tracing::error!(model = sample.name, error = %e, "importing sample failed"),
+        }
+    }
+    imported
+}

@@ -1,0 +1,530 @@
+//! The node service: hub operations and receipted inference, independent
+//! of HTTP.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{Semaphore, mpsc};
+use vouch_engine::onnx::OnnxEngine;
+use vouch_engine::{Engine, LoadOptions, LoadedModel, check_inputs};
+use vouch_store::{ModelRecord, Store};
+use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
+use vouch_types::{
+    Digest, Dim, FileEntry, Kind, Manifest, ModelFormat, PublicKey, Receipt, ReceiptBody,
+    SecretKey, TensorMap, TraceCommitment, merkle,
+};
+
+use crate::cache::ModelCache;
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::keyfile;
+use crate::metrics::Metrics;
+
+/// What a publisher says about a model being pushed.
+#[derive(Clone, Debug, Default)]
+pub struct PushOptions {
+    /// Hub name.
+    pub name: String,
+    /// Version; the next integer version when absent.
+    pub version: Option<String>,
+    /// License identifier.
+    pub license: String,
+    /// Input shape overrides.
+    pub input_shapes: BTreeMap<String, Vec<Dim>>,
+}
+
+/// The result of one inference.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// Named outputs.
+    pub outputs: TensorMap,
+    /// The signed receipt.
+    pub receipt: Receipt,
+}
+
+/// One trace entry revealed with its Merkle path.
+#[derive(Clone, Debug)]
+pub struct RevealedStep {
+    /// Leaf index.
+    pub index: u64,
+    /// Leaf count.
+    pub len: u64,
+    /// Step name, when the model is still on this node.
+    pub step: Option<String>,
+    /// The leaf digest.
+    pub leaf: Digest,
+    /// Sibling digests from the leaf upward.
+    pub path: Vec<Digest>,
+    /// The receipt's trace root.
+    pub root: Digest,
+}
+
+/// A running node's state.
+pub struct Node {
+    config: NodeConfig,
+    store: Arc<Store>,
+    key: SecretKey,
+    engine: Arc<dyn Engine>,
+    cache: ModelCache,
+    pool: Semaphore,
+    load_lock: tokio::sync::Mutex<()>,
+    metrics: Metrics,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("key", &self.key.public())
+            .field("data", &self.config.data_dir)
+            .finish()
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !s.starts_with('.')
+}
+
+fn join_error(e: tokio::task::JoinError) -> NodeError {
+    NodeError::Internal(format!("a worker task failed: {e}"))
+}
+
+enum Chunk {
+    Data(Bytes),
+    Abort,
+}
+
+impl Node {
+    /// Opens the node's store and operator key under `config.data_dir`.
+    pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            NodeError::Storage(format!(
+                "cannot create data directory {}: {e}; pass a writable --data-dir",
+                config.data_dir.display()
+            ))
+        })?;
+        let key = keyfile::load_or_create(&config.data_dir.join("operator.key"))?;
+        let store = Arc::new(Store::open(&config.data_dir.join("store"))?);
+        Ok(Arc::new(Node {
+            cache: ModelCache::new(config.cache_bytes),
+            pool: Semaphore::new(config.workers.max(1)),
+            config,
+            store,
+            key,
+            engine: Arc::new(OnnxEngine::new()),
+            load_lock: tokio::sync::Mutex::new(()),
+            metrics: Metrics::default(),
+            started: Instant::now(),
+        }))
+    }
+
+    /// The operator key.
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text of all metrics.
+    pub fn render_metrics(&self) -> String {
+        let (models, bytes) = self.cache.usage();
+        let registered = self.store.list_models().map_or(0, |m| m.len());
+        let receipts = self.store.receipt_count().unwrap_or(0);
+        self.metrics.render(&[
+            (
+                "vouch_models_registered",
+                "Model versions in the registry.",
+                registered as f64,
+            ),
+            (
+                "vouch_models_loaded",
+                "Models in the loaded-model cache.",
+                models as f64,
+            ),
+            (
+                "vouch_model_cache_bytes",
+                "Approximate bytes held by loaded models.",
+                bytes as f64,
+            ),
+            (
+                "vouch_model_cache_budget_bytes",
+                "Memory budget of the model cache.",
+                self.config.cache_bytes as f64,
+            ),
+            (
+                "vouch_receipts_stored",
+                "Receipts in the receipt log.",
+                receipts as f64,
+            ),
+            (
+                "vouch_inference_workers",
+                "Inferences that may run at once.",
+                self.config.workers as f64,
+            ),
+            (
+                "vouch_uptime_seconds",
+                "Seconds since the node started.",
+                self.started.elapsed().as_secs_f64(),
+            ),
+        ])
+    }
+
+    /// Makes stored receipts durable.
+    pub async fn flush(&self) {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "flushing the store failed"),
+            Err(e) => tracing::warn!(error = %e, "flush task failed"),
+        }
+    }
+
+    /// Runs CPU-bound work on the blocking pool, at most `workers` at once.
+    async fn compute<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let _permit = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|_| NodeError::Internal("worker pool closed".into()))?;
+        tokio::task::spawn_blocking(f).await.map_err(join_error)?
+    }
+
+    /// Every registered model version, oldest first.
+    pub fn list_models(&self) -> Result<Vec<ModelRecord>, NodeError> {
+        Ok(self.store.list_models()?)
+    }
+
+    /// A model by name (newest version unless `version` is given).
+    pub fn find_model(&self, name: &str, version: Option<&str>) -> Result<ModelRecord, NodeError> {
+        self.store.find_model(name, version)?.ok_or_else(|| {
+            let known: Vec<String> = self
+                .store
+                .list_models()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| format!("{}@{}", r.signed.manifest.name, r.signed.manifest.version))
+                .collect();
+            let which = match version {
+                Some(v) => format!("{name}@{v}"),
+                None => name.to_string(),
+            };
+            NodeError::NotFound(format!(
+                "no model `{which}` on this node; known models: [{}]; push it with `vouch model push FILE --name {name}`",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Receives a model upload, validates that the engine can run it, and
+    /// registers it. Nothing is stored unless the whole upload arrives and
+    /// validates.
+    pub async fn push_model<S, E>(
+        &self,
+        options: PushOptions,
+        mut body: S,
+    ) -> Result<ModelRecord, NodeError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        if !valid_name(&options.name) {
+            return Err(NodeError::BadRequest(format!(
+                "model name `{}` is not valid: use 1-128 letters, digits, `-`, `_` or `.`",
+                options.name
+            )));
+        }
+        if let Some(v) = &options.version
+            && !valid_name(v)
+        {
+            return Err(NodeError::BadRequest(format!(
+                "version `{v}` is not valid: use 1-128 letters, digits, `-`, `_` or `.`"
+            )));
+        }
+        let (tx, rx) = mpsc::channel::<Chunk>(8);
+        let store = self.store.clone();
+        let engine = self.engine.clone();
+        let key = self.key.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            write_and_register(&store, &*engine, &key, options, rx)
+        });
+
+        let limit = self.config.max_upload_bytes;
+        let mut received = 0u64;
+        let mut failure = None;
+        while let Some(piece) = body.next().await {
+            match piece {
+                Ok(bytes) => {
+                    received += bytes.len() as u64;
+                    if received > limit {
+                        failure = Some(NodeError::TooLarge(format!(
+                            "upload exceeds this node's limit of {limit} bytes; raise --max-upload-bytes"
+                        )));
+                        break;
+                    }
+                    if tx.send(Chunk::Data(bytes)).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    failure = Some(NodeError::BadRequest(format!(
+                        "upload interrupted after {received} bytes: {e}; nothing was stored"
+                    )));
+                    break;
+                }
+            }
+        }
+        if failure.is_some() {
+            let _ = tx.send(Chunk::Abort).await;
+        }
+        drop(tx);
+        let result = writer.await.map_err(join_error)?;
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        let (record, model) = result?;
+        self.cache.insert(record.id(), model);
+        tracing::info!(
+            model = %record.signed.manifest.name,
+            version = %record.signed.manifest.version,
+            id = %record.id(),
+            "model registered"
+        );
+        Ok(record)
+    }
+
+    /// The loaded model for a record, loading (and re-hashing) its blob if
+    /// it is not cached.
+    async fn loaded(&self, record: &ModelRecord) -> Result<Arc<dyn LoadedModel>, NodeError> {
+        let id = record.id();
+        if let Some(m) = self.cache.get(&id) {
+            return Ok(m);
+        }
+        let _guard = self.load_lock.lock().await;
+        if let Some(m) = self.cache.get(&id) {
+            return Ok(m);
+        }
+        let manifest = record.signed.manifest.clone();
+        let file = manifest
+            .file("model")
+            .cloned()
+            .ok_or_else(|| NodeError::InvalidModel(format!("model {id} has no `model` file")))?;
+        let store = self.store.clone();
+        let engine = self.engine.clone();
+        let model = self
+            .compute(move || {
+                let bytes = store.read_blob(&file.digest)?;
+                Ok(engine.load_with_schema(&bytes, &manifest.schema)?)
+            })
+            .await
+            .inspect_err(|e| tracing::error!(model = %id, error = %e, "loading model failed"))?;
+        self.cache.insert(id, model.clone());
+        Ok(model)
+    }
+
+    /// Runs a model on named inputs and signs a receipt for the answer.
+    pub async fn infer(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        inputs: TensorMap,
+        nonce: Option<String>,
+    ) -> Result<Answer, NodeError> {
+        let nonce = nonce.unwrap_or_default();
+        if nonce.len() > MAX_NONCE_BYTES {
+            return Err(NodeError::BadRequest(format!(
+                "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
+                nonce.len()
+            )));
+        }
+        let record = self.find_model(name, version)?;
+        let model = self.loaded(&record).await?;
+        check_inputs(model.schema(), &inputs)
+            .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+
+        let model_id = record.id();
+        let label = format!(
+            "{}@{}",
+            record.signed.manifest.name, record.signed.manifest.version
+        );
+        let trace = self.config.trace;
+        let key = self.key.clone();
+        let store = self.store.clone();
+        let engine = self.engine.info();
+        let started = Instant::now();
+        let result = self
+            .compute(move || {
+                let exec = model.run(&inputs, trace)?;
+                let body = ReceiptBody {
+                    version: RECEIPT_VERSION,
+                    model: model_id,
+                    request: inputs.digest(Kind::Input),
+                    output: exec.outputs.digest(Kind::Output),
+                    trace: TraceCommitment {
+                        root: merkle::root(&exec.leaves),
+                        len: exec.leaves.len() as u64,
+                    },
+                    engine,
+                    determinism: model.determinism(),
+                    seed: None,
+                    node: key.public(),
+                    nonce,
+                    timestamp_ms: now_ms(),
+                    price: 0,
+                };
+                let receipt = body.sign(&key);
+                store.put_receipt(&receipt, &exec.leaves)?;
+                Ok(Answer {
+                    outputs: exec.outputs,
+                    receipt,
+                })
+            })
+            .await;
+        self.metrics
+            .inference(&label, result.is_ok(), started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// A stored receipt.
+    pub fn receipt(&self, id: &Digest) -> Result<Receipt, NodeError> {
+        self.store
+            .receipt(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("no receipt {id} on this node")))
+    }
+
+    /// Reveals trace entry `index` of a receipt with its Merkle path.
+    pub async fn reveal_step(&self, id: &Digest, index: u64) -> Result<RevealedStep, NodeError> {
+        let receipt = self.receipt(id)?;
+        let leaves = self
+            .store
+            .trace_leaves(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("no trace stored for receipt {id}")))?;
+        let len = leaves.len() as u64;
+        let path = merkle::proof(&leaves, index as usize).ok_or_else(|| {
+            NodeError::NotFound(format!(
+                "receipt {id} has {len} trace entries; ask for an index below {len}"
+            ))
+        })?;
+        let step = match self.store.model_by_id(&receipt.body.model)? {
+            Some(record) => self
+                .loaded(&record)
+                .await
+                .ok()
+                .and_then(|m| m.steps().get(index as usize).cloned()),
+            None => None,
+        };
+        Ok(RevealedStep {
+            index,
+            len,
+            step,
+            leaf: leaves[index as usize],
+            path,
+            root: receipt.body.trace.root,
+        })
+    }
+
+    /// A stored blob's bytes, re-hashed before they are returned.
+    pub async fn blob(&self, digest: Digest) -> Result<Vec<u8>, NodeError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || Ok(store.read_blob(&digest)?))
+            .await
+            .map_err(join_error)?
+    }
+}
+
+fn next_version(store: &Store, name: &str) -> Result<String, NodeError> {
+    let highest = store
+        .list_models()?
+        .iter()
+        .filter(|r| r.signed.manifest.name == name)
+        .filter_map(|r| r.signed.manifest.version.parse::<u64>().ok())
+        .max();
+    Ok(highest.map_or(1, |v| v + 1).to_string())
+}
+
+/// The blocking half of a push: write the blob as it arrives, validate it
+/// with the engine, then commit and register.
+fn write_and_register(
+    store: &Store,
+    engine: &dyn Engine,
+    key: &SecretKey,
+    options: PushOptions,
+    mut rx: mpsc::Receiver<Chunk>,
+) -> Result<(ModelRecord, Arc<dyn LoadedModel>), NodeError> {
+    let mut writer = store.blob_writer()?;
+    let mut head = Vec::new();
+    while let Some(chunk) = rx.blocking_recv() {
+        match chunk {
+            Chunk::Data(bytes) => {
+                if head.len() < 4 {
+                    head.extend_from_slice(&bytes[..bytes.len().min(4 - head.len())]);
+                }
+                writer.write(&bytes)?;
+            }
+            Chunk::Abort => return Err(NodeError::BadRequest("upload aborted".into())),
+        }
+    }
+    if writer.size() == 0 {
+        return Err(NodeError::InvalidModel(
+            "the upload is empty: send the model file as the request body".into(),
+        ));
+    }
+    if head == b"GGUF" {
+        return Err(NodeError::InvalidModel(
+            "this is a GGUF model; this node has no GGUF engine yet, only ONNX".into(),
+        ));
+    }
+    let bytes = std::fs::read(writer.temp_path())
+        .map_err(|e| NodeError::Storage(format!("reading back the upload: {e}")))?;
+    let model = engine.load(
+        &bytes,
+        &LoadOptions {
+            input_shapes: options.input_shapes.clone(),
+        },
+    )?;
+    drop(bytes);
+    let (digest, size) = writer.commit()?;
+    let version = match options.version {
+        Some(v) => v,
+        None => next_version(store, &options.name)?,
+    };
+    let manifest = Manifest {
+        name: options.name,
+        version,
+        format: ModelFormat::Onnx,
+        files: vec![FileEntry {
+            role: "model".into(),
+            digest,
+            size,
+        }],
+        schema: model.schema().clone(),
+        license: options.license,
+        publisher: key.public(),
+    };
+    let record = store.put_model(manifest.sign(key), now_ms())?;
+    Ok((record, model))
+}
