@@ -103,6 +103,9 @@ fn join_error(e: tokio::task::JoinError) -> NodeError {
     NodeError::Internal(format!("a worker task failed: {e}"))
 }
 
+/// Bytes of an oversized upload read and discarded before answering 413.
+const DRAIN_BYTES: u64 = 256 << 20;
+
 enum Chunk {
     Data(Bytes),
     Abort,
@@ -276,15 +279,25 @@ impl Node {
         let limit = self.config.max_upload_bytes;
         let mut received = 0u64;
         let mut failure = None;
+        // Past the limit the rest of the body is read and discarded (up to a
+        // bound), so that the client finishes sending and sees the 413.
+        let drain_cap = limit.saturating_add(DRAIN_BYTES);
         while let Some(piece) = body.next().await {
             match piece {
                 Ok(bytes) => {
                     received += bytes.len() as u64;
+                    if failure.is_some() {
+                        if received > drain_cap {
+                            break;
+                        }
+                        continue;
+                    }
                     if received > limit {
                         failure = Some(NodeError::TooLarge(format!(
                             "upload exceeds this node's limit of {limit} bytes; raise --max-upload-bytes"
                         )));
-                        break;
+                        let _ = tx.send(Chunk::Abort).await;
+                        continue;
                     }
                     if tx.send(Chunk::Data(bytes)).await.is_err() {
                         break; // the writer failed; its error is reported below

@@ -1,0 +1,539 @@
+//! The node through its real HTTP API: hub, inference, receipts, restarts,
+//! and every kind of bad input. Each bad input gets a clear error and the
+//! node keeps serving.
+
+mod common;
+
+use common::*;
+use vouch_api::{InferRequest, JsonTensor, to_map};
+use vouch_client::{ClientError, PushParams};
+use vouch_node::NodeConfig;
+use vouch_types::{Tensor, merkle};
+
+fn iris_params() -> PushParams {
+    PushParams {
+        name: "iris".into(),
+        version: None,
+        license: Some("MIT".into()),
+        input_shapes: vec!["float_input=N,4".into()],
+    }
+}
+
+fn iris_request(rows: usize) -> InferRequest {
+    let data: Vec<f32> = (0..rows * 4).map(|i| [5.1, 3.5, 1.4, 0.2][i % 4]).collect();
+    let mut inputs = std::collections::BTreeMap::new();
+    inputs.insert(
+        "float_input".to_string(),
+        JsonTensor(Tensor::from_f32(vec![rows as u64, 4], &data).unwrap()),
+    );
+    InferRequest {
+        inputs,
+        nonce: Some("n-1".into()),
+    }
+}
+
+fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
+    match r {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => (status, code, message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn push_infer_verify_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = models_dir().join("iris.onnx");
+    let node = TestNode::in_dir(dir.path()).await;
+
+    let info = node.client.push_file(&iris, &iris_params()).await.unwrap();
+    assert_eq!((info.name.as_str(), info.version.as_str()), ("iris", "1"));
+    assert_eq!(info.schema.inputs[0].name, "float_input");
+    let again = node
+        .client
+        .push_file(
+            &iris,
+            &PushParams {
+                version: Some("2".into()),
+                ..iris_params()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.version, "2");
+    let list = node.client.list_models().await.unwrap();
+    assert_eq!(list.models.len(), 2);
+    let detail = node.client.show_model("iris", None).await.unwrap();
+    assert_eq!(detail.model.version, "2");
+    assert_eq!(detail.versions, ["1", "2"]);
+
+    // fetch: the blob is the file, byte for byte
+    let blob = node.client.blob(&info.files[0].digest).await.unwrap();
+    assert_eq!(blob, std::fs::read(&iris).unwrap());
+
+    let req = iris_request(3);
+    let answer = node.client.infer("iris", Some("1"), &req).await.unwrap();
+    let receipt = answer.receipt.clone();
+    receipt.verify().unwrap();
+    receipt.verify_inputs(&to_map(req.inputs.clone())).unwrap();
+    receipt
+        .verify_outputs(&to_map(answer.outputs.clone()))
+        .unwrap();
+    assert_eq!(receipt.body.model, info.id);
+    assert_eq!(receipt.body.nonce, "n-1");
+    assert_eq!(receipt.body.node, node.node.public_key());
+    assert!(receipt.body.trace.len > 0);
+    assert_eq!(answer.outputs["label"].0.to_f64_vec(), [0.0, 0.0, 0.0]);
+
+    // every trace entry can be revealed and checks against the root
+    for index in 0..receipt.body.trace.len {
+        let e = node.client.trace_entry(&receipt.id, index).await.unwrap();
+        assert!(merkle::verify(
+            &receipt.body.trace.root,
+            e.len,
+            e.index,
+            &e.leaf,
+            &e.path
+        ));
+        assert!(e.step.is_some());
+    }
+    let (status, _, msg) = api_error(
+        node.client
+            .trace_entry(&receipt.id, receipt.body.trace.len)
+            .await,
+    );
+    assert_eq!(status, 404);
+    assert!(msg.contains("index below"), "{msg}");
+
+    let key = node.node.public_key();
+    node.stop().await;
+
+    // Everything survives a restart: models, blobs, receipts, the key.
+    let node = TestNode::in_dir(dir.path()).await;
+    assert_eq!(node.node.public_key(), key);
+    assert_eq!(node.client.list_models().await.unwrap().models.len(), 2);
+    assert_eq!(node.client.receipt(&receipt.id).await.unwrap(), receipt);
+    let answer2 = node.client.infer("iris", Some("1"), &req).await.unwrap();
+    assert_eq!(answer2.receipt.body.output, receipt.body.output);
+    assert_eq!(answer2.receipt.body.trace, receipt.body.trace);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.max_upload_bytes = 1 << 20;
+    let node = TestNode::start(config).await;
+    let files = tempfile::tempdir().unwrap();
+    let magika = std::fs::read(models_dir().join("magika.onnx")).unwrap();
+    let p = |name: &str| PushParams {
+        name: name.into(),
+        ..Default::default()
+    };
+
+    let truncated = write(
+        files.path(),
+        "trunc.onnx",
+        &std::fs::read(models_dir().join("silero-vad.onnx")).unwrap()[..200_000],
+    );
+    let (status, code, msg) = api_error(node.client.push_file(&truncated, &p("trunc")).await);
+    assert_eq!((status, code.as_str()), (422, "invalid_model"), "{msg}");
+    assert!(msg.contains("not a valid ONNX model"), "{msg}");
+
+    let text = write(files.path(), "notes.onnx", b"this is not a model at all\n");
+    let (status, code, _) = api_error(node.client.push_file(&text, &p("text")).await);
+    assert_eq!((status, code.as_str()), (422, "invalid_model"));
+
+    let empty = write(files.path(), "empty.onnx", b"");
+    let (status, _, msg) = api_error(node.client.push_file(&empty, &p("empty")).await);
+    assert_eq!(status, 422);
+    assert!(msg.contains("empty"), "{msg}");
+
+    let fancy = write(files.path(), "fancy.onnx", &tiny_model("FancyOp", false));
+    let (status, code, msg) = api_error(node.client.push_file(&fancy, &p("fancy")).await);
+    assert_eq!((status, code.as_str()), (422, "unsupported_operator"));
+    assert!(
+        msg.contains("FancyOp") && msg.contains("tract-onnx"),
+        "{msg}"
+    );
+
+    let big = write(files.path(), "magika.onnx", &magika);
+    let (status, code, msg) = api_error(node.client.push_file(&big, &p("magika")).await);
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"), "{msg}");
+    assert!(msg.contains("--max-upload-bytes"), "{msg}");
+
+    let good = write(files.path(), "add.onnx", &tiny_model("Add", true));
+    let (status, code, msg) = api_error(node.client.push_file(&good, &p("bad name!")).await);
+    assert_eq!((status, code.as_str()), (400, "bad_request"), "{msg}");
+    let (status, _, msg) = api_error(
+        node.client
+            .push_file(
+                &good,
+                &PushParams {
+                    input_shapes: vec!["nope=1,3".into()],
+                    ..p("add")
+                },
+            )
+            .await,
+    );
+    assert_eq!(status, 422);
+    assert!(msg.contains("`nope`"), "{msg}");
+
+    // Nothing from the refused uploads is stored or left behind.
+    assert!(blob_files(dir.path()).is_empty());
+    assert_eq!(tmp_files(dir.path()), 0);
+
+    // The node keeps serving: a good model goes in, and a conflicting
+    // version is refused.
+    node.client
+        .push_file(
+            &good,
+            &PushParams {
+                version: Some("1".into()),
+                ..p("add")
+            },
+        )
+        .await
+        .unwrap();
+    let relu = write(files.path(), "relu.onnx", &tiny_model("Relu", false));
+    let (status, code, msg) = api_error(
+        node.client
+            .push_file(
+                &relu,
+                &PushParams {
+                    version: Some("1".into()),
+                    ..p("add")
+                },
+            )
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (409, "version_exists"), "{msg}");
+    node.client.health().await.unwrap();
+    node.stop().await;
+}
+
+async fn post_raw(url: &str, body: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.max_request_bytes = 4096;
+    let node = TestNode::start(config).await;
+    node.client
+        .push_file(&models_dir().join("iris.onnx"), &iris_params())
+        .await
+        .unwrap();
+    let url = format!("{}/v1/infer/iris", node.url);
+
+    let cases: &[(&str, u16, &str, &str)] = &[
+        (
+            r#"{"inputs":{"x":{"dtype":"float32","shape":[1,4],"data":[1,2,3,4]}}}"#,
+            400,
+            "invalid_input",
+            "unknown input `x`: the model takes `float_input` float32 [N, 4]",
+        ),
+        (
+            r#"{"inputs":{}}"#,
+            400,
+            "invalid_input",
+            "missing input `float_input`",
+        ),
+        (
+            r#"{"inputs":{"float_input":{"dtype":"float64","shape":[1,4],"data":[1,2,3,4]}}}"#,
+            400,
+            "invalid_input",
+            "send \"dtype\": \"float32\"",
+        ),
+        (
+            r#"{"inputs":{"float_input":{"dtype":"float32","shape":[4],"data":[1,2,3,4]}}}"#,
+            400,
+            "invalid_input",
+            "the model wants rank 2",
+        ),
+        (
+            r#"{"inputs":{"float_input":{"dtype":"float32","shape":[2,2],"data":[1,2,3,4]}}}"#,
+            400,
+            "invalid_input",
+            "has 2 at dim 1",
+        ),
+        (
+            r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[1,2,3]}}}"#,
+            400,
+            "bad_request",
+            "`data` has 3 elements but shape [1, 4] needs 4",
+        ),
+        (
+            r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[1,2,3,4]}}"#,
+            400,
+            "bad_request",
+            "not a valid infer request",
+        ),
+        (
+            r#"{"inputs":{"float_input":{"dtype":"float31","shape":[1,4],"data":[1,2,3,4]}}}"#,
+            400,
+            "bad_request",
+            "unknown dtype `float31`",
+        ),
+        (
+            r#"{"input":{}}"#,
+            400,
+            "bad_request",
+            "unknown field `input`",
+        ),
+    ];
+    for (body, status, code, needle) in cases {
+        let (got_status, json) = post_raw(&url, body).await;
+        let msg = json["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(got_status, *status, "{body}: {json}");
+        assert_eq!(json["error"]["code"], *code, "{body}: {json}");
+        assert!(msg.contains(needle), "{body}: `{msg}` lacks `{needle}`");
+    }
+
+    let long_nonce = format!(
+        r#"{{"inputs":{{"float_input":{{"dtype":"float32","shape":[1,4],"data":[1,2,3,4]}}}},"nonce":"{}"}}"#,
+        "n".repeat(300)
+    );
+    let (status, json) = post_raw(&url, &long_nonce).await;
+    assert_eq!(status, 400, "{json}");
+
+    let huge = serde_json::to_string(&iris_request(500)).unwrap();
+    let (status, json) = post_raw(&url, &huge).await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{json}"
+    );
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-request-bytes")
+    );
+
+    let (status, json) =
+        post_raw(&format!("{}/v1/infer/nosuch", node.url), "{\"inputs\":{}}").await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("iris@1"),
+        "{json}"
+    );
+
+    let resp = reqwest::get(format!("{}/v1/receipts/rcpt:00", node.url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let resp = reqwest::get(format!("{}/no/such/route", node.url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/v1/hub/models", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+
+    // After all that, a good request is answered.
+    node.client
+        .infer("iris", None, &iris_request(1))
+        .await
+        .unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"vouch_http_requests_total{method="POST",route="/v1/infer/{name}",status="400"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"vouch_inferences_total{model="iris@1",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_corrupted_blob_is_reported_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::in_dir(dir.path()).await;
+    let files = tempfile::tempdir().unwrap();
+    let add = write(files.path(), "add.onnx", &tiny_model("Add", true));
+    node.client
+        .push_file(
+            &add,
+            &PushParams {
+                name: "add".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let info = node
+        .client
+        .push_file(&models_dir().join("iris.onnx"), &iris_params())
+        .await
+        .unwrap();
+    node.stop().await;
+
+    // Flip one byte of the iris blob on disk.
+    let hex = info.files[0].digest.to_hex();
+    let path = dir.path().join("store/blobs").join(&hex[..2]).join(&hex);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+
+    let node = TestNode::in_dir(dir.path()).await;
+    let (status, code, msg) = api_error(node.client.infer("iris", None, &iris_request(1)).await);
+    assert_eq!((status, code.as_str()), (500, "blob_corrupted"));
+    assert!(
+        msg.contains("corrupted") && msg.contains("push the model again"),
+        "{msg}"
+    );
+    let resp = reqwest::get(format!(
+        "{}/v1/hub/blobs/{}",
+        node.url, info.files[0].digest
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 500);
+
+    // Other models still serve.
+    let mut inputs = std::collections::BTreeMap::new();
+    inputs.insert(
+        "x".to_string(),
+        JsonTensor(Tensor::from_f32(vec![1, 3], &[1.0, 2.0, 3.0]).unwrap()),
+    );
+    let answer = node
+        .client
+        .infer(
+            "add",
+            None,
+            &InferRequest {
+                inputs,
+                nonce: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.outputs["y"].0.to_f64_vec(), [2.0, 4.0, 6.0]);
+
+    // Pushing the file again repairs nothing silently: identical content is
+    // the same model, so the corrupt blob is rewritten only by a new push of
+    // the bytes under a new version.
+    node.client
+        .push_file(
+            &models_dir().join("iris.onnx"),
+            &PushParams {
+                version: Some("fixed".into()),
+                ..iris_params()
+            },
+        )
+        .await
+        .unwrap();
+    node.client
+        .infer("iris", Some("fixed"), &iris_request(1))
+        .await
+        .unwrap();
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_served_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::in_dir(dir.path()).await;
+    node.client
+        .push_file(
+            &models_dir().join("minilm-int8.onnx"),
+            &PushParams {
+                name: "minilm".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8i64 {
+        let client = node.client.clone();
+        tasks.push(tokio::spawn(async move {
+            let ids = [101, 2000 + i, 2001 + i, 102];
+            let mut inputs = std::collections::BTreeMap::new();
+            inputs.insert(
+                "input_ids".to_string(),
+                JsonTensor(Tensor::from_i64(vec![1, 4], &ids).unwrap()),
+            );
+            inputs.insert(
+                "attention_mask".to_string(),
+                JsonTensor(Tensor::from_i64(vec![1, 4], &[1; 4]).unwrap()),
+            );
+            inputs.insert(
+                "token_type_ids".to_string(),
+                JsonTensor(Tensor::from_i64(vec![1, 4], &[0; 4]).unwrap()),
+            );
+            let req = InferRequest {
+                inputs,
+                nonce: Some(format!("c{i}")),
+            };
+            let answer = client.infer("minilm", None, &req).await.unwrap();
+            answer.receipt.verify().unwrap();
+            answer
+                .receipt
+                .verify_outputs(&to_map(answer.outputs.clone()))
+                .unwrap();
+            answer.receipt.id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_and_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::in_dir(dir.path()).await;
+    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", node.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/infer/{name}"]["post"].is_object());
+    let h = node.client.health().await.unwrap();
+    assert_eq!(h.status, "ok");
+    assert_eq!(h.node, node.node.public_key());
+    node.stop().await;
+}

@@ -1,0 +1,163 @@
+//! Test harness: real nodes on loopback port 0 with temporary data
+//! directories, and small ONNX models built in code.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prost::Message;
+use tokio::sync::oneshot;
+use tract_onnx::pb;
+use vouch_client::Client;
+use vouch_node::{Node, NodeConfig};
+
+/// A node serving on loopback until dropped or stopped.
+pub struct TestNode {
+    pub node: Arc<Node>,
+    pub client: Client,
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestNode {
+    pub async fn start(config: NodeConfig) -> TestNode {
+        let node = Node::open(config).expect("node opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(vouch_node::serve(node.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        TestNode {
+            node,
+            client: Client::new(&url),
+            url,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn in_dir(dir: &Path) -> TestNode {
+        TestNode::start(NodeConfig::new(dir.to_path_buf())).await
+    }
+
+    /// Graceful shutdown; returns once the server has drained.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("VOUCH_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vouch/models")
+        });
+    assert!(
+        dir.join("iris.onnx").exists(),
+        "sample models missing in {}: run scripts/fetch-models.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn tensor_type(elem_type: i32, dims: &[i64]) -> Option<pb::TypeProto> {
+    use pb::tensor_shape_proto::{Dimension, dimension};
+    Some(pb::TypeProto {
+        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+            elem_type,
+            shape: Some(pb::TensorShapeProto {
+                dim: dims
+                    .iter()
+                    .map(|&d| Dimension {
+                        value: Some(if d < 0 {
+                            dimension::Value::DimParam("N".into())
+                        } else {
+                            dimension::Value::DimValue(d)
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+        })),
+        ..Default::default()
+    })
+}
+
+/// A one-node float model `y = op(x, x)` (or `op(x)` for unary ops) with
+/// x of shape [N, 3].
+pub fn tiny_model(op: &str, binary: bool) -> Vec<u8> {
+    let inputs = if binary {
+        vec!["x".to_string(), "x".to_string()]
+    } else {
+        vec!["x".to_string()]
+    };
+    let model = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "tiny".into(),
+            node: vec![pb::NodeProto {
+                op_type: op.into(),
+                name: "the_op".into(),
+                input: inputs,
+                output: vec!["y".into()],
+                ..Default::default()
+            }],
+            input: vec![pb::ValueInfoProto {
+                name: "x".into(),
+                r#type: tensor_type(1, &[-1, 3]),
+                ..Default::default()
+            }],
+            output: vec![pb::ValueInfoProto {
+                name: "y".into(),
+                r#type: tensor_type(1, &[-1, 3]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    model.encode_to_vec()
+}
+
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// Blob files present under a node's data dir.
+pub fn blob_files(data: &Path) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, out)
+                } else {
+                    out.push(path)
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&data.join("store/blobs"), &mut out);
+    out.sort();
+    out
+}
+
+pub fn tmp_files(data: &Path) -> usize {
+    std::fs::read_dir(data.join("store/tmp"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
