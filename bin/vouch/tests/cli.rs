@@ -1,0 +1,189 @@
+//! The `vouch` binary as a user runs it: a real node process, the CLI
+//! against it, `verify` offline, and a node killed in the middle of an
+//! upload.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vouch");
+
+fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("VOUCH_MODELS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vouch/models")
+    });
+    assert!(dir.join("iris.onnx").exists(), "sample models missing: run scripts/fetch-models.sh");
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct NodeProcess {
+    child: Child,
+    url: String,
+    port: u16,
+}
+
+impl NodeProcess {
+    fn start(data: &Path, port: u16) -> NodeProcess {
+        let child = Command::new(BIN)
+            .args(["node", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "node did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        NodeProcess { child, url, port }
+    }
+
+    fn vouch(&self, args: &[&str]) -> Output {
+        Command::new(BIN).args(args).env("VOUCH_NODE", &self.url).output().unwrap()
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "command should have failed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "stderr `{err}` lacks `{needle}`");
+}
+
+#[test]
+fn push_list_show_infer_verify() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(data.path(), free_port());
+    let iris = models_dir().join("iris.onnx");
+    let iris = iris.to_str().unwrap();
+
+    let out = ok(&node.vouch(&["model", "push", iris, "--name", "iris", "--input-shape", "float_input=N,4"]));
+    assert!(out.contains("iris@1") && out.contains("float_input float32 [N, 4]"), "{out}");
+    let out = ok(&node.vouch(&["model", "ls"]));
+    assert!(out.contains("iris") && out.contains("model:"), "{out}");
+    let out = ok(&node.vouch(&["model", "show", "iris", "--json"]));
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["versions"], serde_json::json!(["1"]));
+    let pulled = work.path().join("pulled.onnx");
+    ok(&node.vouch(&["model", "pull", "iris", "-o", pulled.to_str().unwrap()]));
+    assert_eq!(std::fs::read(&pulled).unwrap(), std::fs::read(iris).unwrap());
+
+    let input = work.path().join("in.json");
+    std::fs::write(
+        &input,
+        r#"{"inputs":{"float_input":{"dtype":"float32","shape":[2,4],"data":[5.1,3.5,1.4,0.2,6.7,3.0,5.2,2.3]}}}"#,
+    )
+    .unwrap();
+    let (outp, rcpt) = (work.path().join("out.json"), work.path().join("r.json"));
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    ok(&node.vouch(&["infer", "iris", "--input", &p(&input), "--out", &p(&outp), "--receipt", &p(&rcpt)]));
+    let outputs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&outp).unwrap()).unwrap();
+    assert_eq!(outputs["outputs"]["label"]["data"], serde_json::json!([0, 2]));
+
+    let out = ok(&node.vouch(&["verify", &p(&rcpt), "--input", &p(&input), "--output", &p(&outp)]));
+    assert!(out.starts_with("ok: rcpt:"), "{out}");
+    let receipt: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rcpt).unwrap()).unwrap();
+    let node_key = receipt["node"].as_str().unwrap().to_string();
+    ok(&node.vouch(&["verify", &p(&rcpt), "--node-key", &node_key]));
+    ok(&node.vouch(&["receipts", "show", receipt["id"].as_str().unwrap()]));
+
+    // A tampered receipt, inputs or outputs: verify exits non-zero and says why.
+    let mut tampered = receipt.clone();
+    tampered["timestamp_ms"] = serde_json::json!(1);
+    let bad = work.path().join("bad.json");
+    std::fs::write(&bad, tampered.to_string()).unwrap();
+    fails(&node.vouch(&["verify", &p(&bad)]), "a field was altered");
+    let other_in = work.path().join("in2.json");
+    std::fs::write(&other_in, std::fs::read_to_string(&input).unwrap().replace("5.1", "5.2")).unwrap();
+    fails(&node.vouch(&["verify", &p(&rcpt), "--input", &p(&other_in)]), "inputs do not match");
+    let other_out = work.path().join("out2.json");
+    std::fs::write(&other_out, std::fs::read_to_string(&outp).unwrap().replacen("0,", "1,", 1)).unwrap();
+    fails(&node.vouch(&["verify", &p(&rcpt), "--output", &p(&other_out)]), "outputs do not match");
+    let stranger = "ed25519:".to_string() + &"11".repeat(32);
+    fails(&node.vouch(&["verify", &p(&rcpt), "--node-key", &stranger]), "is signed by");
+
+    // Errors from the node reach the user as they were written.
+    fails(&node.vouch(&["infer", "nosuch", "--input", &p(&input)]), "no model `nosuch`");
+
+    // No command prints the private key.
+    let key = std::fs::read_to_string(data.path().join("operator.key")).unwrap();
+    let ls = node.vouch(&["model", "ls", "--json"]);
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains(key.trim()));
+    node.kill();
+}
+
+#[test]
+fn unreachable_node_is_explained() {
+    let out = Command::new(BIN).args(["model", "ls"]).env("VOUCH_NODE", "http://127.0.0.1:9").output().unwrap();
+    fails(&out, "is `vouch up` running?");
+}
+
+#[test]
+fn a_node_killed_mid_upload_leaves_no_partial_blob() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let node = NodeProcess::start(data.path(), port);
+    let model = std::fs::read(models_dir().join("silero-vad.onnx")).unwrap();
+
+    // Send the headers and half the body, then kill -9 the node.
+    let mut stream = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+    write!(
+        stream,
+        "POST /v1/hub/models?name=silero HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        model.len()
+    )
+    .unwrap();
+    stream.write_all(&model[..model.len() / 2]).unwrap();
+    stream.flush().unwrap();
+    let tmp = data.path().join("store/tmp");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&tmp).map(|r| r.count()).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "upload never reached the disk");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    node.kill();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+
+    // Restart: the partial upload is gone, nothing was registered, and the
+    // same upload now succeeds.
+    let node = NodeProcess::start(data.path(), port);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    let blobs = data.path().join("store/blobs");
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
+    let out = ok(&node.vouch(&["model", "ls"]));
+    assert!(out.contains("no models"), "{out}");
+    let silero = models_dir().join("silero-vad.onnx");
+    ok(&node.vouch(&["model", "push", silero.to_str().unwrap(), "--name", "silero"]));
+    node.kill();
+}
