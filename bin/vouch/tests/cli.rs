@@ -11,15 +11,24 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_vouch");
 
 fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("VOUCH_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vouch/models")
-    });
-    assert!(dir.join("iris.onnx").exists(), "sample models missing: run scripts/fetch-models.sh");
+    let dir = std::env::var_os("VOUCH_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vouch/models")
+        });
+    assert!(
+        dir.join("iris.onnx").exists(),
+        "sample models missing: run scripts/fetch-models.sh"
+    );
     dir
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct NodeProcess {
@@ -31,7 +40,12 @@ struct NodeProcess {
 impl NodeProcess {
     fn start(data: &Path, port: u16) -> NodeProcess {
         let child = Command::new(BIN)
-            .args(["node", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "node",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(data)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -47,7 +61,11 @@ impl NodeProcess {
     }
 
     fn vouch(&self, args: &[&str]) -> Output {
-        Command::new(BIN).args(args).env("VOUCH_NODE", &self.url).output().unwrap()
+        Command::new(BIN)
+            .args(args)
+            .env("VOUCH_NODE", &self.url)
+            .output()
+            .unwrap()
     }
 
     fn kill(mut self) {
@@ -87,8 +105,19 @@ fn push_list_show_infer_verify() {
     let iris = models_dir().join("iris.onnx");
     let iris = iris.to_str().unwrap();
 
-    let out = ok(&node.vouch(&["model", "push", iris, "--name", "iris", "--input-shape", "float_input=N,4"]));
-    assert!(out.contains("iris@1") && out.contains("float_input float32 [N, 4]"), "{out}");
+    let out = ok(&node.vouch(&[
+        "model",
+        "push",
+        iris,
+        "--name",
+        "iris",
+        "--input-shape",
+        "float_input=N,4",
+    ]));
+    assert!(
+        out.contains("iris@1") && out.contains("float_input float32 [N, 4]"),
+        "{out}"
+    );
     let out = ok(&node.vouch(&["model", "ls"]));
     assert!(out.contains("iris") && out.contains("model:"), "{out}");
     let out = ok(&node.vouch(&["model", "show", "iris", "--json"]));
@@ -96,7 +125,10 @@ fn push_list_show_infer_verify() {
     assert_eq!(shown["versions"], serde_json::json!(["1"]));
     let pulled = work.path().join("pulled.onnx");
     ok(&node.vouch(&["model", "pull", "iris", "-o", pulled.to_str().unwrap()]));
-    assert_eq!(std::fs::read(&pulled).unwrap(), std::fs::read(iris).unwrap());
+    assert_eq!(
+        std::fs::read(&pulled).unwrap(),
+        std::fs::read(iris).unwrap()
+    );
 
     let input = work.path().join("in.json");
     std::fs::write(
@@ -106,13 +138,34 @@ fn push_list_show_infer_verify() {
     .unwrap();
     let (outp, rcpt) = (work.path().join("out.json"), work.path().join("r.json"));
     let p = |p: &Path| p.to_str().unwrap().to_string();
-    ok(&node.vouch(&["infer", "iris", "--input", &p(&input), "--out", &p(&outp), "--receipt", &p(&rcpt)]));
-    let outputs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&outp).unwrap()).unwrap();
-    assert_eq!(outputs["outputs"]["label"]["data"], serde_json::json!([0, 2]));
+    ok(&node.vouch(&[
+        "infer",
+        "iris",
+        "--input",
+        &p(&input),
+        "--out",
+        &p(&outp),
+        "--receipt",
+        &p(&rcpt),
+    ]));
+    let outputs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&outp).unwrap()).unwrap();
+    assert_eq!(
+        outputs["outputs"]["label"]["data"],
+        serde_json::json!([0, 2])
+    );
 
-    let out = ok(&node.vouch(&["verify", &p(&rcpt), "--input", &p(&input), "--output", &p(&outp)]));
+    let out = ok(&node.vouch(&[
+        "verify",
+        &p(&rcpt),
+        "--input",
+        &p(&input),
+        "--output",
+        &p(&outp),
+    ]));
     assert!(out.starts_with("ok: rcpt:"), "{out}");
-    let receipt: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rcpt).unwrap()).unwrap();
+    let receipt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rcpt).unwrap()).unwrap();
     let node_key = receipt["node"].as_str().unwrap().to_string();
     ok(&node.vouch(&["verify", &p(&rcpt), "--node-key", &node_key]));
     ok(&node.vouch(&["receipts", "show", receipt["id"].as_str().unwrap()]));
@@ -124,16 +177,40 @@ fn push_list_show_infer_verify() {
     std::fs::write(&bad, tampered.to_string()).unwrap();
     fails(&node.vouch(&["verify", &p(&bad)]), "a field was altered");
     let other_in = work.path().join("in2.json");
-    std::fs::write(&other_in, std::fs::read_to_string(&input).unwrap().replace("5.1", "5.2")).unwrap();
-    fails(&node.vouch(&["verify", &p(&rcpt), "--input", &p(&other_in)]), "inputs do not match");
+    std::fs::write(
+        &other_in,
+        std::fs::read_to_string(&input)
+            .unwrap()
+            .replace("5.1", "5.2"),
+    )
+    .unwrap();
+    fails(
+        &node.vouch(&["verify", &p(&rcpt), "--input", &p(&other_in)]),
+        "inputs do not match",
+    );
     let other_out = work.path().join("out2.json");
-    std::fs::write(&other_out, std::fs::read_to_string(&outp).unwrap().replacen("0,", "1,", 1)).unwrap();
-    fails(&node.vouch(&["verify", &p(&rcpt), "--output", &p(&other_out)]), "outputs do not match");
+    std::fs::write(
+        &other_out,
+        std::fs::read_to_string(&outp)
+            .unwrap()
+            .replacen("0,", "1,", 1),
+    )
+    .unwrap();
+    fails(
+        &node.vouch(&["verify", &p(&rcpt), "--output", &p(&other_out)]),
+        "outputs do not match",
+    );
     let stranger = "ed25519:".to_string() + &"11".repeat(32);
-    fails(&node.vouch(&["verify", &p(&rcpt), "--node-key", &stranger]), "is signed by");
+    fails(
+        &node.vouch(&["verify", &p(&rcpt), "--node-key", &stranger]),
+        "is signed by",
+    );
 
     // Errors from the node reach the user as they were written.
-    fails(&node.vouch(&["infer", "nosuch", "--input", &p(&input)]), "no model `nosuch`");
+    fails(
+        &node.vouch(&["infer", "nosuch", "--input", &p(&input)]),
+        "no model `nosuch`",
+    );
 
     // No command prints the private key.
     let key = std::fs::read_to_string(data.path().join("operator.key")).unwrap();
@@ -144,7 +221,11 @@ fn push_list_show_infer_verify() {
 
 #[test]
 fn unreachable_node_is_explained() {
-    let out = Command::new(BIN).args(["model", "ls"]).env("VOUCH_NODE", "http://127.0.0.1:9").output().unwrap();
+    let out = Command::new(BIN)
+        .args(["model", "ls"])
+        .env("VOUCH_NODE", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
     fails(&out, "is `vouch up` running?");
 }
 
@@ -184,6 +265,12 @@ fn a_node_killed_mid_upload_leaves_no_partial_blob() {
     let out = ok(&node.vouch(&["model", "ls"]));
     assert!(out.contains("no models"), "{out}");
     let silero = models_dir().join("silero-vad.onnx");
-    ok(&node.vouch(&["model", "push", silero.to_str().unwrap(), "--name", "silero"]));
+    ok(&node.vouch(&[
+        "model",
+        "push",
+        silero.to_str().unwrap(),
+        "--name",
+        "silero",
+    ]));
     node.kill();
 }

@@ -1,0 +1,161 @@
+"""An independent implementation of Vouch's v1 canonical encodings and
+receipt checks, written from docs/receipts.md with PyPI's blake3 and pynacl.
+It shares no code with the Rust implementation."""
+
+import json
+import struct
+
+import blake3
+import nacl.exceptions
+import nacl.signing
+import numpy as np
+
+CONTEXTS = {
+    "model": "vouch v1 model",
+    "in": "vouch v1 input",
+    "out": "vouch v1 output",
+    "leaf": "vouch v1 trace leaf",
+    "trace": "vouch v1 trace node",
+    "rcpt": "vouch v1 receipt",
+    "blob": "vouch v1 blob",
+    "chunk": "vouch v1 blob chunk",
+}
+DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32",
+          "uint64", "int64", "float16", "float32", "float64"]
+CHUNK_SIZE = 1 << 20
+
+
+def digest(prefix: str, data: bytes) -> bytes:
+    return blake3.blake3(data, derive_key_context=CONTEXTS[prefix]).digest()
+
+
+def fmt(prefix: str, raw: bytes) -> str:
+    return f"{prefix}:{raw.hex()}"
+
+
+def parse(s: str, prefix: str) -> bytes:
+    p, _, h = s.partition(":")
+    if p != prefix or len(h) != 64:
+        raise ValueError(f"expected a {prefix}: digest, got {s!r}")
+    return bytes.fromhex(h)
+
+
+def u32(n): return struct.pack("<I", n)
+def u64(n): return struct.pack("<Q", n)
+def string(s: str) -> bytes:
+    b = s.encode()
+    return u32(len(b)) + b
+
+
+def encode_tensor(arr: np.ndarray, dtype: str | None = None) -> bytes:
+    dtype = dtype or str(arr.dtype)
+    arr = np.array(arr, dtype=np.dtype(dtype).newbyteorder("<"), order="C", copy=True)
+    head = bytes([DTYPES.index(dtype) + 1]) + u32(arr.ndim) + b"".join(u64(d) for d in arr.shape)
+    if arr.dtype.kind == "f":  # canonical NaN
+        arr = arr.copy()
+        arr[np.isnan(arr)] = np.nan
+    return head + arr.tobytes()
+
+
+def encode_map(tensors: dict) -> bytes:
+    out = u32(len(tensors))
+    for name in sorted(tensors, key=lambda n: n.encode()):
+        out += string(name) + encode_tensor(tensors[name])
+    return out
+
+
+def json_tensor_to_array(t: dict) -> np.ndarray:
+    def num(v):
+        return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.get(v, v) if isinstance(v, str) else v
+    data = [num(v) for v in t["data"]]
+    return np.array(data, dtype=t["dtype"]).reshape(t["shape"])
+
+
+def blob_digest(data: bytes) -> bytes:
+    chunks = [digest("chunk", data[i:i + CHUNK_SIZE]) for i in range(0, len(data), CHUNK_SIZE)]
+    return digest("blob", u64(len(data)) + u32(CHUNK_SIZE) + b"".join(chunks))
+
+
+def trace_leaf(index: int, name: str, outputs: list) -> bytes:
+    return digest("leaf", u64(index) + string(name) + u32(len(outputs)) + b"".join(encode_tensor(o) for o in outputs))
+
+
+def _split(n: int) -> int:
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def merkle_root(leaves: list) -> bytes:
+    if not leaves:
+        return digest("trace", b"")
+    if len(leaves) == 1:
+        return leaves[0]
+    k = _split(len(leaves))
+    return digest("trace", merkle_root(leaves[:k]) + merkle_root(leaves[k:]))
+
+
+def merkle_verify(root: bytes, length: int, index: int, leaf: bytes, path: list) -> bool:
+    if index >= length:
+        return False
+    sides, lo, hi, i = [], 0, length, index
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if i < k:
+            sides.append("right")
+            hi = lo + k
+        else:
+            sides.append("left")
+            lo, i = lo + k, i - k
+    if len(sides) != len(path):
+        return False
+    acc = leaf
+    for sib, side in zip(path, reversed(sides)):
+        acc = digest("trace", acc + sib if side == "right" else sib + acc)
+    return acc == root
+
+
+def receipt_body(r: dict) -> bytes:
+    out = bytes([r["version"]])
+    out += parse(r["model"], "model") + parse(r["request"], "in") + parse(r["output"], "out")
+    out += parse(r["trace"]["root"], "trace") + u64(r["trace"]["len"])
+    out += string(r["engine"]["name"]) + string(r["engine"]["version"])
+    det = r["determinism"]
+    out += b"\x00" if det["class"] == "exact" else b"\x01" + struct.pack("<d", det["rtol"])
+    out += b"\x00" if r["seed"] is None else b"\x01" + u64(r["seed"])
+    node = r["node"]
+    if not node.startswith("ed25519:"):
+        raise ValueError("node key must be ed25519:HEX")
+    out += bytes.fromhex(node[len("ed25519:"):])
+    out += string(r["nonce"]) + u64(r["timestamp_ms"]) + u64(r["price"])
+    return out
+
+
+class ReceiptInvalid(Exception):
+    pass
+
+
+def verify_receipt(r: dict, inputs: dict | None = None, outputs: dict | None = None) -> None:
+    """Raises ReceiptInvalid unless the receipt is intact and signed, and
+    (when given) names exactly these numpy inputs and outputs."""
+    if r.get("version") != 1:
+        raise ReceiptInvalid(f"unknown version {r.get('version')}")
+    body = receipt_body(r)
+    rid = digest("rcpt", body)
+    if fmt("rcpt", rid) != r["id"]:
+        raise ReceiptInvalid("id does not match the body")
+    key = nacl.signing.VerifyKey(bytes.fromhex(r["node"][len("ed25519:"):]))
+    try:
+        key.verify(rid, bytes.fromhex(r["signature"]))
+    except nacl.exceptions.BadSignatureError as e:
+        raise ReceiptInvalid("bad signature") from e
+    if inputs is not None and fmt("in", digest("in", encode_map(inputs))) != r["request"]:
+        raise ReceiptInvalid("inputs do not match")
+    if outputs is not None and fmt("out", digest("out", encode_map(outputs))) != r["output"]:
+        raise ReceiptInvalid("outputs do not match")
+
+
+def load_vectors(path):
+    with open(path) as f:
+        return json.load(f)
