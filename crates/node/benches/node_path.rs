@@ -1,0 +1,360 @@
+//! The cost of the node path against raw in-process tract, measured in one
+//! run on the same inputs:
+//!
+//! - `raw`: plain tract (`into_optimized().into_runnable().run()`), no Vouch code;
+//! - `engine`: the Vouch engine without the trace, and with it (trace ratio);
+//! - `node`: a real node on loopback: HTTP + JSON + schema check + trace +
+//!   receipt signing + receipt log, timed from a reqwest client;
+//! - throughput of the node with 1, 2, 4 and 8 concurrent clients.
+//!
+//! Prints a Markdown table and writes JSON to `$VOUCH_BENCH_OUT` if set.
+//! Run through `scripts/bench`, which also times onnxruntime on the same
+//! inputs. Interleaves the variants so drift affects all equally.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tract_onnx::prelude::*;
+use vouch_api::{InferRequest, JsonTensor};
+use vouch_engine::onnx::OnnxEngine;
+use vouch_engine::{Engine, LoadedModel};
+use vouch_node::{Node, NodeConfig, samples};
+use vouch_types::{DType, Tensor as VTensor, TensorMap};
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("VOUCH_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/vouch/models")
+        })
+}
+
+/// Inputs per sample: the same ones `scripts/bench_ort.py` builds.
+fn inputs_for(name: &str) -> TensorMap {
+    let mut m = TensorMap::new();
+    match name {
+        "iris" => {
+            m.insert(
+                "float_input",
+                VTensor::from_f32(vec![1, 4], &[5.1, 3.5, 1.4, 0.2]).unwrap(),
+            );
+        }
+        "magika" => {
+            let data: Vec<u8> = (0..2048i32)
+                .flat_map(|i| ((i * 7) % 257).to_le_bytes())
+                .collect();
+            m.insert(
+                "bytes",
+                VTensor::new(DType::I32, vec![1, 2048], data).unwrap(),
+            );
+        }
+        "minilm-int8" | "paraphrase-minilm-l3" => {
+            let seq = 128;
+            let ids: Vec<i64> = (0..seq)
+                .map(|i| {
+                    if i == 0 {
+                        101
+                    } else if i == seq - 1 {
+                        102
+                    } else {
+                        1000 + (i * 37) % 20000
+                    }
+                })
+                .collect();
+            m.insert(
+                "input_ids",
+                VTensor::from_i64(vec![1, seq as u64], &ids).unwrap(),
+            );
+            m.insert(
+                "attention_mask",
+                VTensor::from_i64(vec![1, seq as u64], &vec![1; seq as usize]).unwrap(),
+            );
+            if name == "minilm-int8" {
+                m.insert(
+                    "token_type_ids",
+                    VTensor::from_i64(vec![1, seq as u64], &vec![0; seq as usize]).unwrap(),
+                );
+            }
+        }
+        "silero-vad" => {
+            let audio: Vec<f32> = (0..512).map(|i| (i as f32 * 0.17).sin() * 0.3).collect();
+            m.insert("input", VTensor::from_f32(vec![1, 512], &audio).unwrap());
+            m.insert("sr", VTensor::from_i64(vec![], &[16000]).unwrap());
+            m.insert(
+                "state",
+                VTensor::from_f32(vec![2, 1, 128], &[0.0; 256]).unwrap(),
+            );
+        }
+        other => panic!("no inputs for {other}"),
+    }
+    m
+}
+
+fn to_tract(t: &VTensor) -> TValue {
+    let dt = match t.dtype() {
+        DType::F32 => f32::datum_type(),
+        DType::I64 => i64::datum_type(),
+        DType::I32 => i32::datum_type(),
+        other => panic!("unexpected {other}"),
+    };
+    let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
+    let mut out = Tensor::zero_dt(dt, &shape).unwrap();
+    out.as_bytes_mut().copy_from_slice(t.data());
+    out.into_tvalue()
+}
+
+/// Plain tract, as a user of tract would write it.
+fn raw_plan(sample: &samples::Sample) -> Arc<TypedRunnableModel> {
+    let mut model = tract_onnx::onnx()
+        .model_for_path(models_dir().join(sample.file))
+        .unwrap();
+    for (input, dims) in sample.options().input_shapes {
+        let ix = model
+            .input_outlets()
+            .unwrap()
+            .iter()
+            .position(|o| model.node(o.node).name == input)
+            .unwrap();
+        let shape: TVec<TDim> = dims
+            .iter()
+            .map(|d| match d {
+                vouch_types::Dim::Fixed(n) => TDim::from(*n as i64),
+                vouch_types::Dim::Symbol(s) => model.symbols.sym(s).into(),
+            })
+            .collect();
+        let dt = model.input_fact(ix).unwrap().datum_type;
+        let mut fact = InferenceFact::shape(shape);
+        if let Some(dt) = tract_onnx::tract_hir::infer::Factoid::concretize(&dt) {
+            fact = fact.with_datum_type(dt);
+        }
+        model.set_input_fact(ix, fact).unwrap();
+    }
+    if sample.name == "iris" {
+        // Plain tract cannot load the ZipMap output: take the tensor feeding it.
+        let outlets: Vec<OutletId> = ["label", "probability_tensor_normalized"]
+            .iter()
+            .map(|label| {
+                model
+                    .find_outlet_label(label)
+                    .expect("iris names its tensors")
+            })
+            .collect();
+        model.select_output_outlets(&outlets).unwrap();
+    }
+    let typed = model.into_typed().unwrap().into_optimized().unwrap();
+    tract_onnx::tract_core::plan::SimplePlan::new(typed).unwrap()
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn iterations(one: Duration) -> usize {
+    let budget = Duration::from_millis(
+        std::env::var("VOUCH_BENCH_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3000),
+    );
+    ((budget.as_secs_f64() / one.as_secs_f64().max(1e-6)) as usize).clamp(20, 5000)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::open(NodeConfig::new(data.path().to_path_buf())).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let imported = rt.block_on(samples::import(&node, &models_dir()));
+    assert_eq!(
+        imported.len(),
+        samples::SAMPLES.len(),
+        "run scripts/fetch-models.sh first"
+    );
+    let server = rt.spawn(vouch_node::serve(
+        node.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+
+    let only: Option<String> = std::env::var("VOUCH_BENCH_MODELS").ok();
+    let mut results = Vec::new();
+    println!(
+        "| model | raw tract p50 ms | engine no trace | engine + trace | node (HTTP+receipt+trace) p50 ms | node/raw | added p50 ms | trace ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for sample in samples::SAMPLES {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|m| m == sample.name))
+        {
+            continue;
+        }
+        let inputs = inputs_for(sample.name);
+        let plan = raw_plan(sample);
+        let raw_inputs: TVec<TValue> = {
+            let names: Vec<String> = plan
+                .model()
+                .input_outlets()
+                .unwrap()
+                .iter()
+                .map(|o| plan.model().node(o.node).name.clone())
+                .collect();
+            names
+                .iter()
+                .map(|n| to_tract(inputs.get(n).unwrap()))
+                .collect()
+        };
+        let engine_model: Arc<dyn LoadedModel> = {
+            let bytes = std::fs::read(models_dir().join(sample.file)).unwrap();
+            OnnxEngine::new()
+                .load(
+                    &bytes,
+                    &vouch_engine::LoadOptions {
+                        input_shapes: sample.options().input_shapes,
+                    },
+                )
+                .unwrap()
+        };
+        let body = serde_json::to_vec(&InferRequest {
+            inputs: inputs
+                .iter()
+                .map(|(k, t)| (k.to_string(), JsonTensor(t.clone())))
+                .collect::<BTreeMap<_, _>>(),
+            nonce: Some("bench".into()),
+        })
+        .unwrap();
+        let infer_url = format!("{url}/v1/infer/{}", sample.name);
+
+        let time_raw = || {
+            let t = Instant::now();
+            plan.run(raw_inputs.clone()).unwrap();
+            t.elapsed().as_secs_f64()
+        };
+        let time_engine = |trace: bool| {
+            let t = Instant::now();
+            engine_model.run(&inputs, trace).unwrap();
+            t.elapsed().as_secs_f64()
+        };
+        let time_node = || {
+            let t = Instant::now();
+            let resp = rt.block_on(async {
+                let r = client
+                    .post(&infer_url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap()
+            });
+            let parsed: vouch_api::InferResponse = serde_json::from_slice(&resp).unwrap();
+            std::hint::black_box(parsed);
+            t.elapsed().as_secs_f64()
+        };
+        // warm up
+        for _ in 0..3 {
+            time_raw();
+            time_engine(false);
+            time_engine(true);
+            time_node();
+        }
+        let n = iterations(Duration::from_secs_f64(time_node() + time_raw()));
+        let (mut raw, mut eng, mut traced, mut nodet) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..n / 4 + 5 {
+            raw.push(time_raw());
+            eng.push(time_engine(false));
+            traced.push(time_engine(true));
+            nodet.push(time_node());
+        }
+        let (r, e, tr, nd) = (
+            percentile(&mut raw, 0.5) * 1e3,
+            percentile(&mut eng, 0.5) * 1e3,
+            percentile(&mut traced, 0.5) * 1e3,
+            percentile(&mut nodet, 0.5) * 1e3,
+        );
+        println!(
+            "| {} | {r:.3} | {e:.3} | {tr:.3} | {nd:.3} | {:.3}x | {:.3} | {:.3}x |",
+            sample.name,
+            nd / r,
+            nd - r,
+            tr / e
+        );
+        results.push(json!({"model": sample.name, "raw_ms": r, "engine_ms": e, "engine_trace_ms": tr, "node_ms": nd, "samples": raw.len(), "trace_steps": engine_model.steps().len()}));
+    }
+
+    // Throughput with concurrent clients.
+    let tp_model =
+        std::env::var("VOUCH_BENCH_THROUGHPUT_MODEL").unwrap_or_else(|_| "minilm-int8".into());
+    let body = serde_json::to_vec(&InferRequest {
+        inputs: inputs_for(&tp_model)
+            .iter()
+            .map(|(k, t)| (k.to_string(), JsonTensor(t.clone())))
+            .collect(),
+        nonce: None,
+    })
+    .unwrap();
+    let infer_url = format!("{url}/v1/infer/{tp_model}");
+    println!(
+        "\n| {tp_model}: concurrent clients | requests/s | p50 ms | p99 ms |\n|---|---|---|---|"
+    );
+    let mut throughput = Vec::new();
+    for clients in [1usize, 2, 4, 8] {
+        let window = Duration::from_millis(
+            std::env::var("VOUCH_BENCH_MS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3000),
+        );
+        let (count, mut lat) = rt.block_on(async {
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let (client, url, body) = (client.clone(), infer_url.clone(), body.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    while start.elapsed() < window {
+                        let t = Instant::now();
+                        let r = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(r.status().is_success());
+                        r.bytes().await.unwrap();
+                        lat.push(t.elapsed().as_secs_f64());
+                    }
+                    lat
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            (all.len() as f64 / start.elapsed().as_secs_f64(), all)
+        });
+        let (p50, p99) = (
+            percentile(&mut lat, 0.5) * 1e3,
+            percentile(&mut lat, 0.99) * 1e3,
+        );
+        println!("| {clients} | {count:.1} | {p50:.2} | {p99:.2} |");
+        throughput.push(json!({"clients": clients, "rps": count, "p50_ms": p50, "p99_ms": p99}));
+    }
+    if let Some(path) = std::env::var_os("VOUCH_BENCH_OUT") {
+        let out = json!({"models": results, "throughput": {"model": tp_model, "runs": throughput}, "workers": node.config().workers});
+        std::fs::write(path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+    }
+    server.abort();
+}
