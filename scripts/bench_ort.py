@@ -45,6 +45,7 @@ def main():
             dims = m.graph.input[0].type.tensor_type.shape.dim
             dims[0].dim_param, dims[1].dim_value = "N", 4
         opts = ort.SessionOptions()
+        opts.log_severity_level = 3
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
