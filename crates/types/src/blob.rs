@@ -53,7 +53,7 @@ impl ChunkTable {
         let mut r = Reader::new(bytes);
         let size = r.u64()?;
         let n = ChunkTable::chunk_count(size);
-        if n != (r.remaining() / 32) as u64 || r.remaining() % 32 != 0 {
+        if n != (r.remaining() / 32) as u64 || !r.remaining().is_multiple_of(32) {
             return Err(DecodeError::Invalid(format!(
                 "a blob of {size} bytes has {n} chunks; the table holds {} bytes of digests",
                 r.remaining()

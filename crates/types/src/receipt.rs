@@ -138,7 +138,7 @@ pub enum ReceiptError {
     },
     /// The signature is not the node key's over the id.
     #[error("signature is not valid for node key {0}")]
-    BadSignature(PublicKey),
+    BadSignature(String),
     /// The inputs given are not the ones the receipt names.
     #[error(
         "inputs do not match the receipt: receipt says {receipt}, these inputs hash to {actual}"
@@ -318,7 +318,7 @@ impl Receipt {
             });
         }
         if !self.body.node.verify(self.id.as_bytes(), &self.signature) {
-            return Err(ReceiptError::BadSignature(self.body.node));
+            return Err(ReceiptError::BadSignature(self.body.node.to_string()));
         }
         Ok(())
     }
