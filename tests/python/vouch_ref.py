@@ -19,6 +19,7 @@ CONTEXTS = {
     "rcpt": "vouch v1 receipt",
     "blob": "vouch v1 blob",
     "chunk": "vouch v1 blob chunk",
+    "tdata": "vouch v1 tensor data",
 }
 DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32",
           "uint64", "int64", "float16", "float32", "float64"]
@@ -76,8 +77,16 @@ def blob_digest(data: bytes) -> bytes:
     return digest("blob", u64(len(data)) + u32(CHUNK_SIZE) + b"".join(chunks))
 
 
+def trace_output(arr: np.ndarray) -> bytes:
+    """One output in a trace leaf: the tensor header, then the tensor-data
+    digest of its element bytes (as produced: NaNs are not canonicalised)."""
+    arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    head = bytes([DTYPES.index(str(arr.dtype)) + 1]) + u32(arr.ndim) + b"".join(u64(d) for d in arr.shape)
+    return head + digest("tdata", arr.tobytes())
+
+
 def trace_leaf(index: int, name: str, outputs: list) -> bytes:
-    return digest("leaf", u64(index) + string(name) + u32(len(outputs)) + b"".join(encode_tensor(o) for o in outputs))
+    return digest("leaf", u64(index) + string(name) + u32(len(outputs)) + b"".join(trace_output(o) for o in outputs))
 
 
 def _split(n: int) -> int:

@@ -16,6 +16,7 @@ pub mod http;
 pub mod keyfile;
 pub mod metrics;
 pub mod openapi;
+mod receipt_log;
 pub mod samples;
 pub mod service;
 

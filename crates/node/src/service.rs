@@ -22,6 +22,7 @@ use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::keyfile;
 use crate::metrics::Metrics;
+use crate::receipt_log::ReceiptLog;
 
 /// What a publisher says about a model being pushed.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +67,7 @@ pub struct RevealedStep {
 pub struct Node {
     config: NodeConfig,
     store: Arc<Store>,
+    receipts: Arc<ReceiptLog>,
     key: SecretKey,
     engine: Arc<dyn Engine>,
     cache: ModelCache,
@@ -126,6 +128,7 @@ impl Node {
             cache: ModelCache::new(config.cache_bytes),
             pool: Semaphore::new(config.workers.max(1)),
             config,
+            receipts: Arc::new(ReceiptLog::start(store.clone())),
             store,
             key,
             engine: Arc::new(OnnxEngine::new()),
@@ -194,12 +197,12 @@ impl Node {
         ])
     }
 
-    /// Makes stored receipts durable.
+    /// Writes the receipts appended so far and makes them durable.
     pub async fn flush(&self) {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.flush()).await {
+        let (log, store) = (self.receipts.clone(), self.store.clone());
+        match tokio::task::spawn_blocking(move || log.flush(&store)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "flushing the store failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "flushing receipts failed"),
             Err(e) => tracing::warn!(error = %e, "flush task failed"),
         }
     }
@@ -376,6 +379,7 @@ impl Node {
         }
         let record = self.find_model(name, version)?;
         let model = self.loaded(&record).await?;
+        self.receipts.check()?;
         check_inputs(model.schema(), &inputs)
             .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
 
@@ -386,7 +390,7 @@ impl Node {
         );
         let trace = self.config.trace;
         let key = self.key.clone();
-        let store = self.store.clone();
+        let log = self.receipts.clone();
         let engine = self.engine.info();
         let started = Instant::now();
         let result = self
@@ -410,7 +414,7 @@ impl Node {
                     price: 0,
                 };
                 let receipt = body.sign(&key);
-                store.put_receipt(&receipt, &exec.leaves)?;
+                log.append(receipt.clone(), exec.leaves)?;
                 Ok(Answer {
                     outputs: exec.outputs,
                     receipt,
@@ -424,6 +428,9 @@ impl Node {
 
     /// A stored receipt.
     pub fn receipt(&self, id: &Digest) -> Result<Receipt, NodeError> {
+        if let Some(r) = self.receipts.receipt(id) {
+            return Ok(r);
+        }
         self.store
             .receipt(id)?
             .ok_or_else(|| NodeError::NotFound(format!("no receipt {id} on this node")))
@@ -432,10 +439,13 @@ impl Node {
     /// Reveals trace entry `index` of a receipt with its Merkle path.
     pub async fn reveal_step(&self, id: &Digest, index: u64) -> Result<RevealedStep, NodeError> {
         let receipt = self.receipt(id)?;
-        let leaves = self
-            .store
-            .trace_leaves(id)?
-            .ok_or_else(|| NodeError::NotFound(format!("no trace stored for receipt {id}")))?;
+        let leaves = match self.receipts.leaves(id) {
+            Some(l) => l.to_vec(),
+            None => self
+                .store
+                .trace_leaves(id)?
+                .ok_or_else(|| NodeError::NotFound(format!("no trace stored for receipt {id}")))?,
+        };
         let len = leaves.len() as u64;
         let path = merkle::proof(&leaves, index as usize).ok_or_else(|| {
             NodeError::NotFound(format!(

@@ -354,12 +354,33 @@ impl Store {
         name: &str,
         version: Option<&str>,
     ) -> Result<Option<ModelRecord>, StoreError> {
-        Ok(self
-            .list_models()?
-            .into_iter()
-            .filter(|r| r.signed.manifest.name == name)
-            .filter(|r| version.is_none_or(|v| r.signed.manifest.version == v))
-            .max_by_key(|r| r.seq))
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let models = txn.open_table(MODELS).map_err(db_err)?;
+        let decode = |k: (&str, &str), v: &[u8]| {
+            ModelRecord::decode(v).map_err(|detail| StoreError::Record {
+                what: format!("{}@{}", k.0, k.1),
+                detail,
+            })
+        };
+        if let Some(version) = version {
+            return match models.get((name, version)).map_err(db_err)? {
+                Some(v) => decode((name, version), v.value()).map(Some),
+                None => Ok(None),
+            };
+        }
+        // Every version of `name`: keys sort by name, then version.
+        let mut newest: Option<ModelRecord> = None;
+        for row in models.range((name, "")..).map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            if k.value().0 != name {
+                break;
+            }
+            let record = decode(k.value(), v.value())?;
+            if newest.as_ref().is_none_or(|n| record.seq > n.seq) {
+                newest = Some(record);
+            }
+        }
+        Ok(newest)
     }
 
     /// A model by id.
@@ -380,17 +401,30 @@ impl Store {
     /// second and at shutdown). The client already holds the signed receipt;
     /// a power cut loses at most the node's copy of the last second.
     pub fn put_receipt(&self, receipt: &Receipt, leaves: &[Digest]) -> Result<(), StoreError> {
+        self.put_receipts([(receipt, leaves)])
+    }
+
+    /// Records several receipts and their leaves in one transaction (see
+    /// [`put_receipt`](Store::put_receipt)).
+    pub fn put_receipts<'a>(
+        &self,
+        batch: impl IntoIterator<Item = (&'a Receipt, &'a [Digest])>,
+    ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_durability(Durability::None).map_err(db_err)?;
         {
-            let key = receipt.id.as_bytes().as_slice();
             let mut receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
-            receipts
-                .insert(key, receipt.to_bytes().as_slice())
-                .map_err(db_err)?;
-            let flat: Vec<u8> = leaves.iter().flat_map(|d| *d.as_bytes()).collect();
             let mut traces = txn.open_table(TRACES).map_err(db_err)?;
-            traces.insert(key, flat.as_slice()).map_err(db_err)?;
+            let mut flat = Vec::new();
+            for (receipt, leaves) in batch {
+                let key = receipt.id.as_bytes().as_slice();
+                receipts
+                    .insert(key, receipt.to_bytes().as_slice())
+                    .map_err(db_err)?;
+                flat.clear();
+                flat.extend(leaves.iter().flat_map(|d| *d.as_bytes()));
+                traces.insert(key, flat.as_slice()).map_err(db_err)?;
+            }
         }
         txn.commit().map_err(db_err)
     }

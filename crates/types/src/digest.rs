@@ -27,11 +27,13 @@ pub enum Kind {
     Blob,
     /// One chunk of a blob.
     BlobChunk,
+    /// The element bytes of one tensor in a trace leaf.
+    TensorData,
 }
 
 impl Kind {
     /// All kinds, for tests and documentation.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Model,
         Kind::Input,
         Kind::Output,
@@ -40,6 +42,7 @@ impl Kind {
         Kind::Receipt,
         Kind::Blob,
         Kind::BlobChunk,
+        Kind::TensorData,
     ];
 
     /// The BLAKE3 derive-key context string for this kind.
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Receipt => "vouch v1 receipt",
             Kind::Blob => "vouch v1 blob",
             Kind::BlobChunk => "vouch v1 blob chunk",
+            Kind::TensorData => "vouch v1 tensor data",
         }
     }
 
@@ -67,6 +71,7 @@ impl Kind {
             Kind::Receipt => "rcpt",
             Kind::Blob => "blob",
             Kind::BlobChunk => "chunk",
+            Kind::TensorData => "tdata",
         }
     }
 

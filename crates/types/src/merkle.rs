@@ -3,8 +3,13 @@
 //! below the leaf count), with domain-separated leaf and node hashes.
 //!
 //! A leaf is `H_leaf(index u64, step name, output count u32, each output's
-//! canonical tensor encoding)`; an inner node is `H_node(left || right)`;
-//! the root of one leaf is that leaf; the root of no leaves is `H_node("")`.
+//! tensor header followed by the digest of its element bytes)`; an inner
+//! node is `H_node(left || right)`; the root of one leaf is that leaf; the
+//! root of no leaves is `H_node("")`.
+//!
+//! Committing to each output's element bytes by their own digest
+//! ([`tensor_data`]) lets an engine reuse that digest where a step only
+//! relabels its input's shape, and lets a dispute name one tensor.
 
 use crate::digest::{Digest, Hasher, Kind};
 use crate::encode::{Sink, len_u32};
@@ -26,16 +31,24 @@ impl LeafHasher {
         LeafHasher { h }
     }
 
-    /// Adds one output tensor given as header fields and little-endian bytes.
-    pub fn tensor(&mut self, dtype: DType, shape: &[u64], le_bytes: &[u8]) {
+    /// Adds one output tensor given as header fields and the digest of its
+    /// little-endian element bytes ([`tensor_data`]).
+    pub fn tensor(&mut self, dtype: DType, shape: &[u64], data: &Digest) {
+        debug_assert_eq!(data.kind(), Kind::TensorData);
         encode_header(&mut self.h, dtype, shape);
-        self.h.put(le_bytes);
+        self.h.put(data.as_bytes());
     }
 
     /// Finishes the leaf digest.
     pub fn finish(self) -> Digest {
         self.h.finalize()
     }
+}
+
+/// The digest of a tensor's little-endian element bytes, as committed in a
+/// trace leaf.
+pub fn tensor_data(le_bytes: &[u8]) -> Digest {
+    Digest::of(Kind::TensorData, le_bytes)
 }
 
 fn node(left: &Digest, right: &Digest) -> Digest {
@@ -128,7 +141,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let mut l = LeafHasher::new(i as u64, "step", 1);
-                l.tensor(DType::U8, &[1], &[i as u8]);
+                l.tensor(DType::U8, &[1], &tensor_data(&[i as u8]));
                 l.finish()
             })
             .collect()

@@ -45,7 +45,7 @@ fn tensors() -> Vec<(&'static str, Tensor)> {
 
 fn leaf(i: u64) -> Digest {
     let mut l = LeafHasher::new(i, &format!("step{i}"), 1);
-    l.tensor(DType::U8, &[1], &[i as u8]);
+    l.tensor(DType::U8, &[1], &merkle::tensor_data(&[i as u8]));
     l.finish()
 }
 

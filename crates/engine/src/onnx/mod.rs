@@ -7,7 +7,9 @@
 //! input shape overrides, analyse, optimize and plan.
 //!
 //! Running: every step of the optimized plan except constants is a trace
-//! step; its outputs are hashed into a leaf as they are produced.
+//! step; its outputs are hashed into a leaf as they are produced
+//! ([`trace`] says which steps are hashed once at load time, and which
+//! reuse their input's digest).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,15 +17,16 @@ use std::sync::Arc;
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::plan::{SimplePlan, eval as eval_node};
 use tract_onnx::tract_hir::infer::Factoid;
-use vouch_types::merkle::LeafHasher;
 use vouch_types::{
     DType, Determinism, Dim, EngineInfo, ModelFormat, Schema, TensorMap, TensorSpec,
 };
 
 use crate::{Engine, EngineError, Execution, LoadOptions, LoadedModel};
+
+mod fixed;
+mod trace;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("tensors are copied as little-endian bytes: big-endian hosts are not supported");
@@ -33,6 +36,12 @@ pub const TRACT_VERSION: &str = "0.23.9";
 
 /// Relative tolerance for float models compared across machines.
 pub const FLOAT_RTOL: f64 = 1e-4;
+
+/// Constants the engine may add by folding what tract leaves unfolded: at
+/// most this many times the model's size, within [`FOLD_MIN`, `FOLD_MAX`].
+const FOLD_FACTOR: usize = 4;
+const FOLD_MIN: usize = 16 << 20;
+const FOLD_MAX: usize = 256 << 20;
 
 /// Runs ONNX models with tract.
 #[derive(Clone, Default)]
@@ -226,9 +235,7 @@ fn spec(name: String, fact: &TypedFact) -> TensorSpec {
 pub struct OnnxModel {
     plan: Arc<TypedSimplePlan>,
     schema: Schema,
-    steps: Vec<String>,
-    /// Plan node id -> trace step index (None for constants).
-    step_of_node: Vec<Option<usize>>,
+    trace: trace::TracePlan,
     determinism: Determinism,
     memory: usize,
 }
@@ -236,6 +243,15 @@ pub struct OnnxModel {
 impl OnnxModel {
     /// Loads and plans a model from ONNX bytes.
     pub fn load(bytes: &[u8], options: &LoadOptions) -> Result<OnnxModel, EngineError> {
+        let budget = (bytes.len().saturating_mul(FOLD_FACTOR)).clamp(FOLD_MIN, FOLD_MAX);
+        OnnxModel::load_with_fold_budget(bytes, options, budget)
+    }
+
+    fn load_with_fold_budget(
+        bytes: &[u8],
+        options: &LoadOptions,
+        budget: usize,
+    ) -> Result<OnnxModel, EngineError> {
         let onnx = tract_onnx::onnx();
         let mut proto = pb::ModelProto::decode(bytes).map_err(malformed)?;
         strip_output_zipmaps(&mut proto);
@@ -312,19 +328,22 @@ impl OnnxModel {
         let optimized = typed
             .into_optimized()
             .map_err(|e| EngineError::Load(format!("{}{hint}", chain(&e))))?;
-        let plan = SimplePlan::new(optimized).map_err(|e| EngineError::Load(chain(&e)))?;
+        let (folded, folded_bytes) =
+            fixed::fold(optimized, budget).map_err(|e| EngineError::Load(chain(&e)))?;
+        let plan = SimplePlan::new(folded).map_err(|e| EngineError::Load(chain(&e)))?;
 
-        let graph = plan.model();
-        let mut step_of_node = vec![None; graph.nodes().len()];
-        let mut steps = Vec::new();
-        for &n in plan.order_without_consts() {
-            let node = graph.node(n);
-            if !node.op_is::<Const>() {
-                step_of_node[n] = Some(steps.len());
-                steps.push(node.name.clone());
-            }
-        }
-        let memory = bytes.len().saturating_mul(2).max(1 << 20);
+        let trace = trace::TracePlan::new(&plan);
+        tracing::debug!(
+            steps = trace.steps.len(),
+            folded_bytes,
+            fixed = trace.fixed_steps(),
+            "planned ONNX model"
+        );
+        let memory = bytes
+            .len()
+            .saturating_mul(2)
+            .saturating_add(folded_bytes)
+            .max(1 << 20);
         let determinism = if outputs.iter().any(|s| s.dtype.is_some_and(DType::is_float)) {
             Determinism::Tolerant { rtol: FLOAT_RTOL }
         } else {
@@ -333,11 +352,48 @@ impl OnnxModel {
         Ok(OnnxModel {
             plan,
             schema: Schema { inputs, outputs },
-            steps,
-            step_of_node,
+            trace,
             determinism,
             memory,
         })
+    }
+
+    /// Runs the plan, handing each node's outputs to `record` as they are
+    /// produced. A panic inside tract (some kernels index without checking,
+    /// e.g. a Gather given token ids beyond the vocabulary) is returned as
+    /// an error: the node keeps serving.
+    fn execute(
+        &self,
+        inputs: &TensorMap,
+        mut record: impl FnMut(&TypedNode, &[TValue]),
+    ) -> Result<TensorMap, EngineError> {
+        let values = self.to_tract(inputs)?;
+        let run = std::panic::AssertUnwindSafe(|| {
+            let mut state = self.plan.spawn()?;
+            state.run_plan_with_eval(values, |ctx, op_state, node, node_inputs| {
+                let out = eval_node(ctx, op_state, node, node_inputs)?;
+                record(node, &out);
+                Ok::<_, TractError>(out)
+            })
+        });
+        let results = match std::panic::catch_unwind(run) {
+            Ok(results) => results.map_err(|e| EngineError::Run(chain(&e)))?,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown cause");
+                return Err(EngineError::Run(format!(
+                    "the engine stopped on these inputs ({why}); check that index-valued inputs (token ids, class ids) are within the model's range"
+                )));
+            }
+        };
+        let mut outputs = TensorMap::new();
+        for (spec, value) in self.schema.outputs.iter().zip(results.iter()) {
+            outputs.insert(spec.name.clone(), from_tract(&spec.name, value)?);
+        }
+        Ok(outputs)
     }
 
     fn to_tract(&self, inputs: &TensorMap) -> Result<TVec<TValue>, EngineError> {
@@ -371,20 +427,6 @@ fn from_tract(name: &str, t: &Tensor) -> Result<vouch_types::Tensor, EngineError
         .map_err(|e| EngineError::Run(e.to_string()))
 }
 
-fn hash_value(leaf: &mut LeafHasher, v: &Tensor) {
-    let shape: Vec<u64> = v.shape().iter().map(|&d| d as u64).collect();
-    match to_dtype(v.datum_type()) {
-        Some(dt) if v.is_plain_ram() => leaf.tensor(dt, &shape, v.as_bytes()),
-        _ => {
-            // Engine-internal forms (packed matmul operands, symbolic dims,
-            // strings): committed by type and shape; their contents are
-            // committed by the steps that consume them.
-            let printed = format!("{:?}{:?}", v.datum_type(), v.shape());
-            leaf.tensor(DType::U8, &[printed.len() as u64], printed.as_bytes());
-        }
-    }
-}
-
 impl LoadedModel for OnnxModel {
     fn schema(&self) -> &Schema {
         &self.schema
@@ -399,30 +441,107 @@ impl LoadedModel for OnnxModel {
     }
 
     fn steps(&self) -> &[String] {
-        &self.steps
+        &self.trace.steps
     }
 
     fn run(&self, inputs: &TensorMap, trace: bool) -> Result<Execution, EngineError> {
-        let values = self.to_tract(inputs)?;
-        let mut state = self.plan.spawn().map_err(|e| EngineError::Run(chain(&e)))?;
-        let mut leaves = Vec::with_capacity(if trace { self.steps.len() } else { 0 });
-        let results = state
-            .run_plan_with_eval(values, |ctx, op_state, node, node_inputs| {
-                let out = eval_node(ctx, op_state, node, node_inputs)?;
-                if trace && let Some(step) = self.step_of_node[node.id] {
-                    let mut leaf = LeafHasher::new(step as u64, &node.name, out.len());
-                    for v in out.iter() {
-                        hash_value(&mut leaf, v);
-                    }
-                    leaves.push(leaf.finish());
+        let mut run = trace.then(|| self.trace.start());
+        let outputs = self.execute(inputs, |node, out| {
+            if let Some(run) = run.as_mut() {
+                run.record(node, out);
+            }
+        })?;
+        Ok(Execution {
+            outputs,
+            leaves: run.map(|r| r.leaves).unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vouch_types::{Digest, Tensor};
+
+    fn sample(file: &str) -> Vec<u8> {
+        let dir = std::env::var_os("VOUCH_MODELS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var_os("HOME").unwrap())
+                    .join(".cache/vouch/models")
+            });
+        std::fs::read(dir.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}: run scripts/fetch-models.sh"))
+    }
+
+    fn minilm_inputs(ids: impl Fn(i64) -> i64) -> TensorMap {
+        let n = 16i64;
+        let col = |f: &dyn Fn(i64) -> i64| {
+            Tensor::new(
+                DType::I64,
+                vec![1, n as u64],
+                (0..n).flat_map(|i| f(i).to_le_bytes()).collect(),
+            )
+            .unwrap()
+        };
+        let mut m = TensorMap::new();
+        m.insert("input_ids".to_string(), col(&ids));
+        m.insert("attention_mask".to_string(), col(&|_| 1));
+        m.insert("token_type_ids".to_string(), col(&|_| 0));
+        m
+    }
+
+    /// Leaves computed the long way: every output of every step hashed.
+    fn naive_leaves(model: &OnnxModel, inputs: &TensorMap) -> Vec<Digest> {
+        let mut leaves = Vec::new();
+        model
+            .execute(inputs, |node, out| {
+                if let Some(step) = model.trace.steps.iter().position(|s| *s == node.name)
+                    && !node.op_is::<tract_onnx::tract_core::ops::konst::Const>()
+                {
+                    leaves.push(trace::naive_leaf(step, node, out));
                 }
-                Ok::<_, TractError>(out)
             })
-            .map_err(|e| EngineError::Run(chain(&e)))?;
-        let mut outputs = TensorMap::new();
-        for (spec, value) in self.schema.outputs.iter().zip(results.iter()) {
-            outputs.insert(spec.name.clone(), from_tract(&spec.name, value)?);
+            .unwrap();
+        leaves
+    }
+
+    #[test]
+    fn shortcuts_give_the_leaves_full_hashing_gives() {
+        let bytes = sample("minilm-int8.onnx");
+        let inputs = minilm_inputs(|i| 101 + i * 37);
+        let folded = OnnxModel::load(&bytes, &LoadOptions::default()).unwrap();
+        let unfolded =
+            OnnxModel::load_with_fold_budget(&bytes, &LoadOptions::default(), 0).unwrap();
+        // Folding moved the dequantized embedding table out of the run.
+        assert_eq!(folded.trace.fixed_steps(), 0);
+        assert!(unfolded.trace.fixed_steps() > 0);
+        assert!(folded.trace.steps.len() < unfolded.trace.steps.len());
+        assert!(folded.memory > unfolded.memory);
+        for model in [&folded, &unfolded] {
+            let exec = model.run(&inputs, true).unwrap();
+            assert_eq!(exec.leaves.len(), model.trace.steps.len());
+            assert_eq!(exec.leaves, naive_leaves(model, &inputs));
         }
-        Ok(Execution { outputs, leaves })
+        // Folding changes no output bit.
+        assert_eq!(
+            folded.run(&inputs, false).unwrap().outputs,
+            unfolded.run(&inputs, false).unwrap().outputs
+        );
+    }
+
+    #[test]
+    fn a_token_id_beyond_the_vocabulary_is_an_error_not_a_crash() {
+        let model = OnnxModel::load(&sample("minilm-int8.onnx"), &LoadOptions::default()).unwrap();
+        let err = model
+            .run(&minilm_inputs(|_| 1 << 40), true)
+            .err()
+            .expect("out-of-range ids fail");
+        assert!(
+            err.to_string().contains("within the model's range"),
+            "{err}"
+        );
+        // And the model still runs.
+        model.run(&minilm_inputs(|i| 100 + i), true).unwrap();
     }
 }

@@ -1,0 +1,295 @@
+//! The receipt log: receipts and their trace leaves, written behind the
+//! answer by one writer thread that lets them gather for a few
+//! milliseconds and commits them in one transaction.
+//!
+//! A receipt is readable (through [`ReceiptLog::receipt`] and
+//! [`ReceiptLog::leaves`]) from the moment it is appended, whether or not it
+//! has reached the database. If writing fails (a full disk), the writer keeps
+//! the batch and retries every second, and [`ReceiptLog::append`] refuses new
+//! receipts with the writer's error until a write succeeds: the node stops
+//! answering rather than hand out receipts it cannot keep. [`ReceiptLog::flush`]
+//! waits for the queue to drain and makes it durable; dropping the log drains
+//! it first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use vouch_store::Store;
+use vouch_types::{Digest, Receipt};
+
+use crate::error::NodeError;
+
+/// Receipts held in memory, waiting for the writer, at most.
+const MAX_QUEUED: usize = 4096;
+/// How long the writer lets receipts gather before it writes them.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// How long the writer waits before retrying a failed write.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Write-behind receipt log over the store.
+pub(crate) struct ReceiptLog {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when work is queued, a batch is written, or the log closes.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Appended and not yet committed, by id.
+    pending: HashMap<Digest, (Receipt, Arc<[Digest]>)>,
+    /// Ids in append order that the writer has not taken yet.
+    queue: Vec<Digest>,
+    /// Ids the writer is committing now.
+    writing: usize,
+    /// The last write's error, until a write succeeds.
+    failing: Option<NodeError>,
+    closed: bool,
+}
+
+impl ReceiptLog {
+    /// Starts the writer thread.
+    pub(crate) fn start(store: Arc<Store>) -> ReceiptLog {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("vouch-receipts".into())
+                .spawn(move || write_loop(&shared, &store))
+                .expect("spawning the receipt writer thread")
+        };
+        ReceiptLog {
+            shared,
+            writer: Some(writer),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses work while receipts cannot be written.
+    pub(crate) fn check(&self) -> Result<(), NodeError> {
+        let state = self.lock();
+        if let Some(e) = &state.failing {
+            return Err(refusal(e));
+        }
+        if state.pending.len() >= MAX_QUEUED {
+            return Err(NodeError::Storage(format!(
+                "{MAX_QUEUED} receipts are waiting to be written; the disk is too slow for this load, retry shortly"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Queues a receipt and its trace leaves for writing.
+    pub(crate) fn append(&self, receipt: Receipt, leaves: Vec<Digest>) -> Result<(), NodeError> {
+        self.check()?;
+        let mut state = self.lock();
+        let id = receipt.id;
+        // The same receipt twice (same request in the same millisecond) is
+        // one record.
+        if state.pending.contains_key(&id) {
+            return Ok(());
+        }
+        state.pending.insert(id, (receipt, leaves.into()));
+        state.queue.push(id);
+        drop(state);
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    /// A receipt that is queued or being written (None when it is not).
+    pub(crate) fn receipt(&self, id: &Digest) -> Option<Receipt> {
+        self.lock().pending.get(id).map(|(r, _)| r.clone())
+    }
+
+    /// The leaves of a receipt that is queued or being written.
+    pub(crate) fn leaves(&self, id: &Digest) -> Option<Arc<[Digest]>> {
+        self.lock().pending.get(id).map(|(_, l)| l.clone())
+    }
+
+    /// Waits until everything appended so far is committed (or the writer
+    /// is failing), then makes it durable.
+    pub(crate) fn flush(&self, store: &Store) -> Result<(), NodeError> {
+        let mut state = self.lock();
+        while (!state.queue.is_empty() || state.writing > 0) && state.failing.is_none() {
+            if self.writer.as_ref().is_none_or(JoinHandle::is_finished) {
+                return Err(NodeError::Internal(
+                    "the receipt writer stopped; restart the node (see the log)".into(),
+                ));
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, RETRY)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if let Some(e) = &state.failing {
+            return Err(refusal(e));
+        }
+        drop(state);
+        Ok(store.flush()?)
+    }
+}
+
+fn refusal(e: &NodeError) -> NodeError {
+    match e {
+        NodeError::DiskFull(m) => NodeError::DiskFull(format!("receipts cannot be written: {m}")),
+        other => NodeError::Storage(format!("receipts cannot be written: {other}")),
+    }
+}
+
+impl Drop for ReceiptLog {
+    fn drop(&mut self) {
+        self.lock().closed = true;
+        self.shared.changed.notify_all();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn write_loop(shared: &Shared, store: &Store) {
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        while state.queue.is_empty() && !state.closed {
+            state = shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if state.queue.is_empty() {
+            return; // closed and drained
+        }
+        if !state.closed {
+            // Let a batch gather, off the answering threads' backs.
+            drop(state);
+            std::thread::sleep(BATCH_WINDOW);
+            state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        }
+        let ids = std::mem::take(&mut state.queue);
+        state.writing = ids.len();
+        let batch: Vec<(Receipt, Arc<[Digest]>)> = ids
+            .iter()
+            .filter_map(|id| state.pending.get(id).cloned())
+            .collect();
+        drop(state);
+        let result = store.put_receipts(batch.iter().map(|(r, l)| (r, &l[..])));
+        state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.writing = 0;
+        match result {
+            Ok(()) => {
+                for id in &ids {
+                    state.pending.remove(id);
+                }
+                state.failing = None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, receipts = ids.len(), "writing receipts failed; retrying");
+                state.failing = Some(NodeError::from(e));
+                let mut queue = ids;
+                queue.append(&mut state.queue);
+                state.queue = queue;
+            }
+        }
+        shared.changed.notify_all();
+        if state.failing.is_some() && !state.closed {
+            let (s, _) = shared
+                .changed
+                .wait_timeout(state, RETRY)
+                .unwrap_or_else(|e| e.into_inner());
+            state = s;
+        } else if state.failing.is_some() {
+            return; // closing with a failing disk: give up, the error was logged
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vouch_types::receipt::RECEIPT_VERSION;
+    use vouch_types::{Determinism, EngineInfo, Kind, ReceiptBody, SecretKey, TraceCommitment};
+
+    fn receipt(key: &SecretKey, i: u64) -> (Receipt, Vec<Digest>) {
+        let leaves: Vec<Digest> = (0..i % 5)
+            .map(|j| Digest::of(Kind::TraceLeaf, &[i as u8, j as u8]))
+            .collect();
+        let body = ReceiptBody {
+            version: RECEIPT_VERSION,
+            model: Digest::of(Kind::Model, b"m"),
+            request: Digest::of(Kind::Input, &i.to_le_bytes()),
+            output: Digest::of(Kind::Output, &i.to_le_bytes()),
+            trace: TraceCommitment {
+                root: vouch_types::merkle::root(&leaves),
+                len: leaves.len() as u64,
+            },
+            engine: EngineInfo {
+                name: "test".into(),
+                version: "0".into(),
+            },
+            determinism: Determinism::Exact,
+            seed: None,
+            node: key.public(),
+            nonce: format!("n{i}"),
+            timestamp_ms: i,
+            price: 0,
+        };
+        (body.sign(key), leaves)
+    }
+
+    #[test]
+    fn receipts_are_readable_at_once_and_durable_after_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::from_bytes(&[7; 32]);
+        let all: Vec<_> = (0..300).map(|i| receipt(&key, i)).collect();
+        {
+            let store = Arc::new(Store::open(dir.path()).unwrap());
+            let log = Arc::new(ReceiptLog::start(store.clone()));
+            std::thread::scope(|s| {
+                for part in all.chunks(75) {
+                    let (log, store) = (log.clone(), store.clone());
+                    s.spawn(move || {
+                        for (r, l) in part {
+                            log.append(r.clone(), l.clone()).unwrap();
+                            // Read-your-writes, queued or committed.
+                            let got = log.receipt(&r.id).or_else(|| store.receipt(&r.id).unwrap());
+                            assert_eq!(got.as_ref(), Some(r));
+                        }
+                    });
+                }
+            });
+            log.flush(&store).unwrap();
+            for (r, l) in &all {
+                assert!(
+                    log.receipt(&r.id).is_none(),
+                    "flushed receipts leave memory"
+                );
+                assert_eq!(store.trace_leaves(&r.id).unwrap().as_deref(), Some(&l[..]));
+            }
+            // The same receipt twice is one record.
+            log.append(all[0].0.clone(), all[0].1.clone()).unwrap();
+            // Appended after the flush and never flushed: dropping drains them.
+            let late = receipt(&key, 1000);
+            log.append(late.0.clone(), late.1.clone()).unwrap();
+            drop(log);
+            assert_eq!(store.receipt(&late.0.id).unwrap(), Some(late.0));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.receipt_count().unwrap(), 301);
+        for (r, _) in &all {
+            assert_eq!(store.receipt(&r.id).unwrap().as_ref(), Some(r));
+        }
+    }
+}
