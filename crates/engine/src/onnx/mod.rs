@@ -533,10 +533,9 @@ mod tests {
     #[test]
     fn a_token_id_beyond_the_vocabulary_is_an_error_not_a_crash() {
         let model = OnnxModel::load(&sample("minilm-int8.onnx"), &LoadOptions::default()).unwrap();
-        let err = model
-            .run(&minilm_inputs(|_| 1 << 40), true)
-            .err()
-            .expect("out-of-range ids fail");
+        let Err(err) = model.run(&minilm_inputs(|_| 1 << 40), true) else {
+            panic!("out-of-range ids must fail");
+        };
         assert!(
             err.to_string().contains("within the model's range"),
             "{err}"
