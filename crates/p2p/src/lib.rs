@@ -1,0 +1,430 @@
+//! The Vouch peer-to-peer layer.
+//!
+//! Every node runs one libp2p swarm: TCP + noise + yamux, identify (peers
+//! learn each other's listen addresses), Kademlia (peer routing; provider
+//! records keyed by model id come with replication) and gossipsub, on which
+//! nodes publish signed [`Announcement`]s. The swarm runs on its own task;
+//! [`P2p`] is the handle the node keeps: it reads the peer table and sends
+//! commands. A node with no bootstrap peers works alone.
+//!
+//! The libp2p identity is the operator's ed25519 key, so a peer id names an
+//! operator and gossipsub's message signatures bind every announcement to
+//! the peer that published it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+use libp2p::kad::{self, store::MemoryStore};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, identity, noise, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+use vouch_types::{PublicKey, SecretKey};
+
+pub mod announce;
+
+pub use announce::{Announcement, AnnouncementBody, AnnouncementError, ModelOffer};
+pub use libp2p::{Multiaddr as Address, PeerId as Peer};
+
+/// The identify protocol version of Vouch nodes.
+const PROTOCOL_VERSION: &str = "/vouch/1";
+/// The Kademlia protocol of Vouch nodes (a DHT of its own, not IPFS's).
+const KAD_PROTOCOL: &str = "/vouch/kad/1";
+/// How often a node re-publishes its announcement.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
+
+/// What went wrong starting or driving the swarm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum P2pError {
+    /// The listen or bootstrap address is unusable.
+    #[error("p2p address {addr}: {detail}")]
+    Address {
+        /// The address.
+        addr: String,
+        /// Why.
+        detail: String,
+    },
+    /// libp2p refused to start.
+    #[error("starting the p2p swarm: {0}")]
+    Start(String),
+    /// The swarm task has stopped.
+    #[error("the p2p swarm has stopped")]
+    Stopped,
+}
+
+/// How a node joins the network.
+#[derive(Clone, Debug)]
+pub struct P2pConfig {
+    /// Where to listen, e.g. `/ip4/127.0.0.1/tcp/0`.
+    pub listen: Multiaddr,
+    /// Peers to connect to first; each must end in `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+}
+
+/// What a node knows about one peer.
+#[derive(Clone, Debug, Default)]
+pub struct PeerInfo {
+    /// Addresses the peer listens on (from identify).
+    pub addrs: Vec<Multiaddr>,
+    /// Whether a connection is open now.
+    pub connected: bool,
+    /// The newest verified announcement, and the operator key it names.
+    pub announcement: Option<(AnnouncementBody, PublicKey)>,
+    /// When anything was last heard from the peer.
+    pub last_seen: Option<Instant>,
+}
+
+type PeerTable = Arc<RwLock<BTreeMap<PeerId, PeerInfo>>>;
+
+enum Command {
+    Announce(AnnouncementBody),
+    Dial(Multiaddr, oneshot::Sender<Result<(), P2pError>>),
+    FindPeer(PeerId, oneshot::Sender<Vec<Multiaddr>>),
+}
+
+/// The handle to a running swarm. Dropping every clone stops it.
+#[derive(Clone)]
+pub struct P2p {
+    local: PeerId,
+    listening: Vec<Multiaddr>,
+    peers: PeerTable,
+    commands: mpsc::Sender<Command>,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    identify: identify::Behaviour,
+    kad: kad::Behaviour<MemoryStore>,
+    gossipsub: gossipsub::Behaviour,
+}
+
+/// The libp2p peer id of an operator key.
+pub fn peer_id_of(key: &PublicKey) -> PeerId {
+    identity::ed25519::PublicKey::try_from_bytes(key.as_bytes())
+        .map(|k| identity::PublicKey::from(k).to_peer_id())
+        .expect("an ed25519 public key is a libp2p ed25519 public key")
+}
+
+fn keypair(key: &SecretKey) -> identity::Keypair {
+    identity::Keypair::ed25519_from_bytes(key.to_bytes())
+        .expect("a 32-byte ed25519 seed is a libp2p ed25519 key")
+}
+
+impl P2p {
+    /// Starts the swarm, listens, dials the bootstrap peers, and returns
+    /// once the listen address is bound.
+    pub async fn start(config: P2pConfig, key: &SecretKey) -> Result<P2p, P2pError> {
+        let local_key = keypair(key);
+        let local = local_key.public().to_peer_id();
+        let mut swarm = SwarmBuilder::with_existing_identity(local_key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| P2pError::Start(e.to_string()))?
+            .with_behaviour(|key| {
+                let identify = identify::Behaviour::new(identify::Config::new(
+                    PROTOCOL_VERSION.into(),
+                    key.public(),
+                ));
+                let mut kad_config = kad::Config::new(libp2p::StreamProtocol::new(KAD_PROTOCOL));
+                kad_config.set_query_timeout(Duration::from_secs(10));
+                let mut kad = kad::Behaviour::with_config(
+                    key.public().to_peer_id(),
+                    MemoryStore::new(key.public().to_peer_id()),
+                    kad_config,
+                );
+                kad.set_mode(Some(kad::Mode::Server));
+                let gossip_config = gossipsub::ConfigBuilder::default()
+                    .heartbeat_interval(Duration::from_millis(500))
+                    .max_transmit_size(announce::MAX_ANNOUNCEMENT_BYTES)
+                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let gossipsub = gossipsub::Behaviour::new(
+                    MessageAuthenticity::Signed(key.clone()),
+                    gossip_config,
+                )?;
+                Ok(Behaviour {
+                    identify,
+                    kad,
+                    gossipsub,
+                })
+            })
+            .map_err(|e| P2pError::Start(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&IdentTopic::new(announce::TOPIC))
+            .map_err(|e| P2pError::Start(e.to_string()))?;
+        swarm
+            .listen_on(config.listen.clone())
+            .map_err(|e| P2pError::Address {
+                addr: config.listen.to_string(),
+                detail: e.to_string(),
+            })?;
+        let mut listening = Vec::new();
+        while listening.is_empty() {
+            match swarm.next().await {
+                Some(SwarmEvent::NewListenAddr { address, .. }) => listening.push(address),
+                Some(SwarmEvent::ListenerError { error, .. })
+                | Some(SwarmEvent::ListenerClosed {
+                    reason: Err(error), ..
+                }) => {
+                    return Err(P2pError::Address {
+                        addr: config.listen.to_string(),
+                        detail: error.to_string(),
+                    });
+                }
+                Some(_) => {}
+                None => return Err(P2pError::Stopped),
+            }
+        }
+        for addr in &config.bootstrap {
+            let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+                return Err(P2pError::Address {
+                    addr: addr.to_string(),
+                    detail: "a bootstrap address must end in /p2p/<peer id>".into(),
+                });
+            };
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "dialing a bootstrap peer failed");
+            }
+        }
+
+        let peers: PeerTable = Arc::default();
+        let (commands, rx) = mpsc::channel(64);
+        tokio::spawn(drive(
+            swarm,
+            rx,
+            peers.clone(),
+            key.clone(),
+            !config.bootstrap.is_empty(),
+        ));
+        Ok(P2p {
+            local,
+            listening,
+            peers,
+            commands,
+        })
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.local
+    }
+
+    /// Addresses this node listens on, each ending in `/p2p/<peer id>`.
+    pub fn addresses(&self) -> Vec<Multiaddr> {
+        self.listening
+            .iter()
+            .map(|a| a.clone().with(Protocol::P2p(self.local)))
+            .collect()
+    }
+
+    /// A snapshot of the peer table.
+    pub fn peers(&self) -> BTreeMap<PeerId, PeerInfo> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Publishes this node's announcement now and every few seconds after.
+    pub async fn announce(&self, body: AnnouncementBody) -> Result<(), P2pError> {
+        self.commands
+            .send(Command::Announce(body))
+            .await
+            .map_err(|_| P2pError::Stopped)
+    }
+
+    /// Connects to a peer at `addr`.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), P2pError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Dial(addr, tx))
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        rx.await.map_err(|_| P2pError::Stopped)?
+    }
+
+    /// Asks the DHT for a peer's addresses.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, P2pError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::FindPeer(peer, tx))
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        rx.await.map_err(|_| P2pError::Stopped)
+    }
+}
+
+/// The swarm's event loop: runs until every [`P2p`] handle is dropped.
+async fn drive(
+    mut swarm: Swarm<Behaviour>,
+    mut commands: mpsc::Receiver<Command>,
+    peers: PeerTable,
+    key: SecretKey,
+    bootstrap: bool,
+) {
+    let mut state = Driver {
+        topic: IdentTopic::new(announce::TOPIC),
+        key,
+        peers,
+        announcement: None,
+        finds: HashMap::new(),
+        bootstrapped: !bootstrap,
+    };
+    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => return,
+                Some(Command::Announce(body)) => {
+                    state.announcement = Some(body);
+                    state.republish(&mut swarm);
+                }
+                Some(Command::Dial(addr, reply)) => {
+                    let result = swarm.dial(addr.clone()).map_err(|e| P2pError::Address {
+                        addr: addr.to_string(),
+                        detail: e.to_string(),
+                    });
+                    let _ = reply.send(result);
+                }
+                Some(Command::FindPeer(peer, reply)) => {
+                    let id = swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    state.finds.insert(id, (peer, reply));
+                }
+            },
+            _ = tick.tick() => state.republish(&mut swarm),
+            event = swarm.select_next_some() => state.handle(&mut swarm, event),
+        }
+    }
+}
+
+struct Driver {
+    topic: IdentTopic,
+    key: SecretKey,
+    peers: PeerTable,
+    announcement: Option<AnnouncementBody>,
+    finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
+    bootstrapped: bool,
+}
+
+impl Driver {
+    fn republish(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let Some(body) = self.announcement.as_mut() else {
+            return;
+        };
+        body.seq += 1;
+        body.timestamp_ms = now_ms();
+        let bytes = Announcement::sign(body, &self.key).to_bytes();
+        if let Err(e) = swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes)
+        {
+            tracing::debug!(error = %e, "announcement not published");
+        }
+    }
+
+    fn peer(&self, peer: PeerId, f: impl FnOnce(&mut PeerInfo)) {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        let info = peers.entry(peer).or_default();
+        info.last_seen = Some(Instant::now());
+        f(info);
+    }
+
+    fn handle(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.peer(peer_id, |p| p.connected = true);
+                if !self.bootstrapped {
+                    self.bootstrapped = swarm.behaviour_mut().kad.bootstrap().is_ok();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => self.peer(peer_id, |p| p.connected = false),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocol_version != PROTOCOL_VERSION {
+                    return;
+                }
+                for addr in &info.listen_addrs {
+                    swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
+                }
+                self.peer(peer_id, |p| p.addrs = info.listen_addrs.clone());
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                topic,
+                ..
+            })) if topic == self.topic.hash() => {
+                // A newcomer: tell it who we are without waiting for the tick.
+                self.republish(swarm);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                message,
+                ..
+            })) => {
+                let Some(source) = message.source else { return };
+                match Announcement::verify(&message.data, &source.to_string()) {
+                    Ok((body, operator)) => self.peer(source, |p| {
+                        let newer = p.announcement.as_ref().is_none_or(|(old, _)| {
+                            body.seq > old.seq || body.timestamp_ms > old.timestamp_ms
+                        });
+                        if newer {
+                            p.announcement = Some((body, operator));
+                        }
+                    }),
+                    Err(e) => {
+                        tracing::warn!(peer = %source, error = %e, "rejected an announcement")
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(result),
+                step,
+                ..
+            })) => {
+                let peers = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                if let Some((wanted, _)) = self.finds.get(&id) {
+                    let found = peers
+                        .iter()
+                        .find(|p| p.peer_id == *wanted)
+                        .map(|p| p.addrs.clone());
+                    if found.is_some() || step.last {
+                        let (_, reply) = self.finds.remove(&id).expect("present");
+                        let _ = reply.send(found.unwrap_or_default());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

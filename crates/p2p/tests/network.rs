@@ -1,0 +1,126 @@
+//! Real swarms on loopback: discovery through a bootstrap peer, signed
+//! announcements gossiped to everyone, DHT peer routing, and a peer that
+//! vanishes.
+
+use std::time::Duration;
+
+use vouch_p2p::{AnnouncementBody, ModelOffer, P2p, P2pConfig, peer_id_of};
+use vouch_types::SecretKey;
+
+async fn node(seed: u8, bootstrap: Vec<vouch_p2p::Address>) -> (P2p, SecretKey) {
+    let key = SecretKey::from_bytes(&[seed; 32]);
+    let p2p = P2p::start(
+        P2pConfig {
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            bootstrap,
+        },
+        &key,
+    )
+    .await
+    .unwrap();
+    let body = AnnouncementBody {
+        operator: key
+            .public()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        peer: p2p.peer_id().to_string(),
+        http: Some(format!("http://127.0.0.1:{}", 9000 + u16::from(seed))),
+        models: vec![ModelOffer {
+            name: format!("model-{seed}"),
+            version: "1".into(),
+            id: format!("model:{seed:064x}"),
+        }],
+        price: u64::from(seed),
+        capacity: 2,
+        software: "vouch test".into(),
+        seq: 0,
+        timestamp_ms: 0,
+    };
+    p2p.announce(body).await.unwrap();
+    (p2p, key)
+}
+
+/// Polls `check` until it holds, for at most 30 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_find_each_other_through_one_bootstrap_peer() {
+    let (a, _) = node(1, vec![]).await;
+    let boot = a.addresses();
+    let (b, kb) = node(2, boot.clone()).await;
+    let (c, kc) = node(3, boot).await;
+    let nodes = [&a, &b, &c];
+
+    // Everyone hears everyone's signed announcement, B and C only through A.
+    eventually("announcements from every peer", || {
+        nodes.iter().all(|n| {
+            let peers = n.peers();
+            nodes
+                .iter()
+                .filter(|m| m.peer_id() != n.peer_id())
+                .all(|m| {
+                    peers
+                        .get(&m.peer_id())
+                        .is_some_and(|p| p.announcement.is_some())
+                })
+        })
+    })
+    .await;
+    let seen = c.peers();
+    let (body, operator) = seen[&b.peer_id()].announcement.clone().unwrap();
+    assert_eq!(operator, kb.public());
+    assert_eq!(peer_id_of(&kc.public()), c.peer_id());
+    assert_eq!(body.models[0].name, "model-2");
+    assert_eq!(body.price, 2);
+
+    // The DHT routes C to B.
+    let addrs = c.find_peer(b.peer_id()).await.unwrap();
+    assert!(
+        addrs.iter().any(|a| b
+            .addresses()
+            .iter()
+            .any(|ba| ba.to_string().starts_with(&a.to_string()))),
+        "C found {addrs:?}, B listens on {:?}",
+        b.addresses()
+    );
+
+    // B vanishes: the others see the connection go.
+    let b_id = b.peer_id();
+    drop(b);
+    eventually("B's connections to close", || {
+        [&a, &c]
+            .iter()
+            .all(|n| n.peers().get(&b_id).is_none_or(|p| !p.connected))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_node_without_peers_works_alone_and_bad_bootstrap_addresses_are_refused() {
+    let (alone, _) = node(7, vec![]).await;
+    assert!(alone.peers().is_empty());
+    assert!(!alone.addresses().is_empty());
+    let key = SecretKey::from_bytes(&[8; 32]);
+    let err = P2p::start(
+        P2pConfig {
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            bootstrap: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+        },
+        &key,
+    )
+    .await
+    .err()
+    .expect("a bootstrap address without /p2p/ is refused");
+    assert!(err.to_string().contains("/p2p/<peer id>"), "{err}");
+}
