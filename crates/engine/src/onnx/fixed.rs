@@ -107,10 +107,7 @@ pub(super) fn fold(mut model: TypedModel, budget: usize) -> TractResult<(TypedMo
             }
         }
     }
-    let bytes = frontier
-        .iter()
-        .map(|(_, t)| t.len() * t.datum_type().size_of())
-        .sum();
+    let bytes = frontier.iter().map(|(_, t)| bytes_of(t)).sum();
     if frontier.is_empty() || bytes > budget {
         return Ok((model, 0));
     }
@@ -129,4 +126,9 @@ pub(super) fn fold(mut model: TypedModel, budget: usize) -> TractResult<(TypedMo
     }
     model.compact()?;
     Ok((model, bytes))
+}
+
+/// The bytes a tensor's elements take.
+fn bytes_of(t: &Tensor) -> usize {
+    t.len() * t.datum_type().size_of()
 }

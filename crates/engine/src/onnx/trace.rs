@@ -26,12 +26,20 @@ pub(super) struct TracePlan {
     pub(super) steps: Vec<String>,
     /// Plan node id -> trace step index (None for constants).
     step_of_node: Vec<Option<usize>>,
-    /// Plan node id -> index of its first output in a digest table.
-    outlet_base: Vec<usize>,
     /// Per step: its leaf, when its outputs depend on the model alone.
     fixed: Vec<Option<Digest>>,
     /// Per outlet: data digests known at load time (outputs of fixed steps).
     known: Vec<Option<Digest>>,
+    layout: Layout,
+}
+
+/// Where each node's outputs sit in a per-outlet digest table, and which
+/// nodes only relabel their input.
+struct Layout {
+    /// Plan node id -> index of its first output in a digest table.
+    outlet_base: Vec<usize>,
+    /// Total outputs of all nodes: the size of a digest table.
+    outlets: usize,
     /// Plan node id -> whether its output is its first input, relabelled.
     relabels: Vec<bool>,
 }
@@ -49,45 +57,21 @@ impl TracePlan {
     pub(super) fn new(plan: &TypedSimplePlan) -> TracePlan {
         let graph = plan.model();
         let nodes = graph.nodes();
-        let mut outlet_base = Vec::with_capacity(nodes.len());
-        let mut outlets = 0;
-        for node in nodes {
-            outlet_base.push(outlets);
-            outlets += node.outputs.len();
-        }
-        let relabels = nodes
-            .iter()
-            .map(|n| {
-                matches!(
-                    n.op_as::<AxisOp>(),
-                    Some(AxisOp::Add(_) | AxisOp::Rm(_) | AxisOp::Reshape(..))
-                ) && n.inputs.len() == 1
-                    && n.outputs.len() == 1
-            })
-            .collect();
-        let trace = TracePlan {
-            steps: Vec::new(),
-            step_of_node: vec![None; nodes.len()],
-            outlet_base,
-            fixed: Vec::new(),
-            known: Vec::new(),
-            relabels,
-        };
-
-        let mut known = vec![None; outlets];
+        let layout = Layout::new(nodes);
+        let mut known = vec![None; layout.outlets];
         let (mut steps, mut step_of_node, mut fixed) = (vec![], vec![None; nodes.len()], vec![]);
         super::fixed::walk(graph, plan.order_without_consts(), |node, outputs| {
             let step = steps.len();
             step_of_node[node.id] = Some(step);
             steps.push(node.name.clone());
-            fixed.push(outputs.map(|outputs| trace.hash_step(&mut known, step, node, outputs)));
+            fixed.push(outputs.map(|outputs| layout.hash_step(&mut known, step, node, outputs)));
         });
         TracePlan {
             steps,
             step_of_node,
             fixed,
             known,
-            ..trace
+            layout,
         }
     }
 
@@ -112,14 +96,41 @@ impl TraceRun<'_> {
         if let Some(step) = self.plan.step_of_node[node.id] {
             let leaf = match self.plan.fixed[step] {
                 Some(leaf) => leaf,
-                None => self.plan.hash_step(&mut self.data, step, node, outputs),
+                None => self
+                    .plan
+                    .layout
+                    .hash_step(&mut self.data, step, node, outputs),
             };
             self.leaves.push(leaf);
         }
     }
 }
 
-impl TracePlan {
+impl Layout {
+    fn new(nodes: &[TypedNode]) -> Layout {
+        let mut outlet_base = Vec::with_capacity(nodes.len());
+        let mut outlets = 0;
+        for node in nodes {
+            outlet_base.push(outlets);
+            outlets += node.outputs.len();
+        }
+        let relabels = nodes
+            .iter()
+            .map(|n| {
+                matches!(
+                    n.op_as::<AxisOp>(),
+                    Some(AxisOp::Add(_) | AxisOp::Rm(_) | AxisOp::Reshape(..))
+                ) && n.inputs.len() == 1
+                    && n.outputs.len() == 1
+            })
+            .collect();
+        Layout {
+            outlet_base,
+            outlets,
+            relabels,
+        }
+    }
+
     /// Hashes one step's outputs into its leaf, recording their data digests
     /// in `data` (a table indexed by outlet).
     fn hash_step(
