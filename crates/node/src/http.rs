@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use vouch_api::{
     ErrorBody, ErrorDetail, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList,
-    TraceEntry, from_map, to_map,
+    from_map, to_map,
 };
 use vouch_types::{Digest, Dim, Kind};
 
@@ -360,19 +360,7 @@ async fn get_trace_entry(
             "trace index `{index}` must be a non-negative integer"
         ))
     })?;
-    let step = node.reveal_step(&id, index).await?;
-    Ok(json(
-        StatusCode::OK,
-        &TraceEntry {
-            receipt: id,
-            index: step.index,
-            len: step.len,
-            step: step.step,
-            leaf: step.leaf,
-            path: step.path,
-            root: step.root,
-        },
-    ))
+    Ok(json(StatusCode::OK, &node.reveal_step(&id, index).await?))
 }
 
 /// Query parameters the upload route accepts, for the OpenAPI document.

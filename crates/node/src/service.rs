@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
+use vouch_api::TraceEntry;
 use vouch_engine::onnx::OnnxEngine;
 use vouch_engine::{Engine, LoadOptions, LoadedModel, check_inputs};
 use vouch_store::{ModelRecord, Store};
@@ -44,23 +45,6 @@ pub struct Answer {
     pub outputs: TensorMap,
     /// The signed receipt.
     pub receipt: Receipt,
-}
-
-/// One trace entry revealed with its Merkle path.
-#[derive(Clone, Debug)]
-pub struct RevealedStep {
-    /// Leaf index.
-    pub index: u64,
-    /// Leaf count.
-    pub len: u64,
-    /// Step name, when the model is still on this node.
-    pub step: Option<String>,
-    /// The leaf digest.
-    pub leaf: Digest,
-    /// Sibling digests from the leaf upward.
-    pub path: Vec<Digest>,
-    /// The receipt's trace root.
-    pub root: Digest,
 }
 
 /// A running node's state.
@@ -437,7 +421,7 @@ impl Node {
     }
 
     /// Reveals trace entry `index` of a receipt with its Merkle path.
-    pub async fn reveal_step(&self, id: &Digest, index: u64) -> Result<RevealedStep, NodeError> {
+    pub async fn reveal_step(&self, id: &Digest, index: u64) -> Result<TraceEntry, NodeError> {
         let receipt = self.receipt(id)?;
         let leaves = match self.receipts.leaves(id) {
             Some(l) => l.to_vec(),
@@ -460,7 +444,8 @@ impl Node {
                 .and_then(|m| m.steps().get(index as usize).cloned()),
             None => None,
         };
-        Ok(RevealedStep {
+        Ok(TraceEntry {
+            receipt: *id,
             index,
             len,
             step,
