@@ -23,7 +23,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     })?
                     .join("vouch"),
             };
-            let models = args.models.unwrap_or_else(default_models_dir);
+            let models = args.models.unwrap_or_else(vouch_node::samples::models_dir);
             serve(config(data_dir, args.listen, &args.serve), Some(models)).await
         }
         Command::Node(args) => serve(config(args.data_dir, args.listen, &args.serve), None).await,
@@ -40,12 +40,6 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn default_models_dir() -> PathBuf {
-    dirs::home_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".cache/vouch/models")
 }
 
 fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> NodeConfig {

@@ -11,11 +11,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_vouch");
 
 fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("VOUCH_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vouch/models")
-        });
+    let dir = vouch_node::samples::models_dir();
     assert!(
         dir.join("iris.onnx").exists(),
         "sample models missing: run scripts/fetch-models.sh"

@@ -11,8 +11,6 @@
 //! Run through `scripts/bench`, which also times onnxruntime on the same
 //! inputs. Interleaves the variants so drift affects all equally.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -22,14 +20,6 @@ use vouch_engine::onnx::OnnxEngine;
 use vouch_engine::{Engine, LoadedModel};
 use vouch_node::{Node, NodeConfig, samples};
 use vouch_types::{DType, Tensor as VTensor, TensorMap};
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("VOUCH_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/vouch/models")
-        })
-}
 
 /// Inputs per sample: the same ones `scripts/bench_ort.py` builds.
 fn inputs_for(name: &str) -> TensorMap {
@@ -108,7 +98,7 @@ fn to_tract(t: &VTensor) -> TValue {
 /// Plain tract, as a user of tract would write it.
 fn raw_plan(sample: &samples::Sample) -> Arc<TypedRunnableModel> {
     let mut model = tract_onnx::onnx()
-        .model_for_path(models_dir().join(sample.file))
+        .model_for_path(samples::models_dir().join(sample.file))
         .unwrap();
     for (input, dims) in sample.options().input_shapes {
         let ix = model
@@ -147,6 +137,31 @@ fn raw_plan(sample: &samples::Sample) -> Arc<TypedRunnableModel> {
     tract_onnx::tract_core::plan::SimplePlan::new(typed).unwrap()
 }
 
+/// The JSON body of an inference request.
+fn request_body(inputs: &TensorMap, nonce: Option<&str>) -> Vec<u8> {
+    serde_json::to_vec(&InferRequest {
+        inputs: inputs
+            .iter()
+            .map(|(k, t)| (k.to_string(), JsonTensor(t.clone())))
+            .collect(),
+        nonce: nonce.map(str::to_string),
+    })
+    .unwrap()
+}
+
+/// One inference request over HTTP; the response body.
+async fn infer(client: &reqwest::Client, url: &str, body: &[u8]) -> bytes::Bytes {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.bytes().await.unwrap()
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() - 1) as f64 * p).round() as usize]
@@ -173,7 +188,7 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let imported = rt.block_on(samples::import(&node, &models_dir()));
+    let imported = rt.block_on(samples::import(&node, &samples::models_dir()));
     assert_eq!(
         imported.len(),
         samples::SAMPLES.len(),
@@ -215,7 +230,7 @@ fn main() {
                 .collect()
         };
         let engine_model: Arc<dyn LoadedModel> = {
-            let bytes = std::fs::read(models_dir().join(sample.file)).unwrap();
+            let bytes = std::fs::read(samples::models_dir().join(sample.file)).unwrap();
             OnnxEngine::new()
                 .load(
                     &bytes,
@@ -225,14 +240,7 @@ fn main() {
                 )
                 .unwrap()
         };
-        let body = serde_json::to_vec(&InferRequest {
-            inputs: inputs
-                .iter()
-                .map(|(k, t)| (k.to_string(), JsonTensor(t.clone())))
-                .collect::<BTreeMap<_, _>>(),
-            nonce: Some("bench".into()),
-        })
-        .unwrap();
+        let body = request_body(&inputs, Some("bench"));
         let infer_url = format!("{url}/v1/infer/{}", sample.name);
 
         let time_raw = || {
@@ -247,17 +255,7 @@ fn main() {
         };
         let time_node = || {
             let t = Instant::now();
-            let resp = rt.block_on(async {
-                let r = client
-                    .post(&infer_url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success());
-                r.bytes().await.unwrap()
-            });
+            let resp = rt.block_on(infer(&client, &infer_url, &body));
             let parsed: vouch_api::InferResponse = serde_json::from_slice(&resp).unwrap();
             std::hint::black_box(parsed);
             t.elapsed().as_secs_f64()
@@ -296,14 +294,7 @@ fn main() {
     // Throughput with concurrent clients.
     let tp_model =
         std::env::var("VOUCH_BENCH_THROUGHPUT_MODEL").unwrap_or_else(|_| "minilm-int8".into());
-    let body = serde_json::to_vec(&InferRequest {
-        inputs: inputs_for(&tp_model)
-            .iter()
-            .map(|(k, t)| (k.to_string(), JsonTensor(t.clone())))
-            .collect(),
-        nonce: None,
-    })
-    .unwrap();
+    let body = request_body(&inputs_for(&tp_model), None);
     let infer_url = format!("{url}/v1/infer/{tp_model}");
     println!(
         "\n| {tp_model}: concurrent clients | requests/s | p50 ms | p99 ms |\n|---|---|---|---|"
@@ -325,15 +316,7 @@ fn main() {
                     let mut lat = Vec::new();
                     while start.elapsed() < window {
                         let t = Instant::now();
-                        let r = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await
-                            .unwrap();
-                        assert!(r.status().is_success());
-                        r.bytes().await.unwrap();
+                        infer(&client, &url, &body).await;
                         lat.push(t.elapsed().as_secs_f64());
                     }
                     lat

@@ -2,13 +2,25 @@
 //! `scripts/fetch-models.sh` fills, through the same push path as any
 //! upload.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use vouch_types::Dim;
 
 use crate::error::NodeError;
 use crate::service::{Node, PushOptions};
+
+/// Where `scripts/fetch-models.sh` caches the sample models:
+/// `$VOUCH_MODELS`, or `~/.cache/vouch/models`.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("VOUCH_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map_or_else(|| PathBuf::from("."), PathBuf::from)
+                .join(".cache/vouch/models")
+        })
+}
 
 /// A sample model: file in the cache, hub name, and input shape overrides
 /// (for models whose declared shapes tract cannot use).

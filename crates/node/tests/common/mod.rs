@@ -54,11 +54,7 @@ impl TestNode {
 }
 
 pub fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("VOUCH_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vouch/models")
-        });
+    let dir = vouch_node::samples::models_dir();
     assert!(
         dir.join("iris.onnx").exists(),
         "sample models missing in {}: run scripts/fetch-models.sh",
