@@ -47,6 +47,12 @@ pub(crate) enum Command {
     /// Fetch receipts a node signed.
     #[command(subcommand)]
     Receipts(ReceiptsCommand),
+    /// Show the node's peers: what each serves and the node's record of it.
+    Network {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options shared by `up` and `node`.
@@ -67,6 +73,26 @@ pub(crate) struct ServeArgs {
     /// Do not hash each graph step into the receipt's trace commitment.
     #[arg(long)]
     pub(crate) no_trace: bool,
+    #[command(flatten)]
+    pub(crate) p2p: P2pArgs,
+}
+
+/// Peer-to-peer options shared by `up` and `node`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct P2pArgs {
+    /// libp2p address to listen on for peers, e.g. /ip4/0.0.0.0/tcp/4001.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
+    pub(crate) p2p_listen: String,
+    /// A peer to join through, ending in /p2p/<peer id> (repeatable).
+    #[arg(long)]
+    pub(crate) bootstrap: Vec<String>,
+    /// Serve this model (NAME or NAME@VERSION) even if this node lacks it:
+    /// fetch it from peers once one announces it (repeatable).
+    #[arg(long = "serve")]
+    pub(crate) serve_models: Vec<String>,
+    /// Fetch and serve models when a peer asks (`vouch model pin --replicas`).
+    #[arg(long)]
+    pub(crate) accept_pins: bool,
 }
 
 #[derive(Args, Debug)]
@@ -131,6 +157,21 @@ pub(crate) enum ModelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Pin a model: the node fetches it from peers if it lacks it (verified
+    /// chunk by chunk) and asks peers until REPLICAS nodes serve it.
+    Pin {
+        /// Model name.
+        name: String,
+        /// Version (default: newest).
+        #[arg(long)]
+        version: Option<String>,
+        /// Nodes that should serve it, this one included.
+        #[arg(long, default_value_t = 1)]
+        replicas: u64,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
     },
     /// Download a model file, checked against its digest.
     Pull {

@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use vouch_api::{InferRequest, ModelInfo, OutputsFile, to_map};
+use vouch_api::{InferRequest, ModelInfo, OutputsFile, PinStatus, to_map};
 use vouch_client::{Client, PushParams};
-use vouch_node::{Node, NodeConfig};
+use vouch_node::{Node, NodeConfig, P2pConfig};
 use vouch_types::{Digest, Kind, PublicKey, Receipt};
 
-use crate::cli::{Cli, Command, InferArgs, ModelCommand, ReceiptsCommand, ServeArgs, VerifyArgs};
+use crate::cli::{
+    Cli, Command, InferArgs, ModelCommand, P2pArgs, ReceiptsCommand, ServeArgs, VerifyArgs,
+};
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let client = Client::new(&cli.node);
@@ -24,9 +26,22 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     .join("vouch"),
             };
             let models = args.models.unwrap_or_else(vouch_node::samples::models_dir);
-            serve(config(data_dir, args.listen, &args.serve), Some(models)).await
+            serve(
+                config(data_dir, args.listen, &args.serve),
+                &args.serve.p2p,
+                Some(models),
+            )
+            .await
         }
-        Command::Node(args) => serve(config(args.data_dir, args.listen, &args.serve), None).await,
+        Command::Node(args) => {
+            serve(
+                config(args.data_dir, args.listen, &args.serve),
+                &args.serve.p2p,
+                None,
+            )
+            .await
+        }
+        Command::Network { json } => network(&client, json).await,
         Command::Model(cmd) => model(&client, cmd).await,
         Command::Infer(args) => infer(&client, args).await,
         Command::Verify(args) => verify(args),
@@ -52,7 +67,57 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Nod
         c.workers = w.max(1);
     }
     c.trace = !s.no_trace;
+    c.accept_pins = s.p2p.accept_pins;
     c
+}
+
+/// The p2p configuration the flags describe.
+fn p2p_config(args: &P2pArgs) -> Result<P2pConfig> {
+    let listen = args.p2p_listen.parse().map_err(|e| {
+        anyhow!(
+            "--p2p-listen {}: {e}; use a multiaddr like /ip4/0.0.0.0/tcp/4001",
+            args.p2p_listen
+        )
+    })?;
+    let bootstrap = args
+        .bootstrap
+        .iter()
+        .map(|b| {
+            b.parse().map_err(|e| {
+                anyhow!("--bootstrap {b}: {e}; use a multiaddr like /ip4/10.0.0.1/tcp/4001/p2p/12D3Koo...")
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(P2pConfig { listen, bootstrap })
+}
+
+/// Fetches each `--serve` model from peers as soon as one announces it.
+fn serve_from_peers(node: &Arc<Node>, models: &[String]) {
+    for spec in models {
+        let (name, version) = match spec.split_once('@') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (spec.clone(), None),
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut warned = false;
+            loop {
+                match node.replicate(&name, version.as_deref()).await {
+                    Ok(id) => {
+                        tracing::info!(model = %name, %id, "serving model fetched from peers");
+                        return;
+                    }
+                    Err(e) => {
+                        if !warned {
+                            tracing::warn!(model = %name, error = %e, "cannot fetch the model yet; retrying");
+                            warned = true;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
+                }
+            }
+        });
+    }
 }
 
 async fn shutdown_signal() {
@@ -77,7 +142,8 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-async fn serve(config: NodeConfig, samples: Option<PathBuf>) -> Result<()> {
+async fn serve(config: NodeConfig, p2p: &P2pArgs, samples: Option<PathBuf>) -> Result<()> {
+    let p2p_config = p2p_config(p2p)?;
     let listen = config.listen;
     let data_dir = config.data_dir.clone();
     let node: Arc<Node> = Node::open(config)?;
@@ -93,7 +159,16 @@ async fn serve(config: NodeConfig, samples: Option<PathBuf>) -> Result<()> {
             tracing::info!(models = ?imported, "imported sample models");
         }
     }
+    node.join(p2p_config, Some(format!("http://{addr}")))
+        .await
+        .context("joining the network; check --p2p-listen and --bootstrap")?;
+    let peers_at: Vec<String> = node
+        .p2p()
+        .map(|p| p.addresses().iter().map(|a| a.to_string()).collect())
+        .unwrap_or_default();
+    serve_from_peers(&node, &p2p.serve_models);
     tracing::info!(
+        p2p = ?peers_at,
         url = %format!("http://{addr}"),
         node = %node.public_key(),
         data = %data_dir.display(),
@@ -104,6 +179,9 @@ async fn serve(config: NodeConfig, samples: Option<PathBuf>) -> Result<()> {
         node.public_key(),
         data_dir.display()
     );
+    for a in &peers_at {
+        eprintln!("  peers can join with --bootstrap {a}");
+    }
     vouch_node::serve(node, listener, shutdown_signal()).await?;
     Ok(())
 }
@@ -204,6 +282,12 @@ async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
                 println!("  versions   {}", detail.versions.join(", "));
             }
         }
+        ModelCommand::Pin {
+            name,
+            version,
+            replicas,
+            timeout,
+        } => pin(client, &name, version.as_deref(), replicas, timeout).await?,
         ModelCommand::Pull { name, version, out } => {
             let detail = client.show_model(&name, version.as_deref()).await?;
             let file = detail
@@ -221,6 +305,120 @@ async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
                 file.digest
             );
         }
+    }
+    Ok(())
+}
+
+/// Pins a model and follows it with a progress bar until the node serves
+/// it and `replicas` nodes do.
+async fn pin(
+    client: &Client,
+    name: &str,
+    version: Option<&str>,
+    replicas: u64,
+    timeout: u64,
+) -> Result<()> {
+    use std::io::Write as _;
+    let mut status = client.pin(name, version, replicas).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    loop {
+        let line = progress_line(&status, replicas);
+        if interactive {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
+        let _ = std::io::stderr().flush();
+        if let Some(e) = status.fetch.as_ref().and_then(|f| f.error.as_ref()) {
+            if interactive {
+                eprintln!();
+            }
+            bail!("fetching {name} failed: {e}");
+        }
+        if status.local && status.providers.len() as u64 >= replicas {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            if interactive {
+                eprintln!();
+            }
+            bail!(
+                "gave up after {timeout}s: {} of {replicas} nodes serve {name}; raise --timeout, or start nodes with --accept-pins",
+                status.providers.len()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(if interactive {
+            200
+        } else {
+            1000
+        }))
+        .await;
+        status = client.pin_status(name, version).await?;
+    }
+    if interactive {
+        eprintln!();
+    }
+    println!(
+        "{}@{}  {}  served by {} node(s)",
+        status.name,
+        status.version,
+        status.id,
+        status.providers.len()
+    );
+    Ok(())
+}
+
+/// `[#########           ] 12.3/22.9 MB  replicas 1/3`
+fn progress_line(s: &PinStatus, replicas: u64) -> String {
+    const WIDTH: usize = 30;
+    let (done, total) = match &s.fetch {
+        Some(f) => (f.done_bytes, f.total_bytes.max(1)),
+        None if s.local => (1, 1),
+        None => (0, 1),
+    };
+    let filled = (WIDTH as u64 * done.min(total) / total) as usize;
+    let mb = |b: u64| b as f64 / 1e6;
+    format!(
+        "{}@{} [{}{}] {:.1}/{:.1} MB  replicas {}/{replicas}",
+        s.name,
+        s.version,
+        "#".repeat(filled),
+        " ".repeat(WIDTH - filled),
+        mb(done.min(total)),
+        mb(s.fetch.as_ref().map_or(0, |f| f.total_bytes)),
+        s.providers.len()
+    )
+}
+
+async fn network(client: &Client, json: bool) -> Result<()> {
+    let nodes = client.network_nodes().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+        return Ok(());
+    }
+    for a in &nodes.listen {
+        println!("listening for peers on {a}");
+    }
+    println!(
+        "{:<54} {:<5} {:>6} {:>6} {:>6}  MODELS",
+        "PEER", "CONN", "CHUNKS", "BAD", "FAILED"
+    );
+    for n in &nodes.nodes {
+        let peer = if n.local {
+            format!("{} (this node)", n.peer)
+        } else {
+            n.peer.clone()
+        };
+        println!(
+            "{:<54} {:<5} {:>6} {:>6} {:>6}  {}",
+            peer,
+            if n.connected { "yes" } else { "no" },
+            n.record.chunks_ok,
+            n.record.bad_data,
+            n.record.failures,
+            n.models.join(", ")
+        );
     }
     Ok(())
 }

@@ -417,6 +417,88 @@ pub struct Health {
     pub models: u64,
 }
 
+/// Progress of fetching a model from peers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchProgress {
+    /// Bytes of the model file.
+    pub total_bytes: u64,
+    /// Bytes present and checked.
+    pub done_bytes: u64,
+    /// `fetching`, `done` or `failed`.
+    pub state: String,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST|GET /v1/hub/models/{name}/pin`: where a pinned model stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinStatus {
+    /// Model id.
+    pub id: vouch_types::Digest,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Whether this node serves it.
+    pub local: bool,
+    /// This node's fetch of it from peers, if one was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch: Option<FetchProgress>,
+    /// Nodes serving it (this one included), by peer id.
+    pub providers: Vec<String>,
+    /// How many nodes were asked to serve it.
+    pub wanted: u64,
+}
+
+/// What this node has recorded about a peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRecordJson {
+    /// Chunks received that checked out.
+    pub chunks_ok: u64,
+    /// Chunks or tables received that did not match their digests.
+    pub bad_data: u64,
+    /// Requests that failed or were refused.
+    pub failures: u64,
+}
+
+/// One node of the network as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkNode {
+    /// libp2p peer id.
+    pub peer: String,
+    /// Operator key, when the node has announced itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// Its HTTP API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// Whether a connection is open (always true for this node).
+    pub connected: bool,
+    /// Whether this entry is the node answering.
+    pub local: bool,
+    /// Models it serves, as `name@version`.
+    pub models: Vec<String>,
+    /// Price per inference.
+    pub price: u64,
+    /// Inferences it runs at once.
+    pub capacity: u32,
+    /// Software version.
+    #[serde(default)]
+    pub software: String,
+    /// This node's record of it.
+    pub record: PeerRecordJson,
+}
+
+/// `GET /v1/network/nodes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkNodes {
+    /// Addresses this node listens on for peers.
+    pub listen: Vec<String>,
+    /// This node first, then its peers.
+    pub nodes: Vec<NetworkNode>,
+}
+
 /// Error body: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ErrorBody {

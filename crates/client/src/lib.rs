@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use vouch_api::{
-    ErrorBody, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList, TraceEntry,
+    ErrorBody, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList,
+    NetworkNodes, PinStatus, TraceEntry,
 };
 use vouch_types::{Digest, Receipt};
 
@@ -214,6 +215,43 @@ impl Client {
             .send(url.clone(), self.http.post(&url).json(request))
             .await?;
         decode(url, resp).await
+    }
+
+    /// `POST /v1/hub/models/{name}/pin`: pin a model on the node and ask
+    /// for `replicas` nodes to serve it.
+    pub async fn pin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        replicas: u64,
+    ) -> Result<PinStatus, ClientError> {
+        let mut url = self.url(&format!(
+            "/v1/hub/models/{}/pin?replicas={replicas}",
+            encode_segment(name)
+        ));
+        if let Some(v) = version {
+            url.push_str(&format!("&version={}", encode_segment(v)));
+        }
+        let resp = self.send(url.clone(), self.http.post(&url)).await?;
+        decode(url, resp).await
+    }
+
+    /// `GET /v1/hub/models/{name}/pin`.
+    pub async fn pin_status(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<PinStatus, ClientError> {
+        let mut path = format!("/v1/hub/models/{}/pin", encode_segment(name));
+        if let Some(v) = version {
+            path.push_str(&format!("?version={}", encode_segment(v)));
+        }
+        self.get_json(&path).await
+    }
+
+    /// `GET /v1/network/nodes`.
+    pub async fn network_nodes(&self) -> Result<NetworkNodes, ClientError> {
+        self.get_json("/v1/network/nodes").await
     }
 
     /// `GET /v1/receipts/{id}`.

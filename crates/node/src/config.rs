@@ -20,6 +20,8 @@ pub struct NodeConfig {
     pub workers: usize,
     /// Hash every step's outputs into the receipt's trace commitment.
     pub trace: bool,
+    /// Fetch and serve models when a peer asks (`vouch model pin --replicas`).
+    pub accept_pins: bool,
 }
 
 impl NodeConfig {
@@ -33,6 +35,7 @@ impl NodeConfig {
             cache_bytes: 2 << 30,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             trace: true,
+            accept_pins: false,
         }
     }
 }

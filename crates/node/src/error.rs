@@ -43,6 +43,9 @@ pub enum NodeError {
     /// A bug or an unexpected condition.
     #[error("{0}")]
     Internal(String),
+    /// The network or a peer cannot do it now.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl NodeError {
@@ -61,6 +64,7 @@ impl NodeError {
             NodeError::Storage(_) => "storage_error",
             NodeError::DiskFull(_) => "disk_full",
             NodeError::Internal(_) => "internal",
+            NodeError::Unavailable(_) => "unavailable",
         }
     }
 
@@ -75,6 +79,7 @@ impl NodeError {
             | NodeError::UnsupportedOperator(_)
             | NodeError::InferenceFailed(_) => 422,
             NodeError::DiskFull(_) => 507,
+            NodeError::Unavailable(_) => 503,
             NodeError::Corrupt(_) | NodeError::Storage(_) | NodeError::Internal(_) => 500,
         }
     }

@@ -67,6 +67,8 @@ pub fn router(node: Arc<Node>) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/hub/models/{name}", get(show_model))
+        .route("/v1/hub/models/{name}/pin", post(pin_model).get(pin_status))
+        .route("/v1/network/nodes", get(network_nodes))
         .route("/v1/hub/blobs/{digest}", get(get_blob))
         .route(
             "/v1/infer/{name}",
@@ -274,6 +276,38 @@ async fn show_model(
             versions,
         },
     ))
+}
+
+#[derive(Deserialize)]
+struct PinQuery {
+    version: Option<String>,
+    replicas: Option<u64>,
+}
+
+async fn pin_model(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    Query(q): Query<PinQuery>,
+) -> ApiResult<Response> {
+    let status = node
+        .pin(&name, q.version.as_deref(), q.replicas.unwrap_or(1).max(1))
+        .await?;
+    Ok(json(StatusCode::ACCEPTED, &status))
+}
+
+async fn pin_status(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        &node.pin_status(&name, q.version.as_deref())?,
+    ))
+}
+
+async fn network_nodes(State(node): State<Arc<Node>>) -> ApiResult<Response> {
+    Ok(json(StatusCode::OK, &node.network_nodes()?))
 }
 
 fn parse_digest(kind: Kind, s: &str) -> Result<Digest, NodeError> {

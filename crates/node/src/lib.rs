@@ -6,8 +6,11 @@
 //! on. [`http::router`] maps the public API onto it, and [`serve`] runs that
 //! router on a listener until a shutdown future resolves.
 //!
-//! Only this crate (and the CLI) knows HTTP. Peer-to-peer networking and the
-//! ledger will attach to [`Node`] beside the HTTP API, not inside it.
+//! Only this crate (and the CLI) knows HTTP. Peer-to-peer networking
+//! ([`network`], over `vouch-p2p`) attaches to [`Node`] beside the HTTP API,
+//! not inside it; the ledger will too.
+
+#![recursion_limit = "256"]
 
 pub mod cache;
 pub mod config;
@@ -15,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod keyfile;
 pub mod metrics;
+pub mod network;
 pub mod openapi;
 mod receipt_log;
 pub mod samples;
@@ -22,7 +26,9 @@ pub mod service;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
+pub use network::{Fetch, FetchState, NetworkModel, PeerRecord};
 pub use service::{Node, PushOptions};
+pub use vouch_p2p::{self as p2p, P2pConfig};
 
 use std::future::Future;
 use std::sync::Arc;

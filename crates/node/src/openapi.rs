@@ -66,6 +66,22 @@ pub fn document() -> Value {
           "parameters": [path_param("name", "model name"), version_param()],
           "responses": merge(json!({"200": ok("model", "ModelDetail")}), error_responses(&[404]))
         }},
+        "/v1/hub/models/{name}/pin": {
+          "post": {
+            "summary": "Pin a model: fetch it from peers if this node lacks it, and ask peers to fetch it until `replicas` nodes serve it",
+            "parameters": [path_param("name", "model name"), version_param(), {"name": "replicas", "in": "query", "required": false, "description": "nodes that should serve it (default 1: this one)", "schema": {"type": "integer", "minimum": 1}}],
+            "responses": merge(json!({"202": ok("pinned; fetching in the background", "PinStatus")}), error_responses(&[400, 404, 503]))
+          },
+          "get": {
+            "summary": "Where a pinned model stands: served here, fetch progress, nodes serving it",
+            "parameters": [path_param("name", "model name"), version_param()],
+            "responses": merge(json!({"200": ok("status", "PinStatus")}), error_responses(&[404, 503]))
+          }
+        },
+        "/v1/network/nodes": {"get": {
+          "summary": "This node and its peers: what each serves and this node's record of it",
+          "responses": merge(json!({"200": ok("nodes", "NetworkNodes")}), error_responses(&[503]))
+        }},
         "/v1/hub/blobs/{digest}": {"get": {
           "summary": "Fetch a blob by digest; re-hashed before it is sent",
           "parameters": [path_param("digest", "blob:<64 hex>")],
@@ -124,6 +140,19 @@ pub fn document() -> Value {
         "TraceEntry": {"type": "object", "properties": {
           "receipt": {"type": "string"}, "index": {"type": "integer"}, "len": {"type": "integer"}, "step": {"type": ["string", "null"]},
           "leaf": {"type": "string"}, "path": {"type": "array", "items": {"type": "string"}}, "root": {"type": "string"}
+        }},
+        "PinStatus": {"type": "object", "required": ["id", "name", "version", "local", "providers", "wanted"], "properties": {
+          "id": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "string"}, "local": {"type": "boolean"},
+          "fetch": {"type": "object", "properties": {"total_bytes": {"type": "integer"}, "done_bytes": {"type": "integer"}, "state": {"type": "string", "enum": ["fetching", "done", "failed"]}, "error": {"type": "string"}}},
+          "providers": {"type": "array", "items": {"type": "string"}}, "wanted": {"type": "integer"}
+        }},
+        "NetworkNodes": {"type": "object", "properties": {
+          "listen": {"type": "array", "items": {"type": "string"}},
+          "nodes": {"type": "array", "items": {"type": "object", "properties": {
+            "peer": {"type": "string"}, "operator": {"type": "string"}, "http": {"type": "string"}, "connected": {"type": "boolean"}, "local": {"type": "boolean"},
+            "models": {"type": "array", "items": {"type": "string"}}, "price": {"type": "integer"}, "capacity": {"type": "integer"}, "software": {"type": "string"},
+            "record": {"type": "object", "properties": {"chunks_ok": {"type": "integer"}, "bad_data": {"type": "integer"}, "failures": {"type": "integer"}}}
+          }}}
         }},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}, "node": {"type": "string"}, "version": {"type": "string"}, "models": {"type": "integer"}}}
       }}

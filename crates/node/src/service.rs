@@ -49,12 +49,13 @@ pub struct Answer {
 
 /// A running node's state.
 pub struct Node {
-    config: NodeConfig,
-    store: Arc<Store>,
+    pub(crate) config: NodeConfig,
+    pub(crate) store: Arc<Store>,
     receipts: Arc<ReceiptLog>,
-    key: SecretKey,
-    engine: Arc<dyn Engine>,
-    cache: ModelCache,
+    pub(crate) key: SecretKey,
+    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) cache: ModelCache,
+    pub(crate) network: std::sync::OnceLock<Arc<crate::network::Network>>,
     pool: Semaphore,
     load_lock: tokio::sync::Mutex<()>,
     metrics: Metrics,
@@ -85,7 +86,7 @@ fn valid_name(s: &str) -> bool {
         && !s.starts_with('.')
 }
 
-fn join_error(e: tokio::task::JoinError) -> NodeError {
+pub(crate) fn join_error(e: tokio::task::JoinError) -> NodeError {
     NodeError::Internal(format!("a worker task failed: {e}"))
 }
 
@@ -117,6 +118,7 @@ impl Node {
             key,
             engine: Arc::new(OnnxEngine::new()),
             load_lock: tokio::sync::Mutex::new(()),
+            network: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
             started: Instant::now(),
         }))
@@ -192,7 +194,7 @@ impl Node {
     }
 
     /// Runs CPU-bound work on the blocking pool, at most `workers` at once.
-    async fn compute<T: Send + 'static>(
+    pub(crate) async fn compute<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
@@ -314,6 +316,7 @@ impl Node {
             id = %record.id(),
             "model registered"
         );
+        self.announce().await;
         Ok(record)
     }
 

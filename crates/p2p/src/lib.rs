@@ -3,31 +3,40 @@
 //! Every node runs one libp2p swarm: TCP + noise + yamux, identify (peers
 //! learn each other's listen addresses), Kademlia (peer routing; provider
 //! records keyed by model id come with replication) and gossipsub, on which
-//! nodes publish signed [`Announcement`]s. The swarm runs on its own task;
+//! nodes publish signed [`Announcement`]s, and request-response on
+//! [`rpc::PROTOCOL`] for manifests, blob chunks and pins. Kademlia also holds
+//! provider records keyed by model id. The swarm runs on its own task;
 //! [`P2p`] is the handle the node keeps: it reads the peer table and sends
-//! commands. A node with no bootstrap peers works alone.
+//! commands; requests from peers arrive on [`Inbound`]. A node with no
+//! bootstrap peers works alone.
 //!
 //! The libp2p identity is the operator's ed25519 key, so a peer id names an
 //! operator and gossipsub's message signatures bind every announcement to
 //! the peer that published it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, identity, noise, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, identify, identity, noise, tcp, yamux,
+};
 use tokio::sync::{mpsc, oneshot};
-use vouch_types::{PublicKey, SecretKey};
+use vouch_types::{Digest, PublicKey, SecretKey};
 
 pub mod announce;
+pub mod rpc;
 
 pub use announce::{Announcement, AnnouncementBody, AnnouncementError, ModelOffer};
 pub use libp2p::{Multiaddr as Address, PeerId as Peer};
+pub use rpc::{Frame, Request, Response};
 
 /// The identify protocol version of Vouch nodes.
 const PROTOCOL_VERSION: &str = "/vouch/1";
@@ -54,6 +63,14 @@ pub enum P2pError {
     /// The swarm task has stopped.
     #[error("the p2p swarm has stopped")]
     Stopped,
+    /// A request to a peer failed before an answer came back.
+    #[error("request to peer {peer} failed: {detail}")]
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// Why (dial failure, timeout, connection closed, ...).
+        detail: String,
+    },
 }
 
 /// How a node joins the network.
@@ -80,11 +97,31 @@ pub struct PeerInfo {
 
 type PeerTable = Arc<RwLock<BTreeMap<PeerId, PeerInfo>>>;
 
+type Reply = Result<Frame<Response>, P2pError>;
+
 enum Command {
     Announce(AnnouncementBody),
     Dial(Multiaddr, oneshot::Sender<Result<(), P2pError>>),
     FindPeer(PeerId, oneshot::Sender<Vec<Multiaddr>>),
+    Request(PeerId, Frame<Request>, oneshot::Sender<Reply>),
+    Provide(Digest),
+    Providers(Digest, oneshot::Sender<HashSet<PeerId>>),
 }
+
+/// A request from a peer, waiting for this node's answer.
+#[derive(Debug)]
+pub struct InboundRequest {
+    /// Who asks.
+    pub peer: PeerId,
+    /// What it asks.
+    pub request: Frame<Request>,
+    /// Where the answer goes; dropping it answers with an error.
+    pub reply: oneshot::Sender<Frame<Response>>,
+}
+
+/// Requests from peers, in arrival order. While nobody takes them (the
+/// receiver is dropped), peers get an `unavailable` error.
+pub type Inbound = mpsc::Receiver<InboundRequest>;
 
 /// The handle to a running swarm. Dropping every clone stops it.
 #[derive(Clone)]
@@ -100,6 +137,7 @@ struct Behaviour {
     identify: identify::Behaviour,
     kad: kad::Behaviour<MemoryStore>,
     gossipsub: gossipsub::Behaviour,
+    rpc: request_response::Behaviour<rpc::Codec>,
 }
 
 /// The libp2p peer id of an operator key.
@@ -116,8 +154,9 @@ fn keypair(key: &SecretKey) -> identity::Keypair {
 
 impl P2p {
     /// Starts the swarm, listens, dials the bootstrap peers, and returns
-    /// once the listen address is bound.
-    pub async fn start(config: P2pConfig, key: &SecretKey) -> Result<P2p, P2pError> {
+    /// once the listen address is bound, with the stream of requests peers
+    /// send this node.
+    pub async fn start(config: P2pConfig, key: &SecretKey) -> Result<(P2p, Inbound), P2pError> {
         let local_key = keypair(key);
         let local = local_key.public().to_peer_id();
         let mut swarm = SwarmBuilder::with_existing_identity(local_key)
@@ -151,10 +190,18 @@ impl P2p {
                     MessageAuthenticity::Signed(key.clone()),
                     gossip_config,
                 )?;
+                let rpc = request_response::Behaviour::with_codec(
+                    rpc::Codec,
+                    [(StreamProtocol::new(rpc::PROTOCOL), ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(REQUEST_TIMEOUT)
+                        .with_max_concurrent_streams(256),
+                );
                 Ok(Behaviour {
                     identify,
                     kad,
                     gossipsub,
+                    rpc,
                 })
             })
             .map_err(|e| P2pError::Start(e.to_string()))?
@@ -204,19 +251,22 @@ impl P2p {
 
         let peers: PeerTable = Arc::default();
         let (commands, rx) = mpsc::channel(64);
+        let (inbound_tx, inbound) = mpsc::channel(256);
         tokio::spawn(drive(
             swarm,
             rx,
+            inbound_tx,
             peers.clone(),
             key.clone(),
             !config.bootstrap.is_empty(),
         ));
-        Ok(P2p {
+        let p2p = P2p {
             local,
             listening,
             peers,
             commands,
-        })
+        };
+        Ok((p2p, inbound))
     }
 
     /// This node's peer id.
@@ -255,6 +305,35 @@ impl P2p {
         rx.await.map_err(|_| P2pError::Stopped)?
     }
 
+    /// Sends `request` to `peer` and waits for its answer (dialing it if
+    /// needed; requests time out after 30 s).
+    pub async fn request(&self, peer: PeerId, request: Frame<Request>) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request(peer, request, tx))
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        rx.await.map_err(|_| P2pError::Stopped)?
+    }
+
+    /// Publishes a provider record for `key` (a model id) in the DHT.
+    pub async fn provide(&self, key: Digest) -> Result<(), P2pError> {
+        self.commands
+            .send(Command::Provide(key))
+            .await
+            .map_err(|_| P2pError::Stopped)
+    }
+
+    /// Asks the DHT which peers provide `key` (a model id).
+    pub async fn providers(&self, key: Digest) -> Result<HashSet<PeerId>, P2pError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Providers(key, tx))
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        rx.await.map_err(|_| P2pError::Stopped)
+    }
+
     /// Asks the DHT for a peer's addresses.
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, P2pError> {
         let (tx, rx) = oneshot::channel();
@@ -266,10 +345,23 @@ impl P2p {
     }
 }
 
+/// How long a peer has to answer a request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An answer this node owes a peer: the channel to answer on, and the
+/// node's answer when it comes.
+type Pending = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = (ResponseChannel<Frame<Response>>, Frame<Response>)>
+            + Send,
+    >,
+>;
+
 /// The swarm's event loop: runs until every [`P2p`] handle is dropped.
 async fn drive(
     mut swarm: Swarm<Behaviour>,
     mut commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Sender<InboundRequest>,
     peers: PeerTable,
     key: SecretKey,
     bootstrap: bool,
@@ -280,11 +372,19 @@ async fn drive(
         peers,
         announcement: None,
         finds: HashMap::new(),
+        provider_queries: HashMap::new(),
+        requests: HashMap::new(),
+        inbound,
+        answers: FuturesUnordered::new(),
         bootstrapped: !bootstrap,
     };
     let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
     loop {
         tokio::select! {
+            Some((channel, frame)) = state.answers.next(), if !state.answers.is_empty() => {
+                // The peer may have gone; nothing to do then.
+                let _ = swarm.behaviour_mut().rpc.send_response(channel, frame);
+            }
             command = commands.recv() => match command {
                 None => return,
                 Some(Command::Announce(body)) => {
@@ -302,6 +402,20 @@ async fn drive(
                     let id = swarm.behaviour_mut().kad.get_closest_peers(peer);
                     state.finds.insert(id, (peer, reply));
                 }
+                Some(Command::Request(peer, request, reply)) => {
+                    let id = swarm.behaviour_mut().rpc.send_request(&peer, request);
+                    state.requests.insert(id, (peer, reply));
+                }
+                Some(Command::Provide(key)) => {
+                    let key = kad::RecordKey::new(key.as_bytes());
+                    if let Err(e) = swarm.behaviour_mut().kad.start_providing(key) {
+                        tracing::warn!(error = %e, "provider record not stored");
+                    }
+                }
+                Some(Command::Providers(key, reply)) => {
+                    let id = swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(key.as_bytes()));
+                    state.provider_queries.insert(id, (HashSet::new(), reply));
+                }
             },
             _ = tick.tick() => state.republish(&mut swarm),
             event = swarm.select_next_some() => state.handle(&mut swarm, event),
@@ -315,6 +429,10 @@ struct Driver {
     peers: PeerTable,
     announcement: Option<AnnouncementBody>,
     finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
+    provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<HashSet<PeerId>>)>,
+    requests: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Reply>)>,
+    inbound: mpsc::Sender<InboundRequest>,
+    answers: FuturesUnordered<Pending>,
     bootstrapped: bool,
 }
 
@@ -397,6 +515,24 @@ impl Driver {
                     }
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => self.handle_rpc(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            })) => {
+                let Some((found, _)) = self.provider_queries.get_mut(&id) else {
+                    return;
+                };
+                if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                    found.extend(providers);
+                }
+                if step.last {
+                    let (found, reply) = self.provider_queries.remove(&id).expect("present");
+                    let _ = reply.send(found);
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetClosestPeers(result),
@@ -419,6 +555,70 @@ impl Driver {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl Driver {
+    fn handle_rpc(&mut self, event: request_response::Event<Frame<Request>, Frame<Response>>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                self.peer(peer, |_| {});
+                let (tx, rx) = oneshot::channel();
+                let unavailable =
+                    || Response::error("unavailable", "this node is not answering requests now");
+                match self.inbound.try_send(InboundRequest {
+                    peer,
+                    request,
+                    reply: tx,
+                }) {
+                    Ok(()) => self.answers.push(Box::pin(async move {
+                        (channel, rx.await.unwrap_or_else(|_| unavailable()))
+                    })),
+                    Err(_) => self
+                        .answers
+                        .push(Box::pin(async move { (channel, unavailable()) })),
+                }
+            }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                self.peer(peer, |_| {});
+                if let Some((_, reply)) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some((_, reply)) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(P2pError::Request {
+                        peer,
+                        detail: error.to_string(),
+                    }));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "answering a peer failed");
+            }
+            Event::ResponseSent { .. } => {}
         }
     }
 }

@@ -4,12 +4,22 @@
 
 use std::time::Duration;
 
-use vouch_p2p::{AnnouncementBody, ModelOffer, P2p, P2pConfig, peer_id_of};
-use vouch_types::SecretKey;
+use vouch_p2p::{
+    AnnouncementBody, Frame, Inbound, ModelOffer, P2p, P2pConfig, Request, Response, peer_id_of,
+};
+use vouch_types::{Digest, Kind, SecretKey};
 
 async fn node(seed: u8, bootstrap: Vec<vouch_p2p::Address>) -> (P2p, SecretKey) {
+    let (p2p, key, _inbound) = node_with_inbound(seed, bootstrap).await;
+    (p2p, key)
+}
+
+async fn node_with_inbound(
+    seed: u8,
+    bootstrap: Vec<vouch_p2p::Address>,
+) -> (P2p, SecretKey, Inbound) {
     let key = SecretKey::from_bytes(&[seed; 32]);
-    let p2p = P2p::start(
+    let (p2p, inbound) = P2p::start(
         P2pConfig {
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             bootstrap,
@@ -39,7 +49,7 @@ async fn node(seed: u8, bootstrap: Vec<vouch_p2p::Address>) -> (P2p, SecretKey) 
         timestamp_ms: 0,
     };
     p2p.announce(body).await.unwrap();
-    (p2p, key)
+    (p2p, key, inbound)
 }
 
 /// Polls `check` until it holds, for at most 30 s.
@@ -123,4 +133,67 @@ async fn a_node_without_peers_works_alone_and_bad_bootstrap_addresses_are_refuse
     .err()
     .expect("a bootstrap address without /p2p/ is refused");
     assert!(err.to_string().contains("/p2p/<peer id>"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_answer_requests_and_find_providers() {
+    let (a, _, mut inbound) = node_with_inbound(11, vec![]).await;
+    // A answers chunk requests with the index repeated; anything else is refused.
+    tokio::spawn(async move {
+        while let Some(req) = inbound.recv().await {
+            let answer = match req.request.head {
+                Request::Chunk { index, .. } => Frame {
+                    head: Response::Ok,
+                    body: vec![index as u8; 2 << 20],
+                },
+                _ => Response::error("unsupported", "only chunks here"),
+            };
+            let _ = req.reply.send(answer);
+        }
+    });
+    let (b, _) = node(12, a.addresses()).await;
+    let (c, _) = node(13, a.addresses()).await;
+    let blob = Digest::of(Kind::Blob, b"blob");
+
+    let got = b
+        .request(a.peer_id(), Frame::new(Request::Chunk { blob, index: 5 }))
+        .await
+        .unwrap();
+    assert_eq!(got.head, Response::Ok);
+    assert_eq!(got.body, vec![5u8; 2 << 20]);
+    let refused = b
+        .request(a.peer_id(), Frame::new(Request::ChunkTable { blob }))
+        .await
+        .unwrap();
+    assert!(matches!(refused.head, Response::Error { code, .. } if code == "unsupported"));
+    // C dropped its inbound stream: it answers, with an error.
+    let unavailable = b
+        .request(c.peer_id(), Frame::new(Request::Chunk { blob, index: 0 }))
+        .await
+        .unwrap();
+    assert!(matches!(unavailable.head, Response::Error { code, .. } if code == "unavailable"));
+
+    // A provider record published by B is found by C through the DHT.
+    let model = Digest::of(Kind::Model, b"m");
+    b.provide(model).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if c.providers(model).await.unwrap().contains(&b.peer_id()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "C never found B as a provider"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A peer that is gone: a clear error, not a hang.
+    let a_id = a.peer_id();
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = b
+        .request(a_id, Frame::new(Request::Chunk { blob, index: 1 }))
+        .await;
+    assert!(err.is_err(), "a vanished peer answered: {err:?}");
 }

@@ -6,10 +6,16 @@
 //! emptied on open. Every read of a blob re-hashes it against its chunk
 //! table: a corrupted file is reported, never returned.
 //!
+//! Blobs fetched from peers arrive chunk by chunk into `partial/` through a
+//! [`PartialBlob`], which checks every chunk against a chunk table already
+//! checked against the blob digest, and survives restarts so a fetch
+//! resumes where it stopped.
+//!
 //! This crate knows nothing of HTTP, engines or the network.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use redb::{
@@ -63,6 +69,19 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// A chunk index past the end of a blob.
+    #[error("blob {digest} has {chunks} chunks; chunk {index} does not exist")]
+    NoSuchChunk {
+        /// The blob.
+        digest: Digest,
+        /// The index asked for.
+        index: u64,
+        /// How many chunks it has.
+        chunks: u64,
+    },
+    /// Bytes offered for a blob do not match what its digest commits to.
+    #[error("rejected: {0}")]
+    BadChunk(String),
     /// A name and version is already taken by other content.
     #[error("model {name}@{version} already exists with id {existing}; push under a new --version")]
     VersionTaken {
@@ -148,7 +167,7 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, and discards any
     /// partial uploads a crash left in `tmp/`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        for sub in ["blobs", "tmp"] {
+        for sub in ["blobs", "tmp", "partial"] {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
         }
@@ -229,6 +248,84 @@ impl Store {
             Err(StoreError::MissingBlob(_)) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Reads chunk `index` of a stored blob, re-hashed against its table.
+    pub fn read_chunk(&self, digest: &Digest, index: u64) -> Result<Vec<u8>, StoreError> {
+        let table = self.chunk_table(digest)?;
+        let Some(want) = table.chunks.get(index as usize) else {
+            return Err(StoreError::NoSuchChunk {
+                digest: *digest,
+                index,
+                chunks: table.chunks.len() as u64,
+            });
+        };
+        let path = self.blob_path(digest);
+        let corrupt = |detail: String| StoreError::Corrupt {
+            digest: *digest,
+            detail,
+        };
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(corrupt("the file is missing".into()));
+            }
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        let (offset, len) = chunk_span(&table, index);
+        let mut data = vec![0u8; len];
+        file.read_exact_at(&mut data, offset)
+            .map_err(|e| corrupt(format!("chunk {index} cannot be read: {e}")))?;
+        if Digest::of(Kind::BlobChunk, &data) != *want {
+            return Err(corrupt(format!("chunk {index} does not match its digest")));
+        }
+        Ok(data)
+    }
+
+    /// Starts or resumes fetching the blob `table` describes. The table
+    /// must hash to `digest`; chunks already on disk from an earlier try
+    /// are re-checked and kept.
+    pub fn partial_blob(
+        &self,
+        digest: &Digest,
+        table: ChunkTable,
+    ) -> Result<PartialBlob, StoreError> {
+        if table.root() != *digest {
+            return Err(StoreError::BadChunk(format!(
+                "the chunk table offered for {digest} hashes to {}",
+                table.root()
+            )));
+        }
+        let path = self.root.join("partial").join(digest.to_hex());
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("opening", &path))?;
+        let on_disk = file.metadata().map_err(io_err("reading", &path))?.len();
+        let mut have = vec![false; table.chunks.len()];
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        for (i, want) in table.chunks.iter().enumerate() {
+            let (offset, len) = chunk_span(&table, i as u64);
+            if offset + len as u64 > on_disk {
+                break;
+            }
+            if file.read_exact_at(&mut buf[..len], offset).is_ok()
+                && Digest::of(Kind::BlobChunk, &buf[..len]) == *want
+            {
+                have[i] = true;
+            }
+        }
+        file.set_len(table.size).map_err(io_err("sizing", &path))?;
+        Ok(PartialBlob {
+            digest: *digest,
+            table,
+            file,
+            path,
+            have,
+        })
     }
 
     /// Reads a whole blob, re-hashing every chunk against its table.
@@ -477,6 +574,93 @@ impl Store {
     }
 }
 
+/// Where chunk `index` of a blob starts, and its length.
+fn chunk_span(table: &ChunkTable, index: u64) -> (u64, usize) {
+    let offset = index * CHUNK_SIZE as u64;
+    (
+        offset,
+        (table.size - offset).min(CHUNK_SIZE as u64) as usize,
+    )
+}
+
+/// A blob arriving chunk by chunk from peers, in `partial/` until every
+/// chunk is there and checked. Nothing unchecked is ever written.
+#[derive(Debug)]
+pub struct PartialBlob {
+    digest: Digest,
+    table: ChunkTable,
+    file: File,
+    path: PathBuf,
+    have: Vec<bool>,
+}
+
+impl PartialBlob {
+    /// The blob's chunk table.
+    pub fn table(&self) -> &ChunkTable {
+        &self.table
+    }
+
+    /// Indexes of the chunks still missing.
+    pub fn missing(&self) -> Vec<u64> {
+        (0..self.have.len() as u64)
+            .filter(|&i| !self.have[i as usize])
+            .collect()
+    }
+
+    /// Bytes of the chunks already present.
+    pub fn bytes_present(&self) -> u64 {
+        (0..self.have.len() as u64)
+            .filter(|&i| self.have[i as usize])
+            .map(|i| chunk_span(&self.table, i).1 as u64)
+            .sum()
+    }
+
+    /// Checks chunk `index` against the table and writes it. A chunk that
+    /// does not match is refused with [`StoreError::BadChunk`] and nothing
+    /// is written.
+    pub fn put_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
+        let Some(want) = self.table.chunks.get(index as usize) else {
+            return Err(StoreError::NoSuchChunk {
+                digest: self.digest,
+                index,
+                chunks: self.table.chunks.len() as u64,
+            });
+        };
+        let (offset, len) = chunk_span(&self.table, index);
+        if data.len() != len || Digest::of(Kind::BlobChunk, data) != *want {
+            return Err(StoreError::BadChunk(format!(
+                "chunk {index} of {} ({} bytes) does not match its digest",
+                self.digest,
+                data.len()
+            )));
+        }
+        self.file
+            .write_all_at(data, offset)
+            .map_err(io_err("writing", &self.path))?;
+        self.have[index as usize] = true;
+        Ok(())
+    }
+
+    /// Once every chunk is present: syncs the file, moves it into
+    /// `blobs/` and records its chunk table.
+    pub fn finish(self, store: &Store) -> Result<Digest, StoreError> {
+        let missing = self.missing();
+        if !missing.is_empty() {
+            return Err(StoreError::BadChunk(format!(
+                "{} of {} chunks of {} are still missing",
+                missing.len(),
+                self.have.len(),
+                self.digest
+            )));
+        }
+        self.file
+            .sync_all()
+            .map_err(io_err("syncing", &self.path))?;
+        store.install(&self.path, &self.table)?;
+        Ok(self.digest)
+    }
+}
+
 /// A blob being written. Dropped without [`commit`](BlobWriter::commit), it
 /// leaves nothing behind.
 pub struct BlobWriter<'a> {
@@ -514,23 +698,31 @@ impl BlobWriter<'_> {
         file.sync_all().map_err(io_err("syncing", &self.path))?;
         drop(file);
         let table = std::mem::take(&mut self.hasher).finish();
+        self.store.install(&self.path, &table)?;
+        Ok((table.root(), table.size))
+    }
+}
+
+impl Store {
+    /// Moves a complete, synced file into `blobs/` and records its chunk
+    /// table.
+    fn install(&self, from: &Path, table: &ChunkTable) -> Result<(), StoreError> {
         let digest = table.root();
-        let dest = self.store.blob_path(&digest);
+        let dest = self.blob_path(&digest);
         let dir = dest.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-        fs::rename(&self.path, &dest).map_err(io_err("moving into place", &dest))?;
+        fs::rename(from, &dest).map_err(io_err("moving into place", &dest))?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
-        let txn = self.store.db.begin_write().map_err(db_err)?;
+        let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
             blobs
                 .insert(digest.as_bytes().as_slice(), table.encode().as_slice())
                 .map_err(db_err)?;
         }
-        txn.commit().map_err(db_err)?;
-        Ok((digest, table.size))
+        txn.commit().map_err(db_err)
     }
 }
 
@@ -618,6 +810,61 @@ mod tests {
         let _store = Store::open(dir.path()).unwrap();
         assert!(!tmp.exists());
         assert_eq!(fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn partial_blobs_check_every_chunk_and_resume() {
+        let src = tempfile::tempdir().unwrap();
+        let src = Store::open(src.path()).unwrap();
+        let data: Vec<u8> = (0..(3 * CHUNK_SIZE + 100) as u64)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let (digest, _) = src.put_blob(&data).unwrap();
+        let table = src.chunk_table(&digest).unwrap();
+        assert_eq!(src.read_chunk(&digest, 3).unwrap(), &data[3 * CHUNK_SIZE..]);
+        assert!(matches!(
+            src.read_chunk(&digest, 4),
+            Err(StoreError::NoSuchChunk { chunks: 4, .. })
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // A table that does not hash to the digest is refused.
+        let mut forged = table.clone();
+        forged.chunks.swap(0, 1);
+        assert!(matches!(
+            store.partial_blob(&digest, forged),
+            Err(StoreError::BadChunk(_))
+        ));
+        let mut p = store.partial_blob(&digest, table.clone()).unwrap();
+        assert_eq!(p.missing(), vec![0, 1, 2, 3]);
+        // A wrong chunk is refused and nothing is marked present.
+        let mut bad = src.read_chunk(&digest, 1).unwrap();
+        bad[10] ^= 1;
+        assert!(matches!(p.put_chunk(1, &bad), Err(StoreError::BadChunk(_))));
+        assert!(matches!(
+            p.put_chunk(0, &src.read_chunk(&digest, 1).unwrap()),
+            Err(StoreError::BadChunk(_))
+        ));
+        for i in [1, 3] {
+            p.put_chunk(i, &src.read_chunk(&digest, i).unwrap())
+                .unwrap();
+        }
+        assert!(matches!(p.finish(&store), Err(StoreError::BadChunk(_))));
+        assert!(!store.has_blob(&digest).unwrap());
+        // A restart: the fetch resumes with the chunks already checked.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let mut p = store.partial_blob(&digest, table).unwrap();
+        assert_eq!(p.missing(), vec![0, 2]);
+        assert_eq!(p.bytes_present(), (CHUNK_SIZE + 100) as u64);
+        for i in p.missing() {
+            p.put_chunk(i, &src.read_chunk(&digest, i).unwrap())
+                .unwrap();
+        }
+        assert_eq!(p.finish(&store).unwrap(), digest);
+        assert_eq!(store.read_blob(&digest).unwrap(), data);
+        assert_eq!(fs::read_dir(dir.path().join("partial")).unwrap().count(), 0);
     }
 
     #[test]

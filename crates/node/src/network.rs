@@ -1,0 +1,825 @@
+//! The node on the peer-to-peer network: it answers peers' requests from
+//! its store, announces what it serves, and replicates models from peers.
+//!
+//! Replication is verified streaming: the manifest is checked against the
+//! model id and its signature, the chunk table against the blob digest in
+//! the manifest, and every chunk against the table before it is written
+//! ([`vouch_store::PartialBlob`]). Chunks come from every provider at once;
+//! a provider that sends a bad chunk is dropped from the fetch and its
+//! record says so; a fetch that stops resumes from the chunks on disk.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use vouch_api::{FetchProgress, NetworkNode, NetworkNodes, PeerRecordJson, PinStatus};
+use vouch_p2p::{
+    AnnouncementBody, Frame, Inbound, InboundRequest, ModelOffer, P2p, P2pConfig, Peer, Request,
+    Response,
+};
+use vouch_store::ModelRecord;
+use vouch_types::blob::ChunkTable;
+use vouch_types::{Digest, Manifest, Signature, SignedManifest};
+
+use crate::error::NodeError;
+use crate::service::{Node, join_error};
+
+/// Chunk requests in flight per provider during a fetch.
+const PER_PROVIDER: usize = 2;
+/// Failed requests after which a provider is dropped from a fetch.
+const MAX_FAILURES: u32 = 3;
+
+/// What this node has seen of one peer (the router will use it too).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// Chunks the peer sent that checked out.
+    pub chunks_ok: u64,
+    /// Chunks or tables the peer sent that did not match their digests.
+    pub bad_data: u64,
+    /// Requests to the peer that failed or were refused.
+    pub failures: u64,
+}
+
+/// Where a model fetch stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchState {
+    /// Chunks are arriving.
+    Fetching,
+    /// Stored, loaded and registered.
+    Done,
+    /// Gave up; the message says why and what to do.
+    Failed(String),
+}
+
+/// Progress of fetching one model from peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetch {
+    /// Model name and version.
+    pub name: String,
+    /// Model version.
+    pub version: String,
+    /// Bytes of the model file.
+    pub total_bytes: u64,
+    /// Bytes present and checked so far.
+    pub done_bytes: u64,
+    /// State.
+    pub state: FetchState,
+}
+
+/// The node's network state.
+pub(crate) struct Network {
+    pub(crate) p2p: P2p,
+    http: Option<String>,
+    records: Mutex<BTreeMap<Peer, PeerRecord>>,
+    fetches: Mutex<HashMap<Digest, Fetch>>,
+    /// Replica counts asked for by pins, by model id.
+    pins: Mutex<HashMap<Digest, u64>>,
+}
+
+impl Network {
+    fn record(&self, peer: Peer, f: impl FnOnce(&mut PeerRecord)) {
+        f(self
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(peer)
+            .or_default());
+    }
+
+    fn set_fetch(&self, id: Digest, f: impl FnOnce(&mut Fetch)) {
+        if let Some(fetch) = self
+            .fetches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&id)
+        {
+            f(fetch);
+        }
+    }
+}
+
+/// A model a peer announced, with the peers that announced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkModel {
+    /// The offer (name, version, id).
+    pub offer: ModelOffer,
+    /// Peers announcing it.
+    pub providers: BTreeSet<Peer>,
+}
+
+impl Node {
+    fn network(&self) -> Result<&Arc<Network>, NodeError> {
+        self.network.get().ok_or_else(|| {
+            NodeError::Unavailable(
+                "this node is not on a network: start it with --p2p-listen (and --bootstrap)"
+                    .into(),
+            )
+        })
+    }
+
+    /// The p2p handle, when the node has joined a network.
+    pub fn p2p(&self) -> Option<&P2p> {
+        self.network.get().map(|n| &n.p2p)
+    }
+
+    /// Joins the network: starts the swarm with the operator key, answers
+    /// peers' requests, and announces the models this node serves. `http`
+    /// is the URL of this node's API, announced to peers.
+    pub async fn join(
+        self: &Arc<Node>,
+        config: P2pConfig,
+        http: Option<String>,
+    ) -> Result<(), NodeError> {
+        let (p2p, inbound) = vouch_p2p::P2p::start(config, &self.key)
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        let network = Arc::new(Network {
+            p2p,
+            http,
+            records: Mutex::default(),
+            fetches: Mutex::default(),
+            pins: Mutex::default(),
+        });
+        if self.network.set(network).is_err() {
+            return Err(NodeError::Conflict("this node has already joined".into()));
+        }
+        tokio::spawn(serve_peers(Arc::downgrade(self), inbound));
+        self.announce().await;
+        Ok(())
+    }
+
+    /// Publishes this node's announcement and provider records (after
+    /// joining, and whenever its models change).
+    pub(crate) async fn announce(&self) {
+        let Some(network) = self.network.get() else {
+            return;
+        };
+        let models: Vec<ModelRecord> = self.store.list_models().unwrap_or_default();
+        let body = AnnouncementBody {
+            operator: hex::encode(self.key.public().as_bytes()),
+            peer: network.p2p.peer_id().to_string(),
+            http: network.http.clone(),
+            models: models
+                .iter()
+                .map(|r| ModelOffer {
+                    name: r.signed.manifest.name.clone(),
+                    version: r.signed.manifest.version.clone(),
+                    id: r.id().to_string(),
+                })
+                .collect(),
+            price: 0,
+            capacity: self.config.workers as u32,
+            software: format!("vouch {}", env!("CARGO_PKG_VERSION")),
+            seq: 0,
+            timestamp_ms: 0,
+        };
+        let _ = network.p2p.announce(body).await;
+        for r in &models {
+            let _ = network.p2p.provide(r.id()).await;
+        }
+    }
+
+    /// What this node has recorded about each peer it dealt with.
+    pub fn peer_records(&self) -> BTreeMap<Peer, PeerRecord> {
+        self.network
+            .get()
+            .map(|n| n.records.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
+    }
+
+    /// Models announced by peers (not this node), by id.
+    pub fn network_models(&self) -> BTreeMap<String, NetworkModel> {
+        let mut out: BTreeMap<String, NetworkModel> = BTreeMap::new();
+        let Some(network) = self.network.get() else {
+            return out;
+        };
+        for (peer, info) in network.p2p.peers() {
+            let Some((body, _)) = info.announcement else {
+                continue;
+            };
+            for offer in body.models {
+                out.entry(offer.id.clone())
+                    .or_insert_with(|| NetworkModel {
+                        offer,
+                        providers: BTreeSet::new(),
+                    })
+                    .providers
+                    .insert(peer);
+            }
+        }
+        out
+    }
+
+    /// Resolves a model the network serves: the given version, or the
+    /// highest version any peer announces.
+    fn network_model(&self, name: &str, version: Option<&str>) -> Result<NetworkModel, NodeError> {
+        let key = |m: &NetworkModel| {
+            let v = &m.offer.version;
+            (v.parse::<u64>().ok(), v.clone())
+        };
+        self.network_models()
+            .into_values()
+            .filter(|m| m.offer.name == name && version.is_none_or(|v| m.offer.version == v))
+            .max_by_key(key)
+            .ok_or_else(|| {
+                let which = version.map_or(name.to_string(), |v| format!("{name}@{v}"));
+                NodeError::NotFound(format!(
+                    "no peer announces model `{which}`; check the name with `vouch network`, or push it to a node first"
+                ))
+            })
+    }
+
+    /// The progress of fetching model `id` from peers, if this node started one.
+    pub fn fetch_status(&self, id: &Digest) -> Option<Fetch> {
+        let network = self.network.get()?;
+        network
+            .fetches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Fetches model `name` (the given version, or the newest announced)
+    /// from peers, checks it, loads it and registers it. Returns its id.
+    pub async fn replicate(&self, name: &str, version: Option<&str>) -> Result<Digest, NodeError> {
+        if let Ok(record) = self.find_model(name, version) {
+            return Ok(record.id());
+        }
+        let model = self.network_model(name, version)?;
+        let id: Digest =
+            model.offer.id.parse().map_err(|e| {
+                NodeError::BadRequest(format!("a peer announced a bad model id: {e}"))
+            })?;
+        self.fetch_model(id).await?;
+        Ok(id)
+    }
+
+    /// Fetches model `id` from the peers that provide it.
+    pub async fn fetch_model(&self, id: Digest) -> Result<ModelRecord, NodeError> {
+        if let Some(record) = self.store.model_by_id(&id)? {
+            return Ok(record);
+        }
+        let network = self.network()?.clone();
+        let mut providers: BTreeSet<Peer> = self
+            .network_models()
+            .remove(&id.to_string())
+            .map(|m| m.providers)
+            .unwrap_or_default();
+        if let Ok(found) = network.p2p.providers(id).await {
+            providers.extend(found);
+        }
+        providers.remove(&network.p2p.peer_id());
+        if providers.is_empty() {
+            return Err(NodeError::NotFound(format!(
+                "no peer provides model {id}; is any node serving it connected?"
+            )));
+        }
+        let providers: Vec<Peer> = providers.into_iter().collect();
+        {
+            let mut fetches = network.fetches.lock().unwrap_or_else(|e| e.into_inner());
+            if fetches
+                .get(&id)
+                .is_some_and(|f| f.state == FetchState::Fetching)
+            {
+                return Err(NodeError::Conflict(format!(
+                    "model {id} is already being fetched; watch it with `vouch model pin`"
+                )));
+            }
+            fetches.insert(
+                id,
+                Fetch {
+                    name: String::new(),
+                    version: String::new(),
+                    total_bytes: 0,
+                    done_bytes: 0,
+                    state: FetchState::Fetching,
+                },
+            );
+        }
+        let result = self.fetch_into_store(&network, id, &providers).await;
+        network.set_fetch(id, |f| {
+            f.state = match &result {
+                Ok(_) => FetchState::Done,
+                Err(e) => FetchState::Failed(e.to_string()),
+            }
+        });
+        if result.is_ok() {
+            self.announce().await;
+        }
+        result
+    }
+
+    async fn fetch_into_store(
+        &self,
+        network: &Network,
+        id: Digest,
+        providers: &[Peer],
+    ) -> Result<ModelRecord, NodeError> {
+        let signed = fetch_manifest(network, id, providers).await?;
+        let manifest = signed.manifest.clone();
+        let file = manifest.file("model").cloned().ok_or_else(|| {
+            NodeError::InvalidModel(format!("the manifest of {id} names no `model` file"))
+        })?;
+        network.set_fetch(id, |f| {
+            f.name = manifest.name.clone();
+            f.version = manifest.version.clone();
+            f.total_bytes = file.size;
+        });
+        if !self.store.has_blob(&file.digest)? {
+            let table = fetch_table(network, file.digest, file.size, providers).await?;
+            self.fetch_chunks(network, id, file.digest, table, providers)
+                .await?;
+        }
+        network.set_fetch(id, |f| f.done_bytes = f.total_bytes);
+        let (store, engine) = (self.store.clone(), self.engine.clone());
+        let (record, model) = self
+            .compute(move || {
+                let bytes = store.read_blob(&file.digest)?;
+                let model = engine.load_with_schema(&bytes, &manifest.schema)?;
+                Ok((store.put_model(signed, crate::service::now_ms())?, model))
+            })
+            .await?;
+        self.cache.insert(record.id(), model);
+        tracing::info!(model = %record.signed.manifest.name, %id, "model replicated from peers");
+        Ok(record)
+    }
+
+    /// Fetches the missing chunks of a blob from every provider at once.
+    async fn fetch_chunks(
+        &self,
+        network: &Network,
+        id: Digest,
+        blob: Digest,
+        table: ChunkTable,
+        providers: &[Peer],
+    ) -> Result<(), NodeError> {
+        let store = self.store.clone();
+        let partial = tokio::task::spawn_blocking(move || store.partial_blob(&blob, table))
+            .await
+            .map_err(join_error)??;
+        network.set_fetch(id, |f| f.done_bytes = partial.bytes_present());
+        let mut queue: VecDeque<u64> = partial.missing().into();
+        let partial = Arc::new(Mutex::new(partial));
+        let mut live: Vec<(Peer, u32, usize)> = providers.iter().map(|p| (*p, 0, 0)).collect();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            // Hand out chunks to providers with room.
+            for (peer, _, busy) in live.iter_mut() {
+                while *busy < PER_PROVIDER {
+                    let Some(index) = queue.pop_front() else {
+                        break;
+                    };
+                    *busy += 1;
+                    let (p2p, peer) = (network.p2p.clone(), *peer);
+                    in_flight.push(async move {
+                        let got = p2p
+                            .request(peer, Frame::new(Request::Chunk { blob, index }))
+                            .await;
+                        (peer, index, got)
+                    });
+                }
+            }
+            let Some((peer, index, got)) = in_flight.next().await else {
+                break;
+            };
+            let slot = live.iter().position(|(p, _, _)| *p == peer);
+            if let Some(i) = slot {
+                live[i].2 -= 1;
+            }
+            let verdict = match got {
+                Ok(Frame {
+                    head: Response::Ok,
+                    body,
+                }) => {
+                    let partial = partial.clone();
+                    let len = body.len() as u64;
+                    match tokio::task::spawn_blocking(move || {
+                        partial
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .put_chunk(index, &body)
+                    })
+                    .await
+                    .map_err(join_error)?
+                    {
+                        Ok(()) => Ok(len),
+                        Err(vouch_store::StoreError::BadChunk(why)) => Err(Some(why)),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(Frame {
+                    head: Response::Error { code, message },
+                    ..
+                }) => {
+                    tracing::debug!(%peer, index, %code, %message, "peer refused a chunk");
+                    Err(None)
+                }
+                Ok(_) => Err(None),
+                Err(e) => {
+                    tracing::debug!(%peer, index, error = %e, "chunk request failed");
+                    Err(None)
+                }
+            };
+            match verdict {
+                Ok(len) => {
+                    network.record(peer, |r| r.chunks_ok += 1);
+                    network.set_fetch(id, |f| f.done_bytes += len);
+                }
+                Err(bad) => {
+                    queue.push_back(index);
+                    let drop_peer = match &bad {
+                        Some(why) => {
+                            tracing::warn!(%peer, index, %why, "peer sent a bad chunk; dropping it from this fetch");
+                            network.record(peer, |r| r.bad_data += 1);
+                            true
+                        }
+                        None => {
+                            network.record(peer, |r| r.failures += 1);
+                            slot.is_some_and(|i| {
+                                live[i].1 += 1;
+                                live[i].1 >= MAX_FAILURES
+                            })
+                        }
+                    };
+                    if drop_peer && let Some(i) = slot {
+                        live.remove(i);
+                    }
+                    if live.is_empty() {
+                        return Err(NodeError::Unavailable(format!(
+                            "no provider could supply chunk {index} of {blob}: every one failed or sent bad data; the chunks fetched so far are kept and the next try resumes"
+                        )));
+                    }
+                }
+            }
+        }
+        let store = self.store.clone();
+        let partial = Arc::into_inner(partial)
+            .expect("no chunk request is left")
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        tokio::task::spawn_blocking(move || partial.finish(&store))
+            .await
+            .map_err(join_error)??;
+        Ok(())
+    }
+
+    /// Asks up to `count` connected peers that do not serve model `id` to
+    /// fetch it. Returns the peers that accepted.
+    pub async fn ask_replicas(&self, id: Digest, count: usize) -> Vec<Peer> {
+        let Ok(network) = self.network() else {
+            return vec![];
+        };
+        let candidates: Vec<Peer> = network
+            .p2p
+            .peers()
+            .into_iter()
+            .filter(|(_, info)| {
+                info.connected
+                    && info.announcement.as_ref().is_some_and(|(body, _)| {
+                        !body.models.iter().any(|m| m.id == id.to_string())
+                    })
+            })
+            .map(|(peer, _)| peer)
+            .collect();
+        let mut accepted = Vec::new();
+        for peer in candidates {
+            if accepted.len() >= count {
+                break;
+            }
+            match network
+                .p2p
+                .request(peer, Frame::new(Request::Replicate { id }))
+                .await
+            {
+                Ok(Frame {
+                    head: Response::Ok, ..
+                }) => accepted.push(peer),
+                Ok(Frame {
+                    head: Response::Error { message, .. },
+                    ..
+                }) => tracing::info!(%peer, %message, "peer declined to replicate"),
+                other => tracing::debug!(%peer, ?other, "replicate request failed"),
+            }
+        }
+        accepted
+    }
+
+    /// Pins model `name` (the given version, or the newest known): this
+    /// node fetches it from peers in the background if it lacks it, and
+    /// asks peers to fetch it until `replicas` nodes serve it. Returns
+    /// where it stands now; [`pin_status`](Node::pin_status) follows it.
+    pub async fn pin(
+        self: &Arc<Node>,
+        name: &str,
+        version: Option<&str>,
+        replicas: u64,
+    ) -> Result<PinStatus, NodeError> {
+        self.network()?;
+        let (id, local) = self.resolve(name, version)?;
+        if !local {
+            let node = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = node.fetch_model(id).await {
+                    tracing::warn!(%id, error = %e, "pinned model not fetched");
+                }
+            });
+        }
+        let status = self.pin_status(name, version)?;
+        let more = replicas.saturating_sub(status.providers.len() as u64 + u64::from(!local));
+        if more > 0 {
+            let node = self.clone();
+            tokio::spawn(async move {
+                let accepted = node.ask_replicas(id, more as usize).await;
+                tracing::info!(%id, asked = more, accepted = accepted.len(), "asked peers to replicate");
+            });
+        }
+        self.network()?
+            .pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, replicas);
+        self.pin_status(name, version)
+    }
+
+    /// The model id `name` resolves to here or on the network, and whether
+    /// this node serves it.
+    fn resolve(&self, name: &str, version: Option<&str>) -> Result<(Digest, bool), NodeError> {
+        if let Ok(record) = self.find_model(name, version) {
+            return Ok((record.id(), true));
+        }
+        let model = self.network_model(name, version)?;
+        let id =
+            model.offer.id.parse().map_err(|e| {
+                NodeError::BadRequest(format!("a peer announced a bad model id: {e}"))
+            })?;
+        Ok((id, false))
+    }
+
+    /// Where model `name` stands: served here, being fetched, and by how
+    /// many nodes.
+    pub fn pin_status(&self, name: &str, version: Option<&str>) -> Result<PinStatus, NodeError> {
+        let (id, local) = self.resolve(name, version)?;
+        let (name, version) = match self.store.model_by_id(&id)? {
+            Some(r) => (r.signed.manifest.name, r.signed.manifest.version),
+            None => {
+                let offer = self.network_model(name, version)?.offer;
+                (offer.name, offer.version)
+            }
+        };
+        let mut providers: BTreeSet<String> = self
+            .network_models()
+            .remove(&id.to_string())
+            .map(|m| m.providers.iter().map(|p| p.to_string()).collect())
+            .unwrap_or_default();
+        let network = self.network.get();
+        if let (true, Some(n)) = (local, network) {
+            providers.insert(n.p2p.peer_id().to_string());
+        }
+        let fetch = self.fetch_status(&id).map(|f| FetchProgress {
+            total_bytes: f.total_bytes,
+            done_bytes: f.done_bytes,
+            state: match f.state {
+                FetchState::Fetching => "fetching",
+                FetchState::Done => "done",
+                FetchState::Failed(_) => "failed",
+            }
+            .into(),
+            error: match f.state {
+                FetchState::Failed(e) => Some(e),
+                _ => None,
+            },
+        });
+        let wanted = network
+            .and_then(|n| {
+                n.pins
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                    .copied()
+            })
+            .unwrap_or(1);
+        Ok(PinStatus {
+            id,
+            name,
+            version,
+            local,
+            fetch,
+            providers: providers.into_iter().collect(),
+            wanted,
+        })
+    }
+
+    /// This node and the peers it knows, with what each serves and this
+    /// node's record of it.
+    pub fn network_nodes(&self) -> Result<NetworkNodes, NodeError> {
+        let network = self.network()?;
+        let records = self.peer_records();
+        let mut nodes = vec![NetworkNode {
+            peer: network.p2p.peer_id().to_string(),
+            operator: Some(self.key.public().to_string()),
+            http: network.http.clone(),
+            connected: true,
+            local: true,
+            models: self
+                .store
+                .list_models()?
+                .iter()
+                .map(|r| format!("{}@{}", r.signed.manifest.name, r.signed.manifest.version))
+                .collect(),
+            price: 0,
+            capacity: self.config.workers as u32,
+            software: format!("vouch {}", env!("CARGO_PKG_VERSION")),
+            record: PeerRecordJson::default(),
+        }];
+        for (peer, info) in network.p2p.peers() {
+            let record = records.get(&peer).cloned().unwrap_or_default();
+            let body = info.announcement.map(|(body, key)| (body, key.to_string()));
+            nodes.push(NetworkNode {
+                peer: peer.to_string(),
+                operator: body.as_ref().map(|(_, k)| k.clone()),
+                http: body.as_ref().and_then(|(b, _)| b.http.clone()),
+                connected: info.connected,
+                local: false,
+                models: body
+                    .as_ref()
+                    .map(|(b, _)| {
+                        b.models
+                            .iter()
+                            .map(|m| format!("{}@{}", m.name, m.version))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                price: body.as_ref().map_or(0, |(b, _)| b.price),
+                capacity: body.as_ref().map_or(0, |(b, _)| b.capacity),
+                software: body.map(|(b, _)| b.software).unwrap_or_default(),
+                record: PeerRecordJson {
+                    chunks_ok: record.chunks_ok,
+                    bad_data: record.bad_data,
+                    failures: record.failures,
+                },
+            });
+        }
+        Ok(NetworkNodes {
+            listen: network
+                .p2p
+                .addresses()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            nodes,
+        })
+    }
+
+    /// Answers one request from a peer.
+    async fn answer(self: &Arc<Node>, peer: Peer, request: Request) -> Frame<Response> {
+        let result = match request {
+            Request::Manifest { id } => self.store.model_by_id(&id).map_err(NodeError::from).and_then(|r| {
+                let r = r.ok_or_else(|| NodeError::NotFound(format!("no model {id} here")))?;
+                let mut body = r.signed.signature.to_bytes().to_vec();
+                body.extend(r.signed.manifest.encode());
+                Ok(body)
+            }),
+            Request::ChunkTable { blob } => self
+                .store
+                .chunk_table(&blob)
+                .map(|t| t.encode())
+                .map_err(NodeError::from),
+            Request::Chunk { blob, index } => {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.read_chunk(&blob, index))
+                    .await
+                    .map_err(join_error)
+                    .and_then(|r| r.map_err(NodeError::from))
+            }
+            Request::Replicate { id } if self.config.accept_pins => {
+                let node = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = node.fetch_model(id).await {
+                        tracing::warn!(%id, %peer, error = %e, "replicating for a peer failed");
+                    }
+                });
+                Ok(Vec::new())
+            }
+            Request::Replicate { .. } => Err(NodeError::Unavailable(
+                "this node does not replicate on request; its operator can start it with --accept-pins".into(),
+            )),
+            other => Err(NodeError::BadRequest(format!("unsupported request {other:?}"))),
+        };
+        match result {
+            Ok(body) => Frame {
+                head: Response::Ok,
+                body,
+            },
+            Err(e) => Response::error(e.code(), e.to_string()),
+        }
+    }
+}
+
+/// Answers peers' requests until the swarm stops or the node is dropped.
+async fn serve_peers(node: std::sync::Weak<Node>, mut inbound: Inbound) {
+    while let Some(InboundRequest {
+        peer,
+        request,
+        reply,
+    }) = inbound.recv().await
+    {
+        let Some(node) = node.upgrade() else { return };
+        tokio::spawn(async move {
+            let answer = node.answer(peer, request.head).await;
+            let _ = reply.send(answer);
+        });
+    }
+}
+
+/// Asks each provider in turn for the signed manifest of `id` until one
+/// sends a manifest that hashes to `id` under a valid signature.
+async fn fetch_manifest(
+    network: &Network,
+    id: Digest,
+    providers: &[Peer],
+) -> Result<SignedManifest, NodeError> {
+    let mut why = Vec::new();
+    for &peer in providers {
+        let checked = match network
+            .p2p
+            .request(peer, Frame::new(Request::Manifest { id }))
+            .await
+        {
+            Ok(Frame {
+                head: Response::Ok,
+                body,
+            }) => decode_manifest(&body, id),
+            Ok(Frame {
+                head: Response::Error { message, .. },
+                ..
+            }) => Err(format!("refused: {message}")),
+            Ok(_) => Err("an unknown answer".into()),
+            Err(e) => Err(e.to_string()),
+        };
+        match checked {
+            Ok(signed) => return Ok(signed),
+            Err(e) => {
+                network.record(peer, |r| r.failures += 1);
+                why.push(format!("{peer}: {e}"));
+            }
+        }
+    }
+    Err(NodeError::Unavailable(format!(
+        "no provider sent a valid manifest for {id} ({})",
+        why.join("; ")
+    )))
+}
+
+fn decode_manifest(body: &[u8], id: Digest) -> Result<SignedManifest, String> {
+    let sig: [u8; 64] = body
+        .get(..64)
+        .and_then(|s| s.try_into().ok())
+        .ok_or("a manifest answer shorter than a signature")?;
+    let manifest = Manifest::decode(&body[64..]).map_err(|e| e.to_string())?;
+    let signed = SignedManifest {
+        manifest,
+        signature: Signature::from_bytes(&sig),
+    };
+    if signed.manifest.id() != id {
+        return Err(format!(
+            "the manifest sent is {}, not {id}",
+            signed.manifest.id()
+        ));
+    }
+    if !signed.verify() {
+        return Err("the manifest's signature does not verify".into());
+    }
+    Ok(signed)
+}
+
+/// Asks each provider in turn for the chunk table of `blob` until one sends
+/// a table that hashes to `blob`.
+async fn fetch_table(
+    network: &Network,
+    blob: Digest,
+    size: u64,
+    providers: &[Peer],
+) -> Result<ChunkTable, NodeError> {
+    for &peer in providers {
+        if let Ok(Frame {
+            head: Response::Ok,
+            body,
+        }) = network
+            .p2p
+            .request(peer, Frame::new(Request::ChunkTable { blob }))
+            .await
+        {
+            match ChunkTable::decode(&body) {
+                Ok(t) if t.root() == blob && t.size == size => return Ok(t),
+                _ => network.record(peer, |r| r.bad_data += 1),
+            }
+        } else {
+            network.record(peer, |r| r.failures += 1);
+        }
+    }
+    Err(NodeError::Unavailable(format!(
+        "no provider sent the chunk table of {blob}"
+    )))
+}

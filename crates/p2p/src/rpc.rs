@@ -1,0 +1,223 @@
+//! The request-response protocol nodes use to ask each other for things:
+//! manifests, blob chunk tables and chunks (replication), and pins.
+//!
+//! On the wire a message is a [`Frame`]: a small JSON head and a raw byte
+//! body, `u32 LE head length || head JSON || body`, one message per
+//! stream. Chunks travel as raw bytes, not as JSON arrays. Sizes are
+//! bounded before anything is allocated.
+
+use std::io;
+
+use futures_util::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use vouch_types::Digest;
+
+/// The protocol name.
+pub const PROTOCOL: &str = "/vouch/rpc/1";
+
+/// Largest head accepted, bytes.
+const MAX_HEAD_BYTES: u32 = 64 << 10;
+/// Largest message accepted (head and body), bytes: a blob chunk and room
+/// for the inference requests routing will carry.
+pub const MAX_FRAME_BYTES: u64 = 64 << 20;
+
+/// One message: a typed head and raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame<H> {
+    /// What the message is.
+    pub head: H,
+    /// Its payload (a chunk, an encoded manifest, ...); often empty.
+    pub body: Vec<u8>,
+}
+
+impl<H> Frame<H> {
+    /// A frame with no body.
+    pub fn new(head: H) -> Frame<H> {
+        Frame {
+            head,
+            body: Vec::new(),
+        }
+    }
+}
+
+/// What one node asks another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    /// The signed manifest of a model (body of the answer: signature
+    /// bytes, then the canonical manifest bytes).
+    Manifest {
+        /// Model id.
+        id: Digest,
+    },
+    /// The chunk table of a blob (body: its storage encoding).
+    ChunkTable {
+        /// Blob digest.
+        blob: Digest,
+    },
+    /// One chunk of a blob (body: the chunk's bytes).
+    Chunk {
+        /// Blob digest.
+        blob: Digest,
+        /// Chunk index.
+        index: u64,
+    },
+    /// Fetch this model from the network and serve it.
+    Replicate {
+        /// Model id.
+        id: Digest,
+    },
+}
+
+/// How a request went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Response {
+    /// Done; the body holds the answer.
+    Ok,
+    /// Refused or failed.
+    Error {
+        /// A stable code, e.g. `not_found`.
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Response {
+    /// An error response.
+    pub fn error(code: &str, message: impl Into<String>) -> Frame<Response> {
+        Frame::new(Response::Error {
+            code: code.into(),
+            message: message.into(),
+        })
+    }
+}
+
+/// Reads and writes [`Frame`]s.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Codec;
+
+async fn read_frame<H: DeserializeOwned, T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+) -> io::Result<Frame<H>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let head_len = u32::from_le_bytes(len);
+    if head_len > MAX_HEAD_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame head of {head_len} bytes; at most {MAX_HEAD_BYTES} are accepted"),
+        ));
+    }
+    let mut head = vec![0u8; head_len as usize];
+    io.read_exact(&mut head).await?;
+    let head = serde_json::from_slice(&head)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("frame head: {e}")))?;
+    let mut body = Vec::new();
+    let limit = MAX_FRAME_BYTES - u64::from(head_len);
+    io.take(limit + 1).read_to_end(&mut body).await?;
+    if body.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame larger than {MAX_FRAME_BYTES} bytes"),
+        ));
+    }
+    Ok(Frame { head, body })
+}
+
+async fn write_frame<H: Serialize, T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    frame: Frame<H>,
+) -> io::Result<()> {
+    let head = serde_json::to_vec(&frame.head).map_err(io::Error::other)?;
+    io.write_all(&(head.len() as u32).to_le_bytes()).await?;
+    io.write_all(&head).await?;
+    io.write_all(&frame.body).await?;
+    io.close().await
+}
+
+impl libp2p::request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = Frame<Request>;
+    type Response = Frame<Response>;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Frame<Request>> {
+        read_frame(io).await
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Frame<Response>> {
+        read_frame(io).await
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Frame<Request>,
+    ) -> io::Result<()> {
+        write_frame(io, req).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Frame<Response>,
+    ) -> io::Result<()> {
+        write_frame(io, res).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::io::Cursor;
+    use vouch_types::Kind;
+
+    async fn round_trip<H>(frame: Frame<H>)
+    where
+        H: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug + Clone,
+    {
+        let mut buf = Cursor::new(Vec::new());
+        write_frame(&mut buf, frame.clone()).await.unwrap();
+        buf.set_position(0);
+        let back: Frame<H> = read_frame(&mut buf).await.unwrap();
+        assert_eq!(back, frame);
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let blob = Digest::of(Kind::Blob, b"x");
+        round_trip(Frame::new(Request::Chunk { blob, index: 7 })).await;
+        round_trip(Frame {
+            head: Response::Ok,
+            body: (0..3000u32).map(|i| i as u8).collect(),
+        })
+        .await;
+        round_trip(Response::error("not_found", "no such blob")).await;
+    }
+
+    #[tokio::test]
+    async fn oversized_and_garbage_frames_are_refused() {
+        for bytes in [
+            (MAX_HEAD_BYTES + 1).to_le_bytes().to_vec(),
+            vec![3, 0, 0, 0, b'x', b'y', b'z'],
+            vec![9, 0, 0, 0, b'{'],
+        ] {
+            let mut io = Cursor::new(bytes);
+            assert!(read_frame::<Request, _>(&mut io).await.is_err());
+        }
+    }
+}
