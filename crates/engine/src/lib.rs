@@ -148,6 +148,17 @@ pub struct Execution {
     pub leaves: Vec<Digest>,
 }
 
+/// A deliberate fault: the model runs with one step's output perturbed, and
+/// the node signs the wrong answer. For demonstrations and tests of the
+/// network's checks (quorum, audits, bisection) only: a node runs with one
+/// when its operator starts it with `--fault`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fault {
+    /// Perturb the first float-valued trace step at or after this one;
+    /// `None`: the last float-valued step (the answer changes for sure).
+    pub step: Option<usize>,
+}
+
 /// A model ready to run.
 pub trait LoadedModel: Send + Sync {
     /// Inputs and outputs.
@@ -161,6 +172,17 @@ pub trait LoadedModel: Send + Sync {
     /// Runs the model. `inputs` must already satisfy the schema
     /// ([`check_inputs`]); with `trace`, each step's outputs are hashed.
     fn run(&self, inputs: &TensorMap, trace: bool) -> Result<Execution, EngineError>;
+    /// Runs the model with `fault` injected (see [`Fault`]).
+    fn run_faulty(
+        &self,
+        _inputs: &TensorMap,
+        _trace: bool,
+        _fault: Fault,
+    ) -> Result<Execution, EngineError> {
+        Err(EngineError::Run(
+            "this engine cannot inject faults; start the node without --fault".into(),
+        ))
+    }
 }
 
 /// Options a publisher gives when pushing a model.

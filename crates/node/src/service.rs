@@ -358,13 +358,36 @@ impl Node {
         nonce: Option<String>,
     ) -> Result<Answer, NodeError> {
         let nonce = nonce.unwrap_or_default();
+        let record = self.find_model(name, version)?;
+        self.run_record(record, inputs, nonce).await
+    }
+
+    /// Runs the model with id `id` (as [`infer`](Node::infer) does).
+    pub async fn infer_id(
+        &self,
+        id: &Digest,
+        inputs: TensorMap,
+        nonce: String,
+    ) -> Result<Answer, NodeError> {
+        let record = self
+            .store
+            .model_by_id(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("no model {id} on this node")))?;
+        self.run_record(record, inputs, nonce).await
+    }
+
+    async fn run_record(
+        &self,
+        record: ModelRecord,
+        inputs: TensorMap,
+        nonce: String,
+    ) -> Result<Answer, NodeError> {
         if nonce.len() > MAX_NONCE_BYTES {
             return Err(NodeError::BadRequest(format!(
                 "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
                 nonce.len()
             )));
         }
-        let record = self.find_model(name, version)?;
         let model = self.loaded(&record).await?;
         self.receipts.check()?;
         check_inputs(model.schema(), &inputs)

@@ -80,11 +80,6 @@ impl Kind {
     }
 }
 
-/// Inputs at least this long are hashed on several threads by
-/// [`Digest::of`] when the `parallel` feature is on: below it, handing work
-/// to another core costs more than it saves.
-pub const PARALLEL_MIN_BYTES: usize = 512 << 10;
-
 /// A 32-byte BLAKE3 digest tagged with what it commits to.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
@@ -98,16 +93,9 @@ impl Digest {
         Digest { kind, bytes }
     }
 
-    /// Hashes `data` in one go. With the `parallel` feature, inputs of at
-    /// least [`PARALLEL_MIN_BYTES`] are hashed on several threads (BLAKE3's
-    /// tree makes the digest identical either way).
+    /// Hashes `data` in one go.
     pub fn of(kind: Kind, data: &[u8]) -> Digest {
         let mut h = Hasher::new(kind);
-        #[cfg(feature = "parallel")]
-        if data.len() >= PARALLEL_MIN_BYTES {
-            h.inner.update_rayon(data);
-            return h.finalize();
-        }
         h.update(data);
         h.finalize()
     }
@@ -246,18 +234,6 @@ impl crate::encode::Sink for Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn large_inputs_hash_like_small_steps() {
-        let data: Vec<u8> = (0..PARALLEL_MIN_BYTES * 3 + 17)
-            .map(|i| (i * 31) as u8)
-            .collect();
-        let mut h = Hasher::new(Kind::TensorData);
-        for piece in data.chunks(1000) {
-            h.update(piece);
-        }
-        assert_eq!(Digest::of(Kind::TensorData, &data), h.finalize());
-    }
 
     #[test]
     fn kinds_separate_domains() {

@@ -11,6 +11,7 @@ pub mod encode;
 pub mod keys;
 pub mod manifest;
 pub mod merkle;
+pub mod quorum;
 pub mod receipt;
 pub mod tensor;
 

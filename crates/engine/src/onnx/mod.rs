@@ -23,10 +23,12 @@ use vouch_types::{
     DType, Determinism, Dim, EngineInfo, ModelFormat, Schema, TensorMap, TensorSpec,
 };
 
-use crate::{Engine, EngineError, Execution, LoadOptions, LoadedModel};
+use crate::{Engine, EngineError, Execution, Fault, LoadOptions, LoadedModel};
 
 mod fixed;
 mod trace;
+
+use trace::TraceRun;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("tensors are copied as little-endian bytes: big-endian hosts are not supported");
@@ -365,14 +367,14 @@ impl OnnxModel {
     fn execute(
         &self,
         inputs: &TensorMap,
-        mut record: impl FnMut(&TypedNode, &[TValue]),
+        mut record: impl FnMut(&TypedNode, &mut TVec<TValue>),
     ) -> Result<TensorMap, EngineError> {
         let values = self.to_tract(inputs)?;
         let run = std::panic::AssertUnwindSafe(|| {
             let mut state = self.plan.spawn()?;
             state.run_plan_with_eval(values, |ctx, op_state, node, node_inputs| {
-                let out = eval_node(ctx, op_state, node, node_inputs)?;
-                record(node, &out);
+                let mut out = eval_node(ctx, op_state, node, node_inputs)?;
+                record(node, &mut out);
                 Ok::<_, TractError>(out)
             })
         });
@@ -445,16 +447,75 @@ impl LoadedModel for OnnxModel {
     }
 
     fn run(&self, inputs: &TensorMap, trace: bool) -> Result<Execution, EngineError> {
+        self.run_perturbed(inputs, trace, None)
+    }
+
+    fn run_faulty(
+        &self,
+        inputs: &TensorMap,
+        trace: bool,
+        fault: Fault,
+    ) -> Result<Execution, EngineError> {
+        let node = self.fault_node(fault).ok_or_else(|| {
+            EngineError::Run("no float-valued step at or after the fault's step to perturb".into())
+        })?;
+        self.run_perturbed(inputs, trace, Some(node))
+    }
+}
+
+impl OnnxModel {
+    /// Runs the plan; when `perturb` names a plan node, its first output's
+    /// first element is changed before anything downstream (or the trace)
+    /// sees it.
+    fn run_perturbed(
+        &self,
+        inputs: &TensorMap,
+        trace: bool,
+        perturb: Option<usize>,
+    ) -> Result<Execution, EngineError> {
         let mut run = trace.then(|| self.trace.start());
         let outputs = self.execute(inputs, |node, out| {
+            if perturb == Some(node.id)
+                && let Some(first) = out.first_mut()
+            {
+                let mut t = first.clone().into_tensor();
+                if let Ok(mut view) = t.to_plain_array_view_mut::<f32>()
+                    && let Some(x) = view.iter_mut().next()
+                {
+                    *x += 1.0 + x.abs();
+                }
+                *first = t.into_tvalue();
+            }
             if let Some(run) = run.as_mut() {
                 run.record(node, out);
             }
         })?;
         Ok(Execution {
             outputs,
-            leaves: run.map(|r| r.leaves).unwrap_or_default(),
+            leaves: run.map(TraceRun::finish).unwrap_or_default(),
         })
+    }
+
+    /// The plan node a fault perturbs: the first step at or after
+    /// `fault.step` whose first output is f32 (default: the last such step).
+    fn fault_node(&self, fault: Fault) -> Option<usize> {
+        let model = self.plan.model();
+        let mut floats: Vec<(usize, usize)> = model
+            .nodes()
+            .iter()
+            .filter(|n| {
+                n.outputs
+                    .first()
+                    .is_some_and(|o| o.fact.datum_type == f32::datum_type())
+            })
+            .filter_map(|n| self.trace.step_of(n.id).map(|s| (s, n.id)))
+            .collect();
+        floats.sort_unstable();
+        match fault.step {
+            Some(k) => floats.into_iter().find(|(s, _)| *s >= k),
+            None => floats.pop(),
+        }
+        .map(|(_, node)| node)
     }
 }
 
@@ -528,6 +589,27 @@ mod tests {
             folded.run(&inputs, false).unwrap().outputs,
             unfolded.run(&inputs, false).unwrap().outputs
         );
+    }
+
+    #[test]
+    fn a_fault_changes_one_step_and_everything_after_it() {
+        let model = OnnxModel::load(&sample("minilm-int8.onnx"), &LoadOptions::default()).unwrap();
+        let inputs = minilm_inputs(|i| 101 + i * 37);
+        let honest = model.run(&inputs, true).unwrap();
+        let fault = Fault {
+            step: Some(model.trace.steps.len() / 2),
+        };
+        let k = model
+            .trace
+            .step_of(model.fault_node(fault).unwrap())
+            .unwrap();
+        assert!(k >= model.trace.steps.len() / 2);
+        let faulty = model.run_faulty(&inputs, true, fault).unwrap();
+        assert_eq!(faulty.leaves[..k], honest.leaves[..k]);
+        assert_ne!(faulty.leaves[k], honest.leaves[k]);
+        assert_ne!(faulty.outputs, honest.outputs);
+        let last = model.run_faulty(&inputs, false, Fault::default()).unwrap();
+        assert_ne!(last.outputs, honest.outputs);
     }
 
     #[test]

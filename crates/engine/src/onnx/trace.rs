@@ -12,6 +12,14 @@
 //!
 //! Leaves commit to each output's data digest ([`merkle::tensor_data`]), so
 //! both shortcuts produce exactly the leaves full hashing would.
+//!
+//! **Off the critical path.** A tract value is an `Arc<Tensor>`, so a large
+//! output is handed (not copied) to a hashing thread while the plan runs on;
+//! the leaves are assembled in step order when the run ends. On a machine
+//! with a spare core the trace then costs little more than the hashing of
+//! the last outputs.
+
+use std::sync::{OnceLock, mpsc};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
@@ -29,7 +37,9 @@ pub(super) struct TracePlan {
     /// Per step: its leaf, when its outputs depend on the model alone.
     fixed: Vec<Option<Digest>>,
     /// Per outlet: data digests known at load time (outputs of fixed steps).
-    known: Vec<Option<Digest>>,
+    known: Vec<Option<Data>>,
+    /// Plan node id -> node name (for leaves assembled after the run).
+    names: Vec<String>,
     layout: Layout,
 }
 
@@ -44,12 +54,66 @@ struct Layout {
     relabels: Vec<bool>,
 }
 
-/// Per-run state: the data digests of the outputs produced so far.
+/// Outputs at least this large are hashed on the hashing thread; smaller
+/// ones cost less to hash than to hand over.
+const OFFLOAD_MIN_BYTES: usize = 32 << 10;
+
+/// A tensor's data digest: known, or being computed on the hashing thread.
+#[derive(Clone, Copy, Debug)]
+enum Data {
+    Ready(Digest),
+    Pending(usize),
+}
+
+/// One output of a step, as its leaf will commit to it.
+struct Output {
+    dtype: DType,
+    shape: Vec<u64>,
+    data: Data,
+}
+
+/// A step's leaf: computed (fixed steps), or waiting for its outputs'
+/// data digests.
+enum Entry {
+    Leaf(Digest),
+    Open {
+        step: usize,
+        node: usize,
+        outputs: Vec<Output>,
+    },
+}
+
+/// A tensor to hash, the ticket it answers, and where to send the result.
+type Job = (TValue, usize, mpsc::Sender<(usize, Digest)>);
+
+/// The hashing thread's queue, started on first use.
+fn hasher() -> &'static mpsc::Sender<Job> {
+    static HASHER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    HASHER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("vouch-trace-hash".into())
+            .spawn(move || {
+                for (value, ticket, reply) in rx {
+                    let _ = reply.send((ticket, merkle::tensor_data(value.as_bytes())));
+                }
+            })
+            .expect("starting the trace hashing thread");
+        tx
+    })
+}
+
+/// Per-run state: the data digests of the outputs produced so far and the
+/// leaves waiting for them.
 pub(super) struct TraceRun<'a> {
     plan: &'a TracePlan,
-    data: Vec<Option<Digest>>,
-    /// The leaves, in step order.
-    pub(super) leaves: Vec<Digest>,
+    data: Vec<Option<Data>>,
+    entries: Vec<Entry>,
+    tickets: usize,
+    results: (
+        mpsc::Sender<(usize, Digest)>,
+        mpsc::Receiver<(usize, Digest)>,
+    ),
 }
 
 impl TracePlan {
@@ -64,15 +128,26 @@ impl TracePlan {
             let step = steps.len();
             step_of_node[node.id] = Some(step);
             steps.push(node.name.clone());
-            fixed.push(outputs.map(|outputs| layout.hash_step(&mut known, step, node, outputs)));
+            fixed.push(outputs.map(|outputs| {
+                let outputs = layout.outputs(&mut known, node, outputs, &mut |v| {
+                    Data::Ready(merkle::tensor_data(v.as_bytes()))
+                });
+                leaf(step, &node.name, &outputs, &[])
+            }));
         });
         TracePlan {
             steps,
             step_of_node,
             fixed,
             known,
+            names: nodes.iter().map(|n| n.name.clone()).collect(),
             layout,
         }
+    }
+
+    /// The trace step of plan node `node`, if it is one.
+    pub(super) fn step_of(&self, node: usize) -> Option<usize> {
+        self.step_of_node.get(node).copied().flatten()
     }
 
     /// The number of fixed steps (for logs and tests).
@@ -85,7 +160,9 @@ impl TracePlan {
         TraceRun {
             plan: self,
             data: self.known.clone(),
-            leaves: Vec::with_capacity(self.steps.len()),
+            entries: Vec::with_capacity(self.steps.len()),
+            tickets: 0,
+            results: mpsc::channel(),
         }
     }
 }
@@ -93,17 +170,81 @@ impl TracePlan {
 impl TraceRun<'_> {
     /// Records the outputs of plan node `node` if it is a trace step.
     pub(super) fn record(&mut self, node: &TypedNode, outputs: &[TValue]) {
-        if let Some(step) = self.plan.step_of_node[node.id] {
-            let leaf = match self.plan.fixed[step] {
-                Some(leaf) => leaf,
-                None => self
+        let Some(step) = self.plan.step_of_node[node.id] else {
+            return;
+        };
+        let entry = match self.plan.fixed[step] {
+            Some(leaf) => Entry::Leaf(leaf),
+            None => {
+                let (tickets, sender) = (&mut self.tickets, &self.results.0);
+                let outputs = self
                     .plan
                     .layout
-                    .hash_step(&mut self.data, step, node, outputs),
-            };
-            self.leaves.push(leaf);
-        }
+                    .outputs(&mut self.data, node, outputs, &mut |v| {
+                        if v.len() * v.datum_type().size_of() < OFFLOAD_MIN_BYTES {
+                            return Data::Ready(merkle::tensor_data(v.as_bytes()));
+                        }
+                        let ticket = *tickets;
+                        *tickets += 1;
+                        match hasher().send((v.clone(), ticket, sender.clone())) {
+                            Ok(()) => Data::Pending(ticket),
+                            // The hashing thread is gone: hash here.
+                            Err(mpsc::SendError((v, ..))) => {
+                                *tickets -= 1;
+                                Data::Ready(merkle::tensor_data(v.as_bytes()))
+                            }
+                        }
+                    });
+                Entry::Open {
+                    step,
+                    node: node.id,
+                    outputs,
+                }
+            }
+        };
+        self.entries.push(entry);
     }
+
+    /// Waits for the hashing thread and returns the leaves in step order.
+    pub(super) fn finish(self) -> Vec<Digest> {
+        let mut digests = vec![None; self.tickets];
+        for _ in 0..self.tickets {
+            let (ticket, digest) = self
+                .results
+                .1
+                .recv()
+                .expect("the hashing thread answers every ticket");
+            digests[ticket] = Some(digest);
+        }
+        let digests: Vec<Digest> = digests
+            .into_iter()
+            .map(|d| d.expect("every ticket answered once"))
+            .collect();
+        self.entries
+            .into_iter()
+            .map(|e| match e {
+                Entry::Leaf(leaf) => leaf,
+                Entry::Open {
+                    step,
+                    node,
+                    outputs,
+                } => leaf(step, &self.plan.names[node], &outputs, &digests),
+            })
+            .collect()
+    }
+}
+
+/// Hashes a leaf once its outputs' data digests are known.
+fn leaf(step: usize, name: &str, outputs: &[Output], pending: &[Digest]) -> Digest {
+    let mut leaf = LeafHasher::new(step as u64, name, outputs.len());
+    for o in outputs {
+        let data = match o.data {
+            Data::Ready(d) => d,
+            Data::Pending(ticket) => pending[ticket],
+        };
+        leaf.tensor(o.dtype, &o.shape, &data);
+    }
+    leaf.finish()
 }
 
 impl Layout {
@@ -131,15 +272,17 @@ impl Layout {
         }
     }
 
-    /// Hashes one step's outputs into its leaf, recording their data digests
-    /// in `data` (a table indexed by outlet).
-    fn hash_step(
+    /// What one step's leaf commits to for each output, recording their
+    /// data digests in `data` (a table indexed by outlet). `hash` computes
+    /// (or starts computing) a plain tensor's data digest; a relabelling
+    /// step reuses its input's instead.
+    fn outputs(
         &self,
-        data: &mut [Option<Digest>],
-        step: usize,
+        data: &mut [Option<Data>],
         node: &TypedNode,
         outputs: &[TValue],
-    ) -> Digest {
+        hash: &mut dyn FnMut(&TValue) -> Data,
+    ) -> Vec<Output> {
         let relabelled = if self.relabels[node.id] {
             node.inputs
                 .first()
@@ -147,34 +290,44 @@ impl Layout {
         } else {
             None
         };
-        let mut leaf = LeafHasher::new(step as u64, &node.name, outputs.len());
         let base = self.outlet_base[node.id];
-        for (slot, v) in outputs.iter().enumerate() {
-            let known = if slot == 0 { relabelled } else { None };
-            data[base + slot] = commit(&mut leaf, v, known);
-        }
-        leaf.finish()
+        outputs
+            .iter()
+            .enumerate()
+            .map(|(slot, v)| {
+                let known = if slot == 0 { relabelled } else { None };
+                let (output, digest) = describe(v, known, hash);
+                data[base + slot] = digest;
+                output
+            })
+            .collect()
     }
 }
 
-/// Adds one output to a leaf; returns its data digest when it is a plain
-/// tensor (`known`, when given, is its data digest, already computed).
-fn commit(leaf: &mut LeafHasher, v: &Tensor, known: Option<Digest>) -> Option<Digest> {
-    let shape: Vec<u64> = v.shape().iter().map(|&d| d as u64).collect();
+/// What a leaf commits to for one output, and its data digest when it is a
+/// plain tensor (`known`, when given, is that digest, already computed).
+fn describe(
+    v: &TValue,
+    known: Option<Data>,
+    hash: &mut dyn FnMut(&TValue) -> Data,
+) -> (Output, Option<Data>) {
     match to_dtype(v.datum_type()) {
-        Some(dt) if v.is_plain_ram() => {
-            let data = known.unwrap_or_else(|| merkle::tensor_data(v.as_bytes()));
-            leaf.tensor(dt, &shape, &data);
-            Some(data)
+        Some(dtype) if v.is_plain_ram() => {
+            let data = known.unwrap_or_else(|| hash(v));
+            let shape = v.shape().iter().map(|&d| d as u64).collect();
+            (Output { dtype, shape, data }, Some(data))
         }
         _ => {
             // Engine-internal forms (packed matmul operands, symbolic dims,
             // strings): committed by type and shape; their contents are
             // committed by the steps that consume them.
             let printed = format!("{:?}{:?}", v.datum_type(), v.shape());
-            let data = merkle::tensor_data(printed.as_bytes());
-            leaf.tensor(DType::U8, &[printed.len() as u64], &data);
-            None
+            let output = Output {
+                dtype: DType::U8,
+                shape: vec![printed.len() as u64],
+                data: Data::Ready(merkle::tensor_data(printed.as_bytes())),
+            };
+            (output, None)
         }
     }
 }
@@ -182,9 +335,14 @@ fn commit(leaf: &mut LeafHasher, v: &Tensor, known: Option<Digest>) -> Option<Di
 /// A leaf hashed without shortcuts: every output's bytes (for tests).
 #[cfg(test)]
 pub(super) fn naive_leaf(step: usize, node: &TypedNode, outputs: &[TValue]) -> Digest {
-    let mut leaf = LeafHasher::new(step as u64, &node.name, outputs.len());
-    for v in outputs {
-        commit(&mut leaf, v, None);
-    }
-    leaf.finish()
+    let outputs: Vec<Output> = outputs
+        .iter()
+        .map(|v| {
+            describe(v, None, &mut |v| {
+                Data::Ready(merkle::tensor_data(v.as_bytes()))
+            })
+            .0
+        })
+        .collect();
+    leaf(step, &node.name, &outputs, &[])
 }
