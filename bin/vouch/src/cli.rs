@@ -73,6 +73,19 @@ pub(crate) struct ServeArgs {
     /// Do not hash each graph step into the receipt's trace commitment.
     #[arg(long)]
     pub(crate) no_trace: bool,
+    /// Price per inference, in the ledger's smallest unit (announced to
+    /// peers and stated in receipts).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) price: u64,
+    /// Largest share (0-1) of routed requests one operator may take while
+    /// others can serve them.
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) max_share: f64,
+    /// Demonstration only: sign wrong answers, perturbing trace step STEP
+    /// (`perturb:STEP`) or the last float step (`perturb`), so the
+    /// network's checks can be watched catching this node.
+    #[arg(long)]
+    pub(crate) fault: Option<String>,
     #[command(flatten)]
     pub(crate) p2p: P2pArgs,
 }
@@ -106,6 +119,15 @@ pub(crate) struct UpArgs {
     /// Where the sample models are (default: $VOUCH_MODELS or ~/.cache/vouch/models).
     #[arg(long, env = "VOUCH_MODELS")]
     pub(crate) models: Option<PathBuf>,
+    /// Run a local network of this many nodes, each with its own operator
+    /// key and data under DIR/node-I, on consecutive ports from --listen;
+    /// the sample models are replicated to all of them.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) nodes: u16,
+    /// With --nodes and --fault: which node (0-based) runs the fault
+    /// (default: the last).
+    #[arg(long)]
+    pub(crate) fault_node: Option<u16>,
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
 }
@@ -208,6 +230,10 @@ pub(crate) struct InferArgs {
     /// Require the receipt to be signed by this key (ed25519:HEX).
     #[arg(long)]
     pub(crate) expect_node: Option<String>,
+    /// Verification level: receipt (default), audit, or quorum:N (N
+    /// distinct operators run it; a majority must agree).
+    #[arg(long)]
+    pub(crate) verify: Option<String>,
 }
 
 #[derive(Args, Debug)]

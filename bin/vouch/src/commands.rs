@@ -6,28 +6,35 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use vouch_api::{InferRequest, ModelInfo, OutputsFile, PinStatus, to_map};
 use vouch_client::{Client, PushParams};
+use vouch_node::service::Fault;
 use vouch_node::{Node, NodeConfig, P2pConfig};
 use vouch_types::{Digest, Kind, PublicKey, Receipt};
 
 use crate::cli::{
-    Cli, Command, InferArgs, ModelCommand, P2pArgs, ReceiptsCommand, ServeArgs, VerifyArgs,
+    Cli, Command, InferArgs, ModelCommand, P2pArgs, ReceiptsCommand, ServeArgs, UpArgs, VerifyArgs,
 };
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let client = Client::new(&cli.node);
     match cli.command {
         Command::Up(args) => {
-            let data_dir = match args.data_dir {
-                Some(d) => d,
+            let data_dir = match &args.data_dir {
+                Some(d) => d.clone(),
                 None => dirs::data_dir()
                     .ok_or_else(|| {
                         anyhow!("no user data directory on this system; pass --data-dir")
                     })?
                     .join("vouch"),
             };
-            let models = args.models.unwrap_or_else(vouch_node::samples::models_dir);
+            let models = args
+                .models
+                .clone()
+                .unwrap_or_else(vouch_node::samples::models_dir);
+            if args.nodes > 1 {
+                return up_network(&args, &data_dir, &models).await;
+            }
             serve(
-                config(data_dir, args.listen, &args.serve),
+                config(data_dir, args.listen, &args.serve)?,
                 &args.serve.p2p,
                 Some(models),
             )
@@ -35,7 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Node(args) => {
             serve(
-                config(args.data_dir, args.listen, &args.serve),
+                config(args.data_dir, args.listen, &args.serve)?,
                 &args.serve.p2p,
                 None,
             )
@@ -57,7 +64,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> NodeConfig {
+fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Result<NodeConfig> {
     let mut c = NodeConfig::new(data_dir);
     c.listen = listen;
     c.max_request_bytes = s.max_request_bytes;
@@ -68,7 +75,28 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Nod
     }
     c.trace = !s.no_trace;
     c.accept_pins = s.p2p.accept_pins;
-    c
+    c.price = s.price;
+    if !(0.0..=1.0).contains(&s.max_share) {
+        bail!("--max-share {} must be between 0 and 1", s.max_share);
+    }
+    c.max_share = s.max_share;
+    c.fault = s.fault.as_deref().map(parse_fault).transpose()?;
+    Ok(c)
+}
+
+/// `perturb` or `perturb:STEP`.
+fn parse_fault(s: &str) -> Result<Fault> {
+    match s.split_once(':') {
+        None if s == "perturb" => Ok(Fault { step: None }),
+        Some(("perturb", step)) => {
+            Ok(Fault {
+                step: Some(step.parse().map_err(|_| {
+                    anyhow!("--fault perturb:{step}: the step must be a trace index")
+                })?),
+            })
+        }
+        _ => bail!("--fault {s}: use `perturb` or `perturb:STEP`"),
+    }
 }
 
 /// The p2p configuration the flags describe.
@@ -183,6 +211,94 @@ async fn serve(config: NodeConfig, p2p: &P2pArgs, samples: Option<PathBuf>) -> R
         eprintln!("  peers can join with --bootstrap {a}");
     }
     vouch_node::serve(node, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `vouch up --nodes N`: N nodes in this process with distinct operator
+/// keys, joined on loopback, the samples imported by the first and
+/// replicated to the others.
+async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()> {
+    let n = args.nodes;
+    let fault_node = args.fault_node.unwrap_or(n - 1);
+    if fault_node >= n {
+        bail!(
+            "--fault-node {fault_node}: there are only {n} nodes (0 to {})",
+            n - 1
+        );
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut bootstrap = p2p_config(&args.serve.p2p)?.bootstrap;
+    let mut tasks = Vec::new();
+    let mut first: Option<(Arc<Node>, String)> = None;
+    for i in 0..n {
+        let port = match args.listen.port() {
+            0 => 0,
+            p => p
+                .checked_add(i)
+                .ok_or_else(|| anyhow!("--listen port too high for {n} nodes"))?,
+        };
+        let listen = std::net::SocketAddr::new(args.listen.ip(), port);
+        let mut c = config(data_dir.join(format!("node-{i}")), listen, &args.serve)?;
+        c.accept_pins = true;
+        if i != fault_node {
+            c.fault = None;
+        }
+        let faulty = c.fault.is_some();
+        let node = Node::open(c)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        node.join(
+            P2pConfig {
+                listen: "/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr"),
+                bootstrap: bootstrap.clone(),
+            },
+            Some(url.clone()),
+        )
+        .await?;
+        if i == 0 {
+            bootstrap = node.p2p().map(|p| p.addresses()).unwrap_or_default();
+            let imported = vouch_node::samples::import(&node, models).await;
+            if !imported.is_empty() {
+                tracing::info!(models = ?imported, "imported sample models");
+            }
+            first = Some((node.clone(), url.clone()));
+        } else {
+            let names: Vec<String> = vouch_node::samples::SAMPLES
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect();
+            serve_from_peers(&node, &names);
+        }
+        eprintln!(
+            "node {i}: {url}  operator {}{}",
+            node.public_key(),
+            if faulty {
+                "  (FAULTY: signs wrong answers)"
+            } else {
+                ""
+            }
+        );
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(vouch_node::serve(
+            node,
+            listener,
+            async move {
+                let _ = stopped.changed().await;
+            },
+        )));
+    }
+    if let Some((_, url)) = &first {
+        eprintln!(
+            "{n} nodes up. Try: vouch infer iris --input in.json --verify quorum:3 --node {url}; vouch network --node {url}"
+        );
+    }
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    for t in tasks {
+        t.await??;
+    }
     Ok(())
 }
 
@@ -458,6 +574,9 @@ async fn infer(client: &Client, args: InferArgs) -> Result<()> {
         .or(request.nonce.take())
         .unwrap_or_else(random_nonce);
     request.nonce = Some(nonce.clone());
+    if args.verify.is_some() {
+        request.verify = args.verify.clone();
+    }
     let response = client
         .infer(&args.name, args.version.as_deref(), &request)
         .await?;
@@ -483,6 +602,48 @@ async fn infer(client: &Client, args: InferArgs) -> Result<()> {
         if receipt.body.node != want {
             bail!("the receipt is signed by {}, not {want}", receipt.body.node);
         }
+    }
+    // A quorum's other receipts: each must verify and name these inputs.
+    let inputs = to_map(request.inputs.clone());
+    for other in &response.receipts {
+        other
+            .verify()
+            .with_context(|| format!("quorum receipt {} does not verify", other.id))?;
+        other
+            .verify_inputs(&inputs)
+            .with_context(|| format!("quorum receipt {} names other inputs", other.id))?;
+        if other.body.model != receipt.body.model || other.body.nonce != nonce {
+            bail!(
+                "quorum receipt {} is for another model or request",
+                other.id
+            );
+        }
+    }
+    if let Some(q) = &response.quorum {
+        eprintln!(
+            "quorum: {} of {} operators agreed{}",
+            q.agreed,
+            q.wanted,
+            if q.dissent.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; dissent from {}",
+                    q.dissent
+                        .iter()
+                        .map(|d| d.operator.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
+    if let Some(e) = &response.executed_by {
+        eprintln!(
+            "executed by {} (route {})",
+            e.peer,
+            response.route.join(" -> ")
+        );
     }
     let outputs = serde_json::to_string_pretty(&OutputsFile {
         outputs: response.outputs,

@@ -270,3 +270,98 @@ fn a_node_killed_mid_upload_leaves_no_partial_blob() {
     ]));
     node.kill();
 }
+
+/// Consecutive free ports (best effort: checked free, then released).
+fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base.checked_add(n).is_some()
+            && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return base;
+        }
+    }
+}
+
+/// Runs `check` until it returns Some, for at most 120 s.
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let port = free_ports(3);
+    let models = models_dir();
+    let mut child = Command::new(BIN)
+        .args(["up", "--nodes", "3", "--fault", "perturb", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--models")
+        .arg(&models)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let urls: Vec<String> = (0..3)
+        .map(|i| format!("http://127.0.0.1:{}", port + i))
+        .collect();
+    let vouch = |url: &str, args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("VOUCH_NODE", url)
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    // Every node ends up serving iris, replicated from node 0.
+    for url in &urls {
+        eventually("iris on every node", || {
+            let out = vouch(url, &["model", "ls"]);
+            (out.status.success() && String::from_utf8_lossy(&out.stdout).contains("iris"))
+                .then_some(())
+        });
+    }
+    let input = work.path().join("in.json");
+    std::fs::write(
+        &input,
+        r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}}}"#,
+    )
+    .unwrap();
+    let out = vouch(
+        &urls[0],
+        &[
+            "infer", "iris", "--input", "in.json", "--verify", "quorum:3", "--out", "out.json",
+        ],
+    );
+    let _ = ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("quorum: 2 of 3 operators agreed; dissent from ed25519:"),
+        "{err}"
+    );
+    let net = ok(&vouch(&urls[0], &["network", "--json"]));
+    let net: serde_json::Value = serde_json::from_str(&net).unwrap();
+    assert_eq!(net["nodes"].as_array().unwrap().len(), 3, "{net}");
+    let dissenters = net["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["record"]["disagreements"] == 1)
+        .count();
+    assert_eq!(dissenters, 1, "{net}");
+    assert!(net["nakamoto_coefficient"].as_u64().unwrap() >= 1);
+    let table = ok(&vouch(&urls[0], &["network"]));
+    assert!(table.contains("(this node)"), "{table}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

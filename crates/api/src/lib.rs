@@ -230,6 +230,9 @@ pub struct InferRequest {
     /// A client nonce echoed in the receipt (at most 256 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Verification level: `receipt` (default), `audit`, or `quorum:N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
 }
 
 /// `POST /v1/infer/{name}` response.
@@ -237,8 +240,53 @@ pub struct InferRequest {
 pub struct InferResponse {
     /// Outputs by name.
     pub outputs: JsonTensors,
-    /// The signed receipt.
+    /// The signed receipt of the node that computed `outputs`.
     pub receipt: Receipt,
+    /// Which node ran it (absent from older nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executed_by: Option<Executor>,
+    /// Peer ids the request went through: the node asked, then the
+    /// executor(s) when they are others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<String>,
+    /// Every receipt behind the answer (a quorum's members, dissenters
+    /// included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receipts: Vec<Receipt>,
+    /// How a quorum went, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<QuorumJson>,
+}
+
+/// The node that ran a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executor {
+    /// Its libp2p peer id.
+    pub peer: String,
+    /// Its operator key (the receipt's signer).
+    pub operator: vouch_types::PublicKey,
+}
+
+/// How a quorum went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumJson {
+    /// Operators asked.
+    pub wanted: u64,
+    /// Operators whose answers formed the majority.
+    pub agreed: u64,
+    /// Operators outside the majority, with their receipt ids.
+    pub dissent: Vec<Dissent>,
+}
+
+/// An operator whose answer disagreed with the majority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dissent {
+    /// Its peer id.
+    pub peer: String,
+    /// Its operator key.
+    pub operator: vouch_types::PublicKey,
+    /// Its receipt.
+    pub receipt: vouch_types::Digest,
 }
 
 /// The CLI's `--out` file: just the outputs.
@@ -451,19 +499,28 @@ pub struct PinStatus {
     pub wanted: u64,
 }
 
-/// What this node has recorded about a peer.
+/// What this node has recorded about an operator.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerRecordJson {
     /// Chunks received that checked out.
     pub chunks_ok: u64,
-    /// Chunks or tables received that did not match their digests.
+    /// Chunks, tables or answers received that did not check out.
     pub bad_data: u64,
     /// Requests that failed or were refused.
     pub failures: u64,
+    /// Inferences it ran for requests this node handled.
+    #[serde(default)]
+    pub served: u64,
+    /// Smoothed latency of its answers, microseconds (0: none yet).
+    #[serde(default)]
+    pub latency_us: u64,
+    /// Quorums in which it disagreed with the majority.
+    #[serde(default)]
+    pub disagreements: u64,
 }
 
 /// One node of the network as this node sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkNode {
     /// libp2p peer id.
     pub peer: String,
@@ -475,6 +532,8 @@ pub struct NetworkNode {
     pub http: Option<String>,
     /// Whether a connection is open (always true for this node).
     pub connected: bool,
+    /// Share of the inferences this node handled that this operator ran.
+    pub share: f64,
     /// Whether this entry is the node answering.
     pub local: bool,
     /// Models it serves, as `name@version`.
@@ -491,12 +550,19 @@ pub struct NetworkNode {
 }
 
 /// `GET /v1/network/nodes`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkNodes {
     /// Addresses this node listens on for peers.
     pub listen: Vec<String>,
     /// This node first, then its peers.
     pub nodes: Vec<NetworkNode>,
+    /// Inferences this node handled (run here or routed).
+    pub requests: u64,
+    /// The fewest operators that together ran more than half of them
+    /// (0 before any request).
+    pub nakamoto_coefficient: u64,
+    /// Requests hedged with a second provider.
+    pub hedged: u64,
 }
 
 /// Error body: `{"error": {"code": "...", "message": "..."}}`.

@@ -145,6 +145,7 @@ fn request_body(inputs: &TensorMap, nonce: Option<&str>) -> Vec<u8> {
             .map(|(k, t)| (k.to_string(), JsonTensor(t.clone())))
             .collect(),
         nonce: nonce.map(str::to_string),
+        verify: None,
     })
     .unwrap()
 }

@@ -22,6 +22,15 @@ pub struct NodeConfig {
     pub trace: bool,
     /// Fetch and serve models when a peer asks (`vouch model pin --replicas`).
     pub accept_pins: bool,
+    /// Largest share of the requests this node routes that one operator may
+    /// take while others can serve them (0 to 1).
+    pub max_share: f64,
+    /// Price per inference this node asks, in the ledger's smallest unit
+    /// (announced, and stated in every receipt).
+    pub price: u64,
+    /// A deliberate fault in every answer (demonstrations and tests of the
+    /// network's checks only).
+    pub fault: Option<vouch_engine::Fault>,
 }
 
 impl NodeConfig {
@@ -36,6 +45,9 @@ impl NodeConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             trace: true,
             accept_pins: false,
+            max_share: 0.5,
+            price: 0,
+            fault: None,
         }
     }
 }

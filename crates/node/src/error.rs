@@ -46,6 +46,9 @@ pub enum NodeError {
     /// The network or a peer cannot do it now.
     #[error("{0}")]
     Unavailable(String),
+    /// The operators asked did not agree.
+    #[error("{0}")]
+    NoQuorum(String),
 }
 
 impl NodeError {
@@ -65,6 +68,7 @@ impl NodeError {
             NodeError::DiskFull(_) => "disk_full",
             NodeError::Internal(_) => "internal",
             NodeError::Unavailable(_) => "unavailable",
+            NodeError::NoQuorum(_) => "no_quorum",
         }
     }
 
@@ -80,6 +84,7 @@ impl NodeError {
             | NodeError::InferenceFailed(_) => 422,
             NodeError::DiskFull(_) => 507,
             NodeError::Unavailable(_) => 503,
+            NodeError::NoQuorum(_) => 502,
             NodeError::Corrupt(_) | NodeError::Storage(_) | NodeError::Internal(_) => 500,
         }
     }

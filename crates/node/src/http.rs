@@ -11,12 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use vouch_api::{
-    ErrorBody, ErrorDetail, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList,
-    from_map, to_map,
+    Dissent, ErrorBody, ErrorDetail, Executor, Health, InferRequest, InferResponse, ModelDetail,
+    ModelInfo, ModelList, QuorumJson, from_map, to_map,
 };
 use vouch_types::{Digest, Dim, Kind};
 
 use crate::error::NodeError;
+use crate::route::Verify;
 use crate::service::{Node, PushOptions};
 
 impl IntoResponse for NodeError {
@@ -357,20 +358,44 @@ async fn infer(
             "request body is not a valid infer request ({e}); expected {{\"inputs\": {{NAME: {{\"dtype\": \"float32\", \"shape\": [..], \"data\": [..]}}}}, \"nonce\": \"...\"}}"
         ))
     })?;
-    let answer = node
-        .infer(
+    let verify: Verify = match request.verify.as_deref() {
+        Some(v) => v.parse()?,
+        None => Verify::default(),
+    };
+    let routed = node
+        .route(
             &name,
             q.version.as_deref(),
             to_map(request.inputs),
             request.nonce,
+            verify,
         )
         .await?;
-    let receipt_header = HeaderValue::from_str(&answer.receipt.id.to_string()).ok();
+    let receipt_header = HeaderValue::from_str(&routed.receipt.id.to_string()).ok();
     let mut response = json(
         StatusCode::OK,
         &InferResponse {
-            outputs: from_map(answer.outputs),
-            receipt: answer.receipt,
+            executed_by: Some(Executor {
+                peer: routed.executor.to_string(),
+                operator: routed.receipt.body.node,
+            }),
+            route: routed.route.iter().map(|p| p.to_string()).collect(),
+            receipts: routed.receipts,
+            quorum: routed.quorum.map(|q| QuorumJson {
+                wanted: q.wanted as u64,
+                agreed: q.agreed as u64,
+                dissent: q
+                    .dissent
+                    .iter()
+                    .map(|d| Dissent {
+                        peer: d.peer.to_string(),
+                        operator: d.receipt.body.node,
+                        receipt: d.receipt.id,
+                    })
+                    .collect(),
+            }),
+            outputs: from_map(routed.outputs),
+            receipt: routed.receipt,
         },
     );
     if let Some(h) = receipt_header {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod network;
 pub mod openapi;
 mod receipt_log;
+pub mod route;
 pub mod samples;
 pub mod service;
 

@@ -20,6 +20,7 @@ use vouch_p2p::{
 };
 use vouch_store::ModelRecord;
 use vouch_types::blob::ChunkTable;
+use vouch_types::concentration::nakamoto_coefficient;
 use vouch_types::{Digest, Manifest, Signature, SignedManifest};
 
 use crate::error::NodeError;
@@ -30,15 +31,22 @@ const PER_PROVIDER: usize = 2;
 /// Failed requests after which a provider is dropped from a fetch.
 const MAX_FAILURES: u32 = 3;
 
-/// What this node has seen of one peer (the router will use it too).
+/// What this node has seen of one operator (itself included); the router
+/// ranks providers by it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerRecord {
     /// Chunks the peer sent that checked out.
     pub chunks_ok: u64,
-    /// Chunks or tables the peer sent that did not match their digests.
+    /// Chunks, tables or answers the peer sent that did not check out.
     pub bad_data: u64,
     /// Requests to the peer that failed or were refused.
     pub failures: u64,
+    /// Inferences it ran for requests this node handled.
+    pub served: u64,
+    /// Smoothed latency of its inference answers, microseconds (0: none yet).
+    pub latency_us: u64,
+    /// Quorums in which its answer was outside the majority.
+    pub disagreements: u64,
 }
 
 /// Where a model fetch stands.
@@ -75,10 +83,12 @@ pub(crate) struct Network {
     fetches: Mutex<HashMap<Digest, Fetch>>,
     /// Replica counts asked for by pins, by model id.
     pins: Mutex<HashMap<Digest, u64>>,
+    /// Requests hedged with a second provider.
+    pub(crate) hedges: std::sync::atomic::AtomicU64,
 }
 
 impl Network {
-    fn record(&self, peer: Peer, f: impl FnOnce(&mut PeerRecord)) {
+    pub(crate) fn record(&self, peer: Peer, f: impl FnOnce(&mut PeerRecord)) {
         f(self
             .records
             .lock()
@@ -140,6 +150,7 @@ impl Node {
             records: Mutex::default(),
             fetches: Mutex::default(),
             pins: Mutex::default(),
+            hedges: Default::default(),
         });
         if self.network.set(network).is_err() {
             return Err(NodeError::Conflict("this node has already joined".into()));
@@ -168,7 +179,7 @@ impl Node {
                     id: r.id().to_string(),
                 })
                 .collect(),
-            price: 0,
+            price: self.config.price,
             capacity: self.config.workers as u32,
             software: format!("vouch {}", env!("CARGO_PKG_VERSION")),
             seq: 0,
@@ -178,6 +189,17 @@ impl Node {
         for r in &models {
             let _ = network.p2p.provide(r.id()).await;
         }
+    }
+
+    /// The evidence this node has recorded (quorum disagreements), oldest
+    /// first, as JSON.
+    pub fn evidence(&self) -> Result<Vec<serde_json::Value>, NodeError> {
+        Ok(self
+            .store
+            .evidence()?
+            .iter()
+            .filter_map(|b| serde_json::from_slice(b).ok())
+            .collect())
     }
 
     /// What this node has recorded about each peer it dealt with.
@@ -213,7 +235,11 @@ impl Node {
 
     /// Resolves a model the network serves: the given version, or the
     /// highest version any peer announces.
-    fn network_model(&self, name: &str, version: Option<&str>) -> Result<NetworkModel, NodeError> {
+    pub(crate) fn network_model(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<NetworkModel, NodeError> {
         let key = |m: &NetworkModel| {
             let v = &m.offer.version;
             (v.parse::<u64>().ok(), v.clone())
@@ -616,11 +642,34 @@ impl Node {
     pub fn network_nodes(&self) -> Result<NetworkNodes, NodeError> {
         let network = self.network()?;
         let records = self.peer_records();
+        let served: Vec<u64> = records.values().map(|r| r.served).collect();
+        let requests: u64 = served.iter().sum();
+        let share = |peer: &Peer| {
+            let served = records.get(peer).map_or(0, |r| r.served);
+            if requests == 0 {
+                0.0
+            } else {
+                served as f64 / requests as f64
+            }
+        };
+        let json_record = |peer: &Peer| {
+            let r = records.get(peer).cloned().unwrap_or_default();
+            PeerRecordJson {
+                chunks_ok: r.chunks_ok,
+                bad_data: r.bad_data,
+                failures: r.failures,
+                served: r.served,
+                latency_us: r.latency_us,
+                disagreements: r.disagreements,
+            }
+        };
+        let me = network.p2p.peer_id();
         let mut nodes = vec![NetworkNode {
-            peer: network.p2p.peer_id().to_string(),
+            peer: me.to_string(),
             operator: Some(self.key.public().to_string()),
             http: network.http.clone(),
             connected: true,
+            share: share(&me),
             local: true,
             models: self
                 .store
@@ -628,19 +677,19 @@ impl Node {
                 .iter()
                 .map(|r| format!("{}@{}", r.signed.manifest.name, r.signed.manifest.version))
                 .collect(),
-            price: 0,
+            price: self.config.price,
             capacity: self.config.workers as u32,
             software: format!("vouch {}", env!("CARGO_PKG_VERSION")),
-            record: PeerRecordJson::default(),
+            record: json_record(&me),
         }];
         for (peer, info) in network.p2p.peers() {
-            let record = records.get(&peer).cloned().unwrap_or_default();
             let body = info.announcement.map(|(body, key)| (body, key.to_string()));
             nodes.push(NetworkNode {
                 peer: peer.to_string(),
                 operator: body.as_ref().map(|(_, k)| k.clone()),
                 http: body.as_ref().and_then(|(b, _)| b.http.clone()),
                 connected: info.connected,
+                share: share(&peer),
                 local: false,
                 models: body
                     .as_ref()
@@ -654,11 +703,7 @@ impl Node {
                 price: body.as_ref().map_or(0, |(b, _)| b.price),
                 capacity: body.as_ref().map_or(0, |(b, _)| b.capacity),
                 software: body.map(|(b, _)| b.software).unwrap_or_default(),
-                record: PeerRecordJson {
-                    chunks_ok: record.chunks_ok,
-                    bad_data: record.bad_data,
-                    failures: record.failures,
-                },
+                record: json_record(&peer),
             });
         }
         Ok(NetworkNodes {
@@ -669,11 +714,18 @@ impl Node {
                 .map(|a| a.to_string())
                 .collect(),
             nodes,
+            requests,
+            nakamoto_coefficient: nakamoto_coefficient(&served),
+            hedged: network.hedges.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 
     /// Answers one request from a peer.
-    async fn answer(self: &Arc<Node>, peer: Peer, request: Request) -> Frame<Response> {
+    async fn answer(self: &Arc<Node>, peer: Peer, request: Frame<Request>) -> Frame<Response> {
+        let Frame {
+            head: request,
+            body,
+        } = request;
         let result = match request {
             Request::Manifest { id } => self.store.model_by_id(&id).map_err(NodeError::from).and_then(|r| {
                 let r = r.ok_or_else(|| NodeError::NotFound(format!("no model {id} here")))?;
@@ -702,6 +754,7 @@ impl Node {
                 });
                 Ok(Vec::new())
             }
+            Request::Infer { model, nonce } => self.answer_infer(model, nonce, &body).await,
             Request::Replicate { .. } => Err(NodeError::Unavailable(
                 "this node does not replicate on request; its operator can start it with --accept-pins".into(),
             )),
@@ -727,7 +780,7 @@ async fn serve_peers(node: std::sync::Weak<Node>, mut inbound: Inbound) {
     {
         let Some(node) = node.upgrade() else { return };
         tokio::spawn(async move {
-            let answer = node.answer(peer, request.head).await;
+            let answer = node.answer(peer, request).await;
             let _ = reply.send(answer);
         });
     }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use vouch_api::TraceEntry;
+pub use vouch_engine::Fault;
 use vouch_engine::onnx::OnnxEngine;
 use vouch_engine::{Engine, LoadOptions, LoadedModel, check_inputs};
 use vouch_store::{ModelRecord, Store};
@@ -376,7 +377,7 @@ impl Node {
         self.run_record(record, inputs, nonce).await
     }
 
-    async fn run_record(
+    pub(crate) async fn run_record(
         &self,
         record: ModelRecord,
         inputs: TensorMap,
@@ -398,14 +399,17 @@ impl Node {
             "{}@{}",
             record.signed.manifest.name, record.signed.manifest.version
         );
-        let trace = self.config.trace;
+        let (trace, fault, price) = (self.config.trace, self.config.fault, self.config.price);
         let key = self.key.clone();
         let log = self.receipts.clone();
         let engine = self.engine.info();
         let started = Instant::now();
         let result = self
             .compute(move || {
-                let exec = model.run(&inputs, trace)?;
+                let exec = match fault {
+                    Some(fault) => model.run_faulty(&inputs, trace, fault)?,
+                    None => model.run(&inputs, trace)?,
+                };
                 let body = ReceiptBody {
                     version: RECEIPT_VERSION,
                     model: model_id,
@@ -421,7 +425,7 @@ impl Node {
                     node: key.public(),
                     nonce,
                     timestamp_ms: now_ms(),
-                    price: 0,
+                    price,
                 };
                 let receipt = body.sign(&key);
                 log.append(receipt.clone(), exec.leaves)?;

@@ -29,6 +29,7 @@ fn iris_request(rows: usize) -> InferRequest {
     InferRequest {
         inputs,
         nonce: Some("n-1".into()),
+        verify: None,
     }
 }
 
@@ -439,6 +440,7 @@ async fn a_corrupted_blob_is_reported_never_served() {
             &InferRequest {
                 inputs,
                 nonce: None,
+                verify: None,
             },
         )
         .await
@@ -500,6 +502,7 @@ async fn concurrent_requests_are_served_in_parallel() {
             let req = InferRequest {
                 inputs,
                 nonce: Some(format!("c{i}")),
+                verify: None,
             };
             let answer = client.infer("minilm", None, &req).await.unwrap();
             answer.receipt.verify().unwrap();

@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{TestNode, models_dir};
-use vouch_node::p2p::{AnnouncementBody, Frame, ModelOffer, P2p, Request, Response};
+use vouch_api::InferRequest;
+use vouch_node::p2p::{AnnouncementBody, Frame, ModelOffer, P2p, Peer, Request, Response};
 use vouch_node::{NodeConfig, P2pConfig, samples};
 use vouch_types::{Kind, SecretKey, Tensor, TensorMap};
 
@@ -229,4 +230,233 @@ async fn without_a_network_pins_say_how_to_join() {
     let n = joined(dir.path().join("n").as_path(), vec![], false).await;
     let err = n.client.pin("nope", None, 1).await.unwrap_err().to_string();
     assert!(err.contains("no peer announces model `nope`"), "{err}");
+}
+
+fn iris_input() -> TensorMap {
+    let mut m = TensorMap::new();
+    m.insert(
+        "float_input",
+        Tensor::from_f32(vec![2, 4], &[5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]).unwrap(),
+    );
+    m
+}
+
+/// A raw libp2p peer that announces model `id` at price 0 and, asked to
+/// run it, either vanishes (its swarm stops mid-request) or never answers.
+async fn bad_provider(
+    seed: u8,
+    bootstrap: &TestNode,
+    id: vouch_types::Digest,
+    vanish: bool,
+) -> Peer {
+    let key = SecretKey::from_bytes(&[seed; 32]);
+    let (p2p, mut inbound) = P2p::start(p2p_config(addresses(bootstrap)), &key)
+        .await
+        .unwrap();
+    p2p.announce(AnnouncementBody {
+        operator: hex::encode(key.public().as_bytes()),
+        peer: p2p.peer_id().to_string(),
+        http: None,
+        models: vec![ModelOffer {
+            name: "iris".into(),
+            version: "1".into(),
+            id: id.to_string(),
+        }],
+        price: 0,
+        capacity: 1,
+        software: "bad provider".into(),
+        seq: 0,
+        timestamp_ms: 0,
+    })
+    .await
+    .unwrap();
+    let peer = p2p.peer_id();
+    tokio::spawn(async move {
+        let mut p2p = Some(p2p);
+        let mut held = Vec::new();
+        while let Some(req) = inbound.recv().await {
+            if matches!(req.request.head, Request::Infer { .. }) {
+                if vanish {
+                    p2p.take(); // the swarm stops: every connection closes
+                } else {
+                    held.push(req.reply); // never answered
+                }
+            }
+        }
+    });
+    peer
+}
+
+async fn wait_for_providers(t: &TestNode, id: vouch_types::Digest, n: usize) {
+    eventually("providers to be announced", || {
+        t.node
+            .network_models()
+            .get(&id.to_string())
+            .is_some_and(|m| m.providers.len() >= n)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_fails_over_when_a_provider_vanishes_and_hedges_a_silent_one() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // A is honest but expensive, so the router tries the free bad providers first.
+    let mut config = NodeConfig::new(dirs[0].path().to_path_buf());
+    config.price = 1_000_000;
+    let a = TestNode::start(config).await;
+    a.node
+        .join(p2p_config(vec![]), Some(a.url.clone()))
+        .await
+        .unwrap();
+    let id = push_sample(&a, "iris").await;
+    let g = joined(dirs[1].path(), addresses(&a), false).await;
+
+    let vanishing = bad_provider(41, &a, id, true).await;
+    wait_for_providers(&g, id, 2).await;
+    let routed = g
+        .node
+        .route(
+            "iris",
+            None,
+            iris_input(),
+            Some("n1".into()),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let a_peer = a.node.peer_id();
+    assert_eq!(routed.executor, a_peer);
+    assert_eq!(routed.route, vec![g.node.peer_id(), a_peer]);
+    routed.receipt.verify().unwrap();
+    routed.receipt.verify_inputs(&iris_input()).unwrap();
+    routed.receipt.verify_outputs(&routed.outputs).unwrap();
+    assert_eq!(routed.receipt.body.nonce, "n1");
+    assert_eq!(routed.receipt.body.price, 1_000_000);
+    let records = g.node.peer_records();
+    assert!(records[&vanishing].failures >= 1, "{records:?}");
+    assert_eq!(records[&a_peer].served, 1);
+
+    // A silent provider: the router hedges with A instead of waiting.
+    let silent = bad_provider(42, &a, id, false).await;
+    eventually("G to see the silent provider", || {
+        g.node
+            .network_models()
+            .get(&id.to_string())
+            .is_some_and(|m| m.providers.contains(&silent))
+    })
+    .await;
+    let routed = g
+        .node
+        .route("iris", None, iris_input(), None, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(routed.executor, a_peer);
+    assert!(g.node.network_nodes().unwrap().hedged >= 1);
+
+    // Over HTTP: the response names the executor and the route.
+    let body = InferRequest {
+        inputs: vouch_api::from_map(iris_input()),
+        nonce: Some("http".into()),
+        verify: None,
+    };
+    let resp = g.client.infer("iris", None, &body).await.unwrap();
+    let executed = resp.executed_by.unwrap();
+    assert_eq!(executed.peer, a_peer.to_string());
+    assert_eq!(executed.operator, a.node.public_key());
+    assert_eq!(resp.route.len(), 2);
+    resp.receipt.verify().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = joined(dirs[0].path(), vec![], false).await;
+    let id = push_sample(&a, "iris").await;
+    let b = joined(dirs[1].path(), addresses(&a), false).await;
+    let mut config = NodeConfig::new(dirs[2].path().to_path_buf());
+    config.fault = Some(vouch_node::service::Fault::default());
+    let liar = TestNode::start(config).await;
+    liar.node
+        .join(p2p_config(addresses(&a)), Some(liar.url.clone()))
+        .await
+        .unwrap();
+    let g = joined(dirs[3].path(), addresses(&a), false).await;
+    for n in [&b, &liar] {
+        wait_for_providers(n, id, 1).await;
+        n.node.replicate("iris", None).await.unwrap();
+    }
+    wait_for_providers(&g, id, 3).await;
+
+    // Alone, the liar's answer is well-formed and signed: only re-execution catches it.
+    let lie = liar
+        .node
+        .infer("iris", None, iris_input(), None)
+        .await
+        .unwrap();
+    lie.receipt.verify().unwrap();
+
+    let body = InferRequest {
+        inputs: vouch_api::from_map(iris_input()),
+        nonce: Some("q".into()),
+        verify: Some("quorum:3".into()),
+    };
+    let resp = g.client.infer("iris", None, &body).await.unwrap();
+    let quorum = resp.quorum.clone().unwrap();
+    assert_eq!((quorum.wanted, quorum.agreed), (3, 2));
+    assert_eq!(quorum.dissent.len(), 1);
+    assert_eq!(quorum.dissent[0].operator, liar.node.public_key());
+    assert_eq!(resp.receipts.len(), 3);
+    for r in &resp.receipts {
+        r.verify().unwrap();
+        r.verify_inputs(&iris_input()).unwrap();
+        assert_eq!(r.body.model, id);
+    }
+    // The answer is the honest one.
+    let honest = a
+        .node
+        .infer("iris", None, iris_input(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        vouch_api::to_map(resp.outputs).digest(Kind::Output),
+        honest.outputs.digest(Kind::Output)
+    );
+    assert_ne!(resp.receipt.body.node, liar.node.public_key());
+    // The router remembers, and the evidence names every receipt.
+    let records = g.node.peer_records();
+    assert_eq!(records[&liar.node.peer_id()].disagreements, 1);
+    let evidence = g.node.evidence().unwrap();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0]["kind"], "quorum_disagreement");
+    assert_eq!(evidence[0]["receipts"].as_array().unwrap().len(), 3);
+
+    // A node that serves the model counts itself in the quorum.
+    let routed = a
+        .node
+        .route(
+            "iris",
+            None,
+            iris_input(),
+            None,
+            "quorum:3".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(routed.quorum.unwrap().agreed, 2);
+    assert_eq!(routed.receipt.body.node, a.node.public_key());
+    assert_eq!(routed.route[0], a.node.peer_id());
+    // More operators than serve it: a clear error with the fix.
+    let err = g
+        .node
+        .route(
+            "iris",
+            None,
+            iris_input(),
+            None,
+            "quorum:5".parse().unwrap(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--replicas 5"), "{err}");
 }

@@ -306,8 +306,18 @@ impl P2p {
     }
 
     /// Sends `request` to `peer` and waits for its answer (dialing it if
-    /// needed; requests time out after 30 s).
+    /// needed, after asking the DHT for its address when this node has
+    /// only heard of it through gossip; requests time out after 30 s).
     pub async fn request(&self, peer: PeerId, request: Frame<Request>) -> Reply {
+        let known = self
+            .peers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&peer)
+            .is_some_and(|p| p.connected || !p.addrs.is_empty());
+        if !known {
+            self.find_peer(peer).await?;
+        }
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Request(peer, request, tx))
@@ -543,6 +553,14 @@ impl Driver {
                     Ok(ok) => ok.peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
+                for p in &peers {
+                    for addr in &p.addrs {
+                        swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&p.peer_id, addr.clone());
+                    }
+                }
                 if let Some((wanted, _)) = self.finds.get(&id) {
                     let found = peers
                         .iter()

@@ -1,5 +1,6 @@
 //! The request-response protocol nodes use to ask each other for things:
-//! manifests, blob chunk tables and chunks (replication), and pins.
+//! manifests, blob chunk tables and chunks (replication), pins, and
+//! inferences (routing).
 //!
 //! On the wire a message is a [`Frame`]: a small JSON head and a raw byte
 //! body, `u32 LE head length || head JSON || body`, one message per
@@ -68,6 +69,14 @@ pub enum Request {
     Replicate {
         /// Model id.
         id: Digest,
+    },
+    /// Run a model (body: the canonical tensor-map encoding of the inputs;
+    /// answer body: `u32 LE receipt length || receipt || outputs`).
+    Infer {
+        /// Model id.
+        model: Digest,
+        /// The client's nonce, bound into the receipt.
+        nonce: String,
     },
 }
 

@@ -30,6 +30,7 @@ const MODEL_IDS: TableDefinition<&[u8], (&str, &str)> = TableDefinition::new("mo
 const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 const RECEIPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("receipts");
 const TRACES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("traces");
+const EVIDENCE: TableDefinition<u64, &[u8]> = TableDefinition::new("evidence");
 
 /// What went wrong in the store. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +186,7 @@ impl Store {
             txn.open_table(BLOBS).map_err(db_err)?;
             txn.open_table(RECEIPTS).map_err(db_err)?;
             txn.open_table(TRACES).map_err(db_err)?;
+            txn.open_table(EVIDENCE).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Store {
@@ -564,6 +566,34 @@ impl Store {
             })
             .collect();
         Ok(Some(leaves))
+    }
+
+    /// Appends a piece of evidence (an opaque record the node encodes:
+    /// disagreeing receipts, dispute verdicts); returns its sequence number.
+    pub fn put_evidence(&self, record: &[u8]) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let seq = {
+            let mut table = txn.open_table(EVIDENCE).map_err(db_err)?;
+            let seq = table
+                .last()
+                .map_err(db_err)?
+                .map_or(0, |(k, _)| k.value() + 1);
+            table.insert(seq, record).map_err(db_err)?;
+            seq
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(seq)
+    }
+
+    /// Every piece of evidence, oldest first.
+    pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(EVIDENCE).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db_err)? {
+            out.push(row.map_err(db_err)?.1.value().to_vec());
+        }
+        Ok(out)
     }
 
     /// Number of stored receipts.

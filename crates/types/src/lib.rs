@@ -6,6 +6,7 @@
 //! `docs/receipts.md`; the test vectors there are produced by this crate.
 
 pub mod blob;
+pub mod concentration;
 pub mod digest;
 pub mod encode;
 pub mod keys;

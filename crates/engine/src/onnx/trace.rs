@@ -110,10 +110,10 @@ pub(super) struct TraceRun<'a> {
     data: Vec<Option<Data>>,
     entries: Vec<Entry>,
     tickets: usize,
-    results: (
-        mpsc::Sender<(usize, Digest)>,
-        mpsc::Receiver<(usize, Digest)>,
-    ),
+    /// Where the hashing thread sends this run's digests, and where they
+    /// arrive.
+    sender: mpsc::Sender<(usize, Digest)>,
+    results: mpsc::Receiver<(usize, Digest)>,
 }
 
 impl TracePlan {
@@ -157,12 +157,14 @@ impl TracePlan {
 
     /// Starts a traced run.
     pub(super) fn start(&self) -> TraceRun<'_> {
+        let (sender, results) = mpsc::channel();
         TraceRun {
             plan: self,
             data: self.known.clone(),
             entries: Vec::with_capacity(self.steps.len()),
             tickets: 0,
-            results: mpsc::channel(),
+            sender,
+            results,
         }
     }
 }
@@ -176,7 +178,7 @@ impl TraceRun<'_> {
         let entry = match self.plan.fixed[step] {
             Some(leaf) => Entry::Leaf(leaf),
             None => {
-                let (tickets, sender) = (&mut self.tickets, &self.results.0);
+                let (tickets, sender) = (&mut self.tickets, &self.sender);
                 let outputs = self
                     .plan
                     .layout
@@ -211,7 +213,6 @@ impl TraceRun<'_> {
         for _ in 0..self.tickets {
             let (ticket, digest) = self
                 .results
-                .1
                 .recv()
                 .expect("the hashing thread answers every ticket");
             digests[ticket] = Some(digest);

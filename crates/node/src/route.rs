@@ -1,0 +1,632 @@
+//! Routing and quorum: any node answers a request for any model the network
+//! serves.
+//!
+//! A node runs a request itself when it serves the model. Otherwise it
+//! forwards it over [`Request::Infer`] to a provider ranked by measured
+//! latency, price and record (failures, bad answers, quorum dissent), with
+//! a cap on any one operator's share of the requests this node routes. A
+//! provider that errors or vanishes is replaced by the next one; a slow one
+//! is hedged by a second request. Every answer is checked before it is
+//! used: the receipt's signature, that it names the model, the inputs, the
+//! nonce and the outputs it came with, and that its key is the provider's.
+//!
+//! `quorum:N` runs the request on N distinct operators and answers when a
+//! strict majority agree under the model's determinism class
+//! ([`vouch_types::quorum`]); dissent is reported, counted against the
+//! dissenting operators, and stored as evidence.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use vouch_p2p::{Frame, Peer, Request, Response, peer_id_of};
+use vouch_types::encode::{Reader, Sink};
+use vouch_types::quorum::agreement_groups;
+use vouch_types::{Digest, Kind, Receipt, TensorMap};
+
+use crate::error::NodeError;
+use crate::network::Network;
+use crate::service::{Answer, Node};
+
+/// Most operators a quorum may ask for.
+pub const MAX_QUORUM: usize = 16;
+
+/// How much checking a request asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// One execution with a signed receipt and trace commitment (sampled
+    /// audits, when they run, re-check some of these later).
+    #[default]
+    Receipt,
+    /// `quorum:N`: N distinct operators run it; a majority must agree.
+    Quorum(usize),
+}
+
+impl std::str::FromStr for Verify {
+    type Err = NodeError;
+
+    fn from_str(s: &str) -> Result<Verify, NodeError> {
+        let bad = || {
+            NodeError::BadRequest(format!(
+                "verify `{s}` is not a level: use `receipt`, `audit` or `quorum:N` with N from 1 to {MAX_QUORUM}"
+            ))
+        };
+        match s {
+            "receipt" | "audit" => Ok(Verify::Receipt),
+            _ => {
+                let n: usize = s
+                    .strip_prefix("quorum:")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(bad)?;
+                if (1..=MAX_QUORUM).contains(&n) {
+                    Ok(Verify::Quorum(n))
+                } else {
+                    Err(bad())
+                }
+            }
+        }
+    }
+}
+
+/// One execution somewhere on the network, checked.
+#[derive(Clone, Debug)]
+pub struct Execution {
+    /// Outputs.
+    pub outputs: TensorMap,
+    /// The executing node's receipt.
+    pub receipt: Receipt,
+    /// The executing node's peer id.
+    pub peer: Peer,
+}
+
+/// How a quorum went.
+#[derive(Clone, Debug)]
+pub struct QuorumReport {
+    /// Operators asked for.
+    pub wanted: usize,
+    /// Operators in the majority.
+    pub agreed: usize,
+    /// Executions outside the majority.
+    pub dissent: Vec<Execution>,
+}
+
+/// An answer and how it was reached.
+#[derive(Clone, Debug)]
+pub struct Routed {
+    /// The answer (for a quorum, the first majority member's outputs).
+    pub outputs: TensorMap,
+    /// The receipt that goes with `outputs`.
+    pub receipt: Receipt,
+    /// Who ran it.
+    pub executor: Peer,
+    /// The nodes the request went through: this node, then the executor
+    /// when it is another.
+    pub route: Vec<Peer>,
+    /// Every receipt (a quorum's members, dissenters included).
+    pub receipts: Vec<Receipt>,
+    /// The quorum, when one was asked for.
+    pub quorum: Option<QuorumReport>,
+}
+
+/// Why a forwarded request did not produce a usable answer.
+enum Failure {
+    /// The request itself is wrong (bad inputs): no other provider will
+    /// do better; the client must change it.
+    Refused(NodeError),
+    /// This provider failed; another may not.
+    Failed(String),
+    /// This provider answered with something that does not check out.
+    Lied(String),
+}
+
+impl Node {
+    /// This node's peer id (derived from its operator key).
+    pub fn peer_id(&self) -> Peer {
+        peer_id_of(&self.key.public())
+    }
+
+    /// Answers a request for model `name` from anywhere on the network at
+    /// the level `verify` asks for.
+    pub async fn route(
+        self: &Arc<Node>,
+        name: &str,
+        version: Option<&str>,
+        inputs: TensorMap,
+        nonce: Option<String>,
+        verify: Verify,
+    ) -> Result<Routed, NodeError> {
+        let nonce = nonce.unwrap_or_default();
+        let local = self.find_model(name, version).ok();
+        let n = match verify {
+            Verify::Quorum(n) => n,
+            Verify::Receipt => 1,
+        };
+        if n == 1
+            && let Some(record) = local
+        {
+            let answer = self.run_record(record, inputs, nonce).await?;
+            self.count_served(self.peer_id());
+            return Ok(self.routed_locally(answer));
+        }
+        let network = self.network_for(name, version)?.clone();
+        let id = match self.find_model(name, version) {
+            Ok(r) => r.id(),
+            Err(here) => self.resolve_remote(name, version).map_err(|_| {
+                NodeError::NotFound(format!("{here} (no peer announces it either)"))
+            })?,
+        };
+        let has_local = self.store.model_by_id(&id)?.is_some();
+        let providers = self.rank(&network, id);
+        if n == 1 {
+            let exec = self
+                .forward(&network, id, &inputs, &nonce, providers)
+                .await?;
+            return Ok(self.routed_remotely(exec));
+        }
+        self.quorum(&network, id, n, has_local, inputs, nonce, providers)
+            .await
+    }
+
+    fn routed_locally(&self, answer: Answer) -> Routed {
+        let me = self.peer_id();
+        Routed {
+            receipts: vec![answer.receipt.clone()],
+            outputs: answer.outputs,
+            receipt: answer.receipt,
+            executor: me,
+            route: vec![me],
+            quorum: None,
+        }
+    }
+
+    fn routed_remotely(&self, exec: Execution) -> Routed {
+        Routed {
+            receipts: vec![exec.receipt.clone()],
+            route: vec![self.peer_id(), exec.peer],
+            executor: exec.peer,
+            outputs: exec.outputs,
+            receipt: exec.receipt,
+            quorum: None,
+        }
+    }
+
+    /// The network, or an error that says the model is not here and the
+    /// node is not on a network.
+    fn network_for(&self, name: &str, version: Option<&str>) -> Result<&Arc<Network>, NodeError> {
+        self.network
+            .get()
+            .ok_or_else(|| {
+                match self.find_model(name, version) {
+            Ok(_) => NodeError::Unavailable(
+                "quorum needs other operators: start this node with --p2p-listen and --bootstrap"
+                    .into(),
+            ),
+            Err(e) => e,
+        }
+            })
+    }
+
+    fn resolve_remote(&self, name: &str, version: Option<&str>) -> Result<Digest, NodeError> {
+        let offer = self.network_model(name, version)?.offer;
+        offer
+            .id
+            .parse()
+            .map_err(|e| NodeError::BadRequest(format!("a peer announced a bad model id: {e}")))
+    }
+
+    fn count_served(&self, peer: Peer) {
+        if let Some(network) = self.network.get() {
+            network.record(peer, |r| r.served += 1);
+        }
+    }
+
+    /// Providers of `id` other than this node, best first: lower latency,
+    /// price and fewer failures, bad answers and dissents rank higher;
+    /// an operator above its share cap goes last.
+    fn rank(&self, network: &Network, id: Digest) -> Vec<Peer> {
+        let me = self.peer_id();
+        let model = self.network_models().remove(&id.to_string());
+        let providers: BTreeSet<Peer> = model.map(|m| m.providers).unwrap_or_default();
+        let prices: std::collections::BTreeMap<Peer, u64> = network
+            .p2p
+            .peers()
+            .into_iter()
+            .filter_map(|(p, info)| info.announcement.map(|(b, _)| (p, b.price)))
+            .collect();
+        let records = self.peer_records();
+        let total: u64 = records.values().map(|r| r.served).sum();
+        let cap = self.config.max_share;
+        let mut ranked: Vec<(bool, f64, Peer)> = providers
+            .into_iter()
+            .filter(|p| *p != me)
+            .map(|p| {
+                let r = records.get(&p).cloned().unwrap_or_default();
+                // Unmeasured peers look fast, so every provider gets tried.
+                let latency_ms = r.latency_us as f64 / 1e3;
+                let penalty =
+                    1.0 + r.failures as f64 + 10.0 * (r.bad_data + r.disagreements) as f64;
+                let price = prices.get(&p).copied().unwrap_or(0) as f64;
+                let score = (latency_ms + 1.0) * penalty + price * 1e-3;
+                let over_cap = total >= 10 && r.served as f64 > cap * total as f64;
+                (over_cap, score, p)
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            (a.0, a.1)
+                .partial_cmp(&(b.0, b.1))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        ranked.into_iter().map(|(_, _, p)| p).collect()
+    }
+
+    /// How long to wait for `peer` before hedging with another provider.
+    fn hedge_after(&self, peer: Peer) -> Duration {
+        let latency_us = self.peer_records().get(&peer).map_or(0, |r| r.latency_us);
+        if latency_us == 0 {
+            return Duration::from_millis(500);
+        }
+        Duration::from_micros(latency_us * 3)
+            .clamp(Duration::from_millis(20), Duration::from_secs(5))
+    }
+
+    /// Runs the request on the best provider, failing over to the next
+    /// when one fails and hedging when one is slow.
+    async fn forward(
+        &self,
+        network: &Arc<Network>,
+        id: Digest,
+        inputs: &TensorMap,
+        nonce: &str,
+        providers: Vec<Peer>,
+    ) -> Result<Execution, NodeError> {
+        let encoded = Arc::new(inputs.encode());
+        let mut queue = providers.into_iter();
+        let mut pending = FuturesUnordered::new();
+        let mut errors = Vec::new();
+        let launch = |peer: Peer| {
+            let (network, encoded) = (network.clone(), encoded.clone());
+            async move {
+                let result = execute_on(&network, peer, id, encoded, inputs, nonce).await;
+                (peer, result)
+            }
+        };
+        let Some(first) = queue.next() else {
+            return Err(NodeError::Unavailable(format!(
+                "no peer serves model {id} now; pin it with `vouch model pin`"
+            )));
+        };
+        let mut last = first;
+        pending.push(launch(first));
+        loop {
+            let hedge = tokio::time::sleep(self.hedge_after(last));
+            tokio::select! {
+                Some((peer, result)) = pending.next() => match result {
+                    Ok(exec) => {
+                        self.count_served(peer);
+                        return Ok(exec);
+                    }
+                    Err(Failure::Refused(e)) => return Err(e),
+                    Err(Failure::Failed(why) | Failure::Lied(why)) => {
+                        tracing::warn!(%peer, %why, "provider failed; trying another");
+                        errors.push(format!("{peer}: {why}"));
+                        if pending.is_empty() {
+                            match queue.next() {
+                                Some(next) => {
+                                    last = next;
+                                    pending.push(launch(next));
+                                }
+                                None => {
+                                    return Err(NodeError::Unavailable(format!(
+                                        "every provider of {id} failed: {}",
+                                        errors.join("; ")
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                },
+                () = hedge, if pending.len() == 1 && queue.len() > 0 => {
+                    if let Some(next) = queue.next() {
+                        tracing::debug!(slow = %last, hedge = %next, "hedging a slow request");
+                        network.hedges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        last = next;
+                        pending.push(launch(next));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the request on `n` distinct operators (this node first when it
+    /// serves the model) and answers when a strict majority agree.
+    #[allow(clippy::too_many_arguments)]
+    async fn quorum(
+        self: &Arc<Node>,
+        network: &Arc<Network>,
+        id: Digest,
+        n: usize,
+        has_local: bool,
+        inputs: TensorMap,
+        nonce: String,
+        providers: Vec<Peer>,
+    ) -> Result<Routed, NodeError> {
+        let available = providers.len() + usize::from(has_local);
+        if available < n {
+            return Err(NodeError::Unavailable(format!(
+                "quorum:{n} needs {n} operators serving model {id}; {available} do now: pin it with `vouch model pin NAME --replicas {n}`"
+            )));
+        }
+        let me = self.peer_id();
+        let encoded = Arc::new(inputs.encode());
+        let mut spare = providers.into_iter();
+        let mut runs = FuturesUnordered::new();
+        let remote = |peer: Peer| {
+            let (network, encoded, inputs, nonce) = (
+                network.clone(),
+                encoded.clone(),
+                inputs.clone(),
+                nonce.clone(),
+            );
+            Box::pin(async move {
+                let result = execute_on(&network, peer, id, encoded, &inputs, &nonce).await;
+                (peer, result)
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+        };
+        if has_local {
+            let (node, inputs, nonce) = (self.clone(), inputs.clone(), nonce.clone());
+            runs.push(Box::pin(async move {
+                let result = node
+                    .infer_id(&id, inputs, nonce)
+                    .await
+                    .map(|a| Execution {
+                        outputs: a.outputs,
+                        receipt: a.receipt,
+                        peer: me,
+                    })
+                    .map_err(Failure::Refused);
+                (me, result)
+            })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
+        }
+        for peer in spare.by_ref().take(n - usize::from(has_local)) {
+            runs.push(remote(peer));
+        }
+        let mut execs: Vec<Execution> = Vec::with_capacity(n);
+        let mut errors = Vec::new();
+        while let Some((peer, result)) = runs.next().await {
+            match result {
+                Ok(exec) => execs.push(exec),
+                Err(Failure::Refused(e)) => return Err(e),
+                Err(Failure::Failed(why) | Failure::Lied(why)) => {
+                    errors.push(format!("{peer}: {why}"));
+                    match spare.next() {
+                        Some(next) => runs.push(remote(next)),
+                        None => {
+                            return Err(NodeError::Unavailable(format!(
+                                "quorum:{n} could not gather {n} answers for model {id}: {}",
+                                errors.join("; ")
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        for e in &execs {
+            self.count_served(e.peer);
+        }
+        let class = execs[0].receipt.body.determinism;
+        let outputs: Vec<&TensorMap> = execs.iter().map(|e| &e.outputs).collect();
+        let groups = agreement_groups(class, &outputs);
+        let majority = groups[0].clone();
+        let receipts: Vec<Receipt> = execs.iter().map(|e| e.receipt.clone()).collect();
+        if majority.len() * 2 <= n {
+            for e in &execs {
+                network.record(e.peer, |r| r.disagreements += 1);
+            }
+            self.store_evidence(id, &receipts, &majority);
+            let sizes: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
+            return Err(NodeError::NoQuorum(format!(
+                "quorum:{n} found no majority for model {id}: the answers split {}; evidence recorded",
+                sizes.join("/")
+            )));
+        }
+        let dissent: Vec<Execution> = (0..execs.len())
+            .filter(|i| !majority.contains(i))
+            .map(|i| execs[i].clone())
+            .collect();
+        if !dissent.is_empty() {
+            for d in &dissent {
+                tracing::warn!(peer = %d.peer, receipt = %d.receipt.id, "quorum dissent");
+                network.record(d.peer, |r| r.disagreements += 1);
+            }
+            self.store_evidence(id, &receipts, &majority);
+        }
+        // The answer is this node's own when it is in the majority.
+        let pick = majority
+            .iter()
+            .copied()
+            .find(|&i| execs[i].peer == me)
+            .unwrap_or(majority[0]);
+        let chosen = execs[pick].clone();
+        let mut route = vec![me];
+        route.extend(execs.iter().map(|e| e.peer).filter(|p| *p != me));
+        Ok(Routed {
+            outputs: chosen.outputs,
+            receipt: chosen.receipt,
+            executor: chosen.peer,
+            route,
+            receipts,
+            quorum: Some(QuorumReport {
+                wanted: n,
+                agreed: majority.len(),
+                dissent,
+            }),
+        })
+    }
+
+    /// Records a disagreement: every receipt, and which ones agreed.
+    fn store_evidence(&self, model: Digest, receipts: &[Receipt], majority: &[usize]) {
+        let evidence = serde_json::json!({
+            "kind": "quorum_disagreement",
+            "model": model,
+            "receipts": receipts,
+            "majority": majority,
+            "recorded_ms": crate::service::now_ms(),
+        });
+        let bytes = evidence.to_string().into_bytes();
+        if let Err(e) = self.store.put_evidence(&bytes) {
+            tracing::error!(error = %e, "storing quorum evidence failed");
+        }
+    }
+
+    /// Answers a peer's [`Request::Infer`].
+    pub(crate) async fn answer_infer(
+        &self,
+        model: Digest,
+        nonce: String,
+        body: &[u8],
+    ) -> Result<Vec<u8>, NodeError> {
+        let inputs = TensorMap::decode(body).map_err(|e| {
+            NodeError::BadRequest(format!("inputs are not a canonical tensor map: {e}"))
+        })?;
+        let answer = self.infer_id(&model, inputs, nonce).await?;
+        self.count_served(self.peer_id());
+        Ok(encode_answer(&answer.receipt, &answer.outputs))
+    }
+}
+
+/// An answer on the wire: `u32 LE receipt length || receipt || outputs`.
+fn encode_answer(receipt: &Receipt, outputs: &TensorMap) -> Vec<u8> {
+    let receipt = receipt.to_bytes();
+    let mut out = Vec::with_capacity(4 + receipt.len() + outputs.byte_len() + 64);
+    out.put_u32(receipt.len() as u32);
+    out.put(&receipt);
+    outputs.encode_to(&mut out);
+    out
+}
+
+fn decode_answer(body: &[u8]) -> Result<(Receipt, TensorMap), String> {
+    let mut r = Reader::new(body);
+    let len = r.u32().map_err(|e| e.to_string())? as usize;
+    let receipt = Receipt::from_bytes(r.take(len).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("receipt: {e}"))?;
+    let outputs = TensorMap::decode(r.take(r.remaining()).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("outputs: {e}"))?;
+    Ok((receipt, outputs))
+}
+
+/// Sends the request to `peer` and checks what comes back.
+async fn execute_on(
+    network: &Network,
+    peer: Peer,
+    model: Digest,
+    encoded: Arc<Vec<u8>>,
+    inputs: &TensorMap,
+    nonce: &str,
+) -> Result<Execution, Failure> {
+    let started = Instant::now();
+    let frame = Frame {
+        head: Request::Infer {
+            model,
+            nonce: nonce.to_string(),
+        },
+        body: encoded.as_ref().clone(),
+    };
+    let result = match network.p2p.request(peer, frame).await {
+        Ok(Frame {
+            head: Response::Ok,
+            body,
+        }) => check_answer(&body, peer, model, inputs, nonce),
+        Ok(Frame {
+            head: Response::Error { code, message },
+            ..
+        }) if code == "invalid_input" || code == "bad_request" => {
+            Err(Failure::Refused(if code == "invalid_input" {
+                NodeError::InvalidInput(message)
+            } else {
+                NodeError::BadRequest(message)
+            }))
+        }
+        Ok(Frame {
+            head: Response::Error { code, message },
+            ..
+        }) => Err(Failure::Failed(format!("{code}: {message}"))),
+        Ok(_) => Err(Failure::Failed(
+            "an answer this node does not understand".into(),
+        )),
+        Err(e) => Err(Failure::Failed(e.to_string())),
+    };
+    let elapsed = started.elapsed().as_micros() as u64;
+    network.record(peer, |r| match &result {
+        Ok(_) => {
+            r.latency_us = if r.latency_us == 0 {
+                elapsed
+            } else {
+                (r.latency_us * 7 + elapsed) / 8
+            };
+        }
+        Err(Failure::Lied(_)) => r.bad_data += 1,
+        Err(Failure::Failed(_)) => r.failures += 1,
+        Err(Failure::Refused(_)) => {}
+    });
+    result
+}
+
+/// Checks a provider's answer: a valid receipt by the provider's key for
+/// this model, these inputs, this nonce and the outputs sent with it.
+fn check_answer(
+    body: &[u8],
+    peer: Peer,
+    model: Digest,
+    inputs: &TensorMap,
+    nonce: &str,
+) -> Result<Execution, Failure> {
+    let (receipt, outputs) = decode_answer(body).map_err(Failure::Lied)?;
+    let lied = |e: String| Failure::Lied(e);
+    receipt.verify().map_err(|e| lied(e.to_string()))?;
+    if peer_id_of(&receipt.body.node) != peer {
+        return Err(lied(format!(
+            "the receipt is signed by {}, not by the peer that answered",
+            receipt.body.node
+        )));
+    }
+    if receipt.body.model != model {
+        return Err(lied(format!(
+            "the receipt names model {}, not {model}",
+            receipt.body.model
+        )));
+    }
+    if receipt.body.nonce != nonce {
+        return Err(lied("the receipt names another nonce".into()));
+    }
+    receipt
+        .verify_inputs(inputs)
+        .map_err(|e| lied(e.to_string()))?;
+    receipt
+        .verify_outputs(&outputs)
+        .map_err(|e| lied(e.to_string()))?;
+    debug_assert_eq!(receipt.body.output, outputs.digest(Kind::Output));
+    Ok(Execution {
+        outputs,
+        receipt,
+        peer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_levels_parse() {
+        assert_eq!("receipt".parse::<Verify>().unwrap(), Verify::Receipt);
+        assert_eq!("audit".parse::<Verify>().unwrap(), Verify::Receipt);
+        assert_eq!("quorum:3".parse::<Verify>().unwrap(), Verify::Quorum(3));
+        for bad in ["quorum:0", "quorum:17", "quorum:x", "quorum", "proof", ""] {
+            let err = bad.parse::<Verify>().unwrap_err().to_string();
+            assert!(err.contains("quorum:N"), "{bad}: {err}");
+        }
+    }
+}
