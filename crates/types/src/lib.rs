@@ -8,6 +8,7 @@
 pub mod blob;
 pub mod concentration;
 pub mod digest;
+pub mod dispute;
 pub mod encode;
 pub mod keys;
 pub mod manifest;

@@ -133,6 +133,182 @@ pub fn verify(root_digest: &Digest, len: u64, index: u64, leaf: &Digest, path: &
     acc.as_bytes() == root_digest.as_bytes()
 }
 
+/// The roots of the two halves of the subtree over `leaves[lo..hi]`
+/// (`hi - lo >= 2`), split as [`root`] splits it.
+pub fn children(leaves: &[Digest], lo: usize, hi: usize) -> Option<(Digest, Digest)> {
+    if hi > leaves.len() || hi < lo + 2 {
+        return None;
+    }
+    let mid = lo + split(hi - lo);
+    Some((root(&leaves[lo..mid]), root(&leaves[mid..hi])))
+}
+
+/// Why a bisection step or replay failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BisectError {
+    /// The two trees have the same root: there is nothing to bisect.
+    #[error("the two traces have the same root: they do not differ")]
+    SameRoot,
+    /// The trees have different lengths or none at all.
+    #[error("the traces have {0} and {1} steps; a bisection needs equal, non-zero lengths")]
+    Lengths(u64, u64),
+    /// Revealed children do not hash to their parent.
+    #[error("party {party}'s children at level {level} do not hash to its parent")]
+    BadChildren {
+        /// `a` or `b`.
+        party: char,
+        /// Depth, 0 at the root.
+        level: usize,
+    },
+    /// A revealed leaf does not match the subtree it ends in.
+    #[error("party {0}'s leaf does not match the path it revealed")]
+    BadLeaf(char),
+    /// Steps were asked for after the bisection ended, or the end came early.
+    #[error("the bisection has {0} levels; the record holds another number")]
+    Depth(usize),
+    /// Both leaves at the end are the same.
+    #[error("the leaves reached are equal: the revealed paths contradict the roots")]
+    SameLeaf,
+}
+
+/// One party's side of a finished bisection: the children it revealed at
+/// each level, top down, and the leaf it revealed at the end.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Descent {
+    /// (left, right) subtree roots, from the root down.
+    pub levels: Vec<(Digest, Digest)>,
+    /// The leaf at the index found.
+    pub leaf: Digest,
+}
+
+/// A bisection between two traces of equal length, descending the Merkle
+/// trees toward the first leaf where they differ. Where the left halves
+/// agree the difference is on the right, and everything left of it is
+/// proven equal by equal subtree roots; otherwise it is on the left. Each
+/// level costs one round of reveals; [`first_difference`] replays a
+/// finished one offline.
+#[derive(Clone, Debug)]
+pub struct Bisection {
+    lo: u64,
+    hi: u64,
+    parents: (Digest, Digest),
+    levels: Vec<((Digest, Digest), (Digest, Digest))>,
+}
+
+impl Bisection {
+    /// Starts from both trace commitments.
+    pub fn new(
+        len_a: u64,
+        root_a: Digest,
+        len_b: u64,
+        root_b: Digest,
+    ) -> Result<Bisection, BisectError> {
+        if len_a != len_b || len_a == 0 {
+            return Err(BisectError::Lengths(len_a, len_b));
+        }
+        if root_a == root_b {
+            return Err(BisectError::SameRoot);
+        }
+        Ok(Bisection {
+            lo: 0,
+            hi: len_a,
+            parents: (root_a, root_b),
+            levels: Vec::new(),
+        })
+    }
+
+    /// The leaf range `[lo, hi)` whose children are wanted next, or `None`
+    /// once one leaf is left (ask for the leaves at [`index`](Self::index)).
+    pub fn next(&self) -> Option<(u64, u64)> {
+        (self.hi - self.lo > 1).then_some((self.lo, self.hi))
+    }
+
+    /// The leaf index the bisection has narrowed to (final once
+    /// [`next`](Self::next) is `None`).
+    pub fn index(&self) -> u64 {
+        self.lo
+    }
+
+    /// Takes both parties' children of the current range.
+    pub fn step(&mut self, a: (Digest, Digest), b: (Digest, Digest)) -> Result<(), BisectError> {
+        if self.next().is_none() {
+            return Err(BisectError::Depth(self.levels.len()));
+        }
+        let level = self.levels.len();
+        if node(&a.0, &a.1) != self.parents.0 {
+            return Err(BisectError::BadChildren { party: 'a', level });
+        }
+        if node(&b.0, &b.1) != self.parents.1 {
+            return Err(BisectError::BadChildren { party: 'b', level });
+        }
+        let mid = self.lo + split((self.hi - self.lo) as usize) as u64;
+        if a.0 == b.0 {
+            self.lo = mid;
+            self.parents = (a.1, b.1);
+        } else {
+            self.hi = mid;
+            self.parents = (a.0, b.0);
+        }
+        self.levels.push((a, b));
+        Ok(())
+    }
+
+    /// Ends with both parties' leaves at [`index`](Self::index): each must
+    /// match its revealed path, and they must differ.
+    pub fn finish(
+        self,
+        leaf_a: Digest,
+        leaf_b: Digest,
+    ) -> Result<(u64, Descent, Descent), BisectError> {
+        if self.next().is_some() {
+            return Err(BisectError::Depth(self.levels.len()));
+        }
+        let as_node = |l: &Digest| Digest::from_bytes(Kind::TraceNode, *l.as_bytes());
+        if as_node(&leaf_a) != self.parents.0 {
+            return Err(BisectError::BadLeaf('a'));
+        }
+        if as_node(&leaf_b) != self.parents.1 {
+            return Err(BisectError::BadLeaf('b'));
+        }
+        if leaf_a == leaf_b {
+            return Err(BisectError::SameLeaf);
+        }
+        let (a, b) = self.levels.into_iter().unzip();
+        Ok((
+            self.lo,
+            Descent {
+                levels: a,
+                leaf: leaf_a,
+            },
+            Descent {
+                levels: b,
+                leaf: leaf_b,
+            },
+        ))
+    }
+}
+
+/// Replays a finished bisection: the index of the first leaf where two
+/// traces (`len` leaves, roots `root_a` and `root_b`) differ, with every
+/// leaf before it proven equal.
+pub fn first_difference(
+    len: u64,
+    root_a: Digest,
+    a: &Descent,
+    root_b: Digest,
+    b: &Descent,
+) -> Result<u64, BisectError> {
+    if a.levels.len() != b.levels.len() {
+        return Err(BisectError::Depth(a.levels.len().max(b.levels.len())));
+    }
+    let mut bisection = Bisection::new(len, root_a, len, root_b)?;
+    for (la, lb) in a.levels.iter().zip(&b.levels) {
+        bisection.step(*la, *lb)?;
+    }
+    Ok(bisection.finish(a.leaf, b.leaf)?.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +339,55 @@ mod tests {
             }
             assert!(proof(&ls, n).is_none());
         }
+    }
+
+    /// Runs a bisection between two leaf lists the way two parties would.
+    fn bisect(a: &[Digest], b: &[Digest]) -> Result<(u64, Descent, Descent), BisectError> {
+        let mut bis = Bisection::new(a.len() as u64, root(a), b.len() as u64, root(b))?;
+        while let Some((lo, hi)) = bis.next() {
+            let (lo, hi) = (lo as usize, hi as usize);
+            bis.step(children(a, lo, hi).unwrap(), children(b, lo, hi).unwrap())?;
+        }
+        let i = bis.index() as usize;
+        bis.finish(a[i], b[i])
+    }
+
+    #[test]
+    fn bisection_finds_the_first_difference_and_replays_offline() {
+        for n in 1..40 {
+            let honest = leaves(n);
+            for first in 0..n {
+                // Everything from `first` on differs (a fault propagates).
+                let mut lying = honest.clone();
+                for (i, l) in lying.iter_mut().enumerate().skip(first) {
+                    *l = Digest::of(Kind::TraceLeaf, &[i as u8, 0xff]);
+                }
+                let (i, da, db) = bisect(&lying, &honest).unwrap();
+                assert_eq!(i, first as u64, "n={n}");
+                assert_eq!(
+                    first_difference(n as u64, root(&lying), &da, root(&honest), &db),
+                    Ok(first as u64)
+                );
+                // A tampered reveal does not replay.
+                let mut bad = da.clone();
+                if let Some(level) = bad.levels.first_mut() {
+                    level.0 = Digest::of(Kind::TraceNode, b"x");
+                    assert!(
+                        first_difference(n as u64, root(&lying), &bad, root(&honest), &db).is_err()
+                    );
+                }
+                let mut bad = da.clone();
+                bad.leaf = db.leaf;
+                assert!(
+                    first_difference(n as u64, root(&lying), &bad, root(&honest), &db).is_err()
+                );
+            }
+            assert_eq!(bisect(&honest, &honest).unwrap_err(), BisectError::SameRoot);
+        }
+        assert!(matches!(
+            Bisection::new(3, root(&leaves(3)), 4, root(&leaves(4))),
+            Err(BisectError::Lengths(3, 4))
+        ));
     }
 
     #[test]

@@ -368,15 +368,15 @@ impl Receipt {
     }
 }
 
-mod sig_hex {
+pub(crate) mod sig_hex {
     use ed25519_dalek::Signature;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(sig: &Signature, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(sig: &Signature, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(sig.to_bytes()))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Signature, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Signature, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         let mut b = [0u8; 64];
         hex::decode_to_slice(s.as_ref(), &mut b)
