@@ -53,6 +53,28 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the evidence a node recorded (quorum disagreements, disputes),
+    /// or save one dispute to a file for `vouch verify-dispute`.
+    Evidence {
+        /// Write record N's dispute to --out.
+        #[arg(long, requires = "out")]
+        dispute: Option<usize>,
+        /// Where to write it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a dispute file offline: both receipts, the bisection down to
+    /// the disputed step, and the referee's signed verdict.
+    VerifyDispute {
+        /// The dispute file.
+        file: PathBuf,
+        /// The request file whose inputs both receipts must name.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
 }
 
 /// Options shared by `up` and `node`.
@@ -73,6 +95,10 @@ pub(crate) struct ServeArgs {
     /// Do not hash each graph step into the receipt's trace commitment.
     #[arg(long)]
     pub(crate) no_trace: bool,
+    /// Share (0-1) of other operators' receipts, for models this node
+    /// serves, that it re-executes to audit.
+    #[arg(long, default_value_t = 0.05)]
+    pub(crate) audit_rate: f64,
     /// Price per inference, in the ledger's smallest unit (announced to
     /// peers and stated in receipts).
     #[arg(long, default_value_t = 0)]

@@ -49,6 +49,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::Network { json } => network(&client, json).await,
+        Command::Evidence { dispute, out, json } => evidence(&client, dispute, out, json).await,
+        Command::VerifyDispute { file, input } => verify_dispute(&file, input.as_deref()),
         Command::Model(cmd) => model(&client, cmd).await,
         Command::Infer(args) => infer(&client, args).await,
         Command::Verify(args) => verify(args),
@@ -80,6 +82,10 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Res
         bail!("--max-share {} must be between 0 and 1", s.max_share);
     }
     c.max_share = s.max_share;
+    if !(0.0..=1.0).contains(&s.audit_rate) {
+        bail!("--audit-rate {} must be between 0 and 1", s.audit_rate);
+    }
+    c.audit_rate = s.audit_rate;
     c.fault = s.fault.as_deref().map(parse_fault).transpose()?;
     Ok(c)
 }
@@ -536,6 +542,97 @@ async fn network(client: &Client, json: bool) -> Result<()> {
             n.models.join(", ")
         );
     }
+    Ok(())
+}
+
+async fn evidence(
+    client: &Client,
+    dispute: Option<usize>,
+    out: Option<PathBuf>,
+    json: bool,
+) -> Result<()> {
+    let records = client.evidence().await?;
+    if let (Some(n), Some(out)) = (dispute, out) {
+        let record = records.get(n).ok_or_else(|| {
+            anyhow!(
+                "there are {} evidence records; N must be below that",
+                records.len()
+            )
+        })?;
+        if record["kind"] != "dispute" {
+            bail!("record {n} is a {}, not a dispute", record["kind"]);
+        }
+        write_atomic(
+            &out,
+            serde_json::to_string_pretty(&record["dispute"])?.as_bytes(),
+        )?;
+        eprintln!(
+            "wrote dispute {n} to {}; check it with `vouch verify-dispute {}`",
+            out.display(),
+            out.display()
+        );
+        return Ok(());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+        return Ok(());
+    }
+    if records.is_empty() {
+        println!("no evidence recorded");
+    }
+    for (i, r) in records.iter().enumerate() {
+        match r["kind"].as_str() {
+            Some("dispute") => {
+                let d = &r["dispute"];
+                let faulty = d["faulty"].as_str().unwrap_or("?");
+                let who = &d[faulty]["node"];
+                println!(
+                    "{i:>3}  dispute   model {}  step {} ({})  faulty {faulty} {}",
+                    d["executor"]["model"].as_str().unwrap_or("?"),
+                    d["step"],
+                    d["step_name"].as_str().unwrap_or("?"),
+                    who.as_str().unwrap_or("?")
+                );
+            }
+            Some(kind) => println!(
+                "{i:>3}  {kind}  model {}  {} receipts",
+                r["model"].as_str().unwrap_or("?"),
+                r["receipts"].as_array().map_or(0, Vec::len)
+            ),
+            None => println!("{i:>3}  (unknown record)"),
+        }
+    }
+    Ok(())
+}
+
+fn verify_dispute(file: &Path, input: Option<&Path>) -> Result<()> {
+    let dispute: vouch_types::dispute::Dispute = read_json(file, "dispute")?;
+    let inputs = match input {
+        Some(p) => {
+            let req: InferRequest = read_json(p, "request ({\"inputs\": {...}})")?;
+            Some(to_map(req.inputs))
+        }
+        None => None,
+    };
+    let faulty = dispute
+        .check(inputs.as_ref())
+        .context("the dispute does not check out")?;
+    let (bad, good) = match faulty {
+        vouch_types::dispute::Party::Executor => (&dispute.executor, &dispute.auditor),
+        vouch_types::dispute::Party::Auditor => (&dispute.auditor, &dispute.executor),
+    };
+    println!(
+        "dispute verified: at step {}{} the {faulty:?} {} computed a leaf the referee {} does not; {} agreed with the referee",
+        dispute.step,
+        dispute
+            .step_name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        bad.body.node,
+        dispute.verdict.referee,
+        good.body.node
+    );
     Ok(())
 }
 

@@ -302,7 +302,16 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     let port = free_ports(3);
     let models = models_dir();
     let mut child = Command::new(BIN)
-        .args(["up", "--nodes", "3", "--fault", "perturb", "--listen"])
+        .args([
+            "up",
+            "--nodes",
+            "3",
+            "--fault",
+            "perturb",
+            "--audit-rate",
+            "1",
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(data.path())
@@ -362,6 +371,72 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     assert!(net["nakamoto_coefficient"].as_u64().unwrap() >= 1);
     let table = ok(&vouch(&urls[0], &["network"]));
     assert!(table.contains("(this node)"), "{table}");
+
+    // The faulty node answers on its own; the others audit every receipt,
+    // bisect, have the third node referee, and keep the dispute.
+    let _ = ok(&vouch(&urls[2], &["infer", "iris", "--input", "in.json"]));
+    let n = eventually("a dispute against the faulty node", || {
+        let out = vouch(&urls[0], &["evidence", "--json"]);
+        let records: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_default();
+        records
+            .iter()
+            .position(|r| r["kind"] == "dispute" && r["dispute"]["faulty"] == "executor")
+    });
+    let listed = ok(&vouch(&urls[0], &["evidence"]));
+    assert!(
+        listed.contains("dispute") && listed.contains("faulty executor"),
+        "{listed}"
+    );
+    let _ = ok(&vouch(
+        &urls[0],
+        &[
+            "evidence",
+            "--dispute",
+            &n.to_string(),
+            "--out",
+            "dispute.json",
+        ],
+    ));
+    let out = ok(&vouch(
+        &urls[0],
+        &["verify-dispute", "dispute.json", "--input", "in.json"],
+    ));
+    assert!(
+        out.contains("dispute verified") && out.contains("Executor"),
+        "{out}"
+    );
+    // Offline means offline: no node needed.
+    let out = Command::new(BIN)
+        .args([
+            "verify-dispute",
+            "dispute.json",
+            "--node",
+            "http://127.0.0.1:1",
+        ])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let _ = ok(&out);
+    // Tampered copies are refused with the reason.
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("dispute.json")).unwrap()).unwrap();
+    for (field, value, reason) in [
+        ("faulty", serde_json::json!("auditor"), "says the"),
+        ("step", serde_json::json!(0), "bisection"),
+    ] {
+        let mut t = original.clone();
+        t[field] = value;
+        std::fs::write(work.path().join("t.json"), t.to_string()).unwrap();
+        fails(&vouch(&urls[0], &["verify-dispute", "t.json"]), reason);
+    }
+    let mut t = original.clone();
+    t["verdict"]["leaf"] = t["executor_descent"]["leaf"].clone();
+    std::fs::write(work.path().join("t.json"), t.to_string()).unwrap();
+    fails(
+        &vouch(&urls[0], &["verify-dispute", "t.json"]),
+        "not signed by referee",
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -517,6 +517,12 @@ pub struct PeerRecordJson {
     /// Quorums in which it disagreed with the majority.
     #[serde(default)]
     pub disagreements: u64,
+    /// Audits of its receipts that agreed, and disputes it won.
+    #[serde(default)]
+    pub audits_passed: u64,
+    /// Disputes a referee found it faulty in.
+    #[serde(default)]
+    pub audits_failed: u64,
 }
 
 /// One node of the network as this node sees it.

@@ -249,6 +249,15 @@ impl Client {
         self.get_json(&path).await
     }
 
+    /// `GET /v1/network/evidence`: the records, oldest first.
+    pub async fn evidence(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        let mut body: serde_json::Value = self.get_json("/v1/network/evidence").await?;
+        Ok(match body["evidence"].take() {
+            serde_json::Value::Array(records) => records,
+            _ => Vec::new(),
+        })
+    }
+
     /// `GET /v1/network/nodes`.
     pub async fn network_nodes(&self) -> Result<NetworkNodes, ClientError> {
         self.get_json("/v1/network/nodes").await

@@ -25,6 +25,12 @@ pub struct NodeConfig {
     /// Largest share of the requests this node routes that one operator may
     /// take while others can serve them (0 to 1).
     pub max_share: f64,
+    /// Share (0 to 1) of other operators' gossiped receipts, for models
+    /// this node serves, that it re-executes to audit them.
+    pub audit_rate: f64,
+    /// How long this node keeps a request's inputs and outputs for
+    /// auditors.
+    pub retention: std::time::Duration,
     /// Price per inference this node asks, in the ledger's smallest unit
     /// (announced, and stated in every receipt).
     pub price: u64,
@@ -46,6 +52,8 @@ impl NodeConfig {
             trace: true,
             accept_pins: false,
             max_share: 0.5,
+            audit_rate: 0.05,
+            retention: std::time::Duration::from_secs(600),
             price: 0,
             fault: None,
         }

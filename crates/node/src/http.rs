@@ -70,6 +70,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/hub/models/{name}", get(show_model))
         .route("/v1/hub/models/{name}/pin", post(pin_model).get(pin_status))
         .route("/v1/network/nodes", get(network_nodes))
+        .route("/v1/network/evidence", get(evidence))
         .route("/v1/hub/blobs/{digest}", get(get_blob))
         .route(
             "/v1/infer/{name}",
@@ -304,6 +305,13 @@ async fn pin_status(
     Ok(json(
         StatusCode::OK,
         &node.pin_status(&name, q.version.as_deref())?,
+    ))
+}
+
+async fn evidence(State(node): State<Arc<Node>>) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "evidence": node.evidence()? }),
     ))
 }
 

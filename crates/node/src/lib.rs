@@ -12,6 +12,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod audit;
 pub mod cache;
 pub mod config;
 pub mod error;

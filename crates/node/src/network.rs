@@ -47,6 +47,10 @@ pub struct PeerRecord {
     pub latency_us: u64,
     /// Quorums in which its answer was outside the majority.
     pub disagreements: u64,
+    /// Audits of its receipts that agreed, and disputes it won.
+    pub audits_passed: u64,
+    /// Disputes a referee found it faulty in.
+    pub audits_failed: u64,
 }
 
 /// Where a model fetch stands.
@@ -85,6 +89,10 @@ pub(crate) struct Network {
     pins: Mutex<HashMap<Digest, u64>>,
     /// Requests hedged with a second provider.
     pub(crate) hedges: std::sync::atomic::AtomicU64,
+    /// Inputs and outputs kept for auditors.
+    pub(crate) retained: Mutex<crate::audit::Retained>,
+    /// Disputes already counted.
+    pub(crate) disputes_seen: crate::audit::Seen,
 }
 
 impl Network {
@@ -119,7 +127,7 @@ pub struct NetworkModel {
 }
 
 impl Node {
-    fn network(&self) -> Result<&Arc<Network>, NodeError> {
+    pub(crate) fn network(&self) -> Result<&Arc<Network>, NodeError> {
         self.network.get().ok_or_else(|| {
             NodeError::Unavailable(
                 "this node is not on a network: start it with --p2p-listen (and --bootstrap)"
@@ -151,11 +159,17 @@ impl Node {
             fetches: Mutex::default(),
             pins: Mutex::default(),
             hedges: Default::default(),
+            retained: Mutex::default(),
+            disputes_seen: Mutex::default(),
         });
+        let gossip = network.p2p.take_gossip();
         if self.network.set(network).is_err() {
             return Err(NodeError::Conflict("this node has already joined".into()));
         }
         tokio::spawn(serve_peers(Arc::downgrade(self), inbound));
+        if let Some(gossip) = gossip {
+            tokio::spawn(crate::audit::serve_gossip(Arc::downgrade(self), gossip));
+        }
         self.announce().await;
         Ok(())
     }
@@ -661,6 +675,8 @@ impl Node {
                 served: r.served,
                 latency_us: r.latency_us,
                 disagreements: r.disagreements,
+                audits_passed: r.audits_passed,
+                audits_failed: r.audits_failed,
             }
         };
         let me = network.p2p.peer_id();
@@ -755,6 +771,11 @@ impl Node {
                 Ok(Vec::new())
             }
             Request::Infer { model, nonce } => self.answer_infer(model, nonce, &body).await,
+            ref audit @ (Request::Inputs { .. }
+            | Request::Outputs { .. }
+            | Request::TraceChildren { .. }
+            | Request::TraceLeaf { .. }
+            | Request::Referee { .. }) => self.answer_audit(audit, &body).await,
             Request::Replicate { .. } => Err(NodeError::Unavailable(
                 "this node does not replicate on request; its operator can start it with --accept-pins".into(),
             )),

@@ -82,6 +82,10 @@ pub fn document() -> Value {
           "summary": "This node and its peers: what each serves and this node's record of it",
           "responses": merge(json!({"200": ok("nodes", "NetworkNodes")}), error_responses(&[503]))
         }},
+        "/v1/network/evidence": {"get": {
+          "summary": "Evidence this node recorded: quorum disagreements, and disputes it built or checked (each re-checkable offline with `vouch verify-dispute`)",
+          "responses": {"200": {"description": "records, oldest first", "content": {"application/json": {"schema": {"type": "object", "properties": {"evidence": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["quorum_disagreement", "dispute"]}, "recorded_ms": {"type": "integer"}}}}}}}}}}
+        }},
         "/v1/hub/blobs/{digest}": {"get": {
           "summary": "Fetch a blob by digest; re-hashed before it is sent",
           "parameters": [path_param("digest", "blob:<64 hex>")],

@@ -146,8 +146,13 @@ impl Node {
         if n == 1
             && let Some(record) = local
         {
+            let kept = self.network.get().is_some().then(|| inputs.clone());
             let answer = self.run_record(record, inputs, nonce).await?;
             self.count_served(self.peer_id());
+            if let Some(inputs) = kept {
+                self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
+                    .await;
+            }
             return Ok(self.routed_locally(answer));
         }
         let network = self.network_for(name, version)?.clone();
@@ -245,8 +250,9 @@ impl Node {
                 let r = records.get(&p).cloned().unwrap_or_default();
                 // Unmeasured peers look fast, so every provider gets tried.
                 let latency_ms = r.latency_us as f64 / 1e3;
-                let penalty =
-                    1.0 + r.failures as f64 + 10.0 * (r.bad_data + r.disagreements) as f64;
+                let penalty = 1.0
+                    + r.failures as f64
+                    + 10.0 * (r.bad_data + r.disagreements + r.audits_failed) as f64;
                 let price = prices.get(&p).copied().unwrap_or(0) as f64;
                 let score = (latency_ms + 1.0) * penalty + price * 1e-3;
                 let over_cap = total >= 10 && r.served as f64 > cap * total as f64;
@@ -377,15 +383,18 @@ impl Node {
         if has_local {
             let (node, inputs, nonce) = (self.clone(), inputs.clone(), nonce.clone());
             runs.push(Box::pin(async move {
-                let result = node
-                    .infer_id(&id, inputs, nonce)
-                    .await
-                    .map(|a| Execution {
-                        outputs: a.outputs,
-                        receipt: a.receipt,
-                        peer: me,
-                    })
-                    .map_err(Failure::Refused);
+                let result = match node.infer_id(&id, inputs.clone(), nonce).await {
+                    Ok(a) => {
+                        node.after_execution(&a.receipt, inputs, a.outputs.clone())
+                            .await;
+                        Ok(Execution {
+                            outputs: a.outputs,
+                            receipt: a.receipt,
+                            peer: me,
+                        })
+                    }
+                    Err(e) => Err(Failure::Refused(e)),
+                };
                 (me, result)
             })
                 as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
@@ -491,8 +500,10 @@ impl Node {
         let inputs = TensorMap::decode(body).map_err(|e| {
             NodeError::BadRequest(format!("inputs are not a canonical tensor map: {e}"))
         })?;
-        let answer = self.infer_id(&model, inputs, nonce).await?;
+        let answer = self.infer_id(&model, inputs.clone(), nonce).await?;
         self.count_served(self.peer_id());
+        self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
+            .await;
         Ok(encode_answer(&answer.receipt, &answer.outputs))
     }
 }

@@ -450,16 +450,33 @@ impl Node {
             .ok_or_else(|| NodeError::NotFound(format!("no receipt {id} on this node")))
     }
 
-    /// Reveals trace entry `index` of a receipt with its Merkle path.
-    pub async fn reveal_step(&self, id: &Digest, index: u64) -> Result<TraceEntry, NodeError> {
-        let receipt = self.receipt(id)?;
-        let leaves = match self.receipts.leaves(id) {
-            Some(l) => l.to_vec(),
+    /// The trace leaves behind a receipt this node signed.
+    pub fn trace_leaves(&self, id: &Digest) -> Result<Vec<Digest>, NodeError> {
+        match self.receipts.leaves(id) {
+            Some(l) => Ok(l.to_vec()),
             None => self
                 .store
                 .trace_leaves(id)?
-                .ok_or_else(|| NodeError::NotFound(format!("no trace stored for receipt {id}")))?,
-        };
+                .ok_or_else(|| NodeError::NotFound(format!("no trace stored for receipt {id}"))),
+        }
+    }
+
+    /// The loaded model with id `id`.
+    pub(crate) async fn loaded_by_id(
+        &self,
+        id: &Digest,
+    ) -> Result<Arc<dyn LoadedModel>, NodeError> {
+        let record = self
+            .store
+            .model_by_id(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("no model {id} on this node")))?;
+        self.loaded(&record).await
+    }
+
+    /// Reveals trace entry `index` of a receipt with its Merkle path.
+    pub async fn reveal_step(&self, id: &Digest, index: u64) -> Result<TraceEntry, NodeError> {
+        let receipt = self.receipt(id)?;
+        let leaves = self.trace_leaves(id)?;
         let len = leaves.len() as u64;
         let path = merkle::proof(&leaves, index as usize).ok_or_else(|| {
             NodeError::NotFound(format!(

@@ -26,6 +26,8 @@ async fn joined(
 ) -> TestNode {
     let mut config = NodeConfig::new(dir.to_path_buf());
     config.accept_pins = accept_pins;
+    // No background audits: the tests that want them ask for them.
+    config.audit_rate = 0.0;
     let t = TestNode::start(config).await;
     t.node
         .join(p2p_config(bootstrap), Some(t.url.clone()))
@@ -303,6 +305,7 @@ async fn routing_fails_over_when_a_provider_vanishes_and_hedges_a_silent_one() {
     // A is honest but expensive, so the router tries the free bad providers first.
     let mut config = NodeConfig::new(dirs[0].path().to_path_buf());
     config.price = 1_000_000;
+    config.audit_rate = 0.0;
     let a = TestNode::start(config).await;
     a.node
         .join(p2p_config(vec![]), Some(a.url.clone()))
@@ -373,13 +376,13 @@ async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
     let a = joined(dirs[0].path(), vec![], false).await;
     let id = push_sample(&a, "iris").await;
     let b = joined(dirs[1].path(), addresses(&a), false).await;
-    let mut config = NodeConfig::new(dirs[2].path().to_path_buf());
-    config.fault = Some(vouch_node::service::Fault::default());
-    let liar = TestNode::start(config).await;
-    liar.node
-        .join(p2p_config(addresses(&a)), Some(liar.url.clone()))
-        .await
-        .unwrap();
+    let liar = auditing(
+        dirs[2].path(),
+        addresses(&a),
+        0.0,
+        Some(vouch_node::service::Fault::default()),
+    )
+    .await;
     let g = joined(dirs[3].path(), addresses(&a), false).await;
     for n in [&b, &liar] {
         wait_for_providers(n, id, 1).await;
@@ -459,4 +462,178 @@ async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("--replicas 5"), "{err}");
+}
+
+/// A node on the network with the given audit rate and fault.
+async fn auditing(
+    dir: &std::path::Path,
+    bootstrap: Vec<vouch_node::p2p::Address>,
+    audit_rate: f64,
+    fault: Option<vouch_node::service::Fault>,
+) -> TestNode {
+    let mut config = NodeConfig::new(dir.to_path_buf());
+    config.audit_rate = audit_rate;
+    config.fault = fault;
+    let t = TestNode::start(config).await;
+    t.node
+        .join(p2p_config(bootstrap), Some(t.url.clone()))
+        .await
+        .unwrap();
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_bisects_to_the_faulty_step_and_a_referee_names_the_liar() {
+    use vouch_engine::{Engine, Fault};
+    use vouch_types::dispute::Party;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let fault = Fault { step: Some(20) };
+    let auditor = auditing(dirs[0].path(), vec![], 0.0, None).await;
+    let id = push_sample(&auditor, "magika").await;
+    let liar = auditing(dirs[1].path(), addresses(&auditor), 0.0, Some(fault)).await;
+    let referee = auditing(dirs[2].path(), addresses(&auditor), 0.0, None).await;
+    for n in [&liar, &referee] {
+        wait_for_providers(n, id, 1).await;
+        n.node.replicate("magika", None).await.unwrap();
+    }
+    wait_for_providers(&auditor, id, 2).await;
+
+    // The liar answers a request itself: a signed receipt, gossiped, with
+    // the inputs retained for auditors.
+    let answer = liar
+        .node
+        .route(
+            "magika",
+            None,
+            magika_input(),
+            Some("audit me".into()),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let outcome = auditor
+        .node
+        .audit(answer.receipt.clone(), liar.node.peer_id())
+        .await
+        .unwrap();
+    let vouch_node::audit::AuditOutcome::Disputed(dispute) = outcome else {
+        panic!("expected a dispute, got {outcome:?}");
+    };
+    assert_eq!(dispute.faulty, Party::Executor);
+    assert_eq!(dispute.check(Some(&magika_input())), Ok(Party::Executor));
+    assert_eq!(dispute.verdict.referee, referee.node.public_key());
+
+    // The step named is exactly where the engine perturbed the liar's run.
+    let sample = samples::SAMPLES
+        .iter()
+        .find(|s| s.name == "magika")
+        .unwrap();
+    let bytes = std::fs::read(models_dir().join(sample.file)).unwrap();
+    let engine = vouch_engine::onnx::OnnxEngine::new();
+    let model = engine
+        .load(
+            &bytes,
+            &vouch_engine::LoadOptions {
+                input_shapes: sample.options().input_shapes,
+            },
+        )
+        .unwrap();
+    let honest = model.run(&magika_input(), true).unwrap().leaves;
+    let faulty = model
+        .run_faulty(&magika_input(), true, fault)
+        .unwrap()
+        .leaves;
+    let first = honest
+        .iter()
+        .zip(&faulty)
+        .position(|(a, b)| a != b)
+        .unwrap();
+    assert!(first >= 20);
+    assert_eq!(dispute.step, first as u64);
+    assert_eq!(
+        dispute.step_name.as_deref(),
+        Some(model.steps()[first].as_str())
+    );
+
+    // Every node hears of it, re-checks it, and counts it against the liar.
+    let liar_peer = liar.node.peer_id();
+    for n in [&auditor, &referee] {
+        eventually("the dispute to be recorded", || {
+            n.node
+                .peer_records()
+                .get(&liar_peer)
+                .is_some_and(|r| r.audits_failed == 1)
+        })
+        .await;
+    }
+    let evidence = referee.node.evidence().unwrap();
+    assert!(
+        evidence.iter().any(|e| e["kind"] == "dispute"),
+        "{evidence:?}"
+    );
+
+    // An honest receipt passes its audit.
+    let honest_answer = referee
+        .node
+        .route("magika", None, magika_input(), None, Default::default())
+        .await
+        .unwrap();
+    let outcome = auditor
+        .node
+        .audit(honest_answer.receipt, referee.node.peer_id())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, vouch_node::audit::AuditOutcome::Passed),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        auditor.node.peer_records()[&referee.node.peer_id()].audits_passed,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditors_sample_gossiped_receipts_on_their_own() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Two honest auditors that check every receipt; a liar that executes.
+    let a = auditing(dirs[0].path(), vec![], 1.0, None).await;
+    let id = push_sample(&a, "iris").await;
+    let b = auditing(dirs[1].path(), addresses(&a), 1.0, None).await;
+    let liar = auditing(
+        dirs[2].path(),
+        addresses(&a),
+        0.0,
+        Some(vouch_node::service::Fault::default()),
+    )
+    .await;
+    for n in [&b, &liar] {
+        wait_for_providers(n, id, 1).await;
+        n.node.replicate("iris", None).await.unwrap();
+    }
+    wait_for_providers(&a, id, 2).await;
+    wait_for_providers(&b, id, 2).await;
+    let liar_peer = liar.node.peer_id();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // Gossip meshes take a heartbeat to form: answer until an audit lands.
+    loop {
+        liar.node
+            .route("iris", None, iris_input(), None, Default::default())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let caught = [&a, &b].iter().all(|n| {
+            n.node
+                .peer_records()
+                .get(&liar_peer)
+                .is_some_and(|r| r.audits_failed >= 1)
+        });
+        if caught {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no audit caught the liar"
+        );
+    }
 }

@@ -106,6 +106,7 @@ enum Command {
     Request(PeerId, Frame<Request>, oneshot::Sender<Reply>),
     Provide(Digest),
     Providers(Digest, oneshot::Sender<HashSet<PeerId>>),
+    Publish(Topic, Vec<u8>),
 }
 
 /// A request from a peer, waiting for this node's answer.
@@ -123,6 +124,40 @@ pub struct InboundRequest {
 /// receiver is dropped), peers get an `unavailable` error.
 pub type Inbound = mpsc::Receiver<InboundRequest>;
 
+/// Gossip topics besides announcements: signed receipts executors publish
+/// (auditors sample them) and dispute records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// `vouch/receipts/1`: receipts in their compact binary form.
+    Receipts,
+    /// `vouch/disputes/1`: dispute records as JSON.
+    Disputes,
+}
+
+impl Topic {
+    const ALL: [Topic; 2] = [Topic::Receipts, Topic::Disputes];
+
+    /// The gossipsub topic name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Topic::Receipts => "vouch/receipts/1",
+            Topic::Disputes => "vouch/disputes/1",
+        }
+    }
+}
+
+/// A gossiped message on a [`Topic`], with the peer that published it
+/// (gossipsub signs messages, so the publisher is authenticated).
+#[derive(Clone, Debug)]
+pub struct Gossip {
+    /// The topic.
+    pub topic: Topic,
+    /// The publisher.
+    pub source: PeerId,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
 /// The handle to a running swarm. Dropping every clone stops it.
 #[derive(Clone)]
 pub struct P2p {
@@ -130,6 +165,7 @@ pub struct P2p {
     listening: Vec<Multiaddr>,
     peers: PeerTable,
     commands: mpsc::Sender<Command>,
+    gossip: Arc<std::sync::Mutex<Option<mpsc::Receiver<Gossip>>>>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -208,11 +244,13 @@ impl P2p {
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
 
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&IdentTopic::new(announce::TOPIC))
-            .map_err(|e| P2pError::Start(e.to_string()))?;
+        for topic in std::iter::once(announce::TOPIC).chain(Topic::ALL.iter().map(|t| t.name())) {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&IdentTopic::new(topic))
+                .map_err(|e| P2pError::Start(e.to_string()))?;
+        }
         swarm
             .listen_on(config.listen.clone())
             .map_err(|e| P2pError::Address {
@@ -252,10 +290,11 @@ impl P2p {
         let peers: PeerTable = Arc::default();
         let (commands, rx) = mpsc::channel(64);
         let (inbound_tx, inbound) = mpsc::channel(256);
+        let (gossip_tx, gossip) = mpsc::channel(1024);
         tokio::spawn(drive(
             swarm,
             rx,
-            inbound_tx,
+            (inbound_tx, gossip_tx),
             peers.clone(),
             key.clone(),
             !config.bootstrap.is_empty(),
@@ -265,6 +304,7 @@ impl P2p {
             listening,
             peers,
             commands,
+            gossip: Arc::new(std::sync::Mutex::new(Some(gossip))),
         };
         Ok((p2p, inbound))
     }
@@ -326,6 +366,21 @@ impl P2p {
         rx.await.map_err(|_| P2pError::Stopped)?
     }
 
+    /// Takes the stream of gossip on [`Topic`]s (once; later calls get
+    /// `None`). Messages arriving while nobody holds it, or while it is
+    /// full, are dropped.
+    pub fn take_gossip(&self) -> Option<mpsc::Receiver<Gossip>> {
+        self.gossip.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Publishes `data` on `topic` to every subscribed peer.
+    pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), P2pError> {
+        self.commands
+            .send(Command::Publish(topic, data))
+            .await
+            .map_err(|_| P2pError::Stopped)
+    }
+
     /// Publishes a provider record for `key` (a model id) in the DHT.
     pub async fn provide(&self, key: Digest) -> Result<(), P2pError> {
         self.commands
@@ -371,7 +426,7 @@ type Pending = std::pin::Pin<
 async fn drive(
     mut swarm: Swarm<Behaviour>,
     mut commands: mpsc::Receiver<Command>,
-    inbound: mpsc::Sender<InboundRequest>,
+    (inbound, gossip): (mpsc::Sender<InboundRequest>, mpsc::Sender<Gossip>),
     peers: PeerTable,
     key: SecretKey,
     bootstrap: bool,
@@ -385,6 +440,7 @@ async fn drive(
         provider_queries: HashMap::new(),
         requests: HashMap::new(),
         inbound,
+        gossip,
         answers: FuturesUnordered::new(),
         bootstrapped: !bootstrap,
     };
@@ -422,6 +478,16 @@ async fn drive(
                         tracing::warn!(error = %e, "provider record not stored");
                     }
                 }
+                Some(Command::Publish(topic, data)) => {
+                    if let Err(e) = swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(IdentTopic::new(topic.name()), data)
+                    {
+                        // No subscribed peer yet, or a duplicate: nothing to deliver.
+                        tracing::debug!(topic = topic.name(), error = %e, "gossip not published");
+                    }
+                }
                 Some(Command::Providers(key, reply)) => {
                     let id = swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(key.as_bytes()));
                     state.provider_queries.insert(id, (HashSet::new(), reply));
@@ -442,6 +508,7 @@ struct Driver {
     provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<HashSet<PeerId>>)>,
     requests: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Reply>)>,
     inbound: mpsc::Sender<InboundRequest>,
+    gossip: mpsc::Sender<Gossip>,
     answers: FuturesUnordered<Pending>,
     bootstrapped: bool,
 }
@@ -511,6 +578,17 @@ impl Driver {
                 ..
             })) => {
                 let Some(source) = message.source else { return };
+                if let Some(topic) = Topic::ALL
+                    .into_iter()
+                    .find(|t| message.topic == IdentTopic::new(t.name()).hash())
+                {
+                    let _ = self.gossip.try_send(Gossip {
+                        topic,
+                        source,
+                        data: message.data,
+                    });
+                    return;
+                }
                 match Announcement::verify(&message.data, &source.to_string()) {
                     Ok((body, operator)) => self.peer(source, |p| {
                         let newer = p.announcement.as_ref().is_none_or(|(old, _)| {

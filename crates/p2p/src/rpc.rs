@@ -78,6 +78,42 @@ pub enum Request {
         /// The client's nonce, bound into the receipt.
         nonce: String,
     },
+    /// The inputs of a receipt this node signed, while it retains them
+    /// (answer body: canonical tensor map).
+    Inputs {
+        /// Receipt id.
+        receipt: Digest,
+    },
+    /// The outputs of a receipt this node signed, while it retains them.
+    Outputs {
+        /// Receipt id.
+        receipt: Digest,
+    },
+    /// The roots of the two halves of the trace subtree over leaves
+    /// `[lo, hi)` of a receipt (answer body: 64 bytes), for bisection.
+    TraceChildren {
+        /// Receipt id.
+        receipt: Digest,
+        /// First leaf.
+        lo: u64,
+        /// One past the last leaf.
+        hi: u64,
+    },
+    /// One trace leaf of a receipt (answer body: 32 bytes).
+    TraceLeaf {
+        /// Receipt id.
+        receipt: Digest,
+        /// Leaf index.
+        index: u64,
+    },
+    /// Act as referee: run the model on the inputs in the body and sign the
+    /// leaf of trace step `step` (answer body: a verdict as JSON).
+    Referee {
+        /// Model id.
+        model: Digest,
+        /// The disputed step.
+        step: u64,
+    },
 }
 
 /// How a request went.

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use vouch_p2p::{
-    AnnouncementBody, Frame, Inbound, ModelOffer, P2p, P2pConfig, Request, Response, peer_id_of,
+    AnnouncementBody, Frame, Inbound, ModelOffer, P2p, P2pConfig, Request, Response, Topic,
+    peer_id_of,
 };
 use vouch_types::{Digest, Kind, SecretKey};
 
@@ -196,4 +197,30 @@ async fn peers_answer_requests_and_find_providers() {
         .request(a_id, Frame::new(Request::Chunk { blob, index: 1 }))
         .await;
     assert!(err.is_err(), "a vanished peer answered: {err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
+    let (a, _) = node(21, vec![]).await;
+    let (b, _) = node(22, a.addresses()).await;
+    let mut got = b.take_gossip().unwrap();
+    assert!(b.take_gossip().is_none(), "the gossip stream is taken once");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // The mesh forms within a heartbeat or two: publish until it arrives.
+    let g = loop {
+        a.publish(Topic::Disputes, b"d".to_vec()).await.unwrap();
+        if let Ok(Some(g)) = tokio::time::timeout(Duration::from_millis(300), got.recv()).await {
+            break g;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no gossip arrived");
+    };
+    assert_eq!(g.topic, Topic::Disputes);
+    assert_eq!(g.source, a.peer_id());
+    assert_eq!(g.data, b"d");
+    a.publish(Topic::Receipts, b"r".to_vec()).await.unwrap();
+    let g = tokio::time::timeout(Duration::from_secs(10), got.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((g.topic, g.data.as_slice()), (Topic::Receipts, &b"r"[..]));
 }

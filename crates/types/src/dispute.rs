@@ -125,10 +125,10 @@ pub enum DisputeError {
     },
     /// The referee is one of the parties.
     #[error("the referee {0} is a party to the dispute")]
-    RefereeIsParty(PublicKey),
+    RefereeIsParty(String),
     /// The verdict's signature does not verify.
     #[error("the verdict is not signed by referee {0}")]
-    BadVerdict(PublicKey),
+    BadVerdict(String),
     /// The referee's leaf matches neither party.
     #[error("the referee's leaf matches neither party: the dispute is unresolved")]
     Unresolved,
@@ -184,11 +184,11 @@ impl Dispute {
         }
         let v = &self.verdict;
         if v.referee == e.body.node || v.referee == a.body.node {
-            return Err(DisputeError::RefereeIsParty(v.referee));
+            return Err(DisputeError::RefereeIsParty(v.referee.to_string()));
         }
         let msg = Verdict::message(&e.body.model, &e.body.request, self.step, &v.leaf);
         if !v.referee.verify(msg.as_bytes(), &v.signature) {
-            return Err(DisputeError::BadVerdict(v.referee));
+            return Err(DisputeError::BadVerdict(v.referee.to_string()));
         }
         let faulty = if v.leaf == self.auditor_descent.leaf {
             Party::Executor

@@ -1,0 +1,536 @@
+//! Audits and disputes.
+//!
+//! An executor gossips each receipt it signs ([`Topic::Receipts`]) and
+//! keeps the request's inputs and outputs for a retention window. Every
+//! node that serves the model audits a random sample of those receipts,
+//! drawn from its own private randomness, so an executor cannot tell which
+//! answers will be checked: it fetches the inputs, re-executes, and
+//! compares under the model's determinism class. On a mismatch it bisects
+//! the two trace commitments with the executor
+//! ([`vouch_types::merkle::Bisection`]) down to the first step whose
+//! inputs agree and whose outputs differ, asks a third operator serving
+//! the model to referee that step, and publishes the resulting
+//! [`Dispute`] ([`Topic::Disputes`]). Every node re-checks a dispute it
+//! receives ([`Dispute::check`]) before it counts it in the operators'
+//! records, which the router ranks by.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use vouch_p2p::{Frame, Gossip, Peer, Request, Response, Topic, peer_id_of};
+use vouch_types::dispute::{DISPUTE_VERSION, Dispute, Party, Verdict};
+use vouch_types::merkle::{self, Bisection};
+use vouch_types::quorum::outputs_agree;
+use vouch_types::{Determinism, Digest, Kind, Receipt, TensorMap};
+
+use crate::error::NodeError;
+use crate::network::Network;
+use crate::service::Node;
+
+/// Bytes of inputs and outputs an executor keeps for auditors.
+const RETAIN_BYTES: usize = 256 << 20;
+
+/// Inputs and outputs kept for auditors, newest last, bounded by age and
+/// bytes.
+#[derive(Default)]
+pub(crate) struct Retained {
+    entries: HashMap<Digest, (Instant, Arc<TensorMap>, Arc<TensorMap>)>,
+    order: VecDeque<Digest>,
+    bytes: usize,
+}
+
+impl Retained {
+    fn insert(&mut self, id: Digest, inputs: TensorMap, outputs: TensorMap, window: Duration) {
+        self.bytes += inputs.byte_len() + outputs.byte_len();
+        self.entries
+            .insert(id, (Instant::now(), Arc::new(inputs), Arc::new(outputs)));
+        self.order.push_back(id);
+        while let Some(oldest) = self.order.front().copied() {
+            let expired = self
+                .entries
+                .get(&oldest)
+                .is_none_or(|(at, ..)| at.elapsed() > window);
+            if !expired && self.bytes <= RETAIN_BYTES {
+                break;
+            }
+            self.order.pop_front();
+            if let Some((_, i, o)) = self.entries.remove(&oldest) {
+                self.bytes -= i.byte_len() + o.byte_len();
+            }
+        }
+    }
+
+    fn get(&self, id: &Digest, window: Duration) -> Option<(Arc<TensorMap>, Arc<TensorMap>)> {
+        self.entries
+            .get(id)
+            .filter(|(at, ..)| at.elapsed() <= window)
+            .map(|(_, i, o)| (i.clone(), o.clone()))
+    }
+}
+
+/// What an audit found.
+#[derive(Clone, Debug)]
+pub enum AuditOutcome {
+    /// The re-execution agrees with the receipt.
+    Passed,
+    /// It does not; the dispute names the faulty party.
+    Disputed(Box<Dispute>),
+    /// It does not, but no verdict could be reached (why).
+    Unresolved(String),
+}
+
+/// Draws `true` with probability `rate` from the OS's randomness.
+fn sample(rate: f64) -> bool {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return false;
+    }
+    ((u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64) < rate
+}
+
+fn bad_answer(what: &str) -> NodeError {
+    NodeError::Unavailable(format!("the executor's {what} answer is malformed"))
+}
+
+/// Asks `peer` and returns the body of an `Ok` answer.
+async fn ask(network: &Network, peer: Peer, request: Frame<Request>) -> Result<Vec<u8>, NodeError> {
+    match network.p2p.request(peer, request).await {
+        Ok(Frame {
+            head: Response::Ok,
+            body,
+        }) => Ok(body),
+        Ok(Frame {
+            head: Response::Error { code, message },
+            ..
+        }) => Err(NodeError::Unavailable(format!(
+            "{peer} refused: {code}: {message}"
+        ))),
+        Ok(_) => Err(NodeError::Unavailable(format!(
+            "{peer} sent an unknown answer"
+        ))),
+        Err(e) => Err(NodeError::Unavailable(e.to_string())),
+    }
+}
+
+fn digest_at(bytes: &[u8], kind: Kind) -> Option<Digest> {
+    Some(Digest::from_bytes(kind, bytes.try_into().ok()?))
+}
+
+impl Node {
+    /// After this node answered a request: keeps the inputs and outputs for
+    /// auditors and gossips the receipt.
+    pub(crate) async fn after_execution(
+        &self,
+        receipt: &Receipt,
+        inputs: TensorMap,
+        outputs: TensorMap,
+    ) {
+        let Some(network) = self.network.get() else {
+            return;
+        };
+        network
+            .retained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(receipt.id, inputs, outputs, self.config.retention);
+        let _ = network
+            .p2p
+            .publish(Topic::Receipts, receipt.to_bytes())
+            .await;
+    }
+
+    /// Inputs (or outputs) this node retains for receipt `id`.
+    fn retained(&self, id: &Digest, outputs: bool) -> Result<Arc<TensorMap>, NodeError> {
+        let network = self.network()?;
+        let (i, o) = network
+            .retained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id, self.config.retention)
+            .ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "receipt {id}'s data is not retained here (kept {} s)",
+                    self.config.retention.as_secs()
+                ))
+            })?;
+        Ok(if outputs { o } else { i })
+    }
+
+    /// Answers the audit-related requests a peer may send.
+    pub(crate) async fn answer_audit(
+        &self,
+        request: &Request,
+        body: &[u8],
+    ) -> Result<Vec<u8>, NodeError> {
+        match *request {
+            Request::Inputs { receipt } => Ok(self.retained(&receipt, false)?.encode()),
+            Request::Outputs { receipt } => Ok(self.retained(&receipt, true)?.encode()),
+            Request::TraceChildren { receipt, lo, hi } => {
+                let leaves = self.trace_leaves(&receipt)?;
+                let (l, r) =
+                    merkle::children(&leaves, lo as usize, hi as usize).ok_or_else(|| {
+                        NodeError::BadRequest(format!(
+                            "no subtree [{lo}, {hi}) in a trace of {} leaves",
+                            leaves.len()
+                        ))
+                    })?;
+                Ok([*l.as_bytes(), *r.as_bytes()].concat())
+            }
+            Request::TraceLeaf { receipt, index } => {
+                let leaves = self.trace_leaves(&receipt)?;
+                let leaf = leaves.get(index as usize).ok_or_else(|| {
+                    NodeError::BadRequest(format!(
+                        "no leaf {index} in a trace of {} leaves",
+                        leaves.len()
+                    ))
+                })?;
+                Ok(leaf.as_bytes().to_vec())
+            }
+            Request::Referee { model, step } => {
+                let verdict = self.referee(model, step, body).await?;
+                serde_json::to_vec(&verdict).map_err(|e| NodeError::Internal(e.to_string()))
+            }
+            ref other => Err(NodeError::BadRequest(format!(
+                "not an audit request: {other:?}"
+            ))),
+        }
+    }
+
+    /// Recomputes trace step `step` of `model` on the inputs in `body` and
+    /// signs the leaf.
+    async fn referee(&self, model: Digest, step: u64, body: &[u8]) -> Result<Verdict, NodeError> {
+        let inputs = TensorMap::decode(body).map_err(|e| {
+            NodeError::BadRequest(format!("inputs are not a canonical tensor map: {e}"))
+        })?;
+        let loaded = self.loaded_by_id(&model).await?;
+        vouch_engine::check_inputs(loaded.schema(), &inputs)
+            .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+        let (fault, key) = (self.config.fault, self.key.clone());
+        self.compute(move || {
+            let exec = match fault {
+                Some(f) => loaded.run_faulty(&inputs, true, f)?,
+                None => loaded.run(&inputs, true)?,
+            };
+            let leaf = *exec.leaves.get(step as usize).ok_or_else(|| {
+                NodeError::BadRequest(format!(
+                    "the trace has {} steps, not {step}",
+                    exec.leaves.len()
+                ))
+            })?;
+            Ok(Verdict::sign(
+                &key,
+                &model,
+                &inputs.digest(Kind::Input),
+                step,
+                leaf,
+            ))
+        })
+        .await
+    }
+
+    /// Audits one receipt `executor` signed: re-executes it and, when the
+    /// answers differ, bisects, has a third operator referee the first
+    /// differing step, publishes the dispute and records the verdict.
+    pub async fn audit(&self, receipt: Receipt, executor: Peer) -> Result<AuditOutcome, NodeError> {
+        let network = self.network()?.clone();
+        receipt
+            .verify()
+            .map_err(|e| NodeError::BadRequest(format!("the receipt does not verify: {e}")))?;
+        let id = receipt.id;
+        let body = ask(
+            &network,
+            executor,
+            Frame::new(Request::Inputs { receipt: id }),
+        )
+        .await?;
+        let inputs = TensorMap::decode(&body).map_err(|_| bad_answer("inputs"))?;
+        if receipt.verify_inputs(&inputs).is_err() {
+            network.record(executor, |r| r.bad_data += 1);
+            return Err(NodeError::Unavailable(format!(
+                "{executor} sent inputs that are not receipt {id}'s"
+            )));
+        }
+        let mine = self
+            .infer_id(
+                &receipt.body.model,
+                inputs.clone(),
+                receipt.body.nonce.clone(),
+            )
+            .await?;
+        if mine.receipt.body.output == receipt.body.output
+            || self
+                .outputs_within_class(&network, &receipt, executor, &mine.outputs)
+                .await?
+        {
+            network.record(executor, |r| r.audits_passed += 1);
+            tracing::debug!(%executor, receipt = %id, "audit passed");
+            return Ok(AuditOutcome::Passed);
+        }
+        tracing::warn!(%executor, receipt = %id, "audit mismatch; bisecting");
+        let ours = self.trace_leaves(&mine.receipt.id)?;
+        let mut bisection = Bisection::new(
+            receipt.body.trace.len,
+            receipt.body.trace.root,
+            mine.receipt.body.trace.len,
+            mine.receipt.body.trace.root,
+        )
+        .map_err(|e| NodeError::Unavailable(format!("cannot bisect: {e}")))?;
+        while let Some((lo, hi)) = bisection.next() {
+            let body = ask(
+                &network,
+                executor,
+                Frame::new(Request::TraceChildren {
+                    receipt: id,
+                    lo,
+                    hi,
+                }),
+            )
+            .await?;
+            let theirs = match (
+                digest_at(body.get(..32).unwrap_or_default(), Kind::TraceNode),
+                digest_at(body.get(32..).unwrap_or_default(), Kind::TraceNode),
+            ) {
+                (Some(l), Some(r)) => (l, r),
+                _ => return Err(bad_answer("trace")),
+            };
+            let own = merkle::children(&ours, lo as usize, hi as usize)
+                .ok_or_else(|| NodeError::Internal("own trace shorter than its receipt".into()))?;
+            if let Err(e) = bisection.step(theirs, own) {
+                network.record(executor, |r| r.bad_data += 1);
+                return Ok(AuditOutcome::Unresolved(format!(
+                    "{executor} revealed a trace that contradicts its receipt: {e}"
+                )));
+            }
+        }
+        let step = bisection.index();
+        let body = ask(
+            &network,
+            executor,
+            Frame::new(Request::TraceLeaf {
+                receipt: id,
+                index: step,
+            }),
+        )
+        .await?;
+        let theirs = digest_at(&body, Kind::TraceLeaf).ok_or_else(|| bad_answer("leaf"))?;
+        let (step, executor_descent, auditor_descent) =
+            match bisection.finish(theirs, ours[step as usize]) {
+                Ok(done) => done,
+                Err(e) => {
+                    network.record(executor, |r| r.bad_data += 1);
+                    return Ok(AuditOutcome::Unresolved(format!(
+                        "{executor} revealed a leaf that contradicts its receipt: {e}"
+                    )));
+                }
+            };
+        let verdict = match self
+            .find_referee(&network, receipt.body.model, executor, step, &inputs)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => return Ok(AuditOutcome::Unresolved(e.to_string())),
+        };
+        let faulty = if verdict.leaf == auditor_descent.leaf {
+            Party::Executor
+        } else if verdict.leaf == executor_descent.leaf {
+            Party::Auditor
+        } else {
+            return Ok(AuditOutcome::Unresolved(
+                "the referee's leaf matches neither party".into(),
+            ));
+        };
+        let step_name = self
+            .loaded_by_id(&receipt.body.model)
+            .await
+            .ok()
+            .and_then(|m| m.steps().get(step as usize).cloned());
+        let dispute = Dispute {
+            version: DISPUTE_VERSION,
+            executor: receipt,
+            auditor: mine.receipt,
+            step,
+            step_name,
+            executor_descent,
+            auditor_descent,
+            verdict,
+            faulty,
+        };
+        dispute.check(Some(&inputs)).map_err(|e| {
+            NodeError::Internal(format!("a dispute this node built does not check: {e}"))
+        })?;
+        self.record_dispute(&network, &dispute);
+        let json = serde_json::to_vec(&dispute).map_err(|e| NodeError::Internal(e.to_string()))?;
+        let _ = network.p2p.publish(Topic::Disputes, json).await;
+        tracing::warn!(%executor, ?faulty, step, "dispute settled by referee");
+        Ok(AuditOutcome::Disputed(Box::new(dispute)))
+    }
+
+    /// For tolerant models: fetches the executor's outputs and compares
+    /// them with ours within the class's tolerance.
+    async fn outputs_within_class(
+        &self,
+        network: &Network,
+        receipt: &Receipt,
+        executor: Peer,
+        ours: &TensorMap,
+    ) -> Result<bool, NodeError> {
+        let class = receipt.body.determinism;
+        if class == Determinism::Exact {
+            return Ok(false);
+        }
+        let body = ask(
+            network,
+            executor,
+            Frame::new(Request::Outputs {
+                receipt: receipt.id,
+            }),
+        )
+        .await?;
+        let theirs = TensorMap::decode(&body).map_err(|_| bad_answer("outputs"))?;
+        if receipt.verify_outputs(&theirs).is_err() {
+            network.record(executor, |r| r.bad_data += 1);
+            return Ok(false);
+        }
+        Ok(outputs_agree(class, &theirs, ours))
+    }
+
+    /// Asks operators serving `model`, other than this node and the
+    /// executor, to referee `step` until one signs a verdict.
+    async fn find_referee(
+        &self,
+        network: &Network,
+        model: Digest,
+        executor: Peer,
+        step: u64,
+        inputs: &TensorMap,
+    ) -> Result<Verdict, NodeError> {
+        let me = self.peer_id();
+        let candidates: Vec<Peer> = self
+            .network_models()
+            .remove(&model.to_string())
+            .map(|m| {
+                m.providers
+                    .into_iter()
+                    .filter(|p| *p != me && *p != executor)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let request = inputs.digest(Kind::Input);
+        let mut why = Vec::new();
+        for peer in candidates {
+            let frame = Frame {
+                head: Request::Referee { model, step },
+                body: inputs.encode(),
+            };
+            let verdict = ask(network, peer, frame).await.and_then(|b| {
+                serde_json::from_slice::<Verdict>(&b).map_err(|_| bad_answer("verdict"))
+            });
+            match verdict {
+                Ok(v)
+                    if peer_id_of(&v.referee) == peer
+                        && v.referee.verify(
+                            Verdict::message(&model, &request, step, &v.leaf).as_bytes(),
+                            &v.signature,
+                        ) =>
+                {
+                    return Ok(v);
+                }
+                Ok(_) => why.push(format!("{peer}: a verdict it did not sign")),
+                Err(e) => why.push(format!("{peer}: {e}")),
+            }
+        }
+        Err(NodeError::Unavailable(format!(
+            "no third operator serving {model} could referee ({})",
+            if why.is_empty() {
+                "none is known".to_string()
+            } else {
+                why.join("; ")
+            }
+        )))
+    }
+
+    /// Counts a checked dispute in the parties' records and keeps it as
+    /// evidence (once per dispute).
+    fn record_dispute(&self, network: &Network, dispute: &Dispute) {
+        let key = (dispute.executor.id, dispute.auditor.id);
+        if !network
+            .disputes_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key)
+        {
+            return;
+        }
+        let (faulty, other) = match dispute.faulty {
+            Party::Executor => (&dispute.executor, &dispute.auditor),
+            Party::Auditor => (&dispute.auditor, &dispute.executor),
+        };
+        network.record(peer_id_of(&faulty.body.node), |r| r.audits_failed += 1);
+        network.record(peer_id_of(&other.body.node), |r| r.audits_passed += 1);
+        let evidence = serde_json::json!({
+            "kind": "dispute",
+            "dispute": dispute,
+            "recorded_ms": crate::service::now_ms(),
+        });
+        if let Err(e) = self.store.put_evidence(evidence.to_string().as_bytes()) {
+            tracing::error!(error = %e, "storing a dispute failed");
+        }
+    }
+
+    /// Handles one gossiped message: samples receipts for audit, and checks
+    /// and records disputes.
+    async fn on_gossip(self: &Arc<Node>, gossip: Gossip) {
+        let Some(network) = self.network.get() else {
+            return;
+        };
+        match gossip.topic {
+            Topic::Receipts => {
+                let Ok(receipt) = Receipt::from_bytes(&gossip.data) else {
+                    return;
+                };
+                // Only an executor's own receipts, for models this node serves.
+                if peer_id_of(&receipt.body.node) != gossip.source
+                    || receipt.verify().is_err()
+                    || !matches!(self.store.model_by_id(&receipt.body.model), Ok(Some(_)))
+                    || !sample(self.config.audit_rate)
+                {
+                    return;
+                }
+                let node = self.clone();
+                tokio::spawn(async move {
+                    match node.audit(receipt, gossip.source).await {
+                        Ok(outcome) => tracing::debug!(?outcome, "audit done"),
+                        Err(e) => tracing::info!(error = %e, "audit not completed"),
+                    }
+                });
+            }
+            Topic::Disputes => {
+                let Ok(dispute) = serde_json::from_slice::<Dispute>(&gossip.data) else {
+                    return;
+                };
+                match dispute.check(None) {
+                    Ok(_) => self.record_dispute(network, &dispute),
+                    Err(e) => {
+                        tracing::warn!(source = %gossip.source, error = %e, "rejected a dispute");
+                        network.record(gossip.source, |r| r.bad_data += 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Handles gossip until the node is dropped or the swarm stops.
+pub(crate) async fn serve_gossip(
+    node: Weak<Node>,
+    mut gossip: tokio::sync::mpsc::Receiver<Gossip>,
+) {
+    while let Some(g) = gossip.recv().await {
+        let Some(node) = node.upgrade() else { return };
+        node.on_gossip(g).await;
+    }
+}
+
+/// Dispute keys already counted, so a dispute heard twice counts once.
+pub(crate) type Seen = Mutex<HashSet<(Digest, Digest)>>;
