@@ -637,3 +637,55 @@ async fn auditors_sample_gossiped_receipts_on_their_own() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_gateway_says_so_and_serves_again_once_healed() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = joined(dirs[0].path(), vec![], false).await;
+    let id = push_sample(&a, "iris").await;
+    let b = joined(dirs[1].path(), addresses(&a), false).await;
+    wait_for_providers(&b, id, 1).await;
+    b.node.replicate("iris", None).await.unwrap();
+    let g = joined(dirs[2].path(), addresses(&a), false).await;
+    wait_for_providers(&g, id, 2).await;
+    let route = || {
+        g.node
+            .route("iris", None, iris_input(), None, Default::default())
+    };
+    route().await.unwrap();
+
+    // Partition: G is cut off from both providers.
+    let p2p = g.node.p2p().unwrap();
+    let (pa, pb) = (a.node.peer_id(), b.node.peer_id());
+    p2p.block(pa).await.unwrap();
+    p2p.block(pb).await.unwrap();
+    eventually("G's connections to close", || {
+        let peers = p2p.peers();
+        [pa, pb]
+            .iter()
+            .all(|p| peers.get(p).is_none_or(|i| !i.connected))
+    })
+    .await;
+    let err = route().await.unwrap_err();
+    assert_eq!(err.code(), "unavailable", "{err}");
+    assert!(err.to_string().contains("every provider"), "{err}");
+    // The providers still serve on their side of the partition.
+    a.node
+        .route("iris", None, iris_input(), None, Default::default())
+        .await
+        .unwrap();
+
+    // Heal: G reconnects and routes again.
+    p2p.unblock(pa).await.unwrap();
+    p2p.unblock(pb).await.unwrap();
+    eventually("G to reconnect", || {
+        let peers = p2p.peers();
+        [pa, pb]
+            .iter()
+            .any(|p| peers.get(p).is_some_and(|i| i.connected))
+    })
+    .await;
+    let routed = route().await.unwrap();
+    assert!([pa, pb].contains(&routed.executor));
+    routed.receipt.verify().unwrap();
+}

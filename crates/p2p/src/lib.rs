@@ -107,6 +107,7 @@ enum Command {
     Provide(Digest),
     Providers(Digest, oneshot::Sender<HashSet<PeerId>>),
     Publish(Topic, Vec<u8>),
+    Block(PeerId, bool),
 }
 
 /// A request from a peer, waiting for this node's answer.
@@ -174,6 +175,7 @@ struct Behaviour {
     kad: kad::Behaviour<MemoryStore>,
     gossipsub: gossipsub::Behaviour,
     rpc: request_response::Behaviour<rpc::Codec>,
+    blocks: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
 }
 
 /// The libp2p peer id of an operator key.
@@ -238,6 +240,7 @@ impl P2p {
                     kad,
                     gossipsub,
                     rpc,
+                    blocks: Default::default(),
                 })
             })
             .map_err(|e| P2pError::Start(e.to_string()))?
@@ -373,6 +376,24 @@ impl P2p {
         self.gossip.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
+    /// Cuts this node off from `peer` (closing any connection and refusing
+    /// new ones) until [`unblock`](P2p::unblock): an operator's ban, and a
+    /// network partition in tests.
+    pub async fn block(&self, peer: PeerId) -> Result<(), P2pError> {
+        self.commands
+            .send(Command::Block(peer, true))
+            .await
+            .map_err(|_| P2pError::Stopped)
+    }
+
+    /// Lifts a [`block`](P2p::block) and dials the peer again.
+    pub async fn unblock(&self, peer: PeerId) -> Result<(), P2pError> {
+        self.commands
+            .send(Command::Block(peer, false))
+            .await
+            .map_err(|_| P2pError::Stopped)
+    }
+
     /// Publishes `data` on `topic` to every subscribed peer.
     pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), P2pError> {
         self.commands
@@ -476,6 +497,15 @@ async fn drive(
                     let key = kad::RecordKey::new(key.as_bytes());
                     if let Err(e) = swarm.behaviour_mut().kad.start_providing(key) {
                         tracing::warn!(error = %e, "provider record not stored");
+                    }
+                }
+                Some(Command::Block(peer, true)) => {
+                    swarm.behaviour_mut().blocks.block_peer(peer);
+                }
+                Some(Command::Block(peer, false)) => {
+                    swarm.behaviour_mut().blocks.unblock_peer(peer);
+                    if let Err(e) = swarm.dial(peer) {
+                        tracing::debug!(%peer, error = %e, "redialing an unblocked peer failed");
                     }
                 }
                 Some(Command::Publish(topic, data)) => {
