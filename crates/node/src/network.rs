@@ -27,7 +27,7 @@ use crate::error::NodeError;
 use crate::service::{Node, join_error};
 
 /// Chunk requests in flight per provider during a fetch.
-const PER_PROVIDER: usize = 2;
+const PER_PROVIDER: usize = 4;
 /// Failed requests after which a provider is dropped from a fetch.
 const MAX_FAILURES: u32 = 3;
 
@@ -307,10 +307,15 @@ impl Node {
             .remove(&id.to_string())
             .map(|m| m.providers)
             .unwrap_or_default();
-        if let Ok(found) = network.p2p.providers(id).await {
-            providers.extend(found);
-        }
         providers.remove(&network.p2p.peer_id());
+        // Announcements name providers at once; the DHT is the fallback
+        // for models no announcement this node heard lists.
+        if providers.is_empty()
+            && let Ok(found) = network.p2p.providers(id).await
+        {
+            providers.extend(found);
+            providers.remove(&network.p2p.peer_id());
+        }
         if providers.is_empty() {
             return Err(NodeError::NotFound(format!(
                 "no peer provides model {id}; is any node serving it connected?"
