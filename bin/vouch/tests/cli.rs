@@ -340,6 +340,23 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
                 .then_some(())
         });
     }
+    // A pin waits, with progress on stderr, until 3 nodes serve the model.
+    let out = ok(&vouch(
+        &urls[1],
+        &[
+            "model",
+            "pin",
+            "magika",
+            "--replicas",
+            "3",
+            "--timeout",
+            "120",
+        ],
+    ));
+    assert!(
+        out.contains("magika@1") && out.contains("served by 3 node(s)"),
+        "{out}"
+    );
     let input = work.path().join("in.json");
     std::fs::write(
         &input,

@@ -689,3 +689,39 @@ async fn a_partitioned_gateway_says_so_and_serves_again_once_healed() {
     assert!([pa, pb].contains(&routed.executor));
     routed.receipt.verify().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_operator_takes_more_than_its_share_cap_while_others_can_serve() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = joined(dirs[0].path(), vec![], false).await;
+    let id = push_sample(&a, "iris").await;
+    let b = joined(dirs[1].path(), addresses(&a), false).await;
+    wait_for_providers(&b, id, 1).await;
+    b.node.replicate("iris", None).await.unwrap();
+    let mut config = NodeConfig::new(dirs[2].path().to_path_buf());
+    config.max_share = 0.6;
+    config.audit_rate = 0.0;
+    let g = TestNode::start(config).await;
+    g.node
+        .join(p2p_config(addresses(&a)), Some(g.url.clone()))
+        .await
+        .unwrap();
+    wait_for_providers(&g, id, 2).await;
+    for _ in 0..60 {
+        g.node
+            .route("iris", None, iris_input(), None, Default::default())
+            .await
+            .unwrap();
+    }
+    let nodes = g.node.network_nodes().unwrap();
+    assert_eq!(nodes.requests, 60);
+    let shares: Vec<f64> = nodes.nodes.iter().map(|n| n.share).collect();
+    // Ranking alone would send everything to the faster provider; the cap
+    // holds each to about 60% (the cap applies from the 10th request on).
+    assert!(shares.iter().all(|s| *s <= 0.62), "shares {shares:?}");
+    assert!(
+        shares.iter().filter(|s| **s > 0.3).count() == 2,
+        "shares {shares:?}"
+    );
+    assert_eq!(nodes.nakamoto_coefficient, 1, "{nodes:?}");
+}

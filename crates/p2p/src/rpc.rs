@@ -3,9 +3,10 @@
 //! inferences (routing).
 //!
 //! On the wire a message is a [`Frame`]: a small JSON head and a raw byte
-//! body, `u32 LE head length || head JSON || body`, one message per
-//! stream. Chunks travel as raw bytes, not as JSON arrays. Sizes are
-//! bounded before anything is allocated.
+//! body, `u32 LE head length || head JSON || u64 LE body length || body`,
+//! one message per stream. Chunks travel as raw bytes, not as JSON arrays.
+//! Sizes are bounded before anything is allocated, and the body is read
+//! into a buffer of its announced size.
 
 use std::io;
 
@@ -162,15 +163,17 @@ async fn read_frame<H: DeserializeOwned, T: AsyncRead + Unpin + Send>(
     io.read_exact(&mut head).await?;
     let head = serde_json::from_slice(&head)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("frame head: {e}")))?;
-    let mut body = Vec::new();
-    let limit = MAX_FRAME_BYTES - u64::from(head_len);
-    io.take(limit + 1).read_to_end(&mut body).await?;
-    if body.len() as u64 > limit {
+    let mut len = [0u8; 8];
+    io.read_exact(&mut len).await?;
+    let body_len = u64::from_le_bytes(len);
+    if body_len > MAX_FRAME_BYTES - u64::from(head_len) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("frame larger than {MAX_FRAME_BYTES} bytes"),
+            format!("frame of {body_len} body bytes; at most {MAX_FRAME_BYTES} are accepted"),
         ));
     }
+    let mut body = vec![0u8; body_len as usize];
+    io.read_exact(&mut body).await?;
     Ok(Frame { head, body })
 }
 
@@ -181,6 +184,8 @@ async fn write_frame<H: Serialize, T: AsyncWrite + Unpin + Send>(
     let head = serde_json::to_vec(&frame.head).map_err(io::Error::other)?;
     io.write_all(&(head.len() as u32).to_le_bytes()).await?;
     io.write_all(&head).await?;
+    io.write_all(&(frame.body.len() as u64).to_le_bytes())
+        .await?;
     io.write_all(&frame.body).await?;
     io.close().await
 }
@@ -260,6 +265,15 @@ mod tests {
             (MAX_HEAD_BYTES + 1).to_le_bytes().to_vec(),
             vec![3, 0, 0, 0, b'x', b'y', b'z'],
             vec![9, 0, 0, 0, b'{'],
+            // A body longer than the limit is refused before it is read.
+            [
+                &2u32.to_le_bytes()[..],
+                b"{}",
+                &(MAX_FRAME_BYTES).to_le_bytes(),
+            ]
+            .concat(),
+            // A body shorter than announced.
+            [&2u32.to_le_bytes()[..], b"{}", &10u64.to_le_bytes(), b"abc"].concat(),
         ] {
             let mut io = Cursor::new(bytes);
             assert!(read_frame::<Request, _>(&mut io).await.is_err());
