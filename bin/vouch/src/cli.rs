@@ -99,6 +99,9 @@ pub(crate) struct ServeArgs {
     /// serves, that it re-executes to audit.
     #[arg(long, default_value_t = 0.05)]
     pub(crate) audit_rate: f64,
+    /// Seconds this node keeps a request's inputs and outputs for auditors.
+    #[arg(long, default_value_t = 600)]
+    pub(crate) retention: u64,
     /// Price per inference, in the ledger's smallest unit (announced to
     /// peers and stated in receipts).
     #[arg(long, default_value_t = 0)]

@@ -86,6 +86,7 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Res
         bail!("--audit-rate {} must be between 0 and 1", s.audit_rate);
     }
     c.audit_rate = s.audit_rate;
+    c.retention = std::time::Duration::from_secs(s.retention);
     c.fault = s.fault.as_deref().map(parse_fault).transpose()?;
     Ok(c)
 }

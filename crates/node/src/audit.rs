@@ -118,6 +118,27 @@ fn digest_at(bytes: &[u8], kind: Kind) -> Option<Digest> {
 }
 
 impl Node {
+    /// The share of others' receipts this node audits now.
+    pub fn audit_rate(&self) -> f64 {
+        self.network.get().map_or(0.0, |n| {
+            f64::from_bits(n.audit_rate.load(std::sync::atomic::Ordering::Relaxed))
+        })
+    }
+
+    /// Changes the share of others' receipts this node audits (0 to 1),
+    /// effective for the next receipt heard.
+    pub fn set_audit_rate(&self, rate: f64) -> Result<(), NodeError> {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(NodeError::BadRequest(format!(
+                "audit rate {rate} must be between 0 and 1"
+            )));
+        }
+        self.network()?
+            .audit_rate
+            .store(rate.to_bits(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     /// After this node answered a request: keeps the inputs and outputs for
     /// auditors and gossips the receipt.
     pub(crate) async fn after_execution(
@@ -489,11 +510,12 @@ impl Node {
                 let Ok(receipt) = Receipt::from_bytes(&gossip.data) else {
                     return;
                 };
-                // Only an executor's own receipts, for models this node serves.
-                if peer_id_of(&receipt.body.node) != gossip.source
-                    || receipt.verify().is_err()
+                // Only an executor's own receipts, for models this node
+                // serves, when drawn; cheapest checks first (the signature
+                // is checked again when the audit starts).
+                if !sample(self.audit_rate())
+                    || peer_id_of(&receipt.body.node) != gossip.source
                     || !matches!(self.store.model_by_id(&receipt.body.model), Ok(Some(_)))
-                    || !sample(self.config.audit_rate)
                 {
                     return;
                 }

@@ -93,6 +93,8 @@ pub(crate) struct Network {
     pub(crate) retained: Mutex<crate::audit::Retained>,
     /// Disputes already counted.
     pub(crate) disputes_seen: crate::audit::Seen,
+    /// The audit rate now (f64 bits), from the configuration until changed.
+    pub(crate) audit_rate: std::sync::atomic::AtomicU64,
 }
 
 impl Network {
@@ -161,6 +163,7 @@ impl Node {
             hedges: Default::default(),
             retained: Mutex::default(),
             disputes_seen: Mutex::default(),
+            audit_rate: self.config.audit_rate.to_bits().into(),
         });
         let gossip = network.p2p.take_gossip();
         if self.network.set(network).is_err() {
