@@ -413,9 +413,10 @@ impl Node {
         let mut live: Vec<(Peer, u32, usize)> = providers.iter().map(|p| (*p, 0, 0)).collect();
         let mut in_flight = FuturesUnordered::new();
         loop {
-            // Hand out chunks to providers with room.
-            for (peer, _, busy) in live.iter_mut() {
-                while *busy < PER_PROVIDER {
+            // Hand out chunks round-robin to the providers with room, so
+            // every provider serves a share.
+            while !queue.is_empty() && live.iter().any(|(_, _, busy)| *busy < PER_PROVIDER) {
+                for (peer, _, busy) in live.iter_mut().filter(|(_, _, b)| *b < PER_PROVIDER) {
                     let Some(index) = queue.pop_front() else {
                         break;
                     };

@@ -18,22 +18,39 @@ fn p2p_config(bootstrap: Vec<vouch_node::p2p::Address>) -> P2pConfig {
     }
 }
 
-/// A node on loopback that has joined the network through `bootstrap`.
-async fn joined(
+/// A node on loopback that has joined the network through `bootstrap`,
+/// configured by `configure` (background audits are off unless it turns
+/// them on: the tests that want audits ask for them).
+async fn networked(
     dir: &std::path::Path,
     bootstrap: Vec<vouch_node::p2p::Address>,
-    accept_pins: bool,
+    configure: impl FnOnce(&mut NodeConfig),
 ) -> TestNode {
     let mut config = NodeConfig::new(dir.to_path_buf());
-    config.accept_pins = accept_pins;
-    // No background audits: the tests that want them ask for them.
     config.audit_rate = 0.0;
+    configure(&mut config);
     let t = TestNode::start(config).await;
     t.node
         .join(p2p_config(bootstrap), Some(t.url.clone()))
         .await
         .unwrap();
     t
+}
+
+async fn joined(
+    dir: &std::path::Path,
+    bootstrap: Vec<vouch_node::p2p::Address>,
+    accept_pins: bool,
+) -> TestNode {
+    networked(dir, bootstrap, |c| c.accept_pins = accept_pins).await
+}
+
+/// Fetches model `name` (id `id`) onto each of `nodes` from their peers.
+async fn replicate_to(nodes: &[&TestNode], id: vouch_types::Digest, name: &str) {
+    for n in nodes {
+        wait_for_providers(n, id, 1).await;
+        n.node.replicate(name, None).await.unwrap();
+    }
 }
 
 fn addresses(t: &TestNode) -> Vec<vouch_node::p2p::Address> {
@@ -303,14 +320,7 @@ async fn wait_for_providers(t: &TestNode, id: vouch_types::Digest, n: usize) {
 async fn routing_fails_over_when_a_provider_vanishes_and_hedges_a_silent_one() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     // A is honest but expensive, so the router tries the free bad providers first.
-    let mut config = NodeConfig::new(dirs[0].path().to_path_buf());
-    config.price = 1_000_000;
-    config.audit_rate = 0.0;
-    let a = TestNode::start(config).await;
-    a.node
-        .join(p2p_config(vec![]), Some(a.url.clone()))
-        .await
-        .unwrap();
+    let a = networked(dirs[0].path(), vec![], |c| c.price = 1_000_000).await;
     let id = push_sample(&a, "iris").await;
     let g = joined(dirs[1].path(), addresses(&a), false).await;
 
@@ -384,10 +394,7 @@ async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
     )
     .await;
     let g = joined(dirs[3].path(), addresses(&a), false).await;
-    for n in [&b, &liar] {
-        wait_for_providers(n, id, 1).await;
-        n.node.replicate("iris", None).await.unwrap();
-    }
+    replicate_to(&[&b, &liar], id, "iris").await;
     wait_for_providers(&g, id, 3).await;
 
     // Alone, the liar's answer is well-formed and signed: only re-execution catches it.
@@ -471,15 +478,11 @@ async fn auditing(
     audit_rate: f64,
     fault: Option<vouch_node::service::Fault>,
 ) -> TestNode {
-    let mut config = NodeConfig::new(dir.to_path_buf());
-    config.audit_rate = audit_rate;
-    config.fault = fault;
-    let t = TestNode::start(config).await;
-    t.node
-        .join(p2p_config(bootstrap), Some(t.url.clone()))
-        .await
-        .unwrap();
-    t
+    networked(dir, bootstrap, |c| {
+        c.audit_rate = audit_rate;
+        c.fault = fault;
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,10 +495,7 @@ async fn an_audit_bisects_to_the_faulty_step_and_a_referee_names_the_liar() {
     let id = push_sample(&auditor, "magika").await;
     let liar = auditing(dirs[1].path(), addresses(&auditor), 0.0, Some(fault)).await;
     let referee = auditing(dirs[2].path(), addresses(&auditor), 0.0, None).await;
-    for n in [&liar, &referee] {
-        wait_for_providers(n, id, 1).await;
-        n.node.replicate("magika", None).await.unwrap();
-    }
+    replicate_to(&[&liar, &referee], id, "magika").await;
     wait_for_providers(&auditor, id, 2).await;
 
     // The liar answers a request itself: a signed receipt, gossiped, with
@@ -607,10 +607,7 @@ async fn auditors_sample_gossiped_receipts_on_their_own() {
         Some(vouch_node::service::Fault::default()),
     )
     .await;
-    for n in [&b, &liar] {
-        wait_for_providers(n, id, 1).await;
-        n.node.replicate("iris", None).await.unwrap();
-    }
+    replicate_to(&[&b, &liar], id, "iris").await;
     wait_for_providers(&a, id, 2).await;
     wait_for_providers(&b, id, 2).await;
     let liar_peer = liar.node.peer_id();
@@ -644,8 +641,7 @@ async fn a_partitioned_gateway_says_so_and_serves_again_once_healed() {
     let a = joined(dirs[0].path(), vec![], false).await;
     let id = push_sample(&a, "iris").await;
     let b = joined(dirs[1].path(), addresses(&a), false).await;
-    wait_for_providers(&b, id, 1).await;
-    b.node.replicate("iris", None).await.unwrap();
+    replicate_to(&[&b], id, "iris").await;
     let g = joined(dirs[2].path(), addresses(&a), false).await;
     wait_for_providers(&g, id, 2).await;
     let route = || {
@@ -696,16 +692,8 @@ async fn no_operator_takes_more_than_its_share_cap_while_others_can_serve() {
     let a = joined(dirs[0].path(), vec![], false).await;
     let id = push_sample(&a, "iris").await;
     let b = joined(dirs[1].path(), addresses(&a), false).await;
-    wait_for_providers(&b, id, 1).await;
-    b.node.replicate("iris", None).await.unwrap();
-    let mut config = NodeConfig::new(dirs[2].path().to_path_buf());
-    config.max_share = 0.6;
-    config.audit_rate = 0.0;
-    let g = TestNode::start(config).await;
-    g.node
-        .join(p2p_config(addresses(&a)), Some(g.url.clone()))
-        .await
-        .unwrap();
+    replicate_to(&[&b], id, "iris").await;
+    let g = networked(dirs[2].path(), addresses(&a), |c| c.max_share = 0.6).await;
     wait_for_providers(&g, id, 2).await;
     for _ in 0..60 {
         g.node
