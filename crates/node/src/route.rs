@@ -163,6 +163,13 @@ impl Node {
             })?,
         };
         let has_local = self.store.model_by_id(&id)?.is_some();
+        let size = inputs.byte_len() as u64;
+        if size + 4096 > vouch_p2p::rpc::MAX_FRAME_BYTES {
+            return Err(NodeError::TooLarge(format!(
+                "inputs of {size} bytes are too large to forward to another node (at most {} MiB); send them to a node that serves the model",
+                vouch_p2p::rpc::MAX_FRAME_BYTES >> 20
+            )));
+        }
         let providers = self.rank(&network, id);
         if n == 1 {
             let exec = self

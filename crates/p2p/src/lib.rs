@@ -233,7 +233,7 @@ impl P2p {
                     [(StreamProtocol::new(rpc::PROTOCOL), ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(REQUEST_TIMEOUT)
-                        .with_max_concurrent_streams(256),
+                        .with_max_concurrent_streams(rpc::MAX_STREAMS),
                 );
                 Ok(Behaviour {
                     identify,

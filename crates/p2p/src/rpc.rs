@@ -21,8 +21,12 @@ pub const PROTOCOL: &str = "/vouch/rpc/1";
 /// Largest head accepted, bytes.
 const MAX_HEAD_BYTES: u32 = 64 << 10;
 /// Largest message accepted (head and body), bytes: a blob chunk and room
-/// for the inference requests routing will carry.
-pub const MAX_FRAME_BYTES: u64 = 64 << 20;
+/// for inference inputs and outputs. With [`MAX_STREAMS`] streams per
+/// connection, one peer can make this node buffer at most 1 GiB.
+pub const MAX_FRAME_BYTES: u64 = 16 << 20;
+
+/// Requests in flight on one connection, each way.
+pub const MAX_STREAMS: usize = 64;
 
 /// One message: a typed head and raw bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
