@@ -249,8 +249,8 @@ pub struct InferResponse {
     /// executor(s) when they are others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub route: Vec<String>,
-    /// Every receipt behind the answer (a quorum's members, dissenters
-    /// included).
+    /// Every receipt behind a quorum's answer, dissenters included (absent
+    /// for a single execution, whose one receipt is `receipt`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub receipts: Vec<Receipt>,
     /// How a quorum went, when one was asked for.

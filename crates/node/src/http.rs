@@ -388,7 +388,12 @@ async fn infer(
                 operator: routed.receipt.body.node,
             }),
             route: routed.route.iter().map(|p| p.to_string()).collect(),
-            receipts: routed.receipts,
+            // A single execution's one receipt is `receipt` itself.
+            receipts: if routed.quorum.is_some() {
+                routed.receipts
+            } else {
+                Vec::new()
+            },
             quorum: routed.quorum.map(|q| QuorumJson {
                 wanted: q.wanted as u64,
                 agreed: q.agreed as u64,

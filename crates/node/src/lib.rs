@@ -52,6 +52,13 @@ pub async fn serve(
             }
         })
     };
+    // Answers go out as soon as they are written, not after the client's
+    // delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let result = axum::serve(listener, http::router(node.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
