@@ -8,7 +8,7 @@
 //! a provider that sends a bad chunk is dropped from the fetch and its
 //! record says so; a fetch that stops resumes from the chunks on disk.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -410,17 +410,25 @@ impl Node {
         network.set_fetch(id, |f| f.done_bytes = partial.bytes_present());
         let mut queue: VecDeque<u64> = partial.missing().into();
         let partial = Arc::new(Mutex::new(partial));
+        // (peer, transport failures, requests in flight)
         let mut live: Vec<(Peer, u32, usize)> = providers.iter().map(|p| (*p, 0, 0)).collect();
+        // Chunks a provider said it cannot supply: never asked of it again.
+        let mut refused: HashSet<(Peer, u64)> = HashSet::new();
         let mut in_flight = FuturesUnordered::new();
         loop {
             // Hand out chunks round-robin to the providers with room, so
             // every provider serves a share.
-            while !queue.is_empty() && live.iter().any(|(_, _, busy)| *busy < PER_PROVIDER) {
+            let mut handed = true;
+            while handed {
+                handed = false;
                 for (peer, _, busy) in live.iter_mut().filter(|(_, _, b)| *b < PER_PROVIDER) {
-                    let Some(index) = queue.pop_front() else {
-                        break;
+                    let Some(pos) = queue.iter().position(|i| !refused.contains(&(*peer, *i)))
+                    else {
+                        continue;
                     };
+                    let index = queue.remove(pos).expect("a position in the queue");
                     *busy += 1;
+                    handed = true;
                     let (p2p, peer) = (network.p2p.clone(), *peer);
                     in_flight.push(async move {
                         let got = p2p
@@ -430,31 +438,49 @@ impl Node {
                     });
                 }
             }
+            // Nothing in flight: done, or no provider left for what is missing.
             let Some((peer, index, got)) = in_flight.next().await else {
-                break;
+                if queue.is_empty() {
+                    break;
+                }
+                let missing: Vec<String> = queue.iter().map(u64::to_string).collect();
+                return Err(NodeError::Unavailable(format!(
+                    "no provider could supply chunks [{}] of {blob}: each one failed, refused them or sent bad data; the chunks fetched so far are kept and the next try resumes",
+                    missing.join(", ")
+                )));
             };
             let slot = live.iter().position(|(p, _, _)| *p == peer);
             if let Some(i) = slot {
                 live[i].2 -= 1;
             }
-            let verdict = match got {
+            match got {
                 Ok(Frame {
                     head: Response::Ok,
                     body,
                 }) => {
                     let partial = partial.clone();
                     let len = body.len() as u64;
-                    match tokio::task::spawn_blocking(move || {
+                    let put = tokio::task::spawn_blocking(move || {
                         partial
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .put_chunk(index, &body)
                     })
                     .await
-                    .map_err(join_error)?
-                    {
-                        Ok(()) => Ok(len),
-                        Err(vouch_store::StoreError::BadChunk(why)) => Err(Some(why)),
+                    .map_err(join_error)?;
+                    match put {
+                        Ok(()) => {
+                            network.record(peer, |r| r.chunks_ok += 1);
+                            network.set_fetch(id, |f| f.done_bytes += len);
+                        }
+                        Err(vouch_store::StoreError::BadChunk(why)) => {
+                            tracing::warn!(%peer, index, %why, "peer sent a bad chunk; dropping it from this fetch");
+                            network.record(peer, |r| r.bad_data += 1);
+                            queue.push_back(index);
+                            if let Some(i) = slot {
+                                live.remove(i);
+                            }
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -463,42 +489,23 @@ impl Node {
                     ..
                 }) => {
                     tracing::debug!(%peer, index, %code, %message, "peer refused a chunk");
-                    Err(None)
-                }
-                Ok(_) => Err(None),
-                Err(e) => {
-                    tracing::debug!(%peer, index, error = %e, "chunk request failed");
-                    Err(None)
-                }
-            };
-            match verdict {
-                Ok(len) => {
-                    network.record(peer, |r| r.chunks_ok += 1);
-                    network.set_fetch(id, |f| f.done_bytes += len);
-                }
-                Err(bad) => {
+                    network.record(peer, |r| r.failures += 1);
+                    refused.insert((peer, index));
                     queue.push_back(index);
-                    let drop_peer = match &bad {
-                        Some(why) => {
-                            tracing::warn!(%peer, index, %why, "peer sent a bad chunk; dropping it from this fetch");
-                            network.record(peer, |r| r.bad_data += 1);
-                            true
-                        }
-                        None => {
-                            network.record(peer, |r| r.failures += 1);
-                            slot.is_some_and(|i| {
-                                live[i].1 += 1;
-                                live[i].1 >= MAX_FAILURES
-                            })
-                        }
+                }
+                other => {
+                    let why = match other {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "an unknown answer".into(),
                     };
-                    if drop_peer && let Some(i) = slot {
-                        live.remove(i);
-                    }
-                    if live.is_empty() {
-                        return Err(NodeError::Unavailable(format!(
-                            "no provider could supply chunk {index} of {blob}: every one failed or sent bad data; the chunks fetched so far are kept and the next try resumes"
-                        )));
+                    tracing::debug!(%peer, index, %why, "chunk request failed");
+                    network.record(peer, |r| r.failures += 1);
+                    queue.push_back(index);
+                    if let Some(i) = slot {
+                        live[i].1 += 1;
+                        if live[i].1 >= MAX_FAILURES {
+                            live.remove(i);
+                        }
                     }
                 }
             }

@@ -713,3 +713,107 @@ async fn no_operator_takes_more_than_its_share_cap_while_others_can_serve() {
     );
     assert_eq!(nodes.nakamoto_coefficient, 1, "{nodes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_fetch_resumes_with_the_chunks_already_checked() {
+    use vouch_types::blob::{BlobHasher, CHUNK_SIZE};
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = joined(dirs[0].path(), vec![], false).await;
+    let id = push_sample(&a, "magika").await;
+    let record = a.node.find_model("magika", None).unwrap();
+    let sample = samples::SAMPLES
+        .iter()
+        .find(|s| s.name == "magika")
+        .unwrap();
+    let bytes = std::fs::read(models_dir().join(sample.file)).unwrap();
+    let table = BlobHasher::table_of(&bytes);
+    assert_eq!(table.chunks.len(), 4);
+
+    // P has the manifest, the table and only the first two chunks.
+    let key = SecretKey::from_bytes(&[77; 32]);
+    let (p, mut inbound) = P2p::start(p2p_config(addresses(&a)), &key).await.unwrap();
+    p.announce(AnnouncementBody {
+        operator: hex::encode(key.public().as_bytes()),
+        peer: p.peer_id().to_string(),
+        http: None,
+        models: vec![ModelOffer {
+            name: "magika".into(),
+            version: "1".into(),
+            id: id.to_string(),
+        }],
+        price: 0,
+        capacity: 1,
+        software: "half a model".into(),
+        seq: 0,
+        timestamp_ms: 0,
+    })
+    .await
+    .unwrap();
+    let (manifest, table_bytes) = (
+        [
+            record.signed.signature.to_bytes().to_vec(),
+            record.signed.manifest.encode(),
+        ]
+        .concat(),
+        table.encode(),
+    );
+    tokio::spawn(async move {
+        while let Some(req) = inbound.recv().await {
+            let ok = |body: Vec<u8>| Frame {
+                head: Response::Ok,
+                body,
+            };
+            let answer = match req.request.head {
+                Request::Manifest { .. } => ok(manifest.clone()),
+                Request::ChunkTable { .. } => ok(table_bytes.clone()),
+                Request::Chunk { index, .. } if index < 2 => {
+                    let start = index as usize * CHUNK_SIZE;
+                    ok(bytes[start..(start + CHUNK_SIZE).min(bytes.len())].to_vec())
+                }
+                _ => Response::error("unavailable", "not here"),
+            };
+            let _ = req.reply.send(answer);
+        }
+    });
+
+    // C can reach only P: the fetch stops with half the chunks on disk.
+    let c = joined(dirs[1].path(), addresses(&a), false).await;
+    wait_for_providers(&c, id, 2).await;
+    let c_p2p = c.node.p2p().unwrap();
+    let a_peer = a.node.peer_id();
+    c_p2p.dial(p.addresses()[0].clone()).await.unwrap();
+    eventually("C to connect to P", || {
+        c_p2p.peers().get(&p.peer_id()).is_some_and(|i| i.connected)
+    })
+    .await;
+    c_p2p.block(a_peer).await.unwrap();
+    let err = c.node.replicate("magika", None).await.unwrap_err();
+    assert!(err.to_string().contains("fetched so far are kept"), "{err}");
+    let stopped = c.node.fetch_status(&id).unwrap();
+    assert_eq!(
+        stopped.done_bytes,
+        2 * CHUNK_SIZE as u64,
+        "{stopped:?} {:?}",
+        c.node.peer_records()
+    );
+    assert!(c.node.find_model("magika", None).is_err());
+
+    // Healed, the next try asks only for the two missing chunks.
+    c_p2p.unblock(a_peer).await.unwrap();
+    eventually("C to reconnect to A", || {
+        c_p2p.peers().get(&a_peer).is_some_and(|i| i.connected)
+    })
+    .await;
+    assert_eq!(c.node.replicate("magika", None).await.unwrap(), id);
+    assert_eq!(c.node.peer_records()[&a_peer].chunks_ok, 2);
+    assert_eq!(
+        c.node
+            .infer("magika", None, magika_input(), None)
+            .await
+            .unwrap()
+            .receipt
+            .body
+            .model,
+        id
+    );
+}
