@@ -65,6 +65,17 @@ async fn push_sample(t: &TestNode, name: &str) -> vouch_types::Digest {
         .id()
 }
 
+/// Runs `name` on `inputs` through `t`'s router at the default level.
+async fn run(
+    t: &TestNode,
+    name: &str,
+    inputs: TensorMap,
+) -> Result<vouch_node::route::Routed, vouch_node::NodeError> {
+    t.node
+        .route(name, None, inputs, None, Default::default())
+        .await
+}
+
 /// Polls `check` until it holds, for at most 60 s.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -358,11 +369,7 @@ async fn routing_fails_over_when_a_provider_vanishes_and_hedges_a_silent_one() {
             .is_some_and(|m| m.providers.contains(&silent))
     })
     .await;
-    let routed = g
-        .node
-        .route("iris", None, iris_input(), None, Default::default())
-        .await
-        .unwrap();
+    let routed = run(&g, "iris", iris_input()).await.unwrap();
     assert_eq!(routed.executor, a_peer);
     assert!(g.node.network_nodes().unwrap().hedged >= 1);
 
@@ -573,11 +580,7 @@ async fn an_audit_bisects_to_the_faulty_step_and_a_referee_names_the_liar() {
     );
 
     // An honest receipt passes its audit.
-    let honest_answer = referee
-        .node
-        .route("magika", None, magika_input(), None, Default::default())
-        .await
-        .unwrap();
+    let honest_answer = run(&referee, "magika", magika_input()).await.unwrap();
     let outcome = auditor
         .node
         .audit(honest_answer.receipt, referee.node.peer_id())
@@ -614,10 +617,7 @@ async fn auditors_sample_gossiped_receipts_on_their_own() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     // Gossip meshes take a heartbeat to form: answer until an audit lands.
     loop {
-        liar.node
-            .route("iris", None, iris_input(), None, Default::default())
-            .await
-            .unwrap();
+        run(&liar, "iris", iris_input()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let caught = [&a, &b].iter().all(|n| {
             n.node
@@ -644,10 +644,7 @@ async fn a_partitioned_gateway_says_so_and_serves_again_once_healed() {
     replicate_to(&[&b], id, "iris").await;
     let g = joined(dirs[2].path(), addresses(&a), false).await;
     wait_for_providers(&g, id, 2).await;
-    let route = || {
-        g.node
-            .route("iris", None, iris_input(), None, Default::default())
-    };
+    let route = || run(&g, "iris", iris_input());
     route().await.unwrap();
 
     // Partition: G is cut off from both providers.
@@ -666,10 +663,7 @@ async fn a_partitioned_gateway_says_so_and_serves_again_once_healed() {
     assert_eq!(err.code(), "unavailable", "{err}");
     assert!(err.to_string().contains("every provider"), "{err}");
     // The providers still serve on their side of the partition.
-    a.node
-        .route("iris", None, iris_input(), None, Default::default())
-        .await
-        .unwrap();
+    run(&a, "iris", iris_input()).await.unwrap();
 
     // Heal: G reconnects and routes again.
     p2p.unblock(pa).await.unwrap();
@@ -696,10 +690,7 @@ async fn no_operator_takes_more_than_its_share_cap_while_others_can_serve() {
     let g = networked(dirs[2].path(), addresses(&a), |c| c.max_share = 0.6).await;
     wait_for_providers(&g, id, 2).await;
     for _ in 0..60 {
-        g.node
-            .route("iris", None, iris_input(), None, Default::default())
-            .await
-            .unwrap();
+        run(&g, "iris", iris_input()).await.unwrap();
     }
     let nodes = g.node.network_nodes().unwrap();
     assert_eq!(nodes.requests, 60);
