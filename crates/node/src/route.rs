@@ -138,31 +138,39 @@ impl Node {
         verify: Verify,
     ) -> Result<Routed, NodeError> {
         let nonce = nonce.unwrap_or_default();
-        let local = self.find_model(name, version).ok();
         let n = match verify {
             Verify::Quorum(n) => n,
             Verify::Receipt => 1,
         };
-        if n == 1
-            && let Some(record) = local
-        {
-            let kept = self.network.get().is_some().then(|| inputs.clone());
-            let answer = self.run_record(record, inputs, nonce).await?;
-            self.count_served(self.peer_id());
-            if let Some(inputs) = kept {
-                self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
-                    .await;
+        let local = match (n, self.find_model(name, version)) {
+            (1, Ok(record)) => {
+                let kept = self.network.get().is_some().then(|| inputs.clone());
+                let answer = self.run_record(record, inputs, nonce).await?;
+                self.count_served(self.peer_id());
+                if let Some(inputs) = kept {
+                    self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
+                        .await;
+                }
+                return Ok(self.routed_locally(answer));
             }
-            return Ok(self.routed_locally(answer));
-        }
-        let network = self.network_for(name, version)?.clone();
-        let id = match self.find_model(name, version) {
+            (_, local) => local,
+        };
+        let Some(network) = self.network.get().cloned() else {
+            return Err(match local {
+                Ok(_) => NodeError::Unavailable(
+                    "quorum needs other operators: start this node with --p2p-listen and --bootstrap"
+                        .into(),
+                ),
+                Err(e) => e,
+            });
+        };
+        let has_local = local.is_ok();
+        let id = match local {
             Ok(r) => r.id(),
             Err(here) => self.resolve_remote(name, version).map_err(|_| {
                 NodeError::NotFound(format!("{here} (no peer announces it either)"))
             })?,
         };
-        let has_local = self.store.model_by_id(&id)?.is_some();
         let size = inputs.byte_len() as u64;
         if size + 4096 > vouch_p2p::rpc::MAX_FRAME_BYTES {
             return Err(NodeError::TooLarge(format!(
@@ -202,22 +210,6 @@ impl Node {
             receipt: exec.receipt,
             quorum: None,
         }
-    }
-
-    /// The network, or an error that says the model is not here and the
-    /// node is not on a network.
-    fn network_for(&self, name: &str, version: Option<&str>) -> Result<&Arc<Network>, NodeError> {
-        self.network
-            .get()
-            .ok_or_else(|| {
-                match self.find_model(name, version) {
-            Ok(_) => NodeError::Unavailable(
-                "quorum needs other operators: start this node with --p2p-listen and --bootstrap"
-                    .into(),
-            ),
-            Err(e) => e,
-        }
-            })
     }
 
     fn resolve_remote(&self, name: &str, version: Option<&str>) -> Result<Digest, NodeError> {
