@@ -24,7 +24,9 @@ pub(crate) struct Cli {
 impl Cli {
     pub(crate) fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Up(_) | Command::Node(_) => "info,tower_http=warn",
+            // Kademlia warns when a node starts with no peer to bootstrap
+            // from, which is how a first node starts.
+            Command::Up(_) | Command::Node(_) => "info,tower_http=warn,libp2p_kad=error",
             _ => "warn",
         }
     }

@@ -135,17 +135,17 @@ fn serve_from_peers(node: &Arc<Node>, models: &[String]) {
         };
         let node = node.clone();
         tokio::spawn(async move {
-            let mut warned = false;
-            loop {
+            // Announcements take a moment to arrive: say so only if the
+            // model is still not there after a few tries.
+            for attempt in 1u32.. {
                 match node.replicate(&name, version.as_deref()).await {
                     Ok(id) => {
                         tracing::info!(model = %name, %id, "serving model fetched from peers");
                         return;
                     }
                     Err(e) => {
-                        if !warned {
-                            tracing::warn!(model = %name, error = %e, "cannot fetch the model yet; retrying");
-                            warned = true;
+                        if attempt == 5 {
+                            tracing::warn!(model = %name, error = %e, "cannot fetch the model yet; still trying");
                         }
                         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                     }
@@ -524,25 +524,30 @@ async fn network(client: &Client, json: bool) -> Result<()> {
         println!("listening for peers on {a}");
     }
     println!(
-        "{:<54} {:<5} {:>6} {:>6} {:>6}  MODELS",
-        "PEER", "CONN", "CHUNKS", "BAD", "FAILED"
+        "  {:<52} {:<4} {:>6} {:>6} {:>9} {:>7} {:>4} {:>6}  MODELS",
+        "PEER", "CONN", "SHARE", "SERVED", "AUDITS", "DISSENT", "BAD", "FAILED"
     );
     for n in &nodes.nodes {
-        let peer = if n.local {
-            format!("{} (this node)", n.peer)
-        } else {
-            n.peer.clone()
-        };
+        let r = &n.record;
         println!(
-            "{:<54} {:<5} {:>6} {:>6} {:>6}  {}",
-            peer,
+            "{} {:<52} {:<4} {:>5.1}% {:>6} {:>4}/{:<4} {:>7} {:>4} {:>6}  {}",
+            if n.local { "*" } else { " " },
+            n.peer,
             if n.connected { "yes" } else { "no" },
-            n.record.chunks_ok,
-            n.record.bad_data,
-            n.record.failures,
+            n.share * 100.0,
+            r.served,
+            r.audits_passed,
+            r.audits_failed,
+            r.disagreements,
+            r.bad_data,
+            r.failures,
             n.models.join(", ")
         );
     }
+    println!(
+        "* this node. AUDITS: passed/failed. {} requests handled here; Nakamoto coefficient of the share served: {}; {} hedged.",
+        nodes.requests, nodes.nakamoto_coefficient, nodes.hedged
+    );
     Ok(())
 }
 

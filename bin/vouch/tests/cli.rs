@@ -387,7 +387,10 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     assert_eq!(dissenters, 1, "{net}");
     assert!(net["nakamoto_coefficient"].as_u64().unwrap() >= 1);
     let table = ok(&vouch(&urls[0], &["network"]));
-    assert!(table.contains("(this node)"), "{table}");
+    assert!(
+        table.contains("* this node") && table.contains("Nakamoto coefficient"),
+        "{table}"
+    );
 
     // The faulty node answers on its own; the others audit every receipt,
     // bisect, have the third node referee, and keep the dispute.
