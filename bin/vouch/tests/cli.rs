@@ -35,6 +35,11 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(data: &Path, port: u16) -> NodeProcess {
+        NodeProcess::start_with(data, port, &[])
+    }
+
+    /// A node process with extra flags.
+    fn start_with(data: &Path, port: u16, extra: &[&str]) -> NodeProcess {
         let child = Command::new(BIN)
             .args([
                 "node",
@@ -43,6 +48,7 @@ impl NodeProcess {
                 "--data-dir",
             ])
             .arg(data)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -459,4 +465,60 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn two_node_processes_join_and_one_pins_the_others_model() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let a = NodeProcess::start(da.path(), free_port());
+    let iris = models_dir().join("iris.onnx");
+    let _ = ok(&a.vouch(&[
+        "model",
+        "push",
+        iris.to_str().unwrap(),
+        "--name",
+        "iris",
+        "--input-shape",
+        "float_input=N,4",
+    ]));
+    // A's peer address, as `vouch network` prints it.
+    let net: serde_json::Value =
+        serde_json::from_str(&ok(&a.vouch(&["network", "--json"]))).unwrap();
+    let bootstrap = net["listen"][0].as_str().unwrap().to_string();
+    assert!(bootstrap.contains("/p2p/"), "{bootstrap}");
+    let b = NodeProcess::start_with(
+        db.path(),
+        free_port(),
+        &["--bootstrap", &bootstrap, "--audit-rate", "0"],
+    );
+    let out = ok(&b.vouch(&["model", "pin", "iris", "--timeout", "60"]));
+    assert!(
+        out.contains("iris@1") && out.contains("served by 2 node(s)"),
+        "{out}"
+    );
+    std::fs::write(
+        work.path().join("in.json"),
+        r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}}}"#,
+    )
+    .unwrap();
+    let infer = |node: &NodeProcess| {
+        Command::new(BIN)
+            .args(["infer", "iris", "--input", "in.json", "--receipt", "r.json"])
+            .env("VOUCH_NODE", &node.url)
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    let from_b = ok(&infer(&b));
+    let from_a = ok(&infer(&a));
+    assert_eq!(from_a, from_b, "the replica answers as the original does");
+    // A bad bootstrap address is refused with the fix.
+    let out = Command::new(BIN)
+        .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(work.path().join("c"))
+        .args(["--bootstrap", "/ip4/127.0.0.1/tcp/1"])
+        .output()
+        .unwrap();
+    fails(&out, "/p2p/<peer id>");
 }
