@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use vouch_api::{FetchProgress, NetworkNode, NetworkNodes, PeerRecordJson, PinStatus};
+use vouch_p2p::rpc::MAX_CHUNKS_PER_REQUEST;
 use vouch_p2p::{
     AnnouncementBody, Frame, Inbound, InboundRequest, ModelOffer, P2p, P2pConfig, Peer, Request,
     Response,
@@ -28,6 +29,8 @@ use crate::service::{Node, join_error};
 
 /// Chunk requests in flight per provider during a fetch.
 const PER_PROVIDER: usize = 4;
+/// Chunks asked for in one request (fewer, larger messages move faster).
+const BATCH: usize = 8;
 /// Failed requests after which a provider is dropped from a fetch.
 const MAX_FAILURES: u32 = 3;
 
@@ -416,30 +419,41 @@ impl Node {
         let mut refused: HashSet<(Peer, u64)> = HashSet::new();
         let mut in_flight = FuturesUnordered::new();
         loop {
-            // Hand out chunks round-robin to the providers with room, so
-            // every provider serves a share.
+            // Hand out batches of chunks round-robin to the providers with
+            // room, so every provider serves a share.
             let mut handed = true;
             while handed {
                 handed = false;
+                let with_room = live.iter().filter(|(_, _, b)| *b < PER_PROVIDER).count();
+                let batch = queue.len().div_ceil(with_room.max(1)).clamp(1, BATCH);
                 for (peer, _, busy) in live.iter_mut().filter(|(_, _, b)| *b < PER_PROVIDER) {
-                    let Some(pos) = queue.iter().position(|i| !refused.contains(&(*peer, *i)))
-                    else {
+                    let mut indexes = Vec::with_capacity(batch);
+                    let mut i = 0;
+                    while i < queue.len() && indexes.len() < batch {
+                        if refused.contains(&(*peer, queue[i])) {
+                            i += 1;
+                        } else {
+                            indexes.extend(queue.remove(i));
+                        }
+                    }
+                    if indexes.is_empty() {
                         continue;
-                    };
-                    let index = queue.remove(pos).expect("a position in the queue");
+                    }
                     *busy += 1;
                     handed = true;
                     let (p2p, peer) = (network.p2p.clone(), *peer);
                     in_flight.push(async move {
-                        let got = p2p
-                            .request(peer, Frame::new(Request::Chunk { blob, index }))
-                            .await;
-                        (peer, index, got)
+                        let asked = Frame::new(Request::Chunks {
+                            blob,
+                            indexes: indexes.clone(),
+                        });
+                        let got = p2p.request(peer, asked).await;
+                        (peer, indexes, got)
                     });
                 }
             }
             // Nothing in flight: done, or no provider left for what is missing.
-            let Some((peer, index, got)) = in_flight.next().await else {
+            let Some((peer, indexes, got)) = in_flight.next().await else {
                 if queue.is_empty() {
                     break;
                 }
@@ -458,49 +472,81 @@ impl Node {
                     head: Response::Ok,
                     body,
                 }) => {
-                    let partial = partial.clone();
-                    let len = body.len() as u64;
-                    let put = tokio::task::spawn_blocking(move || {
-                        partial
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .put_chunk(index, &body)
+                    let shared = partial.clone();
+                    let asked = indexes.clone();
+                    // Split the answer into the chunks asked for, in order,
+                    // and check each; a short answer holds a prefix. Returns
+                    // what was stored and, if something did not check out,
+                    // why.
+                    let checked = tokio::task::spawn_blocking(move || {
+                        let mut partial = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        let (mut at, mut stored) = (0, Vec::new());
+                        for &index in &asked {
+                            let len = partial.chunk_len(index);
+                            let Some(piece) = body.get(at..at + len) else {
+                                break;
+                            };
+                            match partial.put_chunk(index, piece) {
+                                Ok(()) => stored.push((index, len as u64)),
+                                Err(vouch_store::StoreError::BadChunk(why)) => {
+                                    return Ok((stored, Some(why)));
+                                }
+                                Err(e) => return Err(e),
+                            }
+                            at += len;
+                        }
+                        let misaligned = (at != body.len()).then(|| {
+                            format!(
+                                "an answer of {} bytes does not end on a chunk boundary",
+                                body.len()
+                            )
+                        });
+                        Ok((stored, misaligned))
                     })
                     .await
-                    .map_err(join_error)?;
-                    match put {
-                        Ok(()) => {
-                            network.record(peer, |r| r.chunks_ok += 1);
-                            network.set_fetch(id, |f| f.done_bytes += len);
+                    .map_err(join_error)??;
+                    let (stored, bad) = checked;
+                    let bytes: u64 = stored.iter().map(|(_, len)| len).sum();
+                    network.record(peer, |r| r.chunks_ok += stored.len() as u64);
+                    network.set_fetch(id, |f| f.done_bytes += bytes);
+                    let rest = &indexes[stored.len()..];
+                    match bad {
+                        None => {
+                            // What did not arrive, this provider does not hold.
+                            for &index in rest {
+                                refused.insert((peer, index));
+                                queue.push_back(index);
+                            }
                         }
-                        Err(vouch_store::StoreError::BadChunk(why)) => {
-                            tracing::warn!(%peer, index, %why, "peer sent a bad chunk; dropping it from this fetch");
+                        Some(why) => {
+                            tracing::warn!(%peer, %why, "peer sent a bad chunk; dropping it from this fetch");
                             network.record(peer, |r| r.bad_data += 1);
-                            queue.push_back(index);
+                            queue.extend(rest);
                             if let Some(i) = slot {
                                 live.remove(i);
                             }
                         }
-                        Err(e) => return Err(e.into()),
                     }
                 }
                 Ok(Frame {
                     head: Response::Error { code, message },
                     ..
                 }) => {
-                    tracing::debug!(%peer, index, %code, %message, "peer refused a chunk");
+                    tracing::debug!(%peer, ?indexes, %code, %message, "peer refused chunks");
                     network.record(peer, |r| r.failures += 1);
-                    refused.insert((peer, index));
-                    queue.push_back(index);
+                    for &index in &indexes {
+                        refused.insert((peer, index));
+                        queue.push_back(index);
+                    }
                 }
                 other => {
                     let why = match other {
                         Err(e) => e.to_string(),
                         Ok(_) => "an unknown answer".into(),
                     };
-                    tracing::debug!(%peer, index, %why, "chunk request failed");
+                    tracing::debug!(%peer, ?indexes, %why, "chunk request failed");
                     network.record(peer, |r| r.failures += 1);
-                    queue.push_back(index);
+                    queue.extend(indexes);
                     if let Some(i) = slot {
                         live[i].1 += 1;
                         if live[i].1 >= MAX_FAILURES {
@@ -770,9 +816,15 @@ impl Node {
                 .chunk_table(&blob)
                 .map(|t| t.encode())
                 .map_err(NodeError::from),
-            Request::Chunk { blob, index } => {
+            Request::Chunks { indexes, .. } if indexes.len() > MAX_CHUNKS_PER_REQUEST => {
+                Err(NodeError::BadRequest(format!(
+                    "{} chunks asked at once; at most {MAX_CHUNKS_PER_REQUEST} are served per request",
+                    indexes.len()
+                )))
+            }
+            Request::Chunks { blob, indexes } => {
                 let store = self.store.clone();
-                tokio::task::spawn_blocking(move || store.read_chunk(&blob, index))
+                tokio::task::spawn_blocking(move || store.read_chunks(&blob, &indexes))
                     .await
                     .map_err(join_error)
                     .and_then(|r| r.map_err(NodeError::from))

@@ -134,11 +134,11 @@ async fn replication_checks_every_chunk_and_drops_a_lying_peer() {
     tokio::spawn(async move {
         while let Some(req) = inbound.recv().await {
             let answer = match req.request.head {
-                Request::Chunk { .. } => {
+                Request::Chunks { indexes, .. } => {
                     told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     Frame {
                         head: Response::Ok,
-                        body: vec![0u8; vouch_types::blob::CHUNK_SIZE],
+                        body: vec![0u8; vouch_types::blob::CHUNK_SIZE * indexes.len()],
                     }
                 }
                 _ => Response::error("not_found", "no"),
@@ -757,10 +757,15 @@ async fn an_interrupted_fetch_resumes_with_the_chunks_already_checked() {
             let answer = match req.request.head {
                 Request::Manifest { .. } => ok(manifest.clone()),
                 Request::ChunkTable { .. } => ok(table_bytes.clone()),
-                Request::Chunk { index, .. } if index < 2 => {
-                    let start = index as usize * CHUNK_SIZE;
-                    ok(bytes[start..(start + CHUNK_SIZE).min(bytes.len())].to_vec())
-                }
+                // The longest prefix of the chunks asked that P holds.
+                Request::Chunks { indexes, .. } if indexes[0] < 2 => ok(indexes
+                    .iter()
+                    .take_while(|&&i| i < 2)
+                    .flat_map(|&i| {
+                        let start = i as usize * CHUNK_SIZE;
+                        bytes[start..(start + CHUNK_SIZE).min(bytes.len())].to_vec()
+                    })
+                    .collect()),
                 _ => Response::error("unavailable", "not here"),
             };
             let _ = req.reply.send(answer);

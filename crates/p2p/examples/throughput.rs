@@ -44,11 +44,17 @@ async fn main() {
             while sent < n && pending.len() < inflight {
                 let (b, peer) = (b.clone(), a.peer_id());
                 pending.push(async move {
-                    b.request(peer, Frame::new(Request::Chunk { blob, index: 0 }))
-                        .await
-                        .expect("an answer")
-                        .body
-                        .len()
+                    b.request(
+                        peer,
+                        Frame::new(Request::Chunks {
+                            blob,
+                            indexes: vec![0],
+                        }),
+                    )
+                    .await
+                    .expect("an answer")
+                    .body
+                    .len()
                 });
                 sent += 1;
             }

@@ -28,6 +28,9 @@ pub const MAX_FRAME_BYTES: u64 = 16 << 20;
 /// Requests in flight on one connection, each way.
 pub const MAX_STREAMS: usize = 64;
 
+/// Most chunks one [`Request::Chunks`] may ask for (a frame holds them).
+pub const MAX_CHUNKS_PER_REQUEST: usize = 8;
+
 /// One message: a typed head and raw bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame<H> {
@@ -63,12 +66,15 @@ pub enum Request {
         /// Blob digest.
         blob: Digest,
     },
-    /// One chunk of a blob (body: the chunk's bytes).
-    Chunk {
+    /// Chunks of a blob (body: their bytes back to back, in the order
+    /// asked). A node answers the longest prefix of them it holds, so the
+    /// asker tells from the body's length which arrived; one that holds
+    /// none answers an error.
+    Chunks {
         /// Blob digest.
         blob: Digest,
-        /// Chunk index.
-        index: u64,
+        /// Chunk indexes, at most [`MAX_CHUNKS_PER_REQUEST`].
+        indexes: Vec<u64>,
     },
     /// Fetch this model from the network and serve it.
     Replicate {
@@ -254,7 +260,11 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip() {
         let blob = Digest::of(Kind::Blob, b"x");
-        round_trip(Frame::new(Request::Chunk { blob, index: 7 })).await;
+        round_trip(Frame::new(Request::Chunks {
+            blob,
+            indexes: vec![7, 2],
+        }))
+        .await;
         round_trip(Frame {
             head: Response::Ok,
             body: (0..3000u32).map(|i| i as u8).collect(),

@@ -143,9 +143,9 @@ async fn peers_answer_requests_and_find_providers() {
     tokio::spawn(async move {
         while let Some(req) = inbound.recv().await {
             let answer = match req.request.head {
-                Request::Chunk { index, .. } => Frame {
+                Request::Chunks { indexes, .. } => Frame {
                     head: Response::Ok,
-                    body: vec![index as u8; 2 << 20],
+                    body: vec![indexes[0] as u8; 2 << 20],
                 },
                 _ => Response::error("unsupported", "only chunks here"),
             };
@@ -157,7 +157,13 @@ async fn peers_answer_requests_and_find_providers() {
     let blob = Digest::of(Kind::Blob, b"blob");
 
     let got = b
-        .request(a.peer_id(), Frame::new(Request::Chunk { blob, index: 5 }))
+        .request(
+            a.peer_id(),
+            Frame::new(Request::Chunks {
+                blob,
+                indexes: vec![5],
+            }),
+        )
         .await
         .unwrap();
     assert_eq!(got.head, Response::Ok);
@@ -169,7 +175,13 @@ async fn peers_answer_requests_and_find_providers() {
     assert!(matches!(refused.head, Response::Error { code, .. } if code == "unsupported"));
     // C dropped its inbound stream: it answers, with an error.
     let unavailable = b
-        .request(c.peer_id(), Frame::new(Request::Chunk { blob, index: 0 }))
+        .request(
+            c.peer_id(),
+            Frame::new(Request::Chunks {
+                blob,
+                indexes: vec![0],
+            }),
+        )
         .await
         .unwrap();
     assert!(matches!(unavailable.head, Response::Error { code, .. } if code == "unavailable"));
@@ -194,7 +206,13 @@ async fn peers_answer_requests_and_find_providers() {
     drop(a);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let err = b
-        .request(a_id, Frame::new(Request::Chunk { blob, index: 1 }))
+        .request(
+            a_id,
+            Frame::new(Request::Chunks {
+                blob,
+                indexes: vec![1],
+            }),
+        )
         .await;
     assert!(err.is_err(), "a vanished peer answered: {err:?}");
 }

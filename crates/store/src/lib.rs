@@ -254,14 +254,21 @@ impl Store {
 
     /// Reads chunk `index` of a stored blob, re-hashed against its table.
     pub fn read_chunk(&self, digest: &Digest, index: u64) -> Result<Vec<u8>, StoreError> {
+        self.read_chunks(digest, &[index])
+    }
+
+    /// Reads chunks of a stored blob back to back, in the order given, each
+    /// re-hashed against the blob's table.
+    pub fn read_chunks(&self, digest: &Digest, indexes: &[u64]) -> Result<Vec<u8>, StoreError> {
         let table = self.chunk_table(digest)?;
-        let Some(want) = table.chunks.get(index as usize) else {
+        let chunks = table.chunks.len() as u64;
+        if let Some(&index) = indexes.iter().find(|&&i| i >= chunks) {
             return Err(StoreError::NoSuchChunk {
                 digest: *digest,
                 index,
-                chunks: table.chunks.len() as u64,
+                chunks,
             });
-        };
+        }
         let path = self.blob_path(digest);
         let corrupt = |detail: String| StoreError::Corrupt {
             digest: *digest,
@@ -274,12 +281,18 @@ impl Store {
             }
             Err(e) => return Err(io_err("opening", &path)(e)),
         };
-        let (offset, len) = chunk_span(&table, index);
-        let mut data = vec![0u8; len];
-        file.read_exact_at(&mut data, offset)
-            .map_err(|e| corrupt(format!("chunk {index} cannot be read: {e}")))?;
-        if Digest::of(Kind::BlobChunk, &data) != *want {
-            return Err(corrupt(format!("chunk {index} does not match its digest")));
+        let total = indexes.iter().map(|&i| chunk_span(&table, i).1).sum();
+        let mut data = vec![0u8; total];
+        let mut at = 0;
+        for &index in indexes {
+            let (offset, len) = chunk_span(&table, index);
+            let piece = &mut data[at..at + len];
+            file.read_exact_at(piece, offset)
+                .map_err(|e| corrupt(format!("chunk {index} cannot be read: {e}")))?;
+            if Digest::of(Kind::BlobChunk, piece) != table.chunks[index as usize] {
+                return Err(corrupt(format!("chunk {index} does not match its digest")));
+            }
+            at += len;
         }
         Ok(data)
     }
@@ -637,6 +650,11 @@ impl PartialBlob {
             .collect()
     }
 
+    /// The length of chunk `index` (the last one may be short).
+    pub fn chunk_len(&self, index: u64) -> usize {
+        chunk_span(&self.table, index).1
+    }
+
     /// Bytes of the chunks already present.
     pub fn bytes_present(&self) -> u64 {
         (0..self.have.len() as u64)
@@ -852,6 +870,10 @@ mod tests {
         let (digest, _) = src.put_blob(&data).unwrap();
         let table = src.chunk_table(&digest).unwrap();
         assert_eq!(src.read_chunk(&digest, 3).unwrap(), &data[3 * CHUNK_SIZE..]);
+        assert_eq!(
+            src.read_chunks(&digest, &[3, 0]).unwrap(),
+            [&data[3 * CHUNK_SIZE..], &data[..CHUNK_SIZE]].concat()
+        );
         assert!(matches!(
             src.read_chunk(&digest, 4),
             Err(StoreError::NoSuchChunk { chunks: 4, .. })
