@@ -838,7 +838,11 @@ impl Node {
                 });
                 Ok(Vec::new())
             }
-            Request::Infer { model, nonce } => self.answer_infer(model, nonce, &body).await,
+            Request::Infer {
+                model,
+                nonce,
+                quorum,
+            } => self.answer_infer(model, nonce, quorum, &body).await,
             ref audit @ (Request::Inputs { .. }
             | Request::Outputs { .. }
             | Request::TraceChildren { .. }

@@ -293,7 +293,7 @@ impl Node {
         let launch = |peer: Peer| {
             let (network, encoded) = (network.clone(), encoded.clone());
             async move {
-                let result = execute_on(&network, peer, id, encoded, inputs, nonce).await;
+                let result = execute_on(&network, peer, id, encoded, (inputs, nonce), false).await;
                 (peer, result)
             }
         };
@@ -375,23 +375,20 @@ impl Node {
                 nonce.clone(),
             );
             Box::pin(async move {
-                let result = execute_on(&network, peer, id, encoded, &inputs, &nonce).await;
+                let result = execute_on(&network, peer, id, encoded, (&inputs, &nonce), true).await;
                 (peer, result)
             }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
         };
         if has_local {
             let (node, inputs, nonce) = (self.clone(), inputs.clone(), nonce.clone());
             runs.push(Box::pin(async move {
-                let result = match node.infer_id(&id, inputs.clone(), nonce).await {
-                    Ok(a) => {
-                        node.after_execution(&a.receipt, inputs, a.outputs.clone())
-                            .await;
-                        Ok(Execution {
-                            outputs: a.outputs,
-                            receipt: a.receipt,
-                            peer: me,
-                        })
-                    }
+                // Checked by the quorum itself: not offered to audits.
+                let result = match node.infer_id(&id, inputs, nonce).await {
+                    Ok(a) => Ok(Execution {
+                        outputs: a.outputs,
+                        receipt: a.receipt,
+                        peer: me,
+                    }),
                     Err(e) => Err(Failure::Refused(e)),
                 };
                 (me, result)
@@ -489,20 +486,25 @@ impl Node {
         }
     }
 
-    /// Answers a peer's [`Request::Infer`].
+    /// Answers a peer's [`Request::Infer`]. An answer for a quorum is
+    /// cross-checked by the asker, so it is not offered to audits.
     pub(crate) async fn answer_infer(
         &self,
         model: Digest,
         nonce: String,
+        quorum: bool,
         body: &[u8],
     ) -> Result<Vec<u8>, NodeError> {
         let inputs = TensorMap::decode(body).map_err(|e| {
             NodeError::BadRequest(format!("inputs are not a canonical tensor map: {e}"))
         })?;
-        let answer = self.infer_id(&model, inputs.clone(), nonce).await?;
+        let kept = (!quorum).then(|| inputs.clone());
+        let answer = self.infer_id(&model, inputs, nonce).await?;
         self.count_served(self.peer_id());
-        self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
-            .await;
+        if let Some(inputs) = kept {
+            self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
+                .await;
+        }
         Ok(encode_answer(&answer.receipt, &answer.outputs))
     }
 }
@@ -533,14 +535,15 @@ async fn execute_on(
     peer: Peer,
     model: Digest,
     encoded: Arc<Vec<u8>>,
-    inputs: &TensorMap,
-    nonce: &str,
+    (inputs, nonce): (&TensorMap, &str),
+    quorum: bool,
 ) -> Result<Execution, Failure> {
     let started = Instant::now();
     let frame = Frame {
         head: Request::Infer {
             model,
             nonce: nonce.to_string(),
+            quorum,
         },
         body: encoded.as_ref().clone(),
     };

@@ -88,6 +88,10 @@ pub enum Request {
         model: Digest,
         /// The client's nonce, bound into the receipt.
         nonce: String,
+        /// The asker cross-checks this answer in a quorum, so the executor
+        /// need not offer it to sampled audits.
+        #[serde(default)]
+        quorum: bool,
     },
     /// The inputs of a receipt this node signed, while it retains them
     /// (answer body: canonical tensor map).
