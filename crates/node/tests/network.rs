@@ -813,3 +813,67 @@ async fn an_interrupted_fetch_resumes_with_the_chunks_already_checked() {
         id
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_dispute_counts_against_its_sender_not_the_accused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = joined(dir.path(), vec![], false).await;
+    let key = SecretKey::from_bytes(&[55; 32]);
+    let (forger, _inbound) = P2p::start(p2p_config(addresses(&a)), &key).await.unwrap();
+    // A receipt signed by A, and a "dispute" accusing it with made-up reveals.
+    let honest = a.node.p2p().unwrap().peer_id();
+    let id = push_sample(&a, "iris").await;
+    let receipt = run(&a, "iris", iris_input()).await.unwrap().receipt;
+    let leaf = vouch_types::Digest::of(Kind::TraceLeaf, b"made up");
+    let forged = vouch_types::dispute::Dispute {
+        version: vouch_types::dispute::DISPUTE_VERSION,
+        executor: receipt.clone(),
+        auditor: receipt,
+        step: 0,
+        step_name: None,
+        executor_descent: vouch_types::merkle::Descent {
+            levels: vec![],
+            leaf,
+        },
+        auditor_descent: vouch_types::merkle::Descent {
+            levels: vec![],
+            leaf,
+        },
+        verdict: vouch_types::dispute::Verdict::sign(&key, &id, &id, 0, leaf),
+        faulty: vouch_types::dispute::Party::Executor,
+    };
+    let bytes = serde_json::to_vec(&forged).unwrap();
+    let forger_peer = forger.peer_id();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Publish until the gossip mesh carries it to A.
+    while a
+        .node
+        .peer_records()
+        .get(&forger_peer)
+        .is_none_or(|r| r.bad_data == 0)
+    {
+        forger
+            .publish(vouch_node::p2p::Topic::Disputes, bytes.clone())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A never judged the dispute"
+        );
+    }
+    assert_eq!(
+        a.node
+            .peer_records()
+            .get(&honest)
+            .map_or(0, |r| r.audits_failed),
+        0
+    );
+    assert!(
+        a.node
+            .evidence()
+            .unwrap()
+            .iter()
+            .all(|e| e["kind"] != "dispute")
+    );
+}
