@@ -290,13 +290,23 @@ impl Node {
         }
         tracing::warn!(%executor, receipt = %id, "audit mismatch; bisecting");
         let ours = self.trace_leaves(&mine.receipt.id)?;
-        let mut bisection = Bisection::new(
+        let mut bisection = match Bisection::new(
             receipt.body.trace.len,
             receipt.body.trace.root,
             mine.receipt.body.trace.len,
             mine.receipt.body.trace.root,
-        )
-        .map_err(|e| NodeError::Unavailable(format!("cannot bisect: {e}")))?;
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                // The same model on the same engine has one plan: a trace of
+                // another length (or none: a node run with --no-trace) cannot
+                // be bisected, and the answer still differs.
+                network.record(executor, |r| r.bad_data += 1);
+                return Ok(AuditOutcome::Unresolved(format!(
+                    "the answer differs and the traces cannot be bisected: {e}"
+                )));
+            }
+        };
         while let Some((lo, hi)) = bisection.next() {
             let body = ask(
                 &network,
