@@ -255,6 +255,11 @@ impl Node {
     /// differing step, publishes the dispute and records the verdict.
     pub async fn audit(&self, receipt: Receipt, executor: Peer) -> Result<AuditOutcome, NodeError> {
         let network = self.network()?.clone();
+        if !self.config.trace {
+            return Err(NodeError::Unavailable(
+                "this node runs with --no-trace: it cannot bisect, so it does not audit".into(),
+            ));
+        }
         receipt
             .verify()
             .map_err(|e| NodeError::BadRequest(format!("the receipt does not verify: {e}")))?;
@@ -523,7 +528,8 @@ impl Node {
                 // Only an executor's own receipts, for models this node
                 // serves, when drawn; cheapest checks first (the signature
                 // is checked again when the audit starts).
-                if !sample(self.audit_rate())
+                if !self.config.trace
+                    || !sample(self.audit_rate())
                     || peer_id_of(&receipt.body.node) != gossip.source
                     || !matches!(self.store.model_by_id(&receipt.body.model), Ok(Some(_)))
                 {
