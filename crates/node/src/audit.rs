@@ -18,14 +18,14 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use vouch_p2p::{Frame, Gossip, Peer, Request, Response, Topic, peer_id_of};
+use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
 use vouch_types::dispute::{DISPUTE_VERSION, Dispute, Party, Verdict};
 use vouch_types::merkle::{self, Bisection};
 use vouch_types::quorum::outputs_agree;
 use vouch_types::{Determinism, Digest, Kind, Receipt, TensorMap};
 
 use crate::error::NodeError;
-use crate::network::Network;
+use crate::network::{Network, ask};
 use crate::service::Node;
 
 /// Bytes of inputs and outputs an executor keeps for auditors.
@@ -91,26 +91,6 @@ fn sample(rate: f64) -> bool {
 
 fn bad_answer(what: &str) -> NodeError {
     NodeError::Unavailable(format!("the executor's {what} answer is malformed"))
-}
-
-/// Asks `peer` and returns the body of an `Ok` answer.
-async fn ask(network: &Network, peer: Peer, request: Frame<Request>) -> Result<Vec<u8>, NodeError> {
-    match network.p2p.request(peer, request).await {
-        Ok(Frame {
-            head: Response::Ok,
-            body,
-        }) => Ok(body),
-        Ok(Frame {
-            head: Response::Error { code, message },
-            ..
-        }) => Err(NodeError::Unavailable(format!(
-            "{peer} refused: {code}: {message}"
-        ))),
-        Ok(_) => Err(NodeError::Unavailable(format!(
-            "{peer} sent an unknown answer"
-        ))),
-        Err(e) => Err(NodeError::Unavailable(e.to_string())),
-    }
 }
 
 fn digest_at(bytes: &[u8], kind: Kind) -> Option<Digest> {

@@ -380,21 +380,11 @@ async fn infer(
         )
         .await?;
     let receipt_header = HeaderValue::from_str(&routed.receipt.id.to_string()).ok();
-    let mut response = json(
-        StatusCode::OK,
-        &InferResponse {
-            executed_by: Some(Executor {
-                peer: routed.executor.to_string(),
-                operator: routed.receipt.body.node,
-            }),
-            route: routed.route.iter().map(|p| p.to_string()).collect(),
-            // A single execution's one receipt is `receipt` itself.
-            receipts: if routed.quorum.is_some() {
-                routed.receipts
-            } else {
-                Vec::new()
-            },
-            quorum: routed.quorum.map(|q| QuorumJson {
+    // A single execution's one receipt is `receipt` itself; a quorum lists
+    // every member's.
+    let (receipts, quorum) = match routed.quorum {
+        Some(q) => {
+            let json = QuorumJson {
                 wanted: q.wanted as u64,
                 agreed: q.agreed as u64,
                 dissent: q
@@ -406,7 +396,21 @@ async fn infer(
                         receipt: d.receipt.id,
                     })
                     .collect(),
+            };
+            (q.receipts, Some(json))
+        }
+        None => (Vec::new(), None),
+    };
+    let mut response = json(
+        StatusCode::OK,
+        &InferResponse {
+            executed_by: Some(Executor {
+                peer: routed.executor.to_string(),
+                operator: routed.receipt.body.node,
             }),
+            route: routed.route.iter().map(|p| p.to_string()).collect(),
+            receipts,
+            quorum,
             outputs: from_map(routed.outputs),
             receipt: routed.receipt,
         },

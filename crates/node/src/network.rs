@@ -590,19 +590,9 @@ impl Node {
             if accepted.len() >= count {
                 break;
             }
-            match network
-                .p2p
-                .request(peer, Frame::new(Request::Replicate { id }))
-                .await
-            {
-                Ok(Frame {
-                    head: Response::Ok, ..
-                }) => accepted.push(peer),
-                Ok(Frame {
-                    head: Response::Error { message, .. },
-                    ..
-                }) => tracing::info!(%peer, %message, "peer declined to replicate"),
-                other => tracing::debug!(%peer, ?other, "replicate request failed"),
+            match ask(network, peer, Frame::new(Request::Replicate { id })).await {
+                Ok(_) => accepted.push(peer),
+                Err(e) => tracing::info!(%peer, error = %e, "peer did not take the replica"),
             }
         }
         accepted
@@ -879,6 +869,30 @@ async fn serve_peers(node: std::sync::Weak<Node>, mut inbound: Inbound) {
     }
 }
 
+/// Asks `peer` and returns the body of an `Ok` answer.
+pub(crate) async fn ask(
+    network: &Network,
+    peer: Peer,
+    request: Frame<Request>,
+) -> Result<Vec<u8>, NodeError> {
+    match network.p2p.request(peer, request).await {
+        Ok(Frame {
+            head: Response::Ok,
+            body,
+        }) => Ok(body),
+        Ok(Frame {
+            head: Response::Error { code, message },
+            ..
+        }) => Err(NodeError::Unavailable(format!(
+            "{peer} refused: {code}: {message}"
+        ))),
+        Ok(_) => Err(NodeError::Unavailable(format!(
+            "{peer} sent an unknown answer"
+        ))),
+        Err(e) => Err(NodeError::Unavailable(e.to_string())),
+    }
+}
+
 /// Asks each provider in turn for the signed manifest of `id` until one
 /// sends a manifest that hashes to `id` under a valid signature.
 async fn fetch_manifest(
@@ -888,20 +902,8 @@ async fn fetch_manifest(
 ) -> Result<SignedManifest, NodeError> {
     let mut why = Vec::new();
     for &peer in providers {
-        let checked = match network
-            .p2p
-            .request(peer, Frame::new(Request::Manifest { id }))
-            .await
-        {
-            Ok(Frame {
-                head: Response::Ok,
-                body,
-            }) => decode_manifest(&body, id),
-            Ok(Frame {
-                head: Response::Error { message, .. },
-                ..
-            }) => Err(format!("refused: {message}")),
-            Ok(_) => Err("an unknown answer".into()),
+        let checked = match ask(network, peer, Frame::new(Request::Manifest { id })).await {
+            Ok(body) => decode_manifest(&body, id),
             Err(e) => Err(e.to_string()),
         };
         match checked {
@@ -949,14 +951,7 @@ async fn fetch_table(
     providers: &[Peer],
 ) -> Result<ChunkTable, NodeError> {
     for &peer in providers {
-        if let Ok(Frame {
-            head: Response::Ok,
-            body,
-        }) = network
-            .p2p
-            .request(peer, Frame::new(Request::ChunkTable { blob }))
-            .await
-        {
+        if let Ok(body) = ask(network, peer, Frame::new(Request::ChunkTable { blob })).await {
             match ChunkTable::decode(&body) {
                 Ok(t) if t.root() == blob && t.size == size => return Ok(t),
                 _ => network.record(peer, |r| r.bad_data += 1),

@@ -88,6 +88,8 @@ pub struct QuorumReport {
     pub wanted: usize,
     /// Operators in the majority.
     pub agreed: usize,
+    /// Every member's receipt, dissenters included.
+    pub receipts: Vec<Receipt>,
     /// Executions outside the majority.
     pub dissent: Vec<Execution>,
 }
@@ -104,8 +106,6 @@ pub struct Routed {
     /// The nodes the request went through: this node, then the executor
     /// when it is another.
     pub route: Vec<Peer>,
-    /// Every receipt (a quorum's members, dissenters included).
-    pub receipts: Vec<Receipt>,
     /// The quorum, when one was asked for.
     pub quorum: Option<QuorumReport>,
 }
@@ -192,7 +192,6 @@ impl Node {
     fn routed_locally(&self, answer: Answer) -> Routed {
         let me = self.peer_id();
         Routed {
-            receipts: vec![answer.receipt.clone()],
             outputs: answer.outputs,
             receipt: answer.receipt,
             executor: me,
@@ -203,7 +202,6 @@ impl Node {
 
     fn routed_remotely(&self, exec: Execution) -> Routed {
         Routed {
-            receipts: vec![exec.receipt.clone()],
             route: vec![self.peer_id(), exec.peer],
             executor: exec.peer,
             outputs: exec.outputs,
@@ -462,10 +460,10 @@ impl Node {
             receipt: chosen.receipt,
             executor: chosen.peer,
             route,
-            receipts,
             quorum: Some(QuorumReport {
                 wanted: n,
                 agreed: majority.len(),
+                receipts,
                 dissent,
             }),
         })
