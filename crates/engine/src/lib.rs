@@ -3,7 +3,10 @@
 //! An [`Engine`] turns model bytes into a [`LoadedModel`] (checking at
 //! load time that it can run them) and a loaded model runs named tensors,
 //! hashing each step's outputs into trace leaves as it goes. The ONNX engine
-//! ([`onnx::OnnxEngine`]) is built on tract; LLM engines plug in here later.
+//! ([`onnx::OnnxEngine`]) is built on tract; the GGUF engine
+//! ([`gguf::GgufEngine`]) on llama.cpp, and its models also offer
+//! [`llm::LanguageModel`] (tokenizer, chat template, scheduled generation,
+//! teacher-forced scoring).
 //!
 //! Engines are synchronous and CPU-bound: callers run them on a blocking
 //! pool, never on an async runtime. Nothing here does network or disk IO
@@ -16,6 +19,9 @@ use vouch_types::{
     DType, Determinism, Digest, Dim, EngineInfo, ModelFormat, Schema, TensorMap, TensorSpec,
 };
 
+pub mod embed;
+pub mod gguf;
+pub mod llm;
 pub mod onnx;
 
 /// What went wrong loading or running a model. Messages say what to change.
@@ -136,6 +142,26 @@ pub enum InputError {
         /// Where.
         second_input: String,
     },
+    /// Chat on a model without a chat template.
+    #[error(
+        "this model has no chat template in its metadata: use /v1/completions with a prompt instead of /v1/chat/completions"
+    )]
+    NoChatTemplate,
+    /// The chat template refused the messages.
+    #[error("{0}")]
+    Template(String),
+    /// Prompt and answer do not fit the context.
+    #[error(
+        "the prompt is {prompt} tokens and max_tokens is {max_tokens}, but this model's context holds {context} tokens: shorten the prompt or lower max_tokens"
+    )]
+    ContextLength {
+        /// Prompt tokens.
+        prompt: usize,
+        /// Requested answer tokens.
+        max_tokens: usize,
+        /// Context length.
+        context: usize,
+    },
 }
 
 /// One execution: outputs and the trace leaves.
@@ -172,6 +198,10 @@ pub trait LoadedModel: Send + Sync {
     /// Runs the model. `inputs` must already satisfy the schema
     /// ([`check_inputs`]); with `trace`, each step's outputs are hashed.
     fn run(&self, inputs: &TensorMap, trace: bool) -> Result<Execution, EngineError>;
+    /// The language-model interface, for models that generate text.
+    fn language(&self) -> Option<&dyn llm::LanguageModel> {
+        None
+    }
     /// Runs the model with `fault` injected (see [`Fault`]).
     fn run_faulty(
         &self,
@@ -219,6 +249,16 @@ pub trait Engine: Send + Sync {
             .filter_map(|s| Some((s.name.clone(), s.shape.clone()?)))
             .collect();
         self.load(bytes, &LoadOptions { input_shapes })
+    }
+    /// Loads a model from a file (engines that map files override this).
+    fn load_path(
+        &self,
+        path: &std::path::Path,
+        schema: &Schema,
+    ) -> Result<Arc<dyn LoadedModel>, EngineError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| EngineError::Load(format!("reading {}: {e}", path.display())))?;
+        self.load_with_schema(&bytes, schema)
     }
 }
 

@@ -73,11 +73,16 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/network/evidence", get(evidence))
         .route("/v1/hub/blobs/{digest}", get(get_blob))
         .route(
+            "/v1/hub/blobs",
+            post(put_blob).layer(DefaultBodyLimit::max(max_request)),
+        )
+        .route(
             "/v1/infer/{name}",
             post(infer).layer(DefaultBodyLimit::max(max_request)),
         )
         .route("/v1/receipts/{id}", get(get_receipt))
         .route("/v1/receipts/{id}/trace/{index}", get(get_trace_entry))
+        .merge(crate::openai::routes().layer(DefaultBodyLimit::max(max_request)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(node.clone(), count_requests))
@@ -184,9 +189,10 @@ fn push_options(query: Option<&str>) -> Result<PushOptions, NodeError> {
                 let (input, dims) = parse_input_shape(&v).map_err(NodeError::BadRequest)?;
                 options.input_shapes.insert(input, dims);
             }
+            "tokenizer" => options.tokenizer = Some(parse_digest(Kind::Blob, &v)?),
             other => {
                 return Err(NodeError::BadRequest(format!(
-                    "unknown parameter `{other}`; uploads take name, version, license and input_shape"
+                    "unknown parameter `{other}`; uploads take name, version, license, input_shape and tokenizer"
                 )));
             }
         }
@@ -321,6 +327,14 @@ async fn network_nodes(State(node): State<Arc<Node>>) -> ApiResult<Response> {
 
 fn parse_digest(kind: Kind, s: &str) -> Result<Digest, NodeError> {
     Digest::parse_kind(kind, s).map_err(|e| NodeError::BadRequest(format!("`{s}`: {e}")))
+}
+
+async fn put_blob(State(node): State<Arc<Node>>, body: Bytes) -> ApiResult<Response> {
+    let (digest, size) = node.put_blob(body.to_vec()).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({"digest": digest, "size": size}),
+    ))
 }
 
 async fn get_blob(

@@ -384,11 +384,10 @@ impl Node {
                 .await?;
         }
         network.set_fetch(id, |f| f.done_bytes = f.total_bytes);
-        let (store, engine) = (self.store.clone(), self.engine.clone());
+        let (store, engines) = (self.store.clone(), self.engines.clone());
         let (record, model) = self
             .compute(move || {
-                let bytes = store.read_blob(&file.digest)?;
-                let model = engine.load_with_schema(&bytes, &manifest.schema)?;
+                let model = engines.load(&store, &manifest)?;
                 Ok((store.put_model(signed, crate::service::now_ms())?, model))
             })
             .await?;

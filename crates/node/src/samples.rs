@@ -33,6 +33,8 @@ pub struct Sample {
     pub license: &'static str,
     /// `(input, dims)` overrides.
     pub input_shapes: &'static [(&'static str, &'static [SampleDim])],
+    /// The model's `tokenizer.json` in the same directory, if it embeds text.
+    pub tokenizer: Option<&'static str>,
 }
 
 /// A dim in a sample's override.
@@ -51,24 +53,28 @@ pub const SAMPLES: &[Sample] = &[
         name: "magika",
         license: "Apache-2.0",
         input_shapes: &[("bytes", &[SampleDim::Fixed(1), SampleDim::Fixed(2048)])],
+        tokenizer: None,
     },
     Sample {
         file: "minilm-int8.onnx",
         name: "minilm-int8",
         license: "Apache-2.0",
         input_shapes: &[],
+        tokenizer: Some("minilm.tokenizer.json"),
     },
     Sample {
         file: "paraphrase-minilm-l3.onnx",
         name: "paraphrase-minilm-l3",
         license: "Apache-2.0",
         input_shapes: &[],
+        tokenizer: None,
     },
     Sample {
         file: "silero-vad.onnx",
         name: "silero-vad",
         license: "MIT",
         input_shapes: &[],
+        tokenizer: None,
     },
     // The file declares [3, 2]; its coefficients are 3x4.
     Sample {
@@ -79,6 +85,16 @@ pub const SAMPLES: &[Sample] = &[
             "float_input",
             &[SampleDim::Symbol("N"), SampleDim::Fixed(4)],
         )],
+        tokenizer: None,
+    },
+    // SmolLM2-135M-Instruct (GGUF Q4_1): tokenizer and chat template
+    // travel inside the file.
+    Sample {
+        file: "smollm2-135m-instruct.q4_1.gguf",
+        name: "smollm2-135m",
+        license: "Apache-2.0",
+        input_shapes: &[],
+        tokenizer: None,
     },
 ];
 
@@ -135,7 +151,20 @@ pub async fn import(node: &Node, dir: &Path) -> Vec<String> {
             tracing::warn!(file = %path.display(), "sample model not found; run scripts/fetch-models.sh");
             continue;
         }
-        match push_file(node, &path, sample.options()).await {
+        let mut options = sample.options();
+        if let Some(tok) = sample.tokenizer {
+            let tok = dir.join(tok);
+            match tokio::fs::read(&tok).await {
+                Ok(bytes) => match node.put_blob(bytes).await {
+                    Ok((digest, _)) => options.tokenizer = Some(digest),
+                    Err(e) => tracing::error!(error = %e, "storing the tokenizer failed"),
+                },
+                Err(e) => {
+                    tracing::warn!(file = %tok.display(), error = %e, "sample tokenizer not found")
+                }
+            }
+        }
+        match push_file(node, &path, options).await {
             Ok(_) => imported.push(sample.name.to_string()),
             Err(e) => tracing::error!(model = sample.name, error = %e, "importing sample failed"),
         }

@@ -10,6 +10,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use vouch_api::TraceEntry;
 pub use vouch_engine::Fault;
+use vouch_engine::gguf::GgufEngine;
 use vouch_engine::onnx::OnnxEngine;
 use vouch_engine::{Engine, LoadOptions, LoadedModel, check_inputs};
 use vouch_store::{ModelRecord, Store};
@@ -37,6 +38,9 @@ pub struct PushOptions {
     pub license: String,
     /// Input shape overrides.
     pub input_shapes: BTreeMap<String, Vec<Dim>>,
+    /// A stored blob holding the model's `tokenizer.json` (for embedding
+    /// models).
+    pub tokenizer: Option<Digest>,
 }
 
 /// The result of one inference.
@@ -48,13 +52,54 @@ pub struct Answer {
     pub receipt: Receipt,
 }
 
+/// The engines a node runs, one per model format.
+#[derive(Clone)]
+pub(crate) struct Engines {
+    onnx: Arc<OnnxEngine>,
+    gguf: Arc<GgufEngine>,
+}
+
+impl Engines {
+    fn new() -> Engines {
+        Engines {
+            onnx: Arc::new(OnnxEngine::new()),
+            gguf: Arc::new(GgufEngine::new()),
+        }
+    }
+
+    /// The engine for a format.
+    pub(crate) fn get(&self, format: ModelFormat) -> Arc<dyn Engine> {
+        match format {
+            ModelFormat::Gguf => self.gguf.clone(),
+            _ => self.onnx.clone(),
+        }
+    }
+
+    /// Loads a registered model from the store, re-hashing its blob first.
+    pub(crate) fn load(
+        &self,
+        store: &Store,
+        manifest: &Manifest,
+    ) -> Result<Arc<dyn LoadedModel>, NodeError> {
+        let file = manifest.file("model").ok_or_else(|| {
+            NodeError::InvalidModel(format!("model {} has no `model` file", manifest.name))
+        })?;
+        let path = store.verified_path(&file.digest)?;
+        Ok(self
+            .get(manifest.format)
+            .load_path(&path, &manifest.schema)?)
+    }
+}
+
 /// A running node's state.
 pub struct Node {
     pub(crate) config: NodeConfig,
     pub(crate) store: Arc<Store>,
-    receipts: Arc<ReceiptLog>,
+    pub(crate) receipts: Arc<ReceiptLog>,
+    pub(crate) encoders:
+        std::sync::Mutex<std::collections::HashMap<Digest, Arc<vouch_engine::embed::TextEncoder>>>,
     pub(crate) key: SecretKey,
-    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) engines: Engines,
     pub(crate) cache: ModelCache,
     pub(crate) network: std::sync::OnceLock<Arc<crate::network::Network>>,
     pool: Semaphore,
@@ -117,7 +162,8 @@ impl Node {
             receipts: Arc::new(ReceiptLog::start(store.clone())),
             store,
             key,
-            engine: Arc::new(OnnxEngine::new()),
+            engines: Engines::new(),
+            encoders: Default::default(),
             load_lock: tokio::sync::Mutex::new(()),
             network: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
@@ -260,10 +306,10 @@ impl Node {
         }
         let (tx, rx) = mpsc::channel::<Chunk>(8);
         let store = self.store.clone();
-        let engine = self.engine.clone();
+        let engines = self.engines.clone();
         let key = self.key.clone();
         let writer = tokio::task::spawn_blocking(move || {
-            write_and_register(&store, &*engine, &key, options, rx)
+            write_and_register(&store, &engines, &key, options, rx)
         });
 
         let limit = self.config.max_upload_bytes;
@@ -323,7 +369,10 @@ impl Node {
 
     /// The loaded model for a record, loading (and re-hashing) its blob if
     /// it is not cached.
-    async fn loaded(&self, record: &ModelRecord) -> Result<Arc<dyn LoadedModel>, NodeError> {
+    pub(crate) async fn loaded(
+        &self,
+        record: &ModelRecord,
+    ) -> Result<Arc<dyn LoadedModel>, NodeError> {
         let id = record.id();
         if let Some(m) = self.cache.get(&id) {
             return Ok(m);
@@ -333,17 +382,10 @@ impl Node {
             return Ok(m);
         }
         let manifest = record.signed.manifest.clone();
-        let file = manifest
-            .file("model")
-            .cloned()
-            .ok_or_else(|| NodeError::InvalidModel(format!("model {id} has no `model` file")))?;
         let store = self.store.clone();
-        let engine = self.engine.clone();
+        let engines = self.engines.clone();
         let model = self
-            .compute(move || {
-                let bytes = store.read_blob(&file.digest)?;
-                Ok(engine.load_with_schema(&bytes, &manifest.schema)?)
-            })
+            .compute(move || engines.load(&store, &manifest))
             .await
             .inspect_err(|e| tracing::error!(model = %id, error = %e, "loading model failed"))?;
         self.cache.insert(id, model.clone());
@@ -402,7 +444,7 @@ impl Node {
         let (trace, fault, price) = (self.config.trace, self.config.fault, self.config.price);
         let key = self.key.clone();
         let log = self.receipts.clone();
-        let engine = self.engine.info();
+        let engine = self.engines.get(record.signed.manifest.format).info();
         let started = Instant::now();
         let result = self
             .compute(move || {
@@ -502,6 +544,14 @@ impl Node {
         })
     }
 
+    /// Stores a blob (a tokenizer, say) and returns its digest and size.
+    pub async fn put_blob(&self, data: Vec<u8>) -> Result<(Digest, u64), NodeError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || Ok(store.put_blob(&data)?))
+            .await
+            .map_err(join_error)?
+    }
+
     /// A stored blob's bytes, re-hashed before they are returned.
     pub async fn blob(&self, digest: Digest) -> Result<Vec<u8>, NodeError> {
         let store = self.store.clone();
@@ -525,7 +575,7 @@ fn next_version(store: &Store, name: &str) -> Result<String, NodeError> {
 /// with the engine, then commit and register.
 fn write_and_register(
     store: &Store,
-    engine: &dyn Engine,
+    engines: &Engines,
     key: &SecretKey,
     options: PushOptions,
     mut rx: mpsc::Receiver<Chunk>,
@@ -548,21 +598,42 @@ fn write_and_register(
             "the upload is empty: send the model file as the request body".into(),
         ));
     }
-    if head == b"GGUF" {
-        return Err(NodeError::InvalidModel(
-            "this is a GGUF model; this node has no GGUF engine yet, only ONNX".into(),
-        ));
-    }
-    let bytes = std::fs::read(writer.temp_path())
-        .map_err(|e| NodeError::Storage(format!("reading back the upload: {e}")))?;
-    let model = engine.load(
-        &bytes,
-        &LoadOptions {
-            input_shapes: options.input_shapes.clone(),
-        },
-    )?;
-    drop(bytes);
+    let format = if head == b"GGUF" {
+        ModelFormat::Gguf
+    } else {
+        ModelFormat::Onnx
+    };
+    let model = match format {
+        ModelFormat::Gguf => engines
+            .get(format)
+            .load_path(writer.temp_path(), &Default::default())?,
+        _ => {
+            let bytes = std::fs::read(writer.temp_path())
+                .map_err(|e| NodeError::Storage(format!("reading back the upload: {e}")))?;
+            engines.get(format).load(
+                &bytes,
+                &LoadOptions {
+                    input_shapes: options.input_shapes.clone(),
+                },
+            )?
+        }
+    };
     let (digest, size) = writer.commit()?;
+    let mut files = Vec::new();
+    if let Some(tok) = options.tokenizer {
+        let bytes = store.read_blob(&tok).map_err(|e| match e {
+            vouch_store::StoreError::MissingBlob(_) => NodeError::BadRequest(format!(
+                "tokenizer {tok} is not on this node: upload it first with POST /v1/hub/blobs"
+            )),
+            e => e.into(),
+        })?;
+        vouch_engine::embed::TextEncoder::from_json(&bytes)?;
+        files.push(FileEntry {
+            role: "tokenizer".into(),
+            digest: tok,
+            size: bytes.len() as u64,
+        });
+    }
     let version = match options.version {
         Some(v) => v,
         None => next_version(store, &options.name)?,
@@ -570,12 +641,14 @@ fn write_and_register(
     let manifest = Manifest {
         name: options.name,
         version,
-        format: ModelFormat::Onnx,
-        files: vec![FileEntry {
+        format,
+        files: std::iter::once(FileEntry {
             role: "model".into(),
             digest,
             size,
-        }],
+        })
+        .chain(files)
+        .collect(),
         schema: model.schema().clone(),
         license: options.license,
         publisher: key.public(),

@@ -343,6 +343,47 @@ impl Store {
         })
     }
 
+    /// Re-hashes a stored blob chunk by chunk (without holding it in
+    /// memory) and returns the path of its file, for engines that map
+    /// model files rather than read them.
+    pub fn verified_path(&self, digest: &Digest) -> Result<PathBuf, StoreError> {
+        let table = self.chunk_table(digest)?;
+        let path = self.blob_path(digest);
+        let corrupt = |detail: String| StoreError::Corrupt {
+            digest: *digest,
+            detail,
+        };
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(corrupt("the file is missing".into()));
+            }
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        let len = file.metadata().map_err(io_err("reading", &path))?.len();
+        if len != table.size {
+            return Err(corrupt(format!(
+                "{len} bytes on disk, {} expected",
+                table.size
+            )));
+        }
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        for (i, want) in table.chunks.iter().enumerate() {
+            let n = (table.size as usize - i * CHUNK_SIZE).min(CHUNK_SIZE);
+            file.read_exact(&mut buf[..n])
+                .map_err(io_err("reading", &path))?;
+            if Digest::of(Kind::BlobChunk, &buf[..n]) != *want {
+                return Err(corrupt(format!("chunk {i} does not match its digest")));
+            }
+        }
+        if table.root() != *digest {
+            return Err(corrupt(
+                "the chunk table does not match the blob digest".into(),
+            ));
+        }
+        Ok(path)
+    }
+
     /// Reads a whole blob, re-hashing every chunk against its table.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
         let table = self.chunk_table(digest)?;

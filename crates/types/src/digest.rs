@@ -29,11 +29,15 @@ pub enum Kind {
     BlobChunk,
     /// The element bytes of one tensor in a trace leaf.
     TensorData,
+    /// A link of the hash chain over a generated token stream.
+    Chain,
+    /// A signed checkpoint of a token stream.
+    Checkpoint,
 }
 
 impl Kind {
     /// All kinds, for tests and documentation.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Model,
         Kind::Input,
         Kind::Output,
@@ -43,6 +47,8 @@ impl Kind {
         Kind::Blob,
         Kind::BlobChunk,
         Kind::TensorData,
+        Kind::Chain,
+        Kind::Checkpoint,
     ];
 
     /// The BLAKE3 derive-key context string for this kind.
@@ -57,6 +63,8 @@ impl Kind {
             Kind::Blob => "vouch v1 blob",
             Kind::BlobChunk => "vouch v1 blob chunk",
             Kind::TensorData => "vouch v1 tensor data",
+            Kind::Chain => "vouch v1 stream chain",
+            Kind::Checkpoint => "vouch v1 stream checkpoint",
         }
     }
 
@@ -72,6 +80,8 @@ impl Kind {
             Kind::Blob => "blob",
             Kind::BlobChunk => "chunk",
             Kind::TensorData => "tdata",
+            Kind::Chain => "chain",
+            Kind::Checkpoint => "ckpt",
         }
     }
 

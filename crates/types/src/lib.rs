@@ -11,6 +11,7 @@ pub mod digest;
 pub mod dispute;
 pub mod encode;
 pub mod keys;
+pub mod llm;
 pub mod manifest;
 pub mod merkle;
 pub mod quorum;

@@ -1,0 +1,542 @@
+//! GGUF language models on llama.cpp (through `llama-cpp-2`, which vendors
+//! and statically links it).
+//!
+//! Each loaded model owns one scheduler thread with one llama.cpp context
+//! holding [`GgufEngine::slots`] sequences. Every scheduler step builds one
+//! batch: the next token of every sequence that is generating, then prompt
+//! chunks of new sequences in the room left (at most [`BATCH_TOKENS`]), so a
+//! long prompt or a long answer never blocks a short one. Logits come back
+//! to our sampler ([`vouch_types::llm::choose`]); llama.cpp's samplers are
+//! not used, so auditors can recompute every choice.
+//!
+//! Teacher-forced scoring ([`LanguageModel::score`]) runs on the caller's
+//! thread in a context of its own.
+
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::token::LlamaToken;
+use vouch_types::llm::choose;
+use vouch_types::{
+    DType, Determinism, Dim, EngineInfo, ModelFormat, Schema, Tensor, TensorMap, TensorSpec,
+};
+
+use crate::llm::{Job, LanguageModel, Step};
+use crate::{Engine, EngineError, Execution, LoadOptions, LoadedModel};
+
+/// The llama-cpp-2 release this engine is built on (receipts pin it).
+pub const LLAMA_CPP_2_VERSION: &str = "0.1.160";
+/// Most tokens one scheduler step decodes.
+pub const BATCH_TOKENS: usize = 512;
+/// Near-tie tolerance of generated tokens: a re-executed logit may differ
+/// from the executor's by this fraction of the top logit (at least 1.0).
+pub const LLM_RTOL: f64 = 0.02;
+
+fn backend() -> Result<&'static LlamaBackend, EngineError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Load(format!("llama.cpp did not start: {e}")))
+}
+
+/// llama.cpp mutates the model while a context is created: one at a time.
+static NEW_CONTEXT: Mutex<()> = Mutex::new(());
+
+/// The GGUF engine.
+#[derive(Clone, Debug)]
+pub struct GgufEngine {
+    /// CPU threads per decode.
+    pub threads: usize,
+    /// Sequences decoded together in one batch.
+    pub slots: usize,
+    /// Most tokens (prompt + answer) per sequence; the model's own training
+    /// context when smaller.
+    pub context: usize,
+}
+
+impl Default for GgufEngine {
+    fn default() -> GgufEngine {
+        GgufEngine {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            slots: 4,
+            context: 4096,
+        }
+    }
+}
+
+impl GgufEngine {
+    /// An engine with the default thread count and slots.
+    pub fn new() -> GgufEngine {
+        GgufEngine::default()
+    }
+
+    fn load_file(&self, path: &Path) -> Result<Arc<GgufModel>, EngineError> {
+        let backend = backend()?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .map_err(|e| EngineError::Malformed {
+                format: "GGUF",
+                detail: format!("llama.cpp could not load it ({e}); check that the file is a complete GGUF model of an architecture llama.cpp supports"),
+            })?;
+        let context = self.context.min(model.n_ctx_train() as usize).max(16);
+        let template = model
+            .chat_template(None)
+            .ok()
+            .and_then(|t| t.to_string().ok());
+        let vocab = model.n_vocab().max(0) as usize;
+        let text = |t: LlamaToken| {
+            model
+                .vocab()
+                .text(t)
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let specials = (text(model.vocab().bos()), text(model.vocab().eos()));
+        let inner = Arc::new(Inner {
+            model,
+            context,
+            template,
+            specials,
+            vocab,
+            threads: self.threads.max(1) as i32,
+        });
+        let (tx, rx) = mpsc::channel::<Job>();
+        let worker = inner.clone();
+        let slots = self.slots.max(1);
+        std::thread::Builder::new()
+            .name("vouch-llm".into())
+            .spawn(move || schedule(&worker, slots, rx))
+            .map_err(|e| EngineError::Load(format!("starting the scheduler thread: {e}")))?;
+        let schema = Schema {
+            inputs: vec![TensorSpec {
+                name: "tokens".into(),
+                dtype: Some(DType::I32),
+                shape: Some(vec![Dim::Symbol("sequence".into())]),
+            }],
+            outputs: vec![TensorSpec {
+                name: "logits".into(),
+                dtype: Some(DType::F32),
+                shape: Some(vec![Dim::Fixed(vocab as u64)]),
+            }],
+        };
+        Ok(Arc::new(GgufModel {
+            inner,
+            jobs: Mutex::new(tx),
+            schema,
+            slots,
+        }))
+    }
+}
+
+impl Engine for GgufEngine {
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            name: "llama.cpp".into(),
+            version: format!("llama-cpp-2 {LLAMA_CPP_2_VERSION}"),
+        }
+    }
+
+    fn format(&self) -> ModelFormat {
+        ModelFormat::Gguf
+    }
+
+    fn load(&self, bytes: &[u8], _: &LoadOptions) -> Result<Arc<dyn LoadedModel>, EngineError> {
+        if !bytes.starts_with(b"GGUF") {
+            return Err(EngineError::Malformed {
+                format: "GGUF",
+                detail: "the file does not start with the GGUF magic".into(),
+            });
+        }
+        let mut name = [0u8; 8];
+        let _ = getrandom::fill(&mut name);
+        let path = std::env::temp_dir().join(format!("vouch-{}.gguf", hex(&name)));
+        std::fs::write(&path, bytes)
+            .map_err(|e| EngineError::Load(format!("writing {}: {e}", path.display())))?;
+        let model = self.load_file(&path);
+        let _ = std::fs::remove_file(&path);
+        Ok(model?)
+    }
+
+    fn load_path(&self, path: &Path, _: &Schema) -> Result<Arc<dyn LoadedModel>, EngineError> {
+        let mut head = [0u8; 4];
+        let ok = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok();
+        if !ok || &head != b"GGUF" {
+            return Err(EngineError::Malformed {
+                format: "GGUF",
+                detail: "the file does not start with the GGUF magic".into(),
+            });
+        }
+        Ok(self.load_file(path)?)
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct Inner {
+    model: LlamaModel,
+    context: usize,
+    template: Option<String>,
+    specials: (String, String),
+    vocab: usize,
+    threads: i32,
+}
+
+impl Inner {
+    fn new_context(
+        &self,
+        sequences: usize,
+        tokens: usize,
+    ) -> Result<LlamaContext<'_>, EngineError> {
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(tokens as u32))
+            .with_n_batch(BATCH_TOKENS as u32)
+            .with_n_ubatch(BATCH_TOKENS as u32)
+            .with_n_seq_max(sequences as u32)
+            .with_n_threads(self.threads)
+            .with_n_threads_batch(self.threads);
+        let _guard = NEW_CONTEXT.lock().unwrap_or_else(|e| e.into_inner());
+        self.model
+            .new_context(backend()?, params)
+            .map_err(|e| EngineError::Run(format!("llama.cpp could not create a context: {e}")))
+    }
+}
+
+/// A GGUF model with its scheduler.
+pub struct GgufModel {
+    inner: Arc<Inner>,
+    jobs: Mutex<mpsc::Sender<Job>>,
+    schema: Schema,
+    slots: usize,
+}
+
+impl LoadedModel for GgufModel {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn determinism(&self) -> Determinism {
+        Determinism::Tolerant { rtol: LLM_RTOL }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        // Weights plus the scheduler's KV cache (f16 keys and values).
+        let m = &self.inner.model;
+        let kv_per_token = 2
+            * 2
+            * m.n_layer() as usize
+            * m.n_head_kv() as usize
+            * (m.n_embd() as usize / m.n_head().max(1) as usize);
+        m.size() as usize + kv_per_token * self.inner.context * self.slots
+    }
+
+    fn steps(&self) -> &[String] {
+        &[]
+    }
+
+    /// The tensor interface: `tokens` int32 [n] in, the logits that predict
+    /// the next token out.
+    fn run(&self, inputs: &TensorMap, _trace: bool) -> Result<Execution, EngineError> {
+        let t = inputs
+            .get("tokens")
+            .ok_or_else(|| EngineError::Run("missing `tokens`".into()))?;
+        let tokens: Vec<u32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .map(|v| {
+                u32::try_from(v)
+                    .ok()
+                    .filter(|&v| (v as usize) < self.inner.vocab)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                EngineError::Run(format!(
+                    "`tokens` must hold token ids in 0..{}",
+                    self.inner.vocab
+                ))
+            })?;
+        if tokens.is_empty() {
+            return Err(EngineError::Run(
+                "`tokens` is empty: send at least one token".into(),
+            ));
+        }
+        let mut last = Vec::new();
+        let n = tokens.len();
+        self.score(&tokens, n - 1..n, &mut |_, l| last = l.to_vec())?;
+        let mut outputs = TensorMap::new();
+        let logits = Tensor::from_f32(vec![last.len() as u64], &last)
+            .map_err(|e| EngineError::Run(e.to_string()))?;
+        outputs.insert("logits", logits);
+        Ok(Execution {
+            outputs,
+            leaves: Vec::new(),
+        })
+    }
+
+    fn language(&self) -> Option<&dyn LanguageModel> {
+        Some(self)
+    }
+}
+
+impl LanguageModel for GgufModel {
+    fn context_length(&self) -> usize {
+        self.inner.context
+    }
+
+    fn chat_template(&self) -> Option<&str> {
+        self.inner.template.as_deref()
+    }
+
+    fn special_tokens(&self) -> (String, String) {
+        self.inner.specials.clone()
+    }
+
+    fn tokenize(&self, text: &str) -> Vec<u32> {
+        ModelView(&self.inner).tokenize(text)
+    }
+
+    fn piece(&self, token: u32) -> Vec<u8> {
+        ModelView(&self.inner).piece(token)
+    }
+
+    fn is_end(&self, token: u32) -> bool {
+        ModelView(&self.inner).is_end(token)
+    }
+
+    fn generate(&self, job: Job) -> Result<(), EngineError> {
+        let need = job.prompt.len() + job.request.max_tokens as usize;
+        if job.prompt.is_empty() || need > self.inner.context {
+            return Err(EngineError::Input(crate::InputError::ContextLength {
+                prompt: job.prompt.len(),
+                max_tokens: job.request.max_tokens as usize,
+                context: self.inner.context,
+            }));
+        }
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| EngineError::Run("the model's scheduler stopped".into()))
+    }
+
+    fn score(
+        &self,
+        tokens: &[u32],
+        rows: Range<usize>,
+        each: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<(), EngineError> {
+        if tokens.len() > self.inner.context {
+            return Err(EngineError::Input(crate::InputError::ContextLength {
+                prompt: tokens.len(),
+                max_tokens: 0,
+                context: self.inner.context,
+            }));
+        }
+        let size = tokens.len().div_ceil(256).max(1) * 256;
+        let mut ctx = self.inner.new_context(1, size)?;
+        let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+        for (c, chunk) in tokens.chunks(BATCH_TOKENS).enumerate() {
+            batch.clear();
+            let base = c * BATCH_TOKENS;
+            for (j, &t) in chunk.iter().enumerate() {
+                let pos = base + j;
+                batch
+                    .add(LlamaToken(t as i32), pos as i32, &[0], rows.contains(&pos))
+                    .map_err(|e| EngineError::Run(e.to_string()))?;
+            }
+            ctx.decode(&mut batch)
+                .map_err(|e| EngineError::Run(format!("llama.cpp decode failed: {e}")))?;
+            for j in 0..chunk.len() {
+                if rows.contains(&(base + j)) {
+                    each(base + j, ctx.get_logits_ith(j as i32));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One sequence in the scheduler.
+struct Seq {
+    job: Job,
+    slot: i32,
+    /// Prompt tokens already decoded.
+    fed: usize,
+    /// Tokens in the KV cache.
+    pos: i32,
+    /// The token to decode next, once the prompt is in.
+    next: Option<u32>,
+    step: Step,
+}
+
+fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>) {
+    let mut ctx = match inner.new_context(slots, inner.context * slots) {
+        Ok(c) => c,
+        Err(e) => {
+            // Fail every job that arrives: the model cannot run here.
+            for mut job in rx {
+                (job.sink)(Err(EngineError::Run(e.to_string())));
+            }
+            return;
+        }
+    };
+    let model: &dyn LanguageModel = &ModelView(inner);
+    let mut batch = LlamaBatch::new(BATCH_TOKENS, slots as i32);
+    let mut active: Vec<Seq> = Vec::new();
+    let mut free: Vec<i32> = (0..slots as i32).rev().collect();
+    let mut turn = 0usize;
+    loop {
+        if active.is_empty() {
+            match rx.recv() {
+                Ok(job) => admit(&mut active, &mut free, &mut ctx, job),
+                Err(_) => return,
+            }
+        }
+        while !free.is_empty() {
+            match rx.try_recv() {
+                Ok(job) => admit(&mut active, &mut free, &mut ctx, job),
+                Err(_) => break,
+            }
+        }
+        // Decoding sequences first (one token each), then prompt chunks,
+        // starting from a rotating position so prefills take turns.
+        batch.clear();
+        let mut rows: Vec<(usize, i32)> = Vec::new();
+        let mut room = BATCH_TOKENS;
+        for (i, s) in active.iter_mut().enumerate() {
+            if let Some(t) = s.next {
+                let _ = batch.add(LlamaToken(t as i32), s.pos, &[s.slot], true);
+                rows.push((i, batch.n_tokens() - 1));
+                s.pos += 1;
+                room -= 1;
+            }
+        }
+        let n = active.len();
+        for k in 0..n {
+            let i = (turn + k) % n;
+            let s = &mut active[i];
+            if s.next.is_some() || room == 0 {
+                continue;
+            }
+            let take = (s.job.prompt.len() - s.fed).min(room);
+            for j in 0..take {
+                let last = s.fed + j + 1 == s.job.prompt.len();
+                let t = s.job.prompt[s.fed + j];
+                let _ = batch.add(LlamaToken(t as i32), s.pos, &[s.slot], last);
+                if last {
+                    rows.push((i, batch.n_tokens() - 1));
+                }
+                s.pos += 1;
+            }
+            s.fed += take;
+            room -= take;
+        }
+        turn = turn.wrapping_add(1);
+        if let Err(e) = ctx.decode(&mut batch) {
+            for mut s in active.drain(..) {
+                (s.job.sink)(Err(EngineError::Run(format!(
+                    "llama.cpp decode failed: {e}"
+                ))));
+                free.push(s.slot);
+            }
+            ctx.clear_kv_cache();
+            continue;
+        }
+        let mut done = Vec::new();
+        for (i, row) in rows {
+            let s = &mut active[i];
+            let logits = ctx.get_logits_ith(row);
+            let token = choose(
+                logits,
+                &s.job.request.sampling,
+                u64::from(s.step.produced()),
+            );
+            let ev = s.step.next(model, token);
+            let finished = ev.finish.is_some();
+            let wanted = (s.job.sink)(Ok(ev));
+            s.next = Some(token);
+            if finished || !wanted {
+                done.push(i);
+            }
+        }
+        done.sort_unstable();
+        for i in done.into_iter().rev() {
+            let s = active.swap_remove(i);
+            let _ = ctx.clear_kv_cache_seq(Some(s.slot as u32), None, None);
+            free.push(s.slot);
+        }
+    }
+}
+
+fn admit(active: &mut Vec<Seq>, free: &mut Vec<i32>, ctx: &mut LlamaContext<'_>, job: Job) {
+    let slot = free.pop().expect("admitted only with a free slot");
+    let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+    active.push(Seq {
+        step: Step::new(&job.request),
+        job,
+        slot,
+        fed: 0,
+        pos: 0,
+        next: None,
+    });
+}
+
+/// The tokenizer half of a model, for the scheduler thread.
+struct ModelView<'a>(&'a Inner);
+
+impl LanguageModel for ModelView<'_> {
+    fn context_length(&self) -> usize {
+        self.0.context
+    }
+    fn chat_template(&self) -> Option<&str> {
+        self.0.template.as_deref()
+    }
+    fn special_tokens(&self) -> (String, String) {
+        self.0.specials.clone()
+    }
+    fn tokenize(&self, text: &str) -> Vec<u32> {
+        self.0
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), true, true)
+            .into_iter()
+            .map(|t| t.0 as u32)
+            .collect()
+    }
+    fn piece(&self, token: u32) -> Vec<u8> {
+        self.0
+            .model
+            .vocab()
+            .token_to_piece(LlamaToken(token as i32), false, None)
+    }
+    fn is_end(&self, token: u32) -> bool {
+        self.0.model.vocab().is_eog(LlamaToken(token as i32))
+    }
+    fn generate(&self, _: Job) -> Result<(), EngineError> {
+        Err(EngineError::Run("not from the scheduler thread".into()))
+    }
+    fn score(
+        &self,
+        _: &[u32],
+        _: Range<usize>,
+        _: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<(), EngineError> {
+        Err(EngineError::Run("not from the scheduler thread".into()))
+    }
+}

@@ -1,0 +1,391 @@
+//! What every language-model engine offers beyond tensors: tokenizer, chat
+//! template, scheduled generation with our own sampler, and teacher-forced
+//! scoring for audits.
+//!
+//! The pieces that decide *which text* a token sequence releases (UTF-8
+//! assembly and stop strings, [`Releaser`]) and *how a generation ends*
+//! ([`Step::next`]) are shared by the generator and by the auditor's
+//! [`replay`], so both derive the same stream from the same tokens.
+
+use minijinja::{Environment, context};
+use serde::{Deserialize, Serialize};
+use vouch_types::llm::{Finish, LlmRequest, Sampling, check_token};
+
+use crate::EngineError;
+
+/// One chat message, as the template sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// What a generation reports after each token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenEvent {
+    /// The token chosen.
+    pub token: u32,
+    /// Text released with it (possibly empty).
+    pub text: String,
+    /// Set on the last token.
+    pub finish: Option<Finish>,
+}
+
+/// Receives a generation's events on the engine's thread; returns `false`
+/// to cancel (the client went away). Must not block.
+pub type Sink = Box<dyn FnMut(Result<TokenEvent, EngineError>) -> bool + Send>;
+
+/// A generation to schedule.
+pub struct Job {
+    /// The prompt's tokens.
+    pub prompt: Vec<u32>,
+    /// Budget, stop strings and sampling.
+    pub request: LlmRequest,
+    /// Where events go.
+    pub sink: Sink,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("prompt_tokens", &self.prompt.len())
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+/// A loaded language model.
+pub trait LanguageModel: Send + Sync {
+    /// Tokens one sequence may hold (prompt + answer).
+    fn context_length(&self) -> usize;
+    /// The chat template from the model's metadata, if it has one.
+    fn chat_template(&self) -> Option<&str>;
+    /// Text of the beginning- and end-of-sequence tokens, for templates.
+    fn special_tokens(&self) -> (String, String);
+    /// Tokenizes a prompt the way the model expects (adding BOS when the
+    /// model asks for it; special tokens in the text are parsed).
+    fn tokenize(&self, text: &str) -> Vec<u32>;
+    /// The bytes a token stands for (empty for control tokens).
+    fn piece(&self, token: u32) -> Vec<u8>;
+    /// Whether a token ends generation.
+    fn is_end(&self, token: u32) -> bool;
+    /// Queues a generation; events arrive on the job's sink from the
+    /// engine's scheduler thread, interleaved fairly with other jobs.
+    fn generate(&self, job: Job) -> Result<(), EngineError>;
+    /// Teacher forcing: one forward pass over `tokens`, calling
+    /// `each(p, logits)` for every position `p` in `rows`, where `logits`
+    /// are what the model predicts for position `p + 1` having read
+    /// `tokens[..=p]`.
+    fn score(
+        &self,
+        tokens: &[u32],
+        rows: std::ops::Range<usize>,
+        each: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<(), EngineError>;
+
+    /// Renders chat messages through the model's template, ending with the
+    /// prompt for the assistant's turn.
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
+        let template = self
+            .chat_template()
+            .ok_or_else(|| EngineError::Input(crate::InputError::NoChatTemplate))?;
+        let (bos, eos) = self.special_tokens();
+        render_template(template, messages, &bos, &eos)
+    }
+}
+
+/// Renders a Hugging Face style chat template with minijinja.
+pub fn render_template(
+    template: &str,
+    messages: &[ChatMessage],
+    bos: &str,
+    eos: &str,
+) -> Result<String, EngineError> {
+    let mut env = Environment::new();
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                msg,
+            ))
+        },
+    );
+    env.add_template("chat", template)
+        .map_err(|e| EngineError::Load(format!("the model's chat template does not parse: {e}")))?;
+    let t = env.get_template("chat").expect("just added");
+    t.render(context! {
+        messages => messages,
+        add_generation_prompt => true,
+        bos_token => bos,
+        eos_token => eos,
+    })
+    .map_err(|e| {
+        EngineError::Input(crate::InputError::Template(format!(
+            "the model's chat template rejected these messages: {e}"
+        )))
+    })
+}
+
+/// Turns token bytes into released text: bytes of an incomplete UTF-8
+/// character are held until the character completes, and text that could be
+/// the start of a stop string is held until it is clearly not one.
+#[derive(Clone, Debug, Default)]
+pub struct Releaser {
+    raw: Vec<u8>,
+    held: String,
+    stops: Vec<String>,
+}
+
+impl Releaser {
+    /// A releaser for these stop strings (empty strings are ignored).
+    pub fn new(stops: &[String]) -> Releaser {
+        Releaser {
+            raw: Vec::new(),
+            held: String::new(),
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+        }
+    }
+
+    /// Takes one token's bytes; returns the text released and whether a
+    /// stop string appeared. With `flush` (the last token), everything held
+    /// is released (an incomplete character as U+FFFD).
+    pub fn push(&mut self, bytes: &[u8], flush: bool) -> (String, bool) {
+        self.raw.extend_from_slice(bytes);
+        let valid = match std::str::from_utf8(&self.raw) {
+            Ok(s) => s.len(),
+            Err(e) if e.error_len().is_some() => {
+                // Invalid bytes, not just an unfinished character: replace.
+                let s = String::from_utf8_lossy(&self.raw).into_owned();
+                self.raw.clear();
+                self.held.push_str(&s);
+                0
+            }
+            Err(e) => e.valid_up_to(),
+        };
+        if valid > 0 {
+            let rest = self.raw.split_off(valid);
+            let text = String::from_utf8(std::mem::replace(&mut self.raw, rest))
+                .expect("checked UTF-8 prefix");
+            self.held.push_str(&text);
+        }
+        if let Some(at) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min()
+        {
+            let out = self.held[..at].to_string();
+            self.held.clear();
+            self.raw.clear();
+            return (out, true);
+        }
+        if flush {
+            let mut out = std::mem::take(&mut self.held);
+            if !self.raw.is_empty() {
+                out.push_str(&String::from_utf8_lossy(&self.raw));
+                self.raw.clear();
+            }
+            return (out, false);
+        }
+        // Hold back the longest suffix that starts some stop string.
+        let mut keep = 0;
+        for stop in &self.stops {
+            for (i, _) in self.held.char_indices() {
+                let tail = &self.held[i..];
+                if stop.starts_with(tail) {
+                    keep = keep.max(tail.len());
+                    break;
+                }
+            }
+        }
+        let cut = self.held.len() - keep;
+        let out = self.held[..cut].to_string();
+        self.held.drain(..cut);
+        (out, false)
+    }
+}
+
+/// The per-sequence state that turns chosen tokens into events.
+#[derive(Debug)]
+pub struct Step {
+    releaser: Releaser,
+    max_tokens: u32,
+    produced: u32,
+}
+
+impl Step {
+    /// State for a request.
+    pub fn new(request: &LlmRequest) -> Step {
+        Step {
+            releaser: Releaser::new(&request.stop),
+            max_tokens: request.max_tokens,
+            produced: 0,
+        }
+    }
+
+    /// Tokens taken so far (the next one's sampling step).
+    pub fn produced(&self) -> u32 {
+        self.produced
+    }
+
+    /// Takes the next chosen token.
+    pub fn next(&mut self, model: &dyn LanguageModel, token: u32) -> TokenEvent {
+        self.produced += 1;
+        let end = model.is_end(token);
+        let last = end || self.produced >= self.max_tokens;
+        let bytes = if end { Vec::new() } else { model.piece(token) };
+        let (text, stopped) = self.releaser.push(&bytes, last);
+        let finish = if stopped || end {
+            Some(Finish::Stop)
+        } else if last {
+            Some(Finish::Length)
+        } else {
+            None
+        };
+        TokenEvent {
+            token,
+            text,
+            finish,
+        }
+    }
+}
+
+/// What a teacher-forced check found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Replay {
+    /// The text released with each token.
+    pub texts: Vec<String>,
+    /// How the answer ends, as derived from the tokens.
+    pub finish: Finish,
+    /// The first token that the model would not have produced, with why.
+    pub mismatch: Option<(usize, String)>,
+}
+
+/// Re-derives the stream from claimed tokens and checks each against
+/// recomputed logits: one forward pass over prompt + answer.
+pub fn replay(
+    model: &dyn LanguageModel,
+    request: &LlmRequest,
+    tokens: &[u32],
+    rtol: f64,
+) -> Result<Replay, EngineError> {
+    if tokens.is_empty() {
+        return Err(EngineError::Run(
+            "the transcript has no tokens to check".into(),
+        ));
+    }
+    let prompt = model.tokenize(&request.prompt);
+    let mut all = prompt.clone();
+    all.extend_from_slice(tokens);
+    if all.len() > model.context_length() {
+        return Err(EngineError::Input(crate::InputError::ContextLength {
+            prompt: prompt.len(),
+            max_tokens: tokens.len(),
+            context: model.context_length(),
+        }));
+    }
+    let mut mismatch = None;
+    if prompt.is_empty() {
+        return Err(EngineError::Run("the prompt is empty".into()));
+    }
+    model.score(&all, prompt.len() - 1..all.len() - 1, &mut |p, logits| {
+        let step = (p + 1 - prompt.len()) as u64;
+        if mismatch.is_none()
+            && let Err(e) = check_token(logits, &request.sampling, step, all[p + 1], rtol)
+        {
+            mismatch = Some((step as usize, e.0));
+        }
+    })?;
+    let mut step = Step::new(request);
+    let mut texts = Vec::with_capacity(tokens.len());
+    let mut finish = None;
+    for (i, &t) in tokens.iter().enumerate() {
+        let ev = step.next(model, t);
+        texts.push(ev.text);
+        if ev.finish.is_some() {
+            finish = ev.finish;
+            if i + 1 != tokens.len() && mismatch.is_none() {
+                mismatch = Some((
+                    i + 1,
+                    format!(
+                        "the answer should have ended after token {i}, but {} more tokens follow",
+                        tokens.len() - i - 1
+                    ),
+                ));
+            }
+            break;
+        }
+    }
+    let finish = match finish {
+        Some(f) => f,
+        None => {
+            mismatch.get_or_insert((
+                tokens.len(),
+                "the answer stops before an end token, a stop string or max_tokens".into(),
+            ));
+            Finish::Length
+        }
+    };
+    Ok(Replay {
+        texts,
+        finish,
+        mismatch,
+    })
+}
+
+/// Sampling parameters accepted from a client, with defaults filled in.
+pub fn sampling(
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<u32>,
+    seed: Option<u64>,
+) -> Sampling {
+    Sampling {
+        temperature: temperature.unwrap_or(0.0),
+        top_p: top_p.unwrap_or(1.0),
+        top_k: top_k.unwrap_or(0),
+        seed: seed.unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releaser_assembles_utf8_and_holds_stop_prefixes() {
+        let mut r = Releaser::new(&["STOP".into()]);
+        let e = "é".as_bytes();
+        assert_eq!(r.push(&e[..1], false), (String::new(), false));
+        assert_eq!(r.push(&e[1..], false), ("é".into(), false));
+        assert_eq!(r.push(b"ab ST", false), ("ab ".into(), false));
+        assert_eq!(r.push(b"ILL", false), ("STILL".into(), false));
+        assert_eq!(r.push(b" x STO", false), (" x ".into(), false));
+        assert_eq!(r.push(b"P and more", false), (String::new(), true));
+        let mut r = Releaser::new(&[]);
+        assert_eq!(r.push(&e[..1], true), ("\u{fffd}".into(), false));
+        let mut r = Releaser::new(&["\n\n".into()]);
+        assert_eq!(r.push(b"Paris.\n", false), ("Paris.".into(), false));
+        assert_eq!(r.push(b"", true), ("\n".into(), false));
+    }
+
+    #[test]
+    fn templates_render_with_python_methods() {
+        let t = "{% for m in messages %}<{{ m.role }}>{{ m.content.strip() }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}{{ eos_token }}";
+        let msgs = vec![ChatMessage {
+            role: "user".into(),
+            content: "  hi  ".into(),
+        }];
+        assert_eq!(
+            render_template(t, &msgs, "<s>", "</s>").unwrap(),
+            "<user>hi<assistant></s>"
+        );
+        let bad = "{{ raise_exception('only user messages') }}";
+        let e = render_template(bad, &msgs, "", "").unwrap_err().to_string();
+        assert!(e.contains("only user messages"), "{e}");
+    }
+}

@@ -1,0 +1,461 @@
+//! Receipted text generation and embeddings, independent of HTTP.
+//!
+//! A generation streams [`LlmEvent`]s: one per token (with the text it
+//! releases), a signed [`Checkpoint`] of the hash chain every
+//! [`CHECKPOINT_EVERY`] tokens, and finally the receipt. The receipt's
+//! request digest commits to the [`LlmRequest`] (prompt text, budget, stop
+//! strings, sampling and seed), its output digest to the chain over every
+//! token and its text, and its trace to one leaf per token.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use vouch_engine::embed::{TextEncoder, pool};
+use vouch_engine::llm::{ChatMessage, Job, TokenEvent};
+use vouch_engine::{EngineError, LoadedModel};
+use vouch_store::ModelRecord;
+use vouch_types::llm::{
+    CHECKPOINT_EVERY, Chain, Checkpoint, Finish, LlmRequest, Mode, Sampling, Transcript,
+};
+use vouch_types::merkle::{self, LeafHasher};
+use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
+use vouch_types::{DType, Digest, ModelFormat, Receipt, ReceiptBody, TraceCommitment};
+
+use crate::error::NodeError;
+use crate::service::{Node, now_ms};
+
+/// What the model reads.
+#[derive(Clone, Debug)]
+pub enum Prompt {
+    /// Chat messages, rendered with the model's template.
+    Chat(Vec<ChatMessage>),
+    /// Raw text.
+    Text(String),
+}
+
+/// A generation request.
+#[derive(Clone, Debug)]
+pub struct Generate {
+    /// Model name (newest version).
+    pub model: String,
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Most tokens to generate; the rest of the context when absent.
+    pub max_tokens: Option<u32>,
+    /// Stop strings.
+    pub stop: Vec<String>,
+    /// Sampling and seed.
+    pub sampling: Sampling,
+    /// Client nonce echoed in the receipt.
+    pub nonce: String,
+}
+
+/// One event of a generation stream.
+#[derive(Debug)]
+pub enum LlmEvent {
+    /// A token and the text it releases.
+    Token {
+        /// Token id.
+        token: u32,
+        /// Released text.
+        text: String,
+    },
+    /// A signed checkpoint of the chain so far.
+    Checkpoint(Checkpoint),
+    /// The end: the signed receipt.
+    Done(Box<Finished>),
+    /// The generation failed part-way.
+    Failed(NodeError),
+}
+
+/// A finished generation.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// The canonical request.
+    pub request: LlmRequest,
+    /// Generated tokens.
+    pub tokens: Vec<u32>,
+    /// Text per token.
+    pub texts: Vec<String>,
+    /// How it ended.
+    pub finish: Finish,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+}
+
+/// A generation about to run: what the caller needs before the first token.
+#[derive(Debug)]
+pub struct Started {
+    /// The model's record.
+    pub record: ModelRecord,
+    /// The canonical request.
+    pub request: LlmRequest,
+    /// Prompt tokens.
+    pub prompt_tokens: usize,
+    /// Events until [`LlmEvent::Done`] or [`LlmEvent::Failed`].
+    pub events: mpsc::UnboundedReceiver<LlmEvent>,
+}
+
+/// Embeddings with their receipt.
+#[derive(Clone, Debug)]
+pub struct Embeddings {
+    /// One unit vector per input.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens read.
+    pub tokens: usize,
+    /// The receipt: request = the token tensors, output = the embeddings.
+    pub receipt: Receipt,
+}
+
+/// The outcome of [`Node::check_llm`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LlmCheck {
+    /// Whether every check passed.
+    pub ok: bool,
+    /// Tokens checked.
+    pub tokens: usize,
+    /// What failed.
+    pub reason: Option<String>,
+    /// Time the teacher-forced pass took.
+    pub seconds: f64,
+}
+
+impl LlmCheck {
+    fn failed(tokens: usize, reason: String) -> LlmCheck {
+        LlmCheck {
+            ok: false,
+            tokens,
+            reason: Some(reason),
+            seconds: 0.0,
+        }
+    }
+}
+
+/// The trace leaf of generated token `i`.
+pub fn token_leaf(i: u64, token: u32) -> Digest {
+    let mut l = LeafHasher::new(i, "token", 1);
+    l.tensor(
+        DType::I32,
+        &[1],
+        &merkle::tensor_data(&(token as i32).to_le_bytes()),
+    );
+    l.finish()
+}
+
+fn language(model: &Arc<dyn LoadedModel>, name: &str) -> Result<(), NodeError> {
+    if model.language().is_none() {
+        return Err(NodeError::BadRequest(format!(
+            "model `{name}` does not generate text; use /v1/infer/{name} (or /v1/embeddings for an embedding model)"
+        )));
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Starts a receipted generation.
+    pub async fn generate(self: &Arc<Self>, g: Generate) -> Result<Started, NodeError> {
+        if g.nonce.len() > MAX_NONCE_BYTES {
+            return Err(NodeError::BadRequest(format!(
+                "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
+                g.nonce.len()
+            )));
+        }
+        g.sampling.validate().map_err(NodeError::BadRequest)?;
+        let record = self.find_model(&g.model, None)?;
+        if record.signed.manifest.format != ModelFormat::Gguf {
+            return Err(NodeError::BadRequest(format!(
+                "model `{}` is an ONNX model and does not generate text; use /v1/infer/{} (or /v1/embeddings for an embedding model)",
+                g.model, g.model
+            )));
+        }
+        let model = self.loaded(&record).await?;
+        language(&model, &g.model)?;
+        self.receipts.check()?;
+        let (prompt_text, mode, prompt) = {
+            let lm = model.language().expect("checked");
+            let (text, mode) = match &g.prompt {
+                Prompt::Chat(messages) => (lm.render_chat(messages)?, Mode::Chat),
+                Prompt::Text(t) => (t.clone(), Mode::Completion),
+            };
+            let tokens = lm.tokenize(&text);
+            (text, mode, tokens)
+        };
+        let lm = model.language().expect("checked");
+        let context = lm.context_length();
+        if prompt.is_empty() {
+            return Err(NodeError::InvalidInput(
+                "the prompt is empty: send some text".into(),
+            ));
+        }
+        let max_tokens = match g.max_tokens {
+            Some(0) => {
+                return Err(NodeError::InvalidInput(
+                    "max_tokens is 0: ask for at least 1 token".into(),
+                ));
+            }
+            Some(m) => m,
+            None if prompt.len() < context => (context - prompt.len()) as u32,
+            None => u32::MAX,
+        };
+        if prompt.len() + max_tokens as usize > context {
+            return Err(EngineError::Input(vouch_engine::InputError::ContextLength {
+                prompt: prompt.len(),
+                max_tokens: if g.max_tokens.is_some() {
+                    max_tokens as usize
+                } else {
+                    1
+                },
+                context,
+            })
+            .into());
+        }
+        let request = LlmRequest {
+            mode,
+            prompt: prompt_text,
+            max_tokens,
+            stop: g.stop.clone(),
+            sampling: g.sampling.clone(),
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let (etx, mut erx) = mpsc::unbounded_channel::<Result<TokenEvent, EngineError>>();
+        let prompt_tokens = prompt.len();
+        lm.generate(Job {
+            prompt,
+            request: request.clone(),
+            sink: Box::new(move |ev| etx.send(ev).is_ok()),
+        })?;
+
+        let model_id = record.id();
+        let request_digest = request.digest();
+        let key = self.key.clone();
+        let log = self.receipts.clone();
+        let engine = self.engines.get(ModelFormat::Gguf).info();
+        let determinism = model.determinism();
+        let (price, req) = (self.config.price, request.clone());
+        let label = format!(
+            "{}@{}",
+            record.signed.manifest.name, record.signed.manifest.version
+        );
+        let node = self.clone();
+        let nonce = g.nonce;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut chain = Chain::start(&request_digest);
+            let (mut tokens, mut texts, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
+            while let Some(ev) = erx.recv().await {
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        let _ = tx.send(LlmEvent::Failed(e.into()));
+                        node.metrics()
+                            .inference(&label, false, started.elapsed().as_secs_f64());
+                        return;
+                    }
+                };
+                chain.push(ev.token, &ev.text);
+                leaves.push(token_leaf(tokens.len() as u64, ev.token));
+                tokens.push(ev.token);
+                texts.push(ev.text.clone());
+                if tx
+                    .send(LlmEvent::Token {
+                        token: ev.token,
+                        text: ev.text,
+                    })
+                    .is_err()
+                {
+                    return; // the client went away; the engine stops at its next token
+                }
+                if chain.len() % CHECKPOINT_EVERY == 0 && ev.finish.is_none() {
+                    let ck = Checkpoint::sign(&key, &model_id, &request_digest, &chain);
+                    let _ = tx.send(LlmEvent::Checkpoint(ck));
+                }
+                let Some(finish) = ev.finish else { continue };
+                let body = ReceiptBody {
+                    version: RECEIPT_VERSION,
+                    model: model_id,
+                    request: request_digest,
+                    output: chain.output(finish),
+                    trace: TraceCommitment {
+                        root: merkle::root(&leaves),
+                        len: leaves.len() as u64,
+                    },
+                    engine,
+                    determinism,
+                    seed: Some(req.sampling.seed),
+                    node: key.public(),
+                    nonce,
+                    timestamp_ms: now_ms(),
+                    price,
+                };
+                let receipt = body.sign(&key);
+                if let Err(e) = log.append(receipt.clone(), leaves) {
+                    let _ = tx.send(LlmEvent::Failed(e));
+                    return;
+                }
+                node.metrics()
+                    .inference(&label, true, started.elapsed().as_secs_f64());
+                let _ = tx.send(LlmEvent::Done(Box::new(Finished {
+                    receipt,
+                    request: req,
+                    tokens,
+                    texts,
+                    finish,
+                    prompt_tokens,
+                })));
+                return;
+            }
+            let _ = tx.send(LlmEvent::Failed(NodeError::InferenceFailed(
+                "the model's scheduler stopped mid-answer".into(),
+            )));
+        });
+        Ok(Started {
+            record,
+            request,
+            prompt_tokens,
+            events,
+        })
+    }
+
+    /// Runs a generation to the end.
+    pub async fn generate_all(self: &Arc<Self>, g: Generate) -> Result<Finished, NodeError> {
+        let mut started = self.generate(g).await?;
+        while let Some(ev) = started.events.recv().await {
+            match ev {
+                LlmEvent::Done(f) => return Ok(*f),
+                LlmEvent::Failed(e) => return Err(e),
+                _ => {}
+            }
+        }
+        Err(NodeError::Internal(
+            "the generation ended without a receipt".into(),
+        ))
+    }
+
+    /// Checks a transcript of `model` by teacher forcing on this node.
+    pub async fn audit_transcript(
+        &self,
+        model: &Digest,
+        request: LlmRequest,
+        tokens: Vec<u32>,
+    ) -> Result<vouch_engine::llm::Replay, NodeError> {
+        let loaded = self.loaded_by_id(model).await?;
+        language(&loaded, &model.to_string())?;
+        let rtol = match loaded.determinism() {
+            vouch_types::Determinism::Tolerant { rtol } => rtol,
+            vouch_types::Determinism::Exact => 0.0,
+        };
+        self.compute(move || {
+            let lm = loaded.language().expect("checked");
+            Ok(vouch_engine::llm::replay(lm, &request, &tokens, rtol)?)
+        })
+        .await
+    }
+
+    /// Checks a generated answer end to end: the receipt and transcript
+    /// offline, then every token by teacher forcing with the model the
+    /// receipt names (this node must have that exact model).
+    pub async fn check_llm(
+        &self,
+        receipt: &Receipt,
+        transcript: &Transcript,
+    ) -> Result<LlmCheck, NodeError> {
+        if let Err(reason) = transcript.verify(receipt) {
+            return Ok(LlmCheck::failed(0, reason));
+        }
+        let started = Instant::now();
+        let replay = self
+            .audit_transcript(
+                &receipt.body.model,
+                transcript.request.clone(),
+                transcript.tokens.clone(),
+            )
+            .await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let n = transcript.tokens.len();
+        if let Some((step, why)) = replay.mismatch {
+            return Ok(LlmCheck::failed(n, format!("token {step}: {why}")));
+        }
+        if let Some(i) = (0..n).find(|&i| replay.texts.get(i) != transcript.texts.get(i)) {
+            return Ok(LlmCheck::failed(
+                n,
+                format!(
+                    "token {i} releases {:?}, not the {:?} claimed",
+                    replay.texts.get(i),
+                    transcript.texts[i]
+                ),
+            ));
+        }
+        if replay.finish != transcript.finish_reason {
+            return Ok(LlmCheck::failed(
+                n,
+                format!(
+                    "the tokens end with finish_reason `{}`, not the `{}` claimed",
+                    replay.finish.as_str(),
+                    transcript.finish_reason.as_str()
+                ),
+            ));
+        }
+        Ok(LlmCheck {
+            ok: true,
+            tokens: n,
+            reason: None,
+            seconds,
+        })
+    }
+
+    /// Embeds texts with an ONNX encoder that was pushed with a tokenizer.
+    pub async fn embed(
+        &self,
+        name: &str,
+        texts: Vec<String>,
+        nonce: String,
+    ) -> Result<Embeddings, NodeError> {
+        if texts.is_empty() {
+            return Err(NodeError::InvalidInput(
+                "`input` is empty: send a string or a list of strings".into(),
+            ));
+        }
+        let record = self.find_model(name, None)?;
+        let encoder = self.text_encoder(&record).await?;
+        let encoded = encoder.encode(&texts)?;
+        let tokens = encoded.tokens;
+        let mask = encoded.mask.clone();
+        let answer = self.run_record(record, encoded.inputs, nonce).await;
+        let answer = answer?;
+        let output = answer
+            .outputs
+            .iter()
+            .next()
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| NodeError::InferenceFailed("the encoder returned no output".into()))?;
+        let vectors = pool(&output, &mask)?;
+        Ok(Embeddings {
+            vectors,
+            tokens,
+            receipt: answer.receipt,
+        })
+    }
+
+    async fn text_encoder(&self, record: &ModelRecord) -> Result<Arc<TextEncoder>, NodeError> {
+        let id = record.id();
+        if let Some(t) = self.encoders.lock().expect("encoders").get(&id) {
+            return Ok(t.clone());
+        }
+        let name = &record.signed.manifest.name;
+        let file = record.signed.manifest.file("tokenizer").ok_or_else(|| {
+            NodeError::BadRequest(format!(
+                "model `{name}` has no tokenizer, so it cannot embed text: push it with `vouch model push FILE --name {name} --tokenizer tokenizer.json`"
+            ))
+        })?;
+        let bytes = self.blob(file.digest).await?;
+        let enc = Arc::new(TextEncoder::from_json(&bytes)?);
+        self.encoders
+            .lock()
+            .expect("encoders")
+            .insert(id, enc.clone());
+        Ok(enc)
+    }
+}

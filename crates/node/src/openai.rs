@@ -1,0 +1,519 @@
+//! The OpenAI-compatible API: `/v1/chat/completions`, `/v1/completions`
+//! (whole or streamed as server-sent events), `/v1/embeddings` and
+//! `/v1/models`, with OpenAI-style error objects.
+//!
+//! Every answer carries its receipt: in the body under `vouch` (with the
+//! transcript needed to check it) and in the `x-vouch-receipt` header. A
+//! stream's first chunk carries the canonical request under `vouch`, each
+//! token chunk its token id, every 16 tokens a chunk with a signed
+//! checkpoint of the hash chain, and the last chunk the receipt.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vouch_engine::llm::ChatMessage;
+use vouch_types::llm::{Sampling, Transcript};
+
+use crate::error::NodeError;
+use crate::llm::{Finished, Generate, LlmEvent, Prompt, Started};
+use crate::service::{Node, now_ms};
+
+/// An error in OpenAI's shape.
+#[derive(Debug)]
+pub struct OpenAiError(pub NodeError);
+
+impl From<NodeError> for OpenAiError {
+    fn from(e: NodeError) -> OpenAiError {
+        OpenAiError(e)
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let kind = match status.as_u16() {
+            404 => "not_found_error",
+            400..=499 => "invalid_request_error",
+            _ => "server_error",
+        };
+        let body = json!({"error": {
+            "message": e.to_string(),
+            "type": kind,
+            "param": null,
+            "code": e.code(),
+        }});
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+type OaResult<T> = Result<T, OpenAiError>;
+
+/// The routes, to merge into the node's router.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/v1/audit/llm", post(audit))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, NodeError> {
+    serde_json::from_slice(body).map_err(|e| {
+        NodeError::BadRequest(format!(
+            "the request body is not valid JSON for this endpoint: {e}"
+        ))
+    })
+}
+
+/// A string or a list of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// Message content: text, or a list of parts of which text parts count.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+}
+
+#[derive(Deserialize)]
+struct InMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+struct Common {
+    model: String,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    top_k: Option<u32>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    stop: Option<OneOrMany>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    n: Option<u32>,
+    /// Echoed in the receipt (Vouch extension).
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    messages: Vec<InMessage>,
+    #[serde(flatten)]
+    common: Common,
+}
+
+#[derive(Deserialize)]
+struct CompletionBody {
+    prompt: OneOrMany,
+    #[serde(flatten)]
+    common: Common,
+}
+
+impl Common {
+    fn generate(&self, prompt: Prompt) -> Result<Generate, NodeError> {
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(NodeError::BadRequest(
+                "only n = 1 is supported: send one request per answer".into(),
+            ));
+        }
+        let stop = self.stop.as_ref().map_or_else(Vec::new, |s| match s {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        });
+        if stop.len() > 4 {
+            return Err(NodeError::BadRequest(format!(
+                "{} stop strings given; send at most 4",
+                stop.len()
+            )));
+        }
+        let seed = self.seed.unwrap_or_else(|| {
+            let mut b = [0u8; 8];
+            let _ = getrandom::fill(&mut b);
+            u64::from_le_bytes(b) >> 1
+        });
+        Ok(Generate {
+            model: self.model.clone(),
+            prompt,
+            max_tokens: self.max_completion_tokens.or(self.max_tokens),
+            stop,
+            sampling: Sampling {
+                temperature: self.temperature.unwrap_or(1.0),
+                top_p: self.top_p.unwrap_or(1.0),
+                top_k: self.top_k.unwrap_or(0),
+                seed,
+            },
+            nonce: self.nonce.clone().unwrap_or_default(),
+        })
+    }
+}
+
+fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, NodeError> {
+    if input.is_empty() {
+        return Err(NodeError::BadRequest(
+            "`messages` is empty: send at least one message".into(),
+        ));
+    }
+    input
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let content = match m.content {
+                None => String::new(),
+                Some(Content::Text(t)) => t,
+                Some(Content::Parts(parts)) => {
+                    let mut text = String::new();
+                    for p in parts {
+                        match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                            (Some("text"), Some(t)) => text.push_str(t),
+                            (kind, _) => {
+                                return Err(NodeError::BadRequest(format!(
+                                    "message {i} has a content part of type {kind:?}; only text parts are supported"
+                                )));
+                            }
+                        }
+                    }
+                    text
+                }
+            };
+            Ok(ChatMessage {
+                role: m.role,
+                content,
+            })
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Chat,
+    Completion,
+}
+
+async fn chat(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
+    let body: ChatBody = parse(&body)?;
+    let g = body
+        .common
+        .generate(Prompt::Chat(messages(body.messages)?))?;
+    answer(node, g, body.common.stream.unwrap_or(false), Shape::Chat).await
+}
+
+async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
+    let body: CompletionBody = parse(&body)?;
+    let mut prompts = body.prompt.into_vec();
+    if prompts.len() != 1 {
+        return Err(NodeError::BadRequest(format!(
+            "{} prompts given; send exactly one prompt per request",
+            prompts.len()
+        ))
+        .into());
+    }
+    let g = body.common.generate(Prompt::Text(prompts.remove(0)))?;
+    answer(
+        node,
+        g,
+        body.common.stream.unwrap_or(false),
+        Shape::Completion,
+    )
+    .await
+}
+
+fn completion_id(receipt_hex: &str) -> String {
+    format!("cmpl-{}", &receipt_hex[..24])
+}
+
+fn transcript(f: &Finished) -> Transcript {
+    Transcript {
+        request: f.request.clone(),
+        tokens: f.tokens.clone(),
+        texts: f.texts.clone(),
+        finish_reason: f.finish,
+    }
+}
+
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+async fn answer(node: Arc<Node>, g: Generate, stream: bool, shape: Shape) -> OaResult<Response> {
+    let model = g.model.clone();
+    if stream {
+        let started = node.generate(g).await?;
+        return Ok(Sse::new(sse(started, model, shape)).into_response());
+    }
+    let f = node.generate_all(g).await?;
+    let text = f.texts.concat();
+    let choice = match shape {
+        Shape::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
+                              "finish_reason": f.finish.as_str(), "logprobs": null}),
+        Shape::Completion => json!({"index": 0, "text": text,
+                                    "finish_reason": f.finish.as_str(), "logprobs": null}),
+    };
+    let object = match shape {
+        Shape::Chat => "chat.completion",
+        Shape::Completion => "text_completion",
+    };
+    let body = json!({
+        "id": completion_id(&f.receipt.id.to_hex()),
+        "object": object,
+        "created": now_ms() / 1000,
+        "model": model,
+        "system_fingerprint": format!("{} {}", f.receipt.body.engine.name, f.receipt.body.engine.version),
+        "choices": [choice],
+        "usage": usage(f.prompt_tokens, f.tokens.len()),
+        "vouch": {"receipt": f.receipt, "transcript": transcript(&f)},
+    });
+    Ok(with_receipt(&f.receipt, body))
+}
+
+fn with_receipt(receipt: &vouch_types::Receipt, body: Value) -> Response {
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    if let Ok(v) = serde_json::to_string(receipt)
+        .map_err(|_| ())
+        .and_then(|s| HeaderValue::from_str(&s).map_err(|_| ()))
+    {
+        resp.headers_mut().insert("x-vouch-receipt", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&receipt.id.to_string()) {
+        resp.headers_mut().insert("x-vouch-receipt-id", v);
+    }
+    resp
+}
+
+fn sse(
+    started: Started,
+    model: String,
+    shape: Shape,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let created = now_ms() / 1000;
+    let object = match shape {
+        Shape::Chat => "chat.completion.chunk",
+        Shape::Completion => "text_completion",
+    };
+    let id = completion_id(&started.request.digest().to_hex());
+    let chunk = move |choices: Value, vouch: Value| {
+        json!({"id": id, "object": object, "created": created, "model": model,
+               "choices": choices, "vouch": vouch})
+    };
+    let first_choice = match shape {
+        Shape::Chat => {
+            json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}])
+        }
+        Shape::Completion => json!([{"index": 0, "text": "", "finish_reason": null}]),
+    };
+    let first = chunk(
+        first_choice,
+        json!({"request": started.request, "model_id": started.record.id()}),
+    );
+    let prompt_tokens = started.prompt_tokens;
+    let events = started.events;
+    let head = stream::iter([Ok::<Event, Infallible>(
+        Event::default().data(first.to_string()),
+    )]);
+    let body = stream::unfold(
+        (events, chunk, 0usize, false),
+        move |(mut events, chunk, mut n, done)| async move {
+            if done {
+                return None;
+            }
+            let ev = events.recv().await;
+            let (data, done) = match ev {
+                Some(LlmEvent::Token { token, text }) => {
+                    n += 1;
+                    let choice = match shape {
+                        Shape::Chat => json!([{"index": 0, "delta": {"content": text}, "finish_reason": null}]),
+                        Shape::Completion => json!([{"index": 0, "text": text, "finish_reason": null}]),
+                    };
+                    (chunk(choice, json!({"token": token})).to_string(), false)
+                }
+                Some(LlmEvent::Checkpoint(ck)) => {
+                    (chunk(json!([]), json!({"checkpoint": ck})).to_string(), false)
+                }
+                Some(LlmEvent::Done(f)) => {
+                    let choice = match shape {
+                        Shape::Chat => json!([{"index": 0, "delta": {}, "finish_reason": f.finish.as_str()}]),
+                        Shape::Completion => json!([{"index": 0, "text": "", "finish_reason": f.finish.as_str()}]),
+                    };
+                    let mut last = chunk(choice, json!({"receipt": f.receipt, "finish_reason": f.finish}));
+                    last["usage"] = usage(prompt_tokens, n);
+                    (last.to_string(), true)
+                }
+                Some(LlmEvent::Failed(e)) => (
+                    json!({"error": {"message": e.to_string(), "type": "server_error", "code": e.code()}})
+                        .to_string(),
+                    true,
+                ),
+                None => return None,
+            };
+            let mut out = vec![Ok(Event::default().data(data))];
+            if done {
+                out.push(Ok(Event::default().data("[DONE]")));
+            }
+            Some((stream::iter(out), (events, chunk, n, done)))
+        },
+    );
+    head.chain(body.flatten())
+}
+
+#[derive(Deserialize)]
+struct AuditBody {
+    receipt: vouch_types::Receipt,
+    transcript: Transcript,
+}
+
+/// Checks a chat or completion receipt by teacher forcing.
+async fn audit(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
+    let body: AuditBody = parse(&body)?;
+    let check = node.check_llm(&body.receipt, &body.transcript).await?;
+    Ok((StatusCode::OK, axum::Json(check)).into_response())
+}
+
+#[derive(Deserialize)]
+struct EmbeddingBody {
+    model: String,
+    input: OneOrMany,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+async fn embeddings(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
+    let body: EmbeddingBody = parse(&body)?;
+    let base64 = match body.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(NodeError::BadRequest(format!(
+                "encoding_format `{other}` is not supported: use `float` or `base64`"
+            ))
+            .into());
+        }
+    };
+    let e = node
+        .embed(
+            &body.model,
+            body.input.into_vec(),
+            body.nonce.unwrap_or_default(),
+        )
+        .await?;
+    let data: Vec<Value> = e
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(base64_encode(&bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": body.model,
+        "usage": {"prompt_tokens": e.tokens, "total_tokens": e.tokens},
+        "vouch": {"receipt": e.receipt},
+    });
+    Ok(with_receipt(&e.receipt, body))
+}
+
+async fn models(State(node): State<Arc<Node>>) -> OaResult<Response> {
+    let data: Vec<Value> = node
+        .list_models()?
+        .iter()
+        .map(|r| {
+            let m = &r.signed.manifest;
+            json!({
+                "id": m.name,
+                "object": "model",
+                "created": r.created_ms / 1000,
+                "owned_by": m.publisher.to_string(),
+                "vouch": {"model_id": r.id(), "version": m.version, "format": m.format.name()},
+            })
+        })
+        .collect();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json!({"object": "list", "data": data}).to_string(),
+    )
+        .into_response())
+}
+
+/// Standard base64 with padding (RFC 4648), as OpenAI's clients decode it.
+fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= c.len() {
+                out.push(A[(n >> shift & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+    }
+}

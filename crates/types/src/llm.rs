@@ -1,0 +1,591 @@
+//! Generated text: the canonical request, the sampler, the hash chain over
+//! a token stream, signed checkpoints, and the teacher-forced token check.
+//!
+//! A language model's answer is a sequence of tokens. The receipt's
+//! `request` digest commits to an [`LlmRequest`] (the exact prompt text the
+//! model read, the token budget, the stop strings and the sampling
+//! parameters with their seed); its `output` digest commits to the end of a
+//! [`Chain`] over `(token, released text)` pairs, so a client can check a
+//! stream as it arrives without buffering it. Every [`CHECKPOINT_EVERY`]
+//! tokens the node signs a [`Checkpoint`] of the chain, so a stream cut
+//! short is still checkable up to its last checkpoint.
+//!
+//! The sampler is ours, not the engine's: given the logits of one position,
+//! the parameters and the step number it picks a token deterministically
+//! ([`choose`]), and an auditor that recomputes the logits by one forward
+//! pass over prompt + answer checks each claimed token ([`check_token`]),
+//! accepting near-ties within the model's tolerance. Byte layouts:
+//! `docs/receipts.md`.
+
+use ed25519_dalek::Signature;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, Hasher, Kind};
+use crate::encode::Sink;
+use crate::keys::{PublicKey, SecretKey};
+use crate::receipt::Receipt;
+
+/// Tag that starts every canonical LLM request.
+pub const LLM_ENCODING: &str = "vouch llm v1";
+/// The node signs a checkpoint after every this many tokens (and at the end).
+pub const CHECKPOINT_EVERY: u64 = 16;
+/// Probability mass by which a sampled token's interval is widened when an
+/// auditor's recomputed logits differ slightly from the executor's.
+pub const SAMPLE_SLACK: f64 = 0.02;
+
+/// Whether the prompt came from a chat template or was given as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `/v1/chat/completions`: the prompt is the rendered chat template.
+    Chat,
+    /// `/v1/completions`: the prompt is the client's text.
+    Completion,
+}
+
+impl Mode {
+    fn tag(self) -> u8 {
+        match self {
+            Mode::Chat => 1,
+            Mode::Completion => 2,
+        }
+    }
+}
+
+/// How tokens are chosen from logits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// 0 for greedy decoding (argmax); otherwise logits are divided by it.
+    pub temperature: f64,
+    /// Nucleus mass in (0, 1]; 1 keeps every token.
+    pub top_p: f64,
+    /// Keep only the `top_k` most likely tokens; 0 keeps every token.
+    pub top_k: u32,
+    /// Seed of the per-step random draws.
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Sampling {
+        Sampling {
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+        }
+    }
+}
+
+impl Sampling {
+    /// Whether this is greedy decoding.
+    pub fn greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+
+    /// Checks the parameters, saying what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature)) {
+            return Err(format!(
+                "temperature {} is out of range: use 0 (greedy) up to 100",
+                self.temperature
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(format!(
+                "top_p {} is out of range: use a value in (0, 1]",
+                self.top_p
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything that determines a generated answer, besides the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmRequest {
+    /// Chat or completion.
+    pub mode: Mode,
+    /// The exact text the model read (for chat: the rendered template).
+    pub prompt: String,
+    /// The most tokens to generate.
+    pub max_tokens: u32,
+    /// Strings that end the answer (not included in it).
+    pub stop: Vec<String>,
+    /// Sampling parameters and seed.
+    pub sampling: Sampling,
+}
+
+impl LlmRequest {
+    /// The canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut s = Vec::with_capacity(64 + self.prompt.len());
+        s.put_str(LLM_ENCODING);
+        s.put_u8(self.mode.tag());
+        s.put_str(&self.prompt);
+        s.put_u32(self.max_tokens);
+        s.put_u32(self.stop.len() as u32);
+        for stop in &self.stop {
+            s.put_str(stop);
+        }
+        s.put_f64(self.sampling.temperature);
+        s.put_f64(self.sampling.top_p);
+        s.put_u32(self.sampling.top_k);
+        s.put_u64(self.sampling.seed);
+        s
+    }
+
+    /// The `in:` digest a receipt names.
+    pub fn digest(&self) -> Digest {
+        Digest::of(Kind::Input, &self.encode())
+    }
+}
+
+/// Why a generation ended, as OpenAI spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Finish {
+    /// The model emitted an end-of-generation token, or a stop string
+    /// appeared.
+    Stop,
+    /// `max_tokens` were generated.
+    Length,
+}
+
+impl Finish {
+    /// The OpenAI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+        }
+    }
+}
+
+/// The hash chain over a token stream.
+///
+/// `link_0 = H_chain(request digest)`, then for each token
+/// `link_i+1 = H_chain(link_i || u32 token || str text)` where `text` is the
+/// text released with that token (possibly empty: bytes of an incomplete
+/// UTF-8 character, or a possible start of a stop string, are held back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chain {
+    link: Digest,
+    len: u64,
+}
+
+impl Chain {
+    /// The chain of an empty answer to `request`.
+    pub fn start(request: &Digest) -> Chain {
+        Chain {
+            link: Digest::of(Kind::Chain, request.as_bytes()),
+            len: 0,
+        }
+    }
+
+    /// Appends one token and the text released with it.
+    pub fn push(&mut self, token: u32, text: &str) {
+        let mut h = Hasher::new(Kind::Chain);
+        h.update(self.link.as_bytes());
+        h.put_u32(token);
+        h.put_str(text);
+        self.link = h.finalize();
+        self.len += 1;
+    }
+
+    /// The current link.
+    pub fn link(&self) -> Digest {
+        self.link
+    }
+
+    /// Tokens so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no token was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The receipt's `out:` digest once the stream ended:
+    /// `H_out(str tag || link || u64 tokens || str finish_reason)`.
+    pub fn output(&self, finish: Finish) -> Digest {
+        let mut s = Vec::with_capacity(96);
+        s.put_str(LLM_ENCODING);
+        s.put(self.link.as_bytes());
+        s.put_u64(self.len);
+        s.put_str(finish.as_str());
+        Digest::of(Kind::Output, &s)
+    }
+}
+
+/// A node's signature over a prefix of a stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Tokens covered.
+    pub tokens: u64,
+    /// The chain link after them.
+    pub chain: Digest,
+    /// ed25519 by the node key over [`Checkpoint::digest`].
+    #[serde(with = "crate::receipt::sig_hex")]
+    pub signature: Signature,
+}
+
+impl Checkpoint {
+    /// `H_ckpt(model || request || u64 tokens || chain)`: what is signed.
+    pub fn digest(model: &Digest, request: &Digest, tokens: u64, chain: &Digest) -> Digest {
+        let mut s = Vec::with_capacity(104);
+        s.put(model.as_bytes());
+        s.put(request.as_bytes());
+        s.put_u64(tokens);
+        s.put(chain.as_bytes());
+        Digest::of(Kind::Checkpoint, &s)
+    }
+
+    /// Signs the chain's current state.
+    pub fn sign(key: &SecretKey, model: &Digest, request: &Digest, chain: &Chain) -> Checkpoint {
+        let d = Checkpoint::digest(model, request, chain.len(), &chain.link());
+        Checkpoint {
+            tokens: chain.len(),
+            chain: chain.link(),
+            signature: key.sign(d.as_bytes()),
+        }
+    }
+
+    /// Checks the signature, and that `chain` (the verifier's own running
+    /// chain) is the one signed.
+    pub fn verify(
+        &self,
+        node: &PublicKey,
+        model: &Digest,
+        request: &Digest,
+        chain: &Chain,
+    ) -> Result<(), String> {
+        if chain.len() != self.tokens || chain.link() != self.chain {
+            return Err(format!(
+                "checkpoint at token {} signs chain {}, but the tokens received give {} after {}",
+                self.tokens,
+                self.chain,
+                chain.link(),
+                chain.len()
+            ));
+        }
+        let d = Checkpoint::digest(model, request, self.tokens, &self.chain);
+        if !node.verify(d.as_bytes(), &self.signature) {
+            return Err(format!(
+                "checkpoint at token {} is not signed by {node}",
+                self.tokens
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A generated answer with everything needed to check it: the request, the
+/// tokens, and the text released with each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// What was asked.
+    pub request: LlmRequest,
+    /// The generated tokens (an end-of-generation token included).
+    pub tokens: Vec<u32>,
+    /// The text released with each token.
+    pub texts: Vec<String>,
+    /// How the answer ended.
+    pub finish_reason: Finish,
+}
+
+impl Transcript {
+    /// The answer's text.
+    pub fn text(&self) -> String {
+        self.texts.concat()
+    }
+
+    /// The chain over the tokens and texts.
+    pub fn chain(&self) -> Chain {
+        let mut c = Chain::start(&self.request.digest());
+        for (t, text) in self.tokens.iter().zip(&self.texts) {
+            c.push(*t, text);
+        }
+        c
+    }
+
+    /// Checks, without the model, that `receipt` is valid and signs exactly
+    /// this request, seed and answer.
+    pub fn verify(&self, receipt: &Receipt) -> Result<(), String> {
+        receipt.verify().map_err(|e| e.to_string())?;
+        if self.tokens.len() != self.texts.len() {
+            return Err(format!(
+                "the transcript has {} tokens but {} texts",
+                self.tokens.len(),
+                self.texts.len()
+            ));
+        }
+        let request = self.request.digest();
+        if request != receipt.body.request {
+            return Err(format!(
+                "the request does not match the receipt: receipt says {}, this request hashes to {request}",
+                receipt.body.request
+            ));
+        }
+        if receipt.body.seed != Some(self.request.sampling.seed) {
+            return Err(format!(
+                "the receipt's seed {:?} is not the request's {}",
+                receipt.body.seed, self.request.sampling.seed
+            ));
+        }
+        let output = self.chain().output(self.finish_reason);
+        if output != receipt.body.output {
+            return Err(format!(
+                "the answer does not match the receipt: receipt says {}, these tokens and texts hash to {output}",
+                receipt.body.output
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The uniform draw in [0, 1) for step `step` under `seed`: the first 8
+/// bytes of `BLAKE3-derive-key("vouch v1 sampler", u64 seed || u64 step)`
+/// as a little-endian u64, top 53 bits, times 2^-53.
+pub fn uniform(seed: u64, step: u64) -> f64 {
+    let mut h = blake3::Hasher::new_derive_key("vouch v1 sampler");
+    h.update(&seed.to_le_bytes());
+    h.update(&step.to_le_bytes());
+    let out = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&out.as_bytes()[..8]);
+    (u64::from_le_bytes(b) >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The index of the largest logit (the lowest index among equals).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0usize;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The candidates a sampled step draws from: `(token, probability)` in
+/// draw order (most likely first, ties by token id), after top-k and
+/// top-p, with probabilities renormalised to sum to 1.
+pub fn candidates(logits: &[f32], s: &Sampling) -> Vec<(u32, f64)> {
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    let key = |t: &u32| logits[*t as usize];
+    let k = if s.top_k == 0 {
+        order.len()
+    } else {
+        (s.top_k as usize).min(order.len())
+    };
+    if k < order.len() {
+        order.select_nth_unstable_by(k, |a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
+        order.truncate(k);
+    }
+    order.sort_unstable_by(|a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
+    let top = order
+        .first()
+        .map_or(0.0, |&t| f64::from(logits[t as usize]));
+    let mut probs: Vec<f64> = order
+        .iter()
+        .map(|&t| ((f64::from(logits[t as usize]) - top) / s.temperature).exp())
+        .collect();
+    let total: f64 = probs.iter().sum();
+    let mut kept = probs.len();
+    if s.top_p < 1.0 {
+        let mut acc = 0.0;
+        for (i, p) in probs.iter().enumerate() {
+            acc += p / total;
+            if acc >= s.top_p {
+                kept = i + 1;
+                break;
+            }
+        }
+    }
+    probs.truncate(kept);
+    let total: f64 = probs.iter().sum();
+    order
+        .into_iter()
+        .zip(probs)
+        .map(|(t, p)| (t, p / total))
+        .collect()
+}
+
+/// The token the sampler picks at generation step `step` (0 for the first
+/// generated token) from that position's logits.
+pub fn choose(logits: &[f32], s: &Sampling, step: u64) -> u32 {
+    if s.greedy() {
+        return argmax(logits);
+    }
+    let u = uniform(s.seed, step);
+    let cands = candidates(logits, s);
+    let mut acc = 0.0;
+    for &(t, p) in &cands {
+        acc += p;
+        if u < acc {
+            return t;
+        }
+    }
+    cands.last().map_or(0, |c| c.0)
+}
+
+/// Why a claimed token is not the one the model would have produced.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenMismatch(pub String);
+
+/// Checks that `claimed` is what the sampler picks at `step` from
+/// recomputed `logits`, allowing for the small differences between
+/// machines: under greedy decoding the claimed token's logit must be within
+/// `rtol * max(1, |top|)` of the top logit; under sampling the draw must
+/// fall in the claimed token's probability interval widened by
+/// [`SAMPLE_SLACK`] on each side.
+pub fn check_token(
+    logits: &[f32],
+    s: &Sampling,
+    step: u64,
+    claimed: u32,
+    rtol: f64,
+) -> Result<(), TokenMismatch> {
+    let Some(&got) = logits.get(claimed as usize) else {
+        return Err(TokenMismatch(format!(
+            "token {claimed} is outside the vocabulary of {} tokens",
+            logits.len()
+        )));
+    };
+    let top = argmax(logits);
+    let best = f64::from(logits[top as usize]);
+    if s.greedy() {
+        let margin = rtol * best.abs().max(1.0);
+        if best - f64::from(got) <= margin {
+            return Ok(());
+        }
+        return Err(TokenMismatch(format!(
+            "greedy decoding picks token {top} (logit {best:.4}); token {claimed} has logit {got:.4}, more than {margin:.4} below"
+        )));
+    }
+    let u = uniform(s.seed, step);
+    let mut lo = 0.0;
+    for (t, p) in candidates(logits, s) {
+        if t == claimed {
+            let hi = lo + p;
+            if u >= lo - SAMPLE_SLACK && u < hi + SAMPLE_SLACK {
+                return Ok(());
+            }
+            return Err(TokenMismatch(format!(
+                "the seeded draw {u:.4} falls outside token {claimed}'s interval [{lo:.4}, {hi:.4})"
+            )));
+        }
+        lo += p;
+    }
+    Err(TokenMismatch(format!(
+        "token {claimed} is not among the tokens the sampler could pick (top-k {}, top-p {})",
+        s.top_k, s.top_p
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sampled(seed: u64) -> Sampling {
+        Sampling {
+            temperature: 0.8,
+            top_p: 0.9,
+            top_k: 40,
+            seed,
+        }
+    }
+
+    #[test]
+    fn greedy_is_argmax_and_tolerates_near_ties() {
+        let logits = [1.0, 5.0, 4.999, -3.0];
+        let s = Sampling::default();
+        assert_eq!(choose(&logits, &s, 0), 1);
+        assert!(check_token(&logits, &s, 0, 1, 0.01).is_ok());
+        assert!(check_token(&logits, &s, 0, 2, 0.01).is_ok(), "a near tie");
+        let e = check_token(&logits, &s, 0, 0, 0.01).unwrap_err();
+        assert!(e.0.contains("greedy decoding picks token 1"), "{e}");
+        assert!(check_token(&logits, &s, 0, 9, 0.01).is_err());
+    }
+
+    #[test]
+    fn draws_are_uniform_and_seeded() {
+        let n = 4000;
+        let mean: f64 = (0..n).map(|i| uniform(7, i)).sum::<f64>() / n as f64;
+        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+        assert_eq!(uniform(7, 3), uniform(7, 3));
+        assert_ne!(uniform(7, 3), uniform(8, 3));
+    }
+
+    #[test]
+    fn top_k_and_top_p_cut_the_candidates() {
+        let logits: Vec<f32> = (0..100).map(|i| i as f32 / 10.0).collect();
+        let s = Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 5,
+            seed: 0,
+        };
+        let c = candidates(&logits, &s);
+        assert_eq!(
+            c.iter().map(|x| x.0).collect::<Vec<_>>(),
+            vec![99, 98, 97, 96, 95]
+        );
+        assert!((c.iter().map(|x| x.1).sum::<f64>() - 1.0).abs() < 1e-12);
+        let s = Sampling {
+            top_k: 0,
+            top_p: 0.3,
+            ..s
+        };
+        let c = candidates(&logits, &s);
+        let kept: f64 = c.iter().map(|x| x.1).sum();
+        assert!(c.len() < 10 && (kept - 1.0).abs() < 1e-12, "{}", c.len());
+    }
+
+    proptest! {
+        #[test]
+        fn the_sampler_passes_its_own_check(seed in any::<u64>(), step in 0u64..1000,
+                                            logits in proptest::collection::vec(-20f32..20.0, 2..200)) {
+            let s = sampled(seed);
+            let t = choose(&logits, &s, step);
+            prop_assert!(check_token(&logits, &s, step, t, 0.0).is_ok());
+            let g = Sampling::default();
+            prop_assert!(check_token(&logits, &g, step, choose(&logits, &g, step), 0.0).is_ok());
+        }
+    }
+
+    #[test]
+    fn chain_and_checkpoints_bind_every_token() {
+        let key = SecretKey::from_bytes(&[3; 32]);
+        let model = Digest::of(Kind::Model, b"m");
+        let req = LlmRequest {
+            mode: Mode::Chat,
+            prompt: "hi".into(),
+            max_tokens: 8,
+            stop: vec!["\n".into()],
+            sampling: sampled(1),
+        };
+        let rd = req.digest();
+        let mut a = Chain::start(&rd);
+        a.push(5, "Hel");
+        a.push(6, "lo");
+        let ck = Checkpoint::sign(&key, &model, &rd, &a);
+        assert!(ck.verify(&key.public(), &model, &rd, &a).is_ok());
+        let mut b = Chain::start(&rd);
+        b.push(5, "Hel");
+        b.push(6, "lp");
+        assert!(ck.verify(&key.public(), &model, &rd, &b).is_err());
+        assert_ne!(a.output(Finish::Stop), a.output(Finish::Length));
+        let other = LlmRequest {
+            max_tokens: 9,
+            ..req.clone()
+        };
+        assert_ne!(other.digest(), rd);
+        let json = serde_json::to_string(&ck).unwrap();
+        assert_eq!(serde_json::from_str::<Checkpoint>(&json).unwrap(), ck);
+    }
+}
