@@ -20,6 +20,8 @@ CONTEXTS = {
     "blob": "vouch v1 blob",
     "chunk": "vouch v1 blob chunk",
     "tdata": "vouch v1 tensor data",
+    "chain": "vouch v1 stream chain",
+    "ckpt": "vouch v1 stream checkpoint",
 }
 DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32",
           "uint64", "int64", "float16", "float32", "float64"]
@@ -163,6 +165,67 @@ def verify_receipt(r: dict, inputs: dict | None = None, outputs: dict | None = N
         raise ReceiptInvalid("inputs do not match")
     if outputs is not None and fmt("out", digest("out", encode_map(outputs))) != r["output"]:
         raise ReceiptInvalid("outputs do not match")
+
+
+LLM_TAG = "vouch llm v1"
+
+
+def llm_request_bytes(req: dict) -> bytes:
+    """The canonical LLM request (docs/receipts.md, "Generated text")."""
+    s = req["sampling"]
+    out = string(LLM_TAG) + bytes([{"chat": 1, "completion": 2}[req["mode"]]])
+    out += string(req["prompt"]) + u32(req["max_tokens"]) + u32(len(req["stop"]))
+    out += b"".join(string(x) for x in req["stop"])
+    out += struct.pack("<d", float(s["temperature"])) + struct.pack("<d", float(s["top_p"]))
+    out += u32(s["top_k"]) + u64(s["seed"])
+    return out
+
+
+def llm_request_digest(req: dict) -> bytes:
+    return digest("in", llm_request_bytes(req))
+
+
+class Chain:
+    """The running hash chain over a token stream."""
+
+    def __init__(self, request_digest: bytes):
+        self.link = digest("chain", request_digest)
+        self.n = 0
+
+    def push(self, token: int, text: str):
+        self.link = digest("chain", self.link + u32(token) + string(text))
+        self.n += 1
+
+    def output(self, finish_reason: str) -> bytes:
+        return digest("out", string(LLM_TAG) + self.link + u64(self.n) + string(finish_reason))
+
+
+def verify_checkpoint(ck: dict, node: str, model: str, request: bytes, chain: Chain) -> None:
+    if ck["tokens"] != chain.n or ck["chain"] != fmt("chain", chain.link):
+        raise ReceiptInvalid(f"checkpoint at {ck['tokens']} does not match the tokens received")
+    msg = digest("ckpt", parse(model, "model") + request + u64(ck["tokens"]) + chain.link)
+    key = nacl.signing.VerifyKey(bytes.fromhex(node[len("ed25519:"):]))
+    try:
+        key.verify(msg, bytes.fromhex(ck["signature"]))
+    except nacl.exceptions.BadSignatureError as e:
+        raise ReceiptInvalid("bad checkpoint signature") from e
+
+
+def verify_transcript(r: dict, tr: dict) -> None:
+    """Raises ReceiptInvalid unless the receipt signs exactly this request,
+    seed, tokens and released texts."""
+    request = llm_request_digest(tr["request"])
+    if fmt("in", request) != r["request"]:
+        raise ReceiptInvalid("the request does not match the receipt")
+    if r["seed"] != tr["request"]["sampling"]["seed"]:
+        raise ReceiptInvalid("the seed does not match the receipt")
+    if len(tr["tokens"]) != len(tr["texts"]):
+        raise ReceiptInvalid("tokens and texts differ in length")
+    chain = Chain(request)
+    for t, text in zip(tr["tokens"], tr["texts"]):
+        chain.push(t, text)
+    if fmt("out", chain.output(tr["finish_reason"])) != r["output"]:
+        raise ReceiptInvalid("the answer does not match the receipt")
 
 
 def load_vectors(path):

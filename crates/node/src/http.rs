@@ -58,6 +58,8 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
 pub fn router(node: Arc<Node>) -> Router {
     let max_request = node.config().max_request_bytes;
     Router::new()
+        .route("/", get(ui_index))
+        .route("/ui/app.js", get(ui_app))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -127,6 +129,31 @@ async fn health(State(node): State<Arc<Node>>) -> ApiResult<Response> {
             models,
         },
     ))
+}
+
+/// The chat UI (built from `ui/` by `scripts/build-ui`).
+async fn ui_index() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        include_str!("../ui/index.html"),
+    )
+        .into_response()
+}
+
+/// The UI's script: its logic and an independent receipt verifier (BLAKE3
+/// and ed25519 from npm packages), bundled.
+async fn ui_app() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        include_str!("../ui/app.js"),
+    )
+        .into_response()
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {

@@ -319,6 +319,12 @@ impl Node {
         })
     }
 
+    /// The loaded model behind a name (newest version).
+    pub async fn loaded_model(&self, name: &str) -> Result<Arc<dyn LoadedModel>, NodeError> {
+        let record = self.find_model(name, None)?;
+        self.loaded(&record).await
+    }
+
     /// Runs a generation to the end.
     pub async fn generate_all(self: &Arc<Self>, g: Generate) -> Result<Finished, NodeError> {
         let mut started = self.generate(g).await?;

@@ -1,0 +1,227 @@
+//! A real GGUF LLM (SmolLM2-135M-Instruct on llama.cpp): greedy and seeded
+//! generation with receipts, concurrent generations, context limits, and
+//! the teacher-forced audit: an honest answer passes on another node, and an
+//! edited answer, a changed prompt or a swapped model is caught even when
+//! the lying executor signs it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestNode, models_dir};
+use vouch_engine::llm::ChatMessage;
+use vouch_node::llm::{Generate, Prompt};
+use vouch_node::{NodeConfig, P2pConfig, keyfile, samples};
+use vouch_types::llm::{Sampling, Transcript};
+use vouch_types::{Digest, Receipt};
+
+const LLM: &str = "smollm2-135m";
+
+fn question(q: &str) -> Prompt {
+    Prompt::Chat(vec![
+        ChatMessage {
+            role: "system".into(),
+            content: "You are a helpful assistant.".into(),
+        },
+        ChatMessage {
+            role: "user".into(),
+            content: q.into(),
+        },
+    ])
+}
+
+fn request(prompt: Prompt, max_tokens: u32, sampling: Sampling) -> Generate {
+    Generate {
+        model: LLM.into(),
+        prompt,
+        max_tokens: Some(max_tokens),
+        stop: vec![],
+        sampling,
+        nonce: "n".into(),
+    }
+}
+
+fn sampled(seed: u64) -> Sampling {
+    Sampling {
+        temperature: 0.8,
+        top_p: 0.95,
+        top_k: 40,
+        seed,
+    }
+}
+
+async fn push_llm(t: &TestNode, name: &str, file: &std::path::Path) -> Digest {
+    let sample = samples::SAMPLES.iter().find(|s| s.name == LLM).unwrap();
+    let mut options = sample.options();
+    options.name = name.into();
+    samples::push_file(&t.node, file, options)
+        .await
+        .unwrap()
+        .id()
+}
+
+fn llm_file() -> std::path::PathBuf {
+    let s = samples::SAMPLES.iter().find(|s| s.name == LLM).unwrap();
+    models_dir().join(s.file)
+}
+
+fn transcript(f: &vouch_node::llm::Finished) -> Transcript {
+    Transcript {
+        request: f.request.clone(),
+        tokens: f.tokens.clone(),
+        texts: f.texts.clone(),
+        finish_reason: f.finish,
+    }
+}
+
+/// What a lying executor does: sign a receipt for a transcript it made up.
+fn forge(key: &vouch_types::SecretKey, honest: &Receipt, model: Digest, t: &Transcript) -> Receipt {
+    let mut body = honest.body.clone();
+    body.model = model;
+    body.request = t.request.digest();
+    body.output = t.chain().output(t.finish_reason);
+    body.sign(key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greedy_and_seeded_generation_with_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestNode::in_dir(dir.path()).await;
+    push_llm(&t, LLM, &llm_file()).await;
+
+    let greedy = request(question("What is the capital of France?"), 24, Sampling::default());
+    let a = t.node.generate_all(greedy.clone()).await.unwrap();
+    let text = a.texts.concat();
+    assert!(text.contains("Paris"), "{text}");
+    transcript(&a).verify(&a.receipt).unwrap();
+
+    // Concurrent generations share batches; greedy answers do not change.
+    let mut handles = Vec::new();
+    for i in 0..4u64 {
+        let node = t.node.clone();
+        let g = if i % 2 == 0 {
+            greedy.clone()
+        } else {
+            request(question("Name a color."), 16, sampled(i))
+        };
+        handles.push(tokio::spawn(async move { node.generate_all(g).await }));
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        let f = h.await.unwrap().unwrap();
+        transcript(&f).verify(&f.receipt).unwrap();
+        if i % 2 == 0 {
+            assert_eq!(f.tokens, a.tokens, "batched greedy answer differs");
+        }
+    }
+
+    // The same seed gives the same answer; another seed is free to differ.
+    let s1 = t.node.generate_all(request(question("Tell me a story."), 20, sampled(7))).await.unwrap();
+    let s2 = t.node.generate_all(request(question("Tell me a story."), 20, sampled(7))).await.unwrap();
+    assert_eq!(s1.tokens, s2.tokens);
+    assert_eq!(s1.receipt.body.output, s2.receipt.body.output);
+    assert_eq!(s1.receipt.body.seed, Some(7));
+
+    // Context length is enforced with a clear error, never truncated.
+    let e = t
+        .node
+        .generate_all(request(question("hi"), 1_000_000, Sampling::default()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("context holds") && e.contains("lower max_tokens"), "{e}");
+    // An unknown model is named in the error.
+    let mut g = greedy.clone();
+    g.model = "nope".into();
+    let e = t.node.generate_all(g).await.unwrap_err().to_string();
+    assert!(e.contains("no model `nope`"), "{e}");
+    t.stop().await;
+}
+
+/// Pins the model across two nodes so the auditor holds the very model the
+/// receipt names (same model id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let p2p = |bootstrap| P2pConfig {
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap,
+    };
+    let mut ca = NodeConfig::new(da.path().to_path_buf());
+    ca.audit_rate = 0.0;
+    let a = TestNode::start(ca).await;
+    a.node.join(p2p(vec![]), Some(a.url.clone())).await.unwrap();
+    let model = push_llm(&a, LLM, &llm_file()).await;
+
+    // A different model: the same weights with another RoPE base.
+    let mut swapped = std::fs::read(llm_file()).unwrap();
+    let key = b"llama.rope.freq_base";
+    let at = swapped.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;
+    swapped[at..at + 4].copy_from_slice(&10_000f32.to_le_bytes());
+    let swapped_path = da.path().join("swapped.gguf");
+    std::fs::write(&swapped_path, &swapped).unwrap();
+    let swapped_id = push_llm(&a, "smollm2-swapped", &swapped_path).await;
+    assert_ne!(swapped_id, model);
+
+    let mut cb = NodeConfig::new(db.path().to_path_buf());
+    cb.audit_rate = 0.0;
+    let b = TestNode::start(cb).await;
+    b.node
+        .join(p2p(a.node.p2p().unwrap().addresses()), Some(b.url.clone()))
+        .await
+        .unwrap();
+    let mut tries = 0;
+    while b.node.replicate(LLM, None).await.is_err() {
+        tries += 1;
+        assert!(tries < 100, "the model did not replicate");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Honest answers, greedy and sampled, pass on the other node.
+    let q = "What is the capital of France?";
+    for sampling in [Sampling::default(), sampled(11)] {
+        let f = a.node.generate_all(request(question(q), 32, sampling)).await.unwrap();
+        let check = b.node.check_llm(&f.receipt, &transcript(&f)).await.unwrap();
+        assert!(check.ok, "honest answer failed: {:?}", check.reason);
+        assert_eq!(check.tokens, f.tokens.len());
+    }
+
+    let honest = a.node.generate_all(request(question(q), 32, Sampling::default())).await.unwrap();
+    let key = keyfile::load_or_create(&da.path().join("operator.key")).unwrap();
+    let loaded = a.node.loaded_model(LLM).await.unwrap();
+    let lm = loaded.language().unwrap();
+
+    // An edited answer, signed by the executor.
+    let mut edited = transcript(&honest);
+    let paris = edited.texts.iter().position(|t| t.contains("Paris")).unwrap();
+    let london = lm.tokenize(" London")[0];
+    edited.tokens[paris] = london;
+    edited.texts[paris] = String::from_utf8(lm.piece(london)).unwrap();
+    let forged = forge(&key, &honest.receipt, model, &edited);
+    let check = b.node.check_llm(&forged, &edited).await.unwrap();
+    assert!(!check.ok);
+    assert!(check.reason.as_deref().unwrap().contains(&format!("token {paris}")), "{check:?}");
+
+    // The same answer claimed for another prompt.
+    let mut moved = transcript(&honest);
+    moved.request.prompt = moved.request.prompt.replace("France", "Germany");
+    let forged = forge(&key, &honest.receipt, model, &moved);
+    let check = b.node.check_llm(&forged, &moved).await.unwrap();
+    assert!(!check.ok, "a changed prompt passed");
+
+    // An answer from another model, claimed for this one.
+    let mut g = request(question("Write one sentence about the sea."), 24, Sampling::default());
+    g.model = "smollm2-swapped".into();
+    let other = a.node.generate_all(g).await.unwrap();
+    let claimed = transcript(&other);
+    let forged = forge(&key, &other.receipt, model, &claimed);
+    let check = b.node.check_llm(&forged, &claimed).await.unwrap();
+    assert!(!check.ok, "a swapped model passed");
+
+    // Tampering without re-signing fails before any replay.
+    let mut tampered = transcript(&honest);
+    tampered.texts[0].push('!');
+    let check = b.node.check_llm(&honest.receipt, &tampered).await.unwrap();
+    assert!(check.reason.unwrap().contains("does not match the receipt"));
+    b.stop().await;
+    a.stop().await;
+}

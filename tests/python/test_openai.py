@@ -1,0 +1,200 @@
+"""The official `openai` Python client against a running node with a real
+LLM (SmolLM2-135M-Instruct, GGUF, llama.cpp) and a real embedding model
+(MiniLM int8 + its tokenizer): chat, streaming chat, completions,
+embeddings, errors. Every answer's receipt is checked with the independent
+implementation in vouch_ref, and the stream's hash chain and checkpoints
+as they arrive.
+
+Embeddings are compared with onnxruntime + the reference `tokenizers`
+package (mask-aware mean pooling, L2 normalisation): cosine >= 0.999.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+import onnxruntime as ort
+import openai
+import pytest
+from tokenizers import Tokenizer
+
+import vouch_ref as v
+
+MODELS = pathlib.Path(os.environ.get("VOUCH_MODELS", pathlib.Path.home() / ".cache/vouch/models"))
+BIN = os.environ.get("VOUCH_BIN", str(pathlib.Path(__file__).parents[2] / "target/debug/vouch"))
+LLM = "smollm2-135m"
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+QUESTION = {"role": "user", "content": "What is the capital of France?"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    data = tempfile.mkdtemp(prefix="vouch-oa-")
+    port = free_port()
+    env = dict(os.environ, VOUCH_MODELS=str(MODELS))
+    proc = subprocess.Popen([BIN, "up", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/v1/models", timeout=2) as r:
+                ids = [m["id"] for m in json.loads(r.read())["data"]]
+            if LLM in ids and "minilm-int8" in ids:
+                break
+        except OSError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"node at {base} did not start with the sample models")
+        time.sleep(0.2)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    return openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+
+
+def check_answer(raw: dict):
+    """The receipt verifies and signs exactly this transcript and text."""
+    receipt, tr = raw["vouch"]["receipt"], raw["vouch"]["transcript"]
+    v.verify_receipt(receipt)
+    v.verify_transcript(receipt, tr)
+    choice = raw["choices"][0]
+    text = choice["message"]["content"] if "message" in choice else choice["text"]
+    assert text == "".join(tr["texts"])
+    assert choice["finish_reason"] == tr["finish_reason"]
+    return receipt, tr
+
+
+def test_models_lists_the_llm(client):
+    ids = [m.id for m in client.models.list().data]
+    assert LLM in ids and "minilm-int8" in ids
+
+
+def test_greedy_chat_answers_paris_with_a_receipt(client):
+    raw = client.chat.completions.with_raw_response.create(
+        model=LLM, messages=[SYSTEM, QUESTION], temperature=0, max_tokens=32)
+    resp = raw.parse()
+    assert "Paris" in resp.choices[0].message.content
+    assert resp.usage.completion_tokens > 0 and resp.usage.prompt_tokens > 0
+    body = json.loads(raw.http_response.text)
+    receipt, _ = check_answer(body)
+    assert json.loads(raw.headers["x-vouch-receipt"]) == receipt
+
+
+def test_same_seed_same_answer_and_both_verify(client):
+    kw = dict(model=LLM, messages=[QUESTION], temperature=0.9, top_p=0.95, seed=42, max_tokens=24)
+    a = json.loads(client.chat.completions.with_raw_response.create(**kw).http_response.text)
+    b = json.loads(client.chat.completions.with_raw_response.create(**kw).http_response.text)
+    assert a["choices"][0]["message"]["content"] == b["choices"][0]["message"]["content"]
+    ra, _ = check_answer(a)
+    rb, _ = check_answer(b)
+    assert ra["seed"] == rb["seed"] == 42
+    assert ra["output"] == rb["output"] and ra["id"] != rb["id"]
+
+
+def test_streaming_chat_checks_as_it_arrives(client, url):
+    with urllib.request.urlopen(url + "/healthz") as r:
+        node = json.loads(r.read())["node"]
+    stream = client.chat.completions.create(
+        model=LLM, messages=[SYSTEM, QUESTION], temperature=0, max_tokens=40, stream=True)
+    text, chain, request, model_id, checkpoints, receipt = "", None, None, None, 0, None
+    for chunk in stream:
+        extra = chunk.model_extra.get("vouch") or {}
+        if "request" in extra:
+            request, model_id = extra["request"], extra["model_id"]
+            chain = v.Chain(v.llm_request_digest(request))
+        if "token" in extra:
+            piece = chunk.choices[0].delta.content or ""
+            text += piece
+            chain.push(extra["token"], piece)
+        if "checkpoint" in extra:
+            v.verify_checkpoint(extra["checkpoint"], node, model_id,
+                                v.llm_request_digest(request), chain)
+            checkpoints += 1
+        if "receipt" in extra:
+            receipt = extra["receipt"]
+            v.verify_receipt(receipt)
+            assert receipt["output"] == v.fmt("out", chain.output(extra["finish_reason"]))
+            assert receipt["model"] == model_id
+    assert receipt is not None and "Paris" in text
+    assert checkpoints == (chain.n - 1) // 16
+
+
+def test_completion_and_stream(client):
+    raw = client.completions.with_raw_response.create(
+        model=LLM, prompt="The capital of France is", temperature=0, max_tokens=8)
+    body = json.loads(raw.http_response.text)
+    check_answer(body)
+    assert "Paris" in body["choices"][0]["text"]
+    pieces = [c.choices[0].text for c in client.completions.create(
+        model=LLM, prompt="The capital of France is", temperature=0, max_tokens=8, stream=True)
+        if c.choices]
+    assert "".join(pieces) == body["choices"][0]["text"]
+
+
+def test_stop_strings_end_the_answer(client):
+    resp = client.completions.create(model=LLM, prompt="Count: one, two, three,",
+                                     temperature=0, max_tokens=30, stop=[","])
+    assert "," not in resp.choices[0].text
+    assert resp.choices[0].finish_reason == "stop"
+
+
+def test_errors_are_openai_errors(client):
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=[QUESTION])
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=LLM, messages=[QUESTION], max_tokens=100000)
+    assert "context holds" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="minilm-int8", messages=[QUESTION])
+    assert "does not generate text" in str(e.value)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=LLM, messages=[QUESTION], temperature=-1)
+
+
+def reference_embeddings(texts):
+    tok = Tokenizer.from_file(str(MODELS / "minilm.tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    sess = ort.InferenceSession(str(MODELS / "minilm-int8.onnx"))
+    out = []
+    for t in texts:
+        enc = tok.encode(t)
+        ids = np.array([enc.ids], dtype=np.int64)
+        mask = np.array([enc.attention_mask], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.array([enc.type_ids], dtype=np.int64)}
+        hidden = sess.run(None, feeds)[0]
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        out.append(pooled[0] / np.linalg.norm(pooled[0]))
+    return np.array(out)
+
+
+def test_embeddings_match_onnxruntime_and_rank_paraphrases(client, url):
+    texts = ["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell today."]
+    resp = client.embeddings.create(model="minilm-int8", input=texts)  # the client asks for base64
+    ours = np.array([d.embedding for d in resp.data])
+    ref = reference_embeddings(texts)
+    cos = (ours * ref).sum(1)
+    assert (cos >= 0.999).all(), cos
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    sim = ours @ ours.T
+    assert sim[0, 1] > sim[0, 2] + 0.2, sim
+    assert resp.usage.prompt_tokens > 0
+    floats = client.embeddings.create(model="minilm-int8", input="hello", encoding_format="float")
+    assert len(floats.data[0].embedding) == 384
