@@ -90,7 +90,7 @@ pub trait LanguageModel: Send + Sync {
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
         let template = self
             .chat_template()
-            .ok_or_else(|| EngineError::Input(crate::InputError::NoChatTemplate))?;
+            .ok_or(EngineError::Input(crate::InputError::NoChatTemplate))?;
         let (bos, eos) = self.special_tokens();
         render_template(template, messages, &bos, &eos)
     }

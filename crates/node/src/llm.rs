@@ -268,7 +268,7 @@ impl Node {
                 {
                     return; // the client went away; the engine stops at its next token
                 }
-                if chain.len() % CHECKPOINT_EVERY == 0 && ev.finish.is_none() {
+                if chain.len().is_multiple_of(CHECKPOINT_EVERY) && ev.finish.is_none() {
                     let ck = Checkpoint::sign(&key, &model_id, &request_digest, &chain);
                     let _ = tx.send(LlmEvent::Checkpoint(ck));
                 }

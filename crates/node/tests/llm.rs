@@ -89,7 +89,11 @@ async fn greedy_and_seeded_generation_with_receipts() {
     let t = TestNode::in_dir(dir.path()).await;
     push_llm(&t, LLM, &llm_file()).await;
 
-    let greedy = request(question("What is the capital of France?"), 24, Sampling::default());
+    let greedy = request(
+        question("What is the capital of France?"),
+        24,
+        Sampling::default(),
+    );
     let a = t.node.generate_all(greedy.clone()).await.unwrap();
     let text = a.texts.concat();
     assert!(text.contains("Paris"), "{text}");
@@ -115,8 +119,16 @@ async fn greedy_and_seeded_generation_with_receipts() {
     }
 
     // The same seed gives the same answer; another seed is free to differ.
-    let s1 = t.node.generate_all(request(question("Tell me a story."), 20, sampled(7))).await.unwrap();
-    let s2 = t.node.generate_all(request(question("Tell me a story."), 20, sampled(7))).await.unwrap();
+    let s1 = t
+        .node
+        .generate_all(request(question("Tell me a story."), 20, sampled(7)))
+        .await
+        .unwrap();
+    let s2 = t
+        .node
+        .generate_all(request(question("Tell me a story."), 20, sampled(7)))
+        .await
+        .unwrap();
     assert_eq!(s1.tokens, s2.tokens);
     assert_eq!(s1.receipt.body.output, s2.receipt.body.output);
     assert_eq!(s1.receipt.body.seed, Some(7));
@@ -128,7 +140,10 @@ async fn greedy_and_seeded_generation_with_receipts() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("context holds") && e.contains("lower max_tokens"), "{e}");
+    assert!(
+        e.contains("context holds") && e.contains("lower max_tokens"),
+        "{e}"
+    );
     // An unknown model is named in the error.
     let mut g = greedy.clone();
     g.model = "nope".into();
@@ -179,27 +194,46 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     // Honest answers, greedy and sampled, pass on the other node.
     let q = "What is the capital of France?";
     for sampling in [Sampling::default(), sampled(11)] {
-        let f = a.node.generate_all(request(question(q), 32, sampling)).await.unwrap();
+        let f = a
+            .node
+            .generate_all(request(question(q), 32, sampling))
+            .await
+            .unwrap();
         let check = b.node.check_llm(&f.receipt, &transcript(&f)).await.unwrap();
         assert!(check.ok, "honest answer failed: {:?}", check.reason);
         assert_eq!(check.tokens, f.tokens.len());
     }
 
-    let honest = a.node.generate_all(request(question(q), 32, Sampling::default())).await.unwrap();
+    let honest = a
+        .node
+        .generate_all(request(question(q), 32, Sampling::default()))
+        .await
+        .unwrap();
     let key = keyfile::load_or_create(&da.path().join("operator.key")).unwrap();
     let loaded = a.node.loaded_model(LLM).await.unwrap();
     let lm = loaded.language().unwrap();
 
     // An edited answer, signed by the executor.
     let mut edited = transcript(&honest);
-    let paris = edited.texts.iter().position(|t| t.contains("Paris")).unwrap();
+    let paris = edited
+        .texts
+        .iter()
+        .position(|t| t.contains("Paris"))
+        .unwrap();
     let london = lm.tokenize(" London")[0];
     edited.tokens[paris] = london;
     edited.texts[paris] = String::from_utf8(lm.piece(london)).unwrap();
     let forged = forge(&key, &honest.receipt, model, &edited);
     let check = b.node.check_llm(&forged, &edited).await.unwrap();
     assert!(!check.ok);
-    assert!(check.reason.as_deref().unwrap().contains(&format!("token {paris}")), "{check:?}");
+    assert!(
+        check
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains(&format!("token {paris}")),
+        "{check:?}"
+    );
 
     // The same answer claimed for another prompt.
     let mut moved = transcript(&honest);
@@ -209,7 +243,11 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     assert!(!check.ok, "a changed prompt passed");
 
     // An answer from another model, claimed for this one.
-    let mut g = request(question("Write one sentence about the sea."), 24, Sampling::default());
+    let mut g = request(
+        question("Write one sentence about the sea."),
+        24,
+        Sampling::default(),
+    );
     g.model = "smollm2-swapped".into();
     let other = a.node.generate_all(g).await.unwrap();
     let claimed = transcript(&other);

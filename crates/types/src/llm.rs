@@ -27,7 +27,8 @@ use crate::receipt::Receipt;
 
 /// Tag that starts every canonical LLM request.
 pub const LLM_ENCODING: &str = "vouch llm v1";
-/// The node signs a checkpoint after every this many tokens (and at the end).
+/// The node signs a checkpoint after every this many tokens (the receipt
+/// covers the last one).
 pub const CHECKPOINT_EVERY: u64 = 16;
 /// Probability mass by which a sampled token's interval is widened when an
 /// auditor's recomputed logits differ slightly from the executor's.
