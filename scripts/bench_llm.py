@@ -1,0 +1,142 @@
+"""LLM and embedding benchmarks against a running node (scripts/bench-llm).
+
+Prints, for SmolLM2-135M (GGUF Q4_1) on the node:
+  - time to first token and decode tokens/s of one streamed chat (128 tokens);
+  - aggregate tokens/s with 1, 4 and 8 concurrent chats;
+  - the teacher-forced audit's time against the generation's (ratio);
+  - with llama-cpp-python installed (VOUCH_BENCH_LLAMA=1 makes the script
+    install it; it builds llama.cpp from source, ~6 min), the same
+    generation in llama.cpp itself, same GGUF and thread count, same run;
+and embeddings/s of MiniLM int8 against onnxruntime + tokenizers in Python.
+"""
+
+import concurrent.futures as cf
+import json
+import os
+import pathlib
+import sys
+import time
+import urllib.request
+
+import numpy as np
+
+URL = sys.argv[1]
+MODELS = pathlib.Path(os.environ.get("VOUCH_MODELS", pathlib.Path.home() / ".cache/vouch/models"))
+LLM = "smollm2-135m"
+N = 128
+MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+
+
+def post(path, body, stream=False):
+    req = urllib.request.Request(URL + path, data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    return urllib.request.urlopen(req, timeout=600)
+
+
+def chat(max_tokens=N, seed=0, stream=True):
+    """One streamed chat: (ttft s, total s, tokens, response vouch object)."""
+    body = {"model": LLM, "messages": MESSAGES, "max_tokens": max_tokens, "temperature": 0.7,
+            "seed": seed, "stream": stream}
+    t0 = time.perf_counter()
+    first, n, last = None, 0, None
+    with post("/v1/chat/completions", body) as r:
+        for line in r:
+            line = line.decode().strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            d = json.loads(line[6:])
+            if "token" in d.get("vouch", {}):
+                n += 1
+                first = first or time.perf_counter()
+            if "receipt" in d.get("vouch", {}):
+                last = d
+    return first - t0, time.perf_counter() - t0, n, last
+
+
+def whole(seed):
+    body = {"model": LLM, "messages": MESSAGES, "max_tokens": N, "temperature": 0.7, "seed": seed}
+    t0 = time.perf_counter()
+    with post("/v1/chat/completions", body) as r:
+        d = json.loads(r.read())
+    return time.perf_counter() - t0, d
+
+
+def median(xs):
+    return float(np.median(xs))
+
+
+def main():
+    chat(16)  # warm up: loads the model
+    runs = [chat(seed=s) for s in range(3)]
+    ttft = median([r[0] for r in runs])
+    tps = median([(r[2] - 1) / (r[1] - r[0]) for r in runs])
+    print(f"single chat: ttft {ttft * 1000:.1f} ms, decode {tps:.1f} tok/s ({runs[0][2]} tokens)")
+
+    for k in (1, 4, 8):
+        t0 = time.perf_counter()
+        with cf.ThreadPoolExecutor(k) as ex:
+            res = list(ex.map(lambda s: chat(seed=s), range(k)))
+        wall = time.perf_counter() - t0
+        toks = sum(r[2] for r in res)
+        print(f"{k} concurrent chats: {toks / wall:.1f} tok/s aggregate, worst ttft {max(r[0] for r in res) * 1000:.0f} ms")
+
+    gen, audit = [], []
+    for s in range(3):
+        g, d = whole(100 + s)
+        check = json.loads(post("/v1/audit/llm", {"receipt": d["vouch"]["receipt"],
+                                                   "transcript": d["vouch"]["transcript"]}).read())
+        assert check["ok"], check
+        gen.append(g)
+        audit.append(check["seconds"])
+    print(f"teacher-forced audit of a {N}-token answer: {median(audit) * 1000:.0f} ms vs generation "
+          f"{median(gen) * 1000:.0f} ms: ratio {median(audit) / median(gen):.3f} (target <= 0.25)")
+
+    if os.environ.get("VOUCH_BENCH_LLAMA") == "1":
+        from llama_cpp import Llama
+        threads = os.cpu_count()
+        llm = Llama(str(MODELS / "smollm2-135m-instruct.q4_1.gguf"), n_ctx=4096, n_threads=threads,
+                    verbose=False)
+        rates, ttfts = [], []
+        for s in range(3):
+            t0 = time.perf_counter()
+            first, n = None, 0
+            for _ in llm.create_chat_completion(MESSAGES, max_tokens=N, temperature=0.7, seed=s,
+                                                stream=True):
+                n += 1
+                first = first or time.perf_counter()
+            end = time.perf_counter()
+            ttfts.append(first - t0)
+            rates.append((n - 1) / (end - first))
+        print(f"llama.cpp (llama-cpp-python): ttft {median(ttfts) * 1000:.1f} ms, decode "
+              f"{median(rates):.1f} tok/s; vouch/llama.cpp decode ratio {tps / median(rates):.2f} (target >= 0.9)")
+
+    texts = [f"Sentence number {i} is about {w}." for i, w in
+             enumerate(["cats", "the stock market", "guitars", "rain", "bread", "dragons"] * 8)]
+    batch = 8
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        post("/v1/embeddings", {"model": "minilm-int8", "input": texts[i:i + batch]}).read()
+    ours = len(texts) / (time.perf_counter() - t0)
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(MODELS / "minilm.tokenizer.json"))
+    tok.enable_padding()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count()
+    sess = ort.InferenceSession(str(MODELS / "minilm-int8.onnx"), opts)
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        enc = tok.encode_batch(texts[i:i + batch])
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        h = sess.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    ref = len(texts) / (time.perf_counter() - t0)
+    print(f"embeddings (batches of {batch}): vouch over HTTP {ours:.0f}/s, onnxruntime+tokenizers in-process "
+          f"{ref:.0f}/s: ratio {ours / ref:.2f} (target >= 1.0)")
+
+
+if __name__ == "__main__":
+    main()
