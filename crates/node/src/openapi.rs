@@ -106,6 +106,34 @@ pub fn document() -> Value {
           "summary": "Reveal one trace entry of a receipt with its Merkle path",
           "parameters": [path_param("id", "rcpt:<64 hex>"), path_param("index", "leaf index")],
           "responses": merge(json!({"200": ok("trace entry", "TraceEntry")}), error_responses(&[400, 404]))
+        }},
+        "/": {"get": {"summary": "The chat UI (verifies each answer's receipt in the browser)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/ui/app.js": {"get": {"summary": "The chat UI's script (bundled verifier)", "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
+        "/v1/hub/blobs": {"post": {
+          "summary": "Store a blob (e.g. a tokenizer.json) and get its digest; push a model with `tokenizer=DIGEST` to attach it",
+          "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+          "responses": merge(json!({"201": {"description": "stored", "content": {"application/json": {"schema": {"type": "object", "properties": {"digest": {"type": "string"}, "size": {"type": "integer"}}}}}}}), error_responses(&[413, 500, 507]))
+        }},
+        "/v1/chat/completions": {"post": {
+          "summary": "OpenAI-compatible chat (SSE with `stream: true`); the receipt and transcript are under `vouch`, the receipt also in `x-vouch-receipt`",
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["model", "messages"]}}}},
+          "responses": merge(json!({"200": {"description": "a chat.completion, or a text/event-stream of chunks ending with the receipt", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": {"type": "string"}}}}}), error_responses(&[400, 404, 422, 500]))
+        }},
+        "/v1/completions": {"post": {
+          "summary": "OpenAI-compatible text completion (SSE with `stream: true`)",
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["model", "prompt"]}}}},
+          "responses": merge(json!({"200": {"description": "a text_completion, or a text/event-stream", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": {"type": "string"}}}}}), error_responses(&[400, 404, 422, 500]))
+        }},
+        "/v1/embeddings": {"post": {
+          "summary": "OpenAI-compatible embeddings (mean-pooled, L2-normalised; float or base64)",
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["model", "input"]}}}},
+          "responses": merge(json!({"200": {"description": "a list of embeddings with the receipt under `vouch`", "content": {"application/json": {"schema": {"type": "object"}}}}}), error_responses(&[400, 404, 422, 500]))
+        }},
+        "/v1/models": {"get": {"summary": "OpenAI-compatible model list", "responses": {"200": {"description": "models", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/v1/audit/llm": {"post": {
+          "summary": "Check a chat or completion answer: receipt and transcript offline, then every token by teacher forcing with the model the receipt names",
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["receipt", "transcript"]}}}},
+          "responses": merge(json!({"200": {"description": "{ok, tokens, reason, seconds}", "content": {"application/json": {"schema": {"type": "object"}}}}}), error_responses(&[400, 404, 500]))
         }}
       },
       "components": {"schemas": {
@@ -168,7 +196,7 @@ mod tests {
     #[test]
     fn every_route_is_documented() {
         let doc = super::document();
-        let src = include_str!("http.rs");
+        let src = [include_str!("http.rs"), include_str!("openai.rs")].concat();
         for line in src
             .lines()
             .filter(|l| l.trim_start().starts_with(".route(\""))
