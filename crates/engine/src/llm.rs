@@ -9,7 +9,7 @@
 
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
-use vouch_types::llm::{Finish, LlmRequest, Sampling, check_token};
+use vouch_types::llm::{Finish, LlmRequest, check_token};
 
 use crate::EngineError;
 
@@ -335,21 +335,6 @@ pub fn replay(
         finish,
         mismatch,
     })
-}
-
-/// Sampling parameters accepted from a client, with defaults filled in.
-pub fn sampling(
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    top_k: Option<u32>,
-    seed: Option<u64>,
-) -> Sampling {
-    Sampling {
-        temperature: temperature.unwrap_or(0.0),
-        top_p: top_p.unwrap_or(1.0),
-        top_k: top_k.unwrap_or(0),
-        seed: seed.unwrap_or(0),
-    }
 }
 
 #[cfg(test)]

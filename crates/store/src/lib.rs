@@ -343,17 +343,15 @@ impl Store {
         })
     }
 
-    /// Re-hashes a stored blob chunk by chunk (without holding it in
-    /// memory) and returns the path of its file, for engines that map
-    /// model files rather than read them.
-    pub fn verified_path(&self, digest: &Digest) -> Result<PathBuf, StoreError> {
+    /// Opens a stored blob's file after checking its size.
+    fn open_blob(&self, digest: &Digest) -> Result<(File, ChunkTable, PathBuf), StoreError> {
         let table = self.chunk_table(digest)?;
         let path = self.blob_path(digest);
         let corrupt = |detail: String| StoreError::Corrupt {
             digest: *digest,
             detail,
         };
-        let mut file = match File::open(&path) {
+        let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(corrupt("the file is missing".into()));
@@ -367,49 +365,29 @@ impl Store {
                 table.size
             )));
         }
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        for (i, want) in table.chunks.iter().enumerate() {
-            let n = (table.size as usize - i * CHUNK_SIZE).min(CHUNK_SIZE);
-            file.read_exact(&mut buf[..n])
-                .map_err(io_err("reading", &path))?;
-            if Digest::of(Kind::BlobChunk, &buf[..n]) != *want {
-                return Err(corrupt(format!("chunk {i} does not match its digest")));
-            }
-        }
-        if table.root() != *digest {
-            return Err(corrupt(
-                "the chunk table does not match the blob digest".into(),
-            ));
-        }
-        Ok(path)
+        Ok((file, table, path))
     }
 
-    /// Reads a whole blob, re-hashing every chunk against its table.
-    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        let table = self.chunk_table(digest)?;
-        let path = self.blob_path(digest);
+    /// Reads a blob's chunks into `buf` and checks each against the table,
+    /// then the table against the digest. A `buf` that holds the whole blob
+    /// receives it; a smaller one (one chunk) is reused for every chunk.
+    fn check_chunks(
+        digest: &Digest,
+        table: &ChunkTable,
+        file: &mut File,
+        path: &Path,
+        buf: &mut [u8],
+    ) -> Result<(), StoreError> {
+        let whole = buf.len() >= table.size as usize;
         let corrupt = |detail: String| StoreError::Corrupt {
             digest: *digest,
             detail,
         };
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(corrupt("the file is missing".into()));
-            }
-            Err(e) => return Err(io_err("opening", &path)(e)),
-        };
-        let len = file.metadata().map_err(io_err("reading", &path))?.len();
-        if len != table.size {
-            return Err(corrupt(format!(
-                "{len} bytes on disk, {} expected",
-                table.size
-            )));
-        }
-        let mut data = vec![0u8; table.size as usize];
-        file.read_exact(&mut data)
-            .map_err(io_err("reading", &path))?;
-        for (i, (chunk, want)) in data.chunks(CHUNK_SIZE).zip(&table.chunks).enumerate() {
+        for (i, want) in table.chunks.iter().enumerate() {
+            let n = (table.size as usize - i * CHUNK_SIZE).min(CHUNK_SIZE);
+            let at = if whole { i * CHUNK_SIZE } else { 0 };
+            let chunk = &mut buf[at..at + n];
+            file.read_exact(chunk).map_err(io_err("reading", path))?;
             if Digest::of(Kind::BlobChunk, chunk) != *want {
                 return Err(corrupt(format!("chunk {i} does not match its digest")));
             }
@@ -419,6 +397,24 @@ impl Store {
                 "the chunk table does not match the blob digest".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Re-hashes a stored blob chunk by chunk (without holding it in
+    /// memory) and returns the path of its file, for engines that map
+    /// model files rather than read them.
+    pub fn verified_path(&self, digest: &Digest) -> Result<PathBuf, StoreError> {
+        let (mut file, table, path) = self.open_blob(digest)?;
+        let mut buf = vec![0u8; CHUNK_SIZE.min(table.size as usize)];
+        Store::check_chunks(digest, &table, &mut file, &path, &mut buf)?;
+        Ok(path)
+    }
+
+    /// Reads a whole blob, re-hashing every chunk against its table.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let (mut file, table, path) = self.open_blob(digest)?;
+        let mut data = vec![0u8; table.size as usize];
+        Store::check_chunks(digest, &table, &mut file, &path, &mut data)?;
         Ok(data)
     }
 
