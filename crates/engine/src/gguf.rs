@@ -37,8 +37,15 @@ use crate::{Engine, EngineError, Execution, LoadOptions, LoadedModel};
 pub const LLAMA_CPP_2_VERSION: &str = "0.1.160";
 /// Most tokens one scheduler step decodes.
 pub const BATCH_TOKENS: usize = 512;
-/// Near-tie tolerance of generated tokens: a re-executed logit may differ
-/// from the executor's by this fraction of the top logit (at least 1.0).
+/// Tokens llama.cpp computes at once within a step. Its CPU kernels give
+/// the same logits for micro-batches of 1 to at least 38 tokens but
+/// different ones (off by up to 0.7 on SmolLM2) from 64 up, so generation
+/// (one token per sequence) and the audit's teacher-forced pass (the whole
+/// answer) both run in micro-batches of this size and agree exactly.
+pub const UBATCH_TOKENS: usize = 32;
+/// Near-tie tolerance of generated tokens: a re-executed logit gap may
+/// differ from the executor's by this fraction of the top logit (taken as
+/// at least `vouch_types::llm::LOGIT_SCALE`).
 pub const LLM_RTOL: f64 = 0.02;
 
 fn backend() -> Result<&'static LlamaBackend, EngineError> {
@@ -206,7 +213,7 @@ impl Inner {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(tokens as u32))
             .with_n_batch(BATCH_TOKENS as u32)
-            .with_n_ubatch(BATCH_TOKENS as u32)
+            .with_n_ubatch(UBATCH_TOKENS as u32)
             .with_n_seq_max(sequences as u32)
             .with_n_threads(self.threads)
             .with_n_threads_batch(self.threads);
