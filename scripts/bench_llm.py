@@ -99,6 +99,7 @@ def main():
                     verbose=False)
         rates, ttfts = [], []
         for s in range(3):
+            llm.reset()  # no prompt cache: the node has none either
             t0 = time.perf_counter()
             first, n = None, 0
             for _ in llm.create_chat_completion(MESSAGES, max_tokens=N, temperature=0.7, seed=s,

@@ -377,43 +377,13 @@ pub fn argmax(logits: &[f32]) -> u32 {
 /// draw order (most likely first, ties by token id), after top-k and
 /// top-p, with probabilities renormalised to sum to 1.
 pub fn candidates(logits: &[f32], s: &Sampling) -> Vec<(u32, f64)> {
-    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-    let key = |t: &u32| logits[*t as usize];
-    let k = if s.top_k == 0 {
-        order.len()
-    } else {
-        (s.top_k as usize).min(order.len())
-    };
-    if k < order.len() {
-        order.select_nth_unstable_by(k, |a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
-        order.truncate(k);
-    }
-    order.sort_unstable_by(|a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
-    let top = order
-        .first()
-        .map_or(0.0, |&t| f64::from(logits[t as usize]));
-    let mut probs: Vec<f64> = order
+    let r = Ranked::new(logits, s, 1.0);
+    let kept = r.top_p_cut(s.top_p).unwrap_or(r.order.len());
+    let total: f64 = r.weights[..kept].iter().sum();
+    r.order[..kept]
         .iter()
-        .map(|&t| ((f64::from(logits[t as usize]) - top) / s.temperature).exp())
-        .collect();
-    let total: f64 = probs.iter().sum();
-    let mut kept = probs.len();
-    if s.top_p < 1.0 {
-        let mut acc = 0.0;
-        for (i, p) in probs.iter().enumerate() {
-            acc += p / total;
-            if acc >= s.top_p {
-                kept = i + 1;
-                break;
-            }
-        }
-    }
-    probs.truncate(kept);
-    let total: f64 = probs.iter().sum();
-    order
-        .into_iter()
-        .zip(probs)
-        .map(|(t, p)| (t, p / total))
+        .zip(&r.weights)
+        .map(|(&t, w)| (t, w / total))
         .collect()
 }
 
@@ -424,15 +394,99 @@ pub fn choose(logits: &[f32], s: &Sampling, step: u64) -> u32 {
         return argmax(logits);
     }
     let u = uniform(s.seed, step);
-    let cands = candidates(logits, s);
-    let mut acc = 0.0;
-    for &(t, p) in &cands {
-        acc += p;
-        if u < acc {
-            return t;
+    // Rank only as far as the top-p cut or the draw needs, and everything
+    // if that prefix turns out too short.
+    let wanted = if s.top_p < 1.0 { s.top_p } else { u };
+    for mass in [wanted, 1.0] {
+        let r = Ranked::new(logits, s, mass);
+        let Some(kept) = r.top_p_cut(s.top_p) else {
+            continue;
+        };
+        let total: f64 = if s.top_p < 1.0 {
+            r.weights[..kept].iter().sum()
+        } else {
+            r.pool_total
+        };
+        let mut acc = 0.0;
+        for (&t, w) in r.order[..kept].iter().zip(&r.weights) {
+            acc += w / total;
+            if u < acc {
+                return t;
+            }
+        }
+        if s.top_p < 1.0 || r.complete {
+            return r.order[kept - 1];
         }
     }
-    cands.last().map_or(0, |c| c.0)
+    unreachable!("a complete ranking always yields a token")
+}
+
+/// The tokens a sampled step may draw from (the top k, or all), heaviest
+/// first (ties by id), with their weights `exp((l - top) / temperature)`.
+/// Sorting the whole vocabulary for every token is the sampler's main cost,
+/// so only the tokens within a logit distance of the top that doubles until
+/// their weight reaches `mass` of the pool's are sorted.
+struct Ranked {
+    order: Vec<u32>,
+    weights: Vec<f64>,
+    pool_total: f64,
+    /// Whether `order` holds the whole pool.
+    complete: bool,
+}
+
+impl Ranked {
+    fn new(logits: &[f32], s: &Sampling, mass: f64) -> Ranked {
+        let key = |t: &u32| logits[*t as usize];
+        let by_rank = |a: &u32, b: &u32| key(b).total_cmp(&key(a)).then(a.cmp(b));
+        let mut pool: Vec<u32> = (0..logits.len() as u32).collect();
+        let k = s.top_k as usize;
+        if k != 0 && k < pool.len() {
+            pool.select_nth_unstable_by(k, by_rank);
+            pool.truncate(k);
+        }
+        let top = f64::from(logits[argmax(logits) as usize]);
+        let weight = |t: &u32| ((f64::from(key(t)) - top) / s.temperature).exp();
+        let pool_total: f64 = pool.iter().map(weight).sum();
+        let mut reach = 4.0 * s.temperature;
+        loop {
+            let floor = top - reach;
+            let mut order: Vec<u32> = pool
+                .iter()
+                .copied()
+                .filter(|t| f64::from(key(t)) >= floor)
+                .collect();
+            let complete = order.len() == pool.len();
+            order.sort_unstable_by(by_rank);
+            let weights: Vec<f64> = order.iter().map(weight).collect();
+            let have: f64 = weights.iter().sum();
+            if complete || have > mass.min(1.0) * pool_total * (1.0 + 1e-9) {
+                return Ranked {
+                    order,
+                    weights,
+                    pool_total,
+                    complete,
+                };
+            }
+            reach *= 2.0;
+        }
+    }
+
+    /// How many tokens the top-p cut keeps: the shortest prefix whose
+    /// share of the pool reaches `top_p`; `None` when the ranked prefix
+    /// ends before it does.
+    fn top_p_cut(&self, top_p: f64) -> Option<usize> {
+        if top_p >= 1.0 {
+            return Some(self.order.len());
+        }
+        let mut acc = 0.0;
+        for (i, w) in self.weights.iter().enumerate() {
+            acc += w / self.pool_total;
+            if acc >= top_p {
+                return Some(i + 1);
+            }
+        }
+        self.complete.then_some(self.order.len())
+    }
 }
 
 /// Why a claimed token is not the one the model would have produced.
@@ -511,47 +565,49 @@ pub fn sampled_window(
         (margin / s.temperature).exp(),
     );
     let band = 2.0 * margin;
-    // Tokens this far below the top weigh under e^-45 each, together less
-    // than the 1e-12 the window is widened by: leave them out of the sort.
-    let floor = top - 45.0 * s.temperature;
-    let mut sorted: Vec<f64> = logits
-        .iter()
-        .map(|&l| f64::from(l))
-        .filter(|&l| l >= floor)
-        .collect();
-    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
     // The top-k edge, and the top-p edge in the longest and the shortest
     // prefix that such logits can keep.
     let k_edge = match s.top_k as usize {
         0 => f64::NEG_INFINITY,
-        k if k >= sorted.len() => f64::NEG_INFINITY,
-        k => sorted[k - 1],
+        k if k >= logits.len() => f64::NEG_INFINITY,
+        k => {
+            let mut all = logits.to_vec();
+            let (_, kth, _) = all.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+            f64::from(*kth)
+        }
     };
-    let pool: Vec<f64> = sorted
-        .iter()
-        .take_while(|&&l| l >= k_edge - band)
-        .map(|&l| weight(l))
-        .collect();
+    let values = || {
+        logits
+            .iter()
+            .map(|&l| f64::from(l))
+            .filter(move |&l| l >= k_edge - band)
+    };
     // The tail after a prefix is largest when every token that may make
     // the top k does, and smallest when only those that surely do.
-    let most: f64 = pool.iter().sum();
-    let least: f64 = sorted
-        .iter()
-        .take_while(|&&l| l > k_edge + band)
-        .map(|&l| weight(l))
-        .sum();
+    let most: f64 = values().map(weight).sum();
+    let least: f64 = values().filter(|&l| l > k_edge + band).map(weight).sum();
     let p_edge = |lead: f64, tail: f64, total: f64| {
         if s.top_p >= 1.0 {
             return f64::NEG_INFINITY;
         }
-        let mut acc = 0.0;
-        for (i, w) in pool.iter().enumerate() {
-            acc += w;
-            if acc * lead / (acc * lead + (total - acc).max(0.0) * tail) >= s.top_p {
-                return sorted[i];
+        // Sort only the heaviest values, as many as the cut needs.
+        let mut reach = 4.0 * s.temperature;
+        loop {
+            let mut sorted: Vec<f64> = values().filter(|&l| l >= top - reach).collect();
+            let complete = sorted.len() == values().count();
+            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+            let mut acc = 0.0;
+            for &l in &sorted {
+                acc += weight(l);
+                if acc * lead / (acc * lead + (total - acc).max(0.0) * tail) >= s.top_p {
+                    return l;
+                }
             }
+            if complete {
+                return f64::NEG_INFINITY;
+            }
+            reach *= 2.0;
         }
-        f64::NEG_INFINITY
     };
     let maybe_kept = (k_edge - band).max(p_edge(down, up, most) - band);
     let surely_kept = (k_edge + band).max(p_edge(up, down, least) + band);
@@ -565,7 +621,7 @@ pub fn sampled_window(
     let (mut ahead, mut tied, mut behind_sure, mut behind_maybe) = (0.0, 0.0, 0.0, 0.0);
     for (t, &l) in logits.iter().enumerate() {
         let l = f64::from(l);
-        if t == claimed as usize || l < maybe_kept || l < floor {
+        if t == claimed as usize || l < maybe_kept {
             continue;
         }
         let w = weight(l);
@@ -670,7 +726,53 @@ mod tests {
         assert!(c.len() < 10 && (kept - 1.0).abs() < 1e-12, "{}", c.len());
     }
 
+    /// The sampler as specified, sorting the whole vocabulary.
+    fn choose_by_full_sort(logits: &[f32], s: &Sampling, step: u64) -> u32 {
+        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        let key = |t: &u32| logits[*t as usize];
+        order.sort_unstable_by(|a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
+        if s.top_k != 0 {
+            order.truncate(s.top_k as usize);
+        }
+        let top = f64::from(logits[order[0] as usize]);
+        let w: Vec<f64> = order
+            .iter()
+            .map(|&t| ((f64::from(key(&t)) - top) / s.temperature).exp())
+            .collect();
+        let total: f64 = w.iter().sum();
+        let mut kept = w.len();
+        let mut acc = 0.0;
+        for (i, p) in w.iter().enumerate() {
+            acc += p / total;
+            if s.top_p < 1.0 && acc >= s.top_p {
+                kept = i + 1;
+                break;
+            }
+        }
+        let total: f64 = w[..kept].iter().sum();
+        let u = uniform(s.seed, step);
+        let mut acc = 0.0;
+        for i in 0..kept {
+            acc += w[i] / total;
+            if u < acc {
+                return order[i];
+            }
+        }
+        order[kept - 1]
+    }
+
     proptest! {
+        #[test]
+        fn the_sampler_sorts_only_what_it_needs(seed in any::<u64>(), step in 0u64..1000,
+                                                logits in proptest::collection::vec(-30f32..30.0, 1..3000),
+                                                top_k in prop_oneof![Just(0u32), 1u32..100], top_p in prop_oneof![Just(1.0f64), 0.05f64..1.0],
+                                                temperature in 0.1f64..2.0) {
+            let s = Sampling { temperature, top_p, top_k, seed };
+            prop_assert_eq!(choose(&logits, &s, step), choose_by_full_sort(&logits, &s, step));
+            let c = candidates(&logits, &s);
+            prop_assert!((c.iter().map(|x| x.1).sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+
         #[test]
         fn the_sampler_passes_its_own_check(seed in any::<u64>(), step in 0u64..1000,
                                             logits in proptest::collection::vec(-20f32..20.0, 2..200)) {
