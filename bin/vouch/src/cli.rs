@@ -117,6 +117,12 @@ pub(crate) struct ServeArgs {
     /// network's checks can be watched catching this node.
     #[arg(long)]
     pub(crate) fault: Option<String>,
+    /// Serve NAME from an external OpenAI-compatible server at URL (its
+    /// API base, e.g. http://127.0.0.1:8081/v1), as REMOTE_MODEL there
+    /// (default NAME): `NAME=URL[#REMOTE_MODEL]` (repeatable). Receipts sign
+    /// the transcript and state that the model is not attested.
+    #[arg(long = "external", value_name = "NAME=URL[#REMOTE_MODEL]")]
+    pub(crate) externals: Vec<String>,
     #[command(flatten)]
     pub(crate) p2p: P2pArgs,
 }

@@ -89,6 +89,11 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Res
     c.audit_rate = s.audit_rate;
     c.retention = std::time::Duration::from_secs(s.retention);
     c.fault = s.fault.as_deref().map(parse_fault).transpose()?;
+    c.externals = s
+        .externals
+        .iter()
+        .map(|e| vouch_node::external::ExternalModel::parse(e).map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()?;
     Ok(c)
 }
 
@@ -852,5 +857,11 @@ async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
         receipt.body.node,
         receipt.body.model
     );
+    if vouch_node::external::is_unattested(&receipt.body.engine) {
+        println!(
+            "note: NOT ATTESTED: the operator vouches for this transcript, but the model ran on an external server ({}); nothing proves which model that was",
+            receipt.body.engine.version
+        );
+    }
     Ok(())
 }

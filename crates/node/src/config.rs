@@ -37,6 +37,9 @@ pub struct NodeConfig {
     /// A deliberate fault in every answer (demonstrations and tests of the
     /// network's checks only).
     pub fault: Option<vouch_engine::Fault>,
+    /// Models served from external OpenAI-compatible servers (their
+    /// receipts say the model is not attested).
+    pub externals: Vec<crate::external::ExternalModel>,
 }
 
 impl NodeConfig {
@@ -56,6 +59,7 @@ impl NodeConfig {
             retention: std::time::Duration::from_secs(600),
             price: 0,
             fault: None,
+            externals: Vec::new(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod external;
 pub mod http;
 pub mod keyfile;
 pub mod llm;

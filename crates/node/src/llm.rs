@@ -89,14 +89,26 @@ pub struct Finished {
 /// A generation about to run: what the caller needs before the first token.
 #[derive(Debug)]
 pub struct Started {
-    /// The model's record.
-    pub record: ModelRecord,
+    /// The `model:` id its receipt will name.
+    pub model_id: Digest,
     /// The canonical request.
     pub request: LlmRequest,
     /// Prompt tokens.
     pub prompt_tokens: usize,
     /// Events until [`LlmEvent::Done`] or [`LlmEvent::Failed`].
     pub events: mpsc::UnboundedReceiver<LlmEvent>,
+}
+
+/// What a receipt for a generation states besides its tokens.
+pub(crate) struct Receipted {
+    pub model_id: Digest,
+    pub request: LlmRequest,
+    pub engine: vouch_types::EngineInfo,
+    pub determinism: vouch_types::Determinism,
+    /// Metrics label.
+    pub label: String,
+    pub nonce: String,
+    pub prompt_tokens: usize,
 }
 
 /// Embeddings with their receipt.
@@ -164,6 +176,9 @@ impl Node {
             )));
         }
         g.sampling.validate().map_err(NodeError::BadRequest)?;
+        if let Some(ext) = self.config.externals.iter().find(|e| e.name == g.model) {
+            return self.generate_external(&ext.clone(), g).await;
+        }
         let record = self.find_model(&g.model, None)?;
         if record.signed.manifest.format != ModelFormat::Gguf {
             return Err(NodeError::BadRequest(format!(
@@ -219,8 +234,7 @@ impl Node {
             stop: g.stop.clone(),
             sampling: g.sampling.clone(),
         };
-        let (tx, events) = mpsc::unbounded_channel();
-        let (etx, mut erx) = mpsc::unbounded_channel::<Result<TokenEvent, EngineError>>();
+        let (etx, erx) = mpsc::unbounded_channel::<Result<TokenEvent, EngineError>>();
         let prompt_tokens = prompt.len();
         lm.generate(Job {
             prompt,
@@ -228,19 +242,53 @@ impl Node {
             sink: Box::new(move |ev| etx.send(ev).is_ok()),
         })?;
 
-        let model_id = record.id();
-        let request_digest = request.digest();
-        let key = self.key.clone();
-        let log = self.receipts.clone();
-        let engine = self.engines.get(ModelFormat::Gguf).info();
-        let determinism = model.determinism();
-        let (price, req) = (self.config.price, request.clone());
         let label = format!(
             "{}@{}",
             record.signed.manifest.name, record.signed.manifest.version
         );
+        let events = self.receipted(
+            Receipted {
+                model_id: record.id(),
+                request: request.clone(),
+                engine: self.engines.get(ModelFormat::Gguf).info(),
+                determinism: model.determinism(),
+                label,
+                nonce: g.nonce,
+                prompt_tokens,
+            },
+            erx,
+        );
+        Ok(Started {
+            model_id: record.id(),
+            request,
+            prompt_tokens,
+            events,
+        })
+    }
+
+    /// Turns an engine's token events into receipted [`LlmEvent`]s: the
+    /// hash chain, a signed checkpoint every [`CHECKPOINT_EVERY`] tokens and
+    /// at the end the receipt, logged.
+    pub(crate) fn receipted(
+        self: &Arc<Self>,
+        r: Receipted,
+        mut erx: mpsc::UnboundedReceiver<Result<TokenEvent, EngineError>>,
+    ) -> mpsc::UnboundedReceiver<LlmEvent> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let Receipted {
+            model_id,
+            request: req,
+            engine,
+            determinism,
+            label,
+            nonce,
+            prompt_tokens,
+        } = r;
+        let request_digest = req.digest();
+        let key = self.key.clone();
+        let log = self.receipts.clone();
+        let price = self.config.price;
         let node = self.clone();
-        let nonce = g.nonce;
         tokio::spawn(async move {
             let started = Instant::now();
             let mut chain = Chain::start(&request_digest);
@@ -311,12 +359,7 @@ impl Node {
                 "the model's scheduler stopped mid-answer".into(),
             )));
         });
-        Ok(Started {
-            record,
-            request,
-            prompt_tokens,
-            events,
-        })
+        events
     }
 
     /// The loaded model behind a name (newest version).
@@ -370,6 +413,15 @@ impl Node {
     ) -> Result<LlmCheck, NodeError> {
         if let Err(reason) = transcript.verify(receipt) {
             return Ok(LlmCheck::failed(0, reason));
+        }
+        if crate::external::is_unattested(&receipt.body.engine) {
+            return Ok(LlmCheck::failed(
+                0,
+                format!(
+                    "the answer came from an external engine ({}): the receipt binds the transcript to the operator, but no model is attested, so there is nothing to re-execute",
+                    receipt.body.engine.version
+                ),
+            ));
         }
         let started = Instant::now();
         let replay = self

@@ -343,7 +343,7 @@ fn sse(
     };
     let first = chunk(
         first_choice,
-        json!({"request": started.request, "model_id": started.record.id()}),
+        json!({"request": started.request, "model_id": started.model_id}),
     );
     let prompt_tokens = started.prompt_tokens;
     let events = started.events;
@@ -462,6 +462,16 @@ async fn embeddings(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Resp
 }
 
 async fn models(State(node): State<Arc<Node>>) -> OaResult<Response> {
+    let externals = node.config().externals.iter().map(|e| {
+        json!({
+            "id": e.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": node.public_key().to_string(),
+            "vouch": {"model_id": e.id(), "format": "external", "attested": false,
+                      "url": e.url, "remote_model": e.remote},
+        })
+    });
     let data: Vec<Value> = node
         .list_models()?
         .iter()
@@ -472,9 +482,11 @@ async fn models(State(node): State<Arc<Node>>) -> OaResult<Response> {
                 "object": "model",
                 "created": r.created_ms / 1000,
                 "owned_by": m.publisher.to_string(),
-                "vouch": {"model_id": r.id(), "version": m.version, "format": m.format.name()},
+                "vouch": {"model_id": r.id(), "version": m.version, "format": m.format.name(),
+                          "attested": true},
             })
         })
+        .chain(externals)
         .collect();
     Ok((
         [(

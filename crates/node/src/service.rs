@@ -106,6 +106,8 @@ pub struct Node {
     load_lock: tokio::sync::Mutex<()>,
     metrics: Metrics,
     started: Instant,
+    /// Client for external engines.
+    pub(crate) http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Node {
@@ -168,6 +170,7 @@ impl Node {
             network: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
             started: Instant::now(),
+            http: reqwest::Client::new(),
         }))
     }
 

@@ -263,3 +263,108 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A node serving a model from an external OpenAI-compatible server (here
+/// another node's API, a real server with a real model): the answer is
+/// relayed unchanged, the relaying operator signs it, the receipt says the
+/// model is not attested, auditors refuse to replay it, and a server that
+/// goes away is reported while the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_engine_relays_and_signs_unattested_answers() {
+    use vouch_node::external::{ExternalModel, NO_TOKEN, UNATTESTED};
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestNode::in_dir(da.path()).await;
+    push_llm(&a, LLM, &llm_file()).await;
+    let mut cb = NodeConfig::new(db.path().to_path_buf());
+    cb.externals = vec![ExternalModel::parse(&format!("relay={}/v1#{LLM}", a.url)).unwrap()];
+    let b = TestNode::start(cb).await;
+
+    let ask = |model: &str| Generate {
+        model: model.into(),
+        ..request(
+            question("What is the capital of France?"),
+            24,
+            Sampling::default(),
+        )
+    };
+    let direct = a.node.generate_all(ask(LLM)).await.unwrap();
+    let relayed = b.node.generate_all(ask("relay")).await.unwrap();
+    let text = relayed.texts.concat();
+    assert!(text.contains("Paris"), "{text}");
+    assert_eq!(text, direct.texts.concat(), "relayed unchanged");
+    assert_eq!(relayed.receipt.body.engine.name, UNATTESTED);
+    assert_eq!(relayed.receipt.body.node, b.node.public_key());
+    assert!(relayed.tokens.iter().all(|&t| t == NO_TOKEN));
+    relayed.receipt.verify().unwrap();
+    transcript(&relayed).verify(&relayed.receipt).unwrap();
+    let mut edited = transcript(&relayed);
+    edited.texts[0] = "Lyon".into();
+    assert!(
+        edited.verify(&relayed.receipt).is_err(),
+        "the text is signed"
+    );
+
+    let check = b
+        .node
+        .check_llm(&relayed.receipt, &transcript(&relayed))
+        .await
+        .unwrap();
+    assert!(!check.ok);
+    assert!(check.reason.unwrap().contains("external engine"));
+
+    // Over HTTP, streamed, and listed as not attested.
+    let http = reqwest::Client::new();
+    let models: serde_json::Value = http
+        .get(format!("{}/v1/models", b.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "relay")
+        .expect("the external model is listed");
+    assert_eq!(listed["vouch"]["attested"], false);
+    let sse = http
+        .post(format!("{}/v1/chat/completions", b.url))
+        .json(&serde_json::json!({"model": "relay", "stream": true, "temperature": 0, "max_tokens": 24,
+            "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                         {"role": "user", "content": "What is the capital of France?"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (mut streamed, mut receipt) = (String::new(), None);
+    for line in sse.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            streamed.push_str(t);
+        }
+        if !v["vouch"]["receipt"].is_null() {
+            receipt =
+                Some(serde_json::from_value::<Receipt>(v["vouch"]["receipt"].clone()).unwrap());
+        }
+    }
+    assert_eq!(streamed, text);
+    let receipt = receipt.expect("the stream ends with the receipt");
+    receipt.verify().unwrap();
+    assert_eq!(receipt.body.engine.name, UNATTESTED);
+
+    // The server goes away: a clear error naming it, and the node serves on.
+    a.stop().await;
+    let e = b.node.generate_all(ask("relay")).await.unwrap_err();
+    assert_eq!(e.status(), 503, "{e}");
+    assert!(e.to_string().contains("external server"), "{e}");
+    let health = http.get(format!("{}/healthz", b.url)).send().await.unwrap();
+    assert!(health.status().is_success());
+    b.stop().await;
+}
