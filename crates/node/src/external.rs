@@ -125,6 +125,11 @@ impl Node {
                 "the prompt is empty: send some text".into(),
             ));
         }
+        if g.max_tokens == Some(0) {
+            return Err(NodeError::InvalidInput(
+                "max_tokens is 0: ask for at least 1 token".into(),
+            ));
+        }
         let s = &g.sampling;
         body["model"] = json!(ext.remote);
         body["stream"] = json!(true);

@@ -312,6 +312,13 @@ async fn an_external_engine_relays_and_signs_unattested_answers() {
     assert!(!check.ok);
     assert!(check.reason.unwrap().contains("external engine"));
 
+    let zero = Generate {
+        max_tokens: Some(0),
+        ..ask("relay")
+    };
+    let e = b.node.generate_all(zero).await.unwrap_err();
+    assert_eq!(e.status(), 400, "{e}");
+
     // Over HTTP, streamed, and listed as not attested.
     let http = reqwest::Client::new();
     let models: serde_json::Value = http
