@@ -11,12 +11,7 @@ Labels and argmaxes must agree exactly.
 """
 
 import json
-import os
 import pathlib
-import socket
-import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,37 +22,20 @@ import onnxruntime as ort
 import pytest
 
 import vouch_ref as v
+from nodes import MODELS, running
 
-MODELS = pathlib.Path(os.environ.get("VOUCH_MODELS", pathlib.Path.home() / ".cache/vouch/models"))
-BIN = os.environ.get("VOUCH_BIN", str(pathlib.Path(__file__).parents[2] / "target/debug/vouch"))
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def healthy(url):
+    urllib.request.urlopen(url + "/healthz", timeout=1)
+    return True
 
 
 @pytest.fixture(scope="module")
 def node():
-    data = tempfile.mkdtemp(prefix="vouch-py-")
-    port = free_port()
-    proc = subprocess.Popen([BIN, "node", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1)
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"node at {url} did not start")
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running("node", healthy, 30) as url:
+        yield url
 
 
 def call(url, method="GET", body=None, headers=None):

@@ -10,12 +10,6 @@ package (mask-aware mean pooling, L2 normalisation): cosine >= 0.999.
 """
 
 import json
-import os
-import pathlib
-import socket
-import subprocess
-import tempfile
-import time
 import urllib.request
 
 import numpy as np
@@ -25,43 +19,23 @@ import pytest
 from tokenizers import Tokenizer
 
 import vouch_ref as v
+from nodes import MODELS, running
 
-MODELS = pathlib.Path(os.environ.get("VOUCH_MODELS", pathlib.Path.home() / ".cache/vouch/models"))
-BIN = os.environ.get("VOUCH_BIN", str(pathlib.Path(__file__).parents[2] / "target/debug/vouch"))
 LLM = "smollm2-135m"
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 QUESTION = {"role": "user", "content": "What is the capital of France?"}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def serving_samples(url):
+    with urllib.request.urlopen(url + "/v1/models", timeout=2) as r:
+        ids = [m["id"] for m in json.loads(r.read())["data"]]
+    return LLM in ids and "minilm-int8" in ids
 
 
 @pytest.fixture(scope="module")
 def url():
-    data = tempfile.mkdtemp(prefix="vouch-oa-")
-    port = free_port()
-    env = dict(os.environ, VOUCH_MODELS=str(MODELS))
-    proc = subprocess.Popen([BIN, "up", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/v1/models", timeout=2) as r:
-                ids = [m["id"] for m in json.loads(r.read())["data"]]
-            if LLM in ids and "minilm-int8" in ids:
-                break
-        except OSError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"node at {base} did not start with the sample models")
-        time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running("up", serving_samples, 120, "with the sample models") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
