@@ -113,8 +113,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 0.5)]
     pub(crate) max_share: f64,
     /// Demonstration only: sign wrong answers, perturbing trace step STEP
-    /// (`perturb:STEP`) or the last float step (`perturb`), so the
-    /// network's checks can be watched catching this node.
+    /// (`perturb:STEP`) or the last float step (`perturb`) of ONNX models,
+    /// and answering LLM requests with the runner-up token from generated
+    /// token STEP (or the first) on, so the network's checks can be
+    /// watched catching this node.
     #[arg(long)]
     pub(crate) fault: Option<String>,
     /// Serve NAME from an external OpenAI-compatible server at URL (its

@@ -628,7 +628,12 @@ async fn evidence(
 }
 
 fn verify_dispute(file: &Path, input: Option<&Path>) -> Result<()> {
-    let dispute: vouch_types::dispute::Dispute = read_json(file, "dispute")?;
+    let value: serde_json::Value = read_json(file, "dispute (JSON)")?;
+    if value.get("transcript").is_some() {
+        return verify_llm_dispute(file, value);
+    }
+    let dispute: vouch_types::dispute::Dispute = serde_json::from_value(value)
+        .with_context(|| format!("{} is not a valid dispute", file.display()))?;
     let inputs = match input {
         Some(p) => {
             let req: InferRequest = read_json(p, "request ({\"inputs\": {...}})")?;
@@ -654,6 +659,30 @@ fn verify_dispute(file: &Path, input: Option<&Path>) -> Result<()> {
         bad.body.node,
         dispute.verdict.referee,
         good.body.node
+    );
+    Ok(())
+}
+
+/// A dispute over a generated answer: everything but the teacher-forced
+/// check itself is re-checked here (that needs the model).
+fn verify_llm_dispute(file: &Path, value: serde_json::Value) -> Result<()> {
+    let d: vouch_types::dispute::LlmDispute = serde_json::from_value(value)
+        .with_context(|| format!("{} is not a valid LLM dispute", file.display()))?;
+    let faulty = d.check().context("the dispute does not check out")?;
+    let at = d.auditor.failed_at.unwrap_or_default();
+    match faulty {
+        vouch_types::dispute::Party::Executor => println!(
+            "dispute verified: the executor {} signed an answer whose token {at} fails the teacher-forced check of auditor {} and of referee {} ({}): the Executor is faulty",
+            d.executor.body.node, d.auditor.signer, d.referee.signer, d.referee.reason
+        ),
+        vouch_types::dispute::Party::Auditor => println!(
+            "dispute verified: auditor {} rejected token {at} of {}'s answer, but referee {} found every token passes: the Auditor is faulty",
+            d.auditor.signer, d.executor.body.node, d.referee.signer
+        ),
+    }
+    println!(
+        "(the signatures, the transcript and the parties are checked here; the check itself re-runs with `vouch verify` against a node serving model {})",
+        d.executor.body.model
     );
     Ok(())
 }

@@ -469,11 +469,11 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>) {
         for (i, row) in rows {
             let s = &mut active[i];
             let logits = ctx.get_logits_ith(row);
-            let token = choose(
-                logits,
-                &s.job.request.sampling,
-                u64::from(s.step.produced()),
-            );
+            let step = u64::from(s.step.produced());
+            let mut token = choose(logits, &s.job.request.sampling, step);
+            if s.job.fault.is_some_and(|from| step >= from) {
+                token = runner_up(logits, token);
+            }
             let ev = s.step.next(model, token);
             let finished = ev.finish.is_some();
             let wanted = (s.job.sink)(Ok(ev));
@@ -489,6 +489,17 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>) {
             free.push(s.slot);
         }
     }
+}
+
+/// The likeliest token other than `token` (a faulty executor's choice).
+fn runner_up(logits: &[f32], token: u32) -> u32 {
+    let mut best: Option<usize> = None;
+    for (i, &v) in logits.iter().enumerate() {
+        if i != token as usize && best.is_none_or(|b| v > logits[b]) {
+            best = Some(i);
+        }
+    }
+    best.map_or(token, |b| b as u32)
 }
 
 fn admit(active: &mut Vec<Seq>, free: &mut Vec<i32>, ctx: &mut LlamaContext<'_>, job: Job) {

@@ -45,6 +45,10 @@ pub struct Job {
     pub request: LlmRequest,
     /// Where events go.
     pub sink: Sink,
+    /// A deliberate fault (`vouch node --fault`, to demonstrate audits):
+    /// from generated token `n` on, emit the likeliest token *other* than
+    /// the sampler's choice.
+    pub fault: Option<u64>,
 }
 
 impl std::fmt::Debug for Job {

@@ -31,20 +31,33 @@ use crate::service::Node;
 /// Bytes of inputs and outputs an executor keeps for auditors.
 const RETAIN_BYTES: usize = 256 << 20;
 
-/// Inputs and outputs kept for auditors, newest last, bounded by age and
-/// bytes.
-#[derive(Default)]
-pub(crate) struct Retained {
-    entries: HashMap<Digest, (Instant, Arc<TensorMap>, Arc<TensorMap>)>,
+/// What an executor keeps for auditors (inputs and outputs, or an LLM
+/// transcript) by receipt id, newest last, bounded by age and bytes.
+pub(crate) struct Retained<V> {
+    entries: HashMap<Digest, (Instant, Arc<V>, usize)>,
     order: VecDeque<Digest>,
     bytes: usize,
 }
 
-impl Retained {
-    fn insert(&mut self, id: Digest, inputs: TensorMap, outputs: TensorMap, window: Duration) {
-        self.bytes += inputs.byte_len() + outputs.byte_len();
-        self.entries
-            .insert(id, (Instant::now(), Arc::new(inputs), Arc::new(outputs)));
+impl<V> Default for Retained<V> {
+    fn default() -> Retained<V> {
+        Retained {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<V> Retained<V> {
+    pub(crate) fn insert(&mut self, id: Digest, value: V, bytes: usize, window: Duration) {
+        self.bytes += bytes;
+        if let Some((_, _, old)) = self
+            .entries
+            .insert(id, (Instant::now(), Arc::new(value), bytes))
+        {
+            self.bytes -= old;
+        }
         self.order.push_back(id);
         while let Some(oldest) = self.order.front().copied() {
             let expired = self
@@ -55,17 +68,17 @@ impl Retained {
                 break;
             }
             self.order.pop_front();
-            if let Some((_, i, o)) = self.entries.remove(&oldest) {
-                self.bytes -= i.byte_len() + o.byte_len();
+            if let Some((_, _, b)) = self.entries.remove(&oldest) {
+                self.bytes -= b;
             }
         }
     }
 
-    fn get(&self, id: &Digest, window: Duration) -> Option<(Arc<TensorMap>, Arc<TensorMap>)> {
+    pub(crate) fn get(&self, id: &Digest, window: Duration) -> Option<Arc<V>> {
         self.entries
             .get(id)
             .filter(|(at, ..)| at.elapsed() <= window)
-            .map(|(_, i, o)| (i.clone(), o.clone()))
+            .map(|(_, v, _)| v.clone())
     }
 }
 
@@ -76,6 +89,9 @@ pub enum AuditOutcome {
     Passed,
     /// It does not; the dispute names the faulty party.
     Disputed(Box<Dispute>),
+    /// A generated answer failed its teacher-forced check; the dispute
+    /// names the faulty party.
+    LlmDisputed(Box<vouch_types::dispute::LlmDispute>),
     /// It does not, but no verdict could be reached (why).
     Unresolved(String),
 }
@@ -130,21 +146,22 @@ impl Node {
         let Some(network) = self.network.get() else {
             return;
         };
+        let bytes = inputs.byte_len() + outputs.byte_len();
         network
             .retained
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(receipt.id, inputs, outputs, self.config.retention);
+            .insert(receipt.id, (inputs, outputs), bytes, self.config.retention);
         let _ = network
             .p2p
             .publish(Topic::Receipts, receipt.to_bytes())
             .await;
     }
 
-    /// Inputs (or outputs) this node retains for receipt `id`.
-    fn retained(&self, id: &Digest, outputs: bool) -> Result<Arc<TensorMap>, NodeError> {
+    /// The inputs and outputs this node retains for receipt `id`.
+    fn retained(&self, id: &Digest) -> Result<Arc<(TensorMap, TensorMap)>, NodeError> {
         let network = self.network()?;
-        let (i, o) = network
+        network
             .retained
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -154,8 +171,7 @@ impl Node {
                     "receipt {id}'s data is not retained here (kept {} s)",
                     self.config.retention.as_secs()
                 ))
-            })?;
-        Ok(if outputs { o } else { i })
+            })
     }
 
     /// Answers the audit-related requests a peer may send.
@@ -165,8 +181,8 @@ impl Node {
         body: &[u8],
     ) -> Result<Vec<u8>, NodeError> {
         match *request {
-            Request::Inputs { receipt } => Ok(self.retained(&receipt, false)?.encode()),
-            Request::Outputs { receipt } => Ok(self.retained(&receipt, true)?.encode()),
+            Request::Inputs { receipt } => Ok(self.retained(&receipt)?.0.encode()),
+            Request::Outputs { receipt } => Ok(self.retained(&receipt)?.1.encode()),
             Request::TraceChildren { receipt, lo, hi } => {
                 let leaves = self.trace_leaves(&receipt)?;
                 let (l, r) =
@@ -235,14 +251,19 @@ impl Node {
     /// differing step, publishes the dispute and records the verdict.
     pub async fn audit(&self, receipt: Receipt, executor: Peer) -> Result<AuditOutcome, NodeError> {
         let network = self.network()?.clone();
+        receipt
+            .verify()
+            .map_err(|e| NodeError::BadRequest(format!("the receipt does not verify: {e}")))?;
+        if let Ok(Some(record)) = self.store.model_by_id(&receipt.body.model)
+            && record.signed.manifest.format == vouch_types::ModelFormat::Gguf
+        {
+            return self.audit_llm(&network, receipt, executor).await;
+        }
         if !self.config.trace {
             return Err(NodeError::Unavailable(
                 "this node runs with --no-trace: it cannot bisect, so it does not audit".into(),
             ));
         }
-        receipt
-            .verify()
-            .map_err(|e| NodeError::BadRequest(format!("the receipt does not verify: {e}")))?;
         let id = receipt.id;
         let body = ask(
             &network,
@@ -469,7 +490,31 @@ impl Node {
     /// Counts a checked dispute in the parties' records and keeps it as
     /// evidence (once per dispute).
     fn record_dispute(&self, network: &Network, dispute: &Dispute) {
-        let key = (dispute.executor.id, dispute.auditor.id);
+        let (faulty, other) = match dispute.faulty {
+            Party::Executor => (&dispute.executor, &dispute.auditor),
+            Party::Auditor => (&dispute.auditor, &dispute.executor),
+        };
+        self.count_dispute(
+            network,
+            (dispute.executor.id, dispute.auditor.id),
+            (&faulty.body.node, &other.body.node),
+            serde_json::json!({
+                "kind": "dispute",
+                "dispute": dispute,
+                "recorded_ms": crate::service::now_ms(),
+            }),
+        );
+    }
+
+    /// Counts a checked dispute, known by `key`, against the faulty
+    /// operator and for the other, and stores its evidence, once.
+    pub(crate) fn count_dispute(
+        &self,
+        network: &Network,
+        key: (Digest, Digest),
+        (faulty, other): (&vouch_types::PublicKey, &vouch_types::PublicKey),
+        evidence: serde_json::Value,
+    ) {
         if !network
             .disputes_seen
             .lock()
@@ -478,17 +523,8 @@ impl Node {
         {
             return;
         }
-        let (faulty, other) = match dispute.faulty {
-            Party::Executor => (&dispute.executor, &dispute.auditor),
-            Party::Auditor => (&dispute.auditor, &dispute.executor),
-        };
-        network.record(peer_id_of(&faulty.body.node), |r| r.audits_failed += 1);
-        network.record(peer_id_of(&other.body.node), |r| r.audits_passed += 1);
-        let evidence = serde_json::json!({
-            "kind": "dispute",
-            "dispute": dispute,
-            "recorded_ms": crate::service::now_ms(),
-        });
+        network.record(peer_id_of(faulty), |r| r.audits_failed += 1);
+        network.record(peer_id_of(other), |r| r.audits_passed += 1);
         if let Err(e) = self.store.put_evidence(evidence.to_string().as_bytes()) {
             tracing::error!(error = %e, "storing a dispute failed");
         }
@@ -525,6 +561,17 @@ impl Node {
             }
             Topic::Disputes => {
                 let Ok(dispute) = serde_json::from_slice::<Dispute>(&gossip.data) else {
+                    if let Ok(d) =
+                        serde_json::from_slice::<vouch_types::dispute::LlmDispute>(&gossip.data)
+                    {
+                        match d.check() {
+                            Ok(_) => self.record_llm_dispute(network, &d),
+                            Err(e) => {
+                                tracing::warn!(source = %gossip.source, error = %e, "rejected an LLM dispute");
+                                network.record(gossip.source, |r| r.bad_data += 1);
+                            }
+                        }
+                    }
                     return;
                 };
                 match dispute.check(None) {

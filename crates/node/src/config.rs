@@ -35,7 +35,8 @@ pub struct NodeConfig {
     /// (announced, and stated in every receipt).
     pub price: u64,
     /// A deliberate fault in every answer (demonstrations and tests of the
-    /// network's checks only).
+    /// network's checks only): a perturbed trace step for ONNX models, the
+    /// runner-up token from generated token `step` (or 0) on for LLMs.
     pub fault: Option<vouch_engine::Fault>,
     /// Models served from external OpenAI-compatible servers (their
     /// receipts say the model is not attested).

@@ -200,6 +200,7 @@ impl Node {
             request,
             prompt_tokens: 0,
             events,
+            route: vec![self.peer_id()],
         })
     }
 }

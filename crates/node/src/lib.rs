@@ -20,6 +20,7 @@ pub mod external;
 pub mod http;
 pub mod keyfile;
 pub mod llm;
+mod llm_net;
 pub mod metrics;
 pub mod network;
 pub mod openai;

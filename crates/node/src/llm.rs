@@ -97,6 +97,25 @@ pub struct Started {
     pub prompt_tokens: usize,
     /// Events until [`LlmEvent::Done`] or [`LlmEvent::Failed`].
     pub events: mpsc::UnboundedReceiver<LlmEvent>,
+    /// The nodes the request went through: this node, then the executor
+    /// when it is another.
+    pub route: Vec<vouch_p2p::Peer>,
+}
+
+impl Started {
+    /// Reads the events to the end.
+    pub async fn finish(mut self) -> Result<Finished, NodeError> {
+        while let Some(ev) = self.events.recv().await {
+            match ev {
+                LlmEvent::Done(f) => return Ok(*f),
+                LlmEvent::Failed(e) => return Err(e),
+                _ => {}
+            }
+        }
+        Err(NodeError::Internal(
+            "the generation ended without a receipt".into(),
+        ))
+    }
 }
 
 /// What a receipt for a generation states besides its tokens.
@@ -129,6 +148,9 @@ pub struct LlmCheck {
     pub ok: bool,
     /// Tokens checked.
     pub tokens: usize,
+    /// The first generated token that failed, when one did.
+    #[serde(default)]
+    pub failed_at: Option<u64>,
     /// What failed.
     pub reason: Option<String>,
     /// Time the teacher-forced pass took.
@@ -136,10 +158,11 @@ pub struct LlmCheck {
 }
 
 impl LlmCheck {
-    fn failed(tokens: usize, reason: String) -> LlmCheck {
+    fn failed(tokens: usize, failed_at: Option<usize>, reason: String) -> LlmCheck {
         LlmCheck {
             ok: false,
             tokens,
+            failed_at: failed_at.map(|i| i as u64),
             reason: Some(reason),
             seconds: 0.0,
         }
@@ -166,20 +189,38 @@ fn language(model: &Arc<dyn LoadedModel>, name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
+impl Generate {
+    /// Checks what can be checked without the model: the nonce's length
+    /// and the sampling parameters.
+    pub(crate) fn check(&self) -> Result<(), NodeError> {
+        if self.nonce.len() > MAX_NONCE_BYTES {
+            return Err(NodeError::BadRequest(format!(
+                "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
+                self.nonce.len()
+            )));
+        }
+        self.sampling.validate().map_err(NodeError::BadRequest)
+    }
+}
+
 impl Node {
     /// Starts a receipted generation.
     pub async fn generate(self: &Arc<Self>, g: Generate) -> Result<Started, NodeError> {
-        if g.nonce.len() > MAX_NONCE_BYTES {
-            return Err(NodeError::BadRequest(format!(
-                "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
-                g.nonce.len()
-            )));
-        }
-        g.sampling.validate().map_err(NodeError::BadRequest)?;
+        g.check()?;
         if let Some(ext) = self.config.externals.iter().find(|e| e.name == g.model) {
             return self.generate_external(&ext.clone(), g).await;
         }
         let record = self.find_model(&g.model, None)?;
+        self.generate_with(record, g).await
+    }
+
+    /// Starts a receipted generation with the model `record` (whatever
+    /// `g.model` names).
+    pub(crate) async fn generate_with(
+        self: &Arc<Self>,
+        record: ModelRecord,
+        g: Generate,
+    ) -> Result<Started, NodeError> {
         if record.signed.manifest.format != ModelFormat::Gguf {
             return Err(NodeError::BadRequest(format!(
                 "model `{}` is an ONNX model and does not generate text; use /v1/infer/{} (or /v1/embeddings for an embedding model)",
@@ -240,6 +281,7 @@ impl Node {
             prompt,
             request: request.clone(),
             sink: Box::new(move |ev| etx.send(ev).is_ok()),
+            fault: self.config.fault.map(|f| f.step.unwrap_or(0) as u64),
         })?;
 
         let label = format!(
@@ -263,6 +305,7 @@ impl Node {
             request,
             prompt_tokens,
             events,
+            route: vec![self.peer_id()],
         })
     }
 
@@ -343,6 +386,16 @@ impl Node {
                     let _ = tx.send(LlmEvent::Failed(e));
                     return;
                 }
+                node.after_generation(
+                    &receipt,
+                    Transcript {
+                        request: req.clone(),
+                        tokens: tokens.clone(),
+                        texts: texts.clone(),
+                        finish_reason: finish,
+                    },
+                )
+                .await;
                 node.metrics()
                     .inference(&label, true, started.elapsed().as_secs_f64());
                 let _ = tx.send(LlmEvent::Done(Box::new(Finished {
@@ -368,19 +421,10 @@ impl Node {
         self.loaded(&record).await
     }
 
-    /// Runs a generation to the end.
+    /// Runs a generation to the end, here or on a provider
+    /// ([`Node::route_generate`]).
     pub async fn generate_all(self: &Arc<Self>, g: Generate) -> Result<Finished, NodeError> {
-        let mut started = self.generate(g).await?;
-        while let Some(ev) = started.events.recv().await {
-            match ev {
-                LlmEvent::Done(f) => return Ok(*f),
-                LlmEvent::Failed(e) => return Err(e),
-                _ => {}
-            }
-        }
-        Err(NodeError::Internal(
-            "the generation ended without a receipt".into(),
-        ))
+        self.route_generate(g).await?.finish().await
     }
 
     /// Checks a transcript of `model` by teacher forcing on this node.
@@ -412,11 +456,12 @@ impl Node {
         transcript: &Transcript,
     ) -> Result<LlmCheck, NodeError> {
         if let Err(reason) = transcript.verify(receipt) {
-            return Ok(LlmCheck::failed(0, reason));
+            return Ok(LlmCheck::failed(0, None, reason));
         }
         if crate::external::is_unattested(&receipt.body.engine) {
             return Ok(LlmCheck::failed(
                 0,
+                None,
                 format!(
                     "the answer came from an external engine ({}): the receipt binds the transcript to the operator, but no model is attested, so there is nothing to re-execute",
                     receipt.body.engine.version
@@ -434,11 +479,16 @@ impl Node {
         let seconds = started.elapsed().as_secs_f64();
         let n = transcript.tokens.len();
         if let Some((step, why)) = replay.mismatch {
-            return Ok(LlmCheck::failed(n, format!("token {step}: {why}")));
+            return Ok(LlmCheck::failed(
+                n,
+                Some(step),
+                format!("token {step}: {why}"),
+            ));
         }
         if let Some(i) = (0..n).find(|&i| replay.texts.get(i) != transcript.texts.get(i)) {
             return Ok(LlmCheck::failed(
                 n,
+                Some(i),
                 format!(
                     "token {i} releases {:?}, not the {:?} claimed",
                     replay.texts.get(i),
@@ -449,6 +499,7 @@ impl Node {
         if replay.finish != transcript.finish_reason {
             return Ok(LlmCheck::failed(
                 n,
+                Some(n.saturating_sub(1)),
                 format!(
                     "the tokens end with finish_reason `{}`, not the `{}` claimed",
                     replay.finish.as_str(),
@@ -459,6 +510,7 @@ impl Node {
         Ok(LlmCheck {
             ok: true,
             tokens: n,
+            failed_at: None,
             reason: None,
             seconds,
         })

@@ -22,7 +22,7 @@ use vouch_p2p::{
 use vouch_store::ModelRecord;
 use vouch_types::blob::ChunkTable;
 use vouch_types::concentration::nakamoto_coefficient;
-use vouch_types::{Digest, Manifest, Signature, SignedManifest};
+use vouch_types::{Digest, Manifest, Signature, SignedManifest, TensorMap};
 
 use crate::error::NodeError;
 use crate::service::{Node, join_error};
@@ -93,7 +93,11 @@ pub(crate) struct Network {
     /// Requests hedged with a second provider.
     pub(crate) hedges: std::sync::atomic::AtomicU64,
     /// Inputs and outputs kept for auditors.
-    pub(crate) retained: Mutex<crate::audit::Retained>,
+    pub(crate) retained: Mutex<crate::audit::Retained<(TensorMap, TensorMap)>>,
+    /// Transcripts of generated answers kept for auditors.
+    pub(crate) transcripts: Mutex<crate::audit::Retained<vouch_types::llm::Transcript>>,
+    /// Generations peers started here and read in turns.
+    pub(crate) sessions: crate::llm_net::Sessions,
     /// Disputes already counted.
     pub(crate) disputes_seen: crate::audit::Seen,
     /// The audit rate now (f64 bits), from the configuration until changed.
@@ -165,6 +169,8 @@ impl Node {
             pins: Mutex::default(),
             hedges: Default::default(),
             retained: Mutex::default(),
+            transcripts: Mutex::default(),
+            sessions: Default::default(),
             disputes_seen: Mutex::default(),
             audit_rate: self.config.audit_rate.to_bits().into(),
         });
@@ -370,20 +376,28 @@ impl Node {
     ) -> Result<ModelRecord, NodeError> {
         let signed = fetch_manifest(network, id, providers).await?;
         let manifest = signed.manifest.clone();
-        let file = manifest.file("model").cloned().ok_or_else(|| {
-            NodeError::InvalidModel(format!("the manifest of {id} names no `model` file"))
-        })?;
+        if manifest.file("model").is_none() {
+            return Err(NodeError::InvalidModel(format!(
+                "the manifest of {id} names no `model` file"
+            )));
+        }
         network.set_fetch(id, |f| {
             f.name = manifest.name.clone();
             f.version = manifest.version.clone();
-            f.total_bytes = file.size;
+            f.total_bytes = manifest.files.iter().map(|file| file.size).sum();
         });
-        if !self.store.has_blob(&file.digest)? {
-            let table = fetch_table(network, file.digest, file.size, providers).await?;
-            self.fetch_chunks(network, id, file.digest, table, providers)
-                .await?;
+        // Every file the manifest names (the model, and its tokenizer when
+        // it has one), one after another.
+        let mut done = 0;
+        for file in &manifest.files {
+            if !self.store.has_blob(&file.digest)? {
+                let table = fetch_table(network, file.digest, file.size, providers).await?;
+                self.fetch_chunks(network, (id, done), file.digest, table, providers)
+                    .await?;
+            }
+            done += file.size;
+            network.set_fetch(id, |f| f.done_bytes = done);
         }
-        network.set_fetch(id, |f| f.done_bytes = f.total_bytes);
         let (store, engines) = (self.store.clone(), self.engines.clone());
         let (record, model) = self
             .compute(move || {
@@ -396,11 +410,13 @@ impl Node {
         Ok(record)
     }
 
-    /// Fetches the missing chunks of a blob from every provider at once.
+    /// Fetches the missing chunks of a blob from every provider at once
+    /// (`base`: bytes of the model's files fetched before this one, for
+    /// progress).
     async fn fetch_chunks(
         &self,
         network: &Network,
-        id: Digest,
+        (id, base): (Digest, u64),
         blob: Digest,
         table: ChunkTable,
         providers: &[Peer],
@@ -409,7 +425,7 @@ impl Node {
         let partial = tokio::task::spawn_blocking(move || store.partial_blob(&blob, table))
             .await
             .map_err(join_error)??;
-        network.set_fetch(id, |f| f.done_bytes = partial.bytes_present());
+        network.set_fetch(id, |f| f.done_bytes = base + partial.bytes_present());
         let mut queue: VecDeque<u64> = partial.missing().into();
         let partial = Arc::new(Mutex::new(partial));
         // (peer, transport failures, requests in flight)
@@ -832,6 +848,12 @@ impl Node {
                 nonce,
                 quorum,
             } => self.answer_infer(model, nonce, quorum, &body).await,
+            Request::Generate { model } => self.answer_generate(peer, model, &body).await,
+            Request::GenerateEvents { ref session } => {
+                self.answer_generate_events(peer, session).await
+            }
+            Request::Transcript { receipt } => self.retained_transcript(&receipt),
+            Request::RefereeTokens { receipt } => self.referee_tokens(receipt, &body).await,
             ref audit @ (Request::Inputs { .. }
             | Request::Outputs { .. }
             | Request::TraceChildren { .. }

@@ -277,11 +277,12 @@ fn usage(prompt: usize, completion: usize) -> Value {
 
 async fn answer(node: Arc<Node>, g: Generate, stream: bool, shape: Shape) -> OaResult<Response> {
     let model = g.model.clone();
+    let started = node.route_generate(g).await?;
     if stream {
-        let started = node.generate(g).await?;
         return Ok(Sse::new(sse(started, model, shape)).into_response());
     }
-    let f = node.generate_all(g).await?;
+    let route = route_json(&started);
+    let f = started.finish().await?;
     let text = f.texts.concat();
     let choice = match shape {
         Shape::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
@@ -301,9 +302,15 @@ async fn answer(node: Arc<Node>, g: Generate, stream: bool, shape: Shape) -> OaR
         "system_fingerprint": format!("{} {}", f.receipt.body.engine.name, f.receipt.body.engine.version),
         "choices": [choice],
         "usage": usage(f.prompt_tokens, f.tokens.len()),
-        "vouch": {"receipt": f.receipt, "transcript": transcript(&f)},
+        "vouch": {"receipt": f.receipt, "transcript": transcript(&f),
+                  "executor": route.last(), "route": route},
     });
     Ok(with_receipt(&f.receipt, body))
+}
+
+/// The nodes a generation went through, as peer id strings.
+fn route_json(started: &Started) -> Vec<String> {
+    started.route.iter().map(ToString::to_string).collect()
 }
 
 fn with_receipt(receipt: &vouch_types::Receipt, body: Value) -> Response {
@@ -343,7 +350,9 @@ fn sse(
     };
     let first = chunk(
         first_choice,
-        json!({"request": started.request, "model_id": started.model_id}),
+        json!({"request": started.request, "model_id": started.model_id,
+               "executor": started.route.last().map(ToString::to_string),
+               "route": route_json(&started)}),
     );
     let prompt_tokens = started.prompt_tokens;
     let events = started.events;

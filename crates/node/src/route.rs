@@ -210,7 +210,11 @@ impl Node {
         }
     }
 
-    fn resolve_remote(&self, name: &str, version: Option<&str>) -> Result<Digest, NodeError> {
+    pub(crate) fn resolve_remote(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Digest, NodeError> {
         let offer = self.network_model(name, version)?.offer;
         offer
             .id
@@ -218,7 +222,7 @@ impl Node {
             .map_err(|e| NodeError::BadRequest(format!("a peer announced a bad model id: {e}")))
     }
 
-    fn count_served(&self, peer: Peer) {
+    pub(crate) fn count_served(&self, peer: Peer) {
         if let Some(network) = self.network.get() {
             network.record(peer, |r| r.served += 1);
         }
@@ -227,7 +231,7 @@ impl Node {
     /// Providers of `id` other than this node, best first: lower latency,
     /// price and fewer failures, bad answers and dissents rank higher;
     /// an operator above its share cap goes last.
-    fn rank(&self, network: &Network, id: Digest) -> Vec<Peer> {
+    pub(crate) fn rank(&self, network: &Network, id: Digest) -> Vec<Peer> {
         let me = self.peer_id();
         let model = self.network_models().remove(&id.to_string());
         let providers: BTreeSet<Peer> = model.map(|m| m.providers).unwrap_or_default();

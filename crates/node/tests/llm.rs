@@ -375,3 +375,253 @@ async fn an_external_engine_relays_and_signs_unattested_answers() {
     assert!(health.status().is_success());
     b.stop().await;
 }
+
+/// A node on loopback that joined the network through `bootstrap`, with
+/// background audits at `audit_rate` and an optional fault.
+async fn on_network(
+    dir: &std::path::Path,
+    bootstrap: Vec<vouch_node::p2p::Address>,
+    audit_rate: f64,
+    fault: Option<vouch_node::service::Fault>,
+) -> TestNode {
+    let mut config = NodeConfig::new(dir.to_path_buf());
+    config.audit_rate = audit_rate;
+    config.fault = fault;
+    let t = TestNode::start(config).await;
+    let p2p = P2pConfig {
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap,
+    };
+    t.node.join(p2p, Some(t.url.clone())).await.unwrap();
+    t
+}
+
+fn addresses(t: &TestNode) -> Vec<vouch_node::p2p::Address> {
+    t.node.p2p().unwrap().addresses()
+}
+
+/// Polls `check` until it holds, for at most 60 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replicates model `name` (id `id`) onto `t` from its peers.
+async fn replicate(t: &TestNode, id: Digest, name: &str) {
+    eventually("the model to be announced", || {
+        t.node.network_models().contains_key(&id.to_string())
+    })
+    .await;
+    t.node.replicate(name, None).await.unwrap();
+}
+
+/// A node without the model answers from a provider: the stream is the
+/// provider's, checked on the way (checkpoints and receipt), the response
+/// names the route, a request error comes back as the client's error, and
+/// replication carries an embedding model's tokenizer along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_model_relays_a_providers_checked_generation() {
+    use vouch_node::llm::LlmEvent;
+    let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let p = on_network(dp.path(), vec![], 0.0, None).await;
+    let id = push_llm(&p, LLM, &llm_file()).await;
+    let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
+    eventually("the provider's announcement", || {
+        g.node.network_models().contains_key(&id.to_string())
+    })
+    .await;
+    assert!(
+        g.node.loaded_model(LLM).await.is_err(),
+        "the gateway has no model"
+    );
+    let (gp, pp) = (g.node.peer_id(), p.node.peer_id());
+
+    let greedy = request(
+        question("What is the capital of France?"),
+        24,
+        Sampling::default(),
+    );
+    let f = g.node.generate_all(greedy.clone()).await.unwrap();
+    assert!(f.texts.concat().contains("Paris"), "{:?}", f.texts);
+    assert_eq!(f.receipt.body.node, p.node.public_key());
+    assert_eq!(f.receipt.body.model, id);
+    transcript(&f).verify(&f.receipt).unwrap();
+
+    // A sampled stream long enough for checkpoints: relayed event by event
+    // and identical to the provider's own answer to the same request.
+    let story = request(question("Tell me a story."), 40, sampled(7));
+    let mut started = g.node.route_generate(story.clone()).await.unwrap();
+    assert_eq!(started.route, vec![gp, pp]);
+    let (mut tokens, mut checkpoints) = (Vec::new(), 0);
+    let relayed = loop {
+        match started.events.recv().await.unwrap() {
+            LlmEvent::Token { token, .. } => tokens.push(token),
+            LlmEvent::Checkpoint(_) => checkpoints += 1,
+            LlmEvent::Done(f) => break *f,
+            LlmEvent::Failed(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(checkpoints, (tokens.len() - 1) / 16);
+    assert_eq!(tokens, relayed.tokens);
+    let direct = p.node.generate_all(story).await.unwrap();
+    assert_eq!(direct.tokens, relayed.tokens);
+
+    // Over HTTP, the response says who ran it and through which route.
+    let body = serde_json::json!({
+        "model": LLM,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 8,
+        "temperature": 0,
+    });
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["vouch"]["executor"], pp.to_string(), "{resp}");
+    assert_eq!(resp["vouch"]["route"][0], gp.to_string(), "{resp}");
+
+    // The provider refuses a request no provider could serve: the client
+    // gets that error, and the provider's record is not marked.
+    let e = g
+        .node
+        .generate_all(request(question("hi"), 1_000_000, Sampling::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_input", "{e}");
+    assert!(e.to_string().contains("context"), "{e}");
+    assert_eq!(g.node.peer_records()[&pp].failures, 0);
+
+    // An embedding model replicates with its tokenizer and embeds the same.
+    let sample = samples::SAMPLES
+        .iter()
+        .find(|s| s.tokenizer.is_some())
+        .unwrap();
+    let tokenizer = std::fs::read(models_dir().join(sample.tokenizer.unwrap())).unwrap();
+    let mut options = sample.options();
+    options.tokenizer = Some(p.node.put_blob(tokenizer).await.unwrap().0);
+    let minilm = samples::push_file(&p.node, &models_dir().join(sample.file), options)
+        .await
+        .unwrap()
+        .id();
+    replicate(&g, minilm, sample.name).await;
+    let texts = vec!["A cat sits on the mat.".to_string()];
+    let here = g
+        .node
+        .embed(sample.name, texts.clone(), String::new())
+        .await
+        .unwrap();
+    let there = p
+        .node
+        .embed(sample.name, texts, String::new())
+        .await
+        .unwrap();
+    assert_eq!(here.vectors, there.vectors);
+    g.stop().await;
+    p.stop().await;
+}
+
+/// An executor that signs the runner-up token is caught by an auditor's
+/// teacher-forced check, a third operator referees, every node counts the
+/// dispute, and an honest executor passes the same audit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
+    use vouch_node::audit::AuditOutcome;
+    use vouch_types::dispute::Party;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let honest = on_network(dirs[0].path(), vec![], 0.0, None).await;
+    let id = push_llm(&honest, LLM, &llm_file()).await;
+    let fault = vouch_node::service::Fault { step: Some(2) };
+    let faulty = on_network(dirs[1].path(), addresses(&honest), 0.0, Some(fault)).await;
+    let auditor = on_network(dirs[2].path(), addresses(&honest), 0.0, None).await;
+    replicate(&faulty, id, LLM).await;
+    replicate(&auditor, id, LLM).await;
+    eventually("the auditor to see both other providers", || {
+        auditor.node.network_models()[&id.to_string()]
+            .providers
+            .len()
+            == 2
+    })
+    .await;
+
+    let ask = request(
+        question("What is the capital of France?"),
+        24,
+        Sampling::default(),
+    );
+    let good = honest.node.generate_all(ask.clone()).await.unwrap();
+    let bad = faulty.node.generate_all(ask).await.unwrap();
+    assert_eq!(
+        good.tokens[..2],
+        bad.tokens[..2],
+        "the fault starts at token 2"
+    );
+    assert_ne!(good.tokens, bad.tokens);
+    // The faulty answer is still consistently signed: only re-execution
+    // can tell.
+    transcript(&bad).verify(&bad.receipt).unwrap();
+
+    let outcome = auditor
+        .node
+        .audit(good.receipt.clone(), honest.node.peer_id())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, AuditOutcome::Passed), "{outcome:?}");
+
+    let outcome = auditor
+        .node
+        .audit(bad.receipt.clone(), faulty.node.peer_id())
+        .await
+        .unwrap();
+    let AuditOutcome::LlmDisputed(d) = outcome else {
+        panic!("expected a dispute, got {outcome:?}");
+    };
+    assert_eq!(d.faulty, Party::Executor);
+    assert_eq!(d.check(), Ok(Party::Executor));
+    assert!(
+        d.auditor.failed_at.is_some_and(|i| i >= 2),
+        "{:?}: {}",
+        d.auditor.failed_at,
+        d.auditor.reason
+    );
+    assert_eq!(d.referee.signer, honest.node.public_key());
+    assert_eq!(d.executor.id, bad.receipt.id);
+    let json = serde_json::to_string(&*d).unwrap();
+    let mut tampered: vouch_types::dispute::LlmDispute = serde_json::from_str(&json).unwrap();
+    tampered.referee.failed_at = None;
+    assert!(tampered.check().is_err());
+
+    // The dispute is gossiped: the referee counts it too, once.
+    let fp = faulty.node.peer_id();
+    eventually("the dispute to reach the referee", || {
+        honest
+            .node
+            .peer_records()
+            .get(&fp)
+            .is_some_and(|r| r.audits_failed == 1)
+    })
+    .await;
+    assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 1);
+
+    // Sampled audits on their own: every gossiped receipt is drawn.
+    auditor.node.set_audit_rate(1.0).unwrap();
+    let again = request(question("Name a colour."), 12, Sampling::default());
+    faulty.node.generate_all(again).await.unwrap();
+    eventually("a background audit of the next answer", || {
+        auditor.node.peer_records()[&fp].audits_failed == 2
+    })
+    .await;
+    for t in [auditor, faulty, honest] {
+        t.stop().await;
+    }
+}

@@ -1,6 +1,6 @@
 //! The request-response protocol nodes use to ask each other for things:
-//! manifests, blob chunk tables and chunks (replication), pins, and
-//! inferences (routing).
+//! manifests, blob chunk tables and chunks (replication), pins,
+//! inferences and generations (routing), and what audits need.
 //!
 //! On the wire a message is a [`Frame`]: a small JSON head and a raw byte
 //! body, `u32 LE head length || head JSON || u64 LE body length || body`,
@@ -128,6 +128,33 @@ pub enum Request {
         model: Digest,
         /// The disputed step.
         step: u64,
+    },
+    /// Start generating text with a language model (body: the generation
+    /// request as JSON; answer body: the session and the canonical request
+    /// as JSON). The events are read with [`Request::GenerateEvents`].
+    Generate {
+        /// Model id.
+        model: Digest,
+    },
+    /// The next events of a generation this peer started here (answer
+    /// body: a JSON list, waiting until at least one is ready; the last
+    /// holds the receipt or the error).
+    GenerateEvents {
+        /// The session [`Request::Generate`] answered.
+        session: String,
+    },
+    /// The transcript of a generated answer this node signed, while it
+    /// retains it (answer body: JSON).
+    Transcript {
+        /// Receipt id.
+        receipt: Digest,
+    },
+    /// Act as referee for a generated answer: check the transcript in the
+    /// body (JSON `{"receipt", "transcript"}`) by teacher forcing and sign
+    /// the outcome (answer body: a token verdict as JSON).
+    RefereeTokens {
+        /// Receipt id.
+        receipt: Digest,
     },
 }
 

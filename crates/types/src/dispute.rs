@@ -5,6 +5,14 @@
 //! signs what it found. A [`Dispute`] holds all of it and
 //! [`Dispute::check`] re-checks it offline: both receipts, the bisection,
 //! and the referee's signature, and names the faulty party.
+//!
+//! A generated answer is disputed differently ([`LlmDispute`]): its trace
+//! is one leaf per token, and whether a token is right is a tolerance
+//! check by teacher forcing rather than an equality of leaves. The auditor
+//! signs the first token its check rejects ([`TokenVerdict`]); a referee
+//! runs the same check on the same transcript and signs what it finds; the
+//! record carries the executor's receipt and transcript, so anyone holding
+//! the model can run the check a third time.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +20,7 @@ use crate::Signature;
 use crate::digest::{Digest, Hasher, Kind};
 use crate::encode::Sink;
 use crate::keys::{PublicKey, SecretKey};
+use crate::llm::Transcript;
 use crate::merkle::{self, BisectError, Descent};
 use crate::receipt::{Receipt, ReceiptError};
 use crate::tensor::TensorMap;
@@ -132,6 +141,21 @@ pub enum DisputeError {
     /// The referee's leaf matches neither party.
     #[error("the referee's leaf matches neither party: the dispute is unresolved")]
     Unresolved,
+    /// An LLM transcript is not the one the executor's receipt signs.
+    #[error("the transcript is not the one the executor's receipt signs: {0}")]
+    Transcript(String),
+    /// A token verdict is about another receipt.
+    #[error("the {0}'s verdict is about receipt {1}, not the executor's")]
+    VerdictReceipt(&'static str, String),
+    /// The auditor's verdict accuses no token.
+    #[error("the auditor's verdict names no failing token: there is nothing in dispute")]
+    NoAccusation,
+    /// The auditor's verdict is not signed by its key.
+    #[error("the auditor's verdict is not signed by {0}")]
+    BadAccusation(String),
+    /// The auditor audited its own receipt.
+    #[error("the auditor {0} signed the receipt it audits")]
+    AuditorIsExecutor(String),
     /// The record names the other party than the verdict does.
     #[error("the record says the {claimed:?} is faulty; the verdict says the {found:?}")]
     Faulty {
@@ -196,6 +220,131 @@ impl Dispute {
             Party::Auditor
         } else {
             return Err(DisputeError::Unresolved);
+        };
+        if faulty != self.faulty {
+            return Err(DisputeError::Faulty {
+                claimed: self.faulty,
+                found: faulty,
+            });
+        }
+        Ok(faulty)
+    }
+}
+
+/// An operator's signed result of a teacher-forced check of an LLM
+/// receipt's transcript: the first generated token that fails, or none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenVerdict {
+    /// The checking operator's key.
+    pub signer: PublicKey,
+    /// The receipt checked.
+    pub receipt: Digest,
+    /// The first generated token (0-based) the check rejects; `None`:
+    /// every token passes.
+    pub failed_at: Option<u64>,
+    /// Why, in words (signed with the rest).
+    pub reason: String,
+    /// ed25519 signature over [`TokenVerdict::message`].
+    #[serde(with = "crate::receipt::sig_hex")]
+    pub signature: Signature,
+}
+
+impl TokenVerdict {
+    /// What is signed: `H_receipt("vouch v1 token verdict\0" || receipt ||
+    /// u8 failed || u64 failed_at (0 when none) || str reason)`.
+    pub fn message(receipt: &Digest, failed_at: Option<u64>, reason: &str) -> Digest {
+        let mut h = Hasher::new(Kind::Receipt);
+        h.put(b"vouch v1 token verdict\0");
+        h.put(receipt.as_bytes());
+        h.put(&[u8::from(failed_at.is_some())]);
+        h.put_u64(failed_at.unwrap_or(0));
+        h.put_str(reason);
+        h.finalize()
+    }
+
+    /// Signs the outcome of `key`'s check of `receipt`.
+    pub fn sign(
+        key: &SecretKey,
+        receipt: &Digest,
+        failed_at: Option<u64>,
+        reason: String,
+    ) -> TokenVerdict {
+        let msg = TokenVerdict::message(receipt, failed_at, &reason);
+        TokenVerdict {
+            signer: key.public(),
+            receipt: *receipt,
+            failed_at,
+            reason,
+            signature: key.sign(msg.as_bytes()),
+        }
+    }
+
+    /// Whether the signature is the signer's.
+    pub fn verifies(&self) -> bool {
+        let msg = TokenVerdict::message(&self.receipt, self.failed_at, &self.reason);
+        self.signer.verify(msg.as_bytes(), &self.signature)
+    }
+}
+
+/// A disputed LLM answer: the executor's receipt and transcript, the
+/// auditor's signed accusation and the referee's signed check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmDispute {
+    /// Format version ([`DISPUTE_VERSION`]).
+    pub version: u8,
+    /// The receipt under audit.
+    pub executor: Receipt,
+    /// The transcript it signs.
+    pub transcript: Transcript,
+    /// The auditor's verdict: the first token its check rejects.
+    pub auditor: TokenVerdict,
+    /// The referee's verdict on the same transcript.
+    pub referee: TokenVerdict,
+    /// Which party the referee's verdict finds faulty.
+    pub faulty: Party,
+}
+
+impl LlmDispute {
+    /// Re-checks everything that can be checked without the model (the
+    /// receipt, that the transcript is the one it signs, both signed
+    /// verdicts and that the referee is a third operator) and returns the
+    /// faulty party: the executor when the referee's check also rejects a
+    /// token, the auditor when it passes them all.
+    pub fn check(&self) -> Result<Party, DisputeError> {
+        if self.version != DISPUTE_VERSION {
+            return Err(DisputeError::Version(self.version));
+        }
+        let e = &self.executor;
+        e.verify()
+            .map_err(|err| DisputeError::Receipt(Party::Executor, err))?;
+        self.transcript
+            .verify(e)
+            .map_err(DisputeError::Transcript)?;
+        let (a, r) = (&self.auditor, &self.referee);
+        for (role, v) in [("auditor", a), ("referee", r)] {
+            if v.receipt != e.id {
+                return Err(DisputeError::VerdictReceipt(role, v.receipt.to_string()));
+            }
+        }
+        if a.signer == e.body.node {
+            return Err(DisputeError::AuditorIsExecutor(a.signer.to_string()));
+        }
+        if a.failed_at.is_none() {
+            return Err(DisputeError::NoAccusation);
+        }
+        if !a.verifies() {
+            return Err(DisputeError::BadAccusation(a.signer.to_string()));
+        }
+        if r.signer == e.body.node || r.signer == a.signer {
+            return Err(DisputeError::RefereeIsParty(r.signer.to_string()));
+        }
+        if !r.verifies() {
+            return Err(DisputeError::BadVerdict(r.signer.to_string()));
+        }
+        let faulty = if r.failed_at.is_some() {
+            Party::Executor
+        } else {
+            Party::Auditor
         };
         if faulty != self.faulty {
             return Err(DisputeError::Faulty {
@@ -342,5 +491,128 @@ mod tests {
         assert_eq!(d.check(None), Ok(Party::Auditor));
         let d = dispute(|_, _, _| Digest::of(Kind::TraceLeaf, b"neither"));
         assert_eq!(d.check(None), Err(DisputeError::Unresolved));
+    }
+}
+
+#[cfg(test)]
+mod llm_tests {
+    use super::*;
+    use crate::llm::{Finish, LlmRequest, Mode, Sampling};
+    use crate::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
+
+    fn keys() -> [SecretKey; 3] {
+        [1u8, 2, 3].map(|b| SecretKey::from_bytes(&[b; 32]))
+    }
+
+    /// An executor's answer, an auditor's accusation at token 1 and a
+    /// referee's verdict (`referee_fails`: whether its check fails too).
+    fn dispute(referee_fails: bool) -> LlmDispute {
+        let [ke, ka, kr] = keys();
+        let transcript = Transcript {
+            request: LlmRequest {
+                mode: Mode::Completion,
+                prompt: "The capital of France is".into(),
+                max_tokens: 3,
+                stop: vec![],
+                sampling: Sampling {
+                    temperature: 0.0,
+                    top_p: 1.0,
+                    top_k: 0,
+                    seed: 7,
+                },
+            },
+            tokens: vec![11, 12, 13],
+            texts: vec![" Paris".into(), ".".into(), String::new()],
+            finish_reason: Finish::Length,
+        };
+        let executor = ReceiptBody {
+            version: 1,
+            model: Digest::of(Kind::Model, b"llm"),
+            request: transcript.request.digest(),
+            output: transcript.chain().output(Finish::Length),
+            trace: TraceCommitment {
+                root: Digest::of(Kind::TraceNode, b"t"),
+                len: 3,
+            },
+            engine: EngineInfo {
+                name: "llama.cpp".into(),
+                version: "x".into(),
+            },
+            determinism: Determinism::Tolerant { rtol: 1e-3 },
+            seed: Some(7),
+            node: ke.public(),
+            nonce: String::new(),
+            timestamp_ms: 1,
+            price: 0,
+        }
+        .sign(&ke);
+        let auditor =
+            TokenVerdict::sign(&ka, &executor.id, Some(1), "token 1: not the argmax".into());
+        let referee = if referee_fails {
+            TokenVerdict::sign(&kr, &executor.id, Some(1), "token 1: not the argmax".into())
+        } else {
+            TokenVerdict::sign(&kr, &executor.id, None, String::new())
+        };
+        LlmDispute {
+            version: DISPUTE_VERSION,
+            executor,
+            transcript,
+            auditor,
+            referee,
+            faulty: if referee_fails {
+                Party::Executor
+            } else {
+                Party::Auditor
+            },
+        }
+    }
+
+    #[test]
+    fn the_referee_decides_and_every_tampering_fails() {
+        let d = dispute(true);
+        assert_eq!(d.check(), Ok(Party::Executor));
+        let back: LlmDispute = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back.check(), Ok(Party::Executor));
+        assert_eq!(dispute(false).check(), Ok(Party::Auditor));
+
+        let mut t = d.clone();
+        t.faulty = Party::Auditor;
+        assert!(matches!(t.check(), Err(DisputeError::Faulty { .. })));
+        let mut t = d.clone();
+        t.transcript.texts[0] = " Lyon".into();
+        assert!(matches!(t.check(), Err(DisputeError::Transcript(_))));
+        let mut t = d.clone();
+        t.referee.failed_at = None;
+        assert!(matches!(t.check(), Err(DisputeError::BadVerdict(_))));
+        let mut t = d.clone();
+        t.auditor.failed_at = Some(2);
+        assert!(matches!(t.check(), Err(DisputeError::BadAccusation(_))));
+        let [ke, ka, _] = keys();
+        let mut t = d.clone();
+        t.auditor = TokenVerdict::sign(&ka, &d.executor.id, None, String::new());
+        assert_eq!(t.check(), Err(DisputeError::NoAccusation));
+        let mut t = d.clone();
+        t.referee = TokenVerdict::sign(&ka, &d.executor.id, Some(1), String::new());
+        assert!(matches!(t.check(), Err(DisputeError::RefereeIsParty(_))));
+        let mut t = d.clone();
+        t.auditor = TokenVerdict::sign(&ke, &d.executor.id, Some(1), String::new());
+        assert!(matches!(t.check(), Err(DisputeError::AuditorIsExecutor(_))));
+        let mut t = d.clone();
+        t.referee = TokenVerdict::sign(
+            &keys()[2],
+            &Digest::of(Kind::Receipt, b"other"),
+            Some(1),
+            String::new(),
+        );
+        assert!(matches!(
+            t.check(),
+            Err(DisputeError::VerdictReceipt("referee", _))
+        ));
+        let mut t = d.clone();
+        t.executor.body.price = 5;
+        assert!(matches!(
+            t.check(),
+            Err(DisputeError::Receipt(Party::Executor, _))
+        ));
     }
 }

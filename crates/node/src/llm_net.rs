@@ -1,0 +1,732 @@
+//! Language models on the network: routing generations, and auditing them.
+//!
+//! **Routing.** A node asked for a model it does not serve starts the
+//! generation on a provider ([`Request::Generate`]), ranked like any other
+//! request, and reads its events in turns ([`Request::GenerateEvents`], each
+//! answered as soon as at least one event is ready). It checks them as they
+//! come: every checkpoint must be the provider's signature over the chain
+//! this node computes from the tokens it relayed, and the receipt at the end
+//! must sign exactly the transcript relayed, for this model and nonce. The
+//! client sees the same stream as from a local model; a provider that lies
+//! or vanishes ends the stream with an error and is counted against its
+//! record. A provider that cannot start the generation is replaced by the
+//! next one.
+//!
+//! **Audits.** An executor gossips each LLM receipt and keeps its transcript
+//! for the retention window. A node serving the model that draws it fetches
+//! the transcript ([`Request::Transcript`]) and checks it by teacher forcing
+//! ([`Node::check_llm`]). When a token fails, a third operator serving the
+//! model runs the same check ([`Request::RefereeTokens`]) and signs what it
+//! finds; the [`LlmDispute`] is gossiped, re-checked by every node that
+//! hears it, and counted in the operators' records like a tensor dispute.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use vouch_engine::llm::ChatMessage;
+use vouch_p2p::{Frame, Peer, Request, Response, Topic, peer_id_of};
+use vouch_types::dispute::{DISPUTE_VERSION, LlmDispute, Party, TokenVerdict};
+use vouch_types::llm::{Chain, Checkpoint, Finish, LlmRequest, Mode, Sampling, Transcript};
+use vouch_types::{Digest, PublicKey, Receipt};
+
+use crate::audit::AuditOutcome;
+use crate::error::NodeError;
+use crate::llm::{Finished, Generate, LlmEvent, Prompt, Started};
+use crate::network::{Network, ask};
+use crate::service::Node;
+
+/// How long a provider holds a [`Request::GenerateEvents`] open waiting for
+/// the next event before it answers an empty list.
+const POLL_WAIT: Duration = Duration::from_secs(10);
+
+/// A generation no peer has read for this long is dropped, which stops it.
+const SESSION_IDLE: Duration = Duration::from_secs(120);
+
+/// A generation request between nodes: [`Generate`] without the model name
+/// (the model travels as its id).
+#[derive(Serialize, Deserialize)]
+struct WireGenerate {
+    #[serde(default)]
+    messages: Option<Vec<ChatMessage>>,
+    #[serde(default)]
+    text: Option<String>,
+    max_tokens: Option<u32>,
+    stop: Vec<String>,
+    sampling: Sampling,
+    nonce: String,
+}
+
+/// A provider's answer to [`Request::Generate`].
+#[derive(Serialize, Deserialize)]
+struct WireStart {
+    /// Where to read the events.
+    session: String,
+    /// The canonical request the receipt will sign.
+    request: LlmRequest,
+    /// The model id the receipt will name.
+    model_id: Digest,
+    /// The provider's operator key, which signs checkpoints and the receipt.
+    node: PublicKey,
+    prompt_tokens: usize,
+}
+
+/// One event of a generation between nodes.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum WireEvent {
+    Token { token: u32, text: String },
+    Checkpoint { checkpoint: Checkpoint },
+    Done { receipt: Box<Receipt>, finish: Finish },
+    Failed { code: String, message: String },
+}
+
+/// The generations peers started on this node, by session id.
+#[derive(Default)]
+pub(crate) struct Sessions(Mutex<HashMap<String, Session>>);
+
+type Events = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<LlmEvent>>>;
+
+struct Session {
+    peer: Peer,
+    events: Events,
+    read: Instant,
+}
+
+impl Sessions {
+    /// Keeps a new generation for `peer`, dropping those left unread.
+    fn open(&self, peer: Peer, events: mpsc::UnboundedReceiver<LlmEvent>) -> String {
+        let mut b = [0u8; 16];
+        let _ = getrandom::fill(&mut b);
+        let id = hex::encode(b);
+        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| s.read.elapsed() < SESSION_IDLE);
+        sessions.insert(
+            id.clone(),
+            Session {
+                peer,
+                events: Arc::new(tokio::sync::Mutex::new(events)),
+                read: Instant::now(),
+            },
+        );
+        id
+    }
+
+    /// The events of `peer`'s session `id`.
+    fn events(&self, peer: Peer, id: &str) -> Result<Events, NodeError> {
+        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match sessions.get_mut(id) {
+            Some(s) if s.peer == peer => {
+                s.read = Instant::now();
+                Ok(s.events.clone())
+            }
+            _ => Err(NodeError::NotFound(format!(
+                "no generation {id} of yours runs here (it ended, or was dropped after {} s unread)",
+                SESSION_IDLE.as_secs()
+            ))),
+        }
+    }
+
+    fn close(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
+fn wire_event(ev: LlmEvent) -> (WireEvent, bool) {
+    match ev {
+        LlmEvent::Token { token, text } => (WireEvent::Token { token, text }, false),
+        LlmEvent::Checkpoint(checkpoint) => (WireEvent::Checkpoint { checkpoint }, false),
+        LlmEvent::Done(f) => (
+            WireEvent::Done {
+                receipt: Box::new(f.receipt),
+                finish: f.finish,
+            },
+            true,
+        ),
+        LlmEvent::Failed(e) => (
+            WireEvent::Failed {
+                code: e.code().into(),
+                message: e.to_string(),
+            },
+            true,
+        ),
+    }
+}
+
+/// A provider's refusal as this node's error: a bad request stays one (no
+/// other provider would take it), anything else makes the provider
+/// unavailable.
+fn remote_error(peer: Peer, code: &str, message: String) -> (NodeError, bool) {
+    match code {
+        "invalid_input" => (NodeError::InvalidInput(message), true),
+        "bad_request" => (NodeError::BadRequest(message), true),
+        _ => (
+            NodeError::Unavailable(format!("provider {peer}: {code}: {message}")),
+            false,
+        ),
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
+    serde_json::to_vec(value).map_err(|e| NodeError::Internal(e.to_string()))
+}
+
+/// Checks a provider's start against what was asked.
+fn check_start(start: &WireStart, g: &Generate, model: Digest, peer: Peer) -> Result<(), String> {
+    let r = &start.request;
+    if peer_id_of(&start.node) != peer {
+        return Err(format!("it names operator {}, not its own key", start.node));
+    }
+    if start.model_id != model {
+        return Err(format!("it runs model {}, not {model}", start.model_id));
+    }
+    let mode_ok = match &g.prompt {
+        Prompt::Chat(_) => r.mode == Mode::Chat,
+        Prompt::Text(t) => r.mode == Mode::Completion && &r.prompt == t,
+    };
+    if !mode_ok
+        || r.sampling != g.sampling
+        || r.stop != g.stop
+        || g.max_tokens.is_some_and(|m| m != r.max_tokens)
+    {
+        return Err("the request it will sign is not the one asked".into());
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Starts a generation here when this node serves the model (or has it
+    /// as an external engine), otherwise on the best provider on the
+    /// network.
+    pub async fn route_generate(self: &Arc<Self>, g: Generate) -> Result<Started, NodeError> {
+        let external = self.config.externals.iter().any(|e| e.name == g.model);
+        let (here, network) = match (self.find_model(&g.model, None), self.network.get()) {
+            (Err(here), Some(network)) if !external => (here, network.clone()),
+            _ => return self.generate(g).await,
+        };
+        g.check()?;
+        let id = self
+            .resolve_remote(&g.model, None)
+            .map_err(|_| NodeError::NotFound(format!("{here} (no peer announces it either)")))?;
+        let (messages, text) = match &g.prompt {
+            Prompt::Chat(m) => (Some(m.clone()), None),
+            Prompt::Text(t) => (None, Some(t.clone())),
+        };
+        let wire = json(&WireGenerate {
+            messages,
+            text,
+            max_tokens: g.max_tokens,
+            stop: g.stop.clone(),
+            sampling: g.sampling.clone(),
+            nonce: g.nonce.clone(),
+        })?;
+        let providers = self.rank(&network, id);
+        if providers.is_empty() {
+            return Err(NodeError::Unavailable(format!(
+                "no peer serves model {id} now; pin it with `vouch model pin`"
+            )));
+        }
+        let mut errors = Vec::new();
+        for peer in providers {
+            let asked = Instant::now();
+            let frame = Frame {
+                head: Request::Generate { model: id },
+                body: wire.clone(),
+            };
+            let start = match network.p2p.request(peer, frame).await {
+                Ok(Frame {
+                    head: Response::Ok,
+                    body,
+                }) => serde_json::from_slice::<WireStart>(&body)
+                    .map_err(|e| format!("an answer this node cannot read: {e}"))
+                    .and_then(|s| check_start(&s, &g, id, peer).map(|()| s)),
+                Ok(Frame {
+                    head: Response::Error { code, message },
+                    ..
+                }) => {
+                    let (e, refused) = remote_error(peer, &code, message);
+                    if refused {
+                        return Err(e);
+                    }
+                    network.record(peer, |r| r.failures += 1);
+                    errors.push(e.to_string());
+                    continue;
+                }
+                Ok(_) => Err("an answer this node does not understand".into()),
+                Err(e) => {
+                    network.record(peer, |r| r.failures += 1);
+                    errors.push(format!("{peer}: {e}"));
+                    continue;
+                }
+            };
+            match start {
+                Ok(start) => {
+                    let elapsed = asked.elapsed().as_micros() as u64;
+                    network.record(peer, |r| {
+                        r.latency_us = if r.latency_us == 0 {
+                            elapsed
+                        } else {
+                            (r.latency_us * 7 + elapsed) / 8
+                        };
+                    });
+                    return Ok(self.relay(network, peer, start, g.nonce));
+                }
+                Err(why) => {
+                    tracing::warn!(%peer, %why, "provider started a generation that does not check out");
+                    network.record(peer, |r| r.bad_data += 1);
+                    errors.push(format!("{peer}: {why}"));
+                }
+            }
+        }
+        Err(NodeError::Unavailable(format!(
+            "no provider of {id} could start the generation: {}",
+            errors.join("; ")
+        )))
+    }
+
+    /// Reads a generation `peer` runs and checks each event before passing
+    /// it on.
+    fn relay(
+        self: &Arc<Self>,
+        network: Arc<Network>,
+        peer: Peer,
+        start: WireStart,
+        nonce: String,
+    ) -> Started {
+        let (tx, events) = mpsc::unbounded_channel();
+        let WireStart {
+            session,
+            request,
+            model_id,
+            node: key,
+            prompt_tokens,
+        } = start;
+        let node = self.clone();
+        let req = request.clone();
+        tokio::spawn(async move {
+            let digest = req.digest();
+            let mut chain = Chain::start(&digest);
+            let (mut tokens, mut texts) = (Vec::new(), Vec::new());
+            let lied = |why: String| {
+                tracing::warn!(%peer, %why, "provider's generation does not check out");
+                network.record(peer, |r| r.bad_data += 1);
+                LlmEvent::Failed(NodeError::Unavailable(format!(
+                    "provider {peer} sent an answer that does not check out: {why}"
+                )))
+            };
+            loop {
+                let asked = Frame::new(Request::GenerateEvents {
+                    session: session.clone(),
+                });
+                let batch = ask(&network, peer, asked).await.and_then(|b| {
+                    serde_json::from_slice::<Vec<WireEvent>>(&b).map_err(|e| {
+                        NodeError::Unavailable(format!("events this node cannot read: {e}"))
+                    })
+                });
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        network.record(peer, |r| r.failures += 1);
+                        let _ = tx.send(LlmEvent::Failed(NodeError::Unavailable(format!(
+                            "provider {peer} stopped answering mid-generation: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                for ev in batch {
+                    let out = match ev {
+                        WireEvent::Token { token, text } => {
+                            chain.push(token, &text);
+                            tokens.push(token);
+                            texts.push(text.clone());
+                            LlmEvent::Token { token, text }
+                        }
+                        WireEvent::Checkpoint { checkpoint } => {
+                            match checkpoint.verify(&key, &model_id, &digest, &chain) {
+                                Ok(()) => LlmEvent::Checkpoint(checkpoint),
+                                Err(why) => lied(why),
+                            }
+                        }
+                        WireEvent::Done { receipt, finish } => {
+                            let transcript = Transcript {
+                                request: req.clone(),
+                                tokens: std::mem::take(&mut tokens),
+                                texts: std::mem::take(&mut texts),
+                                finish_reason: finish,
+                            };
+                            match check_done(&receipt, &transcript, peer, model_id, &nonce) {
+                                Ok(()) => {
+                                    node.count_served(peer);
+                                    LlmEvent::Done(Box::new(Finished {
+                                        receipt: *receipt,
+                                        request: transcript.request,
+                                        tokens: transcript.tokens,
+                                        texts: transcript.texts,
+                                        finish,
+                                        prompt_tokens,
+                                    }))
+                                }
+                                Err(why) => lied(why),
+                            }
+                        }
+                        WireEvent::Failed { code, message } => {
+                            network.record(peer, |r| r.failures += 1);
+                            LlmEvent::Failed(remote_error(peer, &code, message).0)
+                        }
+                    };
+                    let end = matches!(out, LlmEvent::Done(_) | LlmEvent::Failed(_));
+                    // A client that went away leaves the provider's session
+                    // unread; the provider drops it after SESSION_IDLE.
+                    if tx.send(out).is_err() || end {
+                        return;
+                    }
+                }
+            }
+        });
+        Started {
+            model_id,
+            request,
+            prompt_tokens,
+            events,
+            route: vec![self.peer_id(), peer],
+        }
+    }
+
+    /// Answers a peer's [`Request::Generate`]: starts the generation and
+    /// keeps its events for the peer to read.
+    pub(crate) async fn answer_generate(
+        self: &Arc<Self>,
+        peer: Peer,
+        model: Digest,
+        body: &[u8],
+    ) -> Result<Vec<u8>, NodeError> {
+        let w: WireGenerate = serde_json::from_slice(body).map_err(|e| {
+            NodeError::BadRequest(format!("the generation request is not valid JSON: {e}"))
+        })?;
+        let record = self
+            .store
+            .model_by_id(&model)?
+            .ok_or_else(|| NodeError::NotFound(format!("no model {model} here")))?;
+        let prompt = match (w.messages, w.text) {
+            (Some(m), None) => Prompt::Chat(m),
+            (None, Some(t)) => Prompt::Text(t),
+            _ => {
+                return Err(NodeError::BadRequest(
+                    "a generation request holds either `messages` or `text`".into(),
+                ));
+            }
+        };
+        let g = Generate {
+            model: record.signed.manifest.name.clone(),
+            prompt,
+            max_tokens: w.max_tokens,
+            stop: w.stop,
+            sampling: w.sampling,
+            nonce: w.nonce,
+        };
+        g.check()?;
+        let started = self.generate_with(record, g).await?;
+        let session = self.network()?.sessions.open(peer, started.events);
+        json(&WireStart {
+            session,
+            request: started.request,
+            model_id: started.model_id,
+            node: self.key.public(),
+            prompt_tokens: started.prompt_tokens,
+        })
+    }
+
+    /// Answers a peer's [`Request::GenerateEvents`]: the events ready now,
+    /// waiting up to [`POLL_WAIT`] for the first.
+    pub(crate) async fn answer_generate_events(
+        &self,
+        peer: Peer,
+        session: &str,
+    ) -> Result<Vec<u8>, NodeError> {
+        let sessions = &self.network()?.sessions;
+        let events = sessions.events(peer, session)?;
+        let mut events = events.lock().await;
+        let mut out = Vec::new();
+        let mut ended = false;
+        let mut push = |ev: LlmEvent| {
+            let (w, end) = wire_event(ev);
+            out.push(w);
+            end
+        };
+        match tokio::time::timeout(POLL_WAIT, events.recv()).await {
+            Err(_) => {}
+            Ok(Some(ev)) => ended = push(ev),
+            Ok(None) => {
+                ended = push(LlmEvent::Failed(NodeError::Internal(
+                    "the generation stopped without a receipt".into(),
+                )))
+            }
+        }
+        while !ended {
+            match events.try_recv() {
+                Ok(ev) => ended = push(ev),
+                Err(_) => break,
+            }
+        }
+        if ended {
+            sessions.close(session);
+        }
+        json(&out)
+    }
+
+    /// After this node generated an attested answer on a network: keeps the
+    /// transcript for auditors and gossips the receipt.
+    pub(crate) async fn after_generation(&self, receipt: &Receipt, transcript: Transcript) {
+        let Some(network) = self.network.get() else {
+            return;
+        };
+        if crate::external::is_unattested(&receipt.body.engine) {
+            return;
+        }
+        let bytes = transcript.request.prompt.len()
+            + transcript.tokens.len() * 4
+            + transcript.texts.iter().map(String::len).sum::<usize>();
+        network
+            .transcripts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(receipt.id, transcript, bytes, self.config.retention);
+        let _ = network
+            .p2p
+            .publish(Topic::Receipts, receipt.to_bytes())
+            .await;
+    }
+
+    /// The transcript this node retains for receipt `id`, as JSON.
+    pub(crate) fn retained_transcript(&self, id: &Digest) -> Result<Vec<u8>, NodeError> {
+        let t = self
+            .network()?
+            .transcripts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id, self.config.retention)
+            .ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "receipt {id}'s transcript is not retained here (kept {} s)",
+                    self.config.retention.as_secs()
+                ))
+            })?;
+        json(&*t)
+    }
+
+    /// Answers [`Request::RefereeTokens`]: checks the transcript by teacher
+    /// forcing and signs the outcome.
+    pub(crate) async fn referee_tokens(
+        &self,
+        receipt_id: Digest,
+        body: &[u8],
+    ) -> Result<Vec<u8>, NodeError> {
+        let asked: Accusation = serde_json::from_slice(body).map_err(|e| {
+            NodeError::BadRequest(format!(
+                "the body is not a receipt and transcript as JSON: {e}"
+            ))
+        })?;
+        if asked.receipt.id != receipt_id {
+            return Err(NodeError::BadRequest(format!(
+                "the body holds receipt {}, not {receipt_id}",
+                asked.receipt.id
+            )));
+        }
+        let check = self.check_llm(&asked.receipt, &asked.transcript).await?;
+        if !check.ok && check.failed_at.is_none() {
+            // Not a token in dispute: the transcript itself does not match.
+            return Err(NodeError::BadRequest(check.reason.unwrap_or_default()));
+        }
+        let verdict = TokenVerdict::sign(
+            &self.key,
+            &receipt_id,
+            check.failed_at,
+            check.reason.unwrap_or_default(),
+        );
+        json(&verdict)
+    }
+
+    /// Audits one LLM receipt `executor` signed: fetches the transcript,
+    /// checks it by teacher forcing and, when a token fails, has a third
+    /// operator referee the same check, publishes the dispute and records
+    /// the verdict.
+    pub(crate) async fn audit_llm(
+        &self,
+        network: &Network,
+        receipt: Receipt,
+        executor: Peer,
+    ) -> Result<AuditOutcome, NodeError> {
+        let id = receipt.id;
+        let body = ask(
+            network,
+            executor,
+            Frame::new(Request::Transcript { receipt: id }),
+        )
+        .await?;
+        let transcript: Transcript = serde_json::from_slice(&body).map_err(|_| {
+            NodeError::Unavailable(format!(
+                "{executor} sent a transcript this node cannot read"
+            ))
+        })?;
+        if let Err(why) = transcript.verify(&receipt) {
+            network.record(executor, |r| r.bad_data += 1);
+            return Err(NodeError::Unavailable(format!(
+                "{executor} sent a transcript that is not receipt {id}'s: {why}"
+            )));
+        }
+        let check = self.check_llm(&receipt, &transcript).await?;
+        if check.ok {
+            network.record(executor, |r| r.audits_passed += 1);
+            tracing::debug!(%executor, receipt = %id, "LLM audit passed");
+            return Ok(AuditOutcome::Passed);
+        }
+        let reason = check.reason.unwrap_or_default();
+        let Some(failed_at) = check.failed_at else {
+            return Ok(AuditOutcome::Unresolved(reason));
+        };
+        tracing::warn!(%executor, receipt = %id, failed_at, %reason, "LLM audit failed; asking a referee");
+        let auditor = TokenVerdict::sign(&self.key, &id, Some(failed_at), reason);
+        let accusation = json(&Accusation {
+            receipt: receipt.clone(),
+            transcript: transcript.clone(),
+        })?;
+        let referee = match self
+            .find_token_referee(network, &receipt, executor, accusation)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => return Ok(AuditOutcome::Unresolved(e.to_string())),
+        };
+        let faulty = if referee.failed_at.is_some() {
+            Party::Executor
+        } else {
+            Party::Auditor
+        };
+        let dispute = LlmDispute {
+            version: DISPUTE_VERSION,
+            executor: receipt,
+            transcript,
+            auditor,
+            referee,
+            faulty,
+        };
+        dispute.check().map_err(|e| {
+            NodeError::Internal(format!("a dispute this node built does not check: {e}"))
+        })?;
+        self.record_llm_dispute(network, &dispute);
+        let _ = network.p2p.publish(Topic::Disputes, json(&dispute)?).await;
+        tracing::warn!(%executor, ?faulty, failed_at, "LLM dispute settled by referee");
+        Ok(AuditOutcome::LlmDisputed(Box::new(dispute)))
+    }
+
+    /// Asks operators serving the model, other than this node and the
+    /// executor, to check the transcript until one signs a verdict.
+    async fn find_token_referee(
+        &self,
+        network: &Network,
+        receipt: &Receipt,
+        executor: Peer,
+        accusation: Vec<u8>,
+    ) -> Result<TokenVerdict, NodeError> {
+        let me = self.peer_id();
+        let model = receipt.body.model;
+        let candidates: Vec<Peer> = self
+            .network_models()
+            .remove(&model.to_string())
+            .map(|m| {
+                m.providers
+                    .into_iter()
+                    .filter(|p| *p != me && *p != executor)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut why = Vec::new();
+        for peer in candidates {
+            let frame = Frame {
+                head: Request::RefereeTokens {
+                    receipt: receipt.id,
+                },
+                body: accusation.clone(),
+            };
+            let verdict = ask(network, peer, frame).await.and_then(|b| {
+                serde_json::from_slice::<TokenVerdict>(&b).map_err(|_| {
+                    NodeError::Unavailable(format!("{peer} sent a verdict this node cannot read"))
+                })
+            });
+            match verdict {
+                Ok(v)
+                    if peer_id_of(&v.signer) == peer && v.receipt == receipt.id && v.verifies() =>
+                {
+                    return Ok(v);
+                }
+                Ok(_) => why.push(format!("{peer}: a verdict it did not sign")),
+                Err(e) => why.push(format!("{peer}: {e}")),
+            }
+        }
+        Err(NodeError::Unavailable(format!(
+            "no third operator serving {model} could referee ({})",
+            if why.is_empty() {
+                "none is known".to_string()
+            } else {
+                why.join("; ")
+            }
+        )))
+    }
+
+    /// Counts a checked LLM dispute in the parties' records and keeps it as
+    /// evidence (once per dispute).
+    pub(crate) fn record_llm_dispute(&self, network: &Network, d: &LlmDispute) {
+        let accusation = Digest::of(vouch_types::Kind::Receipt, &d.auditor.signature.to_bytes());
+        let (faulty, other) = match d.faulty {
+            Party::Executor => (&d.executor.body.node, &d.auditor.signer),
+            Party::Auditor => (&d.auditor.signer, &d.executor.body.node),
+        };
+        self.count_dispute(
+            network,
+            (d.executor.id, accusation),
+            (faulty, other),
+            serde_json::json!({
+                "kind": "llm_dispute",
+                "dispute": d,
+                "recorded_ms": crate::service::now_ms(),
+            }),
+        );
+    }
+}
+
+/// What a referee is asked to check.
+#[derive(Serialize, Deserialize)]
+struct Accusation {
+    receipt: Receipt,
+    transcript: Transcript,
+}
+
+/// Checks a provider's finished generation: a valid receipt by its key for
+/// this model and nonce that signs exactly the transcript relayed.
+fn check_done(
+    receipt: &Receipt,
+    transcript: &Transcript,
+    peer: Peer,
+    model: Digest,
+    nonce: &str,
+) -> Result<(), String> {
+    transcript.verify(receipt)?;
+    if peer_id_of(&receipt.body.node) != peer {
+        return Err(format!(
+            "the receipt is signed by {}, not by the peer that answered",
+            receipt.body.node
+        ));
+    }
+    if receipt.body.model != model {
+        return Err(format!(
+            "the receipt names model {}, not {model}",
+            receipt.body.model
+        ));
+    }
+    if receipt.body.nonce != nonce {
+        return Err("the receipt names another nonce".into());
+    }
+    Ok(())
+}
