@@ -44,6 +44,9 @@ pub(crate) enum Command {
     Model(ModelCommand),
     /// Run a model on IN.json and check the receipt.
     Infer(InferArgs),
+    /// Ask a language model (on this node or, routed, on the network) and
+    /// check the answer's receipt and transcript.
+    Chat(ChatArgs),
     /// Check a receipt offline: signature, id, and (given) inputs and outputs.
     Verify(VerifyArgs),
     /// Fetch receipts a node signed.
@@ -297,6 +300,30 @@ pub(crate) struct VerifyArgs {
     /// names.
     #[arg(long)]
     pub(crate) replay: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ChatArgs {
+    /// The model's name.
+    pub(crate) model: String,
+    /// The user's message.
+    pub(crate) message: String,
+    /// A system message before it.
+    #[arg(long)]
+    pub(crate) system: Option<String>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) max_tokens: u32,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) temperature: f64,
+    /// The sampler's seed (random when absent and sampling).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Save the whole response (answer, receipt, transcript) here, for
+    /// `vouch verify FILE [--replay]`.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,7 +12,8 @@ use vouch_types::llm::Transcript;
 use vouch_types::{Digest, Kind, PublicKey, Receipt};
 
 use crate::cli::{
-    Cli, Command, InferArgs, ModelCommand, P2pArgs, ReceiptsCommand, ServeArgs, UpArgs, VerifyArgs,
+    ChatArgs, Cli, Command, InferArgs, ModelCommand, P2pArgs, ReceiptsCommand, ServeArgs, UpArgs,
+    VerifyArgs,
 };
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
@@ -55,6 +56,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Model(cmd) => model(&client, cmd).await,
         Command::Infer(args) => infer(&client, args).await,
         Command::Verify(args) => verify(&client, args).await,
+        Command::Chat(args) => chat(&client, args).await,
         Command::Receipts(ReceiptsCommand::Show { id }) => {
             let id = Digest::parse_kind(Kind::Receipt, &id).map_err(|e| anyhow!("`{id}`: {e}"))?;
             let receipt = client.receipt(&id).await?;
@@ -581,7 +583,7 @@ async fn evidence(
                 records.len()
             )
         })?;
-        if record["kind"] != "dispute" {
+        if record["kind"] != "dispute" && record["kind"] != "llm_dispute" {
             bail!("record {n} is a {}, not a dispute", record["kind"]);
         }
         write_atomic(
@@ -613,6 +615,20 @@ async fn evidence(
                     d["executor"]["model"].as_str().unwrap_or("?"),
                     d["step"],
                     d["step_name"].as_str().unwrap_or("?"),
+                    who.as_str().unwrap_or("?")
+                );
+            }
+            Some("llm_dispute") => {
+                let d = &r["dispute"];
+                let faulty = d["faulty"].as_str().unwrap_or("?");
+                let who = match faulty {
+                    "executor" => &d["executor"]["node"],
+                    _ => &d["auditor"]["signer"],
+                };
+                println!(
+                    "{i:>3}  llm dispute  model {}  token {}  faulty {faulty} {}",
+                    d["executor"]["model"].as_str().unwrap_or("?"),
+                    d["auditor"]["failed_at"],
                     who.as_str().unwrap_or("?")
                 );
             }
@@ -806,6 +822,57 @@ async fn infer(client: &Client, args: InferArgs) -> Result<()> {
     eprintln!(
         "receipt {} verified: signed by {}",
         receipt.id, receipt.body.node
+    );
+    Ok(())
+}
+
+/// `vouch chat`: one chat turn, its receipt and transcript checked here
+/// before the answer is printed.
+async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(serde_json::json!({"role": "system", "content": system}));
+    }
+    messages.push(serde_json::json!({"role": "user", "content": args.message}));
+    let mut body = serde_json::json!({
+        "model": args.model,
+        "messages": messages,
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+    });
+    if let Some(seed) = args.seed {
+        body["seed"] = seed.into();
+    }
+    let resp: serde_json::Value = client.post_json("/v1/chat/completions", &body).await?;
+    let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone())
+        .context("the answer carries no valid receipt")?;
+    let transcript: Transcript = serde_json::from_value(resp["vouch"]["transcript"].clone())
+        .context("the answer carries no valid transcript")?;
+    transcript
+        .verify(&receipt)
+        .map_err(|e| anyhow!("the answer does not match its receipt: {e}"))?;
+    let text = resp
+        .pointer("/choices/0/message/content")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    if text != transcript.text() {
+        bail!("the answer's text is not the text its receipt signs");
+    }
+    if let Some(out) = &args.out {
+        write_atomic(out, serde_json::to_string_pretty(&resp)?.as_bytes())?;
+    }
+    println!("{text}");
+    eprintln!(
+        "receipt {} verified: signed by {} (peer {}), model {}{}",
+        receipt.id,
+        receipt.body.node,
+        resp["vouch"]["executor"].as_str().unwrap_or("?"),
+        receipt.body.model,
+        if vouch_node::external::is_unattested(&receipt.body.engine) {
+            " NOT ATTESTED (external engine)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

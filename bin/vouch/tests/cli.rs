@@ -463,6 +463,73 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         &vouch(&urls[0], &["verify-dispute", "t.json"]),
         "not signed by referee",
     );
+
+    // LLMs too: the faulty node signs runner-up tokens; `vouch chat`
+    // checks the receipt and transcript (they are consistent: only
+    // re-execution can tell), and the auditors' teacher forcing does.
+    eventually("the LLM on the faulty node", || {
+        let out = vouch(&urls[2], &["model", "ls"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("smollm2-135m")
+            .then_some(())
+    });
+    let out = vouch(
+        &urls[2],
+        &[
+            "chat",
+            "smollm2-135m",
+            "What is the capital of France?",
+            "--max-tokens",
+            "8",
+            "--out",
+            "answer.json",
+        ],
+    );
+    let _ = ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verified: signed by"),
+        "{out:?}"
+    );
+    let n = eventually("an LLM dispute against the faulty node", || {
+        let out = vouch(&urls[0], &["evidence", "--json"]);
+        let records: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_default();
+        records
+            .iter()
+            .position(|r| r["kind"] == "llm_dispute" && r["dispute"]["faulty"] == "executor")
+    });
+    let listed = ok(&vouch(&urls[0], &["evidence"]));
+    assert!(listed.contains("llm dispute"), "{listed}");
+    let _ = ok(&vouch(
+        &urls[0],
+        &["evidence", "--dispute", &n.to_string(), "--out", "llm.json"],
+    ));
+    let out = ok(&vouch(&urls[0], &["verify-dispute", "llm.json"]));
+    assert!(
+        out.contains("dispute verified") && out.contains("Executor is faulty"),
+        "{out}"
+    );
+    let mut t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("llm.json")).unwrap()).unwrap();
+    t["faulty"] = serde_json::json!("auditor");
+    std::fs::write(work.path().join("t.json"), t.to_string()).unwrap();
+    fails(&vouch(&urls[0], &["verify-dispute", "t.json"]), "says the");
+    // Any node answers for the model; an honest one passes `--replay`.
+    let out = vouch(
+        &urls[0],
+        &[
+            "chat",
+            "smollm2-135m",
+            "Say hi.",
+            "--max-tokens",
+            "4",
+            "--out",
+            "hi.json",
+        ],
+    );
+    let _ = ok(&out);
+    let out = ok(&vouch(&urls[0], &["verify", "hi.json", "--replay"]));
+    assert!(out.contains("teacher"), "{out}");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -77,10 +77,21 @@ struct WireStart {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum WireEvent {
-    Token { token: u32, text: String },
-    Checkpoint { checkpoint: Checkpoint },
-    Done { receipt: Box<Receipt>, finish: Finish },
-    Failed { code: String, message: String },
+    Token {
+        token: u32,
+        text: String,
+    },
+    Checkpoint {
+        checkpoint: Checkpoint,
+    },
+    Done {
+        receipt: Box<Receipt>,
+        finish: Finish,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 /// The generations peers started on this node, by session id.
