@@ -203,6 +203,7 @@ impl Node {
                     name: r.signed.manifest.name.clone(),
                     version: r.signed.manifest.version.clone(),
                     id: r.id().to_string(),
+                    format: r.signed.manifest.format.name().to_string(),
                 })
                 .collect(),
             price: self.config.price,

@@ -481,8 +481,28 @@ async fn models(State(node): State<Arc<Node>>) -> OaResult<Response> {
                       "url": e.url, "remote_model": e.remote},
         })
     });
-    let data: Vec<Value> = node
-        .list_models()?
+    let local = node.list_models()?;
+    let names: std::collections::HashSet<&str> = local
+        .iter()
+        .map(|r| r.signed.manifest.name.as_str())
+        .collect();
+    // Models only peers serve: requests for them are routed.
+    let mut remote: Vec<Value> = Vec::new();
+    for m in node.network_models().into_values() {
+        let o = &m.offer;
+        if names.contains(o.name.as_str()) || remote.iter().any(|r| r["id"] == o.name.as_str()) {
+            continue;
+        }
+        remote.push(json!({
+            "id": o.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "network",
+            "vouch": {"model_id": o.id, "version": o.version, "format": o.format,
+                      "attested": true, "providers": m.providers.len(), "local": false},
+        }));
+    }
+    let data: Vec<Value> = local
         .iter()
         .map(|r| {
             let m = &r.signed.manifest;
@@ -492,10 +512,11 @@ async fn models(State(node): State<Arc<Node>>) -> OaResult<Response> {
                 "created": r.created_ms / 1000,
                 "owned_by": m.publisher.to_string(),
                 "vouch": {"model_id": r.id(), "version": m.version, "format": m.format.name(),
-                          "attested": true},
+                          "attested": true, "local": true},
             })
         })
         .chain(externals)
+        .chain(remote)
         .collect();
     Ok((
         [(

@@ -490,6 +490,22 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
         .unwrap();
     assert_eq!(resp["vouch"]["executor"], pp.to_string(), "{resp}");
     assert_eq!(resp["vouch"]["route"][0], gp.to_string(), "{resp}");
+    // ... and lists the model it routes, as a network chat model.
+    let models: serde_json::Value = reqwest::get(format!("{}/v1/models", g.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == LLM)
+        .unwrap_or_else(|| panic!("{models}"));
+    assert_eq!(listed["vouch"]["local"], false, "{listed}");
+    assert_eq!(listed["vouch"]["format"], "gguf", "{listed}");
+    assert_eq!(listed["vouch"]["model_id"], id.to_string(), "{listed}");
 
     // The provider refuses a request no provider could serve: the client
     // gets that error, and the provider's record is not marked.

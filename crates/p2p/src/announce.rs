@@ -29,6 +29,9 @@ pub struct ModelOffer {
     pub version: String,
     /// Model id (`model:<hex>`).
     pub id: String,
+    /// Storage format (`onnx`, `gguf`); empty when not stated.
+    #[serde(default)]
+    pub format: String,
 }
 
 /// What a node says about itself.
@@ -165,6 +168,7 @@ mod tests {
                 name: "iris".into(),
                 version: "1".into(),
                 id: "model:00".into(),
+                format: String::new(),
             }],
             price: 3,
             capacity: 2,

@@ -42,6 +42,7 @@ async fn node_with_inbound(
             name: format!("model-{seed}"),
             version: "1".into(),
             id: format!("model:{seed:064x}"),
+            format: String::new(),
         }],
         price: u64::from(seed),
         capacity: 2,
