@@ -115,6 +115,15 @@ pub(crate) struct ServeArgs {
     /// others can serve them.
     #[arg(long, default_value_t = 0.5)]
     pub(crate) max_share: f64,
+    /// Chats each loaded language model generates at once (each costs a
+    /// context's KV cache: about 90 MiB per 4096 tokens for SmolLM2-135M);
+    /// more wait their turn.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) llm_slots: u16,
+    /// Most tokens (prompt + answer) per chat (the model's training context
+    /// when smaller).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..))]
+    pub(crate) llm_context: u32,
     /// Demonstration only: sign wrong answers, perturbing trace step STEP
     /// (`perturb:STEP`) or the last float step (`perturb`) of ONNX models,
     /// and answering LLM requests with the runner-up token from generated

@@ -91,6 +91,8 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Res
     c.audit_rate = s.audit_rate;
     c.retention = std::time::Duration::from_secs(s.retention);
     c.fault = s.fault.as_deref().map(parse_fault).transpose()?;
+    c.llm_slots = usize::from(s.llm_slots);
+    c.llm_context = s.llm_context as usize;
     c.externals = s
         .externals
         .iter()

@@ -41,6 +41,12 @@ pub struct NodeConfig {
     /// Models served from external OpenAI-compatible servers (their
     /// receipts say the model is not attested).
     pub externals: Vec<crate::external::ExternalModel>,
+    /// Sequences each loaded language model decodes together; more serve
+    /// more chats at once, each costing a context's KV cache in memory.
+    pub llm_slots: usize,
+    /// Most tokens (prompt + answer) per sequence of a language model (the
+    /// model's training context when smaller).
+    pub llm_context: usize,
 }
 
 impl NodeConfig {
@@ -61,6 +67,8 @@ impl NodeConfig {
             price: 0,
             fault: None,
             externals: Vec::new(),
+            llm_slots: 4,
+            llm_context: 4096,
         }
     }
 }

@@ -60,10 +60,14 @@ pub(crate) struct Engines {
 }
 
 impl Engines {
-    fn new() -> Engines {
+    fn new(config: &NodeConfig) -> Engines {
         Engines {
             onnx: Arc::new(OnnxEngine::new()),
-            gguf: Arc::new(GgufEngine::new()),
+            gguf: Arc::new(GgufEngine {
+                slots: config.llm_slots.max(1),
+                context: config.llm_context.max(16),
+                ..GgufEngine::new()
+            }),
         }
     }
 
@@ -157,6 +161,7 @@ impl Node {
         })?;
         let key = keyfile::load_or_create(&config.data_dir.join("operator.key"))?;
         let store = Arc::new(Store::open(&config.data_dir.join("store"))?);
+        let engines = Engines::new(&config);
         Ok(Arc::new(Node {
             cache: ModelCache::new(config.cache_bytes),
             pool: Semaphore::new(config.workers.max(1)),
@@ -164,7 +169,7 @@ impl Node {
             receipts: Arc::new(ReceiptLog::start(store.clone())),
             store,
             key,
-            engines: Engines::new(),
+            engines,
             encoders: Default::default(),
             load_lock: tokio::sync::Mutex::new(()),
             network: std::sync::OnceLock::new(),

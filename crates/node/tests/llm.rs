@@ -641,3 +641,34 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         t.stop().await;
     }
 }
+
+/// The operator sizes the language models: one slot serves concurrent
+/// chats in turn with the same answers, and a shorter context is enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_and_context_follow_the_node_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.llm_slots = 1;
+    config.llm_context = 256;
+    let t = TestNode::start(config).await;
+    push_llm(&t, LLM, &llm_file()).await;
+    let g = request(question("Name a color."), 12, Sampling::default());
+    let alone = t.node.generate_all(g.clone()).await.unwrap();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let (node, g) = (t.node.clone(), g.clone());
+            tokio::spawn(async move { node.generate_all(g).await })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap().tokens, alone.tokens);
+    }
+    let e = t
+        .node
+        .generate_all(request(question("hi"), 300, Sampling::default()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("256"), "{e}");
+    t.stop().await;
+}
