@@ -442,6 +442,36 @@ impl Node {
         step: u64,
         inputs: &TensorMap,
     ) -> Result<Verdict, NodeError> {
+        let request = inputs.digest(Kind::Input);
+        let body = inputs.encode();
+        self.ask_referees(
+            network,
+            (model, executor),
+            || Frame {
+                head: Request::Referee { model, step },
+                body: body.clone(),
+            },
+            |peer, v: &Verdict| {
+                peer_id_of(&v.referee) == peer
+                    && v.referee.verify(
+                        Verdict::message(&model, &request, step, &v.leaf).as_bytes(),
+                        &v.signature,
+                    )
+            },
+        )
+        .await
+    }
+
+    /// Asks each operator serving `model`, other than this node and the
+    /// executor, in turn until one answers `frame()` with a verdict (JSON)
+    /// that `signed` accepts as that operator's.
+    pub(crate) async fn ask_referees<V: serde::de::DeserializeOwned>(
+        &self,
+        network: &Network,
+        (model, executor): (Digest, Peer),
+        frame: impl Fn() -> Frame<Request>,
+        signed: impl Fn(Peer, &V) -> bool,
+    ) -> Result<V, NodeError> {
         let me = self.peer_id();
         let candidates: Vec<Peer> = self
             .network_models()
@@ -453,26 +483,13 @@ impl Node {
                     .collect()
             })
             .unwrap_or_default();
-        let request = inputs.digest(Kind::Input);
         let mut why = Vec::new();
         for peer in candidates {
-            let frame = Frame {
-                head: Request::Referee { model, step },
-                body: inputs.encode(),
-            };
-            let verdict = ask(network, peer, frame).await.and_then(|b| {
-                serde_json::from_slice::<Verdict>(&b).map_err(|_| bad_answer("verdict"))
-            });
+            let verdict = ask(network, peer, frame())
+                .await
+                .and_then(|b| serde_json::from_slice::<V>(&b).map_err(|_| bad_answer("verdict")));
             match verdict {
-                Ok(v)
-                    if peer_id_of(&v.referee) == peer
-                        && v.referee.verify(
-                            Verdict::message(&model, &request, step, &v.leaf).as_bytes(),
-                            &v.signature,
-                        ) =>
-                {
-                    return Ok(v);
-                }
+                Ok(v) if signed(peer, &v) => return Ok(v),
                 Ok(_) => why.push(format!("{peer}: a verdict it did not sign")),
                 Err(e) => why.push(format!("{peer}: {e}")),
             }

@@ -641,49 +641,19 @@ impl Node {
         executor: Peer,
         accusation: Vec<u8>,
     ) -> Result<TokenVerdict, NodeError> {
-        let me = self.peer_id();
-        let model = receipt.body.model;
-        let candidates: Vec<Peer> = self
-            .network_models()
-            .remove(&model.to_string())
-            .map(|m| {
-                m.providers
-                    .into_iter()
-                    .filter(|p| *p != me && *p != executor)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut why = Vec::new();
-        for peer in candidates {
-            let frame = Frame {
-                head: Request::RefereeTokens {
-                    receipt: receipt.id,
-                },
+        let id = receipt.id;
+        self.ask_referees(
+            network,
+            (receipt.body.model, executor),
+            || Frame {
+                head: Request::RefereeTokens { receipt: id },
                 body: accusation.clone(),
-            };
-            let verdict = ask(network, peer, frame).await.and_then(|b| {
-                serde_json::from_slice::<TokenVerdict>(&b).map_err(|_| {
-                    NodeError::Unavailable(format!("{peer} sent a verdict this node cannot read"))
-                })
-            });
-            match verdict {
-                Ok(v)
-                    if peer_id_of(&v.signer) == peer && v.receipt == receipt.id && v.verifies() =>
-                {
-                    return Ok(v);
-                }
-                Ok(_) => why.push(format!("{peer}: a verdict it did not sign")),
-                Err(e) => why.push(format!("{peer}: {e}")),
-            }
-        }
-        Err(NodeError::Unavailable(format!(
-            "no third operator serving {model} could referee ({})",
-            if why.is_empty() {
-                "none is known".to_string()
-            } else {
-                why.join("; ")
-            }
-        )))
+            },
+            |peer, v: &TokenVerdict| {
+                peer_id_of(&v.signer) == peer && v.receipt == id && v.verifies()
+            },
+        )
+        .await
     }
 
     /// Counts a checked LLM dispute in the parties' records and keeps it as

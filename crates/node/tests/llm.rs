@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, models_dir};
+use common::{TestNode, addresses, eventually, models_dir};
 use vouch_engine::llm::ChatMessage;
 use vouch_node::llm::{Generate, Prompt};
 use vouch_node::{NodeConfig, P2pConfig, keyfile, samples};
@@ -72,6 +72,23 @@ fn transcript(f: &vouch_node::llm::Finished) -> Transcript {
         texts: f.texts.clone(),
         finish_reason: f.finish,
     }
+}
+
+/// Model `id`'s entry in `t`'s `/v1/models`.
+async fn listed_model(t: &TestNode, id: &str) -> serde_json::Value {
+    let models: serde_json::Value = reqwest::get(format!("{}/v1/models", t.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not listed: {models}"))
+        .clone()
 }
 
 /// What a lying executor does: sign a receipt for a transcript it made up.
@@ -321,20 +338,7 @@ async fn an_external_engine_relays_and_signs_unattested_answers() {
 
     // Over HTTP, streamed, and listed as not attested.
     let http = reqwest::Client::new();
-    let models: serde_json::Value = http
-        .get(format!("{}/v1/models", b.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let listed = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"] == "relay")
-        .expect("the external model is listed");
+    let listed = listed_model(&b, "relay").await;
     assert_eq!(listed["vouch"]["attested"], false);
     let sse = http
         .post(format!("{}/v1/chat/completions", b.url))
@@ -394,22 +398,6 @@ async fn on_network(
     };
     t.node.join(p2p, Some(t.url.clone())).await.unwrap();
     t
-}
-
-fn addresses(t: &TestNode) -> Vec<vouch_node::p2p::Address> {
-    t.node.p2p().unwrap().addresses()
-}
-
-/// Polls `check` until it holds, for at most 60 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Replicates model `name` (id `id`) onto `t` from its peers.
@@ -491,18 +479,7 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     assert_eq!(resp["vouch"]["executor"], pp.to_string(), "{resp}");
     assert_eq!(resp["vouch"]["route"][0], gp.to_string(), "{resp}");
     // ... and lists the model it routes, as a network chat model.
-    let models: serde_json::Value = reqwest::get(format!("{}/v1/models", g.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let listed = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"] == LLM)
-        .unwrap_or_else(|| panic!("{models}"));
+    let listed = listed_model(&g, LLM).await;
     assert_eq!(listed["vouch"]["local"], false, "{listed}");
     assert_eq!(listed["vouch"]["format"], "gguf", "{listed}");
     assert_eq!(listed["vouch"]["model_id"], id.to_string(), "{listed}");

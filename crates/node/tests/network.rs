@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, models_dir};
+use common::{TestNode, addresses, eventually, models_dir};
 use vouch_api::InferRequest;
 use vouch_node::p2p::{AnnouncementBody, Frame, ModelOffer, P2p, Peer, Request, Response};
 use vouch_node::{NodeConfig, P2pConfig, samples};
@@ -53,10 +53,6 @@ async fn replicate_to(nodes: &[&TestNode], id: vouch_types::Digest, name: &str) 
     }
 }
 
-fn addresses(t: &TestNode) -> Vec<vouch_node::p2p::Address> {
-    t.node.p2p().unwrap().addresses()
-}
-
 async fn push_sample(t: &TestNode, name: &str) -> vouch_types::Digest {
     let sample = samples::SAMPLES.iter().find(|s| s.name == name).unwrap();
     samples::push_file(&t.node, &models_dir().join(sample.file), sample.options())
@@ -74,18 +70,6 @@ async fn run(
     t.node
         .route(name, None, inputs, None, Default::default())
         .await
-}
-
-/// Polls `check` until it holds, for at most 60 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn magika_input() -> TensorMap {

@@ -53,6 +53,23 @@ impl TestNode {
     }
 }
 
+/// The p2p addresses `t` listens on (with its peer id), to bootstrap from.
+pub fn addresses(t: &TestNode) -> Vec<vouch_node::p2p::Address> {
+    t.node.p2p().unwrap().addresses()
+}
+
+/// Polls `check` until it holds, for at most 60 s.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 pub fn models_dir() -> PathBuf {
     let dir = vouch_node::samples::models_dir();
     assert!(
