@@ -20,13 +20,13 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running(command, ready, timeout, what="started"):
-    """Runs `vouch COMMAND --listen ... --data-dir ...` in a fresh data
+def running(command, ready, timeout, what="started", args=()):
+    """Runs `vouch COMMAND --listen ... --data-dir ... ARGS` in a fresh data
     directory and yields its URL once `ready(url)` is true; stops it after."""
     data = tempfile.mkdtemp(prefix=f"vouch-{command}-")
     url = f"http://127.0.0.1:{free_port()}"
     env = dict(os.environ, VOUCH_MODELS=str(MODELS))
-    proc = subprocess.Popen([BIN, command, "--listen", url.removeprefix("http://"), "--data-dir", data],
+    proc = subprocess.Popen([BIN, command, "--listen", url.removeprefix("http://"), "--data-dir", data, *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.time() + timeout

@@ -172,3 +172,56 @@ def test_embeddings_match_onnxruntime_and_rank_paraphrases(client, url):
     assert resp.usage.prompt_tokens > 0
     floats = client.embeddings.create(model="minilm-int8", input="hello", encoding_format="float")
     assert len(floats.data[0].embedding) == 384
+
+
+def get(url, path):
+    with urllib.request.urlopen(url + path, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def lists_the_llm(url):
+    return LLM in [m["id"] for m in get(url, "/v1/models")["data"]]
+
+
+def test_a_node_without_the_model_routes_to_a_provider(url):
+    """A second node joins the first over libp2p with no model of its own:
+    the same client, pointed at it, gets the provider's answers, signed by
+    the provider, streamed with the provider's checkpoints."""
+    bootstrap = get(url, "/v1/network/nodes")["listen"][0]
+    provider = get(url, "/healthz")["node"]
+    with running("node", lists_the_llm, 60, "and heard of the LLM",
+                 args=("--bootstrap", bootstrap, "--audit-rate", "0")) as gateway:
+        listed = next(m for m in get(gateway, "/v1/models")["data"] if m["id"] == LLM)
+        assert listed["vouch"]["local"] is False and listed["vouch"]["format"] == "gguf"
+        client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model=LLM, messages=[SYSTEM, QUESTION], temperature=0, max_tokens=32)
+        body = json.loads(raw.http_response.text)
+        receipt, _ = check_answer(body)
+        assert "Paris" in body["choices"][0]["message"]["content"]
+        assert receipt["node"] == provider
+        assert body["vouch"]["route"][-1] == body["vouch"]["executor"] != body["vouch"]["route"][0]
+
+        stream = client.chat.completions.create(
+            model=LLM, messages=[QUESTION], temperature=0.7, seed=3, max_tokens=40, stream=True)
+        chain, request, model_id, checkpoints, receipt = None, None, None, 0, None
+        for chunk in stream:
+            extra = chunk.model_extra.get("vouch") or {}
+            if "request" in extra:
+                request, model_id = extra["request"], extra["model_id"]
+                chain = v.Chain(v.llm_request_digest(request))
+            if "token" in extra:
+                chain.push(extra["token"], chunk.choices[0].delta.content or "")
+            if "checkpoint" in extra:
+                v.verify_checkpoint(extra["checkpoint"], provider, model_id,
+                                    v.llm_request_digest(request), chain)
+                checkpoints += 1
+            if "receipt" in extra:
+                receipt = extra["receipt"]
+                v.verify_receipt(receipt)
+                assert receipt["output"] == v.fmt("out", chain.output(extra["finish_reason"]))
+        assert receipt is not None and receipt["node"] == provider
+        assert checkpoints == (chain.n - 1) // 16
+
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="no-such-model", messages=[QUESTION])
