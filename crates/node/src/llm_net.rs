@@ -9,8 +9,9 @@
 //! must sign exactly the transcript relayed, for this model and nonce. The
 //! client sees the same stream as from a local model; a provider that lies
 //! or vanishes ends the stream with an error and is counted against its
-//! record. A provider that cannot start the generation is replaced by the
-//! next one.
+//! record. A provider that cannot start the generation, or fails or
+//! vanishes before its first token, is replaced by the next one: the
+//! gateway reads the first events before it answers the client.
 //!
 //! **Audits.** An executor gossips each LLM receipt and keeps its transcript
 //! for the retention window. A node serving the model that draws it fetches
@@ -41,6 +42,10 @@ use crate::service::Node;
 /// How long a provider holds a [`Request::GenerateEvents`] open waiting for
 /// the next event before it answers an empty list.
 const POLL_WAIT: Duration = Duration::from_secs(10);
+
+/// Polls in a row that bring no event before a provider counts as stalled
+/// (a minute at [`POLL_WAIT`]).
+const STALLED_POLLS: u32 = 6;
 
 /// A generation no peer has read for this long is dropped, which stops it.
 const SESSION_IDLE: Duration = Duration::from_secs(120);
@@ -282,7 +287,27 @@ impl Node {
                             (r.latency_us * 7 + elapsed) / 8
                         };
                     });
-                    return Ok(self.relay(network, peer, start, g.nonce));
+                    // The first events (at least the first token) arrive
+                    // before the client sees anything, so a provider that
+                    // fails or vanishes until then is replaced.
+                    match poll(&network, peer, &start.session).await {
+                        Ok(first) => match first.first() {
+                            Some(WireEvent::Failed { code, message }) => {
+                                let (e, refused) = remote_error(peer, code, message.clone());
+                                if refused {
+                                    return Err(e);
+                                }
+                                network.record(peer, |r| r.failures += 1);
+                                errors.push(e.to_string());
+                            }
+                            _ => return Ok(self.relay(network, peer, start, first, g.nonce)),
+                        },
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "provider failed before the first token; trying another");
+                            network.record(peer, |r| r.failures += 1);
+                            errors.push(format!("{peer}: {e}"));
+                        }
+                    }
                 }
                 Err(why) => {
                     tracing::warn!(%peer, %why, "provider started a generation that does not check out");
@@ -304,6 +329,7 @@ impl Node {
         network: Arc<Network>,
         peer: Peer,
         start: WireStart,
+        first: Vec<WireEvent>,
         nonce: String,
     ) -> Started {
         let (tx, events) = mpsc::unbounded_channel();
@@ -327,15 +353,12 @@ impl Node {
                     "provider {peer} sent an answer that does not check out: {why}"
                 )))
             };
+            let mut next = Some(first);
             loop {
-                let asked = Frame::new(Request::GenerateEvents {
-                    session: session.clone(),
-                });
-                let batch = ask(&network, peer, asked).await.and_then(|b| {
-                    serde_json::from_slice::<Vec<WireEvent>>(&b).map_err(|e| {
-                        NodeError::Unavailable(format!("events this node cannot read: {e}"))
-                    })
-                });
+                let batch = match next.take() {
+                    Some(b) => Ok(b),
+                    None => poll(&network, peer, &session).await,
+                };
                 let batch = match batch {
                     Ok(b) => b,
                     Err(e) => {
@@ -675,6 +698,27 @@ impl Node {
             }),
         );
     }
+}
+
+/// Reads the next events of `peer`'s generation `session`: at least one,
+/// or an error when the provider fails, sends what this node cannot read,
+/// or stalls for [`STALLED_POLLS`] polls.
+async fn poll(network: &Network, peer: Peer, session: &str) -> Result<Vec<WireEvent>, NodeError> {
+    for _ in 0..STALLED_POLLS {
+        let asked = Frame::new(Request::GenerateEvents {
+            session: session.to_string(),
+        });
+        let body = ask(network, peer, asked).await?;
+        let batch: Vec<WireEvent> = serde_json::from_slice(&body)
+            .map_err(|e| NodeError::Unavailable(format!("events this node cannot read: {e}")))?;
+        if !batch.is_empty() {
+            return Ok(batch);
+        }
+    }
+    Err(NodeError::Unavailable(format!(
+        "no event for {} s",
+        STALLED_POLLS as u64 * POLL_WAIT.as_secs()
+    )))
 }
 
 /// What a referee is asked to check.

@@ -649,3 +649,97 @@ async fn slots_and_context_follow_the_node_configuration() {
     assert!(e.contains("256"), "{e}");
     t.stop().await;
 }
+
+/// A provider that accepts a generation and vanishes before the first
+/// token is replaced by the next one; the client only sees the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
+    use vouch_node::p2p::{AnnouncementBody, Frame, ModelOffer, P2p, Request, Response};
+    let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The honest provider is expensive, so the router tries the free one first.
+    let mut config = NodeConfig::new(dp.path().to_path_buf());
+    config.price = 1_000_000;
+    let p = TestNode::start(config).await;
+    let p2p_config = |bootstrap| P2pConfig {
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap,
+    };
+    p.node.join(p2p_config(vec![]), None).await.unwrap();
+    let id = push_llm(&p, LLM, &llm_file()).await;
+
+    let key = vouch_types::SecretKey::from_bytes(&[77; 32]);
+    let (liar, mut inbound) = P2p::start(p2p_config(addresses(&p)), &key).await.unwrap();
+    liar.announce(AnnouncementBody {
+        operator: hex::encode(key.public().as_bytes()),
+        peer: liar.peer_id().to_string(),
+        http: None,
+        models: vec![ModelOffer {
+            name: LLM.into(),
+            version: "1".into(),
+            id: id.to_string(),
+            format: "gguf".into(),
+        }],
+        price: 0,
+        capacity: 1,
+        software: "vanishing provider".into(),
+        seq: 0,
+        timestamp_ms: 0,
+    })
+    .await
+    .unwrap();
+    let liar_peer = liar.peer_id();
+    let public = key.public();
+    tokio::spawn(async move {
+        let mut liar = Some(liar);
+        while let Some(req) = inbound.recv().await {
+            match req.request.head {
+                // Accepts, echoing the request as the one it will sign.
+                Request::Generate { model } => {
+                    let asked: serde_json::Value =
+                        serde_json::from_slice(&req.request.body).unwrap();
+                    let start = serde_json::json!({
+                        "session": "s",
+                        "request": {"mode": "chat", "prompt": "…", "max_tokens": asked["max_tokens"],
+                                    "stop": asked["stop"], "sampling": asked["sampling"]},
+                        "model_id": model,
+                        "node": public,
+                        "prompt_tokens": 3,
+                    });
+                    let _ = req.reply.send(Frame {
+                        head: Response::Ok,
+                        body: start.to_string().into_bytes(),
+                    });
+                }
+                // Then vanishes: the swarm stops, every connection closes.
+                _ => {
+                    liar.take();
+                }
+            }
+        }
+    });
+
+    let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
+    eventually("both providers announced", || {
+        g.node
+            .network_models()
+            .get(&id.to_string())
+            .is_some_and(|m| m.providers.len() == 2)
+    })
+    .await;
+    let started = g
+        .node
+        .route_generate(request(
+            question("What is the capital of France?"),
+            24,
+            Sampling::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(started.route[1], p.node.peer_id());
+    let f = started.finish().await.unwrap();
+    assert!(f.texts.concat().contains("Paris"), "{:?}", f.texts);
+    assert_eq!(f.receipt.body.node, p.node.public_key());
+    assert!(g.node.peer_records()[&liar_peer].failures >= 1);
+    g.stop().await;
+    p.stop().await;
+}
