@@ -333,6 +333,10 @@ pub(crate) struct ChatArgs {
     /// `vouch verify FILE [--replay]`.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// `receipt` (default) or `quorum:N`: N operators generate it and a
+    /// majority must agree.
+    #[arg(long)]
+    pub(crate) verify: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

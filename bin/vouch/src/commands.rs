@@ -845,6 +845,9 @@ async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
     if let Some(seed) = args.seed {
         body["seed"] = seed.into();
     }
+    if let Some(verify) = &args.verify {
+        body["verify"] = verify.as_str().into();
+    }
     let resp: serde_json::Value = client.post_json("/v1/chat/completions", &body).await?;
     let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone())
         .context("the answer carries no valid receipt")?;
@@ -864,6 +867,22 @@ async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
         write_atomic(out, serde_json::to_string_pretty(&resp)?.as_bytes())?;
     }
     println!("{text}");
+    if let Some(q) = resp["vouch"].get("quorum") {
+        let dissent: Vec<&str> = q["dissent"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|p| p.as_str()).collect())
+            .unwrap_or_default();
+        eprintln!(
+            "quorum: {} of {} operators agreed{}",
+            q["agreed"],
+            q["wanted"],
+            if dissent.is_empty() {
+                String::new()
+            } else {
+                format!("; dissent from peer {}", dissent.join(", "))
+            }
+        );
+    }
     eprintln!(
         "receipt {} verified: signed by {} (peer {}), model {}{}",
         receipt.id,

@@ -514,6 +514,25 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     t["faulty"] = serde_json::json!("auditor");
     std::fs::write(work.path().join("t.json"), t.to_string()).unwrap();
     fails(&vouch(&urls[0], &["verify-dispute", "t.json"]), "says the");
+    // A quorum of the three names the faulty node.
+    let out = vouch(
+        &urls[0],
+        &[
+            "chat",
+            "smollm2-135m",
+            "What is the capital of France?",
+            "--max-tokens",
+            "8",
+            "--verify",
+            "quorum:3",
+        ],
+    );
+    let _ = ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("quorum: 2 of 3 operators agreed; dissent from peer"),
+        "{err}"
+    );
     // Any node answers for the model; an honest one passes `--replay`.
     let out = vouch(
         &urls[0],

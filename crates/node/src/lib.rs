@@ -21,6 +21,7 @@ pub mod http;
 pub mod keyfile;
 pub mod llm;
 mod llm_net;
+pub use llm_net::LlmQuorum;
 pub mod metrics;
 pub mod network;
 pub mod openai;

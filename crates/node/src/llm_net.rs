@@ -189,6 +189,50 @@ fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
     serde_json::to_vec(value).map_err(|e| NodeError::Internal(e.to_string()))
 }
 
+/// A generated answer a quorum of operators agreed on.
+#[derive(Debug)]
+pub struct LlmQuorum {
+    /// The majority's answer (this node's own when it is in the majority).
+    pub chosen: Finished,
+    /// Who generated `chosen`.
+    pub executor: Peer,
+    /// This node, then every other member.
+    pub route: Vec<Peer>,
+    /// Operators asked for.
+    pub wanted: usize,
+    /// Members that agreed: the same tokens as the chosen answer, or an
+    /// answer that passed this node's teacher-forced check.
+    pub agreed: usize,
+    /// Every member's receipt.
+    pub receipts: Vec<Receipt>,
+    /// Members that did not agree.
+    pub dissent: Vec<Peer>,
+}
+
+/// Why a provider did not start a generation.
+enum StartError {
+    /// The request itself is wrong: no other provider will do better.
+    Refused(NodeError),
+    /// This provider failed; another may not.
+    Failed(String),
+}
+
+/// The wire form of a generation request.
+fn wire_generate(g: &Generate) -> Result<Vec<u8>, NodeError> {
+    let (messages, text) = match &g.prompt {
+        Prompt::Chat(m) => (Some(m.clone()), None),
+        Prompt::Text(t) => (None, Some(t.clone())),
+    };
+    json(&WireGenerate {
+        messages,
+        text,
+        max_tokens: g.max_tokens,
+        stop: g.stop.clone(),
+        sampling: g.sampling.clone(),
+        nonce: g.nonce.clone(),
+    })
+}
+
 /// Checks a provider's start against what was asked.
 fn check_start(start: &WireStart, g: &Generate, model: Digest, peer: Peer) -> Result<(), String> {
     let r = &start.request;
@@ -226,18 +270,7 @@ impl Node {
         let id = self
             .resolve_remote(&g.model, None)
             .map_err(|_| NodeError::NotFound(format!("{here} (no peer announces it either)")))?;
-        let (messages, text) = match &g.prompt {
-            Prompt::Chat(m) => (Some(m.clone()), None),
-            Prompt::Text(t) => (None, Some(t.clone())),
-        };
-        let wire = json(&WireGenerate {
-            messages,
-            text,
-            max_tokens: g.max_tokens,
-            stop: g.stop.clone(),
-            sampling: g.sampling.clone(),
-            nonce: g.nonce.clone(),
-        })?;
+        let wire = wire_generate(&g)?;
         let providers = self.rank(&network, id);
         if providers.is_empty() {
             return Err(NodeError::Unavailable(format!(
@@ -246,80 +279,250 @@ impl Node {
         }
         let mut errors = Vec::new();
         for peer in providers {
-            let asked = Instant::now();
-            let frame = Frame {
-                head: Request::Generate { model: id },
-                body: wire.clone(),
-            };
-            let start = match network.p2p.request(peer, frame).await {
-                Ok(Frame {
-                    head: Response::Ok,
-                    body,
-                }) => serde_json::from_slice::<WireStart>(&body)
-                    .map_err(|e| format!("an answer this node cannot read: {e}"))
-                    .and_then(|s| check_start(&s, &g, id, peer).map(|()| s)),
-                Ok(Frame {
-                    head: Response::Error { code, message },
-                    ..
-                }) => {
-                    let (e, refused) = remote_error(peer, &code, message);
-                    if refused {
-                        return Err(e);
-                    }
-                    network.record(peer, |r| r.failures += 1);
-                    errors.push(e.to_string());
-                    continue;
-                }
-                Ok(_) => Err("an answer this node does not understand".into()),
-                Err(e) => {
-                    network.record(peer, |r| r.failures += 1);
-                    errors.push(format!("{peer}: {e}"));
-                    continue;
-                }
-            };
-            match start {
-                Ok(start) => {
-                    let elapsed = asked.elapsed().as_micros() as u64;
-                    network.record(peer, |r| {
-                        r.latency_us = if r.latency_us == 0 {
-                            elapsed
-                        } else {
-                            (r.latency_us * 7 + elapsed) / 8
-                        };
-                    });
-                    // The first events (at least the first token) arrive
-                    // before the client sees anything, so a provider that
-                    // fails or vanishes until then is replaced.
-                    match poll(&network, peer, &start.session).await {
-                        Ok(first) => match first.first() {
-                            Some(WireEvent::Failed { code, message }) => {
-                                let (e, refused) = remote_error(peer, code, message.clone());
-                                if refused {
-                                    return Err(e);
-                                }
-                                network.record(peer, |r| r.failures += 1);
-                                errors.push(e.to_string());
-                            }
-                            _ => return Ok(self.relay(network, peer, start, first, g.nonce)),
-                        },
-                        Err(e) => {
-                            tracing::warn!(%peer, error = %e, "provider failed before the first token; trying another");
-                            network.record(peer, |r| r.failures += 1);
-                            errors.push(format!("{peer}: {e}"));
-                        }
-                    }
-                }
-                Err(why) => {
-                    tracing::warn!(%peer, %why, "provider started a generation that does not check out");
-                    network.record(peer, |r| r.bad_data += 1);
-                    errors.push(format!("{peer}: {why}"));
-                }
+            match self.start_on(&network, peer, id, &g, &wire).await {
+                Ok(started) => return Ok(started),
+                Err(StartError::Refused(e)) => return Err(e),
+                Err(StartError::Failed(why)) => errors.push(format!("{peer}: {why}")),
             }
         }
         Err(NodeError::Unavailable(format!(
             "no provider of {id} could start the generation: {}",
             errors.join("; ")
         )))
+    }
+
+    /// Starts generation `g` (encoded as `wire`) of model `id` on `peer`
+    /// and reads its first events, checking what comes back; failures are
+    /// counted in the peer's record.
+    async fn start_on(
+        self: &Arc<Self>,
+        network: &Arc<Network>,
+        peer: Peer,
+        id: Digest,
+        g: &Generate,
+        wire: &[u8],
+    ) -> Result<Started, StartError> {
+        let failed = |why: String| {
+            network.record(peer, |r| r.failures += 1);
+            StartError::Failed(why)
+        };
+        let asked = Instant::now();
+        let frame = Frame {
+            head: Request::Generate { model: id },
+            body: wire.to_vec(),
+        };
+        let start = match network.p2p.request(peer, frame).await {
+            Ok(Frame {
+                head: Response::Ok,
+                body,
+            }) => serde_json::from_slice::<WireStart>(&body)
+                .map_err(|e| format!("an answer this node cannot read: {e}"))
+                .and_then(|s| check_start(&s, g, id, peer).map(|()| s)),
+            Ok(Frame {
+                head: Response::Error { code, message },
+                ..
+            }) => {
+                return Err(match remote_error(peer, &code, message) {
+                    (e, true) => StartError::Refused(e),
+                    (e, false) => failed(e.to_string()),
+                });
+            }
+            Ok(_) => Err("an answer this node does not understand".into()),
+            Err(e) => return Err(failed(e.to_string())),
+        };
+        let start = start.map_err(|why| {
+            tracing::warn!(%peer, %why, "provider started a generation that does not check out");
+            network.record(peer, |r| r.bad_data += 1);
+            StartError::Failed(why)
+        })?;
+        let elapsed = asked.elapsed().as_micros() as u64;
+        network.record(peer, |r| {
+            r.latency_us = if r.latency_us == 0 {
+                elapsed
+            } else {
+                (r.latency_us * 7 + elapsed) / 8
+            };
+        });
+        // The first events (at least the first token) arrive before the
+        // client sees anything, so a provider that fails or vanishes until
+        // then is replaced.
+        let first = poll(network, peer, &start.session).await.map_err(|e| {
+            tracing::warn!(%peer, error = %e, "provider failed before the first token");
+            failed(e.to_string())
+        })?;
+        if let Some(WireEvent::Failed { code, message }) = first.first() {
+            return Err(match remote_error(peer, code, message.clone()) {
+                (e, true) => StartError::Refused(e),
+                (e, false) => failed(e.to_string()),
+            });
+        }
+        Ok(self.relay(network.clone(), peer, start, first, g.nonce.clone()))
+    }
+
+    /// Runs generation `g` on `n` distinct operators (this node first when
+    /// it serves the model) and answers when a strict majority generated
+    /// the same tokens. An answer outside that group which passes this
+    /// node's own teacher-forced check (possible only when it serves the
+    /// model) is an honest variant, such as a near-tie broken the other way
+    /// on other hardware, and counts as agreeing; the rest is dissent,
+    /// counted against its operators and stored as evidence.
+    pub async fn quorum_generate(
+        self: &Arc<Self>,
+        g: Generate,
+        n: usize,
+    ) -> Result<LlmQuorum, NodeError> {
+        g.check()?;
+        if self.config.externals.iter().any(|e| e.name == g.model) {
+            return Err(NodeError::BadRequest(format!(
+                "model `{}` is served by an external engine, which no other operator can run: ask without `verify`",
+                g.model
+            )));
+        }
+        let network = self.network.get().cloned().ok_or_else(|| {
+            NodeError::Unavailable(
+                "quorum needs other operators: start this node with --p2p-listen and --bootstrap"
+                    .into(),
+            )
+        })?;
+        let local = self.find_model(&g.model, None);
+        let id = match &local {
+            Ok(r) => r.id(),
+            Err(here) => self.resolve_remote(&g.model, None).map_err(|_| {
+                NodeError::NotFound(format!("{here} (no peer announces it either)"))
+            })?,
+        };
+        let local = local.ok();
+        let providers = self.rank(&network, id);
+        let available = providers.len() + usize::from(local.is_some());
+        if available < n {
+            return Err(NodeError::Unavailable(format!(
+                "quorum:{n} needs {n} operators serving model {id}; {available} do now: pin it with `vouch model pin {} --replicas {n}`",
+                g.model
+            )));
+        }
+        let wire = wire_generate(&g)?;
+        let me = self.peer_id();
+        type Run = std::pin::Pin<
+            Box<dyn std::future::Future<Output = (Peer, Result<Finished, StartError>)> + Send>,
+        >;
+        let remote = |peer: Peer| -> Run {
+            let (node, network, g, wire) = (self.clone(), network.clone(), g.clone(), wire.clone());
+            Box::pin(async move {
+                let result = match node.start_on(&network, peer, id, &g, &wire).await {
+                    Ok(s) => s
+                        .finish()
+                        .await
+                        .map_err(|e| StartError::Failed(e.to_string())),
+                    Err(e) => Err(e),
+                };
+                (peer, result)
+            })
+        };
+        let mut runs = futures_util::stream::FuturesUnordered::new();
+        let has_local = local.is_some();
+        if let Some(record) = local {
+            let (node, g) = (self.clone(), g.clone());
+            runs.push(Box::pin(async move {
+                let result = match node.generate_with(record, g).await {
+                    Ok(s) => s.finish().await,
+                    Err(e) => Err(e),
+                };
+                (me, result.map_err(StartError::Refused))
+            }) as Run);
+        }
+        let mut spare = providers.into_iter();
+        for peer in spare.by_ref().take(n - usize::from(has_local)) {
+            runs.push(remote(peer));
+        }
+        let mut members: Vec<(Peer, Finished)> = Vec::with_capacity(n);
+        let mut errors = Vec::new();
+        while let Some((peer, result)) = futures_util::StreamExt::next(&mut runs).await {
+            match result {
+                Ok(f) => members.push((peer, f)),
+                Err(StartError::Refused(e)) => return Err(e),
+                Err(StartError::Failed(why)) => {
+                    errors.push(format!("{peer}: {why}"));
+                    match spare.next() {
+                        Some(next) => runs.push(remote(next)),
+                        None => {
+                            return Err(NodeError::Unavailable(format!(
+                                "quorum:{n} could not gather {n} answers for model {id}: {}",
+                                errors.join("; ")
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        // Groups of identical answers, largest first; this node's first
+        // among groups of equal size.
+        members.sort_by_key(|(p, _)| *p != me);
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, (_, f)) in members.iter().enumerate() {
+            let same = |grp: &&mut Vec<usize>| {
+                let other = &members[grp[0]].1;
+                other.tokens == f.tokens && other.finish == f.finish
+            };
+            match groups.iter_mut().find(same) {
+                Some(grp) => grp.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        groups.sort_by_key(|grp| std::cmp::Reverse(grp.len()));
+        let mut agreed = groups[0].clone();
+        if has_local {
+            for &i in groups[1..].iter().flatten() {
+                let f = &members[i].1;
+                let t = Transcript {
+                    request: f.request.clone(),
+                    tokens: f.tokens.clone(),
+                    texts: f.texts.clone(),
+                    finish_reason: f.finish,
+                };
+                if self.check_llm(&f.receipt, &t).await.is_ok_and(|c| c.ok) {
+                    agreed.push(i);
+                }
+            }
+        }
+        let receipts: Vec<Receipt> = members.iter().map(|(_, f)| f.receipt.clone()).collect();
+        let dissent: Vec<Peer> = (0..members.len())
+            .filter(|i| !agreed.contains(i))
+            .map(|i| members[i].0)
+            .collect();
+        if agreed.len() * 2 <= n {
+            for (peer, _) in &members {
+                network.record(*peer, |r| r.disagreements += 1);
+            }
+            self.store_evidence(id, &receipts, &agreed);
+            let sizes: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
+            return Err(NodeError::NoQuorum(format!(
+                "quorum:{n} found no majority for model {id}: the answers split {}; evidence recorded",
+                sizes.join("/")
+            )));
+        }
+        if !dissent.is_empty() {
+            for peer in &dissent {
+                tracing::warn!(%peer, "quorum dissent on a generated answer");
+                network.record(*peer, |r| r.disagreements += 1);
+            }
+            self.store_evidence(id, &receipts, &agreed);
+        }
+        for (peer, _) in &members {
+            self.count_served(*peer);
+        }
+        let pick = groups[0][0];
+        let mut route = vec![me];
+        route.extend(members.iter().map(|(p, _)| *p).filter(|p| *p != me));
+        let (executor, chosen) = members.swap_remove(pick);
+        Ok(LlmQuorum {
+            chosen,
+            executor,
+            route,
+            wanted: n,
+            agreed: agreed.len(),
+            receipts,
+            dissent,
+        })
     }
 
     /// Reads a generation `peer` runs and checks each event before passing

@@ -27,6 +27,7 @@ use vouch_types::llm::{Sampling, Transcript};
 
 use crate::error::NodeError;
 use crate::llm::{Finished, Generate, LlmEvent, Prompt, Started};
+use crate::route::Verify;
 use crate::service::{Node, now_ms};
 
 /// An error in OpenAI's shape.
@@ -134,6 +135,9 @@ struct Common {
     /// Echoed in the receipt (Vouch extension).
     #[serde(default)]
     nonce: Option<String>,
+    /// `receipt` (default) or `quorum:N` (Vouch extension).
+    #[serde(default)]
+    verify: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +155,26 @@ struct CompletionBody {
 }
 
 impl Common {
+    /// The verification level asked for (`None` for one execution).
+    fn quorum(&self) -> Result<Option<usize>, NodeError> {
+        match self
+            .verify
+            .as_deref()
+            .map(str::parse::<Verify>)
+            .transpose()?
+        {
+            Some(Verify::Quorum(n)) if n > 1 => {
+                if self.stream == Some(true) {
+                    return Err(NodeError::BadRequest(format!(
+                        "verify quorum:{n} compares whole answers: send stream: false"
+                    )));
+                }
+                Ok(Some(n))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn generate(&self, prompt: Prompt) -> Result<Generate, NodeError> {
         if self.n.is_some_and(|n| n != 1) {
             return Err(NodeError::BadRequest(
@@ -235,7 +259,14 @@ async fn chat(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> 
     let g = body
         .common
         .generate(Prompt::Chat(messages(body.messages)?))?;
-    answer(node, g, body.common.stream.unwrap_or(false), Shape::Chat).await
+    let quorum = body.common.quorum()?;
+    answer(
+        node,
+        g,
+        (body.common.stream.unwrap_or(false), quorum),
+        Shape::Chat,
+    )
+    .await
 }
 
 async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
@@ -249,10 +280,11 @@ async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Res
         .into());
     }
     let g = body.common.generate(Prompt::Text(prompts.remove(0)))?;
+    let quorum = body.common.quorum()?;
     answer(
         node,
         g,
-        body.common.stream.unwrap_or(false),
+        (body.common.stream.unwrap_or(false), quorum),
         Shape::Completion,
     )
     .await
@@ -275,14 +307,39 @@ fn usage(prompt: usize, completion: usize) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
 
-async fn answer(node: Arc<Node>, g: Generate, stream: bool, shape: Shape) -> OaResult<Response> {
+async fn answer(
+    node: Arc<Node>,
+    g: Generate,
+    (stream, quorum): (bool, Option<usize>),
+    shape: Shape,
+) -> OaResult<Response> {
     let model = g.model.clone();
+    if let Some(n) = quorum {
+        let q = node.quorum_generate(g, n).await?;
+        let peers = |ps: &[vouch_p2p::Peer]| -> Vec<String> {
+            ps.iter().map(ToString::to_string).collect()
+        };
+        let extra = json!({
+            "executor": q.executor.to_string(),
+            "route": peers(&q.route),
+            "receipts": q.receipts,
+            "quorum": {"wanted": q.wanted, "agreed": q.agreed, "dissent": peers(&q.dissent)},
+        });
+        return Ok(whole(&q.chosen, model, shape, extra));
+    }
     let started = node.route_generate(g).await?;
     if stream {
         return Ok(Sse::new(sse(started, model, shape)).into_response());
     }
     let route = route_json(&started);
     let f = started.finish().await?;
+    let extra = json!({"executor": route.last(), "route": route});
+    Ok(whole(&f, model, shape, extra))
+}
+
+/// A whole (not streamed) answer, with its receipt and transcript and
+/// `extra` under `vouch`.
+fn whole(f: &Finished, model: String, shape: Shape, extra: Value) -> Response {
     let text = f.texts.concat();
     let choice = match shape {
         Shape::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
@@ -302,10 +359,13 @@ async fn answer(node: Arc<Node>, g: Generate, stream: bool, shape: Shape) -> OaR
         "system_fingerprint": format!("{} {}", f.receipt.body.engine.name, f.receipt.body.engine.version),
         "choices": [choice],
         "usage": usage(f.prompt_tokens, f.tokens.len()),
-        "vouch": {"receipt": f.receipt, "transcript": transcript(&f),
-                  "executor": route.last(), "route": route},
+        "vouch": {"receipt": f.receipt, "transcript": transcript(f)},
     });
-    Ok(with_receipt(&f.receipt, body))
+    let mut body = body;
+    if let (Some(vouch), Value::Object(extra)) = (body["vouch"].as_object_mut(), extra) {
+        vouch.extend(extra);
+    }
+    with_receipt(&f.receipt, body)
 }
 
 /// The nodes a generation went through, as peer id strings.

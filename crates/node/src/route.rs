@@ -474,7 +474,7 @@ impl Node {
     }
 
     /// Records a disagreement: every receipt, and which ones agreed.
-    fn store_evidence(&self, model: Digest, receipts: &[Receipt], majority: &[usize]) {
+    pub(crate) fn store_evidence(&self, model: Digest, receipts: &[Receipt], majority: &[usize]) {
         let evidence = serde_json::json!({
             "kind": "quorum_disagreement",
             "model": model,

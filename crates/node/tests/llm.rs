@@ -614,6 +614,56 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         auditor.node.peer_records()[&fp].audits_failed == 2
     })
     .await;
+
+    // A quorum of the three: the two honest answers agree token for token,
+    // the faulty one fails the asking node's own teacher-forced check.
+    let q = honest
+        .node
+        .quorum_generate(
+            request(
+                question("What is the capital of France?"),
+                16,
+                Sampling::default(),
+            ),
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!((q.wanted, q.agreed, q.receipts.len()), (3, 2, 3));
+    assert_eq!(q.dissent, vec![fp]);
+    assert_eq!(q.executor, honest.node.peer_id());
+    assert!(q.chosen.texts.concat().contains("Paris"));
+    assert_eq!(honest.node.peer_records()[&fp].disagreements, 1);
+    // Over HTTP, from the auditor, as a Vouch extension of the request.
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({
+        "model": LLM,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 8,
+        "temperature": 0,
+        "verify": "quorum:3",
+    });
+    let resp: serde_json::Value = http
+        .post(format!("{}/v1/chat/completions", auditor.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["vouch"]["quorum"]["agreed"], 2, "{resp}");
+    assert_eq!(resp["vouch"]["receipts"].as_array().unwrap().len(), 3);
+    assert_eq!(resp["vouch"]["quorum"]["dissent"][0], fp.to_string());
+    let mut streamed = body.clone();
+    streamed["stream"] = true.into();
+    let refused = http
+        .post(format!("{}/v1/chat/completions", auditor.url))
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
     for t in [auditor, faulty, honest] {
         t.stop().await;
     }
