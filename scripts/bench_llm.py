@@ -8,6 +8,8 @@ Prints, for SmolLM2-135M (GGUF Q4_1) on the node:
     install it; it builds llama.cpp from source, ~6 min), the same
     generation in llama.cpp itself, same GGUF and thread count, same run;
 and embeddings/s of MiniLM int8 against onnxruntime + tokenizers in Python.
+Given a second URL (a node without the model, joined to the first), also
+the same streamed chat routed through it, interleaved with direct ones.
 """
 
 import concurrent.futures as cf
@@ -21,6 +23,7 @@ import urllib.request
 import numpy as np
 
 URL = sys.argv[1]
+GATEWAY = sys.argv[2] if len(sys.argv) > 2 else None
 MODELS = pathlib.Path(os.environ.get("VOUCH_MODELS", pathlib.Path.home() / ".cache/vouch/models"))
 LLM = "smollm2-135m"
 N = 128
@@ -28,19 +31,19 @@ MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 
 
-def post(path, body, stream=False):
-    req = urllib.request.Request(URL + path, data=json.dumps(body).encode(),
+def post(path, body, base=None):
+    req = urllib.request.Request((base or URL) + path, data=json.dumps(body).encode(),
                                  headers={"content-type": "application/json"})
     return urllib.request.urlopen(req, timeout=600)
 
 
-def chat(max_tokens=N, seed=0, stream=True):
+def chat(max_tokens=N, seed=0, stream=True, base=None):
     """One streamed chat: (ttft s, total s, tokens, response vouch object)."""
     body = {"model": LLM, "messages": MESSAGES, "max_tokens": max_tokens, "temperature": 0.7,
             "seed": seed, "stream": stream}
     t0 = time.perf_counter()
     first, n, last = None, 0, None
-    with post("/v1/chat/completions", body) as r:
+    with post("/v1/chat/completions", body, base) as r:
         for line in r:
             line = line.decode().strip()
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -72,6 +75,20 @@ def main():
     ttft = median([r[0] for r in runs])
     tps = median([(r[2] - 1) / (r[1] - r[0]) for r in runs])
     print(f"single chat: ttft {ttft * 1000:.1f} ms, decode {tps:.1f} tok/s ({runs[0][2]} tokens)")
+
+    if GATEWAY:
+        chat(16, base=GATEWAY)  # warm up the route
+        direct, routed = [], []
+        for s in range(5):
+            direct.append(chat(seed=200 + s))
+            routed.append(chat(seed=200 + s, base=GATEWAY))
+            assert routed[-1][3]["vouch"]["receipt"]["output"] == direct[-1][3]["vouch"]["receipt"]["output"]
+        for name, rs in (("direct", direct), ("routed through a second node", routed)):
+            print(f"{name}: ttft {median([r[0] for r in rs]) * 1000:.1f} ms, decode "
+                  f"{median([(r[2] - 1) / (r[1] - r[0]) for r in rs]):.1f} tok/s")
+        print(f"one routing hop adds {(median([r[0] for r in routed]) - median([r[0] for r in direct])) * 1000:.1f} ms "
+              f"to the time to first token; decode ratio routed/direct "
+              f"{median([(r[2] - 1) / (r[1] - r[0]) for r in routed]) / median([(r[2] - 1) / (r[1] - r[0]) for r in direct]):.2f}")
 
     for k in (1, 4, 8):
         t0 = time.perf_counter()
