@@ -614,9 +614,13 @@ impl Node {
                         }
                     };
                     let end = matches!(out, LlmEvent::Done(_) | LlmEvent::Failed(_));
-                    // A client that went away leaves the provider's session
-                    // unread; the provider drops it after SESSION_IDLE.
-                    if tx.send(out).is_err() || end {
+                    if tx.send(out).is_err() {
+                        // The client went away: stop the provider too.
+                        let cancel = Frame::new(Request::GenerateCancel { session });
+                        let _ = ask(&network, peer, cancel).await;
+                        return;
+                    }
+                    if end {
                         return;
                     }
                 }
@@ -711,6 +715,19 @@ impl Node {
             sessions.close(session);
         }
         json(&out)
+    }
+
+    /// Answers [`Request::GenerateCancel`]: drops `peer`'s session, which
+    /// stops its generation at the next token.
+    pub(crate) fn cancel_generation(
+        &self,
+        peer: Peer,
+        session: &str,
+    ) -> Result<Vec<u8>, NodeError> {
+        let sessions = &self.network()?.sessions;
+        sessions.events(peer, session)?;
+        sessions.close(session);
+        Ok(Vec::new())
     }
 
     /// After this node generated an attested answer on a network: keeps the

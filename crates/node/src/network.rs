@@ -853,6 +853,7 @@ impl Node {
             Request::GenerateEvents { ref session } => {
                 self.answer_generate_events(peer, session).await
             }
+            Request::GenerateCancel { ref session } => self.cancel_generation(peer, session),
             Request::Transcript { receipt } => self.retained_transcript(&receipt),
             Request::RefereeTokens { receipt } => self.referee_tokens(receipt, &body).await,
             ref audit @ (Request::Inputs { .. }

@@ -793,3 +793,43 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
     g.stop().await;
     p.stop().await;
 }
+
+/// A client that goes away mid-stream stops the provider's generation
+/// too: with one slot, the provider serves the next chat at once instead
+/// of finishing thousands of tokens nobody reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_a_routed_stream_frees_the_providers_slot() {
+    use vouch_node::llm::LlmEvent;
+    let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut config = NodeConfig::new(dp.path().to_path_buf());
+    config.llm_slots = 1;
+    config.audit_rate = 0.0;
+    let p = TestNode::start(config).await;
+    let p2p = P2pConfig {
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap: vec![],
+    };
+    p.node.join(p2p, None).await.unwrap();
+    let id = push_llm(&p, LLM, &llm_file()).await;
+    let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
+    eventually("the provider's announcement", || {
+        g.node.network_models().contains_key(&id.to_string())
+    })
+    .await;
+
+    let long = request(question("Tell me a very long story."), 3500, sampled(1));
+    let mut started = g.node.route_generate(long).await.unwrap();
+    assert!(matches!(
+        started.events.recv().await,
+        Some(LlmEvent::Token { .. })
+    ));
+    drop(started);
+    let short = request(question("Name a color."), 4, Sampling::default());
+    let f = tokio::time::timeout(Duration::from_secs(20), p.node.generate_all(short))
+        .await
+        .expect("the abandoned generation still holds the only slot")
+        .unwrap();
+    assert_eq!(f.tokens.len(), 4);
+    g.stop().await;
+    p.stop().await;
+}

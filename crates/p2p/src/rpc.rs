@@ -143,6 +143,11 @@ pub enum Request {
         /// The session [`Request::Generate`] answered.
         session: String,
     },
+    /// Stop a generation this peer started here (its client went away).
+    GenerateCancel {
+        /// The session [`Request::Generate`] answered.
+        session: String,
+    },
     /// The transcript of a generated answer this node signed, while it
     /// retains it (answer body: JSON).
     Transcript {
