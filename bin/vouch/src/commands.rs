@@ -949,6 +949,11 @@ async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
             );
         }
         checked.push("every token by teacher forcing");
+        if let Some(by) = check["checked_by"]["signer"].as_str() {
+            eprintln!(
+                "the node does not serve the model: operator {by} ran the teacher-forced check and signed its verdict"
+            );
+        }
     }
     if let Some(k) = &args.node_key {
         let want = parse_key(k)?;

@@ -155,6 +155,10 @@ pub struct LlmCheck {
     pub reason: Option<String>,
     /// Time the teacher-forced pass took.
     pub seconds: f64,
+    /// The operator whose node ran the check, when it was another node's
+    /// (this node does not serve the model): its signed verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_by: Option<vouch_types::dispute::TokenVerdict>,
 }
 
 impl LlmCheck {
@@ -165,6 +169,7 @@ impl LlmCheck {
             failed_at: failed_at.map(|i| i as u64),
             reason: Some(reason),
             seconds: 0.0,
+            checked_by: None,
         }
     }
 }
@@ -449,7 +454,9 @@ impl Node {
 
     /// Checks a generated answer end to end: the receipt and transcript
     /// offline, then every token by teacher forcing with the model the
-    /// receipt names (this node must have that exact model).
+    /// receipt names: on this node when it has that exact model, otherwise
+    /// on another operator serving it (not the signer), whose signed
+    /// verdict comes back in `checked_by`.
     pub async fn check_llm(
         &self,
         receipt: &Receipt,
@@ -467,6 +474,11 @@ impl Node {
                     receipt.body.engine.version
                 ),
             ));
+        }
+        if matches!(self.store.model_by_id(&receipt.body.model), Ok(None))
+            && self.network.get().is_some()
+        {
+            return self.check_llm_remotely(receipt, transcript).await;
         }
         let started = Instant::now();
         let replay = self
@@ -513,6 +525,7 @@ impl Node {
             failed_at: None,
             reason: None,
             seconds,
+            checked_by: None,
         })
     }
 

@@ -717,6 +717,51 @@ impl Node {
         json(&out)
     }
 
+    /// Has another operator serving the model (not the receipt's signer)
+    /// check the transcript by teacher forcing, for a node that does not
+    /// serve the model itself.
+    pub(crate) async fn check_llm_remotely(
+        &self,
+        receipt: &Receipt,
+        transcript: &Transcript,
+    ) -> Result<crate::llm::LlmCheck, NodeError> {
+        let network = self.network()?;
+        let signer = peer_id_of(&receipt.body.node);
+        let started = Instant::now();
+        let accusation = json(&Accusation {
+            receipt: receipt.clone(),
+            transcript: transcript.clone(),
+        })?;
+        let id = receipt.id;
+        let verdict = self
+            .ask_referees(
+                network,
+                (receipt.body.model, signer),
+                || Frame {
+                    head: Request::RefereeTokens { receipt: id },
+                    body: accusation.clone(),
+                },
+                |peer, v: &TokenVerdict| {
+                    peer_id_of(&v.signer) == peer && v.receipt == id && v.verifies()
+                },
+            )
+            .await
+            .map_err(|e| {
+                NodeError::Unavailable(format!(
+                    "this node does not serve model {}, and no other operator could check the answer: {e}",
+                    receipt.body.model
+                ))
+            })?;
+        Ok(crate::llm::LlmCheck {
+            ok: verdict.failed_at.is_none(),
+            tokens: transcript.tokens.len(),
+            failed_at: verdict.failed_at,
+            reason: verdict.failed_at.map(|_| verdict.reason.clone()),
+            seconds: started.elapsed().as_secs_f64(),
+            checked_by: Some(verdict),
+        })
+    }
+
     /// Answers [`Request::GenerateCancel`]: drops `peer`'s session, which
     /// stops its generation at the next token.
     pub(crate) fn cancel_generation(

@@ -495,6 +495,36 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     assert!(e.to_string().contains("context"), "{e}");
     assert_eq!(g.node.peer_records()[&pp].failures, 0);
 
+    // The gateway cannot teacher-force (no model): it asks an operator
+    // serving the model other than the signer, here none yet, then a
+    // replica, whose signed verdict comes back.
+    let e = g
+        .node
+        .check_llm(&f.receipt, &transcript(&f))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no other operator"), "{e}");
+    let dq = tempfile::tempdir().unwrap();
+    let q = on_network(dq.path(), addresses(&p), 0.0, None).await;
+    replicate(&q, id, LLM).await;
+    eventually("the replica's announcement", || {
+        g.node.network_models()[&id.to_string()].providers.len() == 2
+    })
+    .await;
+    let check = g.node.check_llm(&f.receipt, &transcript(&f)).await.unwrap();
+    assert!(check.ok, "{check:?}");
+    assert_eq!(check.checked_by.unwrap().signer, q.node.public_key());
+    let mut edited = transcript(&f);
+    edited.tokens[1] = edited.tokens[0];
+    edited.texts[1] = edited.texts[0].clone();
+    let liar = vouch_types::SecretKey::from_bytes(&[5; 32]);
+    let mut theirs = f.receipt.clone();
+    theirs.body.node = liar.public();
+    let forged = forge(&liar, &theirs, id, &edited);
+    let check = g.node.check_llm(&forged, &edited).await.unwrap();
+    assert!(!check.ok && check.failed_at == Some(1), "{check:?}");
+    q.stop().await;
+
     // An embedding model replicates with its tokenizer and embeds the same.
     let sample = samples::SAMPLES
         .iter()
