@@ -130,7 +130,7 @@ class Answer {
     this.details.append(el('dt', { text: name }), el('dd', { class: cls, text: value, title: value }));
   }
 
-  done(status, text, receipt = null, copy = null) {
+  done(status, text, receipt = null, copy = null, route = []) {
     this.root.classList.remove('streaming');
     this.status.textContent = text;
     this.status.dataset.status = status;
@@ -141,6 +141,8 @@ class Answer {
       const e = receipt.engine || {};
       this.field('engine', `${e.name} ${e.version}`);
       if (receipt.seed !== null && receipt.seed !== undefined) this.field('seed', String(receipt.seed), 'mono');
+      // Informative, not signed: the node key above is what the receipt binds.
+      if (route.length > 1) this.field('route', `this node → peer ${route[route.length - 1]}`, 'mono');
     }
     if (copy) {
       const pre = el('pre', { class: 'json', text: copy });
@@ -177,6 +179,7 @@ async function stream(res, answer, asked) {
   let receipt = null;
   let finish = null;
   let outcome = null;
+  let route = [];
   const tokens = [];
   const texts = [];
   let ended = false;
@@ -198,6 +201,7 @@ async function stream(res, answer, asked) {
     if (v.request !== undefined) {
       if (verifier) throw new StreamFailure('the stream announced a second request');
       verifier = new StreamVerifier(v.request, v.model_id);
+      if (Array.isArray(v.route)) route = v.route.map(String);
       if (!verifier.ok) throw new StreamFailure(verifier.failure);
       const wrong = askedFor(v.request, asked);
       if (wrong) throw new StreamFailure(wrong);
@@ -232,7 +236,7 @@ async function stream(res, answer, asked) {
     return { ok: false, reason: `${why} (${n} tokens received)`, receipt: null, text: verifier ? verifier.text : '' };
   }
   const copy = toJson({ receipt, transcript: { request: verifier.request, tokens, texts, finish_reason: finish } }, 2);
-  return { ...outcome, receipt, text: verifier.text, copy };
+  return { ...outcome, receipt, text: verifier.text, copy, route };
 }
 
 async function send() {
@@ -259,7 +263,7 @@ async function send() {
     result = { ok: false, reason: e instanceof StreamFailure ? e.message : `the request failed: ${e.message}`, receipt: null, text: null };
   }
   if (result.ok) {
-    answer.done('verified', `✓ verified in your browser: signed by the node, ${result.tokens} tokens, ${result.checkpoints} checkpoint${result.checkpoints === 1 ? '' : 's'}`, result.receipt, result.copy);
+    answer.done('verified', `✓ verified in your browser: signed by ${result.route.length > 1 ? 'the provider that generated it' : 'the node'}, ${result.tokens} tokens, ${result.checkpoints} checkpoint${result.checkpoints === 1 ? '' : 's'}`, result.receipt, result.copy, result.route);
     conversation.push({ role: 'assistant', content: result.text });
   } else {
     answer.done('failed', `✗ not verified: ${result.reason}`, result.receipt);

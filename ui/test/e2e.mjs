@@ -5,6 +5,10 @@
 //
 //   VOUCH_URL=http://127.0.0.1:8080 node ui/test/e2e.mjs
 //
+// With VOUCH_GATEWAY_URL (a node without the model, joined to VOUCH_URL's),
+// the same streamed answer is asked of the gateway's page, which relays the
+// provider's stream: it must verify too and show the route.
+//
 // Environment: VOUCH_URL (required), CHROMIUM (default /usr/bin/chromium),
 // VOUCH_E2E_TIMEOUT_MS (per wait for an answer, default 300000),
 // VOUCH_E2E_SCREENSHOT (a .png path written on failure).
@@ -50,6 +54,38 @@ function tamperOutput(json) {
   return json.slice(0, at) + (m[1] === '0' ? '1' : '0') + json.slice(at + 1);
 }
 
+/** Opens the chat page at `url` and waits for a GGUF model to be selected. */
+async function openChat(page, url) {
+  const res = await page.goto(url + '/', { waitUntil: 'load' })
+    .catch((e) => { throw new Failure(`cannot open ${url}/: ${e.message.split('\n')[0]}`); });
+  expect(res && res.ok(), `GET ${url}/ answered ${res && res.status()}`);
+  expect(await page.locator('#model').count() === 1, `${url}/ is not the Vouch chat page (no #model)`);
+  await page.waitForSelector('#model option[data-format="gguf"]', { state: 'attached', timeout: 60000 })
+    .catch(() => { throw new Failure(`the model list at ${url} has no GGUF (chat) model`); });
+  const model = await page.$eval('#model', (s) => ({ value: s.value, format: s.selectedOptions[0]?.dataset.format }));
+  expect(model.format === 'gguf', `the selected model ${model.value} is not a GGUF model`);
+  return model;
+}
+
+/** Asks QUESTION and waits for the answer's receipt status. */
+async function ask(page) {
+  await page.fill('#prompt', QUESTION);
+  await page.click('#send');
+  const status = page.locator('#messages .message.assistant .receipt-status[data-status]').first();
+  await status.waitFor({ timeout: answerTimeout })
+    .catch(() => { throw new Failure(`no receipt status within ${answerTimeout} ms`); });
+  return page.$eval('#messages .message.assistant', (m) => {
+    const dts = [...m.querySelectorAll('dt')];
+    const route = dts.find((d) => d.textContent === 'route');
+    return {
+      status: m.querySelector('.receipt-status').dataset.status,
+      reason: m.querySelector('.receipt-status').textContent,
+      text: m.querySelector('.content').textContent,
+      route: route ? route.nextElementSibling.textContent : '',
+    };
+  });
+}
+
 const logs = [];
 let browser;
 let page;
@@ -64,28 +100,8 @@ try {
   page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
   page.on('requestfailed', (r) => logs.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
 
-  const res = await page.goto(base + '/', { waitUntil: 'load' })
-    .catch((e) => { throw new Failure(`cannot open ${base}/: ${e.message.split('\n')[0]}`); });
-  expect(res && res.ok(), `GET ${base}/ answered ${res && res.status()}`);
-  expect(await page.locator('#model').count() === 1, `${base}/ is not the Vouch chat page (no #model)`);
-
-  // The model list: a GGUF model, selected.
-  await page.waitForSelector('#model option[data-format="gguf"]', { state: 'attached', timeout: 60000 })
-    .catch(() => { throw new Failure('the model list has no GGUF (chat) model'); });
-  const model = await page.$eval('#model', (s) => ({ value: s.value, format: s.selectedOptions[0]?.dataset.format }));
-  expect(model.format === 'gguf', `the selected model ${model.value} is not a GGUF model`);
-
-  // A streamed answer, verified in the browser.
-  await page.fill('#prompt', QUESTION);
-  await page.click('#send');
-  const status = page.locator('#messages .message.assistant .receipt-status[data-status]').first();
-  await status.waitFor({ timeout: answerTimeout })
-    .catch(() => { throw new Failure(`no receipt status within ${answerTimeout} ms`); });
-  const streamed = await page.$eval('#messages .message.assistant', (m) => ({
-    status: m.querySelector('.receipt-status').dataset.status,
-    reason: m.querySelector('.receipt-status').textContent,
-    text: m.querySelector('.content').textContent,
-  }));
+  const model = await openChat(page, base);
+  const streamed = await ask(page);
   expect(streamed.status === 'verified', `the streamed answer was not verified: ${streamed.reason}`);
   expect(/paris/i.test(streamed.text), `the answer does not mention Paris: ${JSON.stringify(streamed.text)}`);
   console.log(`ui e2e: streamed answer verified (${streamed.reason}): ${JSON.stringify(streamed.text.slice(0, 80))}`);
@@ -112,6 +128,16 @@ try {
   await check(whole.text, 'verified', 'pasted response');
   await check(tamperFirstText(whole.text), 'failed', 'response with a changed transcript text');
   await check(tamperOutput(whole.text), 'failed', 'response with a changed receipt output');
+
+  const gateway = (process.env.VOUCH_GATEWAY_URL || '').replace(/\/+$/, '');
+  if (gateway) {
+    await openChat(page, gateway);
+    const relayed = await ask(page);
+    expect(relayed.status === 'verified', `the answer relayed by ${gateway} was not verified: ${relayed.reason}`);
+    expect(/paris/i.test(relayed.text), `the relayed answer does not mention Paris: ${JSON.stringify(relayed.text)}`);
+    expect(/this node → peer/.test(relayed.route), `the relayed answer shows no route: ${JSON.stringify(relayed.route)}`);
+    console.log(`ui e2e: answer relayed by a node without the model verified (${relayed.reason}; route ${relayed.route})`);
+  }
   console.log('ui e2e: ok');
 } catch (e) {
   console.error(`ui e2e FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
