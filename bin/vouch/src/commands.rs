@@ -308,7 +308,8 @@ async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()>
     }
     if let Some((_, url)) = &first {
         eprintln!(
-            "{n} nodes up. Try: vouch infer iris --input in.json --verify quorum:3 --node {url}; vouch network --node {url}"
+            "{n} nodes up. Try: vouch chat smollm2-135m \"What is the capital of France?\" --verify quorum:{q} --node {url}; vouch infer iris --input in.json --verify quorum:{q} --node {url}; vouch network --node {url}; vouch evidence --node {url}",
+            q = n.min(3)
         );
     }
     shutdown_signal().await;
