@@ -1020,3 +1020,34 @@ fn check_done(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(b: u8) -> Peer {
+        peer_id_of(&vouch_types::SecretKey::from_bytes(&[b; 32]).public())
+    }
+
+    #[test]
+    fn a_session_is_read_only_by_the_peer_that_started_it() {
+        let sessions = Sessions::default();
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let id = sessions.open(peer(1), rx);
+        assert_eq!(id.len(), 32);
+        assert!(sessions.events(peer(1), &id).is_ok());
+        let e = sessions.events(peer(2), &id).err().unwrap();
+        assert_eq!(e.code(), "not_found", "{e}");
+        assert!(sessions.events(peer(1), "guess").is_err());
+        sessions.close(&id);
+        assert!(sessions.events(peer(1), &id).is_err());
+    }
+
+    #[test]
+    fn refusals_stay_the_clients_and_failures_are_the_providers() {
+        let (e, refused) = remote_error(peer(1), "invalid_input", "too long".into());
+        assert!(refused && e.code() == "invalid_input" && e.to_string().contains("too long"));
+        let (e, refused) = remote_error(peer(1), "not_found", "gone".into());
+        assert!(!refused && e.code() == "unavailable", "{e}");
+    }
+}
