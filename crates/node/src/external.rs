@@ -192,6 +192,8 @@ impl Node {
                 label: format!("{}@external", ext.name),
                 nonce: g.nonce,
                 prompt_tokens: 0,
+                // Nothing to re-execute.
+                audited: false,
             },
             erx,
         );

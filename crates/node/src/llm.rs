@@ -128,6 +128,9 @@ pub(crate) struct Receipted {
     pub label: String,
     pub nonce: String,
     pub prompt_tokens: usize,
+    /// Gossip the receipt for sampled audits (not for a quorum member's
+    /// answer: the quorum cross-checks it already).
+    pub audited: bool,
 }
 
 /// Embeddings with their receipt.
@@ -216,15 +219,16 @@ impl Node {
             return self.generate_external(&ext.clone(), g).await;
         }
         let record = self.find_model(&g.model, None)?;
-        self.generate_with(record, g).await
+        self.generate_with(record, g, true).await
     }
 
     /// Starts a receipted generation with the model `record` (whatever
-    /// `g.model` names).
+    /// `g.model` names); `audited`: offer the receipt to sampled audits.
     pub(crate) async fn generate_with(
         self: &Arc<Self>,
         record: ModelRecord,
         g: Generate,
+        audited: bool,
     ) -> Result<Started, NodeError> {
         if record.signed.manifest.format != ModelFormat::Gguf {
             return Err(NodeError::BadRequest(format!(
@@ -302,6 +306,7 @@ impl Node {
                 label,
                 nonce: g.nonce,
                 prompt_tokens,
+                audited,
             },
             erx,
         );
@@ -331,6 +336,7 @@ impl Node {
             label,
             nonce,
             prompt_tokens,
+            audited,
         } = r;
         let request_digest = req.digest();
         let key = self.key.clone();
@@ -391,16 +397,18 @@ impl Node {
                     let _ = tx.send(LlmEvent::Failed(e));
                     return;
                 }
-                node.after_generation(
-                    &receipt,
-                    Transcript {
-                        request: req.clone(),
-                        tokens: tokens.clone(),
-                        texts: texts.clone(),
-                        finish_reason: finish,
-                    },
-                )
-                .await;
+                if audited {
+                    node.after_generation(
+                        &receipt,
+                        Transcript {
+                            request: req.clone(),
+                            tokens: tokens.clone(),
+                            texts: texts.clone(),
+                            finish_reason: finish,
+                        },
+                    )
+                    .await;
+                }
                 node.metrics()
                     .inference(&label, true, started.elapsed().as_secs_f64());
                 let _ = tx.send(LlmEvent::Done(Box::new(Finished {

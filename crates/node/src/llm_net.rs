@@ -62,6 +62,10 @@ struct WireGenerate {
     stop: Vec<String>,
     sampling: Sampling,
     nonce: String,
+    /// The asker cross-checks this answer in a quorum, so the provider
+    /// need not offer it to sampled audits.
+    #[serde(default)]
+    quorum: bool,
 }
 
 /// A provider's answer to [`Request::Generate`].
@@ -217,8 +221,8 @@ enum StartError {
     Failed(String),
 }
 
-/// The wire form of a generation request.
-fn wire_generate(g: &Generate) -> Result<Vec<u8>, NodeError> {
+/// The wire form of a generation request (`quorum`: for a quorum member).
+fn wire_generate(g: &Generate, quorum: bool) -> Result<Vec<u8>, NodeError> {
     let (messages, text) = match &g.prompt {
         Prompt::Chat(m) => (Some(m.clone()), None),
         Prompt::Text(t) => (None, Some(t.clone())),
@@ -230,6 +234,7 @@ fn wire_generate(g: &Generate) -> Result<Vec<u8>, NodeError> {
         stop: g.stop.clone(),
         sampling: g.sampling.clone(),
         nonce: g.nonce.clone(),
+        quorum,
     })
 }
 
@@ -270,7 +275,7 @@ impl Node {
         let id = self
             .resolve_remote(&g.model, None)
             .map_err(|_| NodeError::NotFound(format!("{here} (no peer announces it either)")))?;
-        let wire = wire_generate(&g)?;
+        let wire = wire_generate(&g, false)?;
         let providers = self.rank(&network, id);
         if providers.is_empty() {
             return Err(NodeError::Unavailable(format!(
@@ -400,7 +405,7 @@ impl Node {
                 g.model
             )));
         }
-        let wire = wire_generate(&g)?;
+        let wire = wire_generate(&g, true)?;
         let me = self.peer_id();
         type Run = std::pin::Pin<
             Box<dyn std::future::Future<Output = (Peer, Result<Finished, StartError>)> + Send>,
@@ -423,7 +428,8 @@ impl Node {
         if let Some(record) = local {
             let (node, g) = (self.clone(), g.clone());
             runs.push(Box::pin(async move {
-                let result = match node.generate_with(record, g).await {
+                // Cross-checked by the quorum itself: not offered to audits.
+                let result = match node.generate_with(record, g, false).await {
                     Ok(s) => s.finish().await,
                     Err(e) => Err(e),
                 };
@@ -668,7 +674,7 @@ impl Node {
             nonce: w.nonce,
         };
         g.check()?;
-        let started = self.generate_with(record, g).await?;
+        let started = self.generate_with(record, g, !w.quorum).await?;
         let session = self.network()?.sessions.open(peer, started.events);
         json(&WireStart {
             session,

@@ -694,6 +694,11 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 400);
+    // Quorum members' answers are cross-checked already: they are not
+    // offered to sampled audits, so the auditor (still sampling every
+    // receipt) found nothing new.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 2);
     for t in [auditor, faulty, honest] {
         t.stop().await;
     }
