@@ -734,23 +734,8 @@ impl Node {
         let network = self.network()?;
         let signer = peer_id_of(&receipt.body.node);
         let started = Instant::now();
-        let accusation = json(&Accusation {
-            receipt: receipt.clone(),
-            transcript: transcript.clone(),
-        })?;
-        let id = receipt.id;
         let verdict = self
-            .ask_referees(
-                network,
-                (receipt.body.model, signer),
-                || Frame {
-                    head: Request::RefereeTokens { receipt: id },
-                    body: accusation.clone(),
-                },
-                |peer, v: &TokenVerdict| {
-                    peer_id_of(&v.signer) == peer && v.receipt == id && v.verifies()
-                },
-            )
+            .find_token_referee(network, receipt, transcript, signer)
             .await
             .map_err(|e| {
                 NodeError::Unavailable(format!(
@@ -893,12 +878,8 @@ impl Node {
         };
         tracing::warn!(%executor, receipt = %id, failed_at, %reason, "LLM audit failed; asking a referee");
         let auditor = TokenVerdict::sign(&self.key, &id, Some(failed_at), reason);
-        let accusation = json(&Accusation {
-            receipt: receipt.clone(),
-            transcript: transcript.clone(),
-        })?;
         let referee = match self
-            .find_token_referee(network, &receipt, executor, accusation)
+            .find_token_referee(network, &receipt, &transcript, executor)
             .await
         {
             Ok(v) => v,
@@ -926,15 +907,19 @@ impl Node {
         Ok(AuditOutcome::LlmDisputed(Box::new(dispute)))
     }
 
-    /// Asks operators serving the model, other than this node and the
-    /// executor, to check the transcript until one signs a verdict.
+    /// Asks operators serving the model, other than this node and
+    /// `executor`, to check the transcript until one signs a verdict.
     async fn find_token_referee(
         &self,
         network: &Network,
         receipt: &Receipt,
+        transcript: &Transcript,
         executor: Peer,
-        accusation: Vec<u8>,
     ) -> Result<TokenVerdict, NodeError> {
+        let accusation = json(&Accusation {
+            receipt: receipt.clone(),
+            transcript: transcript.clone(),
+        })?;
         let id = receipt.id;
         self.ask_referees(
             network,

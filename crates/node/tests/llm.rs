@@ -174,14 +174,13 @@ async fn greedy_and_seeded_generation_with_receipts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let p2p = |bootstrap| P2pConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap,
-    };
     let mut ca = NodeConfig::new(da.path().to_path_buf());
     ca.audit_rate = 0.0;
     let a = TestNode::start(ca).await;
-    a.node.join(p2p(vec![]), Some(a.url.clone())).await.unwrap();
+    a.node
+        .join(loopback(vec![]), Some(a.url.clone()))
+        .await
+        .unwrap();
     let model = push_llm(&a, LLM, &llm_file()).await;
 
     // A different model: the same weights with another RoPE base.
@@ -198,7 +197,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     cb.audit_rate = 0.0;
     let b = TestNode::start(cb).await;
     b.node
-        .join(p2p(a.node.p2p().unwrap().addresses()), Some(b.url.clone()))
+        .join(loopback(addresses(&a)), Some(b.url.clone()))
         .await
         .unwrap();
     let mut tries = 0;
@@ -388,16 +387,35 @@ async fn on_network(
     audit_rate: f64,
     fault: Option<vouch_node::service::Fault>,
 ) -> TestNode {
+    on_network_with(dir, bootstrap, |c| {
+        c.audit_rate = audit_rate;
+        c.fault = fault;
+    })
+    .await
+}
+
+/// A node on loopback, configured by `configure`, that joined the network
+/// through `bootstrap`.
+async fn on_network_with(
+    dir: &std::path::Path,
+    bootstrap: Vec<vouch_node::p2p::Address>,
+    configure: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     let mut config = NodeConfig::new(dir.to_path_buf());
-    config.audit_rate = audit_rate;
-    config.fault = fault;
+    configure(&mut config);
     let t = TestNode::start(config).await;
-    let p2p = P2pConfig {
+    t.node
+        .join(loopback(bootstrap), Some(t.url.clone()))
+        .await
+        .unwrap();
+    t
+}
+
+fn loopback(bootstrap: Vec<vouch_node::p2p::Address>) -> P2pConfig {
+    P2pConfig {
         listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
         bootstrap,
-    };
-    t.node.join(p2p, Some(t.url.clone())).await.unwrap();
-    t
+    }
 }
 
 /// Replicates model `name` (id `id`) onto `t` from its peers.
@@ -742,18 +760,11 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
     use vouch_node::p2p::{AnnouncementBody, Frame, ModelOffer, P2p, Request, Response};
     let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // The honest provider is expensive, so the router tries the free one first.
-    let mut config = NodeConfig::new(dp.path().to_path_buf());
-    config.price = 1_000_000;
-    let p = TestNode::start(config).await;
-    let p2p_config = |bootstrap| P2pConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap,
-    };
-    p.node.join(p2p_config(vec![]), None).await.unwrap();
+    let p = on_network_with(dp.path(), vec![], |c| c.price = 1_000_000).await;
     let id = push_llm(&p, LLM, &llm_file()).await;
 
     let key = vouch_types::SecretKey::from_bytes(&[77; 32]);
-    let (liar, mut inbound) = P2p::start(p2p_config(addresses(&p)), &key).await.unwrap();
+    let (liar, mut inbound) = P2p::start(loopback(addresses(&p)), &key).await.unwrap();
     liar.announce(AnnouncementBody {
         operator: hex::encode(key.public().as_bytes()),
         peer: liar.peer_id().to_string(),
@@ -836,15 +847,11 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
 async fn a_client_that_leaves_a_routed_stream_frees_the_providers_slot() {
     use vouch_node::llm::LlmEvent;
     let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut config = NodeConfig::new(dp.path().to_path_buf());
-    config.llm_slots = 1;
-    config.audit_rate = 0.0;
-    let p = TestNode::start(config).await;
-    let p2p = P2pConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap: vec![],
-    };
-    p.node.join(p2p, None).await.unwrap();
+    let p = on_network_with(dp.path(), vec![], |c| {
+        c.llm_slots = 1;
+        c.audit_rate = 0.0;
+    })
+    .await;
     let id = push_llm(&p, LLM, &llm_file()).await;
     let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
     eventually("the provider's announcement", || {
