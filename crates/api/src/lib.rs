@@ -472,7 +472,8 @@ pub struct FetchProgress {
     pub total_bytes: u64,
     /// Bytes present and checked.
     pub done_bytes: u64,
-    /// `fetching`, `done` or `failed`.
+    /// `fetching`, `loading` (stored; the engine loads it), `done` or
+    /// `failed`.
     pub state: String,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vouch_node::route::Verify;
-use vouch_node::{Node, NodeConfig, P2pConfig, samples};
+use vouch_node::{FetchState, Node, NodeConfig, P2pConfig, samples};
 use vouch_types::{DType, Tensor, TensorMap};
 
 fn p2p(bootstrap: Vec<vouch_node::p2p::Address>) -> P2pConfig {
@@ -161,14 +161,14 @@ async fn bench(out: &mut serde_json::Value) {
         let b = node(&dir(&format!("b{run}")), addrs(&a), 0.0).await;
         providers(&b, id, 1).await;
         let start = Instant::now();
-        // The fetch ends when the blob is in place; then the model is loaded.
+        // The fetch ends when the blob is in place, synced like the raw
+        // copy's file; then the model is loaded.
         let watcher = {
             let b = b.clone();
             tokio::spawn(async move {
                 loop {
                     if let Some(f) = b.fetch_status(&id)
-                        && f.total_bytes > 0
-                        && f.done_bytes == f.total_bytes
+                        && matches!(f.state, FetchState::Loading | FetchState::Done)
                     {
                         return Instant::now();
                     }

@@ -61,6 +61,8 @@ pub struct PeerRecord {
 pub enum FetchState {
     /// Chunks are arriving.
     Fetching,
+    /// Every file is stored and synced; the engine is loading the model.
+    Loading,
     /// Stored, loaded and registered.
     Done,
     /// Gave up; the message says why and what to do.
@@ -339,7 +341,7 @@ impl Node {
             let mut fetches = network.fetches.lock().unwrap_or_else(|e| e.into_inner());
             if fetches
                 .get(&id)
-                .is_some_and(|f| f.state == FetchState::Fetching)
+                .is_some_and(|f| matches!(f.state, FetchState::Fetching | FetchState::Loading))
             {
                 return Err(NodeError::Conflict(format!(
                     "model {id} is already being fetched; watch it with `vouch model pin`"
@@ -399,6 +401,7 @@ impl Node {
             done += file.size;
             network.set_fetch(id, |f| f.done_bytes = done);
         }
+        network.set_fetch(id, |f| f.state = FetchState::Loading);
         let (store, engines) = (self.store.clone(), self.engines.clone());
         let (record, model) = self
             .compute(move || {
@@ -690,6 +693,7 @@ impl Node {
             done_bytes: f.done_bytes,
             state: match f.state {
                 FetchState::Fetching => "fetching",
+                FetchState::Loading => "loading",
                 FetchState::Done => "done",
                 FetchState::Failed(_) => "failed",
             }
