@@ -523,14 +523,16 @@ fn progress_line(s: &PinStatus, replicas: u64) -> String {
     };
     let filled = (WIDTH as u64 * done.min(total) / total) as usize;
     let mb = |b: u64| b as f64 / 1e6;
+    let loading = s.fetch.as_ref().is_some_and(|f| f.state == "loading");
     format!(
-        "{}@{} [{}{}] {:.1}/{:.1} MB  replicas {}/{replicas}",
+        "{}@{} [{}{}] {:.1}/{:.1} MB{}  replicas {}/{replicas}",
         s.name,
         s.version,
         "#".repeat(filled),
         " ".repeat(WIDTH - filled),
         mb(done.min(total)),
         mb(s.fetch.as_ref().map_or(0, |f| f.total_bytes)),
+        if loading { "  loading" } else { "" },
         s.providers.len()
     )
 }

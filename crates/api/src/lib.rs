@@ -468,7 +468,7 @@ pub struct Health {
 /// Progress of fetching a model from peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchProgress {
-    /// Bytes of the model file.
+    /// Bytes of the model's files.
     pub total_bytes: u64,
     /// Bytes present and checked.
     pub done_bytes: u64,
