@@ -491,6 +491,26 @@ impl Node {
             }
         }
         let receipts: Vec<Receipt> = members.iter().map(|(_, f)| f.receipt.clone()).collect();
+        // Evidence of a disagreement: every receipt with its transcript,
+        // so anyone holding the model can re-check each answer.
+        let evidence = || {
+            let transcripts: Vec<Transcript> = members
+                .iter()
+                .map(|(_, f)| Transcript {
+                    request: f.request.clone(),
+                    tokens: f.tokens.clone(),
+                    texts: f.texts.clone(),
+                    finish_reason: f.finish,
+                })
+                .collect();
+            serde_json::json!({
+                "kind": "quorum_disagreement",
+                "model": id,
+                "receipts": receipts,
+                "transcripts": transcripts,
+                "majority": agreed,
+            })
+        };
         let dissent: Vec<Peer> = (0..members.len())
             .filter(|i| !agreed.contains(i))
             .map(|i| members[i].0)
@@ -499,7 +519,7 @@ impl Node {
             for (peer, _) in &members {
                 network.record(*peer, |r| r.disagreements += 1);
             }
-            self.store_evidence(id, &receipts, &agreed);
+            self.store_quorum_evidence(evidence());
             let sizes: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
             return Err(NodeError::NoQuorum(format!(
                 "quorum:{n} found no majority for model {id}: the answers split {}; evidence recorded",
@@ -511,7 +531,7 @@ impl Node {
                 tracing::warn!(%peer, "quorum dissent on a generated answer");
                 network.record(*peer, |r| r.disagreements += 1);
             }
-            self.store_evidence(id, &receipts, &agreed);
+            self.store_quorum_evidence(evidence());
         }
         for (peer, _) in &members {
             self.count_served(*peer);

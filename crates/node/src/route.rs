@@ -474,14 +474,18 @@ impl Node {
     }
 
     /// Records a disagreement: every receipt, and which ones agreed.
-    pub(crate) fn store_evidence(&self, model: Digest, receipts: &[Receipt], majority: &[usize]) {
-        let evidence = serde_json::json!({
+    fn store_evidence(&self, model: Digest, receipts: &[Receipt], majority: &[usize]) {
+        self.store_quorum_evidence(serde_json::json!({
             "kind": "quorum_disagreement",
             "model": model,
             "receipts": receipts,
             "majority": majority,
-            "recorded_ms": crate::service::now_ms(),
-        });
+        }));
+    }
+
+    /// Stores a quorum disagreement record (stamped with the time).
+    pub(crate) fn store_quorum_evidence(&self, mut evidence: serde_json::Value) {
+        evidence["recorded_ms"] = crate::service::now_ms().into();
         let bytes = evidence.to_string().into_bytes();
         if let Err(e) = self.store.put_evidence(&bytes) {
             tracing::error!(error = %e, "storing quorum evidence failed");

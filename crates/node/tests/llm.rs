@@ -682,6 +682,20 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     assert_eq!(q.executor, honest.node.peer_id());
     assert!(q.chosen.texts.concat().contains("Paris"));
     assert_eq!(honest.node.peer_records()[&fp].disagreements, 1);
+    // The evidence holds every receipt with its transcript: the dissent
+    // can be re-checked by anyone with the model.
+    let evidence = honest.node.evidence().unwrap();
+    let record = evidence
+        .iter()
+        .find(|r| r["kind"] == "quorum_disagreement")
+        .expect("the dissent is recorded");
+    let receipts: Vec<Receipt> = serde_json::from_value(record["receipts"].clone()).unwrap();
+    let transcripts: Vec<Transcript> =
+        serde_json::from_value(record["transcripts"].clone()).unwrap();
+    assert_eq!(receipts.len(), 3);
+    for (r, t) in receipts.iter().zip(&transcripts) {
+        t.verify(r).unwrap();
+    }
     // Over HTTP, from the auditor, as a Vouch extension of the request.
     let http = reqwest::Client::new();
     let body = serde_json::json!({
