@@ -351,7 +351,7 @@ fn whole(f: &Finished, model: String, shape: Shape, extra: Value) -> Response {
         Shape::Chat => "chat.completion",
         Shape::Completion => "text_completion",
     };
-    let body = json!({
+    let mut body = json!({
         "id": completion_id(&f.receipt.id.to_hex()),
         "object": object,
         "created": now_ms() / 1000,
@@ -361,7 +361,6 @@ fn whole(f: &Finished, model: String, shape: Shape, extra: Value) -> Response {
         "usage": usage(f.prompt_tokens, f.tokens.len()),
         "vouch": {"receipt": f.receipt, "transcript": transcript(f)},
     });
-    let mut body = body;
     if let (Some(vouch), Value::Object(extra)) = (body["vouch"].as_object_mut(), extra) {
         vouch.extend(extra);
     }
