@@ -86,6 +86,19 @@ pub struct Finished {
     pub prompt_tokens: usize,
 }
 
+impl Finished {
+    /// What an auditor needs besides the receipt: request, tokens, texts
+    /// and how it ended.
+    pub fn transcript(&self) -> Transcript {
+        Transcript {
+            request: self.request.clone(),
+            tokens: self.tokens.clone(),
+            texts: self.texts.clone(),
+            finish_reason: self.finish,
+        }
+    }
+}
+
 /// A generation about to run: what the caller needs before the first token.
 #[derive(Debug)]
 pub struct Started {
@@ -397,28 +410,21 @@ impl Node {
                     let _ = tx.send(LlmEvent::Failed(e));
                     return;
                 }
-                if audited {
-                    node.after_generation(
-                        &receipt,
-                        Transcript {
-                            request: req.clone(),
-                            tokens: tokens.clone(),
-                            texts: texts.clone(),
-                            finish_reason: finish,
-                        },
-                    )
-                    .await;
-                }
-                node.metrics()
-                    .inference(&label, true, started.elapsed().as_secs_f64());
-                let _ = tx.send(LlmEvent::Done(Box::new(Finished {
+                let finished = Finished {
                     receipt,
                     request: req,
                     tokens,
                     texts,
                     finish,
                     prompt_tokens,
-                })));
+                };
+                if audited {
+                    node.after_generation(&finished.receipt, finished.transcript())
+                        .await;
+                }
+                node.metrics()
+                    .inference(&label, true, started.elapsed().as_secs_f64());
+                let _ = tx.send(LlmEvent::Done(Box::new(finished)));
                 return;
             }
             let _ = tx.send(LlmEvent::Failed(NodeError::InferenceFailed(

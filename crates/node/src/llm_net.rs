@@ -37,6 +37,7 @@ use crate::audit::AuditOutcome;
 use crate::error::NodeError;
 use crate::llm::{Finished, Generate, LlmEvent, Prompt, Started};
 use crate::network::{Network, ask};
+use crate::route::Failure;
 use crate::service::Node;
 
 /// How long a provider holds a [`Request::GenerateEvents`] open waiting for
@@ -175,17 +176,14 @@ fn wire_event(ev: LlmEvent) -> (WireEvent, bool) {
     }
 }
 
-/// A provider's refusal as this node's error: a bad request stays one (no
-/// other provider would take it), anything else makes the provider
-/// unavailable.
-fn remote_error(peer: Peer, code: &str, message: String) -> (NodeError, bool) {
-    match code {
-        "invalid_input" => (NodeError::InvalidInput(message), true),
-        "bad_request" => (NodeError::BadRequest(message), true),
-        _ => (
-            NodeError::Unavailable(format!("provider {peer}: {code}: {message}")),
-            false,
-        ),
+/// A provider's error event as this node's error: a bad request stays
+/// the client's; anything else makes the provider unavailable.
+fn provider_error(peer: Peer, code: &str, message: String) -> NodeError {
+    match Failure::from_remote(code, message) {
+        Failure::Refused(e) => e,
+        Failure::Failed(why) | Failure::Lied(why) => {
+            NodeError::Unavailable(format!("provider {peer}: {why}"))
+        }
     }
 }
 
@@ -211,14 +209,6 @@ pub struct LlmQuorum {
     pub receipts: Vec<Receipt>,
     /// Members that did not agree.
     pub dissent: Vec<Peer>,
-}
-
-/// Why a provider did not start a generation.
-enum StartError {
-    /// The request itself is wrong: no other provider will do better.
-    Refused(NodeError),
-    /// This provider failed; another may not.
-    Failed(String),
 }
 
 /// The wire form of a generation request (`quorum`: for a quorum member).
@@ -286,8 +276,10 @@ impl Node {
         for peer in providers {
             match self.start_on(&network, peer, id, &g, &wire).await {
                 Ok(started) => return Ok(started),
-                Err(StartError::Refused(e)) => return Err(e),
-                Err(StartError::Failed(why)) => errors.push(format!("{peer}: {why}")),
+                Err(Failure::Refused(e)) => return Err(e),
+                Err(Failure::Failed(why) | Failure::Lied(why)) => {
+                    errors.push(format!("{peer}: {why}"))
+                }
             }
         }
         Err(NodeError::Unavailable(format!(
@@ -306,10 +298,15 @@ impl Node {
         id: Digest,
         g: &Generate,
         wire: &[u8],
-    ) -> Result<Started, StartError> {
-        let failed = |why: String| {
-            network.record(peer, |r| r.failures += 1);
-            StartError::Failed(why)
+    ) -> Result<Started, Failure> {
+        // Failures count against the provider; a refusal does not.
+        let counted = |f: Failure| {
+            match &f {
+                Failure::Failed(_) => network.record(peer, |r| r.failures += 1),
+                Failure::Lied(_) => network.record(peer, |r| r.bad_data += 1),
+                Failure::Refused(_) => {}
+            }
+            f
         };
         let asked = Instant::now();
         let frame = Frame {
@@ -326,40 +323,25 @@ impl Node {
             Ok(Frame {
                 head: Response::Error { code, message },
                 ..
-            }) => {
-                return Err(match remote_error(peer, &code, message) {
-                    (e, true) => StartError::Refused(e),
-                    (e, false) => failed(e.to_string()),
-                });
-            }
+            }) => return Err(counted(Failure::from_remote(&code, message))),
             Ok(_) => Err("an answer this node does not understand".into()),
-            Err(e) => return Err(failed(e.to_string())),
+            Err(e) => return Err(counted(Failure::Failed(e.to_string()))),
         };
         let start = start.map_err(|why| {
             tracing::warn!(%peer, %why, "provider started a generation that does not check out");
-            network.record(peer, |r| r.bad_data += 1);
-            StartError::Failed(why)
+            counted(Failure::Lied(why))
         })?;
         let elapsed = asked.elapsed().as_micros() as u64;
-        network.record(peer, |r| {
-            r.latency_us = if r.latency_us == 0 {
-                elapsed
-            } else {
-                (r.latency_us * 7 + elapsed) / 8
-            };
-        });
+        network.record(peer, |r| r.observe_latency(elapsed));
         // The first events (at least the first token) arrive before the
         // client sees anything, so a provider that fails or vanishes until
         // then is replaced.
         let first = poll(network, peer, &start.session).await.map_err(|e| {
             tracing::warn!(%peer, error = %e, "provider failed before the first token");
-            failed(e.to_string())
+            counted(Failure::Failed(e.to_string()))
         })?;
         if let Some(WireEvent::Failed { code, message }) = first.first() {
-            return Err(match remote_error(peer, code, message.clone()) {
-                (e, true) => StartError::Refused(e),
-                (e, false) => failed(e.to_string()),
-            });
+            return Err(counted(Failure::from_remote(code, message.clone())));
         }
         Ok(self.relay(network.clone(), peer, start, first, g.nonce.clone()))
     }
@@ -408,16 +390,13 @@ impl Node {
         let wire = wire_generate(&g, true)?;
         let me = self.peer_id();
         type Run = std::pin::Pin<
-            Box<dyn std::future::Future<Output = (Peer, Result<Finished, StartError>)> + Send>,
+            Box<dyn std::future::Future<Output = (Peer, Result<Finished, Failure>)> + Send>,
         >;
         let remote = |peer: Peer| -> Run {
             let (node, network, g, wire) = (self.clone(), network.clone(), g.clone(), wire.clone());
             Box::pin(async move {
                 let result = match node.start_on(&network, peer, id, &g, &wire).await {
-                    Ok(s) => s
-                        .finish()
-                        .await
-                        .map_err(|e| StartError::Failed(e.to_string())),
+                    Ok(s) => s.finish().await.map_err(|e| Failure::Failed(e.to_string())),
                     Err(e) => Err(e),
                 };
                 (peer, result)
@@ -433,7 +412,7 @@ impl Node {
                     Ok(s) => s.finish().await,
                     Err(e) => Err(e),
                 };
-                (me, result.map_err(StartError::Refused))
+                (me, result.map_err(Failure::Refused))
             }) as Run);
         }
         let mut spare = providers.into_iter();
@@ -445,8 +424,8 @@ impl Node {
         while let Some((peer, result)) = futures_util::StreamExt::next(&mut runs).await {
             match result {
                 Ok(f) => members.push((peer, f)),
-                Err(StartError::Refused(e)) => return Err(e),
-                Err(StartError::Failed(why)) => {
+                Err(Failure::Refused(e)) => return Err(e),
+                Err(Failure::Failed(why) | Failure::Lied(why)) => {
                     errors.push(format!("{peer}: {why}"));
                     match spare.next() {
                         Some(next) => runs.push(remote(next)),
@@ -479,13 +458,11 @@ impl Node {
         if has_local {
             for &i in groups[1..].iter().flatten() {
                 let f = &members[i].1;
-                let t = Transcript {
-                    request: f.request.clone(),
-                    tokens: f.tokens.clone(),
-                    texts: f.texts.clone(),
-                    finish_reason: f.finish,
-                };
-                if self.check_llm(&f.receipt, &t).await.is_ok_and(|c| c.ok) {
+                if self
+                    .check_llm(&f.receipt, &f.transcript())
+                    .await
+                    .is_ok_and(|c| c.ok)
+                {
                     agreed.push(i);
                 }
             }
@@ -494,15 +471,8 @@ impl Node {
         // Evidence of a disagreement: every receipt with its transcript,
         // so anyone holding the model can re-check each answer.
         let evidence = || {
-            let transcripts: Vec<Transcript> = members
-                .iter()
-                .map(|(_, f)| Transcript {
-                    request: f.request.clone(),
-                    tokens: f.tokens.clone(),
-                    texts: f.texts.clone(),
-                    finish_reason: f.finish,
-                })
-                .collect();
+            let transcripts: Vec<Transcript> =
+                members.iter().map(|(_, f)| f.transcript()).collect();
             serde_json::json!({
                 "kind": "quorum_disagreement",
                 "model": id,
@@ -636,7 +606,7 @@ impl Node {
                         }
                         WireEvent::Failed { code, message } => {
                             network.record(peer, |r| r.failures += 1);
-                            LlmEvent::Failed(remote_error(peer, &code, message).0)
+                            LlmEvent::Failed(provider_error(peer, &code, message))
                         }
                     };
                     let end = matches!(out, LlmEvent::Done(_) | LlmEvent::Failed(_));
@@ -1056,9 +1026,20 @@ mod tests {
 
     #[test]
     fn refusals_stay_the_clients_and_failures_are_the_providers() {
-        let (e, refused) = remote_error(peer(1), "invalid_input", "too long".into());
-        assert!(refused && e.code() == "invalid_input" && e.to_string().contains("too long"));
-        let (e, refused) = remote_error(peer(1), "not_found", "gone".into());
-        assert!(!refused && e.code() == "unavailable", "{e}");
+        let e = provider_error(peer(1), "invalid_input", "too long".into());
+        assert!(e.code() == "invalid_input" && e.to_string().contains("too long"));
+        assert!(matches!(
+            Failure::from_remote("invalid_input", "too long".into()),
+            Failure::Refused(_)
+        ));
+        let e = provider_error(peer(1), "not_found", "gone".into());
+        assert!(
+            e.code() == "unavailable" && e.to_string().contains("gone"),
+            "{e}"
+        );
+        assert!(matches!(
+            Failure::from_remote("not_found", "gone".into()),
+            Failure::Failed(_)
+        ));
     }
 }

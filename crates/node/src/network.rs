@@ -56,6 +56,17 @@ pub struct PeerRecord {
     pub audits_failed: u64,
 }
 
+impl PeerRecord {
+    /// Folds one answer's latency into the smoothed latency (1/8 weight).
+    pub(crate) fn observe_latency(&mut self, us: u64) {
+        self.latency_us = if self.latency_us == 0 {
+            us
+        } else {
+            (self.latency_us * 7 + us) / 8
+        };
+    }
+}
+
 /// Where a model fetch stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FetchState {

@@ -294,15 +294,6 @@ fn completion_id(receipt_hex: &str) -> String {
     format!("cmpl-{}", &receipt_hex[..24])
 }
 
-fn transcript(f: &Finished) -> Transcript {
-    Transcript {
-        request: f.request.clone(),
-        tokens: f.tokens.clone(),
-        texts: f.texts.clone(),
-        finish_reason: f.finish,
-    }
-}
-
 fn usage(prompt: usize, completion: usize) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
@@ -359,7 +350,7 @@ fn whole(f: &Finished, model: String, shape: Shape, extra: Value) -> Response {
         "system_fingerprint": format!("{} {}", f.receipt.body.engine.name, f.receipt.body.engine.version),
         "choices": [choice],
         "usage": usage(f.prompt_tokens, f.tokens.len()),
-        "vouch": {"receipt": f.receipt, "transcript": transcript(f)},
+        "vouch": {"receipt": f.receipt, "transcript": f.transcript()},
     });
     if let (Some(vouch), Value::Object(extra)) = (body["vouch"].as_object_mut(), extra) {
         vouch.extend(extra);

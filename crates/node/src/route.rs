@@ -111,7 +111,7 @@ pub struct Routed {
 }
 
 /// Why a forwarded request did not produce a usable answer.
-enum Failure {
+pub(crate) enum Failure {
     /// The request itself is wrong (bad inputs): no other provider will
     /// do better; the client must change it.
     Refused(NodeError),
@@ -119,6 +119,19 @@ enum Failure {
     Failed(String),
     /// This provider answered with something that does not check out.
     Lied(String),
+}
+
+impl Failure {
+    /// A provider's error answer: a bad request stays the client's (no
+    /// other provider would do better); anything else is this provider
+    /// failing.
+    pub(crate) fn from_remote(code: &str, message: String) -> Failure {
+        match code {
+            "invalid_input" => Failure::Refused(NodeError::InvalidInput(message)),
+            "bad_request" => Failure::Refused(NodeError::BadRequest(message)),
+            _ => Failure::Failed(format!("{code}: {message}")),
+        }
+    }
 }
 
 impl Node {
@@ -561,17 +574,7 @@ async fn execute_on(
         Ok(Frame {
             head: Response::Error { code, message },
             ..
-        }) if code == "invalid_input" || code == "bad_request" => {
-            Err(Failure::Refused(if code == "invalid_input" {
-                NodeError::InvalidInput(message)
-            } else {
-                NodeError::BadRequest(message)
-            }))
-        }
-        Ok(Frame {
-            head: Response::Error { code, message },
-            ..
-        }) => Err(Failure::Failed(format!("{code}: {message}"))),
+        }) => Err(Failure::from_remote(&code, message)),
         Ok(_) => Err(Failure::Failed(
             "an answer this node does not understand".into(),
         )),
@@ -579,13 +582,7 @@ async fn execute_on(
     };
     let elapsed = started.elapsed().as_micros() as u64;
     network.record(peer, |r| match &result {
-        Ok(_) => {
-            r.latency_us = if r.latency_us == 0 {
-                elapsed
-            } else {
-                (r.latency_us * 7 + elapsed) / 8
-            };
-        }
+        Ok(_) => r.observe_latency(elapsed),
         Err(Failure::Lied(_)) => r.bad_data += 1,
         Err(Failure::Failed(_)) => r.failures += 1,
         Err(Failure::Refused(_)) => {}
