@@ -82,11 +82,10 @@ def test_same_seed_same_answer_and_both_verify(client):
     assert ra["output"] == rb["output"] and ra["id"] != rb["id"]
 
 
-def test_streaming_chat_checks_as_it_arrives(client, url):
-    with urllib.request.urlopen(url + "/healthz") as r:
-        node = json.loads(r.read())["node"]
-    stream = client.chat.completions.create(
-        model=LLM, messages=[SYSTEM, QUESTION], temperature=0, max_tokens=40, stream=True)
+def check_stream(stream, node):
+    """Checks a streamed chat as it arrives: the hash chain over tokens,
+    every checkpoint signed by `node`, and the receipt at the end signing
+    that chain for the model announced first. Returns (text, receipt)."""
     text, chain, request, model_id, checkpoints, receipt = "", None, None, None, 0, None
     for chunk in stream:
         extra = chunk.model_extra.get("vouch") or {}
@@ -106,8 +105,18 @@ def test_streaming_chat_checks_as_it_arrives(client, url):
             v.verify_receipt(receipt)
             assert receipt["output"] == v.fmt("out", chain.output(extra["finish_reason"]))
             assert receipt["model"] == model_id
-    assert receipt is not None and "Paris" in text
+    assert receipt is not None
     assert checkpoints == (chain.n - 1) // 16
+    return text, receipt
+
+
+def test_streaming_chat_checks_as_it_arrives(client, url):
+    with urllib.request.urlopen(url + "/healthz") as r:
+        node = json.loads(r.read())["node"]
+    stream = client.chat.completions.create(
+        model=LLM, messages=[SYSTEM, QUESTION], temperature=0, max_tokens=40, stream=True)
+    text, _ = check_stream(stream, node)
+    assert "Paris" in text
 
 
 def test_completion_and_stream(client):
@@ -204,24 +213,8 @@ def test_a_node_without_the_model_routes_to_a_provider(url):
 
         stream = client.chat.completions.create(
             model=LLM, messages=[QUESTION], temperature=0.7, seed=3, max_tokens=40, stream=True)
-        chain, request, model_id, checkpoints, receipt = None, None, None, 0, None
-        for chunk in stream:
-            extra = chunk.model_extra.get("vouch") or {}
-            if "request" in extra:
-                request, model_id = extra["request"], extra["model_id"]
-                chain = v.Chain(v.llm_request_digest(request))
-            if "token" in extra:
-                chain.push(extra["token"], chunk.choices[0].delta.content or "")
-            if "checkpoint" in extra:
-                v.verify_checkpoint(extra["checkpoint"], provider, model_id,
-                                    v.llm_request_digest(request), chain)
-                checkpoints += 1
-            if "receipt" in extra:
-                receipt = extra["receipt"]
-                v.verify_receipt(receipt)
-                assert receipt["output"] == v.fmt("out", chain.output(extra["finish_reason"]))
-        assert receipt is not None and receipt["node"] == provider
-        assert checkpoints == (chain.n - 1) // 16
+        _, receipt = check_stream(stream, provider)
+        assert receipt["node"] == provider
 
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="no-such-model", messages=[QUESTION])

@@ -65,13 +65,17 @@ fn llm_file() -> std::path::PathBuf {
     models_dir().join(s.file)
 }
 
-fn transcript(f: &vouch_node::llm::Finished) -> Transcript {
-    Transcript {
-        request: f.request.clone(),
-        tokens: f.tokens.clone(),
-        texts: f.texts.clone(),
-        finish_reason: f.finish,
-    }
+/// `t`'s answer to a (not streamed) `/v1/chat/completions` request.
+async fn chat_json(t: &TestNode, body: &serde_json::Value) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", t.url))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Model `id`'s entry in `t`'s `/v1/models`.
@@ -114,7 +118,7 @@ async fn greedy_and_seeded_generation_with_receipts() {
     let a = t.node.generate_all(greedy.clone()).await.unwrap();
     let text = a.texts.concat();
     assert!(text.contains("Paris"), "{text}");
-    transcript(&a).verify(&a.receipt).unwrap();
+    a.transcript().verify(&a.receipt).unwrap();
 
     // Concurrent generations share batches; greedy answers do not change.
     let mut handles = Vec::new();
@@ -129,7 +133,7 @@ async fn greedy_and_seeded_generation_with_receipts() {
     }
     for (i, h) in handles.into_iter().enumerate() {
         let f = h.await.unwrap().unwrap();
-        transcript(&f).verify(&f.receipt).unwrap();
+        f.transcript().verify(&f.receipt).unwrap();
         if i % 2 == 0 {
             assert_eq!(f.tokens, a.tokens, "batched greedy answer differs");
         }
@@ -215,7 +219,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
             .generate_all(request(question(q), 32, sampling))
             .await
             .unwrap();
-        let check = b.node.check_llm(&f.receipt, &transcript(&f)).await.unwrap();
+        let check = b.node.check_llm(&f.receipt, &f.transcript()).await.unwrap();
         assert!(check.ok, "honest answer failed: {:?}", check.reason);
         assert_eq!(check.tokens, f.tokens.len());
     }
@@ -230,7 +234,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     let lm = loaded.language().unwrap();
 
     // An edited answer, signed by the executor.
-    let mut edited = transcript(&honest);
+    let mut edited = honest.transcript();
     let paris = edited
         .texts
         .iter()
@@ -252,7 +256,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     );
 
     // The same answer claimed for another prompt.
-    let mut moved = transcript(&honest);
+    let mut moved = honest.transcript();
     moved.request.prompt = moved.request.prompt.replace("France", "Germany");
     let forged = forge(&key, &honest.receipt, model, &moved);
     let check = b.node.check_llm(&forged, &moved).await.unwrap();
@@ -266,13 +270,13 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     );
     g.model = "smollm2-swapped".into();
     let other = a.node.generate_all(g).await.unwrap();
-    let claimed = transcript(&other);
+    let claimed = other.transcript();
     let forged = forge(&key, &other.receipt, model, &claimed);
     let check = b.node.check_llm(&forged, &claimed).await.unwrap();
     assert!(!check.ok, "a swapped model passed");
 
     // Tampering without re-signing fails before any replay.
-    let mut tampered = transcript(&honest);
+    let mut tampered = honest.transcript();
     tampered.texts[0].push('!');
     let check = b.node.check_llm(&honest.receipt, &tampered).await.unwrap();
     assert!(check.reason.unwrap().contains("does not match the receipt"));
@@ -312,8 +316,8 @@ async fn an_external_engine_relays_and_signs_unattested_answers() {
     assert_eq!(relayed.receipt.body.node, b.node.public_key());
     assert!(relayed.tokens.iter().all(|&t| t == NO_TOKEN));
     relayed.receipt.verify().unwrap();
-    transcript(&relayed).verify(&relayed.receipt).unwrap();
-    let mut edited = transcript(&relayed);
+    relayed.transcript().verify(&relayed.receipt).unwrap();
+    let mut edited = relayed.transcript();
     edited.texts[0] = "Lyon".into();
     assert!(
         edited.verify(&relayed.receipt).is_err(),
@@ -322,7 +326,7 @@ async fn an_external_engine_relays_and_signs_unattested_answers() {
 
     let check = b
         .node
-        .check_llm(&relayed.receipt, &transcript(&relayed))
+        .check_llm(&relayed.receipt, &relayed.transcript())
         .await
         .unwrap();
     assert!(!check.ok);
@@ -457,7 +461,7 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     assert!(f.texts.concat().contains("Paris"), "{:?}", f.texts);
     assert_eq!(f.receipt.body.node, p.node.public_key());
     assert_eq!(f.receipt.body.model, id);
-    transcript(&f).verify(&f.receipt).unwrap();
+    f.transcript().verify(&f.receipt).unwrap();
 
     // A sampled stream long enough for checkpoints: relayed event by event
     // and identical to the provider's own answer to the same request.
@@ -485,15 +489,7 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
         "max_tokens": 8,
         "temperature": 0,
     });
-    let resp: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", g.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = chat_json(&g, &body).await;
     assert_eq!(resp["vouch"]["executor"], pp.to_string(), "{resp}");
     assert_eq!(resp["vouch"]["route"][0], gp.to_string(), "{resp}");
     // ... and lists the model it routes, as a network chat model.
@@ -518,7 +514,7 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     // replica, whose signed verdict comes back.
     let e = g
         .node
-        .check_llm(&f.receipt, &transcript(&f))
+        .check_llm(&f.receipt, &f.transcript())
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no other operator"), "{e}");
@@ -529,10 +525,10 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
         g.node.network_models()[&id.to_string()].providers.len() == 2
     })
     .await;
-    let check = g.node.check_llm(&f.receipt, &transcript(&f)).await.unwrap();
+    let check = g.node.check_llm(&f.receipt, &f.transcript()).await.unwrap();
     assert!(check.ok, "{check:?}");
     assert_eq!(check.checked_by.unwrap().signer, q.node.public_key());
-    let mut edited = transcript(&f);
+    let mut edited = f.transcript();
     edited.tokens[1] = edited.tokens[0];
     edited.texts[1] = edited.texts[0].clone();
     let liar = vouch_types::SecretKey::from_bytes(&[5; 32]);
@@ -610,7 +606,7 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     assert_ne!(good.tokens, bad.tokens);
     // The faulty answer is still consistently signed: only re-execution
     // can tell.
-    transcript(&bad).verify(&bad.receipt).unwrap();
+    bad.transcript().verify(&bad.receipt).unwrap();
 
     let outcome = auditor
         .node
@@ -705,15 +701,7 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         "temperature": 0,
         "verify": "quorum:3",
     });
-    let resp: serde_json::Value = http
-        .post(format!("{}/v1/chat/completions", auditor.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = chat_json(&auditor, &body).await;
     assert_eq!(resp["vouch"]["quorum"]["agreed"], 2, "{resp}");
     assert_eq!(resp["vouch"]["receipts"].as_array().unwrap().len(), 3);
     assert_eq!(resp["vouch"]["quorum"]["dissent"][0], fp.to_string());
