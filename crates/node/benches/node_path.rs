@@ -209,9 +209,13 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for sample in samples::SAMPLES {
-        if only
-            .as_deref()
-            .is_some_and(|o| !o.split(',').any(|m| m == sample.name))
+        // The node path against raw tract is for ONNX models; language
+        // models have their own benchmark (scripts/bench-llm).
+        let onnx = sample.file.ends_with(".onnx");
+        if !onnx
+            || only
+                .as_deref()
+                .is_some_and(|o| !o.split(',').any(|m| m == sample.name))
         {
             continue;
         }

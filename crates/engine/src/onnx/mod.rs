@@ -25,6 +25,7 @@ use vouch_types::{
 
 use crate::{Engine, EngineError, Execution, Fault, LoadOptions, LoadedModel};
 
+mod elementwise;
 mod fixed;
 mod trace;
 
@@ -330,14 +331,17 @@ impl OnnxModel {
         let optimized = typed
             .into_optimized()
             .map_err(|e| EngineError::Load(format!("{}{hint}", chain(&e))))?;
-        let (folded, folded_bytes) =
+        let (mut folded, folded_bytes) =
             fixed::fold(optimized, budget).map_err(|e| EngineError::Load(chain(&e)))?;
+        let fast_elementwise =
+            elementwise::speed_up(&mut folded).map_err(|e| EngineError::Load(chain(&e)))?;
         let plan = SimplePlan::new(folded).map_err(|e| EngineError::Load(chain(&e)))?;
 
         let trace = trace::TracePlan::new(&plan);
         tracing::debug!(
             steps = trace.steps.len(),
             folded_bytes,
+            fast_elementwise,
             fixed = trace.fixed_steps(),
             "planned ONNX model"
         );
@@ -374,6 +378,7 @@ impl OnnxModel {
             let mut state = self.plan.spawn()?;
             state.run_plan_with_eval(values, |ctx, op_state, node, node_inputs| {
                 let mut out = eval_node(ctx, op_state, node, node_inputs)?;
+                elementwise::natural_strides(&mut out);
                 record(node, &mut out);
                 Ok::<_, TractError>(out)
             })
