@@ -37,7 +37,7 @@ use crate::audit::AuditOutcome;
 use crate::error::NodeError;
 use crate::llm::{Finished, Generate, LlmEvent, Prompt, Started};
 use crate::network::{Network, ask};
-use crate::route::Failure;
+use crate::route::{Failure, MemberRun, gather_quorum};
 use crate::service::Node;
 
 /// How long a provider holds a [`Request::GenerateEvents`] open waiting for
@@ -389,10 +389,7 @@ impl Node {
         }
         let wire = wire_generate(&g, true)?;
         let me = self.peer_id();
-        type Run = std::pin::Pin<
-            Box<dyn std::future::Future<Output = (Peer, Result<Finished, Failure>)> + Send>,
-        >;
-        let remote = |peer: Peer| -> Run {
+        let remote = |peer: Peer| -> MemberRun<Finished> {
             let (node, network, g, wire) = (self.clone(), network.clone(), g.clone(), wire.clone());
             Box::pin(async move {
                 let result = match node.start_on(&network, peer, id, &g, &wire).await {
@@ -402,7 +399,7 @@ impl Node {
                 (peer, result)
             })
         };
-        let mut runs = futures_util::stream::FuturesUnordered::new();
+        let runs = futures_util::stream::FuturesUnordered::new();
         let has_local = local.is_some();
         if let Some(record) = local {
             let (node, g) = (self.clone(), g.clone());
@@ -413,32 +410,9 @@ impl Node {
                     Err(e) => Err(e),
                 };
                 (me, result.map_err(Failure::Refused))
-            }) as Run);
+            }) as MemberRun<Finished>);
         }
-        let mut spare = providers.into_iter();
-        for peer in spare.by_ref().take(n - usize::from(has_local)) {
-            runs.push(remote(peer));
-        }
-        let mut members: Vec<(Peer, Finished)> = Vec::with_capacity(n);
-        let mut errors = Vec::new();
-        while let Some((peer, result)) = futures_util::StreamExt::next(&mut runs).await {
-            match result {
-                Ok(f) => members.push((peer, f)),
-                Err(Failure::Refused(e)) => return Err(e),
-                Err(Failure::Failed(why) | Failure::Lied(why)) => {
-                    errors.push(format!("{peer}: {why}"));
-                    match spare.next() {
-                        Some(next) => runs.push(remote(next)),
-                        None => {
-                            return Err(NodeError::Unavailable(format!(
-                                "quorum:{n} could not gather {n} answers for model {id}: {}",
-                                errors.join("; ")
-                            )));
-                        }
-                    }
-                }
-            }
-        }
+        let mut members = gather_quorum(runs, providers.into_iter(), remote, n, &id).await?;
         // Groups of identical answers, largest first; this node's first
         // among groups of equal size.
         members.sort_by_key(|(p, _)| *p != me);

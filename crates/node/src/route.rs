@@ -111,6 +111,47 @@ pub struct Routed {
 }
 
 /// Why a forwarded request did not produce a usable answer.
+/// One quorum member's run: the peer and its answer.
+pub(crate) type MemberRun<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (Peer, Result<T, Failure>)> + Send>>;
+
+/// Gathers `n` answers for a quorum: `runs` holds the local run if any,
+/// remote runs start on the first spare providers, and a provider that
+/// fails or lies is replaced by the next spare. A refusal (the client's
+/// error) ends the quorum.
+pub(crate) async fn gather_quorum<T>(
+    mut runs: FuturesUnordered<MemberRun<T>>,
+    mut spare: impl Iterator<Item = Peer>,
+    remote: impl Fn(Peer) -> MemberRun<T>,
+    n: usize,
+    id: &impl std::fmt::Display,
+) -> Result<Vec<(Peer, T)>, NodeError> {
+    for peer in spare.by_ref().take(n.saturating_sub(runs.len())) {
+        runs.push(remote(peer));
+    }
+    let mut members = Vec::with_capacity(n);
+    let mut errors = Vec::new();
+    while let Some((peer, result)) = runs.next().await {
+        match result {
+            Ok(answer) => members.push((peer, answer)),
+            Err(Failure::Refused(e)) => return Err(e),
+            Err(Failure::Failed(why) | Failure::Lied(why)) => {
+                errors.push(format!("{peer}: {why}"));
+                match spare.next() {
+                    Some(next) => runs.push(remote(next)),
+                    None => {
+                        return Err(NodeError::Unavailable(format!(
+                            "quorum:{n} could not gather {n} answers for model {id}: {}",
+                            errors.join("; ")
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(members)
+}
+
 pub(crate) enum Failure {
     /// The request itself is wrong (bad inputs): no other provider will
     /// do better; the client must change it.
@@ -380,9 +421,9 @@ impl Node {
         }
         let me = self.peer_id();
         let encoded = Arc::new(inputs.encode());
-        let mut spare = providers.into_iter();
-        let mut runs = FuturesUnordered::new();
-        let remote = |peer: Peer| {
+        let spare = providers.into_iter();
+        let runs = FuturesUnordered::new();
+        let remote = |peer: Peer| -> MemberRun<Execution> {
             let (network, encoded, inputs, nonce) = (
                 network.clone(),
                 encoded.clone(),
@@ -392,7 +433,7 @@ impl Node {
             Box::pin(async move {
                 let result = execute_on(&network, peer, id, encoded, (&inputs, &nonce), true).await;
                 (peer, result)
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+            })
         };
         if has_local {
             let (node, inputs, nonce) = (self.clone(), inputs.clone(), nonce.clone());
@@ -407,32 +448,13 @@ impl Node {
                     Err(e) => Err(Failure::Refused(e)),
                 };
                 (me, result)
-            })
-                as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
+            }) as MemberRun<Execution>);
         }
-        for peer in spare.by_ref().take(n - usize::from(has_local)) {
-            runs.push(remote(peer));
-        }
-        let mut execs: Vec<Execution> = Vec::with_capacity(n);
-        let mut errors = Vec::new();
-        while let Some((peer, result)) = runs.next().await {
-            match result {
-                Ok(exec) => execs.push(exec),
-                Err(Failure::Refused(e)) => return Err(e),
-                Err(Failure::Failed(why) | Failure::Lied(why)) => {
-                    errors.push(format!("{peer}: {why}"));
-                    match spare.next() {
-                        Some(next) => runs.push(remote(next)),
-                        None => {
-                            return Err(NodeError::Unavailable(format!(
-                                "quorum:{n} could not gather {n} answers for model {id}: {}",
-                                errors.join("; ")
-                            )));
-                        }
-                    }
-                }
-            }
-        }
+        let execs: Vec<Execution> = gather_quorum(runs, spare, remote, n, &id)
+            .await?
+            .into_iter()
+            .map(|(_, exec)| exec)
+            .collect();
         for e in &execs {
             self.count_served(e.peer);
         }
