@@ -270,8 +270,15 @@ async fn push_model(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> ApiResult<Response> {
-    let options = push_options(query.as_deref())?;
-    let record = node.push_model(options, body.into_data_stream()).await?;
+    let mut body = body.into_data_stream();
+    let options = match push_options(query.as_deref()) {
+        Ok(options) => options,
+        Err(e) => {
+            node.discard_upload(&mut body).await;
+            return Err(e.into());
+        }
+    };
+    let record = node.push_model(options, body).await?;
     Ok(json(
         StatusCode::CREATED,
         &ModelInfo::new(&record.signed, record.created_ms),

@@ -142,7 +142,8 @@ pub(crate) fn join_error(e: tokio::task::JoinError) -> NodeError {
     NodeError::Internal(format!("a worker task failed: {e}"))
 }
 
-/// Bytes of an oversized upload read and discarded before answering 413.
+/// Bytes past the upload limit read and discarded from a refused upload
+/// before answering (see `Node::discard_upload`).
 const DRAIN_BYTES: u64 = 256 << 20;
 
 enum Chunk {
@@ -299,18 +300,25 @@ impl Node {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        if !valid_name(&options.name) {
-            return Err(NodeError::BadRequest(format!(
+        let invalid = if !valid_name(&options.name) {
+            Some(format!(
                 "model name `{}` is not valid: use 1-128 letters, digits, `-`, `_` or `.`",
                 options.name
-            )));
-        }
-        if let Some(v) = &options.version
-            && !valid_name(v)
-        {
-            return Err(NodeError::BadRequest(format!(
-                "version `{v}` is not valid: use 1-128 letters, digits, `-`, `_` or `.`"
-            )));
+            ))
+        } else {
+            options
+                .version
+                .as_ref()
+                .filter(|v| !valid_name(v))
+                .map(|v| {
+                    format!(
+                        "version `{v}` is not valid: use 1-128 letters, digits, `-`, `_` or `.`"
+                    )
+                })
+        };
+        if let Some(message) = invalid {
+            self.discard_upload(&mut body).await;
+            return Err(NodeError::BadRequest(message));
         }
         let (tx, rx) = mpsc::channel::<Chunk>(8);
         let store = self.store.clone();
@@ -323,28 +331,22 @@ impl Node {
         let limit = self.config.max_upload_bytes;
         let mut received = 0u64;
         let mut failure = None;
-        // Past the limit the rest of the body is read and discarded (up to a
-        // bound), so that the client finishes sending and sees the 413.
-        let drain_cap = limit.saturating_add(DRAIN_BYTES);
         while let Some(piece) = body.next().await {
             match piece {
                 Ok(bytes) => {
                     received += bytes.len() as u64;
-                    if failure.is_some() {
-                        if received > drain_cap {
-                            break;
-                        }
-                        continue;
-                    }
                     if received > limit {
                         failure = Some(NodeError::TooLarge(format!(
                             "upload exceeds this node's limit of {limit} bytes; raise --max-upload-bytes"
                         )));
                         let _ = tx.send(Chunk::Abort).await;
-                        continue;
+                        self.discard_upload(&mut body).await;
+                        break;
                     }
                     if tx.send(Chunk::Data(bytes)).await.is_err() {
-                        break; // the writer failed; its error is reported below
+                        // The writer failed; its error is reported below.
+                        self.discard_upload(&mut body).await;
+                        break;
                     }
                 }
                 Err(e) => {
@@ -373,6 +375,22 @@ impl Node {
         );
         self.announce().await;
         Ok(record)
+    }
+
+    /// Reads and discards the rest of a refused upload, up to a bound past
+    /// the upload limit, so that a client still sending its body sees the
+    /// error response rather than a connection closed under it.
+    pub async fn discard_upload<S, E>(&self, body: &mut S)
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        let mut left = self.config.max_upload_bytes.saturating_add(DRAIN_BYTES);
+        while let Some(Ok(bytes)) = body.next().await {
+            left = left.saturating_sub(bytes.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
     }
 
     /// The loaded model for a record, loading (and re-hashing) its blob if
