@@ -275,7 +275,7 @@ async fn push_model(
         Ok(options) => options,
         Err(e) => {
             node.discard_upload(&mut body).await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let record = node.push_model(options, body).await?;
