@@ -220,28 +220,39 @@ impl Node {
         let inputs = TensorMap::decode(body).map_err(|e| {
             NodeError::BadRequest(format!("inputs are not a canonical tensor map: {e}"))
         })?;
-        let loaded = self.loaded_by_id(&model).await?;
+        let exec = self.rerun(&model, inputs.clone(), true).await?;
+        let leaf = *exec.leaves.get(step as usize).ok_or_else(|| {
+            NodeError::BadRequest(format!(
+                "the trace has {} steps, not {step}",
+                exec.leaves.len()
+            ))
+        })?;
+        Ok(Verdict::sign(
+            &self.key,
+            &model,
+            &inputs.digest(Kind::Input),
+            step,
+            leaf,
+        ))
+    }
+
+    /// Runs `model` on `inputs` as this node serves it (with its configured
+    /// fault, if any), on the worker pool, without signing a receipt.
+    async fn rerun(
+        &self,
+        model: &Digest,
+        inputs: TensorMap,
+        trace: bool,
+    ) -> Result<vouch_engine::Execution, NodeError> {
+        let loaded = self.loaded_by_id(model).await?;
         vouch_engine::check_inputs(loaded.schema(), &inputs)
             .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-        let (fault, key) = (self.config.fault, self.key.clone());
+        let fault = self.config.fault;
         self.compute(move || {
-            let exec = match fault {
-                Some(f) => loaded.run_faulty(&inputs, true, f)?,
-                None => loaded.run(&inputs, true)?,
-            };
-            let leaf = *exec.leaves.get(step as usize).ok_or_else(|| {
-                NodeError::BadRequest(format!(
-                    "the trace has {} steps, not {step}",
-                    exec.leaves.len()
-                ))
-            })?;
-            Ok(Verdict::sign(
-                &key,
-                &model,
-                &inputs.digest(Kind::Input),
-                step,
-                leaf,
-            ))
+            Ok(match fault {
+                Some(f) => loaded.run_faulty(&inputs, trace, f)?,
+                None => loaded.run(&inputs, trace)?,
+            })
         })
         .await
     }
@@ -278,16 +289,15 @@ impl Node {
                 "{executor} sent inputs that are not receipt {id}'s"
             )));
         }
-        let mine = self
-            .infer_id(
-                &receipt.body.model,
-                inputs.clone(),
-                receipt.body.nonce.clone(),
-            )
-            .await?;
-        if mine.receipt.body.output == receipt.body.output
+        // Most audits agree: check the answer first, without the trace or a
+        // receipt of our own, and pay for those only to bisect.
+        let answer = self
+            .rerun(&receipt.body.model, inputs.clone(), false)
+            .await?
+            .outputs;
+        if answer.digest(Kind::Output) == receipt.body.output
             || self
-                .outputs_within_class(&network, &receipt, executor, &mine.outputs)
+                .outputs_within_class(&network, &receipt, executor, &answer)
                 .await?
         {
             network.record(executor, |r| r.audits_passed += 1);
@@ -295,6 +305,13 @@ impl Node {
             return Ok(AuditOutcome::Passed);
         }
         tracing::warn!(%executor, receipt = %id, "audit mismatch; bisecting");
+        let mine = self
+            .infer_id(
+                &receipt.body.model,
+                inputs.clone(),
+                receipt.body.nonce.clone(),
+            )
+            .await?;
         let ours = self.trace_leaves(&mine.receipt.id)?;
         let mut bisection = match Bisection::new(
             receipt.body.trace.len,

@@ -688,7 +688,12 @@ async fn no_operator_takes_more_than_its_share_cap_while_others_can_serve() {
         shares.iter().filter(|s| **s > 0.3).count() == 2,
         "shares {shares:?}"
     );
-    assert_eq!(nodes.nakamoto_coefficient, 1, "{nodes:?}");
+    // The fewest operators that together ran more than half the requests:
+    // one when the faster provider reached its cap, two on an even split
+    // (timing decides which).
+    let most = shares.iter().copied().fold(0.0, f64::max);
+    let expected = if most > 0.5 { 1 } else { 2 };
+    assert_eq!(nodes.nakamoto_coefficient, expected, "{nodes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
