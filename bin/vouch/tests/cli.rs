@@ -338,6 +338,16 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
             .output()
             .unwrap()
     };
+    // Where node 0's evidence first lists a record of `kind` that found
+    // the executor faulty.
+    let executor_dispute = |kind: &str| {
+        let out = vouch(&urls[0], &["evidence", "--json"]);
+        let records: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_default();
+        records
+            .iter()
+            .position(|r| r["kind"] == kind && r["dispute"]["faulty"] == "executor")
+    };
     // Every node ends up serving iris, replicated from node 0.
     for url in &urls {
         eventually("iris on every node", || {
@@ -402,12 +412,7 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     // bisect, have the third node referee, and keep the dispute.
     let _ = ok(&vouch(&urls[2], &["infer", "iris", "--input", "in.json"]));
     let n = eventually("a dispute against the faulty node", || {
-        let out = vouch(&urls[0], &["evidence", "--json"]);
-        let records: Vec<serde_json::Value> =
-            serde_json::from_slice(&out.stdout).unwrap_or_default();
-        records
-            .iter()
-            .position(|r| r["kind"] == "dispute" && r["dispute"]["faulty"] == "executor")
+        executor_dispute("dispute")
     });
     let listed = ok(&vouch(&urls[0], &["evidence"]));
     assert!(
@@ -491,12 +496,7 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         "{out:?}"
     );
     let n = eventually("an LLM dispute against the faulty node", || {
-        let out = vouch(&urls[0], &["evidence", "--json"]);
-        let records: Vec<serde_json::Value> =
-            serde_json::from_slice(&out.stdout).unwrap_or_default();
-        records
-            .iter()
-            .position(|r| r["kind"] == "llm_dispute" && r["dispute"]["faulty"] == "executor")
+        executor_dispute("llm_dispute")
     });
     let listed = ok(&vouch(&urls[0], &["evidence"]));
     assert!(listed.contains("llm dispute"), "{listed}");

@@ -155,6 +155,14 @@ struct CompletionBody {
 }
 
 impl Common {
+    /// Generates an answer to `prompt` with these parameters, streamed or
+    /// whole, by one node or a quorum.
+    async fn answer(&self, node: Arc<Node>, prompt: Prompt, shape: Shape) -> OaResult<Response> {
+        let g = self.generate(prompt)?;
+        let quorum = self.quorum()?;
+        answer(node, g, (self.stream.unwrap_or(false), quorum), shape).await
+    }
+
     /// The verification level asked for (`None` for one execution).
     fn quorum(&self) -> Result<Option<usize>, NodeError> {
         match self
@@ -256,17 +264,9 @@ enum Shape {
 
 async fn chat(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
     let body: ChatBody = parse(&body)?;
-    let g = body
-        .common
-        .generate(Prompt::Chat(messages(body.messages)?))?;
-    let quorum = body.common.quorum()?;
-    answer(
-        node,
-        g,
-        (body.common.stream.unwrap_or(false), quorum),
-        Shape::Chat,
-    )
-    .await
+    body.common
+        .answer(node, Prompt::Chat(messages(body.messages)?), Shape::Chat)
+        .await
 }
 
 async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
@@ -279,15 +279,9 @@ async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Res
         ))
         .into());
     }
-    let g = body.common.generate(Prompt::Text(prompts.remove(0)))?;
-    let quorum = body.common.quorum()?;
-    answer(
-        node,
-        g,
-        (body.common.stream.unwrap_or(false), quorum),
-        Shape::Completion,
-    )
-    .await
+    body.common
+        .answer(node, Prompt::Text(prompts.remove(0)), Shape::Completion)
+        .await
 }
 
 fn completion_id(receipt_hex: &str) -> String {

@@ -759,7 +759,7 @@ async fn slots_and_context_follow_the_node_configuration() {
 /// token is replaced by the next one; the client only sees the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
-    use vouch_node::p2p::{AnnouncementBody, Frame, ModelOffer, P2p, Request, Response};
+    use vouch_node::p2p::{Frame, ModelOffer, P2p, Request, Response};
     let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // The honest provider is expensive, so the router tries the free one first.
     let p = on_network_with(dp.path(), vec![], |c| c.price = 1_000_000).await;
@@ -767,24 +767,13 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
 
     let key = vouch_types::SecretKey::from_bytes(&[77; 32]);
     let (liar, mut inbound) = P2p::start(loopback(addresses(&p)), &key).await.unwrap();
-    liar.announce(AnnouncementBody {
-        operator: hex::encode(key.public().as_bytes()),
-        peer: liar.peer_id().to_string(),
-        http: None,
-        models: vec![ModelOffer {
-            name: LLM.into(),
-            version: "1".into(),
-            id: id.to_string(),
-            format: "gguf".into(),
-        }],
-        price: 0,
-        capacity: 1,
-        software: "vanishing provider".into(),
-        seq: 0,
-        timestamp_ms: 0,
-    })
-    .await
-    .unwrap();
+    let offer = ModelOffer {
+        name: LLM.into(),
+        version: "1".into(),
+        id: id.to_string(),
+        format: "gguf".into(),
+    };
+    common::announce_free_provider(&liar, &key, offer, "vanishing provider").await;
     let liar_peer = liar.peer_id();
     let public = key.public();
     tokio::spawn(async move {

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, eventually, models_dir};
+use common::{TestNode, addresses, announce_free_provider, eventually, models_dir};
 use vouch_api::InferRequest;
-use vouch_node::p2p::{AnnouncementBody, Frame, ModelOffer, P2p, Peer, Request, Response};
+use vouch_node::p2p::{Frame, ModelOffer, P2p, Peer, Request, Response};
 use vouch_node::{NodeConfig, P2pConfig, samples};
 use vouch_types::{Kind, SecretKey, Tensor, TensorMap};
 
@@ -96,24 +96,13 @@ async fn replication_checks_every_chunk_and_drops_a_lying_peer() {
     let (liar, mut inbound) = P2p::start(p2p_config(addresses(&a)), &liar_key)
         .await
         .unwrap();
-    liar.announce(AnnouncementBody {
-        operator: hex::encode(liar_key.public().as_bytes()),
-        peer: liar.peer_id().to_string(),
-        http: None,
-        models: vec![ModelOffer {
-            name: "magika".into(),
-            version: "1".into(),
-            id: id.to_string(),
-            format: String::new(),
-        }],
-        price: 0,
-        capacity: 1,
-        software: "liar".into(),
-        seq: 0,
-        timestamp_ms: 0,
-    })
-    .await
-    .unwrap();
+    let offer = ModelOffer {
+        name: "magika".into(),
+        version: "1".into(),
+        id: id.to_string(),
+        format: String::new(),
+    };
+    announce_free_provider(&liar, &liar_key, offer, "liar").await;
     let lies = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let told = lies.clone();
     tokio::spawn(async move {
@@ -268,24 +257,13 @@ async fn bad_provider(
     let (p2p, mut inbound) = P2p::start(p2p_config(addresses(bootstrap)), &key)
         .await
         .unwrap();
-    p2p.announce(AnnouncementBody {
-        operator: hex::encode(key.public().as_bytes()),
-        peer: p2p.peer_id().to_string(),
-        http: None,
-        models: vec![ModelOffer {
-            name: "iris".into(),
-            version: "1".into(),
-            id: id.to_string(),
-            format: String::new(),
-        }],
-        price: 0,
-        capacity: 1,
-        software: "bad provider".into(),
-        seq: 0,
-        timestamp_ms: 0,
-    })
-    .await
-    .unwrap();
+    let offer = ModelOffer {
+        name: "iris".into(),
+        version: "1".into(),
+        id: id.to_string(),
+        format: String::new(),
+    };
+    announce_free_provider(&p2p, &key, offer, "bad provider").await;
     let peer = p2p.peer_id();
     tokio::spawn(async move {
         let mut p2p = Some(p2p);
@@ -714,24 +692,13 @@ async fn an_interrupted_fetch_resumes_with_the_chunks_already_checked() {
     // P has the manifest, the table and only the first two chunks.
     let key = SecretKey::from_bytes(&[77; 32]);
     let (p, mut inbound) = P2p::start(p2p_config(addresses(&a)), &key).await.unwrap();
-    p.announce(AnnouncementBody {
-        operator: hex::encode(key.public().as_bytes()),
-        peer: p.peer_id().to_string(),
-        http: None,
-        models: vec![ModelOffer {
-            name: "magika".into(),
-            version: "1".into(),
-            id: id.to_string(),
-            format: String::new(),
-        }],
-        price: 0,
-        capacity: 1,
-        software: "half a model".into(),
-        seq: 0,
-        timestamp_ms: 0,
-    })
-    .await
-    .unwrap();
+    let offer = ModelOffer {
+        name: "magika".into(),
+        version: "1".into(),
+        id: id.to_string(),
+        format: String::new(),
+    };
+    announce_free_provider(&p, &key, offer, "half a model").await;
     let (manifest, table_bytes) = (
         [
             record.signed.signature.to_bytes().to_vec(),

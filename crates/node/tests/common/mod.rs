@@ -174,3 +174,26 @@ pub fn tmp_files(data: &Path) -> usize {
         .map(|r| r.count())
         .unwrap_or(0)
 }
+
+/// Announces `p2p`, keyed by `key`, as a free provider of `offer` with one
+/// slot: the raw peers that tests make misbehave.
+pub async fn announce_free_provider(
+    p2p: &vouch_node::p2p::P2p,
+    key: &vouch_types::SecretKey,
+    offer: vouch_node::p2p::ModelOffer,
+    software: &str,
+) {
+    p2p.announce(vouch_node::p2p::AnnouncementBody {
+        operator: hex::encode(key.public().as_bytes()),
+        peer: p2p.peer_id().to_string(),
+        http: None,
+        models: vec![offer],
+        price: 0,
+        capacity: 1,
+        software: software.into(),
+        seq: 0,
+        timestamp_ms: 0,
+    })
+    .await
+    .unwrap();
+}
