@@ -621,7 +621,7 @@ mod tests {
     }
 
     #[test]
-    fn an_elementwise_chain_is_committed_where_it_ends() {
+    fn fused_operators_are_committed_where_they_end() {
         let model = OnnxModel::load(&sample("minilm-int8.onnx"), &LoadOptions::default()).unwrap();
         let graph = model.plan.model();
         let consts = graph
@@ -630,26 +630,56 @@ mod tests {
             .filter(|n| n.op_is::<tract_onnx::tract_core::ops::konst::Const>())
             .count();
         assert!(model.trace.steps.len() + consts < graph.nodes().len());
-        // GELU's erf only feeds `+ 1`: it is not a step; the chain's last
-        // operation is, and commits to it.
-        let erf = graph
-            .nodes()
-            .iter()
-            .find(|n| n.op.name() == "Erf")
-            .expect("MiniLM's GELU has an erf");
-        assert_eq!(model.trace.step_of(erf.id), None);
-        let mut node = erf.id;
-        let end = loop {
-            node = graph.node(node).outputs[0].successors[0].node;
-            if let Some(step) = model.trace.step_of(node) {
-                break step;
+        // The first step downstream of `node`: the one that commits to it.
+        let first_step_after = |node: usize| {
+            let (mut todo, mut first) = (vec![node], usize::MAX);
+            while let Some(n) = todo.pop() {
+                for inlet in &graph.node(n).outputs[0].successors {
+                    match model.trace.step_of(inlet.node) {
+                        Some(step) => first = first.min(step),
+                        None => todo.push(inlet.node),
+                    }
+                }
             }
+            first
+        };
+        let reads = |node: &TypedNode, op: &str| {
+            node.outputs
+                .iter()
+                .flat_map(|o| &o.successors)
+                .any(|i| graph.node(i.node).op.name() == op)
         };
         let inputs = minilm_inputs(|i| 101 + i * 37);
         let honest = model.run(&inputs, true).unwrap();
-        let faulty = model.run_perturbed(&inputs, true, Some(erf.id)).unwrap();
-        assert_eq!(faulty.leaves[..end], honest.leaves[..end]);
-        assert_ne!(faulty.leaves[end], honest.leaves[end]);
+        // GELU's erf (an elementwise chain), what a layer norm normalizes, a
+        // matrix product whose heads are transposed, and the attention
+        // scores a softmax reads: none is a step; the step after each is,
+        // and a fault in it shows there first.
+        // (what, an op, whether the node is that op or reads it)
+        let cases = [
+            ("erf", "Erf", false),
+            ("a layer norm's input", "RmsNorm", true),
+            ("a transpose's input", "MoveAxis", true),
+            ("a softmax's input", "Softmax", true),
+        ];
+        for (what, op, reader) in cases {
+            let node = graph
+                .nodes()
+                .iter()
+                .find(|n| {
+                    (if reader {
+                        reads(n, op)
+                    } else {
+                        n.op.name() == op
+                    }) && !n.op_is::<tract_onnx::tract_core::ops::konst::Const>()
+                })
+                .unwrap_or_else(|| panic!("MiniLM has {what}"));
+            assert_eq!(model.trace.step_of(node.id), None, "{what} is a step");
+            let end = first_step_after(node.id);
+            let faulty = model.run_perturbed(&inputs, true, Some(node.id)).unwrap();
+            assert_eq!(faulty.leaves[..end], honest.leaves[..end], "{what}");
+            assert_ne!(faulty.leaves[end], honest.leaves[end], "{what}");
+        }
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Which plan nodes are trace steps, and how each step's leaf is hashed.
 //!
 //! Every node of the optimized plan is a step, except constants and the
-//! intermediates of elementwise chains: a value that only feeds elementwise
-//! arithmetic (GELU's five operations, a bias and a residual add) is
-//! committed by the step that reads it, as if the chain were one fused
-//! operator. A fault inside a chain changes the chain's committed output,
-//! and a referee recomputes from the request's inputs, so a dispute still
-//! pins it, to the chain. On MiniLM this hashes 53 MB per 8 × 35-token
-//! batch instead of 126 MB. Two more things keep the commitment cheap
-//! without weakening it:
+//! intermediates of fused operators: a value that only feeds elementwise
+//! arithmetic, a transpose, a reduction or a softmax (GELU's five
+//! operations, a bias and a residual add, a layer norm, attention's
+//! softmax) is committed by the step that reads it, as if the chain were
+//! one fused operator ([`intermediates`]). A fault inside a chain changes
+//! the chain's committed output, and a referee recomputes from the
+//! request's inputs, so a dispute still pins it, to the chain. On MiniLM
+//! this hashes 28 MB per 8 × 35-token batch instead of 126 MB. Two more
+//! things keep the commitment cheap without weakening it:
 //!
 //! - **Fixed steps.** A step whose outputs depend on the model alone
 //!   ([`super::fixed`]) and that was not folded into a constant (it would
@@ -34,6 +35,7 @@ use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::logic::Iff;
+use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, RmsNorm, Softmax};
 use vouch_types::merkle::{self, LeafHasher};
 use vouch_types::{DType, Digest};
 
@@ -256,13 +258,25 @@ impl TraceRun<'_> {
     }
 }
 
-/// Which plan nodes' values are intermediates of elementwise chains, and
-/// so not steps of their own: a node's one output is not a model output,
-/// and every reader is an elementwise node that produces as many elements
-/// (it does not broadcast this value up), or a relabel whose own value is
-/// an intermediate. The reading steps commit to it: a fault in it changes
-/// their outputs, and a referee recomputes the chain. Not holding such a
-/// value for hashing also lets its reader overwrite it in place.
+/// Which plan nodes' values are intermediates of fused operators, and so
+/// not steps of their own: a node's one output is not a model output, and
+/// every reader only rearranges, maps or normalizes it:
+///
+/// - an elementwise node that produces as many elements (it does not
+///   broadcast this value up): GELU's five operations, a bias or residual
+///   add;
+/// - a permutation of its axes (a transpose): the heads of attention;
+/// - a reduction or a softmax: the statistics of a layer norm, attention
+///   weights;
+/// - a relabel whose own value is an intermediate.
+///
+/// The steps that read it commit to it, as if the chain were one fused
+/// operator (ONNX's own `LayerNormalization`, `Gelu`, `Softmax`), so the
+/// trace commits to what each matrix product, gather or concatenation
+/// reads and to what the model returns. A fault in an intermediate that
+/// changes anything committed shows at the first step downstream, and a
+/// referee recomputes that step from the request's inputs. Not holding such
+/// a value for hashing also lets its reader overwrite it in place.
 fn intermediates(graph: &TypedModel, order: &[usize], layout: &Layout) -> Vec<bool> {
     let mut flags = vec![false; graph.nodes().len()];
     for &n in order.iter().rev() {
@@ -276,6 +290,8 @@ fn intermediates(graph: &TypedModel, order: &[usize], layout: &Layout) -> Vec<bo
             && output.successors.iter().all(|inlet| {
                 let reader = graph.node(inlet.node);
                 (layout.relabels[reader.id] && flags[reader.id])
+                    || is_permutation(reader)
+                    || is_normalization(reader)
                     || (is_elementwise(reader)
                         && reader
                             .outputs
@@ -298,6 +314,27 @@ fn is_elementwise(node: &TypedNode) -> bool {
             || node.op_is::<OptBinChain>()
             || node.op_is::<Iff>()
             || node.op_is::<Cast>())
+}
+
+/// A transpose: one input, its elements in another order.
+fn is_permutation(node: &TypedNode) -> bool {
+    matches!(node.op_as::<AxisOp>(), Some(AxisOp::Move(..)))
+        && node.inputs.len() == 1
+        && node.outputs.len() == 1
+}
+
+/// A sum, mean, maximum, softmax or RMS normalization over some axes (one
+/// output).
+fn is_normalization(node: &TypedNode) -> bool {
+    node.outputs.len() == 1
+        && node.inputs.len() == 1
+        && (node.op_as::<Reduce>().is_some_and(|r| {
+            matches!(
+                r.reducer,
+                Reducer::Sum | Reducer::MeanOfSquares | Reducer::Max | Reducer::Min
+            )
+        }) || node.op_is::<Softmax>()
+            || node.op_is::<RmsNorm>())
 }
 
 /// Hashes a leaf once its outputs' data digests are known.
