@@ -168,9 +168,26 @@ def reference_embeddings(texts):
     return np.array(out)
 
 
-def test_embeddings_match_onnxruntime_and_rank_paraphrases(client, url):
-    texts = ["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell today."]
-    resp = client.embeddings.create(model="minilm-int8", input=texts)  # the client asks for base64
+def run_inputs(texts):
+    """The encoder's inputs for one run: each text tokenized alone, padded
+    with zeros to the run's longest."""
+    tok = Tokenizer.from_file(str(MODELS / "minilm.tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    encs = [tok.encode(t) for t in texts]
+    seq = max(len(e.ids) for e in encs)
+    def pad(rows):
+        return np.array([r + [0] * (seq - len(r)) for r in rows], dtype=np.int64)
+    return {"input_ids": pad([e.ids for e in encs]),
+            "attention_mask": pad([e.attention_mask for e in encs]),
+            "token_type_ids": pad([e.type_ids for e in encs])}
+
+
+def test_embeddings_match_onnxruntime_and_rank_paraphrases(client):
+    long = "The stock market fell today, " + "and then it fell some more, " * 12 + "until it stopped."
+    texts = ["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell today.", long]
+    raw = client.embeddings.with_raw_response.create(model="minilm-int8", input=texts)  # the client asks for base64
+    resp = raw.parse()
     ours = np.array([d.embedding for d in resp.data])
     ref = reference_embeddings(texts)
     cos = (ours * ref).sum(1)
@@ -179,6 +196,17 @@ def test_embeddings_match_onnxruntime_and_rank_paraphrases(client, url):
     sim = ours @ ours.T
     assert sim[0, 1] > sim[0, 2] + 0.2, sim
     assert resp.usage.prompt_tokens > 0
+    # The long text runs apart from the short ones (no padding them to its
+    # length); each run's receipt binds exactly its texts' tokens.
+    vouch = json.loads(raw.http_response.text)["vouch"]
+    runs, receipts = vouch["runs"], vouch["receipts"]
+    assert sorted(i for run in runs for i in run) == [0, 1, 2, 3]
+    assert [3] in runs and len(receipts) == len(runs) >= 2
+    for run, receipt in zip(runs, receipts):
+        v.verify_receipt(receipt, inputs=run_inputs([texts[i] for i in run]))
+    assert raw.headers["x-vouch-receipt-id"] == ",".join(r["id"] for r in receipts)
+    with pytest.raises(v.ReceiptInvalid):
+        v.verify_receipt(receipts[0], inputs=run_inputs([texts[i] for i in runs[-1]]))
     floats = client.embeddings.create(model="minilm-int8", input="hello", encoding_format="float")
     assert len(floats.data[0].embedding) == 384
 

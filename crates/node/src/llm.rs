@@ -146,15 +146,20 @@ pub(crate) struct Receipted {
     pub audited: bool,
 }
 
-/// Embeddings with their receipt.
+/// Embeddings with their receipts: the texts run as a few batches of
+/// similar length ([`vouch_engine::embed::runs`]), each with its own.
 #[derive(Clone, Debug)]
 pub struct Embeddings {
-    /// One unit vector per input.
+    /// One unit vector per input, in input order.
     pub vectors: Vec<Vec<f32>>,
     /// Tokens read.
     pub tokens: usize,
-    /// The receipt: request = the token tensors, output = the embeddings.
-    pub receipt: Receipt,
+    /// One receipt per run of the encoder: request = the run's token
+    /// tensors, output = the encoder's output for them.
+    pub receipts: Vec<Receipt>,
+    /// Per receipt, the inputs (indices) its batch's rows hold, in row
+    /// order.
+    pub runs: Vec<Vec<usize>>,
 }
 
 /// The outcome of [`Node::check_llm`].
@@ -557,22 +562,38 @@ impl Node {
         }
         let record = self.find_model(name, None)?;
         let encoder = self.text_encoder(&record).await?;
-        let encoded = encoder.encode(&texts)?;
-        let tokens = encoded.tokens;
-        let mask = encoded.mask.clone();
-        let answer = self.run_record(record, encoded.inputs, nonce).await;
-        let answer = answer?;
-        let output = answer
-            .outputs
-            .iter()
-            .next()
-            .map(|(_, t)| t.clone())
-            .ok_or_else(|| NodeError::InferenceFailed("the encoder returned no output".into()))?;
-        let vectors = pool(&output, &mask)?;
+        let batches = encoder.encode(&texts)?;
+        // The runs go to the worker pool at once: one request's batches
+        // spread over the cores.
+        let answers = futures_util::future::try_join_all(
+            batches
+                .iter()
+                .map(|b| self.run_record(record.clone(), b.inputs.clone(), nonce.clone())),
+        )
+        .await?;
+        let mut vectors = vec![Vec::new(); texts.len()];
+        let (mut receipts, mut runs, mut tokens) = (Vec::new(), Vec::new(), 0);
+        for (batch, answer) in batches.into_iter().zip(answers) {
+            let output = answer
+                .outputs
+                .iter()
+                .next()
+                .map(|(_, t)| t)
+                .ok_or_else(|| {
+                    NodeError::InferenceFailed("the encoder returned no output".into())
+                })?;
+            for (&i, v) in batch.rows.iter().zip(pool(output, &batch.mask)?) {
+                vectors[i] = v;
+            }
+            tokens += batch.tokens;
+            receipts.push(answer.receipt);
+            runs.push(batch.rows);
+        }
         Ok(Embeddings {
             vectors,
             tokens,
-            receipt: answer.receipt,
+            receipts,
+            runs,
         })
     }
 

@@ -509,9 +509,14 @@ async fn embeddings(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Resp
         "data": data,
         "model": body.model,
         "usage": {"prompt_tokens": e.tokens, "total_tokens": e.tokens},
-        "vouch": {"receipt": e.receipt},
+        "vouch": {"receipts": e.receipts, "runs": e.runs},
     });
-    Ok(with_receipt(&e.receipt, body))
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    let ids: Vec<String> = e.receipts.iter().map(|r| r.id.to_string()).collect();
+    if let Ok(v) = HeaderValue::from_str(&ids.join(",")) {
+        resp.headers_mut().insert("x-vouch-receipt-id", v);
+    }
+    Ok(resp)
 }
 
 async fn models(State(node): State<Arc<Node>>) -> OaResult<Response> {

@@ -552,7 +552,8 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
         .unwrap()
         .id();
     replicate(&g, minilm, sample.name).await;
-    let texts = vec!["A cat sits on the mat.".to_string()];
+    let long = format!("The rain fell{} and stopped.", " and fell".repeat(40));
+    let texts: Vec<String> = vec!["A cat sits on the mat.".into(), "Dogs bark.".into(), long];
     let here = g
         .node
         .embed(sample.name, texts.clone(), String::new())
@@ -560,10 +561,27 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
         .unwrap();
     let there = p
         .node
-        .embed(sample.name, texts, String::new())
+        .embed(sample.name, texts.clone(), String::new())
         .await
         .unwrap();
     assert_eq!(here.vectors, there.vectors);
+    // The long text runs apart from the short ones, each run with its own
+    // receipt; padding is masked, so every text embeds as it does alone.
+    assert!(here.runs.contains(&vec![2]), "{:?}", here.runs);
+    assert_eq!(here.receipts.len(), here.runs.len());
+    for r in &here.receipts {
+        r.verify().unwrap();
+        assert_eq!(g.node.receipt(&r.id).unwrap(), *r);
+    }
+    for (text, v) in texts.iter().zip(&here.vectors) {
+        let alone = g
+            .node
+            .embed(sample.name, vec![text.clone()], String::new())
+            .await
+            .unwrap();
+        let cos: f32 = alone.vectors[0].iter().zip(v).map(|(a, b)| a * b).sum();
+        assert!(cos > 0.99999, "{text}: {cos}");
+    }
     g.stop().await;
     p.stop().await;
 }
