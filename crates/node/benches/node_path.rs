@@ -274,7 +274,9 @@ fn main() {
         }
         let n = iterations(Duration::from_secs_f64(time_node() + time_raw()));
         let (mut raw, mut eng, mut traced, mut nodet) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..n / 4 + 5 {
+        // At least 30 interleaved rounds: fewer leave the ratios to the
+        // host's noise.
+        for _ in 0..(n / 2).max(30) {
             raw.push(time_raw());
             eng.push(time_engine(false));
             traced.push(time_engine(true));

@@ -584,6 +584,13 @@ mod tests {
             OnnxModel::load_with_fold_budget(&bytes, &LoadOptions::default(), 0).unwrap();
         // Folding moved the dequantized embedding table out of the run.
         assert_eq!(folded.trace.fixed_steps(), 0);
+        // Layer norm, GELU and attention outputs are hashed through the
+        // reshape that reads them.
+        assert!(
+            folded.trace.deferred_steps() >= 6 * 4,
+            "{}",
+            folded.trace.deferred_steps()
+        );
         assert!(unfolded.trace.fixed_steps() > 0);
         assert!(folded.trace.steps.len() < unfolded.trace.steps.len());
         assert!(folded.memory > unfolded.memory);

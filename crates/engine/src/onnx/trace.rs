@@ -17,9 +17,13 @@
 //! - **Relabels.** A step that only changes its input's shape (`AxisOp`
 //!   add, remove or reshape) has the same row-major element bytes as its
 //!   input, so it reuses the input's data digest instead of hashing again.
+//!   And a step whose one reader is such a relabel is hashed through the
+//!   relabel's output: were its value held for hashing, tract's reshape
+//!   would deep-copy it (on MiniLM the layer norm, GELU and attention
+//!   outputs all go through a reshape on their way to a matrix product).
 //!
 //! Leaves commit to each output's data digest ([`merkle::tensor_data`]), so
-//! both shortcuts produce exactly the leaves full hashing would.
+//! these shortcuts produce exactly the leaves full hashing would.
 //!
 //! **Off the critical path.** A tract value is an `Arc<Tensor>`, so a large
 //! output is handed (not copied) to a hashing thread while the plan runs on;
@@ -53,6 +57,10 @@ pub(super) struct TracePlan {
     known: Vec<Option<Data>>,
     /// Plan node id -> node name (for leaves assembled after the run).
     names: Vec<String>,
+    /// Plan node id -> whether its one output is hashed through its one
+    /// reader, a relabelling step (same bytes): holding the value for the
+    /// hashing thread would make the relabel deep-copy it.
+    defers: Vec<bool>,
     layout: Layout,
 }
 
@@ -71,11 +79,13 @@ struct Layout {
 /// ones cost less to hash than to hand over.
 const OFFLOAD_MIN_BYTES: usize = 32 << 10;
 
-/// A tensor's data digest: known, or being computed on the hashing thread.
+/// A tensor's data digest: known, being computed on the hashing thread,
+/// or to be computed from the relabelling step that reads it.
 #[derive(Clone, Copy, Debug)]
 enum Data {
     Ready(Digest),
     Pending(usize),
+    Deferred(usize),
 }
 
 /// One output of a step, as its leaf will commit to it.
@@ -122,7 +132,11 @@ pub(super) struct TraceRun<'a> {
     plan: &'a TracePlan,
     data: Vec<Option<Data>>,
     entries: Vec<Entry>,
+    /// Tickets issued, and how many of them went to the hashing thread.
     tickets: usize,
+    sent: usize,
+    /// Digests of tickets hashed here (the hashing thread was gone).
+    local: Vec<(usize, Digest)>,
     /// Where the hashing thread sends this run's digests, and where they
     /// arrive.
     sender: mpsc::Sender<(usize, Digest)>,
@@ -152,12 +166,29 @@ impl TracePlan {
                 leaf(step, &node.name, &outputs, &[])
             }));
         });
+        let defers = nodes
+            .iter()
+            .map(|n| {
+                let is_open_step =
+                    |id: usize| step_of_node[id].is_some_and(|step: usize| fixed[step].is_none());
+                match n.outputs.as_slice() {
+                    [o] => {
+                        is_open_step(n.id)
+                            && !graph.outputs.contains(&OutletId::new(n.id, 0))
+                            && matches!(o.successors.as_slice(),
+                                [r] if layout.relabels[r.node] && is_open_step(r.node))
+                    }
+                    _ => false,
+                }
+            })
+            .collect();
         TracePlan {
             steps,
             step_of_node,
             fixed,
             known,
             names: nodes.iter().map(|n| n.name.clone()).collect(),
+            defers,
             layout,
         }
     }
@@ -173,6 +204,13 @@ impl TracePlan {
         self.layout.relabels.get(node).copied().unwrap_or(false)
     }
 
+    /// The number of steps hashed through the relabel reading them (for
+    /// tests).
+    #[cfg(test)]
+    pub(super) fn deferred_steps(&self) -> usize {
+        self.defers.iter().filter(|&&d| d).count()
+    }
+
     /// The number of fixed steps (for logs and tests).
     pub(super) fn fixed_steps(&self) -> usize {
         self.fixed.iter().filter(|f| f.is_some()).count()
@@ -186,6 +224,8 @@ impl TracePlan {
             data: self.known.clone(),
             entries: Vec::with_capacity(self.steps.len()),
             tickets: 0,
+            sent: 0,
+            local: Vec::new(),
             sender,
             results,
         }
@@ -198,42 +238,65 @@ impl TraceRun<'_> {
         let Some(step) = self.plan.step_of_node[node.id] else {
             return;
         };
-        let entry = match self.plan.fixed[step] {
-            Some(leaf) => Entry::Leaf(leaf),
-            None => {
-                let (tickets, sender) = (&mut self.tickets, &self.sender);
-                let outputs = self
-                    .plan
-                    .layout
-                    .outputs(&mut self.data, node, outputs, &mut |v| {
-                        if v.len() * v.datum_type().size_of() < OFFLOAD_MIN_BYTES {
-                            return Data::Ready(merkle::tensor_data(v.as_bytes()));
-                        }
-                        let ticket = *tickets;
-                        *tickets += 1;
-                        match hasher().send((v.clone(), ticket, sender.clone())) {
-                            Ok(()) => Data::Pending(ticket),
-                            // The hashing thread is gone: hash here.
-                            Err(mpsc::SendError((v, ..))) => {
-                                *tickets -= 1;
-                                Data::Ready(merkle::tensor_data(v.as_bytes()))
-                            }
-                        }
-                    });
-                Entry::Open {
-                    step,
-                    node: node.id,
-                    outputs,
-                }
+        if let Some(leaf) = self.plan.fixed[step] {
+            self.entries.push(Entry::Leaf(leaf));
+            return;
+        }
+        let defers = self.plan.defers[node.id];
+        let mut handed = Vec::new();
+        let tickets = &mut self.tickets;
+        let described =
+            self.plan
+                .layout
+                .outputs(&mut self.data, node, outputs, &mut |v: &TValue| {
+                    if v.len() * v.datum_type().size_of() < OFFLOAD_MIN_BYTES {
+                        return Data::Ready(merkle::tensor_data(v.as_bytes()));
+                    }
+                    let ticket = *tickets;
+                    *tickets += 1;
+                    if defers {
+                        return Data::Deferred(ticket);
+                    }
+                    handed.push((v.clone(), ticket));
+                    Data::Pending(ticket)
+                });
+        // A relabel whose input's hashing was deferred to it hashes its own
+        // output (the same bytes) under that ticket, unless it defers too.
+        let base = self.plan.layout.outlet_base[node.id];
+        if let (Some(Some(Data::Deferred(ticket))), Some(v), false) =
+            (self.data.get(base), outputs.first(), defers)
+        {
+            handed.push((v.clone(), *ticket));
+            self.data[base] = Some(Data::Pending(*ticket));
+        }
+        for (v, ticket) in handed {
+            self.hash(v, ticket);
+        }
+        self.entries.push(Entry::Open {
+            step,
+            node: node.id,
+            outputs: described,
+        });
+    }
+
+    /// Hands `v` to the hashing thread under `ticket` (or hashes it here
+    /// when that thread is gone).
+    fn hash(&mut self, v: TValue, ticket: usize) {
+        match hasher().send((v, ticket, self.sender.clone())) {
+            Ok(()) => self.sent += 1,
+            Err(mpsc::SendError((v, ..))) => {
+                self.local.push((ticket, merkle::tensor_data(v.as_bytes())))
             }
-        };
-        self.entries.push(entry);
+        }
     }
 
     /// Waits for the hashing thread and returns the leaves in step order.
     pub(super) fn finish(self) -> Vec<Digest> {
         let mut digests = vec![None; self.tickets];
-        for _ in 0..self.tickets {
+        for (ticket, digest) in self.local {
+            digests[ticket] = Some(digest);
+        }
+        for _ in 0..self.sent {
             let (ticket, digest) = self
                 .results
                 .recv()
@@ -242,7 +305,7 @@ impl TraceRun<'_> {
         }
         let digests: Vec<Digest> = digests
             .into_iter()
-            .map(|d| d.expect("every ticket answered once"))
+            .map(|d| d.expect("every ticket is hashed: a deferred value by the relabel reading it"))
             .collect();
         self.entries
             .into_iter()
@@ -343,7 +406,7 @@ fn leaf(step: usize, name: &str, outputs: &[Output], pending: &[Digest]) -> Dige
     for o in outputs {
         let data = match o.data {
             Data::Ready(d) => d,
-            Data::Pending(ticket) => pending[ticket],
+            Data::Pending(ticket) | Data::Deferred(ticket) => pending[ticket],
         };
         leaf.tensor(o.dtype, &o.shape, &data);
     }
