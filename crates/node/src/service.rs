@@ -107,6 +107,8 @@ pub struct Node {
     pub(crate) cache: ModelCache,
     pub(crate) network: std::sync::OnceLock<Arc<crate::network::Network>>,
     pool: Semaphore,
+    /// Per model id: how long a run takes, smoothed (seconds).
+    run_times: std::sync::Mutex<std::collections::HashMap<Digest, f64>>,
     load_lock: tokio::sync::Mutex<()>,
     metrics: Metrics,
     started: Instant,
@@ -146,6 +148,10 @@ pub(crate) fn join_error(e: tokio::task::JoinError) -> NodeError {
 /// before answering (see `Node::discard_upload`).
 const DRAIN_BYTES: u64 = 256 << 20;
 
+/// Models whose runs take less than this (smoothed) run in place rather
+/// than on the blocking pool ([`Node::compute_sized`]).
+const SHORT_RUN_SECS: f64 = 0.000_5;
+
 enum Chunk {
     Data(Bytes),
     Abort,
@@ -172,6 +178,7 @@ impl Node {
             key,
             engines,
             encoders: Default::default(),
+            run_times: Default::default(),
             load_lock: tokio::sync::Mutex::new(()),
             network: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
@@ -254,12 +261,46 @@ impl Node {
         &self,
         f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
+        self.compute_sized(false, f).await
+    }
+
+    /// [`Node::compute`], but `short` work (well under a millisecond) runs
+    /// on this thread, turned into a blocking one (tokio's
+    /// `block_in_place`: the runtime hands this worker's other tasks to
+    /// another), never blocking the runtime either way. That saves the two
+    /// thread hand-offs to the pool and back, most of what a tiny model's
+    /// request costs. Longer work goes to the pool, so that one task
+    /// joining several runs (an embeddings request) runs them in parallel.
+    pub(crate) async fn compute_sized<T: Send + 'static>(
+        &self,
+        short: bool,
+        f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
         let _permit = self
             .pool
             .acquire()
             .await
             .map_err(|_| NodeError::Internal("worker pool closed".into()))?;
+        let threaded = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        if short && threaded {
+            return tokio::task::block_in_place(f);
+        }
         tokio::task::spawn_blocking(f).await.map_err(join_error)?
+    }
+
+    /// Whether runs of model `id` have been short enough to run in place
+    /// ([`Node::compute_sized`]).
+    fn runs_short(&self, id: &Digest) -> bool {
+        let times = self.run_times.lock().unwrap_or_else(|e| e.into_inner());
+        times.get(id).is_some_and(|&t| t < SHORT_RUN_SECS)
+    }
+
+    /// Folds one run's duration into model `id`'s smoothed run time.
+    fn ran(&self, id: Digest, secs: f64) {
+        let mut times = self.run_times.lock().unwrap_or_else(|e| e.into_inner());
+        let t = times.entry(id).or_insert(secs);
+        *t = 0.8 * *t + 0.2 * secs;
     }
 
     /// Every registered model version, oldest first.
@@ -473,11 +514,13 @@ impl Node {
         let engine = self.engines.get(record.signed.manifest.format).info();
         let started = Instant::now();
         let result = self
-            .compute(move || {
+            .compute_sized(self.runs_short(&model_id), move || {
+                let ran = Instant::now();
                 let exec = match fault {
                     Some(fault) => model.run_faulty(&inputs, trace, fault)?,
                     None => model.run(&inputs, trace)?,
                 };
+                let ran = ran.elapsed();
                 let body = ReceiptBody {
                     version: RECEIPT_VERSION,
                     model: model_id,
@@ -497,12 +540,19 @@ impl Node {
                 };
                 let receipt = body.sign(&key);
                 log.append(receipt.clone(), exec.leaves)?;
-                Ok(Answer {
-                    outputs: exec.outputs,
-                    receipt,
-                })
+                Ok((
+                    Answer {
+                        outputs: exec.outputs,
+                        receipt,
+                    },
+                    ran,
+                ))
             })
-            .await;
+            .await
+            .map(|(answer, ran)| {
+                self.ran(model_id, ran.as_secs_f64());
+                answer
+            });
         self.metrics
             .inference(&label, result.is_ok(), started.elapsed().as_secs_f64());
         result
