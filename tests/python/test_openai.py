@@ -151,10 +151,16 @@ def test_errors_are_openai_errors(client):
         client.chat.completions.create(model=LLM, messages=[QUESTION], temperature=-1)
 
 
-def reference_embeddings(texts):
+def reference_tokenizer():
+    """MiniLM's tokenizer as the node uses it: no padding, no truncation."""
     tok = Tokenizer.from_file(str(MODELS / "minilm.tokenizer.json"))
     tok.no_padding()
     tok.no_truncation()
+    return tok
+
+
+def reference_embeddings(texts):
+    tok = reference_tokenizer()
     sess = ort.InferenceSession(str(MODELS / "minilm-int8.onnx"))
     out = []
     for t in texts:
@@ -171,10 +177,7 @@ def reference_embeddings(texts):
 def run_inputs(texts):
     """The encoder's inputs for one run: each text tokenized alone, padded
     with zeros to the run's longest."""
-    tok = Tokenizer.from_file(str(MODELS / "minilm.tokenizer.json"))
-    tok.no_padding()
-    tok.no_truncation()
-    encs = [tok.encode(t) for t in texts]
+    encs = [reference_tokenizer().encode(t) for t in texts]
     seq = max(len(e.ids) for e in encs)
     def pad(rows):
         return np.array([r + [0] * (seq - len(r)) for r in rows], dtype=np.int64)

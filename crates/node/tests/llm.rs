@@ -8,10 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, eventually, models_dir};
+use common::{TestNode, addresses, eventually, loopback, models_dir};
 use vouch_engine::llm::ChatMessage;
 use vouch_node::llm::{Generate, Prompt};
-use vouch_node::{NodeConfig, P2pConfig, keyfile, samples};
+use vouch_node::{NodeConfig, keyfile, samples};
 use vouch_types::llm::{Sampling, Transcript};
 use vouch_types::{Digest, Receipt};
 
@@ -415,13 +415,6 @@ async fn on_network_with(
     t
 }
 
-fn loopback(bootstrap: Vec<vouch_node::p2p::Address>) -> P2pConfig {
-    P2pConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap,
-    }
-}
-
 /// Replicates model `name` (id `id`) onto `t` from its peers.
 async fn replicate(t: &TestNode, id: Digest, name: &str) {
     eventually("the model to be announced", || {
@@ -777,21 +770,14 @@ async fn slots_and_context_follow_the_node_configuration() {
 /// token is replaced by the next one; the client only sees the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
-    use vouch_node::p2p::{Frame, ModelOffer, P2p, Request, Response};
+    use vouch_node::p2p::{Frame, Request, Response};
     let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // The honest provider is expensive, so the router tries the free one first.
     let p = on_network_with(dp.path(), vec![], |c| c.price = 1_000_000).await;
     let id = push_llm(&p, LLM, &llm_file()).await;
 
-    let key = vouch_types::SecretKey::from_bytes(&[77; 32]);
-    let (liar, mut inbound) = P2p::start(loopback(addresses(&p)), &key).await.unwrap();
-    let offer = ModelOffer {
-        name: LLM.into(),
-        version: "1".into(),
-        id: id.to_string(),
-        format: "gguf".into(),
-    };
-    common::announce_free_provider(&liar, &key, offer, "vanishing provider").await;
+    let (liar, mut inbound, key) =
+        common::free_provider(&p, 77, (LLM, id, "gguf"), "vanishing provider").await;
     let liar_peer = liar.peer_id();
     let public = key.public();
     tokio::spawn(async move {

@@ -5,18 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, announce_free_provider, eventually, models_dir};
+use common::{TestNode, addresses, eventually, free_provider, loopback, models_dir};
 use vouch_api::InferRequest;
-use vouch_node::p2p::{Frame, ModelOffer, P2p, Peer, Request, Response};
-use vouch_node::{NodeConfig, P2pConfig, samples};
+use vouch_node::p2p::{Frame, P2p, Peer, Request, Response};
+use vouch_node::{NodeConfig, samples};
 use vouch_types::{Kind, SecretKey, Tensor, TensorMap};
-
-fn p2p_config(bootstrap: Vec<vouch_node::p2p::Address>) -> P2pConfig {
-    P2pConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap,
-    }
-}
 
 /// A node on loopback that has joined the network through `bootstrap`,
 /// configured by `configure` (background audits are off unless it turns
@@ -31,7 +24,7 @@ async fn networked(
     configure(&mut config);
     let t = TestNode::start(config).await;
     t.node
-        .join(p2p_config(bootstrap), Some(t.url.clone()))
+        .join(loopback(bootstrap), Some(t.url.clone()))
         .await
         .unwrap();
     t
@@ -92,17 +85,7 @@ async fn replication_checks_every_chunk_and_drops_a_lying_peer() {
 
     // A liar announces the same model and answers every chunk request with
     // bytes of the right length that are not the model.
-    let liar_key = SecretKey::from_bytes(&[99; 32]);
-    let (liar, mut inbound) = P2p::start(p2p_config(addresses(&a)), &liar_key)
-        .await
-        .unwrap();
-    let offer = ModelOffer {
-        name: "magika".into(),
-        version: "1".into(),
-        id: id.to_string(),
-        format: String::new(),
-    };
-    announce_free_provider(&liar, &liar_key, offer, "liar").await;
+    let (liar, mut inbound, _) = free_provider(&a, 99, ("magika", id, ""), "liar").await;
     let lies = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let told = lies.clone();
     tokio::spawn(async move {
@@ -253,17 +236,8 @@ async fn bad_provider(
     id: vouch_types::Digest,
     vanish: bool,
 ) -> Peer {
-    let key = SecretKey::from_bytes(&[seed; 32]);
-    let (p2p, mut inbound) = P2p::start(p2p_config(addresses(bootstrap)), &key)
-        .await
-        .unwrap();
-    let offer = ModelOffer {
-        name: "iris".into(),
-        version: "1".into(),
-        id: id.to_string(),
-        format: String::new(),
-    };
-    announce_free_provider(&p2p, &key, offer, "bad provider").await;
+    let (p2p, mut inbound, _) =
+        free_provider(bootstrap, seed, ("iris", id, ""), "bad provider").await;
     let peer = p2p.peer_id();
     tokio::spawn(async move {
         let mut p2p = Some(p2p);
@@ -690,15 +664,7 @@ async fn an_interrupted_fetch_resumes_with_the_chunks_already_checked() {
     assert_eq!(table.chunks.len(), 4);
 
     // P has the manifest, the table and only the first two chunks.
-    let key = SecretKey::from_bytes(&[77; 32]);
-    let (p, mut inbound) = P2p::start(p2p_config(addresses(&a)), &key).await.unwrap();
-    let offer = ModelOffer {
-        name: "magika".into(),
-        version: "1".into(),
-        id: id.to_string(),
-        format: String::new(),
-    };
-    announce_free_provider(&p, &key, offer, "half a model").await;
+    let (p, mut inbound, _) = free_provider(&a, 77, ("magika", id, ""), "half a model").await;
     let (manifest, table_bytes) = (
         [
             record.signed.signature.to_bytes().to_vec(),
@@ -778,7 +744,7 @@ async fn a_forged_dispute_counts_against_its_sender_not_the_accused() {
     let dir = tempfile::tempdir().unwrap();
     let a = joined(dir.path(), vec![], false).await;
     let key = SecretKey::from_bytes(&[55; 32]);
-    let (forger, _inbound) = P2p::start(p2p_config(addresses(&a)), &key).await.unwrap();
+    let (forger, _inbound) = P2p::start(loopback(addresses(&a)), &key).await.unwrap();
     // A receipt signed by A, and a "dispute" accusing it with made-up reveals.
     let honest = a.node.p2p().unwrap().peer_id();
     let id = push_sample(&a, "iris").await;

@@ -263,9 +263,12 @@ impl TraceRun<'_> {
         // A relabel whose input's hashing was deferred to it hashes its own
         // output (the same bytes) under that ticket, unless it defers too.
         let base = self.plan.layout.outlet_base[node.id];
-        if let (Some(Some(Data::Deferred(ticket))), Some(v), false) =
-            (self.data.get(base), outputs.first(), defers)
-        {
+        if let (true, false, Some(Some(Data::Deferred(ticket))), Some(v)) = (
+            self.plan.layout.relabels[node.id],
+            defers,
+            self.data.get(base),
+            outputs.first(),
+        ) {
             handed.push((v.clone(), *ticket));
             self.data[base] = Some(Data::Pending(*ticket));
         }

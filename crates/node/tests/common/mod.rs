@@ -175,14 +175,38 @@ pub fn tmp_files(data: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Announces `p2p`, keyed by `key`, as a free provider of `offer` with one
-/// slot: the raw peers that tests make misbehave.
-pub async fn announce_free_provider(
-    p2p: &vouch_node::p2p::P2p,
-    key: &vouch_types::SecretKey,
-    offer: vouch_node::p2p::ModelOffer,
+/// A libp2p listener on loopback port 0 that joins through `bootstrap`.
+pub fn loopback(bootstrap: Vec<vouch_node::p2p::Address>) -> vouch_node::P2pConfig {
+    vouch_node::P2pConfig {
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap,
+    }
+}
+
+/// A raw peer keyed by `[seed; 32]` that joins through `bootstrap` and
+/// announces itself as a free provider, with one slot, of version 1 of
+/// model `name` (`id`, `format`): the peers that tests make misbehave.
+/// Returns the peer, the requests it receives and its key.
+pub async fn free_provider(
+    bootstrap: &TestNode,
+    seed: u8,
+    (name, id, format): (&str, vouch_types::Digest, &str),
     software: &str,
+) -> (
+    vouch_node::p2p::P2p,
+    vouch_node::p2p::Inbound,
+    vouch_types::SecretKey,
 ) {
+    let key = vouch_types::SecretKey::from_bytes(&[seed; 32]);
+    let (p2p, inbound) = vouch_node::p2p::P2p::start(loopback(addresses(bootstrap)), &key)
+        .await
+        .unwrap();
+    let offer = vouch_node::p2p::ModelOffer {
+        name: name.into(),
+        version: "1".into(),
+        id: id.to_string(),
+        format: format.into(),
+    };
     p2p.announce(vouch_node::p2p::AnnouncementBody {
         operator: hex::encode(key.public().as_bytes()),
         peer: p2p.peer_id().to_string(),
@@ -196,4 +220,5 @@ pub async fn announce_free_provider(
     })
     .await
     .unwrap();
+    (p2p, inbound, key)
 }
