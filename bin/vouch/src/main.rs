@@ -5,6 +5,13 @@ mod commands;
 
 use clap::Parser;
 
+/// The allocator: mimalloc. Peer messages carry bodies of up to 8 MiB
+/// (model chunks), which glibc's malloc hands back to the kernel and
+/// faults in again on every message; with mimalloc replication moves
+/// about a quarter more (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

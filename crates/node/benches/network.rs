@@ -23,6 +23,12 @@ use vouch_node::route::Verify;
 use vouch_node::{FetchState, Node, NodeConfig, P2pConfig, samples};
 use vouch_types::{DType, Tensor, TensorMap};
 
+/// mimalloc, as in the `vouch` binary: peer messages carry bodies of up
+/// to 8 MiB, which glibc's malloc hands back to the kernel and faults in
+/// again on every message (see `docs/benchmarks.md`, replication).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn p2p(bootstrap: Vec<vouch_node::p2p::Address>) -> P2pConfig {
     P2pConfig {
         listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
@@ -152,35 +158,45 @@ async fn bench(out: &mut serde_json::Value) {
     let bytes = Arc::new(std::fs::read(samples::models_dir().join(sample.file)).unwrap());
     let size = bytes.len() as f64;
     let (mut raw, mut fetch, mut total) = (vec![], vec![], vec![]);
+    // Every measurement starts from the same disk state: each file is
+    // deleted once measured (a synced file still holds page cache that
+    // the next write competes with), and raw copy and fetch take turns
+    // going first.
     for run in 0..runs {
-        raw.push(
-            raw_copy(bytes.clone(), &dir(&format!("raw{run}")))
-                .await
-                .as_secs_f64(),
-        );
-        let b = node(&dir(&format!("b{run}")), addrs(&a), 0.0).await;
-        providers(&b, id, 1).await;
-        let start = Instant::now();
-        // The fetch ends when the blob is in place, synced like the raw
-        // copy's file; then the model is loaded.
-        let watcher = {
-            let b = b.clone();
-            tokio::spawn(async move {
-                loop {
-                    if let Some(f) = b.fetch_status(&id)
-                        && matches!(f.state, FetchState::Loading | FetchState::Done)
-                    {
-                        return Instant::now();
+        for fetch_first in [run % 2 == 1, run % 2 == 0] {
+            if !fetch_first {
+                let into = dir(&format!("raw{run}"));
+                raw.push(raw_copy(bytes.clone(), &into).await.as_secs_f64());
+                std::fs::remove_dir_all(into).unwrap();
+                continue;
+            }
+            let into = dir(&format!("b{run}"));
+            let b = node(&into, addrs(&a), 0.0).await;
+            providers(&b, id, 1).await;
+            let start = Instant::now();
+            // The fetch ends when the blob is in place, synced like the
+            // raw copy's file; then the model is loaded.
+            let watcher = {
+                let b = b.clone();
+                tokio::spawn(async move {
+                    loop {
+                        if let Some(f) = b.fetch_status(&id)
+                            && matches!(f.state, FetchState::Loading | FetchState::Done)
+                        {
+                            return Instant::now();
+                        }
+                        tokio::time::sleep(Duration::from_micros(500)).await;
                     }
-                    tokio::time::sleep(Duration::from_micros(500)).await;
-                }
-            })
-        };
-        b.replicate(big, None).await.unwrap();
-        let end = Instant::now();
-        let fetched = watcher.await.unwrap().min(end);
-        fetch.push((fetched - start).as_secs_f64());
-        total.push((end - start).as_secs_f64());
+                })
+            };
+            b.replicate(big, None).await.unwrap();
+            let end = Instant::now();
+            let fetched = watcher.await.unwrap().min(end);
+            fetch.push((fetched - start).as_secs_f64());
+            total.push((end - start).as_secs_f64());
+            drop(b);
+            std::fs::remove_dir_all(into).unwrap();
+        }
     }
     let (raw, fetch, total) = (median(&mut raw), median(&mut fetch), median(&mut total));
     let mbs = |t: f64| size / t / 1e6;
@@ -205,6 +221,9 @@ async fn bench(out: &mut serde_json::Value) {
     );
     out["replication"] =
         json!({"model": big, "bytes": size, "raw_s": raw, "fetch_s": fetch, "total_s": total});
+    if std::env::var("VOUCH_BENCH_ONLY").is_ok_and(|only| only == "replication") {
+        return;
+    }
 
     // One routing hop: a gateway with no model forwards to the provider.
     let g = node(&dir("g"), addrs(&a), 0.0).await;

@@ -21,6 +21,12 @@ use vouch_engine::{Engine, LoadedModel};
 use vouch_node::{Node, NodeConfig, samples};
 use vouch_types::{DType, Tensor as VTensor, TensorMap};
 
+/// mimalloc, as in the `vouch` binary: peer messages carry bodies of up
+/// to 8 MiB, which glibc's malloc hands back to the kernel and faults in
+/// again on every message (see `docs/benchmarks.md`, replication).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Inputs per sample: the same ones `scripts/bench_ort.py` builds.
 fn inputs_for(name: &str) -> TensorMap {
     let mut m = TensorMap::new();

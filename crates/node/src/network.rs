@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use vouch_api::{FetchProgress, NetworkNode, NetworkNodes, PeerRecordJson, PinStatus};
 use vouch_p2p::rpc::MAX_CHUNKS_PER_REQUEST;
@@ -19,7 +20,7 @@ use vouch_p2p::{
     AnnouncementBody, Frame, Inbound, InboundRequest, ModelOffer, P2p, P2pConfig, Peer, Request,
     Response,
 };
-use vouch_store::ModelRecord;
+use vouch_store::{ModelRecord, PartialBlob};
 use vouch_types::blob::ChunkTable;
 use vouch_types::concentration::nakamoto_coefficient;
 use vouch_types::{Digest, Manifest, Signature, SignedManifest, TensorMap};
@@ -33,6 +34,9 @@ const PER_PROVIDER: usize = 4;
 const BATCH: usize = 8;
 /// Failed requests after which a provider is dropped from a fetch.
 const MAX_FAILURES: u32 = 3;
+/// Bytes stored after which a fetch starts writing them to disk while the
+/// rest arrive.
+const FLUSH_BYTES: u64 = 16 << 20;
 
 /// What this node has seen of one operator (itself included); the router
 /// ranks providers by it.
@@ -442,13 +446,29 @@ impl Node {
             .map_err(join_error)??;
         network.set_fetch(id, |f| f.done_bytes = base + partial.bytes_present());
         let mut queue: VecDeque<u64> = partial.missing().into();
-        let partial = Arc::new(Mutex::new(partial));
+        let partial = Arc::new(partial);
         // (peer, transport failures, requests in flight)
         let mut live: Vec<(Peer, u32, usize)> = providers.iter().map(|p| (*p, 0, 0)).collect();
         // Chunks a provider said it cannot supply: never asked of it again.
         let mut refused: HashSet<(Peer, u64)> = HashSet::new();
-        let mut in_flight = FuturesUnordered::new();
+        // Requests in flight and answers being checked and written: an
+        // answer is checked on the blocking pool while the next requests
+        // already go out.
+        let mut pending: FuturesUnordered<BoxFuture<'_, ChunkEvent>> = FuturesUnordered::new();
+        // Bytes stored since the last flush started, and whether one runs.
+        let (mut unflushed, mut flushing) = (0u64, false);
         loop {
+            if unflushed >= FLUSH_BYTES && !flushing {
+                let partial = partial.clone();
+                (unflushed, flushing) = (0, true);
+                pending.push(Box::pin(async move {
+                    let flushed = tokio::task::spawn_blocking(move || partial.flush())
+                        .await
+                        .map_err(join_error)
+                        .and_then(|r| r.map_err(NodeError::from));
+                    ChunkEvent::Flushed(flushed)
+                }));
+            }
             // Hand out batches of chunks round-robin to the providers with
             // room, so every provider serves a share.
             let mut handed = true;
@@ -472,18 +492,18 @@ impl Node {
                     *busy += 1;
                     handed = true;
                     let (p2p, peer) = (network.p2p.clone(), *peer);
-                    in_flight.push(async move {
+                    pending.push(Box::pin(async move {
                         let asked = Frame::new(Request::Chunks {
                             blob,
                             indexes: indexes.clone(),
                         });
                         let got = p2p.request(peer, asked).await;
-                        (peer, indexes, got)
-                    });
+                        ChunkEvent::Answer(peer, indexes, got)
+                    }));
                 }
             }
-            // Nothing in flight: done, or no provider left for what is missing.
-            let Some((peer, indexes, got)) = in_flight.next().await else {
+            // Nothing pending: done, or no provider left for what is missing.
+            let Some(event) = pending.next().await else {
                 if queue.is_empty() {
                     break;
                 }
@@ -493,50 +513,22 @@ impl Node {
                     missing.join(", ")
                 )));
             };
-            let slot = live.iter().position(|(p, _, _)| *p == peer);
-            if let Some(i) = slot {
-                live[i].2 -= 1;
-            }
-            match got {
-                Ok(Frame {
-                    head: Response::Ok,
-                    body,
-                }) => {
-                    let shared = partial.clone();
-                    let asked = indexes.clone();
-                    // Split the answer into the chunks asked for, in order,
-                    // and check each; a short answer holds a prefix. Returns
-                    // what was stored and, if something did not check out,
-                    // why.
-                    let checked = tokio::task::spawn_blocking(move || {
-                        let mut partial = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        let (mut at, mut stored) = (0, Vec::new());
-                        for &index in &asked {
-                            let len = partial.chunk_len(index);
-                            let Some(piece) = body.get(at..at + len) else {
-                                break;
-                            };
-                            match partial.put_chunk(index, piece) {
-                                Ok(()) => stored.push((index, len as u64)),
-                                Err(vouch_store::StoreError::BadChunk(why)) => {
-                                    return Ok((stored, Some(why)));
-                                }
-                                Err(e) => return Err(e),
-                            }
-                            at += len;
-                        }
-                        let misaligned = (at != body.len()).then(|| {
-                            format!(
-                                "an answer of {} bytes does not end on a chunk boundary",
-                                body.len()
-                            )
-                        });
-                        Ok((stored, misaligned))
-                    })
-                    .await
-                    .map_err(join_error)??;
-                    let (stored, bad) = checked;
+            let (peer, indexes, got) = match event {
+                ChunkEvent::Answer(peer, indexes, got) => {
+                    if let Some((_, _, busy)) = live.iter_mut().find(|(p, _, _)| *p == peer) {
+                        *busy -= 1;
+                    }
+                    (peer, indexes, got)
+                }
+                ChunkEvent::Flushed(flushed) => {
+                    flushing = false;
+                    flushed?;
+                    continue;
+                }
+                ChunkEvent::Checked(peer, indexes, checked) => {
+                    let (stored, bad) = checked?;
                     let bytes: u64 = stored.iter().map(|(_, len)| len).sum();
+                    unflushed += bytes;
                     network.record(peer, |r| r.chunks_ok += stored.len() as u64);
                     network.set_fetch(id, |f| f.done_bytes += bytes);
                     let rest = &indexes[stored.len()..];
@@ -552,11 +544,30 @@ impl Node {
                             tracing::warn!(%peer, %why, "peer sent a bad chunk; dropping it from this fetch");
                             network.record(peer, |r| r.bad_data += 1);
                             queue.extend(rest);
-                            if let Some(i) = slot {
-                                live.remove(i);
-                            }
+                            live.retain(|(p, _, _)| *p != peer);
                         }
                     }
+                    continue;
+                }
+            };
+            match got {
+                Ok(Frame {
+                    head: Response::Ok,
+                    body,
+                }) => {
+                    // Split the answer into the chunks asked for, in order,
+                    // and check each; a short answer holds a prefix.
+                    let partial = partial.clone();
+                    pending.push(Box::pin(async move {
+                        let asked = indexes.clone();
+                        let checked = tokio::task::spawn_blocking(move || {
+                            check_chunks(&partial, &asked, &body)
+                        })
+                        .await
+                        .map_err(join_error)
+                        .and_then(|r| r.map_err(NodeError::from));
+                        ChunkEvent::Checked(peer, indexes, checked)
+                    }));
                 }
                 Ok(Frame {
                     head: Response::Error { code, message },
@@ -577,7 +588,7 @@ impl Node {
                     tracing::debug!(%peer, ?indexes, %why, "chunk request failed");
                     network.record(peer, |r| r.failures += 1);
                     queue.extend(indexes);
-                    if let Some(i) = slot {
+                    if let Some(i) = live.iter().position(|(p, _, _)| *p == peer) {
                         live[i].1 += 1;
                         if live[i].1 >= MAX_FAILURES {
                             live.remove(i);
@@ -586,11 +597,9 @@ impl Node {
                 }
             }
         }
+        drop(pending);
         let store = self.store.clone();
-        let partial = Arc::into_inner(partial)
-            .expect("no chunk request is left")
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner());
+        let partial = Arc::into_inner(partial).expect("no chunk is being checked");
         tokio::task::spawn_blocking(move || partial.finish(&store))
             .await
             .map_err(join_error)??;
@@ -889,6 +898,50 @@ impl Node {
             Err(e) => Response::error(e.code(), e.to_string()),
         }
     }
+}
+
+/// What happened to one request of a fetch.
+enum ChunkEvent {
+    /// A provider answered a request for these chunks (or failed to).
+    Answer(Peer, Vec<u64>, Result<Frame<Response>, vouch_p2p::P2pError>),
+    /// An answer was checked: the chunks stored, with their lengths (a
+    /// prefix of those asked for), and why the rest were not, when a
+    /// chunk did not check out.
+    Checked(Peer, Vec<u64>, Result<StoredChunks, NodeError>),
+    /// The chunks stored before a flush started are on disk.
+    Flushed(Result<(), NodeError>),
+}
+
+/// Chunks stored with their lengths, and why the answer stopped short.
+type StoredChunks = (Vec<(u64, u64)>, Option<String>);
+
+/// Splits an answer into the chunks asked for, in order, and checks and
+/// writes each; a short answer holds a prefix.
+fn check_chunks(
+    partial: &PartialBlob,
+    asked: &[u64],
+    body: &[u8],
+) -> Result<StoredChunks, vouch_store::StoreError> {
+    let (mut at, mut stored) = (0, Vec::new());
+    for &index in asked {
+        let len = partial.chunk_len(index);
+        let Some(piece) = body.get(at..at + len) else {
+            break;
+        };
+        match partial.put_chunk(index, piece) {
+            Ok(()) => stored.push((index, len as u64)),
+            Err(vouch_store::StoreError::BadChunk(why)) => return Ok((stored, Some(why))),
+            Err(e) => return Err(e),
+        }
+        at += len;
+    }
+    let misaligned = (at != body.len()).then(|| {
+        format!(
+            "an answer of {} bytes does not end on a chunk boundary",
+            body.len()
+        )
+    });
+    Ok((stored, misaligned))
 }
 
 /// Answers peers' requests until the swarm stops or the node is dropped.

@@ -12,6 +12,12 @@ use futures_util::stream::FuturesUnordered;
 use vouch_p2p::{Frame, P2p, P2pConfig, Request, Response};
 use vouch_types::{Digest, Kind, SecretKey};
 
+/// mimalloc, as in the `vouch` binary: peer messages carry bodies of up
+/// to 8 MiB, which glibc's malloc hands back to the kernel and faults in
+/// again on every message (see `docs/benchmarks.md`, replication).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let config = |bootstrap| P2pConfig {

@@ -14,9 +14,10 @@
 //! This crate knows nothing of HTTP, engines or the network.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -282,17 +283,22 @@ impl Store {
             Err(e) => return Err(io_err("opening", &path)(e)),
         };
         let total = indexes.iter().map(|&i| chunk_span(&table, i).1).sum();
-        let mut data = vec![0u8; total];
-        let mut at = 0;
+        // Read straight into the answer's spare capacity (no zeroing first).
+        let mut data = Vec::with_capacity(total);
         for &index in indexes {
             let (offset, len) = chunk_span(&table, index);
-            let piece = &mut data[at..at + len];
-            file.read_exact_at(piece, offset)
-                .map_err(|e| corrupt(format!("chunk {index} cannot be read: {e}")))?;
-            if Digest::of(Kind::BlobChunk, piece) != table.chunks[index as usize] {
+            let at = data.len();
+            let read = (&file)
+                .seek(io::SeekFrom::Start(offset))
+                .and_then(|_| (&file).take(len as u64).read_to_end(&mut data));
+            match read {
+                Ok(n) if n == len => {}
+                Ok(n) => return Err(corrupt(format!("chunk {index} is cut short at {n} bytes"))),
+                Err(e) => return Err(corrupt(format!("chunk {index} cannot be read: {e}"))),
+            }
+            if Digest::of(Kind::BlobChunk, &data[at..]) != table.chunks[index as usize] {
                 return Err(corrupt(format!("chunk {index} does not match its digest")));
             }
-            at += len;
         }
         Ok(data)
     }
@@ -339,7 +345,7 @@ impl Store {
             table,
             file,
             path,
-            have,
+            have: have.into_iter().map(AtomicBool::new).collect(),
         })
     }
 
@@ -664,14 +670,15 @@ fn chunk_span(table: &ChunkTable, index: u64) -> (u64, usize) {
 }
 
 /// A blob arriving chunk by chunk from peers, in `partial/` until every
-/// chunk is there and checked. Nothing unchecked is ever written.
+/// chunk is there and checked. Nothing unchecked is ever written. Chunks
+/// can be checked and written from several threads at once.
 #[derive(Debug)]
 pub struct PartialBlob {
     digest: Digest,
     table: ChunkTable,
     file: File,
     path: PathBuf,
-    have: Vec<bool>,
+    have: Vec<AtomicBool>,
 }
 
 impl PartialBlob {
@@ -683,7 +690,7 @@ impl PartialBlob {
     /// Indexes of the chunks still missing.
     pub fn missing(&self) -> Vec<u64> {
         (0..self.have.len() as u64)
-            .filter(|&i| !self.have[i as usize])
+            .filter(|&i| !self.has(i))
             .collect()
     }
 
@@ -695,15 +702,19 @@ impl PartialBlob {
     /// Bytes of the chunks already present.
     pub fn bytes_present(&self) -> u64 {
         (0..self.have.len() as u64)
-            .filter(|&i| self.have[i as usize])
+            .filter(|&i| self.has(i))
             .map(|i| chunk_span(&self.table, i).1 as u64)
             .sum()
+    }
+
+    fn has(&self, index: u64) -> bool {
+        self.have[index as usize].load(Ordering::Acquire)
     }
 
     /// Checks chunk `index` against the table and writes it. A chunk that
     /// does not match is refused with [`StoreError::BadChunk`] and nothing
     /// is written.
-    pub fn put_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
+    pub fn put_chunk(&self, index: u64, data: &[u8]) -> Result<(), StoreError> {
         let Some(want) = self.table.chunks.get(index as usize) else {
             return Err(StoreError::NoSuchChunk {
                 digest: self.digest,
@@ -722,8 +733,14 @@ impl PartialBlob {
         self.file
             .write_all_at(data, offset)
             .map_err(io_err("writing", &self.path))?;
-        self.have[index as usize] = true;
+        self.have[index as usize].store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Writes the chunks stored so far to disk (while later ones still
+    /// arrive, so that [`finish`](PartialBlob::finish) has less to sync).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.file.sync_data().map_err(io_err("syncing", &self.path))
     }
 
     /// Once every chunk is present: syncs the file, moves it into
@@ -925,7 +942,7 @@ mod tests {
             store.partial_blob(&digest, forged),
             Err(StoreError::BadChunk(_))
         ));
-        let mut p = store.partial_blob(&digest, table.clone()).unwrap();
+        let p = store.partial_blob(&digest, table.clone()).unwrap();
         assert_eq!(p.missing(), vec![0, 1, 2, 3]);
         // A wrong chunk is refused and nothing is marked present.
         let mut bad = src.read_chunk(&digest, 1).unwrap();
@@ -944,7 +961,7 @@ mod tests {
         // A restart: the fetch resumes with the chunks already checked.
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        let mut p = store.partial_blob(&digest, table).unwrap();
+        let p = store.partial_blob(&digest, table).unwrap();
         assert_eq!(p.missing(), vec![0, 2]);
         assert_eq!(p.bytes_present(), (CHUNK_SIZE + 100) as u64);
         for i in p.missing() {
@@ -954,6 +971,35 @@ mod tests {
         assert_eq!(p.finish(&store).unwrap(), digest);
         assert_eq!(store.read_blob(&digest).unwrap(), data);
         assert_eq!(fs::read_dir(dir.path().join("partial")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn partial_blobs_take_chunks_from_several_threads() {
+        let src = tempfile::tempdir().unwrap();
+        let src = Store::open(src.path()).unwrap();
+        let data: Vec<u8> = (0..(6 * CHUNK_SIZE + 7) as u64)
+            .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
+            .collect();
+        let (digest, _) = src.put_blob(&data).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let p = store
+            .partial_blob(&digest, src.chunk_table(&digest).unwrap())
+            .unwrap();
+        std::thread::scope(|s| {
+            for start in 0..3u64 {
+                let (p, src) = (&p, &src);
+                s.spawn(move || {
+                    for i in (start..7).step_by(3) {
+                        p.put_chunk(i, &src.read_chunk(&digest, i).unwrap())
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert!(p.missing().is_empty());
+        assert_eq!(p.finish(&store).unwrap(), digest);
+        assert_eq!(store.read_blob(&digest).unwrap(), data);
     }
 
     #[test]
