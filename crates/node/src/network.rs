@@ -26,7 +26,7 @@ use vouch_types::concentration::nakamoto_coefficient;
 use vouch_types::{Digest, Manifest, Signature, SignedManifest, TensorMap};
 
 use crate::error::NodeError;
-use crate::service::{Node, join_error};
+use crate::service::{Node, blocking};
 
 /// Chunk requests in flight per provider during a fetch.
 const PER_PROVIDER: usize = 4;
@@ -441,9 +441,7 @@ impl Node {
         providers: &[Peer],
     ) -> Result<(), NodeError> {
         let store = self.store.clone();
-        let partial = tokio::task::spawn_blocking(move || store.partial_blob(&blob, table))
-            .await
-            .map_err(join_error)??;
+        let partial = blocking(move || store.partial_blob(&blob, table)).await?;
         network.set_fetch(id, |f| f.done_bytes = base + partial.bytes_present());
         let mut queue: VecDeque<u64> = partial.missing().into();
         let partial = Arc::new(partial);
@@ -462,11 +460,7 @@ impl Node {
                 let partial = partial.clone();
                 (unflushed, flushing) = (0, true);
                 pending.push(Box::pin(async move {
-                    let flushed = tokio::task::spawn_blocking(move || partial.flush())
-                        .await
-                        .map_err(join_error)
-                        .and_then(|r| r.map_err(NodeError::from));
-                    ChunkEvent::Flushed(flushed)
+                    ChunkEvent::Flushed(blocking(move || partial.flush()).await)
                 }));
             }
             // Hand out batches of chunks round-robin to the providers with
@@ -560,12 +554,7 @@ impl Node {
                     let partial = partial.clone();
                     pending.push(Box::pin(async move {
                         let asked = indexes.clone();
-                        let checked = tokio::task::spawn_blocking(move || {
-                            check_chunks(&partial, &asked, &body)
-                        })
-                        .await
-                        .map_err(join_error)
-                        .and_then(|r| r.map_err(NodeError::from));
+                        let checked = blocking(move || check_chunks(&partial, &asked, &body)).await;
                         ChunkEvent::Checked(peer, indexes, checked)
                     }));
                 }
@@ -600,9 +589,7 @@ impl Node {
         drop(pending);
         let store = self.store.clone();
         let partial = Arc::into_inner(partial).expect("no chunk is being checked");
-        tokio::task::spawn_blocking(move || partial.finish(&store))
-            .await
-            .map_err(join_error)??;
+        blocking(move || partial.finish(&store)).await?;
         Ok(())
     }
 
@@ -854,10 +841,7 @@ impl Node {
             }
             Request::Chunks { blob, indexes } => {
                 let store = self.store.clone();
-                tokio::task::spawn_blocking(move || store.read_chunks(&blob, &indexes))
-                    .await
-                    .map_err(join_error)
-                    .and_then(|r| r.map_err(NodeError::from))
+                blocking(move || store.read_chunks(&blob, &indexes)).await
             }
             Request::Replicate { id } if self.config.accept_pins => {
                 let node = self.clone();

@@ -144,6 +144,22 @@ pub(crate) fn join_error(e: tokio::task::JoinError) -> NodeError {
     NodeError::Internal(format!("a worker task failed: {e}"))
 }
 
+/// Runs blocking I/O (the store's files and database) on the blocking
+/// pool. CPU-bound work goes through [`Node::compute`] instead, which
+/// bounds how many run at once.
+pub(crate) async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, NodeError>
+where
+    T: Send + 'static,
+    E: Into<NodeError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(join_error)?
+        .map_err(Into::into)
+}
+
 /// Bytes past the upload limit read and discarded from a refused upload
 /// before answering (see `Node::discard_upload`).
 const DRAIN_BYTES: u64 = 256 << 20;
@@ -623,17 +639,13 @@ impl Node {
     /// Stores a blob (a tokenizer, say) and returns its digest and size.
     pub async fn put_blob(&self, data: Vec<u8>) -> Result<(Digest, u64), NodeError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || Ok(store.put_blob(&data)?))
-            .await
-            .map_err(join_error)?
+        blocking(move || store.put_blob(&data)).await
     }
 
     /// A stored blob's bytes, re-hashed before they are returned.
     pub async fn blob(&self, digest: Digest) -> Result<Vec<u8>, NodeError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || Ok(store.read_blob(&digest)?))
-            .await
-            .map_err(join_error)?
+        blocking(move || store.read_blob(&digest)).await
     }
 }
 

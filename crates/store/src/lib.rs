@@ -914,14 +914,21 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
     }
 
-    #[test]
-    fn partial_blobs_check_every_chunk_and_resume() {
-        let src = tempfile::tempdir().unwrap();
-        let src = Store::open(src.path()).unwrap();
-        let data: Vec<u8> = (0..(3 * CHUNK_SIZE + 100) as u64)
+    /// A store holding one blob of `len` patterned bytes: the peer a
+    /// partial blob's chunks come from.
+    fn source_blob(len: usize) -> (tempfile::TempDir, Store, Vec<u8>, Digest) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..len as u64)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
-        let (digest, _) = src.put_blob(&data).unwrap();
+        let (digest, _) = store.put_blob(&data).unwrap();
+        (dir, store, data, digest)
+    }
+
+    #[test]
+    fn partial_blobs_check_every_chunk_and_resume() {
+        let (_src_dir, src, data, digest) = source_blob(3 * CHUNK_SIZE + 100);
         let table = src.chunk_table(&digest).unwrap();
         assert_eq!(src.read_chunk(&digest, 3).unwrap(), &data[3 * CHUNK_SIZE..]);
         assert_eq!(
@@ -975,12 +982,7 @@ mod tests {
 
     #[test]
     fn partial_blobs_take_chunks_from_several_threads() {
-        let src = tempfile::tempdir().unwrap();
-        let src = Store::open(src.path()).unwrap();
-        let data: Vec<u8> = (0..(6 * CHUNK_SIZE + 7) as u64)
-            .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
-            .collect();
-        let (digest, _) = src.put_blob(&data).unwrap();
+        let (_src_dir, src, data, digest) = source_blob(6 * CHUNK_SIZE + 7);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let p = store
