@@ -10,18 +10,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use vouch_api::{FetchProgress, NetworkNode, NetworkNodes, PeerRecordJson, PinStatus};
-use vouch_p2p::rpc::MAX_CHUNKS_PER_REQUEST;
+use vouch_p2p::rpc::{MAX_CHUNKS_PER_REQUEST, buffers};
 use vouch_p2p::{
     AnnouncementBody, Frame, Inbound, InboundRequest, ModelOffer, P2p, P2pConfig, Peer, Request,
     Response,
 };
 use vouch_store::{ModelRecord, PartialBlob};
-use vouch_types::blob::ChunkTable;
+use vouch_types::blob::{CHUNK_SIZE, ChunkTable};
 use vouch_types::concentration::nakamoto_coefficient;
 use vouch_types::{Digest, Manifest, Signature, SignedManifest, TensorMap};
 
@@ -32,6 +33,13 @@ use crate::service::{Node, blocking};
 const PER_PROVIDER: usize = 4;
 /// Chunks asked for in one request (fewer, larger messages move faster).
 const BATCH: usize = 8;
+/// Connections to each provider during a fetch: requests take them in
+/// turn, so encryption runs on two cores at each end (a single connection
+/// moves 0.6-0.8x a raw loopback copy on two cores, two move 0.9-1.0x).
+const FETCH_CONNECTIONS: usize = 2;
+/// How long a fetch waits for the extra connections before it starts on
+/// the ones it has.
+const CONNECT_WAIT: Duration = Duration::from_secs(2);
 /// Failed requests after which a provider is dropped from a fetch.
 const MAX_FAILURES: u32 = 3;
 /// Bytes stored after which a fetch starts writing them to disk while the
@@ -441,7 +449,17 @@ impl Node {
         providers: &[Peer],
     ) -> Result<(), NodeError> {
         let store = self.store.clone();
-        let partial = blocking(move || store.partial_blob(&blob, table)).await?;
+        let connect = providers.iter().map(|&peer| {
+            tokio::time::timeout(
+                CONNECT_WAIT,
+                network.p2p.connect_many(peer, FETCH_CONNECTIONS),
+            )
+        });
+        let (partial, _) = futures_util::join!(
+            blocking(move || store.partial_blob(&blob, table)),
+            futures_util::future::join_all(connect)
+        );
+        let partial = partial?;
         network.set_fetch(id, |f| f.done_bytes = base + partial.bytes_present());
         let mut queue: VecDeque<u64> = partial.missing().into();
         let partial = Arc::new(partial);
@@ -554,7 +572,12 @@ impl Node {
                     let partial = partial.clone();
                     pending.push(Box::pin(async move {
                         let asked = indexes.clone();
-                        let checked = blocking(move || check_chunks(&partial, &asked, &body)).await;
+                        let checked = blocking(move || {
+                            let checked = check_chunks(&partial, &asked, &body);
+                            buffers::give(body);
+                            checked
+                        })
+                        .await;
                         ChunkEvent::Checked(peer, indexes, checked)
                     }));
                 }
@@ -841,7 +864,8 @@ impl Node {
             }
             Request::Chunks { blob, indexes } => {
                 let store = self.store.clone();
-                blocking(move || store.read_chunks(&blob, &indexes)).await
+                let data = buffers::take(indexes.len() * CHUNK_SIZE);
+                blocking(move || store.read_chunks(&blob, &indexes, data)).await
             }
             Request::Replicate { id } if self.config.accept_pins => {
                 let node = self.clone();

@@ -1,7 +1,7 @@
 //! The transport's ceiling: request-response throughput of 1 MiB bodies
 //! between two swarms on loopback (TCP + noise + yamux + the rpc frame
-//! codec), with 1 to 16 requests in flight. `docs/benchmarks.md` compares
-//! replication against it.
+//! codec), over one and two connections, with 1 to 16 requests in flight.
+//! `docs/benchmarks.md` compares replication against it.
 //!
 //! `cargo run --profile dev -p vouch-p2p --example throughput`
 
@@ -42,7 +42,9 @@ async fn main() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let blob = Digest::of(Kind::Blob, b"x");
     let n = 128;
-    for inflight in [1usize, 4, 8, 16] {
+    for (connections, inflight) in [1, 2].into_iter().flat_map(|c| [(c, 1), (c, 4), (c, 16)]) {
+        let open = b.connect_many(a.peer_id(), connections).await;
+        assert_eq!(open.ok(), Some(connections), "connections to a");
         let start = Instant::now();
         let mut pending = FuturesUnordered::new();
         let (mut sent, mut done) = (0, 0);
@@ -69,7 +71,7 @@ async fn main() {
         }
         let mb = n as f64 * (1 << 20) as f64 / 1e6;
         println!(
-            "{inflight:>2} in flight: {:.0} MB/s",
+            "{connections} connection(s), {inflight:>2} in flight: {:.0} MB/s",
             mb / start.elapsed().as_secs_f64()
         );
     }

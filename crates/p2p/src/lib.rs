@@ -24,6 +24,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, identify, identity, noise, tcp, yamux,
@@ -89,6 +90,9 @@ pub struct PeerInfo {
     pub addrs: Vec<Multiaddr>,
     /// Whether a connection is open now.
     pub connected: bool,
+    /// How many connections are open now (more than one while a bulk
+    /// transfer spreads over several, see [`P2p::connect_many`]).
+    pub connections: usize,
     /// The newest verified announcement, and the operator key it names.
     pub announcement: Option<(AnnouncementBody, PublicKey)>,
     /// When anything was last heard from the peer.
@@ -102,6 +106,7 @@ type Reply = Result<Frame<Response>, P2pError>;
 enum Command {
     Announce(AnnouncementBody),
     Dial(Multiaddr, oneshot::Sender<Result<(), P2pError>>),
+    Connections(PeerId, usize, oneshot::Sender<usize>),
     FindPeer(PeerId, oneshot::Sender<Vec<Multiaddr>>),
     Request(PeerId, Frame<Request>, oneshot::Sender<Reply>),
     Provide(Digest),
@@ -348,6 +353,20 @@ impl P2p {
         rx.await.map_err(|_| P2pError::Stopped)?
     }
 
+    /// Opens connections to `peer` until there are `n` (each with its own
+    /// noise session and task), and waits until they are up or a dial
+    /// fails. Requests to a peer take its connections in turn, so a bulk
+    /// transfer over several connections encrypts and decrypts on several
+    /// cores. Returns how many connections there are.
+    pub async fn connect_many(&self, peer: PeerId, n: usize) -> Result<usize, P2pError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Connections(peer, n, tx))
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        rx.await.map_err(|_| P2pError::Stopped)
+    }
+
     /// Sends `request` to `peer` and waits for its answer (dialing it if
     /// needed, after asking the DHT for its address when this node has
     /// only heard of it through gossip; requests time out after 30 s).
@@ -460,6 +479,7 @@ async fn drive(
         finds: HashMap::new(),
         provider_queries: HashMap::new(),
         requests: HashMap::new(),
+        connecting: Vec::new(),
         inbound,
         gossip,
         answers: FuturesUnordered::new(),
@@ -484,6 +504,26 @@ async fn drive(
                         detail: e.to_string(),
                     });
                     let _ = reply.send(result);
+                }
+                Some(Command::Connections(peer, n, reply)) => {
+                    let have = state.connections(peer);
+                    if have >= n {
+                        let _ = reply.send(have);
+                        continue;
+                    }
+                    let mut dialing = 0;
+                    for _ in have..n {
+                        let dial = DialOpts::peer_id(peer).condition(PeerCondition::Always).build();
+                        match swarm.dial(dial) {
+                            Ok(()) => dialing += 1,
+                            Err(e) => tracing::debug!(%peer, error = %e, "opening another connection failed"),
+                        }
+                    }
+                    if dialing == 0 {
+                        let _ = reply.send(have);
+                    } else {
+                        state.connecting.push((peer, n, reply));
+                    }
                 }
                 Some(Command::FindPeer(peer, reply)) => {
                     let id = swarm.behaviour_mut().kad.get_closest_peers(peer);
@@ -537,6 +577,8 @@ struct Driver {
     finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<HashSet<PeerId>>)>,
     requests: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Reply>)>,
+    /// Callers of [`P2p::connect_many`] waiting for connections.
+    connecting: Vec<(PeerId, usize, oneshot::Sender<usize>)>,
     inbound: mpsc::Sender<InboundRequest>,
     gossip: mpsc::Sender<Gossip>,
     answers: FuturesUnordered<Pending>,
@@ -560,6 +602,24 @@ impl Driver {
         }
     }
 
+    /// Answers the [`P2p::connect_many`] callers waiting on `peer` for
+    /// which `done` holds, with the connections there are.
+    fn connected(&mut self, peer: PeerId, done: impl Fn(usize) -> bool) {
+        let have = self.connections(peer);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.connecting)
+            .into_iter()
+            .partition(|(p, want, _)| *p == peer && done(*want));
+        self.connecting = waiting;
+        for (_, _, reply) in ready {
+            let _ = reply.send(have);
+        }
+    }
+
+    fn connections(&self, peer: PeerId) -> usize {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers.get(&peer).map_or(0, |p| p.connections)
+    }
+
     fn peer(&self, peer: PeerId, f: impl FnOnce(&mut PeerInfo)) {
         let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
         let info = peers.entry(peer).or_default();
@@ -569,17 +629,33 @@ impl Driver {
 
     fn handle(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                self.peer(peer_id, |p| p.connected = true);
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                let n = num_established.get() as usize;
+                self.peer(peer_id, |p| {
+                    p.connected = true;
+                    p.connections = n;
+                });
+                self.connected(peer_id, |want| n >= want);
                 if !self.bootstrapped {
                     self.bootstrapped = swarm.behaviour_mut().kad.bootstrap().is_ok();
                 }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
                 ..
-            } => self.peer(peer_id, |p| p.connected = false),
+            } => self.peer(peer_id, |p| {
+                p.connected = num_established > 0;
+                p.connections = num_established as usize;
+            }),
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                ..
+            } => self.connected(peer, |_| true),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,

@@ -9,6 +9,7 @@
 //! into a buffer of its announced size.
 
 use std::io;
+use std::sync::{Mutex, PoisonError};
 
 use futures_util::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -189,6 +190,55 @@ impl Response {
     }
 }
 
+/// Large message bodies are kept for reuse once done with: touching a
+/// fresh multi-megabyte buffer costs a page fault and a zeroed page for
+/// every page, about as much as moving the bytes through it. Replication
+/// moves 8 MiB answers; the buffers circle between the store, the codec
+/// and the check.
+pub mod buffers {
+    use super::*;
+
+    /// Smaller buffers are not kept (the allocator reuses them well).
+    const MIN_BYTES: usize = 1 << 20;
+    /// Most bytes kept across all buffers.
+    const KEPT_BYTES: usize = 64 << 20;
+
+    static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+    /// An empty buffer with room for at least `capacity` bytes: a kept one
+    /// when one is large enough.
+    pub fn take(capacity: usize) -> Vec<u8> {
+        if capacity >= MIN_BYTES {
+            let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = kept.iter().position(|b| b.capacity() >= capacity) {
+                return kept.swap_remove(i);
+            }
+        }
+        Vec::with_capacity(capacity)
+    }
+
+    /// Hands back a buffer no longer needed; it is kept if it is large and
+    /// there is room.
+    pub fn give(mut buf: Vec<u8>) {
+        let size = buf.capacity();
+        if !(MIN_BYTES..=MAX_FRAME_BYTES as usize).contains(&size) {
+            return;
+        }
+        buf.clear();
+        let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.iter().map(Vec::capacity).sum::<usize>() + size <= KEPT_BYTES {
+            kept.push(buf);
+        }
+    }
+
+    /// Bytes kept now.
+    #[cfg(test)]
+    pub(super) fn kept_bytes() -> usize {
+        let kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.iter().map(Vec::capacity).sum()
+    }
+}
+
 /// Reads and writes [`Frame`]s.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Codec;
@@ -218,7 +268,8 @@ async fn read_frame<H: DeserializeOwned, T: AsyncRead + Unpin + Send>(
             format!("frame of {body_len} body bytes; at most {MAX_FRAME_BYTES} are accepted"),
         ));
     }
-    let mut body = vec![0u8; body_len as usize];
+    let mut body = buffers::take(body_len as usize);
+    body.resize(body_len as usize, 0);
     io.read_exact(&mut body).await?;
     Ok(Frame { head, body })
 }
@@ -233,6 +284,7 @@ async fn write_frame<H: Serialize, T: AsyncWrite + Unpin + Send>(
     io.write_all(&(frame.body.len() as u64).to_le_bytes())
         .await?;
     io.write_all(&frame.body).await?;
+    buffers::give(frame.body);
     io.close().await
 }
 
@@ -291,6 +343,27 @@ mod tests {
         buf.set_position(0);
         let back: Frame<H> = read_frame(&mut buf).await.unwrap();
         assert_eq!(back, frame);
+    }
+
+    #[test]
+    fn large_buffers_are_reused_and_what_is_kept_is_bounded() {
+        // An odd size no other test asks for.
+        let size = (5 << 20) + 7;
+        let mut buf = buffers::take(size);
+        assert!(buf.is_empty() && buf.capacity() >= size);
+        buf.extend_from_slice(b"old bytes");
+        let at = buf.as_ptr();
+        buffers::give(buf);
+        let again = buffers::take(size);
+        assert_eq!(again.as_ptr(), at, "the buffer given back is reused");
+        assert!(again.is_empty(), "a reused buffer comes back empty");
+        // Small buffers are not kept; large ones up to the bound.
+        for _ in 0..32 {
+            buffers::give(Vec::with_capacity(8 << 20));
+            buffers::give(Vec::with_capacity(1000));
+        }
+        assert!(buffers::kept_bytes() <= 64 << 20);
+        assert!(buffers::kept_bytes() >= 56 << 20);
     }
 
     #[tokio::test]

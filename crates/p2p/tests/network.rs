@@ -243,3 +243,66 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
         .unwrap();
     assert_eq!((g.topic, g.data.as_slice()), (Topic::Receipts, &b"r"[..]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_takes_requests_over_several_connections() {
+    let (a, _, mut inbound) = node_with_inbound(21, vec![]).await;
+    tokio::spawn(async move {
+        while let Some(req) = inbound.recv().await {
+            let answer = match req.request.head {
+                Request::Chunks { indexes, .. } => Frame {
+                    head: Response::Ok,
+                    body: vec![indexes[0] as u8; 1 << 20],
+                },
+                _ => Response::error("unsupported", "only chunks here"),
+            };
+            let _ = req.reply.send(answer);
+        }
+    });
+    let (b, _) = node(22, a.addresses()).await;
+    let a_id = a.peer_id();
+    eventually("B connected to A", || {
+        b.peers().get(&a_id).is_some_and(|p| p.connected)
+    })
+    .await;
+
+    // A second connection is opened once; asking again dials nothing.
+    assert_eq!(b.connect_many(a_id, 2).await.unwrap(), 2);
+    assert_eq!(b.connect_many(a_id, 2).await.unwrap(), 2);
+    assert_eq!(b.connect_many(a_id, 1).await.unwrap(), 2);
+    let b_id = b.peer_id();
+    eventually("A sees both connections", || {
+        a.peers().get(&b_id).is_some_and(|p| p.connections == 2)
+    })
+    .await;
+
+    // Requests in flight together, spread over both, all answered right.
+    let blob = Digest::of(Kind::Blob, b"blob");
+    let answers = futures_util::future::join_all((0..8u64).map(|i| {
+        b.request(
+            a_id,
+            Frame::new(Request::Chunks {
+                blob,
+                indexes: vec![i],
+            }),
+        )
+    }))
+    .await;
+    for (i, got) in answers.into_iter().enumerate() {
+        assert_eq!(got.unwrap().body, vec![i as u8; 1 << 20]);
+    }
+
+    // A peer nobody knows an address for: an answer at once, no hang.
+    let stranger = peer_id_of(&SecretKey::from_bytes(&[99; 32]).public());
+    assert_eq!(b.connect_many(stranger, 2).await.unwrap(), 0);
+    // A peer that is gone: the dials fail and the call returns.
+    drop(a);
+    eventually("B saw A go", || {
+        b.peers().get(&a_id).is_some_and(|p| !p.connected)
+    })
+    .await;
+    let left = tokio::time::timeout(Duration::from_secs(20), b.connect_many(a_id, 2))
+        .await
+        .expect("connect_many to a vanished peer returns");
+    assert_eq!(left.unwrap(), 0);
+}

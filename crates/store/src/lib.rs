@@ -255,12 +255,18 @@ impl Store {
 
     /// Reads chunk `index` of a stored blob, re-hashed against its table.
     pub fn read_chunk(&self, digest: &Digest, index: u64) -> Result<Vec<u8>, StoreError> {
-        self.read_chunks(digest, &[index])
+        self.read_chunks(digest, &[index], Vec::new())
     }
 
     /// Reads chunks of a stored blob back to back, in the order given, each
-    /// re-hashed against the blob's table.
-    pub fn read_chunks(&self, digest: &Digest, indexes: &[u64]) -> Result<Vec<u8>, StoreError> {
+    /// re-hashed against the blob's table, into `data` (emptied first; a
+    /// server passes a buffer it reuses).
+    pub fn read_chunks(
+        &self,
+        digest: &Digest,
+        indexes: &[u64],
+        mut data: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
         let table = self.chunk_table(digest)?;
         let chunks = table.chunks.len() as u64;
         if let Some(&index) = indexes.iter().find(|&&i| i >= chunks) {
@@ -284,7 +290,8 @@ impl Store {
         };
         let total = indexes.iter().map(|&i| chunk_span(&table, i).1).sum();
         // Read straight into the answer's spare capacity (no zeroing first).
-        let mut data = Vec::with_capacity(total);
+        data.clear();
+        data.reserve(total);
         for &index in indexes {
             let (offset, len) = chunk_span(&table, index);
             let at = data.len();
@@ -932,7 +939,7 @@ mod tests {
         let table = src.chunk_table(&digest).unwrap();
         assert_eq!(src.read_chunk(&digest, 3).unwrap(), &data[3 * CHUNK_SIZE..]);
         assert_eq!(
-            src.read_chunks(&digest, &[3, 0]).unwrap(),
+            src.read_chunks(&digest, &[3, 0], Vec::new()).unwrap(),
             [&data[3 * CHUNK_SIZE..], &data[..CHUNK_SIZE]].concat()
         );
         assert!(matches!(
