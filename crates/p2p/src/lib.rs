@@ -546,6 +546,9 @@ async fn drive(
                 Some(Command::Release(peer)) => {
                     if let Some(holders) = state.bulk.get_mut(&peer) {
                         *holders = holders.saturating_sub(1);
+                        if *holders == 0 && !state.extra.contains_key(&peer) {
+                            state.bulk.remove(&peer);
+                        }
                     }
                     state.release_idle(&mut swarm);
                 }
