@@ -36,8 +36,6 @@ const BATCH: usize = 8;
 /// Connections to each provider during a fetch: requests take them in
 /// turn, so encryption runs on two cores at each end (a single connection
 /// moves 0.6-0.8x a raw loopback copy on two cores, two move 0.9-1.0x).
-/// The extra ones are closed when the fetch ends: left open, routed
-/// requests that alternate over them cost ~5% more CPU.
 const FETCH_CONNECTIONS: usize = 2;
 /// How long a fetch waits for the extra connections before it starts on
 /// the ones it has.
@@ -415,33 +413,17 @@ impl Node {
             f.total_bytes = manifest.files.iter().map(|file| file.size).sum();
         });
         // Every file the manifest names (the model, and its tokenizer when
-        // it has one), one after another, over extra connections to each
-        // provider that are closed again afterwards.
-        let connect = providers.iter().map(|&peer| {
-            tokio::time::timeout(
-                CONNECT_WAIT,
-                network.p2p.connect_many(peer, FETCH_CONNECTIONS),
-            )
-        });
-        futures_util::future::join_all(connect).await;
-        let fetched = async {
-            let mut done = 0;
-            for file in &manifest.files {
-                if !self.store.has_blob(&file.digest)? {
-                    let table = fetch_table(network, file.digest, file.size, providers).await?;
-                    self.fetch_chunks(network, (id, done), file.digest, table, providers)
-                        .await?;
-                }
-                done += file.size;
-                network.set_fetch(id, |f| f.done_bytes = done);
+        // it has one), one after another.
+        let mut done = 0;
+        for file in &manifest.files {
+            if !self.store.has_blob(&file.digest)? {
+                let table = fetch_table(network, file.digest, file.size, providers).await?;
+                self.fetch_chunks(network, (id, done), file.digest, table, providers)
+                    .await?;
             }
-            Ok::<_, NodeError>(())
+            done += file.size;
+            network.set_fetch(id, |f| f.done_bytes = done);
         }
-        .await;
-        for &peer in providers {
-            network.p2p.release(peer).await;
-        }
-        fetched?;
         network.set_fetch(id, |f| f.state = FetchState::Loading);
         let (store, engines) = (self.store.clone(), self.engines.clone());
         let (record, model) = self
@@ -467,7 +449,17 @@ impl Node {
         providers: &[Peer],
     ) -> Result<(), NodeError> {
         let store = self.store.clone();
-        let partial = blocking(move || store.partial_blob(&blob, table)).await?;
+        let connect = providers.iter().map(|&peer| {
+            tokio::time::timeout(
+                CONNECT_WAIT,
+                network.p2p.connect_many(peer, FETCH_CONNECTIONS),
+            )
+        });
+        let (partial, _) = futures_util::join!(
+            blocking(move || store.partial_blob(&blob, table)),
+            futures_util::future::join_all(connect)
+        );
+        let partial = partial?;
         network.set_fetch(id, |f| f.done_bytes = base + partial.bytes_present());
         let mut queue: VecDeque<u64> = partial.missing().into();
         let partial = Arc::new(partial);

@@ -24,7 +24,6 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
-use libp2p::swarm::ConnectionId;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -108,7 +107,6 @@ enum Command {
     Announce(AnnouncementBody),
     Dial(Multiaddr, oneshot::Sender<Result<(), P2pError>>),
     Connections(PeerId, usize, oneshot::Sender<usize>),
-    Release(PeerId),
     FindPeer(PeerId, oneshot::Sender<Vec<Multiaddr>>),
     Request(PeerId, Frame<Request>, oneshot::Sender<Reply>),
     Provide(Digest),
@@ -359,8 +357,7 @@ impl P2p {
     /// noise session and task), and waits until they are up or a dial
     /// fails. Requests to a peer take its connections in turn, so a bulk
     /// transfer over several connections encrypts and decrypts on several
-    /// cores. Returns how many connections there are. Every call must be
-    /// matched by a [`release`](P2p::release) once the transfer is done.
+    /// cores. Returns how many connections there are.
     pub async fn connect_many(&self, peer: PeerId, n: usize) -> Result<usize, P2pError> {
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -368,14 +365,6 @@ impl P2p {
             .await
             .map_err(|_| P2pError::Stopped)?;
         rx.await.map_err(|_| P2pError::Stopped)
-    }
-
-    /// Ends a [`connect_many`](P2p::connect_many): once no other transfer
-    /// holds them and no request of this node to `peer` is in flight, the
-    /// extra connections it opened are closed (small requests spread over
-    /// several connections cost more CPU than over one).
-    pub async fn release(&self, peer: PeerId) {
-        let _ = self.commands.send(Command::Release(peer)).await;
     }
 
     /// Sends `request` to `peer` and waits for its answer (dialing it if
@@ -491,8 +480,6 @@ async fn drive(
         provider_queries: HashMap::new(),
         requests: HashMap::new(),
         connecting: Vec::new(),
-        bulk: HashMap::new(),
-        extra: HashMap::new(),
         inbound,
         gossip,
         answers: FuturesUnordered::new(),
@@ -519,7 +506,6 @@ async fn drive(
                     let _ = reply.send(result);
                 }
                 Some(Command::Connections(peer, n, reply)) => {
-                    *state.bulk.entry(peer).or_default() += 1;
                     let have = state.connections(peer);
                     if have >= n {
                         let _ = reply.send(have);
@@ -528,12 +514,8 @@ async fn drive(
                     let mut dialing = 0;
                     for _ in have..n {
                         let dial = DialOpts::peer_id(peer).condition(PeerCondition::Always).build();
-                        let id = dial.connection_id();
                         match swarm.dial(dial) {
-                            Ok(()) => {
-                                dialing += 1;
-                                state.extra.entry(peer).or_default().push(id);
-                            }
+                            Ok(()) => dialing += 1,
                             Err(e) => tracing::debug!(%peer, error = %e, "opening another connection failed"),
                         }
                     }
@@ -542,15 +524,6 @@ async fn drive(
                     } else {
                         state.connecting.push((peer, n, reply));
                     }
-                }
-                Some(Command::Release(peer)) => {
-                    if let Some(holders) = state.bulk.get_mut(&peer) {
-                        *holders = holders.saturating_sub(1);
-                        if *holders == 0 && !state.extra.contains_key(&peer) {
-                            state.bulk.remove(&peer);
-                        }
-                    }
-                    state.release_idle(&mut swarm);
                 }
                 Some(Command::FindPeer(peer, reply)) => {
                     let id = swarm.behaviour_mut().kad.get_closest_peers(peer);
@@ -591,12 +564,7 @@ async fn drive(
                 }
             },
             _ = tick.tick() => state.republish(&mut swarm),
-            event = swarm.select_next_some() => {
-                state.handle(&mut swarm, event);
-                if !state.extra.is_empty() {
-                    state.release_idle(&mut swarm);
-                }
-            }
+            event = swarm.select_next_some() => state.handle(&mut swarm, event),
         }
     }
 }
@@ -611,10 +579,6 @@ struct Driver {
     requests: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Reply>)>,
     /// Callers of [`P2p::connect_many`] waiting for connections.
     connecting: Vec<(PeerId, usize, oneshot::Sender<usize>)>,
-    /// Transfers holding extra connections to a peer.
-    bulk: HashMap<PeerId, usize>,
-    /// The extra connections [`P2p::connect_many`] opened.
-    extra: HashMap<PeerId, Vec<ConnectionId>>,
     inbound: mpsc::Sender<InboundRequest>,
     gossip: mpsc::Sender<Gossip>,
     answers: FuturesUnordered<Pending>,
@@ -651,24 +615,6 @@ impl Driver {
         }
     }
 
-    /// Closes the extra connections no transfer holds any more, to peers
-    /// with none of this node's requests in flight.
-    fn release_idle(&mut self, swarm: &mut Swarm<Behaviour>) {
-        let idle: Vec<PeerId> = self
-            .extra
-            .keys()
-            .filter(|peer| self.bulk.get(peer).is_none_or(|n| *n == 0))
-            .filter(|peer| !self.requests.values().any(|(p, _)| p == *peer))
-            .copied()
-            .collect();
-        for peer in idle {
-            self.bulk.remove(&peer);
-            for id in self.extra.remove(&peer).unwrap_or_default() {
-                swarm.close_connection(id);
-            }
-        }
-    }
-
     fn connections(&self, peer: PeerId) -> usize {
         let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
         peers.get(&peer).map_or(0, |p| p.connections)
@@ -700,18 +646,12 @@ impl Driver {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                connection_id,
                 num_established,
                 ..
-            } => {
-                if let Some(extra) = self.extra.get_mut(&peer_id) {
-                    extra.retain(|id| *id != connection_id);
-                }
-                self.peer(peer_id, |p| {
-                    p.connected = num_established > 0;
-                    p.connections = num_established as usize;
-                });
-            }
+            } => self.peer(peer_id, |p| {
+                p.connected = num_established > 0;
+                p.connections = num_established as usize;
+            }),
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 ..
