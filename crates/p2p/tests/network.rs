@@ -54,6 +54,23 @@ async fn node_with_inbound(
     (p2p, key, inbound)
 }
 
+/// Answers chunk requests with the first index asked, repeated `len`
+/// times; anything else is refused.
+fn answer_chunks(mut inbound: Inbound, len: usize) {
+    tokio::spawn(async move {
+        while let Some(req) = inbound.recv().await {
+            let answer = match req.request.head {
+                Request::Chunks { indexes, .. } => Frame {
+                    head: Response::Ok,
+                    body: vec![indexes[0] as u8; len],
+                },
+                _ => Response::error("unsupported", "only chunks here"),
+            };
+            let _ = req.reply.send(answer);
+        }
+    });
+}
+
 /// Polls `check` until it holds, for at most 30 s.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -139,20 +156,8 @@ async fn a_node_without_peers_works_alone_and_bad_bootstrap_addresses_are_refuse
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_answer_requests_and_find_providers() {
-    let (a, _, mut inbound) = node_with_inbound(11, vec![]).await;
-    // A answers chunk requests with the index repeated; anything else is refused.
-    tokio::spawn(async move {
-        while let Some(req) = inbound.recv().await {
-            let answer = match req.request.head {
-                Request::Chunks { indexes, .. } => Frame {
-                    head: Response::Ok,
-                    body: vec![indexes[0] as u8; 2 << 20],
-                },
-                _ => Response::error("unsupported", "only chunks here"),
-            };
-            let _ = req.reply.send(answer);
-        }
-    });
+    let (a, _, inbound) = node_with_inbound(11, vec![]).await;
+    answer_chunks(inbound, 2 << 20);
     let (b, _) = node(12, a.addresses()).await;
     let (c, _) = node(13, a.addresses()).await;
     let blob = Digest::of(Kind::Blob, b"blob");
@@ -246,19 +251,8 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_takes_requests_over_several_connections() {
-    let (a, _, mut inbound) = node_with_inbound(21, vec![]).await;
-    tokio::spawn(async move {
-        while let Some(req) = inbound.recv().await {
-            let answer = match req.request.head {
-                Request::Chunks { indexes, .. } => Frame {
-                    head: Response::Ok,
-                    body: vec![indexes[0] as u8; 1 << 20],
-                },
-                _ => Response::error("unsupported", "only chunks here"),
-            };
-            let _ = req.reply.send(answer);
-        }
-    });
+    let (a, _, inbound) = node_with_inbound(21, vec![]).await;
+    answer_chunks(inbound, 1 << 20);
     let (b, _) = node(22, a.addresses()).await;
     let a_id = a.peer_id();
     eventually("B connected to A", || {
