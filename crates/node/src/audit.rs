@@ -122,8 +122,9 @@ impl Node {
     }
 
     /// Changes the share of others' receipts this node audits (0 to 1),
-    /// effective for the next receipt heard.
-    pub fn set_audit_rate(&self, rate: f64) -> Result<(), NodeError> {
+    /// effective for the next receipt heard. A node that audits nothing
+    /// leaves the receipts topic ([`Node::hear_receipts`]).
+    pub async fn set_audit_rate(&self, rate: f64) -> Result<(), NodeError> {
         if !(0.0..=1.0).contains(&rate) {
             return Err(NodeError::BadRequest(format!(
                 "audit rate {rate} must be between 0 and 1"
@@ -132,7 +133,20 @@ impl Node {
         self.network()?
             .audit_rate
             .store(rate.to_bits(), std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        self.hear_receipts().await
+    }
+
+    /// Subscribes to gossiped receipts while this node audits (a rate
+    /// above 0, and traces on), and leaves the topic otherwise: then no
+    /// peer sends it receipts, and a network where nobody audits gossips
+    /// none (executors' batches find no subscriber).
+    pub(crate) async fn hear_receipts(&self) -> Result<(), NodeError> {
+        let auditing = self.config.trace && self.audit_rate() > 0.0;
+        self.network()?
+            .p2p
+            .subscribe(Topic::Receipts, auditing)
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()))
     }
 
     /// After this node answered a request: keeps the inputs and outputs for

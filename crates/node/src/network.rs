@@ -207,6 +207,7 @@ impl Node {
         if let Some(gossip) = gossip {
             tokio::spawn(crate::audit::serve_gossip(Arc::downgrade(self), gossip));
         }
+        self.hear_receipts().await?;
         self.announce().await;
         Ok(())
     }

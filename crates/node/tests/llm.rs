@@ -662,7 +662,7 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 1);
 
     // Sampled audits on their own: every gossiped receipt is drawn.
-    auditor.node.set_audit_rate(1.0).unwrap();
+    auditor.node.set_audit_rate(1.0).await.unwrap();
     let again = request(question("Name a colour."), 12, Sampling::default());
     faulty.node.generate_all(again).await.unwrap();
     eventually("a background audit of the next answer", || {

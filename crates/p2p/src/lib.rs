@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use vouch_types::{Digest, PublicKey, SecretKey};
 
 pub mod announce;
+pub mod batch;
 pub mod rpc;
 
 pub use announce::{Announcement, AnnouncementBody, AnnouncementError, ModelOffer};
@@ -45,6 +46,9 @@ const PROTOCOL_VERSION: &str = "/vouch/1";
 const KAD_PROTOCOL: &str = "/vouch/kad/1";
 /// How often a node re-publishes its announcement.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
+/// How long a message on a batched topic ([`Topic::batched`]) waits for
+/// others to travel with.
+const BATCH_WINDOW: Duration = Duration::from_millis(200);
 
 /// What went wrong starting or driving the swarm.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,7 @@ enum Command {
     Provide(Digest),
     Providers(Digest, oneshot::Sender<HashSet<PeerId>>),
     Publish(Topic, Vec<u8>),
+    Subscribe(Topic, bool),
     Block(PeerId, bool),
 }
 
@@ -134,7 +139,8 @@ pub type Inbound = mpsc::Receiver<InboundRequest>;
 /// (auditors sample them) and dispute records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {
-    /// `vouch/receipts/1`: receipts in their compact binary form.
+    /// `vouch/receipts/2`: receipts in their compact binary form, in
+    /// batches ([`batch`]).
     Receipts,
     /// `vouch/disputes/1`: dispute records as JSON.
     Disputes,
@@ -146,9 +152,20 @@ impl Topic {
     /// The gossipsub topic name.
     pub const fn name(self) -> &'static str {
         match self {
-            Topic::Receipts => "vouch/receipts/1",
+            Topic::Receipts => "vouch/receipts/2",
             Topic::Disputes => "vouch/disputes/1",
         }
+    }
+
+    /// Whether messages on this topic travel in batches, each published
+    /// message waiting up to [`BATCH_WINDOW`] for others. Receipts are
+    /// small and audits are not urgent: an executor answering a hundred
+    /// requests a second would otherwise pay a signature, and every peer a
+    /// signature check, a decryption and a wake-up, per receipt and per
+    /// hop (most of what one small request cost in CPU; see
+    /// `docs/benchmarks.md`). Receivers get the items one by one.
+    pub const fn batched(self) -> bool {
+        matches!(self, Topic::Receipts)
     }
 }
 
@@ -413,10 +430,23 @@ impl P2p {
             .map_err(|_| P2pError::Stopped)
     }
 
-    /// Publishes `data` on `topic` to every subscribed peer.
+    /// Publishes `data` on `topic` to every subscribed peer (within
+    /// [`BATCH_WINDOW`] on a [batched](Topic::batched) topic). A message
+    /// that cannot go (no subscribed peer; larger than
+    /// [`batch::MAX_BATCH_BYTES`] on a batched topic) is dropped.
     pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), P2pError> {
         self.commands
             .send(Command::Publish(topic, data))
+            .await
+            .map_err(|_| P2pError::Stopped)
+    }
+
+    /// Subscribes to `topic`, or leaves it: peers stop sending this node
+    /// its messages, and stop relaying them through it. A node starts
+    /// subscribed to every topic.
+    pub async fn subscribe(&self, topic: Topic, on: bool) -> Result<(), P2pError> {
+        self.commands
+            .send(Command::Subscribe(topic, on))
             .await
             .map_err(|_| P2pError::Stopped)
     }
@@ -484,10 +514,20 @@ async fn drive(
         gossip,
         answers: FuturesUnordered::new(),
         bootstrapped: !bootstrap,
+        batches: HashMap::new(),
     };
     let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+    // Armed while a batch waits: it fires BATCH_WINDOW after the batch's
+    // first message.
+    let flush = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(flush);
+    let mut batching = false;
     loop {
         tokio::select! {
+            () = &mut flush, if batching => {
+                batching = false;
+                state.flush(&mut swarm);
+            }
             Some((channel, frame)) = state.answers.next(), if !state.answers.is_empty() => {
                 // The peer may have gone; nothing to do then.
                 let _ = swarm.behaviour_mut().rpc.send_response(channel, frame);
@@ -548,14 +588,31 @@ async fn drive(
                         tracing::debug!(%peer, error = %e, "redialing an unblocked peer failed");
                     }
                 }
-                Some(Command::Publish(topic, data)) => {
-                    if let Err(e) = swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .publish(IdentTopic::new(topic.name()), data)
-                    {
-                        // No subscribed peer yet, or a duplicate: nothing to deliver.
-                        tracing::debug!(topic = topic.name(), error = %e, "gossip not published");
+                Some(Command::Publish(topic, data)) if topic.batched() => {
+                    let batch = state.batches.entry(topic).or_default();
+                    if !batch.fits(&data) {
+                        publish(&mut swarm, topic, batch.take());
+                    }
+                    if !batch.fits(&data) {
+                        tracing::warn!(topic = topic.name(), bytes = data.len(), "a message too large for a gossip batch was dropped");
+                        continue;
+                    }
+                    batch.push(&data);
+                    if !batching {
+                        batching = true;
+                        flush.as_mut().reset(tokio::time::Instant::now() + BATCH_WINDOW);
+                    }
+                }
+                Some(Command::Publish(topic, data)) => publish(&mut swarm, topic, data),
+                Some(Command::Subscribe(topic, on)) => {
+                    let topic = IdentTopic::new(topic.name());
+                    let gossipsub = &mut swarm.behaviour_mut().gossipsub;
+                    if on {
+                        if let Err(e) = gossipsub.subscribe(&topic) {
+                            tracing::warn!(%topic, error = %e, "subscribing failed");
+                        }
+                    } else {
+                        gossipsub.unsubscribe(&topic);
                     }
                 }
                 Some(Command::Providers(key, reply)) => {
@@ -583,9 +640,32 @@ struct Driver {
     gossip: mpsc::Sender<Gossip>,
     answers: FuturesUnordered<Pending>,
     bootstrapped: bool,
+    /// Messages on batched topics waiting to be sent.
+    batches: HashMap<Topic, batch::Batch>,
+}
+
+/// Publishes `data` on `topic` now.
+fn publish(swarm: &mut Swarm<Behaviour>, topic: Topic, data: Vec<u8>) {
+    if let Err(e) = swarm
+        .behaviour_mut()
+        .gossipsub
+        .publish(IdentTopic::new(topic.name()), data)
+    {
+        // No subscribed peer yet, or a duplicate: nothing to deliver.
+        tracing::debug!(topic = topic.name(), error = %e, "gossip not published");
+    }
 }
 
 impl Driver {
+    /// Sends every waiting batch.
+    fn flush(&mut self, swarm: &mut Swarm<Behaviour>) {
+        for (&topic, batch) in &mut self.batches {
+            if !batch.is_empty() {
+                publish(swarm, topic, batch.take());
+            }
+        }
+    }
+
     fn republish(&mut self, swarm: &mut Swarm<Behaviour>) {
         let Some(body) = self.announcement.as_mut() else {
             return;
@@ -688,11 +768,29 @@ impl Driver {
                     .into_iter()
                     .find(|t| message.topic == IdentTopic::new(t.name()).hash())
                 {
-                    let _ = self.gossip.try_send(Gossip {
-                        topic,
-                        source,
-                        data: message.data,
-                    });
+                    if !topic.batched() {
+                        let _ = self.gossip.try_send(Gossip {
+                            topic,
+                            source,
+                            data: message.data,
+                        });
+                        return;
+                    }
+                    match batch::split(&message.data) {
+                        Ok(items) => {
+                            for item in items {
+                                let data = item.to_vec();
+                                let _ = self.gossip.try_send(Gossip {
+                                    topic,
+                                    source,
+                                    data,
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(peer = %source, topic = topic.name(), error = %e, "rejected a gossip batch")
+                        }
+                    }
                     return;
                 }
                 match Announcement::verify(&message.data, &source.to_string()) {

@@ -241,12 +241,84 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
     assert_eq!(g.topic, Topic::Disputes);
     assert_eq!(g.source, a.peer_id());
     assert_eq!(g.data, b"d");
-    a.publish(Topic::Receipts, b"r".to_vec()).await.unwrap();
-    let g = tokio::time::timeout(Duration::from_secs(10), got.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((g.topic, g.data.as_slice()), (Topic::Receipts, &b"r"[..]));
+    // Receipts travel in batches; each arrives on its own, in order.
+    let receipts: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 300]).collect();
+    for r in &receipts {
+        a.publish(Topic::Receipts, r.clone()).await.unwrap();
+    }
+    for r in &receipts {
+        let g = tokio::time::timeout(Duration::from_secs(10), got.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (g.topic, g.source, &g.data),
+            (Topic::Receipts, a.peer_id(), r)
+        );
+    }
+    // More than one batch holds: they split and all arrive.
+    let big = vec![7u8; vouch_p2p::batch::MAX_BATCH_BYTES / 3];
+    for _ in 0..4 {
+        a.publish(Topic::Receipts, big.clone()).await.unwrap();
+    }
+    for _ in 0..4 {
+        let g = tokio::time::timeout(Duration::from_secs(10), got.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.data, big);
+    }
+    // Once B leaves the receipts topic, A's receipts no longer reach it;
+    // disputes still do.
+    b.subscribe(Topic::Receipts, false).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // Until A has heard B leave: a receipt still arriving is drained.
+        a.publish(Topic::Receipts, b"late".to_vec()).await.unwrap();
+        a.publish(Topic::Disputes, b"marker".to_vec())
+            .await
+            .unwrap();
+        let mut receipts = 0;
+        let g = loop {
+            let g = tokio::time::timeout(Duration::from_secs(10), got.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if g.topic == Topic::Disputes {
+                break g;
+            }
+            receipts += 1;
+        };
+        assert_eq!(g.data, b"marker");
+        // The batch window is 200 ms: a receipt sent before the marker
+        // arrives after it, if at all.
+        if receipts == 0
+            && tokio::time::timeout(Duration::from_millis(600), got.recv())
+                .await
+                .is_err()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B still gets receipts"
+        );
+    }
+    b.subscribe(Topic::Receipts, true).await.unwrap();
+    let g = loop {
+        a.publish(Topic::Receipts, b"again".to_vec()).await.unwrap();
+        if let Ok(Some(g)) = tokio::time::timeout(Duration::from_millis(500), got.recv()).await {
+            break g;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B gets no receipts after subscribing again"
+        );
+    };
+    assert_eq!(
+        (g.topic, g.data.as_slice()),
+        (Topic::Receipts, &b"again"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
