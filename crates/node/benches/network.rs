@@ -7,7 +7,8 @@
 //! - added latency of one routing hop (a gateway forwarding to a provider)
 //!   against the provider answering itself;
 //! - CPU of `quorum:3` against a single execution;
-//! - CPU with audits at a 5% sampling rate against no audits;
+//! - CPU with audits at a 5% sampling rate against no audits (the auditor
+//!   in a process of its own, so its share is measured apart);
 //! - time for 10 nodes to discover each other and every sample model.
 //!
 //! Prints Markdown; writes JSON to `$VOUCH_BENCH_OUT` if set. Run through
