@@ -590,7 +590,7 @@ async fn drive(
                 }
                 Some(Command::Publish(topic, data)) if topic.batched() => {
                     let batch = state.batches.entry(topic).or_default();
-                    if !batch.fits(&data) {
+                    if !batch.fits(&data) && !batch.is_empty() {
                         publish(&mut swarm, topic, batch.take());
                     }
                     if !batch.fits(&data) {

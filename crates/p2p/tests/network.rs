@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use vouch_p2p::{
-    AnnouncementBody, Frame, Inbound, ModelOffer, P2p, P2pConfig, Request, Response, Topic,
+    AnnouncementBody, Frame, Gossip, Inbound, ModelOffer, P2p, P2pConfig, Request, Response, Topic,
     peer_id_of,
 };
 use vouch_types::{Digest, Kind, SecretKey};
@@ -223,6 +224,33 @@ async fn peers_answer_requests_and_find_providers() {
     assert!(err.is_err(), "a vanished peer answered: {err:?}");
 }
 
+/// The next gossip `got` delivers, within 10 s.
+async fn next_gossip(got: &mut mpsc::Receiver<Gossip>) -> Gossip {
+    tokio::time::timeout(Duration::from_secs(10), got.recv())
+        .await
+        .expect("no gossip within 10 s")
+        .expect("the gossip stream ended")
+}
+
+/// Publishes `data` on `topic` from `from` every `every` until `got`
+/// delivers something (a mesh or a new subscription takes a heartbeat or
+/// two to reach the publisher), failing with `what` after `deadline`.
+async fn publish_until_heard(
+    (from, got): (&P2p, &mut mpsc::Receiver<Gossip>),
+    (topic, data): (Topic, &[u8]),
+    every: Duration,
+    deadline: tokio::time::Instant,
+    what: &str,
+) -> Gossip {
+    loop {
+        from.publish(topic, data.to_vec()).await.unwrap();
+        if let Ok(Some(g)) = tokio::time::timeout(every, got.recv()).await {
+            return g;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
     let (a, _) = node(21, vec![]).await;
@@ -230,14 +258,14 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
     let mut got = b.take_gossip().unwrap();
     assert!(b.take_gossip().is_none(), "the gossip stream is taken once");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    // The mesh forms within a heartbeat or two: publish until it arrives.
-    let g = loop {
-        a.publish(Topic::Disputes, b"d".to_vec()).await.unwrap();
-        if let Ok(Some(g)) = tokio::time::timeout(Duration::from_millis(300), got.recv()).await {
-            break g;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no gossip arrived");
-    };
+    let g = publish_until_heard(
+        (&a, &mut got),
+        (Topic::Disputes, b"d"),
+        Duration::from_millis(300),
+        deadline,
+        "no gossip arrived",
+    )
+    .await;
     assert_eq!(g.topic, Topic::Disputes);
     assert_eq!(g.source, a.peer_id());
     assert_eq!(g.data, b"d");
@@ -247,10 +275,7 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
         a.publish(Topic::Receipts, r.clone()).await.unwrap();
     }
     for r in &receipts {
-        let g = tokio::time::timeout(Duration::from_secs(10), got.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let g = next_gossip(&mut got).await;
         assert_eq!(
             (g.topic, g.source, &g.data),
             (Topic::Receipts, a.peer_id(), r)
@@ -262,12 +287,13 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
         a.publish(Topic::Receipts, big.clone()).await.unwrap();
     }
     for _ in 0..4 {
-        let g = tokio::time::timeout(Duration::from_secs(10), got.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(g.data, big);
+        assert_eq!(next_gossip(&mut got).await.data, big);
     }
+    // A receipt too large for any batch is dropped; the next one goes.
+    let oversized = vec![1u8; vouch_p2p::batch::MAX_BATCH_BYTES];
+    a.publish(Topic::Receipts, oversized).await.unwrap();
+    a.publish(Topic::Receipts, b"after".to_vec()).await.unwrap();
+    assert_eq!(next_gossip(&mut got).await.data, b"after");
     // Once B leaves the receipts topic, A's receipts no longer reach it;
     // disputes still do.
     b.subscribe(Topic::Receipts, false).await.unwrap();
@@ -280,10 +306,7 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
             .unwrap();
         let mut receipts = 0;
         let g = loop {
-            let g = tokio::time::timeout(Duration::from_secs(10), got.recv())
-                .await
-                .unwrap()
-                .unwrap();
+            let g = next_gossip(&mut got).await;
             if g.topic == Topic::Disputes {
                 break g;
             }
@@ -305,16 +328,14 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
         );
     }
     b.subscribe(Topic::Receipts, true).await.unwrap();
-    let g = loop {
-        a.publish(Topic::Receipts, b"again".to_vec()).await.unwrap();
-        if let Ok(Some(g)) = tokio::time::timeout(Duration::from_millis(500), got.recv()).await {
-            break g;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B gets no receipts after subscribing again"
-        );
-    };
+    let g = publish_until_heard(
+        (&a, &mut got),
+        (Topic::Receipts, b"again"),
+        Duration::from_millis(500),
+        deadline,
+        "B gets no receipts after subscribing again",
+    )
+    .await;
     assert_eq!(
         (g.topic, g.data.as_slice()),
         (Topic::Receipts, &b"again"[..])
