@@ -3,27 +3,28 @@
 //! Every node runs one libp2p swarm: TCP + noise + yamux, identify (peers
 //! learn each other's listen addresses), Kademlia (peer routing; provider
 //! records keyed by model id come with replication) and gossipsub, on which
-//! nodes publish signed [`Announcement`]s, and request-response on
-//! [`rpc::PROTOCOL`] for manifests, blob chunks and pins. Kademlia also holds
+//! nodes publish signed [`Announcement`]s, and requests and answers on
+//! [`rpc::PROTOCOL`] (manifests, blob chunks, pins, inferences, audits) on
+//! long-lived streams that carry one request after another, so a request
+//! to a peer asked before costs one frame each way. Kademlia also holds
 //! provider records keyed by model id. The swarm runs on its own task;
-//! [`P2p`] is the handle the node keeps: it reads the peer table and sends
-//! commands; requests from peers arrive on [`Inbound`]. A node with no
-//! bootstrap peers works alone.
+//! [`P2p`] is the handle the node keeps: it reads the peer table, sends
+//! commands and requests; requests from peers arrive on [`Inbound`]. A
+//! node with no bootstrap peers works alone.
 //!
 //! The libp2p identity is the operator's ed25519 key, so a peer id names an
 //! operator and gossipsub's message signatures bind every announcement to
 //! the peer that published it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -35,6 +36,7 @@ use vouch_types::{Digest, PublicKey, SecretKey};
 pub mod announce;
 pub mod batch;
 pub mod rpc;
+mod streams;
 
 pub use announce::{Announcement, AnnouncementBody, AnnouncementError, ModelOffer};
 pub use libp2p::{Multiaddr as Address, PeerId as Peer};
@@ -105,6 +107,10 @@ pub struct PeerInfo {
 
 type PeerTable = Arc<RwLock<BTreeMap<PeerId, PeerInfo>>>;
 
+/// Whether any peer subscribes to each of [`Topic::ALL`] (kept by the
+/// swarm's task, read by publishers).
+type Audience = Arc<[AtomicBool; Topic::ALL.len()]>;
+
 type Reply = Result<Frame<Response>, P2pError>;
 
 enum Command {
@@ -112,7 +118,6 @@ enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<(), P2pError>>),
     Connections(PeerId, usize, oneshot::Sender<usize>),
     FindPeer(PeerId, oneshot::Sender<Vec<Multiaddr>>),
-    Request(PeerId, Frame<Request>, oneshot::Sender<Reply>),
     Provide(Digest),
     Providers(Digest, oneshot::Sender<HashSet<PeerId>>),
     Publish(Topic, Vec<u8>),
@@ -148,6 +153,11 @@ pub enum Topic {
 
 impl Topic {
     const ALL: [Topic; 2] = [Topic::Receipts, Topic::Disputes];
+
+    /// This topic's place in [`Topic::ALL`].
+    const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The gossipsub topic name.
     pub const fn name(self) -> &'static str {
@@ -189,6 +199,8 @@ pub struct P2p {
     peers: PeerTable,
     commands: mpsc::Sender<Command>,
     gossip: Arc<std::sync::Mutex<Option<mpsc::Receiver<Gossip>>>>,
+    audience: Audience,
+    requests: Arc<streams::Pool>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -196,7 +208,7 @@ struct Behaviour {
     identify: identify::Behaviour,
     kad: kad::Behaviour<MemoryStore>,
     gossipsub: gossipsub::Behaviour,
-    rpc: request_response::Behaviour<rpc::Codec>,
+    streams: libp2p_stream::Behaviour,
     blocks: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
 }
 
@@ -250,18 +262,11 @@ impl P2p {
                     MessageAuthenticity::Signed(key.clone()),
                     gossip_config,
                 )?;
-                let rpc = request_response::Behaviour::with_codec(
-                    rpc::Codec,
-                    [(StreamProtocol::new(rpc::PROTOCOL), ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(REQUEST_TIMEOUT)
-                        .with_max_concurrent_streams(rpc::MAX_STREAMS),
-                );
                 Ok(Behaviour {
                     identify,
                     kad,
                     gossipsub,
-                    rpc,
+                    streams: libp2p_stream::Behaviour::new(),
                     blocks: Default::default(),
                 })
             })
@@ -316,10 +321,18 @@ impl P2p {
         let (commands, rx) = mpsc::channel(64);
         let (inbound_tx, inbound) = mpsc::channel(256);
         let (gossip_tx, gossip) = mpsc::channel(1024);
+        let mut control = swarm.behaviour().streams.new_control();
+        let incoming = control
+            .accept(StreamProtocol::new(rpc::PROTOCOL))
+            .map_err(|e| P2pError::Start(e.to_string()))?;
+        tokio::spawn(streams::serve(incoming, inbound_tx, peers.clone()));
+        let requests = Arc::new(streams::Pool::new(control));
+        tokio::spawn(sweep(Arc::downgrade(&requests)));
+        let audience = Audience::default();
         tokio::spawn(drive(
             swarm,
             rx,
-            (inbound_tx, gossip_tx),
+            (gossip_tx, audience.clone()),
             peers.clone(),
             key.clone(),
             !config.bootstrap.is_empty(),
@@ -330,6 +343,8 @@ impl P2p {
             peers,
             commands,
             gossip: Arc::new(std::sync::Mutex::new(Some(gossip))),
+            audience,
+            requests,
         };
         Ok((p2p, inbound))
     }
@@ -387,6 +402,7 @@ impl P2p {
     /// Sends `request` to `peer` and waits for its answer (dialing it if
     /// needed, after asking the DHT for its address when this node has
     /// only heard of it through gossip; requests time out after 30 s).
+    /// Requests to a peer reuse the streams earlier ones went on.
     pub async fn request(&self, peer: PeerId, request: Frame<Request>) -> Reply {
         let known = self
             .peers
@@ -397,12 +413,7 @@ impl P2p {
         if !known {
             self.find_peer(peer).await?;
         }
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Request(peer, request, tx))
-            .await
-            .map_err(|_| P2pError::Stopped)?;
-        rx.await.map_err(|_| P2pError::Stopped)?
+        self.requests.request(peer, request, &self.peers).await
     }
 
     /// Takes the stream of gossip on [`Topic`]s (once; later calls get
@@ -416,6 +427,7 @@ impl P2p {
     /// new ones) until [`unblock`](P2p::unblock): an operator's ban, and a
     /// network partition in tests.
     pub async fn block(&self, peer: PeerId) -> Result<(), P2pError> {
+        self.requests.sweep(Some(peer), true);
         self.commands
             .send(Command::Block(peer, true))
             .await
@@ -433,8 +445,12 @@ impl P2p {
     /// Publishes `data` on `topic` to every subscribed peer (within
     /// [`BATCH_WINDOW`] on a [batched](Topic::batched) topic). A message
     /// that cannot go (no subscribed peer; larger than
-    /// [`batch::MAX_BATCH_BYTES`] on a batched topic) is dropped.
+    /// [`batch::MAX_BATCH_BYTES`] on a batched topic) is dropped, one
+    /// nobody subscribes to before it reaches the swarm's task.
     pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), P2pError> {
+        if !self.audience[topic.index()].load(Ordering::Relaxed) {
+            return Ok(());
+        }
         self.commands
             .send(Command::Publish(topic, data))
             .await
@@ -480,23 +496,28 @@ impl P2p {
     }
 }
 
-/// How long a peer has to answer a request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Drops idle request streams as they age (see [`streams::POOL_IDLE`]),
+/// until the pool is gone.
+async fn sweep(pool: std::sync::Weak<streams::Pool>) {
+    let mut every = tokio::time::interval(streams::POOL_IDLE / 2);
+    loop {
+        every.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.sweep(None, false);
+    }
+}
 
-/// An answer this node owes a peer: the channel to answer on, and the
-/// node's answer when it comes.
-type Pending = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = (ResponseChannel<Frame<Response>>, Frame<Response>)>
-            + Send,
-    >,
->;
+/// Notes that `peer` was heard from now.
+fn touch(peers: &PeerTable, peer: PeerId) {
+    let mut peers = peers.write().unwrap_or_else(|e| e.into_inner());
+    peers.entry(peer).or_default().last_seen = Some(Instant::now());
+}
 
 /// The swarm's event loop: runs until every [`P2p`] handle is dropped.
 async fn drive(
     mut swarm: Swarm<Behaviour>,
     mut commands: mpsc::Receiver<Command>,
-    (inbound, gossip): (mpsc::Sender<InboundRequest>, mpsc::Sender<Gossip>),
+    (gossip, audience): (mpsc::Sender<Gossip>, Audience),
     peers: PeerTable,
     key: SecretKey,
     bootstrap: bool,
@@ -508,11 +529,9 @@ async fn drive(
         announcement: None,
         finds: HashMap::new(),
         provider_queries: HashMap::new(),
-        requests: HashMap::new(),
         connecting: Vec::new(),
-        inbound,
         gossip,
-        answers: FuturesUnordered::new(),
+        audience,
         bootstrapped: !bootstrap,
         batches: HashMap::new(),
     };
@@ -527,10 +546,6 @@ async fn drive(
             () = &mut flush, if batching => {
                 batching = false;
                 state.flush(&mut swarm);
-            }
-            Some((channel, frame)) = state.answers.next(), if !state.answers.is_empty() => {
-                // The peer may have gone; nothing to do then.
-                let _ = swarm.behaviour_mut().rpc.send_response(channel, frame);
             }
             command = commands.recv() => match command {
                 None => return,
@@ -568,10 +583,6 @@ async fn drive(
                 Some(Command::FindPeer(peer, reply)) => {
                     let id = swarm.behaviour_mut().kad.get_closest_peers(peer);
                     state.finds.insert(id, (peer, reply));
-                }
-                Some(Command::Request(peer, request, reply)) => {
-                    let id = swarm.behaviour_mut().rpc.send_request(&peer, request);
-                    state.requests.insert(id, (peer, reply));
                 }
                 Some(Command::Provide(key)) => {
                     let key = kad::RecordKey::new(key.as_bytes());
@@ -633,12 +644,10 @@ struct Driver {
     announcement: Option<AnnouncementBody>,
     finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<HashSet<PeerId>>)>,
-    requests: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Reply>)>,
     /// Callers of [`P2p::connect_many`] waiting for connections.
     connecting: Vec<(PeerId, usize, oneshot::Sender<usize>)>,
-    inbound: mpsc::Sender<InboundRequest>,
     gossip: mpsc::Sender<Gossip>,
-    answers: FuturesUnordered<Pending>,
+    audience: Audience,
     bootstrapped: bool,
     /// Messages on batched topics waiting to be sent.
     batches: HashMap<Topic, batch::Batch>,
@@ -679,6 +688,19 @@ impl Driver {
             .publish(self.topic.clone(), bytes)
         {
             tracing::debug!(error = %e, "announcement not published");
+        }
+    }
+
+    /// Notes which topics some peer subscribes to now.
+    fn count_audience(&self, swarm: &Swarm<Behaviour>) {
+        for topic in Topic::ALL {
+            let hash = IdentTopic::new(topic.name()).hash();
+            let heard = swarm
+                .behaviour()
+                .gossipsub
+                .all_peers()
+                .any(|(_, topics)| topics.contains(&&hash));
+            self.audience[topic.index()].store(heard, Ordering::Relaxed);
         }
     }
 
@@ -728,10 +750,13 @@ impl Driver {
                 peer_id,
                 num_established,
                 ..
-            } => self.peer(peer_id, |p| {
-                p.connected = num_established > 0;
-                p.connections = num_established as usize;
-            }),
+            } => {
+                self.peer(peer_id, |p| {
+                    p.connected = num_established > 0;
+                    p.connections = num_established as usize;
+                });
+                self.count_audience(swarm);
+            }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 ..
@@ -759,6 +784,9 @@ impl Driver {
                 // A newcomer: tell it who we are without waiting for the tick.
                 self.republish(swarm);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                gossipsub::Event::Subscribed { .. } | gossipsub::Event::Unsubscribed { .. },
+            )) => self.count_audience(swarm),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 message,
                 ..
@@ -807,7 +835,6 @@ impl Driver {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Rpc(event)) => self.handle_rpc(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetProviders(result),
@@ -855,70 +882,6 @@ impl Driver {
                 }
             }
             _ => {}
-        }
-    }
-}
-
-impl Driver {
-    fn handle_rpc(&mut self, event: request_response::Event<Frame<Request>, Frame<Response>>) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                self.peer(peer, |_| {});
-                let (tx, rx) = oneshot::channel();
-                let unavailable =
-                    || Response::error("unavailable", "this node is not answering requests now");
-                match self.inbound.try_send(InboundRequest {
-                    peer,
-                    request,
-                    reply: tx,
-                }) {
-                    Ok(()) => self.answers.push(Box::pin(async move {
-                        (channel, rx.await.unwrap_or_else(|_| unavailable()))
-                    })),
-                    Err(_) => self
-                        .answers
-                        .push(Box::pin(async move { (channel, unavailable()) })),
-                }
-            }
-            Event::Message {
-                peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                self.peer(peer, |_| {});
-                if let Some((_, reply)) = self.requests.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some((_, reply)) = self.requests.remove(&request_id) {
-                    let _ = reply.send(Err(P2pError::Request {
-                        peer,
-                        detail: error.to_string(),
-                    }));
-                }
-            }
-            Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "answering a peer failed");
-            }
-            Event::ResponseSent { .. } => {}
         }
     }
 }

@@ -3,8 +3,10 @@
 //! inferences and generations (routing), and what audits need.
 //!
 //! On the wire a message is a [`Frame`]: a small JSON head and a raw byte
-//! body, `u32 LE head length || head JSON || u64 LE body length || body`,
-//! one message per stream. Chunks travel as raw bytes, not as JSON arrays.
+//! body, `u32 LE head length || head JSON || u64 LE body length || body`.
+//! A stream carries one request and its answer at a time, and many in
+//! turn ([`crate::streams`]). Chunks travel as raw bytes, not as JSON
+//! arrays.
 //! Sizes are bounded before anything is allocated, and the body is read
 //! into a buffer of its announced size.
 
@@ -12,21 +14,21 @@ use std::io;
 use std::sync::{Mutex, PoisonError};
 
 use futures_util::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use vouch_types::Digest;
 
 /// The protocol name.
-pub const PROTOCOL: &str = "/vouch/rpc/1";
+pub const PROTOCOL: &str = "/vouch/rpc/2";
 
 /// Largest head accepted, bytes.
 const MAX_HEAD_BYTES: u32 = 64 << 10;
 /// Largest message accepted (head and body), bytes: a blob chunk and room
-/// for inference inputs and outputs. With [`MAX_STREAMS`] streams per
-/// connection, one peer can make this node buffer at most 1 GiB.
+/// for inference inputs and outputs. With [`MAX_STREAMS`] streams, one
+/// peer can make this node buffer at most 1 GiB.
 pub const MAX_FRAME_BYTES: u64 = 16 << 20;
 
-/// Requests in flight on one connection, each way.
+/// Streams one peer may have open to this node at once (each carries one
+/// request at a time).
 pub const MAX_STREAMS: usize = 64;
 
 /// Most chunks one [`Request::Chunks`] may ask for (a frame holds them).
@@ -239,16 +241,20 @@ pub mod buffers {
     }
 }
 
-/// Reads and writes [`Frame`]s.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Codec;
-
-async fn read_frame<H: DeserializeOwned, T: AsyncRead + Unpin + Send>(
+/// Reads one frame.
+pub(crate) async fn read_frame<H: DeserializeOwned, T: AsyncRead + Unpin>(
     io: &mut T,
 ) -> io::Result<Frame<H>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
-    let head_len = u32::from_le_bytes(len);
+    read_frame_after(io, u32::from_le_bytes(len)).await
+}
+
+/// Reads the rest of a frame whose head length, `head_len`, has been read.
+pub(crate) async fn read_frame_after<H: DeserializeOwned, T: AsyncRead + Unpin>(
+    io: &mut T,
+    head_len: u32,
+) -> io::Result<Frame<H>> {
     if head_len > MAX_HEAD_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -274,58 +280,19 @@ async fn read_frame<H: DeserializeOwned, T: AsyncRead + Unpin + Send>(
     Ok(Frame { head, body })
 }
 
-async fn write_frame<H: Serialize, T: AsyncWrite + Unpin + Send>(
+/// Writes one frame and flushes it.
+pub(crate) async fn write_frame<H: Serialize, T: AsyncWrite + Unpin>(
     io: &mut T,
-    frame: Frame<H>,
+    frame: &Frame<H>,
 ) -> io::Result<()> {
     let head = serde_json::to_vec(&frame.head).map_err(io::Error::other)?;
-    io.write_all(&(head.len() as u32).to_le_bytes()).await?;
-    io.write_all(&head).await?;
-    io.write_all(&(frame.body.len() as u64).to_le_bytes())
-        .await?;
+    let mut start = Vec::with_capacity(head.len() + 12);
+    start.extend((head.len() as u32).to_le_bytes());
+    start.extend(&head);
+    start.extend((frame.body.len() as u64).to_le_bytes());
+    io.write_all(&start).await?;
     io.write_all(&frame.body).await?;
-    buffers::give(frame.body);
-    io.close().await
-}
-
-impl libp2p::request_response::Codec for Codec {
-    type Protocol = StreamProtocol;
-    type Request = Frame<Request>;
-    type Response = Frame<Response>;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Frame<Request>> {
-        read_frame(io).await
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Frame<Response>> {
-        read_frame(io).await
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Frame<Request>,
-    ) -> io::Result<()> {
-        write_frame(io, req).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Frame<Response>,
-    ) -> io::Result<()> {
-        write_frame(io, res).await
-    }
+    io.flush().await
 }
 
 #[cfg(test)]
@@ -339,7 +306,7 @@ mod tests {
         H: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug + Clone,
     {
         let mut buf = Cursor::new(Vec::new());
-        write_frame(&mut buf, frame.clone()).await.unwrap();
+        write_frame(&mut buf, &frame).await.unwrap();
         buf.set_position(0);
         let back: Frame<H> = read_frame(&mut buf).await.unwrap();
         assert_eq!(back, frame);

@@ -224,6 +224,60 @@ async fn peers_answer_requests_and_find_providers() {
     assert!(err.is_err(), "a vanished peer answered: {err:?}");
 }
 
+/// Asks `to` for chunk `index` of a made-up blob and returns the body.
+async fn chunk(from: &P2p, to: vouch_p2p::Peer, index: u64) -> Vec<u8> {
+    let blob = Digest::of(Kind::Blob, b"blob");
+    let got = from
+        .request(
+            to,
+            Frame::new(Request::Chunks {
+                blob,
+                indexes: vec![index],
+            }),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("request {index}: {e}"));
+    assert_eq!(got.head, Response::Ok, "request {index}");
+    got.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_requests_is_answered_and_a_restarted_peer_is_reached_again() {
+    let (a, _, inbound) = node_with_inbound(15, vec![]).await;
+    answer_chunks(inbound, 100);
+    let (b, _) = node(16, a.addresses()).await;
+    let a_id = a.peer_id();
+
+    // More requests at once than streams a peer may open: each gets its
+    // own answer; those over the limit wait their turn.
+    let burst = (0..150u64).map(|i| {
+        let b = b.clone();
+        async move { (i, chunk(&b, a_id, i).await) }
+    });
+    for (i, body) in futures_util::future::join_all(burst).await {
+        assert_eq!(body, vec![i as u8; 100], "request {i} got another's answer");
+    }
+    // Answered in turn on the streams the burst left open.
+    for i in 0..20 {
+        assert_eq!(chunk(&b, a_id, i).await, vec![i as u8; 100]);
+    }
+
+    // A restarts (same key, new port) and dials B: B's idle streams to
+    // it are dead, and its next request goes on a new one.
+    drop(a);
+    eventually("A's connection to close", || {
+        b.peers().get(&a_id).is_none_or(|p| !p.connected)
+    })
+    .await;
+    let (a, _, inbound) = node_with_inbound(15, b.addresses()).await;
+    answer_chunks(inbound, 100);
+    eventually("the restarted A to connect", || {
+        b.peers().get(&a.peer_id()).is_some_and(|p| p.connected)
+    })
+    .await;
+    assert_eq!(chunk(&b, a_id, 7).await, vec![7u8; 100]);
+}
+
 /// The next gossip `got` delivers, within 10 s.
 async fn next_gossip(got: &mut mpsc::Receiver<Gossip>) -> Gossip {
     tokio::time::timeout(Duration::from_secs(10), got.recv())
