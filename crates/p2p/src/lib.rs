@@ -212,11 +212,18 @@ struct Behaviour {
     blocks: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
 }
 
-/// The libp2p peer id of an operator key.
+/// The libp2p peer id of an operator key: the key's protobuf encoding
+/// (type Ed25519, then its 32 bytes) under the identity multihash, built
+/// from the bytes (libp2p's own way decompresses the curve point first,
+/// which costs more than the rest of checking a peer's answer).
 pub fn peer_id_of(key: &PublicKey) -> PeerId {
-    identity::ed25519::PublicKey::try_from_bytes(key.as_bytes())
-        .map(|k| identity::PublicKey::from(k).to_peer_id())
-        .expect("an ed25519 public key is a libp2p ed25519 public key")
+    let mut encoded = [0u8; 36];
+    encoded[..4].copy_from_slice(&[0x08, 0x01, 0x12, 0x20]);
+    encoded[4..].copy_from_slice(key.as_bytes());
+    libp2p::multihash::Multihash::wrap(0x00, &encoded)
+        .ok()
+        .and_then(|hash| PeerId::from_multihash(hash).ok())
+        .expect("36 bytes fit an identity multihash")
 }
 
 fn keypair(key: &SecretKey) -> identity::Keypair {
@@ -890,4 +897,21 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids_are_libp2ps_own() {
+        for seed in [0u8, 1, 7, 200] {
+            let key = SecretKey::from_bytes(&[seed; 32]);
+            let libp2p = identity::ed25519::PublicKey::try_from_bytes(key.public().as_bytes())
+                .map(|k| identity::PublicKey::from(k).to_peer_id())
+                .unwrap();
+            assert_eq!(peer_id_of(&key.public()), libp2p);
+            assert_eq!(keypair(&key).public().to_peer_id(), libp2p);
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 /// Why a key could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,10 +35,21 @@ impl PublicKey {
         self.0.as_bytes()
     }
 
-    /// Checks a signature over `msg` (strict: rejects malleable forms).
+    /// Checks a signature over `msg` (strict: rejects malleable forms:
+    /// small-order keys and nonce points, a non-canonical scalar, and a
+    /// non-canonical encoding of the nonce point, the one form that
+    /// `verify_strict` lets through and RFC 8032 verification does not).
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> bool {
-        self.0.verify_strict(msg, sig).is_ok() && self.0.verify(msg, sig).is_ok()
+        canonical_point(sig.r_bytes()) && self.0.verify_strict(msg, sig).is_ok()
     }
+}
+
+/// Whether a compressed Edwards point encodes its y coordinate below the
+/// field prime 2^255 - 19 (bit 255 is the sign of x). The only encodings
+/// at or above it have every bit of y set but those of the lowest byte,
+/// and that byte at least 0xed.
+fn canonical_point(b: &[u8; 32]) -> bool {
+    !(b[0] >= 0xed && b[1..31].iter().all(|&x| x == 0xff) && b[31] & 0x7f == 0x7f)
 }
 
 impl fmt::Display for PublicKey {
@@ -108,5 +119,40 @@ impl SecretKey {
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretKey({})", self.public())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_and_non_canonical_nonce_points_are_refused() {
+        let key = SecretKey::from_bytes(&[3; 32]);
+        let sig = key.sign(b"message");
+        assert!(key.public().verify(b"message", &sig));
+        assert!(!key.public().verify(b"massage", &sig));
+        let mut bytes = sig.to_bytes();
+        bytes[40] ^= 1;
+        assert!(
+            !key.public()
+                .verify(b"message", &Signature::from_bytes(&bytes))
+        );
+
+        // y = p - 1 is canonical; p, p + 1 and 2^255 - 1 are not, with
+        // either sign bit.
+        let y = |low: u8, top: u8| {
+            let mut b = [0xff; 32];
+            (b[0], b[31]) = (low, top);
+            b
+        };
+        assert!(canonical_point(&y(0xec, 0x7f)));
+        assert!(canonical_point(&y(0xec, 0xff)));
+        assert!(canonical_point(&[0; 32]));
+        for (low, top) in [(0xed, 0x7f), (0xee, 0x7f), (0xff, 0x7f), (0xed, 0xff)] {
+            assert!(!canonical_point(&y(low, top)), "{low:x} {top:x}");
+        }
+        // Any signature's own nonce point is canonical.
+        assert!(canonical_point(sig.r_bytes()));
     }
 }
