@@ -1,4 +1,4 @@
-//! The transport's ceiling: request-response throughput of 1 MiB bodies
+//! The transport's ceiling: request throughput of 1 MiB bodies
 //! between two swarms on loopback (TCP + noise + yamux + the rpc frame
 //! codec), over one and two connections, with 1 to 16 requests in flight.
 //! `docs/benchmarks.md` compares replication against it.
