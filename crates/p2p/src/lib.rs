@@ -514,10 +514,12 @@ async fn sweep(pool: std::sync::Weak<streams::Pool>) {
     }
 }
 
-/// Notes that `peer` was heard from now.
-fn touch(peers: &PeerTable, peer: PeerId) {
+/// Notes that `peer` was heard from now, and updates its entry with `f`.
+fn heard(peers: &PeerTable, peer: PeerId, f: impl FnOnce(&mut PeerInfo)) {
     let mut peers = peers.write().unwrap_or_else(|e| e.into_inner());
-    peers.entry(peer).or_default().last_seen = Some(Instant::now());
+    let info = peers.entry(peer).or_default();
+    info.last_seen = Some(Instant::now());
+    f(info);
 }
 
 /// The swarm's event loop: runs until every [`P2p`] handle is dropped.
@@ -730,10 +732,7 @@ impl Driver {
     }
 
     fn peer(&self, peer: PeerId, f: impl FnOnce(&mut PeerInfo)) {
-        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
-        let info = peers.entry(peer).or_default();
-        info.last_seen = Some(Instant::now());
-        f(info);
+        heard(&self.peers, peer, f);
     }
 
     fn handle(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {

@@ -28,7 +28,7 @@ use crate::rpc::{self, Frame, Request, Response, buffers};
 use crate::{InboundRequest, P2pError, PeerTable};
 
 /// How long a peer has to answer a request.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// An idle pooled stream older than this is dropped rather than reused.
 pub(crate) const POOL_IDLE: Duration = Duration::from_secs(30);
 /// The answering side closes a stream no request has come on for this
@@ -107,7 +107,7 @@ impl Pool {
                 };
                 match exchange(&mut stream, &request).await {
                     Ok(answer) => {
-                        crate::touch(peers, peer);
+                        crate::heard(peers, peer, |_| {});
                         self.checkin(peer, stream);
                         return Ok(answer);
                     }
@@ -290,7 +290,7 @@ async fn serve_stream(
             }
             Ok(Ok(request)) => request,
         };
-        crate::touch(&peers, peer);
+        crate::heard(&peers, peer, |_| {});
         let (reply, answer) = oneshot::channel();
         let answer = match inbound.try_send(InboundRequest {
             peer,
