@@ -123,7 +123,7 @@ impl Node {
 
     /// Changes the share of others' receipts this node audits (0 to 1),
     /// effective for the next receipt heard. A node that audits nothing
-    /// leaves the receipts topic ([`Node::hear_receipts`]).
+    /// leaves the receipts topic (see `Node::hear_receipts`).
     pub async fn set_audit_rate(&self, rate: f64) -> Result<(), NodeError> {
         if !(0.0..=1.0).contains(&rate) {
             return Err(NodeError::BadRequest(format!(

@@ -33,9 +33,10 @@ use crate::service::{Node, blocking};
 const PER_PROVIDER: usize = 4;
 /// Chunks asked for in one request (fewer, larger messages move faster).
 const BATCH: usize = 8;
-/// Connections to each provider during a fetch: requests take them in
-/// turn, so encryption runs on two cores at each end (a single connection
-/// moves 0.6-0.8x a raw loopback copy on two cores, two move 0.9-1.0x).
+/// Connections to each provider during a fetch: the fetch's request
+/// streams land on them at random ([`P2p::connect_many`]), so encryption
+/// mostly runs on two cores at each end (a single connection moves
+/// 0.6-0.8x a raw loopback copy on two cores, two move 0.9-1.0x).
 const FETCH_CONNECTIONS: usize = 2;
 /// How long a fetch waits for the extra connections before it starts on
 /// the ones it has.

@@ -168,7 +168,7 @@ impl Topic {
     }
 
     /// Whether messages on this topic travel in batches, each published
-    /// message waiting up to [`BATCH_WINDOW`] for others. Receipts are
+    /// message waiting up to `BATCH_WINDOW` (200 ms) for others. Receipts are
     /// small and audits are not urgent: an executor answering a hundred
     /// requests a second would otherwise pay a signature, and every peer a
     /// signature check, a decryption and a wake-up, per receipt and per
@@ -394,9 +394,12 @@ impl P2p {
 
     /// Opens connections to `peer` until there are `n` (each with its own
     /// noise session and task), and waits until they are up or a dial
-    /// fails. Requests to a peer take its connections in turn, so a bulk
-    /// transfer over several connections encrypts and decrypts on several
-    /// cores. Returns how many connections there are.
+    /// fails. Each new request stream goes on one of the peer's
+    /// connections picked at random (libp2p-stream), so a bulk transfer
+    /// with several requests in flight mostly spreads over them and
+    /// encrypts and decrypts on several cores (not always: four streams
+    /// land on one of two connections one time in eight). Returns how
+    /// many connections there are.
     pub async fn connect_many(&self, peer: PeerId, n: usize) -> Result<usize, P2pError> {
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -450,7 +453,7 @@ impl P2p {
     }
 
     /// Publishes `data` on `topic` to every subscribed peer (within
-    /// [`BATCH_WINDOW`] on a [batched](Topic::batched) topic). A message
+    /// `BATCH_WINDOW` (200 ms) on a [batched](Topic::batched) topic). A message
     /// that cannot go (no subscribed peer; larger than
     /// [`batch::MAX_BATCH_BYTES`] on a batched topic) is dropped, one
     /// nobody subscribes to before it reaches the swarm's task.

@@ -5,7 +5,7 @@
 //! On the wire a message is a [`Frame`]: a small JSON head and a raw byte
 //! body, `u32 LE head length || head JSON || u64 LE body length || body`.
 //! A stream carries one request and its answer at a time, and many in
-//! turn ([`crate::streams`]). Chunks travel as raw bytes, not as JSON
+//! turn (the `streams` module). Chunks travel as raw bytes, not as JSON
 //! arrays.
 //! Sizes are bounded before anything is allocated, and the body is read
 //! into a buffer of its announced size.

@@ -417,20 +417,11 @@ async fn a_peer_takes_requests_over_several_connections() {
     })
     .await;
 
-    // Requests in flight together, spread over both, all answered right.
-    let blob = Digest::of(Kind::Blob, b"blob");
-    let answers = futures_util::future::join_all((0..8u64).map(|i| {
-        b.request(
-            a_id,
-            Frame::new(Request::Chunks {
-                blob,
-                indexes: vec![i],
-            }),
-        )
-    }))
-    .await;
-    for (i, got) in answers.into_iter().enumerate() {
-        assert_eq!(got.unwrap().body, vec![i as u8; 1 << 20]);
+    // Requests in flight together, on streams over both, all answered
+    // right.
+    let answers = futures_util::future::join_all((0..8u64).map(|i| chunk(&b, a_id, i))).await;
+    for (i, body) in answers.into_iter().enumerate() {
+        assert_eq!(body, vec![i as u8; 1 << 20]);
     }
 
     // A peer nobody knows an address for: an answer at once, no hang.
