@@ -43,6 +43,8 @@ const POOL_PER_PEER: usize = 16;
 const BUSY_PER_PEER: usize = 32;
 /// Tries for one request, when the peer closes streams without answering.
 const TRIES: usize = 3;
+/// Wait before the second try; longer before each later one.
+const RETRY_AFTER: Duration = Duration::from_millis(25);
 
 /// The asking side: streams by peer.
 pub(crate) struct Pool {
@@ -113,6 +115,10 @@ impl Pool {
                     }
                     Err(Failed::Unanswered(e)) if tries < TRIES => {
                         tracing::debug!(%peer, error = %e, "a stream closed unanswered; asking again");
+                        // A connection that is closing still takes new
+                        // streams until the swarm has seen it close: give
+                        // it that moment before picking one again.
+                        tokio::time::sleep(RETRY_AFTER * tries as u32).await;
                     }
                     Err(Failed::Unanswered(e)) => {
                         return Err(failed(format!(
