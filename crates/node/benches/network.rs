@@ -78,15 +78,60 @@ async fn providers(n: &Node, id: vouch_types::Digest, count: usize) {
     .await;
 }
 
-/// CPU seconds a process has used (user + system), from its `stat` file
-/// under /proc.
-fn cpu_seconds(stat: &str) -> f64 {
-    let stat = std::fs::read_to_string(stat).unwrap();
-    // Fields after the command name (which is in parentheses).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
+/// Reads the CPU time this process and, given its id, the auditor's
+/// process have used so far, to the nanosecond: the sum over their
+/// threads' `schedstat` files under /proc (a process's `stat` counts in
+/// 10 ms ticks, too coarse for windows of a few requests). A thread of its
+/// own does the reading and leaves itself out, so that reading costs
+/// nothing measured. A thread that exits loses what it used since the
+/// last reading; a node's threads live as long as the run.
+struct Meter {
+    ask: std::sync::mpsc::Sender<std::sync::mpsc::Sender<[f64; 2]>>,
+}
+
+impl Meter {
+    fn start(auditor: Option<u32>) -> Meter {
+        let (ask, asks) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<[f64; 2]>>();
+        std::thread::spawn(move || {
+            let me = std::fs::read_link("/proc/thread-self").unwrap();
+            let me = me.file_name().unwrap().to_owned();
+            let mut last = std::collections::HashMap::new();
+            let mut used = [0u64; 2];
+            for reply in asks {
+                for (i, pid) in [Some(std::process::id()), auditor].into_iter().enumerate() {
+                    let Some(pid) = pid else { continue };
+                    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+                    for task in tasks.flatten().filter(|t| i == 1 || t.file_name() != me) {
+                        let ns = std::fs::read_to_string(task.path().join("schedstat"))
+                            .ok()
+                            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+                        if let Some(ns) = ns {
+                            let before = last.insert((i, task.file_name()), ns).unwrap_or(0);
+                            used[i] += ns.saturating_sub(before);
+                        }
+                    }
+                }
+                let _ = reply.send(used.map(|ns| ns as f64 / 1e9));
+            }
+        });
+        Meter { ask }
+    }
+
+    /// Seconds of CPU used so far: [this process, the auditor's].
+    fn read(&self) -> [f64; 2] {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.ask.send(reply).unwrap();
+        answer.recv().unwrap()
+    }
+
+    /// Seconds of CPU both processes used while `work` ran: [this
+    /// process, the auditor's].
+    async fn measure(&self, work: impl std::future::Future<Output = ()>) -> [f64; 2] {
+        let start = self.read();
+        work.await;
+        let end = self.read();
+        [end[0] - start[0], end[1] - start[1]]
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -257,16 +302,19 @@ async fn routing(tmp: &Path, a: &Arc<Node>) -> serde_json::Value {
         hop.push(t.elapsed().as_secs_f64() * 1e3);
     }
     // CPU per request (both nodes), in alternating blocks.
+    let meter = Meter::start(None);
     let (mut direct_cpu, mut hop_cpu) = (0.0, 0.0);
     for _ in 0..4 {
         for (via, cpu) in [(a, &mut direct_cpu), (&g, &mut hop_cpu)] {
-            let start = cpu_seconds("/proc/self/stat");
-            for _ in 0..n {
-                via.route("iris", None, iris_input(), None, Verify::Receipt)
-                    .await
-                    .unwrap();
-            }
-            *cpu += cpu_seconds("/proc/self/stat") - start;
+            *cpu += meter
+                .measure(async {
+                    for _ in 0..n {
+                        via.route("iris", None, iris_input(), None, Verify::Receipt)
+                            .await
+                            .unwrap();
+                    }
+                })
+                .await[0];
         }
     }
     let per = |cpu: f64| cpu / (4 * n) as f64 * 1e6;
@@ -336,10 +384,6 @@ impl Auditor {
     fn passed(&mut self) -> u64 {
         self.ask("passed").parse().unwrap()
     }
-
-    fn cpu(&self) -> f64 {
-        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
-    }
 }
 
 impl Drop for Auditor {
@@ -383,6 +427,11 @@ fn auditor_main(rt: &tokio::runtime::Runtime, bootstrap: &str) {
     }
 }
 
+/// Time left at the end of each measured window for work a request leaves
+/// behind (its receipts written by the receipt log's thread) to finish
+/// inside it.
+const SETTLE: Duration = Duration::from_millis(20);
+
 /// CPU of verification on magika, all nodes together: one execution,
 /// `quorum:3` across three providers, and an auditor (its own process)
 /// that samples 5% of `a`'s receipts.
@@ -396,66 +445,99 @@ async fn verification(tmp: &Path, a: &Arc<Node>) -> serde_json::Value {
     }
     let mut auditor = Auditor::start(a, magika);
     providers(a, magika, 3).await;
-    let m = env_count("VOUCH_BENCH_CPU_REQUESTS", 250);
-    let blocks = env_count("VOUCH_BENCH_CPU_BLOCKS", 4);
-    // CPU of both processes over `m` requests, and the auditor's share.
-    let cpu_of = async |auditor: &Auditor, verify: Verify| {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let (start, start_auditor) = (cpu_seconds("/proc/self/stat"), auditor.cpu());
-        for i in 0..m {
+    let meter = Meter::start(Some(auditor.child.id()));
+    let m = env_count("VOUCH_BENCH_CPU_REQUESTS", 1000);
+    let window = env_count("VOUCH_BENCH_CPU_WINDOW", 10).max(1);
+    let requests = async |verify: Verify, first: usize, count: usize| {
+        for i in first..first + count {
             a.route("magika", None, magika_input(i as i32), None, verify)
                 .await
                 .unwrap();
         }
-        // Let sampled audits finish.
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let auditor_cpu = auditor.cpu() - start_auditor;
-        (
-            cpu_seconds("/proc/self/stat") - start + auditor_cpu,
-            auditor_cpu,
-        )
     };
-    // The same nodes in every measurement; blocks with and without the
-    // auditor's sampling alternate so drift hits all rows alike. While
-    // it samples nothing, nobody subscribes to receipts and executors
-    // gossip none: the first row is a network without audits.
-    let (mut single, mut quorum, mut audited_cpu, mut audited) = (0.0, 0.0, 0.0, 0);
-    let (mut auditor_idle, mut auditor_busy) = (0.0, 0.0);
-    for _ in 0..blocks {
-        assert_eq!(auditor.ask("rate 0"), "ok");
-        let (cpu, auditor_cpu) = cpu_of(&auditor, Verify::Receipt).await;
-        (single, auditor_idle) = (single + cpu, auditor_idle + auditor_cpu);
-        quorum += cpu_of(&auditor, Verify::Quorum(3)).await.0;
-        assert_eq!(auditor.ask("rate 0.05"), "ok");
-        let seen = auditor.passed();
-        let (cpu, auditor_cpu) = cpu_of(&auditor, Verify::Receipt).await;
-        (audited_cpu, auditor_busy) = (audited_cpu + cpu, auditor_busy + auditor_cpu);
-        audited += auditor.passed() - seen;
+    // One execution against quorum:3 in windows of `window` requests that
+    // take turns (and turns going first), so that a shared host's drift,
+    // which moves a row by several percent over seconds, hits both alike.
+    // While the auditor samples nothing, nobody subscribes to receipts and
+    // executors gossip none: this is a network without audits.
+    assert_eq!(auditor.ask("rate 0"), "ok");
+    let (mut single, mut quorum) = (0.0, 0.0);
+    for w in 0..m / window {
+        let mut rows = [
+            (Verify::Receipt, &mut single),
+            (Verify::Quorum(3), &mut quorum),
+        ];
+        if w % 2 == 1 {
+            rows.reverse();
+        }
+        for (verify, cpu) in rows {
+            let used = meter
+                .measure(async {
+                    requests(verify, w * window, window).await;
+                    tokio::time::sleep(SETTLE).await;
+                })
+                .await;
+            *cpu += used[0] + used[1];
+        }
     }
-    let m = m * blocks;
-    // The sample is a random draw (binomial: 50 ± 7 of 1000) and the
-    // executors' CPU swings by a few percent between blocks on a shared
-    // host, so the total row moves with both. The auditor's own process
-    // measures what an audit costs it; scaled to exactly 5% of the
-    // requests, that is the expected cost of the sampling rate.
-    let per_request = single / m as f64;
+    let m = m / window * window;
+    // Audits: blocks with and without the auditor's sampling alternate. A
+    // block ends a second after its last request, once sampled audits are
+    // done.
+    let blocks = env_count("VOUCH_BENCH_CPU_BLOCKS", 4).max(1);
+    let per_block = m / blocks;
+    let (mut plain, mut audited_cpu, mut audited) = (0.0, 0.0, 0);
+    let (mut auditor_idle, mut auditor_busy) = (0.0, 0.0);
+    for block in 0..blocks {
+        for (rate, cpu, auditor_cpu) in [
+            (0.0, &mut plain, &mut auditor_idle),
+            (0.05, &mut audited_cpu, &mut auditor_busy),
+        ] {
+            assert_eq!(auditor.ask(&format!("rate {rate}")), "ok");
+            let seen = auditor.passed();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let used = meter
+                .measure(async {
+                    requests(Verify::Receipt, block * per_block, per_block).await;
+                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                })
+                .await;
+            (*cpu, *auditor_cpu) = (*cpu + used[0] + used[1], *auditor_cpu + used[1]);
+            audited += auditor.passed() - seen;
+        }
+    }
+    let n = per_block * blocks;
+    // The sample is a random draw (binomial: 50 ± 7 of 1000), so the total
+    // row moves with it. The auditor's own process measures what an audit
+    // costs it; scaled to exactly 5% of the requests, that is the expected
+    // cost of the sampling rate.
+    let per_request = plain / n as f64;
     let per_audit = (auditor_busy - auditor_idle) / audited.max(1) as f64;
     let at_rate = 1.0 + 0.05 * per_audit / per_request;
     println!(
-        "\n| verification (magika, {m} requests per row from one client, in {blocks} alternating blocks) | CPU s (all nodes) | ratio to one execution |\n|---|---|---|"
+        "\n| verification (magika, one client; CPU of all nodes from /proc schedstat) | CPU s | ratio |\n|---|---|---|"
     );
-    println!("| receipt (one execution) | {single:.2} | 1.00x |");
-    println!("| quorum:3 | {quorum:.2} | {:.2}x |", quorum / single);
     println!(
-        "| receipt + audits at 5% ({audited} of {m} re-executed) | {audited_cpu:.2} | {:.2}x |",
-        audited_cpu / single
+        "| receipt (one execution), {m} requests in windows of {window} taking turns with quorum:3 | {single:.2} | 1.00x |"
+    );
+    println!(
+        "| quorum:3, {m} requests | {quorum:.2} | {:.2}x |",
+        quorum / single
+    );
+    println!(
+        "| receipt, {n} requests in {blocks} blocks while the auditor samples none | {plain:.2} | 1.00x |"
+    );
+    println!(
+        "| receipt + audits at 5%, {n} requests in {blocks} blocks taking turns with those ({audited} re-executed) | {audited_cpu:.2} | {:.3}x |",
+        audited_cpu / plain
     );
     println!(
         "| the auditor's process: {auditor_idle:.2} s sampling none, {auditor_busy:.2} s sampling 5% = {:.1} ms per audit ({:.1} ms per request); at exactly 5% | | {at_rate:.3}x |",
         per_audit * 1e3,
         per_request * 1e3
     );
-    json!({"requests": m, "single_cpu_s": single, "quorum3_cpu_s": quorum,
+    json!({"requests": m, "window": window, "single_cpu_s": single, "quorum3_cpu_s": quorum,
+        "audit_requests": n, "plain_cpu_s": plain,
         "audit5_cpu_s": audited_cpu, "audited": audited,
         "auditor_cpu_s": {"sampling_none": auditor_idle, "sampling_5pct": auditor_busy},
         "audit_cpu_ms": per_audit * 1e3, "request_cpu_ms": per_request * 1e3,
