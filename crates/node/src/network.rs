@@ -629,7 +629,7 @@ impl Node {
             .peers()
             .into_iter()
             .filter(|(_, info)| {
-                info.connected
+                info.connected()
                     && info.announcement.as_ref().is_some_and(|(body, _)| {
                         !body.models.iter().any(|m| m.id == id.to_string())
                     })
@@ -803,12 +803,13 @@ impl Node {
             record: json_record(&me),
         }];
         for (peer, info) in network.p2p.peers() {
+            let connected = info.connected();
             let body = info.announcement.map(|(body, key)| (body, key.to_string()));
             nodes.push(NetworkNode {
                 peer: peer.to_string(),
                 operator: body.as_ref().map(|(_, k)| k.clone()),
                 http: body.as_ref().and_then(|(b, _)| b.http.clone()),
-                connected: info.connected,
+                connected,
                 share: share(&peer),
                 local: false,
                 models: body

@@ -170,7 +170,7 @@ async fn a_pin_fetches_here_and_asks_peers_for_replicas() {
         b.node.network_models().contains_key(&id.to_string())
             && peers
                 .get(&c.node.p2p().unwrap().peer_id())
-                .is_some_and(|p| p.connected && p.announcement.is_some())
+                .is_some_and(|p| p.connected() && p.announcement.is_some())
     })
     .await;
 
@@ -594,7 +594,7 @@ async fn a_partitioned_gateway_says_so_and_serves_again_once_healed() {
         let peers = p2p.peers();
         [pa, pb]
             .iter()
-            .all(|p| peers.get(p).is_none_or(|i| !i.connected))
+            .all(|p| peers.get(p).is_none_or(|i| !i.connected()))
     })
     .await;
     let err = route().await.unwrap_err();
@@ -610,7 +610,7 @@ async fn a_partitioned_gateway_says_so_and_serves_again_once_healed() {
         let peers = p2p.peers();
         [pa, pb]
             .iter()
-            .any(|p| peers.get(p).is_some_and(|i| i.connected))
+            .any(|p| peers.get(p).is_some_and(|i| i.connected()))
     })
     .await;
     let routed = route().await.unwrap();
@@ -704,7 +704,10 @@ async fn an_interrupted_fetch_resumes_with_the_chunks_already_checked() {
     let a_peer = a.node.peer_id();
     c_p2p.dial(p.addresses()[0].clone()).await.unwrap();
     eventually("C to connect to P", || {
-        c_p2p.peers().get(&p.peer_id()).is_some_and(|i| i.connected)
+        c_p2p
+            .peers()
+            .get(&p.peer_id())
+            .is_some_and(|i| i.connected())
     })
     .await;
     c_p2p.block(a_peer).await.unwrap();
@@ -722,7 +725,7 @@ async fn an_interrupted_fetch_resumes_with_the_chunks_already_checked() {
     // Healed, the next try asks only for the two missing chunks.
     c_p2p.unblock(a_peer).await.unwrap();
     eventually("C to reconnect to A", || {
-        c_p2p.peers().get(&a_peer).is_some_and(|i| i.connected)
+        c_p2p.peers().get(&a_peer).is_some_and(|i| i.connected())
     })
     .await;
     assert_eq!(c.node.replicate("magika", None).await.unwrap(), id);

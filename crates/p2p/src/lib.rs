@@ -94,8 +94,6 @@ pub struct P2pConfig {
 pub struct PeerInfo {
     /// Addresses the peer listens on (from identify).
     pub addrs: Vec<Multiaddr>,
-    /// Whether a connection is open now.
-    pub connected: bool,
     /// How many connections are open now (more than one while a bulk
     /// transfer spreads over several, see [`P2p::connect_many`]).
     pub connections: usize,
@@ -103,6 +101,13 @@ pub struct PeerInfo {
     pub announcement: Option<(AnnouncementBody, PublicKey)>,
     /// When anything was last heard from the peer.
     pub last_seen: Option<Instant>,
+}
+
+impl PeerInfo {
+    /// Whether a connection is open now.
+    pub fn connected(&self) -> bool {
+        self.connections > 0
+    }
 }
 
 type PeerTable = Arc<RwLock<BTreeMap<PeerId, PeerInfo>>>;
@@ -419,7 +424,7 @@ impl P2p {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&peer)
-            .is_some_and(|p| p.connected || !p.addrs.is_empty());
+            .is_some_and(|p| p.connected() || !p.addrs.is_empty());
         if !known {
             self.find_peer(peer).await?;
         }
@@ -746,10 +751,7 @@ impl Driver {
                 ..
             } => {
                 let n = num_established.get() as usize;
-                self.peer(peer_id, |p| {
-                    p.connected = true;
-                    p.connections = n;
-                });
+                self.peer(peer_id, |p| p.connections = n);
                 self.connected(peer_id, |want| n >= want);
                 if !self.bootstrapped {
                     self.bootstrapped = swarm.behaviour_mut().kad.bootstrap().is_ok();
@@ -760,10 +762,7 @@ impl Driver {
                 num_established,
                 ..
             } => {
-                self.peer(peer_id, |p| {
-                    p.connected = num_established > 0;
-                    p.connections = num_established as usize;
-                });
+                self.peer(peer_id, |p| p.connections = num_established as usize);
                 self.count_audience(swarm);
             }
             SwarmEvent::OutgoingConnectionError {

@@ -131,7 +131,7 @@ async fn nodes_find_each_other_through_one_bootstrap_peer() {
     eventually("B's connections to close", || {
         [&a, &c]
             .iter()
-            .all(|n| n.peers().get(&b_id).is_none_or(|p| !p.connected))
+            .all(|n| n.peers().get(&b_id).is_none_or(|p| !p.connected()))
     })
     .await;
 }
@@ -266,13 +266,13 @@ async fn a_burst_of_requests_is_answered_and_a_restarted_peer_is_reached_again()
     // it are dead, and its next request goes on a new one.
     drop(a);
     eventually("A's connection to close", || {
-        b.peers().get(&a_id).is_none_or(|p| !p.connected)
+        b.peers().get(&a_id).is_none_or(|p| !p.connected())
     })
     .await;
     let (a, _, inbound) = node_with_inbound(15, b.addresses()).await;
     answer_chunks(inbound, 100);
     eventually("the restarted A to connect", || {
-        b.peers().get(&a.peer_id()).is_some_and(|p| p.connected)
+        b.peers().get(&a.peer_id()).is_some_and(|p| p.connected())
     })
     .await;
     assert_eq!(chunk(&b, a_id, 7).await, vec![7u8; 100]);
@@ -403,7 +403,7 @@ async fn a_peer_takes_requests_over_several_connections() {
     let (b, _) = node(22, a.addresses()).await;
     let a_id = a.peer_id();
     eventually("B connected to A", || {
-        b.peers().get(&a_id).is_some_and(|p| p.connected)
+        b.peers().get(&a_id).is_some_and(|p| p.connected())
     })
     .await;
 
@@ -430,7 +430,7 @@ async fn a_peer_takes_requests_over_several_connections() {
     // A peer that is gone: the dials fail and the call returns.
     drop(a);
     eventually("B saw A go", || {
-        b.peers().get(&a_id).is_some_and(|p| !p.connected)
+        b.peers().get(&a_id).is_some_and(|p| !p.connected())
     })
     .await;
     let left = tokio::time::timeout(Duration::from_secs(20), b.connect_many(a_id, 2))
