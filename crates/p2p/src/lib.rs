@@ -553,17 +553,13 @@ async fn drive(
         batches: HashMap::new(),
     };
     let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
-    // Armed while a batch waits: it fires BATCH_WINDOW after the batch's
-    // first message.
+    // Armed while a batch waits: it fires BATCH_WINDOW after the first
+    // message that found no batch waiting.
     let flush = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(flush);
-    let mut batching = false;
     loop {
         tokio::select! {
-            () = &mut flush, if batching => {
-                batching = false;
-                state.flush(&mut swarm);
-            }
+            () = &mut flush, if state.waiting() => state.flush(&mut swarm),
             command = commands.recv() => match command {
                 None => return,
                 Some(Command::Announce(body)) => {
@@ -617,6 +613,7 @@ async fn drive(
                     }
                 }
                 Some(Command::Publish(topic, data)) if topic.batched() => {
+                    let armed = state.waiting();
                     let batch = state.batches.entry(topic).or_default();
                     if !batch.fits(&data) && !batch.is_empty() {
                         publish(&mut swarm, topic, batch.take());
@@ -626,8 +623,7 @@ async fn drive(
                         continue;
                     }
                     batch.push(&data);
-                    if !batching {
-                        batching = true;
+                    if !armed {
                         flush.as_mut().reset(tokio::time::Instant::now() + BATCH_WINDOW);
                     }
                 }
@@ -683,6 +679,11 @@ fn publish(swarm: &mut Swarm<Behaviour>, topic: Topic, data: Vec<u8>) {
 }
 
 impl Driver {
+    /// Whether a message waits in a batch.
+    fn waiting(&self) -> bool {
+        self.batches.values().any(|b| !b.is_empty())
+    }
+
     /// Sends every waiting batch.
     fn flush(&mut self, swarm: &mut Swarm<Behaviour>) {
         for (&topic, batch) in &mut self.batches {
@@ -804,28 +805,24 @@ impl Driver {
                     .into_iter()
                     .find(|t| message.topic == IdentTopic::new(t.name()).hash())
                 {
-                    if !topic.batched() {
+                    let items = if topic.batched() {
+                        match batch::split(&message.data) {
+                            Ok(items) => items,
+                            Err(e) => {
+                                tracing::warn!(peer = %source, topic = topic.name(), error = %e, "rejected a gossip batch");
+                                return;
+                            }
+                        }
+                    } else {
+                        vec![message.data.as_slice()]
+                    };
+                    for item in items {
+                        let data = item.to_vec();
                         let _ = self.gossip.try_send(Gossip {
                             topic,
                             source,
-                            data: message.data,
+                            data,
                         });
-                        return;
-                    }
-                    match batch::split(&message.data) {
-                        Ok(items) => {
-                            for item in items {
-                                let data = item.to_vec();
-                                let _ = self.gossip.try_send(Gossip {
-                                    topic,
-                                    source,
-                                    data,
-                                });
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(peer = %source, topic = topic.name(), error = %e, "rejected a gossip batch")
-                        }
                     }
                     return;
                 }
