@@ -133,7 +133,7 @@ fn p2p_config(args: &P2pArgs) -> Result<P2pConfig> {
             })
         })
         .collect::<Result<_>>()?;
-    Ok(P2pConfig { listen, bootstrap })
+    Ok(P2pConfig::new(listen, bootstrap))
 }
 
 /// Fetches each `--serve` model from peers as soon as one announces it.
@@ -267,10 +267,10 @@ async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()>
             .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
         let url = format!("http://{}", listener.local_addr()?);
         node.join(
-            P2pConfig {
-                listen: "/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr"),
-                bootstrap: bootstrap.clone(),
-            },
+            P2pConfig::new(
+                "/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr"),
+                bootstrap.clone(),
+            ),
             Some(url.clone()),
         )
         .await?;

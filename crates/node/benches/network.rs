@@ -31,10 +31,7 @@ use vouch_types::{DType, Tensor, TensorMap};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn p2p(bootstrap: Vec<vouch_node::p2p::Address>) -> P2pConfig {
-    P2pConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap,
-    }
+    P2pConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap(), bootstrap)
 }
 
 async fn node(dir: &Path, bootstrap: Vec<vouch_node::p2p::Address>, audit_rate: f64) -> Arc<Node> {

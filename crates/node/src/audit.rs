@@ -121,6 +121,12 @@ impl Node {
         })
     }
 
+    /// Whether this node audits at sampling rate `rate`: it needs its
+    /// traces to bisect.
+    pub(crate) fn audits_at(&self, rate: f64) -> bool {
+        self.config.trace && rate > 0.0
+    }
+
     /// Changes the share of others' receipts this node audits (0 to 1),
     /// effective for the next receipt heard. A node that audits nothing
     /// leaves the receipts topic (see `Node::hear_receipts`).
@@ -141,10 +147,9 @@ impl Node {
     /// peer sends it receipts, and a network where nobody audits gossips
     /// none (executors' batches find no subscriber).
     pub(crate) async fn hear_receipts(&self) -> Result<(), NodeError> {
-        let auditing = self.config.trace && self.audit_rate() > 0.0;
         self.network()?
             .p2p
-            .subscribe(Topic::Receipts, auditing)
+            .subscribe(Topic::Receipts, self.audits_at(self.audit_rate()))
             .await
             .map_err(|e| NodeError::Unavailable(e.to_string()))
     }

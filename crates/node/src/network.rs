@@ -19,7 +19,7 @@ use vouch_api::{FetchProgress, NetworkNode, NetworkNodes, PeerRecordJson, PinSta
 use vouch_p2p::rpc::{MAX_CHUNKS_PER_REQUEST, buffers};
 use vouch_p2p::{
     AnnouncementBody, Frame, Inbound, InboundRequest, ModelOffer, P2p, P2pConfig, Peer, Request,
-    Response,
+    Response, Topic,
 };
 use vouch_store::{ModelRecord, PartialBlob};
 use vouch_types::blob::{CHUNK_SIZE, ChunkTable};
@@ -181,9 +181,14 @@ impl Node {
     /// is the URL of this node's API, announced to peers.
     pub async fn join(
         self: &Arc<Node>,
-        config: P2pConfig,
+        mut config: P2pConfig,
         http: Option<String>,
     ) -> Result<(), NodeError> {
+        // Receipts are heard only while this node audits
+        // (`Node::hear_receipts`).
+        if !self.audits_at(self.config.audit_rate) {
+            config.topics.retain(|&t| t != Topic::Receipts);
+        }
         let (p2p, inbound) = vouch_p2p::P2p::start(config, &self.key)
             .await
             .map_err(|e| NodeError::Unavailable(e.to_string()))?;
@@ -208,7 +213,6 @@ impl Node {
         if let Some(gossip) = gossip {
             tokio::spawn(crate::audit::serve_gossip(Arc::downgrade(self), gossip));
         }
-        self.hear_receipts().await?;
         self.announce().await;
         Ok(())
     }

@@ -87,6 +87,20 @@ pub struct P2pConfig {
     pub listen: Multiaddr,
     /// Peers to connect to first; each must end in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
+    /// Gossip topics heard from the start, besides announcements, which
+    /// every node hears. [`P2p::subscribe`] joins or leaves one later.
+    pub topics: Vec<Topic>,
+}
+
+impl P2pConfig {
+    /// Listens on `listen`, dials `bootstrap`, hears every topic.
+    pub fn new(listen: Multiaddr, bootstrap: Vec<Multiaddr>) -> P2pConfig {
+        P2pConfig {
+            listen,
+            bootstrap,
+            topics: Topic::ALL.to_vec(),
+        }
+    }
 }
 
 /// What a node knows about one peer.
@@ -157,7 +171,8 @@ pub enum Topic {
 }
 
 impl Topic {
-    const ALL: [Topic; 2] = [Topic::Receipts, Topic::Disputes];
+    /// Every topic.
+    pub const ALL: [Topic; 2] = [Topic::Receipts, Topic::Disputes];
 
     /// This topic's place in [`Topic::ALL`].
     const fn index(self) -> usize {
@@ -286,7 +301,8 @@ impl P2p {
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
 
-        for topic in std::iter::once(announce::TOPIC).chain(Topic::ALL.iter().map(|t| t.name())) {
+        for topic in std::iter::once(announce::TOPIC).chain(config.topics.iter().map(|t| t.name()))
+        {
             swarm
                 .behaviour_mut()
                 .gossipsub
@@ -474,7 +490,7 @@ impl P2p {
 
     /// Subscribes to `topic`, or leaves it: peers stop sending this node
     /// its messages, and stop relaying them through it. A node starts
-    /// subscribed to every topic.
+    /// subscribed to [`P2pConfig::topics`].
     pub async fn subscribe(&self, topic: Topic, on: bool) -> Result<(), P2pError> {
         self.commands
             .send(Command::Subscribe(topic, on))

@@ -22,10 +22,7 @@ async fn node_with_inbound(
 ) -> (P2p, SecretKey, Inbound) {
     let key = SecretKey::from_bytes(&[seed; 32]);
     let (p2p, inbound) = P2p::start(
-        P2pConfig {
-            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            bootstrap,
-        },
+        P2pConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap(), bootstrap),
         &key,
     )
     .await
@@ -143,10 +140,10 @@ async fn a_node_without_peers_works_alone_and_bad_bootstrap_addresses_are_refuse
     assert!(!alone.addresses().is_empty());
     let key = SecretKey::from_bytes(&[8; 32]);
     let err = P2p::start(
-        P2pConfig {
-            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            bootstrap: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
-        },
+        P2pConfig::new(
+            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+        ),
         &key,
     )
     .await
@@ -394,6 +391,38 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
         (g.topic, g.data.as_slice()),
         (Topic::Receipts, &b"again"[..])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_hears_only_the_topics_it_starts_with() {
+    let (a, _) = node(23, vec![]).await;
+    let mut config = P2pConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap(), a.addresses());
+    config.topics = vec![Topic::Disputes];
+    let (c, _inbound) = P2p::start(config, &SecretKey::from_bytes(&[24; 32]))
+        .await
+        .unwrap();
+    let mut got = c.take_gossip().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut heard = Vec::new();
+    loop {
+        a.publish(Topic::Receipts, b"receipt".to_vec())
+            .await
+            .unwrap();
+        a.publish(Topic::Disputes, b"dispute".to_vec())
+            .await
+            .unwrap();
+        if let Ok(Some(g)) = tokio::time::timeout(Duration::from_millis(300), got.recv()).await {
+            heard.push(g.topic);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dispute arrived");
+    }
+    // Receipts wait up to 200 ms in a batch: anything still on its way
+    // arrives within 600 ms.
+    while let Ok(Some(g)) = tokio::time::timeout(Duration::from_millis(600), got.recv()).await {
+        heard.push(g.topic);
+    }
+    assert!(heard.iter().all(|&t| t == Topic::Disputes), "{heard:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -177,10 +177,7 @@ pub fn tmp_files(data: &Path) -> usize {
 
 /// A libp2p listener on loopback port 0 that joins through `bootstrap`.
 pub fn loopback(bootstrap: Vec<vouch_node::p2p::Address>) -> vouch_node::P2pConfig {
-    vouch_node::P2pConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap,
-    }
+    vouch_node::P2pConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap(), bootstrap)
 }
 
 /// A raw peer keyed by `[seed; 32]` that joins through `bootstrap` and
