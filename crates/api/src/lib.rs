@@ -147,8 +147,20 @@ fn le<T, const N: usize>(v: Vec<T>, f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
 /// Builds a tensor from a dtype name, a shape and the raw JSON of `data`.
 pub fn tensor_from_json(dtype: &str, shape: Vec<u64>, data: &str) -> Result<Tensor, String> {
     let dt = DType::from_name(dtype).ok_or_else(|| {
-        let names: Vec<&str> = DType::ALL.iter().map(|d| d.name()).collect();
-        format!("unknown dtype `{dtype}`; use one of {}", names.join(", "))
+        // A short name (Rust's `f32`, NumPy's `i8`) gets its full one.
+        let full = [("f", "float"), ("i", "int"), ("u", "uint")]
+            .iter()
+            .find_map(|(short, long)| {
+                let bits = dtype.strip_prefix(short)?;
+                DType::from_name(&format!("{long}{bits}"))
+            });
+        match full {
+            Some(d) => format!("unknown dtype `{dtype}`; did you mean `{}`?", d.name()),
+            None => {
+                let names: Vec<&str> = DType::ALL.iter().map(|d| d.name()).collect();
+                format!("unknown dtype `{dtype}`; use one of {}", names.join(", "))
+            }
+        }
     })?;
     let bytes = match dt {
         DType::Bool => {
@@ -631,8 +643,12 @@ mod tests {
         };
         assert!(
             bad(r#"{"dtype":"float33","shape":[1],"data":[1]}"#)
-                .contains("unknown dtype `float33`")
+                .contains("unknown dtype `float33`; use one of bool, uint8")
         );
+        for (short, full) in [("f32", "float32"), ("i64", "int64"), ("u8", "uint8")] {
+            let err = bad(&format!(r#"{{"dtype":"{short}","shape":[1],"data":[1]}}"#));
+            assert!(err.contains(&format!("did you mean `{full}`?")), "{err}");
+        }
         assert!(
             bad(r#"{"dtype":"float32","shape":[2,2],"data":[1,2,3]}"#)
                 .contains("`data` has 3 elements but shape [2, 2] needs 4")
