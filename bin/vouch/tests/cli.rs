@@ -608,3 +608,226 @@ fn two_node_processes_join_and_one_pins_the_others_model() {
         .unwrap();
     fails(&out, "/p2p/<peer id>");
 }
+
+/// A `vouch node` on a disk of its own that can fill: a `size`-limited
+/// tmpfs in a user and mount namespace (`unshare -rm`), restarted by the
+/// namespace's shell whenever it exits, so that it comes back on the same
+/// disk.
+struct SmallDisk {
+    shell: Child,
+    node: NodeProcess,
+    /// Where the tmpfs is mounted, inside the namespace.
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// None where this machine does not allow unprivileged namespaces.
+    fn start(dir: &Path, size: &str, port: u16, extra: &[&str]) -> Option<SmallDisk> {
+        let allowed = Command::new("unshare")
+            .args(["-rm", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !allowed {
+            return None;
+        }
+        let script = r#"dir=$0 size=$1; shift
+mount -t tmpfs -o "size=$size" tmpfs "$dir" || exit 1
+while :; do "$@" --data-dir "$dir"; sleep 0.2; done"#;
+        let shell = Command::new("unshare")
+            .args(["-rm", "sh", "-c", script])
+            .arg(dir)
+            .args([size, BIN, "node", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for_port(port);
+        // The shell holds the namespace; a placeholder child stands in for
+        // the node in `NodeProcess` (its `vouch` runs the CLI).
+        let child = Command::new("sleep").arg("3600").spawn().unwrap();
+        Some(SmallDisk {
+            shell,
+            node: NodeProcess { child, url, port },
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Runs `cmd` inside the node's namespace, where its disk is mounted
+    /// (at `$dir`).
+    fn inside(&self, cmd: &str) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.node_pid().to_string(), "-U", "-m"])
+            .args(["--preserve-credentials", "sh", "-c", cmd])
+            .env("dir", &self.dir)
+            .output()
+            .unwrap()
+    }
+
+    fn node_pid(&self) -> u32 {
+        let out = Command::new("pgrep")
+            .args(["-P", &self.shell.id().to_string(), "vouch"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .expect("the node runs under the namespace's shell")
+            .parse()
+            .unwrap()
+    }
+
+    /// Stops the node gracefully (SIGTERM) and waits for it to be back.
+    fn restart(&self) {
+        let old = self.node_pid();
+        Command::new("kill")
+            .args(["-TERM", &old.to_string()])
+            .status()
+            .unwrap();
+        eventually("the node to restart", || {
+            let pid = Command::new("pgrep")
+                .args(["-P", &self.shell.id().to_string(), "vouch"])
+                .output()
+                .ok()?;
+            let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+            (!pid.is_empty() && pid != old.to_string()).then_some(())
+        });
+        wait_for_port(self.node.port);
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.node_pid()))
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        let _ = self.shell.kill();
+        let _ = self.shell.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "node did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
+    let da = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let a = NodeProcess::start(da.path(), free_port());
+    let iris = models_dir().join("iris.onnx");
+    let minilm = models_dir().join("minilm-int8.onnx");
+    ok(&a.vouch(&[
+        "model",
+        "push",
+        iris.to_str().unwrap(),
+        "--name",
+        "iris",
+        "--input-shape",
+        "float_input=N,4",
+    ]));
+    ok(&a.vouch(&[
+        "model",
+        "push",
+        minilm.to_str().unwrap(),
+        "--name",
+        "minilm",
+    ]));
+    let net: serde_json::Value =
+        serde_json::from_str(&ok(&a.vouch(&["network", "--json"]))).unwrap();
+    let bootstrap = net["listen"][0].as_str().unwrap().to_string();
+    // B's disk holds iris and its registry, not minilm (23 MB).
+    let db = tempfile::tempdir().unwrap();
+    let Some(b) = SmallDisk::start(
+        db.path(),
+        "12m",
+        free_port(),
+        &["--bootstrap", &bootstrap, "--audit-rate", "0"],
+    ) else {
+        eprintln!("skipped: unprivileged user and mount namespaces are not allowed here");
+        return;
+    };
+    ok(&b.node.vouch(&["model", "pin", "iris", "--timeout", "60"]));
+    std::fs::write(
+        work.path().join("in.json"),
+        r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}}}"#,
+    )
+    .unwrap();
+    let infer = || {
+        Command::new(BIN)
+            .args(["infer", "iris", "--input", "in.json"])
+            .env("VOUCH_NODE", &b.node.url)
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    let receipt_id = |out: &Output| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let id = err
+            .split_whitespace()
+            .find(|w| w.starts_with("rcpt:"))
+            .unwrap_or_else(|| panic!("no receipt id in {err}"));
+        id.to_string()
+    };
+    let mut issued: Vec<String> = (0..5).map(|_| receipt_id(&infer())).collect();
+
+    // Replicating minilm fills the disk: the fetch fails and says why.
+    let out = b.node.vouch(&["model", "pin", "minilm", "--timeout", "60"]);
+    fails(&out, "No space left on device");
+    fails(&out, "free disk space and retry");
+    // With the disk full, every answer either carries a receipt the node
+    // keeps or is refused as disk_full (507); soon they are all refused.
+    let mut refused = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while refused < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the node never refused with a full disk"
+        );
+        let out = infer();
+        if out.status.success() {
+            issued.push(receipt_id(&out));
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("disk_full, HTTP 507") && err.contains("free disk space"),
+                "{err}"
+            );
+            refused += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Other requests are still answered.
+    let out = ok(&b.node.vouch(&["model", "ls"]));
+    assert!(out.contains("iris"), "{out}");
+
+    // The operator frees space (the partial replica): the node answers
+    // again without a restart.
+    let freed = b.inside(r#"rm "$dir"/store/partial/* && df -k "$dir""#);
+    assert!(freed.status.success(), "{freed:?}");
+    let df = String::from_utf8_lossy(&freed.stdout);
+    assert!(df.contains("tmpfs"), "{df}");
+    let answered = eventually("answers after the disk was freed", || {
+        let out = infer();
+        out.status.success().then(|| receipt_id(&out))
+    });
+    issued.push(answered);
+
+    // Every receipt handed out survives a restart.
+    b.restart();
+    for id in &issued {
+        ok(&b.node.vouch(&["receipts", "show", id]));
+    }
+}

@@ -4,7 +4,7 @@ use vouch_engine::EngineError;
 use vouch_store::StoreError;
 
 /// What a node operation can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
     /// The request is malformed (bad JSON, bad parameter).
@@ -96,7 +96,9 @@ impl From<StoreError> for NodeError {
             StoreError::Corrupt { .. } => NodeError::Corrupt(e.to_string()),
             StoreError::MissingBlob(_) => NodeError::NotFound(e.to_string()),
             StoreError::VersionTaken { .. } => NodeError::Conflict(e.to_string()),
-            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            StoreError::Io { source, .. } | StoreError::RegistryIo(source)
+                if source.kind() == std::io::ErrorKind::StorageFull =>
+            {
                 NodeError::DiskFull(format!("{e}; free disk space and retry"))
             }
             _ => NodeError::Storage(e.to_string()),

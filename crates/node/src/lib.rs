@@ -47,16 +47,6 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let flusher = {
-        let node = node.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                node.flush().await;
-            }
-        })
-    };
     // Answers go out as soon as they are written, not after the client's
     // delayed ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -67,8 +57,8 @@ pub async fn serve(
     let result = axum::serve(listener, http::router(node.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
-    flusher.abort();
-    let _ = flusher.await;
+    // The receipt log makes receipts durable every second by itself; this
+    // is the last of them.
     node.flush().await;
     result
 }

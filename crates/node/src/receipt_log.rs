@@ -2,21 +2,27 @@
 //! answer by one writer thread that lets them gather for a few
 //! milliseconds and commits them in one transaction.
 //!
-//! A receipt is readable (through [`ReceiptLog::receipt`] and
-//! [`ReceiptLog::leaves`]) from the moment it is appended, whether or not it
-//! has reached the database. If writing fails (a full disk), the writer keeps
-//! the batch and retries every second, and [`ReceiptLog::append`] refuses new
-//! receipts with the writer's error until a write succeeds: the node stops
-//! answering rather than hand out receipts it cannot keep. [`ReceiptLog::flush`]
-//! waits for the queue to drain and makes it durable; dropping the log drains
-//! it first.
+//! Those commits are not synced; the writer makes them durable with a
+//! [`Store::flush`] at least every second, and only then lets go of the
+//! receipts in memory. A receipt is readable (through [`ReceiptLog::receipt`]
+//! and [`ReceiptLog::leaves`]) from the moment it is appended, whether or not
+//! it has reached the database.
+//!
+//! If writing or flushing fails (a full disk), the writer keeps the batch
+//! and retries every second, and [`ReceiptLog::append`] refuses new receipts
+//! with that error until a flush succeeds: the node stops answering rather
+//! than hand out receipts it cannot keep. The store opens its database
+//! again after such an error, in a new epoch, losing the commits that were
+//! not yet durable: the receipts committed in an older epoch than the flush
+//! that followed them are written again. [`ReceiptLog::flush`] waits for the
+//! queue to drain and makes it durable; dropping the log does both first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use vouch_store::Store;
+use vouch_store::{Epoch, Store};
 use vouch_types::{Digest, Receipt};
 
 use crate::error::NodeError;
@@ -27,6 +33,8 @@ const MAX_QUEUED: usize = 4096;
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// How long the writer waits before retrying a failed write.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long committed receipts wait, at most, to be made durable.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Write-behind receipt log over the store.
 pub(crate) struct ReceiptLog {
@@ -42,13 +50,15 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    /// Appended and not yet committed, by id.
+    /// Appended and not yet durable, by id.
     pending: HashMap<Digest, (Receipt, Arc<[Digest]>)>,
     /// Ids in append order that the writer has not taken yet.
     queue: Vec<Digest>,
     /// Ids the writer is committing now.
     writing: usize,
-    /// The last write's error, until a write succeeds.
+    /// Ids committed and not yet flushed, with the epoch of their commit.
+    unflushed: Vec<(Epoch, Digest)>,
+    /// The last failed write or flush, until a flush succeeds.
     failing: Option<NodeError>,
     closed: bool,
 }
@@ -83,7 +93,7 @@ impl ReceiptLog {
         if let Some(e) = &state.failing {
             return Err(refusal(e));
         }
-        if state.pending.len() >= MAX_QUEUED {
+        if state.queue.len() + state.writing >= MAX_QUEUED {
             return Err(NodeError::Storage(format!(
                 "{MAX_QUEUED} receipts are waiting to be written; the disk is too slow for this load, retry shortly"
             )));
@@ -121,6 +131,12 @@ impl ReceiptLog {
     /// Waits until everything appended so far is committed (or the writer
     /// is failing), then makes it durable.
     pub(crate) fn flush(&self, store: &Store) -> Result<(), NodeError> {
+        self.drained()?;
+        flush(&self.shared, store)
+    }
+
+    /// Waits until everything appended so far is committed.
+    fn drained(&self) -> Result<(), NodeError> {
         let mut state = self.lock();
         while (!state.queue.is_empty() || state.writing > 0) && state.failing.is_none() {
             if self.writer.as_ref().is_none_or(JoinHandle::is_finished) {
@@ -135,12 +151,44 @@ impl ReceiptLog {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        if let Some(e) = &state.failing {
-            return Err(refusal(e));
+        match &state.failing {
+            Some(e) => Err(refusal(e)),
+            None => Ok(()),
         }
-        drop(state);
-        Ok(store.flush()?)
     }
+}
+
+/// Makes the receipts committed so far durable and lets go of them; those
+/// an I/O error lost (committed in an older epoch than the flush's, or
+/// any, when the flush failed) go back in the queue to be written again.
+fn flush(shared: &Shared, store: &Store) -> Result<(), NodeError> {
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = std::mem::take(&mut state.unflushed);
+    drop(state);
+    let result = store.flush();
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lost = Vec::new();
+    for (epoch, id) in taken {
+        if result.as_ref().is_ok_and(|&flushed| flushed == epoch) {
+            state.pending.remove(&id);
+        } else {
+            lost.push(id);
+        }
+    }
+    if !lost.is_empty() {
+        tracing::warn!(
+            receipts = lost.len(),
+            "receipts not made durable; writing them again"
+        );
+        lost.append(&mut state.queue);
+        state.queue = lost;
+    }
+    let result = result.map(drop).map_err(NodeError::from);
+    // New receipts wait until a write works again.
+    state.failing = result.as_ref().err().cloned();
+    drop(state);
+    shared.changed.notify_all();
+    result
 }
 
 fn refusal(e: &NodeError) -> NodeError {
@@ -161,59 +209,98 @@ impl Drop for ReceiptLog {
 }
 
 fn write_loop(shared: &Shared, store: &Store) {
-    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let lock = || shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut flushed = Instant::now();
+    let mut state = lock();
     loop {
-        while state.queue.is_empty() && !state.closed {
-            state = shared
-                .changed
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+        // Wait for receipts to write, or for committed ones' flush.
+        while state.queue.is_empty() && !state.closed && state.failing.is_none() {
+            let due = FLUSH_EVERY.saturating_sub(flushed.elapsed());
+            if !state.unflushed.is_empty() && due.is_zero() {
+                break;
+            }
+            state = if state.unflushed.is_empty() {
+                shared
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner())
+            } else {
+                shared
+                    .changed
+                    .wait_timeout(state, due)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            };
         }
-        if state.queue.is_empty() {
-            return; // closed and drained
+        if !state.queue.is_empty() {
+            if !state.closed {
+                // Let a batch gather, off the answering threads' backs.
+                drop(state);
+                std::thread::sleep(BATCH_WINDOW);
+                state = lock();
+            }
+            state = write_batch(shared, store, state);
         }
-        if !state.closed {
-            // Let a batch gather, off the answering threads' backs.
+        // Flush what is due; while failing with nothing to write, a flush
+        // tells whether the disk works again.
+        let due = !state.unflushed.is_empty() && (state.closed || flushed.elapsed() >= FLUSH_EVERY);
+        let probe = state.failing.is_some() && state.queue.is_empty() && !state.closed;
+        if (state.failing.is_none() && due) || probe {
             drop(state);
-            std::thread::sleep(BATCH_WINDOW);
-            state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        }
-        let ids = std::mem::take(&mut state.queue);
-        state.writing = ids.len();
-        let batch: Vec<(Receipt, Arc<[Digest]>)> = ids
-            .iter()
-            .filter_map(|id| state.pending.get(id).cloned())
-            .collect();
-        drop(state);
-        let result = store.put_receipts(batch.iter().map(|(r, l)| (r, &l[..])));
-        state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.writing = 0;
-        match result {
-            Ok(()) => {
-                for id in &ids {
-                    state.pending.remove(id);
-                }
-                state.failing = None;
+            if let Err(e) = flush(shared, store) {
+                tracing::warn!(error = %e, "flushing receipts failed");
             }
-            Err(e) => {
-                tracing::error!(error = %e, receipts = ids.len(), "writing receipts failed; retrying");
-                state.failing = Some(NodeError::from(e));
-                let mut queue = ids;
-                queue.append(&mut state.queue);
-                state.queue = queue;
-            }
+            flushed = Instant::now();
+            state = lock();
         }
-        shared.changed.notify_all();
         if state.failing.is_some() && !state.closed {
             let (s, _) = shared
                 .changed
                 .wait_timeout(state, RETRY)
                 .unwrap_or_else(|e| e.into_inner());
             state = s;
-        } else if state.failing.is_some() {
-            return; // closing with a failing disk: give up, the error was logged
+        } else if state.closed
+            && (state.failing.is_some() || state.queue.is_empty() && state.unflushed.is_empty())
+        {
+            // Drained and durable, or closing with a failing disk: give up,
+            // the error was logged.
+            return;
         }
     }
+}
+
+/// Commits the queued receipts in one transaction.
+fn write_batch<'a>(
+    shared: &'a Shared,
+    store: &Store,
+    mut state: MutexGuard<'a, State>,
+) -> MutexGuard<'a, State> {
+    let ids = std::mem::take(&mut state.queue);
+    state.writing = ids.len();
+    let batch: Vec<(Receipt, Arc<[Digest]>)> = ids
+        .iter()
+        .filter_map(|id| state.pending.get(id).cloned())
+        .collect();
+    drop(state);
+    let result = store.put_receipts(batch.iter().map(|(r, l)| (r, &l[..])));
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    state.writing = 0;
+    match result {
+        // Failing ends with a flush that works, not with a commit that
+        // may not be durable.
+        Ok(epoch) => state
+            .unflushed
+            .extend(ids.into_iter().map(|id| (epoch, id))),
+        Err(e) => {
+            tracing::error!(error = %e, receipts = ids.len(), "writing receipts failed; retrying");
+            state.failing = Some(NodeError::from(e));
+            let mut queue = ids;
+            queue.append(&mut state.queue);
+            state.queue = queue;
+        }
+    }
+    shared.changed.notify_all();
+    state
 }
 
 #[cfg(test)]

@@ -18,9 +18,12 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
 };
 use vouch_types::blob::{BlobHasher, CHUNK_SIZE, ChunkTable};
 use vouch_types::encode::{Reader, Sink};
@@ -50,6 +53,10 @@ pub enum StoreError {
     /// The registry database failed.
     #[error("registry database: {0}")]
     Db(String),
+    /// Reading or writing the registry database's file failed (a full
+    /// disk); the store opens it again before the next transaction.
+    #[error("registry database: {0}")]
+    RegistryIo(io::Error),
     /// A blob on disk no longer matches its digest.
     #[error(
         "blob {digest} is corrupted on disk ({detail}); it will not be served: push the model again to repair it"
@@ -96,8 +103,14 @@ pub enum StoreError {
     },
 }
 
-fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Db(e.to_string())
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Io(e) => StoreError::RegistryIo(e),
+        redb::Error::PreviousIo => StoreError::RegistryIo(io::Error::other(
+            "an earlier write failed; the database is being opened again, retry",
+        )),
+        e => StoreError::Db(e.to_string()),
+    }
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -153,10 +166,31 @@ impl ModelRecord {
     }
 }
 
+/// The registry's file under the store's directory.
+const REGISTRY: &str = "registry.redb";
+/// After an I/O error, the registry is opened again at most this often.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+/// How long reopening waits for transactions still holding the old handle.
+const REOPEN_WAIT: Duration = Duration::from_secs(2);
+
+/// Which opening of the registry a write went to. Receipts written
+/// without a sync ([`Store::put_receipts`]) are durable once a
+/// [`Store::flush`] succeeds in the same epoch. The registry is opened
+/// again, in a new epoch, after an I/O error, and what the old epoch had not
+/// made durable is gone.
+pub type Epoch = u64;
+
 /// The node's durable state under one directory.
 pub struct Store {
     root: PathBuf,
-    db: Database,
+    /// The registry; `None` once an I/O error closed it, until reopened.
+    /// After an I/O error (a full disk) redb refuses every transaction
+    /// until the database is opened again: [`Store::write`] closes it,
+    /// [`Store::db`] opens it again.
+    db: RwLock<Option<(Arc<Database>, Epoch)>>,
+    /// The latest epoch, and the last failed attempt to open the registry
+    /// again: when, and why.
+    reopened: Mutex<(Epoch, Option<(Instant, String)>)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -178,22 +212,97 @@ impl Store {
             let entry = entry.map_err(io_err("listing", &tmp))?;
             let _ = fs::remove_file(entry.path());
         }
-        let path = dir.join("registry.redb");
-        let db = Database::create(&path).map_err(db_err)?;
-        let txn = db.begin_write().map_err(db_err)?;
-        {
+        let db = Database::create(dir.join(REGISTRY)).map_err(db_err)?;
+        let store = Store {
+            root: dir.to_path_buf(),
+            db: RwLock::new(Some((Arc::new(db), 0))),
+            reopened: Mutex::new((0, None)),
+        };
+        store.write(Durability::Immediate, |txn| {
             txn.open_table(MODELS).map_err(db_err)?;
             txn.open_table(MODEL_IDS).map_err(db_err)?;
             txn.open_table(BLOBS).map_err(db_err)?;
             txn.open_table(RECEIPTS).map_err(db_err)?;
             txn.open_table(TRACES).map_err(db_err)?;
             txn.open_table(EVIDENCE).map_err(db_err)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// The registry, opened again if an I/O error closed it (at most once
+    /// per [`REOPEN_EVERY`]; until then, the last failure).
+    fn db(&self) -> Result<(Arc<Database>, Epoch), StoreError> {
+        if let Some(open) = self
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(open.clone());
         }
-        txn.commit().map_err(db_err)?;
-        Ok(Store {
-            root: dir.to_path_buf(),
-            db,
-        })
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = slot.as_ref() {
+            return Ok(open.clone());
+        }
+        let mut reopened = self.reopened.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, why)) = &reopened.1
+            && at.elapsed() < REOPEN_EVERY
+        {
+            return Err(StoreError::RegistryIo(io::Error::other(why.clone())));
+        }
+        // Transactions begun before the error may still hold the file.
+        let deadline = Instant::now() + REOPEN_WAIT;
+        let opened = loop {
+            match Database::create(self.root.join(REGISTRY)) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => break other.map_err(db_err),
+            }
+        };
+        let db = match opened {
+            Ok(db) => Arc::new(db),
+            Err(e) => {
+                reopened.1 = Some((Instant::now(), e.to_string()));
+                return Err(e);
+            }
+        };
+        *reopened = (reopened.0 + 1, None);
+        tracing::info!(path = %self.root.join(REGISTRY).display(), "registry database opened again after an I/O error");
+        let open = (db, reopened.0);
+        *slot = Some(open.clone());
+        Ok(open)
+    }
+
+    /// Runs `f` in a write transaction with `durability` and commits it.
+    /// An I/O error (a full disk) closes the registry, so that the next
+    /// transaction opens it again and works once there is room.
+    /// Returns `f`'s value and the epoch the transaction went to.
+    fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<(T, Epoch), StoreError> {
+        let (db, epoch) = self.db()?;
+        let result = (|| {
+            let mut txn = db.begin_write().map_err(db_err)?;
+            txn.set_durability(durability).map_err(db_err)?;
+            let value = f(&txn)?;
+            txn.commit().map_err(db_err)?;
+            Ok((value, epoch))
+        })();
+        if let Err(StoreError::RegistryIo(e)) = &result {
+            tracing::warn!(error = %e, "closing the registry database after an I/O error");
+            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            if slot
+                .as_ref()
+                .is_some_and(|(open, _)| Arc::ptr_eq(open, &db))
+            {
+                *slot = None;
+            }
+        }
+        result
     }
 
     /// The directory this store lives in.
@@ -234,7 +343,7 @@ impl Store {
 
     /// The chunk table of a stored blob.
     pub fn chunk_table(&self, digest: &Digest) -> Result<ChunkTable, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.0.begin_read().map_err(db_err)?;
         let table = txn.open_table(BLOBS).map_err(db_err)?;
         let row = table.get(digest.as_bytes().as_slice()).map_err(db_err)?;
         let row = row.ok_or(StoreError::MissingBlob(*digest))?;
@@ -441,8 +550,7 @@ impl Store {
     ) -> Result<ModelRecord, StoreError> {
         let m = &signed.manifest;
         let id = m.id();
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let record = {
+        self.write(Durability::Immediate, |txn| {
             let mut models = txn.open_table(MODELS).map_err(db_err)?;
             if let Some(existing) = models
                 .get((m.name.as_str(), m.version.as_str()))
@@ -487,15 +595,14 @@ impl Store {
                 (m.name.as_str(), m.version.as_str()),
             )
             .map_err(db_err)?;
-            record
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(record)
+            Ok(record)
+        })
+        .map(|(record, _)| record)
     }
 
     /// Every registered model, every version, in registration order.
     pub fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.0.begin_read().map_err(db_err)?;
         let models = txn.open_table(MODELS).map_err(db_err)?;
         let mut out = Vec::new();
         for row in models.iter().map_err(db_err)? {
@@ -516,7 +623,7 @@ impl Store {
         name: &str,
         version: Option<&str>,
     ) -> Result<Option<ModelRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.0.begin_read().map_err(db_err)?;
         let models = txn.open_table(MODELS).map_err(db_err)?;
         let decode = |k: (&str, &str), v: &[u8]| {
             ModelRecord::decode(v).map_err(|detail| StoreError::Record {
@@ -547,7 +654,7 @@ impl Store {
 
     /// A model by id.
     pub fn model_by_id(&self, id: &Digest) -> Result<Option<ModelRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.0.begin_read().map_err(db_err)?;
         let ids = txn.open_table(MODEL_IDS).map_err(db_err)?;
         let Some(row) = ids.get(id.as_bytes().as_slice()).map_err(db_err)? else {
             return Ok(None);
@@ -556,25 +663,20 @@ impl Store {
         self.find_model(name, Some(version))
     }
 
-    /// Records a receipt and the trace leaves behind its commitment.
+    /// Records receipts and the trace leaves behind their commitments, in
+    /// one transaction, and returns the epoch it went to.
     ///
     /// The commit is not synced: receipts are visible at once and reach the
-    /// disk with the next [`flush`](Store::flush) (the node flushes every
-    /// second and at shutdown). The client already holds the signed receipt;
-    /// a power cut loses at most the node's copy of the last second.
-    pub fn put_receipt(&self, receipt: &Receipt, leaves: &[Digest]) -> Result<(), StoreError> {
-        self.put_receipts([(receipt, leaves)])
-    }
-
-    /// Records several receipts and their leaves in one transaction (see
-    /// [`put_receipt`](Store::put_receipt)).
+    /// disk with the next [`flush`](Store::flush) in the same epoch (the
+    /// node's receipt log flushes every second). The client already holds
+    /// the signed receipt; a power cut loses at most the node's copy of the
+    /// last second, and an I/O error loses what this epoch had not flushed
+    /// (the receipt log writes it again).
     pub fn put_receipts<'a>(
         &self,
         batch: impl IntoIterator<Item = (&'a Receipt, &'a [Digest])>,
-    ) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(db_err)?;
-        txn.set_durability(Durability::None).map_err(db_err)?;
-        {
+    ) -> Result<Epoch, StoreError> {
+        self.write(Durability::None, |txn| {
             let mut receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
             let mut traces = txn.open_table(TRACES).map_err(db_err)?;
             let mut flat = Vec::new();
@@ -587,19 +689,21 @@ impl Store {
                 flat.extend(leaves.iter().flat_map(|d| *d.as_bytes()));
                 traces.insert(key, flat.as_slice()).map_err(db_err)?;
             }
-        }
-        txn.commit().map_err(db_err)
+            Ok(())
+        })
+        .map(|((), epoch)| epoch)
     }
 
-    /// Makes every earlier commit durable.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        txn.commit().map_err(db_err)
+    /// Makes every earlier commit of the current epoch durable, and
+    /// returns that epoch.
+    pub fn flush(&self) -> Result<Epoch, StoreError> {
+        self.write(Durability::Immediate, |_| Ok(()))
+            .map(|((), epoch)| epoch)
     }
 
     /// A stored receipt.
     pub fn receipt(&self, id: &Digest) -> Result<Option<Receipt>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.0.begin_read().map_err(db_err)?;
         let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
         let Some(row) = receipts.get(id.as_bytes().as_slice()).map_err(db_err)? else {
             return Ok(None);
@@ -614,7 +718,7 @@ impl Store {
 
     /// The trace leaves stored with a receipt.
     pub fn trace_leaves(&self, id: &Digest) -> Result<Option<Vec<Digest>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.0.begin_read().map_err(db_err)?;
         let traces = txn.open_table(TRACES).map_err(db_err)?;
         let Some(row) = traces.get(id.as_bytes().as_slice()).map_err(db_err)? else {
             return Ok(None);
@@ -634,23 +738,21 @@ impl Store {
     /// Appends a piece of evidence (an opaque record the node encodes:
     /// disagreeing receipts, dispute verdicts); returns its sequence number.
     pub fn put_evidence(&self, record: &[u8]) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let seq = {
+        self.write(Durability::Immediate, |txn| {
             let mut table = txn.open_table(EVIDENCE).map_err(db_err)?;
             let seq = table
                 .last()
                 .map_err(db_err)?
                 .map_or(0, |(k, _)| k.value() + 1);
             table.insert(seq, record).map_err(db_err)?;
-            seq
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(seq)
+            Ok(seq)
+        })
+        .map(|(seq, _)| seq)
     }
 
     /// Every piece of evidence, oldest first.
     pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.0.begin_read().map_err(db_err)?;
         let table = txn.open_table(EVIDENCE).map_err(db_err)?;
         let mut out = Vec::new();
         for row in table.iter().map_err(db_err)? {
@@ -661,7 +763,7 @@ impl Store {
 
     /// Number of stored receipts.
     pub fn receipt_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.db()?.0.begin_read().map_err(db_err)?;
         let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
         receipts.len().map_err(db_err)
     }
@@ -824,14 +926,14 @@ impl Store {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
+        self.write(Durability::Immediate, |txn| {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
             blobs
                 .insert(digest.as_bytes().as_slice(), table.encode().as_slice())
                 .map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)
+            Ok(())
+        })
+        .map(drop)
     }
 }
 
