@@ -53,13 +53,12 @@ impl NodeProcess {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "node did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        wait_for_port(port);
+        NodeProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
         }
-        NodeProcess { child, url, port }
     }
 
     fn vouch(&self, args: &[&str]) -> Output {
@@ -68,6 +67,29 @@ impl NodeProcess {
             .env("VOUCH_NODE", &self.url)
             .output()
             .unwrap()
+    }
+
+    /// Pushes the iris sample with its batch dimension free; the output.
+    fn push_iris(&self) -> String {
+        let iris = models_dir().join("iris.onnx");
+        ok(&self.vouch(&[
+            "model",
+            "push",
+            iris.to_str().unwrap(),
+            "--name",
+            "iris",
+            "--input-shape",
+            "float_input=N,4",
+        ]))
+    }
+
+    /// The node's peer address, as `vouch network` prints it.
+    fn peer_address(&self) -> String {
+        let net: serde_json::Value =
+            serde_json::from_str(&ok(&self.vouch(&["network", "--json"]))).unwrap();
+        let address = net["listen"][0].as_str().unwrap().to_string();
+        assert!(address.contains("/p2p/"), "{address}");
+        address
     }
 
     fn kill(mut self) {
@@ -107,15 +129,7 @@ fn push_list_show_infer_verify() {
     let iris = models_dir().join("iris.onnx");
     let iris = iris.to_str().unwrap();
 
-    let out = ok(&node.vouch(&[
-        "model",
-        "push",
-        iris,
-        "--name",
-        "iris",
-        "--input-shape",
-        "float_input=N,4",
-    ]));
+    let out = node.push_iris();
     assert!(
         out.contains("iris@1") && out.contains("float_input float32 [N, 4]"),
         "{out}"
@@ -277,6 +291,10 @@ fn a_node_killed_mid_upload_leaves_no_partial_blob() {
     node.kill();
 }
 
+/// One iris request, for `vouch infer iris --input`.
+const IRIS_REQUEST: &str =
+    r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}}}"#;
+
 /// Consecutive free ports (best effort: checked free, then released).
 fn free_ports(n: u16) -> u16 {
     loop {
@@ -374,11 +392,7 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         "{out}"
     );
     let input = work.path().join("in.json");
-    std::fs::write(
-        &input,
-        r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}}}"#,
-    )
-    .unwrap();
+    std::fs::write(&input, IRIS_REQUEST).unwrap();
     let out = vouch(
         &urls[0],
         &[
@@ -558,21 +572,8 @@ fn two_node_processes_join_and_one_pins_the_others_model() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let work = tempfile::tempdir().unwrap();
     let a = NodeProcess::start(da.path(), free_port());
-    let iris = models_dir().join("iris.onnx");
-    let _ = ok(&a.vouch(&[
-        "model",
-        "push",
-        iris.to_str().unwrap(),
-        "--name",
-        "iris",
-        "--input-shape",
-        "float_input=N,4",
-    ]));
-    // A's peer address, as `vouch network` prints it.
-    let net: serde_json::Value =
-        serde_json::from_str(&ok(&a.vouch(&["network", "--json"]))).unwrap();
-    let bootstrap = net["listen"][0].as_str().unwrap().to_string();
-    assert!(bootstrap.contains("/p2p/"), "{bootstrap}");
+    a.push_iris();
+    let bootstrap = a.peer_address();
     let b = NodeProcess::start_with(
         db.path(),
         free_port(),
@@ -583,11 +584,7 @@ fn two_node_processes_join_and_one_pins_the_others_model() {
         out.contains("iris@1") && out.contains("served by 2 node(s)"),
         "{out}"
     );
-    std::fs::write(
-        work.path().join("in.json"),
-        r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}}}"#,
-    )
-    .unwrap();
+    std::fs::write(work.path().join("in.json"), IRIS_REQUEST).unwrap();
     let infer = |node: &NodeProcess| {
         Command::new(BIN)
             .args(["infer", "iris", "--input", "in.json", "--receipt", "r.json"])
@@ -614,7 +611,7 @@ fn two_node_processes_join_and_one_pins_the_others_model() {
 /// namespace's shell whenever it exits, so that it comes back on the same
 /// disk.
 struct SmallDisk {
-    shell: Child,
+    /// The namespace's shell (the node runs under it).
     node: NodeProcess,
     /// Where the tmpfs is mounted, inside the namespace.
     dir: PathBuf,
@@ -643,56 +640,54 @@ while :; do "$@" --data-dir "$dir"; sleep 0.2; done"#;
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        wait_for_port(port);
-        // The shell holds the namespace; a placeholder child stands in for
-        // the node in `NodeProcess` (its `vouch` runs the CLI).
-        let child = Command::new("sleep").arg("3600").spawn().unwrap();
-        Some(SmallDisk {
-            shell,
-            node: NodeProcess { child, url, port },
+        // Built before waiting, so that a node that never starts is
+        // stopped all the same.
+        let disk = SmallDisk {
+            node: NodeProcess {
+                child: shell,
+                url: format!("http://127.0.0.1:{port}"),
+                port,
+            },
             dir: dir.to_path_buf(),
-        })
+        };
+        wait_for_port(port);
+        Some(disk)
     }
 
     /// Runs `cmd` inside the node's namespace, where its disk is mounted
     /// (at `$dir`).
     fn inside(&self, cmd: &str) -> Output {
+        let node = self.node_pid().expect("the node runs");
         Command::new("nsenter")
-            .args(["-t", &self.node_pid().to_string(), "-U", "-m"])
+            .args(["-t", &node.to_string(), "-U", "-m"])
             .args(["--preserve-credentials", "sh", "-c", cmd])
             .env("dir", &self.dir)
             .output()
             .unwrap()
     }
 
-    fn node_pid(&self) -> u32 {
+    /// The node's process, under the namespace's shell.
+    fn node_pid(&self) -> Option<u32> {
         let out = Command::new("pgrep")
-            .args(["-P", &self.shell.id().to_string(), "vouch"])
+            .args(["-P", &self.node.child.id().to_string(), "vouch"])
             .output()
-            .unwrap();
+            .ok()?;
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
-            .next()
-            .expect("the node runs under the namespace's shell")
+            .next()?
             .parse()
-            .unwrap()
+            .ok()
     }
 
     /// Stops the node gracefully (SIGTERM) and waits for it to be back.
     fn restart(&self) {
-        let old = self.node_pid();
+        let old = self.node_pid().expect("the node runs");
         Command::new("kill")
             .args(["-TERM", &old.to_string()])
             .status()
             .unwrap();
         eventually("the node to restart", || {
-            let pid = Command::new("pgrep")
-                .args(["-P", &self.shell.id().to_string(), "vouch"])
-                .output()
-                .ok()?;
-            let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
-            (!pid.is_empty() && pid != old.to_string()).then_some(())
+            self.node_pid().filter(|&pid| pid != old)
         });
         wait_for_port(self.node.port);
     }
@@ -700,17 +695,18 @@ while :; do "$@" --data-dir "$dir"; sleep 0.2; done"#;
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        if let Ok(pid) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.node_pid()))
-        {
+        // The shell first, so that it does not start the node again.
+        let node = self.node_pid();
+        let _ = self.node.child.kill();
+        if let Some(pid) = node {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
         }
-        let _ = self.shell.kill();
-        let _ = self.shell.wait();
     }
 }
 
+/// Waits (30 s at most) for a node to listen on `port`.
 fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -727,17 +723,8 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
     let da = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let a = NodeProcess::start(da.path(), free_port());
-    let iris = models_dir().join("iris.onnx");
+    a.push_iris();
     let minilm = models_dir().join("minilm-int8.onnx");
-    ok(&a.vouch(&[
-        "model",
-        "push",
-        iris.to_str().unwrap(),
-        "--name",
-        "iris",
-        "--input-shape",
-        "float_input=N,4",
-    ]));
     ok(&a.vouch(&[
         "model",
         "push",
@@ -745,9 +732,7 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
         "--name",
         "minilm",
     ]));
-    let net: serde_json::Value =
-        serde_json::from_str(&ok(&a.vouch(&["network", "--json"]))).unwrap();
-    let bootstrap = net["listen"][0].as_str().unwrap().to_string();
+    let bootstrap = a.peer_address();
     // B's disk holds iris and its registry, not minilm (23 MB).
     let db = tempfile::tempdir().unwrap();
     let Some(b) = SmallDisk::start(
@@ -760,11 +745,7 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
         return;
     };
     ok(&b.node.vouch(&["model", "pin", "iris", "--timeout", "60"]));
-    std::fs::write(
-        work.path().join("in.json"),
-        r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}}}"#,
-    )
-    .unwrap();
+    std::fs::write(work.path().join("in.json"), IRIS_REQUEST).unwrap();
     let infer = || {
         Command::new(BIN)
             .args(["infer", "iris", "--input", "in.json"])
