@@ -790,9 +790,23 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Other requests are still answered.
+    // Other requests are still answered; an upload is refused the same way.
     let out = ok(&b.node.vouch(&["model", "ls"]));
     assert!(out.contains("iris"), "{out}");
+    let silero = models_dir().join("silero-vad.onnx");
+    let push_silero = || {
+        b.node.vouch(&[
+            "model",
+            "push",
+            silero.to_str().unwrap(),
+            "--name",
+            "silero",
+        ])
+    };
+    fails(
+        &push_silero(),
+        "free disk space and retry (disk_full, HTTP 507)",
+    );
 
     // The operator frees space (the partial replica): the node answers
     // again without a restart.
@@ -805,6 +819,7 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
         out.status.success().then(|| receipt_id(&out))
     });
     issued.push(answered);
+    ok(&push_silero());
 
     // Every receipt handed out survives a restart.
     b.restart();
