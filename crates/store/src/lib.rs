@@ -212,7 +212,27 @@ impl Store {
             let entry = entry.map_err(io_err("listing", &tmp))?;
             let _ = fs::remove_file(entry.path());
         }
-        let db = Database::create(dir.join(REGISTRY)).map_err(db_err)?;
+        let path = dir.join(REGISTRY);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Db(format!(
+                "{} is open in another process (another node on this data directory?); stop it or use another data directory",
+                path.display()
+            )),
+            e => {
+                let why = match db_err(e) {
+                    StoreError::RegistryIo(e) if e.kind() == io::ErrorKind::StorageFull => {
+                        return StoreError::RegistryIo(e);
+                    }
+                    StoreError::RegistryIo(e) => e.to_string(),
+                    StoreError::Db(why) => why,
+                    other => other.to_string(),
+                };
+                StoreError::Db(format!(
+                    "{} cannot be opened ({why}); if it is damaged, move it aside to start with an empty registry (blobs stay; push or pin the models again)",
+                    path.display()
+                ))
+            }
+        })?;
         let store = Store {
             root: dir.to_path_buf(),
             db: RwLock::new(Some((Arc::new(db), 0))),
@@ -967,6 +987,24 @@ mod tests {
             publisher: key.public(),
         }
         .sign(&key)
+    }
+
+    #[test]
+    fn a_registry_in_use_or_unreadable_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("another node on this data directory?"),
+            "{err}"
+        );
+        drop(store);
+        fs::write(dir.path().join(REGISTRY), [7u8; 4096]).unwrap();
+        let err = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot be opened") && err.contains("move it aside"),
+            "{err}"
+        );
     }
 
     #[test]
