@@ -184,7 +184,7 @@ fn flush(shared: &Shared, store: &Store) -> Result<(), NodeError> {
         state.queue = lost;
     }
     let result = result.map(drop).map_err(NodeError::from);
-    // New receipts wait until a write works again.
+    // New receipts wait until a flush works again.
     state.failing = result.as_ref().err().cloned();
     drop(state);
     shared.changed.notify_all();
@@ -215,8 +215,8 @@ fn write_loop(shared: &Shared, store: &Store) {
     loop {
         // Wait for receipts to write, or for committed ones' flush.
         while state.queue.is_empty() && !state.closed && state.failing.is_none() {
-            let due = FLUSH_EVERY.saturating_sub(flushed.elapsed());
-            if !state.unflushed.is_empty() && due.is_zero() {
+            let left = FLUSH_EVERY.saturating_sub(flushed.elapsed());
+            if !state.unflushed.is_empty() && left.is_zero() {
                 break;
             }
             state = if state.unflushed.is_empty() {
@@ -227,7 +227,7 @@ fn write_loop(shared: &Shared, store: &Store) {
             } else {
                 shared
                     .changed
-                    .wait_timeout(state, due)
+                    .wait_timeout(state, left)
                     .unwrap_or_else(|e| e.into_inner())
                     .0
             };
@@ -334,6 +334,24 @@ mod tests {
             price: 0,
         };
         (body.sign(key), leaves)
+    }
+
+    #[test]
+    fn the_writer_makes_receipts_durable_within_seconds_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::from_bytes(&[8; 32]);
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let log = ReceiptLog::start(store.clone());
+        let (r, l) = receipt(&key, 3);
+        log.append(r.clone(), l).unwrap();
+        // Held in memory until a flush made it durable, then let go.
+        assert!(log.receipt(&r.id).is_some());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while log.receipt(&r.id).is_some() {
+            assert!(std::time::Instant::now() < deadline, "never flushed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(store.receipt(&r.id).unwrap(), Some(r));
     }
 
     #[test]
