@@ -680,7 +680,11 @@ impl Store {
             return Ok(None);
         };
         let (name, version) = row.value();
-        self.find_model(name, Some(version))
+        let (name, version) = (name.to_string(), version.to_string());
+        // No transaction held while taking another: reopening the registry
+        // waits for every old one to end.
+        drop((row, ids, txn));
+        self.find_model(&name, Some(&version))
     }
 
     /// Records receipts and the trace leaves behind their commitments, in
