@@ -768,6 +768,7 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
     let out = b.node.vouch(&["model", "pin", "minilm", "--timeout", "60"]);
     fails(&out, "No space left on device");
     fails(&out, "free disk space and retry");
+    fails(&out, "so the next try resumes");
     // With the disk full, every answer either carries a receipt the node
     // keeps or is refused as disk_full (507); soon they are all refused.
     let mut refused = 0;

@@ -425,7 +425,13 @@ impl Node {
             if !self.store.has_blob(&file.digest)? {
                 let table = fetch_table(network, file.digest, file.size, providers).await?;
                 self.fetch_chunks(network, (id, done), file.digest, table, providers)
-                    .await?;
+                    .await
+                    .map_err(|e| match e {
+                        NodeError::DiskFull(m) => NodeError::DiskFull(format!(
+                            "{m}; the chunks fetched so far stay in the store's partial/ directory, so the next try resumes (delete them to give the fetch up)"
+                        )),
+                        e => e,
+                    })?;
             }
             done += file.size;
             network.set_fetch(id, |f| f.done_bytes = done);
