@@ -770,7 +770,8 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
     fails(&out, "free disk space and retry");
     fails(&out, "so the next try resumes");
     // With the disk full, every answer either carries a receipt the node
-    // keeps or is refused as disk_full (507); soon they are all refused.
+    // keeps or is refused as disk_full (507), and within seconds (the
+    // first flush that fails) requests are refused.
     let mut refused = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     while refused < 3 {
