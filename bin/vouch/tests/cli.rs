@@ -38,9 +38,12 @@ impl NodeProcess {
         NodeProcess::start_with(data, port, &[])
     }
 
-    /// A node process with extra flags.
+    /// A node process with extra flags, on `port` (0: any free one; the
+    /// node says which it bound, so no other process can take it between
+    /// a test choosing it and the node binding it).
     fn start_with(data: &Path, port: u16, extra: &[&str]) -> NodeProcess {
-        let child = Command::new(BIN)
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
             .args([
                 "node",
                 "--listen",
@@ -50,15 +53,31 @@ impl NodeProcess {
             .arg(data)
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_port(port);
-        NodeProcess {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-        }
+        // Read the node's log until it says where it listens, and keep
+        // draining it so that the node never blocks on a full pipe.
+        let (said, url) = std::sync::mpsc::channel();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(at) = line.split(" listening on ").nth(1) {
+                    let _ = said.send(Ok(at.split_whitespace().next().unwrap_or("").to_string()));
+                } else if seen.len() < 50 {
+                    seen.push(line);
+                }
+            }
+            let _ = said.send(Err(seen.join("\n")));
+        });
+        let url = match url.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(url)) => url,
+            Ok(Err(log)) => panic!("node did not start:\n{log}"),
+            Err(_) => panic!("node did not say where it listens within 30 s"),
+        };
+        let port = url.rsplit(':').next().unwrap().parse().unwrap();
+        NodeProcess { child, url, port }
     }
 
     fn vouch(&self, args: &[&str]) -> Output {
@@ -69,18 +88,18 @@ impl NodeProcess {
             .unwrap()
     }
 
+    /// `vouch model push` of the sample file `file` as `name`, with
+    /// `extra` flags.
+    fn push(&self, file: &str, name: &str, extra: &[&str]) -> Output {
+        let path = models_dir().join(file);
+        let mut args = vec!["model", "push", path.to_str().unwrap(), "--name", name];
+        args.extend(extra);
+        self.vouch(&args)
+    }
+
     /// Pushes the iris sample with its batch dimension free; the output.
     fn push_iris(&self) -> String {
-        let iris = models_dir().join("iris.onnx");
-        ok(&self.vouch(&[
-            "model",
-            "push",
-            iris.to_str().unwrap(),
-            "--name",
-            "iris",
-            "--input-shape",
-            "float_input=N,4",
-        ]))
+        ok(&self.push("iris.onnx", "iris", &["--input-shape", "float_input=N,4"]))
     }
 
     /// The node's peer address, as `vouch network` prints it.
@@ -90,6 +109,23 @@ impl NodeProcess {
         let address = net["listen"][0].as_str().unwrap().to_string();
         assert!(address.contains("/p2p/"), "{address}");
         address
+    }
+
+    /// Waits until a peer of this node announces model `name` (a node
+    /// that has just joined hears announcements a moment later).
+    fn wait_for_model(&self, name: &str) {
+        eventually(&format!("a peer to announce {name}"), || {
+            let net: serde_json::Value =
+                serde_json::from_str(&ok(&self.vouch(&["network", "--json"]))).ok()?;
+            let prefix = format!("{name}@");
+            net["nodes"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["local"] == false)
+                .flat_map(|n| n["models"].as_array().into_iter().flatten())
+                .any(|m| m.as_str().is_some_and(|m| m.starts_with(&prefix)))
+                .then_some(())
+        });
     }
 
     fn kill(mut self) {
@@ -125,7 +161,7 @@ fn fails(out: &Output, needle: &str) {
 fn push_list_show_infer_verify() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let node = NodeProcess::start(data.path(), free_port());
+    let node = NodeProcess::start(data.path(), 0);
     let iris = models_dir().join("iris.onnx");
     let iris = iris.to_str().unwrap();
 
@@ -248,8 +284,8 @@ fn unreachable_node_is_explained() {
 #[test]
 fn a_node_killed_mid_upload_leaves_no_partial_blob() {
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let node = NodeProcess::start(data.path(), port);
+    let node = NodeProcess::start(data.path(), 0);
+    let port = node.port;
     let model = std::fs::read(models_dir().join("silero-vad.onnx")).unwrap();
 
     // Send the headers and half the body, then kill -9 the node.
@@ -280,14 +316,7 @@ fn a_node_killed_mid_upload_leaves_no_partial_blob() {
     assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
     let out = ok(&node.vouch(&["model", "ls"]));
     assert!(out.contains("no models"), "{out}");
-    let silero = models_dir().join("silero-vad.onnx");
-    ok(&node.vouch(&[
-        "model",
-        "push",
-        silero.to_str().unwrap(),
-        "--name",
-        "silero",
-    ]));
+    ok(&node.push("silero-vad.onnx", "silero", &[]));
     node.kill();
 }
 
@@ -571,14 +600,15 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
 fn two_node_processes_join_and_one_pins_the_others_model() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let work = tempfile::tempdir().unwrap();
-    let a = NodeProcess::start(da.path(), free_port());
+    let a = NodeProcess::start(da.path(), 0);
     a.push_iris();
     let bootstrap = a.peer_address();
     let b = NodeProcess::start_with(
         db.path(),
-        free_port(),
+        0,
         &["--bootstrap", &bootstrap, "--audit-rate", "0"],
     );
+    b.wait_for_model("iris");
     let out = ok(&b.vouch(&["model", "pin", "iris", "--timeout", "60"]));
     assert!(
         out.contains("iris@1") && out.contains("served by 2 node(s)"),
@@ -722,16 +752,9 @@ fn wait_for_port(port: u16) {
 fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
     let da = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let a = NodeProcess::start(da.path(), free_port());
+    let a = NodeProcess::start(da.path(), 0);
     a.push_iris();
-    let minilm = models_dir().join("minilm-int8.onnx");
-    ok(&a.vouch(&[
-        "model",
-        "push",
-        minilm.to_str().unwrap(),
-        "--name",
-        "minilm",
-    ]));
+    ok(&a.push("minilm-int8.onnx", "minilm", &[]));
     let bootstrap = a.peer_address();
     // B's disk holds iris and its registry, not minilm (23 MB).
     let db = tempfile::tempdir().unwrap();
@@ -744,6 +767,7 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
         eprintln!("skipped: unprivileged user and mount namespaces are not allowed here");
         return;
     };
+    b.node.wait_for_model("iris");
     ok(&b.node.vouch(&["model", "pin", "iris", "--timeout", "60"]));
     std::fs::write(work.path().join("in.json"), IRIS_REQUEST).unwrap();
     let infer = || {
@@ -795,16 +819,7 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
     // Other requests are still answered; an upload is refused the same way.
     let out = ok(&b.node.vouch(&["model", "ls"]));
     assert!(out.contains("iris"), "{out}");
-    let silero = models_dir().join("silero-vad.onnx");
-    let push_silero = || {
-        b.node.vouch(&[
-            "model",
-            "push",
-            silero.to_str().unwrap(),
-            "--name",
-            "silero",
-        ])
-    };
+    let push_silero = || b.node.push("silero-vad.onnx", "silero", &[]);
     fails(
         &push_silero(),
         "free disk space and retry (disk_full, HTTP 507)",
