@@ -7,7 +7,12 @@ Prints, for SmolLM2-135M (GGUF Q4_1) on the node:
   - with llama-cpp-python installed (VOUCH_BENCH_LLAMA=1 makes the script
     install it; it builds llama.cpp from source, ~6 min), the same
     generation in llama.cpp itself, same GGUF and thread count, same run;
-and embeddings/s of MiniLM int8 against onnxruntime + tokenizers in Python.
+and embeddings/s of MiniLM int8 against onnxruntime + tokenizers in Python
+(VOUCH_BENCH_ONLY=embeddings: only those; VOUCH_BENCH_ONLY=llm: all but those;
+VOUCH_BENCH_ONLY=audit: only the audit of VOUCH_BENCH_AUDIT below).
+VOUCH_BENCH_SAVE=DIR writes the audited answers there (answer-SEED.json), and
+VOUCH_BENCH_AUDIT=DIR first audits every answer saved there, by another
+machine, on this node: an honest answer from other hardware must pass.
 Given a second URL (a node without the model, joined to the first), also
 the same streamed chat routed through it, interleaved with direct ones.
 """
@@ -57,8 +62,8 @@ def chat(max_tokens=N, seed=0, stream=True, base=None):
     return first - t0, time.perf_counter() - t0, n, last
 
 
-def whole(seed):
-    body = {"model": LLM, "messages": MESSAGES, "max_tokens": N, "temperature": 0.7, "seed": seed}
+def whole(seed, temperature=0.7):
+    body = {"model": LLM, "messages": MESSAGES, "max_tokens": N, "temperature": temperature, "seed": seed}
     t0 = time.perf_counter()
     with post("/v1/chat/completions", body) as r:
         d = json.loads(r.read())
@@ -73,6 +78,10 @@ def main():
     if os.environ.get("VOUCH_BENCH_ONLY") == "embeddings":
         return embeddings()
     chat(16)  # warm up: loads the model
+    if os.environ.get("VOUCH_BENCH_AUDIT"):
+        audit_saved(pathlib.Path(os.environ["VOUCH_BENCH_AUDIT"]))
+    if os.environ.get("VOUCH_BENCH_ONLY") == "audit":
+        return
     runs = [chat(seed=s) for s in range(3)]
     ttft = median([r[0] for r in runs])
     tps = median([(r[2] - 1) / (r[1] - r[0]) for r in runs])
@@ -100,14 +109,37 @@ def main():
         toks = sum(r[2] for r in res)
         print(f"{k} concurrent chats: {toks / wall:.1f} tok/s aggregate, worst ttft {max(r[0] for r in res) * 1000:.0f} ms")
 
-    gen, audit = [], []
-    for s in range(3):
-        g, d = whole(100 + s)
+    # The timed audits: three answers at temperature 0.7, one after another;
+    # VOUCH_BENCH_AUDITS=N audits N, the rest greedy or at 1.0, and 8 more
+    # generated concurrently (their batches mix sequences).
+    gen, audit, closest, seconds = [], [], [], {True: [], False: []}
+    count = int(os.environ.get("VOUCH_BENCH_AUDITS", "3"))
+    answers = []
+    for s in range(count):
+        g, d = whole(100 + s, 0.7 if s < 3 else [0.0, 1.0, 0.7][s % 3])
+        answers.append((f"answer-{100 + s}", d))
+        if s < 3:
+            gen.append(g)
+    if count > 3:
+        with cf.ThreadPoolExecutor(8) as ex:
+            answers += [(f"concurrent-{300 + s}", d)
+                        for s, (_, d) in enumerate(ex.map(lambda s: whole(300 + s, 0.7), range(8)))]
+    for i, (name, d) in enumerate(answers):
         check = json.loads(post("/v1/audit/llm", {"receipt": d["vouch"]["receipt"],
                                                    "transcript": d["vouch"]["transcript"]}).read())
-        assert check["ok"], check
-        gen.append(g)
-        audit.append(check["seconds"])
+        if not check["ok"]:
+            print(f"{name} FAILS its own node's audit at token {check['failed_at']}: {check['reason']}")
+        closest.append(check.get("tolerance") or 0.0)
+        seconds[d["vouch"]["transcript"]["request"]["sampling"]["temperature"] == 0].append(check["seconds"])
+        if os.environ.get("VOUCH_BENCH_SAVE"):
+            save = pathlib.Path(os.environ["VOUCH_BENCH_SAVE"])
+            save.mkdir(parents=True, exist_ok=True)
+            (save / f"{name}.json").write_text(json.dumps(d))
+        if i < 3:
+            audit.append(check["seconds"])
+    print(f"{len(answers)} answers audited by their own node: {sum(c == 0 for c in closest)} exact, "
+          f"closest calls (rtol) {sorted(round(c, 4) for c in closest if c > 0)}; median audit "
+          f"{median(seconds[True] or [0]) * 1000:.0f} ms greedy, {median(seconds[False]) * 1000:.0f} ms sampled")
     print(f"teacher-forced audit of a {N}-token answer: {median(audit) * 1000:.0f} ms vs generation "
           f"{median(gen) * 1000:.0f} ms: ratio {median(audit) / median(gen):.3f} (target <= 0.25)")
 
@@ -131,7 +163,20 @@ def main():
         print(f"llama.cpp (llama-cpp-python): ttft {median(ttfts) * 1000:.1f} ms, decode "
               f"{median(rates):.1f} tok/s; vouch/llama.cpp decode ratio {tps / median(rates):.2f} (target >= 0.9)")
 
-    embeddings()
+    if os.environ.get("VOUCH_BENCH_ONLY") != "llm":
+        embeddings()
+
+
+def audit_saved(folder):
+    """Audits each answer another machine generated and saved (a chat
+    response with its `vouch` object) on this node, by teacher forcing."""
+    for path in sorted(folder.glob("*.json")):
+        d = json.loads(path.read_text())
+        check = json.loads(post("/v1/audit/llm", {"receipt": d["vouch"]["receipt"],
+                                                   "transcript": d["vouch"]["transcript"]}).read())
+        verdict = "passes" if check["ok"] else f"FAILS at token {check['failed_at']}: {check['reason']}"
+        print(f"answer {path.name} (node {str(d['vouch']['receipt'].get('node', '?'))[:24]}...): "
+              f"the teacher-forced audit here {verdict}; closest call: rtol {check.get('tolerance')}")
 
 
 def embeddings():

@@ -124,6 +124,11 @@ pub(crate) struct ServeArgs {
     /// when smaller).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..))]
     pub(crate) llm_context: u32,
+    /// Tokens llama.cpp computes at once, in generation and in
+    /// teacher-forced audits alike. Its kernels' results depend on it, so
+    /// the nodes that audit each other must use the same (docs/gpu.md).
+    #[arg(long, default_value_t = vouch_node::DEFAULT_LLM_UBATCH, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub(crate) llm_ubatch: u16,
     /// Demonstration only: sign wrong answers, perturbing trace step STEP
     /// (`perturb:STEP`) or the last float step (`perturb`) of ONNX models,
     /// and answering LLM requests with the runner-up token from generated

@@ -93,6 +93,7 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Res
     c.fault = s.fault.as_deref().map(parse_fault).transpose()?;
     c.llm_slots = usize::from(s.llm_slots);
     c.llm_context = s.llm_context as usize;
+    c.llm_ubatch = usize::from(s.llm_ubatch);
     c.externals = s
         .externals
         .iter()

@@ -53,10 +53,55 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
     BACKEND
         .get_or_init(|| {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            #[cfg(feature = "gpu")]
+            load_backend_modules()?;
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
         .map_err(|e| EngineError::Load(format!("llama.cpp did not start: {e}")))
+}
+
+/// A `gpu` build has no backend linked in: it loads llama.cpp's backend
+/// modules (`libggml-cpu-*.so`, `libggml-cuda.so`, ...) from beside the
+/// executable, and from the build's own directory when run where it was
+/// built. llama.cpp then offloads every layer to the best device it has.
+#[cfg(feature = "gpu")]
+fn load_backend_modules() -> Result<(), String> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    if let Some(dir) = &beside {
+        llama_cpp_2::llama_backend::load_backends_from_path(dir);
+    }
+    let has_cpu = || {
+        llama_cpp_2::list_llama_ggml_backend_devices()
+            .iter()
+            .any(|d| d.backend == "CPU")
+    };
+    if !has_cpu() {
+        llama_cpp_2::llama_backend::load_backends();
+    }
+    let devices = llama_cpp_2::list_llama_ggml_backend_devices();
+    if !devices.iter().any(|d| d.backend == "CPU") {
+        let dir = beside.map_or_else(
+            || "the executable's directory".into(),
+            |d| d.display().to_string(),
+        );
+        return Err(format!(
+            "no llama.cpp CPU backend module found in {dir}; a `gpu` build needs the libggml-cpu-*.so files of its build (and libggml-cuda.so for a GPU) beside the vouch binary (docs/gpu.md)"
+        ));
+    }
+    for d in &devices {
+        tracing::info!(backend = %d.backend, device = %d.description, memory = d.memory_total, "llama.cpp device");
+    }
+    if let Some(gpu) = devices.iter().find(|d| d.backend != "CPU") {
+        tracing::warn!(
+            "language models run on {} ({}): answers generated there differ from teacher-forced audits (batched, or on other hardware) by up to rtol 0.1, more than the network's {LLM_RTOL}, so auditors will dispute some honest answers; serve LLMs from a GPU node only where it is not audited (docs/gpu.md)",
+            gpu.description,
+            gpu.backend
+        );
+    }
+    Ok(())
 }
 
 /// llama.cpp mutates the model while a context is created: one at a time.
@@ -72,6 +117,8 @@ pub struct GgufEngine {
     /// Most tokens (prompt + answer) per sequence; the model's own training
     /// context when smaller.
     pub context: usize,
+    /// Tokens llama.cpp computes at once ([`UBATCH_TOKENS`] by default).
+    pub ubatch: usize,
 }
 
 impl Default for GgufEngine {
@@ -80,6 +127,7 @@ impl Default for GgufEngine {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             slots: 4,
             context: 4096,
+            ubatch: UBATCH_TOKENS,
         }
     }
 }
@@ -118,6 +166,7 @@ impl GgufEngine {
             specials,
             vocab,
             threads: self.threads.max(1) as i32,
+            ubatch: self.ubatch.clamp(1, BATCH_TOKENS) as u32,
         });
         let (tx, rx) = mpsc::channel::<Job>();
         let worker = inner.clone();
@@ -202,6 +251,7 @@ struct Inner {
     specials: (String, String),
     vocab: usize,
     threads: i32,
+    ubatch: u32,
 }
 
 impl Inner {
@@ -213,7 +263,7 @@ impl Inner {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(tokens as u32))
             .with_n_batch(BATCH_TOKENS as u32)
-            .with_n_ubatch(UBATCH_TOKENS as u32)
+            .with_n_ubatch(self.ubatch)
             .with_n_seq_max(sequences as u32)
             .with_n_threads(self.threads)
             .with_n_threads_batch(self.threads);

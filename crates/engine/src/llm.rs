@@ -9,7 +9,7 @@
 
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
-use vouch_types::llm::{Finish, LlmRequest, check_token};
+use vouch_types::llm::{Finish, LlmRequest, check_token, tolerance_needed};
 
 use crate::EngineError;
 
@@ -267,6 +267,9 @@ pub struct Replay {
     pub finish: Finish,
     /// The first token that the model would not have produced, with why.
     pub mismatch: Option<(usize, String)>,
+    /// The smallest tolerance (`rtol`) at which every token passes: how
+    /// close the answer came to failing ([`vouch_types::llm::tolerance_needed`]).
+    pub tolerance: f64,
 }
 
 /// Re-derives the stream from claimed tokens and checks each against
@@ -293,12 +296,16 @@ pub fn replay(
         }));
     }
     let mut mismatch = None;
+    let mut tolerance: f64 = 0.0;
     if prompt.is_empty() {
         return Err(EngineError::Run("the prompt is empty".into()));
     }
     model.score(&all, prompt.len() - 1..all.len() - 1, &mut |p, logits| {
         let step = (p + 1 - prompt.len()) as u64;
-        if mismatch.is_none()
+        let needed = tolerance_needed(logits, &request.sampling, step, all[p + 1]);
+        tolerance = tolerance.max(needed);
+        if needed > rtol
+            && mismatch.is_none()
             && let Err(e) = check_token(logits, &request.sampling, step, all[p + 1], rtol)
         {
             mismatch = Some((step as usize, e.0));
@@ -338,6 +345,7 @@ pub fn replay(
         texts,
         finish,
         mismatch,
+        tolerance,
     })
 }
 

@@ -47,7 +47,12 @@ pub struct NodeConfig {
     /// Most tokens (prompt + answer) per sequence of a language model (the
     /// model's training context when smaller).
     pub llm_context: usize,
+    /// Tokens llama.cpp computes at once (`GgufEngine::ubatch`).
+    pub llm_ubatch: usize,
 }
+
+/// [`NodeConfig::llm_ubatch`]'s default: `vouch_engine::gguf::UBATCH_TOKENS`.
+pub const DEFAULT_LLM_UBATCH: u16 = vouch_engine::gguf::UBATCH_TOKENS as u16;
 
 impl NodeConfig {
     /// Defaults for a node whose data lives in `data_dir`.
@@ -69,6 +74,7 @@ impl NodeConfig {
             externals: Vec::new(),
             llm_slots: 4,
             llm_context: 4096,
+            llm_ubatch: usize::from(DEFAULT_LLM_UBATCH),
         }
     }
 }

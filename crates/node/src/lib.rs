@@ -31,7 +31,7 @@ pub mod route;
 pub mod samples;
 pub mod service;
 
-pub use config::NodeConfig;
+pub use config::{DEFAULT_LLM_UBATCH, NodeConfig};
 pub use error::NodeError;
 pub use network::{Fetch, FetchState, NetworkModel, PeerRecord};
 pub use service::{Node, PushOptions};

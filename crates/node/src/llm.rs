@@ -176,6 +176,12 @@ pub struct LlmCheck {
     pub reason: Option<String>,
     /// Time the teacher-forced pass took.
     pub seconds: f64,
+    /// When this node re-executed the answer: the smallest tolerance
+    /// (`rtol`) at which every token would pass, the answer's closest call
+    /// (0: every token is exactly what this node's logits pick; absent
+    /// when some token fails at any `rtol` up to 0.25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
     /// The operator whose node ran the check, when it was another node's
     /// (this node does not serve the model): its signed verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +197,7 @@ impl LlmCheck {
             reason: Some(reason),
             seconds: 0.0,
             checked_by: None,
+            tolerance: None,
         }
     }
 }
@@ -510,11 +517,11 @@ impl Node {
         let seconds = started.elapsed().as_secs_f64();
         let n = transcript.tokens.len();
         if let Some((step, why)) = replay.mismatch {
-            return Ok(LlmCheck::failed(
-                n,
-                Some(step),
-                format!("token {step}: {why}"),
-            ));
+            return Ok(LlmCheck {
+                tolerance: replay.tolerance.is_finite().then_some(replay.tolerance),
+                seconds,
+                ..LlmCheck::failed(n, Some(step), format!("token {step}: {why}"))
+            });
         }
         if let Some(i) = (0..n).find(|&i| replay.texts.get(i) != transcript.texts.get(i)) {
             return Ok(LlmCheck::failed(
@@ -545,6 +552,7 @@ impl Node {
             reason: None,
             seconds,
             checked_by: None,
+            tolerance: replay.tolerance.is_finite().then_some(replay.tolerance),
         })
     }
 

@@ -714,6 +714,7 @@ impl Node {
             reason: verdict.failed_at.map(|_| verdict.reason.clone()),
             seconds: started.elapsed().as_secs_f64(),
             checked_by: Some(verdict),
+            tolerance: None,
         })
     }
 

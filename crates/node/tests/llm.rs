@@ -222,6 +222,9 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
         let check = b.node.check_llm(&f.receipt, &f.transcript()).await.unwrap();
         assert!(check.ok, "honest answer failed: {:?}", check.reason);
         assert_eq!(check.tokens, f.tokens.len());
+        // Same kernels on both nodes: every token is exactly what the
+        // auditor's logits pick.
+        assert_eq!(check.tolerance, Some(0.0), "{check:?}");
     }
 
     let honest = a
@@ -246,6 +249,13 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     let forged = forge(&key, &honest.receipt, model, &edited);
     let check = b.node.check_llm(&forged, &edited).await.unwrap();
     assert!(!check.ok);
+    // " London" is far from the top: no tolerance short of 0.25 (or none
+    // at all) would let it through.
+    assert!(
+        check.tolerance.is_none_or(|t| t > 0.05),
+        "the edit needs only {:?}",
+        check.tolerance
+    );
     assert!(
         check
             .reason

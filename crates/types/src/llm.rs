@@ -543,6 +543,46 @@ pub fn check_token(
     )))
 }
 
+/// The largest tolerance [`tolerance_needed`] looks for.
+pub const MAX_TOLERANCE: f64 = 0.25;
+
+/// The smallest `rtol` at which [`check_token`] accepts `claimed` (0 when
+/// the recomputed logits pick it outright; under sampling, to within 1e-3
+/// above, found by bisection: each step is one check); infinite when no
+/// `rtol` up to [`MAX_TOLERANCE`] does. Over a whole answer, the largest is
+/// how close the answer came to failing the audit.
+pub fn tolerance_needed(logits: &[f32], s: &Sampling, step: u64, claimed: u32) -> f64 {
+    if s.greedy() {
+        let Some(&got) = logits.get(claimed as usize) else {
+            return f64::INFINITY;
+        };
+        let best = f64::from(logits[argmax(logits) as usize]);
+        let needed = (best - f64::from(got)) / best.abs().max(LOGIT_SCALE);
+        return if needed <= MAX_TOLERANCE {
+            needed
+        } else {
+            f64::INFINITY
+        };
+    }
+    let passes = |rtol: f64| check_token(logits, s, step, claimed, rtol).is_ok();
+    if passes(0.0) {
+        return 0.0;
+    }
+    if !passes(MAX_TOLERANCE) {
+        return f64::INFINITY;
+    }
+    let (mut lo, mut hi) = (0.0, MAX_TOLERANCE);
+    while hi - lo > 1e-3 {
+        let mid = (lo + hi) / 2.0;
+        if passes(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
 /// The widest interval of the draw `u` for which the sampler could pick
 /// `claimed` if every logit may be off by up to `margin`, or `None` when no
 /// such logits make it a candidate.
@@ -690,6 +730,47 @@ mod tests {
         assert!(e.0.contains("falls outside"), "{e}");
         let honest = choose(&logits, &s, 0);
         assert!(check_token(&logits, &s, 0, honest, 0.02).is_ok());
+    }
+
+    #[test]
+    fn the_tolerance_needed_is_where_the_check_starts_to_pass() {
+        let logits: Vec<f32> = (0..20).map(|i| (i % 7) as f32 * 0.3).collect();
+        let greedy = Sampling::default();
+        // The top logit is 1.8 (scale 10): token 4 (1.2) is 0.6 below it.
+        assert_eq!(tolerance_needed(&logits, &greedy, 0, 6), 0.0);
+        let t = tolerance_needed(&logits, &greedy, 0, 4);
+        assert!((t - 0.06).abs() < 1e-6, "{t}");
+        assert!(check_token(&logits, &greedy, 0, 4, t + 1e-9).is_ok());
+        assert!(check_token(&logits, &greedy, 0, 4, t - 1e-3).is_err());
+        assert_eq!(
+            tolerance_needed(&logits, &greedy, 0, 99),
+            f64::INFINITY,
+            "outside the vocabulary"
+        );
+        let s = Sampling {
+            top_k: 0,
+            top_p: 1.0,
+            ..sampled(5)
+        };
+        let honest = choose(&logits, &s, 0);
+        assert_eq!(tolerance_needed(&logits, &s, 0, honest), 0.0);
+        let mut seen = 0;
+        for claimed in 0..20 {
+            let t = tolerance_needed(&logits, &s, 0, claimed);
+            if t == 0.0 || !t.is_finite() {
+                continue;
+            }
+            seen += 1;
+            assert!(
+                check_token(&logits, &s, 0, claimed, t).is_ok(),
+                "{claimed} at {t}"
+            );
+            assert!(
+                check_token(&logits, &s, 0, claimed, t - 2e-3).is_err(),
+                "{claimed} at {t}"
+            );
+        }
+        assert!(seen > 0, "some other token passes only with a tolerance");
     }
 
     #[test]

@@ -1,0 +1,68 @@
+// llama.cpp itself, for scripts/bench-gpu: loads a GGUF with every layer on
+// the best device, decodes a prompt, then generates N tokens greedily one at
+// a time, and prints the time to first token and the decode rate. Built on
+// the GPU machine against the same llama.cpp the node loads:
+//   g++ -O2 -std=c++17 llama_ref.cpp -I INCLUDE -L LIBS -lllama -lggml -lggml-base
+//   LLAMA_BACKENDS=LIBS llama_ref MODEL.gguf N "PROMPT"
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ggml-backend.h"
+#include "llama.h"
+
+static double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int main(int argc, char ** argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s MODEL.gguf N PROMPT\n", argv[0]);
+        return 2;
+    }
+    const int n_gen = atoi(argv[2]);
+    const std::string prompt = argv[3];
+    // The backend modules (CPU variants, CUDA) are in $LLAMA_BACKENDS, or
+    // beside the executable.
+    if (const char * dir = getenv("LLAMA_BACKENDS")) ggml_backend_load_all_from_path(dir);
+    else ggml_backend_load_all();
+    llama_backend_init();
+    llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
+    if (!model) {
+        fprintf(stderr, "could not load %s\n", argv[1]);
+        return 1;
+    }
+    const llama_vocab * vocab = llama_model_get_vocab(model);
+    const int n_vocab = llama_vocab_n_tokens(vocab);
+    std::vector<llama_token> tokens(prompt.size() + 8);
+    const int n = llama_tokenize(vocab, prompt.c_str(), prompt.size(), tokens.data(), tokens.size(), true, true);
+    tokens.resize(n);
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 4096;
+    // The node's thread count: one per core.
+    cp.n_threads = cp.n_threads_batch = std::thread::hardware_concurrency();
+    for (int round = 0; round < 4; round++) {  // round 0 warms up
+        llama_context * ctx = llama_init_from_model(model, cp);
+        const double t0 = now();
+        if (llama_decode(ctx, llama_batch_get_one(tokens.data(), tokens.size()))) return 1;
+        double first = 0;
+        llama_token next = 0;
+        for (int i = 0; i < n_gen; i++) {
+            const float * logits = llama_get_logits_ith(ctx, -1);
+            next = 0;
+            for (int v = 1; v < n_vocab; v++) if (logits[v] > logits[next]) next = v;
+            if (i == 0) first = now();
+            if (i + 1 < n_gen && llama_decode(ctx, llama_batch_get_one(&next, 1))) return 1;
+        }
+        const double end = now();
+        if (round > 0)
+            printf("llama.cpp: prompt %d tokens, ttft %.1f ms, decode %.1f tok/s (%d tokens)\n", n,
+                   (first - t0) * 1000, (n_gen - 1) / (end - first), n_gen);
+        llama_free(ctx);
+    }
+    llama_model_free(model);
+    return 0;
+}
