@@ -623,9 +623,17 @@ pub fn sampled_window(
             .filter(move |&l| l >= k_edge - band)
     };
     // The tail after a prefix is largest when every token that may make
-    // the top k does, and smallest when only those that surely do.
-    let most: f64 = values().map(weight).sum();
-    let least: f64 = values().filter(|&l| l > k_edge + band).map(weight).sum();
+    // the top k does, and smallest when only those that surely do. Only a
+    // top-p cut needs them: without one, each weight is computed once, in
+    // the loop below (each pass is one `exp` per token of the vocabulary).
+    let (most, least): (f64, f64) = if s.top_p < 1.0 {
+        (
+            values().map(weight).sum(),
+            values().filter(|&l| l > k_edge + band).map(weight).sum(),
+        )
+    } else {
+        (0.0, 0.0)
+    };
     let p_edge = |lead: f64, tail: f64, total: f64| {
         if s.top_p >= 1.0 {
             return f64::NEG_INFINITY;
