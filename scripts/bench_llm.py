@@ -10,9 +10,13 @@ Prints, for SmolLM2-135M (GGUF Q4_1) on the node:
 and embeddings/s of MiniLM int8 against onnxruntime + tokenizers in Python
 (VOUCH_BENCH_ONLY=embeddings: only those; VOUCH_BENCH_ONLY=llm: all but those;
 VOUCH_BENCH_ONLY=audit: only the audit of VOUCH_BENCH_AUDIT below).
-VOUCH_BENCH_SAVE=DIR writes the audited answers there (answer-SEED.json), and
-VOUCH_BENCH_AUDIT=DIR first audits every answer saved there, by another
-machine, on this node: an honest answer from other hardware must pass.
+VOUCH_BENCH_AUDITS=N audits N answers instead of 3 (past the third, greedy
+ones among them, and 8 more generated concurrently), each audit printing its
+closest call (the smallest rtol at which every token passes);
+VOUCH_BENCH_SAVE=DIR writes the audited answers there (answer-SEED.json,
+concurrent-SEED.json), and VOUCH_BENCH_AUDIT=DIR first audits every answer
+saved there, by another machine, on this node: an honest answer from other
+hardware must pass.
 Given a second URL (a node without the model, joined to the first), also
 the same streamed chat routed through it, interleaved with direct ones.
 """

@@ -81,8 +81,7 @@ fn load_backend_modules() -> Result<(), String> {
     if !has_cpu() {
         llama_cpp_2::llama_backend::load_backends();
     }
-    let devices = llama_cpp_2::list_llama_ggml_backend_devices();
-    if !devices.iter().any(|d| d.backend == "CPU") {
+    if !has_cpu() {
         let dir = beside.map_or_else(
             || "the executable's directory".into(),
             |d| d.display().to_string(),
@@ -91,6 +90,7 @@ fn load_backend_modules() -> Result<(), String> {
             "no llama.cpp CPU backend module found in {dir}; a `gpu` build needs the libggml-cpu-*.so files of its build (and libggml-cuda.so for a GPU) beside the vouch binary (docs/gpu.md)"
         ));
     }
+    let devices = llama_cpp_2::list_llama_ggml_backend_devices();
     for d in &devices {
         tracing::info!(backend = %d.backend, device = %d.description, memory = d.memory_total, "llama.cpp device");
     }

@@ -66,7 +66,7 @@ impl Engines {
             gguf: Arc::new(GgufEngine {
                 slots: config.llm_slots.max(1),
                 context: config.llm_context.max(16),
-                ubatch: config.llm_ubatch.clamp(1, vouch_engine::gguf::BATCH_TOKENS),
+                ubatch: config.llm_ubatch,
                 ..GgufEngine::new()
             }),
         }
