@@ -510,6 +510,19 @@ pub fn check_token(
     claimed: u32,
     rtol: f64,
 ) -> Result<(), TokenMismatch> {
+    check_token_with(logits, None, s, step, claimed, rtol)
+}
+
+/// [`check_token`], with every token's sampling weight computed ahead
+/// ([`weights`]) when one set of logits is checked many times.
+fn check_token_with(
+    logits: &[f32],
+    weights: Option<&[f64]>,
+    s: &Sampling,
+    step: u64,
+    claimed: u32,
+    rtol: f64,
+) -> Result<(), TokenMismatch> {
     let Some(&got) = logits.get(claimed as usize) else {
         return Err(TokenMismatch(format!(
             "token {claimed} is outside the vocabulary of {} tokens",
@@ -528,7 +541,7 @@ pub fn check_token(
         )));
     }
     let u = uniform(s.seed, step);
-    let Some((lo, hi)) = sampled_window(logits, s, claimed, margin / 2.0) else {
+    let Some((lo, hi)) = window(logits, weights, s, claimed, margin / 2.0) else {
         return Err(TokenMismatch(format!(
             "token {claimed} is not among the tokens the sampler could pick (top-k {}, top-p {})",
             s.top_k, s.top_p
@@ -564,10 +577,13 @@ pub fn tolerance_needed(logits: &[f32], s: &Sampling, step: u64, claimed: u32) -
             f64::INFINITY
         };
     }
-    let passes = |rtol: f64| check_token(logits, s, step, claimed, rtol).is_ok();
-    if passes(0.0) {
+    if check_token(logits, s, step, claimed, 0.0).is_ok() {
         return 0.0;
     }
+    // The search checks the same logits a dozen times: weigh them once.
+    let weights = weights(logits, s);
+    let passes =
+        |rtol: f64| check_token_with(logits, Some(&weights), s, step, claimed, rtol).is_ok();
     if !passes(MAX_TOLERANCE) {
         return f64::INFINITY;
     }
@@ -594,6 +610,27 @@ pub fn tolerance_needed(logits: &[f32], s: &Sampling, step: u64, claimed: u32) -
 /// top-k / top-p cut) grows, and ends highest in the mirror case.
 pub fn sampled_window(
     logits: &[f32],
+    s: &Sampling,
+    claimed: u32,
+    margin: f64,
+) -> Option<(f64, f64)> {
+    window(logits, None, s, claimed, margin)
+}
+
+/// Each token's sampling weight `exp((l - top) / T)`, as
+/// [`sampled_window`] computes it.
+fn weights(logits: &[f32], s: &Sampling) -> Vec<f64> {
+    let top = f64::from(logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    logits
+        .iter()
+        .map(|&l| ((f64::from(l) - top) / s.temperature).exp())
+        .collect()
+}
+
+/// [`sampled_window`], taking the weights from `weights` when given.
+fn window(
+    logits: &[f32],
+    weights: Option<&[f64]>,
     s: &Sampling,
     claimed: u32,
     margin: f64,
@@ -672,7 +709,7 @@ pub fn sampled_window(
         if t == claimed as usize || l < maybe_kept {
             continue;
         }
-        let w = weight(l);
+        let w = weights.map_or_else(|| weight(l), |w| w[t]);
         if l > own + band {
             ahead += w;
         } else if l >= own - band {
@@ -860,6 +897,19 @@ mod tests {
             prop_assert_eq!(choose(&logits, &s, step), choose_by_full_sort(&logits, &s, step));
             let c = candidates(&logits, &s);
             prop_assert!((c.iter().map(|x| x.1).sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+
+        #[test]
+        fn weights_computed_ahead_give_the_same_window(logits in proptest::collection::vec(-20f32..20.0, 2..200),
+                                                       claimed in 0usize..200, margin in 0f64..2.0,
+                                                       top_k in prop_oneof![Just(0u32), 1u32..50],
+                                                       top_p in prop_oneof![Just(1.0f64), 0.05f64..1.0],
+                                                       temperature in 0.1f64..2.0) {
+            let s = Sampling { temperature, top_p, top_k, seed: 1 };
+            let claimed = (claimed % logits.len()) as u32;
+            let ahead = weights(&logits, &s);
+            prop_assert_eq!(window(&logits, Some(&ahead), &s, claimed, margin),
+                            sampled_window(&logits, &s, claimed, margin));
         }
 
         #[test]
