@@ -116,7 +116,7 @@ def main():
     # The timed audits: three answers at temperature 0.7, one after another;
     # VOUCH_BENCH_AUDITS=N audits N, the rest greedy or at 1.0, and 8 more
     # generated concurrently (their batches mix sequences).
-    gen, audit, closest, seconds = [], [], [], {True: [], False: []}
+    gen, audit, closest, beyond, seconds = [], [], [], [], {True: [], False: []}
     count = int(os.environ.get("VOUCH_BENCH_AUDITS", "3"))
     answers = []
     for s in range(count):
@@ -134,6 +134,7 @@ def main():
         if not check["ok"]:
             print(f"{name} FAILS its own node's audit at token {check['failed_at']}: {check['reason']}")
         closest.append(check.get("tolerance") or 0.0)
+        beyond.append(check.get("beyond") or 0)
         seconds[d["vouch"]["transcript"]["request"]["sampling"]["temperature"] == 0].append(check["seconds"])
         if os.environ.get("VOUCH_BENCH_SAVE"):
             save = pathlib.Path(os.environ["VOUCH_BENCH_SAVE"])
@@ -142,7 +143,8 @@ def main():
         if i < 3:
             audit.append(check["seconds"])
     print(f"{len(answers)} answers audited by their own node: {sum(c == 0 for c in closest)} exact, "
-          f"closest calls (rtol) {sorted(round(c, 4) for c in closest if c > 0)}; median audit "
+          f"closest calls (rtol) {sorted(round(c, 4) for c in closest if c > 0)}; tokens failing per answer "
+          f"{sorted(beyond)}; median audit "
           f"{median(seconds[True] or [0]) * 1000:.0f} ms greedy, {median(seconds[False]) * 1000:.0f} ms sampled")
     print(f"teacher-forced audit of a {N}-token answer: {median(audit) * 1000:.0f} ms vs generation "
           f"{median(gen) * 1000:.0f} ms: ratio {median(audit) / median(gen):.3f} (target <= 0.25)")
@@ -180,7 +182,8 @@ def audit_saved(folder):
                                                    "transcript": d["vouch"]["transcript"]}).read())
         verdict = "passes" if check["ok"] else f"FAILS at token {check['failed_at']}: {check['reason']}"
         print(f"answer {path.name} (node {str(d['vouch']['receipt'].get('node', '?'))[:24]}...): "
-              f"the teacher-forced audit here {verdict}; closest call: rtol {check.get('tolerance')}")
+              f"the teacher-forced audit here {verdict}; closest call: rtol {check.get('tolerance')}; "
+              f"{check.get('beyond')} of {check['tokens']} tokens fail")
 
 
 def embeddings():

@@ -270,6 +270,8 @@ pub struct Replay {
     /// The smallest tolerance (`rtol`) at which every token passes: how
     /// close the answer came to failing ([`vouch_types::llm::tolerance_needed`]).
     pub tolerance: f64,
+    /// How many tokens need more than the tolerance the check used.
+    pub beyond: usize,
 }
 
 /// Re-derives the stream from claimed tokens and checks each against
@@ -297,6 +299,7 @@ pub fn replay(
     }
     let mut mismatch = None;
     let mut tolerance: f64 = 0.0;
+    let mut beyond = 0;
     if prompt.is_empty() {
         return Err(EngineError::Run("the prompt is empty".into()));
     }
@@ -305,10 +308,10 @@ pub fn replay(
         let needed = tolerance_needed(logits, &request.sampling, step, all[p + 1]);
         tolerance = tolerance.max(needed);
         if needed > rtol
-            && mismatch.is_none()
             && let Err(e) = check_token(logits, &request.sampling, step, all[p + 1], rtol)
         {
-            mismatch = Some((step as usize, e.0));
+            beyond += 1;
+            mismatch.get_or_insert((step as usize, e.0));
         }
     })?;
     let mut step = Step::new(request);
@@ -346,6 +349,7 @@ pub fn replay(
         finish,
         mismatch,
         tolerance,
+        beyond,
     })
 }
 

@@ -182,6 +182,10 @@ pub struct LlmCheck {
     /// when some token fails at any `rtol` up to 0.25).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
+    /// When this node re-executed the answer: how many tokens fail its
+    /// tolerance (0 when the answer passes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beyond: Option<usize>,
     /// The operator whose node ran the check, when it was another node's
     /// (this node does not serve the model): its signed verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +202,7 @@ impl LlmCheck {
             seconds: 0.0,
             checked_by: None,
             tolerance: None,
+            beyond: None,
         }
     }
 }
@@ -519,6 +524,7 @@ impl Node {
         if let Some((step, why)) = replay.mismatch {
             return Ok(LlmCheck {
                 tolerance: replay.tolerance.is_finite().then_some(replay.tolerance),
+                beyond: Some(replay.beyond),
                 seconds,
                 ..LlmCheck::failed(n, Some(step), format!("token {step}: {why}"))
             });
@@ -553,6 +559,7 @@ impl Node {
             seconds,
             checked_by: None,
             tolerance: replay.tolerance.is_finite().then_some(replay.tolerance),
+            beyond: Some(replay.beyond),
         })
     }
 

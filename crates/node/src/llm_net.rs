@@ -715,6 +715,7 @@ impl Node {
             seconds: started.elapsed().as_secs_f64(),
             checked_by: Some(verdict),
             tolerance: None,
+            beyond: None,
         })
     }
 

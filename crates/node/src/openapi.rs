@@ -136,7 +136,7 @@ pub fn document() -> Value {
         "/v1/audit/llm": {"post": {
           "summary": "Check a chat or completion answer: receipt and transcript offline, then every token by teacher forcing with the model the receipt names",
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["receipt", "transcript"]}}}},
-          "responses": merge(json!({"200": {"description": "{ok, tokens, failed_at, reason, seconds, tolerance (the smallest rtol at which every token passes here), checked_by}", "content": {"application/json": {"schema": {"type": "object"}}}}}), error_responses(&[400, 404, 500]))
+          "responses": merge(json!({"200": {"description": "{ok, tokens, failed_at, reason, seconds, tolerance (the smallest rtol at which every token passes here), beyond (tokens that fail here), checked_by}", "content": {"application/json": {"schema": {"type": "object"}}}}}), error_responses(&[400, 404, 500]))
         }}
       },
       "components": {"schemas": {

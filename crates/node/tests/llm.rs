@@ -225,6 +225,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
         // Same kernels on both nodes: every token is exactly what the
         // auditor's logits pick.
         assert_eq!(check.tolerance, Some(0.0), "{check:?}");
+        assert_eq!(check.beyond, Some(0), "{check:?}");
     }
 
     let honest = a
@@ -256,6 +257,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
         "the edit needs only {:?}",
         check.tolerance
     );
+    assert!(check.beyond >= Some(1), "{check:?}");
     assert!(
         check
             .reason
