@@ -129,8 +129,7 @@ def main():
             answers += [(f"concurrent-{300 + s}", d)
                         for s, (_, d) in enumerate(ex.map(lambda s: whole(300 + s, 0.7), range(8)))]
     for i, (name, d) in enumerate(answers):
-        check = json.loads(post("/v1/audit/llm", {"receipt": d["vouch"]["receipt"],
-                                                   "transcript": d["vouch"]["transcript"]}).read())
+        check = audit_answer(d)
         if not check["ok"]:
             print(f"{name} FAILS its own node's audit at token {check['failed_at']}: {check['reason']}")
         closest.append(check.get("tolerance") or 0.0)
@@ -173,13 +172,18 @@ def main():
         embeddings()
 
 
+def audit_answer(d):
+    """The node's teacher-forced audit of a chat response `d`."""
+    return json.loads(post("/v1/audit/llm", {"receipt": d["vouch"]["receipt"],
+                                             "transcript": d["vouch"]["transcript"]}).read())
+
+
 def audit_saved(folder):
     """Audits each answer another machine generated and saved (a chat
     response with its `vouch` object) on this node, by teacher forcing."""
     for path in sorted(folder.glob("*.json")):
         d = json.loads(path.read_text())
-        check = json.loads(post("/v1/audit/llm", {"receipt": d["vouch"]["receipt"],
-                                                   "transcript": d["vouch"]["transcript"]}).read())
+        check = audit_answer(d)
         verdict = "passes" if check["ok"] else f"FAILS at token {check['failed_at']}: {check['reason']}"
         print(f"answer {path.name} (node {str(d['vouch']['receipt'].get('node', '?'))[:24]}...): "
               f"the teacher-forced audit here {verdict}; closest call: rtol {check.get('tolerance')}; "

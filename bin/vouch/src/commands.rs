@@ -267,14 +267,8 @@ async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()>
             .await
             .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
         let url = format!("http://{}", listener.local_addr()?);
-        node.join(
-            P2pConfig::new(
-                "/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr"),
-                bootstrap.clone(),
-            ),
-            Some(url.clone()),
-        )
-        .await?;
+        node.join(P2pConfig::loopback(bootstrap.clone()), Some(url.clone()))
+            .await?;
         if i == 0 {
             bootstrap = node.p2p().map(|p| p.addresses()).unwrap_or_default();
             let imported = vouch_node::samples::import(&node, models).await;

@@ -81,9 +81,15 @@ impl NodeProcess {
     }
 
     fn vouch(&self, args: &[&str]) -> Output {
+        self.vouch_in(Path::new("."), args)
+    }
+
+    /// `vouch ARGS` against this node, run in directory `dir`.
+    fn vouch_in(&self, dir: &Path, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)
             .env("VOUCH_NODE", &self.url)
+            .current_dir(dir)
             .output()
             .unwrap()
     }
@@ -616,12 +622,10 @@ fn two_node_processes_join_and_one_pins_the_others_model() {
     );
     std::fs::write(work.path().join("in.json"), IRIS_REQUEST).unwrap();
     let infer = |node: &NodeProcess| {
-        Command::new(BIN)
-            .args(["infer", "iris", "--input", "in.json", "--receipt", "r.json"])
-            .env("VOUCH_NODE", &node.url)
-            .current_dir(work.path())
-            .output()
-            .unwrap()
+        node.vouch_in(
+            work.path(),
+            &["infer", "iris", "--input", "in.json", "--receipt", "r.json"],
+        )
     };
     let from_b = ok(&infer(&b));
     let from_a = ok(&infer(&a));
@@ -771,12 +775,8 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
     ok(&b.node.vouch(&["model", "pin", "iris", "--timeout", "60"]));
     std::fs::write(work.path().join("in.json"), IRIS_REQUEST).unwrap();
     let infer = || {
-        Command::new(BIN)
-            .args(["infer", "iris", "--input", "in.json"])
-            .env("VOUCH_NODE", &b.node.url)
-            .current_dir(work.path())
-            .output()
-            .unwrap()
+        b.node
+            .vouch_in(work.path(), &["infer", "iris", "--input", "in.json"])
     };
     let receipt_id = |out: &Output| {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();

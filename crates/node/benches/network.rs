@@ -30,15 +30,13 @@ use vouch_types::{DType, Tensor, TensorMap};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn p2p(bootstrap: Vec<vouch_node::p2p::Address>) -> P2pConfig {
-    P2pConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap(), bootstrap)
-}
-
 async fn node(dir: &Path, bootstrap: Vec<vouch_node::p2p::Address>, audit_rate: f64) -> Arc<Node> {
     let mut config = NodeConfig::new(dir.to_path_buf());
     config.audit_rate = audit_rate;
     let node = Node::open(config).unwrap();
-    node.join(p2p(bootstrap), None).await.unwrap();
+    node.join(P2pConfig::loopback(bootstrap), None)
+        .await
+        .unwrap();
     node
 }
 

@@ -521,10 +521,12 @@ impl Node {
             .await?;
         let seconds = started.elapsed().as_secs_f64();
         let n = transcript.tokens.len();
+        let tolerance = replay.tolerance.is_finite().then_some(replay.tolerance);
+        let beyond = Some(replay.beyond);
         if let Some((step, why)) = replay.mismatch {
             return Ok(LlmCheck {
-                tolerance: replay.tolerance.is_finite().then_some(replay.tolerance),
-                beyond: Some(replay.beyond),
+                tolerance,
+                beyond,
                 seconds,
                 ..LlmCheck::failed(n, Some(step), format!("token {step}: {why}"))
             });
@@ -558,8 +560,8 @@ impl Node {
             reason: None,
             seconds,
             checked_by: None,
-            tolerance: replay.tolerance.is_finite().then_some(replay.tolerance),
-            beyond: Some(replay.beyond),
+            tolerance,
+            beyond,
         })
     }
 

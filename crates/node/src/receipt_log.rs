@@ -180,8 +180,7 @@ fn flush(shared: &Shared, store: &Store) -> Result<(), NodeError> {
             receipts = lost.len(),
             "receipts not made durable; writing them again"
         );
-        lost.append(&mut state.queue);
-        state.queue = lost;
+        state.requeue(lost);
     }
     let result = result.map(drop).map_err(NodeError::from);
     // New receipts wait until a flush works again.
@@ -189,6 +188,14 @@ fn flush(shared: &Shared, store: &Store) -> Result<(), NodeError> {
     drop(state);
     shared.changed.notify_all();
     result
+}
+
+impl State {
+    /// Puts `ids` back at the front of the queue, to be written first.
+    fn requeue(&mut self, mut ids: Vec<Digest>) {
+        ids.append(&mut self.queue);
+        self.queue = ids;
+    }
 }
 
 fn refusal(e: &NodeError) -> NodeError {
@@ -294,9 +301,7 @@ fn write_batch<'a>(
         Err(e) => {
             tracing::error!(error = %e, receipts = ids.len(), "writing receipts failed; retrying");
             state.failing = Some(NodeError::from(e));
-            let mut queue = ids;
-            queue.append(&mut state.queue);
-            state.queue = queue;
+            state.requeue(ids);
         }
     }
     shared.changed.notify_all();

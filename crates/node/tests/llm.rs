@@ -8,10 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, eventually, loopback, models_dir};
+use common::{TestNode, addresses, eventually, models_dir};
 use vouch_engine::llm::ChatMessage;
 use vouch_node::llm::{Generate, Prompt};
-use vouch_node::{NodeConfig, keyfile, samples};
+use vouch_node::{NodeConfig, P2pConfig, keyfile, samples};
 use vouch_types::llm::{Sampling, Transcript};
 use vouch_types::{Digest, Receipt};
 
@@ -182,7 +182,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     ca.audit_rate = 0.0;
     let a = TestNode::start(ca).await;
     a.node
-        .join(loopback(vec![]), Some(a.url.clone()))
+        .join(P2pConfig::loopback(vec![]), Some(a.url.clone()))
         .await
         .unwrap();
     let model = push_llm(&a, LLM, &llm_file()).await;
@@ -201,7 +201,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     cb.audit_rate = 0.0;
     let b = TestNode::start(cb).await;
     b.node
-        .join(loopback(addresses(&a)), Some(b.url.clone()))
+        .join(P2pConfig::loopback(addresses(&a)), Some(b.url.clone()))
         .await
         .unwrap();
     let mut tries = 0;
@@ -421,7 +421,7 @@ async fn on_network_with(
     configure(&mut config);
     let t = TestNode::start(config).await;
     t.node
-        .join(loopback(bootstrap), Some(t.url.clone()))
+        .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
         .await
         .unwrap();
     t

@@ -5,10 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, eventually, free_provider, loopback, models_dir};
+use common::{TestNode, addresses, eventually, free_provider, models_dir};
 use vouch_api::InferRequest;
 use vouch_node::p2p::{Frame, P2p, Peer, Request, Response};
-use vouch_node::{NodeConfig, samples};
+use vouch_node::{NodeConfig, P2pConfig, samples};
 use vouch_types::{Kind, SecretKey, Tensor, TensorMap};
 
 /// A node on loopback that has joined the network through `bootstrap`,
@@ -24,7 +24,7 @@ async fn networked(
     configure(&mut config);
     let t = TestNode::start(config).await;
     t.node
-        .join(loopback(bootstrap), Some(t.url.clone()))
+        .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
         .await
         .unwrap();
     t
@@ -747,7 +747,9 @@ async fn a_forged_dispute_counts_against_its_sender_not_the_accused() {
     let dir = tempfile::tempdir().unwrap();
     let a = joined(dir.path(), vec![], false).await;
     let key = SecretKey::from_bytes(&[55; 32]);
-    let (forger, _inbound) = P2p::start(loopback(addresses(&a)), &key).await.unwrap();
+    let (forger, _inbound) = P2p::start(P2pConfig::loopback(addresses(&a)), &key)
+        .await
+        .unwrap();
     // A receipt signed by A, and a "dispute" accusing it with made-up reveals.
     let honest = a.node.p2p().unwrap().peer_id();
     let id = push_sample(&a, "iris").await;

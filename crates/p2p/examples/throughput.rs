@@ -20,12 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    let config = |bootstrap| {
-        P2pConfig::new(
-            "/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr"),
-            bootstrap,
-        )
-    };
+    let config = P2pConfig::loopback;
     let (a, mut inbound) = P2p::start(config(vec![]), &SecretKey::from_bytes(&[1; 32]))
         .await
         .expect("swarm a");

@@ -101,6 +101,14 @@ impl P2pConfig {
             topics: Topic::ALL.to_vec(),
         }
     }
+
+    /// [`P2pConfig::new`] on loopback TCP, on a port the system picks.
+    pub fn loopback(bootstrap: Vec<Multiaddr>) -> P2pConfig {
+        let any_port = Multiaddr::empty()
+            .with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST))
+            .with(Protocol::Tcp(0));
+        P2pConfig::new(any_port, bootstrap)
+    }
 }
 
 /// What a node knows about one peer.

@@ -21,12 +21,9 @@ async fn node_with_inbound(
     bootstrap: Vec<vouch_p2p::Address>,
 ) -> (P2p, SecretKey, Inbound) {
     let key = SecretKey::from_bytes(&[seed; 32]);
-    let (p2p, inbound) = P2p::start(
-        P2pConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap(), bootstrap),
-        &key,
-    )
-    .await
-    .unwrap();
+    let (p2p, inbound) = P2p::start(P2pConfig::loopback(bootstrap), &key)
+        .await
+        .unwrap();
     let body = AnnouncementBody {
         operator: key
             .public()
@@ -140,10 +137,7 @@ async fn a_node_without_peers_works_alone_and_bad_bootstrap_addresses_are_refuse
     assert!(!alone.addresses().is_empty());
     let key = SecretKey::from_bytes(&[8; 32]);
     let err = P2p::start(
-        P2pConfig::new(
-            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
-        ),
+        P2pConfig::loopback(vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]),
         &key,
     )
     .await
@@ -396,7 +390,7 @@ async fn gossip_on_receipt_and_dispute_topics_reaches_peers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_hears_only_the_topics_it_starts_with() {
     let (a, _) = node(23, vec![]).await;
-    let mut config = P2pConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap(), a.addresses());
+    let mut config = P2pConfig::loopback(a.addresses());
     config.topics = vec![Topic::Disputes];
     let (c, _inbound) = P2p::start(config, &SecretKey::from_bytes(&[24; 32]))
         .await

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 use vouch_types::blob::{BlobHasher, CHUNK_SIZE, ChunkTable};
 use vouch_types::encode::{Reader, Sink};
@@ -295,6 +295,11 @@ impl Store {
         Ok(open)
     }
 
+    /// A read transaction on the registry.
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        self.db()?.0.begin_read().map_err(db_err)
+    }
+
     /// Runs `f` in a write transaction with `durability` and commits it.
     /// An I/O error (a full disk) closes the registry, so that the next
     /// transaction opens it again and works once there is room.
@@ -363,7 +368,7 @@ impl Store {
 
     /// The chunk table of a stored blob.
     pub fn chunk_table(&self, digest: &Digest) -> Result<ChunkTable, StoreError> {
-        let txn = self.db()?.0.begin_read().map_err(db_err)?;
+        let txn = self.read()?;
         let table = txn.open_table(BLOBS).map_err(db_err)?;
         let row = table.get(digest.as_bytes().as_slice()).map_err(db_err)?;
         let row = row.ok_or(StoreError::MissingBlob(*digest))?;
@@ -622,7 +627,7 @@ impl Store {
 
     /// Every registered model, every version, in registration order.
     pub fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError> {
-        let txn = self.db()?.0.begin_read().map_err(db_err)?;
+        let txn = self.read()?;
         let models = txn.open_table(MODELS).map_err(db_err)?;
         let mut out = Vec::new();
         for row in models.iter().map_err(db_err)? {
@@ -643,7 +648,7 @@ impl Store {
         name: &str,
         version: Option<&str>,
     ) -> Result<Option<ModelRecord>, StoreError> {
-        let txn = self.db()?.0.begin_read().map_err(db_err)?;
+        let txn = self.read()?;
         let models = txn.open_table(MODELS).map_err(db_err)?;
         let decode = |k: (&str, &str), v: &[u8]| {
             ModelRecord::decode(v).map_err(|detail| StoreError::Record {
@@ -674,7 +679,7 @@ impl Store {
 
     /// A model by id.
     pub fn model_by_id(&self, id: &Digest) -> Result<Option<ModelRecord>, StoreError> {
-        let txn = self.db()?.0.begin_read().map_err(db_err)?;
+        let txn = self.read()?;
         let ids = txn.open_table(MODEL_IDS).map_err(db_err)?;
         let Some(row) = ids.get(id.as_bytes().as_slice()).map_err(db_err)? else {
             return Ok(None);
@@ -727,7 +732,7 @@ impl Store {
 
     /// A stored receipt.
     pub fn receipt(&self, id: &Digest) -> Result<Option<Receipt>, StoreError> {
-        let txn = self.db()?.0.begin_read().map_err(db_err)?;
+        let txn = self.read()?;
         let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
         let Some(row) = receipts.get(id.as_bytes().as_slice()).map_err(db_err)? else {
             return Ok(None);
@@ -742,7 +747,7 @@ impl Store {
 
     /// The trace leaves stored with a receipt.
     pub fn trace_leaves(&self, id: &Digest) -> Result<Option<Vec<Digest>>, StoreError> {
-        let txn = self.db()?.0.begin_read().map_err(db_err)?;
+        let txn = self.read()?;
         let traces = txn.open_table(TRACES).map_err(db_err)?;
         let Some(row) = traces.get(id.as_bytes().as_slice()).map_err(db_err)? else {
             return Ok(None);
@@ -776,7 +781,7 @@ impl Store {
 
     /// Every piece of evidence, oldest first.
     pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db()?.0.begin_read().map_err(db_err)?;
+        let txn = self.read()?;
         let table = txn.open_table(EVIDENCE).map_err(db_err)?;
         let mut out = Vec::new();
         for row in table.iter().map_err(db_err)? {
@@ -787,7 +792,7 @@ impl Store {
 
     /// Number of stored receipts.
     pub fn receipt_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db()?.0.begin_read().map_err(db_err)?;
+        let txn = self.read()?;
         let receipts = txn.open_table(RECEIPTS).map_err(db_err)?;
         receipts.len().map_err(db_err)
     }

@@ -175,11 +175,6 @@ pub fn tmp_files(data: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// A libp2p listener on loopback port 0 that joins through `bootstrap`.
-pub fn loopback(bootstrap: Vec<vouch_node::p2p::Address>) -> vouch_node::P2pConfig {
-    vouch_node::P2pConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap(), bootstrap)
-}
-
 /// A raw peer keyed by `[seed; 32]` that joins through `bootstrap` and
 /// announces itself as a free provider, with one slot, of version 1 of
 /// model `name` (`id`, `format`): the peers that tests make misbehave.
@@ -195,9 +190,10 @@ pub async fn free_provider(
     vouch_types::SecretKey,
 ) {
     let key = vouch_types::SecretKey::from_bytes(&[seed; 32]);
-    let (p2p, inbound) = vouch_node::p2p::P2p::start(loopback(addresses(bootstrap)), &key)
-        .await
-        .unwrap();
+    let (p2p, inbound) =
+        vouch_node::p2p::P2p::start(vouch_node::P2pConfig::loopback(addresses(bootstrap)), &key)
+            .await
+            .unwrap();
     let offer = vouch_node::p2p::ModelOffer {
         name: name.into(),
         version: "1".into(),
