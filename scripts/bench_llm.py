@@ -40,9 +40,16 @@ MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 
 
+# The node's admin token (audits are operator actions); the bench scripts
+# pass it from the node's data directory.
+TOKEN = os.environ.get("VOUCH_TOKEN")
+
+
 def post(path, body, base=None):
-    req = urllib.request.Request((base or URL) + path, data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    if TOKEN:
+        headers["authorization"] = f"Bearer {TOKEN}"
+    req = urllib.request.Request((base or URL) + path, data=json.dumps(body).encode(), headers=headers)
     return urllib.request.urlopen(req, timeout=600)
 
 

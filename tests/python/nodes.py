@@ -11,6 +11,13 @@ import time
 
 MODELS = pathlib.Path(os.environ.get("VOUCH_MODELS", pathlib.Path.home() / ".cache/vouch/models"))
 BIN = os.environ.get("VOUCH_BIN", str(pathlib.Path(__file__).parents[2] / "target/debug/vouch"))
+# Each running node's admin token, by URL: operator actions need it.
+TOKENS = {}
+
+
+def operator_headers(url):
+    """The Authorization header an operator action on the node at `url` needs."""
+    return {"authorization": f"Bearer {TOKENS[url]}"}
 
 
 def free_port():
@@ -39,7 +46,9 @@ def running(command, ready, timeout, what="started", args=()):
             if time.time() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"node at {url} did not start {what}")
             time.sleep(0.1)
+        TOKENS[url] = (pathlib.Path(data) / "admin-token").read_text().strip()
         yield url
     finally:
+        TOKENS.pop(url, None)
         proc.terminate()
         proc.wait(timeout=30)

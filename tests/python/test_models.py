@@ -22,7 +22,7 @@ import onnxruntime as ort
 import pytest
 
 import vouch_ref as v
-from nodes import MODELS, running
+from nodes import MODELS, operator_headers, running
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -50,7 +50,7 @@ def call(url, method="GET", body=None, headers=None):
 def push(node, file, name, shapes=()):
     query = urllib.parse.urlencode([("name", name)] + [("input_shape", s) for s in shapes])
     status, body = call(f"{node}/v1/hub/models?{query}", "POST", (MODELS / file).read_bytes(),
-                        {"content-type": "application/octet-stream"})
+                        {"content-type": "application/octet-stream", **operator_headers(node)})
     assert status == 201, body
     return body
 

@@ -17,6 +17,16 @@ pub(crate) struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     pub(crate) node: String,
+    /// The node's admin token, which operator actions need (push, pin,
+    /// audits). Default: the `admin-token` file in --data-dir, or in the
+    /// default data directory, when --node is on this machine.
+    #[arg(long, global = true, env = "VOUCH_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Data directory: where `up` and `node` keep their data (`up`: default
+    /// the user's data dir, e.g. ~/.local/share/vouch), and where other
+    /// commands find that node's admin token.
+    #[arg(long, global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -142,6 +152,18 @@ pub(crate) struct ServeArgs {
     /// the transcript and state that the model is not attested.
     #[arg(long = "external", value_name = "NAME=URL[#REMOTE_MODEL]")]
     pub(crate) externals: Vec<String>,
+    /// A host name this node is reached by (repeatable). Requests whose
+    /// `Host` is neither an IP address, localhost nor one of these are
+    /// refused, so a web page cannot reach the node through a name of its
+    /// own (DNS rebinding).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub(crate) allowed_hosts: Vec<String>,
+    /// Admit operator KEY (ed25519:HEX, as `vouch network` shows it;
+    /// repeatable): only admitted operators form quorums with this node,
+    /// referee its audits, or settle disputes it cannot re-execute. Peer
+    /// ids are free; admission is not (the ledger will make it stake).
+    #[arg(long = "admit", value_name = "KEY")]
+    pub(crate) admitted: Vec<String>,
     #[command(flatten)]
     pub(crate) p2p: P2pArgs,
 }
@@ -169,9 +191,6 @@ pub(crate) struct UpArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
-    /// Data directory (default: the user's data dir, e.g. ~/.local/share/vouch).
-    #[arg(long)]
-    pub(crate) data_dir: Option<PathBuf>,
     /// Where the sample models are (default: $VOUCH_MODELS or ~/.cache/vouch/models).
     #[arg(long, env = "VOUCH_MODELS")]
     pub(crate) models: Option<PathBuf>,
@@ -193,9 +212,6 @@ pub(crate) struct NodeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
-    /// Data directory.
-    #[arg(long)]
-    pub(crate) data_dir: PathBuf,
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
 }

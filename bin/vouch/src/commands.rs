@@ -17,16 +17,12 @@ use crate::cli::{
 };
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
-    let client = Client::new(&cli.node);
+    let client = Client::new(&cli.node).with_token(admin_token(&cli));
     match cli.command {
         Command::Up(args) => {
-            let data_dir = match &args.data_dir {
+            let data_dir = match &cli.data_dir {
                 Some(d) => d.clone(),
-                None => dirs::data_dir()
-                    .ok_or_else(|| {
-                        anyhow!("no user data directory on this system; pass --data-dir")
-                    })?
-                    .join("vouch"),
+                None => default_data_dir()?,
             };
             let models = args
                 .models
@@ -43,8 +39,13 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::Node(args) => {
+            let data_dir = cli.data_dir.clone().ok_or_else(|| {
+                anyhow!(
+                    "vouch node needs --data-dir DIR: where its store, key and admin token live"
+                )
+            })?;
             serve(
-                config(args.data_dir, args.listen, &args.serve)?,
+                config(data_dir, args.listen, &args.serve)?,
                 &args.serve.p2p,
                 None,
             )
@@ -67,6 +68,29 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Where `vouch up` keeps its data when no --data-dir is given.
+fn default_data_dir() -> Result<PathBuf> {
+    Ok(dirs::data_dir()
+        .ok_or_else(|| anyhow!("no user data directory on this system; pass --data-dir"))?
+        .join("vouch"))
+}
+
+/// The admin token to present: --token / $VOUCH_TOKEN, else the token file
+/// of a node on this machine (--data-dir, or `vouch up`'s default), read
+/// only when --node is a loopback address, so a local node's token is
+/// never sent elsewhere.
+pub(crate) fn admin_token(cli: &Cli) -> Option<String> {
+    if let Some(t) = &cli.token {
+        return Some(t.clone());
+    }
+    if !Client::new(&cli.node).is_loopback() {
+        return None;
+    }
+    let dir = cli.data_dir.clone().or_else(|| default_data_dir().ok())?;
+    let text = std::fs::read_to_string(dir.join(vouch_node::config::ADMIN_TOKEN_FILE)).ok()?;
+    Some(text.trim().to_string())
 }
 
 fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Result<NodeConfig> {
@@ -94,6 +118,15 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Res
     c.llm_slots = usize::from(s.llm_slots);
     c.llm_context = s.llm_context as usize;
     c.llm_ubatch = usize::from(s.llm_ubatch);
+    c.allowed_hosts = s.allowed_hosts.clone();
+    c.admitted = s
+        .admitted
+        .iter()
+        .map(|k| {
+            k.parse::<PublicKey>()
+                .map_err(|e| anyhow!("--admit {k}: {e}; give an operator key as ed25519:HEX"))
+        })
+        .collect::<Result<_>>()?;
     c.externals = s
         .externals
         .iter()
@@ -228,6 +261,7 @@ async fn serve(config: NodeConfig, p2p: &P2pArgs, samples: Option<PathBuf>) -> R
     for a in &peers_at {
         eprintln!("  peers can join with --bootstrap {a}");
     }
+    print_token_hint(&data_dir);
     vouch_node::serve(node, listener, shutdown_signal()).await?;
     Ok(())
 }
@@ -244,6 +278,26 @@ async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()>
             n - 1
         );
     }
+    std::fs::create_dir_all(data_dir).with_context(|| {
+        format!(
+            "creating {}; pass a writable --data-dir",
+            data_dir.display()
+        )
+    })?;
+    // One admin token for the whole local network, in DIR itself, where
+    // the CLI looks for it.
+    let token = vouch_node::keyfile::load_or_create_token(
+        &data_dir.join(vouch_node::config::ADMIN_TOKEN_FILE),
+    )?;
+    // The local network's operators admit one another: their keys are made
+    // (or read) before any node opens.
+    let keys: Vec<PublicKey> = (0..n)
+        .map(|i| {
+            let dir = data_dir.join(format!("node-{i}"));
+            std::fs::create_dir_all(&dir)?;
+            Ok(vouch_node::keyfile::load_or_create(&dir.join("operator.key"))?.public())
+        })
+        .collect::<Result<_>>()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut bootstrap = p2p_config(&args.serve.p2p)?.bootstrap;
     let mut tasks = Vec::new();
@@ -258,6 +312,8 @@ async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()>
         let listen = std::net::SocketAddr::new(args.listen.ip(), port);
         let mut c = config(data_dir.join(format!("node-{i}")), listen, &args.serve)?;
         c.accept_pins = true;
+        c.admin_token = Some(token.clone());
+        c.admitted.extend(keys.iter().copied());
         if i != fault_node {
             c.fault = None;
         }
@@ -301,6 +357,7 @@ async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()>
             },
         )));
     }
+    print_token_hint(data_dir);
     if let Some((_, url)) = &first {
         eprintln!(
             "{n} nodes up. Try: vouch chat smollm2-135m \"What is the capital of France?\" --verify quorum:{q} --node {url}; vouch infer iris --input in.json --verify quorum:{q} --node {url}; vouch network --node {url}; vouch evidence --node {url}",
@@ -313,6 +370,23 @@ async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()>
         t.await??;
     }
     Ok(())
+}
+
+/// Says where the admin token is and how the CLI finds it.
+fn print_token_hint(data_dir: &Path) {
+    let file = data_dir.join(vouch_node::config::ADMIN_TOKEN_FILE);
+    let how = if default_data_dir().is_ok_and(|d| d == data_dir) {
+        "the vouch CLI on this machine reads it by itself".to_string()
+    } else {
+        format!(
+            "the vouch CLI reads it with --data-dir {}",
+            data_dir.display()
+        )
+    };
+    eprintln!(
+        "  operator actions (push, pin, audits) need the admin token in {}: {how}; elsewhere set VOUCH_TOKEN",
+        file.display()
+    );
 }
 
 fn print_model(m: &ModelInfo) {

@@ -31,6 +31,8 @@ struct NodeProcess {
     child: Child,
     url: String,
     port: u16,
+    /// Its admin token, which `vouch` is given as $VOUCH_TOKEN.
+    token: Option<String>,
 }
 
 impl NodeProcess {
@@ -77,7 +79,16 @@ impl NodeProcess {
             Err(_) => panic!("node did not say where it listens within 30 s"),
         };
         let port = url.rsplit(':').next().unwrap().parse().unwrap();
-        NodeProcess { child, url, port }
+        let token = std::fs::read_to_string(data.join("admin-token"))
+            .expect("the node wrote its admin token")
+            .trim()
+            .to_string();
+        NodeProcess {
+            child,
+            url,
+            port,
+            token: Some(token),
+        }
     }
 
     fn vouch(&self, args: &[&str]) -> Output {
@@ -86,12 +97,15 @@ impl NodeProcess {
 
     /// `vouch ARGS` against this node, run in directory `dir`.
     fn vouch_in(&self, dir: &Path, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
             .env("VOUCH_NODE", &self.url)
-            .current_dir(dir)
-            .output()
-            .unwrap()
+            .env_remove("VOUCH_TOKEN")
+            .current_dir(dir);
+        if let Some(t) = &self.token {
+            cmd.env("VOUCH_TOKEN", t);
+        }
+        cmd.output().unwrap()
     }
 
     /// `vouch model push` of the sample file `file` as `name`, with
@@ -277,6 +291,50 @@ fn push_list_show_infer_verify() {
     node.kill();
 }
 
+/// The CLI finds a node's admin token where the user would: in $VOUCH_TOKEN
+/// or in the node's data directory (--data-dir); without it, an operator
+/// action is refused with the way to fix it, and inference still works.
+#[test]
+fn operator_token_from_the_data_dir() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(data.path(), 0);
+    let iris = models_dir().join("iris.onnx");
+    let vouch = |pre: &[&std::ffi::OsStr], args: &[&str]| {
+        Command::new(BIN)
+            .args(pre)
+            .args(args)
+            .env("VOUCH_NODE", &node.url)
+            .env_remove("VOUCH_TOKEN")
+            // No default data directory with a token in it.
+            .env("HOME", home.path())
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .unwrap()
+    };
+    let push = [
+        "model",
+        "push",
+        iris.to_str().unwrap(),
+        "--name",
+        "iris",
+        "--input-shape",
+        "float_input=N,4",
+    ];
+    let out = vouch(&[], &push);
+    fails(&out, "admin-token");
+    fails(&out, "401");
+    let out = vouch(&["--token".as_ref(), "not-the-token".as_ref()], &push);
+    fails(&out, "is not this node's admin token");
+    ok(&vouch(
+        &["--data-dir".as_ref(), data.path().as_os_str()],
+        &push,
+    ));
+    // Public: listing and inference need no token.
+    let out = ok(&vouch(&[], &["model", "ls"]));
+    assert!(out.contains("iris") && out.contains("model:"), "{out}");
+}
+
 #[test]
 fn unreachable_node_is_explained() {
     let out = Command::new(BIN)
@@ -298,7 +356,8 @@ fn a_node_killed_mid_upload_leaves_no_partial_blob() {
     let mut stream = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
     write!(
         stream,
-        "POST /v1/hub/models?name=silero HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        "POST /v1/hub/models?name=silero HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        node.token.as_deref().unwrap(),
         model.len()
     )
     .unwrap();
@@ -385,6 +444,8 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         .collect();
     let vouch = |url: &str, args: &[&str]| {
         Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data.path())
             .args(args)
             .env("VOUCH_NODE", url)
             .current_dir(work.path())
@@ -676,15 +737,20 @@ while :; do "$@" --data-dir "$dir"; sleep 0.2; done"#;
             .unwrap();
         // Built before waiting, so that a node that never starts is
         // stopped all the same.
-        let disk = SmallDisk {
+        let mut disk = SmallDisk {
             node: NodeProcess {
                 child: shell,
                 url: format!("http://127.0.0.1:{port}"),
                 port,
+                token: None,
             },
             dir: dir.to_path_buf(),
         };
         wait_for_port(port);
+        // The token is on the namespace's disk, out of sight from here.
+        let token = disk.inside(r#"cat "$dir/admin-token""#);
+        assert!(token.status.success(), "reading the admin token: {token:?}");
+        disk.node.token = Some(String::from_utf8(token.stdout).unwrap().trim().to_string());
         Some(disk)
     }
 

@@ -58,6 +58,7 @@ pub enum ClientError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 /// What `push_file` sends with the model bytes.
@@ -81,6 +82,32 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
+            token: None,
+        }
+    }
+
+    /// The same client, presenting `token` (the node's admin token) as
+    /// `Authorization: Bearer`, which operator actions need: pushing
+    /// models, uploading blobs, pinning, audits.
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token;
+        self
+    }
+
+    /// Whether the node is on this machine (a loopback address or
+    /// `localhost`).
+    pub fn is_loopback(&self) -> bool {
+        let Ok(url) = reqwest::Url::parse(&self.base) else {
+            return false;
+        };
+        match url.host_str() {
+            Some(h) if h.eq_ignore_ascii_case("localhost") => true,
+            Some(h) => h
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
         }
     }
 
@@ -98,6 +125,10 @@ impl Client {
         url: String,
         req: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
             url: url.clone(),
             detail: error_chain(&e),

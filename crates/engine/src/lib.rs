@@ -273,6 +273,29 @@ fn describe(specs: &[TensorSpec]) -> String {
     parts.join(", ")
 }
 
+/// The determinism class a checker holds a model's answers to, from its
+/// manifest alone (never from the receipt under check): language models
+/// are compared within [`gguf::LLM_RTOL`], ONNX models with a float output
+/// within [`onnx::FLOAT_RTOL`], and the rest exactly. It is the class the
+/// engines state when they run the model.
+pub fn determinism_of(format: ModelFormat, schema: &Schema) -> Determinism {
+    match format {
+        ModelFormat::Gguf => Determinism::Tolerant {
+            rtol: gguf::LLM_RTOL,
+        },
+        _ if schema
+            .outputs
+            .iter()
+            .any(|s| s.dtype.is_some_and(DType::is_float)) =>
+        {
+            Determinism::Tolerant {
+                rtol: onnx::FLOAT_RTOL,
+            }
+        }
+        _ => Determinism::Exact,
+    }
+}
+
 /// Checks a request against a schema: every input present and known, with
 /// the declared dtype, rank and fixed dims, and symbols bound consistently.
 pub fn check_inputs(schema: &Schema, inputs: &TensorMap) -> Result<(), InputError> {

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
-use vouch_types::dispute::{DISPUTE_VERSION, Dispute, Party, Verdict};
+use vouch_types::dispute::{
+    DISPUTE_VERSION, Dispute, LlmDispute, Party, REFEREE_DRAW, Verdict, referee_draw,
+};
 use vouch_types::merkle::{self, Bisection};
 use vouch_types::quorum::outputs_agree;
 use vouch_types::{Determinism, Digest, Kind, Receipt, TensorMap};
@@ -397,10 +399,7 @@ impl Node {
                     )));
                 }
             };
-        let verdict = match self
-            .find_referee(&network, receipt.body.model, executor, step, &inputs)
-            .await
-        {
+        let verdict = match self.find_referee(&network, &receipt, step, &inputs).await {
             Ok(v) => v,
             Err(e) => return Ok(AuditOutcome::Unresolved(e.to_string())),
         };
@@ -432,7 +431,7 @@ impl Node {
         dispute.check(Some(&inputs)).map_err(|e| {
             NodeError::Internal(format!("a dispute this node built does not check: {e}"))
         })?;
-        self.record_dispute(&network, &dispute);
+        self.record_dispute(&network, &dispute, "referee");
         let json = serde_json::to_vec(&dispute).map_err(|e| NodeError::Internal(e.to_string()))?;
         let _ = network.p2p.publish(Topic::Disputes, json).await;
         tracing::warn!(%executor, ?faulty, step, "dispute settled by referee");
@@ -440,7 +439,8 @@ impl Node {
     }
 
     /// For tolerant models: fetches the executor's outputs and compares
-    /// them with ours within the class's tolerance.
+    /// them with ours within the model's class (this node's, never the
+    /// receipt's).
     async fn outputs_within_class(
         &self,
         network: &Network,
@@ -448,8 +448,10 @@ impl Node {
         executor: Peer,
         ours: &TensorMap,
     ) -> Result<bool, NodeError> {
-        let class = receipt.body.determinism;
-        if class == Determinism::Exact {
+        // The class is this node's, from the model's manifest: a receipt
+        // that claims another (a looser tolerance) does not get it.
+        let class = self.class_of(&receipt.body.model)?;
+        if class == Determinism::Exact || receipt.body.determinism != class {
             return Ok(false);
         }
         let body = ask(
@@ -468,21 +470,21 @@ impl Node {
         Ok(outputs_agree(class, &theirs, ours))
     }
 
-    /// Asks operators serving `model`, other than this node and the
-    /// executor, to referee `step` until one signs a verdict.
+    /// Asks the operators the draw picks to referee `step` of `receipt`
+    /// until one signs a verdict.
     async fn find_referee(
         &self,
         network: &Network,
-        model: Digest,
-        executor: Peer,
+        receipt: &Receipt,
         step: u64,
         inputs: &TensorMap,
     ) -> Result<Verdict, NodeError> {
+        let model = receipt.body.model;
         let request = inputs.digest(Kind::Input);
         let body = inputs.encode();
         self.ask_referees(
             network,
-            (model, executor),
+            receipt,
             || Frame {
                 head: Request::Referee { model, step },
                 body: body.clone(),
@@ -498,29 +500,27 @@ impl Node {
         .await
     }
 
-    /// Asks each operator serving `model`, other than this node and the
-    /// executor, in turn until one answers `frame()` with a verdict (JSON)
-    /// that `signed` accepts as that operator's.
+    /// Asks the operators the dispute's draw picks
+    /// ([`vouch_types::dispute::referee_draw`] over the admitted operators,
+    /// the first [`REFEREE_DRAW`]), in turn, until one answers `frame()`
+    /// with a verdict (JSON) that `signed` accepts as that operator's. A
+    /// referee this node chose by itself would convince nobody else.
     pub(crate) async fn ask_referees<V: serde::de::DeserializeOwned>(
         &self,
         network: &Network,
-        (model, executor): (Digest, Peer),
+        receipt: &Receipt,
         frame: impl Fn() -> Frame<Request>,
         signed: impl Fn(Peer, &V) -> bool,
     ) -> Result<V, NodeError> {
-        let me = self.peer_id();
-        let candidates: Vec<Peer> = self
-            .network_models()
-            .remove(&model.to_string())
-            .map(|m| {
-                m.providers
-                    .into_iter()
-                    .filter(|p| *p != me && *p != executor)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let drawn = referee_draw(
+            &receipt.id,
+            &receipt.body.node,
+            &self.public_key(),
+            &self.admitted(),
+        );
         let mut why = Vec::new();
-        for peer in candidates {
+        for key in drawn.iter().take(REFEREE_DRAW) {
+            let peer = peer_id_of(key);
             let verdict = ask(network, peer, frame())
                 .await
                 .and_then(|b| serde_json::from_slice::<V>(&b).map_err(|_| bad_answer("verdict")));
@@ -531,9 +531,10 @@ impl Node {
             }
         }
         Err(NodeError::Unavailable(format!(
-            "no third operator serving {model} could referee ({})",
+            "no admitted operator the draw picks could referee receipt {} ({})",
+            receipt.id,
             if why.is_empty() {
-                "none is known".to_string()
+                "this node admits no third operator: admit some with --admit".to_string()
             } else {
                 why.join("; ")
             }
@@ -541,45 +542,128 @@ impl Node {
     }
 
     /// Counts a checked dispute in the parties' records and keeps it as
-    /// evidence (once per dispute).
-    fn record_dispute(&self, network: &Network, dispute: &Dispute) {
+    /// evidence, once per disputed receipt.
+    fn record_dispute(&self, network: &Network, dispute: &Dispute, established: &str) -> bool {
         let (faulty, other) = match dispute.faulty {
             Party::Executor => (&dispute.executor, &dispute.auditor),
             Party::Auditor => (&dispute.auditor, &dispute.executor),
         };
         self.count_dispute(
             network,
-            (dispute.executor.id, dispute.auditor.id),
+            dispute.executor.id,
             (&faulty.body.node, &other.body.node),
             serde_json::json!({
                 "kind": "dispute",
                 "dispute": dispute,
+                "established": established,
                 "recorded_ms": crate::service::now_ms(),
             }),
-        );
+        )
     }
 
-    /// Counts a checked dispute, known by `key`, against the faulty
-    /// operator and for the other, and stores its evidence, once.
+    /// Counts a dispute over the executor's receipt `receipt` against the
+    /// faulty operator and for the other, and stores its evidence, unless
+    /// that receipt was disputed before (a second accusation of the same
+    /// answer, whatever its wording, counts nothing). Returns whether it
+    /// counted.
     pub(crate) fn count_dispute(
         &self,
         network: &Network,
-        key: (Digest, Digest),
+        receipt: Digest,
         (faulty, other): (&vouch_types::PublicKey, &vouch_types::PublicKey),
         evidence: serde_json::Value,
-    ) {
+    ) -> bool {
         if !network
             .disputes_seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key)
+            .insert(receipt)
         {
-            return;
+            return false;
         }
         network.record(peer_id_of(faulty), |r| r.audits_failed += 1);
         network.record(peer_id_of(other), |r| r.audits_passed += 1);
-        if let Err(e) = self.store.put_evidence(evidence.to_string().as_bytes()) {
+        if let Err(e) = self
+            .store
+            .put_evidence(evidence.to_string().as_bytes(), self.config.max_evidence)
+        {
             tracing::error!(error = %e, "storing a dispute failed");
+        }
+        true
+    }
+
+    /// Judges a dispute heard from `source`. It must check offline; then it
+    /// counts when its auditor and referee are admitted operators and the
+    /// referee is one the draw picks, or, for a generated answer when this
+    /// node serves the model, when this node's own teacher-forced check of
+    /// the transcript finds the executor at fault (one that finds every
+    /// token right refutes it). Anything else is unproven: anyone can mint
+    /// keys and sign verdicts, so it changes no operator's record.
+    async fn judge_dispute(&self, network: &Network, source: Peer, data: &[u8]) {
+        let admitted = self.admitted();
+        let outcome = if let Ok(d) = serde_json::from_slice::<Dispute>(data) {
+            match d.check(None) {
+                Err(e) => Judged::Invalid(e.to_string()),
+                Ok(_) => match d.check_parties(&admitted) {
+                    Ok(()) => Judged::counted(self.record_dispute(network, &d, "admitted parties")),
+                    Err(why) => Judged::Unproven(d.executor.id, why.to_string()),
+                },
+            }
+        } else if let Ok(d) = serde_json::from_slice::<LlmDispute>(data) {
+            match d.check() {
+                Err(e) => Judged::Invalid(e.to_string()),
+                Ok(faulty) => match d.check_parties(&admitted) {
+                    Ok(()) => Judged::counted(self.record_llm_dispute(
+                        network,
+                        &d,
+                        faulty,
+                        "admitted parties",
+                    )),
+                    Err(why) => match self.recheck_llm_dispute(&d).await {
+                        Some(Party::Executor) => Judged::counted(self.record_llm_dispute(
+                            network,
+                            &d,
+                            Party::Executor,
+                            "re-executed",
+                        )),
+                        Some(Party::Auditor) => Judged::Invalid(format!(
+                            "this node's own check of receipt {} passes every token",
+                            d.executor.id
+                        )),
+                        None => Judged::Unproven(d.executor.id, why.to_string()),
+                    },
+                },
+            }
+        } else {
+            Judged::Invalid("not a dispute record".to_string())
+        };
+        let metrics = self.metrics();
+        match outcome {
+            Judged::Counted => metrics.dispute("counted"),
+            Judged::Duplicate => metrics.dispute("duplicate"),
+            Judged::Unproven(receipt, why) => {
+                metrics.dispute("unproven");
+                tracing::info!(%source, %receipt, %why, "a dispute that nothing here establishes: not counted");
+            }
+            Judged::Invalid(why) => {
+                metrics.dispute("invalid");
+                tracing::warn!(%source, error = %why, "rejected a dispute");
+                network.record(source, |r| r.bad_data += 1);
+            }
+        }
+    }
+
+    /// This node's own verdict on a disputed generated answer, when it
+    /// serves the model: the executor is faulty when a token fails its
+    /// teacher-forced check, the auditor when every token passes.
+    async fn recheck_llm_dispute(&self, d: &LlmDispute) -> Option<Party> {
+        if !matches!(self.store.model_by_id(&d.executor.body.model), Ok(Some(_))) {
+            return None;
+        }
+        match self.check_llm(&d.executor, &d.transcript).await {
+            Ok(c) if c.ok => Some(Party::Auditor),
+            Ok(c) if c.failed_at.is_some() => Some(Party::Executor),
+            Ok(_) | Err(_) => None,
         }
     }
 
@@ -613,27 +697,12 @@ impl Node {
                 });
             }
             Topic::Disputes => {
-                let Ok(dispute) = serde_json::from_slice::<Dispute>(&gossip.data) else {
-                    if let Ok(d) =
-                        serde_json::from_slice::<vouch_types::dispute::LlmDispute>(&gossip.data)
-                    {
-                        match d.check() {
-                            Ok(_) => self.record_llm_dispute(network, &d),
-                            Err(e) => {
-                                tracing::warn!(source = %gossip.source, error = %e, "rejected an LLM dispute");
-                                network.record(gossip.source, |r| r.bad_data += 1);
-                            }
-                        }
-                    }
-                    return;
-                };
-                match dispute.check(None) {
-                    Ok(_) => self.record_dispute(network, &dispute),
-                    Err(e) => {
-                        tracing::warn!(source = %gossip.source, error = %e, "rejected a dispute");
-                        network.record(gossip.source, |r| r.bad_data += 1);
-                    }
-                }
+                // Judging may re-run a model: not on the gossip loop.
+                let (node, network) = (self.clone(), network.clone());
+                tokio::spawn(async move {
+                    node.judge_dispute(&network, gossip.source, &gossip.data)
+                        .await;
+                });
             }
         }
     }
@@ -650,5 +719,27 @@ pub(crate) async fn serve_gossip(
     }
 }
 
-/// Dispute keys already counted, so a dispute heard twice counts once.
-pub(crate) type Seen = Mutex<HashSet<(Digest, Digest)>>;
+/// What became of a dispute heard from a peer.
+enum Judged {
+    /// Counted against the faulty operator.
+    Counted,
+    /// Its receipt was disputed before.
+    Duplicate,
+    /// It checks, but nothing establishes it here.
+    Unproven(Digest, String),
+    /// It does not check, or this node's re-execution refutes it.
+    Invalid(String),
+}
+
+impl Judged {
+    fn counted(new: bool) -> Judged {
+        if new {
+            Judged::Counted
+        } else {
+            Judged::Duplicate
+        }
+    }
+}
+
+/// Receipts already disputed, so an answer is counted against once.
+pub(crate) type Seen = Mutex<HashSet<Digest>>;

@@ -49,7 +49,25 @@ pub struct NodeConfig {
     pub llm_context: usize,
     /// Tokens llama.cpp computes at once (`GgufEngine::ubatch`).
     pub llm_ubatch: usize,
+    /// The admin token operator actions over HTTP must present (`None`:
+    /// the one in `data_dir/admin-token`, created on first start).
+    pub admin_token: Option<String>,
+    /// Host names (beside IP addresses and `localhost`) that requests may
+    /// name in their `Host` header: the names this node is reached by.
+    /// Any other is refused, so a page on another site cannot reach the
+    /// node by rebinding its own name to the node's address.
+    pub allowed_hosts: Vec<String>,
+    /// Operators this node admits beside itself (until the ledger says who
+    /// is staked): only they may form quorums with it, referee its audits,
+    /// or settle a dispute it cannot re-execute.
+    pub admitted: Vec<vouch_types::PublicKey>,
+    /// Evidence records (quorum disagreements, disputes) kept; the oldest
+    /// go first.
+    pub max_evidence: u64,
 }
+
+/// The admin token's file name in a data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// [`NodeConfig::llm_ubatch`]'s default: `vouch_engine::gguf::UBATCH_TOKENS`.
 pub const DEFAULT_LLM_UBATCH: u16 = vouch_engine::gguf::UBATCH_TOKENS as u16;
@@ -75,6 +93,10 @@ impl NodeConfig {
             llm_slots: 4,
             llm_context: 4096,
             llm_ubatch: usize::from(DEFAULT_LLM_UBATCH),
+            admin_token: None,
+            allowed_hosts: Vec::new(),
+            admitted: Vec::new(),
+            max_evidence: 10_000,
         }
     }
 }

@@ -49,6 +49,12 @@ pub enum NodeError {
     /// The operators asked did not agree.
     #[error("{0}")]
     NoQuorum(String),
+    /// An operator action without the admin token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A request from another site, or for a host name this node is not.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl NodeError {
@@ -69,6 +75,8 @@ impl NodeError {
             NodeError::Internal(_) => "internal",
             NodeError::Unavailable(_) => "unavailable",
             NodeError::NoQuorum(_) => "no_quorum",
+            NodeError::Unauthorized(_) => "unauthorized",
+            NodeError::Forbidden(_) => "forbidden",
         }
     }
 
@@ -76,6 +84,8 @@ impl NodeError {
     pub fn status(&self) -> u16 {
         match self {
             NodeError::BadRequest(_) | NodeError::InvalidInput(_) => 400,
+            NodeError::Unauthorized(_) => 401,
+            NodeError::Forbidden(_) => 403,
             NodeError::NotFound(_) => 404,
             NodeError::Conflict(_) => 409,
             NodeError::TooLarge(_) => 413,

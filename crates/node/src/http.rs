@@ -54,7 +54,8 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     }
 }
 
-/// The router for the whole API.
+/// The router for the whole API. Operator actions need the admin token
+/// (`guard`).
 pub fn router(node: Arc<Node>) -> Router {
     let max_request = node.config().max_request_bytes;
     Router::new()
@@ -87,6 +88,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(crate::openai::routes().layer(DefaultBodyLimit::max(max_request)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            crate::guard::guard,
+        ))
         .layer(middleware::from_fn_with_state(node.clone(), count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(node)

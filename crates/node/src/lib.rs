@@ -17,6 +17,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod external;
+pub mod guard;
 pub mod http;
 pub mod keyfile;
 pub mod llm;

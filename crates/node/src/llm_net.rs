@@ -380,13 +380,7 @@ impl Node {
         };
         let local = local.ok();
         let providers = self.rank(&network, id);
-        let available = providers.len() + usize::from(local.is_some());
-        if available < n {
-            return Err(NodeError::Unavailable(format!(
-                "quorum:{n} needs {n} operators serving model {id}; {available} do now: pin it with `vouch model pin {} --replicas {n}`",
-                g.model
-            )));
-        }
+        let providers = self.quorum_members(id, n, local.is_some(), providers, &g.model)?;
         let wire = wire_generate(&g, true)?;
         let me = self.peer_id();
         let remote = |peer: Peer| -> MemberRun<Finished> {
@@ -428,9 +422,23 @@ impl Node {
             }
         }
         groups.sort_by_key(|grp| std::cmp::Reverse(grp.len()));
-        let mut agreed = groups[0].clone();
+        // A node that generated it itself (member 0) trusts its own answer:
+        // the candidate is its group, however many remote peers agree on
+        // another; the rest agree when its own check passes them.
+        let candidate = if has_local {
+            groups.iter().position(|g| g.contains(&0)).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut agreed = groups[candidate].clone();
         if has_local {
-            for &i in groups[1..].iter().flatten() {
+            let others: Vec<usize> = groups
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| *k != candidate)
+                .flat_map(|(_, g)| g.iter().copied())
+                .collect();
+            for i in others {
                 let f = &members[i].1;
                 if self
                     .check_llm(&f.receipt, &f.transcript())
@@ -480,7 +488,7 @@ impl Node {
         for (peer, _) in &members {
             self.count_served(*peer);
         }
-        let pick = groups[0][0];
+        let pick = groups[candidate][0];
         let mut route = vec![me];
         route.extend(members.iter().map(|(p, _)| *p).filter(|p| *p != me));
         let (executor, chosen) = members.swap_remove(pick);
@@ -696,10 +704,9 @@ impl Node {
         transcript: &Transcript,
     ) -> Result<crate::llm::LlmCheck, NodeError> {
         let network = self.network()?;
-        let signer = peer_id_of(&receipt.body.node);
         let started = Instant::now();
         let verdict = self
-            .find_token_referee(network, receipt, transcript, signer)
+            .find_token_referee(network, receipt, transcript)
             .await
             .map_err(|e| {
                 NodeError::Unavailable(format!(
@@ -845,7 +852,7 @@ impl Node {
         tracing::warn!(%executor, receipt = %id, failed_at, %reason, "LLM audit failed; asking a referee");
         let auditor = TokenVerdict::sign(&self.key, &id, Some(failed_at), reason);
         let referee = match self
-            .find_token_referee(network, &receipt, &transcript, executor)
+            .find_token_referee(network, &receipt, &transcript)
             .await
         {
             Ok(v) => v,
@@ -867,20 +874,19 @@ impl Node {
         dispute.check().map_err(|e| {
             NodeError::Internal(format!("a dispute this node built does not check: {e}"))
         })?;
-        self.record_llm_dispute(network, &dispute);
+        self.record_llm_dispute(network, &dispute, faulty, "referee");
         let _ = network.p2p.publish(Topic::Disputes, json(&dispute)?).await;
         tracing::warn!(%executor, ?faulty, failed_at, "LLM dispute settled by referee");
         Ok(AuditOutcome::LlmDisputed(Box::new(dispute)))
     }
 
-    /// Asks operators serving the model, other than this node and
-    /// `executor`, to check the transcript until one signs a verdict.
+    /// Asks the operators the draw picks to check the transcript until one
+    /// signs a verdict.
     async fn find_token_referee(
         &self,
         network: &Network,
         receipt: &Receipt,
         transcript: &Transcript,
-        executor: Peer,
     ) -> Result<TokenVerdict, NodeError> {
         let accusation = json(&Accusation {
             receipt: receipt.clone(),
@@ -889,7 +895,7 @@ impl Node {
         let id = receipt.id;
         self.ask_referees(
             network,
-            (receipt.body.model, executor),
+            receipt,
             || Frame {
                 head: Request::RefereeTokens { receipt: id },
                 body: accusation.clone(),
@@ -901,24 +907,31 @@ impl Node {
         .await
     }
 
-    /// Counts a checked LLM dispute in the parties' records and keeps it as
-    /// evidence (once per dispute).
-    pub(crate) fn record_llm_dispute(&self, network: &Network, d: &LlmDispute) {
-        let accusation = Digest::of(vouch_types::Kind::Receipt, &d.auditor.signature.to_bytes());
-        let (faulty, other) = match d.faulty {
+    /// Counts a checked LLM dispute against `faulty` (the referee's
+    /// finding, or this node's own when it re-checked the tokens) and keeps
+    /// it as evidence, once per disputed receipt.
+    pub(crate) fn record_llm_dispute(
+        &self,
+        network: &Network,
+        d: &LlmDispute,
+        faulty: Party,
+        established: &str,
+    ) -> bool {
+        let (faulty, other) = match faulty {
             Party::Executor => (&d.executor.body.node, &d.auditor.signer),
             Party::Auditor => (&d.auditor.signer, &d.executor.body.node),
         };
         self.count_dispute(
             network,
-            (d.executor.id, accusation),
+            d.executor.id,
             (faulty, other),
             serde_json::json!({
                 "kind": "llm_dispute",
                 "dispute": d,
+                "established": established,
                 "recorded_ms": crate::service::now_ms(),
             }),
-        );
+        )
     }
 }
 

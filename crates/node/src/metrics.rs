@@ -33,6 +33,7 @@ struct Inner {
     http: BTreeMap<(String, String, u16), u64>,
     inferences: BTreeMap<(String, &'static str), u64>,
     latency: BTreeMap<String, Histogram>,
+    disputes: BTreeMap<&'static str, u64>,
 }
 
 /// The node's counters.
@@ -71,6 +72,20 @@ impl Metrics {
         if ok {
             inner.latency.entry(model.into()).or_default().observe(secs);
         }
+    }
+
+    /// Counts one dispute heard from a peer, by what became of it:
+    /// `counted`, `duplicate` (its receipt was disputed before),
+    /// `unproven` (it checks, but neither its parties nor this node's own
+    /// re-execution establish it) or `invalid` (it does not check, or this
+    /// node's re-execution refutes it).
+    pub fn dispute(&self, outcome: &'static str) {
+        *self.lock().disputes.entry(outcome).or_default() += 1;
+    }
+
+    /// How many disputes heard ended as `outcome` ([`Metrics::dispute`]).
+    pub fn disputes(&self, outcome: &str) -> u64 {
+        self.lock().disputes.get(outcome).copied().unwrap_or(0)
     }
 
     /// Renders the Prometheus text format; `gauges` are added as they are.
@@ -122,6 +137,14 @@ impl Metrics {
                 out,
                 "vouch_inference_seconds_count{{model=\"{m}\"}} {}",
                 h.count
+            );
+        }
+        out.push_str("# HELP vouch_disputes_heard_total Disputes heard from peers, by outcome.\n");
+        out.push_str("# TYPE vouch_disputes_heard_total counter\n");
+        for (outcome, n) in &inner.disputes {
+            let _ = writeln!(
+                out,
+                "vouch_disputes_heard_total{{outcome=\"{outcome}\"}} {n}"
             );
         }
         for (name, help, value) in gauges {

@@ -1007,7 +1007,7 @@ pub(crate) async fn ask(
 
 /// Asks each provider in turn for the signed manifest of `id` until one
 /// sends a manifest that hashes to `id` under a valid signature.
-async fn fetch_manifest(
+pub(crate) async fn fetch_manifest(
     network: &Network,
     id: Digest,
     providers: &[Peer],

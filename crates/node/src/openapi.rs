@@ -36,6 +36,22 @@ fn version_param() -> Value {
 
 /// The document.
 pub fn document() -> Value {
+    let mut doc = paths_and_schemas();
+    // Operator actions (`guard`): the admin token as a bearer token.
+    doc["components"]["securitySchemes"] = json!({"adminToken": {
+        "type": "http", "scheme": "bearer",
+        "description": "the node's admin token: the `admin-token` file in its data directory"
+    }});
+    for (method, path) in crate::guard::OPERATOR_ROUTES {
+        let op = &mut doc["paths"][path][method.to_ascii_lowercase()];
+        op["security"] = json!([{"adminToken": []}]);
+        let responses = op["responses"].take();
+        op["responses"] = merge(responses, error_responses(&[401, 403]));
+    }
+    doc
+}
+
+fn paths_and_schemas() -> Value {
     json!({
       "openapi": "3.1.0",
       "info": {
@@ -209,6 +225,15 @@ mod tests {
                 doc["paths"].get(path).is_some(),
                 "route {path} is missing from the OpenAPI document"
             );
+        }
+        for (method, path) in crate::guard::OPERATOR_ROUTES {
+            let op = &doc["paths"][path][method.to_ascii_lowercase()];
+            assert_eq!(
+                op["security"][0]["adminToken"],
+                serde_json::json!([]),
+                "{path}"
+            );
+            assert!(op["responses"]["401"].is_object(), "{path}");
         }
     }
 }

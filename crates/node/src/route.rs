@@ -23,8 +23,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use vouch_p2p::{Frame, Peer, Request, Response, peer_id_of};
 use vouch_types::encode::{Reader, Sink};
-use vouch_types::quorum::agreement_groups;
-use vouch_types::{Digest, Receipt, TensorMap};
+use vouch_types::quorum::checked_groups;
+use vouch_types::{Determinism, Digest, Receipt, TensorMap};
 
 use crate::error::NodeError;
 use crate::network::Network;
@@ -239,7 +239,7 @@ impl Node {
                 .await?;
             return Ok(self.routed_remotely(exec));
         }
-        self.quorum(&network, id, n, has_local, inputs, nonce, providers)
+        self.quorum(&network, (name, id), n, has_local, inputs, nonce, providers)
             .await
     }
 
@@ -320,6 +320,68 @@ impl Node {
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         ranked.into_iter().map(|(_, _, p)| p).collect()
+    }
+
+    /// The providers of model `id` that may be quorum members: distinct
+    /// admitted operators (peer ids are free, and a quorum of one party's
+    /// sybils checks nothing), or an error when fewer than `n` (with this
+    /// node, when `has_local`) are.
+    pub(crate) fn quorum_members(
+        &self,
+        id: Digest,
+        n: usize,
+        has_local: bool,
+        providers: Vec<Peer>,
+        name: &str,
+    ) -> Result<Vec<Peer>, NodeError> {
+        let admitted: BTreeSet<Peer> = self.admitted().iter().map(peer_id_of).collect();
+        let (members, strangers): (Vec<Peer>, Vec<Peer>) =
+            providers.into_iter().partition(|p| admitted.contains(p));
+        let available = members.len() + usize::from(has_local);
+        if available < n {
+            let strangers = if strangers.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} more serve it but are not admitted: admit operators with --admit KEY)",
+                    strangers.len()
+                )
+            };
+            return Err(NodeError::Unavailable(format!(
+                "quorum:{n} needs {n} admitted operators serving model {id}; {available} do now{strangers}: pin it with `vouch model pin {name} --replicas {n}`"
+            )));
+        }
+        Ok(members)
+    }
+
+    /// The determinism class this node holds answers of model `id` to:
+    /// from the manifest it holds ([`vouch_engine::determinism_of`]), never
+    /// from a receipt under check.
+    pub(crate) fn class_of(&self, id: &Digest) -> Result<Determinism, NodeError> {
+        let record = self
+            .store
+            .model_by_id(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("model {id} is not on this node")))?;
+        let m = &record.signed.manifest;
+        Ok(vouch_engine::determinism_of(m.format, &m.schema))
+    }
+
+    /// [`Node::class_of`] for a model this node may not hold: the manifest
+    /// is fetched from a provider and checked against the id.
+    async fn class_for_quorum(
+        &self,
+        network: &Network,
+        id: Digest,
+        providers: &[Peer],
+    ) -> Result<Determinism, NodeError> {
+        if let Ok(class) = self.class_of(&id) {
+            return Ok(class);
+        }
+        let signed = crate::network::fetch_manifest(network, id, providers).await?;
+        Ok(vouch_engine::determinism_of(
+            signed.manifest.format,
+            &signed.manifest.schema,
+        ))
     }
 
     /// How long to wait for `peer` before hedging with another provider.
@@ -406,20 +468,16 @@ impl Node {
     async fn quorum(
         self: &Arc<Node>,
         network: &Arc<Network>,
-        id: Digest,
+        (name, id): (&str, Digest),
         n: usize,
         has_local: bool,
         inputs: TensorMap,
         nonce: String,
         providers: Vec<Peer>,
     ) -> Result<Routed, NodeError> {
-        let available = providers.len() + usize::from(has_local);
-        if available < n {
-            return Err(NodeError::Unavailable(format!(
-                "quorum:{n} needs {n} operators serving model {id}; {available} do now: pin it with `vouch model pin NAME --replicas {n}`"
-            )));
-        }
+        let providers = self.quorum_members(id, n, has_local, providers, name)?;
         let me = self.peer_id();
+        let class = self.class_for_quorum(network, id, &providers).await?;
         let encoded = Arc::new(inputs.encode());
         let spare = providers.into_iter();
         let runs = FuturesUnordered::new();
@@ -458,19 +516,36 @@ impl Node {
         for e in &execs {
             self.count_served(e.peer);
         }
-        let class = execs[0].receipt.body.determinism;
-        let outputs: Vec<&TensorMap> = execs.iter().map(|e| &e.outputs).collect();
-        let groups = agreement_groups(class, &outputs);
-        let majority = groups[0].clone();
+        let answers: Vec<(&TensorMap, Determinism)> = execs
+            .iter()
+            .map(|e| (&e.outputs, e.receipt.body.determinism))
+            .collect();
+        let groups = checked_groups(class, &answers);
+        // A node that ran it itself trusts its own answer: the group it is
+        // in is the candidate, however many remote peers agree on another.
+        let own = execs.iter().position(|e| e.peer == me);
+        let majority = own
+            .and_then(|i| groups.iter().find(|g| g.contains(&i)))
+            .unwrap_or(&groups[0])
+            .clone();
         let receipts: Vec<Receipt> = execs.iter().map(|e| e.receipt.clone()).collect();
         if majority.len() * 2 <= n {
-            for e in &execs {
-                network.record(e.peer, |r| r.disagreements += 1);
+            for (i, e) in execs.iter().enumerate() {
+                // This node's own answer is not in doubt here; the others
+                // outside its group are.
+                if own.is_none() || !majority.contains(&i) {
+                    network.record(e.peer, |r| r.disagreements += 1);
+                }
             }
             self.store_evidence(id, &receipts, &majority);
             let sizes: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
+            let own_note = if own.is_some() && groups[0].len() > majority.len() {
+                "; this node's own answer is not the largest group's, and it does not take other operators' word over its own run"
+            } else {
+                ""
+            };
             return Err(NodeError::NoQuorum(format!(
-                "quorum:{n} found no majority for model {id}: the answers split {}; evidence recorded",
+                "quorum:{n} found no majority for model {id}: the answers split {}{own_note}; evidence recorded",
                 sizes.join("/")
             )));
         }
@@ -522,7 +597,7 @@ impl Node {
     pub(crate) fn store_quorum_evidence(&self, mut evidence: serde_json::Value) {
         evidence["recorded_ms"] = crate::service::now_ms().into();
         let bytes = evidence.to_string().into_bytes();
-        if let Err(e) = self.store.put_evidence(&bytes) {
+        if let Err(e) = self.store.put_evidence(&bytes, self.config.max_evidence) {
             tracing::error!(error = %e, "storing quorum evidence failed");
         }
     }

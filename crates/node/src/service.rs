@@ -104,6 +104,10 @@ pub struct Node {
     pub(crate) encoders:
         std::sync::Mutex<std::collections::HashMap<Digest, Arc<vouch_engine::embed::TextEncoder>>>,
     pub(crate) key: SecretKey,
+    /// What operator actions over HTTP must present (`guard`).
+    admin_token: String,
+    /// Operators this node admits beside itself ([`Node::admitted`]).
+    admitted: std::sync::RwLock<std::collections::BTreeSet<PublicKey>>,
     pub(crate) engines: Engines,
     pub(crate) cache: ModelCache,
     pub(crate) network: std::sync::OnceLock<Arc<crate::network::Network>>,
@@ -184,15 +188,24 @@ impl Node {
             ))
         })?;
         let key = keyfile::load_or_create(&config.data_dir.join("operator.key"))?;
+        let admin_token = match &config.admin_token {
+            Some(t) => t.clone(),
+            None => keyfile::load_or_create_token(
+                &config.data_dir.join(crate::config::ADMIN_TOKEN_FILE),
+            )?,
+        };
         let store = Arc::new(Store::open(&config.data_dir.join("store"))?);
         let engines = Engines::new(&config);
+        let admitted = config.admitted.iter().copied().collect();
         Ok(Arc::new(Node {
             cache: ModelCache::new(config.cache_bytes),
             pool: Semaphore::new(config.workers.max(1)),
             config,
             receipts: Arc::new(ReceiptLog::start(store.clone())),
             store,
+            admitted: std::sync::RwLock::new(admitted),
             key,
+            admin_token,
             engines,
             encoders: Default::default(),
             run_times: Default::default(),
@@ -207,6 +220,45 @@ impl Node {
     /// The operator key.
     pub fn public_key(&self) -> PublicKey {
         self.key.public()
+    }
+
+    /// The operators this node admits: itself, those configured, and those
+    /// admitted since ([`Node::admit`]). Only they form quorums with it,
+    /// referee its audits, or settle a dispute it cannot re-execute; peer
+    /// ids are free, admission is not (the ledger will make it mean
+    /// staked).
+    pub fn admitted(&self) -> std::collections::BTreeSet<PublicKey> {
+        let mut set = self
+            .admitted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        set.insert(self.key.public());
+        set
+    }
+
+    /// Whether `key` is admitted ([`Node::admitted`]).
+    pub fn is_admitted(&self, key: &PublicKey) -> bool {
+        *key == self.key.public()
+            || self
+                .admitted
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(key)
+    }
+
+    /// Admits operator `key`.
+    pub fn admit(&self, key: PublicKey) {
+        self.admitted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+    }
+
+    /// Whether `token` is the admin token (compared in constant time).
+    pub fn is_admin_token(&self, token: &str) -> bool {
+        let (a, b) = (token.as_bytes(), self.admin_token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
     /// The configuration.

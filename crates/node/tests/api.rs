@@ -541,3 +541,178 @@ async fn openapi_and_health() {
     assert_eq!(h.node, node.node.public_key());
     node.stop().await;
 }
+
+/// What a web page the operator visits, or a stranger without the token,
+/// can send: a "simple" cross-origin POST (`text/plain`, no preflight), a
+/// request through a rebound host name, or a plain request with no or the
+/// wrong token. Operator actions are refused and store nothing; inference
+/// and listings stay public.
+#[tokio::test]
+async fn operator_actions_need_the_token_and_refuse_other_sites() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.allowed_hosts = vec!["node.example".into()];
+    let node = TestNode::start(config).await;
+    let token_file = dir.path().join(vouch_node::config::ADMIN_TOKEN_FILE);
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+        node.token
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let iris = std::fs::read(models_dir().join("iris.onnx")).unwrap();
+    let http = reqwest::Client::new();
+    let push_url = format!(
+        "{}/v1/hub/models?name=iris&input_shape=float_input%3DN%2C4",
+        node.url
+    );
+    let port = node.url.rsplit(':').next().unwrap().to_string();
+    // Sends a push with these headers; returns the status and error code.
+    let push = |headers: Vec<(&'static str, String)>| {
+        let mut req = http
+            .post(&push_url)
+            .header("content-type", "text/plain")
+            .body(iris.clone());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or("").to_string(),
+                body,
+            )
+        }
+    };
+    let bearer = format!("Bearer {}", node.token);
+    let refused = [
+        // A page on another site: the browser adds Origin and
+        // Sec-Fetch-Site, and cannot add the token.
+        (
+            vec![
+                ("origin", "http://evil.example".to_string()),
+                ("sec-fetch-site", "cross-site".to_string()),
+            ],
+            (403, "forbidden"),
+        ),
+        // An older browser that sends only Sec-Fetch-Site, or only Origin.
+        (
+            vec![("sec-fetch-site", "cross-site".to_string())],
+            (403, "forbidden"),
+        ),
+        (vec![("origin", "null".to_string())], (403, "forbidden")),
+        // Another port on the same host is the same site, not the same
+        // origin.
+        (
+            vec![("origin", "http://127.0.0.1:1".to_string())],
+            (403, "forbidden"),
+        ),
+        // Even with the token, a foreign origin is refused.
+        (
+            vec![
+                ("origin", "http://evil.example".to_string()),
+                ("authorization", bearer.clone()),
+            ],
+            (403, "forbidden"),
+        ),
+        // A page that rebound its own name to the node's address.
+        (
+            vec![
+                ("host", format!("evil.example:{port}")),
+                ("origin", format!("http://evil.example:{port}")),
+            ],
+            (403, "forbidden"),
+        ),
+        // No token, and a wrong one.
+        (vec![], (401, "unauthorized")),
+        (
+            vec![("authorization", "Bearer 0123".to_string())],
+            (401, "unauthorized"),
+        ),
+        (
+            vec![("authorization", format!("Basic {}", node.token))],
+            (401, "unauthorized"),
+        ),
+    ];
+    for (headers, want) in refused {
+        let (status, code, body) = push(headers.clone()).await;
+        assert_eq!((status, code.as_str()), want, "{headers:?}: {body}");
+    }
+    let (_, _, body) = push(vec![]).await;
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("admin-token") && msg.contains("VOUCH_TOKEN"),
+        "{msg}"
+    );
+    assert!(node.client.list_models().await.unwrap().models.is_empty());
+
+    // The other operator actions are refused without the token too.
+    for (path, body) in [
+        ("/v1/hub/blobs", "bytes"),
+        ("/v1/hub/models/iris/pin", ""),
+        ("/v1/audit/llm", "{}"),
+    ] {
+        let resp = http
+            .post(format!("{}{path}", node.url))
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{path}");
+    }
+
+    // With the token, from the node's own origin or from no browser, a
+    // push goes through.
+    let (status, _, body) = push(vec![
+        ("authorization", bearer.clone()),
+        ("origin", node.url.clone()),
+        ("sec-fetch-site", "same-origin".to_string()),
+    ])
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    // Inference and listings are public, from any origin, by IP address
+    // or an allowed name; a rebound name is refused everywhere.
+    let anyone = vouch_client::Client::new(&node.url);
+    anyone.infer("iris", None, &iris_request(1)).await.unwrap();
+    assert_eq!(anyone.list_models().await.unwrap().models.len(), 1);
+    for (host, want) in [
+        (format!("node.example:{port}"), 200),
+        (format!("localhost:{port}"), 200),
+        (format!("evil.example:{port}"), 403),
+    ] {
+        let resp = http
+            .get(format!("{}/v1/hub/models", node.url))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want, "{host}");
+    }
+    let resp = http
+        .post(format!("{}/v1/infer/iris", node.url))
+        .header("host", format!("evil.example:{port}"))
+        .header("content-type", "text/plain")
+        .body(serde_json::to_string(&iris_request(1)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-host evil.example"),
+        "{body}"
+    );
+    node.stop().await;
+}

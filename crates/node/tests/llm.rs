@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, eventually, models_dir};
+use common::{TestNode, addresses, admit_all, eventually, models_dir};
 use vouch_engine::llm::ChatMessage;
 use vouch_node::llm::{Generate, Prompt};
 use vouch_node::{NodeConfig, P2pConfig, keyfile, samples};
@@ -514,9 +514,9 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     assert!(e.to_string().contains("context"), "{e}");
     assert_eq!(g.node.peer_records()[&pp].failures, 0);
 
-    // The gateway cannot teacher-force (no model): it asks an operator
-    // serving the model other than the signer, here none yet, then a
-    // replica, whose signed verdict comes back.
+    // The gateway cannot teacher-force (no model): it asks an admitted
+    // operator serving the model other than the signer, here none yet,
+    // then a replica, whose signed verdict comes back.
     let e = g
         .node
         .check_llm(&f.receipt, &f.transcript())
@@ -525,6 +525,8 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     assert!(e.to_string().contains("no other operator"), "{e}");
     let dq = tempfile::tempdir().unwrap();
     let q = on_network(dq.path(), addresses(&p), 0.0, None).await;
+    // Only an operator g admits, drawn for this receipt, may check for it.
+    g.node.admit(q.node.public_key());
     replicate(&q, id, LLM).await;
     eventually("the replica's announcement", || {
         g.node.network_models()[&id.to_string()].providers.len() == 2
@@ -604,6 +606,7 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     let fault = vouch_node::service::Fault { step: Some(2) };
     let faulty = on_network(dirs[1].path(), addresses(&honest), 0.0, Some(fault)).await;
     let auditor = on_network(dirs[2].path(), addresses(&honest), 0.0, None).await;
+    admit_all(&[&honest, &faulty, &auditor]);
     replicate(&faulty, id, LLM).await;
     replicate(&auditor, id, LLM).await;
     eventually("the auditor to see both other providers", || {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, eventually, free_provider, models_dir};
+use common::{TestNode, addresses, admit_all, eventually, free_provider, models_dir};
 use vouch_api::InferRequest;
 use vouch_node::p2p::{Frame, P2p, Peer, Request, Response};
 use vouch_node::{NodeConfig, P2pConfig, samples};
@@ -341,6 +341,24 @@ async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
     let g = joined(dirs[3].path(), addresses(&a), false).await;
     replicate_to(&[&b, &liar], id, "iris").await;
     wait_for_providers(&g, id, 3).await;
+    // Until g admits them, the providers are strangers to it: no quorum.
+    let err = g
+        .node
+        .route(
+            "iris",
+            None,
+            iris_input(),
+            None,
+            "quorum:3".parse().unwrap(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("3 more serve it but are not admitted"),
+        "{err}"
+    );
+    admit_all(&[&a, &b, &liar, &g]);
 
     // Alone, the liar's answer is well-formed and signed: only re-execution catches it.
     let lie = liar
@@ -440,6 +458,7 @@ async fn an_audit_bisects_to_the_faulty_step_and_a_referee_names_the_liar() {
     let id = push_sample(&auditor, "magika").await;
     let liar = auditing(dirs[1].path(), addresses(&auditor), 0.0, Some(fault)).await;
     let referee = auditing(dirs[2].path(), addresses(&auditor), 0.0, None).await;
+    admit_all(&[&auditor, &liar, &referee]);
     replicate_to(&[&liar, &referee], id, "magika").await;
     wait_for_providers(&auditor, id, 2).await;
 
@@ -548,6 +567,7 @@ async fn auditors_sample_gossiped_receipts_on_their_own() {
         Some(vouch_node::service::Fault::default()),
     )
     .await;
+    admit_all(&[&a, &b, &liar]);
     replicate_to(&[&b, &liar], id, "iris").await;
     wait_for_providers(&a, id, 2).await;
     wait_for_providers(&b, id, 2).await;
@@ -805,5 +825,382 @@ async fn a_forged_dispute_counts_against_its_sender_not_the_accused() {
             .unwrap()
             .iter()
             .all(|e| e["kind"] != "dispute")
+    );
+}
+
+/// A framer needs only public data: an honest receipt, its leaf 0 and
+/// Merkle path (`GET /v1/receipts/{id}/trace/0`), and two keys of its own
+/// for an "auditor" and a "referee". The dispute it builds checks offline,
+/// but no node counts it: its parties are not admitted. The same dispute
+/// between admitted operators with a referee the draw does not pick is not
+/// counted either; with the drawn referee it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispute_framed_from_public_data_is_counted_nowhere() {
+    use vouch_types::dispute::{DISPUTE_VERSION, Dispute, Party, Verdict, referee_draw};
+    use vouch_types::merkle::{self, Bisection};
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = joined(dirs[0].path(), vec![], false).await;
+    push_sample(&a, "iris").await;
+    let b = joined(dirs[1].path(), addresses(&a), false).await;
+    admit_all(&[&a, &b]);
+    let honest = run(&a, "iris", iris_input()).await.unwrap().receipt;
+    let entry = a.client.trace_entry(&honest.id, 0).await.unwrap();
+
+    // The framer's keys: one for the swarm and the "auditor", one for the
+    // "referee".
+    let (ka, kr) = (
+        SecretKey::from_bytes(&[71; 32]),
+        SecretKey::from_bytes(&[72; 32]),
+    );
+    let frame = |auditor: &SecretKey, referee: &SecretKey| -> Dispute {
+        // A trace that differs from the honest one at leaf 0 only: the
+        // same siblings over another leaf.
+        let fake_leaf = vouch_types::Digest::of(Kind::TraceLeaf, b"framed");
+        let climb = |leaf: vouch_types::Digest| {
+            let mut nodes = vec![merkle::root(&[leaf])];
+            for sib in &entry.path {
+                let top = *nodes.last().unwrap();
+                nodes.push(merkle::root(&[top, *sib]));
+            }
+            nodes
+        };
+        let (real, fake) = (climb(entry.leaf), climb(fake_leaf));
+        assert_eq!(*real.last().unwrap(), honest.body.trace.root);
+        let mut body = honest.body.clone();
+        body.trace.root = *fake.last().unwrap();
+        body.node = auditor.public();
+        let framed = body.sign(auditor);
+        let mut bis = Bisection::new(
+            honest.body.trace.len,
+            honest.body.trace.root,
+            framed.body.trace.len,
+            framed.body.trace.root,
+        )
+        .unwrap();
+        let depth = entry.path.len();
+        for level in 0..depth {
+            let below = depth - 1 - level;
+            bis.step(
+                (real[below], entry.path[below]),
+                (fake[below], entry.path[below]),
+            )
+            .unwrap();
+        }
+        let (step, executor_descent, auditor_descent) = bis.finish(entry.leaf, fake_leaf).unwrap();
+        Dispute {
+            version: DISPUTE_VERSION,
+            verdict: Verdict::sign(
+                referee,
+                &honest.body.model,
+                &honest.body.request,
+                step,
+                fake_leaf,
+            ),
+            executor: honest.clone(),
+            auditor: framed,
+            step,
+            step_name: None,
+            executor_descent,
+            auditor_descent,
+            faulty: Party::Executor,
+        }
+    };
+    let forged = frame(&ka, &kr);
+    // Offline, it checks: only admission tells it from a real one.
+    assert_eq!(forged.check(Some(&iris_input())), Ok(Party::Executor));
+
+    let (forger, _inbound) = P2p::start(P2pConfig::loopback(addresses(&a)), &ka)
+        .await
+        .unwrap();
+    // Publishes `d` until both nodes have judged `n` disputes unproven.
+    let publish_until_judged = |d: Dispute, n: u64| {
+        let (forger, bytes) = (&forger, serde_json::to_vec(&d).unwrap());
+        let nodes = [&a, &b];
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while nodes
+                .iter()
+                .any(|t| t.node.metrics().disputes("unproven") < n)
+            {
+                forger
+                    .publish(vouch_node::p2p::Topic::Disputes, bytes.clone())
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the nodes never judged the dispute"
+                );
+            }
+        }
+    };
+    publish_until_judged(forged, 1).await;
+    let unchanged = |t: &TestNode| {
+        let records = t.node.peer_records();
+        let r = records.get(&a.node.peer_id()).cloned().unwrap_or_default();
+        assert_eq!((r.audits_failed, r.audits_passed), (0, 0));
+        assert!(t.node.evidence().unwrap().is_empty());
+        assert_eq!(t.node.metrics().disputes("counted"), 0);
+    };
+    unchanged(&a);
+    unchanged(&b);
+
+    // Admitted parties, but a referee the draw does not pick: a third
+    // admitted operator ranks first for this receipt and auditor.
+    let others: Vec<SecretKey> = (80u8..90)
+        .map(|i| SecretKey::from_bytes(&[i; 32]))
+        .collect();
+    let mut admitted = a.node.admitted();
+    admitted.insert(ka.public());
+    admitted.extend(others.iter().map(|k| k.public()));
+    let draw = referee_draw(&honest.id, &honest.body.node, &ka.public(), &admitted);
+    let pick = |k: &vouch_types::PublicKey| others.iter().find(|o| o.public() == *k);
+    let drawn = draw.iter().find_map(pick).unwrap();
+    let undrawn = draw[vouch_types::dispute::REFEREE_DRAW..]
+        .iter()
+        .find_map(pick)
+        .unwrap();
+    for t in [&a, &b] {
+        t.node.admit(ka.public());
+        for k in &others {
+            t.node.admit(k.public());
+        }
+    }
+    publish_until_judged(frame(&ka, undrawn), 2).await;
+    unchanged(&a);
+    unchanged(&b);
+
+    // With the drawn referee, admitted operators' word counts (that is
+    // what admission means until stake backs it), once per receipt.
+    let admitted_dispute = frame(&ka, drawn);
+    let bytes = serde_json::to_vec(&admitted_dispute).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while [&a, &b]
+        .iter()
+        .any(|t| t.node.metrics().disputes("counted") < 1)
+    {
+        forger
+            .publish(vouch_node::p2p::Topic::Disputes, bytes.clone())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the admitted dispute was never counted"
+        );
+    }
+    // Another wording of the same accusation counts nothing more.
+    let mut again = admitted_dispute.clone();
+    again.step_name = Some("reworded".into());
+    let bytes = serde_json::to_vec(&again).unwrap();
+    while [&a, &b]
+        .iter()
+        .any(|t| t.node.metrics().disputes("duplicate") < 1)
+    {
+        forger
+            .publish(vouch_node::p2p::Topic::Disputes, bytes.clone())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second accusation was never judged"
+        );
+    }
+    for t in [&a, &b] {
+        assert_eq!(t.node.peer_records()[&a.node.peer_id()].audits_failed, 1);
+        assert_eq!(t.node.metrics().disputes("counted"), 1);
+    }
+}
+
+/// A scripted operator: a raw libp2p peer keyed by `[seed; 32]` that
+/// announces iris (`id`) and answers every run with `answer`, under a
+/// receipt it signs (shaped like `template`) that claims `class`. Like an
+/// honest executor, it hands over the inputs and outputs it kept when an
+/// auditor asks. Returns its peer id and key.
+async fn lying_provider(
+    seed: u8,
+    bootstrap: &TestNode,
+    template: &vouch_types::Receipt,
+    answer: TensorMap,
+    class: vouch_types::Determinism,
+) -> (Peer, vouch_types::PublicKey) {
+    use std::collections::HashMap;
+    let id = template.body.model;
+    let (p2p, mut inbound, key) = free_provider(bootstrap, seed, ("iris", id, ""), "liar").await;
+    let (peer, public) = (p2p.peer_id(), key.public());
+    let template = template.clone();
+    tokio::spawn(async move {
+        let _p2p = p2p;
+        let mut kept: HashMap<vouch_types::Digest, (TensorMap, TensorMap)> = HashMap::new();
+        while let Some(req) = inbound.recv().await {
+            let ok = |body: Vec<u8>| Frame {
+                head: Response::Ok,
+                body,
+            };
+            let reply = match &req.request.head {
+                Request::Infer { nonce, .. } => {
+                    let Ok(inputs) = TensorMap::decode(&req.request.body) else {
+                        continue;
+                    };
+                    let mut body = template.body.clone();
+                    body.request = inputs.digest(Kind::Input);
+                    body.output = answer.digest(Kind::Output);
+                    body.determinism = class;
+                    body.node = public;
+                    body.nonce = nonce.clone();
+                    let receipt = body.sign(&key);
+                    kept.insert(receipt.id, (inputs, answer.clone()));
+                    let r = receipt.to_bytes();
+                    let mut out = (r.len() as u32).to_le_bytes().to_vec();
+                    out.extend_from_slice(&r);
+                    out.extend_from_slice(&answer.encode());
+                    ok(out)
+                }
+                Request::Inputs { receipt } => match kept.get(receipt) {
+                    Some((i, _)) => ok(i.encode()),
+                    None => Response::error("not_found", "no such receipt"),
+                },
+                Request::Outputs { receipt } => match kept.get(receipt) {
+                    Some((_, o)) => ok(o.encode()),
+                    None => Response::error("not_found", "no such receipt"),
+                },
+                _ => Response::error("unavailable", "a liar does not do that"),
+            };
+            let _ = req.reply.send(reply);
+        }
+    });
+    (peer, public)
+}
+
+/// `outputs` with every number moved: a wrong answer of the right shape.
+fn falsified(outputs: &TensorMap) -> TensorMap {
+    let mut out = TensorMap::new();
+    for (name, t) in outputs.iter() {
+        let v = t.to_f64_vec();
+        let moved = match t.dtype() {
+            vouch_types::DType::F32 => {
+                let v: Vec<f32> = v.iter().map(|x| *x as f32 + 0.5).collect();
+                Tensor::from_f32(t.shape().to_vec(), &v).unwrap()
+            }
+            _ => {
+                let v: Vec<i64> = v.iter().map(|x| (*x as i64 + 1) % 3).collect();
+                Tensor::from_i64(t.shape().to_vec(), &v).unwrap()
+            }
+        };
+        out.insert(name, moved);
+    }
+    out
+}
+
+/// An admitted operator that lies and claims a tolerance wide enough to
+/// make any answer agree: the quorum holds it to the model's own class
+/// (from the manifest), so it is the dissenter even when it answers first,
+/// and its receipt fails its audit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_tolerance_buys_nothing_in_quorums_or_audits() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = joined(dirs[0].path(), vec![], false).await;
+    let id = push_sample(&a, "iris").await;
+    let b = joined(dirs[1].path(), addresses(&a), false).await;
+    let g = joined(dirs[2].path(), addresses(&a), false).await;
+    replicate_to(&[&b], id, "iris").await;
+    let honest = a
+        .node
+        .infer("iris", None, iris_input(), None)
+        .await
+        .unwrap();
+    let loose = vouch_types::Determinism::Tolerant { rtol: 1e300 };
+    let (liar, liar_key) =
+        lying_provider(61, &a, &honest.receipt, falsified(&honest.outputs), loose).await;
+    admit_all(&[&a, &b, &g]);
+    for t in [&a, &b, &g] {
+        t.node.admit(liar_key);
+    }
+    wait_for_providers(&g, id, 3).await;
+
+    let body = InferRequest {
+        inputs: vouch_api::from_map(iris_input()),
+        nonce: Some("q".into()),
+        verify: Some("quorum:3".into()),
+    };
+    let resp = g.client.infer("iris", None, &body).await.unwrap();
+    let quorum = resp.quorum.clone().unwrap();
+    assert_eq!((quorum.wanted, quorum.agreed), (3, 2), "{quorum:?}");
+    assert_eq!(quorum.dissent.len(), 1);
+    assert_eq!(quorum.dissent[0].operator, liar_key);
+    assert_ne!(resp.receipt.body.node, liar_key);
+    assert_eq!(
+        vouch_api::to_map(resp.outputs).digest(Kind::Output),
+        honest.outputs.digest(Kind::Output)
+    );
+    assert_eq!(g.node.peer_records()[&liar].disagreements, 1);
+
+    // Its receipt, audited: the tolerance it claims is not the one used.
+    let lie = resp
+        .receipts
+        .iter()
+        .find(|r| r.body.node == liar_key)
+        .unwrap()
+        .clone();
+    assert_eq!(lie.body.determinism, loose);
+    let outcome = a.node.audit(lie, liar).await.unwrap();
+    assert!(
+        !matches!(outcome, vouch_node::audit::AuditOutcome::Passed),
+        "{outcome:?}"
+    );
+}
+
+/// Five sybil peer ids agree on a wrong answer. Not admitted, they cannot
+/// join a quorum at all; admitted, they still cannot outvote a node that
+/// ran the model itself: it answers no quorum rather than theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sybils_cannot_outvote_a_node_that_ran_it_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = joined(dir.path(), vec![], false).await;
+    let id = push_sample(&a, "iris").await;
+    let honest = a
+        .node
+        .infer("iris", None, iris_input(), None)
+        .await
+        .unwrap();
+    let wrong = falsified(&honest.outputs);
+    let class = honest.receipt.body.determinism;
+    let mut sybils = Vec::new();
+    for seed in 62..67 {
+        sybils.push(lying_provider(seed, &a, &honest.receipt, wrong.clone(), class).await);
+    }
+    wait_for_providers(&a, id, 5).await;
+    let quorum = |n: &str| {
+        a.node
+            .route("iris", None, iris_input(), None, n.parse().unwrap())
+    };
+    let err = quorum("quorum:3").await.unwrap_err().to_string();
+    assert!(
+        err.contains("5 more serve it but are not admitted"),
+        "{err}"
+    );
+
+    for (_, key) in &sybils {
+        a.node.admit(*key);
+    }
+    for n in ["quorum:3", "quorum:5"] {
+        let err = quorum(n).await.unwrap_err();
+        assert!(matches!(err, vouch_node::NodeError::NoQuorum(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("does not take other operators' word over its own run"),
+            "{err}"
+        );
+    }
+    let records = a.node.peer_records();
+    for (peer, _) in &sybils {
+        assert!(records[peer].disagreements >= 1, "{records:?}");
+    }
+    assert_eq!(
+        records
+            .get(&a.node.peer_id())
+            .map_or(0, |r| r.disagreements),
+        0
     );
 }

@@ -765,8 +765,9 @@ impl Store {
     }
 
     /// Appends a piece of evidence (an opaque record the node encodes:
-    /// disagreeing receipts, dispute verdicts); returns its sequence number.
-    pub fn put_evidence(&self, record: &[u8]) -> Result<u64, StoreError> {
+    /// disagreeing receipts, dispute verdicts), keeping the newest `keep`
+    /// records (at least this one); returns its sequence number.
+    pub fn put_evidence(&self, record: &[u8], keep: u64) -> Result<u64, StoreError> {
         self.write(Durability::Immediate, |txn| {
             let mut table = txn.open_table(EVIDENCE).map_err(db_err)?;
             let seq = table
@@ -774,6 +775,9 @@ impl Store {
                 .map_err(db_err)?
                 .map_or(0, |(k, _)| k.value() + 1);
             table.insert(seq, record).map_err(db_err)?;
+            while table.len().map_err(db_err)? > keep.max(1) {
+                table.pop_first().map_err(db_err)?;
+            }
             Ok(seq)
         })
         .map(|(seq, _)| seq)
@@ -996,6 +1000,18 @@ mod tests {
             publisher: key.public(),
         }
         .sign(&key)
+    }
+
+    #[test]
+    fn evidence_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..5u8 {
+            assert_eq!(store.put_evidence(&[i], 3).unwrap(), u64::from(i));
+        }
+        assert_eq!(store.evidence().unwrap(), vec![vec![2], vec![3], vec![4]]);
+        store.put_evidence(&[5], 0).unwrap();
+        assert_eq!(store.evidence().unwrap(), vec![vec![5]]);
     }
 
     #[test]

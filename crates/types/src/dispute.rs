@@ -28,6 +28,63 @@ use crate::tensor::TensorMap;
 /// Dispute record format version.
 pub const DISPUTE_VERSION: u8 = 1;
 
+/// How many operators at the head of a dispute's [`referee_draw`] may
+/// referee it: the auditor asks them in order, so up to two may be offline.
+pub const REFEREE_DRAW: usize = 3;
+
+/// The order in which `admitted` operators (the parties left out) may
+/// referee a dispute over receipt `executor_receipt` raised by `auditor`:
+/// ascending `H_receipt("vouch v1 referee draw\0" || receipt || auditor ||
+/// operator)`. Neither party picks its referee: the executor signed its
+/// receipt before knowing who would audit it, the auditor's key is fixed,
+/// and only admitted operators take part. (A ledger block hash will add
+/// randomness that neither party knows in advance.)
+pub fn referee_draw(
+    executor_receipt: &Digest,
+    executor: &PublicKey,
+    auditor: &PublicKey,
+    admitted: &std::collections::BTreeSet<PublicKey>,
+) -> Vec<PublicKey> {
+    let mut ranked: Vec<(Digest, PublicKey)> = admitted
+        .iter()
+        .filter(|k| *k != executor && *k != auditor)
+        .map(|k| {
+            let mut h = Hasher::new(Kind::Receipt);
+            h.put(b"vouch v1 referee draw\0");
+            h.put(executor_receipt.as_bytes());
+            h.put(auditor.as_bytes());
+            h.put(k.as_bytes());
+            (h.finalize(), *k)
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    ranked.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Checks that a dispute's verdict comes from parties that count: the
+/// auditor and the referee are admitted operators, and the referee is one
+/// of the first [`REFEREE_DRAW`] of the [`referee_draw`]. Anyone can mint
+/// keys, so a dispute between strangers proves nothing without this (or a
+/// re-execution by whoever counts it).
+pub fn check_parties(
+    executor_receipt: &Digest,
+    executor: &PublicKey,
+    auditor: &PublicKey,
+    referee: &PublicKey,
+    admitted: &std::collections::BTreeSet<PublicKey>,
+) -> Result<(), DisputeError> {
+    for (role, key) in [("auditor", auditor), ("referee", referee)] {
+        if !admitted.contains(key) {
+            return Err(DisputeError::NotAdmitted(role, key.to_string()));
+        }
+    }
+    let draw = referee_draw(executor_receipt, executor, auditor, admitted);
+    if !draw.iter().take(REFEREE_DRAW).any(|k| k == referee) {
+        return Err(DisputeError::NotDrawn(referee.to_string()));
+    }
+    Ok(())
+}
+
 /// Who computed the disputed step wrongly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,6 +213,14 @@ pub enum DisputeError {
     /// The auditor audited its own receipt.
     #[error("the auditor {0} signed the receipt it audits")]
     AuditorIsExecutor(String),
+    /// A party is not an admitted operator.
+    #[error(
+        "the {0} {1} is not an admitted operator: its word proves nothing (re-execute the disputed step to settle it)"
+    )]
+    NotAdmitted(&'static str, String),
+    /// The referee is not one the draw picks.
+    #[error("the referee {0} is not among the first operators the dispute's draw picks")]
+    NotDrawn(String),
     /// The record names the other party than the verdict does.
     #[error("the record says the {claimed:?} is faulty; the verdict says the {found:?}")]
     Faulty {
@@ -167,6 +232,20 @@ pub enum DisputeError {
 }
 
 impl Dispute {
+    /// [`check_parties`] for this dispute.
+    pub fn check_parties(
+        &self,
+        admitted: &std::collections::BTreeSet<PublicKey>,
+    ) -> Result<(), DisputeError> {
+        check_parties(
+            &self.executor.id,
+            &self.executor.body.node,
+            &self.auditor.body.node,
+            &self.verdict.referee,
+            admitted,
+        )
+    }
+
     /// Re-checks everything offline and returns the faulty party. Given
     /// `inputs`, also checks both receipts name them.
     pub fn check(&self, inputs: Option<&TensorMap>) -> Result<Party, DisputeError> {
@@ -305,6 +384,20 @@ pub struct LlmDispute {
 }
 
 impl LlmDispute {
+    /// [`check_parties`] for this dispute.
+    pub fn check_parties(
+        &self,
+        admitted: &std::collections::BTreeSet<PublicKey>,
+    ) -> Result<(), DisputeError> {
+        check_parties(
+            &self.executor.id,
+            &self.executor.body.node,
+            &self.auditor.signer,
+            &self.referee.signer,
+            admitted,
+        )
+    }
+
     /// Re-checks everything that can be checked without the model (the
     /// receipt, that the transcript is the one it signs, both signed
     /// verdicts and that the referee is a third operator) and returns the
@@ -491,6 +584,41 @@ mod tests {
         assert_eq!(d.check(None), Ok(Party::Auditor));
         let d = dispute(|_, _, _| Digest::of(Kind::TraceLeaf, b"neither"));
         assert_eq!(d.check(None), Err(DisputeError::Unresolved));
+    }
+
+    /// A framer mints its own auditor and referee keys: the dispute checks
+    /// offline, but its parties are not admitted; with admitted parties,
+    /// only a referee the draw picks counts.
+    #[test]
+    fn only_admitted_parties_and_a_drawn_referee_count() {
+        let d = dispute(|_, honest, i| honest[i]);
+        let (e, a, r) = (d.executor.body.node, d.auditor.body.node, d.verdict.referee);
+        assert_eq!(d.check(None), Ok(Party::Executor));
+        let none = std::collections::BTreeSet::new();
+        assert!(matches!(
+            d.check_parties(&none),
+            Err(DisputeError::NotAdmitted("auditor", _))
+        ));
+        let only_auditor = [e, a].into_iter().collect();
+        assert!(matches!(
+            d.check_parties(&only_auditor),
+            Err(DisputeError::NotAdmitted("referee", _))
+        ));
+        let three: std::collections::BTreeSet<_> = [e, a, r].into_iter().collect();
+        assert_eq!(d.check_parties(&three), Ok(()));
+        // Among many admitted operators, the referee must be drawn.
+        let mut many = three.clone();
+        many.extend((10u8..40).map(|b| SecretKey::from_bytes(&[b; 32]).public()));
+        let draw = referee_draw(&d.executor.id, &e, &a, &many);
+        assert_eq!(draw.len(), many.len() - 2);
+        assert!(!draw.contains(&e) && !draw.contains(&a));
+        let at = draw.iter().position(|k| *k == r).unwrap();
+        assert_eq!(d.check_parties(&many).is_ok(), at < REFEREE_DRAW);
+        // The draw depends on the receipt and the auditor: not a fixed order.
+        let other = referee_draw(&Digest::of(Kind::Receipt, b"other"), &e, &a, &many);
+        assert_ne!(draw, other);
+        let other = referee_draw(&d.executor.id, &e, &r, &many);
+        assert_ne!(draw[..5], other[..5]);
     }
 }
 

@@ -52,6 +52,19 @@ fn canonical_point(b: &[u8; 32]) -> bool {
     !(b[0] >= 0xed && b[1..31].iter().all(|&x| x == 0xff) && b[31] & 0x7f == 0x7f)
 }
 
+/// Ordered by the key's bytes (for sets of operators).
+impl Ord for PublicKey {
+    fn cmp(&self, other: &PublicKey) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialOrd for PublicKey {
+    fn partial_cmp(&self, other: &PublicKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ed25519:{}", hex::encode(self.as_bytes()))

@@ -44,6 +44,31 @@ pub fn agreement_groups(class: Determinism, answers: &[&TensorMap]) -> Vec<Vec<u
     groups
 }
 
+/// [`agreement_groups`] of quorum members' answers, each with the class its
+/// receipt states, compared under the checker's `class` (from the model's
+/// manifest, never from a member): a member that states another class (a
+/// looser tolerance that would make a wrong answer agree) agrees with
+/// nobody.
+pub fn checked_groups(
+    class: Determinism,
+    answers: &[(&TensorMap, Determinism)],
+) -> Vec<Vec<usize>> {
+    let conforming: Vec<usize> = (0..answers.len())
+        .filter(|&i| answers[i].1 == class)
+        .collect();
+    let outputs: Vec<&TensorMap> = conforming.iter().map(|&i| answers[i].0).collect();
+    let mut groups: Vec<Vec<usize>> = agreement_groups(class, &outputs)
+        .into_iter()
+        .map(|g| g.into_iter().map(|j| conforming[j]).collect())
+        .collect();
+    groups.extend(
+        (0..answers.len())
+            .filter(|i| !conforming.contains(i))
+            .map(|i| vec![i]),
+    );
+    groups
+}
+
 /// The indexes of a strict majority of `answers` that agree, if there is one.
 pub fn majority(class: Determinism, answers: &[&TensorMap]) -> Option<Vec<usize>> {
     agreement_groups(class, answers)
@@ -61,6 +86,20 @@ mod tests {
         let mut m = TensorMap::new();
         m.insert("y", Tensor::from_f32(vec![v.len() as u64], v).unwrap());
         m
+    }
+
+    #[test]
+    fn a_member_cannot_pick_its_own_tolerance() {
+        let tolerant = Determinism::Tolerant { rtol: 1e-4 };
+        let loose = Determinism::Tolerant { rtol: 1e300 };
+        let (a, b, far) = (map(&[1.0]), map(&[1.0]), map(&[5.0]));
+        // The liar answers first and claims a huge tolerance: it agrees
+        // with nobody, and the honest pair is the majority.
+        let groups = checked_groups(tolerant, &[(&far, loose), (&a, tolerant), (&b, tolerant)]);
+        assert_eq!(groups, vec![vec![1, 2], vec![0]]);
+        // Even an identical answer under another class is not counted.
+        let groups = checked_groups(tolerant, &[(&a, Determinism::Exact), (&b, tolerant)]);
+        assert_eq!(groups.iter().map(Vec::len).max(), Some(1));
     }
 
     #[test]

@@ -350,16 +350,12 @@ impl OnnxModel {
             .saturating_mul(2)
             .saturating_add(folded_bytes)
             .max(1 << 20);
-        let determinism = if outputs.iter().any(|s| s.dtype.is_some_and(DType::is_float)) {
-            Determinism::Tolerant { rtol: FLOAT_RTOL }
-        } else {
-            Determinism::Exact
-        };
+        let schema = Schema { inputs, outputs };
         Ok(OnnxModel {
             plan,
-            schema: Schema { inputs, outputs },
+            determinism: crate::determinism_of(vouch_types::ModelFormat::Onnx, &schema),
+            schema,
             trace,
-            determinism,
             memory,
         })
     }

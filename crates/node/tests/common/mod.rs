@@ -14,15 +14,26 @@ use vouch_node::{Node, NodeConfig};
 /// A node serving on loopback until dropped or stopped.
 pub struct TestNode {
     pub node: Arc<Node>,
+    /// A client that presents the admin token.
     pub client: Client,
     pub url: String,
+    /// The node's admin token.
+    pub token: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestNode {
     pub async fn start(config: NodeConfig) -> TestNode {
+        let token_file = config.data_dir.join(vouch_node::config::ADMIN_TOKEN_FILE);
+        let given = config.admin_token.clone();
         let node = Node::open(config).expect("node opens");
+        let token = given.unwrap_or_else(|| {
+            std::fs::read_to_string(token_file)
+                .expect("the node wrote its admin token")
+                .trim()
+                .to_string()
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -31,8 +42,9 @@ impl TestNode {
         }));
         TestNode {
             node,
-            client: Client::new(&url),
+            client: Client::new(&url).with_token(Some(token.clone())),
             url,
+            token,
             stop: Some(stop),
             task: Some(task),
         }
@@ -56,6 +68,15 @@ impl TestNode {
 /// The p2p addresses `t` listens on (with its peer id), to bootstrap from.
 pub fn addresses(t: &TestNode) -> Vec<vouch_node::p2p::Address> {
     t.node.p2p().unwrap().addresses()
+}
+
+/// Has every one of `nodes` admit every other's operator key.
+pub fn admit_all(nodes: &[&TestNode]) {
+    for a in nodes {
+        for b in nodes {
+            a.node.admit(b.node.public_key());
+        }
+    }
 }
 
 /// Polls `check` until it holds, for at most 60 s.
