@@ -164,6 +164,10 @@ pub(crate) struct ServeArgs {
     /// ids are free; admission is not (the ledger will make it stake).
     #[arg(long = "admit", value_name = "KEY")]
     pub(crate) admitted: Vec<String>,
+    /// Evidence records (quorum disagreements, disputes) kept; the oldest
+    /// go first.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) max_evidence: u64,
     #[command(flatten)]
     pub(crate) p2p: P2pArgs,
 }

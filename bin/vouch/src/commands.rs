@@ -119,6 +119,7 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Res
     c.llm_context = s.llm_context as usize;
     c.llm_ubatch = usize::from(s.llm_ubatch);
     c.allowed_hosts = s.allowed_hosts.clone();
+    c.max_evidence = s.max_evidence;
     c.admitted = s
         .admitted
         .iter()

@@ -536,6 +536,14 @@ pub struct PeerRecordJson {
     /// Disputes a referee found it faulty in.
     #[serde(default)]
     pub audits_failed: u64,
+    /// Requests it refused as the client's fault that another operator
+    /// then served.
+    #[serde(default)]
+    pub refused: u64,
+    /// Audits of its receipts for which it did not hand over the inputs or
+    /// transcript while it had to keep them.
+    #[serde(default)]
+    pub withheld: u64,
 }
 
 /// One node of the network as this node sees it.

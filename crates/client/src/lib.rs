@@ -162,12 +162,23 @@ impl Client {
         self.get_json("/healthz").await
     }
 
+    /// `GET /v1/operator`: fails unless this client presents the node's
+    /// admin token. Uploads check it first: a node refuses an upload
+    /// without reading it, which a client still streaming the body sees
+    /// as a broken connection rather than the node's answer.
+    pub async fn check_operator(&self) -> Result<(), ClientError> {
+        self.get_json::<serde_json::Value>("/v1/operator")
+            .await
+            .map(drop)
+    }
+
     /// Streams a model file to `POST /v1/hub/models`.
     pub async fn push_file(
         &self,
         path: &Path,
         params: &PushParams,
     ) -> Result<ModelInfo, ClientError> {
+        self.check_operator().await?;
         let file = tokio::fs::File::open(path)
             .await
             .map_err(|e| ClientError::File {
@@ -207,6 +218,7 @@ impl Client {
         struct Stored {
             digest: Digest,
         }
+        self.check_operator().await?;
         let url = self.url("/v1/hub/blobs");
         let req = self
             .http

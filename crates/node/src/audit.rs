@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
 use vouch_types::dispute::{
-    DISPUTE_VERSION, Dispute, LlmDispute, Party, REFEREE_DRAW, Verdict, referee_draw,
+    AUDITOR_DRAW, DISPUTE_VERSION, Dispute, LlmDispute, Party, REFEREE_DRAW, Verdict, auditor_draw,
+    referee_draw,
 };
 use vouch_types::merkle::{self, Bisection};
 use vouch_types::quorum::outputs_agree;
@@ -96,6 +97,9 @@ pub enum AuditOutcome {
     LlmDisputed(Box<vouch_types::dispute::LlmDispute>),
     /// It does not, but no verdict could be reached (why).
     Unresolved(String),
+    /// The executor did not hand over what the audit needs (its inputs,
+    /// outputs, transcript or trace): a lost audit, counted against it.
+    Withheld(String),
 }
 
 /// Draws `true` with probability `rate` from the OS's randomness.
@@ -195,15 +199,93 @@ impl Node {
             })
     }
 
+    /// The operators that may audit `receipt` in this node's view: the
+    /// first [`AUDITOR_DRAW`] of the [`auditor_draw`] over the admitted
+    /// operators serving its model (this node among them when it does).
+    pub(crate) fn drawn_auditors(&self, receipt: &Receipt) -> Vec<vouch_types::PublicKey> {
+        let model = receipt.body.model;
+        let providers = self
+            .network_models()
+            .remove(&model.to_string())
+            .map(|m| m.providers)
+            .unwrap_or_default();
+        let me = self.public_key();
+        let here = matches!(self.store.model_by_id(&model), Ok(Some(_)));
+        let candidates: Vec<vouch_types::PublicKey> = self
+            .admitted()
+            .into_iter()
+            .filter(|k| (*k == me && here) || providers.contains(&peer_id_of(k)))
+            .collect();
+        let mut drawn = auditor_draw(&receipt.id, &receipt.body.node, &candidates);
+        drawn.truncate(AUDITOR_DRAW);
+        drawn
+    }
+
+    /// Whether `peer` may have the data this node keeps for receipt `id`
+    /// (inputs, outputs, transcript): only the receipt's drawn auditors
+    /// may, never any peer that asks.
+    pub(crate) fn hand_over(&self, peer: Peer, id: &Digest) -> Result<(), NodeError> {
+        let receipt = self.receipt(id)?;
+        if self
+            .drawn_auditors(&receipt)
+            .iter()
+            .any(|k| peer_id_of(k) == peer)
+        {
+            return Ok(());
+        }
+        Err(NodeError::Forbidden(format!(
+            "receipt {id}'s data goes only to the auditors its draw picks among the operators this node admits; {peer} is not one of them"
+        )))
+    }
+
+    /// Counts a lost audit against `executor`, which did not hand over
+    /// `what` for `receipt`, and keeps the evidence.
+    pub(crate) fn withheld(
+        &self,
+        network: &Network,
+        receipt: &Receipt,
+        executor: Peer,
+        what: &str,
+        error: &NodeError,
+    ) -> AuditOutcome {
+        tracing::warn!(%executor, receipt = %receipt.id, what, %error, "an executor withheld what its audit needs");
+        // The evidence first: whoever sees the record finds it stored.
+        let evidence = serde_json::json!({
+            "kind": "withheld",
+            "receipt": receipt,
+            "what": what,
+            "error": error.to_string(),
+            "recorded_ms": crate::service::now_ms(),
+        });
+        if let Err(e) = self
+            .store
+            .put_evidence(evidence.to_string().as_bytes(), self.config.max_evidence)
+        {
+            tracing::error!(error = %e, "storing evidence failed");
+        }
+        network.record(executor, |r| r.withheld += 1);
+        AuditOutcome::Withheld(format!(
+            "{executor} did not hand over the {what} of receipt {}: {error}",
+            receipt.id
+        ))
+    }
+
     /// Answers the audit-related requests a peer may send.
     pub(crate) async fn answer_audit(
         &self,
+        peer: Peer,
         request: &Request,
         body: &[u8],
     ) -> Result<Vec<u8>, NodeError> {
         match *request {
-            Request::Inputs { receipt } => Ok(self.retained(&receipt)?.0.encode()),
-            Request::Outputs { receipt } => Ok(self.retained(&receipt)?.1.encode()),
+            Request::Inputs { receipt } => {
+                self.hand_over(peer, &receipt)?;
+                Ok(self.retained(&receipt)?.0.encode())
+            }
+            Request::Outputs { receipt } => {
+                self.hand_over(peer, &receipt)?;
+                Ok(self.retained(&receipt)?.1.encode())
+            }
             Request::TraceChildren { receipt, lo, hi } => {
                 let leaves = self.trace_leaves(&receipt)?;
                 let (l, r) =
@@ -297,12 +379,16 @@ impl Node {
             ));
         }
         let id = receipt.id;
-        let body = ask(
+        let body = match ask(
             &network,
             executor,
             Frame::new(Request::Inputs { receipt: id }),
         )
-        .await?;
+        .await
+        {
+            Ok(body) => body,
+            Err(e) => return Ok(self.withheld(&network, &receipt, executor, "inputs", &e)),
+        };
         let inputs = TensorMap::decode(&body).map_err(|_| bad_answer("inputs"))?;
         if receipt.verify_inputs(&inputs).is_err() {
             network.record(executor, |r| r.bad_data += 1);
@@ -352,7 +438,7 @@ impl Node {
             }
         };
         while let Some((lo, hi)) = bisection.next() {
-            let body = ask(
+            let body = match ask(
                 &network,
                 executor,
                 Frame::new(Request::TraceChildren {
@@ -361,7 +447,11 @@ impl Node {
                     hi,
                 }),
             )
-            .await?;
+            .await
+            {
+                Ok(body) => body,
+                Err(e) => return Ok(self.withheld(&network, &receipt, executor, "trace", &e)),
+            };
             let theirs = match (
                 digest_at(body.get(..32).unwrap_or_default(), Kind::TraceNode),
                 digest_at(body.get(32..).unwrap_or_default(), Kind::TraceNode),
@@ -379,7 +469,7 @@ impl Node {
             }
         }
         let step = bisection.index();
-        let body = ask(
+        let body = match ask(
             &network,
             executor,
             Frame::new(Request::TraceLeaf {
@@ -387,7 +477,11 @@ impl Node {
                 index: step,
             }),
         )
-        .await?;
+        .await
+        {
+            Ok(body) => body,
+            Err(e) => return Ok(self.withheld(&network, &receipt, executor, "trace", &e)),
+        };
         let theirs = digest_at(&body, Kind::TraceLeaf).ok_or_else(|| bad_answer("leaf"))?;
         let (step, executor_descent, auditor_descent) =
             match bisection.finish(theirs, ours[step as usize]) {
@@ -454,14 +548,19 @@ impl Node {
         if class == Determinism::Exact || receipt.body.determinism != class {
             return Ok(false);
         }
-        let body = ask(
+        // Not handed over: no agreement within the class; the bisection
+        // that follows needs the trace, and refusing that loses the audit.
+        let Ok(body) = ask(
             network,
             executor,
             Frame::new(Request::Outputs {
                 receipt: receipt.id,
             }),
         )
-        .await?;
+        .await
+        else {
+            return Ok(false);
+        };
         let theirs = TensorMap::decode(&body).map_err(|_| bad_answer("outputs"))?;
         if receipt.verify_outputs(&theirs).is_err() {
             network.record(executor, |r| r.bad_data += 1);
@@ -581,14 +680,14 @@ impl Node {
         {
             return false;
         }
-        network.record(peer_id_of(faulty), |r| r.audits_failed += 1);
-        network.record(peer_id_of(other), |r| r.audits_passed += 1);
         if let Err(e) = self
             .store
             .put_evidence(evidence.to_string().as_bytes(), self.config.max_evidence)
         {
             tracing::error!(error = %e, "storing a dispute failed");
         }
+        network.record(peer_id_of(faulty), |r| r.audits_failed += 1);
+        network.record(peer_id_of(other), |r| r.audits_passed += 1);
         true
     }
 
@@ -678,19 +777,30 @@ impl Node {
                 let Ok(receipt) = Receipt::from_bytes(&gossip.data) else {
                     return;
                 };
-                // Only an executor's own receipts, for models this node
-                // serves, when drawn; cheapest checks first (the signature
-                // is checked again when the audit starts).
+                // Receipts of models this node serves, from any source (an
+                // executor's own, or a gateway's that routed the request:
+                // an executor cannot keep its answers from audits by not
+                // gossiping them), once each, when this node is among the
+                // receipt's drawn auditors, at the sampling rate; cheapest
+                // checks first (the signature is checked when the audit
+                // starts).
+                let executor = peer_id_of(&receipt.body.node);
                 if !self.config.trace
-                    || !sample(self.audit_rate())
-                    || peer_id_of(&receipt.body.node) != gossip.source
+                    || executor == self.peer_id()
                     || !matches!(self.store.model_by_id(&receipt.body.model), Ok(Some(_)))
+                    || !network
+                        .receipts_heard
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(receipt.id)
+                    || !sample(self.audit_rate())
+                    || !self.drawn_auditors(&receipt).contains(&self.public_key())
                 {
                     return;
                 }
                 let node = self.clone();
                 tokio::spawn(async move {
-                    match node.audit(receipt, gossip.source).await {
+                    match node.audit(receipt, executor).await {
                         Ok(outcome) => tracing::debug!(?outcome, "audit done"),
                         Err(e) => tracing::info!(error = %e, "audit not completed"),
                     }
@@ -741,5 +851,41 @@ impl Judged {
     }
 }
 
-/// Receipts already disputed, so an answer is counted against once.
-pub(crate) type Seen = Mutex<HashSet<Digest>>;
+/// Digests a node has seen (receipts heard, receipts disputed), bounded:
+/// beyond its capacity the oldest are forgotten, so a flood of gossip
+/// cannot grow it without end.
+pub(crate) struct Recent {
+    set: HashSet<Digest>,
+    order: VecDeque<Digest>,
+    cap: usize,
+}
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap: 1 << 16,
+        }
+    }
+}
+
+impl Recent {
+    /// Adds `d`; false when it was there already.
+    pub(crate) fn insert(&mut self, d: Digest) -> bool {
+        if !self.set.insert(d) {
+            return false;
+        }
+        self.order.push_back(d);
+        if self.order.len() > self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+/// Receipts already disputed (so an answer is counted against once), or
+/// already heard (so a receipt gossiped twice is drawn once).
+pub(crate) type Seen = Mutex<Recent>;

@@ -20,7 +20,8 @@ use crate::error::NodeError;
 use crate::service::Node;
 
 /// Operator actions: the routes (method, path pattern) that need the token.
-pub const OPERATOR_ROUTES: [(&str, &str); 4] = [
+pub const OPERATOR_ROUTES: [(&str, &str); 5] = [
+    ("GET", "/v1/operator"),
     ("POST", "/v1/hub/models"),
     ("POST", "/v1/hub/blobs"),
     ("POST", "/v1/hub/models/{name}/pin"),

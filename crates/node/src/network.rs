@@ -67,6 +67,12 @@ pub struct PeerRecord {
     pub audits_passed: u64,
     /// Disputes a referee found it faulty in.
     pub audits_failed: u64,
+    /// Requests it refused as the client's fault that another operator
+    /// then served.
+    pub refused: u64,
+    /// Audits of its receipts for which it did not hand over the inputs or
+    /// transcript while it had to keep them (a lost audit).
+    pub withheld: u64,
 }
 
 impl PeerRecord {
@@ -126,6 +132,8 @@ pub(crate) struct Network {
     pub(crate) sessions: crate::llm_net::Sessions,
     /// Disputes already counted.
     pub(crate) disputes_seen: crate::audit::Seen,
+    /// Receipts heard on the gossip topic, so each is drawn for audit once.
+    pub(crate) receipts_heard: crate::audit::Seen,
     /// The audit rate now (f64 bits), from the configuration until changed.
     pub(crate) audit_rate: std::sync::atomic::AtomicU64,
 }
@@ -203,6 +211,7 @@ impl Node {
             transcripts: Mutex::default(),
             sessions: Default::default(),
             disputes_seen: Mutex::default(),
+            receipts_heard: Mutex::default(),
             audit_rate: self.config.audit_rate.to_bits().into(),
         });
         let gossip = network.p2p.take_gossip();
@@ -791,6 +800,8 @@ impl Node {
                 disagreements: r.disagreements,
                 audits_passed: r.audits_passed,
                 audits_failed: r.audits_failed,
+                refused: r.refused,
+                withheld: r.withheld,
             }
         };
         let me = network.p2p.peer_id();
@@ -899,13 +910,15 @@ impl Node {
                 self.answer_generate_events(peer, session).await
             }
             Request::GenerateCancel { ref session } => self.cancel_generation(peer, session),
-            Request::Transcript { receipt } => self.retained_transcript(&receipt),
+            Request::Transcript { receipt } => self
+                .hand_over(peer, &receipt)
+                .and_then(|()| self.retained_transcript(&receipt)),
             Request::RefereeTokens { receipt } => self.referee_tokens(receipt, &body).await,
             ref audit @ (Request::Inputs { .. }
             | Request::Outputs { .. }
             | Request::TraceChildren { .. }
             | Request::TraceLeaf { .. }
-            | Request::Referee { .. }) => self.answer_audit(audit, &body).await,
+            | Request::Referee { .. }) => self.answer_audit(peer, audit, &body).await,
             Request::Replicate { .. } => Err(NodeError::Unavailable(
                 "this node does not replicate on request; its operator can start it with --accept-pins".into(),
             )),

@@ -62,6 +62,7 @@ fn paths_and_schemas() -> Value {
       "paths": {
         "/healthz": {"get": {"summary": "Liveness and identity", "responses": {"200": ok("node is up", "Health")}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/v1/operator": {"get": {"summary": "Whether the bearer token is this node's admin token (clients check before streaming an upload)", "responses": {"200": {"description": "it is", "content": {"application/json": {"schema": {"type": "object", "properties": {"operator": {"type": "boolean"}, "node": {"type": "string"}}}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/v1/hub/models": {
           "get": {"summary": "List every model version", "responses": {"200": ok("models", "ModelList")}},

@@ -117,39 +117,93 @@ pub(crate) type MemberRun<T> =
 
 /// Gathers `n` answers for a quorum: `runs` holds the local run if any,
 /// remote runs start on the first spare providers, and a provider that
-/// fails or lies is replaced by the next spare. A refusal (the client's
-/// error) ends the quorum.
+/// fails, lies or refuses is replaced by the next spare. This node's own
+/// refusal (`me`: it validated the request itself) ends the quorum; a
+/// provider's is the client's fault only when no spare is left and every
+/// provider asked refused.
 pub(crate) async fn gather_quorum<T>(
+    network: &Network,
     mut runs: FuturesUnordered<MemberRun<T>>,
     mut spare: impl Iterator<Item = Peer>,
     remote: impl Fn(Peer) -> MemberRun<T>,
-    n: usize,
+    (n, me): (usize, Peer),
     id: &impl std::fmt::Display,
 ) -> Result<Vec<(Peer, T)>, NodeError> {
     for peer in spare.by_ref().take(n.saturating_sub(runs.len())) {
         runs.push(remote(peer));
     }
     let mut members = Vec::with_capacity(n);
-    let mut errors = Vec::new();
+    let mut tried = Tried::default();
     while let Some((peer, result)) = runs.next().await {
         match result {
             Ok(answer) => members.push((peer, answer)),
-            Err(Failure::Refused(e)) => return Err(e),
-            Err(Failure::Failed(why) | Failure::Lied(why)) => {
-                errors.push(format!("{peer}: {why}"));
+            Err(Failure::Refused(e)) if peer == me => return Err(e),
+            Err(failure) => {
+                tried.note(peer, failure);
                 match spare.next() {
                     Some(next) => runs.push(remote(next)),
                     None => {
-                        return Err(NodeError::Unavailable(format!(
-                            "quorum:{n} could not gather {n} answers for model {id}: {}",
-                            errors.join("; ")
-                        )));
+                        return Err(tried.exhausted(|why| {
+                            NodeError::Unavailable(format!(
+                                "quorum:{n} could not gather {n} answers for model {id}: {why}"
+                            ))
+                        }));
                     }
                 }
             }
         }
     }
+    tried.served(network);
     Ok(members)
+}
+
+/// What a failover learned from the providers it tried. A provider that
+/// refuses a request as the client's fault (`bad_request`,
+/// `invalid_input`) does not end it: one peer could otherwise block every
+/// request for a model. The refusal reaches the client only when every
+/// provider asked refused; one that refused what another then served is
+/// marked in its record.
+#[derive(Default)]
+pub(crate) struct Tried {
+    refused: Vec<(Peer, NodeError)>,
+    failed: Vec<String>,
+}
+
+impl Tried {
+    /// Notes `peer`'s failure.
+    pub(crate) fn note(&mut self, peer: Peer, failure: Failure) {
+        match failure {
+            Failure::Refused(e) => {
+                tracing::info!(%peer, error = %e, "a provider refused the request; asking another");
+                self.refused.push((peer, e));
+            }
+            Failure::Failed(why) | Failure::Lied(why) => {
+                tracing::warn!(%peer, %why, "provider failed; trying another");
+                self.failed.push(format!("{peer}: {why}"));
+            }
+        }
+    }
+
+    /// Another provider served the request: the ones that refused it are
+    /// marked.
+    pub(crate) fn served(self, network: &Network) {
+        for (peer, _) in self.refused {
+            network.record(peer, |r| r.refused += 1);
+        }
+    }
+
+    /// No provider served it: every refusal means the request is wrong
+    /// (the first one says why); otherwise `unavailable(why)`.
+    pub(crate) fn exhausted(self, unavailable: impl FnOnce(String) -> NodeError) -> NodeError {
+        if self.failed.is_empty()
+            && let Some((_, e)) = self.refused.first()
+        {
+            return e.clone();
+        }
+        let mut why = self.failed;
+        why.extend(self.refused.iter().map(|(p, e)| format!("{p}: {e}")));
+        unavailable(why.join("; "))
+    }
 }
 
 pub(crate) enum Failure {
@@ -237,6 +291,12 @@ impl Node {
             let exec = self
                 .forward(&network, id, &inputs, &nonce, providers)
                 .await?;
+            // Gossiped here too: an executor that keeps its receipts off
+            // the topic does not keep them from audits.
+            let _ = network
+                .p2p
+                .publish(vouch_p2p::Topic::Receipts, exec.receipt.to_bytes())
+                .await;
             return Ok(self.routed_remotely(exec));
         }
         self.quorum(&network, (name, id), n, has_local, inputs, nonce, providers)
@@ -298,28 +358,45 @@ impl Node {
         let records = self.peer_records();
         let total: u64 = records.values().map(|r| r.served).sum();
         let cap = self.config.max_share;
-        let mut ranked: Vec<(bool, f64, Peer)> = providers
+        let admitted: BTreeSet<Peer> = self.admitted().iter().map(peer_id_of).collect();
+        // A provider not yet measured ranks as the median measured one: new
+        // peer ids do not look fastest (they are free to make), and every
+        // provider still gets its turn.
+        let mut measured: Vec<u64> = providers
+            .iter()
+            .filter_map(|p| records.get(p).map(|r| r.latency_us).filter(|&l| l > 0))
+            .collect();
+        measured.sort_unstable();
+        let neutral_us = measured.get(measured.len() / 2).copied().unwrap_or(0);
+        let mut ranked: Vec<(bool, bool, f64, Peer)> = providers
             .into_iter()
             .filter(|p| *p != me)
             .map(|p| {
                 let r = records.get(&p).cloned().unwrap_or_default();
-                // Unmeasured peers look fast, so every provider gets tried.
-                let latency_ms = r.latency_us as f64 / 1e3;
+                let latency_us = if r.latency_us == 0 {
+                    neutral_us
+                } else {
+                    r.latency_us
+                };
+                let latency_ms = latency_us as f64 / 1e3;
                 let penalty = 1.0
                     + r.failures as f64
-                    + 10.0 * (r.bad_data + r.disagreements + r.audits_failed) as f64;
+                    + 10.0
+                        * (r.bad_data + r.disagreements + r.audits_failed + r.refused + r.withheld)
+                            as f64;
                 let price = prices.get(&p).copied().unwrap_or(0) as f64;
                 let score = (latency_ms + 1.0) * penalty + price * 1e-3;
                 let over_cap = total >= 10 && r.served as f64 > cap * total as f64;
-                (over_cap, score, p)
+                // Admitted operators first: others only when none can serve.
+                (over_cap, !admitted.contains(&p), score, p)
             })
             .collect();
         ranked.sort_by(|a, b| {
-            (a.0, a.1)
-                .partial_cmp(&(b.0, b.1))
+            (a.0, a.1, a.2)
+                .partial_cmp(&(b.0, b.1, b.2))
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        ranked.into_iter().map(|(_, _, p)| p).collect()
+        ranked.into_iter().map(|(_, _, _, p)| p).collect()
     }
 
     /// The providers of model `id` that may be quorum members: distinct
@@ -407,7 +484,7 @@ impl Node {
         let encoded = Arc::new(inputs.encode());
         let mut queue = providers.into_iter();
         let mut pending = FuturesUnordered::new();
-        let mut errors = Vec::new();
+        let mut tried = Tried::default();
         let launch = |peer: Peer| {
             let (network, encoded) = (network.clone(), encoded.clone());
             async move {
@@ -428,12 +505,11 @@ impl Node {
                 Some((peer, result)) = pending.next() => match result {
                     Ok(exec) => {
                         self.count_served(peer);
+                        tried.served(network);
                         return Ok(exec);
                     }
-                    Err(Failure::Refused(e)) => return Err(e),
-                    Err(Failure::Failed(why) | Failure::Lied(why)) => {
-                        tracing::warn!(%peer, %why, "provider failed; trying another");
-                        errors.push(format!("{peer}: {why}"));
+                    Err(failure) => {
+                        tried.note(peer, failure);
                         if pending.is_empty() {
                             match queue.next() {
                                 Some(next) => {
@@ -441,10 +517,11 @@ impl Node {
                                     pending.push(launch(next));
                                 }
                                 None => {
-                                    return Err(NodeError::Unavailable(format!(
-                                        "every provider of {id} failed: {}",
-                                        errors.join("; ")
-                                    )));
+                                    return Err(tried.exhausted(|why| {
+                                        NodeError::Unavailable(format!(
+                                            "every provider of {id} failed: {why}"
+                                        ))
+                                    }));
                                 }
                             }
                         }
@@ -508,7 +585,7 @@ impl Node {
                 (me, result)
             }) as MemberRun<Execution>);
         }
-        let execs: Vec<Execution> = gather_quorum(runs, spare, remote, n, &id)
+        let execs: Vec<Execution> = gather_quorum(network, runs, spare, remote, (n, me), &id)
             .await?
             .into_iter()
             .map(|(_, exec)| exec)

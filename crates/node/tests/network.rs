@@ -1025,6 +1025,17 @@ async fn lying_provider(
     answer: TensorMap,
     class: vouch_types::Determinism,
 ) -> (Peer, vouch_types::PublicKey) {
+    scripted_provider(seed, bootstrap, template, (answer, class), false).await
+}
+
+/// [`lying_provider`], refusing every auditor's request when `withhold`.
+async fn scripted_provider(
+    seed: u8,
+    bootstrap: &TestNode,
+    template: &vouch_types::Receipt,
+    (answer, class): (TensorMap, vouch_types::Determinism),
+    withhold: bool,
+) -> (Peer, vouch_types::PublicKey) {
     use std::collections::HashMap;
     let id = template.body.model;
     let (p2p, mut inbound, key) = free_provider(bootstrap, seed, ("iris", id, ""), "liar").await;
@@ -1056,6 +1067,9 @@ async fn lying_provider(
                     out.extend_from_slice(&r);
                     out.extend_from_slice(&answer.encode());
                     ok(out)
+                }
+                Request::Inputs { .. } | Request::Outputs { .. } if withhold => {
+                    Response::error("not_found", "gone, sorry")
                 }
                 Request::Inputs { receipt } => match kept.get(receipt) {
                     Some((i, _)) => ok(i.encode()),
@@ -1203,4 +1217,150 @@ async fn sybils_cannot_outvote_a_node_that_ran_it_itself() {
             .map_or(0, |r| r.disagreements),
         0
     );
+}
+
+/// A peer that answers every run of a model it announces with
+/// `bad_request`, as if every client's request were wrong: without
+/// failover it would block the model for every gateway that ranks it first.
+/// The gateway asks the next provider and marks the refuser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_refuses_every_request_is_failed_over_and_marked() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // A is honest but expensive, so the router tries the free refuser first.
+    let a = networked(dirs[0].path(), vec![], |c| c.price = 1_000_000).await;
+    let id = push_sample(&a, "iris").await;
+    let g = joined(dirs[1].path(), addresses(&a), false).await;
+    let (p2p, mut inbound, key) = free_provider(&a, 68, ("iris", id, ""), "refuser").await;
+    let refuser = p2p.peer_id();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = asked.clone();
+    tokio::spawn(async move {
+        let _p2p = p2p;
+        while let Some(req) = inbound.recv().await {
+            if matches!(req.request.head, Request::Infer { .. }) {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = req.reply.send(Response::error(
+                "bad_request",
+                "your request is wrong (it is not)",
+            ));
+        }
+    });
+    admit_all(&[&a, &g]);
+    g.node.admit(key.public());
+    wait_for_providers(&g, id, 2).await;
+
+    for i in 0..3 {
+        let routed = run(&g, "iris", iris_input()).await.unwrap();
+        assert_eq!(routed.executor, a.node.peer_id(), "request {i}");
+    }
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let records = g.node.peer_records();
+    assert!(records[&refuser].refused >= 1, "{records:?}");
+    assert_eq!(records[&a.node.peer_id()].served, 3);
+    // Marked, it ranks after the honest provider.
+    assert_eq!(
+        g.node
+            .network_nodes()
+            .unwrap()
+            .nodes
+            .iter()
+            .find(|n| n.peer == refuser.to_string())
+            .unwrap()
+            .record
+            .refused,
+        records[&refuser].refused
+    );
+}
+
+/// An executor that never gossips its receipts and refuses to hand over a
+/// request's inputs: the gateway that routed the request gossips the
+/// receipt, and the auditor drawn for it counts the refusal as a lost
+/// audit. A stranger asking an honest executor for a user's inputs is
+/// refused: they go only to the receipt's drawn auditors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_that_withholds_inputs_loses_the_audit() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The auditor serves the model at a price, so G routes to the free
+    // withholder.
+    let auditor = networked(dirs[0].path(), vec![], |c| {
+        c.audit_rate = 1.0;
+        c.price = 1_000_000;
+    })
+    .await;
+    let id = push_sample(&auditor, "iris").await;
+    let g = joined(dirs[1].path(), addresses(&auditor), false).await;
+    let honest = auditor
+        .node
+        .infer("iris", None, iris_input(), None)
+        .await
+        .unwrap();
+    let class = honest.receipt.body.determinism;
+    let (withholder, key) = scripted_provider(
+        69,
+        &auditor,
+        &honest.receipt,
+        (honest.outputs.clone(), class),
+        true,
+    )
+    .await;
+    admit_all(&[&auditor, &g]);
+    auditor.node.admit(key);
+    g.node.admit(key);
+    eventually("G to see the withholder", || {
+        g.node
+            .network_models()
+            .get(&id.to_string())
+            .is_some_and(|m| m.providers.contains(&withholder))
+    })
+    .await;
+    // G routes to the withholder until an audit lands (gossip meshes take
+    // a heartbeat to form).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let routed = run(&g, "iris", iris_input()).await.unwrap();
+        if routed.executor == withholder
+            && auditor
+                .node
+                .peer_records()
+                .get(&withholder)
+                .is_some_and(|r| r.withheld >= 1)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no audit counted the withheld inputs: {:?}",
+            auditor.node.peer_records().get(&withholder)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let evidence = auditor.node.evidence().unwrap();
+    assert!(
+        evidence.iter().any(|e| e["kind"] == "withheld"),
+        "{evidence:?}"
+    );
+
+    // A stranger asks the honest executor for the inputs it keeps.
+    let receipt = run(&auditor, "iris", iris_input()).await.unwrap().receipt;
+    let stranger_key = SecretKey::from_bytes(&[70; 32]);
+    let (stranger, _inbound) = P2p::start(P2pConfig::loopback(addresses(&auditor)), &stranger_key)
+        .await
+        .unwrap();
+    let answer = stranger
+        .request(
+            auditor.node.peer_id(),
+            Frame::new(Request::Inputs {
+                receipt: receipt.id,
+            }),
+        )
+        .await
+        .unwrap();
+    match answer.head {
+        Response::Error { code, message } => {
+            assert_eq!(code, "forbidden", "{message}");
+            assert!(message.contains("auditors its draw picks"), "{message}");
+        }
+        other => panic!("a stranger got the inputs: {other:?}"),
+    }
 }

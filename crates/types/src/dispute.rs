@@ -14,6 +14,8 @@
 //! record carries the executor's receipt and transcript, so anyone holding
 //! the model can run the check a third time.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Signature;
@@ -43,21 +45,60 @@ pub fn referee_draw(
     executor_receipt: &Digest,
     executor: &PublicKey,
     auditor: &PublicKey,
-    admitted: &std::collections::BTreeSet<PublicKey>,
+    admitted: &BTreeSet<PublicKey>,
 ) -> Vec<PublicKey> {
-    let mut ranked: Vec<(Digest, PublicKey)> = admitted
-        .iter()
-        .filter(|k| *k != executor && *k != auditor)
+    draw(
+        b"vouch v1 referee draw\0",
+        executor_receipt,
+        Some(auditor),
+        admitted.iter().filter(|k| *k != executor && *k != auditor),
+    )
+}
+
+/// How many operators at the head of a receipt's [`auditor_draw`] may
+/// audit it: only they receive its inputs, outputs or transcript.
+pub const AUDITOR_DRAW: usize = 3;
+
+/// The order in which `candidates` (admitted operators serving the model;
+/// the executor left out) may audit receipt `receipt`: ascending
+/// `H_receipt("vouch v1 auditor draw\0" || receipt || operator)`. The
+/// executor hands a request's data to the first [`AUDITOR_DRAW`] only, so a
+/// user's inputs reach a few auditors rather than any peer that asks, and
+/// each of them audits it with the network's sampling rate.
+pub fn auditor_draw<'a>(
+    receipt: &Digest,
+    executor: &PublicKey,
+    candidates: impl IntoIterator<Item = &'a PublicKey>,
+) -> Vec<PublicKey> {
+    draw(
+        b"vouch v1 auditor draw\0",
+        receipt,
+        None,
+        candidates.into_iter().filter(|k| *k != executor),
+    )
+}
+
+/// `keys` sorted by `H_receipt(domain || receipt || salt || key)`.
+fn draw<'a>(
+    domain: &[u8],
+    receipt: &Digest,
+    salt: Option<&PublicKey>,
+    keys: impl Iterator<Item = &'a PublicKey>,
+) -> Vec<PublicKey> {
+    let mut ranked: Vec<(Digest, PublicKey)> = keys
         .map(|k| {
             let mut h = Hasher::new(Kind::Receipt);
-            h.put(b"vouch v1 referee draw\0");
-            h.put(executor_receipt.as_bytes());
-            h.put(auditor.as_bytes());
+            h.put(domain);
+            h.put(receipt.as_bytes());
+            if let Some(salt) = salt {
+                h.put(salt.as_bytes());
+            }
             h.put(k.as_bytes());
             (h.finalize(), *k)
         })
         .collect();
     ranked.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    ranked.dedup_by(|a, b| a.1 == b.1);
     ranked.into_iter().map(|(_, k)| k).collect()
 }
 
@@ -71,7 +112,7 @@ pub fn check_parties(
     executor: &PublicKey,
     auditor: &PublicKey,
     referee: &PublicKey,
-    admitted: &std::collections::BTreeSet<PublicKey>,
+    admitted: &BTreeSet<PublicKey>,
 ) -> Result<(), DisputeError> {
     for (role, key) in [("auditor", auditor), ("referee", referee)] {
         if !admitted.contains(key) {
@@ -233,10 +274,7 @@ pub enum DisputeError {
 
 impl Dispute {
     /// [`check_parties`] for this dispute.
-    pub fn check_parties(
-        &self,
-        admitted: &std::collections::BTreeSet<PublicKey>,
-    ) -> Result<(), DisputeError> {
+    pub fn check_parties(&self, admitted: &BTreeSet<PublicKey>) -> Result<(), DisputeError> {
         check_parties(
             &self.executor.id,
             &self.executor.body.node,
@@ -385,10 +423,7 @@ pub struct LlmDispute {
 
 impl LlmDispute {
     /// [`check_parties`] for this dispute.
-    pub fn check_parties(
-        &self,
-        admitted: &std::collections::BTreeSet<PublicKey>,
-    ) -> Result<(), DisputeError> {
+    pub fn check_parties(&self, admitted: &BTreeSet<PublicKey>) -> Result<(), DisputeError> {
         check_parties(
             &self.executor.id,
             &self.executor.body.node,
@@ -619,6 +654,24 @@ mod tests {
         assert_ne!(draw, other);
         let other = referee_draw(&d.executor.id, &e, &r, &many);
         assert_ne!(draw[..5], other[..5]);
+    }
+
+    #[test]
+    fn the_auditor_draw_leaves_out_the_executor_and_varies_by_receipt() {
+        let keys: Vec<PublicKey> = (1u8..20)
+            .map(|b| SecretKey::from_bytes(&[b; 32]).public())
+            .collect();
+        let r1 = Digest::of(Kind::Receipt, b"one");
+        let r2 = Digest::of(Kind::Receipt, b"two");
+        let d1 = auditor_draw(&r1, &keys[0], &keys);
+        assert_eq!(d1.len(), keys.len() - 1);
+        assert!(!d1.contains(&keys[0]));
+        // The same inputs give the same order, in any order of candidates.
+        assert_eq!(d1, auditor_draw(&r1, &keys[0], keys.iter().rev()));
+        assert_ne!(
+            d1[..AUDITOR_DRAW],
+            auditor_draw(&r2, &keys[0], &keys)[..AUDITOR_DRAW]
+        );
     }
 }
 
