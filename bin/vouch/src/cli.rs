@@ -81,14 +81,25 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check a dispute file offline: both receipts, the bisection down to
-    /// the disputed step, and the referee's signed verdict.
+    /// Check a dispute file: both receipts, the bisection down to the
+    /// disputed step and the signed verdicts offline; then establish the
+    /// verdict by admitted parties (--admit) or by re-execution (--replay).
+    /// Exits non-zero unless one of them establishes it.
     VerifyDispute {
         /// The dispute file.
         file: PathBuf,
         /// The request file whose inputs both receipts must name.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// An operator you admit (ed25519:HEX, repeatable): the verdict is
+        /// established when the auditor and the referee are admitted and
+        /// the referee is one the dispute's draw picks.
+        #[arg(long = "admit", value_name = "KEY")]
+        admitted: Vec<String>,
+        /// Re-execute on the node (`--node`): the disputed step (with
+        /// --input) or the teacher-forced check of the answer's tokens.
+        #[arg(long)]
+        replay: bool,
     },
 }
 

@@ -539,22 +539,53 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
             "dispute.json",
         ],
     ));
-    let out = ok(&vouch(
+    // It checks offline, but that alone establishes nothing: anyone can
+    // mint the auditor's and the referee's keys.
+    let out = vouch(
         &urls[0],
         &["verify-dispute", "dispute.json", "--input", "in.json"],
-    ));
+    );
+    fails(&out, "nothing here establishes its verdict");
     assert!(
-        out.contains("dispute verified") && out.contains("Executor"),
+        String::from_utf8_lossy(&out.stdout).contains("the dispute checks"),
+        "{out:?}"
+    );
+    // Established by the operators the user admits (the three nodes'), or
+    // by re-running the disputed step on an honest node.
+    let operators: Vec<String> = net["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["operator"].as_str().unwrap().to_string())
+        .collect();
+    let mut admit = vec!["verify-dispute", "dispute.json", "--input", "in.json"];
+    for k in &operators {
+        admit.extend(["--admit", k.as_str()]);
+    }
+    let out = ok(&vouch(&urls[0], &admit));
+    assert!(
+        out.contains("dispute verified: established by admitted parties")
+            && out.contains("Executor"),
         "{out}"
     );
-    // Offline means offline: no node needed.
-    let out = Command::new(BIN)
-        .args([
+    let out = ok(&vouch(
+        &urls[0],
+        &[
             "verify-dispute",
             "dispute.json",
-            "--node",
-            "http://127.0.0.1:1",
-        ])
+            "--input",
+            "in.json",
+            "--replay",
+        ],
+    ));
+    assert!(
+        out.contains("established by re-execution") && out.contains("Executor"),
+        "{out}"
+    );
+    // With admitted keys it is offline: no node needed.
+    let out = Command::new(BIN)
+        .args(&admit)
+        .args(["--node", "http://127.0.0.1:1"])
         .current_dir(work.path())
         .output()
         .unwrap();
@@ -614,9 +645,25 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         &urls[0],
         &["evidence", "--dispute", &n.to_string(), "--out", "llm.json"],
     ));
-    let out = ok(&vouch(&urls[0], &["verify-dispute", "llm.json"]));
+    fails(
+        &vouch(&urls[0], &["verify-dispute", "llm.json"]),
+        "nothing here establishes its verdict",
+    );
+    let mut admit = vec!["verify-dispute", "llm.json"];
+    for k in &operators {
+        admit.extend(["--admit", k.as_str()]);
+    }
+    let out = ok(&vouch(&urls[0], &admit));
     assert!(
         out.contains("dispute verified") && out.contains("Executor is faulty"),
+        "{out}"
+    );
+    let out = ok(&vouch(
+        &urls[0],
+        &["verify-dispute", "llm.json", "--replay"],
+    ));
+    assert!(
+        out.contains("established by re-execution") && out.contains("Executor is faulty"),
         "{out}"
     );
     let mut t: serde_json::Value =
