@@ -229,8 +229,9 @@ def test_a_node_without_the_model_routes_to_a_provider(url):
     the provider, streamed with the provider's checkpoints."""
     bootstrap = get(url, "/v1/network/nodes")["listen"][0]
     provider = get(url, "/healthz")["node"]
+    # The gateway routes the name only to a model an operator it admits published.
     with running("node", lists_the_llm, 60, "and heard of the LLM",
-                 args=("--bootstrap", bootstrap, "--audit-rate", "0")) as gateway:
+                 args=("--bootstrap", bootstrap, "--audit-rate", "0", "--admit", provider)) as gateway:
         listed = next(m for m in get(gateway, "/v1/models")["data"] if m["id"] == LLM)
         assert listed["vouch"]["local"] is False and listed["vouch"]["format"] == "gguf"
         client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)

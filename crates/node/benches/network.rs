@@ -219,6 +219,7 @@ async fn replication(tmp: &Path, a: &Arc<Node>) -> serde_json::Value {
             }
             let into = dir(&format!("b{run}"));
             let b = node(&into, addrs(a), 0.0).await;
+            b.admit(a.public_key());
             providers(&b, id, 1).await;
             let start = Instant::now();
             // The fetch ends when the blob is in place, synced like the
@@ -272,6 +273,7 @@ async fn replication(tmp: &Path, a: &Arc<Node>) -> serde_json::Value {
 /// One routing hop: a gateway with no model forwards to the provider `a`.
 async fn routing(tmp: &Path, a: &Arc<Node>) -> serde_json::Value {
     let g = node(&dir(tmp, "g"), addrs(a), 0.0).await;
+    g.admit(a.public_key());
     let iris = push(a, "iris").await;
     providers(&g, iris, 1).await;
     let n = env_count("VOUCH_BENCH_REQUESTS", 400);
@@ -352,13 +354,20 @@ impl Auditor {
             .env("VOUCH_BENCH_AUDITOR", addrs(a)[0].to_string())
             .env("VOUCH_BENCH_MODEL", model.to_string())
             .env("VOUCH_BENCH_EXECUTOR", a.peer_id().to_string())
+            .env("VOUCH_BENCH_PUBLISHER", a.public_key().to_string())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let replies = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let mut auditor = Auditor { child, replies };
-        assert_eq!(auditor.reply(), "ready");
+        // `ready KEY`: the executor admits the auditor, or it would not
+        // hand it the inputs of the receipts it audits.
+        let ready = auditor.reply();
+        let key = ready
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("the auditor said {ready:?}"));
+        a.admit(key.parse().unwrap());
         auditor
     }
 
@@ -400,11 +409,12 @@ fn auditor_main(rt: &tokio::runtime::Runtime, bootstrap: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let auditor = rt.block_on(async {
         let auditor = node(tmp.path(), vec![bootstrap.parse().unwrap()], 0.0).await;
+        auditor.admit(env("VOUCH_BENCH_PUBLISHER").parse().unwrap());
         providers(&auditor, model, 1).await;
         auditor.replicate("magika", None).await.unwrap();
         auditor
     });
-    println!("ready");
+    println!("ready {}", auditor.public_key());
     for line in std::io::stdin().lock().lines() {
         let line = line.unwrap();
         match line.split_once(' ') {
@@ -435,6 +445,9 @@ async fn verification(tmp: &Path, a: &Arc<Node>) -> serde_json::Value {
     let b = node(&dir(tmp, "qb"), addrs(a), 0.0).await;
     let c = node(&dir(tmp, "qc"), addrs(a), 0.0).await;
     for x in [&b, &c] {
+        // The quorum's members admit one another.
+        x.admit(a.public_key());
+        a.admit(x.public_key());
         providers(x, magika, 1).await;
         x.replicate("magika", None).await.unwrap();
     }

@@ -264,7 +264,8 @@ impl Node {
         g.check()?;
         let id = self
             .resolve_remote(&g.model, None)
-            .map_err(|_| NodeError::NotFound(format!("{here} (no peer announces it either)")))?;
+            .await
+            .map_err(|e| NodeError::NotFound(format!("{here}; on the network: {e}")))?;
         let wire = wire_generate(&g, false)?;
         let providers = self.rank(&network, id);
         if providers.is_empty() {
@@ -375,9 +376,10 @@ impl Node {
         let local = self.find_model(&g.model, None);
         let id = match &local {
             Ok(r) => r.id(),
-            Err(here) => self.resolve_remote(&g.model, None).map_err(|_| {
-                NodeError::NotFound(format!("{here} (no peer announces it either)"))
-            })?,
+            Err(here) => self
+                .resolve_remote(&g.model, None)
+                .await
+                .map_err(|e| NodeError::NotFound(format!("{here}; on the network: {e}")))?,
         };
         let local = local.ok();
         let providers = self.rank(&network, id);

@@ -134,6 +134,9 @@ pub(crate) struct Network {
     pub(crate) disputes_seen: crate::audit::Seen,
     /// Receipts heard on the gossip topic, so each is drawn for audit once.
     pub(crate) receipts_heard: crate::audit::Seen,
+    /// The publisher of each network model whose manifest this node
+    /// fetched and checked (`Node::trusted_network_model`).
+    publishers: Mutex<std::collections::HashMap<Digest, vouch_types::PublicKey>>,
     /// The audit rate now (f64 bits), from the configuration until changed.
     pub(crate) audit_rate: std::sync::atomic::AtomicU64,
 }
@@ -212,6 +215,7 @@ impl Node {
             sessions: Default::default(),
             disputes_seen: Mutex::default(),
             receipts_heard: Mutex::default(),
+            publishers: Mutex::default(),
             audit_rate: self.config.audit_rate.to_bits().into(),
         });
         let gossip = network.p2p.take_gossip();
@@ -323,6 +327,79 @@ impl Node {
             })
     }
 
+    /// The newest model called `name` (at `version`, when given) that peers
+    /// announce and that an operator this node admits published. Any peer
+    /// can announce `NAME@999999`; a name is only as good as its
+    /// publisher, which the manifest names (fetched from a provider and
+    /// checked against the id, once per id).
+    pub(crate) async fn trusted_network_model(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<NetworkModel, NodeError> {
+        let mut candidates: Vec<NetworkModel> = self
+            .network_models()
+            .into_values()
+            .filter(|m| m.offer.name == name && version.is_none_or(|v| m.offer.version == v))
+            .collect();
+        let which = version.map_or(name.to_string(), |v| format!("{name}@{v}"));
+        if candidates.is_empty() {
+            return Err(NodeError::NotFound(format!(
+                "no peer announces model `{which}`; check the name with `vouch network`, or push it to a node first"
+            )));
+        }
+        candidates.sort_by_key(|m| {
+            let v = &m.offer.version;
+            std::cmp::Reverse((v.parse::<u64>().ok(), v.clone()))
+        });
+        let network = self.network()?;
+        let admitted = self.admitted();
+        let mut others = Vec::new();
+        for m in candidates {
+            let Ok(id) = m.offer.id.parse::<Digest>() else {
+                continue;
+            };
+            let known = network
+                .publishers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .copied();
+            let publisher = match known {
+                Some(p) => p,
+                None => {
+                    let providers: Vec<Peer> = m.providers.iter().copied().collect();
+                    match fetch_manifest(network, id, &providers).await {
+                        Ok(signed) => {
+                            let p = signed.manifest.publisher;
+                            network
+                                .publishers
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(id, p);
+                            p
+                        }
+                        Err(e) => {
+                            others.push(format!("{name}@{} ({e})", m.offer.version));
+                            continue;
+                        }
+                    }
+                }
+            };
+            if admitted.contains(&publisher) {
+                return Ok(m);
+            }
+            others.push(format!(
+                "{name}@{} published by {publisher}",
+                m.offer.version
+            ));
+        }
+        Err(NodeError::NotFound(format!(
+            "no operator this node admits published `{which}`; peers announce {}: admit a publisher you trust with --admit KEY",
+            others.join(", ")
+        )))
+    }
+
     /// The progress of fetching model `id` from peers, if this node started one.
     pub fn fetch_status(&self, id: &Digest) -> Option<Fetch> {
         let network = self.network.get()?;
@@ -340,7 +417,7 @@ impl Node {
         if let Ok(record) = self.find_model(name, version) {
             return Ok(record.id());
         }
-        let model = self.network_model(name, version)?;
+        let model = self.trusted_network_model(name, version).await?;
         let id: Digest =
             model.offer.id.parse().map_err(|e| {
                 NodeError::BadRequest(format!("a peer announced a bad model id: {e}"))
@@ -679,7 +756,11 @@ impl Node {
         replicas: u64,
     ) -> Result<PinStatus, NodeError> {
         self.network()?;
-        let (id, local) = self.resolve(name, version)?;
+        // Pinned by name: only a model an admitted operator published.
+        let (id, local) = match self.find_model(name, version) {
+            Ok(record) => (record.id(), true),
+            Err(_) => (self.resolve_remote(name, version).await?, false),
+        };
         if !local {
             let node = self.clone();
             tokio::spawn(async move {
@@ -688,7 +769,7 @@ impl Node {
                 }
             });
         }
-        let status = self.pin_status(name, version)?;
+        let status = self.status_of(id, local)?;
         let more = replicas.saturating_sub(status.providers.len() as u64 + u64::from(!local));
         if more > 0 {
             let node = self.clone();
@@ -702,7 +783,7 @@ impl Node {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, replicas);
-        self.pin_status(name, version)
+        self.status_of(id, local)
     }
 
     /// The model id `name` resolves to here or on the network, and whether
@@ -723,10 +804,19 @@ impl Node {
     /// many nodes.
     pub fn pin_status(&self, name: &str, version: Option<&str>) -> Result<PinStatus, NodeError> {
         let (id, local) = self.resolve(name, version)?;
+        self.status_of(id, local)
+    }
+
+    /// Where model `id` stands (`local`: this node serves it).
+    fn status_of(&self, id: Digest, local: bool) -> Result<PinStatus, NodeError> {
         let (name, version) = match self.store.model_by_id(&id)? {
             Some(r) => (r.signed.manifest.name, r.signed.manifest.version),
             None => {
-                let offer = self.network_model(name, version)?.offer;
+                let offer = self
+                    .network_models()
+                    .remove(&id.to_string())
+                    .map(|m| m.offer)
+                    .ok_or_else(|| NodeError::NotFound(format!("no peer announces {id} now")))?;
                 (offer.name, offer.version)
             }
         };

@@ -275,9 +275,10 @@ impl Node {
         let has_local = local.is_ok();
         let id = match local {
             Ok(r) => r.id(),
-            Err(here) => self.resolve_remote(name, version).map_err(|_| {
-                NodeError::NotFound(format!("{here} (no peer announces it either)"))
-            })?,
+            Err(here) => self
+                .resolve_remote(name, version)
+                .await
+                .map_err(|e| NodeError::NotFound(format!("{here}; on the network: {e}")))?,
         };
         let size = inputs.byte_len() as u64;
         if size + 4096 > vouch_p2p::rpc::MAX_FRAME_BYTES {
@@ -324,12 +325,12 @@ impl Node {
         }
     }
 
-    pub(crate) fn resolve_remote(
+    pub(crate) async fn resolve_remote(
         &self,
         name: &str,
         version: Option<&str>,
     ) -> Result<Digest, NodeError> {
-        let offer = self.network_model(name, version)?.offer;
+        let offer = self.trusted_network_model(name, version).await?.offer;
         offer
             .id
             .parse()

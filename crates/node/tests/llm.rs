@@ -200,6 +200,7 @@ async fn teacher_forcing_passes_honest_answers_and_catches_lies() {
     let mut cb = NodeConfig::new(db.path().to_path_buf());
     cb.audit_rate = 0.0;
     let b = TestNode::start(cb).await;
+    b.node.admit(a.node.public_key());
     b.node
         .join(P2pConfig::loopback(addresses(&a)), Some(b.url.clone()))
         .await
@@ -447,6 +448,8 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     let p = on_network(dp.path(), vec![], 0.0, None).await;
     let id = push_llm(&p, LLM, &llm_file()).await;
     let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
+    // G routes the name only to a model a publisher it admits signed.
+    g.node.admit(p.node.public_key());
     eventually("the provider's announcement", || {
         g.node.network_models().contains_key(&id.to_string())
     })
@@ -525,8 +528,10 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     assert!(e.to_string().contains("no other operator"), "{e}");
     let dq = tempfile::tempdir().unwrap();
     let q = on_network(dq.path(), addresses(&p), 0.0, None).await;
-    // Only an operator g admits, drawn for this receipt, may check for it.
+    // Only an operator g admits, drawn for this receipt, may check for it;
+    // q takes the model only from a publisher it admits.
     g.node.admit(q.node.public_key());
+    q.node.admit(p.node.public_key());
     replicate(&q, id, LLM).await;
     eventually("the replica's announcement", || {
         g.node.network_models()[&id.to_string()].providers.len() == 2
@@ -795,10 +800,20 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
         common::free_provider(&p, 77, (LLM, id, "gguf"), "vanishing provider").await;
     let liar_peer = liar.peer_id();
     let public = key.public();
+    // The manifest is public: the liar hands it out like any provider.
+    let signed = p.node.find_model(LLM, None).unwrap().signed;
+    let mut manifest = signed.signature.to_bytes().to_vec();
+    manifest.extend(signed.manifest.encode());
     tokio::spawn(async move {
         let mut liar = Some(liar);
         while let Some(req) = inbound.recv().await {
             match req.request.head {
+                Request::Manifest { .. } => {
+                    let _ = req.reply.send(Frame {
+                        head: Response::Ok,
+                        body: manifest.clone(),
+                    });
+                }
                 // Accepts, echoing the request as the one it will sign.
                 Request::Generate { model } => {
                     let asked: serde_json::Value =
@@ -825,6 +840,9 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
     });
 
     let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
+    // Both admitted: the vanishing one is an admitted operator gone bad.
+    g.node.admit(p.node.public_key());
+    g.node.admit(public);
     eventually("both providers announced", || {
         g.node
             .network_models()
@@ -864,6 +882,7 @@ async fn a_client_that_leaves_a_routed_stream_frees_the_providers_slot() {
     .await;
     let id = push_llm(&p, LLM, &llm_file()).await;
     let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
+    g.node.admit(p.node.public_key());
     eventually("the provider's announcement", || {
         g.node.network_models().contains_key(&id.to_string())
     })

@@ -105,6 +105,8 @@ async fn replication_checks_every_chunk_and_drops_a_lying_peer() {
     });
 
     let c = joined(dirs[1].path(), addresses(&a), false).await;
+    // C takes `magika` only from a publisher it admits.
+    c.node.admit(a.node.public_key());
     let liar_id = liar.peer_id();
     eventually("C to see A and the liar offer magika", || {
         c.node
@@ -165,6 +167,7 @@ async fn a_pin_fetches_here_and_asks_peers_for_replicas() {
     let b = joined(dirs[1].path(), addresses(&a), true).await;
     let c = joined(dirs[2].path(), addresses(&a), true).await;
     let d = joined(dirs[3].path(), addresses(&a), false).await;
+    admit_all(&[&a, &b, &c, &d]);
     eventually("B to hear of iris and of C", || {
         let peers = b.node.p2p().unwrap().peers();
         b.node.network_models().contains_key(&id.to_string())
@@ -272,6 +275,11 @@ async fn routing_fails_over_when_a_provider_vanishes_and_hedges_a_silent_one() {
     let a = networked(dirs[0].path(), vec![], |c| c.price = 1_000_000).await;
     let id = push_sample(&a, "iris").await;
     let g = joined(dirs[1].path(), addresses(&a), false).await;
+    // G admits them all: the bad providers are admitted operators gone bad.
+    g.node.admit(a.node.public_key());
+    for seed in [41, 42] {
+        g.node.admit(SecretKey::from_bytes(&[seed; 32]).public());
+    }
 
     let vanishing = bad_provider(41, &a, id, true).await;
     wait_for_providers(&g, id, 2).await;
@@ -339,9 +347,12 @@ async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
     )
     .await;
     let g = joined(dirs[3].path(), addresses(&a), false).await;
+    for t in [&b, &liar, &g] {
+        t.node.admit(a.node.public_key());
+    }
     replicate_to(&[&b, &liar], id, "iris").await;
     wait_for_providers(&g, id, 3).await;
-    // Until g admits them, the providers are strangers to it: no quorum.
+    // Until g admits them, the replicas are strangers to it: no quorum.
     let err = g
         .node
         .route(
@@ -355,7 +366,7 @@ async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("3 more serve it but are not admitted"),
+        err.contains("2 more serve it but are not admitted"),
         "{err}"
     );
     admit_all(&[&a, &b, &liar, &g]);
@@ -599,8 +610,9 @@ async fn a_partitioned_gateway_says_so_and_serves_again_once_healed() {
     let a = joined(dirs[0].path(), vec![], false).await;
     let id = push_sample(&a, "iris").await;
     let b = joined(dirs[1].path(), addresses(&a), false).await;
-    replicate_to(&[&b], id, "iris").await;
     let g = joined(dirs[2].path(), addresses(&a), false).await;
+    admit_all(&[&a, &b, &g]);
+    replicate_to(&[&b], id, "iris").await;
     wait_for_providers(&g, id, 2).await;
     let route = || run(&g, "iris", iris_input());
     route().await.unwrap();
@@ -644,8 +656,9 @@ async fn no_operator_takes_more_than_its_share_cap_while_others_can_serve() {
     let a = joined(dirs[0].path(), vec![], false).await;
     let id = push_sample(&a, "iris").await;
     let b = joined(dirs[1].path(), addresses(&a), false).await;
-    replicate_to(&[&b], id, "iris").await;
     let g = networked(dirs[2].path(), addresses(&a), |c| c.max_share = 0.6).await;
+    admit_all(&[&a, &b, &g]);
+    replicate_to(&[&b], id, "iris").await;
     wait_for_providers(&g, id, 2).await;
     for _ in 0..60 {
         run(&g, "iris", iris_input()).await.unwrap();
@@ -719,6 +732,7 @@ async fn an_interrupted_fetch_resumes_with_the_chunks_already_checked() {
 
     // C can reach only P: the fetch stops with half the chunks on disk.
     let c = joined(dirs[1].path(), addresses(&a), false).await;
+    c.node.admit(a.node.public_key());
     wait_for_providers(&c, id, 2).await;
     let c_p2p = c.node.p2p().unwrap();
     let a_peer = a.node.peer_id();
@@ -1118,6 +1132,7 @@ async fn a_claimed_tolerance_buys_nothing_in_quorums_or_audits() {
     let id = push_sample(&a, "iris").await;
     let b = joined(dirs[1].path(), addresses(&a), false).await;
     let g = joined(dirs[2].path(), addresses(&a), false).await;
+    admit_all(&[&a, &b, &g]);
     replicate_to(&[&b], id, "iris").await;
     let honest = a
         .node
@@ -1363,4 +1378,60 @@ async fn an_executor_that_withholds_inputs_loses_the_audit() {
         }
         other => panic!("a stranger got the inputs: {other:?}"),
     }
+}
+
+/// Any peer can announce `iris@999999`. A name resolves only to a model an
+/// admitted operator published: the gateway routes `iris` to the honest
+/// publisher's version, says why it passes over the stranger's, and
+/// replicates by name the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_version_from_an_untrusted_publisher_is_not_routed_to() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = joined(dirs[0].path(), vec![], false).await;
+    let id = push_sample(&a, "iris").await;
+    // The stranger is a real node that published its own "iris" (another
+    // model: magika's bytes) at version 999999.
+    let m = joined(dirs[1].path(), addresses(&a), false).await;
+    let magika = samples::SAMPLES
+        .iter()
+        .find(|s| s.name == "magika")
+        .unwrap();
+    let mut options = magika.options();
+    options.name = "iris".into();
+    options.version = Some("999999".into());
+    let fake = samples::push_file(&m.node, &models_dir().join(magika.file), options)
+        .await
+        .unwrap()
+        .id();
+    let g = joined(dirs[2].path(), addresses(&a), false).await;
+    g.node.admit(a.node.public_key());
+    eventually("G to hear both", || {
+        let models = g.node.network_models();
+        models.contains_key(&id.to_string()) && models.contains_key(&fake.to_string())
+    })
+    .await;
+    let routed = run(&g, "iris", iris_input()).await.unwrap();
+    assert_eq!(routed.receipt.body.model, id);
+    assert_eq!(routed.executor, a.node.peer_id());
+    // Asked for exactly that version, it refuses and says why.
+    let err = g
+        .node
+        .route(
+            "iris",
+            Some("999999"),
+            iris_input(),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no operator this node admits published `iris@999999`")
+            && err.contains(&m.node.public_key().to_string())
+            && err.contains("--admit"),
+        "{err}"
+    );
+    // Replicated by name: the admitted publisher's model.
+    assert_eq!(g.node.replicate("iris", None).await.unwrap(), id);
 }
