@@ -320,6 +320,10 @@ pub(crate) struct InferArgs {
     /// Require the receipt to be signed by this key (ed25519:HEX).
     #[arg(long)]
     pub(crate) expect_node: Option<String>,
+    /// Require the receipt to name exactly this model (model:HEX); by
+    /// default it must name the model the node registers under the name.
+    #[arg(long)]
+    pub(crate) model_id: Option<String>,
     /// Verification level: receipt (default), audit, or quorum:N (N
     /// distinct operators run it; a majority must agree).
     #[arg(long)]
@@ -373,6 +377,10 @@ pub(crate) struct ChatArgs {
     /// majority must agree.
     #[arg(long)]
     pub(crate) verify: Option<String>,
+    /// Require the receipt to name exactly this model (model:HEX); by
+    /// default it must name the model the node registers under the name.
+    #[arg(long)]
+    pub(crate) model_id: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -966,6 +966,45 @@ fn parse_key(s: &str) -> Result<PublicKey> {
     s.parse().map_err(|e| anyhow!("`{s}`: {e}"))
 }
 
+/// Checks that `receipt` names the model asked for: the id given with
+/// `--model-id`, else the one the node registers under that name (when it
+/// holds it), and says which it compared; a routed answer's model is
+/// named so the user can pin it with `--model-id`.
+async fn check_model(
+    client: &Client,
+    receipt: &Receipt,
+    (name, version): (&str, Option<&str>),
+    want: Option<&str>,
+) -> Result<()> {
+    let got = receipt.body.model;
+    let which = version.map_or(name.to_string(), |v| format!("{name}@{v}"));
+    if let Some(want) = want {
+        let want =
+            Digest::parse_kind(Kind::Model, want).map_err(|e| anyhow!("--model-id {want}: {e}"))?;
+        if got != want {
+            bail!(
+                "the receipt names model {got}, not {want} (--model-id): the answer is not from the model asked for"
+            );
+        }
+        eprintln!("model {got}: the one asked for (--model-id)");
+        return Ok(());
+    }
+    match client.show_model(name, version).await {
+        Ok(detail) if detail.model.id == got => eprintln!(
+            "model {got}: {}@{} as the node registers it (publisher {})",
+            detail.model.name, detail.model.version, detail.model.publisher
+        ),
+        Ok(detail) => bail!(
+            "the receipt names model {got}, but {which} on the node is {}: the answer is not from the model asked for",
+            detail.model.id
+        ),
+        Err(_) => eprintln!(
+            "model {got}: routed, so the node does not hold {which} itself; pass --model-id {got} to require exactly this model"
+        ),
+    }
+    Ok(())
+}
+
 async fn infer(client: &Client, args: InferArgs) -> Result<()> {
     let mut request: InferRequest = read_json(&args.input, "request ({\"inputs\": {...}})")?;
     let nonce = args
@@ -1002,6 +1041,13 @@ async fn infer(client: &Client, args: InferArgs) -> Result<()> {
             bail!("the receipt is signed by {}, not {want}", receipt.body.node);
         }
     }
+    check_model(
+        client,
+        receipt,
+        (&args.name, args.version.as_deref()),
+        args.model_id.as_deref(),
+    )
+    .await?;
     // A quorum's other receipts: each must verify and name these inputs.
     let inputs = to_map(request.inputs.clone());
     for other in &response.receipts {
@@ -1096,6 +1142,13 @@ async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
     if text != transcript.text() {
         bail!("the answer's text is not the text its receipt signs");
     }
+    check_model(
+        client,
+        &receipt,
+        (&args.model, None),
+        args.model_id.as_deref(),
+    )
+    .await?;
     if let Some(out) = &args.out {
         write_atomic(out, serde_json::to_string_pretty(&resp)?.as_bytes())?;
     }

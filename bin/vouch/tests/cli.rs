@@ -225,7 +225,7 @@ fn push_list_show_infer_verify() {
     .unwrap();
     let (outp, rcpt) = (work.path().join("out.json"), work.path().join("r.json"));
     let p = |p: &Path| p.to_str().unwrap().to_string();
-    ok(&node.vouch(&[
+    let out = node.vouch(&[
         "infer",
         "iris",
         "--input",
@@ -234,7 +234,17 @@ fn push_list_show_infer_verify() {
         &p(&outp),
         "--receipt",
         &p(&rcpt),
-    ]));
+    ]);
+    let _ = ok(&out);
+    // It says which model the receipt names, checked against the name.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("iris@1 as the node registers it"), "{said}");
+    // A receipt for another model than the one required is refused.
+    let other = format!("model:{}", "0".repeat(64));
+    fails(
+        &node.vouch(&["infer", "iris", "--input", &p(&input), "--model-id", &other]),
+        "not from the model asked for",
+    );
     let outputs: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&outp).unwrap()).unwrap();
     assert_eq!(
