@@ -174,7 +174,16 @@ def test_same_request_same_digests(node):
     _, r1 = infer(node, "iris-again", x, nonce="a")
     _, r2 = infer(node, "iris-again", x, nonce="b")
     assert r1["output"] == r2["output"] and r1["trace"] == r2["trace"] and r1["id"] != r2["id"]
-    status, entry = call(f"{node}/v1/receipts/{r1['id']}/trace/0")
-    assert status == 200
-    assert v.merkle_verify(v.parse(r1["trace"]["root"], "trace"), entry["len"], 0,
-                           v.parse(entry["leaf"], "leaf"), [v.parse(p, "trace") for p in entry["path"]])
+    # Every leaf of the trace, revealed, checks against the root with the
+    # independent Merkle code; a wrong leaf or index does not.
+    root, length = v.parse(r1["trace"]["root"], "trace"), r1["trace"]["len"]
+    assert length > 1
+    for index in range(length):
+        status, entry = call(f"{node}/v1/receipts/{r1['id']}/trace/{index}")
+        assert status == 200 and entry["len"] == length and entry["index"] == index
+        leaf, path = v.parse(entry["leaf"], "leaf"), [v.parse(p, "trace") for p in entry["path"]]
+        assert v.merkle_verify(root, length, index, leaf, path)
+        assert not v.merkle_verify(root, length, (index + 1) % length, leaf, path) or length == 1
+        assert not v.merkle_verify(root, length, index, bytes(32), path)
+    status, _ = call(f"{node}/v1/receipts/{r1['id']}/trace/{length}")
+    assert status == 404

@@ -110,7 +110,7 @@ pub enum InputError {
     },
     /// A fixed dim differs.
     #[error(
-        "input `{name}` has {got} at dim {axis} (shape {shape:?}); the model wants {want} there: {spec}"
+        "input `{name}` has {got} at dim {axis} (shape {shape:?}); the model wants {want} there: {spec} (a model whose declared shape is wrong is pushed with --input-shape {name}=DIM,DIM)"
     )]
     Dim {
         /// Input name.

@@ -72,16 +72,26 @@ fn iris_with_shape_override_and_zipmap_output() {
     assert_eq!(probs.shape(), [2, 3]);
 }
 
+/// Iris declares its input as `[3, 2]` (a wrong shape its exporter
+/// wrote; the model reads 4 features). It loads as declared, and a request
+/// of its real shape is refused with the declared shape and the override
+/// that fixes it (the old test asserted a refusal at load only if there
+/// was one, and there never was).
 #[test]
-fn iris_declared_shape_is_refused_with_a_hint() {
-    let bytes = std::fs::read(models_dir().join("iris.onnx")).unwrap();
-    let err = OnnxEngine::new()
-        .load(&bytes, &LoadOptions::default())
-        .err()
-        .map(|e| e.to_string());
-    if let Some(msg) = err {
-        assert!(msg.contains("--input-shape"), "{msg}");
-    }
+fn iris_declared_shape_is_refused_at_request_time_with_a_hint() {
+    let model = load("iris.onnx", LoadOptions::default());
+    let mut inputs = TensorMap::new();
+    inputs.insert(
+        "float_input",
+        Tensor::from_f32(vec![1, 4], &[6.7, 3.0, 5.2, 2.3]).unwrap(),
+    );
+    let msg = vouch_engine::check_inputs(model.schema(), &inputs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("[3, 2]") && msg.contains("--input-shape float_input="),
+        "{msg}"
+    );
 }
 
 #[test]
