@@ -43,11 +43,16 @@ def client(url):
     return openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
 
 
-def check_answer(raw: dict):
-    """The receipt verifies and signs exactly this transcript and text."""
+def check_answer(raw: dict, messages=None):
+    """The receipt verifies and signs exactly this transcript and text, and,
+    for a chat, exactly the `messages` sent (a provider that rewrote an
+    instruction would sign other ones)."""
     receipt, tr = raw["vouch"]["receipt"], raw["vouch"]["transcript"]
     v.verify_receipt(receipt)
     v.verify_transcript(receipt, tr)
+    if messages is not None:
+        assert tr["request"]["messages"] == messages, tr["request"]
+        assert tr["request"]["template"].startswith("blob:")
     choice = raw["choices"][0]
     text = choice["message"]["content"] if "message" in choice else choice["text"]
     assert text == "".join(tr["texts"])
@@ -67,7 +72,7 @@ def test_greedy_chat_answers_paris_with_a_receipt(client):
     assert "Paris" in resp.choices[0].message.content
     assert resp.usage.completion_tokens > 0 and resp.usage.prompt_tokens > 0
     body = json.loads(raw.http_response.text)
-    receipt, _ = check_answer(body)
+    receipt, _ = check_answer(body, [SYSTEM, QUESTION])
     assert json.loads(raw.headers["x-vouch-receipt"]) == receipt
 
 
@@ -238,7 +243,8 @@ def test_a_node_without_the_model_routes_to_a_provider(url):
         raw = client.chat.completions.with_raw_response.create(
             model=LLM, messages=[SYSTEM, QUESTION], temperature=0, max_tokens=32)
         body = json.loads(raw.http_response.text)
-        receipt, _ = check_answer(body)
+        # Relayed by the gateway: still exactly our messages.
+        receipt, _ = check_answer(body, [SYSTEM, QUESTION])
         assert "Paris" in body["choices"][0]["message"]["content"]
         assert receipt["node"] == provider
         assert body["vouch"]["route"][-1] == body["vouch"]["executor"] != body["vouch"]["route"][0]

@@ -178,6 +178,12 @@ def llm_request_bytes(req: dict) -> bytes:
     out += b"".join(string(x) for x in req["stop"])
     out += struct.pack("<d", float(s["temperature"])) + struct.pack("<d", float(s["top_p"]))
     out += u32(s["top_k"]) + u64(s["seed"])
+    # A chat's messages and template digest, when the request names them.
+    messages, template = req.get("messages") or [], req.get("template")
+    if messages or template is not None:
+        out += u32(len(messages))
+        out += b"".join(string(m["role"]) + string(m["content"]) for m in messages)
+        out += parse(template, "blob") if template is not None else bytes(32)
     return out
 
 

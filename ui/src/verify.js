@@ -436,6 +436,17 @@ export function encodeRequest(q) {
   q.stop.forEach((x, i) => w.str(x, `request.stop[${i}]`));
   w.f64(s.temperature, 'sampling.temperature').f64(s.top_p, 'sampling.top_p');
   w.u32(s.top_k, 'sampling.top_k').u64(s.seed, 'sampling.seed');
+  // A chat's messages and template digest, when the request names them.
+  const messages = q.messages ?? [];
+  if (!Array.isArray(messages)) throw new Invalid('request.messages must be a list');
+  if (messages.length > 0 || q.template != null) {
+    w.u32(messages.length);
+    messages.forEach((m, i) => {
+      if (m === null || typeof m !== 'object') throw new Invalid(`request.messages[${i}] must be an object`);
+      w.str(m.role, `request.messages[${i}].role`).str(m.content, `request.messages[${i}].content`);
+    });
+    w.bytes(q.template != null ? parseDigest(q.template, 'blob', 'request.template') : new Uint8Array(32));
+  }
   return w.finish();
 }
 

@@ -182,6 +182,17 @@ test('the LLM request encoding, chain, output, trace and checkpoint match the Py
     assert.notEqual(requestDigest(q), LLM.request_digest, path);
   }
   assert.throws(() => requestDigest({ ...LLM.request, mode: 'x' }));
+  // A chat's messages and template are bound when named; without them the
+  // bytes are as before they existed.
+  assert.equal(requestDigest({ ...LLM.request, messages: [] }), LLM.request_digest);
+  const chat = { ...LLM.request, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }],
+    template: `blob:${'ab'.repeat(32)}` };
+  assert.notEqual(requestDigest(chat), LLM.request_digest);
+  const rewritten = clone(chat);
+  rewritten.messages[0].content = 'Be rude.';
+  assert.notEqual(requestDigest(rewritten), requestDigest(chat));
+  assert.notEqual(requestDigest({ ...chat, template: `blob:${'cd'.repeat(32)}` }), requestDigest(chat));
+  assert.throws(() => requestDigest({ ...chat, template: 'model:00' }));
 });
 
 test('a transcript checks, and the seed must survive JSON parsing exactly', () => {

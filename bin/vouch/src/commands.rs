@@ -1135,6 +1135,39 @@ async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
     transcript
         .verify(&receipt)
         .map_err(|e| anyhow!("the answer does not match its receipt: {e}"))?;
+    // The receipt binds the messages the model answered: ours, exactly
+    // (a provider that rewrote an instruction signs other ones), and the
+    // sampling we asked for.
+    let sent: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or_default().to_string(),
+                m["content"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let signed: Vec<(String, String)> = transcript
+        .request
+        .messages
+        .iter()
+        .map(|m| (m.role.clone(), m.content.clone()))
+        .collect();
+    if signed != sent {
+        bail!(
+            "the receipt signs other messages than the ones sent: {signed:?}; the answer is not to our conversation"
+        );
+    }
+    if transcript.request.sampling.temperature != args.temperature
+        || args
+            .seed
+            .is_some_and(|s| s != transcript.request.sampling.seed)
+    {
+        bail!(
+            "the receipt signs other sampling than asked: {:?}",
+            transcript.request.sampling
+        );
+    }
     let text = resp
         .pointer("/choices/0/message/content")
         .and_then(|v| v.as_str())

@@ -151,6 +151,19 @@ impl Node {
             max_tokens: g.max_tokens.unwrap_or(u32::MAX),
             stop: g.stop.clone(),
             sampling: g.sampling.clone(),
+            // The messages as sent; the external server's template is not
+            // known here.
+            messages: match &g.prompt {
+                Prompt::Chat(m) => m
+                    .iter()
+                    .map(|m| vouch_types::llm::Message {
+                        role: m.role.clone(),
+                        content: m.content.clone(),
+                    })
+                    .collect(),
+                Prompt::Text(_) => Vec::new(),
+            },
+            template: None,
         };
         let url = format!("{}/{path}", ext.url);
         let resp = self

@@ -227,6 +227,24 @@ fn language(model: &Arc<dyn LoadedModel>, name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The messages and template digest a chat request binds (`LlmRequest`).
+fn bind_chat(
+    lm: &dyn vouch_engine::llm::LanguageModel,
+    messages: &[ChatMessage],
+) -> (Vec<vouch_types::llm::Message>, Option<Digest>) {
+    let bound = messages
+        .iter()
+        .map(|m| vouch_types::llm::Message {
+            role: m.role.clone(),
+            content: m.content.clone(),
+        })
+        .collect();
+    let template = lm
+        .chat_template()
+        .map(|t| vouch_types::blob::BlobHasher::table_of(t.as_bytes()).root());
+    (bound, template)
+}
+
 impl Generate {
     /// Checks what can be checked without the model: the nonce's length
     /// and the sampling parameters.
@@ -269,14 +287,18 @@ impl Node {
         let model = self.loaded(&record).await?;
         language(&model, &g.model)?;
         self.receipts.check()?;
-        let (prompt_text, mode, prompt) = {
+        let (prompt_text, mode, prompt, (messages, template)) = {
             let lm = model.language().expect("checked");
-            let (text, mode) = match &g.prompt {
-                Prompt::Chat(messages) => (lm.render_chat(messages)?, Mode::Chat),
-                Prompt::Text(t) => (t.clone(), Mode::Completion),
+            let (text, mode, bound) = match &g.prompt {
+                Prompt::Chat(messages) => (
+                    lm.render_chat(messages)?,
+                    Mode::Chat,
+                    bind_chat(lm, messages),
+                ),
+                Prompt::Text(t) => (t.clone(), Mode::Completion, (Vec::new(), None)),
             };
             let tokens = lm.tokenize(&text);
-            (text, mode, tokens)
+            (text, mode, tokens, bound)
         };
         let lm = model.language().expect("checked");
         let context = lm.context_length();
@@ -313,6 +335,8 @@ impl Node {
             max_tokens,
             stop: g.stop.clone(),
             sampling: g.sampling.clone(),
+            messages,
+            template,
         };
         let (etx, erx) = mpsc::unbounded_channel::<Result<TokenEvent, EngineError>>();
         let prompt_tokens = prompt.len();
@@ -463,6 +487,46 @@ impl Node {
         self.route_generate(g).await?.finish().await
     }
 
+    /// Why a chat request's prompt is not what model `model`'s template
+    /// makes of its messages, if it is not: a provider that rewrote the
+    /// client's instructions signs either other messages (the client sees
+    /// them) or a prompt the messages do not render to (this check).
+    async fn prompt_mismatch(
+        &self,
+        model: &Digest,
+        request: &LlmRequest,
+    ) -> Result<Option<String>, NodeError> {
+        if request.messages.is_empty() && request.template.is_none() {
+            return Ok(None);
+        }
+        let loaded = self.loaded_by_id(model).await?;
+        language(&loaded, &model.to_string())?;
+        let lm = loaded.language().expect("checked");
+        let messages: Vec<ChatMessage> = request
+            .messages
+            .iter()
+            .map(|m| ChatMessage {
+                role: m.role.clone(),
+                content: m.content.clone(),
+            })
+            .collect();
+        let (_, template) = bind_chat(lm, &messages);
+        if request.template != template {
+            return Ok(Some(format!(
+                "the request names chat template {}, but model {model}'s is {}",
+                request.template.map_or("none".into(), |d| d.to_string()),
+                template.map_or("none".into(), |d| d.to_string())
+            )));
+        }
+        match lm.render_chat(&messages) {
+            Ok(p) if p == request.prompt => Ok(None),
+            Ok(_) => Ok(Some(
+                "the prompt is not the model's chat template applied to the messages the request names: the conversation was rewritten".into(),
+            )),
+            Err(e) => Ok(Some(format!("the messages do not render: {e}"))),
+        }
+    }
+
     /// Checks a transcript of `model` by teacher forcing on this node.
     pub async fn audit_transcript(
         &self,
@@ -510,6 +574,12 @@ impl Node {
             && self.network.get().is_some()
         {
             return self.check_llm_remotely(receipt, transcript).await;
+        }
+        if let Some(why) = self
+            .prompt_mismatch(&receipt.body.model, &transcript.request)
+            .await?
+        {
+            return Ok(LlmCheck::failed(0, None, why));
         }
         let started = Instant::now();
         let replay = self

@@ -238,7 +238,17 @@ fn check_start(start: &WireStart, g: &Generate, model: Digest, peer: Peer) -> Re
         return Err(format!("it runs model {}, not {model}", start.model_id));
     }
     let mode_ok = match &g.prompt {
-        Prompt::Chat(_) => r.mode == Mode::Chat,
+        // The client's messages, exactly: a provider that rewrites them
+        // (a system message, an instruction) is caught here; one that signs
+        // these messages over another prompt is caught by any auditor.
+        Prompt::Chat(m) => {
+            r.mode == Mode::Chat
+                && r.messages.len() == m.len()
+                && r.messages
+                    .iter()
+                    .zip(m)
+                    .all(|(a, b)| a.role == b.role && a.content == b.content)
+        }
         Prompt::Text(t) => r.mode == Mode::Completion && &r.prompt == t,
     };
     if !mode_ok

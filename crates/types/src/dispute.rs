@@ -701,6 +701,8 @@ mod llm_tests {
                     top_k: 0,
                     seed: 7,
                 },
+                messages: vec![],
+                template: None,
             },
             tokens: vec![11, 12, 13],
             texts: vec![" Paris".into(), ".".into(), String::new()],

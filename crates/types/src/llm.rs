@@ -117,10 +117,32 @@ pub struct LlmRequest {
     pub stop: Vec<String>,
     /// Sampling parameters and seed.
     pub sampling: Sampling,
+    /// For a chat: the client's messages, as sent. Bound with the
+    /// template, so a provider cannot answer other instructions than the
+    /// client's: the client checks the messages, an auditor that the
+    /// prompt is the template applied to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Message>,
+    /// For a chat: the `blob:` digest of the chat template's text that
+    /// rendered `prompt` from `messages` (its digest as a stored blob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Digest>,
+}
+
+/// One chat message as the client sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// `system`, `user`, `assistant`, ...
+    pub role: String,
+    /// The text.
+    pub content: String,
 }
 
 impl LlmRequest {
-    /// The canonical bytes.
+    /// The canonical bytes. A request with messages or a template appends
+    /// them after the seed (`u32 count || (str role || str content)* ||
+    /// [32] template digest, zeros when none`); one with neither encodes as
+    /// before they existed.
     pub fn encode(&self) -> Vec<u8> {
         let mut s = Vec::with_capacity(64 + self.prompt.len());
         s.put_str(LLM_ENCODING);
@@ -135,6 +157,14 @@ impl LlmRequest {
         s.put_f64(self.sampling.top_p);
         s.put_u32(self.sampling.top_k);
         s.put_u64(self.sampling.seed);
+        if !self.messages.is_empty() || self.template.is_some() {
+            s.put_u32(self.messages.len() as u32);
+            for m in &self.messages {
+                s.put_str(&m.role);
+                s.put_str(&m.content);
+            }
+            s.put(self.template.as_ref().map_or(&[0u8; 32], |d| d.as_bytes()));
+        }
         s
     }
 
@@ -945,6 +975,8 @@ mod tests {
             max_tokens: 8,
             stop: vec!["\n".into()],
             sampling: sampled(1),
+            messages: vec![],
+            template: None,
         };
         let rd = req.digest();
         let mut a = Chain::start(&rd);
@@ -962,6 +994,34 @@ mod tests {
             ..req.clone()
         };
         assert_ne!(other.digest(), rd);
+        // The client's messages and the template are bound when present:
+        // a rewritten system message is another request.
+        let chat = LlmRequest {
+            messages: vec![
+                Message {
+                    role: "system".into(),
+                    content: "Be brief.".into(),
+                },
+                Message {
+                    role: "user".into(),
+                    content: "hi".into(),
+                },
+            ],
+            template: Some(Digest::of(Kind::Blob, b"{{ messages }}")),
+            ..req.clone()
+        };
+        assert_ne!(chat.digest(), rd);
+        let mut rewritten = chat.clone();
+        rewritten.messages[0].content = "Be rude.".into();
+        assert_ne!(rewritten.digest(), chat.digest());
+        let mut other_template = chat.clone();
+        other_template.template = Some(Digest::of(Kind::Blob, b"other"));
+        assert_ne!(other_template.digest(), chat.digest());
+        let back: LlmRequest =
+            serde_json::from_str(&serde_json::to_string(&chat).unwrap()).unwrap();
+        assert_eq!(back.digest(), chat.digest());
+        // Without them, the JSON and the bytes are as before they existed.
+        assert!(!serde_json::to_string(&req).unwrap().contains("messages"));
         let json = serde_json::to_string(&ck).unwrap();
         assert_eq!(serde_json::from_str::<Checkpoint>(&json).unwrap(), ck);
     }
