@@ -277,7 +277,7 @@ impl Node {
             .await
             .map_err(|e| NodeError::NotFound(format!("{here}; on the network: {e}")))?;
         let wire = wire_generate(&g, false)?;
-        let providers = self.rank(&network, id);
+        let providers = self.holding(&network, id, self.rank(&network, id)).await;
         if providers.is_empty() {
             return Err(NodeError::Unavailable(format!(
                 "no peer serves model {id} now; pin it with `vouch model pin`"
@@ -392,7 +392,7 @@ impl Node {
                 .map_err(|e| NodeError::NotFound(format!("{here}; on the network: {e}")))?,
         };
         let local = local.ok();
-        let providers = self.rank(&network, id);
+        let providers = self.holding(&network, id, self.rank(&network, id)).await;
         let providers = self.quorum_members(id, n, local.is_some(), providers, &g.model)?;
         let wire = wire_generate(&g, true)?;
         let me = self.peer_id();

@@ -24,7 +24,7 @@ use vouch_p2p::{
 use vouch_store::{ModelRecord, PartialBlob};
 use vouch_types::blob::{CHUNK_SIZE, ChunkTable};
 use vouch_types::concentration::nakamoto_coefficient;
-use vouch_types::{Digest, Manifest, Signature, SignedManifest, TensorMap};
+use vouch_types::{Digest, Kind, Manifest, Signature, SignedManifest, TensorMap};
 
 use crate::error::NodeError;
 use crate::service::{Node, blocking};
@@ -134,6 +134,9 @@ pub(crate) struct Network {
     pub(crate) disputes_seen: crate::audit::Seen,
     /// Receipts heard on the gossip topic, so each is drawn for audit once.
     pub(crate) receipts_heard: crate::audit::Seen,
+    /// Whether a provider proved it holds a model (`Node::holding`), and
+    /// when it was challenged.
+    proven: Mutex<std::collections::HashMap<(Peer, Digest), (bool, std::time::Instant)>>,
     /// The publisher of each network model whose manifest this node
     /// fetched and checked (`Node::trusted_network_model`).
     publishers: Mutex<std::collections::HashMap<Digest, vouch_types::PublicKey>>,
@@ -216,6 +219,7 @@ impl Node {
             disputes_seen: Mutex::default(),
             receipts_heard: Mutex::default(),
             publishers: Mutex::default(),
+            proven: Mutex::default(),
             audit_rate: self.config.audit_rate.to_bits().into(),
         });
         let gossip = network.p2p.take_gossip();
@@ -398,6 +402,56 @@ impl Node {
             "no operator this node admits published `{which}`; peers announce {}: admit a publisher you trust with --admit KEY",
             others.join(", ")
         )))
+    }
+
+    /// `providers` of model `id` (in the order given) that proved they
+    /// hold it. Announcing a model is free; a provider is used only once it
+    /// answered a challenge: a chunk of the model file drawn by this node,
+    /// checked against the chunk table and manifest it also sent (which are
+    /// checked against the id). The first [`CHALLENGES_AT_ONCE`] providers
+    /// not yet proven are challenged together; a success is kept, a failure
+    /// for [`PROOF_RETRY`].
+    pub(crate) async fn holding(
+        &self,
+        network: &Arc<Network>,
+        id: Digest,
+        providers: Vec<Peer>,
+    ) -> Vec<Peer> {
+        let known = |p: &Peer| {
+            network
+                .proven
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(*p, id))
+                .filter(|(ok, at)| *ok || at.elapsed() < PROOF_RETRY)
+                .map(|(ok, _)| *ok)
+        };
+        let unknown: Vec<Peer> = providers
+            .iter()
+            .filter(|p| known(p).is_none())
+            .take(CHALLENGES_AT_ONCE)
+            .copied()
+            .collect();
+        let outcomes = futures_util::future::join_all(
+            unknown
+                .iter()
+                .map(|&peer| async move { (peer, challenge(network, peer, id).await) }),
+        )
+        .await;
+        for (peer, outcome) in outcomes {
+            if let Err(e) = &outcome {
+                tracing::warn!(%peer, model = %id, error = %e, "a provider did not prove it holds the model");
+            }
+            network
+                .proven
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((peer, id), (outcome.is_ok(), std::time::Instant::now()));
+        }
+        providers
+            .into_iter()
+            .filter(|p| known(p) == Some(true))
+            .collect()
     }
 
     /// The progress of fetching model `id` from peers, if this node started one.
@@ -1106,6 +1160,49 @@ pub(crate) async fn ask(
         ))),
         Err(e) => Err(NodeError::Unavailable(e.to_string())),
     }
+}
+
+/// How many providers of a model [`Node::holding`] challenges at once.
+const CHALLENGES_AT_ONCE: usize = 8;
+
+/// How long a provider that failed its challenge waits before another (a
+/// failure may be the network's, not the provider's).
+const PROOF_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Has `peer` prove it holds model `id`: its manifest (checked against the
+/// id), the chunk table of the model's first file (checked against the
+/// manifest's digest) and one chunk of it drawn here with the OS's
+/// randomness (checked against the table).
+async fn challenge(network: &Network, peer: Peer, id: Digest) -> Result<(), NodeError> {
+    let signed = fetch_manifest(network, id, &[peer]).await?;
+    let Some(file) = signed.manifest.files.first() else {
+        return Ok(());
+    };
+    let table = fetch_table(network, file.digest, file.size, &[peer]).await?;
+    if table.chunks.is_empty() {
+        return Ok(());
+    }
+    let mut draw = [0u8; 8];
+    getrandom::fill(&mut draw).map_err(|e| NodeError::Internal(format!("drawing a chunk: {e}")))?;
+    let index = u64::from_le_bytes(draw) % table.chunks.len() as u64;
+    let body = ask(
+        network,
+        peer,
+        Frame::new(Request::Chunks {
+            blob: file.digest,
+            indexes: vec![index],
+        }),
+    )
+    .await?;
+    let want = (file.size - index * CHUNK_SIZE as u64).min(CHUNK_SIZE as u64) as usize;
+    if body.len() != want || Digest::of(Kind::BlobChunk, &body) != table.chunks[index as usize] {
+        network.record(peer, |r| r.bad_data += 1);
+        return Err(NodeError::Unavailable(format!(
+            "{peer} answered chunk {index} of {} with bytes that are not the model's",
+            file.digest
+        )));
+    }
+    Ok(())
 }
 
 /// Asks each provider in turn for the signed manifest of `id` until one

@@ -287,7 +287,7 @@ impl Node {
                 vouch_p2p::rpc::MAX_FRAME_BYTES >> 20
             )));
         }
-        let providers = self.rank(&network, id);
+        let providers = self.holding(&network, id, self.rank(&network, id)).await;
         if n == 1 {
             let exec = self
                 .forward(&network, id, &inputs, &nonce, providers)

@@ -800,20 +800,19 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
         common::free_provider(&p, 77, (LLM, id, "gguf"), "vanishing provider").await;
     let liar_peer = liar.peer_id();
     let public = key.public();
-    // The manifest is public: the liar hands it out like any provider.
-    let signed = p.node.find_model(LLM, None).unwrap().signed;
-    let mut manifest = signed.signature.to_bytes().to_vec();
-    manifest.extend(signed.manifest.encode());
+    // It holds the model: it passes the gateway's challenge.
+    let holding = common::Holding::of(&p, LLM).await;
     tokio::spawn(async move {
         let mut liar = Some(liar);
         while let Some(req) = inbound.recv().await {
+            if let Some(body) = holding.answer(&req.request.head) {
+                let _ = req.reply.send(Frame {
+                    head: Response::Ok,
+                    body,
+                });
+                continue;
+            }
             match req.request.head {
-                Request::Manifest { .. } => {
-                    let _ = req.reply.send(Frame {
-                        head: Response::Ok,
-                        body: manifest.clone(),
-                    });
-                }
                 // Accepts, echoing the request as the one it will sign.
                 Request::Generate { model } => {
                     let asked: serde_json::Value =
@@ -976,15 +975,13 @@ async fn a_provider_that_rewrites_the_system_message_is_caught() {
         "node": key.public(),
         "prompt_tokens": 3,
     });
-    let signed = p.node.find_model(LLM, None).unwrap().signed;
-    let mut manifest = signed.signature.to_bytes().to_vec();
-    manifest.extend(signed.manifest.encode());
+    let holding = common::Holding::of(&p, LLM).await;
     tokio::spawn(async move {
         let _bad = bad;
         while let Some(req) = inbound.recv().await {
-            let body = match req.request.head {
-                Request::Manifest { .. } => manifest.clone(),
-                Request::Generate { .. } => start.to_string().into_bytes(),
+            let body = match (holding.answer(&req.request.head), &req.request.head) {
+                (Some(body), _) => body,
+                (None, Request::Generate { .. }) => start.to_string().into_bytes(),
                 _ => continue,
             };
             let _ = req.reply.send(Frame {

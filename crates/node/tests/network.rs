@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, admit_all, eventually, free_provider, models_dir};
+use common::{Holding, TestNode, addresses, admit_all, eventually, free_provider, models_dir};
 use vouch_api::InferRequest;
 use vouch_node::p2p::{Frame, P2p, Peer, Request, Response};
 use vouch_node::{NodeConfig, P2pConfig, samples};
@@ -168,6 +168,13 @@ async fn a_pin_fetches_here_and_asks_peers_for_replicas() {
     let c = joined(dirs[2].path(), addresses(&a), true).await;
     let d = joined(dirs[3].path(), addresses(&a), false).await;
     admit_all(&[&a, &b, &c, &d]);
+    // B meets C directly rather than when discovery gets to it.
+    b.node
+        .p2p()
+        .unwrap()
+        .dial(addresses(&c)[0].clone())
+        .await
+        .unwrap();
     eventually("B to hear of iris and of C", || {
         let peers = b.node.p2p().unwrap().peers();
         b.node.network_models().contains_key(&id.to_string())
@@ -242,10 +249,19 @@ async fn bad_provider(
     let (p2p, mut inbound, _) =
         free_provider(bootstrap, seed, ("iris", id, ""), "bad provider").await;
     let peer = p2p.peer_id();
+    let holding = Holding::of(bootstrap, "iris").await;
     tokio::spawn(async move {
         let mut p2p = Some(p2p);
         let mut held = Vec::new();
         while let Some(req) = inbound.recv().await {
+            // It holds the model: it passes the gateway's challenge.
+            if let Some(body) = holding.answer(&req.request.head) {
+                let _ = req.reply.send(Frame {
+                    head: Response::Ok,
+                    body,
+                });
+                continue;
+            }
             if matches!(req.request.head, Request::Infer { .. }) {
                 if vanish {
                     p2p.take(); // the swarm stops: every connection closes
@@ -1055,10 +1071,19 @@ async fn scripted_provider(
     let (p2p, mut inbound, key) = free_provider(bootstrap, seed, ("iris", id, ""), "liar").await;
     let (peer, public) = (p2p.peer_id(), key.public());
     let template = template.clone();
+    let holding = Holding::of(bootstrap, "iris").await;
     tokio::spawn(async move {
         let _p2p = p2p;
         let mut kept: HashMap<vouch_types::Digest, (TensorMap, TensorMap)> = HashMap::new();
         while let Some(req) = inbound.recv().await {
+            // It holds the model: it passes the gateway's challenge.
+            if let Some(body) = holding.answer(&req.request.head) {
+                let _ = req.reply.send(Frame {
+                    head: Response::Ok,
+                    body,
+                });
+                continue;
+            }
             let ok = |body: Vec<u8>| Frame {
                 head: Response::Ok,
                 body,
@@ -1249,9 +1274,18 @@ async fn a_provider_that_refuses_every_request_is_failed_over_and_marked() {
     let refuser = p2p.peer_id();
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = asked.clone();
+    let holding = Holding::of(&a, "iris").await;
     tokio::spawn(async move {
         let _p2p = p2p;
         while let Some(req) = inbound.recv().await {
+            // It holds the model (it passes the challenge), but refuses to run it.
+            if let Some(body) = holding.answer(&req.request.head) {
+                let _ = req.reply.send(Frame {
+                    head: Response::Ok,
+                    body,
+                });
+                continue;
+            }
             if matches!(req.request.head, Request::Infer { .. }) {
                 counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
@@ -1265,14 +1299,22 @@ async fn a_provider_that_refuses_every_request_is_failed_over_and_marked() {
     g.node.admit(key.public());
     wait_for_providers(&g, id, 2).await;
 
-    for i in 0..3 {
+    // Every request is answered by A; until the refuser has been asked
+    // (G reaches it once it has its address and its proof).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut served = 0;
+    while served < 3 || asked.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         let routed = run(&g, "iris", iris_input()).await.unwrap();
-        assert_eq!(routed.executor, a.node.peer_id(), "request {i}");
+        assert_eq!(routed.executor, a.node.peer_id(), "request {served}");
+        served += 1;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "G never asked the refuser"
+        );
     }
-    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     let records = g.node.peer_records();
     assert!(records[&refuser].refused >= 1, "{records:?}");
-    assert_eq!(records[&a.node.peer_id()].served, 3);
+    assert_eq!(records[&a.node.peer_id()].served, served);
     // Marked, it ranks after the honest provider.
     assert_eq!(
         g.node
@@ -1434,4 +1476,49 @@ async fn a_newer_version_from_an_untrusted_publisher_is_not_routed_to() {
     );
     // Replicated by name: the admitted publisher's model.
     assert_eq!(g.node.replicate("iris", None).await.unwrap(), id);
+}
+
+/// Announcing a model is free: a peer that announces iris, hands out its
+/// (public) manifest and chunk table, but cannot produce the chunk a
+/// gateway draws, is never sent a request, though it is free and admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_does_not_hold_the_model_is_not_routed_to() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = networked(dirs[0].path(), vec![], |c| c.price = 1_000_000).await;
+    let id = push_sample(&a, "iris").await;
+    let g = joined(dirs[1].path(), addresses(&a), false).await;
+    let (p2p, mut inbound, key) = free_provider(&a, 79, ("iris", id, ""), "pretender").await;
+    let pretender = p2p.peer_id();
+    let holding = Holding::of(&a, "iris").await;
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = runs.clone();
+    tokio::spawn(async move {
+        let _p2p = p2p;
+        while let Some(req) = inbound.recv().await {
+            let body = match &req.request.head {
+                Request::Chunks { indexes, .. } => vec![0u8; indexes.len() * 670],
+                Request::Infer { .. } => {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    continue;
+                }
+                other => match holding.answer(other) {
+                    Some(body) => body,
+                    None => continue,
+                },
+            };
+            let _ = req.reply.send(Frame {
+                head: Response::Ok,
+                body,
+            });
+        }
+    });
+    g.node.admit(a.node.public_key());
+    g.node.admit(key.public());
+    wait_for_providers(&g, id, 2).await;
+    for _ in 0..3 {
+        let routed = run(&g, "iris", iris_input()).await.unwrap();
+        assert_eq!(routed.executor, a.node.peer_id());
+    }
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(g.node.peer_records()[&pretender].bad_data >= 1);
 }

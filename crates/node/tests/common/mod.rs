@@ -236,3 +236,53 @@ pub async fn free_provider(
     .unwrap();
     (p2p, inbound, key)
 }
+
+/// What a peer that holds model `name` (as `t` has it) answers to the
+/// requests that prove it holds the model: its manifest, the chunk table
+/// of its file and the chunks. Scripted providers use it to pass a
+/// gateway's challenge before they misbehave.
+pub struct Holding {
+    manifest: Vec<u8>,
+    table: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+impl Holding {
+    pub async fn of(t: &TestNode, name: &str) -> Holding {
+        let signed = t.node.find_model(name, None).unwrap().signed;
+        let mut manifest = signed.signature.to_bytes().to_vec();
+        manifest.extend(signed.manifest.encode());
+        let bytes = t
+            .client
+            .blob(&signed.manifest.files[0].digest)
+            .await
+            .unwrap();
+        let table = vouch_types::blob::BlobHasher::table_of(&bytes).encode();
+        Holding {
+            manifest,
+            table,
+            bytes,
+        }
+    }
+
+    /// The answer to `request`, when it is one of those.
+    pub fn answer(&self, request: &vouch_node::p2p::Request) -> Option<Vec<u8>> {
+        use vouch_node::p2p::Request;
+        use vouch_types::blob::CHUNK_SIZE;
+        match request {
+            Request::Manifest { .. } => Some(self.manifest.clone()),
+            Request::ChunkTable { .. } => Some(self.table.clone()),
+            Request::Chunks { indexes, .. } => Some(
+                indexes
+                    .iter()
+                    .flat_map(|&i| {
+                        let start = (i as usize * CHUNK_SIZE).min(self.bytes.len());
+                        let end = (start + CHUNK_SIZE).min(self.bytes.len());
+                        self.bytes[start..end].to_vec()
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+}
