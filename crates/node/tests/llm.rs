@@ -805,13 +805,9 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
     tokio::spawn(async move {
         let mut liar = Some(liar);
         while let Some(req) = inbound.recv().await {
-            if let Some(body) = holding.answer(&req.request.head) {
-                let _ = req.reply.send(Frame {
-                    head: Response::Ok,
-                    body,
-                });
+            let Some(req) = holding.serve(req) else {
                 continue;
-            }
+            };
             match req.request.head {
                 // Accepts, echoing the request as the one it will sign.
                 Request::Generate { model } => {

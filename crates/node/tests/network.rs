@@ -255,13 +255,9 @@ async fn bad_provider(
         let mut held = Vec::new();
         while let Some(req) = inbound.recv().await {
             // It holds the model: it passes the gateway's challenge.
-            if let Some(body) = holding.answer(&req.request.head) {
-                let _ = req.reply.send(Frame {
-                    head: Response::Ok,
-                    body,
-                });
+            let Some(req) = holding.serve(req) else {
                 continue;
-            }
+            };
             if matches!(req.request.head, Request::Infer { .. }) {
                 if vanish {
                     p2p.take(); // the swarm stops: every connection closes
@@ -369,18 +365,7 @@ async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
     replicate_to(&[&b, &liar], id, "iris").await;
     wait_for_providers(&g, id, 3).await;
     // Until g admits them, the replicas are strangers to it: no quorum.
-    let err = g
-        .node
-        .route(
-            "iris",
-            None,
-            iris_input(),
-            None,
-            "quorum:3".parse().unwrap(),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = quorum_error(&g, "quorum:3").await;
     assert!(
         err.contains("2 more serve it but are not admitted"),
         "{err}"
@@ -446,19 +431,17 @@ async fn a_quorum_outvotes_a_lying_executor_and_records_the_evidence() {
     assert_eq!(routed.receipt.body.node, a.node.public_key());
     assert_eq!(routed.route[0], a.node.peer_id());
     // More operators than serve it: a clear error with the fix.
-    let err = g
-        .node
-        .route(
-            "iris",
-            None,
-            iris_input(),
-            None,
-            "quorum:5".parse().unwrap(),
-        )
+    let err = quorum_error(&g, "quorum:5").await;
+    assert!(err.contains("--replicas 5"), "{err}");
+}
+
+/// Why `t` refuses iris at `verify` (e.g. `quorum:3`).
+async fn quorum_error(t: &TestNode, verify: &str) -> String {
+    t.node
+        .route("iris", None, iris_input(), None, verify.parse().unwrap())
         .await
         .unwrap_err()
-        .to_string();
-    assert!(err.contains("--replicas 5"), "{err}");
+        .to_string()
 }
 
 /// A node on the network with the given audit rate and fault.
@@ -1077,13 +1060,9 @@ async fn scripted_provider(
         let mut kept: HashMap<vouch_types::Digest, (TensorMap, TensorMap)> = HashMap::new();
         while let Some(req) = inbound.recv().await {
             // It holds the model: it passes the gateway's challenge.
-            if let Some(body) = holding.answer(&req.request.head) {
-                let _ = req.reply.send(Frame {
-                    head: Response::Ok,
-                    body,
-                });
+            let Some(req) = holding.serve(req) else {
                 continue;
-            }
+            };
             let ok = |body: Vec<u8>| Frame {
                 head: Response::Ok,
                 body,
@@ -1279,13 +1258,9 @@ async fn a_provider_that_refuses_every_request_is_failed_over_and_marked() {
         let _p2p = p2p;
         while let Some(req) = inbound.recv().await {
             // It holds the model (it passes the challenge), but refuses to run it.
-            if let Some(body) = holding.answer(&req.request.head) {
-                let _ = req.reply.send(Frame {
-                    head: Response::Ok,
-                    body,
-                });
+            let Some(req) = holding.serve(req) else {
                 continue;
-            }
+            };
             if matches!(req.request.head, Request::Infer { .. }) {
                 counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }

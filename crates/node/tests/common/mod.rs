@@ -265,6 +265,22 @@ impl Holding {
         }
     }
 
+    /// Answers `req` when it is one of those requests; otherwise hands it
+    /// back.
+    pub fn serve(
+        &self,
+        req: vouch_node::p2p::InboundRequest,
+    ) -> Option<vouch_node::p2p::InboundRequest> {
+        let Some(body) = self.answer(&req.request.head) else {
+            return Some(req);
+        };
+        let _ = req.reply.send(vouch_node::p2p::Frame {
+            head: vouch_node::p2p::Response::Ok,
+            body,
+        });
+        None
+    }
+
     /// The answer to `request`, when it is one of those.
     pub fn answer(&self, request: &vouch_node::p2p::Request) -> Option<Vec<u8>> {
         use vouch_node::p2p::Request;
