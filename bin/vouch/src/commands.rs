@@ -796,17 +796,15 @@ async fn verify_dispute(
         );
         return Ok(());
     }
-    establish_by_parties(dispute.check_parties(admitted), admitted)?;
-    println!(
-        "dispute verified: established by admitted parties (the auditor and the drawn referee are operators you admit); the {faulty:?} is faulty"
-    );
-    Ok(())
+    establish_by_parties(dispute.check_parties(admitted), admitted, faulty)
 }
 
-/// Says why admitted parties do not establish a dispute, if they do not.
+/// Says that admitted parties establish a dispute against `faulty`, or
+/// why they do not.
 fn establish_by_parties(
     parties: Result<(), vouch_types::dispute::DisputeError>,
     admitted: &std::collections::BTreeSet<PublicKey>,
+    faulty: vouch_types::dispute::Party,
 ) -> Result<()> {
     parties.map_err(|e| {
         let how = if admitted.is_empty() {
@@ -817,7 +815,11 @@ fn establish_by_parties(
         anyhow!(
             "the dispute checks offline, but nothing here establishes its verdict: anyone can mint an auditor's and a referee's keys. {how}, or re-execute it on a node that serves the model with --replay"
         )
-    })
+    })?;
+    println!(
+        "dispute verified: established by admitted parties (the auditor and the drawn referee are operators you admit); the {faulty:?} is faulty"
+    );
+    Ok(())
 }
 
 /// Runs the disputed receipt's model on `inputs` on the node and returns
@@ -931,11 +933,7 @@ async fn verify_llm_dispute(
         );
         return Ok(());
     }
-    establish_by_parties(d.check_parties(admitted), admitted)?;
-    println!(
-        "dispute verified: established by admitted parties (the auditor and the drawn referee are operators you admit); the {faulty:?} is faulty"
-    );
-    Ok(())
+    establish_by_parties(d.check_parties(admitted), admitted, faulty)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
