@@ -179,6 +179,12 @@ pub(crate) struct ServeArgs {
     /// go first.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) max_evidence: u64,
+    /// Most texts in one embeddings request.
+    #[arg(long, default_value_t = 2048)]
+    pub(crate) max_embedding_inputs: usize,
+    /// Most tokens, all texts together, in one embeddings request.
+    #[arg(long, default_value_t = 300_000)]
+    pub(crate) max_embedding_tokens: usize,
     #[command(flatten)]
     pub(crate) p2p: P2pArgs,
 }

@@ -131,6 +131,8 @@ fn config(data_dir: PathBuf, listen: std::net::SocketAddr, s: &ServeArgs) -> Res
     c.llm_ubatch = usize::from(s.llm_ubatch);
     c.allowed_hosts = s.allowed_hosts.clone();
     c.max_evidence = s.max_evidence;
+    c.max_embedding_inputs = s.max_embedding_inputs.max(1);
+    c.max_embedding_tokens = s.max_embedding_tokens.max(1);
     c.admitted = s
         .admitted
         .iter()

@@ -64,6 +64,10 @@ pub struct NodeConfig {
     /// Evidence records (quorum disagreements, disputes) kept; the oldest
     /// go first.
     pub max_evidence: u64,
+    /// Most texts in one embeddings request.
+    pub max_embedding_inputs: usize,
+    /// Most tokens, all texts together, in one embeddings request.
+    pub max_embedding_tokens: usize,
 }
 
 /// The admin token's file name in a data directory.
@@ -97,6 +101,8 @@ impl NodeConfig {
             allowed_hosts: Vec::new(),
             admitted: Vec::new(),
             max_evidence: 10_000,
+            max_embedding_inputs: 2048,
+            max_embedding_tokens: 300_000,
         }
     }
 }

@@ -647,9 +647,30 @@ impl Node {
                 "`input` is empty: send a string or a list of strings".into(),
             ));
         }
+        let (max_inputs, max_tokens) = (
+            self.config.max_embedding_inputs,
+            self.config.max_embedding_tokens,
+        );
+        if texts.len() > max_inputs {
+            return Err(NodeError::TooLarge(format!(
+                "{} texts in one request; this node embeds at most {max_inputs} at once (--max-embedding-inputs): split the request",
+                texts.len()
+            )));
+        }
         let record = self.find_model(name, None)?;
         let encoder = self.text_encoder(&record).await?;
-        let batches = encoder.encode(&texts)?;
+        // Tokenizing and grouping texts is real work: on the worker pool,
+        // never on the async runtime that answers /healthz.
+        let n = texts.len();
+        let (batches, texts) = self
+            .compute(move || Ok((encoder.encode(&texts)?, texts)))
+            .await?;
+        let tokens: usize = batches.iter().map(|b| b.tokens).sum();
+        if tokens > max_tokens {
+            return Err(NodeError::TooLarge(format!(
+                "the {n} texts hold {tokens} tokens; this node embeds at most {max_tokens} per request (--max-embedding-tokens): split the request"
+            )));
+        }
         // The runs go to the worker pool at once: one request's batches
         // spread over the cores.
         let answers = futures_util::future::try_join_all(

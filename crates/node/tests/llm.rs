@@ -447,7 +447,12 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let p = on_network(dp.path(), vec![], 0.0, None).await;
     let id = push_llm(&p, LLM, &llm_file()).await;
-    let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
+    // G embeds at most 2,000 tokens per request (checked at the end).
+    let g = on_network_with(dg.path(), addresses(&p), |c| {
+        c.audit_rate = 0.0;
+        c.max_embedding_tokens = 2_000;
+    })
+    .await;
     // G routes the name only to a model a publisher it admits signed.
     g.node.admit(p.node.public_key());
     eventually("the provider's announcement", || {
@@ -594,6 +599,24 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
         let cos: f32 = alone.vectors[0].iter().zip(v).map(|(a, b)| a * b).sum();
         assert!(cos > 0.99999, "{text}: {cos}");
     }
+    // Bounded: more texts, or more tokens, than a node embeds at once are
+    // refused with the flag to change, before any model runs.
+    let many = vec!["a".to_string(); 2049];
+    let e = g
+        .node
+        .embed(sample.name, many, String::new())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "payload_too_large", "{e}");
+    assert!(e.to_string().contains("--max-embedding-inputs"), "{e}");
+    let heavy = vec!["The rain fell and stopped.".to_string(); 300];
+    let e = g
+        .node
+        .embed(sample.name, heavy, String::new())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "payload_too_large", "{e}");
+    assert!(e.to_string().contains("--max-embedding-tokens"), "{e}");
     g.stop().await;
     p.stop().await;
 }
