@@ -718,7 +718,7 @@ impl Node {
                         faulty,
                         "admitted parties",
                     )),
-                    Err(why) => match self.recheck_llm_dispute(&d).await {
+                    Err(why) => match self.recheck_llm_dispute(network, &d).await {
                         Some(Party::Executor) => Judged::counted(self.record_llm_dispute(
                             network,
                             &d,
@@ -755,8 +755,16 @@ impl Node {
     /// This node's own verdict on a disputed generated answer, when it
     /// serves the model: the executor is faulty when a token fails its
     /// teacher-forced check, the auditor when every token passes.
-    async fn recheck_llm_dispute(&self, d: &LlmDispute) -> Option<Party> {
-        if !matches!(self.store.model_by_id(&d.executor.body.model), Ok(Some(_))) {
+    /// Each executor receipt is re-checked once: a re-check costs a
+    /// teacher-forced pass, and anyone can reword a dispute.
+    async fn recheck_llm_dispute(&self, network: &Network, d: &LlmDispute) -> Option<Party> {
+        if !matches!(self.store.model_by_id(&d.executor.body.model), Ok(Some(_)))
+            || !network
+                .rechecked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(d.executor.id)
+        {
             return None;
         }
         match self.check_llm(&d.executor, &d.transcript).await {

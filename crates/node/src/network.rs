@@ -134,6 +134,8 @@ pub(crate) struct Network {
     pub(crate) disputes_seen: crate::audit::Seen,
     /// Receipts heard on the gossip topic, so each is drawn for audit once.
     pub(crate) receipts_heard: crate::audit::Seen,
+    /// Disputed LLM receipts this node re-checked itself, once each.
+    pub(crate) rechecked: crate::audit::Seen,
     /// Whether a provider proved it holds a model (`Node::holding`), and
     /// when it was challenged.
     proven: Mutex<std::collections::HashMap<(Peer, Digest), (bool, std::time::Instant)>>,
@@ -218,6 +220,7 @@ impl Node {
             sessions: Default::default(),
             disputes_seen: Mutex::default(),
             receipts_heard: Mutex::default(),
+            rechecked: Mutex::default(),
             publishers: Mutex::default(),
             proven: Mutex::default(),
             audit_rate: self.config.audit_rate.to_bits().into(),

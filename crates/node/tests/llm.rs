@@ -773,6 +773,89 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     // receipt) found nothing new.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 2);
+
+    // Disputes minted with fresh keys, unadmitted: the honest node serves
+    // the model, so it re-checks the tokens itself. Against its own honest
+    // answer the accusation is refuted (its source marked, no record
+    // changed); against a faulty answer it is established by re-execution.
+    auditor.node.set_audit_rate(0.0).await.unwrap();
+    let (ka, kr) = (
+        vouch_types::SecretKey::from_bytes(&[81; 32]),
+        vouch_types::SecretKey::from_bytes(&[82; 32]),
+    );
+    let mint = |answer: &vouch_node::llm::Finished| {
+        use vouch_types::dispute::{DISPUTE_VERSION, LlmDispute, Party, TokenVerdict};
+        let id = answer.receipt.id;
+        LlmDispute {
+            version: DISPUTE_VERSION,
+            executor: answer.receipt.clone(),
+            transcript: answer.transcript(),
+            auditor: TokenVerdict::sign(&ka, &id, Some(0), "made up".into()),
+            referee: TokenVerdict::sign(&kr, &id, Some(0), "made up too".into()),
+            faulty: Party::Executor,
+        }
+    };
+    let (minter, _inbound) =
+        vouch_node::p2p::P2p::start(P2pConfig::loopback(addresses(&honest)), &ka)
+            .await
+            .unwrap();
+    let metrics = honest.node.metrics();
+    let (invalid, counted) = (metrics.disputes("invalid"), metrics.disputes("counted"));
+    let hp = honest.node.peer_id();
+    let before = honest
+        .node
+        .peer_records()
+        .get(&hp)
+        .cloned()
+        .unwrap_or_default();
+    let framed = serde_json::to_vec(&mint(&good)).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while honest.node.metrics().disputes("invalid") == invalid {
+        minter
+            .publish(vouch_node::p2p::Topic::Disputes, framed.clone())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the framed dispute was never judged"
+        );
+    }
+    let after = honest
+        .node
+        .peer_records()
+        .get(&hp)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (after.audits_failed, after.audits_passed),
+        (before.audits_failed, before.audits_passed)
+    );
+    assert_eq!(honest.node.metrics().disputes("counted"), counted);
+    let bad2 = faulty
+        .node
+        .generate_all(request(question("Name a fruit."), 12, Sampling::default()))
+        .await
+        .unwrap();
+    let caught = serde_json::to_vec(&mint(&bad2)).unwrap();
+    let failed = honest.node.peer_records()[&fp].audits_failed;
+    while honest.node.metrics().disputes("counted") == counted {
+        minter
+            .publish(vouch_node::p2p::Topic::Disputes, caught.clone())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the re-checked dispute was never counted"
+        );
+    }
+    assert_eq!(honest.node.peer_records()[&fp].audits_failed, failed + 1);
+    let evidence = honest.node.evidence().unwrap();
+    assert!(
+        evidence.iter().any(|e| e["established"] == "re-executed"),
+        "{evidence:?}"
+    );
     for t in [auditor, faulty, honest] {
         t.stop().await;
     }
