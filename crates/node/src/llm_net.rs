@@ -285,7 +285,7 @@ impl Node {
         }
         let mut tried = Tried::default();
         for peer in providers {
-            match self.start_on(&network, peer, id, &g, &wire).await {
+            match self.start_on(&network, peer, id, (&g, &wire), true).await {
                 Ok(started) => {
                     tried.served(&network);
                     return Ok(started);
@@ -303,13 +303,15 @@ impl Node {
     /// Starts generation `g` (encoded as `wire`) of model `id` on `peer`
     /// and reads its first events, checking what comes back; failures are
     /// counted in the peer's record.
+    /// `gossip`: gossip the receipt once the answer checks (not for a
+    /// quorum member's, which the quorum cross-checks).
     async fn start_on(
         self: &Arc<Self>,
         network: &Arc<Network>,
         peer: Peer,
         id: Digest,
-        g: &Generate,
-        wire: &[u8],
+        (g, wire): (&Generate, &[u8]),
+        gossip: bool,
     ) -> Result<Started, Failure> {
         // Failures count against the provider; a refusal does not.
         let counted = |f: Failure| {
@@ -355,7 +357,13 @@ impl Node {
         if let Some(WireEvent::Failed { code, message }) = first.first() {
             return Err(counted(Failure::from_remote(code, message.clone())));
         }
-        Ok(self.relay(network.clone(), peer, start, first, g.nonce.clone()))
+        Ok(self.relay(
+            network.clone(),
+            peer,
+            start,
+            first,
+            (g.nonce.clone(), gossip),
+        ))
     }
 
     /// Runs generation `g` on `n` distinct operators (this node first when
@@ -399,7 +407,7 @@ impl Node {
         let remote = |peer: Peer| -> MemberRun<Finished> {
             let (node, network, g, wire) = (self.clone(), network.clone(), g.clone(), wire.clone());
             Box::pin(async move {
-                let result = match node.start_on(&network, peer, id, &g, &wire).await {
+                let result = match node.start_on(&network, peer, id, (&g, &wire), false).await {
                     Ok(s) => s.finish().await.map_err(|e| Failure::Failed(e.to_string())),
                     Err(e) => Err(e),
                 };
@@ -525,7 +533,7 @@ impl Node {
         peer: Peer,
         start: WireStart,
         first: Vec<WireEvent>,
-        nonce: String,
+        (nonce, gossip): (String, bool),
     ) -> Started {
         let (tx, events) = mpsc::unbounded_channel();
         let WireStart {
@@ -588,6 +596,15 @@ impl Node {
                             match check_done(&receipt, &transcript, peer, model_id, &nonce) {
                                 Ok(()) => {
                                     node.count_served(peer);
+                                    if gossip {
+                                        // Gossiped here too: a provider that
+                                        // keeps its receipts off the topic
+                                        // does not keep them from audits.
+                                        let _ = network
+                                            .p2p
+                                            .publish(Topic::Receipts, receipt.to_bytes())
+                                            .await;
+                                    }
                                     LlmEvent::Done(Box::new(Finished {
                                         receipt: *receipt,
                                         request: transcript.request,

@@ -465,6 +465,36 @@ async fn a_node_without_the_model_relays_a_providers_checked_generation() {
     );
     let (gp, pp) = (g.node.peer_id(), p.node.peer_id());
 
+    // A bystander on the receipts topic: the gateway gossips the receipt of
+    // a generation it relayed, so a provider that keeps its own receipts off
+    // the topic does not keep them from auditors.
+    let bystander_key = vouch_types::SecretKey::from_bytes(&[83; 32]);
+    let (bystander, _inbound) =
+        vouch_node::p2p::P2p::start(P2pConfig::loopback(addresses(&p)), &bystander_key)
+            .await
+            .unwrap();
+    let mut heard = bystander.take_gossip().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    'relayed: loop {
+        let f = g
+            .node
+            .generate_all(request(question("Name a planet."), 4, Sampling::default()))
+            .await
+            .unwrap();
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Some(msg)) = tokio::time::timeout_at(until, heard.recv()).await {
+            if msg.source == gp
+                && Receipt::from_bytes(&msg.data).is_ok_and(|r| r.id == f.receipt.id)
+            {
+                break 'relayed;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway never gossiped a relayed receipt"
+        );
+    }
+
     let greedy = request(
         question("What is the capital of France?"),
         24,
