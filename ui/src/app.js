@@ -161,7 +161,8 @@ class StreamFailure extends Error {}
 /**
  * Whether the request the node committed to is the one this page asked for:
  * chat mode, our token budget and temperature, no stop strings, and a prompt
- * (the model's chat template over our messages) that contains our question.
+ * (the model's chat template over our messages) that contains our question,
+ * and our messages themselves, which the receipt binds.
  */
 function askedFor(request, asked) {
   const q = request || {};
@@ -171,6 +172,12 @@ function askedFor(request, asked) {
   if (s.temperature !== asked.temperature) return `the node's request has temperature ${s.temperature}, not the ${asked.temperature} asked`;
   if (!Array.isArray(q.stop) || q.stop.length !== 0) return 'the node added stop strings to the request';
   if (typeof q.prompt !== 'string' || !q.prompt.includes(asked.question)) return "the node's prompt does not contain the question asked";
+  // The request binds the conversation the model answered: ours, exactly.
+  const sent = asked.messages || [];
+  const signed = Array.isArray(q.messages) ? q.messages : [];
+  if (signed.length !== sent.length || signed.some((m, i) => m.role !== sent[i].role || m.content !== sent[i].content)) {
+    return "the node's request signs other messages than the ones this page sent";
+  }
   return null;
 }
 
