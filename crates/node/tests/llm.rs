@@ -840,17 +840,14 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         .unwrap_or_default();
     let framed = serde_json::to_vec(&mint(&good)).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while honest.node.metrics().disputes("invalid") == invalid {
-        minter
-            .publish(vouch_node::p2p::Topic::Disputes, framed.clone())
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the framed dispute was never judged"
-        );
-    }
+    common::publish_dispute_until(
+        &minter,
+        &framed,
+        deadline,
+        "the framed dispute was never judged",
+        || honest.node.metrics().disputes("invalid") > invalid,
+    )
+    .await;
     let after = honest
         .node
         .peer_records()
@@ -869,17 +866,14 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         .unwrap();
     let caught = serde_json::to_vec(&mint(&bad2)).unwrap();
     let failed = honest.node.peer_records()[&fp].audits_failed;
-    while honest.node.metrics().disputes("counted") == counted {
-        minter
-            .publish(vouch_node::p2p::Topic::Disputes, caught.clone())
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the re-checked dispute was never counted"
-        );
-    }
+    common::publish_dispute_until(
+        &minter,
+        &caught,
+        deadline,
+        "the re-checked dispute was never counted",
+        || honest.node.metrics().disputes("counted") > counted,
+    )
+    .await;
     assert_eq!(honest.node.peer_records()[&fp].audits_failed, failed + 1);
     let evidence = honest.node.evidence().unwrap();
     assert!(

@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Holding, TestNode, addresses, admit_all, eventually, free_provider, models_dir};
+use common::{
+    Holding, TestNode, addresses, admit_all, eventually, free_provider, models_dir,
+    publish_dispute_until,
+};
 use vouch_api::InferRequest;
 use vouch_node::p2p::{Frame, P2p, Peer, Request, Response};
 use vouch_node::{NodeConfig, P2pConfig, samples};
@@ -809,22 +812,19 @@ async fn a_forged_dispute_counts_against_its_sender_not_the_accused() {
     let forger_peer = forger.peer_id();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     // Publish until the gossip mesh carries it to A.
-    while a
-        .node
-        .peer_records()
-        .get(&forger_peer)
-        .is_none_or(|r| r.bad_data == 0)
-    {
-        forger
-            .publish(vouch_node::p2p::Topic::Disputes, bytes.clone())
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "A never judged the dispute"
-        );
-    }
+    publish_dispute_until(
+        &forger,
+        &bytes,
+        deadline,
+        "A never judged the dispute",
+        || {
+            a.node
+                .peer_records()
+                .get(&forger_peer)
+                .is_some_and(|r| r.bad_data > 0)
+        },
+    )
+    .await;
     assert_eq!(
         a.node
             .peer_records()
@@ -931,20 +931,18 @@ async fn a_dispute_framed_from_public_data_is_counted_nowhere() {
         let nodes = [&a, &b];
         async move {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while nodes
-                .iter()
-                .any(|t| t.node.metrics().disputes("unproven") < n)
-            {
-                forger
-                    .publish(vouch_node::p2p::Topic::Disputes, bytes.clone())
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the nodes never judged the dispute"
-                );
-            }
+            publish_dispute_until(
+                forger,
+                &bytes,
+                deadline,
+                "the nodes never judged the dispute",
+                || {
+                    nodes
+                        .iter()
+                        .all(|t| t.node.metrics().disputes("unproven") >= n)
+                },
+            )
+            .await;
         }
     };
     publish_until_judged(forged, 1).await;
@@ -988,38 +986,34 @@ async fn a_dispute_framed_from_public_data_is_counted_nowhere() {
     let admitted_dispute = frame(&ka, drawn);
     let bytes = serde_json::to_vec(&admitted_dispute).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while [&a, &b]
-        .iter()
-        .any(|t| t.node.metrics().disputes("counted") < 1)
-    {
-        forger
-            .publish(vouch_node::p2p::Topic::Disputes, bytes.clone())
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the admitted dispute was never counted"
-        );
-    }
+    publish_dispute_until(
+        &forger,
+        &bytes,
+        deadline,
+        "the admitted dispute was never counted",
+        || {
+            [&a, &b]
+                .iter()
+                .all(|t| t.node.metrics().disputes("counted") >= 1)
+        },
+    )
+    .await;
     // Another wording of the same accusation counts nothing more.
     let mut again = admitted_dispute.clone();
     again.step_name = Some("reworded".into());
     let bytes = serde_json::to_vec(&again).unwrap();
-    while [&a, &b]
-        .iter()
-        .any(|t| t.node.metrics().disputes("duplicate") < 1)
-    {
-        forger
-            .publish(vouch_node::p2p::Topic::Disputes, bytes.clone())
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the second accusation was never judged"
-        );
-    }
+    publish_dispute_until(
+        &forger,
+        &bytes,
+        deadline,
+        "the second accusation was never judged",
+        || {
+            [&a, &b]
+                .iter()
+                .all(|t| t.node.metrics().disputes("duplicate") >= 1)
+        },
+    )
+    .await;
     for t in [&a, &b] {
         assert_eq!(t.node.peer_records()[&a.node.peer_id()].audits_failed, 1);
         assert_eq!(t.node.metrics().disputes("counted"), 1);

@@ -302,3 +302,22 @@ impl Holding {
         }
     }
 }
+
+/// Publishes `bytes` on the disputes topic from `p2p` every 200 ms until
+/// `done` holds (a gossip mesh takes a heartbeat to form); fails, saying
+/// `what` did not happen, once `deadline` passes.
+pub async fn publish_dispute_until(
+    p2p: &vouch_node::p2p::P2p,
+    bytes: &[u8],
+    deadline: tokio::time::Instant,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    while !done() {
+        p2p.publish(vouch_node::p2p::Topic::Disputes, bytes.to_vec())
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+    }
+}
