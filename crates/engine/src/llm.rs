@@ -13,14 +13,9 @@ use vouch_types::llm::{Finish, LlmRequest, check_token, tolerance_needed};
 
 use crate::EngineError;
 
-/// One chat message, as the template sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `user`, `assistant` or `tool`.
-    pub role: String,
-    /// The text.
-    pub content: String,
-}
+/// One chat message, as the template sees it: the same type a chat request
+/// binds in its receipt (`vouch_types::llm::Message`).
+pub use vouch_types::llm::Message as ChatMessage;
 
 /// What a generation reports after each token.
 #[derive(Clone, Debug, PartialEq)]

@@ -177,10 +177,7 @@ impl Node {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(receipt.id, (inputs, outputs), bytes, self.config.retention);
-        let _ = network
-            .p2p
-            .publish(Topic::Receipts, receipt.to_bytes())
-            .await;
+        network.gossip_receipt(receipt).await;
     }
 
     /// The inputs and outputs this node retains for receipt `id`.
@@ -250,19 +247,12 @@ impl Node {
     ) -> AuditOutcome {
         tracing::warn!(%executor, receipt = %receipt.id, what, %error, "an executor withheld what its audit needs");
         // The evidence first: whoever sees the record finds it stored.
-        let evidence = serde_json::json!({
+        self.keep_evidence(serde_json::json!({
             "kind": "withheld",
             "receipt": receipt,
             "what": what,
             "error": error.to_string(),
-            "recorded_ms": crate::service::now_ms(),
-        });
-        if let Err(e) = self
-            .store
-            .put_evidence(evidence.to_string().as_bytes(), self.config.max_evidence)
-        {
-            tracing::error!(error = %e, "storing evidence failed");
-        }
+        }));
         network.record(executor, |r| r.withheld += 1);
         AuditOutcome::Withheld(format!(
             "{executor} did not hand over the {what} of receipt {}: {error}",
@@ -655,7 +645,6 @@ impl Node {
                 "kind": "dispute",
                 "dispute": dispute,
                 "established": established,
-                "recorded_ms": crate::service::now_ms(),
             }),
         )
     }
@@ -680,12 +669,7 @@ impl Node {
         {
             return false;
         }
-        if let Err(e) = self
-            .store
-            .put_evidence(evidence.to_string().as_bytes(), self.config.max_evidence)
-        {
-            tracing::error!(error = %e, "storing a dispute failed");
-        }
+        self.keep_evidence(evidence);
         network.record(peer_id_of(faulty), |r| r.audits_failed += 1);
         network.record(peer_id_of(other), |r| r.audits_passed += 1);
         true

@@ -154,13 +154,7 @@ impl Node {
             // The messages as sent; the external server's template is not
             // known here.
             messages: match &g.prompt {
-                Prompt::Chat(m) => m
-                    .iter()
-                    .map(|m| vouch_types::llm::Message {
-                        role: m.role.clone(),
-                        content: m.content.clone(),
-                    })
-                    .collect(),
+                Prompt::Chat(m) => m.clone(),
                 Prompt::Text(_) => Vec::new(),
             },
             template: None,

@@ -227,22 +227,11 @@ fn language(model: &Arc<dyn LoadedModel>, name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// The messages and template digest a chat request binds (`LlmRequest`).
-fn bind_chat(
-    lm: &dyn vouch_engine::llm::LanguageModel,
-    messages: &[ChatMessage],
-) -> (Vec<vouch_types::llm::Message>, Option<Digest>) {
-    let bound = messages
-        .iter()
-        .map(|m| vouch_types::llm::Message {
-            role: m.role.clone(),
-            content: m.content.clone(),
-        })
-        .collect();
-    let template = lm
-        .chat_template()
-        .map(|t| vouch_types::blob::BlobHasher::table_of(t.as_bytes()).root());
-    (bound, template)
+/// The digest a chat request binds for the model's chat template: its
+/// text's digest as a stored blob (`LlmRequest::template`).
+fn template_digest(lm: &dyn vouch_engine::llm::LanguageModel) -> Option<Digest> {
+    lm.chat_template()
+        .map(|t| vouch_types::blob::BlobHasher::table_of(t.as_bytes()).root())
 }
 
 impl Generate {
@@ -293,7 +282,7 @@ impl Node {
                 Prompt::Chat(messages) => (
                     lm.render_chat(messages)?,
                     Mode::Chat,
-                    bind_chat(lm, messages),
+                    (messages.clone(), template_digest(lm)),
                 ),
                 Prompt::Text(t) => (t.clone(), Mode::Completion, (Vec::new(), None)),
             };
@@ -502,15 +491,7 @@ impl Node {
         let loaded = self.loaded_by_id(model).await?;
         language(&loaded, &model.to_string())?;
         let lm = loaded.language().expect("checked");
-        let messages: Vec<ChatMessage> = request
-            .messages
-            .iter()
-            .map(|m| ChatMessage {
-                role: m.role.clone(),
-                content: m.content.clone(),
-            })
-            .collect();
-        let (_, template) = bind_chat(lm, &messages);
+        let template = template_digest(lm);
         if request.template != template {
             return Ok(Some(format!(
                 "the request names chat template {}, but model {model}'s is {}",
@@ -518,7 +499,7 @@ impl Node {
                 template.map_or("none".into(), |d| d.to_string())
             )));
         }
-        match lm.render_chat(&messages) {
+        match lm.render_chat(&request.messages) {
             Ok(p) if p == request.prompt => Ok(None),
             Ok(_) => Ok(Some(
                 "the prompt is not the model's chat template applied to the messages the request names: the conversation was rewritten".into(),

@@ -241,14 +241,7 @@ fn check_start(start: &WireStart, g: &Generate, model: Digest, peer: Peer) -> Re
         // The client's messages, exactly: a provider that rewrites them
         // (a system message, an instruction) is caught here; one that signs
         // these messages over another prompt is caught by any auditor.
-        Prompt::Chat(m) => {
-            r.mode == Mode::Chat
-                && r.messages.len() == m.len()
-                && r.messages
-                    .iter()
-                    .zip(m)
-                    .all(|(a, b)| a.role == b.role && a.content == b.content)
-        }
+        Prompt::Chat(m) => r.mode == Mode::Chat && r.messages == *m,
         Prompt::Text(t) => r.mode == Mode::Completion && &r.prompt == t,
     };
     if !mode_ok
@@ -277,7 +270,7 @@ impl Node {
             .await
             .map_err(|e| NodeError::NotFound(format!("{here}; on the network: {e}")))?;
         let wire = wire_generate(&g, false)?;
-        let providers = self.holding(&network, id, self.rank(&network, id)).await;
+        let providers = self.usable_providers(&network, id).await;
         if providers.is_empty() {
             return Err(NodeError::Unavailable(format!(
                 "no peer serves model {id} now; pin it with `vouch model pin`"
@@ -400,7 +393,7 @@ impl Node {
                 .map_err(|e| NodeError::NotFound(format!("{here}; on the network: {e}")))?,
         };
         let local = local.ok();
-        let providers = self.holding(&network, id, self.rank(&network, id)).await;
+        let providers = self.usable_providers(&network, id).await;
         let providers = self.quorum_members(id, n, local.is_some(), providers, &g.model)?;
         let wire = wire_generate(&g, true)?;
         let me = self.peer_id();
@@ -493,7 +486,7 @@ impl Node {
             for (peer, _) in &members {
                 network.record(*peer, |r| r.disagreements += 1);
             }
-            self.store_quorum_evidence(evidence());
+            self.keep_evidence(evidence());
             let sizes: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
             return Err(NodeError::NoQuorum(format!(
                 "quorum:{n} found no majority for model {id}: the answers split {}; evidence recorded",
@@ -505,7 +498,7 @@ impl Node {
                 tracing::warn!(%peer, "quorum dissent on a generated answer");
                 network.record(*peer, |r| r.disagreements += 1);
             }
-            self.store_quorum_evidence(evidence());
+            self.keep_evidence(evidence());
         }
         for (peer, _) in &members {
             self.count_served(*peer);
@@ -600,10 +593,7 @@ impl Node {
                                         // Gossiped here too: a provider that
                                         // keeps its receipts off the topic
                                         // does not keep them from audits.
-                                        let _ = network
-                                            .p2p
-                                            .publish(Topic::Receipts, receipt.to_bytes())
-                                            .await;
+                                        network.gossip_receipt(&receipt).await;
                                     }
                                     LlmEvent::Done(Box::new(Finished {
                                         receipt: *receipt,
@@ -787,10 +777,7 @@ impl Node {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(receipt.id, transcript, bytes, self.config.retention);
-        let _ = network
-            .p2p
-            .publish(Topic::Receipts, receipt.to_bytes())
-            .await;
+        network.gossip_receipt(receipt).await;
     }
 
     /// The transcript this node retains for receipt `id`, as JSON.
@@ -964,7 +951,6 @@ impl Node {
                 "kind": "llm_dispute",
                 "dispute": d,
                 "established": established,
-                "recorded_ms": crate::service::now_ms(),
             }),
         )
     }

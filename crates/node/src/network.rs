@@ -138,15 +138,21 @@ pub(crate) struct Network {
     pub(crate) rechecked: crate::audit::Seen,
     /// Whether a provider proved it holds a model (`Node::holding`), and
     /// when it was challenged.
-    proven: Mutex<std::collections::HashMap<(Peer, Digest), (bool, std::time::Instant)>>,
+    proven: Mutex<HashMap<(Peer, Digest), (bool, std::time::Instant)>>,
     /// The publisher of each network model whose manifest this node
     /// fetched and checked (`Node::trusted_network_model`).
-    publishers: Mutex<std::collections::HashMap<Digest, vouch_types::PublicKey>>,
+    publishers: Mutex<HashMap<Digest, vouch_types::PublicKey>>,
     /// The audit rate now (f64 bits), from the configuration until changed.
     pub(crate) audit_rate: std::sync::atomic::AtomicU64,
 }
 
 impl Network {
+    /// Gossips `receipt` to the auditors (executors and the gateways that
+    /// routed a request alike); nothing is sent while nobody audits.
+    pub(crate) async fn gossip_receipt(&self, receipt: &vouch_types::Receipt) {
+        let _ = self.p2p.publish(Topic::Receipts, receipt.to_bytes()).await;
+    }
+
     pub(crate) fn record(&self, peer: Peer, f: impl FnOnce(&mut PeerRecord)) {
         f(self
             .records
@@ -318,20 +324,24 @@ impl Node {
         name: &str,
         version: Option<&str>,
     ) -> Result<NetworkModel, NodeError> {
-        let key = |m: &NetworkModel| {
-            let v = &m.offer.version;
-            (v.parse::<u64>().ok(), v.clone())
-        };
-        self.network_models()
+        self.offers_named(name, version)
+            .pop()
+            .ok_or_else(|| not_announced(name, version))
+    }
+
+    /// The models called `name` (at `version`, when given) that peers
+    /// announce, oldest version first (numeric versions by number).
+    fn offers_named(&self, name: &str, version: Option<&str>) -> Vec<NetworkModel> {
+        let mut offers: Vec<NetworkModel> = self
+            .network_models()
             .into_values()
             .filter(|m| m.offer.name == name && version.is_none_or(|v| m.offer.version == v))
-            .max_by_key(key)
-            .ok_or_else(|| {
-                let which = version.map_or(name.to_string(), |v| format!("{name}@{v}"));
-                NodeError::NotFound(format!(
-                    "no peer announces model `{which}`; check the name with `vouch network`, or push it to a node first"
-                ))
-            })
+            .collect();
+        offers.sort_by_key(|m| {
+            let v = &m.offer.version;
+            (v.parse::<u64>().ok(), v.clone())
+        });
+        offers
     }
 
     /// The newest model called `name` (at `version`, when given) that peers
@@ -344,62 +354,26 @@ impl Node {
         name: &str,
         version: Option<&str>,
     ) -> Result<NetworkModel, NodeError> {
-        let mut candidates: Vec<NetworkModel> = self
-            .network_models()
-            .into_values()
-            .filter(|m| m.offer.name == name && version.is_none_or(|v| m.offer.version == v))
-            .collect();
-        let which = version.map_or(name.to_string(), |v| format!("{name}@{v}"));
+        let candidates = self.offers_named(name, version);
         if candidates.is_empty() {
-            return Err(NodeError::NotFound(format!(
-                "no peer announces model `{which}`; check the name with `vouch network`, or push it to a node first"
-            )));
+            return Err(not_announced(name, version));
         }
-        candidates.sort_by_key(|m| {
-            let v = &m.offer.version;
-            std::cmp::Reverse((v.parse::<u64>().ok(), v.clone()))
-        });
+        let which = version.map_or(name.to_string(), |v| format!("{name}@{v}"));
         let network = self.network()?;
         let admitted = self.admitted();
         let mut others = Vec::new();
-        for m in candidates {
+        for m in candidates.into_iter().rev() {
             let Ok(id) = m.offer.id.parse::<Digest>() else {
                 continue;
             };
-            let known = network
-                .publishers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&id)
-                .copied();
-            let publisher = match known {
-                Some(p) => p,
-                None => {
-                    let providers: Vec<Peer> = m.providers.iter().copied().collect();
-                    match fetch_manifest(network, id, &providers).await {
-                        Ok(signed) => {
-                            let p = signed.manifest.publisher;
-                            network
-                                .publishers
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(id, p);
-                            p
-                        }
-                        Err(e) => {
-                            others.push(format!("{name}@{} ({e})", m.offer.version));
-                            continue;
-                        }
-                    }
-                }
-            };
-            if admitted.contains(&publisher) {
-                return Ok(m);
+            match publisher_of(network, id, &m.providers).await {
+                Ok(publisher) if admitted.contains(&publisher) => return Ok(m),
+                Ok(publisher) => others.push(format!(
+                    "{name}@{} published by {publisher}",
+                    m.offer.version
+                )),
+                Err(e) => others.push(format!("{name}@{} ({e})", m.offer.version)),
             }
-            others.push(format!(
-                "{name}@{} published by {publisher}",
-                m.offer.version
-            ));
         }
         Err(NodeError::NotFound(format!(
             "no operator this node admits published `{which}`; peers announce {}: admit a publisher you trust with --admit KEY",
@@ -1163,6 +1137,43 @@ pub(crate) async fn ask(
         ))),
         Err(e) => Err(NodeError::Unavailable(e.to_string())),
     }
+}
+
+/// The error for a model name (and version) no peer announces.
+fn not_announced(name: &str, version: Option<&str>) -> NodeError {
+    let which = version.map_or(name.to_string(), |v| format!("{name}@{v}"));
+    NodeError::NotFound(format!(
+        "no peer announces model `{which}`; check the name with `vouch network`, or push it to a node first"
+    ))
+}
+
+/// Who published model `id`: its manifest's publisher, fetched once from
+/// `providers` (checked against the id) and remembered.
+async fn publisher_of(
+    network: &Network,
+    id: Digest,
+    providers: &BTreeSet<Peer>,
+) -> Result<vouch_types::PublicKey, NodeError> {
+    let known = network
+        .publishers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .copied();
+    if let Some(publisher) = known {
+        return Ok(publisher);
+    }
+    let providers: Vec<Peer> = providers.iter().copied().collect();
+    let publisher = fetch_manifest(network, id, &providers)
+        .await?
+        .manifest
+        .publisher;
+    network
+        .publishers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, publisher);
+    Ok(publisher)
 }
 
 /// How many providers of a model [`Node::holding`] challenges at once.

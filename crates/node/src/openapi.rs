@@ -101,7 +101,7 @@ fn paths_and_schemas() -> Value {
         }},
         "/v1/network/evidence": {"get": {
           "summary": "Evidence this node recorded: quorum disagreements, and disputes it built or checked (each re-checkable offline with `vouch verify-dispute`)",
-          "responses": {"200": {"description": "records, oldest first", "content": {"application/json": {"schema": {"type": "object", "properties": {"evidence": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["quorum_disagreement", "dispute"]}, "recorded_ms": {"type": "integer"}}}}}}}}}}
+          "responses": {"200": {"description": "records, oldest first", "content": {"application/json": {"schema": {"type": "object", "properties": {"evidence": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["quorum_disagreement", "dispute", "llm_dispute", "withheld"]}, "recorded_ms": {"type": "integer"}}}}}}}}}}
         }},
         "/v1/hub/blobs/{digest}": {"get": {
           "summary": "Fetch a blob by digest; re-hashed before it is sent",

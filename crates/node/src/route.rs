@@ -287,17 +287,14 @@ impl Node {
                 vouch_p2p::rpc::MAX_FRAME_BYTES >> 20
             )));
         }
-        let providers = self.holding(&network, id, self.rank(&network, id)).await;
+        let providers = self.usable_providers(&network, id).await;
         if n == 1 {
             let exec = self
                 .forward(&network, id, &inputs, &nonce, providers)
                 .await?;
             // Gossiped here too: an executor that keeps its receipts off
             // the topic does not keep them from audits.
-            let _ = network
-                .p2p
-                .publish(vouch_p2p::Topic::Receipts, exec.receipt.to_bytes())
-                .await;
+            network.gossip_receipt(&exec.receipt).await;
             return Ok(self.routed_remotely(exec));
         }
         self.quorum(&network, (name, id), n, has_local, inputs, nonce, providers)
@@ -341,6 +338,12 @@ impl Node {
         if let Some(network) = self.network.get() {
             network.record(peer, |r| r.served += 1);
         }
+    }
+
+    /// Providers of `id` other than this node, best first
+    /// ([`Node::rank`]), that proved they hold it ([`Node::holding`]).
+    pub(crate) async fn usable_providers(&self, network: &Arc<Network>, id: Digest) -> Vec<Peer> {
+        self.holding(network, id, self.rank(network, id)).await
     }
 
     /// Providers of `id` other than this node, best first: lower latency,
@@ -663,7 +666,7 @@ impl Node {
 
     /// Records a disagreement: every receipt, and which ones agreed.
     fn store_evidence(&self, model: Digest, receipts: &[Receipt], majority: &[usize]) {
-        self.store_quorum_evidence(serde_json::json!({
+        self.keep_evidence(serde_json::json!({
             "kind": "quorum_disagreement",
             "model": model,
             "receipts": receipts,
@@ -671,12 +674,13 @@ impl Node {
         }));
     }
 
-    /// Stores a quorum disagreement record (stamped with the time).
-    pub(crate) fn store_quorum_evidence(&self, mut evidence: serde_json::Value) {
+    /// Stores an evidence record (quorum disagreements, disputes, lost
+    /// audits), stamped with the time; the newest `--max-evidence` are kept.
+    pub(crate) fn keep_evidence(&self, mut evidence: serde_json::Value) {
         evidence["recorded_ms"] = crate::service::now_ms().into();
         let bytes = evidence.to_string().into_bytes();
         if let Err(e) = self.store.put_evidence(&bytes, self.config.max_evidence) {
-            tracing::error!(error = %e, "storing quorum evidence failed");
+            tracing::error!(error = %e, kind = %evidence["kind"], "storing evidence failed");
         }
     }
 

@@ -1040,7 +1040,6 @@ async fn a_client_that_leaves_a_routed_stream_frees_the_providers_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_rewrites_the_system_message_is_caught() {
     use vouch_node::p2p::{Frame, Request, Response};
-    use vouch_types::llm::Message;
     let (dp, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // The honest provider is expensive, so the gateway tries the free one first.
     let p = on_network_with(dp.path(), vec![], |c| c.price = 1_000_000).await;
@@ -1053,13 +1052,7 @@ async fn a_provider_that_rewrites_the_system_message_is_caught() {
     let Prompt::Chat(client) = &asked.prompt else {
         unreachable!()
     };
-    let client: Vec<Message> = client
-        .iter()
-        .map(|m| Message {
-            role: m.role.clone(),
-            content: m.content.clone(),
-        })
-        .collect();
+    let client = client.clone();
     let rude = Prompt::Chat(vec![
         ChatMessage {
             role: "system".into(),
