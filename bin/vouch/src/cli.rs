@@ -355,6 +355,11 @@ pub(crate) struct VerifyArgs {
     /// names.
     #[arg(long)]
     pub(crate) replay: bool,
+    /// Once it checks: report the receipt to the node (`--node`), which
+    /// gossips it to the network's auditors (for an answer an executor
+    /// gave you directly, which it may not have gossiped itself).
+    #[arg(long)]
+    pub(crate) report: bool,
 }
 
 #[derive(Args, Debug)]

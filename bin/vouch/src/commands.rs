@@ -1304,5 +1304,22 @@ async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
             receipt.body.engine.version
         );
     }
+    if args.report {
+        let r = client.report_receipt(&receipt).await?;
+        println!(
+            "reported to {}: {}{}",
+            client.base(),
+            if r.gossiped {
+                "gossiped to the network's auditors"
+            } else {
+                "reported there before"
+            },
+            if r.audited_here {
+                "; that node audits it"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }

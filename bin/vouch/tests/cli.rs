@@ -736,6 +736,11 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         out.starts_with("ok: rcpt:") && out.contains("every token by teacher forcing"),
         "{out}"
     );
+    // Reported to another node of the network, which gossips it once.
+    let out = ok(&vouch(&urls[1], &["verify", "hi.json", "--report"]));
+    assert!(out.contains("gossiped to the network's auditors"), "{out}");
+    let out = ok(&vouch(&urls[1], &["verify", "hi.json", "--report"]));
+    assert!(out.contains("reported there before"), "{out}");
     // An edited answer fails the replay (its transcript no longer matches
     // the receipt, and the tokens fail the check).
     let mut edited: serde_json::Value =

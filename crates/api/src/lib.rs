@@ -492,6 +492,19 @@ pub struct FetchProgress {
     pub error: Option<String>,
 }
 
+/// `POST /v1/receipts`: what a node did with a receipt a client reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedReceipt {
+    /// The receipt's id.
+    pub id: vouch_types::Digest,
+    /// This node gossiped it to the network's auditors (false when it had
+    /// been reported here before).
+    pub gossiped: bool,
+    /// This node is among the receipt's drawn auditors and started an
+    /// audit of it.
+    pub audited_here: bool,
+}
+
 /// `POST|GET /v1/hub/models/{name}/pin`: where a pinned model stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinStatus {

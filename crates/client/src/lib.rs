@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use vouch_api::{
     ErrorBody, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList,
-    NetworkNodes, PinStatus, TraceEntry,
+    NetworkNodes, PinStatus, ReportedReceipt, TraceEntry,
 };
 use vouch_types::{Digest, Receipt};
 
@@ -326,6 +326,12 @@ impl Client {
             path.push_str(&format!("?version={}", encode_segment(v)));
         }
         self.get_json(&path).await
+    }
+
+    /// `POST /v1/receipts`: reports a receipt to the node, which gossips it
+    /// to the network's auditors.
+    pub async fn report_receipt(&self, receipt: &Receipt) -> Result<ReportedReceipt, ClientError> {
+        self.post_json("/v1/receipts", receipt).await
     }
 
     /// `GET /v1/network/evidence`: the records, oldest first.

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use vouch_api::ReportedReceipt;
 use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
 use vouch_types::dispute::{
     AUDITOR_DRAW, DISPUTE_VERSION, Dispute, LlmDispute, Party, REFEREE_DRAW, Verdict, auditor_draw,
@@ -758,6 +759,89 @@ impl Node {
         }
     }
 
+    /// Draws `receipt` for audit here: receipts of models this node serves,
+    /// from any source (an executor's own gossip, a gateway's that routed
+    /// the request, a client's report: an executor cannot keep its answers
+    /// from audits by not gossiping them), once each, when this node is
+    /// among the receipt's drawn auditors, at the sampling rate; cheapest
+    /// checks first (the signature is checked when the audit starts).
+    /// True when an audit started.
+    fn consider_for_audit(self: &Arc<Node>, network: &Network, receipt: Receipt) -> bool {
+        let executor = peer_id_of(&receipt.body.node);
+        if !self.config.trace
+            || executor == self.peer_id()
+            || !matches!(self.store.model_by_id(&receipt.body.model), Ok(Some(_)))
+            || !network
+                .receipts_heard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(receipt.id)
+            || !sample(self.audit_rate())
+            || !self.drawn_auditors(&receipt).contains(&self.public_key())
+        {
+            return false;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            match node.audit(receipt, executor).await {
+                Ok(outcome) => tracing::debug!(?outcome, "audit done"),
+                Err(e) => tracing::info!(error = %e, "audit not completed"),
+            }
+        });
+        true
+    }
+
+    /// A receipt a client reports (`POST /v1/receipts`), for example one an
+    /// executor answered it directly and may not have gossiped: checked,
+    /// gossiped to the network's auditors once, and drawn for audit here.
+    /// Only receipts of models this node serves or peers announce, signed
+    /// by this node or by a peer that announces the model: auditors must be
+    /// able to reach the executor, and nobody may make this node gossip
+    /// receipts for models nobody serves.
+    pub async fn report_receipt(
+        self: &Arc<Node>,
+        receipt: Receipt,
+    ) -> Result<ReportedReceipt, NodeError> {
+        receipt
+            .verify()
+            .map_err(|e| NodeError::BadRequest(format!("the receipt does not verify: {e}")))?;
+        let network = self.network()?;
+        let executor = peer_id_of(&receipt.body.node);
+        let model = receipt.body.model;
+        let served_here = matches!(self.store.model_by_id(&model), Ok(Some(_)));
+        let providers = self
+            .network_models()
+            .remove(&model.to_string())
+            .map(|m| m.providers)
+            .unwrap_or_default();
+        if !served_here && providers.is_empty() {
+            return Err(NodeError::NotFound(format!(
+                "model {model} is neither served here nor announced by a peer: report the receipt to a node of the network that serves it"
+            )));
+        }
+        if executor != self.peer_id() && !providers.contains(&executor) {
+            return Err(NodeError::NotFound(format!(
+                "the receipt's signer {} (peer {executor}) does not announce model {model} to this node: report it to a node of the signer's network",
+                receipt.body.node
+            )));
+        }
+        let gossiped = network
+            .receipts_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(receipt.id);
+        if gossiped {
+            network.gossip_receipt(&receipt).await;
+        }
+        let id = receipt.id;
+        let audited_here = self.consider_for_audit(network, receipt);
+        Ok(ReportedReceipt {
+            id,
+            gossiped,
+            audited_here,
+        })
+    }
+
     /// Handles one gossiped message: samples receipts for audit, and checks
     /// and records disputes.
     async fn on_gossip(self: &Arc<Node>, gossip: Gossip) {
@@ -766,37 +850,9 @@ impl Node {
         };
         match gossip.topic {
             Topic::Receipts => {
-                let Ok(receipt) = Receipt::from_bytes(&gossip.data) else {
-                    return;
-                };
-                // Receipts of models this node serves, from any source (an
-                // executor's own, or a gateway's that routed the request:
-                // an executor cannot keep its answers from audits by not
-                // gossiping them), once each, when this node is among the
-                // receipt's drawn auditors, at the sampling rate; cheapest
-                // checks first (the signature is checked when the audit
-                // starts).
-                let executor = peer_id_of(&receipt.body.node);
-                if !self.config.trace
-                    || executor == self.peer_id()
-                    || !matches!(self.store.model_by_id(&receipt.body.model), Ok(Some(_)))
-                    || !network
-                        .receipts_heard
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(receipt.id)
-                    || !sample(self.audit_rate())
-                    || !self.drawn_auditors(&receipt).contains(&self.public_key())
-                {
-                    return;
+                if let Ok(receipt) = Receipt::from_bytes(&gossip.data) {
+                    self.consider_for_audit(network, receipt);
                 }
-                let node = self.clone();
-                tokio::spawn(async move {
-                    match node.audit(receipt, executor).await {
-                        Ok(outcome) => tracing::debug!(?outcome, "audit done"),
-                        Err(e) => tracing::info!(error = %e, "audit not completed"),
-                    }
-                });
             }
             Topic::Disputes => {
                 // Judging may re-run a model: not on the gossip loop.

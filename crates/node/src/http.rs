@@ -84,6 +84,10 @@ pub fn router(node: Arc<Node>) -> Router {
             "/v1/infer/{name}",
             post(infer).layer(DefaultBodyLimit::max(max_request)),
         )
+        .route(
+            "/v1/receipts",
+            post(report_receipt).layer(DefaultBodyLimit::max(max_request)),
+        )
         .route("/v1/receipts/{id}", get(get_receipt))
         .route("/v1/receipts/{id}/trace/{index}", get(get_trace_entry))
         .merge(crate::openai::routes().layer(DefaultBodyLimit::max(max_request)))
@@ -359,7 +363,7 @@ async fn pin_status(
 ) -> ApiResult<Response> {
     Ok(json(
         StatusCode::OK,
-        &node.pin_status(&name, q.version.as_deref())?,
+        &node.pin_status(&name, q.version.as_deref()).await?,
     ))
 }
 
@@ -487,6 +491,18 @@ async fn infer(
 async fn get_receipt(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_digest(Kind::Receipt, &id)?;
     Ok(json(StatusCode::OK, &node.receipt(&id)?))
+}
+
+async fn report_receipt(State(node): State<Arc<Node>>, body: Bytes) -> ApiResult<Response> {
+    let receipt: vouch_types::Receipt = serde_json::from_slice(&body).map_err(|e| {
+        NodeError::BadRequest(format!(
+            "the body must be a receipt as JSON (as `GET /v1/receipts/{{id}}` returns it): {e}"
+        ))
+    })?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &node.report_receipt(receipt).await?,
+    ))
 }
 
 async fn get_trace_entry(

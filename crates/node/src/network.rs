@@ -134,6 +134,8 @@ pub(crate) struct Network {
     pub(crate) disputes_seen: crate::audit::Seen,
     /// Receipts heard on the gossip topic, so each is drawn for audit once.
     pub(crate) receipts_heard: crate::audit::Seen,
+    /// Receipts clients reported here and this node gossiped, once each.
+    pub(crate) receipts_reported: crate::audit::Seen,
     /// Disputed LLM receipts this node re-checked itself, once each.
     pub(crate) rechecked: crate::audit::Seen,
     /// Whether a provider proved it holds a model (`Node::holding`), and
@@ -226,6 +228,7 @@ impl Node {
             sessions: Default::default(),
             disputes_seen: Mutex::default(),
             receipts_heard: Mutex::default(),
+            receipts_reported: Mutex::default(),
             rechecked: Mutex::default(),
             publishers: Mutex::default(),
             proven: Mutex::default(),
@@ -315,18 +318,6 @@ impl Node {
             }
         }
         out
-    }
-
-    /// Resolves a model the network serves: the given version, or the
-    /// highest version any peer announces.
-    pub(crate) fn network_model(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<NetworkModel, NodeError> {
-        self.offers_named(name, version)
-            .pop()
-            .ok_or_else(|| not_announced(name, version))
     }
 
     /// The models called `name` (at `version`, when given) that peers
@@ -787,11 +778,7 @@ impl Node {
         replicas: u64,
     ) -> Result<PinStatus, NodeError> {
         self.network()?;
-        // Pinned by name: only a model an admitted operator published.
-        let (id, local) = match self.find_model(name, version) {
-            Ok(record) => (record.id(), true),
-            Err(_) => (self.resolve_remote(name, version).await?, false),
-        };
+        let (id, local) = self.resolve(name, version).await?;
         if !local {
             let node = self.clone();
             tokio::spawn(async move {
@@ -817,25 +804,29 @@ impl Node {
         self.status_of(id, local)
     }
 
-    /// The model id `name` resolves to here or on the network, and whether
-    /// this node serves it.
-    fn resolve(&self, name: &str, version: Option<&str>) -> Result<(Digest, bool), NodeError> {
-        if let Ok(record) = self.find_model(name, version) {
-            return Ok((record.id(), true));
-        }
-        let model = self.network_model(name, version)?;
-        let id =
-            model.offer.id.parse().map_err(|e| {
-                NodeError::BadRequest(format!("a peer announced a bad model id: {e}"))
-            })?;
-        Ok((id, false))
-    }
-
     /// Where model `name` stands: served here, being fetched, and by how
     /// many nodes.
-    pub fn pin_status(&self, name: &str, version: Option<&str>) -> Result<PinStatus, NodeError> {
-        let (id, local) = self.resolve(name, version)?;
+    pub async fn pin_status(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<PinStatus, NodeError> {
+        let (id, local) = self.resolve(name, version).await?;
         self.status_of(id, local)
+    }
+
+    /// The model id `name` resolves to here or on the network (only to a
+    /// model an admitted operator published), and whether this node
+    /// serves it.
+    async fn resolve(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(Digest, bool), NodeError> {
+        match self.find_model(name, version) {
+            Ok(record) => Ok((record.id(), true)),
+            Err(_) => Ok((self.resolve_remote(name, version).await?, false)),
+        }
     }
 
     /// Where model `id` stands (`local`: this node serves it).

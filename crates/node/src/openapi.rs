@@ -114,6 +114,11 @@ fn paths_and_schemas() -> Value {
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}}},
           "responses": merge(json!({"200": ok("outputs and receipt", "InferResponse")}), error_responses(&[400, 404, 413, 422, 500]))
         }},
+        "/v1/receipts": {"post": {
+          "summary": "Report a receipt a node signed (for example one an executor answered you directly): this node checks it, gossips it to the network's auditors once, and audits it when drawn. Public",
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
+          "responses": merge(json!({"202": {"description": "{id, gossiped (false when reported here before), audited_here}", "content": {"application/json": {"schema": {"type": "object", "required": ["id", "gossiped", "audited_here"], "properties": {"id": {"type": "string"}, "gossiped": {"type": "boolean"}, "audited_here": {"type": "boolean"}}}}}}}), error_responses(&[400, 404, 413, 503]))
+        }},
         "/v1/receipts/{id}": {"get": {
           "summary": "A receipt this node signed",
           "parameters": [path_param("id", "rcpt:<64 hex>")],

@@ -1391,6 +1391,128 @@ async fn an_executor_that_withholds_inputs_loses_the_audit() {
     }
 }
 
+/// An executor answers a client directly, never gossips the receipt and
+/// refuses auditors its inputs. The client reports the receipt to a node of
+/// the network: the drawn auditor, reported to, audits it at once; a
+/// bystander, reported to, gossips it and the auditor hears it there. Both
+/// ways the executor loses the audit. Reports that do not check are refused
+/// and say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_a_client_reports_is_audited_though_its_executor_kept_it_quiet() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let auditor = networked(dirs[0].path(), vec![], |c| c.audit_rate = 1.0).await;
+    let id = push_sample(&auditor, "iris").await;
+    let bystander = joined(dirs[1].path(), addresses(&auditor), false).await;
+    let honest = auditor
+        .node
+        .infer("iris", None, iris_input(), None)
+        .await
+        .unwrap();
+    let class = honest.receipt.body.determinism;
+    let (quiet, key) = scripted_provider(
+        73,
+        &auditor,
+        &honest.receipt,
+        (honest.outputs.clone(), class),
+        true,
+    )
+    .await;
+    admit_all(&[&auditor, &bystander]);
+    auditor.node.admit(key);
+    bystander.node.admit(key);
+    for t in [&auditor, &bystander] {
+        eventually("the quiet executor's offer to be heard", || {
+            t.node
+                .network_models()
+                .get(&id.to_string())
+                .is_some_and(|m| m.providers.contains(&quiet))
+        })
+        .await;
+    }
+    // The client: a peer of its own that asks the executor directly.
+    let (client, _inbound) = P2p::start(
+        P2pConfig::loopback(addresses(&auditor)),
+        &SecretKey::from_bytes(&[74; 32]),
+    )
+    .await
+    .unwrap();
+    let mut asked = 0;
+    let mut ask = || {
+        asked += 1;
+        let (client, nonce) = (&client, format!("direct-{asked}"));
+        async move {
+            let answer = client
+                .request(
+                    quiet,
+                    Frame {
+                        head: Request::Infer {
+                            model: id,
+                            nonce,
+                            quorum: false,
+                        },
+                        body: iris_input().encode(),
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(matches!(answer.head, Response::Ok), "{:?}", answer.head);
+            let len = u32::from_le_bytes(answer.body[..4].try_into().unwrap()) as usize;
+            vouch_types::Receipt::from_bytes(&answer.body[4..4 + len]).unwrap()
+        }
+    };
+    let withheld = || {
+        auditor
+            .node
+            .peer_records()
+            .get(&quiet)
+            .map_or(0, |r| r.withheld)
+    };
+
+    // Reported to its drawn auditor: audited there, at once.
+    let receipt = ask().await;
+    let reported = auditor.client.report_receipt(&receipt).await.unwrap();
+    assert!(reported.gossiped && reported.audited_here, "{reported:?}");
+    eventually("the auditor to count the lost audit", || withheld() == 1).await;
+    let again = auditor.client.report_receipt(&receipt).await.unwrap();
+    assert!(!again.gossiped && !again.audited_here, "{again:?}");
+    assert_eq!(withheld(), 1);
+
+    // Reported to a bystander that serves nothing: it gossips the receipt,
+    // and the auditor hears it (until the gossip mesh forms, a report can
+    // find nobody to send to: report the next answer).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while withheld() < 2 {
+        let receipt = ask().await;
+        let reported = bystander.client.report_receipt(&receipt).await.unwrap();
+        assert!(reported.gossiped && !reported.audited_here, "{reported:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no auditor heard the reported receipts"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A forged signature, a model nobody serves: refused, saying why.
+    let mut forged = ask().await;
+    forged.body.output = honest.receipt.body.request;
+    let err = bystander.client.report_receipt(&forged).await.unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    let stranger = SecretKey::from_bytes(&[75; 32]);
+    let mut body = receipt.body.clone();
+    body.model = vouch_types::Digest::of(Kind::Model, b"a model nobody serves");
+    body.node = stranger.public();
+    let err = bystander
+        .client
+        .report_receipt(&body.sign(&stranger))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("neither served here nor announced"),
+        "{err}"
+    );
+}
+
 /// Any peer can announce `iris@999999`. A name resolves only to a model an
 /// admitted operator published: the gateway routes `iris` to the honest
 /// publisher's version, says why it passes over the stranger's, and
@@ -1443,7 +1565,11 @@ async fn a_newer_version_from_an_untrusted_publisher_is_not_routed_to() {
             && err.contains("--admit"),
         "{err}"
     );
-    // Replicated by name: the admitted publisher's model.
+    // Replicated, pinned and looked up by name: the admitted publisher's
+    // model; the stranger's version is refused there too.
+    assert_eq!(g.node.pin_status("iris", None).await.unwrap().id, id);
+    let err = g.node.pin_status("iris", Some("999999")).await.unwrap_err();
+    assert!(err.to_string().contains("--admit"), "{err}");
     assert_eq!(g.node.replicate("iris", None).await.unwrap(), id);
 }
 
