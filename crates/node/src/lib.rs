@@ -1,65 +1,23 @@
-//! A Vouch node: the model hub, the inference service that signs a receipt
-//! for every answer, and the HTTP API in front of them.
+//! A Vouch node, whole: the three layers it is built of, under the names
+//! the CLI, the tests and the benchmarks use.
 //!
-//! [`Node`] is the service (no HTTP): it owns the store, the engines, the
-//! operator key, the loaded-model cache and the blocking pool inference runs
-//! on. [`http::router`] maps the public API onto it, and [`serve`] runs that
-//! router on a listener until a shutdown future resolves.
+//! - `vouch-service` ([`service`], [`llm`], [`external`], ...): the local
+//!   service: hub, receipted inference, LLM generation, embeddings. No
+//!   peers, no HTTP.
+//! - `vouch-network` ([`network`], [`route`], [`audit`]): the network
+//!   layer; its [`Node`] holds the service.
+//! - `vouch-http` ([`http`], [`openai`], [`guard`], [`openapi`]): the HTTP
+//!   layer on top; [`serve`] runs it.
 //!
-//! Only this crate (and the CLI) knows HTTP. Peer-to-peer networking
-//! ([`network`], over `vouch-p2p`) attaches to [`Node`] beside the HTTP API,
-//! not inside it; the ledger will too.
+//! Each layer uses only those below it; the compiler enforces it, since
+//! each is its own crate.
 
-#![recursion_limit = "256"]
-
-pub mod audit;
-pub mod cache;
-pub mod config;
-pub mod error;
-pub mod external;
-pub mod guard;
-pub mod http;
-pub mod keyfile;
-pub mod llm;
-mod llm_net;
-pub use llm_net::LlmQuorum;
-pub mod metrics;
-pub mod network;
-pub mod openai;
-pub mod openapi;
-mod receipt_log;
-pub mod route;
-pub mod samples;
-pub mod service;
-
-pub use config::{DEFAULT_LLM_UBATCH, NodeConfig};
-pub use error::NodeError;
-pub use network::{Fetch, FetchState, NetworkModel, PeerRecord};
-pub use service::{Node, PushOptions};
+pub use vouch_http::{guard, http, openai, openapi, serve};
+pub use vouch_network::{
+    Fetch, FetchState, LlmQuorum, NetworkModel, Node, PeerRecord, audit, network, route,
+};
 pub use vouch_p2p::{self as p2p, P2pConfig};
-
-use std::future::Future;
-use std::sync::Arc;
-
-/// Serves the HTTP API on `listener` until `shutdown` resolves, then drains
-/// in-flight requests and makes the store durable.
-pub async fn serve(
-    node: Arc<Node>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Answers go out as soon as they are written, not after the client's
-    // delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let result = axum::serve(listener, http::router(node.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
-    // The receipt log makes receipts durable every second by itself; this
-    // is the last of them.
-    node.flush().await;
-    result
-}
+pub use vouch_service::{
+    DEFAULT_LLM_UBATCH, NodeConfig, NodeError, PushOptions, cache, config, error, external,
+    keyfile, llm, metrics, samples, service,
+};

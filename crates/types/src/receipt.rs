@@ -36,6 +36,18 @@ pub struct EngineInfo {
     pub version: String,
 }
 
+/// The engine name of answers a node relayed from an external server
+/// (an OpenAI-compatible API): the operator vouches for the transcript,
+/// but nothing attests which model produced it.
+pub const UNATTESTED: &str = "external-unattested";
+
+impl EngineInfo {
+    /// Whether this names an external, unattested engine ([`UNATTESTED`]).
+    pub fn is_unattested(&self) -> bool {
+        self.name == UNATTESTED
+    }
+}
+
 /// How re-executions of this model compare.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "class", rename_all = "lowercase")]

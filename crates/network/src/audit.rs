@@ -14,9 +14,7 @@
 //! receives ([`Dispute::check`]) before it counts it in the operators'
 //! records, which the router ranks by.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
 
 use vouch_api::ReportedReceipt;
 use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
@@ -28,63 +26,9 @@ use vouch_types::merkle::{self, Bisection};
 use vouch_types::quorum::outputs_agree;
 use vouch_types::{Determinism, Digest, Kind, Receipt, TensorMap};
 
-use crate::error::NodeError;
-use crate::network::{Network, ask};
-use crate::service::Node;
-
-/// Bytes of inputs and outputs an executor keeps for auditors.
-const RETAIN_BYTES: usize = 256 << 20;
-
-/// What an executor keeps for auditors (inputs and outputs, or an LLM
-/// transcript) by receipt id, newest last, bounded by age and bytes.
-pub(crate) struct Retained<V> {
-    entries: HashMap<Digest, (Instant, Arc<V>, usize)>,
-    order: VecDeque<Digest>,
-    bytes: usize,
-}
-
-impl<V> Default for Retained<V> {
-    fn default() -> Retained<V> {
-        Retained {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            bytes: 0,
-        }
-    }
-}
-
-impl<V> Retained<V> {
-    pub(crate) fn insert(&mut self, id: Digest, value: V, bytes: usize, window: Duration) {
-        self.bytes += bytes;
-        if let Some((_, _, old)) = self
-            .entries
-            .insert(id, (Instant::now(), Arc::new(value), bytes))
-        {
-            self.bytes -= old;
-        }
-        self.order.push_back(id);
-        while let Some(oldest) = self.order.front().copied() {
-            let expired = self
-                .entries
-                .get(&oldest)
-                .is_none_or(|(at, ..)| at.elapsed() > window);
-            if !expired && self.bytes <= RETAIN_BYTES {
-                break;
-            }
-            self.order.pop_front();
-            if let Some((_, _, b)) = self.entries.remove(&oldest) {
-                self.bytes -= b;
-            }
-        }
-    }
-
-    pub(crate) fn get(&self, id: &Digest, window: Duration) -> Option<Arc<V>> {
-        self.entries
-            .get(id)
-            .filter(|(at, ..)| at.elapsed() <= window)
-            .map(|(_, v, _)| v.clone())
-    }
-}
+use crate::node::Node;
+use crate::state::{Network, ask};
+use vouch_service::error::NodeError;
 
 /// What an audit found.
 #[derive(Clone, Debug)]
@@ -131,7 +75,7 @@ impl Node {
     /// Whether this node audits at sampling rate `rate`: it needs its
     /// traces to bisect.
     pub(crate) fn audits_at(&self, rate: f64) -> bool {
-        self.config.trace && rate > 0.0
+        self.config().trace && rate > 0.0
     }
 
     /// Changes the share of others' receipts this node audits (0 to 1),
@@ -177,7 +121,12 @@ impl Node {
             .retained
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(receipt.id, (inputs, outputs), bytes, self.config.retention);
+            .insert(
+                receipt.id,
+                (inputs, outputs),
+                bytes,
+                self.config().retention,
+            );
         network.gossip_receipt(receipt).await;
     }
 
@@ -188,11 +137,11 @@ impl Node {
             .retained
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(id, self.config.retention)
+            .get(id, self.config().retention)
             .ok_or_else(|| {
                 NodeError::NotFound(format!(
                     "receipt {id}'s data is not retained here (kept {} s)",
-                    self.config.retention.as_secs()
+                    self.config().retention.as_secs()
                 ))
             })
     }
@@ -208,7 +157,7 @@ impl Node {
             .map(|m| m.providers)
             .unwrap_or_default();
         let me = self.public_key();
-        let here = matches!(self.store.model_by_id(&model), Ok(Some(_)));
+        let here = matches!(self.store().model_by_id(&model), Ok(Some(_)));
         let candidates: Vec<vouch_types::PublicKey> = self
             .admitted()
             .into_iter()
@@ -322,7 +271,7 @@ impl Node {
             ))
         })?;
         Ok(Verdict::sign(
-            &self.key,
+            self.key(),
             &model,
             &inputs.digest(Kind::Input),
             step,
@@ -341,7 +290,7 @@ impl Node {
         let loaded = self.loaded_by_id(model).await?;
         vouch_engine::check_inputs(loaded.schema(), &inputs)
             .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-        let fault = self.config.fault;
+        let fault = self.config().fault;
         self.compute(move || {
             Ok(match fault {
                 Some(f) => loaded.run_faulty(&inputs, trace, f)?,
@@ -359,12 +308,12 @@ impl Node {
         receipt
             .verify()
             .map_err(|e| NodeError::BadRequest(format!("the receipt does not verify: {e}")))?;
-        if let Ok(Some(record)) = self.store.model_by_id(&receipt.body.model)
+        if let Ok(Some(record)) = self.store().model_by_id(&receipt.body.model)
             && record.signed.manifest.format == vouch_types::ModelFormat::Gguf
         {
             return self.audit_llm(&network, receipt, executor).await;
         }
-        if !self.config.trace {
+        if !self.config().trace {
             return Err(NodeError::Unavailable(
                 "this node runs with --no-trace: it cannot bisect, so it does not audit".into(),
             ));
@@ -743,12 +692,14 @@ impl Node {
     /// Each executor receipt is re-checked once: a re-check costs a
     /// teacher-forced pass, and anyone can reword a dispute.
     async fn recheck_llm_dispute(&self, network: &Network, d: &LlmDispute) -> Option<Party> {
-        if !matches!(self.store.model_by_id(&d.executor.body.model), Ok(Some(_)))
-            || !network
-                .rechecked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(d.executor.id)
+        if !matches!(
+            self.store().model_by_id(&d.executor.body.model),
+            Ok(Some(_))
+        ) || !network
+            .rechecked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(d.executor.id)
         {
             return None;
         }
@@ -768,9 +719,9 @@ impl Node {
     /// True when an audit started.
     fn consider_for_audit(self: &Arc<Node>, network: &Network, receipt: Receipt) -> bool {
         let executor = peer_id_of(&receipt.body.node);
-        if !self.config.trace
+        if !self.config().trace
             || executor == self.peer_id()
-            || !matches!(self.store.model_by_id(&receipt.body.model), Ok(Some(_)))
+            || !matches!(self.store().model_by_id(&receipt.body.model), Ok(Some(_)))
             || !network
                 .receipts_heard
                 .lock()
@@ -808,7 +759,7 @@ impl Node {
         let network = self.network()?;
         let executor = peer_id_of(&receipt.body.node);
         let model = receipt.body.model;
-        let served_here = matches!(self.store.model_by_id(&model), Ok(Some(_)));
+        let served_here = matches!(self.store().model_by_id(&model), Ok(Some(_)));
         let providers = self
             .network_models()
             .remove(&model.to_string())
@@ -898,42 +849,3 @@ impl Judged {
         }
     }
 }
-
-/// Digests a node has seen (receipts heard, receipts disputed), bounded:
-/// beyond its capacity the oldest are forgotten, so a flood of gossip
-/// cannot grow it without end.
-pub(crate) struct Recent {
-    set: HashSet<Digest>,
-    order: VecDeque<Digest>,
-    cap: usize,
-}
-
-impl Default for Recent {
-    fn default() -> Recent {
-        Recent {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            cap: 1 << 16,
-        }
-    }
-}
-
-impl Recent {
-    /// Adds `d`; false when it was there already.
-    pub(crate) fn insert(&mut self, d: Digest) -> bool {
-        if !self.set.insert(d) {
-            return false;
-        }
-        self.order.push_back(d);
-        if self.order.len() > self.cap
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        true
-    }
-}
-
-/// Receipts already disputed (so an answer is counted against once), or
-/// already heard (so a receipt gossiped twice is drawn once).
-pub(crate) type Seen = Mutex<Recent>;

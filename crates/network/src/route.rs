@@ -26,9 +26,10 @@ use vouch_types::encode::{Reader, Sink};
 use vouch_types::quorum::checked_groups;
 use vouch_types::{Determinism, Digest, Receipt, TensorMap};
 
-use crate::error::NodeError;
-use crate::network::Network;
-use crate::service::{Answer, Node};
+use crate::node::Node;
+use crate::state::Network;
+use vouch_service::error::NodeError;
+use vouch_service::service::Answer;
 
 /// Most operators a quorum may ask for.
 pub const MAX_QUORUM: usize = 16;
@@ -232,7 +233,7 @@ impl Failure {
 impl Node {
     /// This node's peer id (derived from its operator key).
     pub fn peer_id(&self) -> Peer {
-        peer_id_of(&self.key.public())
+        peer_id_of(&self.public_key())
     }
 
     /// Answers a request for model `name` from anywhere on the network at
@@ -361,7 +362,7 @@ impl Node {
             .collect();
         let records = self.peer_records();
         let total: u64 = records.values().map(|r| r.served).sum();
-        let cap = self.config.max_share;
+        let cap = self.config().max_share;
         let admitted: BTreeSet<Peer> = self.admitted().iter().map(peer_id_of).collect();
         // A provider not yet measured ranks as the median measured one: new
         // peer ids do not look fastest (they are free to make), and every
@@ -440,7 +441,7 @@ impl Node {
     /// from a receipt under check.
     pub(crate) fn class_of(&self, id: &Digest) -> Result<Determinism, NodeError> {
         let record = self
-            .store
+            .store()
             .model_by_id(id)?
             .ok_or_else(|| NodeError::NotFound(format!("model {id} is not on this node")))?;
         let m = &record.signed.manifest;
@@ -458,7 +459,7 @@ impl Node {
         if let Ok(class) = self.class_of(&id) {
             return Ok(class);
         }
-        let signed = crate::network::fetch_manifest(network, id, providers).await?;
+        let signed = crate::providers::fetch_manifest(network, id, providers).await?;
         Ok(vouch_engine::determinism_of(
             signed.manifest.format,
             &signed.manifest.schema,
@@ -677,9 +678,12 @@ impl Node {
     /// Stores an evidence record (quorum disagreements, disputes, lost
     /// audits), stamped with the time; the newest `--max-evidence` are kept.
     pub(crate) fn keep_evidence(&self, mut evidence: serde_json::Value) {
-        evidence["recorded_ms"] = crate::service::now_ms().into();
+        evidence["recorded_ms"] = vouch_service::service::now_ms().into();
         let bytes = evidence.to_string().into_bytes();
-        if let Err(e) = self.store.put_evidence(&bytes, self.config.max_evidence) {
+        if let Err(e) = self
+            .store()
+            .put_evidence(&bytes, self.config().max_evidence)
+        {
             tracing::error!(error = %e, kind = %evidence["kind"], "storing evidence failed");
         }
     }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use vouch_types::Dim;
 
 use crate::error::NodeError;
-use crate::service::{Node, PushOptions};
+use crate::service::{PushOptions, Service};
 
 /// Where `scripts/fetch-models.sh` caches the sample models:
 /// `$VOUCH_MODELS`, or `~/.cache/vouch/models`.
@@ -123,7 +123,7 @@ impl Sample {
 
 /// Pushes a model file through the node's upload path.
 pub async fn push_file(
-    node: &Node,
+    node: &Service,
     path: &Path,
     options: PushOptions,
 ) -> Result<vouch_store::ModelRecord, NodeError> {
@@ -140,7 +140,7 @@ pub async fn push_file(
 
 /// Imports every sample found in `dir` that the node does not have yet.
 /// Returns the names imported; missing files are logged, not fatal.
-pub async fn import(node: &Node, dir: &Path) -> Vec<String> {
+pub async fn import(node: &Service, dir: &Path) -> Vec<String> {
     let mut imported = Vec::new();
     for sample in SAMPLES {
         if node.find_model(sample.name, None).is_ok() {

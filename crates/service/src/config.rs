@@ -1,7 +1,9 @@
-//! Node configuration. Every field has a default: no flag is required.
+//! Service configuration. Every field has a default: no flag is required.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use vouch_types::{Digest, EngineInfo, Kind};
 
 /// How a node runs.
 #[derive(Clone, Debug)]
@@ -40,7 +42,7 @@ pub struct NodeConfig {
     pub fault: Option<vouch_engine::Fault>,
     /// Models served from external OpenAI-compatible servers (their
     /// receipts say the model is not attested).
-    pub externals: Vec<crate::external::ExternalModel>,
+    pub externals: Vec<ExternalModel>,
     /// Sequences each loaded language model decodes together; more serve
     /// more chats at once, each costing a context's KV cache in memory.
     pub llm_slots: usize,
@@ -103,6 +105,62 @@ impl NodeConfig {
             max_evidence: 10_000,
             max_embedding_inputs: 2048,
             max_embedding_tokens: 300_000,
+        }
+    }
+}
+
+/// A model served from an external OpenAI-compatible server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalModel {
+    /// Name clients ask for on this node.
+    pub name: String,
+    /// The server's API base, e.g. `http://127.0.0.1:8081/v1`.
+    pub url: String,
+    /// Model name the server knows it by.
+    pub remote: String,
+}
+
+impl ExternalModel {
+    /// Parses `NAME=URL` or `NAME=URL#REMOTE` (the remote model name
+    /// defaults to NAME).
+    pub fn parse(spec: &str) -> Result<ExternalModel, String> {
+        let (name, rest) = spec.split_once('=').ok_or_else(|| {
+            format!("external model `{spec}` should read NAME=URL or NAME=URL#REMOTE_MODEL")
+        })?;
+        let (url, remote) = rest.split_once('#').unwrap_or((rest, name));
+        let url = url.trim_end_matches('/');
+        if name.is_empty() || remote.is_empty() {
+            return Err(format!(
+                "external model `{spec}` has an empty name; write NAME=URL"
+            ));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "external model `{name}`: `{url}` is not an http(s) URL; give the server's API base, e.g. http://127.0.0.1:8081/v1"
+            ));
+        }
+        Ok(ExternalModel {
+            name: name.into(),
+            url: url.into(),
+            remote: remote.into(),
+        })
+    }
+
+    /// The model id in its receipts: a digest of the endpoint, not of any
+    /// weights.
+    pub fn id(&self) -> Digest {
+        let mut bytes = b"vouch external v1\0".to_vec();
+        bytes.extend_from_slice(self.url.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(self.remote.as_bytes());
+        Digest::of(Kind::Model, &bytes)
+    }
+
+    /// The engine named in its receipts.
+    pub fn engine(&self) -> EngineInfo {
+        EngineInfo {
+            name: vouch_types::receipt::UNATTESTED.into(),
+            version: format!("{}#{}", self.url, self.remote),
         }
     }
 }

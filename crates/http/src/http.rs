@@ -16,28 +16,13 @@ use vouch_api::{
 };
 use vouch_types::{Digest, Dim, Kind};
 
-use crate::error::NodeError;
-use crate::route::Verify;
-use crate::service::{Node, PushOptions};
+pub use crate::error::ApiError;
+use vouch_network::Node;
+use vouch_network::route::Verify;
+use vouch_service::error::NodeError;
+use vouch_service::service::PushOptions;
 
-impl IntoResponse for NodeError {
-    fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::error!(code = self.code(), error = %self, "request failed");
-        }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code().into(),
-                message: self.to_string(),
-            },
-        };
-        (status, axum::Json(body)).into_response()
-    }
-}
-
-type ApiResult<T> = Result<T, NodeError>;
+type ApiResult<T> = Result<T, ApiError>;
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
@@ -50,7 +35,9 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
             body,
         )
             .into_response(),
-        Err(e) => NodeError::Internal(format!("encoding the response: {e}")).into_response(),
+        Err(e) => {
+            ApiError(NodeError::Internal(format!("encoding the response: {e}"))).into_response()
+        }
     }
 }
 
@@ -114,8 +101,10 @@ async fn count_requests(State(node): State<Arc<Node>>, req: Request, next: Next)
     response
 }
 
-async fn not_found() -> NodeError {
-    NodeError::NotFound("no such route; see /openapi.json for the API".into())
+async fn not_found() -> ApiError {
+    ApiError(NodeError::NotFound(
+        "no such route; see /openapi.json for the API".into(),
+    ))
 }
 
 async fn method_not_allowed() -> Response {
@@ -294,7 +283,7 @@ async fn push_model(
         Ok(options) => options,
         Err(e) => {
             node.discard_upload(&mut body).await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let record = node.push_model(options, body).await?;

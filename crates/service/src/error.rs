@@ -1,4 +1,4 @@
-//! Node errors, each with a stable code and an HTTP status.
+//! Service errors, each with a stable code and an HTTP status.
 
 use vouch_engine::EngineError;
 use vouch_store::StoreError;

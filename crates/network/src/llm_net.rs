@@ -1,6 +1,7 @@
-//! Language models on the network: routing generations, and auditing them.
+//! Language models on the network: routing generations (their audits are
+//! in `llm_audit`).
 //!
-//! **Routing.** A node asked for a model it does not serve starts the
+//! A node asked for a model it does not serve starts the
 //! generation on a provider ([`Request::Generate`]), ranked like any other
 //! request, and reads its events in turns ([`Request::GenerateEvents`], each
 //! answered as soon as at least one event is ready). It checks them as they
@@ -12,33 +13,22 @@
 //! record. A provider that cannot start the generation, or fails or
 //! vanishes before its first token, is replaced by the next one: the
 //! gateway reads the first events before it answers the client.
-//!
-//! **Audits.** An executor gossips each LLM receipt and keeps its transcript
-//! for the retention window. A node serving the model that draws it fetches
-//! the transcript ([`Request::Transcript`]) and checks it by teacher forcing
-//! ([`Node::check_llm`]). When a token fails, a third operator serving the
-//! model runs the same check ([`Request::RefereeTokens`]) and signs what it
-//! finds; the [`LlmDispute`] is gossiped, re-checked by every node that
-//! hears it, and counted in the operators' records like a tensor dispute.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use vouch_engine::llm::ChatMessage;
-use vouch_p2p::{Frame, Peer, Request, Response, Topic, peer_id_of};
-use vouch_types::dispute::{DISPUTE_VERSION, LlmDispute, Party, TokenVerdict};
+use vouch_p2p::{Frame, Peer, Request, Response, peer_id_of};
 use vouch_types::llm::{Chain, Checkpoint, Finish, LlmRequest, Mode, Sampling, Transcript};
 use vouch_types::{Digest, PublicKey, Receipt};
 
-use crate::audit::AuditOutcome;
-use crate::error::NodeError;
-use crate::llm::{Finished, Generate, LlmEvent, Prompt, Started};
-use crate::network::{Network, ask};
+use crate::node::Node;
 use crate::route::{Failure, MemberRun, Tried, gather_quorum};
-use crate::service::Node;
+use crate::state::{Network, ask};
+use vouch_service::error::NodeError;
+use vouch_service::llm::{Finished, Generate, LlmEvent, Prompt, Started};
 
 /// How long a provider holds a [`Request::GenerateEvents`] open waiting for
 /// the next event before it answers an empty list.
@@ -47,9 +37,6 @@ const POLL_WAIT: Duration = Duration::from_secs(10);
 /// Polls in a row that bring no event before a provider counts as stalled
 /// (a minute at [`POLL_WAIT`]).
 const STALLED_POLLS: u32 = 6;
-
-/// A generation no peer has read for this long is dropped, which stops it.
-const SESSION_IDLE: Duration = Duration::from_secs(120);
 
 /// A generation request between nodes: [`Generate`] without the model name
 /// (the model travels as its id).
@@ -104,57 +91,6 @@ enum WireEvent {
     },
 }
 
-/// The generations peers started on this node, by session id.
-#[derive(Default)]
-pub(crate) struct Sessions(Mutex<HashMap<String, Session>>);
-
-type Events = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<LlmEvent>>>;
-
-struct Session {
-    peer: Peer,
-    events: Events,
-    read: Instant,
-}
-
-impl Sessions {
-    /// Keeps a new generation for `peer`, dropping those left unread.
-    fn open(&self, peer: Peer, events: mpsc::UnboundedReceiver<LlmEvent>) -> String {
-        let mut b = [0u8; 16];
-        let _ = getrandom::fill(&mut b);
-        let id = hex::encode(b);
-        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|_, s| s.read.elapsed() < SESSION_IDLE);
-        sessions.insert(
-            id.clone(),
-            Session {
-                peer,
-                events: Arc::new(tokio::sync::Mutex::new(events)),
-                read: Instant::now(),
-            },
-        );
-        id
-    }
-
-    /// The events of `peer`'s session `id`.
-    fn events(&self, peer: Peer, id: &str) -> Result<Events, NodeError> {
-        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match sessions.get_mut(id) {
-            Some(s) if s.peer == peer => {
-                s.read = Instant::now();
-                Ok(s.events.clone())
-            }
-            _ => Err(NodeError::NotFound(format!(
-                "no generation {id} of yours runs here (it ended, or was dropped after {} s unread)",
-                SESSION_IDLE.as_secs()
-            ))),
-        }
-    }
-
-    fn close(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-    }
-}
-
 fn wire_event(ev: LlmEvent) -> (WireEvent, bool) {
     match ev {
         LlmEvent::Token { token, text } => (WireEvent::Token { token, text }, false),
@@ -187,7 +123,7 @@ fn provider_error(peer: Peer, code: &str, message: String) -> NodeError {
     }
 }
 
-fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
     serde_json::to_vec(value).map_err(|e| NodeError::Internal(e.to_string()))
 }
 
@@ -259,10 +195,14 @@ impl Node {
     /// as an external engine), otherwise on the best provider on the
     /// network.
     pub async fn route_generate(self: &Arc<Self>, g: Generate) -> Result<Started, NodeError> {
-        let external = self.config.externals.iter().any(|e| e.name == g.model);
+        let external = self.config().externals.iter().any(|e| e.name == g.model);
         let (here, network) = match (self.find_model(&g.model, None), self.network.get()) {
             (Err(here), Some(network)) if !external => (here, network.clone()),
-            _ => return self.generate(g).await,
+            _ => {
+                let mut started = self.service().generate(g).await?;
+                started.route = vec![self.peer_id().to_string()];
+                return Ok(started);
+            }
         };
         g.check()?;
         let id = self
@@ -292,7 +232,6 @@ impl Node {
             ))
         }))
     }
-
     /// Starts generation `g` (encoded as `wire`) of model `id` on `peer`
     /// and reads its first events, checking what comes back; failures are
     /// counted in the peer's record.
@@ -358,7 +297,6 @@ impl Node {
             (g.nonce.clone(), gossip),
         ))
     }
-
     /// Runs generation `g` on `n` distinct operators (this node first when
     /// it serves the model) and answers when a strict majority generated
     /// the same tokens. An answer outside that group which passes this
@@ -372,7 +310,7 @@ impl Node {
         n: usize,
     ) -> Result<LlmQuorum, NodeError> {
         g.check()?;
-        if self.config.externals.iter().any(|e| e.name == g.model) {
+        if self.config().externals.iter().any(|e| e.name == g.model) {
             return Err(NodeError::BadRequest(format!(
                 "model `{}` is served by an external engine, which no other operator can run: ask without `verify`",
                 g.model
@@ -413,7 +351,7 @@ impl Node {
             let (node, g) = (self.clone(), g.clone());
             runs.push(Box::pin(async move {
                 // Cross-checked by the quorum itself: not offered to audits.
-                let result = match node.generate_with(record, g, false).await {
+                let result = match node.service().generate_with(record, g, false).await {
                     Ok(s) => s.finish().await,
                     Err(e) => Err(e),
                 };
@@ -517,7 +455,6 @@ impl Node {
             dissent,
         })
     }
-
     /// Reads a generation `peer` runs and checks each event before passing
     /// it on.
     fn relay(
@@ -630,10 +567,9 @@ impl Node {
             request,
             prompt_tokens,
             events,
-            route: vec![self.peer_id(), peer],
+            route: vec![self.peer_id().to_string(), peer.to_string()],
         }
     }
-
     /// Answers a peer's [`Request::Generate`]: starts the generation and
     /// keeps its events for the peer to read.
     pub(crate) async fn answer_generate(
@@ -646,7 +582,7 @@ impl Node {
             NodeError::BadRequest(format!("the generation request is not valid JSON: {e}"))
         })?;
         let record = self
-            .store
+            .store()
             .model_by_id(&model)?
             .ok_or_else(|| NodeError::NotFound(format!("no model {model} here")))?;
         let prompt = match (w.messages, w.text) {
@@ -667,17 +603,16 @@ impl Node {
             nonce: w.nonce,
         };
         g.check()?;
-        let started = self.generate_with(record, g, !w.quorum).await?;
+        let started = self.service().generate_with(record, g, !w.quorum).await?;
         let session = self.network()?.sessions.open(peer, started.events);
         json(&WireStart {
             session,
             request: started.request,
             model_id: started.model_id,
-            node: self.key.public(),
+            node: self.key().public(),
             prompt_tokens: started.prompt_tokens,
         })
     }
-
     /// Answers a peer's [`Request::GenerateEvents`]: the events ready now,
     /// waiting up to [`POLL_WAIT`] for the first.
     pub(crate) async fn answer_generate_events(
@@ -715,38 +650,11 @@ impl Node {
         }
         json(&out)
     }
-
-    /// Has another operator serving the model (not the receipt's signer)
-    /// check the transcript by teacher forcing, for a node that does not
-    /// serve the model itself.
-    pub(crate) async fn check_llm_remotely(
-        &self,
-        receipt: &Receipt,
-        transcript: &Transcript,
-    ) -> Result<crate::llm::LlmCheck, NodeError> {
-        let network = self.network()?;
-        let started = Instant::now();
-        let verdict = self
-            .find_token_referee(network, receipt, transcript)
-            .await
-            .map_err(|e| {
-                NodeError::Unavailable(format!(
-                    "this node does not serve model {}, and no other operator could check the answer: {e}",
-                    receipt.body.model
-                ))
-            })?;
-        Ok(crate::llm::LlmCheck {
-            ok: verdict.failed_at.is_none(),
-            tokens: transcript.tokens.len(),
-            failed_at: verdict.failed_at,
-            reason: verdict.failed_at.map(|_| verdict.reason.clone()),
-            seconds: started.elapsed().as_secs_f64(),
-            checked_by: Some(verdict),
-            tolerance: None,
-            beyond: None,
-        })
+    /// Runs a generation to the end, here or on a provider
+    /// ([`Node::route_generate`]).
+    pub async fn generate_all(self: &Arc<Self>, g: Generate) -> Result<Finished, NodeError> {
+        self.route_generate(g).await?.finish().await
     }
-
     /// Answers [`Request::GenerateCancel`]: drops `peer`'s session, which
     /// stops its generation at the next token.
     pub(crate) fn cancel_generation(
@@ -758,201 +666,6 @@ impl Node {
         sessions.events(peer, session)?;
         sessions.close(session);
         Ok(Vec::new())
-    }
-
-    /// After this node generated an attested answer on a network: keeps the
-    /// transcript for auditors and gossips the receipt.
-    pub(crate) async fn after_generation(&self, receipt: &Receipt, transcript: Transcript) {
-        let Some(network) = self.network.get() else {
-            return;
-        };
-        if crate::external::is_unattested(&receipt.body.engine) {
-            return;
-        }
-        let bytes = transcript.request.prompt.len()
-            + transcript.tokens.len() * 4
-            + transcript.texts.iter().map(String::len).sum::<usize>();
-        network
-            .transcripts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(receipt.id, transcript, bytes, self.config.retention);
-        network.gossip_receipt(receipt).await;
-    }
-
-    /// The transcript this node retains for receipt `id`, as JSON.
-    pub(crate) fn retained_transcript(&self, id: &Digest) -> Result<Vec<u8>, NodeError> {
-        let t = self
-            .network()?
-            .transcripts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id, self.config.retention)
-            .ok_or_else(|| {
-                NodeError::NotFound(format!(
-                    "receipt {id}'s transcript is not retained here (kept {} s)",
-                    self.config.retention.as_secs()
-                ))
-            })?;
-        json(&*t)
-    }
-
-    /// Answers [`Request::RefereeTokens`]: checks the transcript by teacher
-    /// forcing and signs the outcome.
-    pub(crate) async fn referee_tokens(
-        &self,
-        receipt_id: Digest,
-        body: &[u8],
-    ) -> Result<Vec<u8>, NodeError> {
-        let asked: Accusation = serde_json::from_slice(body).map_err(|e| {
-            NodeError::BadRequest(format!(
-                "the body is not a receipt and transcript as JSON: {e}"
-            ))
-        })?;
-        if asked.receipt.id != receipt_id {
-            return Err(NodeError::BadRequest(format!(
-                "the body holds receipt {}, not {receipt_id}",
-                asked.receipt.id
-            )));
-        }
-        let check = self.check_llm(&asked.receipt, &asked.transcript).await?;
-        if !check.ok && check.failed_at.is_none() {
-            // Not a token in dispute: the transcript itself does not match.
-            return Err(NodeError::BadRequest(check.reason.unwrap_or_default()));
-        }
-        let verdict = TokenVerdict::sign(
-            &self.key,
-            &receipt_id,
-            check.failed_at,
-            check.reason.unwrap_or_default(),
-        );
-        json(&verdict)
-    }
-
-    /// Audits one LLM receipt `executor` signed: fetches the transcript,
-    /// checks it by teacher forcing and, when a token fails, has a third
-    /// operator referee the same check, publishes the dispute and records
-    /// the verdict.
-    pub(crate) async fn audit_llm(
-        &self,
-        network: &Network,
-        receipt: Receipt,
-        executor: Peer,
-    ) -> Result<AuditOutcome, NodeError> {
-        let id = receipt.id;
-        let body = match ask(
-            network,
-            executor,
-            Frame::new(Request::Transcript { receipt: id }),
-        )
-        .await
-        {
-            Ok(body) => body,
-            Err(e) => return Ok(self.withheld(network, &receipt, executor, "transcript", &e)),
-        };
-        let transcript: Transcript = serde_json::from_slice(&body).map_err(|_| {
-            NodeError::Unavailable(format!(
-                "{executor} sent a transcript this node cannot read"
-            ))
-        })?;
-        if let Err(why) = transcript.verify(&receipt) {
-            network.record(executor, |r| r.bad_data += 1);
-            return Err(NodeError::Unavailable(format!(
-                "{executor} sent a transcript that is not receipt {id}'s: {why}"
-            )));
-        }
-        let check = self.check_llm(&receipt, &transcript).await?;
-        if check.ok {
-            network.record(executor, |r| r.audits_passed += 1);
-            tracing::debug!(%executor, receipt = %id, "LLM audit passed");
-            return Ok(AuditOutcome::Passed);
-        }
-        let reason = check.reason.unwrap_or_default();
-        let Some(failed_at) = check.failed_at else {
-            return Ok(AuditOutcome::Unresolved(reason));
-        };
-        tracing::warn!(%executor, receipt = %id, failed_at, %reason, "LLM audit failed; asking a referee");
-        let auditor = TokenVerdict::sign(&self.key, &id, Some(failed_at), reason);
-        let referee = match self
-            .find_token_referee(network, &receipt, &transcript)
-            .await
-        {
-            Ok(v) => v,
-            Err(e) => return Ok(AuditOutcome::Unresolved(e.to_string())),
-        };
-        let faulty = if referee.failed_at.is_some() {
-            Party::Executor
-        } else {
-            Party::Auditor
-        };
-        let dispute = LlmDispute {
-            version: DISPUTE_VERSION,
-            executor: receipt,
-            transcript,
-            auditor,
-            referee,
-            faulty,
-        };
-        dispute.check().map_err(|e| {
-            NodeError::Internal(format!("a dispute this node built does not check: {e}"))
-        })?;
-        self.record_llm_dispute(network, &dispute, faulty, "referee");
-        let _ = network.p2p.publish(Topic::Disputes, json(&dispute)?).await;
-        tracing::warn!(%executor, ?faulty, failed_at, "LLM dispute settled by referee");
-        Ok(AuditOutcome::LlmDisputed(Box::new(dispute)))
-    }
-
-    /// Asks the operators the draw picks to check the transcript until one
-    /// signs a verdict.
-    async fn find_token_referee(
-        &self,
-        network: &Network,
-        receipt: &Receipt,
-        transcript: &Transcript,
-    ) -> Result<TokenVerdict, NodeError> {
-        let accusation = json(&Accusation {
-            receipt: receipt.clone(),
-            transcript: transcript.clone(),
-        })?;
-        let id = receipt.id;
-        self.ask_referees(
-            network,
-            receipt,
-            || Frame {
-                head: Request::RefereeTokens { receipt: id },
-                body: accusation.clone(),
-            },
-            |peer, v: &TokenVerdict| {
-                peer_id_of(&v.signer) == peer && v.receipt == id && v.verifies()
-            },
-        )
-        .await
-    }
-
-    /// Counts a checked LLM dispute against `faulty` (the referee's
-    /// finding, or this node's own when it re-checked the tokens) and keeps
-    /// it as evidence, once per disputed receipt.
-    pub(crate) fn record_llm_dispute(
-        &self,
-        network: &Network,
-        d: &LlmDispute,
-        faulty: Party,
-        established: &str,
-    ) -> bool {
-        let (faulty, other) = match faulty {
-            Party::Executor => (&d.executor.body.node, &d.auditor.signer),
-            Party::Auditor => (&d.auditor.signer, &d.executor.body.node),
-        };
-        self.count_dispute(
-            network,
-            d.executor.id,
-            (faulty, other),
-            serde_json::json!({
-                "kind": "llm_dispute",
-                "dispute": d,
-                "established": established,
-            }),
-        )
     }
 }
 
@@ -976,14 +689,6 @@ async fn poll(network: &Network, peer: Peer, session: &str) -> Result<Vec<WireEv
         STALLED_POLLS as u64 * POLL_WAIT.as_secs()
     )))
 }
-
-/// What a referee is asked to check.
-#[derive(Serialize, Deserialize)]
-struct Accusation {
-    receipt: Receipt,
-    transcript: Transcript,
-}
-
 /// Checks a provider's finished generation: a valid receipt by its key for
 /// this model and nonce that signs exactly the transcript relayed.
 fn check_done(
@@ -1018,20 +723,6 @@ mod tests {
 
     fn peer(b: u8) -> Peer {
         peer_id_of(&vouch_types::SecretKey::from_bytes(&[b; 32]).public())
-    }
-
-    #[test]
-    fn a_session_is_read_only_by_the_peer_that_started_it() {
-        let sessions = Sessions::default();
-        let (_tx, rx) = mpsc::unbounded_channel();
-        let id = sessions.open(peer(1), rx);
-        assert_eq!(id.len(), 32);
-        assert!(sessions.events(peer(1), &id).is_ok());
-        let e = sessions.events(peer(2), &id).err().unwrap();
-        assert_eq!(e.code(), "not_found", "{e}");
-        assert!(sessions.events(peer(1), "guess").is_err());
-        sessions.close(&id);
-        assert!(sessions.events(peer(1), &id).is_err());
     }
 
     #[test]

@@ -15,9 +15,9 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::config::ADMIN_TOKEN_FILE;
-use crate::error::NodeError;
-use crate::service::Node;
+use vouch_network::Node;
+use vouch_service::config::ADMIN_TOKEN_FILE;
+use vouch_service::error::NodeError;
 
 /// Operator actions: the routes (method, path pattern) that need the token.
 pub const OPERATOR_ROUTES: [(&str, &str); 5] = [
@@ -131,7 +131,7 @@ fn check(node: &Node, req: &Request) -> Result<(), NodeError> {
 pub(crate) async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
     match check(&node, &req) {
         Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+        Err(e) => crate::error::ApiError(e).into_response(),
     }
 }
 

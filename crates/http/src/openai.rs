@@ -25,10 +25,11 @@ use serde_json::{Value, json};
 use vouch_engine::llm::ChatMessage;
 use vouch_types::llm::{Sampling, Transcript};
 
-use crate::error::NodeError;
-use crate::llm::{Finished, Generate, LlmEvent, Prompt, Started};
-use crate::route::Verify;
-use crate::service::{Node, now_ms};
+use vouch_network::Node;
+use vouch_network::route::Verify;
+use vouch_service::error::NodeError;
+use vouch_service::llm::{Finished, Generate, LlmEvent, Prompt, Started};
+use vouch_service::service::now_ms;
 
 /// An error in OpenAI's shape.
 #[derive(Debug)]

@@ -17,80 +17,26 @@ use tokio::sync::mpsc;
 use vouch_engine::EngineError;
 use vouch_engine::llm::TokenEvent;
 use vouch_types::llm::{Finish, LlmRequest, Mode};
-use vouch_types::{Determinism, Digest, EngineInfo, Kind};
+use vouch_types::{Determinism, EngineInfo};
 
 use crate::error::NodeError;
 use crate::llm::{Generate, Prompt, Receipted, Started};
-use crate::service::Node;
+use crate::service::Service;
 
 /// Engine name in the receipts of external models.
-pub const UNATTESTED: &str = "external-unattested";
+pub use vouch_types::receipt::UNATTESTED;
 /// Token id recorded for each chunk of an external answer (the server does
 /// not say which tokens it produced).
 pub const NO_TOKEN: u32 = u32::MAX;
 
-/// A model served from an external OpenAI-compatible server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExternalModel {
-    /// Name clients ask for on this node.
-    pub name: String,
-    /// The server's API base, e.g. `http://127.0.0.1:8081/v1`.
-    pub url: String,
-    /// Model name the server knows it by.
-    pub remote: String,
-}
-
-impl ExternalModel {
-    /// Parses `NAME=URL` or `NAME=URL#REMOTE` (the remote model name
-    /// defaults to NAME).
-    pub fn parse(spec: &str) -> Result<ExternalModel, String> {
-        let (name, rest) = spec.split_once('=').ok_or_else(|| {
-            format!("external model `{spec}` should read NAME=URL or NAME=URL#REMOTE_MODEL")
-        })?;
-        let (url, remote) = rest.split_once('#').unwrap_or((rest, name));
-        let url = url.trim_end_matches('/');
-        if name.is_empty() || remote.is_empty() {
-            return Err(format!(
-                "external model `{spec}` has an empty name; write NAME=URL"
-            ));
-        }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!(
-                "external model `{name}`: `{url}` is not an http(s) URL; give the server's API base, e.g. http://127.0.0.1:8081/v1"
-            ));
-        }
-        Ok(ExternalModel {
-            name: name.into(),
-            url: url.into(),
-            remote: remote.into(),
-        })
-    }
-
-    /// The model id in its receipts: a digest of the endpoint, not of any
-    /// weights.
-    pub fn id(&self) -> Digest {
-        let mut bytes = b"vouch external v1\0".to_vec();
-        bytes.extend_from_slice(self.url.as_bytes());
-        bytes.push(0);
-        bytes.extend_from_slice(self.remote.as_bytes());
-        Digest::of(Kind::Model, &bytes)
-    }
-
-    /// The engine named in its receipts.
-    pub fn engine(&self) -> EngineInfo {
-        EngineInfo {
-            name: UNATTESTED.into(),
-            version: format!("{}#{}", self.url, self.remote),
-        }
-    }
-}
+pub use crate::config::ExternalModel;
 
 /// Whether a receipt comes from an external engine.
 pub fn is_unattested(engine: &EngineInfo) -> bool {
-    engine.name == UNATTESTED
+    engine.is_unattested()
 }
 
-impl Node {
+impl Service {
     /// Starts a generation on an external server and signs its transcript.
     pub(crate) async fn generate_external(
         self: &Arc<Self>,
@@ -209,7 +155,7 @@ impl Node {
             request,
             prompt_tokens: 0,
             events,
-            route: vec![self.peer_id()],
+            route: Vec::new(),
         })
     }
 }

@@ -23,7 +23,7 @@ use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
 use vouch_types::{DType, Digest, ModelFormat, Receipt, ReceiptBody, TraceCommitment};
 
 use crate::error::NodeError;
-use crate::service::{Node, now_ms};
+use crate::service::{Service, now_ms};
 
 /// What the model reads.
 #[derive(Clone, Debug)]
@@ -110,9 +110,10 @@ pub struct Started {
     pub prompt_tokens: usize,
     /// Events until [`LlmEvent::Done`] or [`LlmEvent::Failed`].
     pub events: mpsc::UnboundedReceiver<LlmEvent>,
-    /// The nodes the request went through: this node, then the executor
-    /// when it is another.
-    pub route: Vec<vouch_p2p::Peer>,
+    /// The nodes the request went through (peer ids): the gateway, then
+    /// the executor when it is another. The network layer fills it in; a
+    /// service on its own leaves it empty.
+    pub route: Vec<String>,
 }
 
 impl Started {
@@ -162,7 +163,7 @@ pub struct Embeddings {
     pub runs: Vec<Vec<usize>>,
 }
 
-/// The outcome of [`Node::check_llm`].
+/// The outcome of [`Service::check_llm`].
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LlmCheck {
     /// Whether every check passed.
@@ -237,7 +238,7 @@ fn template_digest(lm: &dyn vouch_engine::llm::LanguageModel) -> Option<Digest> 
 impl Generate {
     /// Checks what can be checked without the model: the nonce's length
     /// and the sampling parameters.
-    pub(crate) fn check(&self) -> Result<(), NodeError> {
+    pub fn check(&self) -> Result<(), NodeError> {
         if self.nonce.len() > MAX_NONCE_BYTES {
             return Err(NodeError::BadRequest(format!(
                 "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
@@ -248,7 +249,7 @@ impl Generate {
     }
 }
 
-impl Node {
+impl Service {
     /// Starts a receipted generation.
     pub async fn generate(self: &Arc<Self>, g: Generate) -> Result<Started, NodeError> {
         g.check()?;
@@ -261,7 +262,7 @@ impl Node {
 
     /// Starts a receipted generation with the model `record` (whatever
     /// `g.model` names); `audited`: offer the receipt to sampled audits.
-    pub(crate) async fn generate_with(
+    pub async fn generate_with(
         self: &Arc<Self>,
         record: ModelRecord,
         g: Generate,
@@ -358,7 +359,7 @@ impl Node {
             request,
             prompt_tokens,
             events,
-            route: vec![self.peer_id()],
+            route: Vec::new(),
         })
     }
 
@@ -448,8 +449,9 @@ impl Node {
                     finish,
                     prompt_tokens,
                 };
-                if audited {
-                    node.after_generation(&finished.receipt, finished.transcript())
+                if audited && let Some(hooks) = node.hooks() {
+                    hooks
+                        .generated(&finished.receipt, finished.transcript())
                         .await;
                 }
                 node.metrics()
@@ -468,12 +470,6 @@ impl Node {
     pub async fn loaded_model(&self, name: &str) -> Result<Arc<dyn LoadedModel>, NodeError> {
         let record = self.find_model(name, None)?;
         self.loaded(&record).await
-    }
-
-    /// Runs a generation to the end, here or on a provider
-    /// ([`Node::route_generate`]).
-    pub async fn generate_all(self: &Arc<Self>, g: Generate) -> Result<Finished, NodeError> {
-        self.route_generate(g).await?.finish().await
     }
 
     /// Why a chat request's prompt is not what model `model`'s template
@@ -530,9 +526,8 @@ impl Node {
 
     /// Checks a generated answer end to end: the receipt and transcript
     /// offline, then every token by teacher forcing with the model the
-    /// receipt names: on this node when it has that exact model, otherwise
-    /// on another operator serving it (not the signer), whose signed
-    /// verdict comes back in `checked_by`.
+    /// receipt names, on this node (the network layer's `check_llm` asks
+    /// another operator when this node lacks the model).
     pub async fn check_llm(
         &self,
         receipt: &Receipt,
@@ -541,7 +536,7 @@ impl Node {
         if let Err(reason) = transcript.verify(receipt) {
             return Ok(LlmCheck::failed(0, None, reason));
         }
-        if crate::external::is_unattested(&receipt.body.engine) {
+        if receipt.body.engine.is_unattested() {
             return Ok(LlmCheck::failed(
                 0,
                 None,
@@ -550,11 +545,6 @@ impl Node {
                     receipt.body.engine.version
                 ),
             ));
-        }
-        if matches!(self.store.model_by_id(&receipt.body.model), Ok(None))
-            && self.network.get().is_some()
-        {
-            return self.check_llm_remotely(receipt, transcript).await;
         }
         if let Some(why) = self
             .prompt_mismatch(&receipt.body.model, &transcript.request)

@@ -54,7 +54,7 @@ pub struct Answer {
 
 /// The engines a node runs, one per model format.
 #[derive(Clone)]
-pub(crate) struct Engines {
+pub struct Engines {
     onnx: Arc<OnnxEngine>,
     gguf: Arc<GgufEngine>,
 }
@@ -73,7 +73,7 @@ impl Engines {
     }
 
     /// The engine for a format.
-    pub(crate) fn get(&self, format: ModelFormat) -> Arc<dyn Engine> {
+    pub fn get(&self, format: ModelFormat) -> Arc<dyn Engine> {
         match format {
             ModelFormat::Gguf => self.gguf.clone(),
             _ => self.onnx.clone(),
@@ -81,7 +81,7 @@ impl Engines {
     }
 
     /// Loads a registered model from the store, re-hashing its blob first.
-    pub(crate) fn load(
+    pub fn load(
         &self,
         store: &Store,
         manifest: &Manifest,
@@ -96,8 +96,24 @@ impl Engines {
     }
 }
 
-/// A running node's state.
-pub struct Node {
+/// What the layer above hears of the service's work, so that the service
+/// never reaches up: the network layer announces new models, and keeps the
+/// transcripts of generated answers for auditors and gossips their
+/// receipts. A service on its own has none.
+pub trait Hooks: Send + Sync {
+    /// A model was registered here.
+    fn model_added(&self) -> futures_util::future::BoxFuture<'_, ()>;
+    /// A generation finished whose receipt is offered to sampled audits.
+    fn generated<'a>(
+        &'a self,
+        receipt: &'a Receipt,
+        transcript: vouch_types::llm::Transcript,
+    ) -> futures_util::future::BoxFuture<'a, ()>;
+}
+
+/// A node's local state: store, engines, operator key, receipt log,
+/// loaded-model cache and the worker pool inference runs on.
+pub struct Service {
     pub(crate) config: NodeConfig,
     pub(crate) store: Arc<Store>,
     pub(crate) receipts: Arc<ReceiptLog>,
@@ -106,11 +122,10 @@ pub struct Node {
     pub(crate) key: SecretKey,
     /// What operator actions over HTTP must present (`guard`).
     admin_token: String,
-    /// Operators this node admits beside itself ([`Node::admitted`]).
-    admitted: std::sync::RwLock<std::collections::BTreeSet<PublicKey>>,
     pub(crate) engines: Engines,
     pub(crate) cache: ModelCache,
-    pub(crate) network: std::sync::OnceLock<Arc<crate::network::Network>>,
+    /// The layer above, when one attached itself ([`Service::set_hooks`]).
+    hooks: std::sync::OnceLock<std::sync::Weak<dyn Hooks>>,
     pool: Semaphore,
     /// Per model id: how long a run takes, smoothed (seconds).
     run_times: std::sync::Mutex<std::collections::HashMap<Digest, f64>>,
@@ -121,9 +136,9 @@ pub struct Node {
     pub(crate) http: reqwest::Client,
 }
 
-impl std::fmt::Debug for Node {
+impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
+        f.debug_struct("Service")
             .field("key", &self.key.public())
             .field("data", &self.config.data_dir)
             .finish()
@@ -150,9 +165,9 @@ pub(crate) fn join_error(e: tokio::task::JoinError) -> NodeError {
 }
 
 /// Runs blocking I/O (the store's files and database) on the blocking
-/// pool. CPU-bound work goes through [`Node::compute`] instead, which
+/// pool. CPU-bound work goes through [`Service::compute`] instead, which
 /// bounds how many run at once.
-pub(crate) async fn blocking<T, E>(
+pub async fn blocking<T, E>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, NodeError>
 where
@@ -166,11 +181,11 @@ where
 }
 
 /// Bytes past the upload limit read and discarded from a refused upload
-/// before answering (see `Node::discard_upload`).
+/// before answering (see `Service::discard_upload`).
 const DRAIN_BYTES: u64 = 256 << 20;
 
 /// Models whose runs take less than this (smoothed) run in place rather
-/// than on the blocking pool ([`Node::compute_sized`]).
+/// than on the blocking pool ([`Service::compute_sized`]).
 const SHORT_RUN_SECS: f64 = 0.000_5;
 
 enum Chunk {
@@ -178,9 +193,9 @@ enum Chunk {
     Abort,
 }
 
-impl Node {
+impl Service {
     /// Opens the node's store and operator key under `config.data_dir`.
-    pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+    pub fn open(config: NodeConfig) -> Result<Arc<Service>, NodeError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             NodeError::Storage(format!(
                 "cannot create data directory {}: {e}; pass a writable --data-dir",
@@ -196,21 +211,19 @@ impl Node {
         };
         let store = Arc::new(Store::open(&config.data_dir.join("store"))?);
         let engines = Engines::new(&config);
-        let admitted = config.admitted.iter().copied().collect();
-        Ok(Arc::new(Node {
+        Ok(Arc::new(Service {
             cache: ModelCache::new(config.cache_bytes),
             pool: Semaphore::new(config.workers.max(1)),
             config,
             receipts: Arc::new(ReceiptLog::start(store.clone())),
             store,
-            admitted: std::sync::RwLock::new(admitted),
             key,
             admin_token,
             engines,
             encoders: Default::default(),
             run_times: Default::default(),
             load_lock: tokio::sync::Mutex::new(()),
-            network: std::sync::OnceLock::new(),
+            hooks: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
             started: Instant::now(),
             http: reqwest::Client::new(),
@@ -222,37 +235,16 @@ impl Node {
         self.key.public()
     }
 
-    /// The operators this node admits: itself, those configured, and those
-    /// admitted since ([`Node::admit`]). Only they form quorums with it,
-    /// referee its audits, or settle a dispute it cannot re-execute; peer
-    /// ids are free, admission is not (the ledger will make it mean
-    /// staked).
-    pub fn admitted(&self) -> std::collections::BTreeSet<PublicKey> {
-        let mut set = self
-            .admitted
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        set.insert(self.key.public());
-        set
+    /// Attaches the layer above: it hears of models registered and of
+    /// generations offered to audits. Held weakly (the layer above holds
+    /// this service); a second call is ignored.
+    pub fn set_hooks(&self, hooks: std::sync::Weak<dyn Hooks>) {
+        let _ = self.hooks.set(hooks);
     }
 
-    /// Whether `key` is admitted ([`Node::admitted`]).
-    pub fn is_admitted(&self, key: &PublicKey) -> bool {
-        *key == self.key.public()
-            || self
-                .admitted
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(key)
-    }
-
-    /// Admits operator `key`.
-    pub fn admit(&self, key: PublicKey) {
-        self.admitted
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+    /// The layer above, while it lives.
+    pub(crate) fn hooks(&self) -> Option<Arc<dyn Hooks>> {
+        self.hooks.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// Whether `token` is the admin token (compared in constant time).
@@ -264,6 +256,26 @@ impl Node {
     /// The configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// The store: blobs, models, receipts, traces and evidence.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The operator key, which signs receipts, verdicts and announcements.
+    pub fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    /// The engines, one per model format.
+    pub fn engines(&self) -> &Engines {
+        &self.engines
+    }
+
+    /// The loaded-model cache.
+    pub fn cache(&self) -> &ModelCache {
+        &self.cache
     }
 
     /// The metrics.
@@ -329,21 +341,21 @@ impl Node {
     }
 
     /// Runs CPU-bound work on the blocking pool, at most `workers` at once.
-    pub(crate) async fn compute<T: Send + 'static>(
+    pub async fn compute<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
         self.compute_sized(false, f).await
     }
 
-    /// [`Node::compute`], but `short` work (well under a millisecond) runs
+    /// [`Service::compute`], but `short` work (well under a millisecond) runs
     /// on this thread, turned into a blocking one (tokio's
     /// `block_in_place`: the runtime hands this worker's other tasks to
     /// another), never blocking the runtime either way. That saves the two
     /// thread hand-offs to the pool and back, most of what a tiny model's
     /// request costs. Longer work goes to the pool, so that one task
     /// joining several runs (an embeddings request) runs them in parallel.
-    pub(crate) async fn compute_sized<T: Send + 'static>(
+    pub async fn compute_sized<T: Send + 'static>(
         &self,
         short: bool,
         f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
@@ -362,7 +374,7 @@ impl Node {
     }
 
     /// Whether runs of model `id` have been short enough to run in place
-    /// ([`Node::compute_sized`]).
+    /// ([`Service::compute_sized`]).
     fn runs_short(&self, id: &Digest) -> bool {
         let times = self.run_times.lock().unwrap_or_else(|e| e.into_inner());
         times.get(id).is_some_and(|&t| t < SHORT_RUN_SECS)
@@ -486,7 +498,9 @@ impl Node {
             id = %record.id(),
             "model registered"
         );
-        self.announce().await;
+        if let Some(hooks) = self.hooks() {
+            hooks.model_added().await;
+        }
         Ok(record)
     }
 
@@ -544,7 +558,7 @@ impl Node {
         self.run_record(record, inputs, nonce).await
     }
 
-    /// Runs the model with id `id` (as [`infer`](Node::infer) does).
+    /// Runs the model with id `id` (as [`infer`](Service::infer) does).
     pub async fn infer_id(
         &self,
         id: &Digest,
@@ -558,7 +572,8 @@ impl Node {
         self.run_record(record, inputs, nonce).await
     }
 
-    pub(crate) async fn run_record(
+    /// Runs registered model `record` on `inputs` and signs the receipt.
+    pub async fn run_record(
         &self,
         record: ModelRecord,
         inputs: TensorMap,
@@ -652,10 +667,7 @@ impl Node {
     }
 
     /// The loaded model with id `id`.
-    pub(crate) async fn loaded_by_id(
-        &self,
-        id: &Digest,
-    ) -> Result<Arc<dyn LoadedModel>, NodeError> {
+    pub async fn loaded_by_id(&self, id: &Digest) -> Result<Arc<dyn LoadedModel>, NodeError> {
         let record = self
             .store
             .model_by_id(id)?

@@ -1,0 +1,23 @@
+//! A Vouch node's network layer, over its local service (`vouch-service`)
+//! and the peer transport (`vouch-p2p`): joining and announcing, model
+//! replication, routing with failover, quorums, sampled audits with
+//! bisection disputes, and LLM generation across nodes.
+//!
+//! [`Node`] holds the [`Service`](vouch_service::Service) and is never
+//! held by it. The HTTP layer (`vouch-http`) sits on top.
+
+#![recursion_limit = "256"]
+
+pub mod audit;
+mod llm_audit;
+mod llm_net;
+pub mod network;
+mod node;
+mod providers;
+mod replicate;
+pub mod route;
+mod state;
+
+pub use llm_net::LlmQuorum;
+pub use node::Node;
+pub use state::{Fetch, FetchState, NetworkModel, PeerRecord};

@@ -1,0 +1,108 @@
+//! [`Node`]: the local service with the network layer around it.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use futures_util::future::BoxFuture;
+use vouch_service::{Hooks, NodeConfig, NodeError, Service};
+use vouch_types::llm::Transcript;
+use vouch_types::{PublicKey, Receipt};
+
+use crate::state::Network;
+
+/// A node: the local [`Service`] it holds (and derefs to, for the
+/// service's own operations), the network it joins, and the operators it
+/// admits. The service never holds the node: it hears of nothing above
+/// it except through [`Hooks`], which the node implements.
+pub struct Node {
+    service: Arc<Service>,
+    pub(crate) network: OnceLock<Arc<Network>>,
+    /// Operators this node admits beside itself ([`Node::admitted`]).
+    admitted: RwLock<BTreeSet<PublicKey>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("service", &self.service)
+            .field("joined", &self.network.get().is_some())
+            .finish()
+    }
+}
+
+impl std::ops::Deref for Node {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.service
+    }
+}
+
+impl Node {
+    /// Opens the node's store and operator key under `config.data_dir`;
+    /// [`Node::join`] then joins a network.
+    pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+        Ok(Node::over(Service::open(config)?))
+    }
+
+    /// A node over `service`, not yet on a network.
+    pub fn over(service: Arc<Service>) -> Arc<Node> {
+        let admitted = service.config().admitted.iter().copied().collect();
+        let node = Arc::new(Node {
+            service,
+            network: OnceLock::new(),
+            admitted: RwLock::new(admitted),
+        });
+        let hooks: std::sync::Weak<dyn Hooks> = Arc::downgrade(&node) as _;
+        node.service.set_hooks(hooks);
+        node
+    }
+
+    /// The local service.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// The operators this node admits: itself, those configured, and those
+    /// admitted since ([`Node::admit`]). Only they form quorums with it,
+    /// referee its audits, or settle a dispute it cannot re-execute; peer
+    /// ids are free, admission is not (the ledger will make it mean
+    /// staked).
+    pub fn admitted(&self) -> BTreeSet<PublicKey> {
+        let mut set = self
+            .admitted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        set.insert(self.public_key());
+        set
+    }
+
+    /// Whether `key` is admitted ([`Node::admitted`]).
+    pub fn is_admitted(&self, key: &PublicKey) -> bool {
+        *key == self.public_key()
+            || self
+                .admitted
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(key)
+    }
+
+    /// Admits operator `key`.
+    pub fn admit(&self, key: PublicKey) {
+        self.admitted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+    }
+}
+
+impl Hooks for Node {
+    fn model_added(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.announce())
+    }
+
+    fn generated<'a>(&'a self, receipt: &'a Receipt, transcript: Transcript) -> BoxFuture<'a, ()> {
+        Box::pin(self.after_generation(receipt, transcript))
+    }
+}
