@@ -1,0 +1,358 @@
+//! Asking and checking: `vouch infer`, `vouch chat`, `vouch verify`.
+
+use super::*;
+
+/// Checks that `receipt` names the model asked for: the id given with
+/// `--model-id`, else the one the node registers under that name (when it
+/// holds it), and says which it compared; a routed answer's model is
+/// named so the user can pin it with `--model-id`.
+pub(crate) async fn check_model(
+    client: &Client,
+    receipt: &Receipt,
+    (name, version): (&str, Option<&str>),
+    want: Option<&str>,
+) -> Result<()> {
+    let got = receipt.body.model;
+    let which = version.map_or(name.to_string(), |v| format!("{name}@{v}"));
+    if let Some(want) = want {
+        let want =
+            Digest::parse_kind(Kind::Model, want).map_err(|e| anyhow!("--model-id {want}: {e}"))?;
+        if got != want {
+            bail!(
+                "the receipt names model {got}, not {want} (--model-id): the answer is not from the model asked for"
+            );
+        }
+        eprintln!("model {got}: the one asked for (--model-id)");
+        return Ok(());
+    }
+    match client.show_model(name, version).await {
+        Ok(detail) if detail.model.id == got => eprintln!(
+            "model {got}: {}@{} as the node registers it (publisher {})",
+            detail.model.name, detail.model.version, detail.model.publisher
+        ),
+        Ok(detail) => bail!(
+            "the receipt names model {got}, but {which} on the node is {}: the answer is not from the model asked for",
+            detail.model.id
+        ),
+        Err(_) => eprintln!(
+            "model {got}: routed, so the node does not hold {which} itself; pass --model-id {got} to require exactly this model"
+        ),
+    }
+    Ok(())
+}
+pub(crate) async fn infer(client: &Client, args: InferArgs) -> Result<()> {
+    let mut request: InferRequest = read_json(&args.input, "request ({\"inputs\": {...}})")?;
+    let nonce = args
+        .nonce
+        .or(request.nonce.take())
+        .unwrap_or_else(random_nonce);
+    request.nonce = Some(nonce.clone());
+    if args.verify.is_some() {
+        request.verify = args.verify.clone();
+    }
+    let response = client
+        .infer(&args.name, args.version.as_deref(), &request)
+        .await?;
+    let receipt = &response.receipt;
+    // Check what came back before trusting it: signature, inputs, outputs, nonce.
+    receipt
+        .verify()
+        .context("the node's receipt does not verify")?;
+    receipt
+        .verify_inputs(&to_map(request.inputs.clone()))
+        .context("the receipt names other inputs")?;
+    receipt
+        .verify_outputs(&to_map(response.outputs.clone()))
+        .context("the receipt names other outputs than the ones returned")?;
+    if receipt.body.nonce != nonce {
+        bail!(
+            "the receipt carries nonce `{}`, not ours (`{nonce}`): it was not made for this request",
+            receipt.body.nonce
+        );
+    }
+    if let Some(k) = &args.expect_node {
+        let want = parse_key(k)?;
+        if receipt.body.node != want {
+            bail!("the receipt is signed by {}, not {want}", receipt.body.node);
+        }
+    }
+    check_model(
+        client,
+        receipt,
+        (&args.name, args.version.as_deref()),
+        args.model_id.as_deref(),
+    )
+    .await?;
+    // A quorum's other receipts: each must verify and name these inputs.
+    let inputs = to_map(request.inputs.clone());
+    for other in &response.receipts {
+        other
+            .verify()
+            .with_context(|| format!("quorum receipt {} does not verify", other.id))?;
+        other
+            .verify_inputs(&inputs)
+            .with_context(|| format!("quorum receipt {} names other inputs", other.id))?;
+        if other.body.model != receipt.body.model || other.body.nonce != nonce {
+            bail!(
+                "quorum receipt {} is for another model or request",
+                other.id
+            );
+        }
+    }
+    if let Some(q) = &response.quorum {
+        eprintln!(
+            "quorum: {} of {} operators agreed{}",
+            q.agreed,
+            q.wanted,
+            if q.dissent.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; dissent from {}",
+                    q.dissent
+                        .iter()
+                        .map(|d| d.operator.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
+    if let Some(e) = &response.executed_by {
+        eprintln!(
+            "executed by {} (route {})",
+            e.peer,
+            response.route.join(" -> ")
+        );
+    }
+    let outputs = serde_json::to_string_pretty(&OutputsFile {
+        outputs: response.outputs,
+    })?;
+    match &args.out {
+        Some(p) => write_atomic(p, outputs.as_bytes())?,
+        None => println!("{outputs}"),
+    }
+    if let Some(p) = &args.receipt {
+        write_atomic(p, serde_json::to_string_pretty(receipt)?.as_bytes())?;
+    }
+    eprintln!(
+        "receipt {} verified: signed by {}",
+        receipt.id, receipt.body.node
+    );
+    Ok(())
+}
+/// `vouch chat`: one chat turn, its receipt and transcript checked here
+/// before the answer is printed.
+pub(crate) async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(serde_json::json!({"role": "system", "content": system}));
+    }
+    messages.push(serde_json::json!({"role": "user", "content": args.message}));
+    let mut body = serde_json::json!({
+        "model": args.model,
+        "messages": messages,
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+    });
+    if let Some(seed) = args.seed {
+        body["seed"] = seed.into();
+    }
+    if let Some(verify) = &args.verify {
+        body["verify"] = verify.as_str().into();
+    }
+    let resp: serde_json::Value = client.post_json("/v1/chat/completions", &body).await?;
+    let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone())
+        .context("the answer carries no valid receipt")?;
+    let transcript: Transcript = serde_json::from_value(resp["vouch"]["transcript"].clone())
+        .context("the answer carries no valid transcript")?;
+    transcript
+        .verify(&receipt)
+        .map_err(|e| anyhow!("the answer does not match its receipt: {e}"))?;
+    // The receipt binds the messages the model answered: ours, exactly
+    // (a provider that rewrote an instruction signs other ones), and the
+    // sampling we asked for.
+    let sent: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or_default().to_string(),
+                m["content"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let signed: Vec<(String, String)> = transcript
+        .request
+        .messages
+        .iter()
+        .map(|m| (m.role.clone(), m.content.clone()))
+        .collect();
+    if signed != sent {
+        bail!(
+            "the receipt signs other messages than the ones sent: {signed:?}; the answer is not to our conversation"
+        );
+    }
+    if transcript.request.sampling.temperature != args.temperature
+        || args
+            .seed
+            .is_some_and(|s| s != transcript.request.sampling.seed)
+    {
+        bail!(
+            "the receipt signs other sampling than asked: {:?}",
+            transcript.request.sampling
+        );
+    }
+    let text = resp
+        .pointer("/choices/0/message/content")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    if text != transcript.text() {
+        bail!("the answer's text is not the text its receipt signs");
+    }
+    check_model(
+        client,
+        &receipt,
+        (&args.model, None),
+        args.model_id.as_deref(),
+    )
+    .await?;
+    if let Some(out) = &args.out {
+        write_atomic(out, serde_json::to_string_pretty(&resp)?.as_bytes())?;
+    }
+    println!("{text}");
+    if let Some(q) = resp["vouch"].get("quorum") {
+        let dissent: Vec<&str> = q["dissent"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|p| p.as_str()).collect())
+            .unwrap_or_default();
+        eprintln!(
+            "quorum: {} of {} operators agreed{}",
+            q["agreed"],
+            q["wanted"],
+            if dissent.is_empty() {
+                String::new()
+            } else {
+                format!("; dissent from peer {}", dissent.join(", "))
+            }
+        );
+    }
+    eprintln!(
+        "receipt {} verified: signed by {} (peer {}), model {}{}",
+        receipt.id,
+        receipt.body.node,
+        resp["vouch"]["executor"].as_str().unwrap_or("?"),
+        receipt.body.model,
+        if vouch_node::external::is_unattested(&receipt.body.engine) {
+            " NOT ATTESTED (external engine)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
+    let value: serde_json::Value = read_json(&args.receipt, "receipt")?;
+    let holder = value.get("vouch").unwrap_or(&value);
+    let (receipt, transcript): (Receipt, Option<Transcript>) = match holder.get("receipt") {
+        Some(r) => (
+            serde_json::from_value(r.clone()).context("the `receipt` is not a valid receipt")?,
+            match holder.get("transcript") {
+                Some(t) => Some(
+                    serde_json::from_value(t.clone())
+                        .context("the `transcript` is not a valid transcript")?,
+                ),
+                None => None,
+            },
+        ),
+        None => (
+            serde_json::from_value(value.clone())
+                .with_context(|| format!("{} is not a valid receipt", args.receipt.display()))?,
+            None,
+        ),
+    };
+    receipt.verify()?;
+    let mut checked = vec!["signature and id"];
+    if let Some(t) = &transcript {
+        t.verify(&receipt).map_err(|e| anyhow!(e))?;
+        checked.push("transcript (request, seed, tokens, text)");
+        if let Some(text) = value
+            .pointer("/choices/0/message/content")
+            .or_else(|| value.pointer("/choices/0/text"))
+            .and_then(|v| v.as_str())
+            && text != t.text()
+        {
+            bail!("the answer's text is not the text the receipt signs");
+        }
+    }
+    if args.replay {
+        let t = transcript.as_ref().ok_or_else(|| {
+            anyhow!("--replay needs a chat or completion response with its transcript")
+        })?;
+        let check: serde_json::Value = client
+            .post_json(
+                "/v1/audit/llm",
+                &serde_json::json!({"receipt": receipt, "transcript": t}),
+            )
+            .await?;
+        if check["ok"] != serde_json::Value::Bool(true) {
+            bail!(
+                "teacher-forced replay failed: {}",
+                check["reason"].as_str().unwrap_or("no reason given")
+            );
+        }
+        checked.push("every token by teacher forcing");
+        if let Some(by) = check["checked_by"]["signer"].as_str() {
+            eprintln!(
+                "the node does not serve the model: operator {by} ran the teacher-forced check and signed its verdict"
+            );
+        }
+    }
+    if let Some(k) = &args.node_key {
+        let want = parse_key(k)?;
+        if receipt.body.node != want {
+            bail!("the receipt is signed by {}, not {want}", receipt.body.node);
+        }
+        checked.push("signer");
+    }
+    if let Some(p) = &args.input {
+        let req: InferRequest = read_json(p, "request ({\"inputs\": {...}})")?;
+        receipt.verify_inputs(&to_map(req.inputs))?;
+        checked.push("inputs");
+    }
+    if let Some(p) = &args.output {
+        let out: OutputsFile = read_json(p, "outputs file ({\"outputs\": {...}})")?;
+        receipt.verify_outputs(&to_map(out.outputs))?;
+        checked.push("outputs");
+    }
+    println!(
+        "ok: {} ({}) by {} for {}",
+        receipt.id,
+        checked.join(", "),
+        receipt.body.node,
+        receipt.body.model
+    );
+    if vouch_node::external::is_unattested(&receipt.body.engine) {
+        println!(
+            "note: NOT ATTESTED: the operator vouches for this transcript, but the model ran on an external server ({}); nothing proves which model that was",
+            receipt.body.engine.version
+        );
+    }
+    if args.report {
+        let r = client.report_receipt(&receipt).await?;
+        println!(
+            "reported to {}: {}{}",
+            client.base(),
+            if r.gossiped {
+                "gossiped to the network's auditors"
+            } else {
+                "reported there before"
+            },
+            if r.audited_here {
+                "; that node audits it"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}

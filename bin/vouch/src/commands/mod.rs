@@ -1,0 +1,137 @@
+//! What each command does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use vouch_api::{InferRequest, ModelInfo, OutputsFile, PinStatus, to_map};
+use vouch_client::{Client, PushParams};
+use vouch_node::service::Fault;
+use vouch_node::{Node, NodeConfig, P2pConfig};
+use vouch_types::llm::Transcript;
+use vouch_types::{Digest, Kind, PublicKey, Receipt};
+
+mod ask;
+mod disputes;
+mod hub;
+mod serve;
+
+use ask::*;
+use disputes::*;
+use hub::*;
+use serve::*;
+
+use crate::cli::{
+    ChatArgs, Cli, Command, InferArgs, ModelCommand, P2pArgs, ReceiptsCommand, ServeArgs, UpArgs,
+    VerifyArgs,
+};
+
+pub(crate) async fn run(cli: Cli) -> Result<()> {
+    let client = Client::new(&cli.node).with_token(admin_token(&cli));
+    match cli.command {
+        Command::Up(args) => {
+            let data_dir = match &cli.data_dir {
+                Some(d) => d.clone(),
+                None => default_data_dir()?,
+            };
+            let models = args
+                .models
+                .clone()
+                .unwrap_or_else(vouch_node::samples::models_dir);
+            if args.nodes > 1 {
+                return up_network(&args, &data_dir, &models).await;
+            }
+            serve(
+                config(data_dir, args.listen, &args.serve)?,
+                &args.serve.p2p,
+                Some(models),
+            )
+            .await
+        }
+        Command::Node(args) => {
+            let data_dir = cli.data_dir.clone().ok_or_else(|| {
+                anyhow!(
+                    "vouch node needs --data-dir DIR: where its store, key and admin token live"
+                )
+            })?;
+            serve(
+                config(data_dir, args.listen, &args.serve)?,
+                &args.serve.p2p,
+                None,
+            )
+            .await
+        }
+        Command::Network { json } => network(&client, json).await,
+        Command::Evidence { dispute, out, json } => evidence(&client, dispute, out, json).await,
+        Command::VerifyDispute {
+            file,
+            input,
+            admitted,
+            replay,
+        } => {
+            let admitted = admitted
+                .iter()
+                .map(|k| parse_key(k))
+                .collect::<Result<_>>()?;
+            verify_dispute(&client, &file, input.as_deref(), &admitted, replay).await
+        }
+        Command::Model(cmd) => model(&client, cmd).await,
+        Command::Infer(args) => infer(&client, args).await,
+        Command::Verify(args) => verify(&client, args).await,
+        Command::Chat(args) => chat(&client, args).await,
+        Command::Receipts(ReceiptsCommand::Show { id }) => {
+            let id = Digest::parse_kind(Kind::Receipt, &id).map_err(|e| anyhow!("`{id}`: {e}"))?;
+            let receipt = client.receipt(&id).await?;
+            receipt
+                .verify()
+                .context("the node returned a receipt that does not verify")?;
+            println!("{}", serde_json::to_string_pretty(&receipt)?);
+            Ok(())
+        }
+    }
+}
+/// Where `vouch up` keeps its data when no --data-dir is given.
+fn default_data_dir() -> Result<PathBuf> {
+    Ok(dirs::data_dir()
+        .ok_or_else(|| anyhow!("no user data directory on this system; pass --data-dir"))?
+        .join("vouch"))
+}
+/// The admin token to present: --token / $VOUCH_TOKEN, else the token file
+/// of a node on this machine (--data-dir, or `vouch up`'s default), read
+/// only when --node is a loopback address, so a local node's token is
+/// never sent elsewhere.
+pub(crate) fn admin_token(cli: &Cli) -> Option<String> {
+    if let Some(t) = &cli.token {
+        return Some(t.clone());
+    }
+    if !Client::new(&cli.node).is_loopback() {
+        return None;
+    }
+    let dir = cli.data_dir.clone().or_else(|| default_data_dir().ok())?;
+    let text = std::fs::read_to_string(dir.join(vouch_node::config::ADMIN_TOKEN_FILE)).ok()?;
+    Some(text.trim().to_string())
+}
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("vouch-partial");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a valid {what}", path.display()))
+}
+fn random_nonce() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        b[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
+    }
+    hex::encode(b)
+}
+fn parse_key(s: &str) -> Result<PublicKey> {
+    s.parse().map_err(|e| anyhow!("`{s}`: {e}"))
+}
