@@ -1,0 +1,788 @@
+//! The ledger's state and its one transition, [`Ledger::apply_block`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use vouch_types::dispute::{Dispute, LlmDispute, Party, check_parties};
+use vouch_types::encode::Sink;
+use vouch_types::{Digest, PublicKey};
+
+use crate::tx::{Offer, Tx, TxBody, TxId, Voucher, tx_id};
+
+/// The network's parameters, read by every node from the ledger. They
+/// change only through governance (not yet: genesis sets them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Stake an operator needs before its word counts (quorums, referee
+    /// draws, audits, disputes).
+    pub min_stake: u64,
+    /// Blocks between an unbond and the stake's return (it can be slashed
+    /// until then).
+    pub unbonding_delay: u64,
+    /// Blocks between a withdrawal from escrow and its arrival, so that
+    /// operators holding the client's vouchers can redeem them first.
+    pub escrow_delay: u64,
+    /// The share of a convicted operator's stake taken, in basis points.
+    pub slash_bp: u64,
+    /// The share of what is slashed paid to the other party of the
+    /// dispute, in basis points; the rest is burned.
+    pub reward_bp: u64,
+    /// The audit sampling rate, parts per million.
+    pub audit_rate_ppm: u64,
+    /// The relative tolerance LLM audits allow, parts per million.
+    pub llm_tolerance_ppm: u64,
+    /// The most validators (the operators with the most stake).
+    pub max_validators: u64,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            min_stake: 1_000,
+            unbonding_delay: 100,
+            escrow_delay: 20,
+            slash_bp: 1_000,
+            reward_bp: 5_000,
+            audit_rate_ppm: 50_000,
+            llm_tolerance_ppm: 50_000,
+            max_validators: 100,
+        }
+    }
+}
+
+/// An account: a key's spendable balance, its escrow for vouchers, and
+/// its next nonce.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    /// Spendable.
+    pub balance: u64,
+    /// Held for the operators it pays by voucher.
+    pub escrow: u64,
+    /// The nonce its next transaction must carry.
+    pub nonce: u64,
+}
+
+/// A registered operator, keyed by the account that registered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operator {
+    /// Its receipt-signing keys, each with the height from which it signs
+    /// (the account key first, from registration).
+    pub keys: Vec<(u64, PublicKey)>,
+    /// Bonded stake.
+    pub stake: u64,
+    /// Stake on its way back: (height it returns at, amount).
+    pub unbonding: Vec<(u64, u64)>,
+    /// Everything ever slashed from it.
+    pub slashed: u64,
+    /// Price, contact and addresses.
+    pub offer: Offer,
+    /// The height it registered at.
+    pub registered: u64,
+}
+
+impl Operator {
+    /// Its receipt-signing key now.
+    pub fn key(&self) -> PublicKey {
+        self.keys.last().expect("an operator has a key").1
+    }
+
+    /// Stake that a conviction can still take: bonded plus unbonding.
+    pub fn at_risk(&self) -> u64 {
+        self.stake + self.unbonding.iter().map(|(_, a)| a).sum::<u64>()
+    }
+}
+
+/// Who starts the ledger with what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Genesis {
+    /// The chain's name; transactions name it.
+    pub chain_id: String,
+    /// The parameters.
+    pub params: Params,
+    /// Accounts and their balances.
+    pub accounts: Vec<(PublicKey, u64)>,
+    /// Operators registered and staked from the start: (key, stake, offer).
+    /// The stake comes on top of the account's balance.
+    pub operators: Vec<(PublicKey, u64, Offer)>,
+}
+
+/// A block as the state machine sees it: its height, the time its
+/// proposer stamped, and its transactions' bytes in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// One more than the ledger's height.
+    pub height: u64,
+    /// Milliseconds since the Unix epoch, from the block (not a clock).
+    pub time_ms: u64,
+    /// Signed transactions, as received.
+    pub txs: Vec<Vec<u8>>,
+}
+
+/// Why a block cannot be applied at all.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockError {
+    /// Blocks apply in order.
+    #[error("block {got} does not follow height {height}: expected block {}", height + 1)]
+    Height {
+        /// The ledger's height.
+        height: u64,
+        /// The block's.
+        got: u64,
+    },
+}
+
+/// Why one transaction was rejected. A rejected transaction changes
+/// nothing, except that a signed one with the right nonce whose action
+/// fails uses up its nonce (so it cannot succeed later by surprise).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TxError {
+    /// The bytes are not a transaction.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// Signed for another chain.
+    #[error("the transaction is for chain `{got}`, this is `{expected}`")]
+    WrongChain {
+        /// This chain.
+        expected: String,
+        /// The transaction's.
+        got: String,
+    },
+    /// The signature does not verify.
+    #[error("the signature does not verify for signer {0}")]
+    BadSignature(String),
+    /// Not the signer's next nonce (a replay, or one sent out of order).
+    #[error(
+        "nonce {got} is not the signer's next one ({expected}); a replayed transaction is refused"
+    )]
+    BadNonce {
+        /// The signer's next nonce.
+        expected: u64,
+        /// The transaction's.
+        got: u64,
+    },
+    /// More than the account holds.
+    #[error("insufficient {what}: {needed} needed, {available} available")]
+    Insufficient {
+        /// Balance, escrow or stake.
+        what: &'static str,
+        /// What the transaction needs.
+        needed: u64,
+        /// What there is.
+        available: u64,
+    },
+    /// An amount of zero.
+    #[error("the amount must be above 0")]
+    ZeroAmount,
+    /// The action needs a registered operator.
+    #[error("{0} is not a registered operator: send Register first")]
+    NotOperator(String),
+    /// Registered twice.
+    #[error("{0} is already a registered operator: send SetOffer to change its offer")]
+    AlreadyOperator(String),
+    /// A key another operator signs with.
+    #[error("key {0} already belongs to an operator")]
+    KeyTaken(String),
+    /// Published by someone else.
+    #[error("model {model} was published by {publisher}")]
+    ModelTaken {
+        /// The model id.
+        model: String,
+        /// Its publisher.
+        publisher: String,
+    },
+    /// A voucher that does not pay.
+    #[error("voucher {index} (client {client}): {why}")]
+    Voucher {
+        /// Its position in the transaction.
+        index: usize,
+        /// Its client.
+        client: String,
+        /// Why.
+        why: String,
+    },
+    /// A dispute record that convicts nobody here.
+    #[error("dispute: {0}")]
+    Dispute(String),
+    /// A sum that would overflow.
+    #[error("amount overflow")]
+    Overflow,
+}
+
+/// The whole ledger state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ledger {
+    chain_id: String,
+    height: u64,
+    time_ms: u64,
+    params: Params,
+    accounts: BTreeMap<PublicKey, Account>,
+    operators: BTreeMap<PublicKey, Operator>,
+    /// Which operator each signing key (current or earlier) belongs to.
+    signers: BTreeMap<PublicKey, PublicKey>,
+    models: BTreeMap<[u8; 32], PublicKey>,
+    /// What each (client, operator) pair has settled so far.
+    redeemed: BTreeMap<(PublicKey, PublicKey), u64>,
+    /// Escrow on its way back to balances: (height it arrives at, account,
+    /// amount), in order of height.
+    withdrawals: Vec<(u64, PublicKey, u64)>,
+    /// Executor receipts a dispute already convicted on.
+    disputed: BTreeSet<Digest>,
+    /// Everything burned.
+    burned: u64,
+}
+
+/// A transaction's outcome in a block.
+pub type TxOutcome = Result<TxId, TxError>;
+
+impl Ledger {
+    /// The ledger at height 0.
+    pub fn genesis(g: &Genesis) -> Ledger {
+        let mut l = Ledger {
+            chain_id: g.chain_id.clone(),
+            height: 0,
+            time_ms: 0,
+            params: g.params.clone(),
+            accounts: BTreeMap::new(),
+            operators: BTreeMap::new(),
+            signers: BTreeMap::new(),
+            models: BTreeMap::new(),
+            redeemed: BTreeMap::new(),
+            withdrawals: Vec::new(),
+            disputed: BTreeSet::new(),
+            burned: 0,
+        };
+        for (key, amount) in &g.accounts {
+            l.accounts.entry(*key).or_default().balance += amount;
+        }
+        for (key, stake, offer) in &g.operators {
+            l.accounts.entry(*key).or_default();
+            l.signers.insert(*key, *key);
+            l.operators.insert(
+                *key,
+                Operator {
+                    keys: vec![(0, *key)],
+                    stake: *stake,
+                    unbonding: Vec::new(),
+                    slashed: 0,
+                    offer: offer.clone(),
+                    registered: 0,
+                },
+            );
+        }
+        l
+    }
+
+    /// The chain's name.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The height of the last block applied (0: genesis).
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The last block's time.
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// An account (the default, empty one for a key never seen).
+    pub fn account(&self, key: &PublicKey) -> Account {
+        self.accounts.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Every account, by key.
+    pub fn accounts(&self) -> &BTreeMap<PublicKey, Account> {
+        &self.accounts
+    }
+
+    /// Every operator, by its account key.
+    pub fn operators(&self) -> &BTreeMap<PublicKey, Operator> {
+        &self.operators
+    }
+
+    /// The operator (its account key) that signs with `key`, now or
+    /// earlier: receipts signed with a rotated-out key stay attributable.
+    pub fn operator_of(&self, key: &PublicKey) -> Option<PublicKey> {
+        self.signers.get(key).copied()
+    }
+
+    /// The keys of operators with at least the minimum stake, every key
+    /// each ever signed with: the set draws run over.
+    pub fn staked_keys(&self) -> BTreeSet<PublicKey> {
+        self.operators
+            .values()
+            .filter(|o| o.stake >= self.params.min_stake)
+            .flat_map(|o| o.keys.iter().map(|(_, k)| *k))
+            .collect()
+    }
+
+    /// The validators: the operators with at least the minimum stake, most
+    /// stake first (ties by key), at most `max_validators`, with their
+    /// stake as voting power.
+    pub fn validators(&self) -> Vec<(PublicKey, u64)> {
+        let mut v: Vec<(PublicKey, u64)> = self
+            .operators
+            .iter()
+            .filter(|(_, o)| o.stake >= self.params.min_stake)
+            .map(|(k, o)| (*k, o.stake))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(self.params.max_validators as usize);
+        v
+    }
+
+    /// Who published model `id`.
+    pub fn publisher(&self, model: &Digest) -> Option<PublicKey> {
+        self.models.get(model.as_bytes()).copied()
+    }
+
+    /// What `client` has paid `operator` by voucher so far.
+    pub fn redeemed(&self, client: &PublicKey, operator: &PublicKey) -> u64 {
+        self.redeemed
+            .get(&(*client, *operator))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether a dispute already convicted on executor receipt `id`.
+    pub fn disputed(&self, receipt: &Digest) -> bool {
+        self.disputed.contains(receipt)
+    }
+
+    /// Everything burned so far.
+    pub fn burned(&self) -> u64 {
+        self.burned
+    }
+
+    /// Every unit in existence: balances, escrow, withdrawals under way,
+    /// stake and unbonding stake. With [`Ledger::burned`] it always adds up
+    /// to the genesis supply.
+    pub fn supply(&self) -> u64 {
+        let accounts: u64 = self.accounts.values().map(|a| a.balance + a.escrow).sum();
+        let withdrawing: u64 = self.withdrawals.iter().map(|(_, _, a)| a).sum();
+        let staked: u64 = self.operators.values().map(Operator::at_risk).sum();
+        accounts + withdrawing + staked
+    }
+
+    /// Applies a block: first returns what matured (unbonded stake,
+    /// withdrawn escrow), then each transaction in order. A transaction's
+    /// rejection is its outcome and does not stop the block.
+    pub fn apply_block(&mut self, block: &Block) -> Result<Vec<TxOutcome>, BlockError> {
+        if block.height != self.height + 1 {
+            return Err(BlockError::Height {
+                height: self.height,
+                got: block.height,
+            });
+        }
+        self.height = block.height;
+        self.time_ms = block.time_ms;
+        self.mature();
+        Ok(block.txs.iter().map(|bytes| self.apply_tx(bytes)).collect())
+    }
+
+    /// Returns unbonded stake and withdrawn escrow whose time has come.
+    fn mature(&mut self) {
+        let height = self.height;
+        for (key, op) in self.operators.iter_mut() {
+            let (due, rest): (Vec<_>, Vec<_>) =
+                op.unbonding.iter().partition(|(at, _)| *at <= height);
+            op.unbonding = rest;
+            let back: u64 = due.iter().map(|(_, a)| a).sum();
+            if back > 0 {
+                self.accounts.entry(*key).or_default().balance += back;
+            }
+        }
+        let (due, rest): (Vec<_>, Vec<_>) = self
+            .withdrawals
+            .iter()
+            .partition(|(at, _, _)| *at <= height);
+        self.withdrawals = rest;
+        for (_, key, amount) in due {
+            self.accounts.entry(key).or_default().balance += amount;
+        }
+    }
+
+    fn apply_tx(&mut self, bytes: &[u8]) -> TxOutcome {
+        let tx = Tx::decode(bytes).map_err(|e| TxError::Malformed(e.to_string()))?;
+        if tx.chain_id != self.chain_id {
+            return Err(TxError::WrongChain {
+                expected: self.chain_id.clone(),
+                got: tx.chain_id,
+            });
+        }
+        if !tx.verify() {
+            return Err(TxError::BadSignature(tx.signer.to_string()));
+        }
+        let expected = self.account(&tx.signer).nonce;
+        if tx.nonce != expected {
+            return Err(TxError::BadNonce {
+                expected,
+                got: tx.nonce,
+            });
+        }
+        // From here the transaction is the signer's: its nonce is used
+        // whatever the action's outcome.
+        self.accounts.entry(tx.signer).or_default().nonce += 1;
+        self.act(&tx.signer, &tx.body)?;
+        Ok(tx_id(bytes))
+    }
+
+    /// Performs one action: every check first, then the changes, so a
+    /// rejected action changes nothing.
+    fn act(&mut self, signer: &PublicKey, body: &TxBody) -> Result<(), TxError> {
+        let height = self.height;
+        match body {
+            TxBody::Transfer { to, amount } => {
+                self.debit(signer, *amount, Pot::Balance)?;
+                self.accounts.entry(*to).or_default().balance += amount;
+            }
+            TxBody::Deposit { amount } => {
+                self.debit(signer, *amount, Pot::Balance)?;
+                self.account_mut(signer).escrow += amount;
+            }
+            TxBody::Withdraw { amount } => {
+                self.debit(signer, *amount, Pot::Escrow)?;
+                self.withdrawals
+                    .push((height + self.params.escrow_delay, *signer, *amount));
+            }
+            TxBody::Register(offer) => {
+                if self.operators.contains_key(signer) {
+                    return Err(TxError::AlreadyOperator(signer.to_string()));
+                }
+                if self.signers.contains_key(signer) {
+                    return Err(TxError::KeyTaken(signer.to_string()));
+                }
+                self.signers.insert(*signer, *signer);
+                self.operators.insert(
+                    *signer,
+                    Operator {
+                        keys: vec![(height, *signer)],
+                        stake: 0,
+                        unbonding: Vec::new(),
+                        slashed: 0,
+                        offer: offer.clone(),
+                        registered: height,
+                    },
+                );
+            }
+            TxBody::SetOffer(offer) => {
+                self.operator_mut(signer)?.offer = offer.clone();
+            }
+            TxBody::Bond { amount } => {
+                self.operator_mut(signer)?;
+                self.debit(signer, *amount, Pot::Balance)?;
+                self.operator_mut(signer)?.stake += amount;
+            }
+            TxBody::Unbond { amount } => {
+                let delay = self.params.unbonding_delay;
+                let op = self.operator_mut(signer)?;
+                if *amount == 0 {
+                    return Err(TxError::ZeroAmount);
+                }
+                if op.stake < *amount {
+                    return Err(TxError::Insufficient {
+                        what: "stake",
+                        needed: *amount,
+                        available: op.stake,
+                    });
+                }
+                op.stake -= amount;
+                op.unbonding.push((height + delay, *amount));
+            }
+            TxBody::RotateKey { key } => {
+                self.operator_mut(signer)?;
+                if self.signers.contains_key(key) {
+                    return Err(TxError::KeyTaken(key.to_string()));
+                }
+                self.signers.insert(*key, *signer);
+                self.operator_mut(signer)?.keys.push((height + 1, *key));
+            }
+            TxBody::PublishModel { model } => match self.models.get(model) {
+                Some(p) if p != signer => {
+                    return Err(TxError::ModelTaken {
+                        model: Digest::from_bytes(vouch_types::Kind::Model, *model).to_string(),
+                        publisher: p.to_string(),
+                    });
+                }
+                _ => {
+                    self.models.insert(*model, *signer);
+                }
+            },
+            TxBody::Redeem { vouchers } => self.redeem(signer, vouchers)?,
+            TxBody::Dispute { record } => self.convict(record)?,
+        }
+        Ok(())
+    }
+
+    fn account_mut(&mut self, key: &PublicKey) -> &mut Account {
+        self.accounts.entry(*key).or_default()
+    }
+
+    fn operator_mut(&mut self, key: &PublicKey) -> Result<&mut Operator, TxError> {
+        self.operators
+            .get_mut(key)
+            .ok_or_else(|| TxError::NotOperator(key.to_string()))
+    }
+
+    /// Takes `amount` (above 0) from one of `key`'s pots, or fails.
+    fn debit(&mut self, key: &PublicKey, amount: u64, pot: Pot) -> Result<(), TxError> {
+        if amount == 0 {
+            return Err(TxError::ZeroAmount);
+        }
+        let account = self.account_mut(key);
+        let (what, have) = match pot {
+            Pot::Balance => ("balance", &mut account.balance),
+            Pot::Escrow => ("escrow", &mut account.escrow),
+        };
+        if *have < amount {
+            return Err(TxError::Insufficient {
+                what,
+                needed: amount,
+                available: *have,
+            });
+        }
+        *have -= amount;
+        Ok(())
+    }
+
+    /// Settles an operator's vouchers: all or none.
+    fn redeem(&mut self, operator: &PublicKey, vouchers: &[Voucher]) -> Result<(), TxError> {
+        if !self.operators.contains_key(operator) {
+            return Err(TxError::NotOperator(operator.to_string()));
+        }
+        // Per client: the newest cumulative amount in this transaction, and
+        // what it owes beyond what was settled.
+        let mut owed: BTreeMap<PublicKey, (u64, u64)> = BTreeMap::new();
+        for (index, v) in vouchers.iter().enumerate() {
+            let bad = |why: String| TxError::Voucher {
+                index,
+                client: v.client.to_string(),
+                why,
+            };
+            if !v.verify(&self.chain_id, operator) {
+                return Err(bad(format!(
+                    "its signature does not verify for operator {operator} on chain `{}`",
+                    self.chain_id
+                )));
+            }
+            let settled = owed
+                .get(&v.client)
+                .map(|(c, _)| *c)
+                .unwrap_or_else(|| self.redeemed(&v.client, operator));
+            if v.cumulative <= settled {
+                return Err(bad(format!(
+                    "it owes {} in all, and {settled} is settled already",
+                    v.cumulative
+                )));
+            }
+            owed.insert(v.client, (v.cumulative, 0));
+        }
+        for (client, (cumulative, due)) in owed.iter_mut() {
+            *due = *cumulative - self.redeemed(client, operator);
+            let escrow = self.account(client).escrow;
+            if escrow < *due {
+                let index = vouchers
+                    .iter()
+                    .rposition(|v| v.client == *client)
+                    .expect("a voucher of this client");
+                return Err(TxError::Voucher {
+                    index,
+                    client: client.to_string(),
+                    why: format!("its escrow holds {escrow}, {due} is due"),
+                });
+            }
+        }
+        let mut paid: u64 = 0;
+        for (client, (cumulative, due)) in owed {
+            self.account_mut(&client).escrow -= due;
+            self.redeemed.insert((client, *operator), cumulative);
+            paid = paid.checked_add(due).ok_or(TxError::Overflow)?;
+        }
+        self.account_mut(operator).balance += paid;
+        Ok(())
+    }
+
+    /// Convicts the faulty party of a dispute record: the record must check
+    /// (`vouch_types::dispute`), its auditor and referee must be staked
+    /// operators other than the executor and each other, the referee one
+    /// the draw over staked operators picks, and its executor receipt not
+    /// convicted on before. The faulty party loses the slash fraction of
+    /// its stake at risk; the other party gets the reward share of it; the
+    /// rest is burned.
+    fn convict(&mut self, record: &[u8]) -> Result<(), TxError> {
+        let bad = |why: String| TxError::Dispute(why);
+        let (receipt, executor, auditor, referee, faulty) =
+            if let Ok(d) = serde_json::from_slice::<Dispute>(record) {
+                let faulty = d.check(None).map_err(|e| bad(e.to_string()))?;
+                (
+                    d.executor.id,
+                    d.executor.body.node,
+                    d.auditor.body.node,
+                    d.verdict.referee,
+                    faulty,
+                )
+            } else if let Ok(d) = serde_json::from_slice::<LlmDispute>(record) {
+                let faulty = d.check().map_err(|e| bad(e.to_string()))?;
+                (
+                    d.executor.id,
+                    d.executor.body.node,
+                    d.auditor.signer,
+                    d.referee.signer,
+                    faulty,
+                )
+            } else {
+                return Err(bad(
+                    "the record is neither a tensor nor an LLM dispute (JSON, as nodes gossip them)"
+                        .into(),
+                ));
+            };
+        if self.disputed.contains(&receipt) {
+            return Err(bad(format!("receipt {receipt} was convicted on already")));
+        }
+        let staked = self.staked_keys();
+        let who = |key: &PublicKey, role: &str| {
+            self.operator_of(key)
+                .ok_or_else(|| bad(format!("the {role} {key} is not a registered operator")))
+        };
+        let (e, a, r) = (
+            who(&executor, "executor")?,
+            who(&auditor, "auditor")?,
+            who(&referee, "referee")?,
+        );
+        if e == a || e == r || a == r {
+            return Err(bad(
+                "the executor, the auditor and the referee must be three different operators"
+                    .into(),
+            ));
+        }
+        let min_stake = self.params.min_stake;
+        check_parties(&receipt, &executor, &auditor, &referee, &staked).map_err(|e| {
+            bad(format!(
+                "{e} (on the ledger, admitted means staked: at least {min_stake})"
+            ))
+        })?;
+        let (loser, winner) = match faulty {
+            Party::Executor => (e, a),
+            Party::Auditor => (a, e),
+        };
+        let op = self.operators.get_mut(&loser).expect("registered");
+        let take = mul_bp(op.at_risk(), self.params.slash_bp);
+        let mut left = take;
+        let from_stake = left.min(op.stake);
+        op.stake -= from_stake;
+        left -= from_stake;
+        for (_, amount) in op.unbonding.iter_mut().rev() {
+            let t = left.min(*amount);
+            *amount -= t;
+            left -= t;
+        }
+        op.unbonding.retain(|(_, a)| *a > 0);
+        op.slashed += take;
+        let reward = mul_bp(take, self.params.reward_bp);
+        self.account_mut(&winner).balance += reward;
+        self.burned += take - reward;
+        self.disputed.insert(receipt);
+        Ok(())
+    }
+
+    /// The state root: BLAKE3 (derive-key `vouch v1 ledger state`) over the
+    /// canonical encoding of the whole state (`docs/ledger.md`).
+    pub fn state_root(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_derive_key("vouch v1 ledger state");
+        h.update(&self.encode());
+        *h.finalize().as_bytes()
+    }
+
+    /// The canonical encoding of the state, every map in key order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_str(&self.chain_id);
+        b.put_u64(self.height);
+        b.put_u64(self.time_ms);
+        let p = &self.params;
+        for v in [
+            p.min_stake,
+            p.unbonding_delay,
+            p.escrow_delay,
+            p.slash_bp,
+            p.reward_bp,
+            p.audit_rate_ppm,
+            p.llm_tolerance_ppm,
+            p.max_validators,
+        ] {
+            b.put_u64(v);
+        }
+        b.put_u64(self.accounts.len() as u64);
+        for (k, a) in &self.accounts {
+            b.put(k.as_bytes());
+            b.put_u64(a.balance);
+            b.put_u64(a.escrow);
+            b.put_u64(a.nonce);
+        }
+        b.put_u64(self.operators.len() as u64);
+        for (k, o) in &self.operators {
+            b.put(k.as_bytes());
+            b.put_u64(o.keys.len() as u64);
+            for (from, key) in &o.keys {
+                b.put_u64(*from);
+                b.put(key.as_bytes());
+            }
+            b.put_u64(o.stake);
+            b.put_u64(o.unbonding.len() as u64);
+            for (at, amount) in &o.unbonding {
+                b.put_u64(*at);
+                b.put_u64(*amount);
+            }
+            b.put_u64(o.slashed);
+            b.put_u64(o.offer.price);
+            b.put_str(&o.offer.contact);
+            b.put_u64(o.offer.addresses.len() as u64);
+            for a in &o.offer.addresses {
+                b.put_str(a);
+            }
+            b.put_u64(o.registered);
+        }
+        b.put_u64(self.models.len() as u64);
+        for (m, p) in &self.models {
+            b.put(m);
+            b.put(p.as_bytes());
+        }
+        b.put_u64(self.redeemed.len() as u64);
+        for ((c, o), amount) in &self.redeemed {
+            b.put(c.as_bytes());
+            b.put(o.as_bytes());
+            b.put_u64(*amount);
+        }
+        b.put_u64(self.withdrawals.len() as u64);
+        for (at, k, amount) in &self.withdrawals {
+            b.put_u64(*at);
+            b.put(k.as_bytes());
+            b.put_u64(*amount);
+        }
+        b.put_u64(self.disputed.len() as u64);
+        for d in &self.disputed {
+            b.put(d.as_bytes());
+        }
+        b.put_u64(self.burned);
+        b
+    }
+}
+
+/// Which of an account's pots a debit takes from.
+enum Pot {
+    Balance,
+    Escrow,
+}
+
+/// `amount` × `bp` / 10,000, rounded down, without overflow.
+fn mul_bp(amount: u64, bp: u64) -> u64 {
+    ((amount as u128 * bp.min(10_000) as u128) / 10_000) as u64
+}

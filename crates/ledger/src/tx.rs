@@ -1,0 +1,537 @@
+//! Signed transactions and payment vouchers, and their canonical bytes
+//! (`docs/ledger.md`).
+
+use vouch_types::encode::{DecodeError, Reader, Sink};
+use vouch_types::{PublicKey, SecretKey, Signature};
+
+/// The transaction format this code reads and writes.
+pub const TX_VERSION: u8 = 1;
+/// The most bytes a transaction may take; larger ones are refused before
+/// they are decoded.
+pub const MAX_TX_BYTES: usize = 1 << 20;
+/// The most vouchers one `Redeem` may settle.
+pub const MAX_VOUCHERS: usize = 10_000;
+/// The most addresses an operator may list, and the longest string a
+/// transaction may carry (contact, address).
+pub const MAX_ADDRESSES: usize = 16;
+/// See [`MAX_ADDRESSES`].
+pub const MAX_STRING: usize = 256;
+
+/// What a transaction's signature covers: this prefix, then its unsigned
+/// bytes.
+const TX_DOMAIN: &[u8] = b"vouch ledger tx v1\0";
+/// What a voucher's signature covers: this prefix, then its fields.
+const VOUCHER_DOMAIN: &[u8] = b"vouch ledger voucher v1\0";
+
+/// A transaction's id: BLAKE3 (derive-key `vouch v1 ledger tx`) of its
+/// signed bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxId(pub [u8; 32]);
+
+impl std::fmt::Display for TxId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tx:{}", hex::encode(self.0))
+    }
+}
+
+/// A signed transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tx {
+    /// The chain it is for; another chain's transaction is refused, so a
+    /// signature cannot be replayed across chains.
+    pub chain_id: String,
+    /// The account that signs it and pays for it.
+    pub signer: PublicKey,
+    /// The signer's next nonce (0 for its first transaction): each nonce is
+    /// used once, in order.
+    pub nonce: u64,
+    /// What it does.
+    pub body: TxBody,
+    /// The signer's signature over [`Tx::signing_bytes`].
+    pub signature: Signature,
+}
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxBody {
+    /// Moves `amount` from the signer's balance to `to`'s.
+    Transfer {
+        /// The receiving account.
+        to: PublicKey,
+        /// How much.
+        amount: u64,
+    },
+    /// Moves `amount` of the signer's balance into its escrow, from which
+    /// operators redeem its vouchers.
+    Deposit {
+        /// How much.
+        amount: u64,
+    },
+    /// Starts moving `amount` of the signer's escrow back to its balance; it
+    /// arrives after the escrow delay, so that an operator holding the
+    /// signer's vouchers has time to redeem them.
+    Withdraw {
+        /// How much.
+        amount: u64,
+    },
+    /// Registers the signer as an operator (no stake yet).
+    Register(Offer),
+    /// Changes a registered operator's offer.
+    SetOffer(Offer),
+    /// Moves `amount` of an operator's balance into its stake.
+    Bond {
+        /// How much.
+        amount: u64,
+    },
+    /// Starts moving `amount` of an operator's stake back to its balance;
+    /// it arrives after the unbonding delay, and can be slashed until then.
+    Unbond {
+        /// How much.
+        amount: u64,
+    },
+    /// Makes `key` the operator's receipt-signing key from the next block;
+    /// receipts signed with its earlier keys stay attributable to it.
+    RotateKey {
+        /// The new key.
+        key: PublicKey,
+    },
+    /// Records the signer as the publisher of model `model` (a `model:`
+    /// digest's 32 bytes).
+    PublishModel {
+        /// The model id.
+        model: [u8; 32],
+    },
+    /// Settles the signer's (an operator's) vouchers: each pays the
+    /// operator what it signs beyond what was redeemed before, from the
+    /// client's escrow.
+    Redeem {
+        /// The newest voucher of each client (a later one of the same client
+        /// supersedes an earlier one).
+        vouchers: Vec<Voucher>,
+    },
+    /// A dispute record (the JSON of a tensor `Dispute` or an `LlmDispute`)
+    /// that convicts an executor: it is slashed, the auditor rewarded.
+    Dispute {
+        /// The record's bytes.
+        record: Vec<u8>,
+    },
+}
+
+/// What an operator offers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// Price per request, in the ledger's smallest unit.
+    pub price: u64,
+    /// Who answers for the operator (an email address, a URL).
+    pub contact: String,
+    /// Where its node listens (multiaddresses or URLs).
+    pub addresses: Vec<String>,
+}
+
+/// A client's promise to pay an operator: the cumulative amount it owes
+/// that operator so far. Only the newest matters; redeeming it pays the
+/// difference from the last one redeemed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Voucher {
+    /// The paying client.
+    pub client: PublicKey,
+    /// Everything the client owes the operator so far.
+    pub cumulative: u64,
+    /// The client's signature over [`Voucher::signing_bytes`].
+    pub signature: Signature,
+}
+
+impl Voucher {
+    /// What a voucher's signature covers (the operator is the one that
+    /// redeems it).
+    pub fn signing_bytes(
+        chain_id: &str,
+        client: &PublicKey,
+        operator: &PublicKey,
+        cumulative: u64,
+    ) -> Vec<u8> {
+        let mut b = VOUCHER_DOMAIN.to_vec();
+        b.put_str(chain_id);
+        b.put(client.as_bytes());
+        b.put(operator.as_bytes());
+        b.put_u64(cumulative);
+        b
+    }
+
+    /// A voucher `client` signs for `operator`.
+    pub fn sign(
+        chain_id: &str,
+        client: &SecretKey,
+        operator: &PublicKey,
+        cumulative: u64,
+    ) -> Voucher {
+        let public = client.public();
+        Voucher {
+            client: public,
+            cumulative,
+            signature: client.sign(&Voucher::signing_bytes(
+                chain_id, &public, operator, cumulative,
+            )),
+        }
+    }
+
+    /// Whether the client signed it for `operator` on `chain_id`.
+    pub fn verify(&self, chain_id: &str, operator: &PublicKey) -> bool {
+        self.client.verify(
+            &Voucher::signing_bytes(chain_id, &self.client, operator, self.cumulative),
+            &self.signature,
+        )
+    }
+}
+
+impl Tx {
+    /// Signs `body` as `key`'s transaction number `nonce` on `chain_id`.
+    pub fn sign(chain_id: &str, key: &SecretKey, nonce: u64, body: TxBody) -> Tx {
+        let signer = key.public();
+        let signature = key.sign(&signing_bytes(chain_id, &signer, nonce, &body));
+        Tx {
+            chain_id: chain_id.into(),
+            signer,
+            nonce,
+            body,
+            signature,
+        }
+    }
+
+    /// What the signature covers.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        signing_bytes(&self.chain_id, &self.signer, self.nonce, &self.body)
+    }
+
+    /// Whether the signer signed it.
+    pub fn verify(&self) -> bool {
+        self.signer.verify(&self.signing_bytes(), &self.signature)
+    }
+
+    /// The canonical signed bytes: the unsigned bytes, then the 64-byte
+    /// signature.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = unsigned(&self.chain_id, &self.signer, self.nonce, &self.body);
+        b.put(&self.signature.to_bytes());
+        b
+    }
+
+    /// The transaction's id.
+    pub fn id(&self) -> TxId {
+        tx_id(&self.encode())
+    }
+
+    /// Reads a transaction from its canonical bytes; anything else (a
+    /// truncated or oversized one, an unknown tag, trailing bytes) is an
+    /// error that says where.
+    pub fn decode(bytes: &[u8]) -> Result<Tx, DecodeError> {
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(DecodeError::Invalid(format!(
+                "a transaction of {} bytes is over the limit of {MAX_TX_BYTES}",
+                bytes.len()
+            )));
+        }
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != TX_VERSION {
+            return Err(DecodeError::Invalid(format!(
+                "transaction version {version} is not supported (this ledger reads version {TX_VERSION})"
+            )));
+        }
+        let chain_id = string(&mut r)?;
+        let signer = key(&mut r)?;
+        let nonce = r.u64()?;
+        let body = decode_body(&mut r)?;
+        let signature = Signature::from_bytes(&r.array::<64>()?);
+        r.finish()?;
+        Ok(Tx {
+            chain_id,
+            signer,
+            nonce,
+            body,
+            signature,
+        })
+    }
+}
+
+/// The id of a transaction's signed bytes.
+pub fn tx_id(bytes: &[u8]) -> TxId {
+    TxId(
+        *blake3::Hasher::new_derive_key("vouch v1 ledger tx")
+            .update(bytes)
+            .finalize()
+            .as_bytes(),
+    )
+}
+
+fn signing_bytes(chain_id: &str, signer: &PublicKey, nonce: u64, body: &TxBody) -> Vec<u8> {
+    let mut b = TX_DOMAIN.to_vec();
+    b.extend_from_slice(&unsigned(chain_id, signer, nonce, body));
+    b
+}
+
+fn unsigned(chain_id: &str, signer: &PublicKey, nonce: u64, body: &TxBody) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.put_u8(TX_VERSION);
+    b.put_str(chain_id);
+    b.put(signer.as_bytes());
+    b.put_u64(nonce);
+    encode_body(&mut b, body);
+    b
+}
+
+fn encode_offer(b: &mut Vec<u8>, o: &Offer) {
+    b.put_u64(o.price);
+    b.put_str(&o.contact);
+    b.put_u32(o.addresses.len() as u32);
+    for a in &o.addresses {
+        b.put_str(a);
+    }
+}
+
+fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
+    match body {
+        TxBody::Transfer { to, amount } => {
+            b.put_u8(1);
+            b.put(to.as_bytes());
+            b.put_u64(*amount);
+        }
+        TxBody::Deposit { amount } => {
+            b.put_u8(2);
+            b.put_u64(*amount);
+        }
+        TxBody::Withdraw { amount } => {
+            b.put_u8(3);
+            b.put_u64(*amount);
+        }
+        TxBody::Register(o) => {
+            b.put_u8(4);
+            encode_offer(b, o);
+        }
+        TxBody::SetOffer(o) => {
+            b.put_u8(5);
+            encode_offer(b, o);
+        }
+        TxBody::Bond { amount } => {
+            b.put_u8(6);
+            b.put_u64(*amount);
+        }
+        TxBody::Unbond { amount } => {
+            b.put_u8(7);
+            b.put_u64(*amount);
+        }
+        TxBody::RotateKey { key } => {
+            b.put_u8(8);
+            b.put(key.as_bytes());
+        }
+        TxBody::PublishModel { model } => {
+            b.put_u8(9);
+            b.put(model);
+        }
+        TxBody::Redeem { vouchers } => {
+            b.put_u8(10);
+            b.put_u32(vouchers.len() as u32);
+            for v in vouchers {
+                b.put(v.client.as_bytes());
+                b.put_u64(v.cumulative);
+                b.put(&v.signature.to_bytes());
+            }
+        }
+        TxBody::Dispute { record } => {
+            b.put_u8(11);
+            b.put_u32(record.len() as u32);
+            b.put(record);
+        }
+    }
+}
+
+fn string(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    let at = r.offset();
+    let s = r.str()?;
+    if s.len() > MAX_STRING {
+        return Err(DecodeError::Invalid(format!(
+            "the string at offset {at} is {} bytes, over the limit of {MAX_STRING}",
+            s.len()
+        )));
+    }
+    Ok(s)
+}
+
+fn key(r: &mut Reader<'_>) -> Result<PublicKey, DecodeError> {
+    let at = r.offset();
+    PublicKey::from_bytes(&r.array::<32>()?)
+        .map_err(|e| DecodeError::Invalid(format!("the key at offset {at}: {e}")))
+}
+
+fn decode_offer(r: &mut Reader<'_>) -> Result<Offer, DecodeError> {
+    let price = r.u64()?;
+    let contact = string(r)?;
+    let n = r.u32()? as usize;
+    if n > MAX_ADDRESSES {
+        return Err(DecodeError::Invalid(format!(
+            "{n} addresses, over the limit of {MAX_ADDRESSES}"
+        )));
+    }
+    let addresses = (0..n).map(|_| string(r)).collect::<Result<_, _>>()?;
+    Ok(Offer {
+        price,
+        contact,
+        addresses,
+    })
+}
+
+fn decode_body(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
+    let at = r.offset();
+    Ok(match r.u8()? {
+        1 => TxBody::Transfer {
+            to: key(r)?,
+            amount: r.u64()?,
+        },
+        2 => TxBody::Deposit { amount: r.u64()? },
+        3 => TxBody::Withdraw { amount: r.u64()? },
+        4 => TxBody::Register(decode_offer(r)?),
+        5 => TxBody::SetOffer(decode_offer(r)?),
+        6 => TxBody::Bond { amount: r.u64()? },
+        7 => TxBody::Unbond { amount: r.u64()? },
+        8 => TxBody::RotateKey { key: key(r)? },
+        9 => TxBody::PublishModel {
+            model: r.array::<32>()?,
+        },
+        10 => {
+            let n = r.u32()? as usize;
+            if n > MAX_VOUCHERS {
+                return Err(DecodeError::Invalid(format!(
+                    "{n} vouchers, over the limit of {MAX_VOUCHERS} per transaction"
+                )));
+            }
+            let mut vouchers = Vec::with_capacity(n.min(r.remaining() / 104));
+            for _ in 0..n {
+                vouchers.push(Voucher {
+                    client: key(r)?,
+                    cumulative: r.u64()?,
+                    signature: Signature::from_bytes(&r.array::<64>()?),
+                });
+            }
+            TxBody::Redeem { vouchers }
+        }
+        11 => {
+            let n = r.u32()? as usize;
+            TxBody::Dispute {
+                record: r.take(n)?.to_vec(),
+            }
+        }
+        tag => {
+            return Err(DecodeError::BadTag {
+                what: "transaction",
+                tag,
+                offset: at,
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> SecretKey {
+        SecretKey::from_bytes(&[b; 32])
+    }
+
+    fn every_body() -> Vec<TxBody> {
+        let offer = Offer {
+            price: 7,
+            contact: "ops@example.org".into(),
+            addresses: vec!["/ip4/127.0.0.1/tcp/1".into()],
+        };
+        vec![
+            TxBody::Transfer {
+                to: key(2).public(),
+                amount: 5,
+            },
+            TxBody::Deposit { amount: 1 },
+            TxBody::Withdraw { amount: 2 },
+            TxBody::Register(offer.clone()),
+            TxBody::SetOffer(offer),
+            TxBody::Bond { amount: 3 },
+            TxBody::Unbond { amount: 4 },
+            TxBody::RotateKey {
+                key: key(3).public(),
+            },
+            TxBody::PublishModel { model: [9; 32] },
+            TxBody::Redeem {
+                vouchers: vec![Voucher::sign("c", &key(4), &key(1).public(), 10)],
+            },
+            TxBody::Dispute {
+                record: b"{}".to_vec(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_transaction_round_trips_and_verifies() {
+        for (n, body) in every_body().into_iter().enumerate() {
+            let tx = Tx::sign("chain", &key(1), n as u64, body);
+            let bytes = tx.encode();
+            let back = Tx::decode(&bytes).unwrap();
+            assert_eq!(back, tx);
+            assert!(back.verify());
+            assert_eq!(back.id(), tx_id(&bytes));
+        }
+    }
+
+    #[test]
+    fn any_changed_byte_breaks_the_signature_or_the_decoding() {
+        let tx = Tx::sign(
+            "chain",
+            &key(1),
+            0,
+            TxBody::Transfer {
+                to: key(2).public(),
+                amount: 5,
+            },
+        );
+        let bytes = tx.encode();
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            if let Ok(t) = Tx::decode(&b) {
+                assert!(
+                    !t.verify(),
+                    "byte {i} changed and the signature still holds"
+                );
+            }
+        }
+        // Truncations and trailing bytes are errors, not panics.
+        for n in 0..bytes.len() {
+            assert!(Tx::decode(&bytes[..n]).is_err());
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(Tx::decode(&long), Err(DecodeError::Trailing(1))));
+    }
+
+    #[test]
+    fn a_voucher_binds_chain_client_operator_and_amount() {
+        let v = Voucher::sign("a", &key(4), &key(1).public(), 10);
+        assert!(v.verify("a", &key(1).public()));
+        assert!(!v.verify("b", &key(1).public()));
+        assert!(!v.verify("a", &key(2).public()));
+        let more = Voucher {
+            cumulative: 11,
+            ..v.clone()
+        };
+        assert!(!more.verify("a", &key(1).public()));
+    }
+
+    #[test]
+    fn oversized_counts_are_refused_before_allocating() {
+        let mut b = unsigned("c", &key(1).public(), 0, &TxBody::Deposit { amount: 0 });
+        // Rewrite the body as a Redeem claiming u32::MAX vouchers.
+        b.truncate(b.len() - 9);
+        b.put_u8(10);
+        b.put_u32(u32::MAX);
+        let err = Tx::decode(&b).unwrap_err().to_string();
+        assert!(err.contains("over the limit"), "{err}");
+    }
+}

@@ -1,0 +1,496 @@
+//! The ledger's transitions, as the other side would try them: bad
+//! transactions, replays, overdrafts, stale vouchers, forged and repeated
+//! disputes, stake that tries to leave before a conviction.
+
+use vouch_ledger::{
+    Block, Genesis, Ledger, Offer, Params, Tx, TxBody, TxError, TxOutcome, Voucher,
+};
+use vouch_types::dispute::{DISPUTE_VERSION, LlmDispute, Party, TokenVerdict};
+use vouch_types::llm::{Finish, LlmRequest, Mode, Sampling, Transcript};
+use vouch_types::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
+use vouch_types::{Digest, Kind, PublicKey, SecretKey};
+
+const CHAIN: &str = "test-chain";
+
+fn key(b: u8) -> SecretKey {
+    SecretKey::from_bytes(&[b; 32])
+}
+
+fn pk(b: u8) -> PublicKey {
+    key(b).public()
+}
+
+/// Accounts 1..=9 with 10,000 each; operators `staked` with 5,000 of
+/// stake each.
+fn ledger(staked: &[u8]) -> Ledger {
+    Ledger::genesis(&Genesis {
+        chain_id: CHAIN.into(),
+        params: Params {
+            min_stake: 1_000,
+            unbonding_delay: 5,
+            escrow_delay: 3,
+            slash_bp: 2_000,
+            reward_bp: 5_000,
+            ..Params::default()
+        },
+        accounts: (1..=9).map(|b| (pk(b), 10_000)).collect(),
+        operators: staked
+            .iter()
+            .map(|b| (pk(*b), 5_000, Offer::default()))
+            .collect(),
+    })
+}
+
+/// Applies one block of the transactions `txs` makes (from the ledger as
+/// it stands before the block).
+fn block(l: &mut Ledger, txs: impl FnOnce(&Ledger) -> Vec<Vec<u8>>) -> Vec<TxOutcome> {
+    let txs = txs(l);
+    let height = l.height() + 1;
+    l.apply_block(&Block {
+        height,
+        time_ms: height * 1_000,
+        txs,
+    })
+    .unwrap()
+}
+
+/// `signer`'s next transaction.
+fn tx(l: &Ledger, signer: u8, body: TxBody) -> Vec<u8> {
+    Tx::sign(CHAIN, &key(signer), l.account(&pk(signer)).nonce, body).encode()
+}
+
+fn err(o: &TxOutcome) -> String {
+    o.as_ref().unwrap_err().to_string()
+}
+
+#[test]
+fn bad_transactions_are_refused_saying_why_and_the_block_goes_on() {
+    let mut l = ledger(&[]);
+    let good = tx(
+        &l,
+        1,
+        TxBody::Transfer {
+            to: pk(2),
+            amount: 100,
+        },
+    );
+    let mut forged = good.clone();
+    let n = forged.len();
+    forged[n - 1] ^= 1;
+    let other_chain = Tx::sign("another", &key(1), 0, TxBody::Deposit { amount: 1 }).encode();
+    let mut oversized = good.clone();
+    oversized.resize(vouch_ledger::tx::MAX_TX_BYTES + 1, 0);
+    let overdraft = Tx::sign(
+        CHAIN,
+        &key(3),
+        0,
+        TxBody::Transfer {
+            to: pk(2),
+            amount: 10_001,
+        },
+    )
+    .encode();
+    let out = block(&mut l, |_| {
+        vec![
+            b"not a transaction".to_vec(),
+            forged,
+            other_chain,
+            oversized,
+            good.clone(),
+            good.clone(),
+            overdraft,
+        ]
+    });
+    assert!(
+        err(&out[0]).starts_with("malformed transaction"),
+        "{}",
+        err(&out[0])
+    );
+    assert!(
+        err(&out[1]).contains("signature does not verify"),
+        "{}",
+        err(&out[1])
+    );
+    assert!(
+        err(&out[2]).contains("for chain `another`"),
+        "{}",
+        err(&out[2])
+    );
+    assert!(err(&out[3]).contains("over the limit"), "{}", err(&out[3]));
+    assert!(out[4].is_ok());
+    assert!(
+        matches!(
+            out[5],
+            Err(TxError::BadNonce {
+                expected: 1,
+                got: 0
+            })
+        ),
+        "a replay: {:?}",
+        out[5]
+    );
+    assert!(err(&out[6]).contains("insufficient balance: 10001 needed, 10000 available"));
+    assert_eq!(l.account(&pk(1)).balance, 9_900);
+    assert_eq!(l.account(&pk(2)).balance, 10_100);
+    // The overdraft used its nonce: it cannot go through later.
+    assert_eq!(l.account(&pk(3)).nonce, 1);
+    assert_eq!(l.account(&pk(3)).balance, 10_000);
+    // Blocks apply in order.
+    let e = l
+        .apply_block(&Block {
+            height: 5,
+            time_ms: 0,
+            txs: vec![],
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("expected block 2"), "{e}");
+}
+
+#[test]
+fn vouchers_pay_what_is_new_and_never_more_than_the_escrow() {
+    let mut l = ledger(&[1]);
+    let out = block(&mut l, |l| vec![tx(l, 5, TxBody::Deposit { amount: 300 })]);
+    assert!(out[0].is_ok());
+    let v = |n| Voucher::sign(CHAIN, &key(5), &pk(1), n);
+    // Two vouchers of one client in one transaction: the newer counts.
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            1,
+            TxBody::Redeem {
+                vouchers: vec![v(40), v(100)],
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    assert_eq!(l.account(&pk(1)).balance, 10_100);
+    assert_eq!(l.account(&pk(5)).escrow, 200);
+    assert_eq!(l.redeemed(&pk(5), &pk(1)), 100);
+    // An old voucher again, one for another operator, one beyond the
+    // escrow: each refused, nothing paid.
+    for (bad, why) in [
+        (v(100), "100 is settled already"),
+        (
+            Voucher::sign(CHAIN, &key(5), &pk(2), 150),
+            "does not verify",
+        ),
+        (v(301), "its escrow holds 200, 201 is due"),
+    ] {
+        let out = block(&mut l, |l| {
+            vec![tx(
+                l,
+                1,
+                TxBody::Redeem {
+                    vouchers: vec![bad],
+                },
+            )]
+        });
+        assert!(err(&out[0]).contains(why), "{}", err(&out[0]));
+    }
+    assert_eq!(l.account(&pk(1)).balance, 10_100);
+    // A client that withdraws gets its escrow back only after the delay,
+    // while the operator can still redeem what it holds.
+    let out = block(&mut l, |l| {
+        vec![
+            tx(l, 5, TxBody::Withdraw { amount: 150 }),
+            tx(
+                l,
+                1,
+                TxBody::Redeem {
+                    vouchers: vec![v(150)],
+                },
+            ),
+        ]
+    });
+    assert!(out[0].is_ok() && out[1].is_ok(), "{out:?}");
+    assert_eq!(l.account(&pk(5)).escrow, 0);
+    assert_eq!(l.account(&pk(5)).balance, 9_700);
+    for _ in 0..2 {
+        block(&mut l, |_| vec![]);
+        assert_eq!(l.account(&pk(5)).balance, 9_700);
+    }
+    block(&mut l, |_| vec![]);
+    assert_eq!(l.account(&pk(5)).balance, 9_850);
+    // A non-operator cannot redeem.
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            6,
+            TxBody::Redeem {
+                vouchers: vec![Voucher::sign(CHAIN, &key(5), &pk(6), 1)],
+            },
+        )]
+    });
+    assert!(err(&out[0]).contains("not a registered operator"));
+}
+
+#[test]
+fn stake_returns_after_the_unbonding_delay_and_validators_follow_stake() {
+    let mut l = ledger(&[]);
+    let out = block(&mut l, |l| {
+        vec![
+            tx(l, 1, TxBody::Bond { amount: 10 }),
+            Tx::sign(CHAIN, &key(2), 0, TxBody::Register(Offer::default())).encode(),
+            Tx::sign(CHAIN, &key(2), 1, TxBody::Bond { amount: 3_000 }).encode(),
+            Tx::sign(CHAIN, &key(3), 0, TxBody::Register(Offer::default())).encode(),
+            Tx::sign(CHAIN, &key(3), 1, TxBody::Bond { amount: 2_000 }).encode(),
+            Tx::sign(CHAIN, &key(4), 0, TxBody::Register(Offer::default())).encode(),
+            Tx::sign(CHAIN, &key(4), 1, TxBody::Bond { amount: 500 }).encode(),
+        ]
+    });
+    assert!(err(&out[0]).contains("send Register first"));
+    assert!(out[1..].iter().all(Result::is_ok), "{out:?}");
+    // Below the minimum stake, 4 is no validator.
+    assert_eq!(l.validators(), vec![(pk(2), 3_000), (pk(3), 2_000)]);
+    let out = block(&mut l, |l| vec![tx(l, 2, TxBody::Unbond { amount: 2_500 })]);
+    assert!(out[0].is_ok());
+    assert_eq!(l.validators(), vec![(pk(3), 2_000)]);
+    assert_eq!(l.operators()[&pk(2)].at_risk(), 3_000);
+    let out = block(&mut l, |l| vec![tx(l, 2, TxBody::Unbond { amount: 501 })]);
+    assert!(err(&out[0]).contains("insufficient stake: 501 needed, 500 available"));
+    while l.height() < 6 {
+        block(&mut l, |_| vec![]);
+        assert_eq!(l.account(&pk(2)).balance, 7_000);
+    }
+    block(&mut l, |_| vec![]);
+    assert_eq!(l.account(&pk(2)).balance, 9_500);
+    assert_eq!(l.operators()[&pk(2)].at_risk(), 500);
+}
+
+/// An executor's generated answer (key `e`), an auditor's accusation at
+/// token 1 (key `a`) and a referee's verdict (key `r`) agreeing with it.
+fn llm_dispute(e: u8, a: u8, r: u8, seed: u64) -> LlmDispute {
+    let transcript = Transcript {
+        request: LlmRequest {
+            mode: Mode::Completion,
+            prompt: "The capital of France is".into(),
+            max_tokens: 3,
+            stop: vec![],
+            sampling: Sampling {
+                temperature: 0.0,
+                top_p: 1.0,
+                top_k: 0,
+                seed,
+            },
+            messages: vec![],
+            template: None,
+        },
+        tokens: vec![11, 12, 13],
+        texts: vec![" Paris".into(), ".".into(), String::new()],
+        finish_reason: Finish::Length,
+    };
+    let executor = ReceiptBody {
+        version: 1,
+        model: Digest::of(Kind::Model, b"llm"),
+        request: transcript.request.digest(),
+        output: transcript.chain().output(Finish::Length),
+        trace: TraceCommitment {
+            root: Digest::of(Kind::TraceNode, b"t"),
+            len: 3,
+        },
+        engine: EngineInfo {
+            name: "llama.cpp".into(),
+            version: "x".into(),
+        },
+        determinism: Determinism::Tolerant { rtol: 1e-3 },
+        seed: Some(seed),
+        node: pk(e),
+        nonce: String::new(),
+        timestamp_ms: 1,
+        price: 0,
+    }
+    .sign(&key(e));
+    let why = "token 1: not the argmax".to_string();
+    LlmDispute {
+        version: DISPUTE_VERSION,
+        auditor: TokenVerdict::sign(&key(a), &executor.id, Some(1), why.clone()),
+        referee: TokenVerdict::sign(&key(r), &executor.id, Some(1), why),
+        executor,
+        transcript,
+        faulty: Party::Executor,
+    }
+}
+
+fn record(d: &LlmDispute) -> Vec<u8> {
+    serde_json::to_vec(d).unwrap()
+}
+
+#[test]
+fn a_dispute_slashes_the_executor_once_rewards_the_auditor_and_burns_the_rest() {
+    let mut l = ledger(&[1, 2, 3]);
+    let supply = l.supply();
+    // The executor tries to take its stake out first: unbonding stake is
+    // still at risk.
+    let out = block(&mut l, |l| vec![tx(l, 1, TxBody::Unbond { amount: 4_000 })]);
+    assert!(out[0].is_ok());
+    let d = llm_dispute(1, 2, 3, 7);
+    let out = block(&mut l, |l| {
+        vec![tx(l, 9, TxBody::Dispute { record: record(&d) })]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    // 20% of 5,000 at risk: 1,000 taken (from the 1,000 bonded), half to
+    // the auditor, half burned.
+    let e = &l.operators()[&pk(1)];
+    assert_eq!((e.stake, e.at_risk(), e.slashed), (0, 4_000, 1_000));
+    assert_eq!(l.account(&pk(2)).balance, 10_500);
+    assert_eq!(l.burned(), 500);
+    assert_eq!(l.supply() + l.burned(), supply);
+    assert!(l.disputed(&d.executor.id));
+    // The same receipt again, from anyone, in any wording: refused.
+    let mut again = d.clone();
+    again.auditor = TokenVerdict::sign(&key(2), &d.executor.id, Some(1), "reworded".into());
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            8,
+            TxBody::Dispute {
+                record: record(&again),
+            },
+        )]
+    });
+    assert!(
+        err(&out[0]).contains("convicted on already"),
+        "{}",
+        err(&out[0])
+    );
+    assert_eq!(l.operators()[&pk(1)].slashed, 1_000);
+    // A second conviction reaches the unbonding stake.
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            9,
+            TxBody::Dispute {
+                record: record(&llm_dispute(1, 2, 3, 8)),
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    assert_eq!(l.operators()[&pk(1)].at_risk(), 3_200);
+}
+
+#[test]
+fn disputes_between_parties_with_nothing_at_stake_convict_nobody() {
+    let mut l = ledger(&[1, 2, 3]);
+    // Fresh keys as auditor and referee (registered, but unstaked; then
+    // not registered at all); the executor as its own referee; a tampered
+    // record.
+    let out = block(&mut l, |l| {
+        vec![
+            tx(l, 6, TxBody::Register(Offer::default())),
+            tx(l, 7, TxBody::Register(Offer::default())),
+        ]
+    });
+    assert!(out.iter().all(Result::is_ok));
+    let mut tampered = llm_dispute(1, 2, 3, 9);
+    tampered.transcript.tokens[2] = 99;
+    for (d, why) in [
+        (
+            llm_dispute(1, 6, 7, 7),
+            "on the ledger, admitted means staked",
+        ),
+        (llm_dispute(1, 4, 5, 7), "is not a registered operator"),
+        (llm_dispute(1, 2, 1, 7), "is a party to the dispute"),
+        (tampered, "transcript"),
+    ] {
+        let out = block(&mut l, |l| {
+            vec![tx(l, 9, TxBody::Dispute { record: record(&d) })]
+        });
+        assert!(err(&out[0]).contains(why), "{}: {}", why, err(&out[0]));
+    }
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            9,
+            TxBody::Dispute {
+                record: b"{\"not\": \"a dispute\"}".to_vec(),
+            },
+        )]
+    });
+    assert!(err(&out[0]).contains("neither a tensor nor an LLM dispute"));
+    assert_eq!(l.operators()[&pk(1)].slashed, 0);
+    assert_eq!(l.burned(), 0);
+}
+
+#[test]
+fn a_rotated_key_keeps_its_receipts_attributable() {
+    let mut l = ledger(&[1, 2, 3]);
+    let out = block(&mut l, |l| {
+        vec![tx(l, 1, TxBody::RotateKey { key: pk(11) })]
+    });
+    assert!(out[0].is_ok());
+    assert_eq!(l.operator_of(&pk(11)), Some(pk(1)));
+    assert_eq!(l.operator_of(&pk(1)), Some(pk(1)));
+    assert_eq!(l.operators()[&pk(1)].key(), pk(11));
+    // Nobody else can take either key.
+    let out = block(&mut l, |l| {
+        vec![
+            tx(l, 2, TxBody::RotateKey { key: pk(11) }),
+            tx(l, 4, TxBody::Register(Offer::default())),
+        ]
+    });
+    assert!(err(&out[0]).contains("already belongs to an operator"));
+    assert!(out[1].is_ok());
+    // The executor's new key cannot referee its old key's receipt.
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            9,
+            TxBody::Dispute {
+                record: record(&llm_dispute(1, 2, 11, 7)),
+            },
+        )]
+    });
+    assert!(
+        err(&out[0]).contains("three different operators"),
+        "{}",
+        err(&out[0])
+    );
+    // A receipt signed with the old key still convicts its operator.
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            9,
+            TxBody::Dispute {
+                record: record(&llm_dispute(1, 2, 3, 7)),
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    assert_eq!(l.operators()[&pk(1)].slashed, 1_000);
+}
+
+#[test]
+fn a_model_has_one_publisher_and_the_state_root_follows_the_state() {
+    let mut l = ledger(&[]);
+    let before = l.state_root();
+    let model = Digest::of(Kind::Model, b"m");
+    let out = block(&mut l, |l| {
+        vec![
+            tx(
+                l,
+                1,
+                TxBody::PublishModel {
+                    model: *model.as_bytes(),
+                },
+            ),
+            tx(
+                l,
+                2,
+                TxBody::PublishModel {
+                    model: *model.as_bytes(),
+                },
+            ),
+        ]
+    });
+    assert!(out[0].is_ok());
+    assert!(
+        err(&out[1]).contains("was published by"),
+        "{}",
+        err(&out[1])
+    );
+    assert_eq!(l.publisher(&model), Some(pk(1)));
+    assert_ne!(l.state_root(), before);
+    let root = l.state_root();
+    block(&mut l, |_| vec![]);
+    assert_ne!(l.state_root(), root, "the height is part of the state");
+}
