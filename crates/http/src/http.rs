@@ -384,7 +384,11 @@ async fn get_blob(
     Path(digest): Path<String>,
 ) -> ApiResult<Response> {
     let digest = parse_digest(Kind::Blob, &digest)?;
-    let data = node.blob(digest).await?;
+    let blob = node.blob_stream(digest).await?;
+    let chunks = futures_util::stream::unfold(blob.chunks, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((chunk.map_err(std::io::Error::other), rx))
+    });
     Ok((
         [
             (
@@ -395,8 +399,9 @@ async fn get_blob(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=31536000, immutable"),
             ),
+            (header::CONTENT_LENGTH, HeaderValue::from(blob.size)),
         ],
-        data,
+        axum::body::Body::from_stream(chunks),
     )
         .into_response())
 }

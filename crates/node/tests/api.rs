@@ -468,6 +468,50 @@ async fn a_corrupted_blob_is_reported_never_served() {
     node.stop().await;
 }
 
+/// A blob of several chunks is streamed: it arrives byte for byte with
+/// its length announced; once a later chunk is corrupted on disk, the
+/// transfer is cut short at that chunk (the client's read fails) instead of
+/// delivering bytes that do not hash to the digest.
+#[tokio::test]
+async fn a_large_blob_streams_and_a_corrupt_chunk_cuts_the_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::in_dir(dir.path()).await;
+    let file = models_dir().join("magika.onnx");
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        bytes.len() > 3 * vouch_types::blob::CHUNK_SIZE,
+        "magika spans several chunks"
+    );
+    let magika = vouch_node::samples::SAMPLES
+        .iter()
+        .find(|s| s.name == "magika")
+        .unwrap();
+    let record = vouch_node::samples::push_file(&node.node, &file, magika.options())
+        .await
+        .unwrap();
+    let digest = record.signed.manifest.files[0].digest;
+    let url = format!("{}/v1/hub/blobs/{digest}", node.url);
+    let resp = reqwest::get(&url).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.content_length(), Some(bytes.len() as u64));
+    assert!(resp.bytes().await.unwrap() == bytes);
+
+    // Corrupt a byte in the third chunk.
+    let hex = digest.to_hex();
+    let path = dir.path().join("store/blobs").join(&hex[..2]).join(&hex);
+    let mut on_disk = std::fs::read(&path).unwrap();
+    on_disk[2 * vouch_types::blob::CHUNK_SIZE + 10] ^= 0xff;
+    std::fs::write(&path, on_disk).unwrap();
+    let resp = reqwest::get(&url).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the first chunk checks out");
+    let read = resp.bytes().await;
+    assert!(
+        read.is_err(),
+        "a transfer with a corrupt chunk must not complete"
+    );
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn concurrent_requests_each_get_their_own_answer() {
     let dir = tempfile::tempdir().unwrap();

@@ -715,6 +715,58 @@ impl Service {
         let store = self.store.clone();
         blocking(move || store.read_blob(&digest)).await
     }
+
+    /// A stored blob as a stream of its chunks, each re-hashed against the
+    /// blob's chunk table as it is read: a download holds a few chunks in
+    /// memory, whatever the blob's size, and one nobody reads stops reading
+    /// the disk. The first chunk is read and checked before this returns,
+    /// so a missing or corrupted blob is an error rather than a broken
+    /// transfer; a later chunk that fails its check ends the stream with
+    /// the error (the client sees a transfer cut short of its length).
+    pub async fn blob_stream(&self, digest: Digest) -> Result<BlobStream, NodeError> {
+        let store = self.store.clone();
+        let table = {
+            let store = store.clone();
+            blocking(move || store.chunk_table(&digest)).await?
+        };
+        let chunks = table.chunks.len() as u64;
+        let (tx, rx) = mpsc::channel(BLOB_STREAM_CHUNKS);
+        if chunks > 0 {
+            let first = {
+                let store = store.clone();
+                blocking(move || store.read_chunk(&digest, 0)).await?
+            };
+            let _ = tx.send(Ok(Bytes::from(first))).await;
+            tokio::spawn(async move {
+                for index in 1..chunks {
+                    let store = store.clone();
+                    let chunk = blocking(move || store.read_chunk(&digest, index))
+                        .await
+                        .map(Bytes::from);
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).await.is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(BlobStream {
+            size: table.size,
+            chunks: rx,
+        })
+    }
+}
+
+/// Chunks a blob download keeps read ahead of its client.
+const BLOB_STREAM_CHUNKS: usize = 2;
+
+/// A blob being read ([`Service::blob_stream`]).
+#[derive(Debug)]
+pub struct BlobStream {
+    /// The blob's size in bytes.
+    pub size: u64,
+    /// Its chunks in order, each checked; an error ends it.
+    pub chunks: mpsc::Receiver<Result<Bytes, NodeError>>,
 }
 
 fn next_version(store: &Store, name: &str) -> Result<String, NodeError> {
