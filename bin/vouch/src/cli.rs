@@ -185,6 +185,16 @@ pub(crate) struct ServeArgs {
     /// Most tokens, all texts together, in one embeddings request.
     #[arg(long, default_value_t = 300_000)]
     pub(crate) max_embedding_tokens: usize,
+    /// HTTP connections served at once; beyond them a new connection is
+    /// answered 503 and closed (keep it under the open-file limit).
+    #[arg(long, default_value_t = 256)]
+    pub(crate) max_connections: usize,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) header_timeout_secs: u64,
+    /// Seconds a request body (an upload) may go without sending a byte.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) body_idle_timeout_secs: u64,
     #[command(flatten)]
     pub(crate) p2p: P2pArgs,
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use vouch_api::{InferRequest, JsonTensor, to_map};
 use vouch_client::{ClientError, PushParams};
@@ -509,6 +511,93 @@ async fn a_large_blob_streams_and_a_corrupt_chunk_cuts_the_transfer() {
         read.is_err(),
         "a transfer with a corrupt chunk must not complete"
     );
+    node.stop().await;
+}
+
+/// Reads from a raw connection until the server closes it; false when it
+/// is still open after `limit`.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, limit: Duration) -> (bool, String) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    (read.is_ok(), String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Hostile clients cannot hold the node: one that sends its headers too
+/// slowly is dropped, an upload that stalls is ended, and beyond the
+/// connection limit a new connection is told 503 at once (not left
+/// hanging) while the others are served; freed slots serve again.
+#[tokio::test]
+async fn slow_clients_are_dropped_and_connections_are_capped() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.max_connections = 3;
+    config.header_timeout = Duration::from_secs(1);
+    config.body_idle_timeout = Duration::from_secs(1);
+    let node = TestNode::start(config).await;
+    let addr = node.url.trim_start_matches("http://").to_string();
+
+    // Headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let (closed, _) = closed_within(&mut slow, Duration::from_secs(20)).await;
+    assert!(closed, "a client that never finishes its headers was kept");
+
+    // An upload that stops sending.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/hub/blobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n",
+        node.token
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(&[7u8; 1000]).await.unwrap();
+    let (closed, said) = closed_within(&mut stalled, Duration::from_secs(20)).await;
+    assert!(closed, "a stalled upload was kept open");
+    assert!(
+        said.is_empty() || !said.starts_with("HTTP/1.1 2"),
+        "a stalled upload succeeded: {said}"
+    );
+
+    node.stop().await;
+
+    // Three idle connections take every slot (headers may take 30 s here):
+    // a fourth is refused at once, saying why.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.max_connections = 3;
+    let node = TestNode::start(config).await;
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let health = || reqwest::get(format!("{}/healthz", node.url));
+    let r = health().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let said = r.text().await.unwrap();
+    assert!(said.contains("--max-connections"), "{said}");
+    // Once they go, the node serves again.
+    drop(idle);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while health().await.map(|r| r.status().as_u16()).ok() != Some(200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "freed slots do not serve"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     node.stop().await;
 }
 

@@ -70,6 +70,13 @@ pub struct NodeConfig {
     pub max_embedding_inputs: usize,
     /// Most tokens, all texts together, in one embeddings request.
     pub max_embedding_tokens: usize,
+    /// HTTP connections served at once; beyond them a new connection is
+    /// answered 503 and closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: std::time::Duration,
+    /// How long a request body may go without sending a byte.
+    pub body_idle_timeout: std::time::Duration,
 }
 
 /// The admin token's file name in a data directory.
@@ -105,6 +112,9 @@ impl NodeConfig {
             max_evidence: 10_000,
             max_embedding_inputs: 2048,
             max_embedding_tokens: 300_000,
+            max_connections: 256,
+            header_timeout: std::time::Duration::from_secs(30),
+            body_idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
