@@ -185,6 +185,10 @@ pub(crate) struct ServeArgs {
     /// Most tokens, all texts together, in one embeddings request.
     #[arg(long, default_value_t = 300_000)]
     pub(crate) max_embedding_tokens: usize,
+    /// Generations that may wait for a language model's slots (beyond
+    /// them a request is answered 503).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) llm_queue: usize,
     /// HTTP connections served at once; beyond them a new connection is
     /// answered 503 and closed (keep it under the open-file limit).
     #[arg(long, default_value_t = 256)]

@@ -15,6 +15,7 @@
 use std::num::NonZeroU32;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -30,7 +31,7 @@ use vouch_types::{
     DType, Determinism, Dim, EngineInfo, ModelFormat, Schema, Tensor, TensorMap, TensorSpec,
 };
 
-use crate::llm::{Job, LanguageModel, Step};
+use crate::llm::{Abandoned, Job, LanguageModel, Step};
 use crate::{Engine, EngineError, Execution, LoadOptions, LoadedModel};
 
 /// The llama-cpp-2 release this engine is built on (receipts pin it).
@@ -119,6 +120,9 @@ pub struct GgufEngine {
     pub context: usize,
     /// Tokens llama.cpp computes at once ([`UBATCH_TOKENS`] by default).
     pub ubatch: usize,
+    /// Generations that may wait for a slot; one more is refused
+    /// ([`EngineError::Busy`]) rather than queued without end.
+    pub queue: usize,
 }
 
 impl Default for GgufEngine {
@@ -128,6 +132,7 @@ impl Default for GgufEngine {
             slots: 4,
             context: 4096,
             ubatch: UBATCH_TOKENS,
+            queue: 16,
         }
     }
 }
@@ -168,12 +173,14 @@ impl GgufEngine {
             threads: self.threads.max(1) as i32,
             ubatch: self.ubatch.clamp(1, BATCH_TOKENS) as u32,
         });
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(self.queue);
         let worker = inner.clone();
         let slots = self.slots.max(1);
+        let counters = Arc::new(Counters::default());
+        let scheduler = counters.clone();
         std::thread::Builder::new()
             .name("vouch-llm".into())
-            .spawn(move || schedule(&worker, slots, rx))
+            .spawn(move || schedule(&worker, slots, rx, &scheduler))
             .map_err(|e| EngineError::Load(format!("starting the scheduler thread: {e}")))?;
         let schema = Schema {
             inputs: vec![TensorSpec {
@@ -192,6 +199,8 @@ impl GgufEngine {
             jobs: Mutex::new(tx),
             schema,
             slots,
+            queue: self.queue,
+            counters,
         }))
     }
 }
@@ -277,9 +286,21 @@ impl Inner {
 /// A GGUF model with its scheduler.
 pub struct GgufModel {
     inner: Arc<Inner>,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: Mutex<mpsc::SyncSender<Job>>,
     schema: Schema,
     slots: usize,
+    queue: usize,
+    counters: Arc<Counters>,
+}
+
+/// What the scheduler reports: jobs sent and not yet finished, and those
+/// it stopped because nobody wanted them.
+#[derive(Default)]
+struct Counters {
+    load: AtomicUsize,
+    queued: AtomicU64,
+    prefill: AtomicU64,
+    decode: AtomicU64,
 }
 
 impl LoadedModel for GgufModel {
@@ -385,11 +406,39 @@ impl LanguageModel for GgufModel {
                 context: self.inner.context,
             }));
         }
-        self.jobs
+        self.counters.load.fetch_add(1, Ordering::SeqCst);
+        let sent = self
+            .jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(job)
-            .map_err(|_| EngineError::Run("the model's scheduler stopped".into()))
+            .try_send(job);
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.counters.load.fetch_sub(1, Ordering::SeqCst);
+                Err(match e {
+                    mpsc::TrySendError::Full(_) => EngineError::Busy(format!(
+                        "the model is busy: {} generations run and {} wait already; retry shortly (operators: --llm-slots, --llm-queue)",
+                        self.slots, self.queue
+                    )),
+                    mpsc::TrySendError::Disconnected(_) => {
+                        EngineError::Run("the model's scheduler stopped".into())
+                    }
+                })
+            }
+        }
+    }
+
+    fn load(&self) -> usize {
+        self.counters.load.load(Ordering::SeqCst)
+    }
+
+    fn abandoned(&self) -> Abandoned {
+        Abandoned {
+            queued: self.counters.queued.load(Ordering::SeqCst),
+            prefill: self.counters.prefill.load(Ordering::SeqCst),
+            decode: self.counters.decode.load(Ordering::SeqCst),
+        }
     }
 
     fn score(
@@ -442,13 +491,14 @@ struct Seq {
     step: Step,
 }
 
-fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>) {
+fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>, counters: &Counters) {
     let mut ctx = match inner.new_context(slots, inner.context * slots) {
         Ok(c) => c,
         Err(e) => {
             // Fail every job that arrives: the model cannot run here.
             for mut job in rx {
                 (job.sink)(Err(EngineError::Run(e.to_string())));
+                counters.load.fetch_sub(1, Ordering::SeqCst);
             }
             return;
         }
@@ -458,18 +508,49 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>) {
     let mut active: Vec<Seq> = Vec::new();
     let mut free: Vec<i32> = (0..slots as i32).rev().collect();
     let mut turn = 0usize;
+    // Takes a job from the queue: a live one gets a slot, an abandoned
+    // one is dropped unstarted.
+    let take =
+        |job: Job, active: &mut Vec<Seq>, free: &mut Vec<i32>, ctx: &mut LlamaContext<'_>| {
+            if (job.alive)() {
+                admit(active, free, ctx, job);
+            } else {
+                counters.queued.fetch_add(1, Ordering::SeqCst);
+                counters.load.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
     loop {
+        // Sequences nobody wants any more stop here, prompt read or not.
+        let mut i = 0;
+        while i < active.len() {
+            if (active[i].job.alive)() {
+                i += 1;
+                continue;
+            }
+            let s = active.swap_remove(i);
+            if s.next.is_none() {
+                counters.prefill.fetch_add(1, Ordering::SeqCst);
+            } else {
+                counters.decode.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = ctx.clear_kv_cache_seq(Some(s.slot as u32), None, None);
+            free.push(s.slot);
+            counters.load.fetch_sub(1, Ordering::SeqCst);
+        }
         if active.is_empty() {
             match rx.recv() {
-                Ok(job) => admit(&mut active, &mut free, &mut ctx, job),
+                Ok(job) => take(job, &mut active, &mut free, &mut ctx),
                 Err(_) => return,
             }
         }
         while !free.is_empty() {
             match rx.try_recv() {
-                Ok(job) => admit(&mut active, &mut free, &mut ctx, job),
+                Ok(job) => take(job, &mut active, &mut free, &mut ctx),
                 Err(_) => break,
             }
+        }
+        if active.is_empty() {
+            continue;
         }
         // Decoding sequences first (one token each), then prompt chunks,
         // starting from a rotating position so prefills take turns.
@@ -511,6 +592,7 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>) {
                     "llama.cpp decode failed: {e}"
                 ))));
                 free.push(s.slot);
+                counters.load.fetch_sub(1, Ordering::SeqCst);
             }
             ctx.clear_kv_cache();
             continue;
@@ -528,6 +610,9 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>) {
             let finished = ev.finish.is_some();
             let wanted = (s.job.sink)(Ok(ev));
             s.next = Some(token);
+            if !finished && !wanted {
+                counters.decode.fetch_add(1, Ordering::SeqCst);
+            }
             if finished || !wanted {
                 done.push(i);
             }
@@ -537,6 +622,7 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>) {
             let s = active.swap_remove(i);
             let _ = ctx.clear_kv_cache_seq(Some(s.slot as u32), None, None);
             free.push(s.slot);
+            counters.load.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

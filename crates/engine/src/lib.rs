@@ -60,6 +60,9 @@ pub enum EngineError {
     /// Execution failed on these inputs.
     #[error("inference failed: {0}")]
     Run(String),
+    /// The model's queue is full: retry later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// A request that does not fit the model's inputs.

@@ -44,6 +44,23 @@ pub struct Job {
     /// from generated token `n` on, emit the likeliest token *other* than
     /// the sampler's choice.
     pub fault: Option<u64>,
+    /// Whether anyone still wants the answer. The scheduler asks between
+    /// steps: an abandoned job that is still queued never starts, and one
+    /// still reading its prompt stops there, rather than at its first token.
+    pub alive: Box<dyn Fn() -> bool + Send>,
+}
+
+/// Jobs a language model has stopped because nobody wanted their answer
+/// any more, by where they were: still `queued`, reading the prompt
+/// (`prefill`), or generating (`decode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Abandoned {
+    /// Never started.
+    pub queued: u64,
+    /// Stopped before their first token.
+    pub prefill: u64,
+    /// Stopped while generating.
+    pub decode: u64,
 }
 
 impl std::fmt::Debug for Job {
@@ -71,8 +88,17 @@ pub trait LanguageModel: Send + Sync {
     /// Whether a token ends generation.
     fn is_end(&self, token: u32) -> bool;
     /// Queues a generation; events arrive on the job's sink from the
-    /// engine's scheduler thread, interleaved fairly with other jobs.
+    /// engine's scheduler thread, interleaved fairly with other jobs. A
+    /// model whose queue is full refuses it ([`EngineError::Busy`]).
     fn generate(&self, job: Job) -> Result<(), EngineError>;
+    /// Generations running or queued now.
+    fn load(&self) -> usize {
+        0
+    }
+    /// Jobs stopped because nobody wanted them any more.
+    fn abandoned(&self) -> Abandoned {
+        Abandoned::default()
+    }
     /// Teacher forcing: one forward pass over `tokens`, calling
     /// `each(p, logits)` for every position `p` in `rows`, where `logits`
     /// are what the model predicts for position `p + 1` having read

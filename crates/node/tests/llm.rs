@@ -916,6 +916,63 @@ async fn slots_and_context_follow_the_node_configuration() {
     t.stop().await;
 }
 
+/// A generation beyond the slots and the queue is refused at once (503,
+/// naming the flags that raise the limits) rather than queued without end;
+/// a queued generation whose client leaves never starts, one whose client
+/// leaves mid-answer stops, and the model serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_and_abandoned_generations_stop() {
+    use vouch_node::llm::LlmEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.llm_slots = 1;
+    config.llm_queue = 1;
+    let t = TestNode::start(config).await;
+    push_llm(&t, LLM, &llm_file()).await;
+    let service = t.node.service().clone();
+    let long = request(
+        question("Count from one to two hundred."),
+        200,
+        Sampling::default(),
+    );
+    // A runs: its first token shows it holds the only slot.
+    let mut a = service.generate(long.clone()).await.unwrap();
+    loop {
+        match a.events.recv().await.expect("A's events") {
+            LlmEvent::Token { .. } => break,
+            LlmEvent::Failed(e) => panic!("A failed: {e}"),
+            _ => {}
+        }
+    }
+    // B waits in the queue; C finds it full.
+    let b = service.generate(long.clone()).await.unwrap();
+    let e = service.generate(long.clone()).await.unwrap_err();
+    assert_eq!(e.code(), "unavailable", "{e}");
+    assert!(e.to_string().contains("--llm-queue"), "{e}");
+    // B's client leaves while it waits, then A's mid-answer.
+    drop(b);
+    drop(a);
+    let model = t.node.loaded_model(LLM).await.unwrap();
+    let lm = model.language().unwrap();
+    eventually("the scheduler to let both go", || lm.load() == 0).await;
+    let abandoned = lm.abandoned();
+    assert_eq!(
+        (abandoned.queued, abandoned.decode),
+        (1, 1),
+        "{abandoned:?}"
+    );
+    // The model serves on.
+    let done = service
+        .generate(request(question("Name a color."), 8, Sampling::default()))
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert!(!done.tokens.is_empty());
+    t.stop().await;
+}
+
 /// A provider that accepts a generation and vanishes before the first
 /// token is replaced by the next one; the client only sees the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

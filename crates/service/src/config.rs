@@ -70,6 +70,9 @@ pub struct NodeConfig {
     pub max_embedding_inputs: usize,
     /// Most tokens, all texts together, in one embeddings request.
     pub max_embedding_tokens: usize,
+    /// Generations that may wait for a language model's slots; one more is
+    /// refused (503) rather than queued without end.
+    pub llm_queue: usize,
     /// HTTP connections served at once; beyond them a new connection is
     /// answered 503 and closed.
     pub max_connections: usize,
@@ -112,6 +115,7 @@ impl NodeConfig {
             max_evidence: 10_000,
             max_embedding_inputs: 2048,
             max_embedding_tokens: 300_000,
+            llm_queue: 16,
             max_connections: 256,
             header_timeout: std::time::Duration::from_secs(30),
             body_idle_timeout: std::time::Duration::from_secs(60),

@@ -125,6 +125,7 @@ impl From<EngineError> for NodeError {
                 NodeError::InvalidModel(e.to_string())
             }
             EngineError::Run(_) => NodeError::InferenceFailed(e.to_string()),
+            EngineError::Busy(_) => NodeError::Unavailable(e.to_string()),
             _ => NodeError::Internal(e.to_string()),
         }
     }

@@ -136,7 +136,8 @@ impl Service {
                 ))));
             }
         });
-        let events = self.receipted(
+        let (tx, events) = mpsc::unbounded_channel();
+        self.receipted(
             Receipted {
                 model_id: ext.id(),
                 request: request.clone(),
@@ -149,6 +150,7 @@ impl Service {
                 audited: false,
             },
             erx,
+            tx,
         );
         Ok(Started {
             model_id: ext.id(),

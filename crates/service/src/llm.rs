@@ -330,18 +330,23 @@ impl Service {
         };
         let (etx, erx) = mpsc::unbounded_channel::<Result<TokenEvent, EngineError>>();
         let prompt_tokens = prompt.len();
+        // The client's end of the events: the engine asks whether it is
+        // still there between steps.
+        let (tx, events) = mpsc::unbounded_channel();
+        let client = tx.clone();
         lm.generate(Job {
             prompt,
             request: request.clone(),
             sink: Box::new(move |ev| etx.send(ev).is_ok()),
             fault: self.config.fault.map(|f| f.step.unwrap_or(0) as u64),
+            alive: Box::new(move || !client.is_closed()),
         })?;
 
         let label = format!(
             "{}@{}",
             record.signed.manifest.name, record.signed.manifest.version
         );
-        let events = self.receipted(
+        self.receipted(
             Receipted {
                 model_id: record.id(),
                 request: request.clone(),
@@ -353,6 +358,7 @@ impl Service {
                 audited,
             },
             erx,
+            tx,
         );
         Ok(Started {
             model_id: record.id(),
@@ -370,8 +376,8 @@ impl Service {
         self: &Arc<Self>,
         r: Receipted,
         mut erx: mpsc::UnboundedReceiver<Result<TokenEvent, EngineError>>,
-    ) -> mpsc::UnboundedReceiver<LlmEvent> {
-        let (tx, events) = mpsc::unbounded_channel();
+        tx: mpsc::UnboundedSender<LlmEvent>,
+    ) {
         let Receipted {
             model_id,
             request: req,
@@ -391,7 +397,15 @@ impl Service {
             let started = Instant::now();
             let mut chain = Chain::start(&request_digest);
             let (mut tokens, mut texts, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
-            while let Some(ev) = erx.recv().await {
+            loop {
+                // A client that goes away drops this task's receiver of
+                // engine events, which the scheduler sees between steps,
+                // queued or mid-prompt.
+                let ev = tokio::select! {
+                    ev = erx.recv() => ev,
+                    () = tx.closed() => return,
+                };
+                let Some(ev) = ev else { break };
                 let ev = match ev {
                     Ok(ev) => ev,
                     Err(e) => {
@@ -463,7 +477,6 @@ impl Service {
                 "the model's scheduler stopped mid-answer".into(),
             )));
         });
-        events
     }
 
     /// The loaded model behind a name (newest version).

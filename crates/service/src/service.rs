@@ -67,6 +67,7 @@ impl Engines {
                 slots: config.llm_slots.max(1),
                 context: config.llm_context.max(16),
                 ubatch: config.llm_ubatch,
+                queue: config.llm_queue,
                 ..GgufEngine::new()
             }),
         }
