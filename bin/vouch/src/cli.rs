@@ -369,6 +369,13 @@ pub(crate) struct VerifyArgs {
     /// names.
     #[arg(long)]
     pub(crate) replay: bool,
+    /// Require the receipt to name the model the node (`--node`) registers
+    /// under NAME (or NAME@VERSION).
+    #[arg(long, value_name = "NAME[@VERSION]")]
+    pub(crate) model: Option<String>,
+    /// Require the receipt to name exactly this model (model:HEX).
+    #[arg(long)]
+    pub(crate) model_id: Option<String>,
     /// Once it checks: report the receipt to the node (`--node`), which
     /// gossips it to the network's auditors (for an answer an executor
     /// gave you directly, which it may not have gossiped itself).

@@ -297,6 +297,17 @@ fn push_list_show_infer_verify() {
         &node.vouch(&["verify", &p(&rcpt), "--output", &p(&other_out)]),
         "outputs do not match",
     );
+    // The model it names: as the node registers it, or exactly an id.
+    let out = node.vouch(&["verify", &p(&rcpt), "--model", "iris@1"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(ok(&out).contains("signature and id, model"), "{said}");
+    assert!(said.contains("iris@1 as the node registers it"), "{said}");
+    let model_id = receipt["model"].as_str().unwrap().to_string();
+    ok(&node.vouch(&["verify", &p(&rcpt), "--model-id", &model_id]));
+    fails(
+        &node.vouch(&["verify", &p(&rcpt), "--model-id", &other]),
+        "not from the model asked for",
+    );
     let stranger = "ed25519:".to_string() + &"11".repeat(32);
     fails(
         &node.vouch(&["verify", &p(&rcpt), "--node-key", &stranger]),

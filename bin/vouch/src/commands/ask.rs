@@ -307,6 +307,15 @@ pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
             );
         }
     }
+    if args.model.is_some() || args.model_id.is_some() {
+        let (name, version) = match args.model.as_deref().map(|m| m.split_once('@')) {
+            Some(Some((n, v))) => (n, Some(v)),
+            Some(None) => (args.model.as_deref().unwrap_or_default(), None),
+            None => ("", None),
+        };
+        check_model(client, &receipt, (name, version), args.model_id.as_deref()).await?;
+        checked.push("model");
+    }
     if let Some(k) = &args.node_key {
         let want = parse_key(k)?;
         if receipt.body.node != want {
