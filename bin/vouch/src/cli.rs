@@ -59,6 +59,9 @@ pub(crate) enum Command {
     Chat(ChatArgs),
     /// Check a receipt offline: signature, id, and (given) inputs and outputs.
     Verify(VerifyArgs),
+    /// Collect garbage on the node now, and say what was freed (blobs no
+    /// model uses, stopped fetches, receipts past their retention).
+    Gc,
     /// Fetch receipts a node signed.
     #[command(subcommand)]
     Receipts(ReceiptsCommand),
@@ -185,6 +188,9 @@ pub(crate) struct ServeArgs {
     /// Most tokens, all texts together, in one embeddings request.
     #[arg(long, default_value_t = 300_000)]
     pub(crate) max_embedding_tokens: usize,
+    /// Days receipts (and their trace leaves) are kept; 0 keeps them all.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) receipt_retention_days: u64,
     /// Generations that may wait for a language model's slots (beyond
     /// them a request is answered 503).
     #[arg(long, default_value_t = 16)]
@@ -315,6 +321,15 @@ pub(crate) enum ModelCommand {
         /// Where to write it.
         #[arg(long, short)]
         out: PathBuf,
+    },
+    /// Delete a model version from the node (its files go at the next
+    /// `vouch gc` unless another model uses them).
+    Rm {
+        /// Model name.
+        name: String,
+        /// The version to delete.
+        #[arg(long)]
+        version: String,
     },
 }
 

@@ -324,6 +324,21 @@ fn push_list_show_infer_verify() {
     let key = std::fs::read_to_string(data.path().join("operator.key")).unwrap();
     let ls = node.vouch(&["model", "ls", "--json"]);
     assert!(!String::from_utf8_lossy(&ls.stdout).contains(key.trim()));
+
+    // A model version deleted is gone from the node; `vouch gc` says what
+    // it freed (the file stays an hour, for uploads in progress).
+    let out = ok(&node.vouch(&["model", "rm", "iris", "--version", "1"]));
+    assert!(out.contains("deleted iris@1"), "{out}");
+    fails(
+        &node.vouch(&["infer", "iris", "--input", &p(&input)]),
+        "no model `iris`",
+    );
+    fails(
+        &node.vouch(&["model", "rm", "iris", "--version", "1"]),
+        "no model `iris@1`",
+    );
+    let out = ok(&node.vouch(&["gc"]));
+    assert!(out.starts_with("freed 0 blob(s)"), "{out}");
     node.kill();
 }
 

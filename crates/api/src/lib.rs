@@ -492,6 +492,21 @@ pub struct FetchProgress {
     pub error: Option<String>,
 }
 
+/// `POST /v1/hub/gc`: what a garbage collection freed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Blobs no model uses, deleted.
+    pub blobs: u64,
+    /// Their bytes.
+    pub blob_bytes: u64,
+    /// Fetches from peers that had stopped, deleted.
+    pub partials: u64,
+    /// Their bytes.
+    pub partial_bytes: u64,
+    /// Receipts past their retention, deleted with their trace leaves.
+    pub receipts: u64,
+}
+
 /// `POST /v1/receipts`: what a node did with a receipt a client reported.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportedReceipt {

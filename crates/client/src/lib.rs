@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use vouch_api::{
-    ErrorBody, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList,
+    ErrorBody, GcReport, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList,
     NetworkNodes, PinStatus, ReportedReceipt, TraceEntry,
 };
 use vouch_types::{Digest, Receipt};
@@ -259,6 +259,24 @@ impl Client {
             path.push_str(&format!("?version={}", encode_segment(v)));
         }
         self.get_json(&path).await
+    }
+
+    /// `DELETE /v1/hub/models/{name}?version=V` (admin token).
+    pub async fn delete_model(&self, name: &str, version: &str) -> Result<ModelInfo, ClientError> {
+        let url = self.url(&format!(
+            "/v1/hub/models/{}?version={}",
+            encode_segment(name),
+            encode_segment(version)
+        ));
+        let resp = self.send(url.clone(), self.http.delete(&url)).await?;
+        decode(url, resp).await
+    }
+
+    /// `POST /v1/hub/gc` (admin token): collects garbage now.
+    pub async fn gc(&self) -> Result<GcReport, ClientError> {
+        let url = self.url("/v1/hub/gc");
+        let resp = self.send(url.clone(), self.http.post(&url)).await?;
+        decode(url, resp).await
     }
 
     /// `GET /v1/hub/blobs/{digest}`, checked against the digest.

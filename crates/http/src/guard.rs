@@ -20,9 +20,11 @@ use vouch_service::config::ADMIN_TOKEN_FILE;
 use vouch_service::error::NodeError;
 
 /// Operator actions: the routes (method, path pattern) that need the token.
-pub const OPERATOR_ROUTES: [(&str, &str); 5] = [
+pub const OPERATOR_ROUTES: [(&str, &str); 7] = [
     ("GET", "/v1/operator"),
     ("POST", "/v1/hub/models"),
+    ("DELETE", "/v1/hub/models/{name}"),
+    ("POST", "/v1/hub/gc"),
     ("POST", "/v1/hub/blobs"),
     ("POST", "/v1/hub/models/{name}/pin"),
     ("POST", "/v1/audit/llm"),

@@ -58,7 +58,11 @@ pub fn router(node: Arc<Node>) -> Router {
                 .get(list_models)
                 .layer(DefaultBodyLimit::disable()),
         )
-        .route("/v1/hub/models/{name}", get(show_model))
+        .route(
+            "/v1/hub/models/{name}",
+            get(show_model).delete(delete_model),
+        )
+        .route("/v1/hub/gc", post(gc))
         .route("/v1/hub/models/{name}/pin", post(pin_model).get(pin_status))
         .route("/v1/network/nodes", get(network_nodes))
         .route("/v1/network/evidence", get(evidence))
@@ -305,6 +309,37 @@ async fn list_models(State(node): State<Arc<Node>>) -> ApiResult<Response> {
 #[derive(Deserialize)]
 struct VersionQuery {
     version: Option<String>,
+}
+
+async fn delete_model(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Response> {
+    let version = q.version.ok_or_else(|| {
+        NodeError::BadRequest(format!(
+            "say which version of `{name}` to delete: ?version=V (`vouch model show {name}` lists them)"
+        ))
+    })?;
+    let record = node.delete_model(&name, &version).await?;
+    Ok(json(
+        StatusCode::OK,
+        &ModelInfo::new(&record.signed, record.created_ms),
+    ))
+}
+
+async fn gc(State(node): State<Arc<Node>>) -> ApiResult<Response> {
+    let c = node.gc().await?;
+    Ok(json(
+        StatusCode::OK,
+        &vouch_api::GcReport {
+            blobs: c.blobs,
+            blob_bytes: c.blob_bytes,
+            partials: c.partials,
+            partial_bytes: c.partial_bytes,
+            receipts: c.receipts,
+        },
+    ))
 }
 
 async fn show_model(

@@ -82,6 +82,10 @@ fn paths_and_schemas() -> Value {
           "summary": "Show a model (newest version unless `version` is given)",
           "parameters": [path_param("name", "model name"), version_param()],
           "responses": merge(json!({"200": ok("model", "ModelDetail")}), error_responses(&[404]))
+        }, "delete": {
+          "summary": "Delete a model version: no longer served or announced; its blobs go at the next garbage collection unless another model uses them; receipts naming it stay verifiable",
+          "parameters": [path_param("name", "model name"), {"name": "version", "in": "query", "required": true, "schema": {"type": "string"}}],
+          "responses": merge(json!({"200": ok("the deleted model", "ModelInfo")}), error_responses(&[400, 401, 403, 404]))
         }},
         "/v1/hub/models/{name}/pin": {
           "post": {
@@ -113,6 +117,10 @@ fn paths_and_schemas() -> Value {
           "parameters": [path_param("name", "model name"), version_param()],
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}}},
           "responses": merge(json!({"200": ok("outputs and receipt", "InferResponse")}), error_responses(&[400, 404, 413, 422, 500]))
+        }},
+        "/v1/hub/gc": {"post": {
+          "summary": "Collect garbage now (the node also does hourly): blobs no model uses (an hour after they were written), fetches from peers stopped for a day, receipts past --receipt-retention-days",
+          "responses": merge(json!({"200": {"description": "{blobs, blob_bytes, partials, partial_bytes, receipts}: what was freed", "content": {"application/json": {"schema": {"type": "object"}}}}}), error_responses(&[401, 403, 500]))
         }},
         "/v1/receipts": {"post": {
           "summary": "Report a receipt a node signed (for example one an executor answered you directly): this node checks it, gossips it to the network's auditors once, and audits it when drawn. Public",

@@ -98,7 +98,7 @@ impl Node {
 }
 
 impl Hooks for Node {
-    fn model_added(&self) -> BoxFuture<'_, ()> {
+    fn models_changed(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.announce())
     }
 

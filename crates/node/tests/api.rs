@@ -601,6 +601,88 @@ async fn slow_clients_are_dropped_and_connections_are_capped() {
     node.stop().await;
 }
 
+/// A deleted model version is no longer served; the others are; receipts
+/// past their retention are collected, the rest kept.
+#[tokio::test]
+async fn a_deleted_model_is_not_served_and_old_receipts_are_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    // Receipts are kept one hour: a receipt signed "two hours ago" is
+    // past it, one signed now is not.
+    config.receipt_retention = Some(Duration::from_secs(3600));
+    let node = TestNode::start(config).await;
+    let iris = models_dir().join("iris.onnx");
+    for v in ["1", "2"] {
+        node.client
+            .push_file(
+                &iris,
+                &PushParams {
+                    version: Some(v.into()),
+                    ..iris_params()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let fresh = node
+        .client
+        .infer("iris", Some("1"), &iris_request(1))
+        .await
+        .unwrap()
+        .receipt;
+    // Deleting needs a version.
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/v1/hub/models/iris", node.url))
+        .bearer_auth(&node.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("?version="),
+        "{body}"
+    );
+    let gone = node.client.delete_model("iris", "1").await.unwrap();
+    assert_eq!(gone.version, "1");
+    let (status, _, msg) = api_error(node.client.infer("iris", Some("1"), &iris_request(1)).await);
+    assert_eq!(status, 404, "{msg}");
+    let (status, _, _) = api_error(node.client.delete_model("iris", "1").await);
+    assert_eq!(status, 404);
+    node.client
+        .infer("iris", Some("2"), &iris_request(1))
+        .await
+        .unwrap();
+    // A receipt signed two hours ago (by this node's key, through the
+    // store) is collected; the fresh one and the blob version 2 uses stay.
+    let mut old = fresh.body.clone();
+    old.timestamp_ms -= 2 * 3600 * 1000;
+    old.nonce = "old".into();
+    let key = vouch_node::keyfile::load_or_create(&dir.path().join("operator.key")).unwrap();
+    let old = old.sign(&key);
+    node.node
+        .store()
+        .put_receipts([(&old, &[][..])].into_iter())
+        .unwrap();
+    node.node.store().flush().unwrap();
+    assert!(node.node.store().receipt(&old.id).unwrap().is_some());
+    let freed = node.client.gc().await.unwrap();
+    assert_eq!(freed.receipts, 1, "{freed:?}");
+    assert_eq!(freed.blobs, 0, "{freed:?}");
+    assert!(node.node.store().receipt(&old.id).unwrap().is_none());
+    let (status, _, _) = api_error(node.client.receipt(&old.id).await);
+    assert_eq!(status, 404);
+    assert_eq!(node.client.receipt(&fresh.id).await.unwrap(), fresh);
+    node.client
+        .infer("iris", Some("2"), &iris_request(1))
+        .await
+        .unwrap();
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn concurrent_requests_each_get_their_own_answer() {
     let dir = tempfile::tempdir().unwrap();
@@ -812,6 +894,18 @@ async fn operator_actions_need_the_token_and_refuse_other_sites() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 401, "{path}");
     }
+    let resp = http
+        .post(format!("{}/v1/hub/gc", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "gc");
+    let resp = http
+        .delete(format!("{}/v1/hub/models/iris?version=1", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "delete");
 
     // With the token, from the node's own origin or from no browser, a
     // push goes through.

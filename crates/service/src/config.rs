@@ -70,6 +70,9 @@ pub struct NodeConfig {
     pub max_embedding_inputs: usize,
     /// Most tokens, all texts together, in one embeddings request.
     pub max_embedding_tokens: usize,
+    /// How long receipts (and their trace leaves) are kept; `None` keeps
+    /// them all.
+    pub receipt_retention: Option<std::time::Duration>,
     /// Generations that may wait for a language model's slots; one more is
     /// refused (503) rather than queued without end.
     pub llm_queue: usize,
@@ -116,6 +119,7 @@ impl NodeConfig {
             max_embedding_inputs: 2048,
             max_embedding_tokens: 300_000,
             llm_queue: 16,
+            receipt_retention: None,
             max_connections: 256,
             header_timeout: std::time::Duration::from_secs(30),
             body_idle_timeout: std::time::Duration::from_secs(60),

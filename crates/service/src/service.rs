@@ -102,8 +102,8 @@ impl Engines {
 /// transcripts of generated answers for auditors and gossips their
 /// receipts. A service on its own has none.
 pub trait Hooks: Send + Sync {
-    /// A model was registered here.
-    fn model_added(&self) -> futures_util::future::BoxFuture<'_, ()>;
+    /// A model was registered or deleted here.
+    fn models_changed(&self) -> futures_util::future::BoxFuture<'_, ()>;
     /// A generation finished whose receipt is offered to sampled audits.
     fn generated<'a>(
         &'a self,
@@ -212,7 +212,7 @@ impl Service {
         };
         let store = Arc::new(Store::open(&config.data_dir.join("store"))?);
         let engines = Engines::new(&config);
-        Ok(Arc::new(Service {
+        let service = Arc::new(Service {
             cache: ModelCache::new(config.cache_bytes),
             pool: Semaphore::new(config.workers.max(1)),
             config,
@@ -228,7 +228,27 @@ impl Service {
             metrics: Metrics::default(),
             started: Instant::now(),
             http: reqwest::Client::new(),
-        }))
+        });
+        // Garbage collection by itself, hourly, while the service lives
+        // (on a runtime: tools that open a store without one collect with
+        // `Service::gc`).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&service);
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(GC_EVERY);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let Some(service) = weak.upgrade() else {
+                        return;
+                    };
+                    if let Err(e) = service.gc().await {
+                        tracing::warn!(error = %e, "garbage collection failed");
+                    }
+                }
+            });
+        }
+        Ok(service)
     }
 
     /// The operator key.
@@ -236,7 +256,7 @@ impl Service {
         self.key.public()
     }
 
-    /// Attaches the layer above: it hears of models registered and of
+    /// Attaches the layer above: it hears of models registered or deleted, and of
     /// generations offered to audits. Held weakly (the layer above holds
     /// this service); a second call is ignored.
     pub fn set_hooks(&self, hooks: std::sync::Weak<dyn Hooks>) {
@@ -500,7 +520,7 @@ impl Service {
             "model registered"
         );
         if let Some(hooks) = self.hooks() {
-            hooks.model_added().await;
+            hooks.models_changed().await;
         }
         Ok(record)
     }
@@ -756,7 +776,55 @@ impl Service {
             chunks: rx,
         })
     }
+
+    /// Deletes model `name` at `version`: it is no longer served or
+    /// announced; its blobs go at the next [`Service::gc`] unless another
+    /// model uses them. Receipts that name it stay verifiable.
+    pub async fn delete_model(&self, name: &str, version: &str) -> Result<ModelRecord, NodeError> {
+        let store = self.store.clone();
+        let (n, v) = (name.to_string(), version.to_string());
+        let record = blocking(move || store.delete_model(&n, &v))
+            .await?
+            .ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "no model `{name}@{version}` on this node; `vouch model ls` lists them"
+                ))
+            })?;
+        self.cache.remove(&record.id());
+        tracing::info!(model = %name, %version, id = %record.id(), "model deleted");
+        if let Some(hooks) = self.hooks() {
+            hooks.models_changed().await;
+        }
+        Ok(record)
+    }
+
+    /// Deletes what nothing needs any more: blobs no model uses (an hour
+    /// after they were written), fetches from peers stopped for a day, and
+    /// receipts older than `receipt_retention` when one is set.
+    pub async fn gc(&self) -> Result<vouch_store::Collected, NodeError> {
+        let store = self.store.clone();
+        let now = SystemTime::now();
+        let retention = vouch_store::Retention {
+            blob_grace: BLOB_GRACE,
+            partial_age: PARTIAL_AGE,
+            receipts_before_ms: self
+                .config
+                .receipt_retention
+                .map(|keep| now_ms().saturating_sub(keep.as_millis() as u64)),
+        };
+        let freed = blocking(move || store.collect(retention, now)).await?;
+        tracing::info!(?freed, "garbage collected");
+        Ok(freed)
+    }
 }
+
+/// How long a blob no model uses is kept (an upload for a push in
+/// progress).
+const BLOB_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How long a fetch from peers may stand still before it is given up.
+const PARTIAL_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How often a node collects garbage by itself.
+const GC_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Chunks a blob download keeps read ahead of its client.
 const BLOB_STREAM_CHUNKS: usize = 2;

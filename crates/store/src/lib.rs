@@ -14,10 +14,12 @@
 //! This crate knows nothing of HTTP, engines or the network.
 
 mod blobs;
+mod gc;
 mod receipts;
 mod registry;
 
 pub use blobs::{BlobWriter, PartialBlob};
+pub use gc::{Collected, Retention};
 pub use registry::ModelRecord;
 
 use std::fs::{self};
@@ -509,5 +511,45 @@ mod tests {
         assert_eq!(store.model_by_id(&a.id()).unwrap(), Some(a));
         assert!(store.find_model("x", None).unwrap().is_none());
         assert!(b.signed.verify());
+    }
+
+    #[test]
+    fn deleting_a_model_lets_gc_free_its_blob_and_nothing_in_use() {
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (d1, s1) = store.put_blob(b"one").unwrap();
+        let (d2, s2) = store.put_blob(b"two").unwrap();
+        let (fresh, _) = store.put_blob(b"an upload for a push in progress").unwrap();
+        store.put_model(manifest("m", "1", d1, s1), 10).unwrap();
+        let b = store.put_model(manifest("m", "2", d2, s2), 11).unwrap();
+        let keep_fresh = Retention {
+            blob_grace: Duration::from_secs(3600),
+            partial_age: Duration::from_secs(3600),
+            receipts_before_ms: None,
+        };
+        // Nothing is unused and old: nothing goes.
+        let now = SystemTime::now();
+        assert_eq!(
+            store.collect(keep_fresh, now).unwrap(),
+            Collected::default()
+        );
+        assert!(store.delete_model("m", "7").unwrap().is_none());
+        let gone = store.delete_model("m", "1").unwrap().unwrap();
+        assert_eq!(gone.signed.manifest.version, "1");
+        assert_eq!(store.find_model("m", None).unwrap(), Some(b.clone()));
+        assert!(store.model_by_id(&gone.id()).unwrap().is_none());
+        // Within the grace period the unused blobs stay; after it they go,
+        // and the blob version 2 uses stays.
+        assert_eq!(store.collect(keep_fresh, now).unwrap().blobs, 0);
+        let later = now + Duration::from_secs(7200);
+        let freed = store.collect(keep_fresh, later).unwrap();
+        assert_eq!((freed.blobs, freed.blob_bytes), (2, 3 + 32), "{freed:?}");
+        assert!(!store.has_blob(&d1).unwrap() && !store.has_blob(&fresh).unwrap());
+        assert_eq!(store.read_blob(&d2).unwrap(), b"two");
+        // A stopped fetch is given up once old.
+        std::fs::write(dir.path().join("partial").join("abc"), b"xyz").unwrap();
+        let freed = store.collect(keep_fresh, later).unwrap();
+        assert_eq!((freed.partials, freed.partial_bytes), (1, 3));
     }
 }

@@ -131,7 +131,24 @@ pub(crate) async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
                 file.digest
             );
         }
+        ModelCommand::Rm { name, version } => {
+            let gone = client.delete_model(&name, &version).await?;
+            println!(
+                "deleted {}@{} ({}); its files go at the next `vouch gc` unless another model uses them",
+                gone.name, gone.version, gone.id
+            );
+        }
     }
+    Ok(())
+}
+
+/// `vouch gc`: collects garbage on the node and says what it freed.
+pub(crate) async fn gc(client: &Client) -> Result<()> {
+    let r = client.gc().await?;
+    println!(
+        "freed {} blob(s) ({} bytes), {} stopped fetch(es) ({} bytes), {} receipt(s)",
+        r.blobs, r.blob_bytes, r.partials, r.partial_bytes, r.receipts
+    );
     Ok(())
 }
 /// Pins a model and follows it with a progress bar until the node serves

@@ -78,6 +78,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Model(cmd) => model(&client, cmd).await,
         Command::Infer(args) => infer(&client, args).await,
         Command::Verify(args) => verify(&client, args).await,
+        Command::Gc => gc(&client).await,
         Command::Chat(args) => chat(&client, args).await,
         Command::Receipts(ReceiptsCommand::Show { id }) => {
             let id = Digest::parse_kind(Kind::Receipt, &id).map_err(|e| anyhow!("`{id}`: {e}"))?;
