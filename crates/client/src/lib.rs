@@ -352,13 +352,20 @@ impl Client {
         self.post_json("/v1/receipts", receipt).await
     }
 
-    /// `GET /v1/network/evidence`: the records, oldest first.
+    /// `GET /v1/network/evidence`, every page: the records, oldest first.
     pub async fn evidence(&self) -> Result<Vec<serde_json::Value>, ClientError> {
-        let mut body: serde_json::Value = self.get_json("/v1/network/evidence").await?;
-        Ok(match body["evidence"].take() {
-            serde_json::Value::Array(records) => records,
-            _ => Vec::new(),
-        })
+        let mut out = Vec::new();
+        let mut path = "/v1/network/evidence".to_string();
+        loop {
+            let mut body: serde_json::Value = self.get_json(&path).await?;
+            if let serde_json::Value::Array(records) = body["evidence"].take() {
+                out.extend(records);
+            }
+            match body["next"].as_u64() {
+                Some(next) => path = format!("/v1/network/evidence?after={next}"),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// `GET /v1/network/nodes`.

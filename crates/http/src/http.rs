@@ -391,11 +391,26 @@ async fn pin_status(
     ))
 }
 
-async fn evidence(State(node): State<Arc<Node>>) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "evidence": node.evidence()? }),
-    ))
+/// The most evidence records one page holds.
+const EVIDENCE_PAGE: usize = 1000;
+
+#[derive(serde::Deserialize)]
+struct EvidenceQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn evidence(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<EvidenceQuery>,
+) -> ApiResult<Response> {
+    let limit = q.limit.unwrap_or(EVIDENCE_PAGE).clamp(1, EVIDENCE_PAGE);
+    let (records, next) = node.evidence_page(q.after, limit)?;
+    let mut body = serde_json::json!({ "evidence": records });
+    if let Some(next) = next {
+        body["next"] = next.into();
+    }
+    Ok(json(StatusCode::OK, &body))
 }
 
 async fn network_nodes(State(node): State<Arc<Node>>) -> ApiResult<Response> {

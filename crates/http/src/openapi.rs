@@ -104,8 +104,9 @@ fn paths_and_schemas() -> Value {
           "responses": merge(json!({"200": ok("nodes", "NetworkNodes")}), error_responses(&[503]))
         }},
         "/v1/network/evidence": {"get": {
-          "summary": "Evidence this node recorded: quorum disagreements, and disputes it built or checked (each re-checkable offline with `vouch verify-dispute`)",
-          "responses": {"200": {"description": "records, oldest first", "content": {"application/json": {"schema": {"type": "object", "properties": {"evidence": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["quorum_disagreement", "dispute", "llm_dispute", "withheld"]}, "recorded_ms": {"type": "integer"}}}}}}}}}}
+          "summary": "Evidence this node recorded: quorum disagreements, and disputes it built or checked (each re-checkable offline with `vouch verify-dispute`), a page at a time",
+          "parameters": [{"name": "after", "in": "query", "required": false, "description": "the `seq` of the last record of the previous page (the `next` it gave)", "schema": {"type": "integer", "minimum": 0}}, {"name": "limit", "in": "query", "required": false, "description": "records per page (default and most 1000)", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+          "responses": {"200": {"description": "records, oldest first; `next` when there may be more", "content": {"application/json": {"schema": {"type": "object", "properties": {"evidence": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "kind": {"type": "string", "enum": ["quorum_disagreement", "dispute", "llm_dispute", "withheld"]}, "recorded_ms": {"type": "integer"}}}}, "next": {"type": "integer"}}}}}}}
         }},
         "/v1/hub/blobs/{digest}": {"get": {
           "summary": "Fetch a blob by digest; re-hashed before it is sent",

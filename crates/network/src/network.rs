@@ -110,8 +110,8 @@ impl Node {
             let _ = network.p2p.provide(r.id()).await;
         }
     }
-    /// The evidence this node has recorded (quorum disagreements), oldest
-    /// first, as JSON.
+    /// The evidence this node has recorded (quorum disagreements,
+    /// disputes, lost audits), oldest first, as JSON.
     pub fn evidence(&self) -> Result<Vec<serde_json::Value>, NodeError> {
         Ok(self
             .store()
@@ -119,6 +119,29 @@ impl Node {
             .iter()
             .filter_map(|b| serde_json::from_slice(b).ok())
             .collect())
+    }
+
+    /// Up to `limit` evidence records after sequence number `after`, each
+    /// with its `seq`, oldest first, and the `after` of the next page when
+    /// there may be one.
+    pub fn evidence_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<serde_json::Value>, Option<u64>), NodeError> {
+        let rows = self.store().evidence_page(after, limit)?;
+        let next = (rows.len() == limit)
+            .then(|| rows.last().map(|(seq, _)| *seq))
+            .flatten();
+        let records = rows
+            .into_iter()
+            .filter_map(|(seq, b)| {
+                let mut v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+                v.as_object_mut()?.insert("seq".into(), seq.into());
+                Some(v)
+            })
+            .collect();
+        Ok((records, next))
     }
     /// What this node has recorded about each peer it dealt with.
     pub fn peer_records(&self) -> BTreeMap<Peer, PeerRecord> {

@@ -683,6 +683,56 @@ async fn a_deleted_model_is_not_served_and_old_receipts_are_collected() {
     node.stop().await;
 }
 
+/// Evidence comes a page at a time, each record with its sequence number;
+/// the client follows the pages to the end.
+#[tokio::test]
+async fn evidence_comes_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::in_dir(dir.path()).await;
+    for n in 0..5 {
+        let record = serde_json::json!({"kind": "withheld", "n": n}).to_string();
+        node.node
+            .store()
+            .put_evidence(record.as_bytes(), 100)
+            .unwrap();
+    }
+    let page = |q: &'static str| {
+        let url = format!("{}/v1/network/evidence{q}", node.url);
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let seqs = |v: &serde_json::Value| -> Vec<u64> {
+        v["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let first = page("?limit=2").await;
+    assert_eq!(
+        (seqs(&first), first["next"].as_u64()),
+        (vec![0, 1], Some(1))
+    );
+    let second = page("?after=1&limit=2").await;
+    assert_eq!(
+        (seqs(&second), second["next"].as_u64()),
+        (vec![2, 3], Some(3))
+    );
+    let last = page("?after=3&limit=2").await;
+    assert_eq!((seqs(&last), last["next"].as_u64()), (vec![4], None));
+    assert_eq!(last["evidence"][0]["n"], 4);
+    let all = node.client.evidence().await.unwrap();
+    assert_eq!(all.len(), 5);
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn concurrent_requests_each_get_their_own_answer() {
     let dir = tempfile::tempdir().unwrap();

@@ -102,6 +102,26 @@ impl Store {
         }
         Ok(out)
     }
+    /// Up to `limit` evidence records after sequence number `after` (from
+    /// the oldest when `None`), with their sequence numbers, oldest first.
+    pub fn evidence_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(EVIDENCE).map_err(db_err)?;
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut out = Vec::new();
+        if after == Some(u64::MAX) {
+            return Ok(out);
+        }
+        for row in table.range(start..).map_err(db_err)?.take(limit) {
+            let (k, v) = row.map_err(db_err)?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
     /// Number of stored receipts.
     pub fn receipt_count(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
