@@ -225,6 +225,10 @@ pub(crate) struct P2pArgs {
     /// Fetch and serve models when a peer asks (`vouch model pin --replicas`).
     #[arg(long)]
     pub(crate) accept_pins: bool,
+    /// Connections peers may open to this node at once; beyond them a new
+    /// one is refused.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) max_peers: u32,
 }
 
 #[derive(Args, Debug)]

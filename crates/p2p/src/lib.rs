@@ -90,6 +90,11 @@ pub struct P2pConfig {
     /// Gossip topics heard from the start, besides announcements, which
     /// every node hears. [`P2p::subscribe`] joins or leaves one later.
     pub topics: Vec<Topic>,
+    /// Connections peers may open to this node at once (beyond them a new
+    /// one is refused), and connections handshaking at once.
+    pub max_incoming: u32,
+    /// Connections with any one peer at once (a bulk fetch opens two).
+    pub max_per_peer: u32,
 }
 
 impl P2pConfig {
@@ -99,6 +104,8 @@ impl P2pConfig {
             listen,
             bootstrap,
             topics: Topic::ALL.to_vec(),
+            max_incoming: 256,
+            max_per_peer: 8,
         }
     }
 
@@ -238,6 +245,7 @@ struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     streams: libp2p_stream::Behaviour,
     blocks: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
+    limits: libp2p::connection_limits::Behaviour,
 }
 
 /// The libp2p peer id of an operator key: the key's protobuf encoding
@@ -266,6 +274,7 @@ impl P2p {
     pub async fn start(config: P2pConfig, key: &SecretKey) -> Result<(P2p, Inbound), P2pError> {
         let local_key = keypair(key);
         let local = local_key.public().to_peer_id();
+        let (max_incoming, max_per_peer) = (config.max_incoming.max(1), config.max_per_peer.max(2));
         let mut swarm = SwarmBuilder::with_existing_identity(local_key)
             .with_tokio()
             .with_tcp(
@@ -303,6 +312,12 @@ impl P2p {
                     gossipsub,
                     streams: libp2p_stream::Behaviour::new(),
                     blocks: Default::default(),
+                    limits: libp2p::connection_limits::Behaviour::new(
+                        libp2p::connection_limits::ConnectionLimits::default()
+                            .with_max_established_incoming(Some(max_incoming))
+                            .with_max_pending_incoming(Some(max_incoming.div_ceil(4)))
+                            .with_max_established_per_peer(Some(max_per_peer)),
+                    ),
                 })
             })
             .map_err(|e| P2pError::Start(e.to_string()))?
@@ -546,6 +561,36 @@ async fn sweep(pool: std::sync::Weak<streams::Pool>) {
     }
 }
 
+/// Peers not connected and not heard from for this long are forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// The most peers the table keeps: beyond them the least recently heard
+/// of those not connected are forgotten first.
+const MAX_PEERS: usize = 10_000;
+
+/// Forgets peers that are gone: not connected and silent for
+/// [`FORGET_AFTER`], and beyond [`MAX_PEERS`] the longest silent of those
+/// not connected, so that peer ids minted by the thousand cannot grow the
+/// table without end.
+fn prune(peers: &PeerTable, now: Instant) {
+    let mut peers = peers.write().unwrap_or_else(|e| e.into_inner());
+    peers.retain(|_, p| {
+        p.connected()
+            || p.last_seen
+                .is_some_and(|t| now.saturating_duration_since(t) < FORGET_AFTER)
+    });
+    if peers.len() > MAX_PEERS {
+        let mut idle: Vec<(Option<Instant>, PeerId)> = peers
+            .iter()
+            .filter(|(_, p)| !p.connected())
+            .map(|(id, p)| (p.last_seen, *id))
+            .collect();
+        idle.sort();
+        for (_, id) in idle.into_iter().take(peers.len() - MAX_PEERS) {
+            peers.remove(&id);
+        }
+    }
+}
+
 /// Notes that `peer` was heard from now, and updates its entry with `f`.
 fn heard(peers: &PeerTable, peer: PeerId, f: impl FnOnce(&mut PeerInfo)) {
     let mut peers = peers.write().unwrap_or_else(|e| e.into_inner());
@@ -668,7 +713,10 @@ async fn drive(
                     state.provider_queries.insert(id, (HashSet::new(), reply));
                 }
             },
-            _ = tick.tick() => state.republish(&mut swarm),
+            _ = tick.tick() => {
+                state.republish(&mut swarm);
+                prune(&state.peers, Instant::now());
+            }
             event = swarm.select_next_some() => state.handle(&mut swarm, event),
         }
     }
@@ -935,5 +983,60 @@ mod tests {
             assert_eq!(peer_id_of(&key.public()), libp2p);
             assert_eq!(keypair(&key).public().to_peer_id(), libp2p);
         }
+    }
+
+    #[test]
+    fn silent_peers_are_forgotten_and_the_table_is_bounded() {
+        let peers: PeerTable = Arc::default();
+        let id = |b: u8| peer_id_of(&SecretKey::from_bytes(&[b; 32]).public());
+        let now = Instant::now();
+        {
+            let mut t = peers.write().unwrap();
+            t.insert(
+                id(1),
+                PeerInfo {
+                    last_seen: Some(now),
+                    ..PeerInfo::default()
+                },
+            );
+            t.insert(
+                id(2),
+                PeerInfo {
+                    last_seen: Some(now),
+                    connections: 1,
+                    ..PeerInfo::default()
+                },
+            );
+            t.insert(id(3), PeerInfo::default());
+        }
+        // An hour and more later: the silent, unconnected peers go; the
+        // connected one stays.
+        prune(&peers, now + FORGET_AFTER + Duration::from_secs(1));
+        assert_eq!(
+            peers.read().unwrap().keys().copied().collect::<Vec<_>>(),
+            vec![id(2)]
+        );
+        // Ids minted by the thousand: the table keeps MAX_PEERS.
+        {
+            let mut t = peers.write().unwrap();
+            for i in 0..(MAX_PEERS + 50) {
+                let key = SecretKey::from_bytes(&{
+                    let mut s = [7u8; 32];
+                    s[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    s
+                });
+                t.insert(
+                    peer_id_of(&key.public()),
+                    PeerInfo {
+                        last_seen: Some(now),
+                        ..PeerInfo::default()
+                    },
+                );
+            }
+        }
+        prune(&peers, now);
+        let t = peers.read().unwrap();
+        assert_eq!(t.len(), MAX_PEERS);
+        assert!(t.contains_key(&id(2)), "a connected peer is never dropped");
     }
 }

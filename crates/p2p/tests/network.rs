@@ -461,3 +461,74 @@ async fn a_peer_takes_requests_over_several_connections() {
         .expect("connect_many to a vanished peer returns");
     assert_eq!(left.unwrap(), 0);
 }
+
+/// A node takes at most `max_incoming` connections from peers: beyond
+/// them a new peer's connection is refused (its request fails, saying so,
+/// rather than the node's file descriptors running out), and once a
+/// connected peer leaves, the newcomer gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_connections_beyond_its_limit() {
+    let key = SecretKey::from_bytes(&[90; 32]);
+    let mut config = P2pConfig::loopback(vec![]);
+    config.max_incoming = 2;
+    let (host, inbound) = P2p::start(config, &key).await.unwrap();
+    answer_chunks(inbound, 4);
+    let h = host.peer_id();
+    let addrs = host.addresses();
+    let (a, _) = node(91, addrs.clone()).await;
+    eventually("A to connect", || {
+        host.peers()
+            .get(&a.peer_id())
+            .is_some_and(|p| p.connected())
+    })
+    .await;
+    let (b, _) = node(92, addrs.clone()).await;
+    eventually("B to connect", || {
+        host.peers()
+            .get(&b.peer_id())
+            .is_some_and(|p| p.connected())
+    })
+    .await;
+    assert_eq!(chunk(&a, h, 1).await, vec![1; 4]);
+    // A third peer is refused.
+    let (c, _) = node(93, addrs.clone()).await;
+    let refused = c
+        .request(
+            h,
+            Frame::new(Request::Chunks {
+                blob: Digest::of(Kind::Blob, b"blob"),
+                indexes: vec![3],
+            }),
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "a connection beyond the limit was taken: {refused:?}"
+    );
+    assert!(
+        host.peers().values().filter(|p| p.connected()).count() <= 2,
+        "{:?}",
+        host.peers()
+    );
+    // A leaves; C gets in.
+    drop(a);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = c
+            .request(
+                h,
+                Frame::new(Request::Chunks {
+                    blob: Digest::of(Kind::Blob, b"blob"),
+                    indexes: vec![3],
+                }),
+            )
+            .await;
+        if let Ok(f) = got {
+            assert_eq!(f.body, vec![3; 4]);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "C never got in");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(b);
+}

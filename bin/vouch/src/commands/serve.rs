@@ -88,7 +88,9 @@ pub(crate) fn p2p_config(args: &P2pArgs) -> Result<P2pConfig> {
             })
         })
         .collect::<Result<_>>()?;
-    Ok(P2pConfig::new(listen, bootstrap))
+    let mut config = P2pConfig::new(listen, bootstrap);
+    config.max_incoming = args.max_peers.max(1);
+    Ok(config)
 }
 /// Fetches each `--serve` model from peers as soon as one announces it.
 pub(crate) fn serve_from_peers(node: &Arc<Node>, models: &[String]) {
