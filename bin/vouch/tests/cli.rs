@@ -440,18 +440,6 @@ fn a_node_killed_mid_upload_leaves_no_partial_blob() {
 const IRIS_REQUEST: &str =
     r#"{"inputs":{"float_input":{"dtype":"float32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}}}"#;
 
-/// Consecutive free ports (best effort: checked free, then released).
-fn free_ports(n: u16) -> u16 {
-    loop {
-        let base = free_port();
-        if base.checked_add(n).is_some()
-            && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-        {
-            return base;
-        }
-    }
-}
-
 /// Runs `check` until it returns Some, for at most 120 s.
 fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -468,7 +456,6 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let port = free_ports(3);
     let models = models_dir();
     let mut child = Command::new(BIN)
         .args([
@@ -479,20 +466,43 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
             "perturb",
             "--audit-rate",
             "1",
+            // Each node binds a port of its own (0: any free one) and
+            // says which: no port is chosen by the test and raced for.
             "--listen",
+            "127.0.0.1:0",
         ])
-        .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(data.path())
         .arg("--models")
         .arg(&models)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let urls: Vec<String> = (0..3)
-        .map(|i| format!("http://127.0.0.1:{}", port + i))
-        .collect();
+    let urls: Vec<String> = {
+        use std::io::BufRead;
+        let (said, heard) = std::sync::mpsc::channel();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        // Read the nodes' addresses, then keep draining the log so that
+        // the process never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("node ")
+                    && let Some(url) = rest.split_whitespace().nth(1)
+                    && url.starts_with("http://")
+                {
+                    let _ = said.send(url.to_string());
+                }
+            }
+        });
+        (0..3)
+            .map(|_| {
+                heard
+                    .recv_timeout(Duration::from_secs(120))
+                    .expect("vouch up says where each node listens")
+            })
+            .collect()
+    };
     let vouch = |url: &str, args: &[&str]| {
         Command::new(BIN)
             .arg("--data-dir")

@@ -799,10 +799,19 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         .unwrap();
     assert_eq!(refused.status(), 400);
     // Quorum members' answers are cross-checked already: they are not
-    // offered to sampled audits, so the auditor (still sampling every
-    // receipt) found nothing new.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 2);
+    // offered to sampled audits. The faulty node's next ordinary answer is
+    // gossiped after them and audited (the auditor still samples every
+    // receipt): when its audit lands, it is the only new one.
+    faulty
+        .node
+        .generate_all(request(question("Name a fruit."), 12, Sampling::default()))
+        .await
+        .unwrap();
+    eventually("the audit of the ordinary answer", || {
+        auditor.node.peer_records()[&fp].audits_failed >= 3
+    })
+    .await;
+    assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 3);
 
     // Disputes minted with fresh keys, unadmitted: the honest node serves
     // the model, so it re-checks the tokens itself. Against its own honest
