@@ -75,7 +75,7 @@ impl Store {
         indexes: &[u64],
         mut data: Vec<u8>,
     ) -> Result<Vec<u8>, StoreError> {
-        let table = self.chunk_table(digest)?;
+        let (file, table, _) = self.open_blob(digest)?;
         let chunks = table.chunks.len() as u64;
         if let Some(&index) = indexes.iter().find(|&&i| i >= chunks) {
             return Err(StoreError::NoSuchChunk {
@@ -84,17 +84,9 @@ impl Store {
                 chunks,
             });
         }
-        let path = self.blob_path(digest);
         let corrupt = |detail: String| StoreError::Corrupt {
             digest: *digest,
             detail,
-        };
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(corrupt("the file is missing".into()));
-            }
-            Err(e) => return Err(io_err("opening", &path)(e)),
         };
         let total = indexes.iter().map(|&i| chunk_span(&table, i).1).sum();
         // Read straight into the answer's spare capacity (no zeroing first).
