@@ -188,6 +188,10 @@ pub(crate) struct ServeArgs {
     /// Most tokens, all texts together, in one embeddings request.
     #[arg(long, default_value_t = 300_000)]
     pub(crate) max_embedding_tokens: usize,
+    /// Seconds an external engine (--external) may go without sending a
+    /// byte before its answer fails.
+    #[arg(long, default_value_t = 120)]
+    pub(crate) external_timeout_secs: u64,
     /// Days receipts (and their trace leaves) are kept; 0 keeps them all.
     #[arg(long, default_value_t = 0)]
     pub(crate) receipt_retention_days: u64,

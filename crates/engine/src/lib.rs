@@ -372,6 +372,26 @@ pub fn check_inputs(schema: &Schema, inputs: &TensorMap) -> Result<(), InputErro
 
 #[cfg(test)]
 mod tests {
+    /// The engine versions receipts name are the ones compiled in: each
+    /// constant equals the version `Cargo.lock` resolved (the workspace pins
+    /// both crates exactly, so `cargo update` cannot move them silently).
+    #[test]
+    fn receipts_name_the_engine_versions_that_were_built() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .expect("the workspace's Cargo.lock");
+        let locked = |name: &str| {
+            let at = lock
+                .find(&format!("name = \"{name}\"\nversion = \""))
+                .unwrap_or_else(|| panic!("{name} is not in Cargo.lock"));
+            let rest = &lock[at..];
+            let v = rest.split("version = \"").nth(1).unwrap();
+            v[..v.find('"').unwrap()].to_string()
+        };
+        assert_eq!(locked("llama-cpp-2"), crate::gguf::LLAMA_CPP_2_VERSION);
+        assert_eq!(locked("tract-onnx"), crate::onnx::TRACT_VERSION);
+    }
+
     use super::*;
     use vouch_types::Tensor;
 

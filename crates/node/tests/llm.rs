@@ -925,6 +925,75 @@ async fn slots_and_context_follow_the_node_configuration() {
     t.stop().await;
 }
 
+/// An external server that stalls, or floods a line that never ends,
+/// cannot hang the relay or grow its memory: the answer fails saying why,
+/// and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_external_server_cannot_hang_or_flood_the_relay() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use vouch_node::external::ExternalModel;
+    // A server that answers 200 with an event stream, then does `then`.
+    async fn server(flood: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
+                        .await;
+                    if flood {
+                        let junk = vec![b'a'; 64 << 10];
+                        while tcp.write_all(&junk).await.is_ok() {}
+                    } else {
+                        // Says nothing more, and keeps the connection open.
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/v1")
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.external_timeout = Duration::from_secs(1);
+    config.externals = vec![
+        ExternalModel::parse(&format!("stall={}", server(false).await)).unwrap(),
+        ExternalModel::parse(&format!("flood={}", server(true).await)).unwrap(),
+    ];
+    let t = TestNode::start(config).await;
+    push_llm(&t, LLM, &llm_file()).await;
+    let ask = |model: &str| Generate {
+        model: model.into(),
+        ..request(question("Hello?"), 8, Sampling::default())
+    };
+    let e = t
+        .node
+        .generate_all(ask("stall"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing for too long"), "{e}");
+    let e = t
+        .node
+        .generate_all(ask("flood"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("without an end"), "{e}");
+    // The node serves on.
+    t.node.generate_all(ask(LLM)).await.unwrap();
+    t.stop().await;
+}
+
 /// A generation beyond the slots and the queue is refused at once (503,
 /// naming the flags that raise the limits) rather than queued without end;
 /// a queued generation whose client leaves never starts, one whose client

@@ -73,6 +73,9 @@ pub struct NodeConfig {
     /// How long receipts (and their trace leaves) are kept; `None` keeps
     /// them all.
     pub receipt_retention: Option<std::time::Duration>,
+    /// How long an external engine may go without sending a byte (and
+    /// take to connect, at most 10 s) before its answer fails.
+    pub external_timeout: std::time::Duration,
     /// Generations that may wait for a language model's slots; one more is
     /// refused (503) rather than queued without end.
     pub llm_queue: usize,
@@ -119,6 +122,7 @@ impl NodeConfig {
             max_embedding_inputs: 2048,
             max_embedding_tokens: 300_000,
             llm_queue: 16,
+            external_timeout: std::time::Duration::from_secs(120),
             receipt_retention: None,
             max_connections: 256,
             header_timeout: std::time::Duration::from_secs(30),
@@ -152,9 +156,14 @@ impl ExternalModel {
                 "external model `{spec}` has an empty name; write NAME=URL"
             ));
         }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if url.starts_with("https://") {
             return Err(format!(
-                "external model `{name}`: `{url}` is not an http(s) URL; give the server's API base, e.g. http://127.0.0.1:8081/v1"
+                "external model `{name}`: `{url}` is https, and this build has no TLS; reach the server over http:// (on this machine or a private network), or put a TLS-terminating proxy beside this node"
+            ));
+        }
+        if !url.starts_with("http://") {
+            return Err(format!(
+                "external model `{name}`: `{url}` is not an http URL; give the server's API base, e.g. http://127.0.0.1:8081/v1"
             ));
         }
         Ok(ExternalModel {

@@ -106,13 +106,14 @@ impl Service {
             template: None,
         };
         let url = format!("{}/{path}", ext.url);
-        let resp = self
-            .http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| unavailable(ext, &format!("could not reach it ({e})")))?;
+        let resp = self.http.post(&url).json(&body).send().await.map_err(|e| {
+            let why = if e.is_timeout() {
+                "it did not answer in time (operators: --external-timeout-secs)".to_string()
+            } else {
+                format!("could not reach it ({e})")
+            };
+            unavailable(ext, &why)
+        })?;
         if !resp.status().is_success() {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
@@ -169,6 +170,9 @@ fn unavailable(ext: &ExternalModel, why: &str) -> NodeError {
     ))
 }
 
+/// The longest line of an event stream read from an external server.
+const MAX_EVENT_LINE: usize = 1 << 20;
+
 /// Reads the server's event stream and hands each text chunk on, holding
 /// one back so the last can carry the finish reason.
 async fn relay(
@@ -187,7 +191,19 @@ async fn relay(
         .is_ok()
     };
     while let Some(chunk) = bytes.next().await {
-        buf.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+        buf.extend_from_slice(&chunk.map_err(|e| {
+            if e.is_timeout() {
+                "it sent nothing for too long (operators: --external-timeout-secs)".to_string()
+            } else {
+                e.to_string()
+            }
+        })?);
+        if buf.len() > MAX_EVENT_LINE && !buf.contains(&b'\n') {
+            return Err(format!(
+                "it sent a line of over {} KiB without an end: not a server-sent event stream",
+                MAX_EVENT_LINE >> 10
+            ));
+        }
         while let Some(end) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=end).collect();
             let line = String::from_utf8_lossy(&line);
@@ -247,6 +263,11 @@ mod tests {
             ExternalModel::parse("llama")
                 .unwrap_err()
                 .contains("NAME=URL")
+        );
+        assert!(
+            ExternalModel::parse("llama=https://api.example/v1")
+                .unwrap_err()
+                .contains("no TLS")
         );
         assert!(
             ExternalModel::parse("llama=ftp://h")

@@ -212,6 +212,7 @@ impl Service {
         };
         let store = Arc::new(Store::open(&config.data_dir.join("store"))?);
         let engines = Engines::new(&config);
+        let external_timeout = config.external_timeout;
         let service = Arc::new(Service {
             cache: ModelCache::new(config.cache_bytes),
             pool: Semaphore::new(config.workers.max(1)),
@@ -227,7 +228,11 @@ impl Service {
             hooks: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
             started: Instant::now(),
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .connect_timeout(external_timeout.min(std::time::Duration::from_secs(10)))
+                .read_timeout(external_timeout)
+                .build()
+                .map_err(|e| NodeError::Internal(format!("building the HTTP client: {e}")))?,
         });
         // Garbage collection by itself, hourly, while the service lives
         // (on a runtime: tools that open a store without one collect with
