@@ -37,6 +37,11 @@ fn version_param() -> Value {
 /// The document.
 pub fn document() -> Value {
     let mut doc = paths_and_schemas();
+    // A model's detail is the model's fields and its versions, side by
+    // side (one object, as `ModelDetail` flattens them).
+    let mut detail = doc["components"]["schemas"]["Model"].clone();
+    detail["properties"]["versions"] = json!({"type": "array", "items": {"type": "string"}});
+    doc["components"]["schemas"]["ModelDetail"] = detail;
     // Operator actions (`guard`): the admin token as a bearer token.
     doc["components"]["securitySchemes"] = json!({"adminToken": {
         "type": "http", "scheme": "bearer",
@@ -177,13 +182,21 @@ fn paths_and_schemas() -> Value {
           "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
           "data": {"type": "array", "description": "flat, row-major; non-finite floats as \"NaN\", \"Infinity\", \"-Infinity\"", "items": {"type": ["number", "boolean", "string"]}}
         }},
-        "InferRequest": {"type": "object", "required": ["inputs"], "properties": {
+        "InferRequest": {"type": "object", "required": ["inputs"], "additionalProperties": false, "properties": {
           "inputs": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Tensor"}},
-          "nonce": {"type": "string", "maxLength": 256}
+          "nonce": {"type": "string", "maxLength": 256},
+          "verify": {"type": "string", "description": "`receipt` (default), `audit`, or `quorum:N` (N distinct operators run it; a majority must agree)"}
         }},
         "InferResponse": {"type": "object", "required": ["outputs", "receipt"], "properties": {
           "outputs": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Tensor"}},
-          "receipt": {"$ref": "#/components/schemas/Receipt"}
+          "receipt": {"$ref": "#/components/schemas/Receipt"},
+          "executed_by": {"type": "object", "required": ["peer", "operator"], "properties": {"peer": {"type": "string"}, "operator": {"type": "string"}}},
+          "route": {"type": "array", "items": {"type": "string"}, "description": "peer ids the request went through: this node, then the executor when another"},
+          "receipts": {"type": "array", "items": {"$ref": "#/components/schemas/Receipt"}, "description": "with quorum:N, every receipt behind the answer, dissenters included"},
+          "quorum": {"type": "object", "required": ["wanted", "agreed", "dissent"], "properties": {
+            "wanted": {"type": "integer"}, "agreed": {"type": "integer"},
+            "dissent": {"type": "array", "items": {"type": "object", "required": ["peer", "operator", "receipt"], "properties": {"peer": {"type": "string"}, "operator": {"type": "string"}, "receipt": {"type": "string"}}}}
+          }}
         }},
         "Receipt": {"type": "object", "required": ["id", "version", "model", "request", "output", "trace", "engine", "determinism", "seed", "node", "nonce", "timestamp_ms", "price", "signature"], "properties": {
           "id": {"type": "string"}, "version": {"type": "integer"}, "model": {"type": "string"},
@@ -202,23 +215,30 @@ fn paths_and_schemas() -> Value {
           "license": {"type": "string"}, "publisher": {"type": "string"}, "signature": {"type": "string"}, "created_ms": {"type": "integer"}
         }},
         "ModelList": {"type": "object", "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
-        "ModelDetail": {"allOf": [{"$ref": "#/components/schemas/Model"}, {"type": "object", "properties": {"versions": {"type": "array", "items": {"type": "string"}}}}]},
         "TraceEntry": {"type": "object", "properties": {
           "receipt": {"type": "string"}, "index": {"type": "integer"}, "len": {"type": "integer"}, "step": {"type": ["string", "null"]},
           "leaf": {"type": "string"}, "path": {"type": "array", "items": {"type": "string"}}, "root": {"type": "string"}
         }},
         "PinStatus": {"type": "object", "required": ["id", "name", "version", "local", "providers", "wanted"], "properties": {
           "id": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "string"}, "local": {"type": "boolean"},
-          "fetch": {"type": "object", "properties": {"total_bytes": {"type": "integer"}, "done_bytes": {"type": "integer"}, "state": {"type": "string", "enum": ["fetching", "done", "failed"]}, "error": {"type": "string"}}},
+          "fetch": {"type": "object", "properties": {"total_bytes": {"type": "integer"}, "done_bytes": {"type": "integer"}, "state": {"type": "string", "enum": ["fetching", "loading", "done", "failed"]}, "error": {"type": "string"}}},
           "providers": {"type": "array", "items": {"type": "string"}}, "wanted": {"type": "integer"}
         }},
-        "NetworkNodes": {"type": "object", "properties": {
+        "NetworkNodes": {"type": "object", "required": ["listen", "nodes", "requests", "nakamoto_coefficient", "hedged"], "properties": {
           "listen": {"type": "array", "items": {"type": "string"}},
-          "nodes": {"type": "array", "items": {"type": "object", "properties": {
-            "peer": {"type": "string"}, "operator": {"type": "string"}, "http": {"type": "string"}, "connected": {"type": "boolean"}, "local": {"type": "boolean"},
+          "nodes": {"type": "array", "items": {"type": "object", "required": ["peer", "connected", "share", "local", "models", "price", "capacity", "record"], "properties": {
+            "peer": {"type": "string"}, "operator": {"type": "string"}, "http": {"type": "string"}, "connected": {"type": "boolean"},
+            "share": {"type": "number", "description": "its share of the requests this node routed"}, "local": {"type": "boolean"},
             "models": {"type": "array", "items": {"type": "string"}}, "price": {"type": "integer"}, "capacity": {"type": "integer"}, "software": {"type": "string"},
-            "record": {"type": "object", "properties": {"chunks_ok": {"type": "integer"}, "bad_data": {"type": "integer"}, "failures": {"type": "integer"}}}
-          }}}
+            "record": {"type": "object", "properties": {
+              "chunks_ok": {"type": "integer"}, "bad_data": {"type": "integer"}, "failures": {"type": "integer"}, "served": {"type": "integer"},
+              "latency_us": {"type": "integer"}, "disagreements": {"type": "integer"}, "audits_passed": {"type": "integer"}, "audits_failed": {"type": "integer"},
+              "refused": {"type": "integer"}, "withheld": {"type": "integer"}
+            }}
+          }}},
+          "requests": {"type": "integer", "description": "requests this node routed"},
+          "nakamoto_coefficient": {"type": "integer", "description": "the fewest operators that together served over half of them"},
+          "hedged": {"type": "integer", "description": "requests hedged with a second provider"}
         }},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}, "node": {"type": "string"}, "version": {"type": "string"}, "models": {"type": "integer"}}}
       }}
