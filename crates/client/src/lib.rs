@@ -152,8 +152,20 @@ impl Client {
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.get_query(path, &[]).await
+    }
+
+    /// `GET path` with query parameters (absent ones left out), encoded by
+    /// reqwest.
+    async fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, Option<&str>)],
+    ) -> Result<T, ClientError> {
         let url = self.url(path);
-        let resp = self.send(url.clone(), self.http.get(&url)).await?;
+        let resp = self
+            .send(url.clone(), self.http.get(&url).query(query))
+            .await?;
         decode(url, resp).await
     }
 
@@ -254,21 +266,15 @@ impl Client {
         name: &str,
         version: Option<&str>,
     ) -> Result<ModelDetail, ClientError> {
-        let mut path = format!("/v1/hub/models/{}", encode_segment(name));
-        if let Some(v) = version {
-            path.push_str(&format!("?version={}", encode_segment(v)));
-        }
-        self.get_json(&path).await
+        let path = format!("/v1/hub/models/{}", encode_segment(name));
+        self.get_query(&path, &[("version", version)]).await
     }
 
     /// `DELETE /v1/hub/models/{name}?version=V` (admin token).
     pub async fn delete_model(&self, name: &str, version: &str) -> Result<ModelInfo, ClientError> {
-        let url = self.url(&format!(
-            "/v1/hub/models/{}?version={}",
-            encode_segment(name),
-            encode_segment(version)
-        ));
-        let resp = self.send(url.clone(), self.http.delete(&url)).await?;
+        let url = self.url(&format!("/v1/hub/models/{}", encode_segment(name)));
+        let req = self.http.delete(&url).query(&[("version", version)]);
+        let resp = self.send(url.clone(), req).await?;
         decode(url, resp).await
     }
 
@@ -304,13 +310,13 @@ impl Client {
         version: Option<&str>,
         request: &InferRequest,
     ) -> Result<InferResponse, ClientError> {
-        let mut url = self.url(&format!("/v1/infer/{}", encode_segment(name)));
-        if let Some(v) = version {
-            url.push_str(&format!("?version={}", encode_segment(v)));
-        }
-        let resp = self
-            .send(url.clone(), self.http.post(&url).json(request))
-            .await?;
+        let url = self.url(&format!("/v1/infer/{}", encode_segment(name)));
+        let req = self
+            .http
+            .post(&url)
+            .query(&[("version", version)])
+            .json(request);
+        let resp = self.send(url.clone(), req).await?;
         decode(url, resp).await
     }
 
@@ -322,14 +328,13 @@ impl Client {
         version: Option<&str>,
         replicas: u64,
     ) -> Result<PinStatus, ClientError> {
-        let mut url = self.url(&format!(
-            "/v1/hub/models/{}/pin?replicas={replicas}",
-            encode_segment(name)
-        ));
-        if let Some(v) = version {
-            url.push_str(&format!("&version={}", encode_segment(v)));
-        }
-        let resp = self.send(url.clone(), self.http.post(&url)).await?;
+        let url = self.url(&format!("/v1/hub/models/{}/pin", encode_segment(name)));
+        let replicas = replicas.to_string();
+        let req = self
+            .http
+            .post(&url)
+            .query(&[("replicas", Some(replicas.as_str())), ("version", version)]);
+        let resp = self.send(url.clone(), req).await?;
         decode(url, resp).await
     }
 
@@ -339,11 +344,8 @@ impl Client {
         name: &str,
         version: Option<&str>,
     ) -> Result<PinStatus, ClientError> {
-        let mut path = format!("/v1/hub/models/{}/pin", encode_segment(name));
-        if let Some(v) = version {
-            path.push_str(&format!("?version={}", encode_segment(v)));
-        }
-        self.get_json(&path).await
+        let path = format!("/v1/hub/models/{}/pin", encode_segment(name));
+        self.get_query(&path, &[("version", version)]).await
     }
 
     /// `POST /v1/receipts`: reports a receipt to the node, which gossips it
@@ -355,14 +357,16 @@ impl Client {
     /// `GET /v1/network/evidence`, every page: the records, oldest first.
     pub async fn evidence(&self) -> Result<Vec<serde_json::Value>, ClientError> {
         let mut out = Vec::new();
-        let mut path = "/v1/network/evidence".to_string();
+        let mut after: Option<String> = None;
         loop {
-            let mut body: serde_json::Value = self.get_json(&path).await?;
+            let mut body: serde_json::Value = self
+                .get_query("/v1/network/evidence", &[("after", after.as_deref())])
+                .await?;
             if let serde_json::Value::Array(records) = body["evidence"].take() {
                 out.extend(records);
             }
             match body["next"].as_u64() {
-                Some(next) => path = format!("/v1/network/evidence?after={next}"),
+                Some(next) => after = Some(next.to_string()),
                 None => return Ok(out),
             }
         }
@@ -410,7 +414,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Percent-encodes a path segment or query value.
+/// Percent-encodes a path segment (queries go through reqwest's `query`).
 fn encode_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
