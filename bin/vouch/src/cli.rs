@@ -203,6 +203,10 @@ pub(crate) struct ServeArgs {
     /// answered 503 and closed (keep it under the open-file limit).
     #[arg(long, default_value_t = 256)]
     pub(crate) max_connections: usize,
+    /// HTTP connections served at once from any one address (one more is
+    /// answered 503; other addresses are still served).
+    #[arg(long, default_value_t = 64)]
+    pub(crate) max_connections_per_ip: usize,
     /// Seconds a client may take to send a request's headers.
     #[arg(long, default_value_t = 30)]
     pub(crate) header_timeout_secs: u64,

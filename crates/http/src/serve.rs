@@ -1,12 +1,15 @@
 //! Serving the router on a listener, with the limits a public server
-//! needs: at most `max_connections` at once (one more is answered 503 and
-//! closed, so a flood of slow clients cannot exhaust the node's file
-//! descriptors or make new connections hang), a deadline for a request's
+//! needs: at most `max_connections` at once and `max_connections_per_ip`
+//! from any one address (one more is answered 503 and closed, so a flood
+//! of slow clients cannot exhaust the node's file descriptors, make new
+//! connections hang, or take every slot from one address), a deadline for a request's
 //! headers (slow-header clients are dropped), and an idle timeout on
 //! request bodies (a stalled upload ends). Shutdown stops accepting, lets
 //! requests in flight finish, then flushes the receipt log.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -25,6 +28,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let config = node.config();
     let max = config.max_connections.max(1);
+    let per_ip_max = config.max_connections_per_ip.max(1);
+    let per_ip: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let (header_timeout, body_idle) = (config.header_timeout, config.body_idle_timeout);
     let slots = Arc::new(Semaphore::new(max));
     let router = crate::http::router(node.clone());
@@ -54,13 +59,30 @@ pub async fn serve(
         }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             node.metrics().http("-", "(refused: connection limit)", 503);
-            tokio::spawn(refuse(tcp, max));
+            tokio::spawn(refuse(
+                tcp,
+                format!(
+                    "this node serves {max} connections at once and all are taken; retry shortly (operators: --max-connections)"
+                ),
+            ));
+            continue;
+        };
+        let Some(from) = PerIp::take(&per_ip, peer.ip(), per_ip_max) else {
+            node.metrics()
+                .http("-", "(refused: per-address connection limit)", 503);
+            tokio::spawn(refuse(
+                tcp,
+                format!(
+                    "this node serves {per_ip_max} connections at once from one address, and {} has them all; retry shortly (operators: --max-connections-per-ip)",
+                    peer.ip()
+                ),
+            ));
             continue;
         };
         let service = TowerToHyperService::new(service.clone());
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let _slot = (slot, from);
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -93,10 +115,48 @@ pub async fn serve(
     Ok(())
 }
 
-/// Answers a connection beyond the limit with 503 and closes it: after
-/// reading the request's head (for at most a second and 8 KiB), so that
-/// the client, which writes its request first, reads the answer.
-async fn refuse(mut tcp: tokio::net::TcpStream, max: usize) {
+/// One connection counted against its address while it lives.
+struct PerIp {
+    counts: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// Counts a connection from `ip`, unless it has `max` already.
+    fn take(
+        counts: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+        ip: IpAddr,
+        max: usize,
+    ) -> Option<PerIp> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PerIp {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PerIp {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Answers a connection beyond a limit with 503 (saying which) and closes
+/// it: after reading the request's head (for at most a second and 8 KiB),
+/// so that the client, which writes its request first, reads the answer.
+async fn refuse(mut tcp: tokio::net::TcpStream, why: String) {
     use tokio::io::AsyncReadExt;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
         let mut head = Vec::new();
@@ -109,9 +169,7 @@ async fn refuse(mut tcp: tokio::net::TcpStream, max: usize) {
         }
     })
     .await;
-    let body = format!(
-        "{{\"error\":{{\"code\":\"unavailable\",\"message\":\"this node serves {max} connections at once and all are taken; retry shortly (operators: --max-connections)\"}}}}"
-    );
+    let body = serde_json::json!({"error": {"code": "unavailable", "message": why}}).to_string();
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()

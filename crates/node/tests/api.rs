@@ -599,6 +599,40 @@ async fn slow_clients_are_dropped_and_connections_are_capped() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     node.stop().await;
+
+    // One address cannot take every slot: beyond its share it is told
+    // 503, while another address is served.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.max_connections_per_ip = 2;
+    let node = TestNode::start(config).await;
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let r = from([127, 0, 0, 1])
+        .get(format!("{}/healthz", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let said = r.text().await.unwrap();
+    assert!(said.contains("--max-connections-per-ip"), "{said}");
+    let r = from([127, 0, 0, 2])
+        .get(format!("{}/healthz", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "another address is served");
+    drop(idle);
+    node.stop().await;
 }
 
 /// A deleted model version is no longer served; the others are; receipts

@@ -82,6 +82,9 @@ pub struct NodeConfig {
     /// HTTP connections served at once; beyond them a new connection is
     /// answered 503 and closed.
     pub max_connections: usize,
+    /// HTTP connections served at once from any one address; beyond them a
+    /// new connection from it is answered 503 (others are still served).
+    pub max_connections_per_ip: usize,
     /// How long a client may take to send a request's headers.
     pub header_timeout: std::time::Duration,
     /// How long a request body may go without sending a byte.
@@ -125,6 +128,7 @@ impl NodeConfig {
             external_timeout: std::time::Duration::from_secs(120),
             receipt_retention: None,
             max_connections: 256,
+            max_connections_per_ip: 64,
             header_timeout: std::time::Duration::from_secs(30),
             body_idle_timeout: std::time::Duration::from_secs(60),
         }

@@ -37,6 +37,7 @@ pub(crate) fn config(
     c.max_embedding_inputs = s.max_embedding_inputs.max(1);
     c.max_embedding_tokens = s.max_embedding_tokens.max(1);
     c.max_connections = s.max_connections.max(1);
+    c.max_connections_per_ip = s.max_connections_per_ip.max(1);
     c.llm_queue = s.llm_queue;
     c.external_timeout = std::time::Duration::from_secs(s.external_timeout_secs.max(1));
     c.receipt_retention = (s.receipt_retention_days > 0)
