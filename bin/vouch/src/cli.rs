@@ -210,6 +210,10 @@ pub(crate) struct ServeArgs {
     /// Seconds a client may take to send a request's headers.
     #[arg(long, default_value_t = 30)]
     pub(crate) header_timeout_secs: u64,
+    /// Bytes per second a request body (an upload) must average after its
+    /// first ten seconds; 0: no minimum.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) min_body_rate: u64,
     /// Seconds a request body (an upload) may go without sending a byte.
     #[arg(long, default_value_t = 60)]
     pub(crate) body_idle_timeout_secs: u64,

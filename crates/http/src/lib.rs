@@ -12,6 +12,7 @@ pub mod guard;
 pub mod http;
 pub mod openai;
 pub mod openapi;
+pub mod rate;
 mod serve;
 
 pub use serve::serve;

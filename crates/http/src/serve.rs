@@ -3,8 +3,9 @@
 //! from any one address (one more is answered 503 and closed, so a flood
 //! of slow clients cannot exhaust the node's file descriptors, make new
 //! connections hang, or take every slot from one address), a deadline for a request's
-//! headers (slow-header clients are dropped), and an idle timeout on
-//! request bodies (a stalled upload ends). Shutdown stops accepting, lets
+//! headers (slow-header clients are dropped), an idle timeout on request
+//! bodies (a stalled upload ends) and a minimum body rate (a trickled one
+//! ends too). Shutdown stops accepting, lets
 //! requests in flight finish, then flushes the receipt log.
 
 use std::collections::HashMap;
@@ -33,7 +34,11 @@ pub async fn serve(
     let (header_timeout, body_idle) = (config.header_timeout, config.body_idle_timeout);
     let slots = Arc::new(Semaphore::new(max));
     let router = crate::http::router(node.clone());
+    let min_rate = config.min_body_rate;
     let service = tower::ServiceBuilder::new()
+        .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+            req.map(|b| crate::rate::MinRate::new(b, min_rate))
+        })
         .layer(RequestBodyTimeoutLayer::new(body_idle))
         .service(router);
     let (stop, stopped) = tokio::sync::watch::channel(false);

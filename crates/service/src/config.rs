@@ -89,6 +89,9 @@ pub struct NodeConfig {
     pub header_timeout: std::time::Duration,
     /// How long a request body may go without sending a byte.
     pub body_idle_timeout: std::time::Duration,
+    /// Bytes per second a request body must average after its first ten
+    /// seconds (0: no minimum).
+    pub min_body_rate: u64,
 }
 
 /// The admin token's file name in a data directory.
@@ -131,6 +134,7 @@ impl NodeConfig {
             max_connections_per_ip: 64,
             header_timeout: std::time::Duration::from_secs(30),
             body_idle_timeout: std::time::Duration::from_secs(60),
+            min_body_rate: 1024,
         }
     }
 }

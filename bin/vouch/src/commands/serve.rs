@@ -44,6 +44,7 @@ pub(crate) fn config(
         .then(|| std::time::Duration::from_secs(s.receipt_retention_days * 86_400));
     c.header_timeout = std::time::Duration::from_secs(s.header_timeout_secs.max(1));
     c.body_idle_timeout = std::time::Duration::from_secs(s.body_idle_timeout_secs.max(1));
+    c.min_body_rate = s.min_body_rate;
     c.admitted = s
         .admitted
         .iter()
