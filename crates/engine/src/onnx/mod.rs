@@ -295,6 +295,43 @@ impl OnnxModel {
                 .map_err(|e| malformed(chain(&e)))?;
         }
 
+        // Dimensions a model leaves unnamed and unknown (`?`) become symbols
+        // of their own, `INPUT_AXIS`, as named ones (`N`) are: the model
+        // loads as it comes, and a request gives each its value.
+        for (ix, name) in input_names.iter().enumerate() {
+            if options.input_shapes.contains_key(name) {
+                continue;
+            }
+            let fact = model
+                .input_fact(ix)
+                .map_err(|e| malformed(chain(&e)))?
+                .clone();
+            let dims: Vec<_> = fact.shape.dims().cloned().collect();
+            if fact.shape.is_open() || dims.iter().all(|d| d.concretize().is_some()) {
+                continue;
+            }
+            let shape: TVec<TDim> = dims
+                .iter()
+                .enumerate()
+                .map(|(axis, d)| {
+                    d.concretize().unwrap_or_else(|| {
+                        let base: String = name
+                            .chars()
+                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                            .collect();
+                        model.symbols.sym(&format!("{base}_{axis}")).into()
+                    })
+                })
+                .collect();
+            let mut typed = InferenceFact::shape(shape);
+            if let Some(dt) = fact.datum_type.concretize() {
+                typed = typed.with_datum_type(dt);
+            }
+            model
+                .set_input_fact(ix, typed)
+                .map_err(|e| malformed(chain(&e)))?;
+        }
+
         let hint = " (if the model declares wrong input shapes, override them at push time with --input-shape NAME=DIM,DIM)";
         let typed = model
             .into_typed()
@@ -697,5 +734,92 @@ mod tests {
         );
         // And the model still runs.
         model.run(&minilm_inputs(|i| 100 + i), true).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod unknown_dims {
+    use super::*;
+
+    fn model(dims: &[Option<i64>]) -> Vec<u8> {
+        use pb::tensor_shape_proto::{Dimension, dimension};
+        let ty = |dims: &[Option<i64>]| {
+            Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|d| Dimension {
+                                value: d.map(dimension::Value::DimValue),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                })),
+                ..Default::default()
+            })
+        };
+        pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            graph: Some(pb::GraphProto {
+                name: "t".into(),
+                node: vec![pb::NodeProto {
+                    op_type: "Add".into(),
+                    name: "add".into(),
+                    input: vec!["x".into(), "x".into()],
+                    output: vec!["y".into()],
+                    ..Default::default()
+                }],
+                input: vec![pb::ValueInfoProto {
+                    name: "x".into(),
+                    r#type: ty(dims),
+                    ..Default::default()
+                }],
+                output: vec![pb::ValueInfoProto {
+                    name: "y".into(),
+                    r#type: ty(dims),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// Unnamed, unknown dimensions (`?`) become symbols: the model loads
+    /// as it comes (tract alone refuses it: "Source node without a
+    /// determined fact"), and runs at whatever sizes a request brings.
+    #[test]
+    fn unknown_dimensions_become_symbols_and_take_the_requests_sizes() {
+        use vouch_types::Tensor;
+        for (dims, run) in [
+            (vec![None, Some(3)], vec![2u64, 3]),
+            (vec![Some(1), Some(3), None, None], vec![1, 3, 4, 5]),
+        ] {
+            let m = OnnxModel::load(&model(&dims), &LoadOptions::default()).unwrap();
+            let shape = m.schema.inputs[0].shape.clone().unwrap();
+            for (d, want) in shape.iter().zip(&dims) {
+                match (d, want) {
+                    (Dim::Fixed(n), Some(w)) => assert_eq!(*n as i64, *w),
+                    (Dim::Symbol(s), None) => assert!(s.starts_with("x_"), "{s}"),
+                    other => panic!("{other:?}"),
+                }
+            }
+            let n: u64 = run.iter().product();
+            let xs: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let mut inputs = TensorMap::new();
+            inputs.insert("x", Tensor::from_f32(run.clone(), &xs).unwrap());
+            let out = m.run(&inputs, true).unwrap().outputs;
+            let y = out.iter().next().unwrap().1;
+            assert_eq!(y.shape(), run.as_slice());
+            let doubled: Vec<f64> = xs.iter().map(|x| 2.0 * f64::from(*x)).collect();
+            assert_eq!(y.to_f64_vec(), doubled);
+        }
     }
 }
