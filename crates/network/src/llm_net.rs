@@ -603,8 +603,10 @@ impl Node {
             nonce: w.nonce,
         };
         g.check()?;
+        // Checked before the generation starts (and again when it is kept).
+        self.network()?.sessions.room_for(peer)?;
         let started = self.service().generate_with(record, g, !w.quorum).await?;
-        let session = self.network()?.sessions.open(peer, started.events);
+        let session = self.network()?.sessions.open(peer, started.events)?;
         json(&WireStart {
             session,
             request: started.request,

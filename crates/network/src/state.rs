@@ -244,6 +244,9 @@ impl Recent {
 /// already heard (so a receipt gossiped twice is drawn once).
 pub(crate) type Seen = Mutex<Recent>;
 
+/// Generations one peer may have running here at once.
+pub(crate) const SESSIONS_PER_PEER: usize = 8;
+
 /// A generation no peer has read for this long is dropped, which stops it.
 const SESSION_IDLE: Duration = Duration::from_secs(120);
 
@@ -260,13 +263,34 @@ struct Session {
 }
 
 impl Sessions {
-    /// Keeps a new generation for `peer`, dropping those left unread.
-    pub(crate) fn open(&self, peer: Peer, events: mpsc::UnboundedReceiver<LlmEvent>) -> String {
+    /// Whether `peer` may start another generation here: fewer than
+    /// [`SESSIONS_PER_PEER`] of its own still run (those left unread are
+    /// dropped first), so that one peer cannot take every slot and the
+    /// whole queue of a model.
+    pub(crate) fn room_for(&self, peer: Peer) -> Result<(), NodeError> {
+        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| s.read.elapsed() < SESSION_IDLE);
+        let mine = sessions.values().filter(|s| s.peer == peer).count();
+        if mine >= SESSIONS_PER_PEER {
+            return Err(NodeError::Unavailable(format!(
+                "{mine} generations of yours run here already, the most one peer may have; read or cancel one first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Keeps a new generation for `peer` (checked with
+    /// [`Sessions::room_for`] first), dropping those left unread.
+    pub(crate) fn open(
+        &self,
+        peer: Peer,
+        events: mpsc::UnboundedReceiver<LlmEvent>,
+    ) -> Result<String, NodeError> {
+        self.room_for(peer)?;
         let mut b = [0u8; 16];
         let _ = getrandom::fill(&mut b);
         let id = hex::encode(b);
         let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|_, s| s.read.elapsed() < SESSION_IDLE);
         sessions.insert(
             id.clone(),
             Session {
@@ -275,7 +299,7 @@ impl Sessions {
                 read: Instant::now(),
             },
         );
-        id
+        Ok(id)
     }
 
     /// The events of `peer`'s session `id`.
@@ -335,7 +359,7 @@ mod tests {
     fn a_session_is_read_only_by_the_peer_that_started_it() {
         let sessions = Sessions::default();
         let (_tx, rx) = mpsc::unbounded_channel();
-        let id = sessions.open(peer(1), rx);
+        let id = sessions.open(peer(1), rx).unwrap();
         assert_eq!(id.len(), 32);
         assert!(sessions.events(peer(1), &id).is_ok());
         let e = sessions.events(peer(2), &id).err().unwrap();
@@ -343,5 +367,36 @@ mod tests {
         assert!(sessions.events(peer(1), "guess").is_err());
         sessions.close(&id);
         assert!(sessions.events(peer(1), &id).is_err());
+    }
+
+    #[test]
+    fn one_peer_may_run_only_so_many_generations() {
+        let sessions = Sessions::default();
+        let mut kept = Vec::new();
+        for _ in 0..SESSIONS_PER_PEER {
+            let (tx, rx) = mpsc::unbounded_channel();
+            kept.push(tx);
+            sessions.open(peer(1), rx).unwrap();
+        }
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let e = sessions.open(peer(1), rx).unwrap_err();
+        assert_eq!(e.code(), "unavailable", "{e}");
+        assert!(e.to_string().contains("read or cancel one"), "{e}");
+        // Another peer is not held back by the first.
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let id = sessions.open(peer(2), rx).unwrap();
+        // One closed, the first peer may start another.
+        sessions.close(&id);
+        let first = sessions
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, s)| s.peer == peer(1))
+            .map(|(k, _)| k.clone())
+            .unwrap();
+        sessions.close(&first);
+        let (_tx, rx) = mpsc::unbounded_channel();
+        assert!(sessions.open(peer(1), rx).is_ok());
     }
 }
