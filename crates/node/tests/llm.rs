@@ -60,6 +60,15 @@ async fn push_llm(t: &TestNode, name: &str, file: &std::path::Path) -> Digest {
         .id()
 }
 
+/// A node on its own, configured by `configure`, serving the sample LLM.
+async fn llm_node(dir: &std::path::Path, configure: impl FnOnce(&mut NodeConfig)) -> TestNode {
+    let mut config = NodeConfig::new(dir.to_path_buf());
+    configure(&mut config);
+    let t = TestNode::start(config).await;
+    push_llm(&t, LLM, &llm_file()).await;
+    t
+}
+
 fn llm_file() -> std::path::PathBuf {
     let s = samples::SAMPLES.iter().find(|s| s.name == LLM).unwrap();
     models_dir().join(s.file)
@@ -899,11 +908,11 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_and_context_follow_the_node_configuration() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = NodeConfig::new(dir.path().to_path_buf());
-    config.llm_slots = 1;
-    config.llm_context = 256;
-    let t = TestNode::start(config).await;
-    push_llm(&t, LLM, &llm_file()).await;
+    let t = llm_node(dir.path(), |c| {
+        c.llm_slots = 1;
+        c.llm_context = 256;
+    })
+    .await;
     let g = request(question("Name a color."), 12, Sampling::default());
     let alone = t.node.generate_all(g.clone()).await.unwrap();
     let handles: Vec<_> = (0..3)
@@ -963,14 +972,15 @@ async fn a_hostile_external_server_cannot_hang_or_flood_the_relay() {
         format!("http://{addr}/v1")
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut config = NodeConfig::new(dir.path().to_path_buf());
-    config.external_timeout = Duration::from_secs(1);
-    config.externals = vec![
+    let externals = vec![
         ExternalModel::parse(&format!("stall={}", server(false).await)).unwrap(),
         ExternalModel::parse(&format!("flood={}", server(true).await)).unwrap(),
     ];
-    let t = TestNode::start(config).await;
-    push_llm(&t, LLM, &llm_file()).await;
+    let t = llm_node(dir.path(), |c| {
+        c.external_timeout = Duration::from_secs(1);
+        c.externals = externals;
+    })
+    .await;
     let ask = |model: &str| Generate {
         model: model.into(),
         ..request(question("Hello?"), 8, Sampling::default())
@@ -1002,11 +1012,11 @@ async fn a_hostile_external_server_cannot_hang_or_flood_the_relay() {
 async fn a_full_queue_refuses_and_abandoned_generations_stop() {
     use vouch_node::llm::LlmEvent;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = NodeConfig::new(dir.path().to_path_buf());
-    config.llm_slots = 1;
-    config.llm_queue = 1;
-    let t = TestNode::start(config).await;
-    push_llm(&t, LLM, &llm_file()).await;
+    let t = llm_node(dir.path(), |c| {
+        c.llm_slots = 1;
+        c.llm_queue = 1;
+    })
+    .await;
     let service = t.node.service().clone();
     let long = request(
         question("Count from one to two hundred."),

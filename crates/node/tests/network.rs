@@ -1299,6 +1299,64 @@ async fn a_provider_that_refuses_every_request_is_failed_over_and_marked() {
     );
 }
 
+/// An auditor that checks every receipt and serves iris (at `price`), a
+/// second node, and a scripted executor (key `seed`) that answers honestly
+/// but never gossips its receipts and refuses auditors its inputs. Both
+/// nodes admit all three and have heard the executor's offer.
+struct Withholding {
+    auditor: TestNode,
+    other: TestNode,
+    /// Iris's model id.
+    id: vouch_types::Digest,
+    /// The executor's peer id.
+    peer: Peer,
+    /// The auditor's own honest answer, which the executor copies.
+    honest: vouch_node::service::Answer,
+}
+
+async fn withholding(dirs: &[tempfile::TempDir], seed: u8, price: u64) -> Withholding {
+    let auditor = networked(dirs[0].path(), vec![], |c| {
+        c.audit_rate = 1.0;
+        c.price = price;
+    })
+    .await;
+    let id = push_sample(&auditor, "iris").await;
+    let other = joined(dirs[1].path(), addresses(&auditor), false).await;
+    let honest = auditor
+        .node
+        .infer("iris", None, iris_input(), None)
+        .await
+        .unwrap();
+    let class = honest.receipt.body.determinism;
+    let (peer, key) = scripted_provider(
+        seed,
+        &auditor,
+        &honest.receipt,
+        (honest.outputs.clone(), class),
+        true,
+    )
+    .await;
+    admit_all(&[&auditor, &other]);
+    auditor.node.admit(key);
+    other.node.admit(key);
+    for t in [&auditor, &other] {
+        eventually("the withholding executor's offer to be heard", || {
+            t.node
+                .network_models()
+                .get(&id.to_string())
+                .is_some_and(|m| m.providers.contains(&peer))
+        })
+        .await;
+    }
+    Withholding {
+        auditor,
+        other,
+        id,
+        peer,
+        honest,
+    }
+}
+
 /// An executor that never gossips its receipts and refuses to hand over a
 /// request's inputs: the gateway that routed the request gossips the
 /// receipt, and the auditor drawn for it counts the refusal as a lost
@@ -1309,37 +1367,12 @@ async fn an_executor_that_withholds_inputs_loses_the_audit() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     // The auditor serves the model at a price, so G routes to the free
     // withholder.
-    let auditor = networked(dirs[0].path(), vec![], |c| {
-        c.audit_rate = 1.0;
-        c.price = 1_000_000;
-    })
-    .await;
-    let id = push_sample(&auditor, "iris").await;
-    let g = joined(dirs[1].path(), addresses(&auditor), false).await;
-    let honest = auditor
-        .node
-        .infer("iris", None, iris_input(), None)
-        .await
-        .unwrap();
-    let class = honest.receipt.body.determinism;
-    let (withholder, key) = scripted_provider(
-        69,
-        &auditor,
-        &honest.receipt,
-        (honest.outputs.clone(), class),
-        true,
-    )
-    .await;
-    admit_all(&[&auditor, &g]);
-    auditor.node.admit(key);
-    g.node.admit(key);
-    eventually("G to see the withholder", || {
-        g.node
-            .network_models()
-            .get(&id.to_string())
-            .is_some_and(|m| m.providers.contains(&withholder))
-    })
-    .await;
+    let Withholding {
+        auditor,
+        other: g,
+        peer: withholder,
+        ..
+    } = withholding(&dirs, 69, 1_000_000).await;
     // G routes to the withholder until an audit lands (gossip meshes take
     // a heartbeat to form).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -1400,35 +1433,13 @@ async fn an_executor_that_withholds_inputs_loses_the_audit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_a_client_reports_is_audited_though_its_executor_kept_it_quiet() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let auditor = networked(dirs[0].path(), vec![], |c| c.audit_rate = 1.0).await;
-    let id = push_sample(&auditor, "iris").await;
-    let bystander = joined(dirs[1].path(), addresses(&auditor), false).await;
-    let honest = auditor
-        .node
-        .infer("iris", None, iris_input(), None)
-        .await
-        .unwrap();
-    let class = honest.receipt.body.determinism;
-    let (quiet, key) = scripted_provider(
-        73,
-        &auditor,
-        &honest.receipt,
-        (honest.outputs.clone(), class),
-        true,
-    )
-    .await;
-    admit_all(&[&auditor, &bystander]);
-    auditor.node.admit(key);
-    bystander.node.admit(key);
-    for t in [&auditor, &bystander] {
-        eventually("the quiet executor's offer to be heard", || {
-            t.node
-                .network_models()
-                .get(&id.to_string())
-                .is_some_and(|m| m.providers.contains(&quiet))
-        })
-        .await;
-    }
+    let Withholding {
+        auditor,
+        other: bystander,
+        id,
+        peer: quiet,
+        honest,
+    } = withholding(&dirs, 73, 0).await;
     // The client: a peer of its own that asks the executor directly.
     let (client, _inbound) = P2p::start(
         P2pConfig::loopback(addresses(&auditor)),
