@@ -269,66 +269,56 @@ impl OnnxModel {
             .iter()
             .map(|o| model.node(o.node).name.clone())
             .collect();
-        for (name, dims) in &options.input_shapes {
-            let ix = input_names.iter().position(|n| n == name).ok_or_else(|| {
-                EngineError::Load(format!(
+        for name in options.input_shapes.keys() {
+            if !input_names.contains(name) {
+                return Err(EngineError::Load(format!(
                     "shape override names input `{name}`, but the model's inputs are {input_names:?}"
-                ))
-            })?;
-            let shape: TVec<TDim> = dims
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => TDim::from(*n as i64),
-                    Dim::Symbol(s) => model.symbols.sym(s).into(),
-                })
-                .collect();
+                )));
+            }
+        }
+        // Each input's shape: the override when given; otherwise the
+        // declared one, where dimensions the model leaves unnamed and
+        // unknown (`?`) become symbols of their own, `INPUT_AXIS`, as named
+        // ones (`N`) are: the model loads as it comes, and a request gives
+        // each its value.
+        for (ix, name) in input_names.iter().enumerate() {
             let old = model
                 .input_fact(ix)
                 .map_err(|e| malformed(chain(&e)))?
                 .clone();
+            let shape: TVec<TDim> = match options.input_shapes.get(name) {
+                Some(dims) => dims
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => TDim::from(*n as i64),
+                        Dim::Symbol(s) => model.symbols.sym(s).into(),
+                    })
+                    .collect(),
+                None => {
+                    let dims: Vec<_> = old.shape.dims().cloned().collect();
+                    if old.shape.is_open() || dims.iter().all(|d| d.concretize().is_some()) {
+                        continue;
+                    }
+                    let base: String = name
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                        .collect();
+                    dims.iter()
+                        .enumerate()
+                        .map(|(axis, d)| {
+                            d.concretize().unwrap_or_else(|| {
+                                model.symbols.sym(&format!("{base}_{axis}")).into()
+                            })
+                        })
+                        .collect()
+                }
+            };
             let mut fact = InferenceFact::shape(shape);
             if let Some(dt) = old.datum_type.concretize() {
                 fact = fact.with_datum_type(dt);
             }
             model
                 .set_input_fact(ix, fact)
-                .map_err(|e| malformed(chain(&e)))?;
-        }
-
-        // Dimensions a model leaves unnamed and unknown (`?`) become symbols
-        // of their own, `INPUT_AXIS`, as named ones (`N`) are: the model
-        // loads as it comes, and a request gives each its value.
-        for (ix, name) in input_names.iter().enumerate() {
-            if options.input_shapes.contains_key(name) {
-                continue;
-            }
-            let fact = model
-                .input_fact(ix)
-                .map_err(|e| malformed(chain(&e)))?
-                .clone();
-            let dims: Vec<_> = fact.shape.dims().cloned().collect();
-            if fact.shape.is_open() || dims.iter().all(|d| d.concretize().is_some()) {
-                continue;
-            }
-            let shape: TVec<TDim> = dims
-                .iter()
-                .enumerate()
-                .map(|(axis, d)| {
-                    d.concretize().unwrap_or_else(|| {
-                        let base: String = name
-                            .chars()
-                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                            .collect();
-                        model.symbols.sym(&format!("{base}_{axis}")).into()
-                    })
-                })
-                .collect();
-            let mut typed = InferenceFact::shape(shape);
-            if let Some(dt) = fact.datum_type.concretize() {
-                typed = typed.with_datum_type(dt);
-            }
-            model
-                .set_input_fact(ix, typed)
                 .map_err(|e| malformed(chain(&e)))?;
         }
 
