@@ -34,9 +34,10 @@ impl Node {
         receipt: &Receipt,
         transcript: &Transcript,
     ) -> Result<LlmCheck, NodeError> {
-        if transcript.verify(receipt).is_ok()
-            && !receipt.body.engine.is_unattested()
-            && matches!(self.store().model_by_id(&receipt.body.model), Ok(None))
+        if let Some(failed) = vouch_service::llm::check_llm_offline(receipt, transcript) {
+            return Ok(failed);
+        }
+        if matches!(self.store().model_by_id(&receipt.body.model), Ok(None))
             && self.network.get().is_some()
         {
             return self.check_llm_remotely(receipt, transcript).await;

@@ -249,6 +249,26 @@ impl Generate {
     }
 }
 
+/// The checks of a generated answer that need no model: the transcript
+/// against the receipt, and whether there is a model to re-execute at all.
+/// `Some` when the answer fails one of them (nothing else need run).
+pub fn check_llm_offline(receipt: &Receipt, transcript: &Transcript) -> Option<LlmCheck> {
+    if let Err(reason) = transcript.verify(receipt) {
+        return Some(LlmCheck::failed(0, None, reason));
+    }
+    if receipt.body.engine.is_unattested() {
+        return Some(LlmCheck::failed(
+            0,
+            None,
+            format!(
+                "the answer came from an external engine ({}): the receipt binds the transcript to the operator, but no model is attested, so there is nothing to re-execute",
+                receipt.body.engine.version
+            ),
+        ));
+    }
+    None
+}
+
 impl Service {
     /// Starts a receipted generation.
     pub async fn generate(self: &Arc<Self>, g: Generate) -> Result<Started, NodeError> {
@@ -546,18 +566,8 @@ impl Service {
         receipt: &Receipt,
         transcript: &Transcript,
     ) -> Result<LlmCheck, NodeError> {
-        if let Err(reason) = transcript.verify(receipt) {
-            return Ok(LlmCheck::failed(0, None, reason));
-        }
-        if receipt.body.engine.is_unattested() {
-            return Ok(LlmCheck::failed(
-                0,
-                None,
-                format!(
-                    "the answer came from an external engine ({}): the receipt binds the transcript to the operator, but no model is attested, so there is nothing to re-execute",
-                    receipt.body.engine.version
-                ),
-            ));
+        if let Some(failed) = check_llm_offline(receipt, transcript) {
+            return Ok(failed);
         }
         if let Some(why) = self
             .prompt_mismatch(&receipt.body.model, &transcript.request)
