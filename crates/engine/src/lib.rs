@@ -145,6 +145,16 @@ pub enum InputError {
         /// Where.
         second_input: String,
     },
+    /// Shapes a model planned per input shape cannot be planned for.
+    #[error(
+        "the model cannot run at input shapes {shapes}: {why} (the model's declared shapes leave sizes open, and these do not fit it: send the sizes the model was exported for)"
+    )]
+    Plan {
+        /// The request's input shapes.
+        shapes: String,
+        /// The engine's reason.
+        why: String,
+    },
     /// Chat on a model without a chat template.
     #[error(
         "this model has no chat template in its metadata: use /v1/completions with a prompt instead of /v1/chat/completions"

@@ -27,7 +27,10 @@ use crate::{Engine, EngineError, Execution, Fault, LoadOptions, LoadedModel};
 
 mod elementwise;
 mod fixed;
+mod shaped;
 mod trace;
+
+pub use shaped::{PLANS, ShapedModel};
 
 use trace::TraceRun;
 
@@ -89,7 +92,13 @@ impl Engine for OnnxEngine {
         bytes: &[u8],
         options: &LoadOptions,
     ) -> Result<Arc<dyn LoadedModel>, EngineError> {
-        Ok(Arc::new(OnnxModel::load(bytes, options)?))
+        match OnnxModel::load(bytes, options) {
+            Ok(model) => Ok(Arc::new(model)),
+            // Symbols that do not analyse may still plan once a request
+            // gives them values.
+            Err(EngineError::Load(why)) => Ok(Arc::new(ShapedModel::new(bytes, options, why)?)),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -234,6 +243,106 @@ fn spec(name: String, fact: &TypedFact) -> TensorSpec {
     }
 }
 
+/// Decodes and checks the model, and sets each input's fact: the override
+/// when given; otherwise the declared one, where dimensions the model
+/// leaves unnamed and unknown (`?`, `-1`) become symbols of their own,
+/// `INPUT_AXIS`, as named ones (`N`) are: the model loads as it comes, and
+/// a request gives each its value. Returns the model, its input names and
+/// the decoded file.
+fn prepare(
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<(InferenceModel, Vec<String>, pb::ModelProto), EngineError> {
+    let mut proto = pb::ModelProto::decode(bytes).map_err(malformed)?;
+    strip_output_zipmaps(&mut proto);
+    // Intermediate shapes the file declares (`value_info`) are written in
+    // the input's symbols; an override that fixes a symbolic size would
+    // contradict them, so tract then infers those shapes itself.
+    let onnx = tract_onnx::onnx().with_ignore_value_info(fixes_a_symbol(&proto, options));
+    check_proto(&proto, &onnx)?;
+    let mut model = onnx
+        .model_for_proto_model(&proto)
+        .map_err(|e| malformed(chain(&e)))?;
+
+    let input_names: Vec<String> = model
+        .input_outlets()
+        .map_err(|e| malformed(chain(&e)))?
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect();
+    for name in options.input_shapes.keys() {
+        if !input_names.contains(name) {
+            return Err(EngineError::Load(format!(
+                "shape override names input `{name}`, but the model's inputs are {input_names:?}"
+            )));
+        }
+    }
+    for (ix, name) in input_names.iter().enumerate() {
+        let old = model
+            .input_fact(ix)
+            .map_err(|e| malformed(chain(&e)))?
+            .clone();
+        let shape: TVec<TDim> = match options.input_shapes.get(name) {
+            Some(dims) => dims
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => TDim::from(*n as i64),
+                    Dim::Symbol(s) => model.symbols.sym(s).into(),
+                })
+                .collect(),
+            None => {
+                let dims: Vec<_> = old.shape.dims().cloned().collect();
+                if old.shape.is_open() || dims.iter().all(|d| d.concretize().is_some()) {
+                    continue;
+                }
+                let base: String = name
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                dims.iter()
+                    .enumerate()
+                    .map(|(axis, d)| {
+                        d.concretize()
+                            .unwrap_or_else(|| model.symbols.sym(&format!("{base}_{axis}")).into())
+                    })
+                    .collect()
+            }
+        };
+        let mut fact = InferenceFact::shape(shape);
+        if let Some(dt) = old.datum_type.concretize() {
+            fact = fact.with_datum_type(dt);
+        }
+        model
+            .set_input_fact(ix, fact)
+            .map_err(|e| malformed(chain(&e)))?;
+    }
+    Ok((model, input_names, proto))
+}
+
+/// Whether an override gives a fixed size where the file declares none.
+fn fixes_a_symbol(proto: &pb::ModelProto, options: &LoadOptions) -> bool {
+    use pb::tensor_shape_proto::dimension::Value;
+    let Some(graph) = &proto.graph else {
+        return false;
+    };
+    graph.input.iter().any(|input| {
+        let Some(dims) = options.input_shapes.get(&input.name) else {
+            return false;
+        };
+        let declared = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(pb::type_proto::Value::TensorType(t)) => t.shape.as_ref().map(|s| &s.dim),
+            None => None,
+        };
+        let Some(declared) = declared else {
+            return true;
+        };
+        declared.len() != dims.len()
+            || declared.iter().zip(dims).any(|(d, o)| {
+                matches!(o, Dim::Fixed(_)) && !matches!(d.value, Some(Value::DimValue(v)) if v >= 0)
+            })
+    })
+}
+
 /// A loaded ONNX model.
 pub struct OnnxModel {
     plan: Arc<TypedSimplePlan>,
@@ -255,73 +364,7 @@ impl OnnxModel {
         options: &LoadOptions,
         budget: usize,
     ) -> Result<OnnxModel, EngineError> {
-        let onnx = tract_onnx::onnx();
-        let mut proto = pb::ModelProto::decode(bytes).map_err(malformed)?;
-        strip_output_zipmaps(&mut proto);
-        check_proto(&proto, &onnx)?;
-        let mut model = onnx
-            .model_for_proto_model(&proto)
-            .map_err(|e| malformed(chain(&e)))?;
-
-        let input_names: Vec<String> = model
-            .input_outlets()
-            .map_err(|e| malformed(chain(&e)))?
-            .iter()
-            .map(|o| model.node(o.node).name.clone())
-            .collect();
-        for name in options.input_shapes.keys() {
-            if !input_names.contains(name) {
-                return Err(EngineError::Load(format!(
-                    "shape override names input `{name}`, but the model's inputs are {input_names:?}"
-                )));
-            }
-        }
-        // Each input's shape: the override when given; otherwise the
-        // declared one, where dimensions the model leaves unnamed and
-        // unknown (`?`) become symbols of their own, `INPUT_AXIS`, as named
-        // ones (`N`) are: the model loads as it comes, and a request gives
-        // each its value.
-        for (ix, name) in input_names.iter().enumerate() {
-            let old = model
-                .input_fact(ix)
-                .map_err(|e| malformed(chain(&e)))?
-                .clone();
-            let shape: TVec<TDim> = match options.input_shapes.get(name) {
-                Some(dims) => dims
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => TDim::from(*n as i64),
-                        Dim::Symbol(s) => model.symbols.sym(s).into(),
-                    })
-                    .collect(),
-                None => {
-                    let dims: Vec<_> = old.shape.dims().cloned().collect();
-                    if old.shape.is_open() || dims.iter().all(|d| d.concretize().is_some()) {
-                        continue;
-                    }
-                    let base: String = name
-                        .chars()
-                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                        .collect();
-                    dims.iter()
-                        .enumerate()
-                        .map(|(axis, d)| {
-                            d.concretize().unwrap_or_else(|| {
-                                model.symbols.sym(&format!("{base}_{axis}")).into()
-                            })
-                        })
-                        .collect()
-                }
-            };
-            let mut fact = InferenceFact::shape(shape);
-            if let Some(dt) = old.datum_type.concretize() {
-                fact = fact.with_datum_type(dt);
-            }
-            model
-                .set_input_fact(ix, fact)
-                .map_err(|e| malformed(chain(&e)))?;
-        }
-
+        let (model, input_names, _) = prepare(bytes, options)?;
         let hint = " (if the model declares wrong input shapes, override them at push time with --input-shape NAME=DIM,DIM)";
         let typed = model
             .into_typed()
@@ -730,8 +773,21 @@ mod tests {
 #[cfg(test)]
 mod unknown_dims {
     use super::*;
+    use crate::InputError;
 
     fn model(dims: &[Option<i64>]) -> Vec<u8> {
+        let add = pb::NodeProto {
+            op_type: "Add".into(),
+            name: "add".into(),
+            input: vec!["x".into(), "x".into()],
+            output: vec!["y".into()],
+            ..Default::default()
+        };
+        graph(dims, dims, vec![add])
+    }
+
+    /// A graph from input `x` to output `y` through `nodes`.
+    fn graph(dims: &[Option<i64>], out: &[Option<i64>], nodes: Vec<pb::NodeProto>) -> Vec<u8> {
         use pb::tensor_shape_proto::{Dimension, dimension};
         let ty = |dims: &[Option<i64>]| {
             Some(pb::TypeProto {
@@ -758,13 +814,7 @@ mod unknown_dims {
             }],
             graph: Some(pb::GraphProto {
                 name: "t".into(),
-                node: vec![pb::NodeProto {
-                    op_type: "Add".into(),
-                    name: "add".into(),
-                    input: vec!["x".into(), "x".into()],
-                    output: vec!["y".into()],
-                    ..Default::default()
-                }],
+                node: nodes,
                 input: vec![pb::ValueInfoProto {
                     name: "x".into(),
                     r#type: ty(dims),
@@ -772,7 +822,7 @@ mod unknown_dims {
                 }],
                 output: vec![pb::ValueInfoProto {
                     name: "y".into(),
-                    r#type: ty(dims),
+                    r#type: ty(out),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -811,5 +861,120 @@ mod unknown_dims {
             let doubled: Vec<f64> = xs.iter().map(|x| 2.0 * f64::from(*x)).collect();
             assert_eq!(y.to_f64_vec(), doubled);
         }
+    }
+
+    /// A model whose symbolic graph does not analyse (a Reshape to a shape
+    /// computed through casts, as PaddleOCR's classifier has) is kept, and
+    /// each request's shapes get a plan of their own: the same outputs and
+    /// trace as a model pushed with those shapes, a clear error for shapes
+    /// the graph cannot take, and at most `PLANS` plans cached.
+    #[test]
+    fn a_model_whose_symbols_do_not_analyse_is_planned_per_request_shape() {
+        use vouch_types::Tensor;
+        let node = |op: &str, input: &[&str], output: &str, attribute| pb::NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: input.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute,
+            ..Default::default()
+        };
+        let int = |name: &str, i: i64| pb::AttributeProto {
+            name: name.into(),
+            r#type: pb::attribute_proto::AttributeType::Int as i32,
+            i,
+            ..Default::default()
+        };
+        let konst = |output: &str, v: i64| {
+            let t = pb::TensorProto {
+                dims: vec![1],
+                data_type: 7,
+                int64_data: vec![v],
+                ..Default::default()
+            };
+            let value = pb::AttributeProto {
+                name: "value".into(),
+                r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+                t: Some(t),
+                ..Default::default()
+            };
+            node("Constant", &[], output, vec![value])
+        };
+        // y = relu(reshape(x + x, [x.shape[0] as i32 as i64, 3]))
+        let bytes = graph(
+            &[None, None],
+            &[None, Some(3)],
+            vec![
+                konst("zero", 0),
+                konst("one", 1),
+                konst("three", 3),
+                node("Shape", &["x"], "shape", vec![]),
+                node("Slice", &["shape", "zero", "one"], "rows", vec![]),
+                node("Cast", &["rows"], "rows32", vec![int("to", 6)]),
+                node("Cast", &["rows32"], "rows64", vec![int("to", 7)]),
+                node("Concat", &["rows64", "three"], "to", vec![int("axis", 0)]),
+                node("Add", &["x", "x"], "twice", vec![]),
+                node("Reshape", &["twice", "to"], "reshaped", vec![]),
+                node("Relu", &["reshaped"], "y", vec![]),
+            ],
+        );
+        let symbolic = OnnxModel::load(&bytes, &LoadOptions::default());
+        assert!(
+            matches!(&symbolic, Err(EngineError::Load(why)) if why.contains("Reshape")),
+            "tract alone refuses it: {:?}",
+            symbolic.err()
+        );
+        let engine = OnnxEngine::new();
+        let m = engine.load(&bytes, &LoadOptions::default()).unwrap();
+        let shape = m.schema().inputs[0].shape.clone().unwrap();
+        assert!(
+            matches!(shape[..], [Dim::Symbol(_), Dim::Symbol(_)]),
+            "{shape:?}"
+        );
+        assert_eq!(m.schema().outputs[0].name, "y");
+        assert!(m.steps().is_empty());
+        let input = |n: u64| {
+            let xs: Vec<f32> = (0..n * 3).map(|i| i as f32 - 4.0).collect();
+            let mut inputs = TensorMap::new();
+            inputs.insert("x", Tensor::from_f32(vec![n, 3], &xs).unwrap());
+            (inputs, xs)
+        };
+        for n in 1..=PLANS as u64 + 2 {
+            let (inputs, xs) = input(n);
+            let ours = m.run(&inputs, true).unwrap();
+            let y = ours.outputs.get("y").unwrap();
+            assert_eq!(y.shape(), &[n, 3]);
+            let want: Vec<f64> = xs.iter().map(|x| (2.0 * f64::from(*x)).max(0.0)).collect();
+            assert_eq!(y.to_f64_vec(), want);
+            let mut shapes = BTreeMap::new();
+            shapes.insert("x".to_string(), vec![Dim::Fixed(n), Dim::Fixed(3)]);
+            let pushed = OnnxModel::load(
+                &bytes,
+                &LoadOptions {
+                    input_shapes: shapes,
+                },
+            )
+            .unwrap();
+            let theirs = pushed.run(&inputs, true).unwrap();
+            assert!(!ours.leaves.is_empty());
+            assert_eq!(ours.leaves, theirs.leaves, "the trace of a push at [{n},3]");
+            assert_eq!(ours.outputs, theirs.outputs);
+        }
+        let shaped = ShapedModel::new(&bytes, &LoadOptions::default(), String::new()).unwrap();
+        for n in 1..=PLANS as u64 + 2 {
+            shaped.run(&input(n).0, false).unwrap();
+        }
+        assert_eq!(shaped.plans_cached(), PLANS);
+        // A shape the Reshape cannot take: the request is told why.
+        let mut wide = TensorMap::new();
+        wide.insert("x", Tensor::from_f32(vec![1, 2], &[0.0; 2]).unwrap());
+        let err = m.run(&wide, false).unwrap_err();
+        assert!(
+            matches!(err, EngineError::Input(InputError::Plan { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains("x=[1,2]"), "{err}");
+        // And the model still runs.
+        m.run(&input(1).0, false).unwrap();
     }
 }
