@@ -19,12 +19,34 @@ fn models_dir() -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Reads a node's log (its piped stderr) in the background, sending the
+/// address each time it says where it listens, or its first lines if the
+/// log ends; the log is drained, so the node never blocks on a full pipe.
+fn listening(child: &mut Child) -> std::sync::mpsc::Receiver<Result<String, String>> {
+    use std::io::BufRead;
+    let (said, heard) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(at) = line.split(" listening on ").nth(1) {
+                let _ = said.send(Ok(at.split_whitespace().next().unwrap_or("").to_string()));
+            } else if seen.len() < 50 {
+                seen.push(line);
+            }
+        }
+        let _ = said.send(Err(seen.join("\n")));
+    });
+    heard
+}
+
+/// The URL a node next says it listens on (30 s at most).
+fn next_listen(heard: &std::sync::mpsc::Receiver<Result<String, String>>) -> String {
+    match heard.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(url)) => url,
+        Ok(Err(log)) => panic!("node did not start:\n{log}"),
+        Err(_) => panic!("node did not say where it listens within 30 s"),
+    }
 }
 
 struct NodeProcess {
@@ -44,7 +66,6 @@ impl NodeProcess {
     /// node says which it bound, so no other process can take it between
     /// a test choosing it and the node binding it).
     fn start_with(data: &Path, port: u16, extra: &[&str]) -> NodeProcess {
-        use std::io::BufRead;
         let mut child = Command::new(BIN)
             .args([
                 "node",
@@ -58,26 +79,8 @@ impl NodeProcess {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Read the node's log until it says where it listens, and keep
-        // draining it so that the node never blocks on a full pipe.
-        let (said, url) = std::sync::mpsc::channel();
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            for line in stderr.lines().map_while(Result::ok) {
-                if let Some(at) = line.split(" listening on ").nth(1) {
-                    let _ = said.send(Ok(at.split_whitespace().next().unwrap_or("").to_string()));
-                } else if seen.len() < 50 {
-                    seen.push(line);
-                }
-            }
-            let _ = said.send(Err(seen.join("\n")));
-        });
-        let url = match url.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(url)) => url,
-            Ok(Err(log)) => panic!("node did not start:\n{log}"),
-            Err(_) => panic!("node did not say where it listens within 30 s"),
-        };
+        let said = listening(&mut child);
+        let url = next_listen(&said);
         let port = url.rsplit(':').next().unwrap().parse().unwrap();
         let token = std::fs::read_to_string(data.join("admin-token"))
             .expect("the node wrote its admin token")
@@ -845,11 +848,17 @@ struct SmallDisk {
     node: NodeProcess,
     /// Where the tmpfs is mounted, inside the namespace.
     dir: PathBuf,
+    /// Each address the node says it listens on, start and restarts.
+    heard: std::sync::mpsc::Receiver<Result<String, String>>,
+    /// The port the shell starts the node on (0 at first).
+    _port: tempfile::NamedTempFile,
 }
 
 impl SmallDisk {
-    /// None where this machine does not allow unprivileged namespaces.
-    fn start(dir: &Path, size: &str, port: u16, extra: &[&str]) -> Option<SmallDisk> {
+    /// None where this machine does not allow unprivileged namespaces. The
+    /// node first binds any free port; it comes back on that one after a
+    /// restart (the shell reads it from a file).
+    fn start(dir: &Path, size: &str, extra: &[&str]) -> Option<SmallDisk> {
         let allowed = Command::new("unshare")
             .args(["-rm", "true"])
             .status()
@@ -857,31 +866,39 @@ impl SmallDisk {
         if !allowed {
             return None;
         }
-        let script = r#"dir=$0 size=$1; shift
+        let port_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(port_file.path(), "0").unwrap();
+        let script = r#"dir=$0 size=$1 port=$2; shift 2
 mount -t tmpfs -o "size=$size" tmpfs "$dir" || exit 1
-while :; do "$@" --data-dir "$dir"; sleep 0.2; done"#;
-        let shell = Command::new("unshare")
+while :; do "$@" --listen "127.0.0.1:$(cat "$port")" --data-dir "$dir"; sleep 0.2; done"#;
+        let mut shell = Command::new("unshare")
             .args(["-rm", "sh", "-c", script])
             .arg(dir)
-            .args([size, BIN, "node", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(size)
+            .arg(port_file.path())
+            .args([BIN, "node"])
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let heard = listening(&mut shell);
         // Built before waiting, so that a node that never starts is
         // stopped all the same.
         let mut disk = SmallDisk {
             node: NodeProcess {
                 child: shell,
-                url: format!("http://127.0.0.1:{port}"),
-                port,
+                url: String::new(),
+                port: 0,
                 token: None,
             },
             dir: dir.to_path_buf(),
+            heard,
+            _port: port_file,
         };
-        wait_for_port(port);
+        disk.node.url = next_listen(&disk.heard);
+        disk.node.port = disk.node.url.rsplit(':').next().unwrap().parse().unwrap();
+        std::fs::write(disk._port.path(), disk.node.port.to_string()).unwrap();
         // The token is on the namespace's disk, out of sight from here.
         let token = disk.inside(r#"cat "$dir/admin-token""#);
         assert!(token.status.success(), "reading the admin token: {token:?}");
@@ -921,10 +938,8 @@ while :; do "$@" --data-dir "$dir"; sleep 0.2; done"#;
             .args(["-TERM", &old.to_string()])
             .status()
             .unwrap();
-        eventually("the node to restart", || {
-            self.node_pid().filter(|&pid| pid != old)
-        });
-        wait_for_port(self.node.port);
+        let url = next_listen(&self.heard);
+        assert_eq!(url, self.node.url, "the node came back on another address");
     }
 }
 
@@ -938,18 +953,6 @@ impl Drop for SmallDisk {
                 .args(["-KILL", &pid.to_string()])
                 .status();
         }
-    }
-}
-
-/// Waits (30 s at most) for a node to listen on `port`.
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "node did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -967,7 +970,6 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
     let Some(b) = SmallDisk::start(
         db.path(),
         "12m",
-        free_port(),
         &[
             "--bootstrap",
             &bootstrap,
