@@ -3,10 +3,12 @@
 Prints, for SmolLM2-135M (GGUF Q4_1) on the node:
   - time to first token and decode tokens/s of one streamed chat (128 tokens);
   - aggregate tokens/s with 1, 4 and 8 concurrent chats;
-  - the teacher-forced audit's time against the generation's (ratio);
-  - with llama-cpp-python installed (VOUCH_BENCH_LLAMA=1 makes the script
-    install it; it builds llama.cpp from source, ~6 min), the same
-    generation in llama.cpp itself, same GGUF and thread count, same run;
+  - the teacher-forced audit's time against the generation's (ratio), both
+    timed the same way: the wall time of one HTTP request, at the client;
+  - with VOUCH_LLAMA_REF set to a scripts/llama_ref.cpp executable linked
+    with the node's own libllama (scripts/bench-llm builds it), greedy
+    decode on the node against llama.cpp's own loop, same GGUF, prompt
+    tokens and thread count, rounds interleaved;
 and embeddings/s of MiniLM int8 against onnxruntime + tokenizers in Python
 (VOUCH_BENCH_ONLY=embeddings: only those; VOUCH_BENCH_ONLY=llm: all but those;
 VOUCH_BENCH_ONLY=audit: only the audit of VOUCH_BENCH_AUDIT below).
@@ -16,7 +18,8 @@ closest call (the smallest rtol at which every token passes);
 VOUCH_BENCH_SAVE=DIR writes the audited answers there (answer-SEED.json,
 concurrent-SEED.json), and VOUCH_BENCH_AUDIT=DIR first audits every answer
 saved there, by another machine, on this node: an honest answer from other
-hardware must pass.
+hardware must pass. VOUCH_BENCH_JSON=FILE writes every number measured,
+each round's included, to FILE.
 Given a second URL (a node without the model, joined to the first), also
 the same streamed chat routed through it, interleaved with direct ones.
 """
@@ -25,6 +28,7 @@ import concurrent.futures as cf
 import json
 import os
 import pathlib
+import subprocess
 import sys
 import time
 import urllib.request
@@ -43,6 +47,8 @@ MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
 # The node's admin token (audits are operator actions); the bench scripts
 # pass it from the node's data directory.
 TOKEN = os.environ.get("VOUCH_TOKEN")
+# Every number measured, for VOUCH_BENCH_JSON.
+RESULTS = {}
 
 
 def post(path, body, base=None):
@@ -53,9 +59,9 @@ def post(path, body, base=None):
     return urllib.request.urlopen(req, timeout=600)
 
 
-def chat(max_tokens=N, seed=0, stream=True, base=None):
+def chat(max_tokens=N, seed=0, stream=True, base=None, temperature=0.7):
     """One streamed chat: (ttft s, total s, tokens, response vouch object)."""
-    body = {"model": LLM, "messages": MESSAGES, "max_tokens": max_tokens, "temperature": 0.7,
+    body = {"model": LLM, "messages": MESSAGES, "max_tokens": max_tokens, "temperature": temperature,
             "seed": seed, "stream": stream}
     t0 = time.perf_counter()
     first, n, last = None, 0, None
@@ -97,6 +103,8 @@ def main():
     ttft = median([r[0] for r in runs])
     tps = median([(r[2] - 1) / (r[1] - r[0]) for r in runs])
     print(f"single chat: ttft {ttft * 1000:.1f} ms, decode {tps:.1f} tok/s ({runs[0][2]} tokens)")
+    RESULTS["single_chat"] = [{"ttft_ms": r[0] * 1000, "decode_tok_s": (r[2] - 1) / (r[1] - r[0]), "tokens": r[2]}
+                              for r in runs]
 
     if GATEWAY:
         chat(16, base=GATEWAY)  # warm up the route
@@ -108,6 +116,8 @@ def main():
         for name, rs in (("direct", direct), ("routed through a second node", routed)):
             print(f"{name}: ttft {median([r[0] for r in rs]) * 1000:.1f} ms, decode "
                   f"{median([(r[2] - 1) / (r[1] - r[0]) for r in rs]):.1f} tok/s")
+        RESULTS["routing"] = {name: [{"ttft_ms": r[0] * 1000, "decode_tok_s": (r[2] - 1) / (r[1] - r[0])} for r in rs]
+                              for name, rs in (("direct", direct), ("routed", routed))}
         print(f"one routing hop adds {(median([r[0] for r in routed]) - median([r[0] for r in direct])) * 1000:.1f} ms "
               f"to the time to first token; decode ratio routed/direct "
               f"{median([(r[2] - 1) / (r[1] - r[0]) for r in routed]) / median([(r[2] - 1) / (r[1] - r[0]) for r in direct]):.2f}")
@@ -119,6 +129,7 @@ def main():
         wall = time.perf_counter() - t0
         toks = sum(r[2] for r in res)
         print(f"{k} concurrent chats: {toks / wall:.1f} tok/s aggregate, worst ttft {max(r[0] for r in res) * 1000:.0f} ms")
+        RESULTS[f"concurrent_{k}"] = {"tok_s": toks / wall, "worst_ttft_ms": max(r[0] for r in res) * 1000}
 
     # The timed audits: three answers at temperature 0.7, one after another;
     # VOUCH_BENCH_AUDITS=N audits N, the rest greedy or at 1.0, and 8 more
@@ -136,7 +147,9 @@ def main():
             answers += [(f"concurrent-{300 + s}", d)
                         for s, (_, d) in enumerate(ex.map(lambda s: whole(300 + s, 0.7), range(8)))]
     for i, (name, d) in enumerate(answers):
+        t0 = time.perf_counter()
         check = audit_answer(d)
+        wall = time.perf_counter() - t0
         if not check["ok"]:
             print(f"{name} FAILS its own node's audit at token {check['failed_at']}: {check['reason']}")
         closest.append(check.get("tolerance") or 0.0)
@@ -147,36 +160,48 @@ def main():
             save.mkdir(parents=True, exist_ok=True)
             (save / f"{name}.json").write_text(json.dumps(d))
         if i < 3:
-            audit.append(check["seconds"])
+            audit.append(wall)
     print(f"{len(answers)} answers audited by their own node: {sum(c == 0 for c in closest)} exact, "
           f"closest calls (rtol) {sorted(round(c, 4) for c in closest if c > 0)}; tokens failing per answer "
           f"{sorted(beyond)}; median audit "
           f"{median(seconds[True] or [0]) * 1000:.0f} ms greedy, {median(seconds[False]) * 1000:.0f} ms sampled")
     print(f"teacher-forced audit of a {N}-token answer: {median(audit) * 1000:.0f} ms vs generation "
-          f"{median(gen) * 1000:.0f} ms: ratio {median(audit) / median(gen):.3f} (target <= 0.25)")
+          f"{median(gen) * 1000:.0f} ms, each one HTTP request timed at the client: ratio "
+          f"{median(audit) / median(gen):.3f} (target <= 0.25)")
+    RESULTS["audit_vs_generation"] = {"audit_s": audit, "generation_s": gen, "ratio": median(audit) / median(gen)}
 
-    if os.environ.get("VOUCH_BENCH_LLAMA") == "1":
-        from llama_cpp import Llama
-        threads = os.cpu_count()
-        llm = Llama(str(MODELS / "smollm2-135m-instruct.q4_1.gguf"), n_ctx=4096, n_threads=threads,
-                    verbose=False)
-        rates, ttfts = [], []
-        for s in range(3):
-            llm.reset()  # no prompt cache: the node has none either
-            t0 = time.perf_counter()
-            first, n = None, 0
-            for _ in llm.create_chat_completion(MESSAGES, max_tokens=N, temperature=0.7, seed=s,
-                                                stream=True):
-                n += 1
-                first = first or time.perf_counter()
-            end = time.perf_counter()
-            ttfts.append(first - t0)
-            rates.append((n - 1) / (end - first))
-        print(f"llama.cpp (llama-cpp-python): ttft {median(ttfts) * 1000:.1f} ms, decode "
-              f"{median(rates):.1f} tok/s; vouch/llama.cpp decode ratio {tps / median(rates):.2f} (target >= 0.9)")
+    if os.environ.get("VOUCH_LLAMA_REF"):
+        decode_against_llama_ref(os.environ["VOUCH_LLAMA_REF"])
 
     if os.environ.get("VOUCH_BENCH_ONLY") != "llm":
         embeddings()
+
+
+def decode_against_llama_ref(ref, rounds=7):
+    """Greedy decode of the same chat on the node (streamed over HTTP, timed
+    at the client from the first token's event to the last's) and in
+    llama.cpp's own loop on the same libllama (in process, from the first
+    token chosen to the last), rounds interleaved. Both decode the same
+    prompt tokens (the chat template rendered as the node renders it) and
+    stop at the same token."""
+    prompt = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+              "Write a long story about a dragon who learns to bake bread.<|im_end|>\n<|im_start|>assistant\n")
+    node, theirs = [], []
+    chat(16, temperature=0.0)  # warm up
+    for r in range(rounds):
+        ttft, total, n, last = chat(temperature=0.0, seed=r)
+        node.append({"ttft_ms": ttft * 1000, "decode_tok_s": (n - 1) / (total - ttft), "tokens": n})
+        out = subprocess.run([ref, str(MODELS / "smollm2-135m-instruct.q4_1.gguf"), str(N), prompt, "1"],
+                             capture_output=True, text=True, check=True).stdout
+        theirs.append(json.loads(out.strip().splitlines()[-1]))
+        assert theirs[-1]["tokens"] == n, f"llama.cpp made {theirs[-1]['tokens']} tokens, the node {n}"
+    ratios = [a["decode_tok_s"] / b["decode_tok_s"] for a, b in zip(node, theirs)]
+    print(f"greedy decode, {node[0]['tokens']} tokens, {rounds} interleaved rounds: node over HTTP "
+          f"{median([x['decode_tok_s'] for x in node]):.1f} tok/s, llama.cpp's own loop on the same libllama "
+          f"{median([x['decode_tok_s'] for x in theirs]):.1f} tok/s; ratio {median(ratios):.2f} at the median "
+          f"({min(ratios):.2f}-{max(ratios):.2f}; target >= 1.0); ttft {median([x['ttft_ms'] for x in node]):.1f} ms "
+          f"against {median([x['ttft_ms'] for x in theirs]):.1f} ms")
+    RESULTS["decode_vs_llama_ref"] = {"node": node, "llama_ref": theirs, "ratios": ratios}
 
 
 def audit_answer(d):
@@ -257,6 +282,12 @@ def embeddings():
         lengths = [len(e.ids) for e in plain.encode_batch(texts)]
         return [ort_batch([texts[i] for i in run], wide) for run in runs(lengths)]
 
+    def ort_split_narrow(texts):
+        if not hasattr(local, "sess"):
+            local.sess = session(1)
+        lengths = [len(e.ids) for e in plain.encode_batch(texts)]
+        return [ort_batch([texts[i] for i in run], local.sess) for run in runs(lengths)]
+
     def ort_narrow(texts):
         if not hasattr(local, "sess"):
             local.sess = session(1)
@@ -278,6 +309,8 @@ def embeddings():
         f"onnxruntime, {cpus} intra-op threads, 1 caller": (lambda b: ort_batch(b, wide), 1),
         f"onnxruntime, 1 intra-op thread, {cpus} callers": (ort_narrow, cpus),
         f"reference: onnxruntime, {cpus} intra-op threads, batches split into the node's runs": (ort_split, 1),
+        f"reference: onnxruntime, 1 intra-op thread, {cpus} callers, batches split into the node's runs":
+            (ort_split_narrow, cpus),
     }
     for fn, clients in configs.values():
         rate(fn, clients)  # warm up (sessions, caches, the node's model)
@@ -293,10 +326,14 @@ def embeddings():
         return max(median(v) for k, v in rates.items() if k.startswith(prefix))
 
     one = median(rates["vouch over HTTP, 1 client"]) / median(rates[f"onnxruntime, {cpus} intra-op threads, 1 caller"])
-    split = median(rates[f"reference: onnxruntime, {cpus} intra-op threads, batches split into the node's runs"])
+    split = best("reference: onnxruntime")
     print(f"embeddings ratio, best vouch / best onnxruntime: {best('vouch') / best('onnxruntime'):.2f} "
           f"(target >= 1.0); one client / onnxruntime with {cpus} threads: {one:.2f}; "
-          f"best vouch / onnxruntime given the node's runs: {best('vouch') / split:.2f}")
+          f"best vouch / onnxruntime given the node's runs (its best threading): {best('vouch') / split:.2f}")
+    RESULTS["embeddings"] = {"rates_per_s": rates, "best_vouch_over_best_ort": best("vouch") / best("onnxruntime"),
+                             "best_vouch_over_ort_same_runs": best("vouch") / split}
 
 if __name__ == "__main__":
     main()
+    if os.environ.get("VOUCH_BENCH_JSON"):
+        pathlib.Path(os.environ["VOUCH_BENCH_JSON"]).write_text(json.dumps(RESULTS, indent=1) + "\n")
