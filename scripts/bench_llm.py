@@ -11,6 +11,7 @@ Prints, for SmolLM2-135M (GGUF Q4_1) on the node:
     tokens and thread count, rounds interleaved;
 and embeddings/s of MiniLM int8 against onnxruntime + tokenizers in Python
 (VOUCH_BENCH_ONLY=embeddings: only those; VOUCH_BENCH_ONLY=llm: all but those;
+VOUCH_BENCH_ONLY=decode: only the decode against llama.cpp;
 VOUCH_BENCH_ONLY=audit: only the audit of VOUCH_BENCH_AUDIT below).
 VOUCH_BENCH_AUDITS=N audits N answers instead of 3 (past the third, greedy
 ones among them, and 8 more generated concurrently), each audit printing its
@@ -99,6 +100,8 @@ def main():
         audit_saved(pathlib.Path(os.environ["VOUCH_BENCH_AUDIT"]))
     if os.environ.get("VOUCH_BENCH_ONLY") == "audit":
         return
+    if os.environ.get("VOUCH_BENCH_ONLY") == "decode":
+        return decode_against_llama_ref(os.environ["VOUCH_LLAMA_REF"])
     runs = [chat(seed=s) for s in range(3)]
     ttft = median([r[0] for r in runs])
     tps = median([(r[2] - 1) / (r[1] - r[0]) for r in runs])
@@ -181,27 +184,41 @@ def decode_against_llama_ref(ref, rounds=7):
     """Greedy decode of the same chat on the node (streamed over HTTP, timed
     at the client from the first token's event to the last's) and in
     llama.cpp's own loop on the same libllama (in process, from the first
-    token chosen to the last), rounds interleaved. Both decode the same
-    prompt tokens (the chat template rendered as the node renders it) and
-    stop at the same token."""
+    token chosen to the last), rounds interleaved: llama.cpp with the node's
+    thread counts, and with every core for every token (its best here, with
+    no HTTP path beside it). Both decode the same prompt tokens (the chat
+    template rendered as the node renders it) and stop at the same token."""
     prompt = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
               "Write a long story about a dragon who learns to bake bread.<|im_end|>\n<|im_start|>assistant\n")
-    node, theirs = [], []
+    cpus = str(os.cpu_count())
+    threads = os.environ.get("VOUCH_BENCH_THREADS", cpus)
+    node, same, every = [], [], []
+
+    def llama(decode_threads):
+        out = subprocess.run([ref, str(MODELS / "smollm2-135m-instruct.q4_1.gguf"), str(N), prompt, "1",
+                              decode_threads, cpus], capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
     chat(16, temperature=0.0)  # warm up
     for r in range(rounds):
         ttft, total, n, last = chat(temperature=0.0, seed=r)
         node.append({"ttft_ms": ttft * 1000, "decode_tok_s": (n - 1) / (total - ttft), "tokens": n})
-        out = subprocess.run([ref, str(MODELS / "smollm2-135m-instruct.q4_1.gguf"), str(N), prompt, "1"],
-                             capture_output=True, text=True, check=True).stdout
-        theirs.append(json.loads(out.strip().splitlines()[-1]))
-        assert theirs[-1]["tokens"] == n, f"llama.cpp made {theirs[-1]['tokens']} tokens, the node {n}"
-    ratios = [a["decode_tok_s"] / b["decode_tok_s"] for a, b in zip(node, theirs)]
+        same.append(llama(threads))
+        every.append(llama(cpus))
+        for theirs in (same[-1], every[-1]):
+            assert theirs["tokens"] == n, f"llama.cpp made {theirs['tokens']} tokens, the node {n}"
+    rate = lambda xs: median([x["decode_tok_s"] for x in xs])  # noqa: E731
+    ratios = [a["decode_tok_s"] / b["decode_tok_s"] for a, b in zip(node, same)]
+    best = [a["decode_tok_s"] / b["decode_tok_s"] for a, b in zip(node, every)]
     print(f"greedy decode, {node[0]['tokens']} tokens, {rounds} interleaved rounds: node over HTTP "
-          f"{median([x['decode_tok_s'] for x in node]):.1f} tok/s, llama.cpp's own loop on the same libllama "
-          f"{median([x['decode_tok_s'] for x in theirs]):.1f} tok/s; ratio {median(ratios):.2f} at the median "
-          f"({min(ratios):.2f}-{max(ratios):.2f}; target >= 1.0); ttft {median([x['ttft_ms'] for x in node]):.1f} ms "
-          f"against {median([x['ttft_ms'] for x in theirs]):.1f} ms")
-    RESULTS["decode_vs_llama_ref"] = {"node": node, "llama_ref": theirs, "ratios": ratios}
+          f"({threads} decode threads of {cpus}) {rate(node):.1f} tok/s; llama.cpp's own loop on the same libllama "
+          f"with the node's threads {rate(same):.1f} tok/s, ratio {median(ratios):.2f} at the median "
+          f"({min(ratios):.2f}-{max(ratios):.2f}; target >= 1.0); with {cpus} decode threads {rate(every):.1f} tok/s, "
+          f"ratio {median(best):.2f} ({min(best):.2f}-{max(best):.2f}); ttft {median([x['ttft_ms'] for x in node]):.1f} "
+          f"ms against {median([x['ttft_ms'] for x in same]):.1f} ms")
+    RESULTS["decode_vs_llama_ref"] = {"threads": threads, "cpus": cpus, "node": node, "llama_ref_same_threads": same,
+                                      "llama_ref_every_core": every, "ratios_same_threads": ratios,
+                                      "ratios_every_core": best}
 
 
 def audit_answer(d):

@@ -6,7 +6,8 @@
 // against the same llama.cpp the node uses: its static libraries on the CPU
 // (scripts/bench-llm), or on the GPU machine the shared ones it loads:
 //   g++ -O2 -std=c++17 llama_ref.cpp -I INCLUDE -L LIBS -lllama -lggml -lggml-base
-//   LLAMA_BACKENDS=LIBS llama_ref MODEL.gguf N "PROMPT" [ROUNDS, default 3]
+//   LLAMA_BACKENDS=LIBS llama_ref MODEL.gguf N "PROMPT" [ROUNDS (3)] [THREADS [BATCH_THREADS]]
+// (threads for one token and for the prompt, by default one per core).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,12 +24,14 @@ static double now() {
 
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL.gguf N PROMPT [ROUNDS]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.gguf N PROMPT [ROUNDS] [THREADS [BATCH_THREADS]]\n", argv[0]);
         return 2;
     }
     const int n_gen = atoi(argv[2]);
     const std::string prompt = argv[3];
     const int rounds = argc > 4 ? atoi(argv[4]) : 3;
+    const int threads = argc > 5 ? atoi(argv[5]) : (int) std::thread::hardware_concurrency();
+    const int batch_threads = argc > 6 ? atoi(argv[6]) : (int) std::thread::hardware_concurrency();
     // The backend modules (CPU variants, CUDA) are in $LLAMA_BACKENDS, or
     // beside the executable.
     if (const char * dir = getenv("LLAMA_BACKENDS")) ggml_backend_load_all_from_path(dir);
@@ -46,8 +49,9 @@ int main(int argc, char ** argv) {
     tokens.resize(n);
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 4096;
-    // The node's thread count: one per core.
-    cp.n_threads = cp.n_threads_batch = std::thread::hardware_concurrency();
+    // The node's thread counts.
+    cp.n_threads = threads;
+    cp.n_threads_batch = batch_threads;
     for (int round = 0; round <= rounds; round++) {  // round 0 warms up
         llama_context * ctx = llama_init_from_model(model, cp);
         const double t0 = now();

@@ -148,6 +148,12 @@ pub(crate) struct ServeArgs {
     /// when smaller).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..))]
     pub(crate) llm_context: u32,
+    /// CPU threads llama.cpp decodes one token per chat with (0: one fewer
+    /// than the cores, at least one: its threads spin while they wait for
+    /// each other, and the node's own work needs room). Prompts, audits and
+    /// several chats at once use every core.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub(crate) llm_threads: u16,
     /// Tokens llama.cpp computes at once, in generation and in
     /// teacher-forced audits alike. Its kernels' results depend on it, so
     /// the nodes that audit each other must use the same (docs/gpu.md).

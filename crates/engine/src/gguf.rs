@@ -108,11 +108,23 @@ fn load_backend_modules() -> Result<(), String> {
 /// llama.cpp mutates the model while a context is created: one at a time.
 static NEW_CONTEXT: Mutex<()> = Mutex::new(());
 
+/// Threads for decoding one token: one fewer than the cores, at least one.
+/// llama.cpp's threads spin while they wait for each other, so a thread
+/// the node's own work (the HTTP stream, the hash chain) preempts stalls the
+/// others for the whole token; on 2 cores one thread decodes faster than
+/// two (docs/benchmarks.md). A batch is long enough to use every core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 /// The GGUF engine.
 #[derive(Clone, Debug)]
 pub struct GgufEngine {
-    /// CPU threads per decode.
+    /// CPU threads for one token per sequence (decoding one sequence).
     pub threads: usize,
+    /// CPU threads for batches of tokens (prompts, audits, several
+    /// sequences at once).
+    pub batch_threads: usize,
     /// Sequences decoded together in one batch.
     pub slots: usize,
     /// Most tokens (prompt + answer) per sequence; the model's own training
@@ -128,7 +140,8 @@ pub struct GgufEngine {
 impl Default for GgufEngine {
     fn default() -> GgufEngine {
         GgufEngine {
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            threads: default_threads(),
+            batch_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             slots: 4,
             context: 4096,
             ubatch: UBATCH_TOKENS,
@@ -171,6 +184,7 @@ impl GgufEngine {
             specials,
             vocab,
             threads: self.threads.max(1) as i32,
+            batch_threads: self.batch_threads.max(1) as i32,
             ubatch: self.ubatch.clamp(1, BATCH_TOKENS) as u32,
         });
         let (tx, rx) = mpsc::sync_channel::<Job>(self.queue);
@@ -260,6 +274,7 @@ struct Inner {
     specials: (String, String),
     vocab: usize,
     threads: i32,
+    batch_threads: i32,
     ubatch: u32,
 }
 
@@ -275,7 +290,7 @@ impl Inner {
             .with_n_ubatch(self.ubatch)
             .with_n_seq_max(sequences as u32)
             .with_n_threads(self.threads)
-            .with_n_threads_batch(self.threads);
+            .with_n_threads_batch(self.batch_threads);
         let _guard = NEW_CONTEXT.lock().unwrap_or_else(|e| e.into_inner());
         self.model
             .new_context(backend()?, params)

@@ -51,6 +51,9 @@ pub struct NodeConfig {
     pub llm_context: usize,
     /// Tokens llama.cpp computes at once (`GgufEngine::ubatch`).
     pub llm_ubatch: usize,
+    /// CPU threads llama.cpp decodes one token per sequence with (0:
+    /// `vouch_engine::gguf::default_threads`).
+    pub llm_threads: usize,
     /// The admin token operator actions over HTTP must present (`None`:
     /// the one in `data_dir/admin-token`, created on first start).
     pub admin_token: Option<String>,
@@ -121,6 +124,7 @@ impl NodeConfig {
             llm_slots: 4,
             llm_context: 4096,
             llm_ubatch: usize::from(DEFAULT_LLM_UBATCH),
+            llm_threads: 0,
             admin_token: None,
             allowed_hosts: Vec::new(),
             admitted: Vec::new(),

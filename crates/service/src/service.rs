@@ -61,6 +61,7 @@ pub struct Engines {
 
 impl Engines {
     fn new(config: &NodeConfig) -> Engines {
+        let defaults = GgufEngine::new();
         Engines {
             onnx: Arc::new(OnnxEngine::new()),
             gguf: Arc::new(GgufEngine {
@@ -68,7 +69,11 @@ impl Engines {
                 context: config.llm_context.max(16),
                 ubatch: config.llm_ubatch,
                 queue: config.llm_queue,
-                ..GgufEngine::new()
+                threads: match config.llm_threads {
+                    0 => defaults.threads,
+                    n => n,
+                },
+                ..defaults
             }),
         }
     }
