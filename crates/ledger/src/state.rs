@@ -134,7 +134,7 @@ pub enum BlockError {
 /// Why one transaction was rejected. A rejected transaction changes
 /// nothing, except that a signed one with the right nonce whose action
 /// fails uses up its nonce (so it cannot succeed later by surprise).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TxError {
     /// The bytes are not a transaction.

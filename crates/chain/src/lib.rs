@@ -1,0 +1,561 @@
+//! The ledger's consensus: `vouch-ledger`'s state machine, its blocks
+//! ordered by Commonware's `simplex` BFT engine (ARCHITECTURE.md,
+//! Decisions; `spikes/README.md`).
+//!
+//! The engine orders digests. The leader of a view proposes a
+//! [`ChainBlock`] extending the parent the engine names, with transactions
+//! from its pool, and sends the block to the other validators on a channel
+//! of its own; a validator votes for a digest once it holds the block and
+//! the block extends the named parent at the next height and a later time.
+//! When the engine reports a finalization, the chain from the last applied
+//! block to the finalized one is applied to the ledger in order. A
+//! transaction the ledger rejects is that transaction's outcome and does
+//! not stop its block, so validity of a block never depends on state.
+//!
+//! Generic over Commonware's runtime: the node runs it on Tokio, the tests
+//! on the deterministic runtime with a simulated network.
+
+pub mod block;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, UNIX_EPOCH};
+
+use commonware_actor::Feedback;
+use commonware_consensus::simplex::types::{Activity, Context};
+use commonware_consensus::simplex::{self, ForwardPolicy, Plan, SkipPolicy, elector::RoundRobin};
+use commonware_consensus::types::{Epoch, ViewDelta};
+use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
+use commonware_cryptography::{Sha256, ed25519, sha256::Digest};
+use commonware_p2p::{Blocker, Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage};
+use commonware_utils::channel::oneshot;
+use commonware_utils::{NZDuration, NZU16, NZUsize, ordered::Set};
+use vouch_ledger::{Genesis, Ledger, Tx, TxId, TxOutcome};
+
+pub use block::{ChainBlock, MAX_BLOCK_TXS, genesis_digest};
+
+/// The signing scheme of votes: ed25519, the key kind operators hold.
+pub type Scheme = simplex::scheme::ed25519::Scheme;
+
+/// Transactions waiting for a block, at most.
+pub const MAX_POOL: usize = 10_000;
+/// Applied blocks kept in memory for peers that missed them.
+pub const KEPT_BLOCKS: usize = 10_000;
+/// How often a validator missing a block asks its peers again.
+const FETCH_RETRY: Duration = Duration::from_millis(250);
+
+/// On the blocks channel, the first byte says what follows: a block's
+/// bytes, or the digest of a block the sender asks for.
+const BLOCK: u8 = 0;
+const REQUEST: u8 = 1;
+
+fn tagged(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + bytes.len());
+    out.push(tag);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// What a validator is configured with.
+#[derive(Clone)]
+pub struct ChainConfig {
+    /// The chain's genesis: every validator must start from the same one.
+    pub genesis: Genesis,
+    /// This validator's consensus key.
+    pub signer: ed25519::PrivateKey,
+    /// The validators' consensus keys.
+    pub validators: Vec<ed25519::PublicKey>,
+    /// Where the engine journals its votes (a storage partition name).
+    pub partition: String,
+    /// How long a view waits for its leader's proposal.
+    pub leader_timeout: Duration,
+}
+
+/// A block the chain applied, and the state after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Its height.
+    pub height: u64,
+    /// Its digest.
+    pub digest: [u8; 32],
+    /// The ledger's state root after it.
+    pub state_root: [u8; 32],
+    /// Each transaction's outcome, in order.
+    pub outcomes: Vec<TxOutcome>,
+}
+
+/// Why a transaction was not taken into the pool.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// Not a signed transaction of this chain.
+    #[error("{0}")]
+    Invalid(String),
+    /// The pool is full.
+    #[error("the transaction pool holds {MAX_POOL} transactions: retry after the next block")]
+    Full,
+}
+
+/// The validator's state, shared by the engine's callbacks and the node.
+struct Core {
+    ledger: Ledger,
+    genesis: Digest,
+    /// Blocks proposed or received and not yet behind the tip.
+    blocks: HashMap<Digest, ChainBlock>,
+    /// The last applied block (the genesis digest at first).
+    tip: Digest,
+    /// Verifications waiting for their block or its parent:
+    /// (block, parent the engine named, answer).
+    waiting: Vec<(Digest, Digest, oneshot::Sender<bool>)>,
+    /// The highest finalized digest not applied yet (a block missing).
+    finalized: Option<Digest>,
+    /// Signed transactions waiting for a block, oldest first.
+    pool: Vec<(TxId, Vec<u8>)>,
+    /// Every applied block, in order.
+    committed: Vec<Committed>,
+    /// A block a finalization needs that this validator lacks.
+    missing: Option<Digest>,
+    /// The last [`KEPT_BLOCKS`] applied blocks' bytes, for peers.
+    kept: HashMap<Digest, Vec<u8>>,
+    kept_order: VecDeque<Digest>,
+}
+
+impl Core {
+    /// Height and time of a block this validator holds (or of genesis).
+    fn position(&self, digest: &Digest) -> Option<(u64, u64)> {
+        if *digest == self.genesis {
+            return Some((0, 0));
+        }
+        if *digest == self.tip {
+            return Some((self.ledger.height(), self.ledger.time_ms()));
+        }
+        self.blocks.get(digest).map(|b| (b.height, b.time_ms))
+    }
+
+    /// Whether `block` may follow `parent`: `None` while either is unknown.
+    fn valid(&self, block: &Digest, parent: &Digest) -> Option<bool> {
+        let b = self.blocks.get(block)?;
+        let (height, time) = self.position(parent)?;
+        Some(b.parent == *parent && b.height == height + 1 && b.time_ms > time)
+    }
+
+    /// Answers the verifications whose blocks and parents are now known.
+    fn settle(&mut self) {
+        let waiting = std::mem::take(&mut self.waiting);
+        for (block, parent, answer) in waiting {
+            match self.valid(&block, &parent) {
+                Some(ok) => {
+                    let _ = answer.send(ok);
+                }
+                None if answer.is_closed() => {}
+                None => self.waiting.push((block, parent, answer)),
+            }
+        }
+    }
+
+    /// Applies every block from the tip to `digest`, when all are held.
+    fn finalize(&mut self, digest: Digest) {
+        if self
+            .position(&digest)
+            .is_some_and(|(h, _)| h <= self.ledger.height())
+        {
+            return;
+        }
+        let mut path = Vec::new();
+        let mut at = digest;
+        while at != self.tip {
+            let Some(block) = self.blocks.get(&at) else {
+                // A block on the way is missing: ask peers for it, and
+                // apply once it arrives.
+                self.finalized = Some(digest);
+                self.missing = Some(at);
+                return;
+            };
+            if block.height <= self.ledger.height() {
+                tracing::error!(%digest, "a finalized block does not extend the applied chain");
+                return;
+            }
+            path.push(at);
+            at = block.parent;
+        }
+        for digest in path.into_iter().rev() {
+            let block = self.blocks.remove(&digest).expect("on the path");
+            let outcomes = match self.ledger.apply_block(&block.ledger_block()) {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    tracing::error!(%e, "a finalized block does not apply");
+                    return;
+                }
+            };
+            self.tip = digest;
+            self.keep(digest, block.encode());
+            let included: Vec<TxId> = block
+                .txs
+                .iter()
+                .map(|t| vouch_ledger::tx::tx_id(t))
+                .collect();
+            self.pool.retain(|(id, _)| !included.contains(id));
+            self.committed.push(Committed {
+                height: block.height,
+                digest: digest.0,
+                state_root: self.ledger.state_root(),
+                outcomes,
+            });
+        }
+        let height = self.ledger.height();
+        self.blocks.retain(|_, b| b.height > height);
+        if self.finalized == Some(digest) {
+            self.finalized = None;
+            self.missing = None;
+        }
+    }
+
+    /// Keeps an applied block's bytes for peers that missed it.
+    fn keep(&mut self, digest: Digest, bytes: Vec<u8>) {
+        self.kept.insert(digest, bytes);
+        self.kept_order.push_back(digest);
+        while self.kept_order.len() > KEPT_BLOCKS {
+            if let Some(old) = self.kept_order.pop_front() {
+                self.kept.remove(&old);
+            }
+        }
+    }
+
+    /// The bytes of a block this validator holds, applied or not.
+    fn bytes_of(&self, digest: &Digest) -> Option<Vec<u8>> {
+        self.kept
+            .get(digest)
+            .cloned()
+            .or_else(|| self.blocks.get(digest).map(ChainBlock::encode))
+    }
+
+    fn received(&mut self, block: ChainBlock) {
+        if block.height <= self.ledger.height() {
+            return;
+        }
+        self.blocks.insert(block.digest(), block);
+        self.settle();
+        if let Some(digest) = self.finalized {
+            self.finalize(digest);
+        }
+    }
+}
+
+/// A validator's view of the chain, for the node: submit transactions,
+/// read the ledger.
+#[derive(Clone)]
+pub struct Chain {
+    core: Arc<Mutex<Core>>,
+}
+
+impl Chain {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a signed transaction into the pool, for a block this
+    /// validator proposes. Its action is checked when its block is applied.
+    pub fn submit(&self, bytes: Vec<u8>) -> Result<TxId, SubmitError> {
+        let tx = Tx::decode(&bytes).map_err(|e| SubmitError::Invalid(e.to_string()))?;
+        let mut core = self.lock();
+        if tx.chain_id != core.ledger.chain_id() {
+            return Err(SubmitError::Invalid(format!(
+                "the transaction is for chain `{}`, this is `{}`",
+                tx.chain_id,
+                core.ledger.chain_id()
+            )));
+        }
+        if !tx.verify() {
+            return Err(SubmitError::Invalid(
+                "the transaction's signature does not verify".into(),
+            ));
+        }
+        let id = tx.id();
+        if core.pool.iter().any(|(i, _)| *i == id) {
+            return Ok(id);
+        }
+        if core.pool.len() >= MAX_POOL {
+            return Err(SubmitError::Full);
+        }
+        core.pool.push((id, bytes));
+        Ok(id)
+    }
+
+    /// Reads the ledger as of the last applied block.
+    pub fn read<R>(&self, f: impl FnOnce(&Ledger) -> R) -> R {
+        f(&self.lock().ledger)
+    }
+
+    /// The blocks applied so far, from height `from` on.
+    pub fn committed(&self, from: u64) -> Vec<Committed> {
+        let core = self.lock();
+        core.committed
+            .iter()
+            .filter(|c| c.height >= from)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The engine's side: the automaton, the relay and the reporter, over the
+/// shared core and the channel blocks travel on.
+struct App<S, C> {
+    chain: Chain,
+    blocks: S,
+    clock: Arc<C>,
+}
+
+impl<S: Clone, C> Clone for App<S, C> {
+    fn clone(&self) -> Self {
+        App {
+            chain: self.chain.clone(),
+            blocks: self.blocks.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<S, C> App<S, C>
+where
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    C: Clock + Send + Sync + 'static,
+{
+    fn now_ms(&self) -> u64 {
+        self.clock
+            .current()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+impl<S, C> Automaton for App<S, C>
+where
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    C: Clock + Send + Sync + 'static,
+{
+    type Digest = Digest;
+    type Context = Context<Digest, ed25519::PublicKey>;
+
+    async fn propose(&mut self, context: Self::Context) -> oneshot::Receiver<Digest> {
+        let (answer, receiver) = oneshot::channel();
+        let (_, parent) = context.parent;
+        let now = self.now_ms();
+        let mut core = self.chain.lock();
+        // A parent this validator does not hold: decline (the view times
+        // out and another leader proposes).
+        let Some((height, time)) = core.position(&parent) else {
+            return receiver;
+        };
+        let block = ChainBlock {
+            parent,
+            height: height + 1,
+            time_ms: now.max(time + 1),
+            txs: core
+                .pool
+                .iter()
+                .take(MAX_BLOCK_TXS)
+                .map(|(_, t)| t.clone())
+                .collect(),
+        };
+        let digest = block.digest();
+        core.blocks.insert(digest, block);
+        let _ = answer.send(digest);
+        receiver
+    }
+
+    async fn verify(&mut self, context: Self::Context, payload: Digest) -> oneshot::Receiver<bool> {
+        let (answer, receiver) = oneshot::channel();
+        let (_, parent) = context.parent;
+        let mut core = self.chain.lock();
+        match core.valid(&payload, &parent) {
+            Some(ok) => {
+                let _ = answer.send(ok);
+            }
+            None => core.waiting.push((payload, parent, answer)),
+        }
+        receiver
+    }
+}
+
+impl<S, C> CertifiableAutomaton for App<S, C>
+where
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    C: Clock + Send + Sync + 'static,
+{
+}
+
+impl<S, C> Relay for App<S, C>
+where
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    C: Clock + Send + Sync + 'static,
+{
+    type Digest = Digest;
+    type PublicKey = ed25519::PublicKey;
+    type Plan = Plan<ed25519::PublicKey>;
+
+    fn broadcast(&mut self, payload: Digest, _: Self::Plan) -> Feedback {
+        let bytes = self
+            .chain
+            .lock()
+            .blocks
+            .get(&payload)
+            .map(ChainBlock::encode);
+        if let Some(bytes) = bytes {
+            self.blocks
+                .send(Recipients::All, tagged(BLOCK, &bytes), true);
+        }
+        Feedback::Ok
+    }
+}
+
+impl<S, C> Reporter for App<S, C>
+where
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    C: Clock + Send + Sync + 'static,
+{
+    type Activity = Activity<Scheme, Digest>;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        match activity {
+            Activity::Finalization(f) => self.chain.lock().finalize(f.proposal.payload),
+            Activity::ConflictingNotarize(_)
+            | Activity::ConflictingFinalize(_)
+            | Activity::NullifyFinalize(_) => {
+                // Signed evidence of equivocation: slashing takes it (next).
+                tracing::warn!("a validator equivocated");
+            }
+            _ => {}
+        }
+        Feedback::Ok
+    }
+}
+
+/// One channel's sender and receiver.
+pub type Channel<S, R> = (S, R);
+
+/// Starts a validator on `context`: the engine, and the task that takes
+/// blocks from the `blocks` channel. `votes`, `certificates` and
+/// `resolver` are the engine's three channels.
+#[allow(clippy::too_many_arguments)]
+pub fn start<E, B, S, R>(
+    context: E,
+    config: ChainConfig,
+    blocker: B,
+    votes: Channel<S, R>,
+    certificates: Channel<S, R>,
+    resolver: Channel<S, R>,
+    blocks: Channel<S, R>,
+) -> (Chain, Handle<()>)
+where
+    E: Clock + Spawner + Storage + Metrics + rand_core::CryptoRng + Sync,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let ledger = Ledger::genesis(&config.genesis);
+    let genesis = genesis_digest(ledger.chain_id(), &ledger.state_root());
+    let chain = Chain {
+        core: Arc::new(Mutex::new(Core {
+            ledger,
+            genesis,
+            blocks: HashMap::new(),
+            tip: genesis,
+            waiting: Vec::new(),
+            finalized: None,
+            pool: Vec::new(),
+            committed: Vec::new(),
+            missing: None,
+            kept: HashMap::new(),
+            kept_order: VecDeque::new(),
+        })),
+    };
+    let participants: Set<ed25519::PublicKey> =
+        Set::from_iter_dedup(config.validators.iter().cloned());
+    let scheme = Scheme::signer(
+        &[
+            b"vouch chain\0".as_slice(),
+            config.genesis.chain_id.as_bytes(),
+        ]
+        .concat(),
+        participants,
+        config.signer.clone(),
+    )
+    .expect("this validator's key is among the validators");
+    let (block_sender, mut block_receiver) = blocks;
+    let app = App {
+        chain: chain.clone(),
+        blocks: block_sender.clone(),
+        clock: Arc::new(context.child("clock")),
+    };
+    let engine = simplex::Engine::new(
+        context.child("engine"),
+        simplex::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker,
+            automaton: app.clone(),
+            relay: app.clone(),
+            reporter: app,
+            partition: config.partition.clone(),
+            mailbox_size: NZUsize!(1024),
+            epoch: Epoch::zero(),
+            floor: simplex::Floor::Genesis(genesis),
+            replay_buffer: NZUsize!(1024 * 1024),
+            write_buffer: NZUsize!(1024 * 1024),
+            leader_timeout: config.leader_timeout,
+            certification_timeout: config.leader_timeout * 2,
+            timeout_retry: config.leader_timeout * 10,
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(100),
+            view_retention: ViewDelta::new(10),
+            skip: SkipPolicy::Enabled {
+                timeout: config.leader_timeout * 11,
+                budget: simplex::SkipBudget::Participants,
+            },
+            page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(10_000)),
+            strategy: Sequential,
+            forward: ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        },
+    );
+    // Blocks from leaders, and requests from peers that missed one.
+    let receiving = chain.clone();
+    let mut answers = block_sender.clone();
+    context.child("blocks").spawn(move |_| async move {
+        while let Ok((from, message)) = block_receiver.recv().await {
+            let message: &[u8] = message.as_ref();
+            match message.split_first() {
+                Some((&BLOCK, bytes)) => match ChainBlock::decode(bytes) {
+                    Ok(block) => receiving.lock().received(block),
+                    Err(e) => tracing::warn!(%from, %e, "a peer sent bytes that are not a block"),
+                },
+                Some((&REQUEST, digest)) if digest.len() == 32 => {
+                    let digest = Digest(digest.try_into().expect("32 bytes"));
+                    let bytes = receiving.lock().bytes_of(&digest);
+                    if let Some(bytes) = bytes {
+                        answers.send(Recipients::One(from), tagged(BLOCK, &bytes), false);
+                    }
+                }
+                _ => tracing::warn!(%from, "a peer sent a message that is neither a block nor a request"),
+            }
+        }
+    });
+    // A block a finalization needs and this validator lacks: asked of
+    // every peer until it arrives.
+    let asking = chain.clone();
+    let mut requests = block_sender;
+    context.child("fetch").spawn(move |context| async move {
+        loop {
+            context.sleep(FETCH_RETRY).await;
+            let missing = asking.lock().missing;
+            if let Some(digest) = missing {
+                requests.send(Recipients::All, tagged(REQUEST, &digest.0), false);
+            }
+        }
+    });
+    let handle = engine.start(votes, certificates, resolver);
+    (chain, handle)
+}

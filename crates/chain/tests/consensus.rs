@@ -1,0 +1,234 @@
+//! Four validators on Commonware's deterministic runtime and simulated
+//! network: they finalize the same blocks, apply the same transactions and
+//! reach the same state root; with one validator cut off the rest go on,
+//! with two they halt, and once linked again they resume without a fork.
+
+use std::time::Duration;
+
+use commonware_cryptography::{Signer as _, ed25519};
+use commonware_p2p::simulated::{Config, Link, Network, Oracle};
+use commonware_runtime::{Clock, Quota, Runner, Supervisor as _, deterministic};
+use commonware_utils::{NZU32, NZUsize, probability};
+use vouch_chain::{Chain, ChainConfig, Committed, block::MAX_BLOCK_BYTES};
+use vouch_ledger::{Genesis, Params, Tx, TxBody};
+use vouch_types::SecretKey;
+
+const CHAIN: &str = "vouch-test";
+const QUOTA: Quota = Quota::per_second(NZU32!(10_000));
+
+fn account(i: u8) -> SecretKey {
+    SecretKey::from_bytes(&[i + 1; 32])
+}
+
+fn genesis() -> Genesis {
+    Genesis {
+        chain_id: CHAIN.into(),
+        params: Params::default(),
+        accounts: (0..4).map(|i| (account(i).public(), 1_000)).collect(),
+        operators: vec![],
+    }
+}
+
+fn link() -> Link {
+    Link {
+        latency: Duration::from_millis(10),
+        jitter: Duration::from_millis(2),
+        success_rate: probability!(1.0),
+    }
+}
+
+/// Links (or unlinks) every ordered pair within `keys` (a pair already
+/// linked stays so).
+async fn links(
+    oracle: &mut Oracle<ed25519::PublicKey, deterministic::Context>,
+    keys: &[ed25519::PublicKey],
+    on: bool,
+) {
+    for a in keys {
+        for b in keys {
+            if a != b {
+                if on {
+                    match oracle.add_link(a.clone(), b.clone(), link()).await {
+                        Ok(()) | Err(commonware_p2p::simulated::Error::LinkExists) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                } else {
+                    oracle.remove_link(a.clone(), b.clone()).await.unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// Waits (in simulated time) until `f` holds for every chain.
+async fn until(
+    context: &deterministic::Context,
+    chains: &[Chain],
+    what: &str,
+    f: impl Fn(&Chain) -> bool,
+) {
+    for _ in 0..600 {
+        if chains.iter().all(&f) {
+            return;
+        }
+        context.sleep(Duration::from_millis(100)).await;
+    }
+    let heights: Vec<u64> = chains.iter().map(height).collect();
+    let outcomes: Vec<_> = chains[0]
+        .committed(1)
+        .into_iter()
+        .filter(|c| !c.outcomes.is_empty())
+        .map(|c| (c.height, c.outcomes))
+        .collect();
+    panic!("timed out waiting for {what}: heights {heights:?}, transactions applied {outcomes:?}");
+}
+
+fn height(chain: &Chain) -> u64 {
+    chain.read(|l| l.height())
+}
+
+/// Every validator applied the same block at each height, with the same
+/// state after it.
+fn agree(chains: &[Chain]) {
+    let histories: Vec<Vec<Committed>> = chains.iter().map(|c| c.committed(1)).collect();
+    let shortest = histories.iter().map(Vec::len).min().unwrap();
+    assert!(shortest > 0, "no block applied");
+    for h in &histories {
+        assert_eq!(h[..shortest], histories[0][..shortest]);
+        for (i, c) in h.iter().enumerate() {
+            assert_eq!(c.height, i as u64 + 1, "heights run without gaps");
+        }
+    }
+}
+
+#[test]
+fn four_validators_agree_go_on_with_one_down_halt_with_two_and_resume() {
+    // Each seed orders the simulated network's deliveries differently.
+    for seed in 0..4 {
+        run(seed);
+    }
+}
+
+fn run(seed: u64) {
+    let executor = deterministic::Runner::new(
+        deterministic::Config::new()
+            .with_seed(seed)
+            .with_timeout(Some(Duration::from_secs(600))),
+    );
+    executor.start(|context| async move {
+        let keys: Vec<ed25519::PrivateKey> = (0..4).map(ed25519::PrivateKey::from_seed).collect();
+        let publics: Vec<ed25519::PublicKey> = keys.iter().map(|k| k.public_key()).collect();
+        let (network, mut oracle) = Network::new_with_peers(
+            context.child("network"),
+            Config {
+                max_size: (MAX_BLOCK_BYTES + 1024) as u32,
+                max_peers_per_set: NZUsize!(4),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            publics.clone(),
+        )
+        .await;
+        network.start();
+        links(&mut oracle, &publics, true).await;
+        let mut chains = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let control = oracle.control(key.public_key());
+            let channel = async |c| control.register(c, QUOTA).await.unwrap();
+            let votes = channel(0).await;
+            let certificates = channel(1).await;
+            let resolver = channel(2).await;
+            let blocks = channel(3).await;
+            let (chain, _) = vouch_chain::start(
+                context.child("validator").with_attribute("index", i),
+                ChainConfig {
+                    genesis: genesis(),
+                    signer: key.clone(),
+                    validators: publics.clone(),
+                    partition: format!("validator-{i}"),
+                    leader_timeout: Duration::from_secs(1),
+                },
+                oracle.control(key.public_key()),
+                votes,
+                certificates,
+                resolver,
+                blocks,
+            );
+            chains.push(chain);
+        }
+
+        // Transactions submitted to two validators are applied everywhere.
+        let pay = |from: u8, nonce: u64, amount: u64| {
+            Tx::sign(
+                CHAIN,
+                &account(from),
+                nonce,
+                TxBody::Transfer {
+                    to: account(3).public(),
+                    amount,
+                },
+            )
+            .encode()
+        };
+        chains[0].submit(pay(0, 0, 100)).unwrap();
+        chains[2].submit(pay(1, 0, 250)).unwrap();
+        // A bad one is refused at the door, saying why.
+        let mut forged = pay(2, 0, 999);
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(chains[1].submit(forged).is_err());
+        until(&context, &chains, "both transfers everywhere", |c| {
+            c.read(|l| l.account(&account(3).public()).balance) == 1_350
+        })
+        .await;
+        until(&context, &chains, "ten blocks", |c| height(c) >= 10).await;
+        agree(&chains);
+
+        // One validator cut off: the other three go on.
+        let cut = &publics[3..];
+        for a in &publics[..3] {
+            oracle.remove_link(a.clone(), cut[0].clone()).await.unwrap();
+            oracle.remove_link(cut[0].clone(), a.clone()).await.unwrap();
+        }
+        let at = height(&chains[0]);
+        until(
+            &context,
+            &chains[..3],
+            "blocks without one validator",
+            |c| height(c) >= at + 5,
+        )
+        .await;
+
+        // Two cut off: no block is finalized.
+        for a in &publics[..2] {
+            oracle
+                .remove_link(a.clone(), publics[2].clone())
+                .await
+                .unwrap();
+            oracle
+                .remove_link(publics[2].clone(), a.clone())
+                .await
+                .unwrap();
+        }
+        let stalled: Vec<u64> = chains.iter().map(height).collect();
+        context.sleep(Duration::from_secs(2)).await;
+        let settled: Vec<u64> = chains.iter().map(height).collect();
+        context.sleep(Duration::from_secs(20)).await;
+        assert!(
+            settled
+                .iter()
+                .zip(chains.iter().map(height))
+                .all(|(a, b)| *a == b),
+            "blocks were finalized with two of four validators cut off: {stalled:?} -> {settled:?}"
+        );
+
+        // Linked again: every validator catches up to the same chain.
+        links(&mut oracle, &publics, true).await;
+        let top = settled.iter().max().copied().unwrap();
+        until(&context, &chains, "blocks after the network heals", |c| {
+            height(c) >= top + 5
+        })
+        .await;
+        agree(&chains);
+    });
+}
