@@ -16,6 +16,7 @@
 //! on the deterministic runtime with a simulated network.
 
 pub mod block;
+mod store;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +37,7 @@ use commonware_utils::{NZDuration, NZU16, NZUsize, ordered::Set};
 use vouch_ledger::{Genesis, Ledger, Tx, TxId, TxOutcome};
 
 pub use block::{ChainBlock, MAX_BLOCK_TXS, genesis_digest};
+pub use store::StoreError;
 
 /// The signing scheme of votes: ed25519, the key kind operators hold.
 pub type Scheme = simplex::scheme::ed25519::Scheme;
@@ -62,8 +64,6 @@ fn tagged(tag: u8, bytes: &[u8]) -> Vec<u8> {
 /// What a validator is configured with.
 #[derive(Clone)]
 pub struct ChainConfig {
-    /// The chain's genesis: every validator must start from the same one.
-    pub genesis: Genesis,
     /// This validator's consensus key.
     pub signer: ed25519::PrivateKey,
     /// The validators' consensus keys.
@@ -110,17 +110,20 @@ struct Core {
     /// Verifications waiting for their block or its parent:
     /// (block, parent the engine named, answer).
     waiting: Vec<(Digest, Digest, oneshot::Sender<bool>)>,
-    /// The highest finalized digest not applied yet (a block missing).
+    /// The highest finalized digest not applied yet (a block missing, or
+    /// the disk refused it).
     finalized: Option<Digest>,
-    /// Signed transactions waiting for a block, oldest first.
-    pool: Vec<(TxId, Vec<u8>)>,
-    /// Every applied block, in order.
-    committed: Vec<Committed>,
     /// A block a finalization needs that this validator lacks.
     missing: Option<Digest>,
-    /// The last [`KEPT_BLOCKS`] applied blocks' bytes, for peers.
-    kept: HashMap<Digest, Vec<u8>>,
+    /// Signed transactions waiting for a block, oldest first.
+    pool: Vec<(TxId, Vec<u8>)>,
+    /// The last [`KEPT_BLOCKS`] applied blocks' outcomes, in order.
+    committed: VecDeque<Committed>,
+    /// The last [`KEPT_BLOCKS`] applied blocks: height, time and bytes.
+    kept: HashMap<Digest, (u64, u64, Vec<u8>)>,
     kept_order: VecDeque<Digest>,
+    /// Where applied blocks are written, if anywhere.
+    store: Option<store::Store>,
 }
 
 impl Core {
@@ -131,6 +134,9 @@ impl Core {
         }
         if *digest == self.tip {
             return Some((self.ledger.height(), self.ledger.time_ms()));
+        }
+        if let Some((height, time, _)) = self.kept.get(digest) {
+            return Some((*height, *time));
         }
         self.blocks.get(digest).map(|b| (b.height, b.time_ms))
     }
@@ -181,54 +187,70 @@ impl Core {
             path.push(at);
             at = block.parent;
         }
-        for digest in path.into_iter().rev() {
+        self.missing = None;
+        path.reverse();
+        // Written before they are applied: a validator whose disk refuses
+        // them stays at its height and tries again.
+        if let Some(store) = &self.store {
+            let blocks: Vec<&ChainBlock> = path.iter().map(|d| &self.blocks[d]).collect();
+            if let Err(e) = store.append(&blocks) {
+                tracing::error!(%e, "finalized blocks could not be written; the ledger waits at its height");
+                self.finalized = Some(digest);
+                return;
+            }
+        }
+        for digest in path {
             let block = self.blocks.remove(&digest).expect("on the path");
-            let outcomes = match self.ledger.apply_block(&block.ledger_block()) {
-                Ok(outcomes) => outcomes,
-                Err(e) => {
-                    tracing::error!(%e, "a finalized block does not apply");
-                    return;
-                }
-            };
-            self.tip = digest;
-            self.keep(digest, block.encode());
-            let included: Vec<TxId> = block
-                .txs
-                .iter()
-                .map(|t| vouch_ledger::tx::tx_id(t))
-                .collect();
-            self.pool.retain(|(id, _)| !included.contains(id));
-            self.committed.push(Committed {
-                height: block.height,
-                digest: digest.0,
-                state_root: self.ledger.state_root(),
-                outcomes,
-            });
+            if !self.apply(digest, &block) {
+                return;
+            }
         }
         let height = self.ledger.height();
         self.blocks.retain(|_, b| b.height > height);
-        if self.finalized == Some(digest) {
-            self.finalized = None;
-            self.missing = None;
-        }
+        self.finalized = None;
     }
 
-    /// Keeps an applied block's bytes for peers that missed it.
-    fn keep(&mut self, digest: Digest, bytes: Vec<u8>) {
-        self.kept.insert(digest, bytes);
-        self.kept_order.push_back(digest);
-        while self.kept_order.len() > KEPT_BLOCKS {
-            if let Some(old) = self.kept_order.pop_front() {
-                self.kept.remove(&old);
+    /// Applies one block on the tip; false if the ledger refuses it.
+    fn apply(&mut self, digest: Digest, block: &ChainBlock) -> bool {
+        let outcomes = match self.ledger.apply_block(&block.ledger_block()) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::error!(%e, "a finalized block does not apply");
+                return false;
             }
+        };
+        self.tip = digest;
+        let included: Vec<TxId> = block
+            .txs
+            .iter()
+            .map(|t| vouch_ledger::tx::tx_id(t))
+            .collect();
+        self.pool.retain(|(id, _)| !included.contains(id));
+        self.kept
+            .insert(digest, (block.height, block.time_ms, block.encode()));
+        self.kept_order.push_back(digest);
+        if self.kept_order.len() > KEPT_BLOCKS
+            && let Some(old) = self.kept_order.pop_front()
+        {
+            self.kept.remove(&old);
         }
+        self.committed.push_back(Committed {
+            height: block.height,
+            digest: digest.0,
+            state_root: self.ledger.state_root(),
+            outcomes,
+        });
+        if self.committed.len() > KEPT_BLOCKS {
+            self.committed.pop_front();
+        }
+        true
     }
 
     /// The bytes of a block this validator holds, applied or not.
     fn bytes_of(&self, digest: &Digest) -> Option<Vec<u8>> {
         self.kept
             .get(digest)
-            .cloned()
+            .map(|(_, _, bytes)| bytes.clone())
             .or_else(|| self.blocks.get(digest).map(ChainBlock::encode))
     }
 
@@ -252,6 +274,54 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// A chain held in memory only, at its genesis.
+    pub fn new(genesis: &Genesis) -> Chain {
+        let ledger = Ledger::genesis(genesis);
+        let digest = genesis_digest(ledger.chain_id(), &ledger.state_root());
+        Chain {
+            core: Arc::new(Mutex::new(Core {
+                ledger,
+                genesis: digest,
+                blocks: HashMap::new(),
+                tip: digest,
+                waiting: Vec::new(),
+                finalized: None,
+                missing: None,
+                pool: Vec::new(),
+                committed: VecDeque::new(),
+                kept: HashMap::new(),
+                kept_order: VecDeque::new(),
+                store: None,
+            })),
+        }
+    }
+
+    /// A chain whose applied blocks are kept in the redb file at `path`:
+    /// the blocks stored there are applied again, in order, from genesis.
+    pub fn open(genesis: &Genesis, path: &std::path::Path) -> Result<Chain, StoreError> {
+        let store = store::Store::open(path)?;
+        let chain = Chain::new(genesis);
+        {
+            let mut core = chain.lock();
+            let mut parent = core.genesis;
+            for block in store.blocks()? {
+                let corrupt = |detail: &str| StoreError::Corrupt {
+                    height: block.height,
+                    detail: detail.into(),
+                };
+                if block.parent != parent {
+                    return Err(corrupt("the block does not follow this chain's genesis"));
+                }
+                parent = block.digest();
+                if !core.apply(parent, &block) {
+                    return Err(corrupt("the ledger refuses the block"));
+                }
+            }
+            core.store = Some(store);
+        }
+        Ok(chain)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -289,7 +359,7 @@ impl Chain {
         f(&self.lock().ledger)
     }
 
-    /// The blocks applied so far, from height `from` on.
+    /// The applied blocks still in memory, from height `from` on.
     pub fn committed(&self, from: u64) -> Vec<Committed> {
         let core = self.lock();
         core.committed
@@ -442,6 +512,7 @@ pub type Channel<S, R> = (S, R);
 #[allow(clippy::too_many_arguments)]
 pub fn start<E, B, S, R>(
     context: E,
+    chain: Chain,
     config: ChainConfig,
     blocker: B,
     votes: Channel<S, R>,
@@ -455,31 +526,14 @@ where
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
-    let ledger = Ledger::genesis(&config.genesis);
-    let genesis = genesis_digest(ledger.chain_id(), &ledger.state_root());
-    let chain = Chain {
-        core: Arc::new(Mutex::new(Core {
-            ledger,
-            genesis,
-            blocks: HashMap::new(),
-            tip: genesis,
-            waiting: Vec::new(),
-            finalized: None,
-            pool: Vec::new(),
-            committed: Vec::new(),
-            missing: None,
-            kept: HashMap::new(),
-            kept_order: VecDeque::new(),
-        })),
+    let (chain_id, genesis) = {
+        let core = chain.lock();
+        (core.ledger.chain_id().to_string(), core.genesis)
     };
     let participants: Set<ed25519::PublicKey> =
         Set::from_iter_dedup(config.validators.iter().cloned());
     let scheme = Scheme::signer(
-        &[
-            b"vouch chain\0".as_slice(),
-            config.genesis.chain_id.as_bytes(),
-        ]
-        .concat(),
+        &[b"vouch chain\0".as_slice(), chain_id.as_bytes()].concat(),
         participants,
         config.signer.clone(),
     )
@@ -550,9 +604,19 @@ where
     context.child("fetch").spawn(move |context| async move {
         loop {
             context.sleep(FETCH_RETRY).await;
-            let missing = asking.lock().missing;
+            let (missing, unwritten) = {
+                let core = asking.lock();
+                (
+                    core.missing,
+                    core.finalized.filter(|_| core.missing.is_none()),
+                )
+            };
             if let Some(digest) = missing {
                 requests.send(Recipients::All, tagged(REQUEST, &digest.0), false);
+            }
+            // Blocks the disk refused: written and applied once it takes them.
+            if let Some(digest) = unwritten {
+                asking.lock().finalize(digest);
             }
         }
     });
