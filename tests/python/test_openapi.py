@@ -85,6 +85,26 @@ def test_every_json_answer_is_the_documented_shape(node, doc):
     check(doc, "post", "/v1/hub/gc", s, b)
 
 
+def test_ledger_answers_are_the_documented_shape(node, doc, tmp_path):
+    """`vouch up` runs a ledger chain: its routes answer as documented."""
+    with running("up", healthy, 60, args=("--models", str(tmp_path))) as up:
+        s, b = call(f"{up}/v1/ledger/status")
+        check(doc, "get", "/v1/ledger/status", s, b)
+        key = b["validators"][0]["operator"]
+        s, b = call(f"{up}/v1/ledger/operators")
+        check(doc, "get", "/v1/ledger/operators", s, b)
+        s, b = call(f"{up}/v1/ledger/accounts/{key}")
+        check(doc, "get", "/v1/ledger/accounts/{key}", s, b)
+        s, b = call(f"{up}/v1/ledger/tx", "POST", json.dumps({"tx": "00"}).encode(),
+                    {"content-type": "application/json"})
+        assert s == 400, b
+        check(doc, "post", "/v1/ledger/tx", s, b)
+    # A node without a chain says so, in the documented shape.
+    s, b = call(f"{node}/v1/ledger/status")
+    assert s == 404, b
+    check(doc, "get", "/v1/ledger/status", s, b)
+
+
 def test_errors_are_the_documented_shape(node, doc):
     s, b = call(f"{node}/v1/hub/models/nosuch")
     assert s == 404

@@ -62,6 +62,22 @@ pub(crate) enum Command {
     /// Collect garbage on the node now, and say what was freed (blobs no
     /// model uses, stopped fetches, receipts past their retention).
     Gc,
+    /// The ledger chain the node validates: its status, operators and
+    /// accounts.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Move AMOUNT from your account to TO's on the ledger, signed with
+    /// --key (default: the node's operator key in --data-dir), and wait
+    /// until a block applies it. Prints the transaction id and its outcome.
+    Transfer {
+        /// The receiving account (ed25519:HEX).
+        to: String,
+        /// How much.
+        amount: u64,
+        /// The signing key's file (32-byte seed, as `operator.key`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Fetch receipts a node signed.
     #[command(subcommand)]
     Receipts(ReceiptsCommand),
@@ -266,6 +282,10 @@ pub(crate) struct UpArgs {
     /// (default: the last).
     #[arg(long)]
     pub(crate) fault_node: Option<u16>,
+    /// Where the ledger chain's validator listens (one node: a chain of its
+    /// own, with its operator funded, staked and validating).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub(crate) chain_listen: SocketAddr,
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
 }
@@ -277,6 +297,19 @@ pub(crate) struct NodeArgs {
     pub(crate) listen: SocketAddr,
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum LedgerCommand {
+    /// Chain id, height, state root, validators and supply, as JSON.
+    Status,
+    /// Registered operators: stake, unbonding, slashed, offer, as JSON.
+    Operators,
+    /// One account's balance, escrow and next nonce, as JSON.
+    Account {
+        /// The account's key (ed25519:HEX).
+        key: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,14 +17,16 @@
 
 pub mod block;
 mod store;
+pub mod validator;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
 use commonware_actor::Feedback;
+pub(crate) use commonware_consensus::simplex;
 use commonware_consensus::simplex::types::{Activity, Context};
-use commonware_consensus::simplex::{self, ForwardPolicy, Plan, SkipPolicy, elector::RoundRobin};
+use commonware_consensus::simplex::{ForwardPolicy, Plan, SkipPolicy, elector::RoundRobin};
 use commonware_consensus::types::{Epoch, ViewDelta};
 use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
 use commonware_cryptography::{Sha256, ed25519, sha256::Digest};
@@ -72,6 +74,10 @@ pub struct ChainConfig {
     pub partition: String,
     /// How long a view waits for its leader's proposal.
     pub leader_timeout: Duration,
+    /// With an empty pool, a leader proposes a block only this long after
+    /// the last one (and declines the view before that): an idle chain
+    /// makes a block per interval, not one per view.
+    pub empty_block_interval: Duration,
 }
 
 /// A block the chain applied, and the state after it.
@@ -376,6 +382,7 @@ struct App<S, C> {
     chain: Chain,
     blocks: S,
     clock: Arc<C>,
+    empty_block_ms: u64,
 }
 
 impl<S: Clone, C> Clone for App<S, C> {
@@ -384,6 +391,7 @@ impl<S: Clone, C> Clone for App<S, C> {
             chain: self.chain.clone(),
             blocks: self.blocks.clone(),
             clock: self.clock.clone(),
+            empty_block_ms: self.empty_block_ms,
         }
     }
 }
@@ -419,6 +427,9 @@ where
         let Some((height, time)) = core.position(&parent) else {
             return receiver;
         };
+        if core.pool.is_empty() && now < time.saturating_add(self.empty_block_ms) {
+            return receiver;
+        }
         let block = ChainBlock {
             parent,
             height: height + 1,
@@ -543,6 +554,7 @@ where
         chain: chain.clone(),
         blocks: block_sender.clone(),
         clock: Arc::new(context.child("clock")),
+        empty_block_ms: config.empty_block_interval.as_millis() as u64,
     };
     let engine = simplex::Engine::new(
         context.child("engine"),
@@ -622,4 +634,32 @@ where
     });
     let handle = engine.start(votes, certificates, resolver);
     (chain, handle)
+}
+
+/// An operator's key as a consensus key: the same ed25519 seed.
+pub fn consensus_signer(secret: &vouch_types::SecretKey) -> ed25519::PrivateKey {
+    use commonware_codec::DecodeExt as _;
+    ed25519::PrivateKey::decode(secret.to_bytes().to_vec()).expect("32 bytes are an ed25519 seed")
+}
+
+/// An operator's public key as a consensus public key.
+pub fn consensus_key(key: &vouch_types::PublicKey) -> ed25519::PublicKey {
+    use commonware_codec::DecodeExt as _;
+    ed25519::PublicKey::decode(key.as_bytes().to_vec()).expect("a valid ed25519 public key")
+}
+
+#[cfg(test)]
+mod tests {
+    use commonware_cryptography::Signer as _;
+
+    /// A validator's consensus identity is its operator key: the same seed
+    /// gives the same public key on both sides.
+    #[test]
+    fn an_operator_key_is_its_consensus_key() {
+        let secret = vouch_types::SecretKey::from_bytes(&[42; 32]);
+        assert_eq!(
+            super::consensus_signer(&secret).public_key(),
+            super::consensus_key(&secret.public())
+        );
+    }
 }

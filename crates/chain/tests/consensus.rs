@@ -160,6 +160,7 @@ fn run_with(seed: u64, dir: Option<&std::path::Path>) -> Vec<(u64, [u8; 32])> {
                     validators: publics.clone(),
                     partition: format!("validator-{i}"),
                     leader_timeout: Duration::from_secs(1),
+                    empty_block_interval: Duration::from_millis(200),
                 },
                 oracle.control(key.public_key()),
                 votes,

@@ -169,6 +169,31 @@ impl Client {
         decode(url, resp).await
     }
 
+    /// `GET /v1/ledger/status`: the chain's id, height, state root and
+    /// validators.
+    pub async fn ledger_status(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/v1/ledger/status").await
+    }
+
+    /// `GET /v1/ledger/operators`.
+    pub async fn ledger_operators(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/v1/ledger/operators").await
+    }
+
+    /// `GET /v1/ledger/accounts/{key}`: balance, escrow and next nonce.
+    pub async fn ledger_account(&self, key: &str) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/ledger/accounts/{key}")).await
+    }
+
+    /// `POST /v1/ledger/tx`: a signed transaction into the node's pool;
+    /// its id in hex.
+    pub async fn submit_tx(&self, tx: &[u8]) -> Result<String, ClientError> {
+        let body: serde_json::Value = self
+            .post_json("/v1/ledger/tx", &serde_json::json!({"tx": hex::encode(tx)}))
+            .await?;
+        Ok(body["id"].as_str().unwrap_or_default().to_string())
+    }
+
     /// `GET /healthz`.
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.get_json("/healthz").await

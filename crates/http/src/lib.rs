@@ -10,6 +10,7 @@
 pub mod error;
 pub mod guard;
 pub mod http;
+pub mod ledger;
 pub mod openai;
 pub mod openapi;
 pub mod rate;

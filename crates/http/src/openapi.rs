@@ -133,6 +133,24 @@ fn paths_and_schemas() -> Value {
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
           "responses": merge(json!({"202": {"description": "{id, gossiped (false when reported here before), audited_here}", "content": {"application/json": {"schema": {"type": "object", "required": ["id", "gossiped", "audited_here"], "properties": {"id": {"type": "string"}, "gossiped": {"type": "boolean"}, "audited_here": {"type": "boolean"}}}}}}}), error_responses(&[400, 404, 413, 503]))
         }},
+        "/v1/ledger/status": {"get": {
+          "summary": "The ledger chain this node validates: id, height, time and state root of the last applied block, validators, supply",
+          "responses": merge(json!({"200": ok("the chain", "LedgerStatus")}), error_responses(&[404]))
+        }},
+        "/v1/ledger/operators": {"get": {
+          "summary": "Registered operators on the ledger: stake, unbonding, slashed, offer",
+          "responses": merge(json!({"200": {"description": "operators", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/LedgerOperator"}}}}}}), error_responses(&[404]))
+        }},
+        "/v1/ledger/accounts/{key}": {"get": {
+          "summary": "One account on the ledger (an unknown key has nothing)",
+          "parameters": [path_param("key", "ed25519:<64 hex>")],
+          "responses": merge(json!({"200": ok("the account", "LedgerAccount")}), error_responses(&[400, 404]))
+        }},
+        "/v1/ledger/tx": {"post": {
+          "summary": "A signed ledger transaction (docs/ledger.md) into this validator's pool; a block applies it or records why not",
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tx"], "additionalProperties": false, "properties": {"tx": {"type": "string", "description": "the transaction's bytes in hex"}}}}}},
+          "responses": merge(json!({"202": ok("taken into the pool", "TxAccepted")}), error_responses(&[400, 404, 503]))
+        }},
         "/v1/receipts/{id}": {"get": {
           "summary": "A receipt this node signed",
           "parameters": [path_param("id", "rcpt:<64 hex>")],
@@ -215,6 +233,20 @@ fn paths_and_schemas() -> Value {
           "license": {"type": "string"}, "publisher": {"type": "string"}, "signature": {"type": "string"}, "created_ms": {"type": "integer"}
         }},
         "ModelList": {"type": "object", "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
+        "LedgerStatus": {"type": "object", "required": ["chain_id", "height", "time_ms", "state_root", "validators", "supply", "burned"], "properties": {
+          "chain_id": {"type": "string"}, "height": {"type": "integer"}, "time_ms": {"type": "integer"}, "state_root": {"type": "string"},
+          "validators": {"type": "array", "items": {"type": "object", "required": ["operator", "power"], "properties": {"operator": {"type": "string"}, "power": {"type": "integer"}}}},
+          "supply": {"type": "integer"}, "burned": {"type": "integer"}
+        }},
+        "LedgerOperator": {"type": "object", "required": ["operator", "account", "stake", "unbonding", "slashed", "price", "contact", "addresses"], "properties": {
+          "operator": {"type": "string", "description": "the key it signs receipts with now"}, "account": {"type": "string"},
+          "stake": {"type": "integer"}, "unbonding": {"type": "array", "items": {"type": "object", "properties": {"at": {"type": "integer"}, "amount": {"type": "integer"}}}},
+          "slashed": {"type": "integer"}, "price": {"type": "integer"}, "contact": {"type": "string"}, "addresses": {"type": "array", "items": {"type": "string"}}
+        }},
+        "LedgerAccount": {"type": "object", "required": ["key", "balance", "escrow", "nonce"], "properties": {
+          "key": {"type": "string"}, "balance": {"type": "integer"}, "escrow": {"type": "integer"}, "nonce": {"type": "integer"}
+        }},
+        "TxAccepted": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
         "TraceEntry": {"type": "object", "properties": {
           "receipt": {"type": "string"}, "index": {"type": "integer"}, "len": {"type": "integer"}, "step": {"type": ["string", "null"]},
           "leaf": {"type": "string"}, "path": {"type": "array", "items": {"type": "string"}}, "root": {"type": "string"}

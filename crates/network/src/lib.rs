@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod audit;
+pub mod ledger;
 mod llm_audit;
 mod llm_net;
 pub mod network;

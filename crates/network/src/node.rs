@@ -19,6 +19,8 @@ pub struct Node {
     pub(crate) network: OnceLock<Arc<Network>>,
     /// Operators this node admits beside itself ([`Node::admitted`]).
     admitted: RwLock<BTreeSet<PublicKey>>,
+    /// The ledger chain it validates ([`Node::start_chain`]).
+    pub(crate) chain: OnceLock<vouch_chain::Chain>,
 }
 
 impl std::fmt::Debug for Node {
@@ -52,6 +54,7 @@ impl Node {
             service,
             network: OnceLock::new(),
             admitted: RwLock::new(admitted),
+            chain: OnceLock::new(),
         });
         let hooks: std::sync::Weak<dyn Hooks> = Arc::downgrade(&node) as _;
         node.service.set_hooks(hooks);

@@ -15,19 +15,24 @@ fn io(action: &'static str, path: &Path, e: std::io::Error) -> NodeError {
     NodeError::Storage(format!("{action} {}: {e}", path.display()))
 }
 
+/// Loads the key at `path` (64 hex digits).
+pub fn load(path: &Path) -> Result<SecretKey, NodeError> {
+    restrict(path)?;
+    let text = fs::read_to_string(path).map_err(|e| io("reading", path, e))?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
+        NodeError::Storage(format!(
+            "{} is not an operator key (64 hex digits); move it away to create a new key",
+            path.display()
+        ))
+    })?;
+    Ok(SecretKey::from_bytes(&seed))
+}
+
 /// Loads the key at `path`, or creates one there.
 pub fn load_or_create(path: &Path) -> Result<SecretKey, NodeError> {
     if path.exists() {
-        restrict(path)?;
-        let text = fs::read_to_string(path).map_err(|e| io("reading", path, e))?;
-        let mut seed = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
-            NodeError::Storage(format!(
-                "{} is not an operator key (64 hex digits); move it away to create a new key",
-                path.display()
-            ))
-        })?;
-        return Ok(SecretKey::from_bytes(&seed));
+        return load(path);
     }
     let seed = random_secret("a key")?;
     let key = SecretKey::from_bytes(&seed);

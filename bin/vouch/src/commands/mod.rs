@@ -14,11 +14,13 @@ use vouch_types::{Digest, Kind, PublicKey, Receipt};
 mod ask;
 mod disputes;
 mod hub;
+mod ledger;
 mod serve;
 
 use ask::*;
 use disputes::*;
 use hub::*;
+use ledger::*;
 use serve::*;
 
 use crate::cli::{
@@ -45,6 +47,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                 config(data_dir, args.listen, &args.serve)?,
                 &args.serve.p2p,
                 Some(models),
+                Some(args.chain_listen),
             )
             .await
         }
@@ -57,6 +60,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             serve(
                 config(data_dir, args.listen, &args.serve)?,
                 &args.serve.p2p,
+                None,
                 None,
             )
             .await
@@ -79,6 +83,15 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Infer(args) => infer(&client, args).await,
         Command::Verify(args) => verify(&client, args).await,
         Command::Gc => gc(&client).await,
+        Command::Ledger(cmd) => ledger(&client, cmd).await,
+        Command::Transfer { to, amount, key } => {
+            let key = match (key, &cli.data_dir) {
+                (Some(k), _) => k,
+                (None, Some(d)) => d.join("operator.key"),
+                (None, None) => default_data_dir()?.join("operator.key"),
+            };
+            transfer(&client, &to, amount, &key).await
+        }
         Command::Chat(args) => chat(&client, args).await,
         Command::Receipts(ReceiptsCommand::Show { id }) => {
             let id = Digest::parse_kind(Kind::Receipt, &id).map_err(|e| anyhow!("`{id}`: {e}"))?;

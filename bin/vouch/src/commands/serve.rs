@@ -149,6 +149,7 @@ pub(crate) async fn serve(
     config: NodeConfig,
     p2p: &P2pArgs,
     samples: Option<PathBuf>,
+    chain: Option<std::net::SocketAddr>,
 ) -> Result<()> {
     let p2p_config = p2p_config(p2p)?;
     let listen = config.listen;
@@ -160,6 +161,17 @@ pub(crate) async fn serve(
             format!("cannot listen on {listen}; pick another address with --listen")
         })?;
     let addr = listener.local_addr()?;
+    if let Some(listen) = chain {
+        let genesis = vouch_node::ledger::solo_genesis(node.public_key(), node.config().price);
+        node.start_chain(vouch_node::ledger::ChainSettings {
+            genesis,
+            listen,
+            bootstrap: vec![],
+            leader_timeout: std::time::Duration::from_secs(1),
+            empty_block_interval: std::time::Duration::from_secs(5),
+        })
+        .context("starting the ledger chain")?;
+    }
     if let Some(dir) = samples {
         let imported = vouch_node::samples::import(&node, &dir).await;
         if !imported.is_empty() {

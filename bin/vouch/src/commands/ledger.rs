@@ -1,0 +1,67 @@
+//! `vouch ledger …` and `vouch transfer`: the ledger chain through a node.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use vouch_client::Client;
+use vouch_node::ledger::{Tx, TxBody};
+
+use super::parse_key;
+use crate::cli::LedgerCommand;
+
+pub(crate) async fn ledger(client: &Client, cmd: LedgerCommand) -> Result<()> {
+    let value = match cmd {
+        LedgerCommand::Status => client.ledger_status().await?,
+        LedgerCommand::Operators => client.ledger_operators().await?,
+        LedgerCommand::Account { key } => {
+            parse_key(&key)?;
+            client.ledger_account(&key).await?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+/// Signs a transfer with the key in `key_file`, submits it, and waits
+/// (a minute at most) until a block applied it.
+pub(crate) async fn transfer(
+    client: &Client,
+    to: &str,
+    amount: u64,
+    key_file: &Path,
+) -> Result<()> {
+    let to = parse_key(to)?;
+    let key = vouch_node::keyfile::load(key_file)
+        .with_context(|| format!("reading the signing key {}", key_file.display()))?;
+    let from = key.public().to_string();
+    let status = client.ledger_status().await?;
+    let chain_id = status["chain_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the node's ledger status names no chain"))?;
+    let nonce = client.ledger_account(&from).await?["nonce"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("the node's account answer has no nonce"))?;
+    let tx = Tx::sign(chain_id, &key, nonce, TxBody::Transfer { to, amount });
+    let id = client.submit_tx(&tx.encode()).await?;
+    eprintln!("submitted {id}; waiting for a block");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let account = client.ledger_account(&from).await?;
+        if account["nonce"].as_u64().is_some_and(|n| n > nonce) {
+            let status = client.ledger_status().await?;
+            println!(
+                "{}",
+                serde_json::json!({"id": id, "from": from, "to": to, "amount": amount,
+                    "height": status["height"], "balance": account["balance"]})
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "transaction {id} was not in a block within a minute; the node's pool may be full, or its chain stalled (vouch ledger status)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

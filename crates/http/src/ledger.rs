@@ -1,0 +1,114 @@
+//! The ledger's routes: the chain's status, accounts and operators as the
+//! last applied block left them, and signed transactions for the pool.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use vouch_network::Node;
+use vouch_service::error::NodeError;
+use vouch_types::PublicKey;
+
+use crate::error::ApiError;
+
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// The ledger's routes (all public: reads, and transactions that carry
+/// their own signatures).
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/ledger/status", get(status))
+        .route("/v1/ledger/operators", get(operators))
+        .route("/v1/ledger/accounts/{key}", get(account))
+        .route("/v1/ledger/tx", post(submit))
+}
+
+fn hex32(bytes: &[u8; 32]) -> String {
+    hex::encode(bytes)
+}
+
+async fn status(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    let chain = node.chain()?;
+    let body = chain.read(|l| {
+        json!({
+            "chain_id": l.chain_id(),
+            "height": l.height(),
+            "time_ms": l.time_ms(),
+            "state_root": hex32(&l.state_root()),
+            "validators": l.validators().iter()
+                .map(|(key, power)| json!({"operator": key, "power": power}))
+                .collect::<Vec<_>>(),
+            "supply": l.supply(),
+            "burned": l.burned(),
+        })
+    });
+    Ok(json(StatusCode::OK, &body))
+}
+
+async fn operators(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    let chain = node.chain()?;
+    let body = chain.read(|l| {
+        l.operators()
+            .iter()
+            .map(|(account, op)| {
+                json!({
+                    "operator": op.key(),
+                    "account": account,
+                    "stake": op.stake,
+                    "unbonding": op.unbonding.iter().map(|(at, amount)| json!({"at": at, "amount": amount})).collect::<Vec<_>>(),
+                    "slashed": op.slashed,
+                    "price": op.offer.price,
+                    "contact": op.offer.contact,
+                    "addresses": op.offer.addresses,
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    Ok(json(StatusCode::OK, &body))
+}
+
+async fn account(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let key: PublicKey = key.parse().map_err(|_| {
+        NodeError::InvalidInput(format!(
+            "`{key}` is not a public key: write it as ed25519:<64 hex digits>"
+        ))
+    })?;
+    let chain = node.chain()?;
+    let a = chain.read(|l| l.account(&key));
+    Ok(json(
+        StatusCode::OK,
+        &json!({"key": key, "balance": a.balance, "escrow": a.escrow, "nonce": a.nonce}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Submit {
+    /// The signed transaction's bytes, in hex.
+    tx: String,
+}
+
+async fn submit(
+    State(node): State<Arc<Node>>,
+    Json(body): Json<Submit>,
+) -> Result<Response, ApiError> {
+    let bytes = hex::decode(body.tx.trim()).map_err(|e| {
+        NodeError::InvalidInput(format!("`tx` must be the transaction's bytes in hex: {e}"))
+    })?;
+    let id = node.chain()?.submit(bytes).map_err(|e| match e {
+        vouch_chain::SubmitError::Full => NodeError::Unavailable(e.to_string()),
+        e => NodeError::InvalidInput(e.to_string()),
+    })?;
+    Ok(json(StatusCode::ACCEPTED, &json!({"id": hex32(&id.0)})))
+}

@@ -1,0 +1,104 @@
+//! The node's validator of the ledger chain (`vouch-chain`): opened from
+//! the data directory (`chain.redb` for applied blocks, `chain/` for the
+//! engine's journal), run on a thread of its own, read by the HTTP layer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use vouch_chain::{Chain, validator::Validator};
+pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody};
+use vouch_service::NodeError;
+use vouch_types::PublicKey;
+
+use crate::Node;
+
+/// What a node's validator needs beside its key and data directory.
+pub struct ChainSettings {
+    /// The chain's genesis; the validators are its staked operators.
+    pub genesis: Genesis,
+    /// Where the validator's transport listens.
+    pub listen: SocketAddr,
+    /// Validators to dial first.
+    pub bootstrap: Vec<(PublicKey, SocketAddr)>,
+    /// How long a view waits for its leader.
+    pub leader_timeout: Duration,
+    /// How often an idle chain makes an empty block.
+    pub empty_block_interval: Duration,
+}
+
+/// Units an operator of a one-validator local chain starts with, and the
+/// part of them it stakes.
+pub const SOLO_FUNDS: u64 = 1_000_000;
+/// See [`SOLO_FUNDS`].
+pub const SOLO_STAKE: u64 = 100_000;
+
+/// The genesis of a chain with one validator, `operator`, funded and
+/// staked at its `price`: what `vouch up` runs. Its id names the operator,
+/// so that the node finds its own chain again after a restart.
+pub fn solo_genesis(operator: PublicKey, price: u64) -> Genesis {
+    let id = hex::encode(&operator.as_bytes()[..8]);
+    Genesis {
+        chain_id: format!("vouch-local-{id}"),
+        params: Params::default(),
+        accounts: vec![(operator, SOLO_FUNDS)],
+        operators: vec![(
+            operator,
+            SOLO_STAKE,
+            Offer {
+                price,
+                ..Offer::default()
+            },
+        )],
+    }
+}
+
+impl Node {
+    /// Opens the chain in the data directory and starts this node's
+    /// validator. The validators are the genesis's staked operators; this
+    /// node's operator must be one of them.
+    pub fn start_chain(&self, settings: ChainSettings) -> Result<(), NodeError> {
+        let validators: Vec<PublicKey> = Ledger::genesis(&settings.genesis)
+            .validators()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        if !validators.contains(&self.public_key()) {
+            return Err(NodeError::InvalidInput(format!(
+                "this node's operator {} is not among the genesis's validators (its staked operators)",
+                self.public_key()
+            )));
+        }
+        let dir = &self.config().data_dir;
+        let chain = Chain::open(&settings.genesis, &dir.join("chain.redb"))
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        Validator {
+            chain: chain.clone(),
+            signer: vouch_chain::consensus_signer(self.key()),
+            validators: validators.iter().map(vouch_chain::consensus_key).collect(),
+            listen: settings.listen,
+            bootstrappers: settings
+                .bootstrap
+                .iter()
+                .map(|(key, addr)| (vouch_chain::consensus_key(key), *addr))
+                .collect(),
+            storage: dir.join("chain"),
+            leader_timeout: settings.leader_timeout,
+            empty_block_interval: settings.empty_block_interval,
+        }
+        .spawn()
+        .map_err(|e| NodeError::Internal(format!("starting the validator: {e}")))?;
+        self.chain
+            .set(chain)
+            .map_err(|_| NodeError::Internal("the chain was started twice".into()))
+    }
+
+    /// The ledger chain this node validates, if it runs one.
+    pub fn chain(&self) -> Result<&Chain, NodeError> {
+        self.chain.get().ok_or_else(|| {
+            NodeError::NotFound(
+                "this node runs no ledger chain (`vouch up` starts one with the node's operator as its validator)"
+                    .into(),
+            )
+        })
+    }
+}
