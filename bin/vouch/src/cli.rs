@@ -62,6 +62,22 @@ pub(crate) enum Command {
     /// Collect garbage on the node now, and say what was freed (blobs no
     /// model uses, stopped fetches, receipts past their retention).
     Gc,
+    /// Print a genesis file (JSON) for a chain whose validators are these
+    /// operators, each funded and staked.
+    Genesis {
+        /// The validators' operator keys (ed25519:HEX).
+        #[arg(required = true)]
+        operators: Vec<String>,
+        /// The chain's name.
+        #[arg(long, default_value = "vouch-local")]
+        chain_id: String,
+        /// Each operator's spendable funds.
+        #[arg(long, default_value_t = 1_000_000)]
+        funds: u64,
+        /// Each operator's stake.
+        #[arg(long, default_value_t = 100_000)]
+        stake: u64,
+    },
     /// The ledger chain the node validates: its status, operators and
     /// accounts.
     #[command(subcommand)]
@@ -295,6 +311,21 @@ pub(crate) struct NodeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
+    /// Validate the ledger chain this genesis file starts (`vouch
+    /// genesis` writes one); this node's operator must be among its staked
+    /// operators.
+    #[arg(long, requires = "chain_listen")]
+    pub(crate) genesis: Option<PathBuf>,
+    /// Where this node's validator listens (with --genesis).
+    #[arg(long)]
+    pub(crate) chain_listen: Option<SocketAddr>,
+    /// A validator to dial first: OPERATOR_KEY@HOST:PORT (repeatable).
+    #[arg(long)]
+    pub(crate) chain_bootstrap: Vec<String>,
+    /// Seconds between empty blocks when no transaction waits (with
+    /// --genesis; `vouch up` uses 5).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) chain_block_secs: u64,
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
 }

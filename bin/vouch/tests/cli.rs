@@ -1128,3 +1128,148 @@ fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() 
     assert!(again["height"].as_u64().unwrap() >= height, "{again}");
     assert_eq!(account(&node, payee)["balance"], 250);
 }
+
+/// Four validators as four `vouch node` processes with one genesis file:
+/// they make the same blocks and apply a transfer; with one killed the
+/// others go on; with two killed they halt; the two restarted, all four go
+/// on and agree on the state.
+#[test]
+fn four_validator_processes_go_on_with_one_down_halt_with_two_and_resume() {
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys: Vec<String> = (0..4u8)
+        .map(|i| {
+            let seed = [i + 11; 32];
+            std::fs::write(
+                dirs[i as usize].path().join("operator.key"),
+                hex::encode(seed),
+            )
+            .unwrap();
+            vouch_types::SecretKey::from_bytes(&seed)
+                .public()
+                .to_string()
+        })
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let mut args = vec!["genesis", "--chain-id", "test-four"];
+    args.extend(keys.iter().map(String::as_str));
+    let genesis = ok(&Command::new(BIN).args(&args).output().unwrap());
+    let genesis_file = work.path().join("genesis.json");
+    std::fs::write(&genesis_file, genesis).unwrap();
+    // The validators' transport ports are named in each other's flags, so
+    // they are chosen here (bound and released: a port taken in between
+    // fails the start loudly, never silently).
+    let ports: Vec<u16> = {
+        let held: Vec<_> = (0..4)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        held.iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect()
+    };
+    let start = |i: usize| {
+        let listen = format!("127.0.0.1:{}", ports[i]);
+        let boot = format!("{}@127.0.0.1:{}", keys[0], ports[0]);
+        let mut extra = vec![
+            "--genesis",
+            genesis_file.to_str().unwrap(),
+            "--chain-listen",
+            &listen,
+            "--chain-block-secs",
+            "1",
+        ];
+        if i > 0 {
+            extra.extend(["--chain-bootstrap", boot.as_str()]);
+        }
+        NodeProcess::start_with(dirs[i].path(), 0, &extra)
+    };
+    let mut nodes: Vec<Option<NodeProcess>> = (0..4).map(|i| Some(start(i))).collect();
+    let status = |n: &NodeProcess| -> serde_json::Value {
+        serde_json::from_str(&ok(&n.vouch(&["ledger", "status"]))).unwrap()
+    };
+    let height = |n: &NodeProcess| status(n)["height"].as_u64().unwrap();
+    let live = |nodes: &[Option<NodeProcess>]| -> Vec<u64> {
+        nodes.iter().flatten().map(height).collect()
+    };
+    let wait = |nodes: &[Option<NodeProcess>], what: &str, f: &dyn Fn(&[u64]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let h = live(nodes);
+            if f(&h) {
+                return h;
+            }
+            assert!(Instant::now() < deadline, "{what}: heights {h:?}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait(&nodes, "blocks on all four", &|h| h.iter().all(|&x| x >= 2));
+    let first = status(nodes[0].as_ref().unwrap());
+    assert_eq!(first["validators"].as_array().unwrap().len(), 4, "{first}");
+
+    // A transfer given to one validator is applied everywhere.
+    let payee = "ed25519:ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+    let key1 = dirs[1].path().join("operator.key");
+    ok(&nodes[1].as_ref().unwrap().vouch(&[
+        "transfer",
+        payee,
+        "70",
+        "--key",
+        key1.to_str().unwrap(),
+    ]));
+    let balance = |n: &NodeProcess| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&ok(&n.vouch(&["ledger", "account", payee])))
+            .unwrap()["balance"]
+            .clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while nodes.iter().flatten().any(|n| balance(n) != 70) {
+        assert!(
+            Instant::now() < deadline,
+            "the transfer did not reach every validator"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // One down: the other three go on.
+    nodes[3] = None;
+    let at = live(&nodes).into_iter().max().unwrap();
+    wait(&nodes, "blocks with three validators", &|h| {
+        h.iter().all(|&x| x >= at + 3)
+    });
+
+    // Two down: no block.
+    nodes[2] = None;
+    std::thread::sleep(Duration::from_secs(3));
+    let stalled = live(&nodes);
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        live(&nodes),
+        stalled,
+        "blocks were made with two of four validators down"
+    );
+
+    // Both back: all four go on, from the same chain.
+    nodes[2] = Some(start(2));
+    nodes[3] = Some(start(3));
+    let top = stalled.into_iter().max().unwrap();
+    wait(&nodes, "blocks after two validators returned", &|h| {
+        h.iter().all(|&x| x >= top + 3)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let states: Vec<serde_json::Value> = nodes.iter().flatten().map(status).collect();
+        if states.iter().all(|s| s["height"] == states[0]["height"]) {
+            for s in &states {
+                assert_eq!(s["state_root"], states[0]["state_root"], "{states:?}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the validators never stood at one height"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for n in nodes.iter().flatten() {
+        assert_eq!(balance(n), 70);
+    }
+}

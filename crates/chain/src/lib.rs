@@ -16,6 +16,7 @@
 //! on the deterministic runtime with a simulated network.
 
 pub mod block;
+pub mod genesis;
 mod store;
 pub mod validator;
 

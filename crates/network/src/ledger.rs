@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use vouch_chain::genesis::{from_json as genesis_from_json, to_json as genesis_to_json};
 use vouch_chain::{Chain, validator::Validator};
 pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody};
 use vouch_service::NodeError;

@@ -65,3 +65,45 @@ pub(crate) async fn transfer(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// `vouch genesis`: every operator funded and staked.
+pub(crate) fn genesis(
+    operators: &[String],
+    chain_id: String,
+    funds: u64,
+    stake: u64,
+) -> Result<()> {
+    let keys = operators
+        .iter()
+        .map(|k| parse_key(k))
+        .collect::<Result<Vec<_>>>()?;
+    let g = vouch_node::ledger::Genesis {
+        chain_id,
+        params: vouch_node::ledger::Params::default(),
+        accounts: keys.iter().map(|k| (*k, funds)).collect(),
+        operators: keys
+            .iter()
+            .map(|k| (*k, stake, vouch_node::ledger::Offer::default()))
+            .collect(),
+    };
+    println!("{}", vouch_node::ledger::genesis_to_json(&g));
+    Ok(())
+}
+
+/// Reads a genesis file, saying what is wrong with it.
+pub(crate) fn read_genesis(path: &Path) -> Result<vouch_node::ledger::Genesis> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the genesis file {}", path.display()))?;
+    vouch_node::ledger::genesis_from_json(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// `OPERATOR_KEY@HOST:PORT`.
+pub(crate) fn parse_chain_peer(s: &str) -> Result<(vouch_types::PublicKey, std::net::SocketAddr)> {
+    let (key, addr) = s
+        .split_once('@')
+        .ok_or_else(|| anyhow!("--chain-bootstrap `{s}`: write OPERATOR_KEY@HOST:PORT"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| anyhow!("--chain-bootstrap `{s}`: `{addr}` is not HOST:PORT ({e})"))?;
+    Ok((parse_key(key)?, addr))
+}

@@ -47,7 +47,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                 config(data_dir, args.listen, &args.serve)?,
                 &args.serve.p2p,
                 Some(models),
-                Some(args.chain_listen),
+                Some(ChainStart {
+                    genesis: None,
+                    listen: args.chain_listen,
+                    bootstrap: vec![],
+                    empty_block_interval: std::time::Duration::from_secs(5),
+                }),
             )
             .await
         }
@@ -57,11 +62,24 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     "vouch node needs --data-dir DIR: where its store, key and admin token live"
                 )
             })?;
+            let chain = match (&args.genesis, args.chain_listen) {
+                (Some(file), Some(listen)) => Some(ChainStart {
+                    genesis: Some(read_genesis(file)?),
+                    listen,
+                    bootstrap: args
+                        .chain_bootstrap
+                        .iter()
+                        .map(|b| parse_chain_peer(b))
+                        .collect::<Result<_>>()?,
+                    empty_block_interval: std::time::Duration::from_secs(args.chain_block_secs),
+                }),
+                _ => None,
+            };
             serve(
                 config(data_dir, args.listen, &args.serve)?,
                 &args.serve.p2p,
                 None,
-                None,
+                chain,
             )
             .await
         }
@@ -84,6 +102,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify(&client, args).await,
         Command::Gc => gc(&client).await,
         Command::Ledger(cmd) => ledger(&client, cmd).await,
+        Command::Genesis {
+            operators,
+            chain_id,
+            funds,
+            stake,
+        } => genesis(&operators, chain_id, funds, stake),
         Command::Transfer { to, amount, key } => {
             let key = match (key, &cli.data_dir) {
                 (Some(k), _) => k,

@@ -145,11 +145,24 @@ pub(crate) async fn shutdown_signal() {
     }
     tracing::info!("shutting down: draining in-flight requests");
 }
+/// How a node takes part in a ledger chain.
+pub(crate) struct ChainStart {
+    /// The chain's genesis; `None`: a chain of the node's own
+    /// (`solo_genesis`).
+    pub(crate) genesis: Option<vouch_node::ledger::Genesis>,
+    /// Where its validator listens.
+    pub(crate) listen: std::net::SocketAddr,
+    /// Validators to dial first.
+    pub(crate) bootstrap: Vec<(PublicKey, std::net::SocketAddr)>,
+    /// Between empty blocks.
+    pub(crate) empty_block_interval: std::time::Duration,
+}
+
 pub(crate) async fn serve(
     config: NodeConfig,
     p2p: &P2pArgs,
     samples: Option<PathBuf>,
-    chain: Option<std::net::SocketAddr>,
+    chain: Option<ChainStart>,
 ) -> Result<()> {
     let p2p_config = p2p_config(p2p)?;
     let listen = config.listen;
@@ -161,14 +174,16 @@ pub(crate) async fn serve(
             format!("cannot listen on {listen}; pick another address with --listen")
         })?;
     let addr = listener.local_addr()?;
-    if let Some(listen) = chain {
-        let genesis = vouch_node::ledger::solo_genesis(node.public_key(), node.config().price);
+    if let Some(chain) = chain {
+        let genesis = chain.genesis.unwrap_or_else(|| {
+            vouch_node::ledger::solo_genesis(node.public_key(), node.config().price)
+        });
         node.start_chain(vouch_node::ledger::ChainSettings {
             genesis,
-            listen,
-            bootstrap: vec![],
+            listen: chain.listen,
+            bootstrap: chain.bootstrap,
             leader_timeout: std::time::Duration::from_secs(1),
-            empty_block_interval: std::time::Duration::from_secs(5),
+            empty_block_interval: chain.empty_block_interval,
         })
         .context("starting the ledger chain")?;
     }
