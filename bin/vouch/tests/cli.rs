@@ -1132,7 +1132,8 @@ fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() 
 /// Four validators as four `vouch node` processes with one genesis file:
 /// they make the same blocks and apply a transfer; with one killed the
 /// others go on; with two killed they halt; the two restarted, all four go
-/// on and agree on the state.
+/// on and agree on the state; one whose chain is wiped catches up from its
+/// peers.
 #[test]
 fn four_validator_processes_go_on_with_one_down_halt_with_two_and_resume() {
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -1272,4 +1273,21 @@ fn four_validator_processes_go_on_with_one_down_halt_with_two_and_resume() {
     for n in nodes.iter().flatten() {
         assert_eq!(balance(n), 70);
     }
+
+    // A validator whose chain is wiped fetches it from its peers.
+    nodes[3] = None;
+    std::fs::remove_file(dirs[3].path().join("chain.redb")).unwrap();
+    std::fs::remove_dir_all(dirs[3].path().join("chain")).unwrap();
+    let top = live(&nodes).into_iter().max().unwrap();
+    nodes[3] = Some(start(3));
+    let wiped = nodes[3].as_ref().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while height(wiped) < top {
+        assert!(
+            Instant::now() < deadline,
+            "the wiped validator did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(balance(wiped), 70);
 }
