@@ -41,8 +41,28 @@ struct ParamsFile {
 
 impl Default for ParamsFile {
     fn default() -> Self {
-        let p = Params::default();
+        ParamsFile::from(&Params::default())
+    }
+}
+
+impl From<&Params> for ParamsFile {
+    fn from(p: &Params) -> Self {
         ParamsFile {
+            min_stake: p.min_stake,
+            unbonding_delay: p.unbonding_delay,
+            escrow_delay: p.escrow_delay,
+            slash_bp: p.slash_bp,
+            reward_bp: p.reward_bp,
+            audit_rate_ppm: p.audit_rate_ppm,
+            llm_tolerance_ppm: p.llm_tolerance_ppm,
+            max_validators: p.max_validators,
+        }
+    }
+}
+
+impl From<ParamsFile> for Params {
+    fn from(p: ParamsFile) -> Self {
+        Params {
             min_stake: p.min_stake,
             unbonding_delay: p.unbonding_delay,
             escrow_delay: p.escrow_delay,
@@ -81,19 +101,9 @@ pub fn from_json(text: &str) -> Result<Genesis, String> {
     if f.chain_id.is_empty() || f.chain_id.len() > 64 {
         return Err("`chain_id` must be 1 to 64 characters".into());
     }
-    let p = f.params;
     Ok(Genesis {
         chain_id: f.chain_id,
-        params: Params {
-            min_stake: p.min_stake,
-            unbonding_delay: p.unbonding_delay,
-            escrow_delay: p.escrow_delay,
-            slash_bp: p.slash_bp,
-            reward_bp: p.reward_bp,
-            audit_rate_ppm: p.audit_rate_ppm,
-            llm_tolerance_ppm: p.llm_tolerance_ppm,
-            max_validators: p.max_validators,
-        },
+        params: f.params.into(),
         accounts: f.accounts.into_iter().map(|a| (a.key, a.balance)).collect(),
         operators: f
             .operators
@@ -112,19 +122,9 @@ pub fn from_json(text: &str) -> Result<Genesis, String> {
 
 /// A genesis as a genesis file's JSON.
 pub fn to_json(g: &Genesis) -> String {
-    let p = &g.params;
     let f = File {
         chain_id: g.chain_id.clone(),
-        params: ParamsFile {
-            min_stake: p.min_stake,
-            unbonding_delay: p.unbonding_delay,
-            escrow_delay: p.escrow_delay,
-            slash_bp: p.slash_bp,
-            reward_bp: p.reward_bp,
-            audit_rate_ppm: p.audit_rate_ppm,
-            llm_tolerance_ppm: p.llm_tolerance_ppm,
-            max_validators: p.max_validators,
-        },
+        params: ParamsFile::from(&g.params),
         accounts: g
             .accounts
             .iter()
