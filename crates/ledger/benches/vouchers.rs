@@ -1,0 +1,111 @@
+//! Vouchers settled per second, and the state a million of them leave.
+//!
+//! 10,000 clients each deposit into escrow; then rounds of one `Redeem`
+//! transaction carrying the newest voucher of every client (10,000, the
+//! most one transaction may carry) are applied, each round raising every
+//! client's cumulative amount. Baseline, measured in the same run on the
+//! same signatures: verifying the vouchers' ed25519 signatures alone, which
+//! redemption must do and cannot do in less. Prints a Markdown table and,
+//! with `VOUCH_BENCH_OUT=FILE`, the raw numbers as JSON.
+//!
+//!   cargo bench --profile dev -p vouch-ledger --bench vouchers
+
+use std::time::Instant;
+
+use vouch_ledger::{Block, Genesis, Ledger, Offer, Params, Tx, TxBody, Voucher};
+use vouch_types::SecretKey;
+
+const CHAIN: &str = "bench";
+const CLIENTS: usize = 10_000;
+const ROUNDS: usize = 5;
+
+fn key(i: usize) -> SecretKey {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    SecretKey::from_bytes(&seed)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let operator = key(usize::MAX - 1);
+    let clients: Vec<SecretKey> = (0..CLIENTS).map(key).collect();
+    let mut accounts: Vec<_> = clients.iter().map(|c| (c.public(), 1_000_000)).collect();
+    accounts.push((operator.public(), 1_000_000));
+    let mut ledger = Ledger::genesis(&Genesis {
+        chain_id: CHAIN.into(),
+        params: Params::default(),
+        accounts,
+        operators: vec![(operator.public(), 10_000, Offer::default())],
+    });
+    let deposits = clients
+        .iter()
+        .map(|c| Tx::sign(CHAIN, c, 0, TxBody::Deposit { amount: 1_000_000 }).encode())
+        .collect();
+    let mut height = 1;
+    let outcomes = ledger
+        .apply_block(&Block {
+            height,
+            time_ms: 1,
+            txs: deposits,
+        })
+        .unwrap();
+    assert!(outcomes.iter().all(Result::is_ok));
+    let state_before = ledger.encode().len();
+
+    let (mut redeem_s, mut verify_s) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS as u64 {
+        let vouchers: Vec<Voucher> = clients
+            .iter()
+            .map(|c| Voucher::sign(CHAIN, c, &operator.public(), round * 10))
+            .collect();
+        // Baseline: the signatures alone.
+        let t = Instant::now();
+        assert!(vouchers.iter().all(|v| v.verify(CHAIN, &operator.public())));
+        verify_s.push(t.elapsed().as_secs_f64());
+        let tx = Tx::sign(CHAIN, &operator, round - 1, TxBody::Redeem { vouchers }).encode();
+        height += 1;
+        let block = Block {
+            height,
+            time_ms: height,
+            txs: vec![tx],
+        };
+        let t = Instant::now();
+        let outcomes = ledger.apply_block(&block).unwrap();
+        redeem_s.push(t.elapsed().as_secs_f64());
+        assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    }
+    let state_after = ledger.encode().len();
+    let paid = ledger.account(&operator.public()).balance - 1_000_000;
+    assert_eq!(paid, (ROUNDS as u64 * 10) * CLIENTS as u64);
+    let redeem = median(redeem_s.clone());
+    let verify = median(verify_s.clone());
+    println!(
+        "| vouchers ({CLIENTS} clients, one Redeem of {CLIENTS} per block, median of {ROUNDS}) | per second | ratio |"
+    );
+    println!("|---|---|---|");
+    println!(
+        "| ed25519 verification of the vouchers alone (baseline) | {:.0} | 1.00x |",
+        CLIENTS as f64 / verify
+    );
+    println!(
+        "| applying the Redeem (decode, tx signature, every voucher, escrow, payment) | {:.0} | {:.2}x the baseline's time |",
+        CLIENTS as f64 / redeem,
+        redeem / verify
+    );
+    println!(
+        "\nstate: {state_before} bytes with {CLIENTS} clients in escrow, {state_after} after {} settled vouchers ({} bytes more: one entry per client-operator pair, whatever the number of vouchers)",
+        ROUNDS * CLIENTS,
+        state_after - state_before
+    );
+    if let Some(path) = std::env::var_os("VOUCH_BENCH_OUT") {
+        let json = serde_json::json!({"clients": CLIENTS, "rounds": ROUNDS,
+            "redeem_s": redeem_s, "verify_s": verify_s,
+            "vouchers_per_s": CLIENTS as f64 / redeem, "verify_per_s": CLIENTS as f64 / verify,
+            "state_bytes_before": state_before, "state_bytes_after": state_after});
+        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    }
+}
