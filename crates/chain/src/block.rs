@@ -13,6 +13,8 @@ use vouch_ledger::tx::MAX_TX_BYTES;
 pub const MAX_BLOCK_TXS: usize = 1_000;
 /// The most bytes a block may take.
 pub const MAX_BLOCK_BYTES: usize = 4 << 20;
+/// The bytes before a block's transactions.
+pub const HEADER_BYTES: usize = 52;
 
 /// A block as the chain carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +52,7 @@ pub enum BlockDecodeError {
 impl ChainBlock {
     /// The canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let len = 52 + self.txs.iter().map(|t| 4 + t.len()).sum::<usize>();
+        let len = HEADER_BYTES + self.txs.iter().map(|t| 4 + t.len()).sum::<usize>();
         let mut out = Vec::with_capacity(len);
         out.extend_from_slice(&self.parent.0);
         out.extend_from_slice(&self.height.to_le_bytes());

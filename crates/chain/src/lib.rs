@@ -47,6 +47,8 @@ pub type Scheme = simplex::scheme::ed25519::Scheme;
 
 /// Transactions waiting for a block, at most.
 pub const MAX_POOL: usize = 10_000;
+/// Bytes of transactions waiting for a block, at most.
+pub const MAX_POOL_BYTES: usize = 64 << 20;
 /// Applied blocks kept in memory for peers that missed them.
 pub const KEPT_BLOCKS: usize = 10_000;
 /// How often a validator missing a block asks its peers again.
@@ -102,7 +104,9 @@ pub enum SubmitError {
     #[error("{0}")]
     Invalid(String),
     /// The pool is full.
-    #[error("the transaction pool holds {MAX_POOL} transactions: retry after the next block")]
+    #[error(
+        "the transaction pool is full ({MAX_POOL} transactions or {MAX_POOL_BYTES} bytes): retry after the next block"
+    )]
     Full,
 }
 
@@ -354,7 +358,8 @@ impl Chain {
         if core.pool.iter().any(|(i, _)| *i == id) {
             return Ok(id);
         }
-        if core.pool.len() >= MAX_POOL {
+        let pooled: usize = core.pool.iter().map(|(_, t)| t.len()).sum();
+        if core.pool.len() >= MAX_POOL || pooled + bytes.len() > MAX_POOL_BYTES {
             return Err(SubmitError::Full);
         }
         core.pool.push((id, bytes));
@@ -435,12 +440,7 @@ where
             parent,
             height: height + 1,
             time_ms: now.max(time + 1),
-            txs: core
-                .pool
-                .iter()
-                .take(MAX_BLOCK_TXS)
-                .map(|(_, t)| t.clone())
-                .collect(),
+            txs: take_block(&core.pool),
         };
         let digest = block.digest();
         core.blocks.insert(digest, block);
@@ -513,6 +513,24 @@ where
         }
         Feedback::Ok
     }
+}
+
+/// The oldest pooled transactions that fit one block: at most
+/// [`MAX_BLOCK_TXS`], and within [`block::MAX_BLOCK_BYTES`] once encoded
+/// (a larger block no peer would take, and the view would fail again and
+/// again on the same transactions).
+fn take_block(pool: &[(TxId, Vec<u8>)]) -> Vec<Vec<u8>> {
+    let mut room = block::MAX_BLOCK_BYTES - block::HEADER_BYTES;
+    let mut txs = Vec::new();
+    for (_, tx) in pool.iter().take(MAX_BLOCK_TXS) {
+        let need = 4 + tx.len();
+        if need > room {
+            break;
+        }
+        room -= need;
+        txs.push(tx.clone());
+    }
+    txs
 }
 
 /// One channel's sender and receiver.
@@ -652,6 +670,25 @@ pub fn consensus_key(key: &vouch_types::PublicKey) -> ed25519::PublicKey {
 #[cfg(test)]
 mod tests {
     use commonware_cryptography::Signer as _;
+
+    /// A block proposed from a pool of large transactions stays within the
+    /// size every peer takes, and the rest wait for the next block.
+    #[test]
+    fn a_proposal_never_outgrows_a_block() {
+        let big = vec![7u8; vouch_ledger::tx::MAX_TX_BYTES];
+        let pool: Vec<_> = (0..10u8)
+            .map(|i| (vouch_ledger::TxId([i; 32]), big.clone()))
+            .collect();
+        let txs = super::take_block(&pool);
+        assert_eq!(txs.len(), 3);
+        let block = super::ChainBlock {
+            parent: commonware_cryptography::sha256::Digest([0; 32]),
+            height: 1,
+            time_ms: 1,
+            txs,
+        };
+        assert!(super::ChainBlock::decode(&block.encode()).is_ok());
+    }
 
     /// A validator's consensus identity is its operator key: the same seed
     /// gives the same public key on both sides.
