@@ -58,6 +58,11 @@ const FETCH_RETRY: Duration = Duration::from_millis(250);
 /// bytes, or the digest of a block the sender asks for.
 const BLOCK: u8 = 0;
 const REQUEST: u8 = 1;
+/// A request for the applied blocks from a height on: `u64` height,
+/// `u32` count (at most [`RANGE_BLOCKS`] are answered).
+const RANGE: u8 = 2;
+/// Blocks one range request is answered with, at most.
+const RANGE_BLOCKS: u64 = 64;
 
 fn tagged(tag: u8, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + bytes.len());
@@ -255,6 +260,23 @@ impl Core {
             self.committed.pop_front();
         }
         true
+    }
+
+    /// The applied blocks this validator still keeps from height `start`
+    /// on, at most `count` (and [`RANGE_BLOCKS`]).
+    fn applied_from(&self, start: u64, count: u64) -> Vec<Vec<u8>> {
+        let kept = self.kept_order.len() as u64;
+        let first = self.ledger.height() + 1 - kept;
+        // Older blocks than kept would leave a gap at the asker's tip.
+        if start < first {
+            return Vec::new();
+        }
+        self.kept_order
+            .iter()
+            .skip((start - first) as usize)
+            .take(count.min(RANGE_BLOCKS) as usize)
+            .filter_map(|d| self.kept.get(d).map(|(_, _, bytes)| bytes.clone()))
+            .collect()
     }
 
     /// The bytes of a block this validator holds, applied or not.
@@ -624,6 +646,14 @@ where
                         answers.send(Recipients::One(from), tagged(BLOCK, &bytes), false);
                     }
                 }
+                Some((&RANGE, range)) if range.len() == 12 => {
+                    let start = u64::from_le_bytes(range[..8].try_into().expect("8 bytes"));
+                    let count = u32::from_le_bytes(range[8..].try_into().expect("4 bytes"));
+                    let blocks = receiving.lock().applied_from(start, u64::from(count));
+                    for bytes in blocks {
+                        answers.send(Recipients::One(from.clone()), tagged(BLOCK, &bytes), false);
+                    }
+                }
                 _ => tracing::warn!(%from, "a peer sent a message that is neither a block nor a request"),
             }
         }
@@ -638,12 +668,17 @@ where
             let (missing, unwritten) = {
                 let core = asking.lock();
                 (
-                    core.missing,
+                    core.missing.map(|d| (d, core.ledger.height() + 1)),
                     core.finalized.filter(|_| core.missing.is_none()),
                 )
             };
-            if let Some(digest) = missing {
+            if let Some((digest, next)) = missing {
                 requests.send(Recipients::All, tagged(REQUEST, &digest.0), false);
+                // And the blocks after this validator's tip, many at once,
+                // so that a long way behind is caught up in few round trips.
+                let mut range = next.to_le_bytes().to_vec();
+                range.extend_from_slice(&(RANGE_BLOCKS as u32).to_le_bytes());
+                requests.send(Recipients::All, tagged(RANGE, &range), false);
             }
             // Blocks the disk refused: written and applied once it takes them.
             if let Some(digest) = unwritten {
@@ -670,6 +705,41 @@ pub fn consensus_key(key: &vouch_types::PublicKey) -> ed25519::PublicKey {
 #[cfg(test)]
 mod tests {
     use commonware_cryptography::Signer as _;
+
+    /// A range request is answered with the applied blocks from its height
+    /// on, in order, never with a gap at its start.
+    #[test]
+    fn ranges_of_applied_blocks_start_where_asked() {
+        let genesis = vouch_ledger::Genesis {
+            chain_id: "t".into(),
+            params: vouch_ledger::Params::default(),
+            accounts: vec![],
+            operators: vec![],
+        };
+        let chain = super::Chain::new(&genesis);
+        let mut core = chain.lock();
+        let mut parent = core.genesis;
+        for height in 1..=5 {
+            let block = super::ChainBlock {
+                parent,
+                height,
+                time_ms: height,
+                txs: vec![],
+            };
+            parent = block.digest();
+            assert!(core.apply(parent, &block));
+        }
+        let heights = |blocks: Vec<Vec<u8>>| -> Vec<u64> {
+            blocks
+                .iter()
+                .map(|b| super::ChainBlock::decode(b).unwrap().height)
+                .collect()
+        };
+        assert_eq!(heights(core.applied_from(2, 2)), vec![2, 3]);
+        assert_eq!(heights(core.applied_from(4, 100)), vec![4, 5]);
+        assert!(core.applied_from(6, 3).is_empty());
+        assert!(core.applied_from(0, 3).is_empty());
+    }
 
     /// A block proposed from a pool of large transactions stays within the
     /// size every peer takes, and the rest wait for the next block.
