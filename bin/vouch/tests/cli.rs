@@ -1066,8 +1066,8 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
 /// `vouch up` runs a ledger chain of its own, its operator funded, staked
 /// and validating: blocks are made, a transfer signed with the operator's
 /// key is applied and shows in both accounts, a transaction that is not
-/// one is refused with the reason, and after a restart the chain goes on
-/// from where it was.
+/// one is refused with the reason, and after a restart (with other flags)
+/// the chain goes on from where it was.
 #[test]
 fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
@@ -1121,8 +1121,10 @@ fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() 
         serde_json::from_str(&ok(&node.vouch(&["ledger", "operators"]))).unwrap();
     assert_eq!(ops[0]["stake"], 100_000, "{ops}");
 
+    // Restarted, with another price even: the same chain goes on.
     drop(node);
-    let node = NodeProcess::start_command("up", data.path(), 0, &["--models", models]);
+    let node =
+        NodeProcess::start_command("up", data.path(), 0, &["--models", models, "--price", "3"]);
     let again = status(&node);
     assert_eq!(again["chain_id"], first["chain_id"]);
     assert!(again["height"].as_u64().unwrap() >= height, "{again}");

@@ -34,22 +34,17 @@ pub const SOLO_FUNDS: u64 = 1_000_000;
 pub const SOLO_STAKE: u64 = 100_000;
 
 /// The genesis of a chain with one validator, `operator`, funded and
-/// staked at its `price`: what `vouch up` runs. Its id names the operator,
-/// so that the node finds its own chain again after a restart.
-pub fn solo_genesis(operator: PublicKey, price: u64) -> Genesis {
+/// staked: what `vouch up` runs. It depends on the operator alone (its id
+/// names it), so that the node finds its own chain again after a restart
+/// whatever its other flags; the offer starts at price 0 (a `SetOffer`
+/// transaction changes it).
+pub fn solo_genesis(operator: PublicKey) -> Genesis {
     let id = hex::encode(&operator.as_bytes()[..8]);
     Genesis {
         chain_id: format!("vouch-local-{id}"),
         params: Params::default(),
         accounts: vec![(operator, SOLO_FUNDS)],
-        operators: vec![(
-            operator,
-            SOLO_STAKE,
-            Offer {
-                price,
-                ..Offer::default()
-            },
-        )],
+        operators: vec![(operator, SOLO_STAKE, Offer::default())],
     }
 }
 

@@ -175,9 +175,9 @@ pub(crate) async fn serve(
         })?;
     let addr = listener.local_addr()?;
     if let Some(chain) = chain {
-        let genesis = chain.genesis.unwrap_or_else(|| {
-            vouch_node::ledger::solo_genesis(node.public_key(), node.config().price)
-        });
+        let genesis = chain
+            .genesis
+            .unwrap_or_else(|| vouch_node::ledger::solo_genesis(node.public_key()));
         node.start_chain(vouch_node::ledger::ChainSettings {
             genesis,
             listen: chain.listen,
