@@ -477,6 +477,11 @@ pub(crate) struct VerifyArgs {
     /// Require the receipt to name exactly this model (model:HEX).
     #[arg(long)]
     pub(crate) model_id: Option<String>,
+    /// Also require the signer to be a key of an operator registered on the
+    /// ledger chain the node at URL validates (its current key or an
+    /// earlier one).
+    #[arg(long, value_name = "URL")]
+    pub(crate) ledger: Option<String>,
     /// Once it checks: report the receipt to the node (`--node`), which
     /// gossips it to the network's auditors (for an answer an executor
     /// gave you directly, which it may not have gossiped itself).

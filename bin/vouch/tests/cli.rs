@@ -1066,8 +1066,9 @@ fn a_disk_that_fills_is_refused_clearly_and_loses_no_receipt() {
 /// `vouch up` runs a ledger chain of its own, its operator funded, staked
 /// and validating: blocks are made, a transfer signed with the operator's
 /// key is applied and shows in both accounts, a transaction that is not
-/// one is refused with the reason, and after a restart (with other flags)
-/// the chain goes on from where it was.
+/// one is refused with the reason, `vouch verify --ledger` tells a
+/// registered operator's receipt from a stranger's, and after a restart
+/// (with other flags) the chain goes on from where it was.
 #[test]
 fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
@@ -1120,6 +1121,37 @@ fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() 
     let ops: serde_json::Value =
         serde_json::from_str(&ok(&node.vouch(&["ledger", "operators"]))).unwrap();
     assert_eq!(ops[0]["stake"], 100_000, "{ops}");
+    assert_eq!(ops[0]["keys"][0]["key"], operator.as_str(), "{ops}");
+
+    // `vouch verify --ledger`: a receipt this operator signed names a
+    // registered key; one from a node that is no operator there does not.
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("in.json");
+    std::fs::write(&input, IRIS_REQUEST).unwrap();
+    let receipt = |n: &NodeProcess, name: &str| {
+        let path = work.path().join(name);
+        n.push_iris();
+        ok(&n.vouch(&[
+            "infer",
+            "iris",
+            "--input",
+            input.to_str().unwrap(),
+            "--receipt",
+            path.to_str().unwrap(),
+        ]));
+        path
+    };
+    let ours = receipt(&node, "ours.json");
+    let out = node.vouch(&["verify", ours.to_str().unwrap(), "--ledger", &node.url]);
+    assert!(ok(&out).contains("registered operator"), "{out:?}");
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger = NodeProcess::start(stranger_dir.path(), 0);
+    let theirs = receipt(&stranger, "theirs.json");
+    fails(
+        &node.vouch(&["verify", theirs.to_str().unwrap(), "--ledger", &node.url]),
+        "is not a key of any operator registered on chain",
+    );
+    drop(stranger);
 
     // Restarted, with another price even: the same chain goes on.
     drop(node);

@@ -62,6 +62,7 @@ async fn operators(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
                 json!({
                     "operator": op.key(),
                     "account": account,
+                    "keys": op.keys.iter().map(|(from, key)| json!({"from_height": from, "key": key})).collect::<Vec<_>>(),
                     "stake": op.stake,
                     "unbonding": op.unbonding.iter().map(|(at, amount)| json!({"at": at, "amount": amount})).collect::<Vec<_>>(),
                     "slashed": op.slashed,

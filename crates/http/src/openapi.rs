@@ -238,8 +238,9 @@ fn paths_and_schemas() -> Value {
           "validators": {"type": "array", "items": {"type": "object", "required": ["operator", "power"], "properties": {"operator": {"type": "string"}, "power": {"type": "integer"}}}},
           "supply": {"type": "integer"}, "burned": {"type": "integer"}
         }},
-        "LedgerOperator": {"type": "object", "required": ["operator", "account", "stake", "unbonding", "slashed", "price", "contact", "addresses"], "properties": {
+        "LedgerOperator": {"type": "object", "required": ["operator", "account", "keys", "stake", "unbonding", "slashed", "price", "contact", "addresses"], "properties": {
           "operator": {"type": "string", "description": "the key it signs receipts with now"}, "account": {"type": "string"},
+          "keys": {"type": "array", "description": "every receipt-signing key it has had, with the height it signs from", "items": {"type": "object", "required": ["from_height", "key"], "properties": {"from_height": {"type": "integer"}, "key": {"type": "string"}}}},
           "stake": {"type": "integer"}, "unbonding": {"type": "array", "items": {"type": "object", "properties": {"at": {"type": "integer"}, "amount": {"type": "integer"}}}},
           "slashed": {"type": "integer"}, "price": {"type": "integer"}, "contact": {"type": "string"}, "addresses": {"type": "array", "items": {"type": "string"}}
         }},

@@ -323,6 +323,31 @@ pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
         }
         checked.push("signer");
     }
+    if let Some(url) = &args.ledger {
+        let ledger = Client::new(url);
+        let chain = ledger.ledger_status().await?["chain_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let operators = ledger.ledger_operators().await?;
+        let signer = receipt.body.node.to_string();
+        let found = operators.as_array().into_iter().flatten().find_map(|op| {
+            op["keys"].as_array()?.iter().find_map(|k| {
+                (k["key"].as_str() == Some(signer.as_str()))
+                    .then(|| (op["account"].clone(), k["from_height"].clone()))
+            })
+        });
+        let Some((account, from)) = found else {
+            bail!(
+                "the receipt's signer {signer} is not a key of any operator registered on chain `{chain}` ({url})"
+            );
+        };
+        eprintln!(
+            "the signer is a key of operator {} on chain `{chain}` (signing from height {from})",
+            account.as_str().unwrap_or_default()
+        );
+        checked.push("registered operator");
+    }
     if let Some(p) = &args.input {
         let req: InferRequest = read_json(p, "request ({\"inputs\": {...}})")?;
         receipt.verify_inputs(&to_map(req.inputs))?;
