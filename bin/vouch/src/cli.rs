@@ -82,6 +82,32 @@ pub(crate) enum Command {
     /// accounts.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Move AMOUNT of your balance into your escrow, from which operators
+    /// redeem your payment vouchers; signed and waited for as `transfer`.
+    Deposit {
+        /// How much.
+        amount: u64,
+        /// The signing key's file (default: the node's operator key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Bond AMOUNT of your (an operator's) balance as stake.
+    Stake {
+        /// How much.
+        amount: u64,
+        /// The signing key's file (default: the node's operator key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Start unbonding AMOUNT of your stake: it returns to your balance
+    /// after the unbonding delay, and can be slashed until then.
+    Unstake {
+        /// How much.
+        amount: u64,
+        /// The signing key's file (default: the node's operator key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Move AMOUNT from your account to TO's on the ledger, signed with
     /// --key (default: the node's operator key in --data-dir), and wait
     /// until a block applies it. Prints the transaction id and its outcome.

@@ -1123,6 +1123,28 @@ fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() 
     assert_eq!(ops[0]["stake"], 100_000, "{ops}");
     assert_eq!(ops[0]["keys"][0]["key"], operator.as_str(), "{ops}");
 
+    // An action the ledger rejects is reported as rejected, with its
+    // reason, though its block applied it; the balance is untouched.
+    let key = data.path().join("operator.key");
+    let key = key.to_str().unwrap();
+    let out = node.vouch(&["transfer", payee, "999999999", "--key", key]);
+    fails(&out, "rejected in block");
+    assert_eq!(account(&node, &operator)["balance"], 1_000_000 - 250);
+    // Deposit into escrow, stake, unstake.
+    ok(&node.vouch(&["deposit", "100", "--key", key]));
+    assert_eq!(account(&node, &operator)["escrow"], 100);
+    ok(&node.vouch(&["stake", "50", "--key", key]));
+    ok(&node.vouch(&["unstake", "20", "--key", key]));
+    let ops: serde_json::Value =
+        serde_json::from_str(&ok(&node.vouch(&["ledger", "operators"]))).unwrap();
+    assert_eq!(ops[0]["stake"], 100_030, "{ops}");
+    assert_eq!(ops[0]["unbonding"][0]["amount"], 20, "{ops}");
+    assert_eq!(
+        account(&node, &operator)["balance"],
+        1_000_000 - 250 - 100 - 50,
+        "the unbonded 20 returns only after the unbonding delay"
+    );
+
     // `vouch verify --ledger`: a receipt this operator signed names a
     // registered key; one from a node that is no operator there does not.
     let work = tempfile::tempdir().unwrap();

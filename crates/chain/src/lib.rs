@@ -20,7 +20,7 @@ pub mod genesis;
 mod store;
 pub mod validator;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -97,6 +97,8 @@ pub struct Committed {
     pub digest: [u8; 32],
     /// The ledger's state root after it.
     pub state_root: [u8; 32],
+    /// Its transactions' ids, in order.
+    pub txs: Vec<TxId>,
     /// Each transaction's outcome, in order.
     pub outcomes: Vec<TxOutcome>,
 }
@@ -155,6 +157,21 @@ impl Core {
             return Some((*height, *time));
         }
         self.blocks.get(digest).map(|b| (b.height, b.time_ms))
+    }
+
+    /// The transactions in the blocks from `parent` back to the applied
+    /// tip: proposed on, not applied yet, so not to be proposed again.
+    fn pending_on(&self, parent: &Digest) -> HashSet<TxId> {
+        let mut ids = HashSet::new();
+        let mut at = *parent;
+        while at != self.tip {
+            let Some(block) = self.blocks.get(&at) else {
+                break;
+            };
+            ids.extend(block.txs.iter().map(|t| vouch_ledger::tx::tx_id(t)));
+            at = block.parent;
+        }
+        ids
     }
 
     /// Whether `block` may follow `parent`: `None` while either is unknown.
@@ -254,6 +271,7 @@ impl Core {
             height: block.height,
             digest: digest.0,
             state_root: self.ledger.state_root(),
+            txs: included,
             outcomes,
         });
         if self.committed.len() > KEPT_BLOCKS {
@@ -393,6 +411,25 @@ impl Chain {
         f(&self.lock().ledger)
     }
 
+    /// Where transaction `id` was applied, among the blocks still in
+    /// memory, and its outcome: `Ok(height)`, or the height and why the
+    /// ledger rejected it.
+    pub fn outcome(&self, id: &TxId) -> Option<(u64, Result<(), String>)> {
+        let core = self.lock();
+        // The first block that carried it is where it took effect (a later
+        // one can only refuse it as a replay).
+        core.committed.iter().find_map(|c| {
+            let at = c.txs.iter().position(|t| t == id)?;
+            Some((
+                c.height,
+                c.outcomes[at]
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            ))
+        })
+    }
+
     /// The applied blocks still in memory, from height `from` on.
     pub fn committed(&self, from: u64) -> Vec<Committed> {
         let core = self.lock();
@@ -462,7 +499,7 @@ where
             parent,
             height: height + 1,
             time_ms: now.max(time + 1),
-            txs: take_block(&core.pool),
+            txs: take_block(&core.pool, &core.pending_on(&parent)),
         };
         let digest = block.digest();
         core.blocks.insert(digest, block);
@@ -537,14 +574,16 @@ where
     }
 }
 
-/// The oldest pooled transactions that fit one block: at most
+/// The oldest pooled transactions that fit one block, leaving out those
+/// already in the blocks it extends that are not applied yet: at most
 /// [`MAX_BLOCK_TXS`], and within [`block::MAX_BLOCK_BYTES`] once encoded
 /// (a larger block no peer would take, and the view would fail again and
 /// again on the same transactions).
-fn take_block(pool: &[(TxId, Vec<u8>)]) -> Vec<Vec<u8>> {
+fn take_block(pool: &[(TxId, Vec<u8>)], pending: &HashSet<TxId>) -> Vec<Vec<u8>> {
     let mut room = block::MAX_BLOCK_BYTES - block::HEADER_BYTES;
     let mut txs = Vec::new();
-    for (_, tx) in pool.iter().take(MAX_BLOCK_TXS) {
+    let fresh = pool.iter().filter(|(id, _)| !pending.contains(id));
+    for (_, tx) in fresh.take(MAX_BLOCK_TXS) {
         let need = 4 + tx.len();
         if need > room {
             break;
@@ -749,8 +788,15 @@ mod tests {
         let pool: Vec<_> = (0..10u8)
             .map(|i| (vouch_ledger::TxId([i; 32]), big.clone()))
             .collect();
-        let txs = super::take_block(&pool);
+        let txs = super::take_block(&pool, &Default::default());
         assert_eq!(txs.len(), 3);
+        // Those in blocks not applied yet are left for later.
+        let pending = pool[..2].iter().map(|(id, _)| *id).collect();
+        assert_eq!(super::take_block(&pool, &pending).len(), 3);
+        assert!(
+            super::take_block(&pool[..2], &pending).is_empty(),
+            "a pending transaction was proposed again"
+        );
         let block = super::ChainBlock {
             parent: commonware_cryptography::sha256::Digest([0; 32]),
             height: 1,

@@ -197,6 +197,16 @@ fn run_with(seed: u64, dir: Option<&std::path::Path>) -> Vec<(u64, [u8; 32])> {
         .await;
         until(&context, &chains, "ten blocks", |c| height(c) >= 10).await;
         agree(&chains);
+        // Each transaction went into one block only: none was proposed
+        // again while its block waited to be applied (and refused there as
+        // a replay).
+        let outcomes: Vec<_> = chains[0]
+            .committed(1)
+            .into_iter()
+            .flat_map(|c| c.outcomes)
+            .collect();
+        assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
 
         // One validator cut off: the other three go on.
         let cut = &publics[3..];
@@ -291,4 +301,76 @@ fn applied_blocks_survive_a_restart_and_a_damaged_store_is_refused() {
             chain.read(|l| l.height())
         ),
     }
+}
+
+/// A lone validator leads every view, so it proposes on blocks not yet
+/// applied: a transaction in one of them is not proposed again (where it
+/// would be refused as a replay, and its sender told so).
+#[test]
+fn a_lone_validator_proposes_each_transaction_once() {
+    let executor = deterministic::Runner::timed(Duration::from_secs(120));
+    executor.start(|context| async move {
+        let key = ed25519::PrivateKey::from_seed(0);
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            Config {
+                max_size: (MAX_BLOCK_BYTES + 1024) as u32,
+                max_peers_per_set: NZUsize!(1),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            vec![key.public_key()],
+        )
+        .await;
+        network.start();
+        let control = oracle.control(key.public_key());
+        let channel = async |c| control.register(c, QUOTA).await.unwrap();
+        let (votes, certificates, resolver, blocks) = (
+            channel(0).await,
+            channel(1).await,
+            channel(2).await,
+            channel(3).await,
+        );
+        let (chain, _) = vouch_chain::start(
+            context.child("validator"),
+            Chain::new(&genesis()),
+            ChainConfig {
+                signer: key.clone(),
+                validators: vec![key.public_key()],
+                partition: "lone".into(),
+                leader_timeout: Duration::from_secs(1),
+                empty_block_interval: Duration::from_millis(200),
+            },
+            oracle.control(key.public_key()),
+            votes,
+            certificates,
+            resolver,
+            blocks,
+        );
+        for nonce in 0..3 {
+            let tx = Tx::sign(
+                CHAIN,
+                &account(0),
+                nonce,
+                TxBody::Transfer {
+                    to: account(3).public(),
+                    amount: 1,
+                },
+            );
+            chain.submit(tx.encode()).unwrap();
+        }
+        let chains = [chain];
+        until(&context, &chains, "the transfers", |c| {
+            c.read(|l| l.account(&account(3).public()).balance) == 1_003
+        })
+        .await;
+        until(&context, &chains, "more blocks", |c| height(c) >= 10).await;
+        let outcomes: Vec<_> = chains[0]
+            .committed(1)
+            .into_iter()
+            .flat_map(|c| c.outcomes)
+            .collect();
+        assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    });
 }

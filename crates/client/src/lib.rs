@@ -194,6 +194,12 @@ impl Client {
         Ok(body["id"].as_str().unwrap_or_default().to_string())
     }
 
+    /// `GET /v1/ledger/tx/{id}`: where a transaction was applied, and its
+    /// outcome.
+    pub async fn ledger_tx(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/ledger/tx/{id}")).await
+    }
+
     /// `GET /healthz`.
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.get_json("/healthz").await

@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/ledger/operators", get(operators))
         .route("/v1/ledger/accounts/{key}", get(account))
         .route("/v1/ledger/tx", post(submit))
+        .route("/v1/ledger/tx/{id}", get(tx_outcome))
 }
 
 fn hex32(bytes: &[u8; 32]) -> String {
@@ -90,6 +91,28 @@ async fn account(
     Ok(json(
         StatusCode::OK,
         &json!({"key": key, "balance": a.balance, "escrow": a.escrow, "nonce": a.nonce}),
+    ))
+}
+
+async fn tx_outcome(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(id.trim(), &mut bytes).map_err(|_| {
+        NodeError::InvalidInput(format!(
+            "`{id}` is not a transaction id: 64 hex digits, as POST /v1/ledger/tx answers"
+        ))
+    })?;
+    let Some((height, outcome)) = node.chain()?.outcome(&vouch_ledger::TxId(bytes)) else {
+        return Err(NodeError::NotFound(format!(
+            "transaction {id} is not in a block yet (or is older than the blocks this node keeps in memory)"
+        ))
+        .into());
+    };
+    Ok(json(
+        StatusCode::OK,
+        &json!({"id": id, "height": height, "ok": outcome.is_ok(), "error": outcome.err()}),
     ))
 }
 

@@ -151,6 +151,11 @@ fn paths_and_schemas() -> Value {
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tx"], "additionalProperties": false, "properties": {"tx": {"type": "string", "description": "the transaction's bytes in hex"}}}}}},
           "responses": merge(json!({"202": ok("taken into the pool", "TxAccepted")}), error_responses(&[400, 404, 503]))
         }},
+        "/v1/ledger/tx/{id}": {"get": {
+          "summary": "Where a transaction was applied and its outcome (the ledger may reject a transaction's action: `ok` false, `error` says why)",
+          "parameters": [path_param("id", "64 hex digits")],
+          "responses": merge(json!({"200": ok("the outcome", "TxOutcome")}), error_responses(&[400, 404]))
+        }},
         "/v1/receipts/{id}": {"get": {
           "summary": "A receipt this node signed",
           "parameters": [path_param("id", "rcpt:<64 hex>")],
@@ -248,6 +253,9 @@ fn paths_and_schemas() -> Value {
           "key": {"type": "string"}, "balance": {"type": "integer"}, "escrow": {"type": "integer"}, "nonce": {"type": "integer"}
         }},
         "TxAccepted": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+        "TxOutcome": {"type": "object", "required": ["id", "height", "ok", "error"], "properties": {
+          "id": {"type": "string"}, "height": {"type": "integer"}, "ok": {"type": "boolean"}, "error": {"type": ["string", "null"]}
+        }},
         "TraceEntry": {"type": "object", "properties": {
           "receipt": {"type": "string"}, "index": {"type": "integer"}, "len": {"type": "integer"}, "step": {"type": ["string", "null"]},
           "leaf": {"type": "string"}, "path": {"type": "array", "items": {"type": "string"}}, "root": {"type": "string"}

@@ -23,15 +23,15 @@ pub(crate) async fn ledger(client: &Client, cmd: LedgerCommand) -> Result<()> {
     Ok(())
 }
 
-/// Signs a transfer with the key in `key_file`, submits it, and waits
-/// (a minute at most) until a block applied it.
-pub(crate) async fn transfer(
+/// Signs `body` with the key in `key_file` at its next nonce, submits it,
+/// and waits (a minute at most) for the block that applies it. Fails with
+/// the ledger's reason when the block rejected the transaction's action.
+/// Returns the id, the height and the signer's account after it.
+async fn submit_and_wait(
     client: &Client,
-    to: &str,
-    amount: u64,
     key_file: &Path,
-) -> Result<()> {
-    let to = parse_key(to)?;
+    body: TxBody,
+) -> Result<(String, u64, serde_json::Value)> {
     let key = vouch_node::keyfile::load(key_file)
         .with_context(|| format!("reading the signing key {}", key_file.display()))?;
     let from = key.public().to_string();
@@ -42,20 +42,22 @@ pub(crate) async fn transfer(
     let nonce = client.ledger_account(&from).await?["nonce"]
         .as_u64()
         .ok_or_else(|| anyhow!("the node's account answer has no nonce"))?;
-    let tx = Tx::sign(chain_id, &key, nonce, TxBody::Transfer { to, amount });
+    let tx = Tx::sign(chain_id, &key, nonce, body);
     let id = client.submit_tx(&tx.encode()).await?;
     eprintln!("submitted {id}; waiting for a block");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let account = client.ledger_account(&from).await?;
-        if account["nonce"].as_u64().is_some_and(|n| n > nonce) {
-            let status = client.ledger_status().await?;
-            println!(
-                "{}",
-                serde_json::json!({"id": id, "from": from, "to": to, "amount": amount,
-                    "height": status["height"], "balance": account["balance"]})
-            );
-            return Ok(());
+        // Not in a block yet: the node answers 404.
+        if let Ok(outcome) = client.ledger_tx(&id).await {
+            let height = outcome["height"].as_u64().unwrap_or_default();
+            if outcome["ok"] != serde_json::Value::Bool(true) {
+                bail!(
+                    "transaction {id} was rejected in block {height}: {}",
+                    outcome["error"].as_str().unwrap_or("no reason given")
+                );
+            }
+            let account = client.ledger_account(&from).await?;
+            return Ok((id, height, account));
         }
         if Instant::now() > deadline {
             bail!(
@@ -64,6 +66,47 @@ pub(crate) async fn transfer(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// `vouch transfer`.
+pub(crate) async fn transfer(
+    client: &Client,
+    to: &str,
+    amount: u64,
+    key_file: &Path,
+) -> Result<()> {
+    let to = parse_key(to)?;
+    let (id, height, account) =
+        submit_and_wait(client, key_file, TxBody::Transfer { to, amount }).await?;
+    println!(
+        "{}",
+        serde_json::json!({"id": id, "to": to, "amount": amount, "height": height,
+            "balance": account["balance"]})
+    );
+    Ok(())
+}
+
+/// `vouch deposit`, `vouch stake`, `vouch unstake`: an amount moved between
+/// the signer's balance and its escrow or stake.
+pub(crate) async fn move_funds(
+    client: &Client,
+    what: &str,
+    amount: u64,
+    key_file: &Path,
+) -> Result<()> {
+    let body = match what {
+        "deposit" => TxBody::Deposit { amount },
+        "stake" => TxBody::Bond { amount },
+        "unstake" => TxBody::Unbond { amount },
+        other => bail!("unknown move `{other}`"),
+    };
+    let (id, height, account) = submit_and_wait(client, key_file, body).await?;
+    println!(
+        "{}",
+        serde_json::json!({"id": id, what: amount, "height": height, "balance": account["balance"],
+            "escrow": account["escrow"]})
+    );
+    Ok(())
 }
 
 /// `vouch genesis`: every operator funded and staked.

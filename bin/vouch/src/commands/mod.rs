@@ -109,12 +109,28 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             stake,
         } => genesis(&operators, chain_id, funds, stake),
         Command::Transfer { to, amount, key } => {
-            let key = match (key, &cli.data_dir) {
-                (Some(k), _) => k,
-                (None, Some(d)) => d.join("operator.key"),
-                (None, None) => default_data_dir()?.join("operator.key"),
-            };
-            transfer(&client, &to, amount, &key).await
+            transfer(&client, &to, amount, &signing_key(&cli.data_dir, key)?).await
+        }
+        Command::Deposit { amount, key } => {
+            move_funds(
+                &client,
+                "deposit",
+                amount,
+                &signing_key(&cli.data_dir, key)?,
+            )
+            .await
+        }
+        Command::Stake { amount, key } => {
+            move_funds(&client, "stake", amount, &signing_key(&cli.data_dir, key)?).await
+        }
+        Command::Unstake { amount, key } => {
+            move_funds(
+                &client,
+                "unstake",
+                amount,
+                &signing_key(&cli.data_dir, key)?,
+            )
+            .await
         }
         Command::Chat(args) => chat(&client, args).await,
         Command::Receipts(ReceiptsCommand::Show { id }) => {
@@ -128,6 +144,16 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
     }
 }
+/// The key file a ledger command signs with: --key, else the operator key
+/// in --data-dir (or `vouch up`'s default directory).
+fn signing_key(data_dir: &Option<PathBuf>, key: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(match (key, data_dir) {
+        (Some(k), _) => k,
+        (None, Some(d)) => d.join("operator.key"),
+        (None, None) => default_data_dir()?.join("operator.key"),
+    })
+}
+
 /// Where `vouch up` keeps its data when no --data-dir is given.
 fn default_data_dir() -> Result<PathBuf> {
     Ok(dirs::data_dir()
