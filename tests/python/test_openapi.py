@@ -99,6 +99,12 @@ def test_ledger_answers_are_the_documented_shape(node, doc, tmp_path):
                     {"content-type": "application/json"})
         assert s == 400, b
         check(doc, "post", "/v1/ledger/tx", s, b)
+        s, b = call(f"{up}/v1/ledger/tx/{'0' * 64}")
+        assert s == 404, b
+        check(doc, "get", "/v1/ledger/tx/{id}", s, b)
+        s, b = call(f"{up}/v1/ledger/tx/nothex")
+        assert s == 400, b
+        check(doc, "get", "/v1/ledger/tx/{id}", s, b)
     # A node without a chain says so, in the documented shape.
     s, b = call(f"{node}/v1/ledger/status")
     assert s == 404, b
