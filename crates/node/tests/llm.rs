@@ -811,7 +811,7 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     // offered to sampled audits. The faulty node's next ordinary answer is
     // gossiped after them and audited (the auditor still samples every
     // receipt): when its audit lands, it is the only new one.
-    faulty
+    let ordinary = faulty
         .node
         .generate_all(request(question("Name a fruit."), 12, Sampling::default()))
         .await
@@ -821,6 +821,18 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     })
     .await;
     assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 3);
+    // Its dispute reaches the honest node too: counted there before the
+    // disputes below are minted, so that they are the only new ones.
+    let ordinary_id = ordinary.receipt.id.to_string();
+    eventually(
+        "the honest node to count the ordinary answer's dispute",
+        || {
+            honest.node.evidence().unwrap().iter().any(|r| {
+                r["kind"] == "llm_dispute" && r["dispute"]["executor"]["id"] == ordinary_id.as_str()
+            })
+        },
+    )
+    .await;
 
     // Disputes minted with fresh keys, unadmitted: the honest node serves
     // the model, so it re-checks the tokens itself. Against its own honest
