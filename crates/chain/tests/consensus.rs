@@ -37,6 +37,88 @@ fn link() -> Link {
     }
 }
 
+/// A simulated network of `peers`, started.
+async fn simulated(
+    context: &deterministic::Context,
+    peers: &[ed25519::PublicKey],
+) -> Oracle<ed25519::PublicKey, deterministic::Context> {
+    let (network, oracle) = Network::new_with_peers(
+        context.child("network"),
+        Config {
+            max_size: (MAX_BLOCK_BYTES + 1024) as u32,
+            max_peers_per_set: std::num::NonZeroUsize::new(peers.len()).unwrap(),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        peers.to_vec(),
+    )
+    .await;
+    network.start();
+    oracle
+}
+
+/// Starts the validator `key` of `validators` over `chain`, its four
+/// channels registered on the simulated network.
+async fn start_validator(
+    context: deterministic::Context,
+    oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
+    key: &ed25519::PrivateKey,
+    validators: &[ed25519::PublicKey],
+    chain: Chain,
+    partition: String,
+) -> Chain {
+    let control = oracle.control(key.public_key());
+    let channel = async |c| control.register(c, QUOTA).await.unwrap();
+    let (votes, certificates, resolver, blocks) = (
+        channel(0).await,
+        channel(1).await,
+        channel(2).await,
+        channel(3).await,
+    );
+    let (chain, _) = vouch_chain::start(
+        context,
+        chain,
+        ChainConfig {
+            signer: key.clone(),
+            validators: validators.to_vec(),
+            partition,
+            leader_timeout: Duration::from_secs(1),
+            empty_block_interval: Duration::from_millis(200),
+        },
+        oracle.control(key.public_key()),
+        votes,
+        certificates,
+        resolver,
+        blocks,
+    );
+    chain
+}
+
+/// A transfer of `amount` from `account(from)` to `account(3)`.
+fn pay(from: u8, nonce: u64, amount: u64) -> Vec<u8> {
+    let to = account(3).public();
+    Tx::sign(
+        CHAIN,
+        &account(from),
+        nonce,
+        TxBody::Transfer { to, amount },
+    )
+    .encode()
+}
+
+/// Each of `count` transactions went into one block only, and was applied:
+/// none was proposed again while its block waited to be applied (and
+/// refused there as a replay).
+fn applied_once(chain: &Chain, count: usize) {
+    let outcomes: Vec<_> = chain
+        .committed(1)
+        .into_iter()
+        .flat_map(|c| c.outcomes)
+        .collect();
+    assert_eq!(outcomes.len(), count, "{outcomes:?}");
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+}
+
 /// Links (or unlinks) every ordered pair within `keys` (a pair already
 /// linked stays so).
 async fn links(
@@ -125,65 +207,22 @@ fn run_with(seed: u64, dir: Option<&std::path::Path>) -> Vec<(u64, [u8; 32])> {
     executor.start(|context| async move {
         let keys: Vec<ed25519::PrivateKey> = (0..4).map(ed25519::PrivateKey::from_seed).collect();
         let publics: Vec<ed25519::PublicKey> = keys.iter().map(|k| k.public_key()).collect();
-        let (network, mut oracle) = Network::new_with_peers(
-            context.child("network"),
-            Config {
-                max_size: (MAX_BLOCK_BYTES + 1024) as u32,
-                max_peers_per_set: NZUsize!(4),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            publics.clone(),
-        )
-        .await;
-        network.start();
+        let mut oracle = simulated(&context, &publics).await;
         links(&mut oracle, &publics, true).await;
         let mut chains = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            let control = oracle.control(key.public_key());
-            let channel = async |c| control.register(c, QUOTA).await.unwrap();
-            let votes = channel(0).await;
-            let certificates = channel(1).await;
-            let resolver = channel(2).await;
-            let blocks = channel(3).await;
             let chain = match dir {
                 Some(dir) => {
                     Chain::open(&genesis(), &dir.join(format!("validator-{i}.redb"))).unwrap()
                 }
                 None => Chain::new(&genesis()),
             };
-            let (chain, _) = vouch_chain::start(
-                context.child("validator").with_attribute("index", i),
-                chain,
-                ChainConfig {
-                    signer: key.clone(),
-                    validators: publics.clone(),
-                    partition: format!("validator-{i}"),
-                    leader_timeout: Duration::from_secs(1),
-                    empty_block_interval: Duration::from_millis(200),
-                },
-                oracle.control(key.public_key()),
-                votes,
-                certificates,
-                resolver,
-                blocks,
-            );
-            chains.push(chain);
+            let context = context.child("validator").with_attribute("index", i);
+            let partition = format!("validator-{i}");
+            chains.push(start_validator(context, &oracle, key, &publics, chain, partition).await);
         }
 
         // Transactions submitted to two validators are applied everywhere.
-        let pay = |from: u8, nonce: u64, amount: u64| {
-            Tx::sign(
-                CHAIN,
-                &account(from),
-                nonce,
-                TxBody::Transfer {
-                    to: account(3).public(),
-                    amount,
-                },
-            )
-            .encode()
-        };
         chains[0].submit(pay(0, 0, 100)).unwrap();
         chains[2].submit(pay(1, 0, 250)).unwrap();
         // A bad one is refused at the door, saying why.
@@ -197,16 +236,7 @@ fn run_with(seed: u64, dir: Option<&std::path::Path>) -> Vec<(u64, [u8; 32])> {
         .await;
         until(&context, &chains, "ten blocks", |c| height(c) >= 10).await;
         agree(&chains);
-        // Each transaction went into one block only: none was proposed
-        // again while its block waited to be applied (and refused there as
-        // a replay).
-        let outcomes: Vec<_> = chains[0]
-            .committed(1)
-            .into_iter()
-            .flat_map(|c| c.outcomes)
-            .collect();
-        assert_eq!(outcomes.len(), 2, "{outcomes:?}");
-        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        applied_once(&chains[0], 2);
 
         // One validator cut off: the other three go on.
         let cut = &publics[3..];
@@ -311,53 +341,19 @@ fn a_lone_validator_proposes_each_transaction_once() {
     let executor = deterministic::Runner::timed(Duration::from_secs(120));
     executor.start(|context| async move {
         let key = ed25519::PrivateKey::from_seed(0);
-        let (network, oracle) = Network::new_with_peers(
-            context.child("network"),
-            Config {
-                max_size: (MAX_BLOCK_BYTES + 1024) as u32,
-                max_peers_per_set: NZUsize!(1),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            vec![key.public_key()],
+        let oracle = simulated(&context, &[key.public_key()]).await;
+        let chain = Chain::new(&genesis());
+        let chain = start_validator(
+            context.child("validator"),
+            &oracle,
+            &key,
+            &[key.public_key()],
+            chain,
+            "lone".into(),
         )
         .await;
-        network.start();
-        let control = oracle.control(key.public_key());
-        let channel = async |c| control.register(c, QUOTA).await.unwrap();
-        let (votes, certificates, resolver, blocks) = (
-            channel(0).await,
-            channel(1).await,
-            channel(2).await,
-            channel(3).await,
-        );
-        let (chain, _) = vouch_chain::start(
-            context.child("validator"),
-            Chain::new(&genesis()),
-            ChainConfig {
-                signer: key.clone(),
-                validators: vec![key.public_key()],
-                partition: "lone".into(),
-                leader_timeout: Duration::from_secs(1),
-                empty_block_interval: Duration::from_millis(200),
-            },
-            oracle.control(key.public_key()),
-            votes,
-            certificates,
-            resolver,
-            blocks,
-        );
         for nonce in 0..3 {
-            let tx = Tx::sign(
-                CHAIN,
-                &account(0),
-                nonce,
-                TxBody::Transfer {
-                    to: account(3).public(),
-                    amount: 1,
-                },
-            );
-            chain.submit(tx.encode()).unwrap();
+            chain.submit(pay(0, nonce, 1)).unwrap();
         }
         let chains = [chain];
         until(&context, &chains, "the transfers", |c| {
@@ -365,12 +361,6 @@ fn a_lone_validator_proposes_each_transaction_once() {
         })
         .await;
         until(&context, &chains, "more blocks", |c| height(c) >= 10).await;
-        let outcomes: Vec<_> = chains[0]
-            .committed(1)
-            .into_iter()
-            .flat_map(|c| c.outcomes)
-            .collect();
-        assert_eq!(outcomes.len(), 3, "{outcomes:?}");
-        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        applied_once(&chains[0], 3);
     });
 }
