@@ -1,6 +1,6 @@
-//! Errors as HTTP responses.
+//! Answers and errors as HTTP responses.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vouch_api::{ErrorBody, ErrorDetail};
 use vouch_service::NodeError;
@@ -30,5 +30,24 @@ impl IntoResponse for ApiError {
             },
         };
         (status, axum::Json(body)).into_response()
+    }
+}
+
+/// `value` as a JSON response with `status`; a value that cannot be
+/// encoded is a 500 in the usual error body.
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            ApiError(NodeError::Internal(format!("encoding the response: {e}"))).into_response()
+        }
     }
 }

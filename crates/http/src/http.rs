@@ -17,29 +17,13 @@ use vouch_api::{
 use vouch_types::{Digest, Dim, Kind};
 
 pub use crate::error::ApiError;
+use crate::error::json;
 use vouch_network::Node;
 use vouch_network::route::Verify;
 use vouch_service::error::NodeError;
 use vouch_service::service::PushOptions;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(body) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => {
-            ApiError(NodeError::Internal(format!("encoding the response: {e}"))).into_response()
-        }
-    }
-}
 
 /// The router for the whole API. Operator actions need the admin token
 /// (`guard`).

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
@@ -15,11 +15,7 @@ use vouch_network::Node;
 use vouch_service::error::NodeError;
 use vouch_types::PublicKey;
 
-use crate::error::ApiError;
-
-fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    (status, Json(body)).into_response()
-}
+use crate::error::{ApiError, json};
 
 /// The ledger's routes (all public: reads, and transactions that carry
 /// their own signatures).
