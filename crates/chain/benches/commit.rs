@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use vouch_chain::{Chain, validator::Validator};
+use vouch_chain::{Chain, ChainConfig, validator::Validator};
 use vouch_ledger::{Genesis, Offer, Params, Tx, TxBody};
 use vouch_types::SecretKey;
 
@@ -48,8 +48,13 @@ fn network(n: u8, dir: &std::path::Path) -> Vec<Chain> {
             let at = |i: u8| format!("127.0.0.1:{}", ports[i as usize]).parse().unwrap();
             Validator {
                 chain: chain.clone(),
-                signer: vouch_chain::consensus_signer(&key(i)),
-                validators: validators.clone(),
+                config: ChainConfig {
+                    signer: vouch_chain::consensus_signer(&key(i)),
+                    validators: validators.clone(),
+                    partition: "consensus".into(),
+                    leader_timeout: Duration::from_secs(1),
+                    empty_block_interval: Duration::from_secs(3600),
+                },
                 listen: at(i),
                 bootstrappers: if i == 0 {
                     vec![]
@@ -57,8 +62,6 @@ fn network(n: u8, dir: &std::path::Path) -> Vec<Chain> {
                     vec![(validators[0].clone(), at(0))]
                 },
                 storage: dir.join(format!("v{n}-{i}")),
-                leader_timeout: Duration::from_secs(1),
-                empty_block_interval: Duration::from_secs(3600),
             }
             .spawn()
             .unwrap();

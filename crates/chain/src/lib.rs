@@ -594,6 +594,12 @@ fn take_block(pool: &[(TxId, Vec<u8>)], pending: &HashSet<TxId>) -> Vec<Vec<u8>>
     txs
 }
 
+/// The namespace a chain's messages are bound to (votes: `what` empty; the
+/// transport: `"\0p2p"`), so that no message of one chain counts on another.
+pub(crate) fn namespace(chain_id: &str, what: &[u8]) -> Vec<u8> {
+    [b"vouch chain\0".as_slice(), chain_id.as_bytes(), what].concat()
+}
+
 /// One channel's sender and receiver.
 pub type Channel<S, R> = (S, R);
 
@@ -624,7 +630,7 @@ where
     let participants: Set<ed25519::PublicKey> =
         Set::from_iter_dedup(config.validators.iter().cloned());
     let scheme = Scheme::signer(
-        &[b"vouch chain\0".as_slice(), chain_id.as_bytes()].concat(),
+        &namespace(&chain_id, b""),
         participants,
         config.signer.clone(),
     )

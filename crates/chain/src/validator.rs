@@ -15,31 +15,20 @@ use commonware_stream::sake::{self, Sake};
 use commonware_utils::{NZU32, NZUsize, ordered::Set};
 
 use crate::block::MAX_BLOCK_BYTES;
-use crate::{Chain, ChainConfig, Scheme};
+use crate::{Chain, ChainConfig, Scheme, namespace};
 
 /// Where and with whom a node's validator runs.
 pub struct Validator {
     /// The chain, opened from the node's data directory.
     pub chain: Chain,
-    /// The operator's key, as a consensus key.
-    pub signer: ed25519::PrivateKey,
-    /// Every validator's consensus key.
-    pub validators: Vec<ed25519::PublicKey>,
+    /// The engine's settings (the operator's key as its consensus key).
+    pub config: ChainConfig,
     /// Where the transport listens.
     pub listen: SocketAddr,
     /// Validators to dial first: key and address.
     pub bootstrappers: Vec<(ed25519::PublicKey, SocketAddr)>,
     /// The engine's journal.
     pub storage: PathBuf,
-    /// How long a view waits for its leader.
-    pub leader_timeout: Duration,
-    /// How often an idle chain makes an empty block.
-    pub empty_block_interval: Duration,
-}
-
-/// The namespace every message of a chain is bound to.
-fn namespace(chain_id: &str, what: &[u8]) -> Vec<u8> {
-    [b"vouch chain\0".as_slice(), chain_id.as_bytes(), what].concat()
 }
 
 impl Validator {
@@ -54,8 +43,9 @@ impl Validator {
     fn run(self) {
         let chain_id = self.chain.read(|l| l.chain_id().to_string());
         let validators: Set<ed25519::PublicKey> =
-            Set::from_iter_dedup(self.validators.iter().cloned());
-        let max_peers = authenticated::peer_set_limit(&validators, &self.signer.public_key());
+            Set::from_iter_dedup(self.config.validators.iter().cloned());
+        let max_peers =
+            authenticated::peer_set_limit(&validators, &self.config.signer.public_key());
         let payload = crate::simplex::max_payload_size::<
             Scheme,
             commonware_cryptography::sha256::Digest,
@@ -63,7 +53,7 @@ impl Validator {
         let message = max_message_size(&[payload, MAX_BLOCK_BYTES + 1]);
         let handshake = Cups::<_, ChaCha20Poly1305>::new(
             Sake {
-                signer: self.signer.clone(),
+                signer: self.config.signer.clone(),
                 synchrony_bound: Duration::from_secs(5),
                 max_handshake_age: Duration::from_secs(10),
                 version: sake::Version::V1,
@@ -104,13 +94,7 @@ impl Validator {
             let (_, engine) = crate::start(
                 context.child("chain"),
                 self.chain,
-                ChainConfig {
-                    signer: self.signer,
-                    validators: self.validators,
-                    partition: "consensus".into(),
-                    leader_timeout: self.leader_timeout,
-                    empty_block_interval: self.empty_block_interval,
-                },
+                self.config,
                 oracle,
                 votes,
                 certificates,

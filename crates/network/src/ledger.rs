@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use vouch_chain::genesis::{from_json as genesis_from_json, to_json as genesis_to_json};
-use vouch_chain::{Chain, validator::Validator};
+use vouch_chain::{Chain, ChainConfig, validator::Validator};
 pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody};
 use vouch_service::NodeError;
 use vouch_types::PublicKey;
@@ -69,8 +69,13 @@ impl Node {
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         Validator {
             chain: chain.clone(),
-            signer: vouch_chain::consensus_signer(self.key()),
-            validators: validators.iter().map(vouch_chain::consensus_key).collect(),
+            config: ChainConfig {
+                signer: vouch_chain::consensus_signer(self.key()),
+                validators: validators.iter().map(vouch_chain::consensus_key).collect(),
+                partition: "consensus".into(),
+                leader_timeout: settings.leader_timeout,
+                empty_block_interval: settings.empty_block_interval,
+            },
             listen: settings.listen,
             bootstrappers: settings
                 .bootstrap
@@ -78,8 +83,6 @@ impl Node {
                 .map(|(key, addr)| (vouch_chain::consensus_key(key), *addr))
                 .collect(),
             storage: dir.join("chain"),
-            leader_timeout: settings.leader_timeout,
-            empty_block_interval: settings.empty_block_interval,
         }
         .spawn()
         .map_err(|e| NodeError::Internal(format!("starting the validator: {e}")))?;
