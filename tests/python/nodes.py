@@ -4,6 +4,7 @@ sample models are, and a node started on a free port until it is ready."""
 import contextlib
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -29,7 +30,8 @@ def free_port():
 @contextlib.contextmanager
 def running(command, ready, timeout, what="started", args=()):
     """Runs `vouch COMMAND --listen ... --data-dir ... ARGS` in a fresh data
-    directory and yields its URL once `ready(url)` is true; stops it after."""
+    directory and yields its URL once `ready(url)` is true; stops it and
+    removes the directory after."""
     data = tempfile.mkdtemp(prefix=f"vouch-{command}-")
     url = f"http://127.0.0.1:{free_port()}"
     env = dict(os.environ, VOUCH_MODELS=str(MODELS))
@@ -52,3 +54,4 @@ def running(command, ready, timeout, what="started", args=()):
         TOKENS.pop(url, None)
         proc.terminate()
         proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
