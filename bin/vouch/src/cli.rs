@@ -190,9 +190,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 600)]
     pub(crate) retention: u64,
     /// Price per inference, in the ledger's smallest unit (announced to
-    /// peers and stated in receipts).
+    /// peers and stated in receipts). Where the node runs a ledger chain,
+    /// each inference request pays it by voucher (`vouch infer --pay`)
+    /// and the price is published on the ledger.
     #[arg(long, default_value_t = 0)]
     pub(crate) price: u64,
+    /// Seconds between redemptions of the payment vouchers the node holds
+    /// (with a ledger chain and a price).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub(crate) redeem_secs: u64,
     /// Largest share (0-1) of routed requests one operator may take while
     /// others can serve them.
     #[arg(long, default_value_t = 0.5)]
@@ -475,6 +481,20 @@ pub(crate) struct InferArgs {
     /// distinct operators run it; a majority must agree).
     #[arg(long)]
     pub(crate) verify: Option<String>,
+    #[command(flatten)]
+    pub(crate) pay: PayArgs,
+}
+
+/// Paying a node that charges for inference.
+#[derive(Args, Debug)]
+pub(crate) struct PayArgs {
+    /// Pay the node's price with a voucher signed by the key in this file
+    /// (its escrow on the ledger must cover it: `vouch deposit`).
+    #[arg(long, value_name = "KEY_FILE")]
+    pub(crate) pay: Option<PathBuf>,
+    /// With --pay: refuse to pay more than this per request.
+    #[arg(long, requires = "pay")]
+    pub(crate) max_price: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -545,6 +565,8 @@ pub(crate) struct ChatArgs {
     /// default it must name the model the node registers under the name.
     #[arg(long)]
     pub(crate) model_id: Option<String>,
+    #[command(flatten)]
+    pub(crate) pay: PayArgs,
 }
 
 #[derive(Subcommand, Debug)]

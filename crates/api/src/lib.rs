@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use vouch_types::tensor::TensorError;
 use vouch_types::{
-    DType, Digest, Manifest, Receipt, Schema, SignedManifest, Tensor, TensorMap, TensorSpec,
+    DType, Digest, Manifest, PublicKey, Receipt, Schema, SignedManifest, Tensor, TensorMap,
+    TensorSpec,
 };
 
 /// A tensor in JSON. Serializing writes numbers straight from the tensor's
@@ -602,6 +603,38 @@ pub struct NetworkNode {
     pub software: String,
     /// This node's record of it.
     pub record: PeerRecordJson,
+}
+
+/// `GET /v1/payments/{client}`: what a client needs to pay the node's next
+/// inference request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentState {
+    /// The chain vouchers are signed for.
+    pub chain_id: String,
+    /// The operator vouchers are signed to.
+    pub operator: PublicKey,
+    /// The price of one request.
+    pub price: u64,
+    /// The client's escrow on the ledger.
+    pub escrow: u64,
+    /// What the ledger settled from this client to this operator so far.
+    pub redeemed: u64,
+    /// The newest voucher this node holds from the client (a client checks
+    /// that it signed it before it trusts the amount).
+    pub held: Option<HeldVoucher>,
+    /// The least cumulative amount the next request's voucher may carry.
+    pub next: u64,
+}
+
+/// A voucher, as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeldVoucher {
+    /// The client.
+    pub client: PublicKey,
+    /// The cumulative amount.
+    pub cumulative: u64,
+    /// The client's signature, 128 hex digits.
+    pub signature: String,
 }
 
 /// `GET /v1/network/nodes`.

@@ -2,7 +2,10 @@
 //! it. It speaks the JSON shapes of `vouch-api` and turns the node's error
 //! bodies back into typed errors.
 
+mod pay;
+
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use vouch_api::{
@@ -59,6 +62,8 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    /// Who pays inference requests ([`Client::with_payer`]).
+    payer: Option<Arc<pay::Payer>>,
 }
 
 /// What `push_file` sends with the model bytes.
@@ -83,6 +88,7 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             token: None,
+            payer: None,
         }
     }
 
@@ -286,6 +292,29 @@ impl Client {
         decode(url, resp).await
     }
 
+    /// POSTs an inference request (a JSON body) and decodes the JSON
+    /// answer, paying for it with a voucher where the client has a payer
+    /// and the node charges ([`Client::with_payer`]).
+    pub async fn post_paid<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, Option<&str>)],
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let voucher = self.next_voucher().await?;
+        let mut req = self.http.post(&url).query(query).json(body);
+        if let Some((header, _)) = &voucher {
+            req = req.header("vouch-voucher", header);
+        }
+        let result = match self.send(url.clone(), req).await {
+            Ok(resp) => decode(url, resp).await,
+            Err(e) => Err(e),
+        };
+        self.paid(voucher.map(|(_, c)| c), result.is_ok()).await;
+        result
+    }
+
     /// `GET /v1/hub/models`.
     pub async fn list_models(&self) -> Result<ModelList, ClientError> {
         self.get_json("/v1/hub/models").await
@@ -341,14 +370,12 @@ impl Client {
         version: Option<&str>,
         request: &InferRequest,
     ) -> Result<InferResponse, ClientError> {
-        let url = self.url(&format!("/v1/infer/{}", encode_segment(name)));
-        let req = self
-            .http
-            .post(&url)
-            .query(&[("version", version)])
-            .json(request);
-        let resp = self.send(url.clone(), req).await?;
-        decode(url, resp).await
+        self.post_paid(
+            &format!("/v1/infer/{}", encode_segment(name)),
+            &[("version", version)],
+            request,
+        )
+        .await
     }
 
     /// `POST /v1/hub/models/{name}/pin`: pin a model on the node and ask

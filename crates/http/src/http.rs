@@ -57,7 +57,9 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route(
             "/v1/infer/{name}",
-            post(infer).layer(DefaultBodyLimit::max(max_request)),
+            post(infer).layer(DefaultBodyLimit::max(max_request)).layer(
+                middleware::from_fn_with_state(node.clone(), crate::ledger::charged::<ApiError>),
+            ),
         )
         .route(
             "/v1/receipts",
@@ -65,7 +67,7 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/v1/receipts/{id}", get(get_receipt))
         .route("/v1/receipts/{id}/trace/{index}", get(get_trace_entry))
-        .merge(crate::openai::routes().layer(DefaultBodyLimit::max(max_request)))
+        .merge(crate::openai::routes(&node).layer(DefaultBodyLimit::max(max_request)))
         .merge(crate::ledger::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,17 +1,20 @@
 //! The ledger's routes: the chain's status, accounts and operators as the
-//! last applied block left them, and signed transactions for the pool.
+//! last applied block left them, and signed transactions for the pool;
+//! and payment on the inference routes ([`charged`]).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use vouch_network::Node;
+use vouch_network::payments::VOUCHER_HEADER;
 use vouch_service::error::NodeError;
 use vouch_types::PublicKey;
 
@@ -26,6 +29,60 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/ledger/accounts/{key}", get(account))
         .route("/v1/ledger/tx", post(submit))
         .route("/v1/ledger/tx/{id}", get(tx_outcome))
+        .route("/v1/payments/{client}", get(payment_state))
+}
+
+/// Takes the payment of an inference request from its `Vouch-Voucher`
+/// header before the handler runs (`Node::charge`), answering a missing
+/// or bad voucher with 402 in the route family's error shape `E`; gives it
+/// back when the handler fails, and names the amount charged in the
+/// `Vouch-Charged` response header when it succeeds.
+pub(crate) async fn charged<E: From<NodeError> + IntoResponse>(
+    State(node): State<Arc<Node>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let header = match request.headers().get(VOUCHER_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            return E::from(NodeError::PaymentRequired(
+                "the Vouch-Voucher header is not ASCII text".into(),
+            ))
+            .into_response();
+        }
+    };
+    let charge = match node.charge(header) {
+        Ok(charge) => charge,
+        Err(e) => return E::from(e).into_response(),
+    };
+    let mut response = next.run(request).await;
+    if let Some(charge) = charge {
+        if response.status().is_success() {
+            response
+                .headers_mut()
+                .insert("vouch-charged", HeaderValue::from(charge.price));
+        } else {
+            node.refund(charge);
+        }
+    }
+    response
+}
+
+fn parse_key(key: &str) -> Result<PublicKey, NodeError> {
+    key.parse().map_err(|_| {
+        NodeError::InvalidInput(format!(
+            "`{key}` is not a public key: write it as ed25519:<64 hex digits>"
+        ))
+    })
+}
+
+async fn payment_state(
+    State(node): State<Arc<Node>>,
+    Path(client): Path<String>,
+) -> Result<Response, ApiError> {
+    let state = node.payment_state(&parse_key(&client)?)?;
+    Ok(json(StatusCode::OK, &state))
 }
 
 fn hex32(bytes: &[u8; 32]) -> String {
@@ -77,11 +134,7 @@ async fn account(
     State(node): State<Arc<Node>>,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
-    let key: PublicKey = key.parse().map_err(|_| {
-        NodeError::InvalidInput(format!(
-            "`{key}` is not a public key: write it as ed25519:<64 hex digits>"
-        ))
-    })?;
+    let key = parse_key(&key)?;
     let chain = node.chain()?;
     let a = chain.read(|l| l.account(&key));
     Ok(json(

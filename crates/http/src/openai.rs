@@ -62,12 +62,16 @@ impl IntoResponse for OpenAiError {
 
 type OaResult<T> = Result<T, OpenAiError>;
 
-/// The routes, to merge into the node's router.
-pub fn routes() -> Router<Arc<Node>> {
+/// The routes, to merge into the node's router; inference is paid for
+/// where the node charges (`ledger::charged`).
+pub fn routes(node: &Arc<Node>) -> Router<Arc<Node>> {
+    let paid = || {
+        axum::middleware::from_fn_with_state(node.clone(), crate::ledger::charged::<OpenAiError>)
+    };
     Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/completions", post(completions))
-        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/chat/completions", post(chat).layer(paid()))
+        .route("/v1/completions", post(completions).layer(paid()))
+        .route("/v1/embeddings", post(embeddings).layer(paid()))
         .route("/v1/models", get(models))
         .route("/v1/audit/llm", post(audit))
 }

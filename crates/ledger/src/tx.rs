@@ -182,6 +182,45 @@ impl Voucher {
             &self.signature,
         )
     }
+
+    /// The voucher as the `Vouch-Voucher` request header carries it: the
+    /// client key, the cumulative amount in decimal and the signature's 128
+    /// hex digits, separated by single spaces.
+    pub fn to_header(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.client,
+            self.cumulative,
+            hex::encode(self.signature.to_bytes())
+        )
+    }
+
+    /// Reads [`Voucher::to_header`]'s form; the error says what is wrong
+    /// with it (the signature is not checked here).
+    pub fn from_header(value: &str) -> Result<Voucher, String> {
+        const FORM: &str = "a voucher is `ed25519:<64 hex digits> <cumulative amount> <128 hex digits of signature>`";
+        let mut parts = value.trim().split(' ');
+        let (Some(client), Some(cumulative), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("{FORM}: it has not three parts"));
+        };
+        let client: PublicKey = client
+            .parse()
+            .map_err(|e| format!("{FORM}: the client key: {e}"))?;
+        let cumulative: u64 = cumulative
+            .parse()
+            .map_err(|_| format!("{FORM}: `{cumulative}` is not an amount"))?;
+        let bytes: [u8; 64] = hex::decode(signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("{FORM}: the signature is not 128 hex digits"))?;
+        Ok(Voucher {
+            client,
+            cumulative,
+            signature: Signature::from_bytes(&bytes),
+        })
+    }
 }
 
 impl Tx {
@@ -466,6 +505,31 @@ mod tests {
                 record: b"{}".to_vec(),
             },
         ]
+    }
+
+    #[test]
+    fn a_voucher_round_trips_through_its_header_and_bad_headers_say_why() {
+        let v = Voucher::sign("c", &key(4), &key(1).public(), 1234);
+        let header = v.to_header();
+        assert_eq!(Voucher::from_header(&header).unwrap(), v);
+        assert!(
+            Voucher::from_header(&header)
+                .unwrap()
+                .verify("c", &key(1).public())
+        );
+        let sig = hex::encode(v.signature.to_bytes());
+        let client = v.client.to_string();
+        for (bad, why) in [
+            (String::new(), "three parts"),
+            (format!("{client} 1234"), "three parts"),
+            (format!("{header} extra"), "three parts"),
+            (format!("ed25519:zz 1234 {sig}"), "client key"),
+            (format!("{client} -5 {sig}"), "not an amount"),
+            (format!("{client} 1234 {}", &sig[..100]), "128 hex digits"),
+        ] {
+            let err = Voucher::from_header(&bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 
     #[test]

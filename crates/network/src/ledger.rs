@@ -3,11 +3,12 @@
 //! engine's journal), run on a thread of its own, read by the HTTP layer.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use vouch_chain::genesis::{from_json as genesis_from_json, to_json as genesis_to_json};
 use vouch_chain::{Chain, ChainConfig, validator::Validator};
-pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody};
+pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody, Voucher};
 use vouch_service::NodeError;
 use vouch_types::PublicKey;
 
@@ -25,6 +26,8 @@ pub struct ChainSettings {
     pub leader_timeout: Duration,
     /// How often an idle chain makes an empty block.
     pub empty_block_interval: Duration,
+    /// How often the node redeems the payment vouchers it holds.
+    pub redeem_interval: Duration,
 }
 
 /// Units an operator of a one-validator local chain starts with, and the
@@ -51,8 +54,10 @@ pub fn solo_genesis(operator: PublicKey) -> Genesis {
 impl Node {
     /// Opens the chain in the data directory and starts this node's
     /// validator. The validators are the genesis's staked operators; this
-    /// node's operator must be one of them.
-    pub fn start_chain(&self, settings: ChainSettings) -> Result<(), NodeError> {
+    /// node's operator must be one of them. Then the node charges its price
+    /// per request (`payments`): it publishes the price on the ledger and
+    /// redeems the vouchers it takes every `redeem_interval`.
+    pub fn start_chain(self: &Arc<Self>, settings: ChainSettings) -> Result<(), NodeError> {
         let validators: Vec<PublicKey> = Ledger::genesis(&settings.genesis)
             .validators()
             .into_iter()
@@ -88,7 +93,13 @@ impl Node {
         .map_err(|e| NodeError::Internal(format!("starting the validator: {e}")))?;
         self.chain
             .set(chain)
-            .map_err(|_| NodeError::Internal("the chain was started twice".into()))
+            .map_err(|_| NodeError::Internal("the chain was started twice".into()))?;
+        self.load_vouchers()?;
+        tokio::spawn(crate::payments::settle(
+            Arc::downgrade(self),
+            settings.redeem_interval,
+        ));
+        Ok(())
     }
 
     /// The ledger chain this node validates, if it runs one.

@@ -14,6 +14,7 @@ mod llm_audit;
 mod llm_net;
 pub mod network;
 mod node;
+pub mod payments;
 mod providers;
 mod replicate;
 pub mod route;

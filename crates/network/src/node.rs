@@ -21,6 +21,8 @@ pub struct Node {
     admitted: RwLock<BTreeSet<PublicKey>>,
     /// The ledger chain it validates ([`Node::start_chain`]).
     pub(crate) chain: OnceLock<vouch_chain::Chain>,
+    /// The vouchers it holds ([`Node::charge`]).
+    pub(crate) payments: crate::payments::Payments,
 }
 
 impl std::fmt::Debug for Node {
@@ -55,6 +57,7 @@ impl Node {
             network: OnceLock::new(),
             admitted: RwLock::new(admitted),
             chain: OnceLock::new(),
+            payments: Default::default(),
         });
         let hooks: std::sync::Weak<dyn Hooks> = Arc::downgrade(&node) as _;
         node.service.set_hooks(hooks);

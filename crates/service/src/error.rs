@@ -55,6 +55,13 @@ pub enum NodeError {
     /// A request from another site, or for a host name this node is not.
     #[error("{0}")]
     Forbidden(String),
+    /// The node charges for this request and its voucher is missing, bad,
+    /// or too low.
+    #[error("{0}")]
+    PaymentRequired(String),
+    /// The client's escrow on the ledger does not cover its voucher.
+    #[error("{0}")]
+    InsufficientFunds(String),
 }
 
 impl NodeError {
@@ -77,6 +84,8 @@ impl NodeError {
             NodeError::NoQuorum(_) => "no_quorum",
             NodeError::Unauthorized(_) => "unauthorized",
             NodeError::Forbidden(_) => "forbidden",
+            NodeError::PaymentRequired(_) => "payment_required",
+            NodeError::InsufficientFunds(_) => "insufficient_funds",
         }
     }
 
@@ -85,6 +94,7 @@ impl NodeError {
         match self {
             NodeError::BadRequest(_) | NodeError::InvalidInput(_) => 400,
             NodeError::Unauthorized(_) => 401,
+            NodeError::PaymentRequired(_) | NodeError::InsufficientFunds(_) => 402,
             NodeError::Forbidden(_) => 403,
             NodeError::NotFound(_) => 404,
             NodeError::Conflict(_) => 409,

@@ -39,6 +39,7 @@ const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 const RECEIPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("receipts");
 const TRACES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("traces");
 const EVIDENCE: TableDefinition<u64, &[u8]> = TableDefinition::new("evidence");
+const VOUCHERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vouchers");
 
 /// What went wrong in the store. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +205,7 @@ impl Store {
             txn.open_table(RECEIPTS).map_err(db_err)?;
             txn.open_table(TRACES).map_err(db_err)?;
             txn.open_table(EVIDENCE).map_err(db_err)?;
+            txn.open_table(VOUCHERS).map_err(db_err)?;
             Ok(())
         })?;
         Ok(store)

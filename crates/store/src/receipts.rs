@@ -3,7 +3,7 @@
 use redb::{Durability, ReadableTable, ReadableTableMetadata};
 use vouch_types::{Digest, Kind, Receipt};
 
-use crate::{EVIDENCE, Epoch, RECEIPTS, Store, StoreError, TRACES, db_err};
+use crate::{EVIDENCE, Epoch, RECEIPTS, Store, StoreError, TRACES, VOUCHERS, db_err};
 
 impl Store {
     /// Records receipts and the trace leaves behind their commitments, in
@@ -119,6 +119,31 @@ impl Store {
         for row in table.range(start..).map_err(db_err)?.take(limit) {
             let (k, v) = row.map_err(db_err)?;
             out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+    /// Keeps the newest payment voucher held from each client: `(client
+    /// key bytes, voucher bytes)`, each replacing the client's earlier one.
+    /// Synced: a voucher is money the operator has not redeemed yet.
+    pub fn put_vouchers(&self, vouchers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        self.write(Durability::Immediate, |txn| {
+            let mut table = txn.open_table(VOUCHERS).map_err(db_err)?;
+            for (client, voucher) in vouchers {
+                table
+                    .insert(client.as_slice(), voucher.as_slice())
+                    .map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .map(|_| ())
+    }
+    /// Every voucher [`put_vouchers`](Store::put_vouchers) kept (its bytes).
+    pub fn vouchers(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(VOUCHERS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db_err)? {
+            out.push(row.map_err(db_err)?.1.value().to_vec());
         }
         Ok(out)
     }

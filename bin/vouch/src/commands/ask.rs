@@ -40,7 +40,18 @@ pub(crate) async fn check_model(
     }
     Ok(())
 }
+/// `client`, paying with `--pay`'s key where given.
+fn paying(client: &Client, pay: &PayArgs) -> Result<Client> {
+    let Some(file) = &pay.pay else {
+        return Ok(client.clone());
+    };
+    let key = vouch_node::keyfile::load(file)
+        .with_context(|| format!("reading the paying key {}", file.display()))?;
+    Ok(client.clone().with_payer(key, pay.max_price))
+}
+
 pub(crate) async fn infer(client: &Client, args: InferArgs) -> Result<()> {
+    let client = &paying(client, &args.pay)?;
     let mut request: InferRequest = read_json(&args.input, "request ({\"inputs\": {...}})")?;
     let nonce = args
         .nonce
@@ -144,6 +155,7 @@ pub(crate) async fn infer(client: &Client, args: InferArgs) -> Result<()> {
 /// `vouch chat`: one chat turn, its receipt and transcript checked here
 /// before the answer is printed.
 pub(crate) async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
+    let client = &paying(client, &args.pay)?;
     let mut messages = Vec::new();
     if let Some(system) = &args.system {
         messages.push(serde_json::json!({"role": "system", "content": system}));
@@ -161,7 +173,7 @@ pub(crate) async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
     if let Some(verify) = &args.verify {
         body["verify"] = verify.as_str().into();
     }
-    let resp: serde_json::Value = client.post_json("/v1/chat/completions", &body).await?;
+    let resp: serde_json::Value = client.post_paid("/v1/chat/completions", &[], &body).await?;
     let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone())
         .context("the answer carries no valid receipt")?;
     let transcript: Transcript = serde_json::from_value(resp["vouch"]["transcript"].clone())

@@ -24,8 +24,8 @@ use ledger::*;
 use serve::*;
 
 use crate::cli::{
-    ChatArgs, Cli, Command, InferArgs, ModelCommand, P2pArgs, ReceiptsCommand, ServeArgs, UpArgs,
-    VerifyArgs,
+    ChatArgs, Cli, Command, InferArgs, ModelCommand, P2pArgs, PayArgs, ReceiptsCommand, ServeArgs,
+    UpArgs, VerifyArgs,
 };
 
 pub(crate) async fn run(cli: Cli) -> Result<()> {
@@ -52,6 +52,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     listen: args.chain_listen,
                     bootstrap: vec![],
                     empty_block_interval: std::time::Duration::from_secs(5),
+                    redeem_interval: std::time::Duration::from_secs(args.serve.redeem_secs),
                 }),
             )
             .await
@@ -72,6 +73,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                         .map(|b| parse_chain_peer(b))
                         .collect::<Result<_>>()?,
                     empty_block_interval: std::time::Duration::from_secs(args.chain_block_secs),
+                    redeem_interval: std::time::Duration::from_secs(args.serve.redeem_secs),
                 }),
                 _ => None,
             };

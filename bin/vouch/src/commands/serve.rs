@@ -156,6 +156,8 @@ pub(crate) struct ChainStart {
     pub(crate) bootstrap: Vec<(PublicKey, std::net::SocketAddr)>,
     /// Between empty blocks.
     pub(crate) empty_block_interval: std::time::Duration,
+    /// Between redemptions of the vouchers the node holds.
+    pub(crate) redeem_interval: std::time::Duration,
 }
 
 pub(crate) async fn serve(
@@ -184,6 +186,7 @@ pub(crate) async fn serve(
             bootstrap: chain.bootstrap,
             leader_timeout: std::time::Duration::from_secs(1),
             empty_block_interval: chain.empty_block_interval,
+            redeem_interval: chain.redeem_interval,
         })
         .context("starting the ledger chain")?;
     }

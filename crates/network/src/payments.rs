@@ -1,0 +1,295 @@
+//! Payments on the request path (`docs/ledger.md`, "Paying for requests"):
+//! a node that runs a ledger chain and sets a price charges each inference
+//! request a voucher, signed by the client, for the cumulative amount it
+//! owes this operator; it keeps the newest voucher of each client and
+//! redeems them on the ledger in batches.
+//!
+//! The checks, in order: the voucher is for this chain and this operator
+//! (its signature verifies), it is at least the price above the client's
+//! newest voucher held or redeemed, and the client's escrow covers what it
+//! owes this operator beyond what was redeemed. Taking the voucher and
+//! checking it against the one held is one step under a lock, so two
+//! requests cannot spend the same voucher. A request that then fails gets
+//! its payment back (the voucher held before it is restored).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
+
+pub use vouch_api::{HeldVoucher, PaymentState};
+use vouch_ledger::{Tx, TxBody, Voucher};
+use vouch_service::NodeError;
+use vouch_types::PublicKey;
+
+use crate::Node;
+
+/// The request header a voucher travels in ([`Voucher::to_header`]).
+pub const VOUCHER_HEADER: &str = "vouch-voucher";
+
+/// How long [`Node::submit_own`] waits for its transaction's block.
+const INCLUSION_WAIT: Duration = Duration::from_secs(30);
+
+/// The vouchers a node holds, and the lock its own transactions take.
+#[derive(Default)]
+pub(crate) struct Payments {
+    /// The newest voucher of each client, and whether it is written to the
+    /// store yet.
+    held: Mutex<HashMap<PublicKey, (Voucher, bool)>>,
+    /// One transaction of this node's own at a time, so that each takes
+    /// the next nonce.
+    own_tx: tokio::sync::Mutex<()>,
+}
+
+/// A request's payment, taken by [`Node::charge`]: give it back with
+/// [`Node::refund`] when the request fails.
+#[derive(Debug)]
+pub struct Charge {
+    /// What the request pays.
+    pub price: u64,
+    voucher: Voucher,
+    previous: Option<Voucher>,
+}
+
+impl Node {
+    /// What this node charges per inference request: its price where it
+    /// runs a ledger chain to settle on, else nothing.
+    pub fn charges(&self) -> Option<u64> {
+        let price = self.config().price;
+        (price > 0 && self.chain.get().is_some()).then_some(price)
+    }
+
+    /// Takes a request's payment from its `Vouch-Voucher` header; `None`
+    /// where this node charges nothing. A missing, malformed or
+    /// insufficient voucher is a `payment_required` error, a client whose
+    /// escrow does not cover it `insufficient_funds`; each says what to
+    /// send instead.
+    pub fn charge(&self, header: Option<&str>) -> Result<Option<Charge>, NodeError> {
+        let Some(price) = self.charges() else {
+            return Ok(None);
+        };
+        let chain = self.chain()?;
+        let me = self.public_key();
+        let chain_id = chain.read(|l| l.chain_id().to_string());
+        let Some(header) = header else {
+            return Err(NodeError::PaymentRequired(format!(
+                "this node charges {price} per request: send a `Vouch-Voucher` header signed for operator {me} on chain `{chain_id}` (`vouch infer --pay KEY` does; GET /v1/payments/YOUR_KEY says the amount)"
+            )));
+        };
+        let voucher = Voucher::from_header(header).map_err(NodeError::PaymentRequired)?;
+        if !voucher.verify(&chain_id, &me) {
+            return Err(NodeError::PaymentRequired(format!(
+                "the voucher's signature does not verify for client {} paying operator {me} on chain `{chain_id}`",
+                voucher.client
+            )));
+        }
+        let client = voucher.client;
+        let (redeemed, escrow) =
+            chain.read(|l| (l.redeemed(&client, &me), l.account(&client).escrow));
+        let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = held.get(&client).map(|(v, _)| v.clone());
+        let floor = previous.as_ref().map_or(0, |v| v.cumulative).max(redeemed);
+        let next = floor.saturating_add(price);
+        if voucher.cumulative < next {
+            return Err(NodeError::PaymentRequired(format!(
+                "the voucher says {} in all; this request needs at least {next} (the {floor} already promised or settled, plus the price {price})",
+                voucher.cumulative
+            )));
+        }
+        let owed = voucher.cumulative - redeemed;
+        if owed > escrow {
+            return Err(NodeError::InsufficientFunds(format!(
+                "client {client} has {escrow} in escrow, and this voucher owes this operator {owed}; deposit more (`vouch deposit AMOUNT`)"
+            )));
+        }
+        held.insert(client, (voucher.clone(), false));
+        Ok(Some(Charge {
+            price,
+            voucher,
+            previous,
+        }))
+    }
+
+    /// Gives a failed request's payment back: the client's voucher held
+    /// before it is restored, unless a later request already replaced it.
+    pub fn refund(&self, charge: Charge) {
+        let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+        let client = charge.voucher.client;
+        if held.get(&client).map(|(v, _)| v) != Some(&charge.voucher) {
+            return;
+        }
+        match charge.previous {
+            Some(v) => held.insert(client, (v, false)),
+            None => held.remove(&client),
+        };
+    }
+
+    /// What `client` needs to pay this node's next request.
+    pub fn payment_state(&self, client: &PublicKey) -> Result<PaymentState, NodeError> {
+        let chain = self.chain()?;
+        let me = self.public_key();
+        let (chain_id, redeemed, escrow) = chain.read(|l| {
+            (
+                l.chain_id().to_string(),
+                l.redeemed(client, &me),
+                l.account(client).escrow,
+            )
+        });
+        let held = self
+            .payments
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(client)
+            .map(|(v, _)| v.clone());
+        let price = self.charges().unwrap_or(0);
+        let floor = held.as_ref().map_or(0, |v| v.cumulative).max(redeemed);
+        Ok(PaymentState {
+            chain_id,
+            operator: me,
+            price,
+            escrow,
+            redeemed,
+            held: held.as_ref().map(held_json),
+            next: floor.saturating_add(price),
+        })
+    }
+
+    /// Signs `body` as this node's operator with its next nonce, submits
+    /// it to its chain and waits for its block: the ledger's verdict.
+    /// One at a time, so that nonces follow each other.
+    pub async fn submit_own(&self, body: TxBody) -> Result<(), NodeError> {
+        let chain = self.chain()?;
+        let _one = self.payments.own_tx.lock().await;
+        let me = self.public_key();
+        let (chain_id, nonce) = chain.read(|l| (l.chain_id().to_string(), l.account(&me).nonce));
+        let tx = Tx::sign(&chain_id, self.key(), nonce, body);
+        let id = chain
+            .submit(tx.encode())
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + INCLUSION_WAIT;
+        loop {
+            if let Some((_, outcome)) = chain.outcome(&id) {
+                return outcome.map_err(NodeError::BadRequest);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(NodeError::Unavailable(format!(
+                    "transaction {id} was not in a block after {}s",
+                    INCLUSION_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads back the vouchers kept in the store (a restart keeps what was
+    /// not redeemed yet).
+    pub(crate) fn load_vouchers(&self) -> Result<(), NodeError> {
+        let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+        for bytes in self.store().vouchers()? {
+            let Some(v) = std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| Voucher::from_header(s).ok())
+            else {
+                tracing::warn!("a stored voucher does not read; it is skipped");
+                continue;
+            };
+            held.insert(v.client, (v, true));
+        }
+        Ok(())
+    }
+
+    /// Writes the vouchers taken since the last call to the store, then
+    /// redeems on the ledger each client's newest voucher that its escrow
+    /// covers. Returns how many vouchers were redeemed.
+    pub async fn redeem_vouchers(&self) -> Result<usize, NodeError> {
+        let chain = self.chain()?;
+        let fresh: Vec<Voucher> = {
+            let held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.values()
+                .filter(|(_, stored)| !stored)
+                .map(|(v, _)| v.clone())
+                .collect()
+        };
+        if !fresh.is_empty() {
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = fresh
+                .iter()
+                .map(|v| (v.client.as_bytes().to_vec(), v.to_header().into_bytes()))
+                .collect();
+            self.store().put_vouchers(&rows)?;
+            let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+            for v in &fresh {
+                if let Some((h, stored)) = held.get_mut(&v.client)
+                    && h == v
+                {
+                    *stored = true;
+                }
+            }
+        }
+        let me = self.public_key();
+        let due: Vec<Voucher> = {
+            let held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+            chain.read(|l| {
+                held.values()
+                    .map(|(v, _)| v)
+                    .filter(|v| {
+                        let redeemed = l.redeemed(&v.client, &me);
+                        v.cumulative > redeemed
+                            && v.cumulative - redeemed <= l.account(&v.client).escrow
+                    })
+                    .take(vouch_ledger::tx::MAX_VOUCHERS)
+                    .cloned()
+                    .collect()
+            })
+        };
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let n = due.len();
+        self.submit_own(TxBody::Redeem { vouchers: due }).await?;
+        Ok(n)
+    }
+
+    /// Brings the ledger's offer of this operator in line with its
+    /// configured price, where it is registered and they differ.
+    async fn publish_price(&self) -> Result<(), NodeError> {
+        let me = self.public_key();
+        let price = self.config().price;
+        let offer = self
+            .chain()?
+            .read(|l| l.operators().get(&me).map(|op| op.offer.clone()));
+        match offer {
+            Some(offer) if offer.price != price => {
+                self.submit_own(TxBody::SetOffer(vouch_ledger::Offer { price, ..offer }))
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The node's payment task: announces its price on the ledger, then
+/// redeems its vouchers every `every`, until the node is dropped.
+pub(crate) async fn settle(node: Weak<Node>, every: Duration) {
+    if let Some(node) = node.upgrade()
+        && let Err(e) = node.publish_price().await
+    {
+        tracing::warn!(error = %e, "publishing the price on the ledger");
+    }
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(node) = node.upgrade() else { return };
+        match node.redeem_vouchers().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(vouchers = n, "redeemed vouchers"),
+            Err(e) => tracing::warn!(error = %e, "redeeming vouchers; retried next round"),
+        }
+    }
+}
+
+fn held_json(v: &Voucher) -> HeldVoucher {
+    HeldVoucher {
+        client: v.client,
+        cumulative: v.cumulative,
+        signature: hex::encode(v.signature.to_bytes()),
+    }
+}

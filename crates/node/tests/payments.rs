@@ -1,0 +1,325 @@
+//! Paying for requests by voucher, against a real node with a real
+//! one-validator chain: what a client pays, what a hostile client tries
+//! (no voucher, a replayed one, one for another operator, a forged
+//! signature, one spent twice at once, more than its escrow), a failed
+//! request's refund, and the redemption that pays the operator exactly
+//! what it took.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestNode, models_dir};
+use vouch_api::{InferRequest, JsonTensor};
+use vouch_client::{Client, ClientError, PushParams};
+use vouch_node::NodeConfig;
+use vouch_node::ledger::{ChainSettings, Genesis, Offer, Params, Tx, TxBody, Voucher};
+use vouch_types::{SecretKey, Tensor};
+
+const PRICE: u64 = 100;
+
+fn iris_request(rows: usize, width: usize) -> InferRequest {
+    let data: Vec<f32> = (0..rows * width)
+        .map(|i| [5.1, 3.5, 1.4, 0.2][i % 4])
+        .collect();
+    let mut inputs = std::collections::BTreeMap::new();
+    inputs.insert(
+        "float_input".to_string(),
+        JsonTensor(Tensor::from_f32(vec![rows as u64, width as u64], &data).unwrap()),
+    );
+    InferRequest {
+        inputs,
+        nonce: Some("n".into()),
+        verify: None,
+    }
+}
+
+/// A node charging [`PRICE`], serving iris, validating a chain of its own
+/// on which `client` holds 10,000.
+async fn paid_node(dir: &std::path::Path, client: &SecretKey) -> TestNode {
+    let mut config = NodeConfig::new(dir.to_path_buf());
+    config.price = PRICE;
+    let t = TestNode::start(config).await;
+    let operator = t.node.public_key();
+    t.node
+        .start_chain(ChainSettings {
+            genesis: Genesis {
+                chain_id: "payments-test".into(),
+                params: Params::default(),
+                accounts: vec![(operator, 1_000_000), (client.public(), 10_000)],
+                operators: vec![(operator, 100_000, Offer::default())],
+            },
+            listen: "127.0.0.1:0".parse().unwrap(),
+            bootstrap: vec![],
+            leader_timeout: Duration::from_secs(1),
+            empty_block_interval: Duration::from_millis(200),
+            // Redeemed by hand below, so that the test says when.
+            redeem_interval: Duration::from_secs(3600),
+        })
+        .unwrap();
+    t.client
+        .push_file(
+            &models_dir().join("iris.onnx"),
+            &PushParams {
+                name: "iris".into(),
+                input_shapes: vec!["float_input=N,4".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    t
+}
+
+/// Signs `body` as `key` at its next nonce, submits it to `t`'s chain and
+/// waits for its block; the ledger must accept it.
+async fn apply(t: &TestNode, key: &SecretKey, body: TxBody) {
+    let chain = t.node.chain().unwrap();
+    let (chain_id, nonce) =
+        chain.read(|l| (l.chain_id().to_string(), l.account(&key.public()).nonce));
+    let id = chain
+        .submit(Tx::sign(&chain_id, key, nonce, body).encode())
+        .unwrap();
+    for _ in 0..600 {
+        if let Some((_, outcome)) = chain.outcome(&id) {
+            return outcome.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("transaction {id} was not in a block within 30 s");
+}
+
+/// `POST /v1/infer/iris` with `voucher` as the header: the status and the
+/// error code, if any.
+async fn raw_infer(t: &TestNode, voucher: Option<&str>, rows: usize) -> (u16, String, String) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/v1/infer/iris", t.url))
+        .json(&iris_request(rows, 4));
+    if let Some(v) = voucher {
+        req = req.header("vouch-voucher", v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+fn code(e: ClientError) -> String {
+    match e {
+        ClientError::Api { code, .. } => code,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_redeems_exactly_what_it_took()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let client_key = SecretKey::from_bytes(&[7; 32]);
+    let t = paid_node(dir.path(), &client_key).await;
+    let operator = t.node.public_key();
+    let chain = t.node.chain().unwrap().clone();
+    let chain_id = chain.read(|l| l.chain_id().to_string());
+    let ledger_account = |key| chain.read(|l| l.account(&key));
+    // The node published its price on the ledger.
+    let mut published = false;
+    for _ in 0..200 {
+        published = chain.read(|l| l.operators()[&operator].offer.price) == PRICE;
+        if published {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(published, "the node did not publish its price");
+
+    // No voucher: 402, saying what to send.
+    let (status, code_, message) = raw_infer(&t, None, 1).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (402, "payment_required"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Vouch-Voucher") && message.contains("100"),
+        "{message}"
+    );
+    // A client with no escrow: its voucher is refused as unfunded.
+    let payer = Client::new(&t.url).with_payer(client_key.clone(), None);
+    let err = payer
+        .infer("iris", None, &iris_request(1, 4))
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "insufficient_funds");
+
+    apply(&t, &client_key, TxBody::Deposit { amount: 250 }).await;
+    // Two paid requests; each receipt names the price it charged.
+    for _ in 0..2 {
+        let answer = payer
+            .infer("iris", None, &iris_request(1, 4))
+            .await
+            .unwrap();
+        assert_eq!(answer.receipt.body.price, PRICE);
+        answer.receipt.verify().unwrap();
+    }
+    let state = payer.payment_state(&client_key.public()).await.unwrap();
+    assert_eq!(
+        (state.price, state.redeemed, state.escrow, state.next),
+        (PRICE, 0, 250, 300)
+    );
+    assert_eq!(state.held.as_ref().unwrap().cumulative, 200);
+
+    // The same voucher again, one for another operator, one whose
+    // signature is not the client's, one that pays nothing new.
+    let replayed = Voucher::sign(&chain_id, &client_key, &operator, 200).to_header();
+    let other_operator = SecretKey::from_bytes(&[9; 32]).public();
+    let elsewhere = Voucher::sign(&chain_id, &client_key, &other_operator, 300).to_header();
+    let other_chain = Voucher::sign("another-chain", &client_key, &operator, 300).to_header();
+    let mut forged = Voucher::sign(&chain_id, &SecretKey::from_bytes(&[8; 32]), &operator, 300);
+    forged.client = client_key.public();
+    for (voucher, want) in [
+        (replayed.as_str(), "at least 300"),
+        (elsewhere.as_str(), "does not verify"),
+        (other_chain.as_str(), "does not verify"),
+        (&forged.to_header(), "does not verify"),
+        ("ed25519:00 1 2", "a voucher is"),
+    ] {
+        let (status, code_, message) = raw_infer(&t, Some(voucher), 1).await;
+        assert_eq!(
+            (status, code_.as_str()),
+            (402, "payment_required"),
+            "{voucher}: {message}"
+        );
+        assert!(message.contains(want), "{voucher}: {message}");
+    }
+    // Beyond the escrow: 300 owed, 250 held.
+    let err = payer
+        .infer("iris", None, &iris_request(1, 4))
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "insufficient_funds");
+
+    // A request that fails after paying gets its payment back: the same
+    // voucher then pays a good request.
+    apply(&t, &client_key, TxBody::Deposit { amount: 1_000 }).await;
+    let v300 = Voucher::sign(&chain_id, &client_key, &operator, 300).to_header();
+    let (status, code_, _) = {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/infer/iris", t.url))
+            .header("vouch-voucher", &v300)
+            .json(&iris_request(1, 3))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        (
+            status,
+            body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            (),
+        )
+    };
+    assert_eq!((status, code_.as_str()), (400, "invalid_input"));
+    assert_eq!(
+        payer
+            .payment_state(&client_key.public())
+            .await
+            .unwrap()
+            .held
+            .unwrap()
+            .cumulative,
+        200,
+        "the failed request's voucher was kept"
+    );
+    // Spent twice at once: exactly one of eight concurrent requests with
+    // the same voucher is served.
+    let tries = (0..8).map(|_| raw_infer(&t, Some(&v300), 1));
+    let results = futures_util::future::join_all(tries).await;
+    let served = results.iter().filter(|(s, _, _)| *s == 200).count();
+    assert_eq!(served, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|(s, c, _)| *s == 200 || (*s == 402 && c == "payment_required")),
+        "{results:?}"
+    );
+
+    // Redemption pays the operator exactly the 300 it took, from the
+    // client's escrow, once.
+    let before = ledger_account(operator).balance;
+    assert_eq!(t.node.redeem_vouchers().await.unwrap(), 1);
+    assert_eq!(ledger_account(operator).balance, before + 300);
+    assert_eq!(ledger_account(client_key.public()).escrow, 1_250 - 300);
+    assert_eq!(
+        chain.read(|l| l.redeemed(&client_key.public(), &operator)),
+        300
+    );
+    assert_eq!(t.node.redeem_vouchers().await.unwrap(), 0);
+    assert_eq!(ledger_account(operator).balance, before + 300);
+    // The client, learning afresh, pays on from what was settled.
+    let fresh = Client::new(&t.url).with_payer(client_key.clone(), None);
+    fresh
+        .infer("iris", None, &iris_request(1, 4))
+        .await
+        .unwrap();
+    let state = fresh.payment_state(&client_key.public()).await.unwrap();
+    assert_eq!((state.redeemed, state.next), (300, 500));
+    // The vouchers are kept in the store for a restart.
+    assert_eq!(t.node.redeem_vouchers().await.unwrap(), 1);
+    let stored = t.node.store().vouchers().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(String::from_utf8_lossy(&stored[0]).contains(" 400 "));
+    // A client that caps the price refuses to pay this node.
+    let capped = Client::new(&t.url).with_payer(client_key.clone(), Some(PRICE - 1));
+    let err = capped
+        .infer("iris", None, &iris_request(1, 4))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("over the limit"), "{err}");
+    t.stop().await;
+}
+
+/// A node that presents a voucher the client did not sign, to make it
+/// sign a larger one, is refused by the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refuses_a_held_voucher_it_did_not_sign() {
+    use axum::routing::get;
+    let client_key = SecretKey::from_bytes(&[7; 32]);
+    let operator = SecretKey::from_bytes(&[1; 32]).public();
+    let mut lie = Voucher::sign("c", &SecretKey::from_bytes(&[8; 32]), &operator, 1_000_000);
+    lie.client = client_key.public();
+    let body = serde_json::json!({
+        "chain_id": "c", "operator": operator, "price": 1, "escrow": 10_000_000u64,
+        "redeemed": 0, "next": 1_000_001,
+        "held": {"client": lie.client, "cumulative": lie.cumulative,
+                 "signature": hex::encode(lie.signature.to_bytes())},
+    });
+    let app = axum::Router::new().route(
+        "/v1/payments/{client}",
+        get(move || {
+            let body = body.clone();
+            async move { axum::Json(body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let payer = Client::new(&url).with_payer(client_key, None);
+    let err = payer
+        .infer("iris", None, &iris_request(1, 4))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("did not sign"), "{err}");
+}
