@@ -1185,6 +1185,105 @@ fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() 
     assert_eq!(account(&node, payee)["balance"], 250);
 }
 
+/// `vouch up --price`: a request without a voucher is refused with 402 and
+/// what to do; a client funded by a transfer deposits into escrow and pays
+/// with `vouch infer --pay`; more than its escrow is refused; the node
+/// redeems what it took, and the operator's balance grows by exactly that,
+/// across a restart too.
+#[test]
+fn vouch_up_with_a_price_is_paid_by_voucher_and_redeems_exactly_what_it_took() {
+    let data = tempfile::tempdir().unwrap();
+    let no_models = tempfile::tempdir().unwrap();
+    let models = no_models.path().to_str().unwrap();
+    let flags = ["--models", models, "--price", "100", "--redeem-secs", "1"];
+    let node = NodeProcess::start_command("up", data.path(), 0, &flags);
+    node.push_iris();
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("in.json");
+    std::fs::write(&input, IRIS_REQUEST).unwrap();
+    let input = input.to_str().unwrap();
+    let operator = node.operator();
+    let operator_key = data.path().join("operator.key");
+    let operator_key = operator_key.to_str().unwrap();
+    let client_key = work.path().join("client.key");
+    std::fs::write(&client_key, hex::encode([42u8; 32])).unwrap();
+    let client = vouch_types::SecretKey::from_bytes(&[42u8; 32])
+        .public()
+        .to_string();
+    let client_key = client_key.to_str().unwrap();
+    let account = |node: &NodeProcess, key: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(&node.vouch(&["ledger", "account", key]))).unwrap()
+    };
+
+    fails(
+        &node.vouch(&["infer", "iris", "--input", input]),
+        "payment_required",
+    );
+    ok(&node.vouch(&["transfer", &client, "1000", "--key", operator_key]));
+    ok(&node.vouch(&["deposit", "250", "--key", client_key]));
+    let start = account(&node, &operator)["balance"].as_u64().unwrap();
+    let receipt = work.path().join("receipt.json");
+    for _ in 0..2 {
+        ok(&node.vouch(&[
+            "infer",
+            "iris",
+            "--input",
+            input,
+            "--pay",
+            client_key,
+            "--receipt",
+            receipt.to_str().unwrap(),
+        ]));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&receipt).unwrap()).unwrap();
+        assert_eq!(r["price"], 100, "{r}");
+    }
+    fails(
+        &node.vouch(&["infer", "iris", "--input", input, "--pay", client_key]),
+        "insufficient_funds",
+    );
+    fails(
+        &node.vouch(&[
+            "infer",
+            "iris",
+            "--input",
+            input,
+            "--pay",
+            client_key,
+            "--max-price",
+            "99",
+        ]),
+        "over the limit",
+    );
+    let balance_reaches = |node: &NodeProcess, want: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = account(node, &operator)["balance"].as_u64().unwrap();
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline && got < want,
+                "the operator's balance is {got}, want {want}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    balance_reaches(&node, start + 200);
+    assert_eq!(account(&node, &client)["escrow"], 50);
+    let ops: serde_json::Value =
+        serde_json::from_str(&ok(&node.vouch(&["ledger", "operators"]))).unwrap();
+    assert_eq!(ops[0]["price"], 100, "{ops}");
+
+    // Restarted: the client pays on from what was settled.
+    drop(node);
+    let node = NodeProcess::start_command("up", data.path(), 0, &flags);
+    ok(&node.vouch(&["deposit", "100", "--key", client_key]));
+    ok(&node.vouch(&["infer", "iris", "--input", input, "--pay", client_key]));
+    balance_reaches(&node, start + 300);
+    assert_eq!(account(&node, &client)["escrow"], 50);
+}
+
 /// Four validators as four `vouch node` processes with one genesis file:
 /// they make the same blocks and apply a transfer; with one killed the
 /// others go on; with two killed they halt; the two restarted, all four go

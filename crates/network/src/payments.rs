@@ -156,28 +156,38 @@ impl Node {
 
     /// Signs `body` as this node's operator with its next nonce, submits
     /// it to its chain and waits for its block: the ledger's verdict.
-    /// One at a time, so that nonces follow each other.
+    /// One at a time, so that nonces follow each other; a rejection for
+    /// the nonce (a transaction signed elsewhere with the operator key took
+    /// it) had no effect, so it is signed again, a few times at most.
     pub async fn submit_own(&self, body: TxBody) -> Result<(), NodeError> {
         let chain = self.chain()?;
         let _one = self.payments.own_tx.lock().await;
         let me = self.public_key();
-        let (chain_id, nonce) = chain.read(|l| (l.chain_id().to_string(), l.account(&me).nonce));
-        let tx = Tx::sign(&chain_id, self.key(), nonce, body);
-        let id = chain
-            .submit(tx.encode())
-            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        let deadline = tokio::time::Instant::now() + INCLUSION_WAIT;
+        let mut tries = 0;
         loop {
-            if let Some((_, outcome)) = chain.outcome(&id) {
-                return outcome.map_err(NodeError::BadRequest);
+            let (chain_id, nonce) =
+                chain.read(|l| (l.chain_id().to_string(), l.account(&me).nonce));
+            let tx = Tx::sign(&chain_id, self.key(), nonce, body.clone());
+            let id = chain
+                .submit(tx.encode())
+                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            let deadline = tokio::time::Instant::now() + INCLUSION_WAIT;
+            let outcome = loop {
+                if let Some((_, outcome)) = chain.outcome(&id) {
+                    break outcome;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(NodeError::Unavailable(format!(
+                        "transaction {id} was not in a block after {}s",
+                        INCLUSION_WAIT.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            match outcome {
+                Err(e) if e.contains("is not the signer's next one") && tries < 5 => tries += 1,
+                outcome => return outcome.map_err(NodeError::BadRequest),
             }
-            if tokio::time::Instant::now() > deadline {
-                return Err(NodeError::Unavailable(format!(
-                    "transaction {id} was not in a block after {}s",
-                    INCLUSION_WAIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -26,6 +26,9 @@ pub(crate) async fn ledger(client: &Client, cmd: LedgerCommand) -> Result<()> {
 /// Signs `body` with the key in `key_file` at its next nonce, submits it,
 /// and waits (a minute at most) for the block that applies it. Fails with
 /// the ledger's reason when the block rejected the transaction's action.
+/// A rejection for its nonce (another transaction of the same key, such as
+/// the node's own with the operator key, took it first) had no effect, so
+/// it is signed again with the next nonce, a few times at most.
 /// Returns the id, the height and the signer's account after it.
 async fn submit_and_wait(
     client: &Client,
@@ -39,25 +42,42 @@ async fn submit_and_wait(
     let chain_id = status["chain_id"]
         .as_str()
         .ok_or_else(|| anyhow!("the node's ledger status names no chain"))?;
-    let nonce = client.ledger_account(&from).await?["nonce"]
-        .as_u64()
-        .ok_or_else(|| anyhow!("the node's account answer has no nonce"))?;
-    let tx = Tx::sign(chain_id, &key, nonce, body);
-    let id = client.submit_tx(&tx.encode()).await?;
-    eprintln!("submitted {id}; waiting for a block");
+    let mut tries = 0;
+    loop {
+        let nonce = client.ledger_account(&from).await?["nonce"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("the node's account answer has no nonce"))?;
+        let tx = Tx::sign(chain_id, &key, nonce, body.clone());
+        let id = client.submit_tx(&tx.encode()).await?;
+        eprintln!("submitted {id}; waiting for a block");
+        let (height, error) = wait_for(client, &id).await?;
+        match error {
+            None => {
+                let account = client.ledger_account(&from).await?;
+                return Ok((id, height, account));
+            }
+            Some(e) if e.contains("is not the signer's next one") && tries < 5 => {
+                tries += 1;
+                eprintln!("its nonce was taken by another transaction of this key; signing again");
+            }
+            Some(e) => bail!("transaction {id} was rejected in block {height}: {e}"),
+        }
+    }
+}
+
+/// Waits (a minute at most) for transaction `id`'s block: its height, and
+/// the ledger's reason where it rejected the transaction.
+async fn wait_for(client: &Client, id: &str) -> Result<(u64, Option<String>)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         // Not in a block yet: the node answers 404.
-        if let Ok(outcome) = client.ledger_tx(&id).await {
+        if let Ok(outcome) = client.ledger_tx(id).await {
             let height = outcome["height"].as_u64().unwrap_or_default();
-            if outcome["ok"] != serde_json::Value::Bool(true) {
-                bail!(
-                    "transaction {id} was rejected in block {height}: {}",
-                    outcome["error"].as_str().unwrap_or("no reason given")
-                );
+            if outcome["ok"] == serde_json::Value::Bool(true) {
+                return Ok((height, None));
             }
-            let account = client.ledger_account(&from).await?;
-            return Ok((id, height, account));
+            let why = outcome["error"].as_str().unwrap_or("no reason given");
+            return Ok((height, Some(why.to_string())));
         }
         if Instant::now() > deadline {
             bail!(
