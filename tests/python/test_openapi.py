@@ -87,10 +87,17 @@ def test_every_json_answer_is_the_documented_shape(node, doc):
 
 def test_ledger_answers_are_the_documented_shape(node, doc, tmp_path):
     """`vouch up` runs a ledger chain: its routes answer as documented."""
-    with running("up", healthy, 60, args=("--models", str(tmp_path))) as up:
+    with running("up", healthy, 60, args=("--models", str(tmp_path), "--price", "5")) as up:
         s, b = call(f"{up}/v1/ledger/status")
         check(doc, "get", "/v1/ledger/status", s, b)
         key = b["validators"][0]["operator"]
+        s, b = call(f"{up}/v1/payments/{key}")
+        assert s == 200 and b["price"] == 5 and b["held"] is None, b
+        check(doc, "get", "/v1/payments/{client}", s, b)
+        body = json.dumps({"inputs": IRIS_INPUT}).encode()
+        s, b = call(f"{up}/v1/infer/iris", "POST", body, {"content-type": "application/json"})
+        assert s == 402 and b["error"]["code"] == "payment_required", b
+        check(doc, "post", "/v1/infer/{name}", s, b)
         s, b = call(f"{up}/v1/ledger/operators")
         check(doc, "get", "/v1/ledger/operators", s, b)
         s, b = call(f"{up}/v1/ledger/accounts/{key}")
