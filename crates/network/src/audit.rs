@@ -467,8 +467,9 @@ impl Node {
         })?;
         self.record_dispute(&network, &dispute, "referee");
         let json = serde_json::to_vec(&dispute).map_err(|e| NodeError::Internal(e.to_string()))?;
-        let _ = network.p2p.publish(Topic::Disputes, json).await;
+        let _ = network.p2p.publish(Topic::Disputes, json.clone()).await;
         tracing::warn!(%executor, ?faulty, step, "dispute settled by referee");
+        self.dispute_on_ledger(&dispute.executor.id, json).await;
         Ok(AuditOutcome::Disputed(Box::new(dispute)))
     }
 

@@ -112,3 +112,27 @@ impl Node {
         })
     }
 }
+
+impl Node {
+    /// Submits a dispute this node settled as the auditor to its chain, as
+    /// a `Dispute` transaction: the ledger checks it again (the record, the
+    /// parties staked and distinct, the referee the one drawn over the
+    /// staked operators, the receipt not convicted on before) and slashes
+    /// the faulty party. Nothing where the node runs no chain or the
+    /// ledger convicted on this receipt already; the ledger's refusal is
+    /// logged.
+    pub(crate) async fn dispute_on_ledger(&self, receipt: &vouch_types::Digest, record: Vec<u8>) {
+        let Some(chain) = self.chain.get() else {
+            return;
+        };
+        if chain.read(|l| l.disputed(receipt)) {
+            return;
+        }
+        match self.submit_own(TxBody::Dispute { record }).await {
+            Ok(()) => tracing::warn!(%receipt, "the ledger convicted on the dispute"),
+            Err(e) => {
+                tracing::warn!(%receipt, error = %e, "the ledger did not convict on the dispute")
+            }
+        }
+    }
+}

@@ -208,8 +208,10 @@ impl Node {
             NodeError::Internal(format!("a dispute this node built does not check: {e}"))
         })?;
         self.record_llm_dispute(network, &dispute, faulty, "referee");
-        let _ = network.p2p.publish(Topic::Disputes, json(&dispute)?).await;
+        let record = json(&dispute)?;
+        let _ = network.p2p.publish(Topic::Disputes, record.clone()).await;
         tracing::warn!(%executor, ?faulty, failed_at, "LLM dispute settled by referee");
+        self.dispute_on_ledger(&dispute.executor.id, record).await;
         Ok(AuditOutcome::LlmDisputed(Box::new(dispute)))
     }
     /// Asks the operators the draw picks to check the transcript until one

@@ -69,12 +69,17 @@ impl Node {
         &self.service
     }
 
-    /// The operators this node admits: itself, those configured, and those
-    /// admitted since ([`Node::admit`]). Only they form quorums with it,
-    /// referee its audits, or settle a dispute it cannot re-execute; peer
-    /// ids are free, admission is not (the ledger will make it mean
-    /// staked).
+    /// The operators this node admits. Where it runs a ledger chain: the
+    /// staked operators (every key each ever signed with), as the ledger's
+    /// own dispute checks see them, so that draws here and there agree.
+    /// Otherwise: itself, those configured, and those admitted since
+    /// ([`Node::admit`]). Only they form quorums with it, referee its
+    /// audits, or settle a dispute it cannot re-execute; peer ids are
+    /// free, admission is not.
     pub fn admitted(&self) -> BTreeSet<PublicKey> {
+        if let Some(chain) = self.chain.get() {
+            return chain.read(|l| l.staked_keys());
+        }
         let mut set = self
             .admitted
             .read()
@@ -86,6 +91,13 @@ impl Node {
 
     /// Whether `key` is admitted ([`Node::admitted`]).
     pub fn is_admitted(&self, key: &PublicKey) -> bool {
+        if let Some(chain) = self.chain.get() {
+            return chain.read(|l| {
+                l.operator_of(key)
+                    .and_then(|op| l.operators().get(&op))
+                    .is_some_and(|op| op.stake >= l.params().min_stake)
+            });
+        }
         *key == self.public_key()
             || self
                 .admitted

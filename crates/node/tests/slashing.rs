@@ -1,0 +1,187 @@
+//! Disputes reach the ledger: three nodes that are also the three
+//! validators of one chain, each operator staked; one signs wrong answers.
+//! The auditor's dispute, settled by the referee the draw over the staked
+//! operators picks, goes to the chain as a transaction, and every
+//! validator's ledger slashes the liar, rewards the auditor and burns the
+//! rest, once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestNode, addresses, eventually, models_dir};
+use vouch_node::ledger::{ChainSettings, Genesis, Offer, Params, TxBody};
+use vouch_node::{NodeConfig, P2pConfig, samples};
+use vouch_types::{SecretKey, Tensor, TensorMap};
+
+const FUNDS: u64 = 1_000_000;
+const STAKE: u64 = 100_000;
+
+fn magika_input() -> TensorMap {
+    let data: Vec<u8> = (0..2048i32)
+        .flat_map(|i| ((i * 7) % 257).to_le_bytes())
+        .collect();
+    let mut m = TensorMap::new();
+    m.insert(
+        "bytes",
+        Tensor::new(vouch_types::DType::I32, vec![1, 2048], data).unwrap(),
+    );
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once() {
+    use vouch_engine::Fault;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys: Vec<SecretKey> = (0..3u8)
+        .map(|i| SecretKey::from_bytes(&[30 + i; 32]))
+        .collect();
+    for (dir, key) in dirs.iter().zip(&keys) {
+        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
+    }
+    let operators: Vec<_> = keys.iter().map(SecretKey::public).collect();
+    let genesis = Genesis {
+        chain_id: "slashing-test".into(),
+        params: Params::default(),
+        accounts: operators.iter().map(|k| (*k, FUNDS)).collect(),
+        operators: operators
+            .iter()
+            .map(|k| (*k, STAKE, Offer::default()))
+            .collect(),
+    };
+    // The validators' ports are named in each other's settings (bound and
+    // released: one taken in between fails the start loudly).
+    let ports: Vec<u16> = {
+        let held: Vec<_> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        held.iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect()
+    };
+    let start = |i: usize, fault: Option<Fault>, bootstrap: Vec<vouch_node::p2p::Address>| {
+        let (dir, genesis) = (dirs[i].path().to_path_buf(), genesis.clone());
+        let (first, port) = (operators[0], ports[i]);
+        let first_port = ports[0];
+        async move {
+            let mut config = NodeConfig::new(dir);
+            config.audit_rate = 0.0;
+            config.fault = fault;
+            let t = TestNode::start(config).await;
+            t.node
+                .start_chain(ChainSettings {
+                    genesis,
+                    listen: format!("127.0.0.1:{port}").parse().unwrap(),
+                    bootstrap: if i == 0 {
+                        vec![]
+                    } else {
+                        vec![(first, format!("127.0.0.1:{first_port}").parse().unwrap())]
+                    },
+                    leader_timeout: Duration::from_secs(1),
+                    empty_block_interval: Duration::from_millis(500),
+                    redeem_interval: Duration::from_secs(3600),
+                })
+                .unwrap();
+            t.node
+                .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
+                .await
+                .unwrap();
+            t
+        }
+    };
+    let auditor = start(0, None, vec![]).await;
+    let liar = start(1, Some(Fault { step: Some(20) }), addresses(&auditor)).await;
+    let referee = start(2, None, addresses(&auditor)).await;
+    let nodes = [&auditor, &liar, &referee];
+    // Admission is stake: every node admits the three staked operators,
+    // and nobody else, with no --admit.
+    for n in nodes {
+        assert_eq!(
+            n.node.admitted(),
+            operators.iter().copied().collect(),
+            "admission follows the ledger's stake"
+        );
+        assert!(
+            !n.node
+                .is_admitted(&SecretKey::from_bytes(&[99; 32]).public())
+        );
+    }
+    let sample = samples::SAMPLES
+        .iter()
+        .find(|s| s.name == "magika")
+        .unwrap();
+    let id = samples::push_file(
+        &auditor.node,
+        &models_dir().join(sample.file),
+        sample.options(),
+    )
+    .await
+    .unwrap()
+    .id();
+    for n in [&liar, &referee] {
+        eventually("the model's providers to be known", || {
+            n.node
+                .network_models()
+                .get(&id.to_string())
+                .is_some_and(|m| !m.providers.is_empty())
+        })
+        .await;
+        n.node.replicate("magika", None).await.unwrap();
+    }
+    eventually("both peers to serve magika", || {
+        auditor
+            .node
+            .network_models()
+            .get(&id.to_string())
+            .is_some_and(|m| m.providers.len() == 2)
+    })
+    .await;
+
+    let answer = liar
+        .node
+        .route("magika", None, magika_input(), None, Default::default())
+        .await
+        .unwrap();
+    let outcome = auditor
+        .node
+        .audit(answer.receipt.clone(), liar.node.peer_id())
+        .await
+        .unwrap();
+    let vouch_node::audit::AuditOutcome::Disputed(dispute) = outcome else {
+        panic!("expected a dispute, got {outcome:?}");
+    };
+    assert_eq!(dispute.verdict.referee, operators[2]);
+
+    // Every validator's ledger: the liar lost 10% of its stake, the
+    // auditor got half of it, the rest is burned.
+    let slash = STAKE / 10;
+    for n in nodes {
+        let chain = n.node.chain().unwrap().clone();
+        eventually("the dispute to be applied", || {
+            chain.read(|l| l.disputed(&answer.receipt.id))
+        })
+        .await;
+        chain.read(|l| {
+            let liar_op = &l.operators()[&operators[1]];
+            assert_eq!((liar_op.stake, liar_op.slashed), (STAKE - slash, slash));
+            assert_eq!(l.operators()[&operators[0]].slashed, 0);
+            assert_eq!(l.account(&operators[0]).balance, FUNDS + slash / 2);
+            assert_eq!(l.burned(), slash - slash / 2);
+            assert_eq!(l.supply() + l.burned(), 3 * FUNDS + 3 * STAKE);
+        });
+    }
+    // The same dispute again, from anyone: refused, nothing slashed twice.
+    let record = serde_json::to_vec(&*dispute).unwrap();
+    let err = referee
+        .node
+        .submit_own(TxBody::Dispute { record })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("convicted on already"), "{err}");
+    auditor.node.chain().unwrap().read(|l| {
+        assert_eq!(l.operators()[&operators[1]].slashed, slash);
+    });
+    for n in [auditor, liar, referee] {
+        n.stop().await;
+    }
+}
