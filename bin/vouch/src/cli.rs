@@ -321,11 +321,23 @@ pub(crate) struct UpArgs {
     /// Where the sample models are (default: $VOUCH_MODELS or ~/.cache/vouch/models).
     #[arg(long, env = "VOUCH_MODELS")]
     pub(crate) models: Option<PathBuf>,
-    /// Run a local network of this many nodes, each with its own operator
-    /// key and data under DIR/node-I, on consecutive ports from --listen;
-    /// the sample models are replicated to all of them.
+    /// Run a local network of this many nodes, each a process of its own
+    /// (kill one like a machine) with its own operator key and data under
+    /// DIR/node-I, on consecutive ports from --listen (0: any free ones);
+    /// their operators are the funded, staked validators of one ledger
+    /// chain (genesis in DIR/genesis.json), and the sample models are
+    /// replicated to all of them.
     #[arg(long, default_value_t = 1)]
     pub(crate) nodes: u16,
+    /// Set by `vouch up --nodes N` for the processes it starts: run member
+    /// I of the local network, its validators listening on these ports and
+    /// node 0's peer-to-peer transport on this one.
+    #[arg(long, hide = true, requires_all = ["member_chain_ports", "member_p2p_port"])]
+    pub(crate) member: Option<u16>,
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub(crate) member_chain_ports: Vec<u16>,
+    #[arg(long, hide = true)]
+    pub(crate) member_p2p_port: Option<u16>,
     /// With --nodes and --fault: which node (0-based) runs the fault
     /// (default: the last).
     #[arg(long)]

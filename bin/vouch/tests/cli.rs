@@ -28,7 +28,9 @@ fn listening(child: &mut Child) -> std::sync::mpsc::Receiver<Result<String, Stri
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     std::thread::spawn(move || {
         let mut seen = Vec::new();
-        for line in stderr.lines().map_while(Result::ok) {
+        // Lines as bytes: one that is not UTF-8 must not end the reading.
+        for line in stderr.split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).into_owned();
             if let Some(at) = line.split(" listening on ").nth(1) {
                 let _ = said.send(Ok(at.split_whitespace().next().unwrap_or("").to_string()));
             } else if seen.len() < 50 {
@@ -465,51 +467,70 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let models = models_dir();
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--nodes",
-            "3",
-            "--fault",
-            "perturb",
-            "--audit-rate",
-            "1",
-            // Each node binds a port of its own (0: any free one) and
-            // says which: no port is chosen by the test and raced for.
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--models")
-        .arg(&models)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args([
+                "up",
+                "--nodes",
+                "3",
+                "--fault",
+                "perturb",
+                "--audit-rate",
+                "1",
+                // Each node binds a port of its own (0: any free one) and
+                // says which: no port is chosen by the test and raced for.
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--models")
+            .arg(&models)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let urls: Vec<String> = {
         use std::io::BufRead;
         let (said, heard) = std::sync::mpsc::channel();
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let kept = log.clone();
         // Read the nodes' addresses, then keep draining the log so that
         // the process never blocks on a full pipe.
         std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
+            // Lines as bytes: a log line that is not UTF-8 must not end
+            // the reading (the pipe would fill and block the nodes).
+            for line in stderr.split(b'\n').map_while(Result::ok) {
+                let line = String::from_utf8_lossy(&line).into_owned();
                 if let Some(rest) = line.strip_prefix("node ")
-                    && let Some(url) = rest.split_whitespace().nth(1)
+                    && let Some((i, rest)) = rest.split_once(": ")
+                    && let Ok(i) = i.parse::<usize>()
+                    && let Some(url) = rest.split_whitespace().next()
                     && url.starts_with("http://")
                 {
-                    let _ = said.send(url.to_string());
+                    let _ = said.send((i, url.to_string()));
+                }
+                let mut kept = kept.lock().unwrap();
+                if kept.len() < 400 && !line.contains("DEBUG") {
+                    kept.push(line);
                 }
             }
         });
-        (0..3)
-            .map(|_| {
-                heard
-                    .recv_timeout(Duration::from_secs(120))
-                    .expect("vouch up says where each node listens")
-            })
-            .collect()
+        // Each node is a process of its own: they say where they listen in
+        // any order.
+        let mut urls = vec![String::new(); 3];
+        for _ in 0..3 {
+            let Ok((i, url)) = heard.recv_timeout(Duration::from_secs(120)) else {
+                panic!(
+                    "vouch up did not say where each node listens ({urls:?}); its log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            };
+            urls[i] = url;
+        }
+        urls
     };
     let vouch = |url: &str, args: &[&str]| {
         Command::new(BIN)
@@ -600,6 +621,36 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         listed.contains("dispute") && listed.contains("faulty executor"),
         "{listed}"
     );
+    // The nodes are the validators of one chain: the dispute went to it,
+    // and every node's ledger shows the faulty operator slashed (10% of
+    // its stake), the others not.
+    let faulty_operator = net["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["record"]["disagreements"] == 1)
+        .unwrap()["operator"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for url in &urls {
+        let slashed = eventually("the faulty operator slashed on every node", || {
+            let out = vouch(url, &["ledger", "operators"]);
+            let ops: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+            let faulty = ops
+                .iter()
+                .find(|o| o["operator"] == faulty_operator.as_str())?;
+            (faulty["slashed"] == 10_000).then_some(ops)
+        });
+        assert_eq!(slashed.len(), 3, "{slashed:?}");
+        for o in &slashed {
+            if o["operator"] != faulty_operator.as_str() {
+                assert_eq!(o["slashed"], 0, "{o}");
+            } else {
+                assert_eq!(o["stake"], 90_000, "{o}");
+            }
+        }
+    }
     let _ = ok(&vouch(
         &urls[0],
         &[
@@ -793,8 +844,24 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     std::fs::write(work.path().join("bye.json"), edited.to_string()).unwrap();
     let out = vouch(&urls[0], &["verify", "bye.json", "--replay"]);
     assert!(!out.status.success(), "an edited answer passed: {out:?}");
-    let _ = child.kill();
-    let _ = child.wait();
+    // The nodes are processes of `vouch up`'s: killed, it takes them down
+    // with it (no node outlives it).
+    drop(child);
+    for url in &urls {
+        eventually("every node to stop with vouch up", || {
+            (!vouch(url, &["model", "ls"]).status.success()).then_some(())
+        });
+    }
+}
+
+/// A child process killed when the test ends, passing or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -1312,16 +1379,9 @@ fn four_validator_processes_go_on_with_one_down_halt_with_two_and_resume() {
     let genesis_file = work.path().join("genesis.json");
     std::fs::write(&genesis_file, genesis).unwrap();
     // The validators' transport ports are named in each other's flags, so
-    // they are chosen here (bound and released: a port taken in between
-    // fails the start loudly, never silently).
-    let ports: Vec<u16> = {
-        let held: Vec<_> = (0..4)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        held.iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect()
-    };
+    // they are chosen here, below the ephemeral range (no node binding port
+    // 0 meanwhile can take one).
+    let ports = vouch_node::ledger::local_ports(4).unwrap();
     let start = |i: usize| {
         let listen = format!("127.0.0.1:{}", ports[i]);
         let boot = format!("{}@127.0.0.1:{}", keys[0], ports[0]);

@@ -30,15 +30,9 @@ fn network(n: u8, dir: &std::path::Path) -> Vec<Chain> {
             .map(|i| (key(i).public(), 10_000, Offer::default()))
             .collect(),
     };
-    // Chosen here, as the validators name each other's ports.
-    let ports: Vec<u16> = {
-        let held: Vec<_> = (0..n)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        held.iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect()
-    };
+    // Chosen here, as the validators name each other's ports (below the
+    // ephemeral range: nothing binding port 0 meanwhile can take one).
+    let ports = vouch_chain::local_ports(usize::from(n)).unwrap();
     let validators: Vec<_> = (0..n)
         .map(|i| vouch_chain::consensus_key(&key(i).public()))
         .collect();

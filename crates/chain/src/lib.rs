@@ -735,6 +735,40 @@ where
     (chain, handle)
 }
 
+/// `n` free TCP ports on loopback for validators (and other services) of
+/// one machine whose addresses must be known before they start: each is
+/// checked free by binding it, then released for its owner to bind. They
+/// are below the kernel's range for ephemeral ports (32768 and up on
+/// Linux), so that nothing binding port 0 meanwhile (an API, an outgoing
+/// connection) can be given one first.
+pub fn local_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let start = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % SPAN;
+    let mut held = Vec::new();
+    for k in 0..SPAN {
+        if held.len() == n {
+            break;
+        }
+        let port = (LOW + (start + k) % SPAN) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("fewer than {n} free ports between {LOW} and {}", LOW + SPAN),
+        ));
+    }
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
+
 /// An operator's key as a consensus key: the same ed25519 seed.
 pub fn consensus_signer(secret: &vouch_types::SecretKey) -> ed25519::PrivateKey {
     use commonware_codec::DecodeExt as _;

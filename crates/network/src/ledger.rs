@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use vouch_chain::genesis::{from_json as genesis_from_json, to_json as genesis_to_json};
+pub use vouch_chain::local_ports;
 use vouch_chain::{Chain, ChainConfig, validator::Validator};
 pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody, Voucher};
 use vouch_service::NodeError;
@@ -130,6 +131,10 @@ impl Node {
         }
         match self.submit_own(TxBody::Dispute { record }).await {
             Ok(()) => tracing::warn!(%receipt, "the ledger convicted on the dispute"),
+            // Another auditor's transaction for the same receipt came first.
+            Err(e) if e.to_string().contains("convicted on already") => {
+                tracing::info!(%receipt, "the ledger convicted on another auditor's dispute first")
+            }
             Err(e) => {
                 tracing::warn!(%receipt, error = %e, "the ledger did not convict on the dispute")
             }

@@ -49,16 +49,9 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
             .map(|k| (*k, STAKE, Offer::default()))
             .collect(),
     };
-    // The validators' ports are named in each other's settings (bound and
-    // released: one taken in between fails the start loudly).
-    let ports: Vec<u16> = {
-        let held: Vec<_> = (0..3)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        held.iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect()
-    };
+    // The validators' ports are named in each other's settings, so they
+    // are chosen here, below the ephemeral range.
+    let ports = vouch_node::ledger::local_ports(3).unwrap();
     let start = |i: usize, fault: Option<Fault>, bootstrap: Vec<vouch_node::p2p::Address>| {
         let (dir, genesis) = (dirs[i].path().to_path_buf(), genesis.clone());
         let (first, port) = (operators[0], ports[i]);

@@ -40,12 +40,16 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                 .models
                 .clone()
                 .unwrap_or_else(vouch_node::samples::models_dir);
+            if let Some(i) = args.member {
+                return up_member(&args, &data_dir, &models, i).await;
+            }
             if args.nodes > 1 {
-                return up_network(&args, &data_dir, &models).await;
+                return up_network(&args, &data_dir).await;
             }
             serve(
                 config(data_dir, args.listen, &args.serve)?,
-                &args.serve.p2p,
+                p2p_config(&args.serve.p2p)?,
+                &args.serve.p2p.serve_models,
                 Some(models),
                 Some(ChainStart {
                     genesis: None,
@@ -79,7 +83,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             };
             serve(
                 config(data_dir, args.listen, &args.serve)?,
-                &args.serve.p2p,
+                p2p_config(&args.serve.p2p)?,
+                &args.serve.p2p.serve_models,
                 None,
                 chain,
             )

@@ -162,11 +162,34 @@ pub(crate) struct ChainStart {
 
 pub(crate) async fn serve(
     config: NodeConfig,
-    p2p: &P2pArgs,
+    p2p_config: P2pConfig,
+    serve_models: &[String],
     samples: Option<PathBuf>,
     chain: Option<ChainStart>,
 ) -> Result<()> {
-    let p2p_config = p2p_config(p2p)?;
+    serve_until(
+        config,
+        p2p_config,
+        serve_models,
+        samples,
+        chain,
+        None,
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// [`serve`] until `until`; `member`: this node's index in a local network
+/// (`vouch up --nodes N`), which it names when it says where it listens.
+pub(crate) async fn serve_until(
+    config: NodeConfig,
+    p2p_config: P2pConfig,
+    serve_models: &[String],
+    samples: Option<PathBuf>,
+    chain: Option<ChainStart>,
+    member: Option<u16>,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let listen = config.listen;
     let data_dir = config.data_dir.clone();
     let node: Arc<Node> = Node::open(config)?;
@@ -203,7 +226,18 @@ pub(crate) async fn serve(
         .p2p()
         .map(|p| p.addresses().iter().map(|a| a.to_string()).collect())
         .unwrap_or_default();
-    serve_from_peers(&node, &p2p.serve_models);
+    serve_from_peers(&node, serve_models);
+    if let Some(i) = member {
+        say(&format!(
+            "node {i}: http://{addr}  operator {}{}",
+            node.public_key(),
+            if node.config().fault.is_some() {
+                "  (FAULTY: signs wrong answers)"
+            } else {
+                ""
+            }
+        ));
+    }
     tracing::info!(
         p2p = ?peers_at,
         url = %format!("http://{addr}"),
@@ -211,22 +245,27 @@ pub(crate) async fn serve(
         data = %data_dir.display(),
         "vouch node listening"
     );
-    eprintln!(
+    say(&format!(
         "vouch node {} listening on http://{addr} (data in {})",
         node.public_key(),
         data_dir.display()
-    );
+    ));
     for a in &peers_at {
-        eprintln!("  peers can join with --bootstrap {a}");
+        say(&format!("  peers can join with --bootstrap {a}"));
     }
-    print_token_hint(&data_dir);
-    vouch_node::serve(node, listener, shutdown_signal()).await?;
+    if member.is_none() {
+        print_token_hint(&data_dir);
+    }
+    vouch_node::serve(node, listener, until).await?;
     Ok(())
 }
-/// `vouch up --nodes N`: N nodes in this process with distinct operator
-/// keys, joined on loopback, the samples imported by the first and
-/// replicated to the others.
-pub(crate) async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) -> Result<()> {
+/// `vouch up --nodes N`: N `vouch up --member I` processes, started here
+/// and stopped with this one. Each is a node with its own operator key and
+/// data under DIR/node-I and a validator of one chain whose genesis funds
+/// and stakes every operator; node 0 imports the samples and the others
+/// replicate them from it. A member whose process is killed leaves the
+/// others running, as a machine would.
+pub(crate) async fn up_network(args: &UpArgs, data_dir: &Path) -> Result<()> {
     let n = args.nodes;
     let fault_node = args.fault_node.unwrap_or(n - 1);
     if fault_node >= n {
@@ -243,91 +282,230 @@ pub(crate) async fn up_network(args: &UpArgs, data_dir: &Path, models: &Path) ->
     })?;
     // One admin token for the whole local network, in DIR itself, where
     // the CLI looks for it.
-    let token = vouch_node::keyfile::load_or_create_token(
+    vouch_node::keyfile::load_or_create_token(
         &data_dir.join(vouch_node::config::ADMIN_TOKEN_FILE),
     )?;
-    // The local network's operators admit one another: their keys are made
-    // (or read) before any node opens.
-    let keys: Vec<PublicKey> = (0..n)
+    let keys = local_keys(data_dir, n)?;
+    let genesis_file = data_dir.join("genesis.json");
+    let genesis = local_genesis(&keys);
+    match std::fs::read_to_string(&genesis_file) {
+        Ok(text) if vouch_node::ledger::genesis_from_json(&text).is_ok_and(|g| g == genesis) => {}
+        _ => std::fs::write(&genesis_file, vouch_node::ledger::genesis_to_json(&genesis))
+            .with_context(|| format!("writing {}", genesis_file.display()))?,
+    }
+    // The validators' ports and node 0's peer-to-peer port are named in
+    // the members' flags, so they are chosen here.
+    let ports = vouch_node::ledger::local_ports(usize::from(n) + 1)
+        .context("choosing ports for the local network")?;
+    let (chain_ports, p2p_port) = ports.split_at(n as usize);
+    let chain_ports = chain_ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let exe = std::env::current_exe().context("finding the vouch binary to start the nodes")?;
+    let mut members = Vec::new();
+    for i in 0..n {
+        // A member stops when its stdin closes: when this process stops,
+        // however it stops.
+        let child = tokio::process::Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .args(["--member", &i.to_string()])
+            .args(["--member-chain-ports", &chain_ports])
+            .args(["--member-p2p-port", &p2p_port[0].to_string()])
+            .stdin(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting node {i}"))?;
+        say(&format!(
+            "node {i}: process {}",
+            child.id().unwrap_or_default()
+        ));
+        members.push(child);
+        if i == 0 {
+            // The others join through node 0: wait until it listens.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+            while tokio::net::TcpStream::connect(("127.0.0.1", p2p_port[0]))
+                .await
+                .is_err()
+            {
+                if let Ok(Some(status)) = members[0].try_wait() {
+                    bail!("node 0 exited ({status}) before it joined; see its log above");
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!("node 0 did not open its peer-to-peer port within 5 minutes");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    print_token_hint(data_dir);
+    let node0 = match args.listen.port() {
+        0 => "NODE0_URL".to_string(),
+        p => format!("http://{}:{p}", args.listen.ip()),
+    };
+    say(&format!(
+        "{n} nodes up (each its own process: kill one to see the others go on). Try: vouch chat smollm2-135m \"What is the capital of France?\" --verify quorum:{q} --node {node0}; vouch infer iris --input in.json --verify quorum:{q} --node {node0}; vouch network --node {node0}; vouch ledger operators --node {node0}",
+        q = n.min(3)
+    ));
+    let mut running: Vec<(u16, tokio::process::Child)> = (0..n).zip(members).collect();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    while !running.is_empty() {
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                running.retain_mut(|(i, child)| match child.try_wait() {
+                    Ok(Some(status)) => {
+                        say(&format!("node {i} exited ({status}); the others go on"));
+                        false
+                    }
+                    _ => true,
+                });
+            }
+        }
+    }
+    // Closing each member's stdin stops it gracefully.
+    for (_, child) in &mut running {
+        drop(child.stdin.take());
+    }
+    for (i, mut child) in running {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                say(&format!("node {i} did not stop within 30 s: killing it"));
+                let _ = child.kill().await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The operator keys of a local network's N nodes, made (or read) in
+/// DIR/node-I/operator.key.
+fn local_keys(data_dir: &Path, n: u16) -> Result<Vec<PublicKey>> {
+    (0..n)
         .map(|i| {
             let dir = data_dir.join(format!("node-{i}"));
             std::fs::create_dir_all(&dir)?;
             Ok(vouch_node::keyfile::load_or_create(&dir.join("operator.key"))?.public())
         })
-        .collect::<Result<_>>()?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut bootstrap = p2p_config(&args.serve.p2p)?.bootstrap;
-    let mut tasks = Vec::new();
-    let mut first: Option<(Arc<Node>, String)> = None;
-    for i in 0..n {
-        let port = match args.listen.port() {
-            0 => 0,
-            p => p
-                .checked_add(i)
-                .ok_or_else(|| anyhow!("--listen port too high for {n} nodes"))?,
-        };
-        let listen = std::net::SocketAddr::new(args.listen.ip(), port);
-        let mut c = config(data_dir.join(format!("node-{i}")), listen, &args.serve)?;
-        c.accept_pins = true;
-        c.admin_token = Some(token.clone());
-        c.admitted.extend(keys.iter().copied());
-        if i != fault_node {
-            c.fault = None;
-        }
-        let faulty = c.fault.is_some();
-        let node = Node::open(c)?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
-        let url = format!("http://{}", listener.local_addr()?);
-        node.join(P2pConfig::loopback(bootstrap.clone()), Some(url.clone()))
-            .await?;
-        if i == 0 {
-            bootstrap = node.p2p().map(|p| p.addresses()).unwrap_or_default();
-            let imported = vouch_node::samples::import(&node, models).await;
-            if !imported.is_empty() {
-                tracing::info!(models = ?imported, "imported sample models");
-            }
-            first = Some((node.clone(), url.clone()));
-        } else {
-            let names: Vec<String> = vouch_node::samples::SAMPLES
-                .iter()
-                .map(|s| s.name.to_string())
-                .collect();
-            serve_from_peers(&node, &names);
-        }
-        eprintln!(
-            "node {i}: {url}  operator {}{}",
-            node.public_key(),
-            if faulty {
-                "  (FAULTY: signs wrong answers)"
-            } else {
-                ""
-            }
-        );
-        let mut stopped = stopped.clone();
-        tasks.push(tokio::spawn(vouch_node::serve(
-            node,
-            listener,
-            async move {
-                let _ = stopped.changed().await;
-            },
-        )));
-    }
-    print_token_hint(data_dir);
-    if let Some((_, url)) = &first {
-        eprintln!(
-            "{n} nodes up. Try: vouch chat smollm2-135m \"What is the capital of France?\" --verify quorum:{q} --node {url}; vouch infer iris --input in.json --verify quorum:{q} --node {url}; vouch network --node {url}; vouch evidence --node {url}",
-            q = n.min(3)
-        );
-    }
-    shutdown_signal().await;
-    let _ = stop.send(true);
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
+        .collect()
 }
+
+/// A local network's chain: every operator funded and staked as `vouch
+/// up`'s own, named after the first.
+fn local_genesis(keys: &[PublicKey]) -> vouch_node::ledger::Genesis {
+    use vouch_node::ledger::{Offer, SOLO_FUNDS, SOLO_STAKE};
+    let mut g = vouch_node::ledger::solo_genesis(keys[0]);
+    g.chain_id = format!("vouch-local-net-{}", hex::encode(&keys[0].as_bytes()[..8]));
+    g.accounts = keys.iter().map(|k| (*k, SOLO_FUNDS)).collect();
+    g.operators = keys
+        .iter()
+        .map(|k| (*k, SOLO_STAKE, Offer::default()))
+        .collect();
+    g
+}
+
+/// `vouch up --nodes N --member I`: node I of the local network
+/// [`up_network`] started, until its stdin closes or it is signalled.
+pub(crate) async fn up_member(args: &UpArgs, data_dir: &Path, models: &Path, i: u16) -> Result<()> {
+    let n = args.nodes;
+    let fault_node = args.fault_node.unwrap_or(n - 1);
+    let keys = local_keys(data_dir, n)?;
+    let genesis = read_genesis(&data_dir.join("genesis.json"))?;
+    let chain_port = |j: usize| -> Result<std::net::SocketAddr> {
+        let port = args
+            .member_chain_ports
+            .get(j)
+            .ok_or_else(|| anyhow!("--member-chain-ports names no port for node {j}"))?;
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], *port)))
+    };
+    let p2p_port = args.member_p2p_port.unwrap_or_default();
+    let port = match args.listen.port() {
+        0 => 0,
+        p => p
+            .checked_add(i)
+            .ok_or_else(|| anyhow!("--listen port too high for {n} nodes"))?,
+    };
+    let mut c = config(
+        data_dir.join(format!("node-{i}")),
+        std::net::SocketAddr::new(args.listen.ip(), port),
+        &args.serve,
+    )?;
+    c.accept_pins = true;
+    c.admin_token = Some(vouch_node::keyfile::load_or_create_token(
+        &data_dir.join(vouch_node::config::ADMIN_TOKEN_FILE),
+    )?);
+    if i != fault_node {
+        c.fault = None;
+    }
+    let p2p = if i == 0 {
+        P2pConfig::new(
+            format!("/ip4/127.0.0.1/tcp/{p2p_port}").parse()?,
+            Vec::new(),
+        )
+    } else {
+        let first = vouch_node::p2p::peer_id_of(&keys[0]);
+        P2pConfig::loopback(vec![
+            format!("/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{first}").parse()?,
+        ])
+    };
+    let serve_models: Vec<String> = if i == 0 {
+        Vec::new()
+    } else {
+        vouch_node::samples::SAMPLES
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect()
+    };
+    let chain = ChainStart {
+        genesis: Some(genesis),
+        listen: chain_port(i as usize)?,
+        bootstrap: if i == 0 {
+            Vec::new()
+        } else {
+            vec![(keys[0], chain_port(0)?)]
+        },
+        empty_block_interval: std::time::Duration::from_secs(5),
+        redeem_interval: std::time::Duration::from_secs(args.serve.redeem_secs),
+    };
+    // Stop when the parent closes stdin (it stopped, or was killed). Read
+    // on a thread of its own: a blocking read on the runtime's pool would
+    // hold up its shutdown after a signal.
+    let (gone, parent_gone) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        let _ = gone.send(());
+    });
+    let until = async move {
+        tokio::select! {
+            _ = parent_gone => {},
+            () = shutdown_signal() => {},
+        }
+    };
+    serve_until(
+        c,
+        p2p,
+        &serve_models,
+        (i == 0).then(|| models.to_path_buf()),
+        Some(chain),
+        Some(i),
+        until,
+    )
+    .await
+}
+/// Writes `line` and a newline to stderr in one write: the members of a
+/// local network share their parent's stderr, and a line written in
+/// pieces would interleave with theirs.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("{line}\n").as_bytes());
+}
+
 /// Says where the admin token is and how the CLI finds it.
 pub(crate) fn print_token_hint(data_dir: &Path) {
     let file = data_dir.join(vouch_node::config::ADMIN_TOKEN_FILE);
@@ -339,8 +517,8 @@ pub(crate) fn print_token_hint(data_dir: &Path) {
             data_dir.display()
         )
     };
-    eprintln!(
+    say(&format!(
         "  operator actions (push, pin, audits) need the admin token in {}: {how}; elsewhere set VOUCH_TOKEN",
         file.display()
-    );
+    ));
 }
