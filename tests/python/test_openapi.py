@@ -91,6 +91,12 @@ def test_ledger_answers_are_the_documented_shape(node, doc, tmp_path):
         s, b = call(f"{up}/v1/ledger/status")
         check(doc, "get", "/v1/ledger/status", s, b)
         key = b["validators"][0]["operator"]
+        s, b = call(f"{up}/v1/ledger/blocks/1")
+        assert s == 200 and b["height"] == 1, b
+        check(doc, "get", "/v1/ledger/blocks/{height}", s, b)
+        s, b = call(f"{up}/v1/ledger/blocks/99999999")
+        assert s == 404, b
+        check(doc, "get", "/v1/ledger/blocks/{height}", s, b)
         s, b = call(f"{up}/v1/payments/{key}")
         assert s == 200 and b["price"] == 5 and b["held"] is None, b
         check(doc, "get", "/v1/payments/{client}", s, b)

@@ -385,6 +385,12 @@ pub(crate) enum LedgerCommand {
         /// The account's key (ed25519:HEX).
         key: String,
     },
+    /// One block: its digest, parent, time and transactions (signer, kind,
+    /// outcome), as JSON.
+    Block {
+        /// Its height.
+        height: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

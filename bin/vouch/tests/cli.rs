@@ -844,9 +844,12 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     std::fs::write(work.path().join("bye.json"), edited.to_string()).unwrap();
     let out = vouch(&urls[0], &["verify", "bye.json", "--replay"]);
     assert!(!out.status.success(), "an edited answer passed: {out:?}");
-    // The nodes are processes of `vouch up`'s: killed, it takes them down
-    // with it (no node outlives it).
-    drop(child);
+    // The nodes are processes of `vouch up`'s: stopped, it stops them and
+    // waits for them, and no node outlives it.
+    let pid = child.0.id().to_string();
+    ok(&Command::new("kill").args(["-TERM", &pid]).output().unwrap());
+    let status = eventually("vouch up to stop", || child.0.try_wait().unwrap());
+    assert!(status.success(), "{status}");
     for url in &urls {
         eventually("every node to stop with vouch up", || {
             (!vouch(url, &["model", "ls"]).status.success()).then_some(())
@@ -1169,6 +1172,21 @@ fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() 
     ]));
     let done: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(done["balance"], 1_000_000 - 250, "{done}");
+    // The block that applied it lists it, signed by the operator.
+    let at = done["height"].as_u64().unwrap().to_string();
+    let block: serde_json::Value =
+        serde_json::from_str(&ok(&node.vouch(&["ledger", "block", &at]))).unwrap();
+    let listed = block["txs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == done["id"])
+        .unwrap_or_else(|| panic!("{block}"));
+    assert_eq!(
+        (&listed["kind"], &listed["signer"], &listed["ok"]),
+        (&"transfer".into(), &operator.as_str().into(), &true.into()),
+        "{block}"
+    );
     let account = |node: &NodeProcess, key: &str| -> serde_json::Value {
         serde_json::from_str(&ok(&node.vouch(&["ledger", "account", key]))).unwrap()
     };

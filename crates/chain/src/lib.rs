@@ -280,14 +280,24 @@ impl Core {
         true
     }
 
-    /// The applied blocks this validator still keeps from height `start`
-    /// on, at most `count` (and [`RANGE_BLOCKS`]).
+    /// The applied blocks from height `start` on, at most `count` (and
+    /// [`RANGE_BLOCKS`]): from memory, or from the store for blocks older
+    /// than memory keeps.
     fn applied_from(&self, start: u64, count: u64) -> Vec<Vec<u8>> {
         let kept = self.kept_order.len() as u64;
         let first = self.ledger.height() + 1 - kept;
-        // Older blocks than kept would leave a gap at the asker's tip.
         if start < first {
-            return Vec::new();
+            // Older blocks than kept come from the store, or not at all (a
+            // gap at the asker's tip would be no use).
+            let Some(store) = &self.store else {
+                return Vec::new();
+            };
+            return store
+                .range(start.max(1), count.min(RANGE_BLOCKS).min(first - start))
+                .unwrap_or_else(|e| {
+                    tracing::error!(%e, "reading stored blocks for a peer");
+                    Vec::new()
+                });
         }
         self.kept_order
             .iter()
@@ -404,6 +414,19 @@ impl Chain {
         }
         core.pool.push((id, bytes));
         Ok(id)
+    }
+
+    /// Applied block `height`, from memory or the store, with its
+    /// transactions' outcomes where memory still holds them.
+    pub fn block(&self, height: u64) -> Option<(ChainBlock, Option<Committed>)> {
+        let core = self.lock();
+        if height == 0 || height > core.ledger.height() {
+            return None;
+        }
+        let bytes = core.applied_from(height, 1).into_iter().next()?;
+        let block = ChainBlock::decode(&bytes).ok()?;
+        let committed = core.committed.iter().find(|c| c.height == height).cloned();
+        Some((block, committed))
     }
 
     /// Reads the ledger as of the last applied block.
@@ -818,6 +841,52 @@ mod tests {
         assert_eq!(heights(core.applied_from(4, 100)), vec![4, 5]);
         assert!(core.applied_from(6, 3).is_empty());
         assert!(core.applied_from(0, 3).is_empty());
+    }
+
+    /// A peer far behind gets the blocks memory no longer keeps from the
+    /// store, up to where memory takes over; `Chain::block` reads either.
+    #[test]
+    fn blocks_older_than_memory_come_from_the_store() {
+        let genesis = vouch_ledger::Genesis {
+            chain_id: "t".into(),
+            params: vouch_ledger::Params::default(),
+            accounts: vec![],
+            operators: vec![],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let chain = super::Chain::open(&genesis, &dir.path().join("chain.redb")).unwrap();
+        {
+            let mut core = chain.lock();
+            let mut parent = core.genesis;
+            for height in 1..=5 {
+                let block = super::ChainBlock {
+                    parent,
+                    height,
+                    time_ms: height,
+                    txs: vec![],
+                };
+                parent = block.digest();
+                assert!(core.apply(parent, &block));
+                core.store.as_ref().unwrap().append(&[&block]).unwrap();
+            }
+            // Memory keeps the last two only.
+            while core.kept_order.len() > 2 {
+                let old = core.kept_order.pop_front().unwrap();
+                core.kept.remove(&old);
+            }
+            let heights = |blocks: Vec<Vec<u8>>| -> Vec<u64> {
+                blocks
+                    .iter()
+                    .map(|b| super::ChainBlock::decode(b).unwrap().height)
+                    .collect()
+            };
+            assert_eq!(heights(core.applied_from(1, 100)), vec![1, 2, 3]);
+            assert_eq!(heights(core.applied_from(2, 1)), vec![2]);
+            assert_eq!(heights(core.applied_from(4, 100)), vec![4, 5]);
+        }
+        assert_eq!(chain.block(1).unwrap().0.height, 1);
+        assert_eq!(chain.block(5).unwrap().0.height, 5);
+        assert!(chain.block(6).is_none() && chain.block(0).is_none());
     }
 
     /// A block proposed from a pool of large transactions stays within the

@@ -91,6 +91,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The bytes of up to `count` stored blocks from height `start` on, in
+    /// order (fewer where the store ends).
+    pub(crate) fn range(&self, start: u64, count: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(BLOCKS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table
+            .range(start..start.saturating_add(count))
+            .map_err(|e| self.err(e))?
+        {
+            out.push(row.map_err(|e| self.err(e))?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
     /// Writes applied blocks, durably, in one transaction.
     pub(crate) fn append(&self, blocks: &[&ChainBlock]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -129,7 +144,10 @@ mod tests {
         let first = block(Digest([1; 32]), 1);
         let second = block(first.digest(), 2);
         store.append(&[&first, &second]).unwrap();
-        assert_eq!(store.blocks().unwrap(), vec![first.clone(), second]);
+        assert_eq!(store.blocks().unwrap(), vec![first.clone(), second.clone()]);
+        assert_eq!(store.range(2, 10).unwrap(), vec![second.encode()]);
+        assert_eq!(store.range(1, 1).unwrap(), vec![first.encode()]);
+        assert!(store.range(3, 10).unwrap().is_empty());
 
         let write = |height: u64, bytes: &[u8]| {
             let txn = store.db.begin_write().unwrap();

@@ -206,6 +206,12 @@ impl Client {
         self.get_json(&format!("/v1/ledger/tx/{id}")).await
     }
 
+    /// `GET /v1/ledger/blocks/{height}`: one applied block and its
+    /// transactions.
+    pub async fn ledger_block(&self, height: u64) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/ledger/blocks/{height}")).await
+    }
+
     /// `GET /healthz`.
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.get_json("/healthz").await

@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/ledger/accounts/{key}", get(account))
         .route("/v1/ledger/tx", post(submit))
         .route("/v1/ledger/tx/{id}", get(tx_outcome))
+        .route("/v1/ledger/blocks/{height}", get(block))
         .route("/v1/payments/{client}", get(payment_state))
 }
 
@@ -140,6 +141,54 @@ async fn account(
     Ok(json(
         StatusCode::OK,
         &json!({"key": key, "balance": a.balance, "escrow": a.escrow, "nonce": a.nonce}),
+    ))
+}
+
+async fn block(
+    State(node): State<Arc<Node>>,
+    Path(height): Path<String>,
+) -> Result<Response, ApiError> {
+    let height: u64 = height.parse().map_err(|_| {
+        NodeError::InvalidInput(format!("`{height}` is not a block height (1, 2, ...)"))
+    })?;
+    let chain = node.chain()?;
+    let Some((block, committed)) = chain.block(height) else {
+        let tip = chain.read(|l| l.height());
+        return Err(NodeError::NotFound(format!(
+            "no block {height}: the chain is at height {tip}"
+        ))
+        .into());
+    };
+    let txs: Vec<serde_json::Value> = block
+        .txs
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let id = vouch_ledger::tx::tx_id(bytes);
+            let outcome = committed.as_ref().and_then(|c| c.outcomes.get(i));
+            let mut tx = match vouch_ledger::Tx::decode(bytes) {
+                Ok(tx) => json!({"signer": tx.signer, "nonce": tx.nonce, "kind": tx.body.kind()}),
+                Err(e) => json!({"undecodable": e.to_string()}),
+            };
+            tx["id"] = hex32(&id.0).into();
+            tx["ok"] = outcome.map(|o| o.is_ok()).into();
+            tx["error"] = outcome
+                .and_then(|o| o.as_ref().err())
+                .map(|e| e.to_string())
+                .into();
+            tx
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "height": block.height,
+            "digest": hex32(&block.digest().0),
+            "parent": hex32(&block.parent.0),
+            "time_ms": block.time_ms,
+            "state_root": committed.as_ref().map(|c| hex32(&c.state_root)),
+            "txs": txs,
+        }),
     ))
 }
 

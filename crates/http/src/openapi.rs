@@ -155,6 +155,11 @@ fn paths_and_schemas() -> Value {
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tx"], "additionalProperties": false, "properties": {"tx": {"type": "string", "description": "the transaction's bytes in hex"}}}}}},
           "responses": merge(json!({"202": ok("taken into the pool", "TxAccepted")}), error_responses(&[400, 404, 503]))
         }},
+        "/v1/ledger/blocks/{height}": {"get": {
+          "summary": "One applied block: digest, parent, time, the state root after it and its transactions (signer, nonce, kind, outcome; the state root and outcomes while this node keeps the block in memory)",
+          "parameters": [path_param("height", "1, 2, ...")],
+          "responses": merge(json!({"200": ok("the block", "LedgerBlock")}), error_responses(&[400, 404]))
+        }},
         "/v1/payments/{client}": {"get": {
           "summary": "What the client needs to pay this node's next inference request: the price, the chain and operator vouchers are signed for, the client's escrow, what was settled, the newest voucher this node holds from it (trust its amount only under your own signature) and the least cumulative amount the next voucher may carry",
           "parameters": [path_param("client", "ed25519:<64 hex>")],
@@ -260,6 +265,13 @@ fn paths_and_schemas() -> Value {
           "keys": {"type": "array", "description": "every receipt-signing key it has had, with the height it signs from", "items": {"type": "object", "required": ["from_height", "key"], "properties": {"from_height": {"type": "integer"}, "key": {"type": "string"}}}},
           "stake": {"type": "integer"}, "unbonding": {"type": "array", "items": {"type": "object", "properties": {"at": {"type": "integer"}, "amount": {"type": "integer"}}}},
           "slashed": {"type": "integer"}, "price": {"type": "integer"}, "contact": {"type": "string"}, "addresses": {"type": "array", "items": {"type": "string"}}
+        }},
+        "LedgerBlock": {"type": "object", "required": ["height", "digest", "parent", "time_ms", "state_root", "txs"], "properties": {
+          "height": {"type": "integer"}, "digest": {"type": "string"}, "parent": {"type": "string"}, "time_ms": {"type": "integer"},
+          "state_root": {"type": ["string", "null"]},
+          "txs": {"type": "array", "items": {"type": "object", "required": ["id", "ok", "error"], "properties": {
+            "id": {"type": "string"}, "signer": {"type": "string"}, "nonce": {"type": "integer"}, "kind": {"type": "string"},
+            "undecodable": {"type": "string"}, "ok": {"type": ["boolean", "null"]}, "error": {"type": ["string", "null"]}}}}
         }},
         "PaymentState": {"type": "object", "required": ["chain_id", "operator", "price", "escrow", "redeemed", "held", "next"], "additionalProperties": false, "properties": {
           "chain_id": {"type": "string"}, "operator": {"type": "string"}, "price": {"type": "integer"},

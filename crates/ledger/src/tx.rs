@@ -223,6 +223,25 @@ impl Voucher {
     }
 }
 
+impl TxBody {
+    /// The transaction's kind, as `docs/ledger.md` names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxBody::Transfer { .. } => "transfer",
+            TxBody::Deposit { .. } => "deposit",
+            TxBody::Withdraw { .. } => "withdraw",
+            TxBody::Register(_) => "register",
+            TxBody::SetOffer(_) => "set_offer",
+            TxBody::Bond { .. } => "bond",
+            TxBody::Unbond { .. } => "unbond",
+            TxBody::RotateKey { .. } => "rotate_key",
+            TxBody::PublishModel { .. } => "publish_model",
+            TxBody::Redeem { .. } => "redeem",
+            TxBody::Dispute { .. } => "dispute",
+        }
+    }
+}
+
 impl Tx {
     /// Signs `body` as `key`'s transaction number `nonce` on `chain_id`.
     pub fn sign(chain_id: &str, key: &SecretKey, nonce: u64, body: TxBody) -> Tx {

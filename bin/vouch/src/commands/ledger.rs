@@ -18,6 +18,7 @@ pub(crate) async fn ledger(client: &Client, cmd: LedgerCommand) -> Result<()> {
             parse_key(&key)?;
             client.ledger_account(&key).await?
         }
+        LedgerCommand::Block { height } => client.ledger_block(height).await?,
     };
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
