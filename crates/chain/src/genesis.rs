@@ -37,6 +37,10 @@ struct ParamsFile {
     audit_rate_ppm: u64,
     llm_tolerance_ppm: u64,
     max_validators: u64,
+    voting_period: u64,
+    timelock: u64,
+    quorum_bp: u64,
+    threshold_bp: u64,
 }
 
 impl Default for ParamsFile {
@@ -56,6 +60,10 @@ impl From<&Params> for ParamsFile {
             audit_rate_ppm: p.audit_rate_ppm,
             llm_tolerance_ppm: p.llm_tolerance_ppm,
             max_validators: p.max_validators,
+            voting_period: p.voting_period,
+            timelock: p.timelock,
+            quorum_bp: p.quorum_bp,
+            threshold_bp: p.threshold_bp,
         }
     }
 }
@@ -71,6 +79,10 @@ impl From<ParamsFile> for Params {
             audit_rate_ppm: p.audit_rate_ppm,
             llm_tolerance_ppm: p.llm_tolerance_ppm,
             max_validators: p.max_validators,
+            voting_period: p.voting_period,
+            timelock: p.timelock,
+            quorum_bp: p.quorum_bp,
+            threshold_bp: p.threshold_bp,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Vouch's ledger as a pure state machine: accounts and balances, escrow
 //! for payment vouchers, operators with stake (bonding, unbonding with a
 //! delay, key rotation with the key history kept), the model registry,
-//! the network's parameters, dispute convictions with slashing, and a
-//! state root per block.
+//! the network's parameters and their governance by stake-weighted
+//! votes, dispute convictions with slashing, and a state root per block.
 //!
 //! No IO, no clock, no randomness: [`Ledger::apply_block`] is a function
 //! of the state and the block, so every validator that applies the same
@@ -11,9 +11,11 @@
 //! `docs/ledger.md`. Consensus (which blocks, in which order) is another
 //! crate's job; this one only says what a block does.
 
+pub mod governance;
 pub mod state;
 pub mod tx;
 
+pub use governance::{Proposal, Status};
 pub use state::{
     Account, Block, BlockError, Genesis, Ledger, Operator, Params, TxError, TxOutcome,
 };

@@ -6,10 +6,12 @@ use vouch_types::dispute::{Dispute, LlmDispute, Party, check_parties};
 use vouch_types::encode::Sink;
 use vouch_types::{Digest, PublicKey};
 
+use crate::governance::{Proposal, Status};
 use crate::tx::{Offer, Tx, TxBody, TxId, Voucher, tx_id};
 
 /// The network's parameters, read by every node from the ledger. They
-/// change only through governance (not yet: genesis sets them).
+/// change only through governance (`governance`): genesis sets them, votes
+/// change them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Params {
     /// Stake an operator needs before its word counts (quorums, referee
@@ -32,6 +34,16 @@ pub struct Params {
     pub llm_tolerance_ppm: u64,
     /// The most validators (the operators with the most stake).
     pub max_validators: u64,
+    /// Blocks a proposal is open for votes.
+    pub voting_period: u64,
+    /// Blocks between a proposal passing and its changes taking effect.
+    pub timelock: u64,
+    /// The share of all bonded stake that must vote for a proposal to
+    /// count, in basis points.
+    pub quorum_bp: u64,
+    /// The share of the voting stake that must vote yes, in basis points:
+    /// a proposal passes with more than this.
+    pub threshold_bp: u64,
 }
 
 impl Default for Params {
@@ -45,6 +57,10 @@ impl Default for Params {
             audit_rate_ppm: 50_000,
             llm_tolerance_ppm: 50_000,
             max_validators: 100,
+            voting_period: 20,
+            timelock: 10,
+            quorum_bp: 3_334,
+            threshold_bp: 5_000,
         }
     }
 }
@@ -204,6 +220,9 @@ pub enum TxError {
     /// A dispute record that convicts nobody here.
     #[error("dispute: {0}")]
     Dispute(String),
+    /// A proposal or vote the ledger does not take.
+    #[error("governance: {0}")]
+    Governance(String),
     /// A sum that would overflow.
     #[error("amount overflow")]
     Overflow,
@@ -230,6 +249,8 @@ pub struct Ledger {
     disputed: BTreeSet<Digest>,
     /// Everything burned.
     burned: u64,
+    /// Every parameter change proposed, oldest first.
+    pub(crate) proposals: Vec<Proposal>,
 }
 
 /// A transaction's outcome in a block.
@@ -251,6 +272,7 @@ impl Ledger {
             withdrawals: Vec::new(),
             disputed: BTreeSet::new(),
             burned: 0,
+            proposals: Vec::new(),
         };
         for (key, amount) in &g.accounts {
             l.accounts.entry(*key).or_default().balance += amount;
@@ -291,6 +313,10 @@ impl Ledger {
     /// The parameters.
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    pub(crate) fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
     }
 
     /// An account (the default, empty one for a key never seen).
@@ -385,6 +411,7 @@ impl Ledger {
         self.height = block.height;
         self.time_ms = block.time_ms;
         self.mature();
+        self.govern();
         Ok(block.txs.iter().map(|bytes| self.apply_tx(bytes)).collect())
     }
 
@@ -518,6 +545,8 @@ impl Ledger {
             },
             TxBody::Redeem { vouchers } => self.redeem(signer, vouchers)?,
             TxBody::Dispute { record } => self.convict(record)?,
+            TxBody::Propose { changes } => self.propose(signer, changes)?,
+            TxBody::Vote { proposal, yes } => self.vote(signer, *proposal, *yes)?,
         }
         Ok(())
     }
@@ -707,17 +736,7 @@ impl Ledger {
         b.put_str(&self.chain_id);
         b.put_u64(self.height);
         b.put_u64(self.time_ms);
-        let p = &self.params;
-        for v in [
-            p.min_stake,
-            p.unbonding_delay,
-            p.escrow_delay,
-            p.slash_bp,
-            p.reward_bp,
-            p.audit_rate_ppm,
-            p.llm_tolerance_ppm,
-            p.max_validators,
-        ] {
+        for v in self.params.values() {
             b.put_u64(v);
         }
         b.put_u64(self.accounts.len() as u64);
@@ -772,6 +791,34 @@ impl Ledger {
             b.put(d.as_bytes());
         }
         b.put_u64(self.burned);
+        b.put_u64(self.proposals.len() as u64);
+        for p in &self.proposals {
+            b.put(p.proposer.as_bytes());
+            b.put_u64(p.changes.len() as u64);
+            for (name, value) in &p.changes {
+                b.put_str(name);
+                b.put_u64(*value);
+            }
+            b.put_u64(p.proposed);
+            b.put_u64(p.voting_ends);
+            b.put_u64(p.votes.len() as u64);
+            for (voter, yes) in &p.votes {
+                b.put(voter.as_bytes());
+                b.put_u8(u8::from(*yes));
+            }
+            let (yes, no, total) = p.tally.unwrap_or_default();
+            for v in [yes, no, total] {
+                b.put_u64(v);
+            }
+            let (tag, at) = match p.status {
+                Status::Voting => (0, 0),
+                Status::Passed { activates } => (1, activates),
+                Status::Rejected => (2, 0),
+                Status::Activated { at } => (3, at),
+            };
+            b.put_u8(tag);
+            b.put_u64(at);
+        }
         b
     }
 }

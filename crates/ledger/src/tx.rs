@@ -115,6 +115,18 @@ pub enum TxBody {
         /// The record's bytes.
         record: Vec<u8>,
     },
+    /// Proposes parameter changes (`governance`): names and new values.
+    Propose {
+        /// The parameters to set, by name.
+        changes: Vec<(String, u64)>,
+    },
+    /// Votes on a proposal with the signer's bonded stake.
+    Vote {
+        /// The proposal's number.
+        proposal: u64,
+        /// For (true) or against.
+        yes: bool,
+    },
 }
 
 /// What an operator offers.
@@ -238,6 +250,8 @@ impl TxBody {
             TxBody::PublishModel { .. } => "publish_model",
             TxBody::Redeem { .. } => "redeem",
             TxBody::Dispute { .. } => "dispute",
+            TxBody::Propose { .. } => "propose",
+            TxBody::Vote { .. } => "vote",
         }
     }
 }
@@ -400,6 +414,19 @@ fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
             b.put_u32(record.len() as u32);
             b.put(record);
         }
+        TxBody::Propose { changes } => {
+            b.put_u8(12);
+            b.put_u32(changes.len() as u32);
+            for (name, value) in changes {
+                b.put_str(name);
+                b.put_u64(*value);
+            }
+        }
+        TxBody::Vote { proposal, yes } => {
+            b.put_u8(13);
+            b.put_u64(*proposal);
+            b.put_u8(u8::from(*yes));
+        }
     }
 }
 
@@ -478,6 +505,32 @@ fn decode_body(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
                 record: r.take(n)?.to_vec(),
             }
         }
+        12 => {
+            let n = r.u32()? as usize;
+            if n > crate::governance::MAX_CHANGES {
+                return Err(DecodeError::Invalid(format!(
+                    "{n} changes, over the limit of {} per proposal",
+                    crate::governance::MAX_CHANGES
+                )));
+            }
+            let mut changes = Vec::with_capacity(n);
+            for _ in 0..n {
+                changes.push((string(r)?, r.u64()?));
+            }
+            TxBody::Propose { changes }
+        }
+        13 => TxBody::Vote {
+            proposal: r.u64()?,
+            yes: match r.u8()? {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(DecodeError::Invalid(format!(
+                        "a vote is 0 (no) or 1 (yes), not {other}"
+                    )));
+                }
+            },
+        },
         tag => {
             return Err(DecodeError::BadTag {
                 what: "transaction",
@@ -522,6 +575,13 @@ mod tests {
             },
             TxBody::Dispute {
                 record: b"{}".to_vec(),
+            },
+            TxBody::Propose {
+                changes: vec![("audit_rate_ppm".into(), 7), ("timelock".into(), 0)],
+            },
+            TxBody::Vote {
+                proposal: 3,
+                yes: true,
             },
         ]
     }

@@ -1,0 +1,269 @@
+//! Governance: parameter changes proposed and voted on the ledger, weighted
+//! by bonded stake, with a turnout quorum, a threshold, a voting period and
+//! a timelock that are parameters themselves (`docs/ledger.md`,
+//! Governance). There is no admin key: genesis sets the first parameters,
+//! and every later change is a vote.
+
+use std::collections::BTreeMap;
+
+use vouch_types::PublicKey;
+
+use crate::state::{Ledger, Params, TxError};
+
+/// The most changes one proposal carries.
+pub const MAX_CHANGES: usize = 16;
+
+/// Where a proposal stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Open for votes until its `voting_ends` height.
+    Voting,
+    /// Passed; its changes take effect at height `activates`.
+    Passed {
+        /// The activation height.
+        activates: u64,
+    },
+    /// Did not pass: too little turnout, or too few yes votes.
+    Rejected,
+    /// Its changes took effect at height `at`.
+    Activated {
+        /// The height.
+        at: u64,
+    },
+}
+
+/// A parameter change put to a vote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its number, from 0 in the order proposals were made.
+    pub id: u64,
+    /// The operator that proposed it.
+    pub proposer: PublicKey,
+    /// The parameters it sets, by name ([`Params::NAMES`]), in order.
+    pub changes: Vec<(String, u64)>,
+    /// The height it was proposed at.
+    pub proposed: u64,
+    /// The height at which its votes are counted.
+    pub voting_ends: u64,
+    /// Each voting operator's vote (the last one it cast).
+    pub votes: BTreeMap<PublicKey, bool>,
+    /// When counted: the stake for, against, and all bonded stake then.
+    pub tally: Option<(u64, u64, u64)>,
+    /// Where it stands.
+    pub status: Status,
+}
+
+impl Params {
+    /// Every parameter's name, in the order the state root encodes them.
+    pub const NAMES: [&'static str; 12] = [
+        "min_stake",
+        "unbonding_delay",
+        "escrow_delay",
+        "slash_bp",
+        "reward_bp",
+        "audit_rate_ppm",
+        "llm_tolerance_ppm",
+        "max_validators",
+        "voting_period",
+        "timelock",
+        "quorum_bp",
+        "threshold_bp",
+    ];
+
+    /// The values, in [`Params::NAMES`]' order.
+    pub fn values(&self) -> [u64; 12] {
+        [
+            self.min_stake,
+            self.unbonding_delay,
+            self.escrow_delay,
+            self.slash_bp,
+            self.reward_bp,
+            self.audit_rate_ppm,
+            self.llm_tolerance_ppm,
+            self.max_validators,
+            self.voting_period,
+            self.timelock,
+            self.quorum_bp,
+            self.threshold_bp,
+        ]
+    }
+
+    /// The parameter `name`'s value.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        Params::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| self.values()[i])
+    }
+
+    /// Whether `value` is allowed for `name`; the error says the bounds.
+    pub fn check(name: &str, value: u64) -> Result<(), String> {
+        let (lo, hi) = match name {
+            "min_stake" | "max_validators" | "unbonding_delay" | "escrow_delay"
+            | "voting_period" => (1, u64::MAX),
+            "timelock" => (0, u64::MAX),
+            "slash_bp" | "reward_bp" => (0, 10_000),
+            "quorum_bp" => (1, 10_000),
+            // At least a simple majority of the stake that voted.
+            "threshold_bp" => (5_000, 9_999),
+            "audit_rate_ppm" | "llm_tolerance_ppm" => (0, 1_000_000),
+            other => {
+                return Err(format!(
+                    "no parameter `{other}`; the parameters are {}",
+                    Params::NAMES.join(", ")
+                ));
+            }
+        };
+        if (lo..=hi).contains(&value) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name} = {value} is out of bounds: it must be between {lo} and {hi}"
+            ))
+        }
+    }
+
+    fn set(&mut self, name: &str, value: u64) {
+        let field = match name {
+            "min_stake" => &mut self.min_stake,
+            "unbonding_delay" => &mut self.unbonding_delay,
+            "escrow_delay" => &mut self.escrow_delay,
+            "slash_bp" => &mut self.slash_bp,
+            "reward_bp" => &mut self.reward_bp,
+            "audit_rate_ppm" => &mut self.audit_rate_ppm,
+            "llm_tolerance_ppm" => &mut self.llm_tolerance_ppm,
+            "max_validators" => &mut self.max_validators,
+            "voting_period" => &mut self.voting_period,
+            "timelock" => &mut self.timelock,
+            "quorum_bp" => &mut self.quorum_bp,
+            "threshold_bp" => &mut self.threshold_bp,
+            _ => return,
+        };
+        *field = value;
+    }
+}
+
+impl Ledger {
+    /// Every proposal, oldest first.
+    pub fn proposals(&self) -> &[Proposal] {
+        &self.proposals
+    }
+
+    /// A staked operator (its account key) proposes `changes`.
+    pub(crate) fn propose(
+        &mut self,
+        signer: &PublicKey,
+        changes: &[(String, u64)],
+    ) -> Result<(), TxError> {
+        let bad = |why: String| TxError::Governance(why);
+        let stake = self.operators().get(signer).map_or(0, |o| o.stake);
+        if stake < self.params().min_stake {
+            return Err(bad(format!(
+                "only an operator with at least the minimum stake ({}) may propose; {signer} has {stake}",
+                self.params().min_stake
+            )));
+        }
+        if changes.is_empty() || changes.len() > MAX_CHANGES {
+            return Err(bad(format!(
+                "a proposal sets 1 to {MAX_CHANGES} parameters, not {}",
+                changes.len()
+            )));
+        }
+        for (i, (name, value)) in changes.iter().enumerate() {
+            Params::check(name, *value).map_err(bad)?;
+            if changes[..i].iter().any(|(n, _)| n == name) {
+                return Err(bad(format!("{name} is set twice")));
+            }
+        }
+        let height = self.height();
+        let id = self.proposals.len() as u64;
+        let voting_ends = height.saturating_add(self.params().voting_period);
+        self.proposals.push(Proposal {
+            id,
+            proposer: *signer,
+            changes: changes.to_vec(),
+            proposed: height,
+            voting_ends,
+            votes: BTreeMap::new(),
+            tally: None,
+            status: Status::Voting,
+        });
+        Ok(())
+    }
+
+    /// An operator with bonded stake votes on proposal `id`; a later vote
+    /// replaces its earlier one.
+    pub(crate) fn vote(&mut self, signer: &PublicKey, id: u64, yes: bool) -> Result<(), TxError> {
+        let bad = |why: String| TxError::Governance(why);
+        let stake = self.operators().get(signer).map_or(0, |o| o.stake);
+        if stake == 0 {
+            return Err(bad(format!(
+                "{signer} has no bonded stake: votes weigh by stake, so only staked operators vote"
+            )));
+        }
+        let height = self.height();
+        let Some(p) = self.proposals.get_mut(id as usize) else {
+            return Err(bad(format!("no proposal {id}")));
+        };
+        if p.status != Status::Voting || height >= p.voting_ends {
+            return Err(bad(format!(
+                "proposal {id}'s vote ended at height {}",
+                p.voting_ends
+            )));
+        }
+        p.votes.insert(*signer, yes);
+        Ok(())
+    }
+
+    /// At each block: counts the votes of proposals whose voting period
+    /// ended, then activates those passed whose timelock ended.
+    pub(crate) fn govern(&mut self) {
+        let height = self.height();
+        let total: u64 = self.operators().values().map(|o| o.stake).sum();
+        let (quorum_bp, threshold_bp, timelock) = {
+            let p = self.params();
+            (p.quorum_bp, p.threshold_bp, p.timelock)
+        };
+        let stakes: BTreeMap<PublicKey, u64> = self
+            .operators()
+            .iter()
+            .map(|(k, o)| (*k, o.stake))
+            .collect();
+        let mut activate = Vec::new();
+        for p in &mut self.proposals {
+            if p.status == Status::Voting && height >= p.voting_ends {
+                let (mut yes, mut no) = (0u64, 0u64);
+                for (voter, v) in &p.votes {
+                    let s = stakes.get(voter).copied().unwrap_or(0);
+                    if *v {
+                        yes += s;
+                    } else {
+                        no += s;
+                    }
+                }
+                p.tally = Some((yes, no, total));
+                let turnout = (yes + no) as u128 * 10_000 >= quorum_bp as u128 * total as u128;
+                let majority = yes as u128 * 10_000 > threshold_bp as u128 * (yes + no) as u128;
+                p.status = if total > 0 && turnout && majority {
+                    Status::Passed {
+                        activates: height.saturating_add(timelock),
+                    }
+                } else {
+                    Status::Rejected
+                };
+            }
+            if let Status::Passed { activates } = p.status
+                && height >= activates
+            {
+                p.status = Status::Activated { at: height };
+                activate.push(p.changes.clone());
+            }
+        }
+        for changes in activate {
+            let params = self.params_mut();
+            for (name, value) in changes {
+                params.set(&name, value);
+            }
+        }
+    }
+}

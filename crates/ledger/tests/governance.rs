@@ -1,0 +1,233 @@
+//! Governance on the ledger, as voters and spoilers would try it: a change
+//! takes effect only with turnout and a majority of the stake that voted,
+//! only after its timelock and only once; proposals out of bounds, from the
+//! unstaked or after the vote are refused; and, for random electorates and
+//! votes, the outcome is what the rules computed by hand say.
+
+use proptest::prelude::*;
+use vouch_ledger::{Block, Genesis, Ledger, Offer, Params, Status, Tx, TxBody, TxOutcome};
+use vouch_types::{PublicKey, SecretKey};
+
+const CHAIN: &str = "gov";
+
+fn key(b: u8) -> SecretKey {
+    SecretKey::from_bytes(&[b; 32])
+}
+
+fn pk(b: u8) -> PublicKey {
+    key(b).public()
+}
+
+/// Operators 1..=n with the given stakes; account 9 funded, unstaked.
+/// Votes last 3 blocks, changes wait 2 more, a third of the stake must
+/// vote and more than half of it yes.
+fn ledger(stakes: &[u64]) -> Ledger {
+    Ledger::genesis(&Genesis {
+        chain_id: CHAIN.into(),
+        params: Params {
+            min_stake: 1_000,
+            voting_period: 3,
+            timelock: 2,
+            quorum_bp: 3_334,
+            threshold_bp: 5_000,
+            ..Params::default()
+        },
+        accounts: (1..=9).map(|b| (pk(b), 10_000)).collect(),
+        operators: stakes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (pk(i as u8 + 1), *s, Offer::default()))
+            .collect(),
+    })
+}
+
+fn block(l: &mut Ledger, txs: Vec<(u8, TxBody)>) -> Vec<TxOutcome> {
+    let mut nonces = std::collections::BTreeMap::new();
+    let bytes = txs
+        .into_iter()
+        .map(|(s, body)| {
+            let n = nonces.entry(s).or_insert_with(|| l.account(&pk(s)).nonce);
+            let tx = Tx::sign(CHAIN, &key(s), *n, body).encode();
+            *n += 1;
+            tx
+        })
+        .collect();
+    let height = l.height() + 1;
+    l.apply_block(&Block {
+        height,
+        time_ms: height,
+        txs: bytes,
+    })
+    .unwrap()
+}
+
+fn propose(changes: &[(&str, u64)]) -> TxBody {
+    TxBody::Propose {
+        changes: changes.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+    }
+}
+
+fn vote(proposal: u64, yes: bool) -> TxBody {
+    TxBody::Vote { proposal, yes }
+}
+
+fn err(o: &TxOutcome) -> String {
+    o.as_ref().unwrap_err().to_string()
+}
+
+#[test]
+fn a_change_with_turnout_and_a_majority_takes_effect_after_its_timelock_once() {
+    let mut l = ledger(&[5_000, 3_000, 2_000]);
+    let before = l.params().audit_rate_ppm;
+    // Height 1: proposed; votes end at 4, changes at 6.
+    let out = block(&mut l, vec![(1, propose(&[("audit_rate_ppm", 250_000)]))]);
+    assert!(out[0].is_ok(), "{}", err(&out[0]));
+    let p = &l.proposals()[0];
+    assert_eq!((p.proposed, p.voting_ends), (1, 4));
+    // 5,000 yes against 3,000 no; a later vote replaces an earlier one.
+    let out = block(
+        &mut l,
+        vec![(1, vote(0, false)), (2, vote(0, false)), (1, vote(0, true))],
+    );
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    block(&mut l, vec![]); // height 3
+    assert_eq!(l.proposals()[0].status, Status::Voting);
+    block(&mut l, vec![]); // height 4: counted
+    assert_eq!(l.proposals()[0].tally, Some((5_000, 3_000, 10_000)));
+    assert_eq!(l.proposals()[0].status, Status::Passed { activates: 6 });
+    // A vote after the count is refused.
+    let out = block(&mut l, vec![(3, vote(0, false))]); // height 5
+    assert!(
+        err(&out[0]).contains("vote ended at height 4"),
+        "{}",
+        err(&out[0])
+    );
+    assert_eq!(l.params().audit_rate_ppm, before, "the timelock holds it");
+    block(&mut l, vec![]); // height 6: in force
+    assert_eq!(l.params().audit_rate_ppm, 250_000);
+    assert_eq!(l.proposals()[0].status, Status::Activated { at: 6 });
+    // Once: a later change by another proposal is not undone.
+    block(&mut l, vec![(2, propose(&[("audit_rate_ppm", 1)]))]);
+    for _ in 0..6 {
+        block(&mut l, vec![]);
+    }
+    assert_eq!(l.proposals()[1].status, Status::Rejected, "no one voted");
+    assert_eq!(l.params().audit_rate_ppm, 250_000);
+    assert_eq!(l.proposals()[0].status, Status::Activated { at: 6 });
+}
+
+#[test]
+fn too_little_turnout_or_no_majority_changes_nothing() {
+    // Turnout: 3,000 of 10,000 voted, under a third.
+    let mut l = ledger(&[5_000, 3_000, 2_000]);
+    block(&mut l, vec![(2, propose(&[("slash_bp", 5_000)]))]);
+    block(&mut l, vec![(2, vote(0, true))]);
+    for _ in 0..5 {
+        block(&mut l, vec![]);
+    }
+    assert_eq!(l.proposals()[0].status, Status::Rejected);
+    assert_eq!(l.params().slash_bp, Params::default().slash_bp);
+    // A tie is not a majority.
+    let mut l = ledger(&[5_000, 5_000]);
+    block(&mut l, vec![(1, propose(&[("slash_bp", 5_000)]))]);
+    block(&mut l, vec![(1, vote(0, true)), (2, vote(0, false))]);
+    for _ in 0..5 {
+        block(&mut l, vec![]);
+    }
+    assert_eq!(l.proposals()[0].tally, Some((5_000, 5_000, 10_000)));
+    assert_eq!(l.proposals()[0].status, Status::Rejected);
+}
+
+#[test]
+fn proposals_out_of_bounds_from_the_unstaked_or_on_nothing_are_refused() {
+    let mut l = ledger(&[5_000, 500]);
+    let out = block(
+        &mut l,
+        vec![
+            (9, propose(&[("audit_rate_ppm", 1)])),
+            (2, propose(&[("audit_rate_ppm", 1)])),
+            (1, propose(&[("slash_bp", 10_001)])),
+            (1, propose(&[("threshold_bp", 4_999)])),
+            (1, propose(&[("min_stake", 0)])),
+            (1, propose(&[("admin", 1)])),
+            (1, propose(&[])),
+            (1, propose(&[("timelock", 0), ("timelock", 1)])),
+            (9, vote(0, true)),
+            (1, vote(7, true)),
+        ],
+    );
+    let want = [
+        "minimum stake",
+        "minimum stake",
+        "slash_bp = 10001 is out of bounds",
+        "threshold_bp = 4999 is out of bounds",
+        "min_stake = 0 is out of bounds",
+        "no parameter `admin`",
+        "1 to 16 parameters",
+        "timelock is set twice",
+        "no bonded stake",
+        "no proposal 7",
+    ];
+    for (o, w) in out.iter().zip(want) {
+        assert!(err(o).contains(w), "{} (wanted {w})", err(o));
+    }
+    assert!(l.proposals().is_empty());
+    // Governance parameters are governed too: a timelock of 0 takes
+    // effect in the block that counts the votes.
+    // Height 2: proposed (votes end at 5, in force at 7).
+    block(&mut l, vec![(1, propose(&[("timelock", 0)]))]);
+    block(&mut l, vec![(1, vote(0, true))]);
+    for _ in 0..4 {
+        block(&mut l, vec![]);
+    }
+    assert_eq!(l.params().timelock, 0);
+    // Height 8: proposed; counted and in force at 11.
+    block(&mut l, vec![(1, propose(&[("reward_bp", 1)]))]);
+    block(&mut l, vec![(1, vote(1, true))]);
+    block(&mut l, vec![]);
+    assert_eq!(l.params().reward_bp, Params::default().reward_bp);
+    block(&mut l, vec![]);
+    assert_eq!(l.proposals()[1].status, Status::Activated { at: 11 });
+    assert_eq!(l.params().reward_bp, 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// For any electorate and any votes, the ledger's count and outcome are
+    /// the rules computed here: yes and no weighed by stake, turnout
+    /// against a third of all stake, more than half yes.
+    #[test]
+    fn the_outcome_is_the_rules_computed_by_hand(
+        stakes in proptest::collection::vec(1_000u64..50_000, 1..7),
+        votes in proptest::collection::vec(proptest::option::of(any::<bool>()), 7),
+    ) {
+        let mut l = ledger(&stakes);
+        let out = block(&mut l, vec![(1, propose(&[("llm_tolerance_ppm", 123)]))]);
+        prop_assert!(out[0].is_ok());
+        let cast: Vec<(u8, TxBody)> = stakes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, _)| votes[i].map(|v| (i as u8 + 1, vote(0, v))))
+            .collect();
+        block(&mut l, cast);
+        for _ in 0..5 {
+            block(&mut l, vec![]);
+        }
+        let total: u64 = stakes.iter().sum();
+        let (mut yes, mut no) = (0, 0);
+        for (i, s) in stakes.iter().enumerate() {
+            match votes[i] {
+                Some(true) => yes += s,
+                Some(false) => no += s,
+                None => {}
+            }
+        }
+        prop_assert_eq!(l.proposals()[0].tally, Some((yes, no, total)));
+        let passes = (yes + no) * 10_000 >= 3_334 * total && yes * 10_000 > 5_000 * (yes + no);
+        prop_assert_eq!(l.params().llm_tolerance_ppm == 123, passes);
+        let status = &l.proposals()[0].status;
+        prop_assert_eq!(matches!(status, Status::Activated { .. }), passes);
+        prop_assert_eq!(matches!(status, Status::Rejected), !passes);
+    }
+}
