@@ -7,6 +7,7 @@ node leaves out, or a wrong type."""
 
 import copy
 import json
+import time
 import urllib.parse
 
 import jsonschema
@@ -91,6 +92,18 @@ def test_ledger_answers_are_the_documented_shape(node, doc, tmp_path):
         s, b = call(f"{up}/v1/ledger/status")
         check(doc, "get", "/v1/ledger/status", s, b)
         key = b["validators"][0]["operator"]
+        s, b = call(f"{up}/v1/ledger/params")
+        assert s == 200 and b["audit_rate_ppm"] == 50000, b
+        check(doc, "get", "/v1/ledger/params", s, b)
+        s, b = call(f"{up}/v1/ledger/proposals")
+        assert s == 200 and b == [], b
+        check(doc, "get", "/v1/ledger/proposals", s, b)
+        s, b = call(f"{up}/healthz")
+        check(doc, "get", "/healthz", s, b)
+        deadline = time.time() + 60
+        while call(f"{up}/v1/ledger/status")[1]["height"] < 1:
+            assert time.time() < deadline, "no block within a minute"
+            time.sleep(0.1)
         s, b = call(f"{up}/v1/ledger/blocks/1")
         assert s == 200 and b["height"] == 1, b
         check(doc, "get", "/v1/ledger/blocks/{height}", s, b)

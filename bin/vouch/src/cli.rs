@@ -120,6 +120,30 @@ pub(crate) enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Propose parameter changes to the ledger's governance, signed with
+    /// --key (default: the node's operator key; a staked operator) and
+    /// waited for. Prints the proposal as one JSON line with its "id".
+    Propose {
+        /// NAME=VALUE (repeatable): e.g. --set audit_rate_ppm=100000
+        /// (`vouch ledger params` lists the names).
+        #[arg(long = "set", value_name = "NAME=VALUE", required = true)]
+        set: Vec<String>,
+        /// The signing key's file (default: the node's operator key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Vote on proposal ID with your bonded stake (a later vote replaces
+    /// an earlier one), signed with --key and waited for.
+    Vote {
+        /// The proposal's id (`vouch ledger proposals`).
+        id: u64,
+        /// yes or no.
+        #[arg(value_parser = ["yes", "no"])]
+        choice: String,
+        /// The signing key's file (default: the node's operator key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Fetch receipts a node signed.
     #[command(subcommand)]
     Receipts(ReceiptsCommand),
@@ -346,6 +370,9 @@ pub(crate) struct UpArgs {
     /// own, with its operator funded, staked and validating).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub(crate) chain_listen: SocketAddr,
+    /// Seconds between empty blocks when no transaction waits.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) chain_block_secs: u64,
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
 }
@@ -385,6 +412,11 @@ pub(crate) enum LedgerCommand {
         /// The account's key (ed25519:HEX).
         key: String,
     },
+    /// The parameters in force, as JSON.
+    Params,
+    /// Every governance proposal: its changes, votes, tally and status,
+    /// as JSON.
+    Proposals,
     /// One block: its digest, parent, time and transactions (signer, kind,
     /// outcome), as JSON.
     Block {

@@ -1524,3 +1524,154 @@ fn four_validator_processes_go_on_with_one_down_halt_with_two_and_resume() {
     }
     assert_eq!(balance(wiped), 70);
 }
+
+/// A data directory holding a chain of the node's own made from another
+/// genesis (as an older vouch's `vouch up` made it): `vouch node
+/// --genesis` refuses it, saying so; `vouch up` sets it aside and starts
+/// its chain anew.
+#[test]
+fn a_chain_from_another_genesis_is_refused_by_vouch_node_and_set_aside_by_vouch_up() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let no_models = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("operator.key"), hex::encode([77u8; 32])).unwrap();
+    let key = vouch_types::SecretKey::from_bytes(&[77u8; 32])
+        .public()
+        .to_string();
+    let genesis = |id: &str| {
+        let file = work.path().join(format!("{id}.json"));
+        let out = ok(&Command::new(BIN)
+            .args(["genesis", "--chain-id", id, &key])
+            .output()
+            .unwrap());
+        std::fs::write(&file, out).unwrap();
+        file.to_str().unwrap().to_string()
+    };
+    let older = genesis("older");
+    let node = NodeProcess::start_with(
+        data.path(),
+        0,
+        &[
+            "--genesis",
+            &older,
+            "--chain-listen",
+            "127.0.0.1:0",
+            "--chain-block-secs",
+            "1",
+        ],
+    );
+    eventually("a block on the older chain", || {
+        let s: serde_json::Value =
+            serde_json::from_str(&ok(&node.vouch(&["ledger", "status"]))).ok()?;
+        (s["height"].as_u64()? >= 1).then_some(())
+    });
+    drop(node);
+
+    let newer = genesis("newer");
+    let mut refused = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["node", "--listen", "127.0.0.1:0", "--genesis", &newer])
+        .args(["--chain-listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = eventually("vouch node to refuse the chain", || {
+        refused.try_wait().unwrap()
+    });
+    let mut err = String::new();
+    refused
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        !status.success() && err.contains("starts from another genesis"),
+        "{err}"
+    );
+
+    let up = NodeProcess::start_command(
+        "up",
+        data.path(),
+        0,
+        &["--models", no_models.path().to_str().unwrap()],
+    );
+    let s: serde_json::Value = serde_json::from_str(&ok(&up.vouch(&["ledger", "status"]))).unwrap();
+    assert!(
+        s["chain_id"].as_str().unwrap().starts_with("vouch-local-"),
+        "{s}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("chain-old-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the older chain was not set aside");
+    assert!(aside[0].path().join("chain.redb").exists());
+}
+
+/// Governance through the CLI on `vouch up`'s chain: `vouch propose` prints
+/// the proposal, a bad one is refused saying why, `vouch vote` weighs the
+/// operator's stake, and after the vote and the timelock the new audit
+/// rate is in force on the ledger and applied by the node, with no
+/// restart.
+#[test]
+fn a_parameter_voted_on_the_ledger_takes_effect_on_the_running_node() {
+    let data = tempfile::tempdir().unwrap();
+    let no_models = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start_command(
+        "up",
+        data.path(),
+        0,
+        &[
+            "--models",
+            no_models.path().to_str().unwrap(),
+            "--chain-block-secs",
+            "1",
+        ],
+    );
+    let key = data.path().join("operator.key");
+    let key = key.to_str().unwrap();
+    let params = || -> serde_json::Value {
+        serde_json::from_str(&ok(&node.vouch(&["ledger", "params"]))).unwrap()
+    };
+    let before = params();
+    assert_eq!(before["audit_rate_ppm"], 50_000, "{before}");
+    assert_eq!(before["voting_period"], 6, "{before}");
+    fails(
+        &node.vouch(&["propose", "--set", "slash_bp=20000", "--key", key]),
+        "slash_bp = 20000 is out of bounds",
+    );
+    fails(
+        &node.vouch(&["propose", "--set", "admin=1"]),
+        "no parameter `admin`",
+    );
+    let proposal: serde_json::Value = serde_json::from_str(
+        ok(&node.vouch(&["propose", "--set", "audit_rate_ppm=250000", "--key", key])).trim(),
+    )
+    .unwrap();
+    assert_eq!(proposal["status"], "voting", "{proposal}");
+    let id = proposal["id"].as_u64().unwrap().to_string();
+    ok(&node.vouch(&["vote", &id, "yes", "--key", key]));
+    let health = |node: &NodeProcess| -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-s", &format!("{}/healthz", node.url)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    eventually("the change to take effect on the node", || {
+        (params()["audit_rate_ppm"] == 250_000 && health(&node)["audit_rate"] == 0.25).then_some(())
+    });
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&node.vouch(&["ledger", "proposals"]))).unwrap();
+    assert_eq!(listed[0]["status"], "activated", "{listed}");
+    assert_eq!(listed[0]["tally"]["yes"], 100_000, "{listed}");
+    // A vote once the count is done is refused, with the reason.
+    fails(
+        &node.vouch(&["vote", &id, "no", "--key", key]),
+        "vote ended",
+    );
+}

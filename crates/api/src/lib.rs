@@ -476,6 +476,11 @@ pub struct Health {
     pub version: String,
     /// Registered model versions.
     pub models: u64,
+    /// The share of others' receipts this node audits now: where it runs
+    /// a ledger chain, the ledger's `audit_rate_ppm` as governance last
+    /// set it.
+    #[serde(default)]
+    pub audit_rate: f64,
 }
 
 /// Progress of fetching a model from peers.

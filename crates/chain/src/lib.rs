@@ -371,7 +371,13 @@ impl Chain {
                     detail: detail.into(),
                 };
                 if block.parent != parent {
-                    return Err(corrupt("the block does not follow this chain's genesis"));
+                    return Err(if block.height == 1 {
+                        StoreError::OtherGenesis {
+                            path: path.display().to_string(),
+                        }
+                    } else {
+                        corrupt("the block does not follow the one before it")
+                    });
                 }
                 parent = block.digest();
                 if !core.apply(parent, &block) {

@@ -23,6 +23,14 @@ pub enum StoreError {
         /// The database's complaint.
         detail: String,
     },
+    /// The stored chain was made from another genesis.
+    #[error(
+        "the chain stored in {path} starts from another genesis (another genesis file, or the chain an older vouch made for itself): move it aside to start this one"
+    )]
+    OtherGenesis {
+        /// The file.
+        path: String,
+    },
     /// A stored block is not a block, or does not follow the one before.
     #[error(
         "the chain store is corrupt at height {height}: {detail} (move the file aside and the validator fetches the chain from its peers)"

@@ -316,8 +316,7 @@ fn applied_blocks_survive_a_restart_and_a_damaged_store_is_refused() {
     other.chain_id = "another-chain".into();
     let err = Chain::open(&other, &path).err().expect("another genesis");
     assert!(
-        err.to_string()
-            .contains("does not follow this chain's genesis"),
+        err.to_string().contains("starts from another genesis"),
         "{err}"
     );
     // A file cut short (a disk that lost its tail) is refused, saying

@@ -206,6 +206,11 @@ impl Client {
         self.get_json(&format!("/v1/ledger/tx/{id}")).await
     }
 
+    /// `GET path`, any JSON answer.
+    pub async fn get_value(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        self.get_json(path).await
+    }
+
     /// `GET /v1/ledger/blocks/{height}`: one applied block and its
     /// transactions.
     pub async fn ledger_block(&self, height: u64) -> Result<serde_json::Value, ClientError> {

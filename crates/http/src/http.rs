@@ -138,6 +138,7 @@ async fn health(State(node): State<Arc<Node>>) -> ApiResult<Response> {
             node: node.public_key(),
             version: env!("CARGO_PKG_VERSION").into(),
             models,
+            audit_rate: node.audit_rate(),
         },
     ))
 }

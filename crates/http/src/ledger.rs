@@ -30,6 +30,8 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/ledger/tx", post(submit))
         .route("/v1/ledger/tx/{id}", get(tx_outcome))
         .route("/v1/ledger/blocks/{height}", get(block))
+        .route("/v1/ledger/params", get(params))
+        .route("/v1/ledger/proposals", get(proposals))
         .route("/v1/payments/{client}", get(payment_state))
 }
 
@@ -142,6 +144,48 @@ async fn account(
         StatusCode::OK,
         &json!({"key": key, "balance": a.balance, "escrow": a.escrow, "nonce": a.nonce}),
     ))
+}
+
+async fn params(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    let body = node.chain()?.read(|l| {
+        let p = l.params();
+        vouch_ledger::Params::NAMES
+            .iter()
+            .zip(p.values())
+            .map(|(name, value)| (name.to_string(), json!(value)))
+            .collect::<serde_json::Map<_, _>>()
+    });
+    Ok(json(StatusCode::OK, &body))
+}
+
+async fn proposals(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    use vouch_ledger::Status;
+    let body = node.chain()?.read(|l| {
+        l.proposals()
+            .iter()
+            .map(|p| {
+                let (status, at) = match p.status {
+                    Status::Voting => ("voting", None),
+                    Status::Passed { activates } => ("passed", Some(activates)),
+                    Status::Rejected => ("rejected", None),
+                    Status::Activated { at } => ("activated", Some(at)),
+                };
+                json!({
+                    "id": p.id,
+                    "proposer": p.proposer,
+                    "changes": p.changes.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
+                    "proposed": p.proposed,
+                    "voting_ends": p.voting_ends,
+                    "votes": p.votes.iter().map(|(k, yes)| json!({"operator": k, "yes": yes})).collect::<Vec<_>>(),
+                    "tally": p.tally.map(|(yes, no, total)| json!({"yes": yes, "no": no, "total_stake": total})),
+                    "status": status,
+                    "activates": if status == "passed" { at } else { None },
+                    "activated": if status == "activated" { at } else { None },
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    Ok(json(StatusCode::OK, &body))
 }
 
 async fn block(

@@ -160,6 +160,14 @@ fn paths_and_schemas() -> Value {
           "parameters": [path_param("height", "1, 2, ...")],
           "responses": merge(json!({"200": ok("the block", "LedgerBlock")}), error_responses(&[400, 404]))
         }},
+        "/v1/ledger/params": {"get": {
+          "summary": "The ledger's parameters in force, by name (each changes only by a vote: vouch propose, vouch vote)",
+          "responses": merge(json!({"200": {"description": "name to value", "content": {"application/json": {"schema": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}), error_responses(&[404]))
+        }},
+        "/v1/ledger/proposals": {"get": {
+          "summary": "Every governance proposal: its changes, votes, tally and status (voting, passed with its activation height, rejected, activated)",
+          "responses": merge(json!({"200": {"description": "proposals, oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Proposal"}}}}}}), error_responses(&[404]))
+        }},
         "/v1/payments/{client}": {"get": {
           "summary": "What the client needs to pay this node's next inference request: the price, the chain and operator vouchers are signed for, the client's escrow, what was settled, the newest voucher this node holds from it (trust its amount only under your own signature) and the least cumulative amount the next voucher may carry",
           "parameters": [path_param("client", "ed25519:<64 hex>")],
@@ -273,6 +281,15 @@ fn paths_and_schemas() -> Value {
             "id": {"type": "string"}, "signer": {"type": "string"}, "nonce": {"type": "integer"}, "kind": {"type": "string"},
             "undecodable": {"type": "string"}, "ok": {"type": ["boolean", "null"]}, "error": {"type": ["string", "null"]}}}}
         }},
+        "Proposal": {"type": "object", "required": ["id", "proposer", "changes", "proposed", "voting_ends", "votes", "tally", "status", "activates", "activated"], "properties": {
+          "id": {"type": "integer"}, "proposer": {"type": "string"},
+          "changes": {"type": "array", "items": {"type": "object", "required": ["name", "value"], "properties": {"name": {"type": "string"}, "value": {"type": "integer"}}}},
+          "proposed": {"type": "integer"}, "voting_ends": {"type": "integer"},
+          "votes": {"type": "array", "items": {"type": "object", "required": ["operator", "yes"], "properties": {"operator": {"type": "string"}, "yes": {"type": "boolean"}}}},
+          "tally": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["yes", "no", "total_stake"], "properties": {"yes": {"type": "integer"}, "no": {"type": "integer"}, "total_stake": {"type": "integer"}}}]},
+          "status": {"type": "string", "enum": ["voting", "passed", "rejected", "activated"]},
+          "activates": {"type": ["integer", "null"]}, "activated": {"type": ["integer", "null"]}
+        }},
         "PaymentState": {"type": "object", "required": ["chain_id", "operator", "price", "escrow", "redeemed", "held", "next"], "additionalProperties": false, "properties": {
           "chain_id": {"type": "string"}, "operator": {"type": "string"}, "price": {"type": "integer"},
           "escrow": {"type": "integer"}, "redeemed": {"type": "integer"}, "next": {"type": "integer"},
@@ -311,7 +328,7 @@ fn paths_and_schemas() -> Value {
           "nakamoto_coefficient": {"type": "integer", "description": "the fewest operators that together served over half of them"},
           "hedged": {"type": "integer", "description": "requests hedged with a second provider"}
         }},
-        "Health": {"type": "object", "properties": {"status": {"type": "string"}, "node": {"type": "string"}, "version": {"type": "string"}, "models": {"type": "integer"}}}
+        "Health": {"type": "object", "properties": {"status": {"type": "string"}, "node": {"type": "string"}, "version": {"type": "string"}, "models": {"type": "integer"}, "audit_rate": {"type": "number", "description": "the share of others' receipts this node audits now (with a ledger chain: the ledger's audit_rate_ppm)"}}}
       }}
     })
 }

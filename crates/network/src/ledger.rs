@@ -29,6 +29,33 @@ pub struct ChainSettings {
     pub empty_block_interval: Duration,
     /// How often the node redeems the payment vouchers it holds.
     pub redeem_interval: Duration,
+    /// Whether the chain is the node's own (`vouch up`'s, from
+    /// [`solo_genesis`]): one stored from another genesis is then set
+    /// aside rather than refused.
+    pub own: bool,
+}
+
+/// Moves the chain's files in `dir` to `chain-old-<unix seconds>/`;
+/// returns where.
+fn set_aside(dir: &std::path::Path) -> Result<String, NodeError> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = dir.join(format!("chain-old-{secs}"));
+    let moving = |e: std::io::Error| {
+        NodeError::Storage(format!(
+            "setting the old chain aside in {}: {e}",
+            aside.display()
+        ))
+    };
+    std::fs::create_dir_all(&aside).map_err(moving)?;
+    for name in ["chain.redb", "chain"] {
+        let from = dir.join(name);
+        if from.exists() {
+            std::fs::rename(&from, aside.join(name)).map_err(moving)?;
+        }
+    }
+    Ok(aside.display().to_string())
 }
 
 /// Units an operator of a one-validator local chain starts with, and the
@@ -38,7 +65,7 @@ pub const SOLO_FUNDS: u64 = 1_000_000;
 pub const SOLO_STAKE: u64 = 100_000;
 
 /// The genesis of a chain with one validator, `operator`, funded and
-/// staked: what `vouch up` runs. It depends on the operator alone (its id
+/// staked, with short governance votes: what `vouch up` runs. It depends on the operator alone (its id
 /// names it), so that the node finds its own chain again after a restart
 /// whatever its other flags; the offer starts at price 0 (a `SetOffer`
 /// transaction changes it).
@@ -46,7 +73,13 @@ pub fn solo_genesis(operator: PublicKey) -> Genesis {
     let id = hex::encode(&operator.as_bytes()[..8]);
     Genesis {
         chain_id: format!("vouch-local-{id}"),
-        params: Params::default(),
+        // Votes short enough that a local proposal is in force within a
+        // minute of idle blocks (one per 5 s).
+        params: Params {
+            voting_period: 6,
+            timelock: 2,
+            ..Params::default()
+        },
         accounts: vec![(operator, SOLO_FUNDS)],
         operators: vec![(operator, SOLO_STAKE, Offer::default())],
     }
@@ -71,8 +104,20 @@ impl Node {
             )));
         }
         let dir = &self.config().data_dir;
-        let chain = Chain::open(&settings.genesis, &dir.join("chain.redb"))
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let chain = match Chain::open(&settings.genesis, &dir.join("chain.redb")) {
+            // A chain of the node's own from an older genesis: nobody else
+            // holds its blocks, so it is set aside for a new one.
+            Err(vouch_chain::StoreError::OtherGenesis { .. }) if settings.own => {
+                let aside = set_aside(dir)?;
+                tracing::warn!(
+                    moved_to = %aside,
+                    "this node's own chain was made from another genesis (an older vouch): set aside, starting a new one"
+                );
+                Chain::open(&settings.genesis, &dir.join("chain.redb"))
+            }
+            other => other,
+        }
+        .map_err(|e| NodeError::Internal(e.to_string()))?;
         Validator {
             chain: chain.clone(),
             config: ChainConfig {
@@ -100,6 +145,7 @@ impl Node {
             Arc::downgrade(self),
             settings.redeem_interval,
         ));
+        tokio::spawn(follow_params(Arc::downgrade(self)));
         Ok(())
     }
 
@@ -111,6 +157,35 @@ impl Node {
                     .into(),
             )
         })
+    }
+}
+
+/// Applies the ledger's parameters that a node acts on as they change
+/// (by governance, at their activation height): the audit rate. Checked
+/// twice a second; a node not yet on its network is retried.
+async fn follow_params(node: std::sync::Weak<Node>) {
+    let mut applied = None;
+    loop {
+        let Some(n) = node.upgrade() else { return };
+        if let Ok(chain) = n.chain() {
+            let ppm = chain.read(|l| l.params().audit_rate_ppm);
+            if applied != Some(ppm) && n.network.get().is_some() {
+                match n.set_audit_rate(ppm as f64 / 1e6).await {
+                    Ok(()) => {
+                        if applied.is_some() {
+                            tracing::info!(
+                                audit_rate_ppm = ppm,
+                                "the ledger changed the audit rate"
+                            );
+                        }
+                        applied = Some(ppm);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "applying the ledger's audit rate"),
+                }
+            }
+        }
+        drop(n);
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

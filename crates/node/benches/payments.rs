@@ -39,6 +39,7 @@ async fn node(dir: &std::path::Path, price: u64, client: &SecretKey) -> String {
         leader_timeout: Duration::from_secs(1),
         empty_block_interval: Duration::from_millis(500),
         redeem_interval: Duration::from_secs(2),
+        own: false,
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

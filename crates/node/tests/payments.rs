@@ -55,6 +55,7 @@ async fn paid_node(dir: &std::path::Path, client: &SecretKey) -> TestNode {
             empty_block_interval: Duration::from_millis(200),
             // Redeemed by hand below, so that the test says when.
             redeem_interval: Duration::from_secs(3600),
+            own: false,
         })
         .unwrap();
     t.client

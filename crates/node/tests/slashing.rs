@@ -73,6 +73,7 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
                     leader_timeout: Duration::from_secs(1),
                     empty_block_interval: Duration::from_millis(500),
                     redeem_interval: Duration::from_secs(3600),
+                    own: false,
                 })
                 .unwrap();
             t.node

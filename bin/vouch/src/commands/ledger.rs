@@ -19,6 +19,8 @@ pub(crate) async fn ledger(client: &Client, cmd: LedgerCommand) -> Result<()> {
             client.ledger_account(&key).await?
         }
         LedgerCommand::Block { height } => client.ledger_block(height).await?,
+        LedgerCommand::Params => client.get_value("/v1/ledger/params").await?,
+        LedgerCommand::Proposals => client.get_value("/v1/ledger/proposals").await?,
     };
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
@@ -126,6 +128,51 @@ pub(crate) async fn move_funds(
         "{}",
         serde_json::json!({"id": id, what: amount, "height": height, "balance": account["balance"],
             "escrow": account["escrow"]})
+    );
+    Ok(())
+}
+
+/// `vouch propose --set NAME=VALUE...`: prints the proposal (one JSON
+/// line) once a block took it.
+pub(crate) async fn propose(client: &Client, set: &[String], key_file: &Path) -> Result<()> {
+    let changes = set
+        .iter()
+        .map(|s| {
+            let (name, value) = s
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--set {s}: write NAME=VALUE"))?;
+            let value = value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| anyhow!("--set {s}: `{value}` is not a whole number"))?;
+            vouch_node::ledger::Params::check(name.trim(), value)
+                .map_err(|e| anyhow!("--set {s}: {e}"))?;
+            Ok((name.trim().to_string(), value))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (id, height, _) = submit_and_wait(client, key_file, TxBody::Propose { changes }).await?;
+    // The proposal a block took from this transaction: the newest one
+    // proposed at that height by this key.
+    let signer = vouch_node::keyfile::load(key_file)?.public().to_string();
+    let proposals = client.get_value("/v1/ledger/proposals").await?;
+    let proposal = proposals
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .rev()
+                .find(|p| p["proposed"] == height && p["proposer"] == signer.as_str())
+        })
+        .ok_or_else(|| anyhow!("transaction {id} was applied but its proposal is not listed"))?;
+    println!("{}", serde_json::to_string(proposal)?);
+    Ok(())
+}
+
+/// `vouch vote ID yes|no`.
+pub(crate) async fn vote(client: &Client, proposal: u64, yes: bool, key_file: &Path) -> Result<()> {
+    let (id, height, _) = submit_and_wait(client, key_file, TxBody::Vote { proposal, yes }).await?;
+    println!(
+        "{}",
+        serde_json::json!({"id": id, "proposal": proposal, "vote": if yes { "yes" } else { "no" }, "height": height})
     );
     Ok(())
 }

@@ -55,7 +55,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                     genesis: None,
                     listen: args.chain_listen,
                     bootstrap: vec![],
-                    empty_block_interval: std::time::Duration::from_secs(5),
+                    empty_block_interval: std::time::Duration::from_secs(args.chain_block_secs),
                     redeem_interval: std::time::Duration::from_secs(args.serve.redeem_secs),
                 }),
             )
@@ -123,6 +123,18 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
                 &client,
                 "deposit",
                 amount,
+                &signing_key(&cli.data_dir, key)?,
+            )
+            .await
+        }
+        Command::Propose { set, key } => {
+            propose(&client, &set, &signing_key(&cli.data_dir, key)?).await
+        }
+        Command::Vote { id, choice, key } => {
+            vote(
+                &client,
+                id,
+                choice == "yes",
                 &signing_key(&cli.data_dir, key)?,
             )
             .await

@@ -200,6 +200,7 @@ pub(crate) async fn serve_until(
         })?;
     let addr = listener.local_addr()?;
     if let Some(chain) = chain {
+        let own = chain.genesis.is_none();
         let genesis = chain
             .genesis
             .unwrap_or_else(|| vouch_node::ledger::solo_genesis(node.public_key()));
@@ -210,6 +211,7 @@ pub(crate) async fn serve_until(
             leader_timeout: std::time::Duration::from_secs(1),
             empty_block_interval: chain.empty_block_interval,
             redeem_interval: chain.redeem_interval,
+            own,
         })
         .context("starting the ledger chain")?;
     }
@@ -287,7 +289,7 @@ pub(crate) async fn up_network(args: &UpArgs, data_dir: &Path) -> Result<()> {
     )?;
     let keys = local_keys(data_dir, n)?;
     let genesis_file = data_dir.join("genesis.json");
-    let genesis = local_genesis(&keys);
+    let genesis = local_genesis(&keys, args.serve.audit_rate);
     match std::fs::read_to_string(&genesis_file) {
         Ok(text) if vouch_node::ledger::genesis_from_json(&text).is_ok_and(|g| g == genesis) => {}
         _ => std::fs::write(&genesis_file, vouch_node::ledger::genesis_to_json(&genesis))
@@ -394,10 +396,12 @@ fn local_keys(data_dir: &Path, n: u16) -> Result<Vec<PublicKey>> {
 }
 
 /// A local network's chain: every operator funded and staked as `vouch
-/// up`'s own, named after the first.
-fn local_genesis(keys: &[PublicKey]) -> vouch_node::ledger::Genesis {
+/// up`'s own, named after the first, auditing at `--audit-rate`, with
+/// `vouch up`'s short votes.
+fn local_genesis(keys: &[PublicKey], audit_rate: f64) -> vouch_node::ledger::Genesis {
     use vouch_node::ledger::{Offer, SOLO_FUNDS, SOLO_STAKE};
     let mut g = vouch_node::ledger::solo_genesis(keys[0]);
+    g.params.audit_rate_ppm = (audit_rate * 1e6).round() as u64;
     g.chain_id = format!("vouch-local-net-{}", hex::encode(&keys[0].as_bytes()[..8]));
     g.accounts = keys.iter().map(|k| (*k, SOLO_FUNDS)).collect();
     g.operators = keys
@@ -467,7 +471,7 @@ pub(crate) async fn up_member(args: &UpArgs, data_dir: &Path, models: &Path, i: 
         } else {
             vec![(keys[0], chain_port(0)?)]
         },
-        empty_block_interval: std::time::Duration::from_secs(5),
+        empty_block_interval: std::time::Duration::from_secs(args.chain_block_secs),
         redeem_interval: std::time::Duration::from_secs(args.serve.redeem_secs),
     };
     // Stop when the parent closes stdin (it stopped, or was killed). Read
