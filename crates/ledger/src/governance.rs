@@ -8,50 +8,8 @@ use std::collections::BTreeMap;
 
 use vouch_types::PublicKey;
 
-use crate::state::{Ledger, Params, TxError};
-
-/// The most changes one proposal carries.
-pub const MAX_CHANGES: usize = 16;
-
-/// Where a proposal stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// Open for votes until its `voting_ends` height.
-    Voting,
-    /// Passed; its changes take effect at height `activates`.
-    Passed {
-        /// The activation height.
-        activates: u64,
-    },
-    /// Did not pass: too little turnout, or too few yes votes.
-    Rejected,
-    /// Its changes took effect at height `at`.
-    Activated {
-        /// The height.
-        at: u64,
-    },
-}
-
-/// A parameter change put to a vote.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proposal {
-    /// Its number, from 0 in the order proposals were made.
-    pub id: u64,
-    /// The operator that proposed it.
-    pub proposer: PublicKey,
-    /// The parameters it sets, by name ([`Params::NAMES`]), in order.
-    pub changes: Vec<(String, u64)>,
-    /// The height it was proposed at.
-    pub proposed: u64,
-    /// The height at which its votes are counted.
-    pub voting_ends: u64,
-    /// Each voting operator's vote (the last one it cast).
-    pub votes: BTreeMap<PublicKey, bool>,
-    /// When counted: the stake for, against, and all bonded stake then.
-    pub tally: Option<(u64, u64, u64)>,
-    /// Where it stands.
-    pub status: Status,
-}
+use crate::state::{Ledger, Params, Proposal, Status, TxError};
+use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.

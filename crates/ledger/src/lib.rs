@@ -15,8 +15,8 @@ pub mod governance;
 pub mod state;
 pub mod tx;
 
-pub use governance::{Proposal, Status};
 pub use state::{
-    Account, Block, BlockError, Genesis, Ledger, Operator, Params, TxError, TxOutcome,
+    Account, Block, BlockError, Genesis, Ledger, Operator, Params, Proposal, Status, TxError,
+    TxOutcome,
 };
 pub use tx::{Offer, Tx, TxBody, TxId, Voucher};

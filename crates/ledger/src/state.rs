@@ -6,7 +6,6 @@ use vouch_types::dispute::{Dispute, LlmDispute, Party, check_parties};
 use vouch_types::encode::Sink;
 use vouch_types::{Digest, PublicKey};
 
-use crate::governance::{Proposal, Status};
 use crate::tx::{Offer, Tx, TxBody, TxId, Voucher, tx_id};
 
 /// The network's parameters, read by every node from the ledger. They
@@ -226,6 +225,46 @@ pub enum TxError {
     /// A sum that would overflow.
     #[error("amount overflow")]
     Overflow,
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Open for votes until its `voting_ends` height.
+    Voting,
+    /// Passed; its changes take effect at height `activates`.
+    Passed {
+        /// The activation height.
+        activates: u64,
+    },
+    /// Did not pass: too little turnout, or too few yes votes.
+    Rejected,
+    /// Its changes took effect at height `at`.
+    Activated {
+        /// The height.
+        at: u64,
+    },
+}
+
+/// A parameter change put to a vote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its number, from 0 in the order proposals were made.
+    pub id: u64,
+    /// The operator that proposed it.
+    pub proposer: PublicKey,
+    /// The parameters it sets, by name ([`Params::NAMES`]), in order.
+    pub changes: Vec<(String, u64)>,
+    /// The height it was proposed at.
+    pub proposed: u64,
+    /// The height at which its votes are counted.
+    pub voting_ends: u64,
+    /// Each voting operator's vote (the last one it cast).
+    pub votes: BTreeMap<PublicKey, bool>,
+    /// When counted: the stake for, against, and all bonded stake then.
+    pub tally: Option<(u64, u64, u64)>,
+    /// Where it stands.
+    pub status: Status,
 }
 
 /// The whole ledger state.

@@ -16,6 +16,8 @@ pub const MAX_VOUCHERS: usize = 10_000;
 pub const MAX_ADDRESSES: usize = 16;
 /// See [`MAX_ADDRESSES`].
 pub const MAX_STRING: usize = 256;
+/// The most parameter changes one proposal carries.
+pub const MAX_CHANGES: usize = 16;
 
 /// What a transaction's signature covers: this prefix, then its unsigned
 /// bytes.
@@ -507,10 +509,10 @@ fn decode_body(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
         }
         12 => {
             let n = r.u32()? as usize;
-            if n > crate::governance::MAX_CHANGES {
+            if n > MAX_CHANGES {
                 return Err(DecodeError::Invalid(format!(
                     "{n} changes, over the limit of {} per proposal",
-                    crate::governance::MAX_CHANGES
+                    MAX_CHANGES
                 )));
             }
             let mut changes = Vec::with_capacity(n);
