@@ -95,6 +95,9 @@ def test_ledger_answers_are_the_documented_shape(node, doc, tmp_path):
         s, b = call(f"{up}/v1/ledger/params")
         assert s == 200 and b["audit_rate_ppm"] == 50000, b
         check(doc, "get", "/v1/ledger/params", s, b)
+        s, b = call(f"{up}/v1/ledger/economics")
+        assert s == 200 and b["nakamoto_coefficient"]["stake"] == 1, b
+        check(doc, "get", "/v1/ledger/economics", s, b)
         s, b = call(f"{up}/v1/ledger/proposals")
         assert s == 200 and b == [], b
         check(doc, "get", "/v1/ledger/proposals", s, b)

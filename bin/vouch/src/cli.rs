@@ -120,14 +120,22 @@ pub(crate) enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
-    /// Propose parameter changes to the ledger's governance, signed with
+    /// Propose parameter changes (and treasury spends) to the ledger's
+    /// governance, signed with
     /// --key (default: the node's operator key; a staked operator) and
     /// waited for. Prints the proposal as one JSON line with its "id".
     Propose {
         /// NAME=VALUE (repeatable): e.g. --set audit_rate_ppm=100000
         /// (`vouch ledger params` lists the names).
-        #[arg(long = "set", value_name = "NAME=VALUE", required = true)]
+        #[arg(
+            long = "set",
+            value_name = "NAME=VALUE",
+            required_unless_present = "spend"
+        )]
         set: Vec<String>,
+        /// KEY=AMOUNT (repeatable): pay AMOUNT from the treasury to KEY.
+        #[arg(long = "spend", value_name = "KEY=AMOUNT")]
+        spend: Vec<String>,
         /// The signing key's file (default: the node's operator key).
         #[arg(long)]
         key: Option<PathBuf>,
@@ -414,6 +422,9 @@ pub(crate) enum LedgerCommand {
     },
     /// The parameters in force, as JSON.
     Params,
+    /// Fees settled and their split, what each operator earned, and how
+    /// concentrated fees, stake and validator power are, as JSON.
+    Economics,
     /// Every governance proposal: its changes, votes, tally and status,
     /// as JSON.
     Proposals,

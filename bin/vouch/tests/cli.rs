@@ -1273,8 +1273,8 @@ fn vouch_up_runs_a_ledger_chain_that_applies_transfers_and_survives_a_restart() 
 /// `vouch up --price`: a request without a voucher is refused with 402 and
 /// what to do; a client funded by a transfer deposits into escrow and pays
 /// with `vouch infer --pay`; more than its escrow is refused; the node
-/// redeems what it took, and the operator's balance grows by exactly that,
-/// across a restart too.
+/// redeems what it took, and the operator's balance grows by exactly that
+/// less the fee split's other shares, across a restart too.
 #[test]
 fn vouch_up_with_a_price_is_paid_by_voucher_and_redeems_exactly_what_it_took() {
     let data = tempfile::tempdir().unwrap();
@@ -1354,18 +1354,30 @@ fn vouch_up_with_a_price_is_paid_by_voucher_and_redeems_exactly_what_it_took() {
             std::thread::sleep(Duration::from_millis(250));
         }
     };
-    balance_reaches(&node, start + 200);
+    // The 200 settled, less the auditors' pool's and the treasury's 5% each.
+    balance_reaches(&node, start + 180);
     assert_eq!(account(&node, &client)["escrow"], 50);
     let ops: serde_json::Value =
         serde_json::from_str(&ok(&node.vouch(&["ledger", "operators"]))).unwrap();
     assert_eq!(ops[0]["price"], 100, "{ops}");
 
+    let economics: serde_json::Value =
+        serde_json::from_str(&ok(&node.vouch(&["ledger", "economics"]))).unwrap();
+    assert_eq!(
+        (
+            &economics["fees"],
+            &economics["treasury"],
+            &economics["auditors_pool"]
+        ),
+        (&200.into(), &10.into(), &10.into()),
+        "{economics}"
+    );
     // Restarted: the client pays on from what was settled.
     drop(node);
     let node = NodeProcess::start_command("up", data.path(), 0, &flags);
     ok(&node.vouch(&["deposit", "100", "--key", client_key]));
     ok(&node.vouch(&["infer", "iris", "--input", input, "--pay", client_key]));
-    balance_reaches(&node, start + 300);
+    balance_reaches(&node, start + 180 + 90);
     assert_eq!(account(&node, &client)["escrow"], 50);
 }
 

@@ -41,6 +41,9 @@ struct ParamsFile {
     timelock: u64,
     quorum_bp: u64,
     threshold_bp: u64,
+    fee_auditors_bp: u64,
+    fee_treasury_bp: u64,
+    dispute_bounty: u64,
 }
 
 impl Default for ParamsFile {
@@ -64,6 +67,9 @@ impl From<&Params> for ParamsFile {
             timelock: p.timelock,
             quorum_bp: p.quorum_bp,
             threshold_bp: p.threshold_bp,
+            fee_auditors_bp: p.fee_auditors_bp,
+            fee_treasury_bp: p.fee_treasury_bp,
+            dispute_bounty: p.dispute_bounty,
         }
     }
 }
@@ -83,6 +89,9 @@ impl From<ParamsFile> for Params {
             timelock: p.timelock,
             quorum_bp: p.quorum_bp,
             threshold_bp: p.threshold_bp,
+            fee_auditors_bp: p.fee_auditors_bp,
+            fee_treasury_bp: p.fee_treasury_bp,
+            dispute_bounty: p.dispute_bounty,
         }
     }
 }

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/ledger/blocks/{height}", get(block))
         .route("/v1/ledger/params", get(params))
         .route("/v1/ledger/proposals", get(proposals))
+        .route("/v1/ledger/economics", get(economics))
         .route("/v1/payments/{client}", get(payment_state))
 }
 
@@ -158,6 +159,58 @@ async fn params(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &body))
 }
 
+/// The share of the largest 1, 3 and 10 of `amounts` in their total.
+fn top_shares(amounts: &[u64]) -> serde_json::Value {
+    let mut sorted = amounts.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let total: u64 = sorted.iter().sum();
+    let share = |n: usize| {
+        if total == 0 {
+            0.0
+        } else {
+            sorted.iter().take(n).sum::<u64>() as f64 / total as f64
+        }
+    };
+    json!({"top1": share(1), "top3": share(3), "top10": share(10)})
+}
+
+async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    use vouch_types::concentration::nakamoto_coefficient;
+    let body = node.chain()?.read(|l| {
+        let p = l.params();
+        let mut ops: Vec<_> = l.operators().iter().collect();
+        ops.sort_by(|a, b| b.1.earned.cmp(&a.1.earned).then(a.0.cmp(b.0)));
+        let earned: Vec<u64> = ops.iter().map(|(_, o)| o.earned).collect();
+        let stake: Vec<u64> = ops.iter().map(|(_, o)| o.stake).collect();
+        let power: Vec<u64> = l.validators().iter().map(|(_, p)| *p).collect();
+        json!({
+            "height": l.height(),
+            "fees": l.fees(),
+            "fee_split": {
+                "operator_bp": 10_000 - p.fee_auditors_bp - p.fee_treasury_bp,
+                "auditors_bp": p.fee_auditors_bp,
+                "treasury_bp": p.fee_treasury_bp,
+            },
+            "treasury": l.treasury(),
+            "auditors_pool": l.auditors_pool(),
+            "burned": l.burned(),
+            "supply": l.supply(),
+            "operators": ops.iter().map(|(account, o)| json!({
+                "operator": o.key(), "account": account, "earned": o.earned,
+                "stake": o.stake, "slashed": o.slashed,
+            })).collect::<Vec<_>>(),
+            "fees_share": top_shares(&earned),
+            "stake_share": top_shares(&stake),
+            "nakamoto_coefficient": {
+                "fees": nakamoto_coefficient(&earned),
+                "stake": nakamoto_coefficient(&stake),
+                "validator_power": nakamoto_coefficient(&power),
+            },
+        })
+    });
+    Ok(json(StatusCode::OK, &body))
+}
+
 async fn proposals(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
     use vouch_ledger::Status;
     let body = node.chain()?.read(|l| {
@@ -169,18 +222,20 @@ async fn proposals(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
                     Status::Passed { activates } => ("passed", Some(activates)),
                     Status::Rejected => ("rejected", None),
                     Status::Activated { at } => ("activated", Some(at)),
+                    Status::Failed { at } => ("failed", Some(at)),
                 };
                 json!({
                     "id": p.id,
                     "proposer": p.proposer,
                     "changes": p.changes.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
+                    "spends": p.spends.iter().map(|(to, a)| json!({"to": to, "amount": a})).collect::<Vec<_>>(),
                     "proposed": p.proposed,
                     "voting_ends": p.voting_ends,
                     "votes": p.votes.iter().map(|(k, yes)| json!({"operator": k, "yes": yes})).collect::<Vec<_>>(),
                     "tally": p.tally.map(|(yes, no, total)| json!({"yes": yes, "no": no, "total_stake": total})),
                     "status": status,
                     "activates": if status == "passed" { at } else { None },
-                    "activated": if status == "activated" { at } else { None },
+                    "activated": if status == "activated" || status == "failed" { at } else { None },
                 })
             })
             .collect::<Vec<_>>()

@@ -168,6 +168,10 @@ fn paths_and_schemas() -> Value {
           "summary": "Every governance proposal: its changes, votes, tally and status (voting, passed with its activation height, rejected, activated)",
           "responses": merge(json!({"200": {"description": "proposals, oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Proposal"}}}}}}), error_responses(&[404]))
         }},
+        "/v1/ledger/economics": {"get": {
+          "summary": "Fee flows and concentration: fees settled and their split (operators, auditors' pool, treasury), what each operator earned, the share of the top 1/3/10 operators in fees and stake, and the Nakamoto coefficients of fees, stake and validator power",
+          "responses": merge(json!({"200": ok("the economics", "Economics")}), error_responses(&[404]))
+        }},
         "/v1/payments/{client}": {"get": {
           "summary": "What the client needs to pay this node's next inference request: the price, the chain and operator vouchers are signed for, the client's escrow, what was settled, the newest voucher this node holds from it (trust its amount only under your own signature) and the least cumulative amount the next voucher may carry",
           "parameters": [path_param("client", "ed25519:<64 hex>")],
@@ -281,15 +285,25 @@ fn paths_and_schemas() -> Value {
             "id": {"type": "string"}, "signer": {"type": "string"}, "nonce": {"type": "integer"}, "kind": {"type": "string"},
             "undecodable": {"type": "string"}, "ok": {"type": ["boolean", "null"]}, "error": {"type": ["string", "null"]}}}}
         }},
-        "Proposal": {"type": "object", "required": ["id", "proposer", "changes", "proposed", "voting_ends", "votes", "tally", "status", "activates", "activated"], "properties": {
+        "Proposal": {"type": "object", "required": ["id", "proposer", "changes", "spends", "proposed", "voting_ends", "votes", "tally", "status", "activates", "activated"], "properties": {
           "id": {"type": "integer"}, "proposer": {"type": "string"},
           "changes": {"type": "array", "items": {"type": "object", "required": ["name", "value"], "properties": {"name": {"type": "string"}, "value": {"type": "integer"}}}},
+          "spends": {"type": "array", "items": {"type": "object", "required": ["to", "amount"], "properties": {"to": {"type": "string"}, "amount": {"type": "integer"}}}},
           "proposed": {"type": "integer"}, "voting_ends": {"type": "integer"},
           "votes": {"type": "array", "items": {"type": "object", "required": ["operator", "yes"], "properties": {"operator": {"type": "string"}, "yes": {"type": "boolean"}}}},
           "tally": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["yes", "no", "total_stake"], "properties": {"yes": {"type": "integer"}, "no": {"type": "integer"}, "total_stake": {"type": "integer"}}}]},
-          "status": {"type": "string", "enum": ["voting", "passed", "rejected", "activated"]},
+          "status": {"type": "string", "enum": ["voting", "passed", "rejected", "activated", "failed"]},
           "activates": {"type": ["integer", "null"]}, "activated": {"type": ["integer", "null"]}
         }},
+        "Economics": {"type": "object", "required": ["height", "fees", "fee_split", "treasury", "auditors_pool", "burned", "supply", "operators", "fees_share", "stake_share", "nakamoto_coefficient"], "properties": {
+          "height": {"type": "integer"}, "fees": {"type": "integer"},
+          "fee_split": {"type": "object", "required": ["operator_bp", "auditors_bp", "treasury_bp"], "properties": {"operator_bp": {"type": "integer"}, "auditors_bp": {"type": "integer"}, "treasury_bp": {"type": "integer"}}},
+          "treasury": {"type": "integer"}, "auditors_pool": {"type": "integer"}, "burned": {"type": "integer"}, "supply": {"type": "integer"},
+          "operators": {"type": "array", "items": {"type": "object", "required": ["operator", "account", "earned", "stake", "slashed"], "properties": {"operator": {"type": "string"}, "account": {"type": "string"}, "earned": {"type": "integer"}, "stake": {"type": "integer"}, "slashed": {"type": "integer"}}}},
+          "fees_share": {"$ref": "#/components/schemas/TopShares"}, "stake_share": {"$ref": "#/components/schemas/TopShares"},
+          "nakamoto_coefficient": {"type": "object", "required": ["fees", "stake", "validator_power"], "properties": {"fees": {"type": "integer"}, "stake": {"type": "integer"}, "validator_power": {"type": "integer"}}}
+        }},
+        "TopShares": {"type": "object", "required": ["top1", "top3", "top10"], "properties": {"top1": {"type": "number"}, "top3": {"type": "number"}, "top10": {"type": "number"}}},
         "PaymentState": {"type": "object", "required": ["chain_id", "operator", "price", "escrow", "redeemed", "held", "next"], "additionalProperties": false, "properties": {
           "chain_id": {"type": "string"}, "operator": {"type": "string"}, "price": {"type": "integer"},
           "escrow": {"type": "integer"}, "redeemed": {"type": "integer"}, "next": {"type": "integer"},

@@ -13,7 +13,7 @@ use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 15] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -26,10 +26,13 @@ impl Params {
         "timelock",
         "quorum_bp",
         "threshold_bp",
+        "fee_auditors_bp",
+        "fee_treasury_bp",
+        "dispute_bounty",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 12] {
+    pub fn values(&self) -> [u64; 15] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -43,6 +46,9 @@ impl Params {
             self.timelock,
             self.quorum_bp,
             self.threshold_bp,
+            self.fee_auditors_bp,
+            self.fee_treasury_bp,
+            self.dispute_bounty,
         ]
     }
 
@@ -59,7 +65,9 @@ impl Params {
         let (lo, hi) = match name {
             "min_stake" | "max_validators" | "unbonding_delay" | "escrow_delay"
             | "voting_period" => (1, u64::MAX),
-            "timelock" => (0, u64::MAX),
+            "timelock" | "dispute_bounty" => (0, u64::MAX),
+            // Each at most half, so that the operator keeps the rest.
+            "fee_auditors_bp" | "fee_treasury_bp" => (0, 5_000),
             "slash_bp" | "reward_bp" => (0, 10_000),
             "quorum_bp" => (1, 10_000),
             // At least a simple majority of the stake that voted.
@@ -95,6 +103,9 @@ impl Params {
             "timelock" => &mut self.timelock,
             "quorum_bp" => &mut self.quorum_bp,
             "threshold_bp" => &mut self.threshold_bp,
+            "fee_auditors_bp" => &mut self.fee_auditors_bp,
+            "fee_treasury_bp" => &mut self.fee_treasury_bp,
+            "dispute_bounty" => &mut self.dispute_bounty,
             _ => return,
         };
         *field = value;
@@ -112,6 +123,7 @@ impl Ledger {
         &mut self,
         signer: &PublicKey,
         changes: &[(String, u64)],
+        spends: &[(PublicKey, u64)],
     ) -> Result<(), TxError> {
         let bad = |why: String| TxError::Governance(why);
         let stake = self.operators().get(signer).map_or(0, |o| o.stake);
@@ -121,11 +133,18 @@ impl Ledger {
                 self.params().min_stake
             )));
         }
-        if changes.is_empty() || changes.len() > MAX_CHANGES {
+        let items = changes.len() + spends.len();
+        if items == 0 || items > MAX_CHANGES {
             return Err(bad(format!(
-                "a proposal sets 1 to {MAX_CHANGES} parameters, not {}",
-                changes.len()
+                "a proposal sets 1 to {MAX_CHANGES} parameters and treasury spends in all, not {items}"
             )));
+        }
+        let mut total: u64 = 0;
+        for (to, amount) in spends {
+            if *amount == 0 {
+                return Err(bad(format!("a spend of 0 to {to}")));
+            }
+            total = total.checked_add(*amount).ok_or(TxError::Overflow)?;
         }
         for (i, (name, value)) in changes.iter().enumerate() {
             Params::check(name, *value).map_err(bad)?;
@@ -140,6 +159,7 @@ impl Ledger {
             id,
             proposer: *signer,
             changes: changes.to_vec(),
+            spends: spends.to_vec(),
             proposed: height,
             voting_ends,
             votes: BTreeMap::new(),
@@ -213,14 +233,24 @@ impl Ledger {
             if let Status::Passed { activates } = p.status
                 && height >= activates
             {
-                p.status = Status::Activated { at: height };
-                activate.push(p.changes.clone());
+                activate.push(p.id as usize);
             }
         }
-        for changes in activate {
-            let params = self.params_mut();
-            for (name, value) in changes {
-                params.set(&name, value);
+        // In order of proposal: each all or nothing (spends the treasury
+        // cannot pay leave its parameters unchanged too).
+        for i in activate {
+            let spent: u64 = self.proposals[i].spends.iter().map(|(_, a)| a).sum();
+            if spent > self.treasury {
+                self.proposals[i].status = Status::Failed { at: height };
+                continue;
+            }
+            self.treasury -= spent;
+            self.proposals[i].status = Status::Activated { at: height };
+            for (to, amount) in self.proposals[i].spends.clone() {
+                self.account_mut(&to).balance += amount;
+            }
+            for (name, value) in self.proposals[i].changes.clone() {
+                self.params_mut().set(&name, value);
             }
         }
     }

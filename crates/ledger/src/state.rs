@@ -43,6 +43,15 @@ pub struct Params {
     /// The share of the voting stake that must vote yes, in basis points:
     /// a proposal passes with more than this.
     pub threshold_bp: u64,
+    /// The share of every settled payment that goes to the auditors' pool,
+    /// in basis points.
+    pub fee_auditors_bp: u64,
+    /// The share of every settled payment that goes to the treasury, in
+    /// basis points; the operator keeps the rest.
+    pub fee_treasury_bp: u64,
+    /// What the auditors' pool pays the winner of each dispute that
+    /// convicts (as much as the pool holds).
+    pub dispute_bounty: u64,
 }
 
 impl Default for Params {
@@ -60,6 +69,9 @@ impl Default for Params {
             timelock: 10,
             quorum_bp: 3_334,
             threshold_bp: 5_000,
+            fee_auditors_bp: 500,
+            fee_treasury_bp: 500,
+            dispute_bounty: 1_000,
         }
     }
 }
@@ -92,6 +104,8 @@ pub struct Operator {
     pub offer: Offer,
     /// The height it registered at.
     pub registered: u64,
+    /// Every fee it kept from settled payments.
+    pub earned: u64,
 }
 
 impl Operator {
@@ -244,6 +258,12 @@ pub enum Status {
         /// The height.
         at: u64,
     },
+    /// Passed, but at height `at` the treasury held less than its spends:
+    /// nothing of it took effect.
+    Failed {
+        /// The height.
+        at: u64,
+    },
 }
 
 /// A parameter change put to a vote.
@@ -255,6 +275,8 @@ pub struct Proposal {
     pub proposer: PublicKey,
     /// The parameters it sets, by name ([`Params::NAMES`]), in order.
     pub changes: Vec<(String, u64)>,
+    /// What it pays from the treasury: (to, amount).
+    pub spends: Vec<(PublicKey, u64)>,
     /// The height it was proposed at.
     pub proposed: u64,
     /// The height at which its votes are counted.
@@ -290,6 +312,12 @@ pub struct Ledger {
     burned: u64,
     /// Every parameter change proposed, oldest first.
     pub(crate) proposals: Vec<Proposal>,
+    /// Every payment settled (before the split).
+    fees: u64,
+    /// The treasury's share of fees, not yet spent (by vote).
+    pub(crate) treasury: u64,
+    /// The auditors' share of fees, not yet paid out in bounties.
+    auditors_pool: u64,
 }
 
 /// A transaction's outcome in a block.
@@ -312,6 +340,9 @@ impl Ledger {
             disputed: BTreeSet::new(),
             burned: 0,
             proposals: Vec::new(),
+            fees: 0,
+            treasury: 0,
+            auditors_pool: 0,
         };
         for (key, amount) in &g.accounts {
             l.accounts.entry(*key).or_default().balance += amount;
@@ -328,6 +359,7 @@ impl Ledger {
                     slashed: 0,
                     offer: offer.clone(),
                     registered: 0,
+                    earned: 0,
                 },
             );
         }
@@ -427,14 +459,29 @@ impl Ledger {
         self.burned
     }
 
+    /// Every payment settled so far, before the split.
+    pub fn fees(&self) -> u64 {
+        self.fees
+    }
+
+    /// What the treasury holds.
+    pub fn treasury(&self) -> u64 {
+        self.treasury
+    }
+
+    /// What the auditors' pool holds.
+    pub fn auditors_pool(&self) -> u64 {
+        self.auditors_pool
+    }
+
     /// Every unit in existence: balances, escrow, withdrawals under way,
-    /// stake and unbonding stake. With [`Ledger::burned`] it always adds up
+    /// stake and unbonding stake, the treasury and the auditors' pool. With [`Ledger::burned`] it always adds up
     /// to the genesis supply.
     pub fn supply(&self) -> u64 {
         let accounts: u64 = self.accounts.values().map(|a| a.balance + a.escrow).sum();
         let withdrawing: u64 = self.withdrawals.iter().map(|(_, _, a)| a).sum();
         let staked: u64 = self.operators.values().map(Operator::at_risk).sum();
-        accounts + withdrawing + staked
+        accounts + withdrawing + staked + self.treasury + self.auditors_pool
     }
 
     /// Applies a block: first returns what matured (unbonded stake,
@@ -536,6 +583,7 @@ impl Ledger {
                         slashed: 0,
                         offer: offer.clone(),
                         registered: height,
+                        earned: 0,
                     },
                 );
             }
@@ -584,13 +632,13 @@ impl Ledger {
             },
             TxBody::Redeem { vouchers } => self.redeem(signer, vouchers)?,
             TxBody::Dispute { record } => self.convict(record)?,
-            TxBody::Propose { changes } => self.propose(signer, changes)?,
+            TxBody::Propose { changes, spends } => self.propose(signer, changes, spends)?,
             TxBody::Vote { proposal, yes } => self.vote(signer, *proposal, *yes)?,
         }
         Ok(())
     }
 
-    fn account_mut(&mut self, key: &PublicKey) -> &mut Account {
+    pub(crate) fn account_mut(&mut self, key: &PublicKey) -> &mut Account {
         self.accounts.entry(*key).or_default()
     }
 
@@ -674,7 +722,18 @@ impl Ledger {
             self.redeemed.insert((client, *operator), cumulative);
             paid = paid.checked_add(due).ok_or(TxError::Overflow)?;
         }
-        self.account_mut(operator).balance += paid;
+        // The split: the auditors' pool and the treasury take their shares,
+        // the operator keeps the rest (exactly what was paid, in all).
+        let to_auditors = mul_bp(paid, self.params.fee_auditors_bp);
+        let to_treasury = mul_bp(paid, self.params.fee_treasury_bp);
+        let kept = paid - to_auditors - to_treasury;
+        self.fees += paid;
+        self.auditors_pool += to_auditors;
+        self.treasury += to_treasury;
+        self.account_mut(operator).balance += kept;
+        if let Some(op) = self.operators.get_mut(operator) {
+            op.earned += kept;
+        }
         Ok(())
     }
 
@@ -755,7 +814,10 @@ impl Ledger {
         op.unbonding.retain(|(_, a)| *a > 0);
         op.slashed += take;
         let reward = mul_bp(take, self.params.reward_bp);
-        self.account_mut(&winner).balance += reward;
+        // The auditors' pool pays the bounty for a dispute performed.
+        let bounty = self.params.dispute_bounty.min(self.auditors_pool);
+        self.auditors_pool -= bounty;
+        self.account_mut(&winner).balance += reward + bounty;
         self.burned += take - reward;
         self.disputed.insert(receipt);
         Ok(())
@@ -807,6 +869,7 @@ impl Ledger {
                 b.put_str(a);
             }
             b.put_u64(o.registered);
+            b.put_u64(o.earned);
         }
         b.put_u64(self.models.len() as u64);
         for (m, p) in &self.models {
@@ -830,6 +893,9 @@ impl Ledger {
             b.put(d.as_bytes());
         }
         b.put_u64(self.burned);
+        b.put_u64(self.fees);
+        b.put_u64(self.treasury);
+        b.put_u64(self.auditors_pool);
         b.put_u64(self.proposals.len() as u64);
         for p in &self.proposals {
             b.put(p.proposer.as_bytes());
@@ -837,6 +903,11 @@ impl Ledger {
             for (name, value) in &p.changes {
                 b.put_str(name);
                 b.put_u64(*value);
+            }
+            b.put_u64(p.spends.len() as u64);
+            for (to, amount) in &p.spends {
+                b.put(to.as_bytes());
+                b.put_u64(*amount);
             }
             b.put_u64(p.proposed);
             b.put_u64(p.voting_ends);
@@ -854,6 +925,7 @@ impl Ledger {
                 Status::Passed { activates } => (1, activates),
                 Status::Rejected => (2, 0),
                 Status::Activated { at } => (3, at),
+                Status::Failed { at } => (4, at),
             };
             b.put_u8(tag);
             b.put_u64(at);

@@ -16,7 +16,8 @@ pub const MAX_VOUCHERS: usize = 10_000;
 pub const MAX_ADDRESSES: usize = 16;
 /// See [`MAX_ADDRESSES`].
 pub const MAX_STRING: usize = 256;
-/// The most parameter changes one proposal carries.
+/// The most parameter changes and treasury spends, together, one proposal
+/// carries.
 pub const MAX_CHANGES: usize = 16;
 
 /// What a transaction's signature covers: this prefix, then its unsigned
@@ -117,10 +118,12 @@ pub enum TxBody {
         /// The record's bytes.
         record: Vec<u8>,
     },
-    /// Proposes parameter changes (`governance`): names and new values.
+    /// Proposes parameter changes and treasury spends (`governance`).
     Propose {
         /// The parameters to set, by name.
         changes: Vec<(String, u64)>,
+        /// Payments from the treasury: (to, amount).
+        spends: Vec<(PublicKey, u64)>,
     },
     /// Votes on a proposal with the signer's bonded stake.
     Vote {
@@ -416,12 +419,17 @@ fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
             b.put_u32(record.len() as u32);
             b.put(record);
         }
-        TxBody::Propose { changes } => {
+        TxBody::Propose { changes, spends } => {
             b.put_u8(12);
             b.put_u32(changes.len() as u32);
             for (name, value) in changes {
                 b.put_str(name);
                 b.put_u64(*value);
+            }
+            b.put_u32(spends.len() as u32);
+            for (to, amount) in spends {
+                b.put(to.as_bytes());
+                b.put_u64(*amount);
             }
         }
         TxBody::Vote { proposal, yes } => {
@@ -519,7 +527,17 @@ fn decode_body(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
             for _ in 0..n {
                 changes.push((string(r)?, r.u64()?));
             }
-            TxBody::Propose { changes }
+            let m = r.u32()? as usize;
+            if n + m > MAX_CHANGES {
+                return Err(DecodeError::Invalid(format!(
+                    "{n} changes and {m} spends, over the limit of {MAX_CHANGES} per proposal"
+                )));
+            }
+            let mut spends = Vec::with_capacity(m);
+            for _ in 0..m {
+                spends.push((key(r)?, r.u64()?));
+            }
+            TxBody::Propose { changes, spends }
         }
         13 => TxBody::Vote {
             proposal: r.u64()?,
@@ -580,6 +598,7 @@ mod tests {
             },
             TxBody::Propose {
                 changes: vec![("audit_rate_ppm".into(), 7), ("timelock".into(), 0)],
+                spends: vec![(key(5).public(), 9)],
             },
             TxBody::Vote {
                 proposal: 3,

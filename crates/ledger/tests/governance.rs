@@ -64,6 +64,7 @@ fn block(l: &mut Ledger, txs: Vec<(u8, TxBody)>) -> Vec<TxOutcome> {
 fn propose(changes: &[(&str, u64)]) -> TxBody {
     TxBody::Propose {
         changes: changes.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        spends: vec![],
     }
 }
 
@@ -163,7 +164,7 @@ fn proposals_out_of_bounds_from_the_unstaked_or_on_nothing_are_refused() {
         "threshold_bp = 4999 is out of bounds",
         "min_stake = 0 is out of bounds",
         "no parameter `admin`",
-        "1 to 16 parameters",
+        "1 to 16 parameters and treasury spends",
         "timelock is set twice",
         "no bonded stake",
         "no proposal 7",
@@ -230,4 +231,69 @@ proptest! {
         prop_assert_eq!(matches!(status, Status::Activated { .. }), passes);
         prop_assert_eq!(matches!(status, Status::Rejected), !passes);
     }
+}
+
+/// Fees split as the parameters say, summing exactly to what was paid; the
+/// treasury pays out only by vote, all or nothing; the auditors' pool pays
+/// a dispute's bounty (`ledger.rs` convicts; here, what it leaves).
+#[test]
+fn fees_split_exactly_and_the_treasury_pays_only_by_vote() {
+    use vouch_ledger::Voucher;
+    let mut l = ledger(&[5_000, 3_000]);
+    let (aud_bp, tre_bp) = (l.params().fee_auditors_bp, l.params().fee_treasury_bp);
+    // Client 9 deposits; operator 1 redeems 1,234 of its vouchers.
+    block(&mut l, vec![(9, TxBody::Deposit { amount: 5_000 })]);
+    let v = Voucher::sign(CHAIN, &key(9), &pk(1), 1_234);
+    let before = l.account(&pk(1)).balance;
+    let out = block(&mut l, vec![(1, TxBody::Redeem { vouchers: vec![v] })]);
+    assert!(out[0].is_ok(), "{}", err(&out[0]));
+    let to_pool = 1_234 * aud_bp / 10_000;
+    let to_treasury = 1_234 * tre_bp / 10_000;
+    let kept = l.account(&pk(1)).balance - before;
+    assert_eq!((l.auditors_pool(), l.treasury()), (to_pool, to_treasury));
+    assert_eq!(
+        kept + to_pool + to_treasury,
+        1_234,
+        "the split sums to what was paid"
+    );
+    assert_eq!(l.operators()[&pk(1)].earned, kept);
+    assert_eq!(l.fees(), 1_234);
+
+    // A spend above what the treasury holds passes the vote but fails,
+    // and its parameter change with it; one within pays.
+    let spend = |amount: u64| TxBody::Propose {
+        changes: vec![("dispute_bounty".into(), 7)],
+        spends: vec![(pk(8), amount)],
+    };
+    let out = block(
+        &mut l,
+        vec![(1, spend(to_treasury + 1)), (1, spend(to_treasury))],
+    );
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    block(&mut l, vec![(1, vote(0, true)), (1, vote(1, true))]);
+    let payee = l.account(&pk(8)).balance;
+    for _ in 0..6 {
+        block(&mut l, vec![]);
+    }
+    assert!(
+        matches!(l.proposals()[0].status, Status::Failed { .. }),
+        "{:?}",
+        l.proposals()[0].status
+    );
+    assert!(matches!(l.proposals()[1].status, Status::Activated { .. }));
+    assert_eq!(l.account(&pk(8)).balance, payee + to_treasury);
+    assert_eq!(l.treasury(), 0);
+    assert_eq!(l.params().dispute_bounty, 7);
+    // A spend of nothing is refused.
+    let out = block(
+        &mut l,
+        vec![(
+            1,
+            TxBody::Propose {
+                changes: vec![],
+                spends: vec![(pk(8), 0)],
+            },
+        )],
+    );
+    assert!(err(&out[0]).contains("a spend of 0"), "{}", err(&out[0]));
 }

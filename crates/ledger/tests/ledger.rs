@@ -31,6 +31,10 @@ fn ledger(staked: &[u8]) -> Ledger {
             escrow_delay: 3,
             slash_bp: 2_000,
             reward_bp: 5_000,
+            // Payments reach the operator whole here; the split is tested
+            // in `governance.rs` and by the model.
+            fee_auditors_bp: 0,
+            fee_treasury_bp: 0,
             ..Params::default()
         },
         accounts: (1..=9).map(|b| (pk(b), 10_000)).collect(),

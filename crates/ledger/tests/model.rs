@@ -74,6 +74,9 @@ struct Model {
     /// withdrawn escrow alike.
     returning: Vec<(u64, usize, i128, bool)>,
     settled: HashMap<(usize, usize), i128>,
+    /// The fee split's shares: the treasury's and the auditors' pool's.
+    treasury: i128,
+    pool: i128,
 }
 
 impl Model {
@@ -149,7 +152,12 @@ impl Model {
                     return false;
                 }
                 *self.escrow.entry(client).or_default() -= more as i128;
-                *self.balance.entry(operator).or_default() += more as i128;
+                // Shares rounded down; the operator keeps the rest.
+                let pool = more as i128 * params.fee_auditors_bp as i128 / 10_000;
+                let treasury = more as i128 * params.fee_treasury_bp as i128 / 10_000;
+                self.pool += pool;
+                self.treasury += treasury;
+                *self.balance.entry(operator).or_default() += more as i128 - pool - treasury;
                 *self.settled.entry((client, operator)).or_default() += more as i128;
             }
             _ => unreachable!("not an action"),
@@ -172,6 +180,8 @@ fn genesis() -> (Genesis, u64) {
     let params = Params {
         unbonding_delay: 3,
         escrow_delay: 2,
+        fee_auditors_bp: 700,
+        fee_treasury_bp: 1_300,
         ..Params::default()
     };
     let accounts: Vec<_> = (0..KEYS)
@@ -205,6 +215,8 @@ fn check(ledger: &Ledger, model: &Model, supply: u64) {
             .map(|o| o.stake as i128);
         assert_eq!(stake, model.stake.get(&i).copied(), "stake of {i}");
     }
+    assert_eq!(ledger.treasury() as i128, model.treasury, "treasury");
+    assert_eq!(ledger.auditors_pool() as i128, model.pool, "auditors' pool");
     assert_eq!(
         ledger.supply() + ledger.burned(),
         supply,

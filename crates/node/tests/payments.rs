@@ -2,8 +2,8 @@
 //! one-validator chain: what a client pays, what a hostile client tries
 //! (no voucher, a replayed one, one for another operator, a forged
 //! signature, one spent twice at once, more than its escrow), a failed
-//! request's refund, and the redemption that pays the operator exactly
-//! what it took.
+//! request's refund, and the redemption that settles exactly what the node
+//! took, split between the operator, the auditors' pool and the treasury.
 
 mod common;
 
@@ -257,18 +257,23 @@ async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_
         "{results:?}"
     );
 
-    // Redemption pays the operator exactly the 300 it took, from the
-    // client's escrow, once.
+    // Redemption takes exactly the 300 the node took from the client's
+    // escrow, once: the operator keeps it less the auditors' pool's and the
+    // treasury's shares (5% each by default), which hold the rest.
     let before = ledger_account(operator).balance;
     assert_eq!(t.node.redeem_vouchers().await.unwrap(), 1);
-    assert_eq!(ledger_account(operator).balance, before + 300);
+    assert_eq!(ledger_account(operator).balance, before + 270);
+    assert_eq!(
+        chain.read(|l| (l.auditors_pool(), l.treasury(), l.fees())),
+        (15, 15, 300)
+    );
     assert_eq!(ledger_account(client_key.public()).escrow, 1_250 - 300);
     assert_eq!(
         chain.read(|l| l.redeemed(&client_key.public(), &operator)),
         300
     );
     assert_eq!(t.node.redeem_vouchers().await.unwrap(), 0);
-    assert_eq!(ledger_account(operator).balance, before + 300);
+    assert_eq!(ledger_account(operator).balance, before + 270);
     // The client, learning afresh, pays on from what was settled.
     let fresh = Client::new(&t.url).with_payer(client_key.clone(), None);
     fresh

@@ -20,6 +20,7 @@ pub(crate) async fn ledger(client: &Client, cmd: LedgerCommand) -> Result<()> {
         }
         LedgerCommand::Block { height } => client.ledger_block(height).await?,
         LedgerCommand::Params => client.get_value("/v1/ledger/params").await?,
+        LedgerCommand::Economics => client.get_value("/v1/ledger/economics").await?,
         LedgerCommand::Proposals => client.get_value("/v1/ledger/proposals").await?,
     };
     println!("{}", serde_json::to_string_pretty(&value)?);
@@ -134,7 +135,25 @@ pub(crate) async fn move_funds(
 
 /// `vouch propose --set NAME=VALUE...`: prints the proposal (one JSON
 /// line) once a block took it.
-pub(crate) async fn propose(client: &Client, set: &[String], key_file: &Path) -> Result<()> {
+pub(crate) async fn propose(
+    client: &Client,
+    set: &[String],
+    spend: &[String],
+    key_file: &Path,
+) -> Result<()> {
+    let spends = spend
+        .iter()
+        .map(|s| {
+            let (to, amount) = s
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--spend {s}: write KEY=AMOUNT"))?;
+            let amount = amount
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| anyhow!("--spend {s}: `{amount}` is not a whole number"))?;
+            Ok((parse_key(to.trim())?, amount))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let changes = set
         .iter()
         .map(|s| {
@@ -150,7 +169,8 @@ pub(crate) async fn propose(client: &Client, set: &[String], key_file: &Path) ->
             Ok((name.trim().to_string(), value))
         })
         .collect::<Result<Vec<_>>>()?;
-    let (id, height, _) = submit_and_wait(client, key_file, TxBody::Propose { changes }).await?;
+    let (id, height, _) =
+        submit_and_wait(client, key_file, TxBody::Propose { changes, spends }).await?;
     // The proposal a block took from this transaction: the newest one
     // proposed at that height by this key.
     let signer = vouch_node::keyfile::load(key_file)?.public().to_string();

@@ -127,8 +127,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
-        Command::Propose { set, key } => {
-            propose(&client, &set, &signing_key(&cli.data_dir, key)?).await
+        Command::Propose { set, spend, key } => {
+            propose(&client, &set, &spend, &signing_key(&cli.data_dir, key)?).await
         }
         Command::Vote { id, choice, key } => {
             vote(
