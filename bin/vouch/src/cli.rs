@@ -130,12 +130,21 @@ pub(crate) enum Command {
         #[arg(
             long = "set",
             value_name = "NAME=VALUE",
-            required_unless_present = "spend"
+            required_unless_present_any = ["spend", "allow_release", "retire_release"]
         )]
         set: Vec<String>,
         /// KEY=AMOUNT (repeatable): pay AMOUNT from the treasury to KEY.
         #[arg(long = "spend", value_name = "KEY=AMOUNT")]
         spend: Vec<String>,
+        /// VERSION[=DIGEST] (repeatable): allow this software release (its
+        /// binary's BLAKE3 digest, if given); once any is allowed, only
+        /// allowed releases serve.
+        #[arg(long, value_name = "VERSION[=DIGEST]")]
+        allow_release: Vec<String>,
+        /// VERSION (repeatable): retire this release; nodes stop routing to
+        /// peers that run it.
+        #[arg(long, value_name = "VERSION")]
+        retire_release: Vec<String>,
         /// The signing key's file (default: the node's operator key).
         #[arg(long)]
         key: Option<PathBuf>,

@@ -481,6 +481,15 @@ pub struct Health {
     /// set it.
     #[serde(default)]
     pub audit_rate: f64,
+    /// Whether the ledger this node runs allows its software release (true
+    /// without a chain); peers stop routing to a node whose release a vote
+    /// retired.
+    #[serde(default = "yes")]
+    pub release_allowed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Progress of fetching a model from peers.

@@ -229,6 +229,7 @@ async fn proposals(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
                     "proposer": p.proposer,
                     "changes": p.changes.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
                     "spends": p.spends.iter().map(|(to, a)| json!({"to": to, "amount": a})).collect::<Vec<_>>(),
+                    "releases": p.releases.iter().map(|(v, d, allowed)| json!({"version": v, "digest": hex32(d), "allowed": allowed})).collect::<Vec<_>>(),
                     "proposed": p.proposed,
                     "voting_ends": p.voting_ends,
                     "votes": p.votes.iter().map(|(k, yes)| json!({"operator": k, "yes": yes})).collect::<Vec<_>>(),

@@ -285,10 +285,11 @@ fn paths_and_schemas() -> Value {
             "id": {"type": "string"}, "signer": {"type": "string"}, "nonce": {"type": "integer"}, "kind": {"type": "string"},
             "undecodable": {"type": "string"}, "ok": {"type": ["boolean", "null"]}, "error": {"type": ["string", "null"]}}}}
         }},
-        "Proposal": {"type": "object", "required": ["id", "proposer", "changes", "spends", "proposed", "voting_ends", "votes", "tally", "status", "activates", "activated"], "properties": {
+        "Proposal": {"type": "object", "required": ["id", "proposer", "changes", "spends", "releases", "proposed", "voting_ends", "votes", "tally", "status", "activates", "activated"], "properties": {
           "id": {"type": "integer"}, "proposer": {"type": "string"},
           "changes": {"type": "array", "items": {"type": "object", "required": ["name", "value"], "properties": {"name": {"type": "string"}, "value": {"type": "integer"}}}},
           "spends": {"type": "array", "items": {"type": "object", "required": ["to", "amount"], "properties": {"to": {"type": "string"}, "amount": {"type": "integer"}}}},
+          "releases": {"type": "array", "items": {"type": "object", "required": ["version", "digest", "allowed"], "properties": {"version": {"type": "string"}, "digest": {"type": "string"}, "allowed": {"type": "boolean"}}}},
           "proposed": {"type": "integer"}, "voting_ends": {"type": "integer"},
           "votes": {"type": "array", "items": {"type": "object", "required": ["operator", "yes"], "properties": {"operator": {"type": "string"}, "yes": {"type": "boolean"}}}},
           "tally": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["yes", "no", "total_stake"], "properties": {"yes": {"type": "integer"}, "no": {"type": "integer"}, "total_stake": {"type": "integer"}}}]},
@@ -342,7 +343,7 @@ fn paths_and_schemas() -> Value {
           "nakamoto_coefficient": {"type": "integer", "description": "the fewest operators that together served over half of them"},
           "hedged": {"type": "integer", "description": "requests hedged with a second provider"}
         }},
-        "Health": {"type": "object", "properties": {"status": {"type": "string"}, "node": {"type": "string"}, "version": {"type": "string"}, "models": {"type": "integer"}, "audit_rate": {"type": "number", "description": "the share of others' receipts this node audits now (with a ledger chain: the ledger's audit_rate_ppm)"}}}
+        "Health": {"type": "object", "properties": {"status": {"type": "string"}, "node": {"type": "string"}, "version": {"type": "string"}, "models": {"type": "integer"}, "audit_rate": {"type": "number", "description": "the share of others' receipts this node audits now (with a ledger chain: the ledger's audit_rate_ppm)"}, "release_allowed": {"type": "boolean", "description": "whether the ledger allows this node's software release (peers stop routing to one a vote retired)"}}}
       }}
     })
 }

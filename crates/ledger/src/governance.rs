@@ -113,6 +113,21 @@ impl Params {
 }
 
 impl Ledger {
+    /// The releases voted on: version → (binary digest, allowed).
+    pub fn releases(&self) -> &BTreeMap<String, ([u8; 32], bool)> {
+        &self.releases
+    }
+
+    /// Whether software `version` may serve: a version voted on, as the
+    /// vote said; any other only while no vote has allowed a release (then
+    /// the allowed ones are the list).
+    pub fn release_allowed(&self, version: &str) -> bool {
+        match self.releases.get(version) {
+            Some((_, allowed)) => *allowed,
+            None => !self.releases.values().any(|(_, allowed)| *allowed),
+        }
+    }
+
     /// Every proposal, oldest first.
     pub fn proposals(&self) -> &[Proposal] {
         &self.proposals
@@ -124,6 +139,7 @@ impl Ledger {
         signer: &PublicKey,
         changes: &[(String, u64)],
         spends: &[(PublicKey, u64)],
+        releases: &[(String, [u8; 32], bool)],
     ) -> Result<(), TxError> {
         let bad = |why: String| TxError::Governance(why);
         let stake = self.operators().get(signer).map_or(0, |o| o.stake);
@@ -133,11 +149,18 @@ impl Ledger {
                 self.params().min_stake
             )));
         }
-        let items = changes.len() + spends.len();
+        let items = changes.len() + spends.len() + releases.len();
         if items == 0 || items > MAX_CHANGES {
             return Err(bad(format!(
-                "a proposal sets 1 to {MAX_CHANGES} parameters and treasury spends in all, not {items}"
+                "a proposal sets 1 to {MAX_CHANGES} parameters, treasury spends and releases in all, not {items}"
             )));
+        }
+        for (version, _, _) in releases {
+            if version.is_empty() || version.len() > 64 || version.contains(char::is_whitespace) {
+                return Err(bad(format!(
+                    "release `{version}`: a version is 1 to 64 characters without spaces (as `vouch --version` prints it)"
+                )));
+            }
         }
         let mut total: u64 = 0;
         for (to, amount) in spends {
@@ -160,6 +183,7 @@ impl Ledger {
             proposer: *signer,
             changes: changes.to_vec(),
             spends: spends.to_vec(),
+            releases: releases.to_vec(),
             proposed: height,
             voting_ends,
             votes: BTreeMap::new(),
@@ -251,6 +275,9 @@ impl Ledger {
             }
             for (name, value) in self.proposals[i].changes.clone() {
                 self.params_mut().set(&name, value);
+            }
+            for (version, digest, allowed) in self.proposals[i].releases.clone() {
+                self.releases.insert(version, (digest, allowed));
             }
         }
     }

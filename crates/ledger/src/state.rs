@@ -277,6 +277,9 @@ pub struct Proposal {
     pub changes: Vec<(String, u64)>,
     /// What it pays from the treasury: (to, amount).
     pub spends: Vec<(PublicKey, u64)>,
+    /// Releases it allows (true) or retires (false): (version, digest,
+    /// allowed).
+    pub releases: Vec<(String, [u8; 32], bool)>,
     /// The height it was proposed at.
     pub proposed: u64,
     /// The height at which its votes are counted.
@@ -318,6 +321,8 @@ pub struct Ledger {
     pub(crate) treasury: u64,
     /// The auditors' share of fees, not yet paid out in bounties.
     auditors_pool: u64,
+    /// Software releases voted on: version → (binary digest, allowed).
+    pub(crate) releases: BTreeMap<String, ([u8; 32], bool)>,
 }
 
 /// A transaction's outcome in a block.
@@ -343,6 +348,7 @@ impl Ledger {
             fees: 0,
             treasury: 0,
             auditors_pool: 0,
+            releases: BTreeMap::new(),
         };
         for (key, amount) in &g.accounts {
             l.accounts.entry(*key).or_default().balance += amount;
@@ -632,7 +638,11 @@ impl Ledger {
             },
             TxBody::Redeem { vouchers } => self.redeem(signer, vouchers)?,
             TxBody::Dispute { record } => self.convict(record)?,
-            TxBody::Propose { changes, spends } => self.propose(signer, changes, spends)?,
+            TxBody::Propose {
+                changes,
+                spends,
+                releases,
+            } => self.propose(signer, changes, spends, releases)?,
             TxBody::Vote { proposal, yes } => self.vote(signer, *proposal, *yes)?,
         }
         Ok(())
@@ -896,6 +906,12 @@ impl Ledger {
         b.put_u64(self.fees);
         b.put_u64(self.treasury);
         b.put_u64(self.auditors_pool);
+        b.put_u64(self.releases.len() as u64);
+        for (version, (digest, allowed)) in &self.releases {
+            b.put_str(version);
+            b.put(digest);
+            b.put_u8(u8::from(*allowed));
+        }
         b.put_u64(self.proposals.len() as u64);
         for p in &self.proposals {
             b.put(p.proposer.as_bytes());
@@ -908,6 +924,12 @@ impl Ledger {
             for (to, amount) in &p.spends {
                 b.put(to.as_bytes());
                 b.put_u64(*amount);
+            }
+            b.put_u64(p.releases.len() as u64);
+            for (version, digest, allowed) in &p.releases {
+                b.put_str(version);
+                b.put(digest);
+                b.put_u8(u8::from(*allowed));
             }
             b.put_u64(p.proposed);
             b.put_u64(p.voting_ends);

@@ -124,6 +124,9 @@ pub enum TxBody {
         changes: Vec<(String, u64)>,
         /// Payments from the treasury: (to, amount).
         spends: Vec<(PublicKey, u64)>,
+        /// Software releases allowed (true) or retired (false): (version,
+        /// the binary's BLAKE3 digest or zeros, allowed).
+        releases: Vec<(String, [u8; 32], bool)>,
     },
     /// Votes on a proposal with the signer's bonded stake.
     Vote {
@@ -419,7 +422,11 @@ fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
             b.put_u32(record.len() as u32);
             b.put(record);
         }
-        TxBody::Propose { changes, spends } => {
+        TxBody::Propose {
+            changes,
+            spends,
+            releases,
+        } => {
             b.put_u8(12);
             b.put_u32(changes.len() as u32);
             for (name, value) in changes {
@@ -430,6 +437,12 @@ fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
             for (to, amount) in spends {
                 b.put(to.as_bytes());
                 b.put_u64(*amount);
+            }
+            b.put_u32(releases.len() as u32);
+            for (version, digest, allowed) in releases {
+                b.put_str(version);
+                b.put(digest);
+                b.put_u8(u8::from(*allowed));
             }
         }
         TxBody::Vote { proposal, yes } => {
@@ -537,7 +550,32 @@ fn decode_body(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
             for _ in 0..m {
                 spends.push((key(r)?, r.u64()?));
             }
-            TxBody::Propose { changes, spends }
+            let k = r.u32()? as usize;
+            if n + m + k > MAX_CHANGES {
+                return Err(DecodeError::Invalid(format!(
+                    "{n} changes, {m} spends and {k} releases, over the limit of {MAX_CHANGES} per proposal"
+                )));
+            }
+            let mut releases = Vec::with_capacity(k);
+            for _ in 0..k {
+                let version = string(r)?;
+                let digest = r.array::<32>()?;
+                let allowed = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => {
+                        return Err(DecodeError::Invalid(format!(
+                            "a release is allowed (1) or retired (0), not {other}"
+                        )));
+                    }
+                };
+                releases.push((version, digest, allowed));
+            }
+            TxBody::Propose {
+                changes,
+                spends,
+                releases,
+            }
         }
         13 => TxBody::Vote {
             proposal: r.u64()?,
@@ -599,6 +637,7 @@ mod tests {
             TxBody::Propose {
                 changes: vec![("audit_rate_ppm".into(), 7), ("timelock".into(), 0)],
                 spends: vec![(key(5).public(), 9)],
+                releases: vec![("0.2.0".into(), [3; 32], true)],
             },
             TxBody::Vote {
                 proposal: 3,

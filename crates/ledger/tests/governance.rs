@@ -65,6 +65,7 @@ fn propose(changes: &[(&str, u64)]) -> TxBody {
     TxBody::Propose {
         changes: changes.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
         spends: vec![],
+        releases: vec![],
     }
 }
 
@@ -164,7 +165,7 @@ fn proposals_out_of_bounds_from_the_unstaked_or_on_nothing_are_refused() {
         "threshold_bp = 4999 is out of bounds",
         "min_stake = 0 is out of bounds",
         "no parameter `admin`",
-        "1 to 16 parameters and treasury spends",
+        "1 to 16 parameters, treasury spends and releases",
         "timelock is set twice",
         "no bonded stake",
         "no proposal 7",
@@ -264,6 +265,7 @@ fn fees_split_exactly_and_the_treasury_pays_only_by_vote() {
     let spend = |amount: u64| TxBody::Propose {
         changes: vec![("dispute_bounty".into(), 7)],
         spends: vec![(pk(8), amount)],
+        releases: vec![],
     };
     let out = block(
         &mut l,
@@ -292,8 +294,41 @@ fn fees_split_exactly_and_the_treasury_pays_only_by_vote() {
             TxBody::Propose {
                 changes: vec![],
                 spends: vec![(pk(8), 0)],
+                releases: vec![],
             },
         )],
     );
     assert!(err(&out[0]).contains("a spend of 0"), "{}", err(&out[0]));
+}
+
+/// Releases by vote: any version serves until one is allowed; then only
+/// allowed ones, and a retired one no longer.
+#[test]
+fn releases_are_allowed_and_retired_by_vote() {
+    let mut l = ledger(&[5_000]);
+    assert!(l.release_allowed("0.1.0") && l.release_allowed("9.9.9"));
+    let release = |version: &str, allowed: bool| TxBody::Propose {
+        changes: vec![],
+        spends: vec![],
+        releases: vec![(version.into(), [7; 32], allowed)],
+    };
+    let out = block(&mut l, vec![(1, release("bad version", true))]);
+    assert!(err(&out[0]).contains("without spaces"), "{}", err(&out[0]));
+    block(&mut l, vec![(1, release("0.2.0", true))]);
+    block(&mut l, vec![(1, vote(0, true))]);
+    for _ in 0..5 {
+        block(&mut l, vec![]);
+    }
+    assert!(l.release_allowed("0.2.0"));
+    assert!(
+        !l.release_allowed("0.1.0"),
+        "an allowed release makes a policy"
+    );
+    block(&mut l, vec![(1, release("0.2.0", false))]);
+    block(&mut l, vec![(1, vote(1, true))]);
+    for _ in 0..5 {
+        block(&mut l, vec![]);
+    }
+    assert!(!l.release_allowed("0.2.0"), "retired");
+    assert_eq!(l.releases()["0.2.0"], ([7; 32], false));
 }

@@ -161,14 +161,27 @@ impl Node {
 }
 
 /// Applies the ledger's parameters that a node acts on as they change
-/// (by governance, at their activation height): the audit rate. Checked
-/// twice a second; a node not yet on its network is retried.
+/// (by governance, at their activation height): the audit rate; and says
+/// so when a vote retires this node's release. Checked twice a second; a
+/// node not yet on its network is retried.
 async fn follow_params(node: std::sync::Weak<Node>) {
     let mut applied = None;
+    let mut release_ok = true;
     loop {
         let Some(n) = node.upgrade() else { return };
         if let Ok(chain) = n.chain() {
             let ppm = chain.read(|l| l.params().audit_rate_ppm);
+            let mine = format!("vouch {}", env!("CARGO_PKG_VERSION"));
+            let allowed = n.release_allowed(&mine);
+            if allowed != release_ok {
+                if !allowed {
+                    tracing::error!(
+                        release = %mine,
+                        "the ledger does not allow this release: peers stop routing to this node; upgrade to an allowed one (vouch ledger proposals)"
+                    );
+                }
+                release_ok = allowed;
+            }
             if applied != Some(ppm) && n.network.get().is_some() {
                 match n.set_audit_rate(ppm as f64 / 1e6).await {
                     Ok(()) => {
@@ -190,6 +203,17 @@ async fn follow_params(node: std::sync::Weak<Node>) {
 }
 
 impl Node {
+    /// Whether software `announced` ("vouch VERSION", as announcements and
+    /// this node name it) may serve on this node's chain: governance
+    /// allows and retires releases (`Ledger::release_allowed`). Any may
+    /// where the node runs no chain.
+    pub fn release_allowed(&self, announced: &str) -> bool {
+        let version = announced.strip_prefix("vouch ").unwrap_or(announced);
+        self.chain
+            .get()
+            .is_none_or(|c| c.read(|l| l.release_allowed(version)))
+    }
+
     /// Submits a dispute this node settled as the auditor to its chain, as
     /// a `Dispute` transaction: the ledger checks it again (the record, the
     /// parties staked and distinct, the referee the one drawn over the

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use vouch_p2p::{Frame, Peer, Request, Response, peer_id_of};
+use vouch_p2p::{AnnouncementBody, Frame, Peer, Request, Response, peer_id_of};
 use vouch_types::encode::{Reader, Sink};
 use vouch_types::quorum::checked_groups;
 use vouch_types::{Determinism, Digest, Receipt, TensorMap};
@@ -354,11 +354,20 @@ impl Node {
         let me = self.peer_id();
         let model = self.network_models().remove(&id.to_string());
         let providers: BTreeSet<Peer> = model.map(|m| m.providers).unwrap_or_default();
-        let prices: std::collections::BTreeMap<Peer, u64> = network
+        let announced: Vec<(Peer, AnnouncementBody)> = network
             .p2p
             .peers()
             .into_iter()
-            .filter_map(|(p, info)| info.announcement.map(|(b, _)| (p, b.price)))
+            .filter_map(|(p, info)| info.announcement.map(|(b, _)| (p, b)))
+            .collect();
+        let prices: std::collections::BTreeMap<Peer, u64> =
+            announced.iter().map(|(p, b)| (*p, b.price)).collect();
+        // Peers running a release the ledger retired (or never allowed,
+        // once it allows some) are not routed to.
+        let retired: BTreeSet<Peer> = announced
+            .iter()
+            .filter(|(_, b)| !self.release_allowed(&b.software))
+            .map(|(p, _)| *p)
             .collect();
         let records = self.peer_records();
         let total: u64 = records.values().map(|r| r.served).sum();
@@ -375,7 +384,7 @@ impl Node {
         let neutral_us = measured.get(measured.len() / 2).copied().unwrap_or(0);
         let mut ranked: Vec<(bool, bool, f64, Peer)> = providers
             .into_iter()
-            .filter(|p| *p != me)
+            .filter(|p| *p != me && !retired.contains(p))
             .map(|p| {
                 let r = records.get(&p).cloned().unwrap_or_default();
                 let latency_us = if r.latency_us == 0 {

@@ -3,7 +3,8 @@
 //! The auditor's dispute, settled by the referee the draw over the staked
 //! operators picks, goes to the chain as a transaction, and every
 //! validator's ledger slashes the liar, rewards the auditor and burns the
-//! rest, once.
+//! rest, once. Then a vote retires the release they run, and they stop
+//! routing to each other.
 
 mod common;
 
@@ -42,7 +43,11 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     let operators: Vec<_> = keys.iter().map(SecretKey::public).collect();
     let genesis = Genesis {
         chain_id: "slashing-test".into(),
-        params: Params::default(),
+        params: Params {
+            voting_period: 8,
+            timelock: 0,
+            ..Params::default()
+        },
         accounts: operators.iter().map(|k| (*k, FUNDS)).collect(),
         operators: operators
             .iter()
@@ -175,6 +180,57 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     auditor.node.chain().unwrap().read(|l| {
         assert_eq!(l.operators()[&operators[1]].slashed, slash);
     });
+
+    // A vote that allows only another release retires the one these nodes
+    // run: a node without the model no longer routes to its peers, and
+    // each says so in /healthz.
+    auditor.node.delete_model("magika", "1").await.unwrap();
+    auditor
+        .node
+        .route("magika", None, magika_input(), None, Default::default())
+        .await
+        .expect("routed to a peer while the release is allowed");
+    let elsewhere = TxBody::Propose {
+        changes: vec![],
+        spends: vec![],
+        releases: vec![("99.0.0".into(), [0; 32], true)],
+    };
+    auditor.node.submit_own(elsewhere).await.unwrap();
+    let id = auditor
+        .node
+        .chain()
+        .unwrap()
+        .read(|l| l.proposals().len() as u64 - 1);
+    // Two thirds of the stake vote yes (a third is not a quorum).
+    let vote = TxBody::Vote {
+        proposal: id,
+        yes: true,
+    };
+    let (a, b) = tokio::join!(
+        auditor.node.submit_own(vote.clone()),
+        liar.node.submit_own(vote.clone())
+    );
+    a.unwrap();
+    b.unwrap();
+    let mine = format!("vouch {}", env!("CARGO_PKG_VERSION"));
+    for n in [&auditor, &liar, &referee] {
+        eventually("the release to be retired on every node", || {
+            !n.node.release_allowed(&mine)
+        })
+        .await;
+        let health: serde_json::Value = reqwest::get(format!("{}/healthz", n.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["release_allowed"], false, "{health}");
+    }
+    let refused = auditor
+        .node
+        .route("magika", None, magika_input(), None, Default::default())
+        .await;
+    assert!(refused.is_err(), "routed to a peer on a retired release");
     for n in [auditor, liar, referee] {
         n.stop().await;
     }

@@ -139,8 +139,25 @@ pub(crate) async fn propose(
     client: &Client,
     set: &[String],
     spend: &[String],
+    (allow, retire): (&[String], &[String]),
     key_file: &Path,
 ) -> Result<()> {
+    let mut releases = Vec::new();
+    for spec in allow {
+        let (version, digest) = match spec.split_once('=') {
+            Some((v, d)) => {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(d.trim().trim_start_matches("blake3:"), &mut bytes)
+                    .map_err(|_| anyhow!("--allow-release {spec}: the digest is 64 hex digits"))?;
+                (v.trim().to_string(), bytes)
+            }
+            None => (spec.trim().to_string(), [0u8; 32]),
+        };
+        releases.push((version, digest, true));
+    }
+    for version in retire {
+        releases.push((version.trim().to_string(), [0u8; 32], false));
+    }
     let spends = spend
         .iter()
         .map(|s| {
@@ -169,8 +186,16 @@ pub(crate) async fn propose(
             Ok((name.trim().to_string(), value))
         })
         .collect::<Result<Vec<_>>>()?;
-    let (id, height, _) =
-        submit_and_wait(client, key_file, TxBody::Propose { changes, spends }).await?;
+    let (id, height, _) = submit_and_wait(
+        client,
+        key_file,
+        TxBody::Propose {
+            changes,
+            spends,
+            releases,
+        },
+    )
+    .await?;
     // The proposal a block took from this transaction: the newest one
     // proposed at that height by this key.
     let signer = vouch_node::keyfile::load(key_file)?.public().to_string();

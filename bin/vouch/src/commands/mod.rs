@@ -127,8 +127,21 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
-        Command::Propose { set, spend, key } => {
-            propose(&client, &set, &spend, &signing_key(&cli.data_dir, key)?).await
+        Command::Propose {
+            set,
+            spend,
+            allow_release,
+            retire_release,
+            key,
+        } => {
+            propose(
+                &client,
+                &set,
+                &spend,
+                (&allow_release, &retire_release),
+                &signing_key(&cli.data_dir, key)?,
+            )
+            .await
         }
         Command::Vote { id, choice, key } => {
             vote(
