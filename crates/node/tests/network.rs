@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Holding, TestNode, addresses, admit_all, eventually, free_provider, models_dir,
+    Holding, TestNode, addresses, admit_all, eventually, free_provider, magika_input, models_dir,
     publish_dispute_until,
 };
 use vouch_api::InferRequest;
@@ -66,18 +66,6 @@ async fn run(
     t.node
         .route(name, None, inputs, None, Default::default())
         .await
-}
-
-fn magika_input() -> TensorMap {
-    let data: Vec<u8> = (0..2048i32)
-        .flat_map(|i| ((i * 13) % 257).to_le_bytes())
-        .collect();
-    let mut m = TensorMap::new();
-    m.insert(
-        "bytes",
-        Tensor::new(vouch_types::DType::I32, vec![1, 2048], data).unwrap(),
-    );
-    m
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

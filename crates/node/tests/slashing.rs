@@ -10,25 +10,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, addresses, eventually, models_dir};
+use common::{TestNode, addresses, eventually, magika_input, models_dir};
 use vouch_node::ledger::{ChainSettings, Genesis, Offer, Params, TxBody};
 use vouch_node::{NodeConfig, P2pConfig, samples};
-use vouch_types::{SecretKey, Tensor, TensorMap};
+use vouch_types::SecretKey;
 
 const FUNDS: u64 = 1_000_000;
 const STAKE: u64 = 100_000;
-
-fn magika_input() -> TensorMap {
-    let data: Vec<u8> = (0..2048i32)
-        .flat_map(|i| ((i * 7) % 257).to_le_bytes())
-        .collect();
-    let mut m = TensorMap::new();
-    m.insert(
-        "bytes",
-        Tensor::new(vouch_types::DType::I32, vec![1, 2048], data).unwrap(),
-    );
-    m
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once() {

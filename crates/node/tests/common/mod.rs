@@ -321,3 +321,16 @@ pub async fn publish_dispute_until(
         assert!(tokio::time::Instant::now() < deadline, "{what}");
     }
 }
+
+/// The magika sample's input the network tests run: 2048 bytes as i32.
+pub fn magika_input() -> vouch_types::TensorMap {
+    let data: Vec<u8> = (0..2048i32)
+        .flat_map(|i| ((i * 13) % 257).to_le_bytes())
+        .collect();
+    let mut m = vouch_types::TensorMap::new();
+    m.insert(
+        "bytes",
+        vouch_types::Tensor::new(vouch_types::DType::I32, vec![1, 2048], data).unwrap(),
+    );
+    m
+}
