@@ -387,9 +387,14 @@ mod tests {
     /// both crates exactly, so `cargo update` cannot move them silently).
     #[test]
     fn receipts_name_the_engine_versions_that_were_built() {
-        let lock =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
-                .expect("the workspace's Cargo.lock");
+        // The package directory as cargo gives it when the test runs (a
+        // test binary built in another clone, reused from a shared target
+        // directory, carries that clone's path in `env!`).
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+        let lock = std::fs::read_to_string(dir.join("../../Cargo.lock"))
+            .expect("the workspace's Cargo.lock");
         let locked = |name: &str| {
             let at = lock
                 .find(&format!("name = \"{name}\"\nversion = \""))
