@@ -90,12 +90,16 @@ async fn apply(t: &TestNode, key: &SecretKey, body: TxBody) {
     panic!("transaction {id} was not in a block within 30 s");
 }
 
-/// `POST /v1/infer/iris` with `voucher` as the header: the status and the
-/// error code, if any.
-async fn raw_infer(t: &TestNode, voucher: Option<&str>, rows: usize) -> (u16, String, String) {
+/// `POST /v1/infer/iris` of a `rows` × `width` input with `voucher` as the
+/// header: the status, and the error's code and message, if any.
+async fn raw_infer(
+    t: &TestNode,
+    voucher: Option<&str>,
+    (rows, width): (usize, usize),
+) -> (u16, String, String) {
     let mut req = reqwest::Client::new()
         .post(format!("{}/v1/infer/iris", t.url))
-        .json(&iris_request(rows, 4));
+        .json(&iris_request(rows, width));
     if let Some(v) = voucher {
         req = req.header("vouch-voucher", v);
     }
@@ -144,7 +148,7 @@ async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_
     assert!(published, "the node did not publish its price");
 
     // No voucher: 402, saying what to send.
-    let (status, code_, message) = raw_infer(&t, None, 1).await;
+    let (status, code_, message) = raw_infer(&t, None, (1, 4)).await;
     assert_eq!(
         (status, code_.as_str()),
         (402, "payment_required"),
@@ -194,7 +198,7 @@ async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_
         (&forged.to_header(), "does not verify"),
         ("ed25519:00 1 2", "a voucher is"),
     ] {
-        let (status, code_, message) = raw_infer(&t, Some(voucher), 1).await;
+        let (status, code_, message) = raw_infer(&t, Some(voucher), (1, 4)).await;
         assert_eq!(
             (status, code_.as_str()),
             (402, "payment_required"),
@@ -213,25 +217,7 @@ async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_
     // voucher then pays a good request.
     apply(&t, &client_key, TxBody::Deposit { amount: 1_000 }).await;
     let v300 = Voucher::sign(&chain_id, &client_key, &operator, 300).to_header();
-    let (status, code_, _) = {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/v1/infer/iris", t.url))
-            .header("vouch-voucher", &v300)
-            .json(&iris_request(1, 3))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let body: serde_json::Value = resp.json().await.unwrap();
-        (
-            status,
-            body["error"]["code"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            (),
-        )
-    };
+    let (status, code_, _) = raw_infer(&t, Some(&v300), (1, 3)).await;
     assert_eq!((status, code_.as_str()), (400, "invalid_input"));
     assert_eq!(
         payer
@@ -246,7 +232,7 @@ async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_
     );
     // Spent twice at once: exactly one of eight concurrent requests with
     // the same voucher is served.
-    let tries = (0..8).map(|_| raw_infer(&t, Some(&v300), 1));
+    let tries = (0..8).map(|_| raw_infer(&t, Some(&v300), (1, 4)));
     let results = futures_util::future::join_all(tries).await;
     let served = results.iter().filter(|(s, _, _)| *s == 200).count();
     assert_eq!(served, 1, "{results:?}");
