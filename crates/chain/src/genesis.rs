@@ -10,6 +10,8 @@
 //!
 //! `params` may name only some parameters; the rest keep their defaults.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use vouch_ledger::{Genesis, Offer, Params};
 use vouch_types::PublicKey;
@@ -18,82 +20,14 @@ use vouch_types::PublicKey;
 #[serde(deny_unknown_fields)]
 struct File {
     chain_id: String,
+    /// Parameters by name ([`Params::NAMES`]); those left out keep their
+    /// defaults.
     #[serde(default)]
-    params: ParamsFile,
+    params: BTreeMap<String, u64>,
     #[serde(default)]
     accounts: Vec<AccountFile>,
     #[serde(default)]
     operators: Vec<OperatorFile>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct ParamsFile {
-    min_stake: u64,
-    unbonding_delay: u64,
-    escrow_delay: u64,
-    slash_bp: u64,
-    reward_bp: u64,
-    audit_rate_ppm: u64,
-    llm_tolerance_ppm: u64,
-    max_validators: u64,
-    voting_period: u64,
-    timelock: u64,
-    quorum_bp: u64,
-    threshold_bp: u64,
-    fee_auditors_bp: u64,
-    fee_treasury_bp: u64,
-    dispute_bounty: u64,
-}
-
-impl Default for ParamsFile {
-    fn default() -> Self {
-        ParamsFile::from(&Params::default())
-    }
-}
-
-impl From<&Params> for ParamsFile {
-    fn from(p: &Params) -> Self {
-        ParamsFile {
-            min_stake: p.min_stake,
-            unbonding_delay: p.unbonding_delay,
-            escrow_delay: p.escrow_delay,
-            slash_bp: p.slash_bp,
-            reward_bp: p.reward_bp,
-            audit_rate_ppm: p.audit_rate_ppm,
-            llm_tolerance_ppm: p.llm_tolerance_ppm,
-            max_validators: p.max_validators,
-            voting_period: p.voting_period,
-            timelock: p.timelock,
-            quorum_bp: p.quorum_bp,
-            threshold_bp: p.threshold_bp,
-            fee_auditors_bp: p.fee_auditors_bp,
-            fee_treasury_bp: p.fee_treasury_bp,
-            dispute_bounty: p.dispute_bounty,
-        }
-    }
-}
-
-impl From<ParamsFile> for Params {
-    fn from(p: ParamsFile) -> Self {
-        Params {
-            min_stake: p.min_stake,
-            unbonding_delay: p.unbonding_delay,
-            escrow_delay: p.escrow_delay,
-            slash_bp: p.slash_bp,
-            reward_bp: p.reward_bp,
-            audit_rate_ppm: p.audit_rate_ppm,
-            llm_tolerance_ppm: p.llm_tolerance_ppm,
-            max_validators: p.max_validators,
-            voting_period: p.voting_period,
-            timelock: p.timelock,
-            quorum_bp: p.quorum_bp,
-            threshold_bp: p.threshold_bp,
-            fee_auditors_bp: p.fee_auditors_bp,
-            fee_treasury_bp: p.fee_treasury_bp,
-            dispute_bounty: p.dispute_bounty,
-        }
-    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -122,9 +56,15 @@ pub fn from_json(text: &str) -> Result<Genesis, String> {
     if f.chain_id.is_empty() || f.chain_id.len() > 64 {
         return Err("`chain_id` must be 1 to 64 characters".into());
     }
+    let mut params = Params::default();
+    for (name, value) in &f.params {
+        params
+            .set(name, *value)
+            .map_err(|e| format!("`params`: {e}"))?;
+    }
     Ok(Genesis {
         chain_id: f.chain_id,
-        params: f.params.into(),
+        params,
         accounts: f.accounts.into_iter().map(|a| (a.key, a.balance)).collect(),
         operators: f
             .operators
@@ -145,7 +85,11 @@ pub fn from_json(text: &str) -> Result<Genesis, String> {
 pub fn to_json(g: &Genesis) -> String {
     let f = File {
         chain_id: g.chain_id.clone(),
-        params: ParamsFile::from(&g.params),
+        params: Params::NAMES
+            .iter()
+            .zip(g.params.values())
+            .map(|(name, value)| (name.to_string(), value))
+            .collect(),
         accounts: g
             .accounts
             .iter()
@@ -205,6 +149,11 @@ mod tests {
             from_json(r#"{"chain_id": ""}"#)
                 .unwrap_err()
                 .contains("chain_id")
+        );
+        assert!(
+            from_json(r#"{"chain_id": "t", "params": {"admin": 1}}"#)
+                .unwrap_err()
+                .contains("no parameter `admin`")
         );
         let bad_key = r#"{"chain_id": "t", "accounts": [{"key": "nope", "balance": 1}]}"#;
         assert!(from_json(bad_key).is_err());

@@ -89,7 +89,9 @@ impl Params {
         }
     }
 
-    fn set(&mut self, name: &str, value: u64) {
+    /// Sets parameter `name` (its bounds are [`Params::check`]'s, not
+    /// checked here); an unknown name is an error listing the known ones.
+    pub fn set(&mut self, name: &str, value: u64) -> Result<(), String> {
         let field = match name {
             "min_stake" => &mut self.min_stake,
             "unbonding_delay" => &mut self.unbonding_delay,
@@ -106,9 +108,15 @@ impl Params {
             "fee_auditors_bp" => &mut self.fee_auditors_bp,
             "fee_treasury_bp" => &mut self.fee_treasury_bp,
             "dispute_bounty" => &mut self.dispute_bounty,
-            _ => return,
+            other => {
+                return Err(format!(
+                    "no parameter `{other}`; the parameters are {}",
+                    Params::NAMES.join(", ")
+                ));
+            }
         };
         *field = value;
+        Ok(())
     }
 }
 
@@ -274,7 +282,8 @@ impl Ledger {
                 self.account_mut(&to).balance += amount;
             }
             for (name, value) in self.proposals[i].changes.clone() {
-                self.params_mut().set(&name, value);
+                // Names were checked when proposed.
+                let _ = self.params_mut().set(&name, value);
             }
             for (version, digest, allowed) in self.proposals[i].releases.clone() {
                 self.releases.insert(version, (digest, allowed));
