@@ -814,20 +814,20 @@ pub fn consensus_key(key: &vouch_types::PublicKey) -> ed25519::PublicKey {
 mod tests {
     use commonware_cryptography::Signer as _;
 
-    /// A range request is answered with the applied blocks from its height
-    /// on, in order, never with a gap at its start.
-    #[test]
-    fn ranges_of_applied_blocks_start_where_asked() {
-        let genesis = vouch_ledger::Genesis {
+    fn empty_genesis() -> vouch_ledger::Genesis {
+        vouch_ledger::Genesis {
             chain_id: "t".into(),
             params: vouch_ledger::Params::default(),
             accounts: vec![],
             operators: vec![],
-        };
-        let chain = super::Chain::new(&genesis);
-        let mut core = chain.lock();
+        }
+    }
+
+    /// Applies empty blocks 1..=`n` on genesis, writing each to the store
+    /// where the chain has one.
+    fn apply_empty(core: &mut super::Core, n: u64) {
         let mut parent = core.genesis;
-        for height in 1..=5 {
+        for height in 1..=n {
             let block = super::ChainBlock {
                 parent,
                 height,
@@ -836,13 +836,26 @@ mod tests {
             };
             parent = block.digest();
             assert!(core.apply(parent, &block));
+            if let Some(store) = &core.store {
+                store.append(&[&block]).unwrap();
+            }
         }
-        let heights = |blocks: Vec<Vec<u8>>| -> Vec<u64> {
-            blocks
-                .iter()
-                .map(|b| super::ChainBlock::decode(b).unwrap().height)
-                .collect()
-        };
+    }
+
+    fn heights(blocks: Vec<Vec<u8>>) -> Vec<u64> {
+        blocks
+            .iter()
+            .map(|b| super::ChainBlock::decode(b).unwrap().height)
+            .collect()
+    }
+
+    /// A range request is answered with the applied blocks from its height
+    /// on, in order, never with a gap at its start.
+    #[test]
+    fn ranges_of_applied_blocks_start_where_asked() {
+        let chain = super::Chain::new(&empty_genesis());
+        let mut core = chain.lock();
+        apply_empty(&mut core, 5);
         assert_eq!(heights(core.applied_from(2, 2)), vec![2, 3]);
         assert_eq!(heights(core.applied_from(4, 100)), vec![4, 5]);
         assert!(core.applied_from(6, 3).is_empty());
@@ -853,39 +866,16 @@ mod tests {
     /// store, up to where memory takes over; `Chain::block` reads either.
     #[test]
     fn blocks_older_than_memory_come_from_the_store() {
-        let genesis = vouch_ledger::Genesis {
-            chain_id: "t".into(),
-            params: vouch_ledger::Params::default(),
-            accounts: vec![],
-            operators: vec![],
-        };
         let dir = tempfile::tempdir().unwrap();
-        let chain = super::Chain::open(&genesis, &dir.path().join("chain.redb")).unwrap();
+        let chain = super::Chain::open(&empty_genesis(), &dir.path().join("chain.redb")).unwrap();
         {
             let mut core = chain.lock();
-            let mut parent = core.genesis;
-            for height in 1..=5 {
-                let block = super::ChainBlock {
-                    parent,
-                    height,
-                    time_ms: height,
-                    txs: vec![],
-                };
-                parent = block.digest();
-                assert!(core.apply(parent, &block));
-                core.store.as_ref().unwrap().append(&[&block]).unwrap();
-            }
+            apply_empty(&mut core, 5);
             // Memory keeps the last two only.
             while core.kept_order.len() > 2 {
                 let old = core.kept_order.pop_front().unwrap();
                 core.kept.remove(&old);
             }
-            let heights = |blocks: Vec<Vec<u8>>| -> Vec<u64> {
-                blocks
-                    .iter()
-                    .map(|b| super::ChainBlock::decode(b).unwrap().height)
-                    .collect()
-            };
             assert_eq!(heights(core.applied_from(1, 100)), vec![1, 2, 3]);
             assert_eq!(heights(core.applied_from(2, 1)), vec![2]);
             assert_eq!(heights(core.applied_from(4, 100)), vec![4, 5]);
