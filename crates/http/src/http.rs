@@ -139,7 +139,7 @@ async fn health(State(node): State<Arc<Node>>) -> ApiResult<Response> {
             version: env!("CARGO_PKG_VERSION").into(),
             models,
             audit_rate: node.audit_rate(),
-            release_allowed: node.release_allowed(&format!("vouch {}", env!("CARGO_PKG_VERSION"))),
+            release_allowed: node.release_allowed(vouch_network::network::SOFTWARE),
         },
     ))
 }

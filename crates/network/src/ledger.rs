@@ -171,12 +171,11 @@ async fn follow_params(node: std::sync::Weak<Node>) {
         let Some(n) = node.upgrade() else { return };
         if let Ok(chain) = n.chain() {
             let ppm = chain.read(|l| l.params().audit_rate_ppm);
-            let mine = format!("vouch {}", env!("CARGO_PKG_VERSION"));
-            let allowed = n.release_allowed(&mine);
+            let allowed = n.release_allowed(crate::network::SOFTWARE);
             if allowed != release_ok {
                 if !allowed {
                     tracing::error!(
-                        release = %mine,
+                        release = crate::network::SOFTWARE,
                         "the ledger does not allow this release: peers stop routing to this node; upgrade to an allowed one (vouch ledger proposals)"
                     );
                 }

@@ -21,6 +21,10 @@ pub use crate::state::{Fetch, FetchState, NetworkModel, PeerRecord};
 use vouch_service::error::NodeError;
 use vouch_service::service::blocking;
 
+/// The software a node announces itself as running: `vouch VERSION`, the
+/// name the ledger's release votes are checked against.
+pub const SOFTWARE: &str = concat!("vouch ", env!("CARGO_PKG_VERSION"));
+
 impl Node {
     pub(crate) fn network(&self) -> Result<&Arc<Network>, NodeError> {
         self.network.get().ok_or_else(|| {
@@ -101,7 +105,7 @@ impl Node {
                 .collect(),
             price: self.config().price,
             capacity: self.config().workers as u32,
-            software: format!("vouch {}", env!("CARGO_PKG_VERSION")),
+            software: SOFTWARE.into(),
             seq: 0,
             timestamp_ms: 0,
         };
@@ -218,7 +222,7 @@ impl Node {
                 .collect(),
             price: self.config().price,
             capacity: self.config().workers as u32,
-            software: format!("vouch {}", env!("CARGO_PKG_VERSION")),
+            software: SOFTWARE.into(),
             record: json_record(&me),
         }];
         for (peer, info) in network.p2p.peers() {

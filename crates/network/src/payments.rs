@@ -69,25 +69,26 @@ impl Node {
         };
         let chain = self.chain()?;
         let me = self.public_key();
-        let chain_id = chain.read(|l| l.chain_id().to_string());
         let Some(header) = header else {
+            let chain_id = chain.read(|l| l.chain_id().to_string());
             return Err(NodeError::PaymentRequired(format!(
                 "this node charges {price} per request: send a `Vouch-Voucher` header signed for operator {me} on chain `{chain_id}` (`vouch infer --pay KEY` does; GET /v1/payments/YOUR_KEY says the amount)"
             )));
         };
         let voucher = Voucher::from_header(header).map_err(NodeError::PaymentRequired)?;
+        let client = voucher.client;
+        // One read of the ledger per request; the signature is checked
+        // after it, outside the chain's lock.
+        let (chain_id, redeemed, escrow) = account_with(chain, &client, &me);
         if !voucher.verify(&chain_id, &me) {
             return Err(NodeError::PaymentRequired(format!(
                 "the voucher's signature does not verify for client {} paying operator {me} on chain `{chain_id}`",
                 voucher.client
             )));
         }
-        let client = voucher.client;
-        let (redeemed, escrow) =
-            chain.read(|l| (l.redeemed(&client, &me), l.account(&client).escrow));
         let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
         let previous = held.get(&client).map(|(v, _)| v.clone());
-        let floor = previous.as_ref().map_or(0, |v| v.cumulative).max(redeemed);
+        let floor = promised(previous.as_ref(), redeemed);
         let next = floor.saturating_add(price);
         if voucher.cumulative < next {
             return Err(NodeError::PaymentRequired(format!(
@@ -125,15 +126,8 @@ impl Node {
 
     /// What `client` needs to pay this node's next request.
     pub fn payment_state(&self, client: &PublicKey) -> Result<PaymentState, NodeError> {
-        let chain = self.chain()?;
         let me = self.public_key();
-        let (chain_id, redeemed, escrow) = chain.read(|l| {
-            (
-                l.chain_id().to_string(),
-                l.redeemed(client, &me),
-                l.account(client).escrow,
-            )
-        });
+        let (chain_id, redeemed, escrow) = account_with(self.chain()?, client, &me);
         let held = self
             .payments
             .held
@@ -142,7 +136,7 @@ impl Node {
             .get(client)
             .map(|(v, _)| v.clone());
         let price = self.charges().unwrap_or(0);
-        let floor = held.as_ref().map_or(0, |v| v.cumulative).max(redeemed);
+        let floor = promised(held.as_ref(), redeemed);
         Ok(PaymentState {
             chain_id,
             operator: me,
@@ -302,4 +296,27 @@ fn held_json(v: &Voucher) -> HeldVoucher {
         cumulative: v.cumulative,
         signature: hex::encode(v.signature.to_bytes()),
     }
+}
+
+/// The chain's id, and what `client` settled with `operator` and holds in
+/// escrow, in one read of the ledger.
+fn account_with(
+    chain: &vouch_chain::Chain,
+    client: &PublicKey,
+    operator: &PublicKey,
+) -> (String, u64, u64) {
+    chain.read(|l| {
+        (
+            l.chain_id().to_string(),
+            l.redeemed(client, operator),
+            l.account(client).escrow,
+        )
+    })
+}
+
+/// What a client already owes: the larger of its newest voucher held and
+/// what the ledger settled. The next voucher carries at least this plus
+/// the price.
+fn promised(held: Option<&Voucher>, redeemed: u64) -> u64 {
+    held.map_or(0, |v| v.cumulative).max(redeemed)
 }

@@ -200,10 +200,10 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     );
     a.unwrap();
     b.unwrap();
-    let mine = format!("vouch {}", env!("CARGO_PKG_VERSION"));
+    let mine = vouch_node::network::SOFTWARE;
     for n in [&auditor, &liar, &referee] {
         eventually("the release to be retired on every node", || {
-            !n.node.release_allowed(&mine)
+            !n.node.release_allowed(mine)
         })
         .await;
         let health: serde_json::Value = reqwest::get(format!("{}/healthz", n.url))
