@@ -180,7 +180,8 @@ pub enum TxError {
     /// The signature does not verify.
     #[error("the signature does not verify for signer {0}")]
     BadSignature(String),
-    /// Not the signer's next nonce (a replay, or one sent out of order).
+    /// Not the signer's next nonce (a replay, or one sent out of order;
+    /// [`TxError::is_bad_nonce`] tells it from the outcome's text).
     #[error(
         "nonce {got} is not the signer's next one ({expected}); a replayed transaction is refused"
     )]
@@ -290,6 +291,16 @@ pub struct Proposal {
     pub tally: Option<(u64, u64, u64)>,
     /// Where it stands.
     pub status: Status,
+}
+
+impl TxError {
+    /// Whether a transaction's outcome, as the text a block records
+    /// (`Chain::outcome`, `GET /v1/ledger/tx/{id}`), is a [`TxError::BadNonce`]:
+    /// the transaction had no effect, and its signer may sign it again with
+    /// the next nonce.
+    pub fn is_bad_nonce(outcome: &str) -> bool {
+        outcome.contains("is not the signer's next one")
+    }
 }
 
 /// The whole ledger state.

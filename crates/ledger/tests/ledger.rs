@@ -68,6 +68,16 @@ fn err(o: &TxOutcome) -> String {
 }
 
 #[test]
+fn a_bad_nonce_is_told_from_its_outcome_text() {
+    let bad = TxError::BadNonce {
+        expected: 3,
+        got: 2,
+    };
+    assert!(TxError::is_bad_nonce(&bad.to_string()));
+    assert!(!TxError::is_bad_nonce(&TxError::Overflow.to_string()));
+}
+
+#[test]
 fn bad_transactions_are_refused_saying_why_and_the_block_goes_on() {
     let mut l = ledger(&[]);
     let good = tx(

@@ -9,7 +9,7 @@ use std::time::Duration;
 pub use vouch_chain::genesis::{from_json as genesis_from_json, to_json as genesis_to_json};
 pub use vouch_chain::local_ports;
 use vouch_chain::{Chain, ChainConfig, validator::Validator};
-pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody, Voucher};
+pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody, TxError, Voucher};
 use vouch_service::NodeError;
 use vouch_types::PublicKey;
 

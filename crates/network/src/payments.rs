@@ -179,7 +179,7 @@ impl Node {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
             match outcome {
-                Err(e) if e.contains("is not the signer's next one") && tries < 5 => tries += 1,
+                Err(e) if vouch_ledger::TxError::is_bad_nonce(&e) && tries < 5 => tries += 1,
                 outcome => return outcome.map_err(NodeError::BadRequest),
             }
         }

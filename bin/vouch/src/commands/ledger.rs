@@ -60,7 +60,7 @@ async fn submit_and_wait(
                 let account = client.ledger_account(&from).await?;
                 return Ok((id, height, account));
             }
-            Some(e) if e.contains("is not the signer's next one") && tries < 5 => {
+            Some(e) if vouch_node::ledger::TxError::is_bad_nonce(&e) && tries < 5 => {
                 tries += 1;
                 eprintln!("its nonce was taken by another transaction of this key; signing again");
             }
