@@ -44,7 +44,6 @@ fn network(n: u8, dir: &std::path::Path) -> Vec<Chain> {
                 chain: chain.clone(),
                 config: ChainConfig {
                     signer: vouch_chain::consensus_signer(&key(i)),
-                    validators: validators.clone(),
                     partition: "consensus".into(),
                     leader_timeout: Duration::from_secs(1),
                     empty_block_interval: Duration::from_secs(3600),

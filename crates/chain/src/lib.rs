@@ -20,30 +20,33 @@ pub mod genesis;
 mod store;
 pub mod validator;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
 use commonware_actor::Feedback;
+use commonware_codec::{Decode as _, Encode as _};
+use commonware_consensus::Epochable as _;
 pub(crate) use commonware_consensus::simplex;
-use commonware_consensus::simplex::types::{Activity, Context};
+use commonware_consensus::simplex::types::{Activity, Context, Finalization};
 use commonware_consensus::simplex::{ForwardPolicy, Plan, SkipPolicy, elector::RoundRobin};
 use commonware_consensus::types::{Epoch, ViewDelta};
 use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
-use commonware_cryptography::{Sha256, ed25519, sha256::Digest};
-use commonware_p2p::{Blocker, Receiver, Recipients, Sender};
+use commonware_cryptography::{Sha256, Signer as _, ed25519, sha256::Digest};
+use commonware_p2p::utils::mux::Muxer;
+use commonware_p2p::{Blocker, Manager, Receiver, Recipients, Sender, TrackedPeers};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage};
 use commonware_utils::channel::oneshot;
-use commonware_utils::{NZDuration, NZU16, NZUsize, ordered::Set};
+use commonware_utils::{NZDuration, NZU16, NZUsize};
+use vouch_ledger::evidence::{self, participants};
 use vouch_ledger::{Genesis, Ledger, Tx, TxId, TxOutcome};
 
 pub use block::{ChainBlock, MAX_BLOCK_TXS, genesis_digest};
 pub use store::StoreError;
 
-/// The signing scheme of votes: ed25519, the key kind operators hold.
-pub type Scheme = simplex::scheme::ed25519::Scheme;
+pub use vouch_ledger::evidence::{Scheme, consensus_key};
 
 /// Transactions waiting for a block, at most.
 pub const MAX_POOL: usize = 10_000;
@@ -63,6 +66,19 @@ const REQUEST: u8 = 1;
 const RANGE: u8 = 2;
 /// Blocks one range request is answered with, at most.
 const RANGE_BLOCKS: u64 = 64;
+/// A request for the newest finalization certificate of an epoch (`u64`),
+/// from a validator that has stopped applying blocks: its peers may have
+/// finished the epoch and stopped its engine.
+const PROOF_REQUEST: u8 = 3;
+/// The answer: a finalization certificate, as the engine encodes it.
+const PROOF: u8 = 4;
+/// Fetch rounds (of [`FETCH_RETRY`]) without a block applied before a
+/// validator asks its peers for a finalization of its epoch.
+const STALLED_ROUNDS: u32 = 8;
+/// Equivocation evidence held for the node to submit, at most.
+const MAX_EVIDENCE: usize = 256;
+/// How often the epoch runner checks whether the ledger left its epoch.
+const EPOCH_POLL: Duration = Duration::from_millis(20);
 
 fn tagged(tag: u8, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + bytes.len());
@@ -74,11 +90,12 @@ fn tagged(tag: u8, bytes: &[u8]) -> Vec<u8> {
 /// What a validator is configured with.
 #[derive(Clone)]
 pub struct ChainConfig {
-    /// This validator's consensus key.
+    /// This validator's consensus key (its operator key): it votes in the
+    /// epochs whose validator set, from the ledger, names it, and follows
+    /// the others.
     pub signer: ed25519::PrivateKey,
-    /// The validators' consensus keys.
-    pub validators: Vec<ed25519::PublicKey>,
-    /// Where the engine journals its votes (a storage partition name).
+    /// Where the engine journals its votes: epoch `e`'s storage partition
+    /// is this name and `-e`.
     pub partition: String,
     /// How long a view waits for its leader's proposal.
     pub leader_timeout: Duration,
@@ -125,9 +142,12 @@ struct Core {
     blocks: HashMap<Digest, ChainBlock>,
     /// The last applied block (the genesis digest at first).
     tip: Digest,
+    /// The block the current epoch's first block follows: the last block
+    /// of the epoch before (the genesis digest in epoch 0).
+    floor: Digest,
     /// Verifications waiting for their block or its parent:
-    /// (block, parent the engine named, answer).
-    waiting: Vec<(Digest, Digest, oneshot::Sender<bool>)>,
+    /// (block, parent the engine named, the engine's epoch, answer).
+    waiting: Vec<(Digest, Digest, u64, oneshot::Sender<bool>)>,
     /// The highest finalized digest not applied yet (a block missing, or
     /// the disk refused it).
     finalized: Option<Digest>,
@@ -142,6 +162,12 @@ struct Core {
     kept_order: VecDeque<Digest>,
     /// Where applied blocks are written, if anywhere.
     store: Option<store::Store>,
+    /// The newest finalization certificate seen in each recent epoch,
+    /// encoded: what a peer that missed the end of an epoch applies up to.
+    proofs: BTreeMap<u64, Vec<u8>>,
+    /// Equivocation evidence the engine reported, oldest first, for the
+    /// node to submit ([`Chain::take_evidence`]).
+    evidence: VecDeque<Vec<u8>>,
 }
 
 impl Core {
@@ -174,23 +200,31 @@ impl Core {
         ids
     }
 
-    /// Whether `block` may follow `parent`: `None` while either is unknown.
-    fn valid(&self, block: &Digest, parent: &Digest) -> Option<bool> {
+    /// Whether `block` may follow `parent` in `epoch`: `None` while either
+    /// is unknown. A block of an epoch is at most its last height, and an
+    /// epoch the ledger is not in takes no block.
+    fn valid(&self, block: &Digest, parent: &Digest, epoch: u64) -> Option<bool> {
         let b = self.blocks.get(block)?;
         let (height, time) = self.position(parent)?;
-        Some(b.parent == *parent && b.height == height + 1 && b.time_ms > time)
+        Some(
+            b.parent == *parent
+                && b.height == height + 1
+                && b.time_ms > time
+                && self.ledger.epoch() == epoch
+                && b.height <= self.ledger.epoch_end(),
+        )
     }
 
     /// Answers the verifications whose blocks and parents are now known.
     fn settle(&mut self) {
         let waiting = std::mem::take(&mut self.waiting);
-        for (block, parent, answer) in waiting {
-            match self.valid(&block, &parent) {
+        for (block, parent, epoch, answer) in waiting {
+            match self.valid(&block, &parent, epoch) {
                 Some(ok) => {
                     let _ = answer.send(ok);
                 }
                 None if answer.is_closed() => {}
-                None => self.waiting.push((block, parent, answer)),
+                None => self.waiting.push((block, parent, epoch, answer)),
             }
         }
     }
@@ -245,6 +279,7 @@ impl Core {
 
     /// Applies one block on the tip; false if the ledger refuses it.
     fn apply(&mut self, digest: Digest, block: &ChainBlock) -> bool {
+        let epoch = self.ledger.epoch();
         let outcomes = match self.ledger.apply_block(&block.ledger_block()) {
             Ok(outcomes) => outcomes,
             Err(e) => {
@@ -253,6 +288,14 @@ impl Core {
             }
         };
         self.tip = digest;
+        if self.ledger.epoch() != epoch {
+            self.floor = digest;
+            let oldest = self
+                .ledger
+                .epoch()
+                .saturating_sub(vouch_ledger::state::KEPT_EPOCHS);
+            self.proofs.retain(|e, _| *e >= oldest);
+        }
         let included: Vec<TxId> = block
             .txs
             .iter()
@@ -345,6 +388,7 @@ impl Chain {
                 genesis: digest,
                 blocks: HashMap::new(),
                 tip: digest,
+                floor: digest,
                 waiting: Vec::new(),
                 finalized: None,
                 missing: None,
@@ -353,6 +397,8 @@ impl Chain {
                 kept: HashMap::new(),
                 kept_order: VecDeque::new(),
                 store: None,
+                proofs: BTreeMap::new(),
+                evidence: VecDeque::new(),
             })),
         }
     }
@@ -459,6 +505,68 @@ impl Chain {
         })
     }
 
+    /// Takes the equivocation evidence the engine reported since the last
+    /// call ([`vouch_ledger::evidence`]), for an `Equivocation` transaction.
+    pub fn take_evidence(&self) -> Vec<Vec<u8>> {
+        self.lock().evidence.drain(..).collect()
+    }
+
+    /// The current epoch, its validators' and every other registered
+    /// operator's consensus keys, and the block it starts after.
+    fn epoch_now(
+        &self,
+    ) -> (
+        u64,
+        Vec<vouch_types::PublicKey>,
+        Vec<vouch_types::PublicKey>,
+        Digest,
+    ) {
+        let core = self.lock();
+        let l = &core.ledger;
+        let epoch = l.epoch();
+        let set = l.epoch_validators(epoch).unwrap_or_default().to_vec();
+        let others = l
+            .operators()
+            .keys()
+            .filter(|k| !set.contains(k))
+            .copied()
+            .collect();
+        (epoch, set, others, core.floor)
+    }
+
+    /// Takes a finalization certificate a peer sent: if it is of the
+    /// current epoch and its validators signed it, the chain applies up to
+    /// its block (fetching the blocks it lacks).
+    fn take_proof(&self, bytes: &[u8], rng: &mut impl rand_core::CryptoRng) -> Result<(), String> {
+        let (epoch, set, chain_id) = {
+            let core = self.lock();
+            let epoch = core.ledger.epoch();
+            let set = core
+                .ledger
+                .epoch_validators(epoch)
+                .unwrap_or_default()
+                .to_vec();
+            (epoch, set, core.ledger.chain_id().to_string())
+        };
+        let set = participants(&set);
+        let f = Finalization::<Scheme, Digest>::decode_cfg(bytes.to_vec(), &set.len())
+            .map_err(|e| e.to_string())?;
+        if f.epoch().get() != epoch {
+            // Of an epoch this validator finished, or has not reached.
+            return Ok(());
+        }
+        let verifier = Scheme::verifier(&evidence::namespace(&chain_id, b""), set);
+        if !f.verify(rng, &verifier, &Sequential) {
+            return Err(format!(
+                "a finalization of epoch {epoch} that its validators did not sign"
+            ));
+        }
+        let mut core = self.lock();
+        core.proofs.insert(epoch, bytes.to_vec());
+        core.finalize(f.proposal.payload);
+        Ok(())
+    }
+
     /// The applied blocks still in memory, from height `from` on.
     pub fn committed(&self, from: u64) -> Vec<Committed> {
         let core = self.lock();
@@ -477,6 +585,8 @@ struct App<S, C> {
     blocks: S,
     clock: Arc<C>,
     empty_block_ms: u64,
+    /// The epoch of the engine this serves.
+    epoch: u64,
 }
 
 impl<S: Clone, C> Clone for App<S, C> {
@@ -486,6 +596,7 @@ impl<S: Clone, C> Clone for App<S, C> {
             blocks: self.blocks.clone(),
             clock: self.clock.clone(),
             empty_block_ms: self.empty_block_ms,
+            epoch: self.epoch,
         }
     }
 }
@@ -517,10 +628,14 @@ where
         let now = self.now_ms();
         let mut core = self.chain.lock();
         // A parent this validator does not hold: decline (the view times
-        // out and another leader proposes).
+        // out and another leader proposes). So too once the epoch's last
+        // block is made: the next epoch's engine goes on.
         let Some((height, time)) = core.position(&parent) else {
             return receiver;
         };
+        if core.ledger.epoch() != self.epoch || height >= core.ledger.epoch_end() {
+            return receiver;
+        }
         if core.pool.is_empty() && now < time.saturating_add(self.empty_block_ms) {
             return receiver;
         }
@@ -540,11 +655,11 @@ where
         let (answer, receiver) = oneshot::channel();
         let (_, parent) = context.parent;
         let mut core = self.chain.lock();
-        match core.valid(&payload, &parent) {
+        match core.valid(&payload, &parent, self.epoch) {
             Some(ok) => {
                 let _ = answer.send(ok);
             }
-            None => core.waiting.push((payload, parent, answer)),
+            None => core.waiting.push((payload, parent, self.epoch, answer)),
         }
         receiver
     }
@@ -589,15 +704,19 @@ where
     type Activity = Activity<Scheme, Digest>;
 
     fn report(&mut self, activity: Self::Activity) -> Feedback {
-        match activity {
-            Activity::Finalization(f) => self.chain.lock().finalize(f.proposal.payload),
-            Activity::ConflictingNotarize(_)
-            | Activity::ConflictingFinalize(_)
-            | Activity::NullifyFinalize(_) => {
-                // Signed evidence of equivocation: slashing takes it (next).
-                tracing::warn!("a validator equivocated");
+        if let Activity::Finalization(f) = &activity {
+            let mut core = self.chain.lock();
+            core.proofs
+                .insert(f.epoch().get(), f.encode().as_ref().to_vec());
+            core.finalize(f.proposal.payload);
+        } else if let Some(bytes) = evidence::encode(&activity) {
+            // Signed evidence of equivocation: the node submits it to the
+            // ledger, which slashes the validator.
+            tracing::warn!(epoch = self.epoch, "a validator equivocated");
+            let mut core = self.chain.lock();
+            if core.evidence.len() < MAX_EVIDENCE {
+                core.evidence.push_back(bytes);
             }
-            _ => {}
         }
         Feedback::Ok
     }
@@ -623,24 +742,21 @@ fn take_block(pool: &[(TxId, Vec<u8>)], pending: &HashSet<TxId>) -> Vec<Vec<u8>>
     txs
 }
 
-/// The namespace a chain's messages are bound to (votes: `what` empty; the
-/// transport: `"\0p2p"`), so that no message of one chain counts on another.
-pub(crate) fn namespace(chain_id: &str, what: &[u8]) -> Vec<u8> {
-    [b"vouch chain\0".as_slice(), chain_id.as_bytes(), what].concat()
-}
-
 /// One channel's sender and receiver.
 pub type Channel<S, R> = (S, R);
 
-/// Starts a validator on `context`: the engine, and the task that takes
-/// blocks from the `blocks` channel. `votes`, `certificates` and
-/// `resolver` are the engine's three channels.
+/// Starts a validator on `context`: the runner of one engine per epoch,
+/// and the task that takes blocks from the `blocks` channel. `votes`,
+/// `certificates` and `resolver` are the engines' three channels, shared
+/// by epoch (each epoch a sub-channel of its own); `peers` is told each
+/// epoch's validators and the other registered operators, who follow.
 #[allow(clippy::too_many_arguments)]
-pub fn start<E, B, S, R>(
+pub fn start<E, B, M, S, R>(
     context: E,
     chain: Chain,
     config: ChainConfig,
     blocker: B,
+    peers: M,
     votes: Channel<S, R>,
     certificates: Channel<S, R>,
     resolver: Channel<S, R>,
@@ -648,65 +764,137 @@ pub fn start<E, B, S, R>(
 ) -> (Chain, Handle<()>)
 where
     E: Clock + Spawner + Storage + Metrics + rand_core::CryptoRng + Sync,
-    B: Blocker<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
+    M: Manager<PublicKey = ed25519::PublicKey>,
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
-    let (chain_id, genesis) = {
-        let core = chain.lock();
-        (core.ledger.chain_id().to_string(), core.genesis)
-    };
-    let participants: Set<ed25519::PublicKey> =
-        Set::from_iter_dedup(config.validators.iter().cloned());
-    let scheme = Scheme::signer(
-        &namespace(&chain_id, b""),
-        participants,
-        config.signer.clone(),
-    )
-    .expect("this validator's key is among the validators");
-    let (block_sender, mut block_receiver) = blocks;
-    let app = App {
-        chain: chain.clone(),
-        blocks: block_sender.clone(),
-        clock: Arc::new(context.child("clock")),
-        empty_block_ms: config.empty_block_interval.as_millis() as u64,
-    };
-    let engine = simplex::Engine::new(
-        context.child("engine"),
-        simplex::Config {
-            scheme,
-            elector: RoundRobin::<Sha256>::default(),
-            blocker,
-            automaton: app.clone(),
-            relay: app.clone(),
-            reporter: app,
-            partition: config.partition.clone(),
-            mailbox_size: NZUsize!(1024),
-            epoch: Epoch::zero(),
-            floor: simplex::Floor::Genesis(genesis),
-            replay_buffer: NZUsize!(1024 * 1024),
-            write_buffer: NZUsize!(1024 * 1024),
-            leader_timeout: config.leader_timeout,
-            certification_timeout: config.leader_timeout * 2,
-            timeout_retry: config.leader_timeout * 10,
-            fetch_timeout: NZDuration!(Duration::from_secs(1)),
-            fetch_retry_delay: Duration::from_millis(100),
-            view_retention: ViewDelta::new(10),
-            skip: SkipPolicy::Enabled {
-                timeout: config.leader_timeout * 11,
-                budget: simplex::SkipBudget::Participants,
-            },
-            page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(10_000)),
-            strategy: Sequential,
-            forward: ForwardPolicy::Disabled,
-            track_historical_votes: false,
+    let (block_sender, block_receiver) = blocks;
+    serve_blocks(&context, &chain, block_sender.clone(), block_receiver);
+    fetch_missing(&context, &chain, block_sender.clone());
+    let running = chain.clone();
+    let handle = context.child("epochs").spawn(move |context| async move {
+        let mut peers = peers;
+        let mux = |name, (sender, receiver): Channel<S, R>| {
+            let (mux, handle) = Muxer::new(context.child(name), sender, receiver);
+            mux.start();
+            handle
+        };
+        let (mut votes, mut certificates, mut resolver) = (
+            mux("votes", votes),
+            mux("certificates", certificates),
+            mux("resolver", resolver),
+        );
+        let chain_id = running.read(|l| l.chain_id().to_string());
+        let namespace = evidence::namespace(&chain_id, b"");
+        let me = config.signer.public_key();
+        loop {
+            let (epoch, set, others, floor) = running.epoch_now();
+            let set = participants(&set);
+            peers.track(
+                epoch + 1,
+                TrackedPeers::new(set.clone(), participants(&others)),
+            );
+            let voting = set.position(&me).is_some();
+            let scheme = if voting {
+                Scheme::signer(&namespace, set, config.signer.clone()).expect("a member of the set")
+            } else {
+                Scheme::verifier(&namespace, set)
+            };
+            tracing::info!(epoch, voting, "starting the consensus engine of an epoch");
+            let app = App {
+                chain: running.clone(),
+                blocks: block_sender.clone(),
+                clock: Arc::new(context.child("clock")),
+                empty_block_ms: config.empty_block_interval.as_millis() as u64,
+                epoch,
+            };
+            let engine = simplex::Engine::new(
+                context.child("engine").with_attribute("epoch", epoch),
+                engine_config(&config, scheme, blocker.clone(), app, epoch, floor),
+            );
+            let channel =
+                |e: commonware_p2p::utils::mux::Error| panic!("the epoch's channel is taken: {e}");
+            let engine = engine.start(
+                votes.register(epoch).await.unwrap_or_else(channel),
+                certificates.register(epoch).await.unwrap_or_else(channel),
+                resolver.register(epoch).await.unwrap_or_else(channel),
+            );
+            // Until the ledger applies the epoch's last block.
+            while running.read(Ledger::epoch) == epoch {
+                context.sleep(EPOCH_POLL).await;
+            }
+            engine.abort();
+        }
+    });
+    (chain, handle)
+}
+
+/// One epoch's engine settings.
+fn engine_config<B, S, C>(
+    config: &ChainConfig,
+    scheme: Scheme,
+    blocker: B,
+    app: App<S, C>,
+    epoch: u64,
+    floor: Digest,
+) -> simplex::Config<
+    Scheme,
+    RoundRobin<Sha256>,
+    B,
+    Digest,
+    App<S, C>,
+    App<S, C>,
+    App<S, C>,
+    Sequential,
+>
+where
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    C: Clock + Send + Sync + 'static,
+{
+    simplex::Config {
+        scheme,
+        elector: RoundRobin::<Sha256>::default(),
+        blocker,
+        automaton: app.clone(),
+        relay: app.clone(),
+        reporter: app,
+        partition: format!("{}-{epoch}", config.partition),
+        mailbox_size: NZUsize!(1024),
+        epoch: Epoch::new(epoch),
+        floor: simplex::Floor::Genesis(floor),
+        replay_buffer: NZUsize!(1024 * 1024),
+        write_buffer: NZUsize!(1024 * 1024),
+        leader_timeout: config.leader_timeout,
+        certification_timeout: config.leader_timeout * 2,
+        timeout_retry: config.leader_timeout * 10,
+        fetch_timeout: NZDuration!(Duration::from_secs(1)),
+        fetch_retry_delay: Duration::from_millis(100),
+        view_retention: ViewDelta::new(10),
+        skip: SkipPolicy::Enabled {
+            timeout: config.leader_timeout * 11,
+            budget: simplex::SkipBudget::Participants,
         },
-    );
-    // Blocks from leaders, and requests from peers that missed one.
+        page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(10_000)),
+        strategy: Sequential,
+        forward: ForwardPolicy::Disabled,
+        track_historical_votes: false,
+    }
+}
+
+/// Answers peers on the blocks channel: blocks from leaders, requests for
+/// one block, for a range of applied blocks, or for an epoch's newest
+/// finalization; and takes the finalizations sent back.
+fn serve_blocks<E, S, R>(context: &E, chain: &Chain, mut answers: S, mut receiver: R)
+where
+    E: Spawner + rand_core::CryptoRng,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+{
     let receiving = chain.clone();
-    let mut answers = block_sender.clone();
-    context.child("blocks").spawn(move |_| async move {
-        while let Ok((from, message)) = block_receiver.recv().await {
+    context.child("blocks").spawn(move |mut context| async move {
+        while let Ok((from, message)) = receiver.recv().await {
             let message: &[u8] = message.as_ref();
             match message.split_first() {
                 Some((&BLOCK, bytes)) => match ChainBlock::decode(bytes) {
@@ -728,22 +916,45 @@ where
                         answers.send(Recipients::One(from.clone()), tagged(BLOCK, &bytes), false);
                     }
                 }
+                Some((&PROOF_REQUEST, epoch)) if epoch.len() == 8 => {
+                    let epoch = u64::from_le_bytes(epoch.try_into().expect("8 bytes"));
+                    let proof = receiving.lock().proofs.get(&epoch).cloned();
+                    if let Some(proof) = proof {
+                        answers.send(Recipients::One(from), tagged(PROOF, &proof), false);
+                    }
+                }
+                Some((&PROOF, proof)) => {
+                    if let Err(e) = receiving.take_proof(proof, &mut context) {
+                        tracing::warn!(%from, %e, "a peer sent a finalization that does not verify");
+                    }
+                }
                 _ => tracing::warn!(%from, "a peer sent a message that is neither a block nor a request"),
             }
         }
     });
-    // A block a finalization needs and this validator lacks: asked of
-    // every peer until it arrives.
+}
+
+/// Asks peers for what this validator lacks: a block a finalization needs
+/// (and the blocks after its tip), every [`FETCH_RETRY`] until it arrives;
+/// and, after [`STALLED_ROUNDS`] rounds without a block applied, its
+/// epoch's newest finalization, which peers that finished the epoch hold.
+fn fetch_missing<E, S>(context: &E, chain: &Chain, mut requests: S)
+where
+    E: Clock + Spawner,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+{
     let asking = chain.clone();
-    let mut requests = block_sender;
     context.child("fetch").spawn(move |context| async move {
+        let (mut last, mut stalled) = (0, 0);
         loop {
             context.sleep(FETCH_RETRY).await;
-            let (missing, unwritten) = {
+            let (missing, unwritten, height, epoch) = {
                 let core = asking.lock();
                 (
                     core.missing.map(|d| (d, core.ledger.height() + 1)),
                     core.finalized.filter(|_| core.missing.is_none()),
+                    core.ledger.height(),
+                    core.ledger.epoch(),
                 )
             };
             if let Some((digest, next)) = missing {
@@ -758,10 +969,21 @@ where
             if let Some(digest) = unwritten {
                 asking.lock().finalize(digest);
             }
+            if height == last {
+                stalled += 1;
+            } else {
+                (last, stalled) = (height, 0);
+            }
+            if stalled >= STALLED_ROUNDS {
+                stalled = 0;
+                requests.send(
+                    Recipients::All,
+                    tagged(PROOF_REQUEST, &epoch.to_le_bytes()),
+                    false,
+                );
+            }
         }
     });
-    let handle = engine.start(votes, certificates, resolver);
-    (chain, handle)
 }
 
 /// `n` free TCP ports on loopback for validators (and other services) of
@@ -802,12 +1024,6 @@ pub fn local_ports(n: usize) -> std::io::Result<Vec<u16>> {
 pub fn consensus_signer(secret: &vouch_types::SecretKey) -> ed25519::PrivateKey {
     use commonware_codec::DecodeExt as _;
     ed25519::PrivateKey::decode(secret.to_bytes().to_vec()).expect("32 bytes are an ed25519 seed")
-}
-
-/// An operator's public key as a consensus public key.
-pub fn consensus_key(key: &vouch_types::PublicKey) -> ed25519::PublicKey {
-    use commonware_codec::DecodeExt as _;
-    ed25519::PublicKey::decode(key.as_bytes().to_vec()).expect("a valid ed25519 public key")
 }
 
 #[cfg(test)]

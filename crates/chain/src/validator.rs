@@ -3,19 +3,29 @@
 //! on a port of its own, the engine's journal in a directory of the node's.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
-use commonware_p2p::authenticated::{self, discovery};
-use commonware_p2p::{Manager as _, max_message_size};
+use commonware_cryptography::{ChaCha20Poly1305, ed25519};
+use commonware_p2p::authenticated::discovery;
+use commonware_p2p::max_message_size;
+use commonware_p2p::utils::mux;
 use commonware_runtime::{Quota, Runner, Supervisor as _, tokio};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
-use commonware_utils::{NZU32, NZUsize, ordered::Set};
+use commonware_utils::{NZU32, NZUsize};
+use vouch_ledger::evidence::namespace;
 
 use crate::block::MAX_BLOCK_BYTES;
-use crate::{Chain, ChainConfig, Scheme, namespace};
+use crate::{Chain, ChainConfig, Scheme};
+
+/// Peers one tracked set (an epoch's validators and the operators that
+/// follow) may hold, at most.
+const MAX_PEERS: usize = 256;
+/// Messages per second each peer may send on each channel. With the
+/// peers, it sizes the transport's queues, which are allocated up front.
+const RATE: u32 = 1_000;
 
 /// Where and with whom a node's validator runs.
 pub struct Validator {
@@ -41,15 +51,19 @@ impl Validator {
     }
 
     fn run(self) {
-        let chain_id = self.chain.read(|l| l.chain_id().to_string());
-        let validators: Set<ed25519::PublicKey> =
-            Set::from_iter_dedup(self.config.validators.iter().cloned());
-        let max_peers =
-            authenticated::peer_set_limit(&validators, &self.config.signer.public_key());
-        let payload = crate::simplex::max_payload_size::<
+        // Room for twice the operators registered now (at least 8, at most
+        // MAX_PEERS): the network can grow that much before its nodes
+        // restart with more.
+        let (chain_id, peers) = self.chain.read(|l| {
+            let peers = (l.operators().len() * 2).clamp(8, MAX_PEERS);
+            (l.chain_id().to_string(), peers)
+        });
+        // The engines' messages travel behind their epoch's sub-channel
+        // number; a set of all those peers sizes them.
+        let payload = mux::prefixed(crate::simplex::max_payload_size::<
             Scheme,
             commonware_cryptography::sha256::Digest,
-        >(validators.len() as u32);
+        >(peers as u32));
         let message = max_message_size(&[payload, MAX_BLOCK_BYTES + 1]);
         let handshake = Cups::<_, ChaCha20Poly1305>::new(
             Sake {
@@ -76,16 +90,15 @@ impl Validator {
             self.listen,
             self.listen,
             bootstrappers,
-            max_peers,
+            NonZeroUsize::new(peers).expect("at least 8"),
             message,
             NZUsize!(1_000),
         );
         let executor =
             tokio::Runner::new(tokio::Config::new().with_storage_directory(&self.storage));
         executor.start(async move |context| {
-            let (mut network, mut oracle) = discovery::Network::new(context.child("network"), p2p);
-            oracle.track(0, validators.clone());
-            let rate = Quota::per_second(NZU32!(10_000));
+            let (mut network, oracle) = discovery::Network::new(context.child("network"), p2p);
+            let rate = Quota::per_second(NZU32!(RATE));
             let votes = network.register(0, rate);
             let certificates = network.register(1, rate);
             let resolver = network.register(2, rate);
@@ -95,6 +108,7 @@ impl Validator {
                 context.child("chain"),
                 self.chain,
                 self.config,
+                oracle.clone(),
                 oracle,
                 votes,
                 certificates,

@@ -1,16 +1,23 @@
-//! Four validators on Commonware's deterministic runtime and simulated
-//! network: they finalize the same blocks, apply the same transactions and
-//! reach the same state root; with one validator cut off the rest go on,
-//! with two they halt, and once linked again they resume without a fork.
+//! Validators on Commonware's deterministic runtime and simulated network:
+//! four finalize the same blocks, apply the same transactions and reach
+//! the same state root across epochs; with one validator cut off the rest
+//! go on, with two they halt, and once linked again they resume without a
+//! fork. The validator set follows stake from one epoch to the next, a
+//! validator that missed whole epochs catches up, and a validator that
+//! signs conflicting votes is slashed on the evidence its peers report.
 
 use std::time::Duration;
 
-use commonware_cryptography::{Signer as _, ed25519};
+use commonware_codec::{DecodeExt as _, Encode as _};
+use commonware_consensus::simplex::types::{Notarize, Proposal, Vote};
+use commonware_cryptography::{Signer as _, ed25519, sha256::Digest};
 use commonware_p2p::simulated::{Config, Link, Network, Oracle};
-use commonware_runtime::{Clock, Quota, Runner, Supervisor as _, deterministic};
+use commonware_p2p::utils::mux::Muxer;
+use commonware_p2p::{Receiver as _, Recipients, Sender as _};
+use commonware_runtime::{Clock, Quota, Runner, Spawner as _, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize, probability};
-use vouch_chain::{Chain, ChainConfig, Committed, block::MAX_BLOCK_BYTES};
-use vouch_ledger::{Genesis, Params, Tx, TxBody};
+use vouch_chain::{Chain, ChainConfig, Committed, Scheme, block::MAX_BLOCK_BYTES};
+use vouch_ledger::{Genesis, Offer, Params, Tx, TxBody};
 use vouch_types::SecretKey;
 
 const CHAIN: &str = "vouch-test";
@@ -20,12 +27,41 @@ fn account(i: u8) -> SecretKey {
     SecretKey::from_bytes(&[i + 1; 32])
 }
 
+/// Validator `i`'s operator key.
+fn operator(i: u8) -> SecretKey {
+    SecretKey::from_bytes(&[100 + i; 32])
+}
+
+/// Its consensus key: the same seed.
+fn signer(i: u8) -> ed25519::PrivateKey {
+    vouch_chain::consensus_signer(&operator(i))
+}
+
+/// Four accounts and four validators (operators staked 10,000 each, with
+/// 50,000 to spend), epochs of four blocks.
 fn genesis() -> Genesis {
+    genesis_of(&[10_000; 4], 4)
+}
+
+/// Operators with `stakes`, and the four accounts; epochs of
+/// `epoch_length` blocks, at most four validators.
+fn genesis_of(stakes: &[u64], epoch_length: u64) -> Genesis {
     Genesis {
         chain_id: CHAIN.into(),
-        params: Params::default(),
-        accounts: (0..4).map(|i| (account(i).public(), 1_000)).collect(),
-        operators: vec![],
+        params: Params {
+            epoch_length,
+            max_validators: 4,
+            ..Params::default()
+        },
+        accounts: (0..4)
+            .map(|i| (account(i).public(), 1_000))
+            .chain((0..stakes.len() as u8).map(|i| (operator(i).public(), 50_000)))
+            .collect(),
+        operators: stakes
+            .iter()
+            .enumerate()
+            .map(|(i, stake)| (operator(i as u8).public(), *stake, Offer::default()))
+            .collect(),
     }
 }
 
@@ -57,13 +93,12 @@ async fn simulated(
     oracle
 }
 
-/// Starts the validator `key` of `validators` over `chain`, its four
-/// channels registered on the simulated network.
+/// Starts the validator `key` over `chain`, its four channels registered
+/// on the simulated network; the ledger says in which epochs it votes.
 async fn start_validator(
     context: deterministic::Context,
     oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
     key: &ed25519::PrivateKey,
-    validators: &[ed25519::PublicKey],
     chain: Chain,
     partition: String,
 ) -> Chain {
@@ -80,12 +115,12 @@ async fn start_validator(
         chain,
         ChainConfig {
             signer: key.clone(),
-            validators: validators.to_vec(),
             partition,
             leader_timeout: Duration::from_secs(1),
             empty_block_interval: Duration::from_millis(200),
         },
         oracle.control(key.public_key()),
+        oracle.manager(),
         votes,
         certificates,
         resolver,
@@ -205,7 +240,7 @@ fn run_with(seed: u64, dir: Option<&std::path::Path>) -> Vec<(u64, [u8; 32])> {
             .with_timeout(Some(Duration::from_secs(600))),
     );
     executor.start(|context| async move {
-        let keys: Vec<ed25519::PrivateKey> = (0..4).map(ed25519::PrivateKey::from_seed).collect();
+        let keys: Vec<ed25519::PrivateKey> = (0..4).map(signer).collect();
         let publics: Vec<ed25519::PublicKey> = keys.iter().map(|k| k.public_key()).collect();
         let mut oracle = simulated(&context, &publics).await;
         links(&mut oracle, &publics, true).await;
@@ -219,7 +254,7 @@ fn run_with(seed: u64, dir: Option<&std::path::Path>) -> Vec<(u64, [u8; 32])> {
             };
             let context = context.child("validator").with_attribute("index", i);
             let partition = format!("validator-{i}");
-            chains.push(start_validator(context, &oracle, key, &publics, chain, partition).await);
+            chains.push(start_validator(context, &oracle, key, chain, partition).await);
         }
 
         // Transactions submitted to two validators are applied everywhere.
@@ -236,6 +271,10 @@ fn run_with(seed: u64, dir: Option<&std::path::Path>) -> Vec<(u64, [u8; 32])> {
         .await;
         until(&context, &chains, "ten blocks", |c| height(c) >= 10).await;
         agree(&chains);
+        assert!(
+            chains[0].read(|l| l.epoch()) >= 2,
+            "epochs changed on the way"
+        );
         applied_once(&chains[0], 2);
 
         // One validator cut off: the other three go on.
@@ -339,14 +378,13 @@ fn applied_blocks_survive_a_restart_and_a_damaged_store_is_refused() {
 fn a_lone_validator_proposes_each_transaction_once() {
     let executor = deterministic::Runner::timed(Duration::from_secs(120));
     executor.start(|context| async move {
-        let key = ed25519::PrivateKey::from_seed(0);
+        let key = signer(0);
         let oracle = simulated(&context, &[key.public_key()]).await;
-        let chain = Chain::new(&genesis());
+        let chain = Chain::new(&genesis_of(&[10_000], 4));
         let chain = start_validator(
             context.child("validator"),
             &oracle,
             &key,
-            &[key.public_key()],
             chain,
             "lone".into(),
         )
@@ -361,5 +399,208 @@ fn a_lone_validator_proposes_each_transaction_once() {
         .await;
         until(&context, &chains, "more blocks", |c| height(c) >= 10).await;
         applied_once(&chains[0], 3);
+    });
+}
+
+/// A transaction signed by validator `i`'s operator key with its next nonce
+/// as `chain` sees it.
+fn operator_tx(chain: &Chain, i: u8, body: TxBody) -> Vec<u8> {
+    let nonce = chain.read(|l| l.account(&operator(i).public()).nonce);
+    Tx::sign(CHAIN, &operator(i), nonce, body).encode()
+}
+
+/// Cuts validator `who` off from (or links it to) every other of `all`.
+async fn isolate(
+    oracle: &mut Oracle<ed25519::PublicKey, deterministic::Context>,
+    all: &[ed25519::PublicKey],
+    who: &ed25519::PublicKey,
+    cut: bool,
+) {
+    for other in all.iter().filter(|k| *k != who) {
+        for (a, b) in [(who, other), (other, who)] {
+            use commonware_p2p::simulated::Error;
+            match if cut {
+                oracle.remove_link(a.clone(), b.clone()).await
+            } else {
+                oracle.add_link(a.clone(), b.clone(), link()).await
+            } {
+                // Cut or linked already, from the other's side.
+                Ok(()) | Err(Error::LinkMissing | Error::LinkExists) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+/// Five operators, four validators. Operator 4 bonds into the set and
+/// operator 3 unbonds out of it; from the next epoch on, the new set makes
+/// blocks with operators 0 and 3 cut off (the old set could not: two of
+/// its four). Linked again, both catch up across the epochs they missed.
+#[test]
+fn the_validator_set_follows_stake_and_a_validator_that_missed_epochs_catches_up() {
+    let executor = deterministic::Runner::new(
+        deterministic::Config::new()
+            .with_seed(3)
+            .with_timeout(Some(Duration::from_secs(900))),
+    );
+    executor.start(|context| async move {
+        let genesis = genesis_of(&[10_000, 10_000, 10_000, 10_000, 1_000], 4);
+        let publics: Vec<ed25519::PublicKey> = (0..5).map(|i| signer(i).public_key()).collect();
+        let mut oracle = simulated(&context, &publics).await;
+        links(&mut oracle, &publics, true).await;
+        let mut chains = Vec::new();
+        for i in 0..5u8 {
+            let context = context.child("validator").with_attribute("index", i);
+            let chain = Chain::new(&genesis);
+            chains
+                .push(start_validator(context, &oracle, &signer(i), chain, format!("v{i}")).await);
+        }
+        let first: std::collections::BTreeSet<_> =
+            chains[0].read(|l| l.epoch_validators(0).unwrap().iter().copied().collect());
+        assert_eq!(first, (0..4).map(|i| operator(i).public()).collect());
+        until(&context, &chains, "blocks", |c| height(c) >= 2).await;
+        chains[0]
+            .submit(operator_tx(&chains[0], 4, TxBody::Bond { amount: 30_000 }))
+            .unwrap();
+        chains[0]
+            .submit(operator_tx(
+                &chains[0],
+                3,
+                TxBody::Unbond { amount: 10_000 },
+            ))
+            .unwrap();
+        let new_set = |c: &Chain| {
+            c.read(|l| {
+                let set = l.epoch_validators(l.epoch()).unwrap();
+                set.contains(&operator(4).public()) && !set.contains(&operator(3).public())
+            })
+        };
+        until(&context, &chains, "the set to follow stake", new_set).await;
+        agree(&chains);
+
+        isolate(&mut oracle, &publics, &publics[0], true).await;
+        isolate(&mut oracle, &publics, &publics[3], true).await;
+        let live = [chains[1].clone(), chains[2].clone(), chains[4].clone()];
+        let (at, epoch) = live[0].read(|l| (l.height(), l.epoch()));
+        until(
+            &context,
+            &live,
+            "blocks from the new set, across epochs",
+            |c| c.read(|l| l.height() >= at + 10 && l.epoch() >= epoch + 2),
+        )
+        .await;
+        assert!(height(&chains[0]) < at + 10 && height(&chains[3]) < at + 10);
+
+        isolate(&mut oracle, &publics, &publics[0], false).await;
+        isolate(&mut oracle, &publics, &publics[3], false).await;
+        let top = live.iter().map(height).max().unwrap();
+        until(&context, &chains, "the cut-off two to catch up", |c| {
+            height(c) >= top + 2
+        })
+        .await;
+        agree(&chains);
+    });
+}
+
+/// A validator that notarizes two blocks in a round, on every round it
+/// hears of, to every peer: what `simplex` reports as evidence.
+async fn conflicter(
+    context: &deterministic::Context,
+    oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
+    i: u8,
+    set: &[vouch_types::PublicKey],
+) {
+    let key = signer(i);
+    let control = oracle.control(key.public_key());
+    let (sender, receiver) = control.register(0, QUOTA).await.unwrap();
+    // The other channels, held open.
+    let mut others = Vec::new();
+    for c in 1..4 {
+        others.push(control.register(c, QUOTA).await.unwrap());
+    }
+    let (mux, mut handle) = Muxer::new(context.child("mux"), sender, receiver);
+    mux.start();
+    let (mut sender, mut receiver) = handle.register(0).await.unwrap();
+    let scheme = Scheme::signer(
+        &vouch_ledger::evidence::namespace(CHAIN, b""),
+        vouch_ledger::evidence::participants(set),
+        key,
+    )
+    .unwrap();
+    context.child("conflicter").spawn(move |_| async move {
+        let _others = others;
+        while let Ok((_, message)) = receiver.recv().await {
+            let Ok(Vote::Notarize(n)) = Vote::<Scheme, Digest>::decode(message) else {
+                continue;
+            };
+            for payload in [n.proposal.payload, Digest([0xAB; 32])] {
+                let p = Proposal::new(n.proposal.round, n.proposal.parent, payload);
+                let vote = Vote::<Scheme, Digest>::Notarize(Notarize::sign(&scheme, p).unwrap());
+                sender.send(Recipients::All, vote.encode(), true);
+            }
+        }
+    });
+}
+
+/// Validator 3 notarizes two blocks per round. The honest three go on,
+/// report the evidence, and an `Equivocation` transaction from validator 0
+/// slashes validator 3 on every ledger: 10% of its stake, half of that to
+/// validator 0.
+#[test]
+fn a_validator_that_signs_conflicting_votes_is_slashed_on_its_peers_evidence() {
+    let executor = deterministic::Runner::new(
+        deterministic::Config::new()
+            .with_seed(5)
+            .with_timeout(Some(Duration::from_secs(600))),
+    );
+    executor.start(|context| async move {
+        let genesis = genesis_of(&[10_000; 4], 1_000);
+        let set: Vec<vouch_types::PublicKey> =
+            Chain::new(&genesis).read(|l| l.epoch_validators(0).unwrap().to_vec());
+        let publics: Vec<ed25519::PublicKey> = (0..4).map(|i| signer(i).public_key()).collect();
+        let mut oracle = simulated(&context, &publics).await;
+        links(&mut oracle, &publics, true).await;
+        let mut chains = Vec::new();
+        for i in 0..3u8 {
+            let context = context.child("validator").with_attribute("index", i);
+            let chain = Chain::new(&genesis);
+            chains
+                .push(start_validator(context, &oracle, &signer(i), chain, format!("v{i}")).await);
+        }
+        conflicter(&context, &oracle, 3, &set).await;
+
+        let mut evidence = Vec::new();
+        for _ in 0..600 {
+            evidence.extend(chains.iter().flat_map(Chain::take_evidence));
+            if !evidence.is_empty() {
+                break;
+            }
+            context.sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !evidence.is_empty(),
+            "no validator reported the equivocation"
+        );
+        let balance = chains[0].read(|l| l.account(&operator(0).public()).balance);
+        let tx = operator_tx(
+            &chains[0],
+            0,
+            TxBody::Equivocation {
+                evidence: evidence[0].clone(),
+            },
+        );
+        let id = chains[0].submit(tx).unwrap();
+        until(&context, &chains, "the equivocator slashed", |c| {
+            c.read(|l| l.operators()[&operator(3).public()].slashed) == 1_000
+        })
+        .await;
+        assert_eq!(chains[0].outcome(&id).unwrap().1, Ok(()));
+        for c in &chains {
+            assert_eq!(
+                c.read(|l| l.account(&operator(0).public()).balance),
+                balance + 500
+            );
+        }
+        agree(&chains);
     });
 }

@@ -101,8 +101,13 @@ async fn status(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
             "height": l.height(),
             "time_ms": l.time_ms(),
             "state_root": hex32(&l.state_root()),
-            "validators": l.validators().iter()
-                .map(|(key, power)| json!({"operator": key, "power": power}))
+            "epoch": l.epoch(),
+            "epoch_end": l.epoch_end(),
+            "validators": l.epoch_validators(l.epoch()).unwrap_or_default().iter()
+                .map(|key| json!({
+                    "operator": key,
+                    "power": l.operators().get(key).map_or(0, |o| o.stake),
+                }))
                 .collect::<Vec<_>>(),
             "supply": l.supply(),
             "burned": l.burned(),
@@ -182,7 +187,12 @@ async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
         ops.sort_by(|a, b| b.1.earned.cmp(&a.1.earned).then(a.0.cmp(b.0)));
         let earned: Vec<u64> = ops.iter().map(|(_, o)| o.earned).collect();
         let stake: Vec<u64> = ops.iter().map(|(_, o)| o.stake).collect();
-        let power: Vec<u64> = l.validators().iter().map(|(_, p)| *p).collect();
+        let power: Vec<u64> = l
+            .epoch_validators(l.epoch())
+            .unwrap_or_default()
+            .iter()
+            .map(|key| l.operators().get(key).map_or(0, |o| o.stake))
+            .collect();
         json!({
             "height": l.height(),
             "fees": l.fees(),

@@ -267,7 +267,9 @@ fn paths_and_schemas() -> Value {
           "license": {"type": "string"}, "publisher": {"type": "string"}, "signature": {"type": "string"}, "created_ms": {"type": "integer"}
         }},
         "ModelList": {"type": "object", "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
-        "LedgerStatus": {"type": "object", "required": ["chain_id", "height", "time_ms", "state_root", "validators", "supply", "burned"], "properties": {
+        "LedgerStatus": {"type": "object", "required": ["chain_id", "height", "time_ms", "state_root", "epoch", "epoch_end", "validators", "supply", "burned"], "properties": {
+          "epoch": {"type": "integer", "description": "The current epoch: its validator set was fixed at the end of the epoch before, from stake"},
+          "epoch_end": {"type": "integer", "description": "The height of the epoch's last block"},
           "chain_id": {"type": "string"}, "height": {"type": "integer"}, "time_ms": {"type": "integer"}, "state_root": {"type": "string"},
           "validators": {"type": "array", "items": {"type": "object", "required": ["operator", "power"], "properties": {"operator": {"type": "string"}, "power": {"type": "integer"}}}},
           "supply": {"type": "integer"}, "burned": {"type": "integer"}

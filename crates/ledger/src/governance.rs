@@ -13,7 +13,7 @@ use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 16] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -29,10 +29,11 @@ impl Params {
         "fee_auditors_bp",
         "fee_treasury_bp",
         "dispute_bounty",
+        "epoch_length",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 15] {
+    pub fn values(&self) -> [u64; 16] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -49,6 +50,7 @@ impl Params {
             self.fee_auditors_bp,
             self.fee_treasury_bp,
             self.dispute_bounty,
+            self.epoch_length,
         ]
     }
 
@@ -64,7 +66,7 @@ impl Params {
     pub fn check(name: &str, value: u64) -> Result<(), String> {
         let (lo, hi) = match name {
             "min_stake" | "max_validators" | "unbonding_delay" | "escrow_delay"
-            | "voting_period" => (1, u64::MAX),
+            | "voting_period" | "epoch_length" => (1, u64::MAX),
             "timelock" | "dispute_bounty" => (0, u64::MAX),
             // Each at most half, so that the operator keeps the rest.
             "fee_auditors_bp" | "fee_treasury_bp" => (0, 5_000),
@@ -108,6 +110,7 @@ impl Params {
             "fee_auditors_bp" => &mut self.fee_auditors_bp,
             "fee_treasury_bp" => &mut self.fee_treasury_bp,
             "dispute_bounty" => &mut self.dispute_bounty,
+            "epoch_length" => &mut self.epoch_length,
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",

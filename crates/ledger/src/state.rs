@@ -52,6 +52,9 @@ pub struct Params {
     /// What the auditors' pool pays the winner of each dispute that
     /// convicts (as much as the pool holds).
     pub dispute_bounty: u64,
+    /// Blocks per epoch: the validator set is the operators with the most
+    /// stake as of each epoch's last block, for the whole next epoch.
+    pub epoch_length: u64,
 }
 
 impl Default for Params {
@@ -72,6 +75,7 @@ impl Default for Params {
             fee_auditors_bp: 500,
             fee_treasury_bp: 500,
             dispute_bounty: 1_000,
+            epoch_length: 100,
         }
     }
 }
@@ -234,6 +238,9 @@ pub enum TxError {
     /// A dispute record that convicts nobody here.
     #[error("dispute: {0}")]
     Dispute(String),
+    /// Equivocation evidence that convicts nobody here.
+    #[error("equivocation evidence: {0}")]
+    Evidence(String),
     /// A proposal or vote the ledger does not take.
     #[error("governance: {0}")]
     Governance(String),
@@ -334,7 +341,20 @@ pub struct Ledger {
     auditors_pool: u64,
     /// Software releases voted on: version → (binary digest, allowed).
     pub(crate) releases: BTreeMap<String, ([u8; 32], bool)>,
+    /// The current epoch.
+    epoch: u64,
+    /// The height of the current epoch's last block.
+    epoch_end: u64,
+    /// The validator sets (operator keys, by stake) of the current epoch
+    /// and the [`KEPT_EPOCHS`] before it, by epoch.
+    epochs: BTreeMap<u64, Vec<PublicKey>>,
+    /// Equivocations slashed: (validator, epoch, view).
+    equivocations: BTreeSet<(PublicKey, u64, u64)>,
 }
+
+/// Epochs before the current one whose validator sets the ledger keeps:
+/// equivocation evidence from an older epoch is refused.
+pub const KEPT_EPOCHS: u64 = 16;
 
 /// A transaction's outcome in a block.
 pub type TxOutcome = Result<TxId, TxError>;
@@ -360,6 +380,10 @@ impl Ledger {
             treasury: 0,
             auditors_pool: 0,
             releases: BTreeMap::new(),
+            epoch: 0,
+            epoch_end: g.params.epoch_length,
+            epochs: BTreeMap::new(),
+            equivocations: BTreeSet::new(),
         };
         for (key, amount) in &g.accounts {
             l.accounts.entry(*key).or_default().balance += amount;
@@ -380,6 +404,8 @@ impl Ledger {
                 },
             );
         }
+        let first = l.validators().into_iter().map(|(k, _)| k).collect();
+        l.epochs.insert(0, first);
         l
     }
 
@@ -453,6 +479,28 @@ impl Ledger {
         v
     }
 
+    /// The current epoch: blocks up to [`Ledger::epoch_end`] are its.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The height of the current epoch's last block.
+    pub fn epoch_end(&self) -> u64 {
+        self.epoch_end
+    }
+
+    /// The validators of `epoch` (operator keys, most stake first), for
+    /// the current epoch and the [`KEPT_EPOCHS`] before it.
+    pub fn epoch_validators(&self, epoch: u64) -> Option<&[PublicKey]> {
+        self.epochs.get(&epoch).map(Vec::as_slice)
+    }
+
+    /// Whether `validator`'s equivocation in `epoch` and `view` was
+    /// slashed already.
+    pub fn equivocated(&self, validator: &PublicKey, epoch: u64, view: u64) -> bool {
+        self.equivocations.contains(&(*validator, epoch, view))
+    }
+
     /// Who published model `id`.
     pub fn publisher(&self, model: &Digest) -> Option<PublicKey> {
         self.models.get(model.as_bytes()).copied()
@@ -515,7 +563,28 @@ impl Ledger {
         self.time_ms = block.time_ms;
         self.mature();
         self.govern();
-        Ok(block.txs.iter().map(|bytes| self.apply_tx(bytes)).collect())
+        let outcomes = block.txs.iter().map(|bytes| self.apply_tx(bytes)).collect();
+        if self.height >= self.epoch_end {
+            self.next_epoch();
+        }
+        Ok(outcomes)
+    }
+
+    /// Ends the epoch after its last block: the next epoch's validators are
+    /// the operators with the most stake now (the last set again if none
+    /// has the minimum stake, so that the chain never runs out of
+    /// validators), and it lasts `epoch_length` blocks as the parameter is
+    /// now.
+    fn next_epoch(&mut self) {
+        let mut set: Vec<PublicKey> = self.validators().into_iter().map(|(k, _)| k).collect();
+        if set.is_empty() {
+            set = self.epochs.get(&self.epoch).cloned().unwrap_or_default();
+        }
+        self.epoch += 1;
+        self.epoch_end = self.height + self.params.epoch_length;
+        self.epochs.insert(self.epoch, set);
+        let oldest = self.epoch.saturating_sub(KEPT_EPOCHS);
+        self.epochs.retain(|e, _| *e >= oldest);
     }
 
     /// Returns unbonded stake and withdrawn escrow whose time has come.
@@ -655,6 +724,7 @@ impl Ledger {
                 releases,
             } => self.propose(signer, changes, spends, releases)?,
             TxBody::Vote { proposal, yes } => self.vote(signer, *proposal, *yes)?,
+            TxBody::Equivocation { evidence } => self.equivocation(signer, evidence)?,
         }
         Ok(())
     }
@@ -821,7 +891,50 @@ impl Ledger {
             Party::Executor => (e, a),
             Party::Auditor => (a, e),
         };
-        let op = self.operators.get_mut(&loser).expect("registered");
+        let reward = self.slash(&loser);
+        // The auditors' pool pays the bounty for a dispute performed.
+        let bounty = self.params.dispute_bounty.min(self.auditors_pool);
+        self.auditors_pool -= bounty;
+        self.account_mut(&winner).balance += reward + bounty;
+        self.disputed.insert(receipt);
+        Ok(())
+    }
+
+    /// Slashes an equivocating validator on `evidence` (`evidence`): the
+    /// signer, who must be someone else, gets the reward share; one
+    /// equivocation (validator, epoch, view) is slashed once.
+    fn equivocation(&mut self, reporter: &PublicKey, evidence: &[u8]) -> Result<(), TxError> {
+        let bad = |why: String| TxError::Evidence(why);
+        let e = crate::evidence::check(&self.chain_id, evidence, |epoch| {
+            self.epochs.get(&epoch).cloned()
+        })
+        .map_err(bad)?;
+        if self.equivocated(&e.validator, e.epoch, e.view) {
+            return Err(bad(format!(
+                "validator {}'s equivocation in epoch {} view {} was slashed already",
+                e.validator, e.epoch, e.view
+            )));
+        }
+        if e.validator == *reporter {
+            return Err(bad("a validator cannot report its own equivocation".into()));
+        }
+        if !self.operators.contains_key(&e.validator) {
+            return Err(bad(format!(
+                "validator {} is not a registered operator",
+                e.validator
+            )));
+        }
+        let reward = self.slash(&e.validator);
+        self.account_mut(reporter).balance += reward;
+        self.equivocations.insert((e.validator, e.epoch, e.view));
+        Ok(())
+    }
+
+    /// Takes the slash fraction of `loser`'s stake at risk, bonded first;
+    /// burns all of it but the reward share, which it returns for the
+    /// caller to pay.
+    fn slash(&mut self, loser: &PublicKey) -> u64 {
+        let op = self.operators.get_mut(loser).expect("registered");
         let take = mul_bp(op.at_risk(), self.params.slash_bp);
         let mut left = take;
         let from_stake = left.min(op.stake);
@@ -835,13 +948,8 @@ impl Ledger {
         op.unbonding.retain(|(_, a)| *a > 0);
         op.slashed += take;
         let reward = mul_bp(take, self.params.reward_bp);
-        // The auditors' pool pays the bounty for a dispute performed.
-        let bounty = self.params.dispute_bounty.min(self.auditors_pool);
-        self.auditors_pool -= bounty;
-        self.account_mut(&winner).balance += reward + bounty;
         self.burned += take - reward;
-        self.disputed.insert(receipt);
-        Ok(())
+        reward
     }
 
     /// The state root: BLAKE3 (derive-key `vouch v1 ledger state`) over the
@@ -962,6 +1070,22 @@ impl Ledger {
             };
             b.put_u8(tag);
             b.put_u64(at);
+        }
+        b.put_u64(self.epoch);
+        b.put_u64(self.epoch_end);
+        b.put_u64(self.epochs.len() as u64);
+        for (epoch, set) in &self.epochs {
+            b.put_u64(*epoch);
+            b.put_u64(set.len() as u64);
+            for key in set {
+                b.put(key.as_bytes());
+            }
+        }
+        b.put_u64(self.equivocations.len() as u64);
+        for (key, epoch, view) in &self.equivocations {
+            b.put(key.as_bytes());
+            b.put_u64(*epoch);
+            b.put_u64(*view);
         }
         b
     }

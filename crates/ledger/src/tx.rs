@@ -135,6 +135,12 @@ pub enum TxBody {
         /// For (true) or against.
         yes: bool,
     },
+    /// Evidence that a validator signed two conflicting consensus votes
+    /// (`evidence`): the validator is slashed, the signer rewarded.
+    Equivocation {
+        /// The evidence's bytes ([`crate::evidence`]).
+        evidence: Vec<u8>,
+    },
 }
 
 /// What an operator offers.
@@ -260,6 +266,7 @@ impl TxBody {
             TxBody::Dispute { .. } => "dispute",
             TxBody::Propose { .. } => "propose",
             TxBody::Vote { .. } => "vote",
+            TxBody::Equivocation { .. } => "equivocation",
         }
     }
 }
@@ -450,6 +457,11 @@ fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
             b.put_u64(*proposal);
             b.put_u8(u8::from(*yes));
         }
+        TxBody::Equivocation { evidence } => {
+            b.put_u8(14);
+            b.put_u32(evidence.len() as u32);
+            b.put(evidence);
+        }
     }
 }
 
@@ -589,6 +601,12 @@ fn decode_body(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
                 }
             },
         },
+        14 => {
+            let n = r.u32()? as usize;
+            TxBody::Equivocation {
+                evidence: r.take(n)?.to_vec(),
+            }
+        }
         tag => {
             return Err(DecodeError::BadTag {
                 what: "transaction",
@@ -642,6 +660,9 @@ mod tests {
             TxBody::Vote {
                 proposal: 3,
                 yes: true,
+            },
+            TxBody::Equivocation {
+                evidence: vec![0, 1, 2],
             },
         ]
     }

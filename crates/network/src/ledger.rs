@@ -17,7 +17,8 @@ use crate::Node;
 
 /// What a node's validator needs beside its key and data directory.
 pub struct ChainSettings {
-    /// The chain's genesis; the validators are its staked operators.
+    /// The chain's genesis: the first epoch's validators are its operators
+    /// with the most stake.
     pub genesis: Genesis,
     /// Where the validator's transport listens.
     pub listen: SocketAddr,
@@ -87,22 +88,13 @@ pub fn solo_genesis(operator: PublicKey) -> Genesis {
 
 impl Node {
     /// Opens the chain in the data directory and starts this node's
-    /// validator. The validators are the genesis's staked operators; this
-    /// node's operator must be one of them. Then the node charges its price
+    /// validator. The ledger names each epoch's validators (the operators
+    /// with the most stake); in an epoch that does not name this node's
+    /// operator, the node follows the chain without voting. It reports the
+    /// equivocations its engine sees (`report_equivocations`). Then the node charges its price
     /// per request (`payments`): it publishes the price on the ledger and
     /// redeems the vouchers it takes every `redeem_interval`.
     pub fn start_chain(self: &Arc<Self>, settings: ChainSettings) -> Result<(), NodeError> {
-        let validators: Vec<PublicKey> = Ledger::genesis(&settings.genesis)
-            .validators()
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
-        if !validators.contains(&self.public_key()) {
-            return Err(NodeError::InvalidInput(format!(
-                "this node's operator {} is not among the genesis's validators (its staked operators)",
-                self.public_key()
-            )));
-        }
         let dir = &self.config().data_dir;
         let chain = match Chain::open(&settings.genesis, &dir.join("chain.redb")) {
             // A chain of the node's own from an older genesis: nobody else
@@ -122,7 +114,6 @@ impl Node {
             chain: chain.clone(),
             config: ChainConfig {
                 signer: vouch_chain::consensus_signer(self.key()),
-                validators: validators.iter().map(vouch_chain::consensus_key).collect(),
                 partition: "consensus".into(),
                 leader_timeout: settings.leader_timeout,
                 empty_block_interval: settings.empty_block_interval,
@@ -146,6 +137,7 @@ impl Node {
             settings.redeem_interval,
         ));
         tokio::spawn(follow_params(Arc::downgrade(self)));
+        tokio::spawn(report_equivocations(Arc::downgrade(self)));
         Ok(())
     }
 
@@ -194,6 +186,26 @@ async fn follow_params(node: std::sync::Weak<Node>) {
                     }
                     Err(e) => tracing::warn!(error = %e, "applying the ledger's audit rate"),
                 }
+            }
+        }
+        drop(n);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Submits the equivocation evidence this node's engine reported, each as
+/// an `Equivocation` transaction: the ledger checks the two votes and
+/// slashes the validator (the first report of each equivocation; a later
+/// one is refused as slashed already). Checked twice a second.
+async fn report_equivocations(node: std::sync::Weak<Node>) {
+    loop {
+        let Some(n) = node.upgrade() else { return };
+        let evidence = n.chain().map(Chain::take_evidence).unwrap_or_default();
+        for e in evidence {
+            match n.submit_own(TxBody::Equivocation { evidence: e }).await {
+                Ok(()) => tracing::warn!("the ledger slashed a validator for equivocating"),
+                Err(e) if e.to_string().contains("slashed already") => {}
+                Err(e) => tracing::warn!(error = %e, "the ledger refused equivocation evidence"),
             }
         }
         drop(n);
