@@ -463,7 +463,7 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 #[test]
-fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
+fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let models = models_dir();
@@ -472,7 +472,7 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
             .args([
                 "up",
                 "--nodes",
-                "3",
+                "4",
                 "--fault",
                 "perturb",
                 "--audit-rate",
@@ -520,8 +520,8 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         });
         // Each node is a process of its own: they say where they listen in
         // any order.
-        let mut urls = vec![String::new(); 3];
-        for _ in 0..3 {
+        let mut urls = vec![String::new(); 4];
+        for _ in 0..4 {
             let Ok((i, url)) = heard.recv_timeout(Duration::from_secs(120)) else {
                 panic!(
                     "vouch up did not say where each node listens ({urls:?}); its log:\n{}",
@@ -582,18 +582,18 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     let out = vouch(
         &urls[0],
         &[
-            "infer", "iris", "--input", "in.json", "--verify", "quorum:3", "--out", "out.json",
+            "infer", "iris", "--input", "in.json", "--verify", "quorum:4", "--out", "out.json",
         ],
     );
     let _ = ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("quorum: 2 of 3 operators agreed; dissent from ed25519:"),
+        err.contains("quorum: 3 of 4 operators agreed; dissent from ed25519:"),
         "{err}"
     );
     let net = ok(&vouch(&urls[0], &["network", "--json"]));
     let net: serde_json::Value = serde_json::from_str(&net).unwrap();
-    assert_eq!(net["nodes"].as_array().unwrap().len(), 3, "{net}");
+    assert_eq!(net["nodes"].as_array().unwrap().len(), 4, "{net}");
     let dissenters = net["nodes"]
         .as_array()
         .unwrap()
@@ -601,9 +601,9 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         .filter(|n| n["record"]["disagreements"] == 1)
         .count();
     assert_eq!(dissenters, 1, "{net}");
-    // One quorum:3 request: each of the three operators served one, so it
-    // takes two of them to hold a majority of the requests.
-    assert_eq!(net["nakamoto_coefficient"], 2, "{net}");
+    // One quorum:4 request: each of the four operators served one, so it
+    // takes three of them to hold a majority of the requests.
+    assert_eq!(net["nakamoto_coefficient"], 3, "{net}");
     let table = ok(&vouch(&urls[0], &["network"]));
     assert!(
         table.contains("* this node") && table.contains("Nakamoto coefficient"),
@@ -612,7 +612,7 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
 
     // The faulty node answers on its own; the others audit every receipt,
     // bisect, have the third node referee, and keep the dispute.
-    let _ = ok(&vouch(&urls[2], &["infer", "iris", "--input", "in.json"]));
+    let _ = ok(&vouch(&urls[3], &["infer", "iris", "--input", "in.json"]));
     let n = eventually("a dispute against the faulty node", || {
         executor_dispute("dispute")
     });
@@ -642,7 +642,7 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
                 .find(|o| o["operator"] == faulty_operator.as_str())?;
             (faulty["slashed"] == 10_000).then_some(ops)
         });
-        assert_eq!(slashed.len(), 3, "{slashed:?}");
+        assert_eq!(slashed.len(), 4, "{slashed:?}");
         for o in &slashed {
             if o["operator"] != faulty_operator.as_str() {
                 assert_eq!(o["slashed"], 0, "{o}");
@@ -672,7 +672,7 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
         String::from_utf8_lossy(&out.stdout).contains("the dispute checks"),
         "{out:?}"
     );
-    // Established by the operators the user admits (the three nodes'), or
+    // Established by the operators the user admits (the four nodes'), or
     // by re-running the disputed step on an honest node.
     let operators: Vec<String> = net["nodes"]
         .as_array()
@@ -736,13 +736,13 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     // checks the receipt and transcript (they are consistent: only
     // re-execution can tell), and the auditors' teacher forcing does.
     eventually("the LLM on the faulty node", || {
-        let out = vouch(&urls[2], &["model", "ls"]);
+        let out = vouch(&urls[3], &["model", "ls"]);
         String::from_utf8_lossy(&out.stdout)
             .contains("smollm2-135m")
             .then_some(())
     });
     let out = vouch(
-        &urls[2],
+        &urls[3],
         &[
             "chat",
             "smollm2-135m",
@@ -793,7 +793,7 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
     t["faulty"] = serde_json::json!("auditor");
     std::fs::write(work.path().join("t.json"), t.to_string()).unwrap();
     fails(&vouch(&urls[0], &["verify-dispute", "t.json"]), "says the");
-    // A quorum of the three names the faulty node.
+    // A quorum of the four names the faulty node.
     let out = vouch(
         &urls[0],
         &[
@@ -803,13 +803,13 @@ fn up_with_three_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() 
             "--max-tokens",
             "8",
             "--verify",
-            "quorum:3",
+            "quorum:4",
         ],
     );
     let _ = ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("quorum: 2 of 3 operators agreed; dissent from peer"),
+        err.contains("quorum: 3 of 4 operators agreed; dissent from peer"),
         "{err}"
     );
     // Any node answers for the model; an honest one passes `--replay`.
