@@ -560,7 +560,8 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
                 .then_some(())
         });
     }
-    // A pin waits, with progress on stderr, until 3 nodes serve the model.
+    // A pin waits, with progress on stderr, until all 4 nodes serve the
+    // model.
     let out = ok(&vouch(
         &urls[1],
         &[
@@ -568,13 +569,13 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
             "pin",
             "magika",
             "--replicas",
-            "3",
+            "4",
             "--timeout",
             "120",
         ],
     ));
     assert!(
-        out.contains("magika@1") && out.contains("served by 3 node(s)"),
+        out.contains("magika@1") && out.contains("served by 4 node(s)"),
         "{out}"
     );
     let input = work.path().join("in.json");
