@@ -148,9 +148,14 @@ pub(crate) enum Command {
         /// The signing key's file (default: the node's operator key).
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Have the node sign with its operator key (the admin token
+        /// authorizes it; no key file needed here).
+        #[arg(long, conflicts_with = "key")]
+        by_node: bool,
     },
     /// Vote on proposal ID with your bonded stake (a later vote replaces
-    /// an earlier one), signed with --key and waited for.
+    /// an earlier one), signed with --key (or by the node, --by-node) and
+    /// waited for.
     Vote {
         /// The proposal's id (`vouch ledger proposals`).
         id: u64,
@@ -160,6 +165,10 @@ pub(crate) enum Command {
         /// The signing key's file (default: the node's operator key).
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Have the node sign with its operator key (the admin token
+        /// authorizes it; no key file needed here).
+        #[arg(long, conflicts_with = "key")]
+        by_node: bool,
     },
     /// Fetch receipts a node signed.
     #[command(subcommand)]

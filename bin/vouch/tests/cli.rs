@@ -1687,4 +1687,67 @@ fn a_parameter_voted_on_the_ledger_takes_effect_on_the_running_node() {
         &node.vouch(&["vote", &id, "no", "--key", key]),
         "vote ended",
     );
+
+    // The operator proposes and votes through its node from elsewhere,
+    // with the admin token and no key file: the node signs.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let token = std::fs::read_to_string(data.path().join("admin-token")).unwrap();
+    let remote = |token: Option<&str>, args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("--data-dir")
+            .arg(elsewhere.path())
+            .args(args)
+            .env("VOUCH_NODE", &node.url)
+            .env_remove("VOUCH_TOKEN")
+            .current_dir(elsewhere.path());
+        if let Some(t) = token {
+            c.env("VOUCH_TOKEN", t.trim());
+        }
+        c.output().unwrap()
+    };
+    fails(
+        &remote(
+            None,
+            &["propose", "--set", "audit_rate_ppm=300000", "--by-node"],
+        ),
+        "this is an operator action",
+    );
+    let proposal: serde_json::Value = serde_json::from_str(
+        ok(&remote(
+            Some(&token),
+            &["propose", "--set", "audit_rate_ppm=300000", "--by-node"],
+        ))
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(proposal["proposer"], health(&node)["node"], "{proposal}");
+    let id = proposal["id"].as_u64().unwrap().to_string();
+    ok(&remote(Some(&token), &["vote", &id, "yes", "--by-node"]));
+    eventually("the change voted through the node", || {
+        (params()["audit_rate_ppm"] == 300_000).then_some(())
+    });
+    // The node signs governance only: a deposit of its funds is refused.
+    let deposit: String = vouch_node::ledger::TxBody::Deposit { amount: 1 }
+        .encode()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &format!(r#"{{"body": "{deposit}"}}"#),
+            &format!("{}/v1/ledger/operator-tx", node.url),
+        ])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.contains("signs only governance transactions"),
+        "{answer}"
+    );
 }

@@ -830,15 +830,9 @@ where
     (chain, handle)
 }
 
-/// One epoch's engine settings.
-fn engine_config<B, S, C>(
-    config: &ChainConfig,
-    scheme: Scheme,
-    blocker: B,
-    app: App<S, C>,
-    epoch: u64,
-    floor: Digest,
-) -> simplex::Config<
+/// The engine's settings, with the app as its automaton, relay and
+/// reporter.
+type EngineConfig<B, S, C> = simplex::Config<
     Scheme,
     RoundRobin<Sha256>,
     B,
@@ -847,7 +841,17 @@ fn engine_config<B, S, C>(
     App<S, C>,
     App<S, C>,
     Sequential,
->
+>;
+
+/// One epoch's engine settings.
+fn engine_config<B, S, C>(
+    config: &ChainConfig,
+    scheme: Scheme,
+    blocker: B,
+    app: App<S, C>,
+    epoch: u64,
+    floor: Digest,
+) -> EngineConfig<B, S, C>
 where
     B: Blocker<PublicKey = ed25519::PublicKey>,
     S: Sender<PublicKey = ed25519::PublicKey>,

@@ -20,7 +20,7 @@ use vouch_service::config::ADMIN_TOKEN_FILE;
 use vouch_service::error::NodeError;
 
 /// Operator actions: the routes (method, path pattern) that need the token.
-pub const OPERATOR_ROUTES: [(&str, &str); 7] = [
+pub const OPERATOR_ROUTES: [(&str, &str); 8] = [
     ("GET", "/v1/operator"),
     ("POST", "/v1/hub/models"),
     ("DELETE", "/v1/hub/models/{name}"),
@@ -28,6 +28,7 @@ pub const OPERATOR_ROUTES: [(&str, &str); 7] = [
     ("POST", "/v1/hub/blobs"),
     ("POST", "/v1/hub/models/{name}/pin"),
     ("POST", "/v1/audit/llm"),
+    ("POST", "/v1/ledger/operator-tx"),
 ];
 
 /// Whether `method` on the route `path` is an operator action.

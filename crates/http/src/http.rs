@@ -32,6 +32,8 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/", get(ui_index))
         .route("/ui/app.js", get(ui_app))
+        .route("/explorer", get(explorer_index))
+        .route("/explorer/explorer.js", get(explorer_app))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/operator", get(operator))
@@ -165,6 +167,32 @@ async fn ui_app() -> Response {
             HeaderValue::from_static("text/javascript; charset=utf-8"),
         )],
         include_str!("../ui/app.js"),
+    )
+        .into_response()
+}
+
+/// The network explorer (built from `ui/` by `scripts/build-ui`): the
+/// ledger, disputes and fee flows, from the public routes.
+async fn explorer_index() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        include_str!("../ui/explorer.html"),
+    )
+        .into_response()
+}
+
+/// The explorer's script, bundled with the receipt verifier it re-checks
+/// disputes with.
+async fn explorer_app() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        include_str!("../ui/explorer.js"),
     )
         .into_response()
 }

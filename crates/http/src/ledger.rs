@@ -20,14 +20,16 @@ use vouch_types::PublicKey;
 
 use crate::error::{ApiError, json};
 
-/// The ledger's routes (all public: reads, and transactions that carry
-/// their own signatures).
+/// The ledger's routes: public reads, and transactions that carry their
+/// own signatures; and one operator action (admin token, `guard`): a
+/// governance transaction the node signs with its operator key.
 pub fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/v1/ledger/status", get(status))
         .route("/v1/ledger/operators", get(operators))
         .route("/v1/ledger/accounts/{key}", get(account))
         .route("/v1/ledger/tx", post(submit))
+        .route("/v1/ledger/operator-tx", post(operator_tx))
         .route("/v1/ledger/tx/{id}", get(tx_outcome))
         .route("/v1/ledger/blocks/{height}", get(block))
         .route("/v1/ledger/params", get(params))
@@ -216,9 +218,33 @@ async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
                 "stake": nakamoto_coefficient(&stake),
                 "validator_power": nakamoto_coefficient(&power),
             },
+            "epochs": l.epoch_records().iter().chain([l.this_epoch()]).map(epoch_economics).collect::<Vec<_>>(),
         })
     });
     Ok(json(StatusCode::OK, &body))
+}
+
+/// One epoch's figures: the fees settled and who kept them, the stake
+/// slashed, and (for a finished epoch) the concentration of stake and of
+/// the next epoch's validator power.
+fn epoch_economics(r: &vouch_ledger::EpochRecord) -> serde_json::Value {
+    use vouch_types::concentration::nakamoto_coefficient;
+    let earned: Vec<u64> = r.earned.values().copied().collect();
+    json!({
+        "epoch": r.epoch,
+        "first_height": r.first,
+        "last_height": r.last,
+        "fees": r.fees,
+        "slashed": r.slashed,
+        "earned": r.earned.iter().map(|(k, a)| json!({"account": k, "amount": a})).collect::<Vec<_>>(),
+        "fees_share": top_shares(&earned),
+        "stake_share": top_shares(&r.stake),
+        "nakamoto_coefficient": {
+            "fees": nakamoto_coefficient(&earned),
+            "stake": nakamoto_coefficient(&r.stake),
+            "validator_power": nakamoto_coefficient(&r.power),
+        },
+    })
 }
 
 async fn proposals(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
@@ -329,6 +355,45 @@ async fn tx_outcome(
 struct Submit {
     /// The signed transaction's bytes, in hex.
     tx: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorTx {
+    /// A transaction body's bytes (`TxBody::encode`), in hex.
+    body: String,
+}
+
+/// An operator votes or proposes through its own node: the node signs the
+/// governance transaction with its operator key, submits it and waits for
+/// its block. Other kinds are refused: the key's holder signs those
+/// itself.
+async fn operator_tx(
+    State(node): State<Arc<Node>>,
+    Json(req): Json<OperatorTx>,
+) -> Result<Response, ApiError> {
+    let bytes = hex::decode(req.body.trim()).map_err(|e| {
+        NodeError::InvalidInput(format!(
+            "`body` must be a transaction body's bytes in hex (docs/ledger.md): {e}"
+        ))
+    })?;
+    let body = vouch_ledger::TxBody::decode(&bytes)
+        .map_err(|e| NodeError::InvalidInput(format!("`body`: {e}")))?;
+    if !matches!(
+        body,
+        vouch_ledger::TxBody::Propose { .. } | vouch_ledger::TxBody::Vote { .. }
+    ) {
+        return Err(NodeError::InvalidInput(format!(
+            "a node signs only governance transactions (propose, vote) with its operator key, not `{}`: sign it with the key itself (`--key`)",
+            body.kind()
+        ))
+        .into());
+    }
+    let (id, height) = node.submit_own(body).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"id": hex32(&id.0), "height": height, "signer": node.public_key()}),
+    ))
 }
 
 async fn submit(

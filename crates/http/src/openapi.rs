@@ -155,6 +155,11 @@ fn paths_and_schemas() -> Value {
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tx"], "additionalProperties": false, "properties": {"tx": {"type": "string", "description": "the transaction's bytes in hex"}}}}}},
           "responses": merge(json!({"202": ok("taken into the pool", "TxAccepted")}), error_responses(&[400, 404, 503]))
         }},
+        "/v1/ledger/operator-tx": {"post": {
+          "summary": "Operator action: this node signs a governance transaction (propose or vote) with its operator key, submits it and waits for its block (vouch propose|vote --by-node)",
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["body"], "additionalProperties": false, "properties": {"body": {"type": "string", "description": "the transaction body's bytes in hex (docs/ledger.md, Transactions: the tag and its fields)"}}}}}},
+          "responses": merge(json!({"200": {"description": "applied", "content": {"application/json": {"schema": {"type": "object", "required": ["id", "height", "signer"], "additionalProperties": false, "properties": {"id": {"type": "string"}, "height": {"type": "integer"}, "signer": {"type": "string"}}}}}}}), error_responses(&[400, 401, 403, 404, 503]))
+        }},
         "/v1/ledger/blocks/{height}": {"get": {
           "summary": "One applied block: digest, parent, time, the state root after it and its transactions (signer, nonce, kind, outcome; the state root and outcomes while this node keeps the block in memory)",
           "parameters": [path_param("height", "1, 2, ...")],
@@ -194,6 +199,8 @@ fn paths_and_schemas() -> Value {
         }},
         "/": {"get": {"summary": "The chat UI (verifies each answer's receipt in the browser)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         "/ui/app.js": {"get": {"summary": "The chat UI's script (bundled verifier)", "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
+        "/explorer": {"get": {"summary": "The network explorer: chain, validators, operators, disputes (re-checked in the browser), proposals, fees and concentration per epoch", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/explorer/explorer.js": {"get": {"summary": "The explorer's script (bundled verifier)", "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
         "/v1/hub/blobs": {"post": {
           "summary": "Store a blob (e.g. a tokenizer.json) and get its digest; push a model with `tokenizer=DIGEST` to attach it",
           "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
@@ -298,11 +305,20 @@ fn paths_and_schemas() -> Value {
           "status": {"type": "string", "enum": ["voting", "passed", "rejected", "activated", "failed"]},
           "activates": {"type": ["integer", "null"]}, "activated": {"type": ["integer", "null"]}
         }},
-        "Economics": {"type": "object", "required": ["height", "fees", "fee_split", "treasury", "auditors_pool", "burned", "supply", "operators", "fees_share", "stake_share", "nakamoto_coefficient"], "properties": {
+        "Economics": {"type": "object", "required": ["height", "fees", "fee_split", "treasury", "auditors_pool", "burned", "supply", "operators", "fees_share", "stake_share", "nakamoto_coefficient", "epochs"], "properties": {
+          "epochs": {"type": "array", "description": "The last 64 finished epochs, oldest first, then the current one so far (its stake and power concentration filled in when it ends)", "items": {"$ref": "#/components/schemas/EpochEconomics"}},
           "height": {"type": "integer"}, "fees": {"type": "integer"},
           "fee_split": {"type": "object", "required": ["operator_bp", "auditors_bp", "treasury_bp"], "properties": {"operator_bp": {"type": "integer"}, "auditors_bp": {"type": "integer"}, "treasury_bp": {"type": "integer"}}},
           "treasury": {"type": "integer"}, "auditors_pool": {"type": "integer"}, "burned": {"type": "integer"}, "supply": {"type": "integer"},
           "operators": {"type": "array", "items": {"type": "object", "required": ["operator", "account", "earned", "stake", "slashed"], "properties": {"operator": {"type": "string"}, "account": {"type": "string"}, "earned": {"type": "integer"}, "stake": {"type": "integer"}, "slashed": {"type": "integer"}}}},
+          "fees_share": {"$ref": "#/components/schemas/TopShares"}, "stake_share": {"$ref": "#/components/schemas/TopShares"},
+          "nakamoto_coefficient": {"type": "object", "required": ["fees", "stake", "validator_power"], "properties": {"fees": {"type": "integer"}, "stake": {"type": "integer"}, "validator_power": {"type": "integer"}}}
+        }},
+        "EpochEconomics": {"type": "object", "required": ["epoch", "first_height", "last_height", "fees", "slashed", "earned", "fees_share", "stake_share", "nakamoto_coefficient"], "properties": {
+          "epoch": {"type": "integer"}, "first_height": {"type": "integer"}, "last_height": {"type": "integer"},
+          "fees": {"type": "integer", "description": "Payments settled in the epoch, before the split"},
+          "slashed": {"type": "integer"},
+          "earned": {"type": "array", "items": {"type": "object", "required": ["account", "amount"], "properties": {"account": {"type": "string"}, "amount": {"type": "integer"}}}},
           "fees_share": {"$ref": "#/components/schemas/TopShares"}, "stake_share": {"$ref": "#/components/schemas/TopShares"},
           "nakamoto_coefficient": {"type": "object", "required": ["fees", "stake", "validator_power"], "properties": {"fees": {"type": "integer"}, "stake": {"type": "integer"}, "validator_power": {"type": "integer"}}}
         }},

@@ -350,6 +350,35 @@ pub struct Ledger {
     epochs: BTreeMap<u64, Vec<PublicKey>>,
     /// Equivocations slashed: (validator, epoch, view).
     equivocations: BTreeSet<(PublicKey, u64, u64)>,
+    /// What the current epoch has done so far (its record once it ends).
+    this_epoch: EpochRecord,
+    /// The last [`KEPT_RECORDS`] epochs' records, oldest first.
+    records: std::collections::VecDeque<EpochRecord>,
+}
+
+/// Finished epochs whose records the ledger keeps.
+pub const KEPT_RECORDS: usize = 64;
+
+/// What one epoch did, for anyone auditing who profits and who holds
+/// power: kept for the last [`KEPT_RECORDS`] epochs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochRecord {
+    /// The epoch.
+    pub epoch: u64,
+    /// Its first height.
+    pub first: u64,
+    /// Its last height (the current epoch's: the last applied so far).
+    pub last: u64,
+    /// Payments settled in it, before the split.
+    pub fees: u64,
+    /// What each operator (account key) kept of them, where above 0.
+    pub earned: BTreeMap<PublicKey, u64>,
+    /// Stake slashed in it.
+    pub slashed: u64,
+    /// Every operator's bonded stake at its end, most first.
+    pub stake: Vec<u64>,
+    /// The stake of the next epoch's validators, most first.
+    pub power: Vec<u64>,
 }
 
 /// Epochs before the current one whose validator sets the ledger keeps:
@@ -384,6 +413,11 @@ impl Ledger {
             epoch_end: g.params.epoch_length,
             epochs: BTreeMap::new(),
             equivocations: BTreeSet::new(),
+            this_epoch: EpochRecord {
+                first: 1,
+                ..EpochRecord::default()
+            },
+            records: std::collections::VecDeque::new(),
         };
         for (key, amount) in &g.accounts {
             l.accounts.entry(*key).or_default().balance += amount;
@@ -495,6 +529,18 @@ impl Ledger {
         self.epochs.get(&epoch).map(Vec::as_slice)
     }
 
+    /// The current epoch's record so far (`stake` and `power` filled in
+    /// only when it ends).
+    pub fn this_epoch(&self) -> &EpochRecord {
+        &self.this_epoch
+    }
+
+    /// The records of the last [`KEPT_RECORDS`] finished epochs, oldest
+    /// first.
+    pub fn epoch_records(&self) -> &std::collections::VecDeque<EpochRecord> {
+        &self.records
+    }
+
     /// Whether `validator`'s equivocation in `epoch` and `view` was
     /// slashed already.
     pub fn equivocated(&self, validator: &PublicKey, epoch: u64, view: u64) -> bool {
@@ -561,6 +607,7 @@ impl Ledger {
         }
         self.height = block.height;
         self.time_ms = block.time_ms;
+        self.this_epoch.last = block.height;
         self.mature();
         self.govern();
         let outcomes = block.txs.iter().map(|bytes| self.apply_tx(bytes)).collect();
@@ -579,6 +626,24 @@ impl Ledger {
         let mut set: Vec<PublicKey> = self.validators().into_iter().map(|(k, _)| k).collect();
         if set.is_empty() {
             set = self.epochs.get(&self.epoch).cloned().unwrap_or_default();
+        }
+        let mut stake: Vec<u64> = self.operators.values().map(|o| o.stake).collect();
+        stake.sort_unstable_by(|a, b| b.cmp(a));
+        let power = set
+            .iter()
+            .map(|k| self.operators.get(k).map_or(0, |o| o.stake))
+            .collect();
+        let next = EpochRecord {
+            epoch: self.epoch + 1,
+            first: self.height + 1,
+            last: self.height,
+            ..EpochRecord::default()
+        };
+        let mut done = std::mem::replace(&mut self.this_epoch, next);
+        (done.last, done.stake, done.power) = (self.height, stake, power);
+        self.records.push_back(done);
+        if self.records.len() > KEPT_RECORDS {
+            self.records.pop_front();
         }
         self.epoch += 1;
         self.epoch_end = self.height + self.params.epoch_length;
@@ -819,6 +884,10 @@ impl Ledger {
         let to_treasury = mul_bp(paid, self.params.fee_treasury_bp);
         let kept = paid - to_auditors - to_treasury;
         self.fees += paid;
+        self.this_epoch.fees += paid;
+        if kept > 0 {
+            *self.this_epoch.earned.entry(*operator).or_default() += kept;
+        }
         self.auditors_pool += to_auditors;
         self.treasury += to_treasury;
         self.account_mut(operator).balance += kept;
@@ -947,6 +1016,7 @@ impl Ledger {
         }
         op.unbonding.retain(|(_, a)| *a > 0);
         op.slashed += take;
+        self.this_epoch.slashed += take;
         let reward = mul_bp(take, self.params.reward_bp);
         self.burned += take - reward;
         reward
@@ -1086,6 +1156,25 @@ impl Ledger {
             b.put(key.as_bytes());
             b.put_u64(*epoch);
             b.put_u64(*view);
+        }
+        b.put_u64(self.records.len() as u64);
+        for r in self.records.iter().chain([&self.this_epoch]) {
+            b.put_u64(r.epoch);
+            b.put_u64(r.first);
+            b.put_u64(r.last);
+            b.put_u64(r.fees);
+            b.put_u64(r.slashed);
+            b.put_u64(r.earned.len() as u64);
+            for (key, amount) in &r.earned {
+                b.put(key.as_bytes());
+                b.put_u64(*amount);
+            }
+            for amounts in [&r.stake, &r.power] {
+                b.put_u64(amounts.len() as u64);
+                for a in amounts {
+                    b.put_u64(*a);
+                }
+            }
         }
         b
     }

@@ -250,6 +250,29 @@ impl Voucher {
 }
 
 impl TxBody {
+    /// The body's bytes alone (as in a transaction, after the nonce): what
+    /// a client sends a node to sign with its operator key.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        encode_body(&mut b, self);
+        b
+    }
+
+    /// Reads a body from [`TxBody::encode`]'s bytes; anything else is an
+    /// error that says where.
+    pub fn decode(bytes: &[u8]) -> Result<TxBody, DecodeError> {
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(DecodeError::Invalid(format!(
+                "a transaction body of {} bytes is over the limit of {MAX_TX_BYTES}",
+                bytes.len()
+            )));
+        }
+        let mut r = Reader::new(bytes);
+        let body = decode_body(&mut r)?;
+        r.finish()?;
+        Ok(body)
+    }
+
     /// The transaction's kind, as `docs/ledger.md` names it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -699,6 +722,7 @@ mod tests {
             let bytes = tx.encode();
             let back = Tx::decode(&bytes).unwrap();
             assert_eq!(back, tx);
+            assert_eq!(TxBody::decode(&tx.body.encode()).unwrap(), tx.body);
             assert!(back.verify());
             assert_eq!(back.id(), tx_id(&bytes));
         }

@@ -259,3 +259,51 @@ fn evidence_that_proves_nothing_is_refused_with_the_reason() {
     let out = block(&mut l, vec![(1, equivocation(good))]);
     assert!(out[0].is_ok(), "{}", err(&out[0]));
 }
+
+/// Each epoch leaves a record of what it did: the fees settled and who
+/// kept them, the stake slashed, and stake and validator power at its end;
+/// the last 64 are kept.
+#[test]
+fn each_epoch_records_its_fees_slashes_and_concentration() {
+    use vouch_ledger::Voucher;
+    let mut l = ledger(&[5_000, 4_000, 3_000, 2_000], 4);
+    let set = l.epoch_validators(0).unwrap().to_vec();
+    // Operator 4 pays operator 1 600 by voucher; operator 1 redeems.
+    let voucher = Voucher::sign(CHAIN, &key(4), &pk(1), 600);
+    let out = block(&mut l, vec![(4, TxBody::Deposit { amount: 1_000 })]);
+    assert!(out[0].is_ok(), "{}", err(&out[0]));
+    let out = block(
+        &mut l,
+        vec![
+            (
+                1,
+                TxBody::Redeem {
+                    vouchers: vec![voucher],
+                },
+            ),
+            (1, equivocation(double_notarize(CHAIN, 2, &set, 0, 5))),
+        ],
+    );
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    assert_eq!(l.this_epoch().fees, 600);
+    block(&mut l, vec![]); // height 3: epoch 0 ends
+    let r = l.epoch_records().back().unwrap().clone();
+    assert_eq!((r.epoch, r.first, r.last), (0, 1, 3));
+    assert_eq!(r.fees, 600);
+    // 5% to the auditors' pool, 5% to the treasury, the rest kept.
+    assert_eq!(r.earned.into_iter().collect::<Vec<_>>(), vec![(pk(1), 540)]);
+    assert_eq!(r.slashed, 400);
+    assert_eq!(r.stake, vec![5_000, 3_600, 3_000, 2_000]);
+    assert_eq!(r.power, vec![5_000, 3_600, 3_000, 2_000]);
+    // The next epoch starts empty.
+    let now = l.this_epoch();
+    assert_eq!((now.epoch, now.first, now.fees, now.slashed), (1, 4, 0, 0));
+    // Only the last 64 records stay.
+    while l.epoch() < 70 {
+        block(&mut l, vec![]);
+    }
+    let records = l.epoch_records();
+    assert_eq!(records.len(), vouch_ledger::state::KEPT_RECORDS);
+    assert_eq!(records.front().unwrap().epoch, 70 - 64);
+    assert_eq!(records.back().unwrap().epoch, 69);
+}

@@ -203,7 +203,7 @@ async fn report_equivocations(node: std::sync::Weak<Node>) {
         let evidence = n.chain().map(Chain::take_evidence).unwrap_or_default();
         for e in evidence {
             match n.submit_own(TxBody::Equivocation { evidence: e }).await {
-                Ok(()) => tracing::warn!("the ledger slashed a validator for equivocating"),
+                Ok(_) => tracing::warn!("the ledger slashed a validator for equivocating"),
                 Err(e) if e.to_string().contains("slashed already") => {}
                 Err(e) => tracing::warn!(error = %e, "the ledger refused equivocation evidence"),
             }
@@ -240,7 +240,7 @@ impl Node {
             return;
         }
         match self.submit_own(TxBody::Dispute { record }).await {
-            Ok(()) => tracing::warn!(%receipt, "the ledger convicted on the dispute"),
+            Ok(_) => tracing::warn!(%receipt, "the ledger convicted on the dispute"),
             // Another auditor's transaction for the same receipt came first.
             Err(e) if e.to_string().contains("convicted on already") => {
                 tracing::info!(%receipt, "the ledger convicted on another auditor's dispute first")

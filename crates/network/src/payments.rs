@@ -149,11 +149,12 @@ impl Node {
     }
 
     /// Signs `body` as this node's operator with its next nonce, submits
-    /// it to its chain and waits for its block: the ledger's verdict.
+    /// it to its chain and waits for its block: the ledger's verdict, and
+    /// where it took effect (the transaction's id and its block's height).
     /// One at a time, so that nonces follow each other; a rejection for
     /// the nonce (a transaction signed elsewhere with the operator key took
     /// it) had no effect, so it is signed again, a few times at most.
-    pub async fn submit_own(&self, body: TxBody) -> Result<(), NodeError> {
+    pub async fn submit_own(&self, body: TxBody) -> Result<(vouch_ledger::TxId, u64), NodeError> {
         let chain = self.chain()?;
         let _one = self.payments.own_tx.lock().await;
         let me = self.public_key();
@@ -166,9 +167,9 @@ impl Node {
                 .submit(tx.encode())
                 .map_err(|e| NodeError::Unavailable(e.to_string()))?;
             let deadline = tokio::time::Instant::now() + INCLUSION_WAIT;
-            let outcome = loop {
-                if let Some((_, outcome)) = chain.outcome(&id) {
-                    break outcome;
+            let (height, outcome) = loop {
+                if let Some(applied) = chain.outcome(&id) {
+                    break applied;
                 }
                 if tokio::time::Instant::now() > deadline {
                     return Err(NodeError::Unavailable(format!(
@@ -180,7 +181,11 @@ impl Node {
             };
             match outcome {
                 Err(e) if vouch_ledger::TxError::is_bad_nonce(&e) && tries < 5 => tries += 1,
-                outcome => return outcome.map_err(NodeError::BadRequest),
+                outcome => {
+                    return outcome
+                        .map(|()| (id, height))
+                        .map_err(NodeError::BadRequest);
+                }
             }
         }
     }
@@ -262,10 +267,10 @@ impl Node {
             .chain()?
             .read(|l| l.operators().get(&me).map(|op| op.offer.clone()));
         match offer {
-            Some(offer) if offer.price != price => {
-                self.submit_own(TxBody::SetOffer(vouch_ledger::Offer { price, ..offer }))
-                    .await
-            }
+            Some(offer) if offer.price != price => self
+                .submit_own(TxBody::SetOffer(vouch_ledger::Offer { price, ..offer }))
+                .await
+                .map(|_| ()),
             _ => Ok(()),
         }
     }

@@ -133,6 +133,50 @@ pub(crate) async fn move_funds(
     Ok(())
 }
 
+/// Who signs a governance transaction.
+pub(crate) enum Signer {
+    /// This key file, here.
+    Key(std::path::PathBuf),
+    /// The node, with its operator key: `POST /v1/ledger/operator-tx`,
+    /// which the admin token authorizes.
+    Node,
+}
+
+/// Submits a governance transaction signed as `signer` and waits for its
+/// block: its id, the block's height and the signer's key.
+async fn submit_as(
+    client: &Client,
+    signer: &Signer,
+    body: TxBody,
+) -> Result<(String, u64, String)> {
+    match signer {
+        Signer::Key(key_file) => {
+            let (id, height, _) = submit_and_wait(client, key_file, body).await?;
+            let key = vouch_node::keyfile::load(key_file)?.public().to_string();
+            Ok((id, height, key))
+        }
+        Signer::Node => {
+            eprintln!("the node signs with its operator key; waiting for a block");
+            let answer: serde_json::Value = client
+                .post_json(
+                    "/v1/ledger/operator-tx",
+                    &serde_json::json!({"body": hex::encode(body.encode())}),
+                )
+                .await?;
+            let field = |name: &str| {
+                answer[name]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| anyhow!("the node's answer has no `{name}`: {answer}"))
+            };
+            let height = answer["height"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("the node's answer has no `height`: {answer}"))?;
+            Ok((field("id")?, height, field("signer")?))
+        }
+    }
+}
+
 /// `vouch propose --set NAME=VALUE...`: prints the proposal (one JSON
 /// line) once a block took it.
 pub(crate) async fn propose(
@@ -140,7 +184,7 @@ pub(crate) async fn propose(
     set: &[String],
     spend: &[String],
     (allow, retire): (&[String], &[String]),
-    key_file: &Path,
+    signer: &Signer,
 ) -> Result<()> {
     let mut releases = Vec::new();
     for spec in allow {
@@ -186,9 +230,9 @@ pub(crate) async fn propose(
             Ok((name.trim().to_string(), value))
         })
         .collect::<Result<Vec<_>>>()?;
-    let (id, height, _) = submit_and_wait(
+    let (id, height, signer) = submit_as(
         client,
-        key_file,
+        signer,
         TxBody::Propose {
             changes,
             spends,
@@ -198,7 +242,6 @@ pub(crate) async fn propose(
     .await?;
     // The proposal a block took from this transaction: the newest one
     // proposed at that height by this key.
-    let signer = vouch_node::keyfile::load(key_file)?.public().to_string();
     let proposals = client.get_value("/v1/ledger/proposals").await?;
     let proposal = proposals
         .as_array()
@@ -213,8 +256,8 @@ pub(crate) async fn propose(
 }
 
 /// `vouch vote ID yes|no`.
-pub(crate) async fn vote(client: &Client, proposal: u64, yes: bool, key_file: &Path) -> Result<()> {
-    let (id, height, _) = submit_and_wait(client, key_file, TxBody::Vote { proposal, yes }).await?;
+pub(crate) async fn vote(client: &Client, proposal: u64, yes: bool, signer: &Signer) -> Result<()> {
+    let (id, height, _) = submit_as(client, signer, TxBody::Vote { proposal, yes }).await?;
     println!(
         "{}",
         serde_json::json!({"id": id, "proposal": proposal, "vote": if yes { "yes" } else { "no" }, "height": height})

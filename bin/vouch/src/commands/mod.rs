@@ -133,22 +133,28 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             allow_release,
             retire_release,
             key,
+            by_node,
         } => {
             propose(
                 &client,
                 &set,
                 &spend,
                 (&allow_release, &retire_release),
-                &signing_key(&cli.data_dir, key)?,
+                &signer(&cli.data_dir, key, by_node)?,
             )
             .await
         }
-        Command::Vote { id, choice, key } => {
+        Command::Vote {
+            id,
+            choice,
+            key,
+            by_node,
+        } => {
             vote(
                 &client,
                 id,
                 choice == "yes",
-                &signing_key(&cli.data_dir, key)?,
+                &signer(&cli.data_dir, key, by_node)?,
             )
             .await
         }
@@ -178,6 +184,20 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
 }
 /// The key file a ledger command signs with: --key, else the operator key
 /// in --data-dir (or `vouch up`'s default directory).
+/// Who signs a governance transaction: the node (`--by-node`), or a key
+/// file ([`signing_key`]).
+fn signer(
+    data_dir: &Option<PathBuf>,
+    key: Option<PathBuf>,
+    by_node: bool,
+) -> Result<ledger::Signer> {
+    Ok(if by_node {
+        ledger::Signer::Node
+    } else {
+        ledger::Signer::Key(signing_key(data_dir, key)?)
+    })
+}
+
 fn signing_key(data_dir: &Option<PathBuf>, key: Option<PathBuf>) -> Result<PathBuf> {
     Ok(match (key, data_dir) {
         (Some(k), _) => k,

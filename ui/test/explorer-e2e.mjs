@@ -1,0 +1,169 @@
+// End-to-end test of the network explorer in headless Chromium, against a
+// real local network of node processes (`vouch up --nodes 4 --fault
+// perturb --audit-rate 1`): the faulty node answers a request, its peers
+// audit, dispute and slash it on the ledger, and the explorer shows the
+// dispute (re-checked in the browser) and the slash; a proposal voted
+// during the test activates on every node, and the explorer shows it so.
+//
+//   VOUCH_NET_URLS=http://…,http://…,http://…,http://… VOUCH_NET_DIR=DIR \
+//   VOUCH_BIN=target/debug/vouch node ui/test/explorer-e2e.mjs
+//
+// VOUCH_NET_DIR is the network's data directory (node I's operator key in
+// DIR/node-I/operator.key); the last node is the faulty one.
+// Environment: CHROMIUM (default /usr/bin/chromium), VOUCH_E2E_SCREENSHOT
+// (a .png path written on failure). Exits 0 on success, 1 with the reason
+// on failure, 2 on bad usage.
+
+import { execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+
+if (process.env.NODE_TEST_CONTEXT) {
+  console.log('explorer e2e: skipped under node --test (scripts/test runs it against a local network)');
+  process.exit(0);
+}
+const urls = (process.env.VOUCH_NET_URLS || '').split(',').filter(Boolean).map((u) => u.replace(/\/+$/, ''));
+const dir = process.env.VOUCH_NET_DIR;
+const bin = process.env.VOUCH_BIN;
+if (urls.length !== 4 || !dir || !bin) {
+  console.error('explorer e2e: set VOUCH_NET_URLS (the 4 nodes of `vouch up --nodes 4`), VOUCH_NET_DIR and VOUCH_BIN');
+  process.exit(2);
+}
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const IRIS = { inputs: { float_input: { dtype: 'float32', shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] } } };
+const AUDIT_RATE_PPM = 400000;
+
+class Failure extends Error {}
+function expect(cond, message) {
+  if (!cond) throw new Failure(message);
+}
+
+async function json(url, init) {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  expect(res.ok, `${init?.method || 'GET'} ${url} answered ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** Polls `check` every 500 ms until it returns a value, for `ms`. */
+async function until(what, ms, check) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== null && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Failure(`timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
+}
+
+/** The vouch CLI against node `i`, signing with its operator key. */
+function vouch(i, ...args) {
+  return execFileSync(bin, [...args, '--key', `${dir}/node-${i}/operator.key`], {
+    env: { ...process.env, VOUCH_NODE: urls[i] },
+    encoding: 'utf8',
+  });
+}
+
+const logs = [];
+let browser;
+let page;
+try {
+  const faulty = (await json(`${urls[3]}/healthz`)).node;
+  // The faulty node answers on its own; its peers, which replicate the
+  // model, audit every receipt.
+  for (const url of urls) {
+    await until(`iris on ${url}`, 120000, async () =>
+      (await json(`${url}/v1/models`)).data?.some((m) => m.id === 'iris'));
+  }
+  // A receipt gossiped before the network's gossip mesh has formed reaches
+  // no auditor: ask again every few seconds until one is disputed.
+  let asked = 0;
+  await until('a dispute against the faulty node', 120000, async () => {
+    if (asked++ % 6 === 0) {
+      await json(`${urls[3]}/v1/infer/iris`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(IRIS),
+      });
+    }
+    const { evidence } = await json(`${urls[1]}/v1/network/evidence`);
+    return evidence.some((r) => r.kind === 'dispute');
+  });
+  console.log(`explorer e2e: the faulty node was disputed after ${Math.ceil(asked / 6)} request(s)`);
+
+  // A proposal, voted yes by three of the four operators.
+  const proposal = JSON.parse(vouch(0, 'propose', '--set', `audit_rate_ppm=${AUDIT_RATE_PPM}`).trim());
+  for (const i of [0, 1, 2]) vouch(i, 'vote', String(proposal.id), 'yes');
+  for (const url of urls) {
+    await until(`audit_rate_ppm ${AUDIT_RATE_PPM} in force on ${url}`, 120000, async () =>
+      (await json(`${url}/v1/ledger/params`)).audit_rate_ppm === AUDIT_RATE_PPM);
+  }
+  console.log(`explorer e2e: proposal ${proposal.id} activated on all ${urls.length} nodes`);
+
+  browser = await chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage();
+  page.on('console', (m) => logs.push(`console.${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
+  const res = await page.goto(`${urls[1]}/explorer`, { waitUntil: 'load' });
+  expect(res && res.ok(), `GET ${urls[1]}/explorer answered ${res && res.status()}`);
+
+  // The chain, and the four operators.
+  await page.waitForSelector('#validators tbody tr', { timeout: 30000 });
+  const validators = await page.$$eval('#validators tbody tr', (rows) => rows.length);
+  expect(validators === 4, `the explorer lists ${validators} validators, not 4`);
+
+  // The slash: the faulty operator's row shows what it lost, the others none.
+  const row = `#operators tr[data-operator="${faulty}"]`;
+  const slashed = await until('the slash in the explorer', 120000, async () => {
+    const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent));
+    return cells.length && cells[2] !== '0' ? cells[2] : undefined;
+  });
+  expect(slashed === '10,000', `the faulty operator shows ${slashed} slashed, not 10,000`);
+  const others = await page.$$eval('#operators tbody tr', (rows, faulty) =>
+    rows.filter((r) => r.dataset.operator !== faulty).map((r) => r.children[2].textContent), faulty);
+  expect(others.length === 3 && others.every((s) => s === '0'), `honest operators show slashes: ${others}`);
+  console.log(`explorer e2e: the faulty operator shows ${slashed} slashed, the other three none`);
+
+  // The dispute, re-checked in the browser.
+  await page.waitForSelector('#disputes tbody tr', { timeout: 30000 });
+  const dispute = await page.$eval('#disputes tbody tr', (r) => [...r.children].map((td) => td.textContent));
+  expect(dispute[4] === 'executor', `the dispute names ${dispute[4]} faulty, not the executor`);
+  await page.click('#disputes tbody tr button');
+  const checked = await page.waitForSelector('#disputes tbody tr [data-status]', { timeout: 10000 });
+  const status = await checked.getAttribute('data-status');
+  const text = await checked.textContent();
+  expect(status === 'verified', `the dispute's re-check failed: ${text}`);
+  console.log(`explorer e2e: dispute re-checked in the browser:${text}`);
+  // The same check refuses a record whose receipt was altered.
+  const { evidence } = await json(`${urls[1]}/v1/network/evidence`);
+  const record = evidence.find((r) => r.kind === 'dispute');
+  expect(record, 'node 1 holds no tensor dispute');
+  const tampered = structuredClone(record);
+  tampered.dispute.executor.output = tampered.dispute.auditor.output;
+  const refused = await page.evaluate((r) => globalThis.vouchExplorer.recheck(r), tampered);
+  expect(!refused.ok && /altered/.test(refused.text), `a tampered dispute passed the re-check: ${refused.text}`);
+  console.log(`explorer e2e: a tampered dispute is refused: ${refused.text}`);
+
+  // The proposal, activated.
+  const p = await until('the activated proposal in the explorer', 30000, async () =>
+    page.$eval(`#proposals tr[data-proposal="${proposal.id}"]`, (r) => r.dataset.status === 'activated' && r.textContent));
+  expect(p.includes(`audit_rate_ppm = ${AUDIT_RATE_PPM}`), `the proposal row does not show its change: ${p}`);
+  expect(await page.$eval('#notice', (n) => n.hidden), 'the explorer shows an error notice');
+  console.log('explorer e2e: ok');
+} catch (e) {
+  console.error(`explorer e2e FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
+  if (logs.length) console.error('browser log:\n  ' + logs.slice(-40).join('\n  '));
+  if (page && process.env.VOUCH_E2E_SCREENSHOT) {
+    await page.screenshot({ path: process.env.VOUCH_E2E_SCREENSHOT, fullPage: true }).catch(() => {});
+    console.error(`screenshot: ${process.env.VOUCH_E2E_SCREENSHOT}`);
+  }
+  process.exitCode = 1;
+} finally {
+  if (browser) await browser.close().catch(() => {});
+}
