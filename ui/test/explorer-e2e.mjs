@@ -14,7 +14,8 @@
 // (a .png path written on failure). Exits 0 on success, 1 with the reason
 // on failure, 2 on bad usage.
 
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 if (process.env.NODE_TEST_CONTEXT) {
@@ -60,12 +61,15 @@ async function until(what, ms, check) {
   throw new Failure(`timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
 }
 
-/** The vouch CLI against node `i`, signing with its operator key. */
-function vouch(i, ...args) {
-  return execFileSync(bin, [...args, '--key', `${dir}/node-${i}/operator.key`], {
+const run = promisify(execFile);
+
+/** The vouch CLI against node `i`, signing with its operator key: its stdout. */
+async function vouch(i, ...args) {
+  const { stdout } = await run(bin, [...args, '--key', `${dir}/node-${i}/operator.key`], {
     env: { ...process.env, VOUCH_NODE: urls[i] },
     encoding: 'utf8',
-  });
+  }).catch((e) => { throw new Failure(`vouch ${args.join(' ')} (node ${i}): ${e.stderr || e.message}`); });
+  return stdout;
 }
 
 const logs = [];
@@ -94,8 +98,9 @@ try {
   console.log(`explorer e2e: the faulty node was disputed after ${Math.ceil(asked / 6)} request(s)`);
 
   // A proposal, voted yes by three of the four operators.
-  const proposal = JSON.parse(vouch(0, 'propose', '--set', `audit_rate_ppm=${AUDIT_RATE_PPM}`).trim());
-  for (const i of [0, 1, 2]) vouch(i, 'vote', String(proposal.id), 'yes');
+  // The votes go in at once: the vote lasts a few blocks of a second.
+  const proposal = JSON.parse((await vouch(0, 'propose', '--set', `audit_rate_ppm=${AUDIT_RATE_PPM}`)).trim());
+  await Promise.all([0, 1, 2].map((i) => vouch(i, 'vote', String(proposal.id), 'yes')));
   for (const url of urls) {
     await until(`audit_rate_ppm ${AUDIT_RATE_PPM} in force on ${url}`, 120000, async () =>
       (await json(`${url}/v1/ledger/params`)).audit_rate_ppm === AUDIT_RATE_PPM);

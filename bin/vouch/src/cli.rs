@@ -179,6 +179,16 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What happened to one request, as the node knows it: the receipt,
+    /// its executor's record on the ledger, who may audit it, the node's
+    /// audits of it, disputes naming it, and whether the ledger convicted.
+    Trace {
+        /// The receipt id (rcpt:...).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the evidence a node recorded (quorum disagreements, disputes),
     /// or save one dispute to a file for `vouch verify-dispute`.
     Evidence {

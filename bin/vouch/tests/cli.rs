@@ -652,6 +652,25 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
             }
         }
     }
+    // `vouch trace` tells the disputed request's story: its executor's
+    // record, the dispute, the conviction.
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&vouch(&urls[0], &["evidence", "--json"]).stdout).unwrap();
+    let disputed = records[n]["dispute"]["executor"]["id"].as_str().unwrap();
+    let story = ok(&vouch(&urls[0], &["trace", disputed]));
+    assert!(
+        story.contains(&format!(
+            "executor  {}",
+            records[n]["dispute"]["executor"]["node"].as_str().unwrap()
+        )) && story.contains("slashed 10000")
+            && story.contains("evidence  dispute: faulty executor")
+            && story.contains("ledger    convicted"),
+        "{story}"
+    );
+    fails(
+        &vouch(&urls[0], &["trace", &format!("rcpt:{}", "0".repeat(64))]),
+        "knows nothing of receipt",
+    );
     let _ = ok(&vouch(
         &urls[0],
         &[

@@ -68,6 +68,7 @@ pub fn router(node: Arc<Node>) -> Router {
             post(report_receipt).layer(DefaultBodyLimit::max(max_request)),
         )
         .route("/v1/receipts/{id}", get(get_receipt))
+        .route("/v1/receipts/{id}/trace", get(trace_receipt))
         .route("/v1/receipts/{id}/trace/{index}", get(get_trace_entry))
         .merge(crate::openai::routes(&node).layer(DefaultBodyLimit::max(max_request)))
         .merge(crate::ledger::routes())
@@ -212,7 +213,7 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        node.render_metrics(),
+        node.render_metrics() + &node.ledger_metrics(),
     )
         .into_response()
 }
@@ -544,6 +545,14 @@ async fn infer(
 async fn get_receipt(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_digest(Kind::Receipt, &id)?;
     Ok(json(StatusCode::OK, &node.receipt(&id)?))
+}
+
+async fn trace_receipt(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_digest(Kind::Receipt, &id)?;
+    Ok(json(StatusCode::OK, &node.trace(&id)?))
 }
 
 async fn report_receipt(State(node): State<Arc<Node>>, body: Bytes) -> ApiResult<Response> {

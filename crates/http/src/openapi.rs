@@ -187,6 +187,18 @@ fn paths_and_schemas() -> Value {
           "parameters": [path_param("id", "64 hex digits")],
           "responses": merge(json!({"200": ok("the outcome", "TxOutcome")}), error_responses(&[400, 404]))
         }},
+        "/v1/receipts/{id}/trace": {"get": {
+          "summary": "What happened to one request, as this node knows it: the receipt, the executor and its public record on the ledger (stake, slashes, contact), the drawn auditors, this node's audits of it, the disputes and quorum disagreements naming it, and whether the ledger convicted on it (vouch trace)",
+          "parameters": [path_param("id", "rcpt:<64 hex>")],
+          "responses": merge(json!({"200": {"description": "the trace", "content": {"application/json": {"schema": {"type": "object", "required": ["receipt", "executor", "drawn_auditors", "audited_here", "evidence", "ledger"], "properties": {
+            "receipt": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Receipt"}]},
+            "executor": {"type": ["string", "null"]},
+            "drawn_auditors": {"type": ["array", "null"], "items": {"type": "string"}},
+            "audited_here": {"type": "array", "items": {"type": "string"}},
+            "evidence": {"type": "array", "items": {"type": "object"}},
+            "ledger": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["convicted", "executor"], "properties": {"convicted": {"type": "boolean"}, "executor": {"type": ["object", "null"]}}}]}
+          }}}}}}), error_responses(&[400, 404]))
+        }},
         "/v1/receipts/{id}": {"get": {
           "summary": "A receipt this node signed",
           "parameters": [path_param("id", "rcpt:<64 hex>")],

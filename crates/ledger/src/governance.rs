@@ -133,10 +133,31 @@ impl Ledger {
     /// vote said; any other only while no vote has allowed a release (then
     /// the allowed ones are the list).
     pub fn release_allowed(&self, version: &str) -> bool {
-        match self.releases.get(version) {
-            Some((_, allowed)) => *allowed,
-            None => !self.releases.values().any(|(_, allowed)| *allowed),
+        allowed_in(&self.releases, version)
+    }
+
+    /// The height at which a passed proposal, not in force yet, stops
+    /// `version` serving (by retiring it, or by allowing others while it
+    /// is not allowed): the soonest such, or `None`.
+    pub fn release_retiring(&self, version: &str) -> Option<u64> {
+        if !self.release_allowed(version) {
+            return None;
         }
+        self.proposals
+            .iter()
+            .filter_map(|p| match p.status {
+                Status::Passed { activates } => Some((p, activates)),
+                _ => None,
+            })
+            .filter(|(p, _)| {
+                let mut after = self.releases.clone();
+                for (v, digest, allowed) in &p.releases {
+                    after.insert(v.clone(), (*digest, *allowed));
+                }
+                !allowed_in(&after, version)
+            })
+            .map(|(_, at)| at)
+            .min()
     }
 
     /// Every proposal, oldest first.
@@ -292,5 +313,13 @@ impl Ledger {
                 self.releases.insert(version, (digest, allowed));
             }
         }
+    }
+}
+
+/// [`Ledger::release_allowed`] over a releases map.
+fn allowed_in(releases: &BTreeMap<String, ([u8; 32], bool)>, version: &str) -> bool {
+    match releases.get(version) {
+        Some((_, allowed)) => *allowed,
+        None => !releases.values().any(|(_, allowed)| *allowed),
     }
 }

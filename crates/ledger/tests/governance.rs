@@ -316,9 +316,22 @@ fn releases_are_allowed_and_retired_by_vote() {
     assert!(err(&out[0]).contains("without spaces"), "{}", err(&out[0]));
     block(&mut l, vec![(1, release("0.2.0", true))]);
     block(&mut l, vec![(1, vote(0, true))]);
+    // Once passed, and until it takes effect, a node on 0.1.0 is told at
+    // which height its release stops serving; 0.2.0's is not.
+    let mut warned = None;
     for _ in 0..5 {
         block(&mut l, vec![]);
+        if let Status::Passed { activates } = l.proposals()[0].status {
+            assert_eq!(l.release_retiring("0.1.0"), Some(activates));
+            assert_eq!(l.release_retiring("0.2.0"), None);
+            warned = Some(activates);
+        }
     }
+    assert!(
+        warned.is_some(),
+        "the pass was never seen before activation"
+    );
+    assert_eq!(l.release_retiring("0.1.0"), None, "retired by now");
     assert!(l.release_allowed("0.2.0"));
     assert!(
         !l.release_allowed("0.1.0"),

@@ -735,9 +735,33 @@ impl Node {
         }
         let node = self.clone();
         tokio::spawn(async move {
-            match node.audit(receipt, executor).await {
-                Ok(outcome) => tracing::debug!(?outcome, "audit done"),
-                Err(e) => tracing::info!(error = %e, "audit not completed"),
+            let id = receipt.id;
+            let note = match node.audit(receipt, executor).await {
+                Ok(outcome) => {
+                    tracing::debug!(?outcome, "audit done");
+                    match outcome {
+                        AuditOutcome::Passed => "passed".to_string(),
+                        AuditOutcome::Disputed(d) => {
+                            format!("disputed: the referee found the {:?} faulty", d.faulty)
+                        }
+                        AuditOutcome::LlmDisputed(d) => {
+                            format!("disputed: the referee found the {:?} faulty", d.faulty)
+                        }
+                        AuditOutcome::Unresolved(why) => format!("unresolved: {why}"),
+                        AuditOutcome::Withheld(why) => format!("withheld: {why}"),
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "audit not completed");
+                    format!("not completed: {e}")
+                }
+            };
+            if let Some(network) = node.network.get() {
+                let mut audits = network.audits.lock().unwrap_or_else(|e| e.into_inner());
+                audits.push_back((id, note));
+                if audits.len() > crate::state::KEPT_AUDITS {
+                    audits.pop_front();
+                }
             }
         });
         true

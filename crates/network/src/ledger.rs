@@ -214,6 +214,50 @@ async fn report_equivocations(node: std::sync::Weak<Node>) {
 }
 
 impl Node {
+    /// What the ledger says of this node's operator, as Prometheus gauges
+    /// to alert on (`GET /metrics`): stake against the minimum, slashes
+    /// (disputes lost, equivocation), whether it validates, its balance
+    /// and escrow, and whether its release is allowed or a passed vote
+    /// retires it (at which height). Nothing where the node runs no chain.
+    pub fn ledger_metrics(&self) -> String {
+        let Some(chain) = self.chain.get() else {
+            return String::new();
+        };
+        let me = self.public_key();
+        let version = crate::network::SOFTWARE
+            .strip_prefix("vouch ")
+            .unwrap_or(crate::network::SOFTWARE);
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let gauges: Vec<(&str, &str, f64)> = chain.read(|l| {
+            let op = l.operators().get(&me);
+            let stake = op.map_or(0, |o| o.stake);
+            let min = l.params().min_stake;
+            let account = l.account(&me);
+            let validating = l
+                .epoch_validators(l.epoch())
+                .is_some_and(|set| set.contains(&me));
+            vec![
+                ("vouch_ledger_height", "Height of the last block this node applied.", l.height() as f64),
+                ("vouch_ledger_epoch", "The chain's current epoch.", l.epoch() as f64),
+                ("vouch_operator_stake", "This node's operator's bonded stake.", stake as f64),
+                ("vouch_operator_min_stake", "The bonded stake an operator needs (the ledger's min_stake).", min as f64),
+                ("vouch_operator_stake_below_minimum", "1 when the operator's bonded stake is below min_stake: its audits, draws and validation stop counting.", flag(stake < min)),
+                ("vouch_operator_slashed", "Everything the ledger slashed from this node's operator (disputes lost, equivocation).", op.map_or(0, |o| o.slashed) as f64),
+                ("vouch_operator_validator", "1 when the operator validates the current epoch.", flag(validating)),
+                ("vouch_operator_balance", "The operator account's spendable balance.", account.balance as f64),
+                ("vouch_operator_escrow", "The operator account's escrow, which pays other operators' vouchers.", account.escrow as f64),
+                ("vouch_release_allowed", "1 when the ledger allows this node's release.", flag(l.release_allowed(version))),
+                ("vouch_release_retired_at", "The height at which a passed vote retires this node's release; 0 if none does.", l.release_retiring(version).unwrap_or(0) as f64),
+            ]
+        });
+        gauges
+            .into_iter()
+            .map(|(name, help, value)| {
+                format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n")
+            })
+            .collect()
+    }
+
     /// Whether software `announced` ("vouch VERSION", as announcements and
     /// this node name it) may serve on this node's chain: governance
     /// allows and retires releases (`Ledger::release_allowed`). Any may

@@ -19,6 +19,7 @@ mod providers;
 mod replicate;
 pub mod route;
 mod state;
+mod trace;
 
 pub use llm_net::LlmQuorum;
 pub use node::Node;

@@ -71,6 +71,7 @@ impl Node {
             publishers: Mutex::default(),
             proven: Mutex::default(),
             audit_rate: self.config().audit_rate.to_bits().into(),
+            audits: Mutex::default(),
         });
         let gossip = network.p2p.take_gossip();
         if self.network.set(network).is_err() {

@@ -112,7 +112,13 @@ pub(crate) struct Network {
     pub(crate) publishers: Mutex<HashMap<Digest, vouch_types::PublicKey>>,
     /// The audit rate now (f64 bits), from the configuration until changed.
     pub(crate) audit_rate: std::sync::atomic::AtomicU64,
+    /// The outcomes of the last audits this node ran, newest last
+    /// (`Node::trace`).
+    pub(crate) audits: Mutex<std::collections::VecDeque<(Digest, String)>>,
 }
+
+/// Audit outcomes a node keeps for `vouch trace`, at most.
+pub(crate) const KEPT_AUDITS: usize = 10_000;
 
 impl Network {
     /// Gossips `receipt` to the auditors (executors and the gateways that

@@ -157,6 +157,27 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
             assert_eq!(l.supply() + l.burned(), 3 * FUNDS + 3 * STAKE);
         });
     }
+    // The liar's node says so to its operator's monitoring.
+    let metrics = |url: String| async move {
+        reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let liar_metrics = metrics(liar.url.clone()).await;
+    assert!(
+        liar_metrics.contains(&format!("\nvouch_operator_slashed {slash}\n"))
+            && liar_metrics.contains("\nvouch_operator_stake_below_minimum 0\n")
+            && liar_metrics.contains("\nvouch_operator_validator 1\n"),
+        "{liar_metrics}"
+    );
+    let auditor_metrics = metrics(auditor.url.clone()).await;
+    assert!(
+        auditor_metrics.contains("\nvouch_operator_slashed 0\n"),
+        "{auditor_metrics}"
+    );
     // The same dispute again, from anyone: refused, nothing slashed twice.
     let record = serde_json::to_vec(&*dispute).unwrap();
     let err = referee
@@ -213,6 +234,8 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
             .await
             .unwrap();
         assert_eq!(health["release_allowed"], false, "{health}");
+        let m = metrics(n.url.clone()).await;
+        assert!(m.contains("\nvouch_release_allowed 0\n"), "{m}");
     }
     let refused = auditor
         .node

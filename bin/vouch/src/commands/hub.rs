@@ -269,6 +269,73 @@ pub(crate) async fn network(client: &Client, json: bool) -> Result<()> {
     );
     Ok(())
 }
+/// `vouch trace RECEIPT`: the node's trace of one request, as lines or
+/// JSON.
+pub(crate) async fn trace(client: &Client, id: &str, json: bool) -> Result<()> {
+    let t = client
+        .get_value(&format!("/v1/receipts/{id}/trace"))
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+        return Ok(());
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("unknown").to_string();
+    println!("receipt   {id}");
+    println!("executor  {}", text(&t["executor"]));
+    if let Some(r) = t["receipt"].as_object() {
+        println!(
+            "model     {}  price {}",
+            text(&r["model"]),
+            r["price"].as_u64().unwrap_or(0)
+        );
+    } else {
+        println!("          (this node does not hold the receipt; what follows is what it heard)");
+    }
+    let e = &t["ledger"]["executor"];
+    if e.is_object() {
+        println!(
+            "operator  {}  stake {}  slashed {}  contact {}",
+            text(&e["account"]),
+            e["stake"],
+            e["slashed"],
+            if e["contact"].as_str().unwrap_or("").is_empty() {
+                "none declared".into()
+            } else {
+                text(&e["contact"])
+            }
+        );
+    } else if t["ledger"].is_object() {
+        println!("operator  not registered on the ledger");
+    }
+    if let Some(drawn) = t["drawn_auditors"].as_array() {
+        let keys: Vec<String> = drawn.iter().map(text).collect();
+        println!(
+            "auditors  drawn: {}",
+            if keys.is_empty() {
+                "none".into()
+            } else {
+                keys.join(", ")
+            }
+        );
+    }
+    for note in t["audited_here"].as_array().into_iter().flatten() {
+        println!("audit     here: {}", text(note));
+    }
+    for r in t["evidence"].as_array().into_iter().flatten() {
+        let faulty = r["dispute"]["faulty"]
+            .as_str()
+            .map(|f| format!(": faulty {f}"))
+            .unwrap_or_default();
+        println!("evidence  {}{faulty}", text(&r["kind"]).replace('_', " "));
+    }
+    match t["ledger"]["convicted"].as_bool() {
+        Some(true) => println!("ledger    convicted: the executor was slashed for this receipt"),
+        Some(false) => println!("ledger    no conviction on this receipt"),
+        None => println!("ledger    this node runs no chain"),
+    }
+    Ok(())
+}
+
 pub(crate) async fn evidence(
     client: &Client,
     dispute: Option<usize>,

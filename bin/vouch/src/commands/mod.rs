@@ -92,6 +92,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Network { json } => network(&client, json).await,
         Command::Evidence { dispute, out, json } => evidence(&client, dispute, out, json).await,
+        Command::Trace { id, json } => trace(&client, &id, json).await,
         Command::VerifyDispute {
             file,
             input,
