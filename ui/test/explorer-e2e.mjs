@@ -101,9 +101,11 @@ try {
   // The votes go in at once: the vote lasts a few blocks of a second.
   const proposal = JSON.parse((await vouch(0, 'propose', '--set', `audit_rate_ppm=${AUDIT_RATE_PPM}`)).trim());
   await Promise.all([0, 1, 2].map((i) => vouch(i, 'vote', String(proposal.id), 'yes')));
+  // In force on every ledger, and every node audits at the new rate.
   for (const url of urls) {
     await until(`audit_rate_ppm ${AUDIT_RATE_PPM} in force on ${url}`, 120000, async () =>
-      (await json(`${url}/v1/ledger/params`)).audit_rate_ppm === AUDIT_RATE_PPM);
+      (await json(`${url}/v1/ledger/params`)).audit_rate_ppm === AUDIT_RATE_PPM
+      && (await json(`${url}/healthz`)).audit_rate === AUDIT_RATE_PPM / 1e6);
   }
   console.log(`explorer e2e: proposal ${proposal.id} activated on all ${urls.length} nodes`);
 

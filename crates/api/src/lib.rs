@@ -278,6 +278,11 @@ pub struct Executor {
     pub peer: String,
     /// Its operator key (the receipt's signer).
     pub operator: vouch_types::PublicKey,
+    /// Whether the node that answered admits the operator: on a ledger
+    /// chain, registered with at least the minimum stake (false: one it
+    /// does not admit served, as routing allows when no admitted one can).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted: Option<bool>,
 }
 
 /// How a quorum went.

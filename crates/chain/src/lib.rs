@@ -161,7 +161,7 @@ struct Core {
     kept: HashMap<Digest, (u64, u64, Vec<u8>)>,
     kept_order: VecDeque<Digest>,
     /// Where applied blocks are written, if anywhere.
-    store: Option<store::Store>,
+    store: Option<Arc<store::Store>>,
     /// The newest finalization certificate seen in each recent epoch,
     /// encoded: what a peer that missed the end of an epoch applies up to.
     proofs: BTreeMap<u64, Vec<u8>>,
@@ -325,29 +325,28 @@ impl Core {
 
     /// The applied blocks from height `start` on, at most `count` (and
     /// [`RANGE_BLOCKS`]): from memory, or from the store for blocks older
-    /// than memory keeps.
-    fn applied_from(&self, start: u64, count: u64) -> Vec<Vec<u8>> {
+    /// than memory keeps, read by [`Applied::read`] once the caller has
+    /// let go of the core (a disk read never holds up block application).
+    fn applied_from(&self, start: u64, count: u64) -> Applied {
         let kept = self.kept_order.len() as u64;
         let first = self.ledger.height() + 1 - kept;
         if start < first {
             // Older blocks than kept come from the store, or not at all (a
             // gap at the asker's tip would be no use).
             let Some(store) = &self.store else {
-                return Vec::new();
+                return Applied::Kept(Vec::new());
             };
-            return store
-                .range(start.max(1), count.min(RANGE_BLOCKS).min(first - start))
-                .unwrap_or_else(|e| {
-                    tracing::error!(%e, "reading stored blocks for a peer");
-                    Vec::new()
-                });
+            let n = count.min(RANGE_BLOCKS).min(first - start);
+            return Applied::Stored(store.clone(), start.max(1), n);
         }
-        self.kept_order
-            .iter()
-            .skip((start - first) as usize)
-            .take(count.min(RANGE_BLOCKS) as usize)
-            .filter_map(|d| self.kept.get(d).map(|(_, _, bytes)| bytes.clone()))
-            .collect()
+        Applied::Kept(
+            self.kept_order
+                .iter()
+                .skip((start - first) as usize)
+                .take(count.min(RANGE_BLOCKS) as usize)
+                .filter_map(|d| self.kept.get(d).map(|(_, _, bytes)| bytes.clone()))
+                .collect(),
+        )
     }
 
     /// The bytes of a block this validator holds, applied or not.
@@ -366,6 +365,27 @@ impl Core {
         self.settle();
         if let Some(digest) = self.finalized {
             self.finalize(digest);
+        }
+    }
+}
+
+/// Applied blocks' bytes for a peer or a reader: in hand, or to be read
+/// from the store (from a height, how many).
+enum Applied {
+    Kept(Vec<Vec<u8>>),
+    Stored(Arc<store::Store>, u64, u64),
+}
+
+impl Applied {
+    /// The blocks' bytes, reading the store where needed (an error is
+    /// logged, and nothing is answered).
+    fn read(self) -> Vec<Vec<u8>> {
+        match self {
+            Applied::Kept(blocks) => blocks,
+            Applied::Stored(store, from, n) => store.range(from, n).unwrap_or_else(|e| {
+                tracing::error!(%e, "reading stored blocks");
+                Vec::new()
+            }),
         }
     }
 }
@@ -430,7 +450,7 @@ impl Chain {
                     return Err(corrupt("the ledger refuses the block"));
                 }
             }
-            core.store = Some(store);
+            core.store = Some(Arc::new(store));
         }
         Ok(chain)
     }
@@ -471,13 +491,16 @@ impl Chain {
     /// Applied block `height`, from memory or the store, with its
     /// transactions' outcomes where memory still holds them.
     pub fn block(&self, height: u64) -> Option<(ChainBlock, Option<Committed>)> {
-        let core = self.lock();
-        if height == 0 || height > core.ledger.height() {
-            return None;
-        }
-        let bytes = core.applied_from(height, 1).into_iter().next()?;
+        let (applied, committed) = {
+            let core = self.lock();
+            if height == 0 || height > core.ledger.height() {
+                return None;
+            }
+            let committed = core.committed.iter().find(|c| c.height == height).cloned();
+            (core.applied_from(height, 1), committed)
+        };
+        let bytes = applied.read().into_iter().next()?;
         let block = ChainBlock::decode(&bytes).ok()?;
-        let committed = core.committed.iter().find(|c| c.height == height).cloned();
         Some((block, committed))
     }
 
@@ -915,7 +938,8 @@ where
                 Some((&RANGE, range)) if range.len() == 12 => {
                     let start = u64::from_le_bytes(range[..8].try_into().expect("8 bytes"));
                     let count = u32::from_le_bytes(range[8..].try_into().expect("4 bytes"));
-                    let blocks = receiving.lock().applied_from(start, u64::from(count));
+                    let applied = receiving.lock().applied_from(start, u64::from(count));
+                    let blocks = applied.read();
                     for bytes in blocks {
                         answers.send(Recipients::One(from.clone()), tagged(BLOCK, &bytes), false);
                     }
@@ -1062,8 +1086,9 @@ mod tests {
         }
     }
 
-    fn heights(blocks: Vec<Vec<u8>>) -> Vec<u64> {
-        blocks
+    fn heights_of(applied: super::Applied) -> Vec<u64> {
+        applied
+            .read()
             .iter()
             .map(|b| super::ChainBlock::decode(b).unwrap().height)
             .collect()
@@ -1076,10 +1101,10 @@ mod tests {
         let chain = super::Chain::new(&empty_genesis());
         let mut core = chain.lock();
         apply_empty(&mut core, 5);
-        assert_eq!(heights(core.applied_from(2, 2)), vec![2, 3]);
-        assert_eq!(heights(core.applied_from(4, 100)), vec![4, 5]);
-        assert!(core.applied_from(6, 3).is_empty());
-        assert!(core.applied_from(0, 3).is_empty());
+        assert_eq!(heights_of(core.applied_from(2, 2)), vec![2, 3]);
+        assert_eq!(heights_of(core.applied_from(4, 100)), vec![4, 5]);
+        assert!(core.applied_from(6, 3).read().is_empty());
+        assert!(core.applied_from(0, 3).read().is_empty());
     }
 
     /// A peer far behind gets the blocks memory no longer keeps from the
@@ -1096,9 +1121,9 @@ mod tests {
                 let old = core.kept_order.pop_front().unwrap();
                 core.kept.remove(&old);
             }
-            assert_eq!(heights(core.applied_from(1, 100)), vec![1, 2, 3]);
-            assert_eq!(heights(core.applied_from(2, 1)), vec![2]);
-            assert_eq!(heights(core.applied_from(4, 100)), vec![4, 5]);
+            assert_eq!(heights_of(core.applied_from(1, 100)), vec![1, 2, 3]);
+            assert_eq!(heights_of(core.applied_from(2, 1)), vec![2]);
+            assert_eq!(heights_of(core.applied_from(4, 100)), vec![4, 5]);
         }
         assert_eq!(chain.block(1).unwrap().0.height, 1);
         assert_eq!(chain.block(5).unwrap().0.height, 5);

@@ -528,6 +528,7 @@ async fn infer(
             executed_by: Some(Executor {
                 peer: routed.executor.to_string(),
                 operator: routed.receipt.body.node,
+                admitted: Some(node.is_admitted(&routed.receipt.body.node)),
             }),
             route: routed.route.iter().map(|p| p.to_string()).collect(),
             receipts,

@@ -261,7 +261,7 @@ fn paths_and_schemas() -> Value {
         "InferResponse": {"type": "object", "required": ["outputs", "receipt"], "properties": {
           "outputs": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Tensor"}},
           "receipt": {"$ref": "#/components/schemas/Receipt"},
-          "executed_by": {"type": "object", "required": ["peer", "operator"], "properties": {"peer": {"type": "string"}, "operator": {"type": "string"}}},
+          "executed_by": {"type": "object", "required": ["peer", "operator"], "properties": {"peer": {"type": "string"}, "operator": {"type": "string"}, "admitted": {"type": "boolean", "description": "whether the answering node admits the executor: on a ledger chain, a registered operator with at least the minimum stake (false: an operator it does not admit served, as routing allows when no admitted one can)"}}},
           "route": {"type": "array", "items": {"type": "string"}, "description": "peer ids the request went through: this node, then the executor when another"},
           "receipts": {"type": "array", "items": {"$ref": "#/components/schemas/Receipt"}, "description": "with quorum:N, every receipt behind the answer, dissenters included"},
           "quorum": {"type": "object", "required": ["wanted", "agreed", "dissent"], "properties": {

@@ -13,7 +13,7 @@ use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 17] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -30,10 +30,11 @@ impl Params {
         "fee_treasury_bp",
         "dispute_bounty",
         "epoch_length",
+        "open_admission",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 16] {
+    pub fn values(&self) -> [u64; 17] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -51,6 +52,7 @@ impl Params {
             self.fee_treasury_bp,
             self.dispute_bounty,
             self.epoch_length,
+            self.open_admission,
         ]
     }
 
@@ -75,6 +77,7 @@ impl Params {
             // At least a simple majority of the stake that voted.
             "threshold_bp" => (5_000, 9_999),
             "audit_rate_ppm" | "llm_tolerance_ppm" => (0, 1_000_000),
+            "open_admission" => (0, 1),
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",
@@ -111,6 +114,7 @@ impl Params {
             "fee_treasury_bp" => &mut self.fee_treasury_bp,
             "dispute_bounty" => &mut self.dispute_bounty,
             "epoch_length" => &mut self.epoch_length,
+            "open_admission" => &mut self.open_admission,
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",

@@ -55,6 +55,10 @@ pub struct Params {
     /// Blocks per epoch: the validator set is the operators with the most
     /// stake as of each epoch's last block, for the whole next epoch.
     pub epoch_length: u64,
+    /// 1: a node may route a request to an operator without the minimum
+    /// stake when no staked one serves the model (the answer says so,
+    /// `executed_by.admitted`); 0: never.
+    pub open_admission: u64,
 }
 
 impl Default for Params {
@@ -76,6 +80,7 @@ impl Default for Params {
             fee_treasury_bp: 500,
             dispute_bounty: 1_000,
             epoch_length: 100,
+            open_admission: 1,
         }
     }
 }

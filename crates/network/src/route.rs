@@ -373,6 +373,12 @@ impl Node {
         let total: u64 = records.values().map(|r| r.served).sum();
         let cap = self.config().max_share;
         let admitted: BTreeSet<Peer> = self.admitted().iter().map(peer_id_of).collect();
+        // On a chain whose parameters close admission (`open_admission`
+        // 0), operators without the minimum stake serve no routed request.
+        let closed = self
+            .chain
+            .get()
+            .is_some_and(|c| c.read(|l| l.params().open_admission == 0));
         // A provider not yet measured ranks as the median measured one: new
         // peer ids do not look fastest (they are free to make), and every
         // provider still gets its turn.
@@ -384,7 +390,7 @@ impl Node {
         let neutral_us = measured.get(measured.len() / 2).copied().unwrap_or(0);
         let mut ranked: Vec<(bool, bool, f64, Peer)> = providers
             .into_iter()
-            .filter(|p| *p != me && !retired.contains(p))
+            .filter(|p| *p != me && !retired.contains(p) && (!closed || admitted.contains(p)))
             .map(|p| {
                 let r = records.get(&p).cloned().unwrap_or_default();
                 let latency_us = if r.latency_us == 0 {

@@ -332,6 +332,7 @@ async fn routing_fails_over_when_a_provider_vanishes_and_hedges_a_silent_one() {
     let executed = resp.executed_by.unwrap();
     assert_eq!(executed.peer, a_peer.to_string());
     assert_eq!(executed.operator, a.node.public_key());
+    assert_eq!(executed.admitted, Some(true), "G admits A");
     assert_eq!(resp.route.len(), 2);
     resp.receipt.verify().unwrap();
 }

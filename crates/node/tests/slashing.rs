@@ -3,8 +3,9 @@
 //! The auditor's dispute, settled by the referee the draw over the staked
 //! operators picks, goes to the chain as a transaction, and every
 //! validator's ledger slashes the liar, rewards the auditor and burns the
-//! rest, once. Then a vote retires the release they run, and they stop
-//! routing to each other.
+//! rest, once. An operator without stake serves where no staked one does,
+//! and the answer says so, until a vote closes admission. Then a vote
+//! retires the release they run, and they stop routing to each other.
 
 mod common;
 
@@ -189,6 +190,100 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     auditor.node.chain().unwrap().read(|l| {
         assert_eq!(l.operators()[&operators[1]].slashed, slash);
     });
+
+    // An operator without stake (a node on the network, not on the
+    // ledger) serves where no staked one does, and the answer says so; a
+    // vote closing admission (`open_admission` 0) ends that.
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger = {
+        let mut config = NodeConfig::new(stranger_dir.path().to_path_buf());
+        config.audit_rate = 0.0;
+        let t = TestNode::start(config).await;
+        t.node
+            .join(
+                P2pConfig::loopback(addresses(&auditor)),
+                Some(t.url.clone()),
+            )
+            .await
+            .unwrap();
+        t
+    };
+    // It trusts the auditor's operator as a publisher, and serves iris,
+    // which the auditor publishes and then stops serving.
+    stranger.node.admit(operators[0]);
+    let iris = samples::SAMPLES.iter().find(|s| s.name == "iris").unwrap();
+    let iris_id = samples::push_file(&auditor.node, &models_dir().join(iris.file), iris.options())
+        .await
+        .unwrap()
+        .id();
+    eventually("the stranger to hear of iris", || {
+        stranger
+            .node
+            .network_models()
+            .get(&iris_id.to_string())
+            .is_some_and(|m| !m.providers.is_empty())
+    })
+    .await;
+    stranger.node.replicate("iris", None).await.unwrap();
+    auditor.node.delete_model("iris", "1").await.unwrap();
+    eventually("the referee to hear only the stranger serve iris", || {
+        referee
+            .node
+            .network_models()
+            .get(&iris_id.to_string())
+            .is_some_and(|m| m.providers == [stranger.node.peer_id()].into())
+    })
+    .await;
+    let mut input = vouch_types::TensorMap::new();
+    input.insert(
+        "float_input",
+        vouch_types::Tensor::from_f32(vec![1, 4], &[5.1, 3.5, 1.4, 0.2]).unwrap(),
+    );
+    let request = vouch_api::InferRequest {
+        inputs: vouch_api::from_map(input),
+        nonce: None,
+        verify: None,
+    };
+    let served = referee.client.infer("iris", None, &request).await.unwrap();
+    let executed = served.executed_by.unwrap();
+    assert_eq!(executed.operator, stranger.node.public_key());
+    assert_eq!(executed.admitted, Some(false), "the answer says so");
+    let close = TxBody::Propose {
+        changes: vec![("open_admission".into(), 0)],
+        spends: vec![],
+        releases: vec![],
+    };
+    auditor.node.submit_own(close).await.unwrap();
+    let id = auditor
+        .node
+        .chain()
+        .unwrap()
+        .read(|l| l.proposals().len() as u64 - 1);
+    let vote = TxBody::Vote {
+        proposal: id,
+        yes: true,
+    };
+    let (a, b) = tokio::join!(
+        auditor.node.submit_own(vote.clone()),
+        liar.node.submit_own(vote.clone())
+    );
+    a.unwrap();
+    b.unwrap();
+    eventually("admission to close on the referee's ledger", || {
+        referee
+            .node
+            .chain()
+            .unwrap()
+            .read(|l| l.params().open_admission == 0)
+    })
+    .await;
+    let refused = referee.client.infer("iris", None, &request).await;
+    assert!(
+        refused.is_err(),
+        "an unstaked operator served with admission closed: {:?}",
+        refused.map(|r| r.executed_by)
+    );
+    stranger.stop().await;
 
     // A vote that allows only another release retires the one these nodes
     // run: a node without the model no longer routes to its peers, and
