@@ -835,6 +835,16 @@ impl Ledger {
         if !self.operators.contains_key(operator) {
             return Err(TxError::NotOperator(operator.to_string()));
         }
+        // Every signature, on all cores: each check stands alone, so the
+        // verdicts (and the first refusal below) are the same on any number
+        // of threads.
+        let signed: Vec<bool> = {
+            use rayon::prelude::*;
+            vouchers
+                .par_iter()
+                .map(|v| v.verify(&self.chain_id, operator))
+                .collect()
+        };
         // Per client: the newest cumulative amount in this transaction, and
         // what it owes beyond what was settled.
         let mut owed: BTreeMap<PublicKey, (u64, u64)> = BTreeMap::new();
@@ -844,7 +854,7 @@ impl Ledger {
                 client: v.client.to_string(),
                 why,
             };
-            if !v.verify(&self.chain_id, operator) {
+            if !signed[index] {
                 return Err(bad(format!(
                     "its signature does not verify for operator {operator} on chain `{}`",
                     self.chain_id
