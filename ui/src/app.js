@@ -8,6 +8,7 @@
 
 import { StreamVerifier, verifyPasted, parseJson, toJson } from './verify.js';
 import { sseData } from './sse.js';
+import { el } from './dom.js';
 
 const $ = (sel) => document.querySelector(sel);
 const modelSelect = $('#model');
@@ -25,17 +26,6 @@ const MAX_TOKENS = 128;
 const SYSTEM = { role: 'system', content: 'You are a helpful assistant.' };
 const conversation = [SYSTEM]; // {role, content} sent with every request
 let busy = false;
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
-}
 
 function setNotice(text) {
   notice.textContent = text;

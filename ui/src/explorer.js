@@ -7,20 +7,10 @@
 // node serves at /explorer/explorer.js (the page at /explorer).
 
 import { verifyReceipt, verifyTranscript } from './verify.js';
+import { el } from './dom.js';
 
 const REFRESH_MS = 3000;
 const $ = (sel) => document.querySelector(sel);
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
-}
 
 /** A key shortened for a table cell, whole in its title. */
 function short(key) {

@@ -147,55 +147,39 @@ async fn health(State(node): State<Arc<Node>>) -> ApiResult<Response> {
     ))
 }
 
-/// The chat UI (built from `ui/` by `scripts/build-ui`).
-async fn ui_index() -> Response {
+/// One of the pages `scripts/build-ui` builds from `ui/`, as `kind`.
+fn page(kind: &'static str, body: &'static str) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        include_str!("../ui/index.html"),
+        [(header::CONTENT_TYPE, HeaderValue::from_static(kind))],
+        body,
     )
         .into_response()
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const SCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// The chat UI.
+async fn ui_index() -> Response {
+    page(HTML, include_str!("../ui/index.html"))
 }
 
 /// The UI's script: its logic and an independent receipt verifier (BLAKE3
 /// and ed25519 from npm packages), bundled.
 async fn ui_app() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/javascript; charset=utf-8"),
-        )],
-        include_str!("../ui/app.js"),
-    )
-        .into_response()
+    page(SCRIPT, include_str!("../ui/app.js"))
 }
 
-/// The network explorer (built from `ui/` by `scripts/build-ui`): the
-/// ledger, disputes and fee flows, from the public routes.
+/// The network explorer: the ledger, disputes and fee flows, from the
+/// public routes.
 async fn explorer_index() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        include_str!("../ui/explorer.html"),
-    )
-        .into_response()
+    page(HTML, include_str!("../ui/explorer.html"))
 }
 
 /// The explorer's script, bundled with the receipt verifier it re-checks
 /// disputes with.
 async fn explorer_app() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/javascript; charset=utf-8"),
-        )],
-        include_str!("../ui/explorer.js"),
-    )
-        .into_response()
+    page(SCRIPT, include_str!("../ui/explorer.js"))
 }
 
 /// Answers only a request with the admin token (`guard`): a client checks

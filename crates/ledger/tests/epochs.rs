@@ -15,18 +15,13 @@ use commonware_consensus::types::{Epoch, Round, View};
 use commonware_cryptography::{ed25519, sha256::Digest as Sha256};
 use vouch_ledger::evidence::{self, Scheme};
 use vouch_ledger::state::KEPT_EPOCHS;
-use vouch_ledger::{Block, Genesis, Ledger, Offer, Params, Tx, TxBody, TxOutcome};
-use vouch_types::{PublicKey, SecretKey};
+mod common;
+
+use common::{err, key, pk};
+use vouch_ledger::{Genesis, Ledger, Offer, Params, TxBody, TxOutcome};
+use vouch_types::PublicKey;
 
 const CHAIN: &str = "epochs";
-
-fn key(b: u8) -> SecretKey {
-    SecretKey::from_bytes(&[b; 32])
-}
-
-fn pk(b: u8) -> PublicKey {
-    key(b).public()
-}
 
 /// Operators 1..=n with the given stakes, each with 100,000 to spend;
 /// epochs of 3 blocks, at most `max` validators.
@@ -49,27 +44,7 @@ fn ledger(stakes: &[u64], max: u64) -> Ledger {
 }
 
 fn block(l: &mut Ledger, txs: Vec<(u8, TxBody)>) -> Vec<TxOutcome> {
-    let mut nonces = std::collections::BTreeMap::new();
-    let bytes = txs
-        .into_iter()
-        .map(|(s, body)| {
-            let n = nonces.entry(s).or_insert_with(|| l.account(&pk(s)).nonce);
-            let tx = Tx::sign(CHAIN, &key(s), *n, body).encode();
-            *n += 1;
-            tx
-        })
-        .collect();
-    let height = l.height() + 1;
-    l.apply_block(&Block {
-        height,
-        time_ms: height,
-        txs: bytes,
-    })
-    .unwrap()
-}
-
-fn err(o: &TxOutcome) -> String {
-    o.as_ref().unwrap_err().to_string()
+    common::block(CHAIN, l, txs)
 }
 
 /// Operator `b`'s vote signer for a validator set, as the engine builds it

@@ -5,18 +5,12 @@
 //! votes, the outcome is what the rules computed by hand say.
 
 use proptest::prelude::*;
-use vouch_ledger::{Block, Genesis, Ledger, Offer, Params, Status, Tx, TxBody, TxOutcome};
-use vouch_types::{PublicKey, SecretKey};
+mod common;
+
+use common::{err, key, pk};
+use vouch_ledger::{Genesis, Ledger, Offer, Params, Status, TxBody, TxOutcome};
 
 const CHAIN: &str = "gov";
-
-fn key(b: u8) -> SecretKey {
-    SecretKey::from_bytes(&[b; 32])
-}
-
-fn pk(b: u8) -> PublicKey {
-    key(b).public()
-}
 
 /// Operators 1..=n with the given stakes; account 9 funded, unstaked.
 /// Votes last 3 blocks, changes wait 2 more, a third of the stake must
@@ -42,23 +36,7 @@ fn ledger(stakes: &[u64]) -> Ledger {
 }
 
 fn block(l: &mut Ledger, txs: Vec<(u8, TxBody)>) -> Vec<TxOutcome> {
-    let mut nonces = std::collections::BTreeMap::new();
-    let bytes = txs
-        .into_iter()
-        .map(|(s, body)| {
-            let n = nonces.entry(s).or_insert_with(|| l.account(&pk(s)).nonce);
-            let tx = Tx::sign(CHAIN, &key(s), *n, body).encode();
-            *n += 1;
-            tx
-        })
-        .collect();
-    let height = l.height() + 1;
-    l.apply_block(&Block {
-        height,
-        time_ms: height,
-        txs: bytes,
-    })
-    .unwrap()
+    common::block(CHAIN, l, txs)
 }
 
 fn propose(changes: &[(&str, u64)]) -> TxBody {
@@ -71,10 +49,6 @@ fn propose(changes: &[(&str, u64)]) -> TxBody {
 
 fn vote(proposal: u64, yes: bool) -> TxBody {
     TxBody::Vote { proposal, yes }
-}
-
-fn err(o: &TxOutcome) -> String {
-    o.as_ref().unwrap_err().to_string()
 }
 
 #[test]

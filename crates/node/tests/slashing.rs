@@ -253,22 +253,7 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
         spends: vec![],
         releases: vec![],
     };
-    auditor.node.submit_own(close).await.unwrap();
-    let id = auditor
-        .node
-        .chain()
-        .unwrap()
-        .read(|l| l.proposals().len() as u64 - 1);
-    let vote = TxBody::Vote {
-        proposal: id,
-        yes: true,
-    };
-    let (a, b) = tokio::join!(
-        auditor.node.submit_own(vote.clone()),
-        liar.node.submit_own(vote.clone())
-    );
-    a.unwrap();
-    b.unwrap();
+    pass(&auditor, [&auditor, &liar], close).await;
     eventually("admission to close on the referee's ledger", || {
         referee
             .node
@@ -299,23 +284,7 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
         spends: vec![],
         releases: vec![("99.0.0".into(), [0; 32], true)],
     };
-    auditor.node.submit_own(elsewhere).await.unwrap();
-    let id = auditor
-        .node
-        .chain()
-        .unwrap()
-        .read(|l| l.proposals().len() as u64 - 1);
-    // Two thirds of the stake vote yes (a third is not a quorum).
-    let vote = TxBody::Vote {
-        proposal: id,
-        yes: true,
-    };
-    let (a, b) = tokio::join!(
-        auditor.node.submit_own(vote.clone()),
-        liar.node.submit_own(vote.clone())
-    );
-    a.unwrap();
-    b.unwrap();
+    pass(&auditor, [&auditor, &liar], elsewhere).await;
     let mine = vouch_node::network::SOFTWARE;
     for n in [&auditor, &liar, &referee] {
         eventually("the release to be retired on every node", || {
@@ -340,4 +309,25 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     for n in [auditor, liar, referee] {
         n.stop().await;
     }
+}
+
+/// `proposer` proposes `body`, and `voters`, two thirds of the stake (a
+/// third is not a quorum), vote yes at once.
+async fn pass(proposer: &TestNode, voters: [&TestNode; 2], body: TxBody) {
+    proposer.node.submit_own(body).await.unwrap();
+    let id = proposer
+        .node
+        .chain()
+        .unwrap()
+        .read(|l| l.proposals().len() as u64 - 1);
+    let vote = TxBody::Vote {
+        proposal: id,
+        yes: true,
+    };
+    let (a, b) = tokio::join!(
+        voters[0].node.submit_own(vote.clone()),
+        voters[1].node.submit_own(vote.clone())
+    );
+    a.unwrap();
+    b.unwrap();
 }
