@@ -197,6 +197,15 @@ export function recheck(record) {
     : { ok: true, text: '✓ the executor signed this transcript' };
 }
 
+// Re-check results by the disputed receipt, kept across refreshes.
+const rechecked = new Map();
+
+function showRecheck(result, { ok, text }) {
+  result.textContent = ` ${text}`;
+  result.className = ok ? 'ok' : 'bad';
+  result.setAttribute('data-status', ok ? 'verified' : 'failed');
+}
+
 function renderDisputes(records) {
   const disputes = records
     .map((r, i) => ({ r, i }))
@@ -204,11 +213,12 @@ function renderDisputes(records) {
   fill($('#disputes tbody'), disputes.map(({ r, i }) => {
     const result = el('span', { class: 'muted', text: '' });
     const button = el('button', { type: 'button', text: 'Re-check' });
+    const key = r.dispute?.executor?.id ?? String(i);
+    if (rechecked.has(key)) showRecheck(result, rechecked.get(key));
     button.addEventListener('click', () => {
-      const { ok, text } = recheck(r);
-      result.textContent = ` ${text}`;
-      result.className = ok ? 'ok' : 'bad';
-      result.setAttribute('data-status', ok ? 'verified' : 'failed');
+      const outcome = recheck(r);
+      rechecked.set(key, outcome);
+      showRecheck(result, outcome);
     });
     const d = r.dispute || {};
     return el('tr', { 'data-dispute': String(i) },

@@ -147,6 +147,10 @@ try {
   const text = await checked.textContent();
   expect(status === 'verified', `the dispute's re-check failed: ${text}`);
   console.log(`explorer e2e: dispute re-checked in the browser:${text}`);
+  // The page refreshes every 3 s; the result stays.
+  await page.waitForTimeout(3500);
+  const kept = await page.$eval('#disputes tbody tr [data-status]', (e) => e.dataset.status).catch(() => null);
+  expect(kept === 'verified', `the re-check result did not survive a refresh (${kept})`);
   // The same check refuses a record whose receipt was altered.
   const { evidence } = await json(`${urls[1]}/v1/network/evidence`);
   const record = evidence.find((r) => r.kind === 'dispute');

@@ -12,6 +12,14 @@
 //! transaction the ledger rejects is that transaction's outcome and does
 //! not stop its block, so validity of a block never depends on state.
 //!
+//! The chain runs in epochs: the ledger names each epoch's validators (the
+//! operators with the most stake when the one before ended), and each
+//! epoch has an engine of its own, started on the last block of the epoch
+//! before; a node outside the set follows without voting. A validator
+//! that missed the end of an epoch asks its peers for that epoch's newest
+//! finalization certificate. Equivocation evidence the engine reports is
+//! queued for the node to submit to the ledger.
+//!
 //! Generic over Commonware's runtime: the node runs it on Tokio, the tests
 //! on the deterministic runtime with a simulated network.
 
