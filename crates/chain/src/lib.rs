@@ -851,6 +851,15 @@ where
                 certificates.register(epoch).await.unwrap_or_else(channel),
                 resolver.register(epoch).await.unwrap_or_else(channel),
             );
+            // The journal of the epoch before the last is never read again:
+            // removed, so that a long-running node's journals do not fill
+            // its disk one epoch at a time.
+            if let Some(old) = epoch.checked_sub(2) {
+                let old = format!("{}-{old}", config.partition);
+                if let Err(e) = context.remove(&old, None).await {
+                    tracing::debug!(partition = %old, %e, "no old journal to remove");
+                }
+            }
             // Until the ledger applies the epoch's last block.
             while running.read(Ledger::epoch) == epoch {
                 context.sleep(EPOCH_POLL).await;

@@ -14,7 +14,9 @@ use commonware_cryptography::{Signer as _, ed25519, sha256::Digest};
 use commonware_p2p::simulated::{Config, Link, Network, Oracle};
 use commonware_p2p::utils::mux::Muxer;
 use commonware_p2p::{Receiver as _, Recipients, Sender as _};
-use commonware_runtime::{Clock, Quota, Runner, Spawner as _, Supervisor as _, deterministic};
+use commonware_runtime::{
+    Clock, Quota, Runner, Spawner as _, Storage as _, Supervisor as _, deterministic,
+};
 use commonware_utils::{NZU32, NZUsize, probability};
 use vouch_chain::{Chain, ChainConfig, Committed, Scheme, block::MAX_BLOCK_BYTES};
 use vouch_ledger::{Genesis, Offer, Params, Tx, TxBody};
@@ -499,6 +501,18 @@ fn the_validator_set_follows_stake_and_a_validator_that_missed_epochs_catches_up
         })
         .await;
         agree(&chains);
+        // Each validator keeps the journals of its last two epochs only.
+        let now = chains[1].read(|l| l.epoch());
+        let current = context.scan(&format!("v1-{now}")).await;
+        assert!(
+            current.is_ok_and(|b| !b.is_empty()),
+            "epoch {now}'s journal"
+        );
+        let first = context.scan("v1-0").await;
+        assert!(
+            first.as_ref().map_or(true, Vec::is_empty),
+            "epoch 0's journal was kept: {first:?}"
+        );
     });
 }
 
