@@ -105,11 +105,8 @@ async fn status(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
             "state_root": hex32(&l.state_root()),
             "epoch": l.epoch(),
             "epoch_end": l.epoch_end(),
-            "validators": l.epoch_validators(l.epoch()).unwrap_or_default().iter()
-                .map(|key| json!({
-                    "operator": key,
-                    "power": l.operators().get(key).map_or(0, |o| o.stake),
-                }))
+            "validators": l.validator_power().iter()
+                .map(|(key, power)| json!({"operator": key, "power": power}))
                 .collect::<Vec<_>>(),
             "supply": l.supply(),
             "burned": l.burned(),
@@ -182,20 +179,14 @@ fn top_shares(amounts: &[u64]) -> serde_json::Value {
 }
 
 async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
-    use vouch_types::concentration::nakamoto_coefficient;
     let body = node.chain()?.read(|l| {
         let p = l.params();
         let mut ops: Vec<_> = l.operators().iter().collect();
         ops.sort_by(|a, b| b.1.earned.cmp(&a.1.earned).then(a.0.cmp(b.0)));
         let earned: Vec<u64> = ops.iter().map(|(_, o)| o.earned).collect();
         let stake: Vec<u64> = ops.iter().map(|(_, o)| o.stake).collect();
-        let power: Vec<u64> = l
-            .epoch_validators(l.epoch())
-            .unwrap_or_default()
-            .iter()
-            .map(|key| l.operators().get(key).map_or(0, |o| o.stake))
-            .collect();
-        json!({
+        let power: Vec<u64> = l.validator_power().into_iter().map(|(_, p)| p).collect();
+        let mut body = json!({
             "height": l.height(),
             "fees": l.fees(),
             "fee_split": {
@@ -211,15 +202,10 @@ async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
                 "operator": o.key(), "account": account, "earned": o.earned,
                 "stake": o.stake, "slashed": o.slashed,
             })).collect::<Vec<_>>(),
-            "fees_share": top_shares(&earned),
-            "stake_share": top_shares(&stake),
-            "nakamoto_coefficient": {
-                "fees": nakamoto_coefficient(&earned),
-                "stake": nakamoto_coefficient(&stake),
-                "validator_power": nakamoto_coefficient(&power),
-            },
             "epochs": l.epoch_records().iter().chain([l.this_epoch()]).map(epoch_economics).collect::<Vec<_>>(),
-        })
+        });
+        concentration(&mut body, &earned, &stake, &power);
+        body
     });
     Ok(json(StatusCode::OK, &body))
 }
@@ -228,23 +214,30 @@ async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
 /// slashed, and (for a finished epoch) the concentration of stake and of
 /// the next epoch's validator power.
 fn epoch_economics(r: &vouch_ledger::EpochRecord) -> serde_json::Value {
-    use vouch_types::concentration::nakamoto_coefficient;
     let earned: Vec<u64> = r.earned.values().copied().collect();
-    json!({
+    let mut body = json!({
         "epoch": r.epoch,
         "first_height": r.first,
         "last_height": r.last,
         "fees": r.fees,
         "slashed": r.slashed,
         "earned": r.earned.iter().map(|(k, a)| json!({"account": k, "amount": a})).collect::<Vec<_>>(),
-        "fees_share": top_shares(&earned),
-        "stake_share": top_shares(&r.stake),
-        "nakamoto_coefficient": {
-            "fees": nakamoto_coefficient(&earned),
-            "stake": nakamoto_coefficient(&r.stake),
-            "validator_power": nakamoto_coefficient(&r.power),
-        },
-    })
+    });
+    concentration(&mut body, &earned, &r.stake, &r.power);
+    body
+}
+
+/// Adds to `body` how concentrated fees (`earned`), `stake` and validator
+/// `power` are: the top-1/3/10 shares and the Nakamoto coefficients.
+fn concentration(body: &mut serde_json::Value, earned: &[u64], stake: &[u64], power: &[u64]) {
+    use vouch_types::concentration::nakamoto_coefficient;
+    body["fees_share"] = top_shares(earned);
+    body["stake_share"] = top_shares(stake);
+    body["nakamoto_coefficient"] = json!({
+        "fees": nakamoto_coefficient(earned),
+        "stake": nakamoto_coefficient(stake),
+        "validator_power": nakamoto_coefficient(power),
+    });
 }
 
 async fn proposals(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {

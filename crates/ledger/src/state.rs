@@ -346,8 +346,6 @@ pub struct Ledger {
     auditors_pool: u64,
     /// Software releases voted on: version → (binary digest, allowed).
     pub(crate) releases: BTreeMap<String, ([u8; 32], bool)>,
-    /// The current epoch.
-    epoch: u64,
     /// The height of the current epoch's last block.
     epoch_end: u64,
     /// The validator sets (operator keys, by stake) of the current epoch
@@ -414,7 +412,6 @@ impl Ledger {
             treasury: 0,
             auditors_pool: 0,
             releases: BTreeMap::new(),
-            epoch: 0,
             epoch_end: g.params.epoch_length,
             epochs: BTreeMap::new(),
             equivocations: BTreeSet::new(),
@@ -520,7 +517,7 @@ impl Ledger {
 
     /// The current epoch: blocks up to [`Ledger::epoch_end`] are its.
     pub fn epoch(&self) -> u64 {
-        self.epoch
+        self.this_epoch.epoch
     }
 
     /// The height of the current epoch's last block.
@@ -532,6 +529,16 @@ impl Ledger {
     /// the current epoch and the [`KEPT_EPOCHS`] before it.
     pub fn epoch_validators(&self, epoch: u64) -> Option<&[PublicKey]> {
         self.epochs.get(&epoch).map(Vec::as_slice)
+    }
+
+    /// The current epoch's validators with their bonded stake now (what
+    /// `status` and the economics call their power), most first.
+    pub fn validator_power(&self) -> Vec<(PublicKey, u64)> {
+        self.epoch_validators(self.epoch())
+            .unwrap_or_default()
+            .iter()
+            .map(|k| (*k, self.operators.get(k).map_or(0, |o| o.stake)))
+            .collect()
     }
 
     /// The current epoch's record so far (`stake` and `power` filled in
@@ -630,31 +637,32 @@ impl Ledger {
     fn next_epoch(&mut self) {
         let mut set: Vec<PublicKey> = self.validators().into_iter().map(|(k, _)| k).collect();
         if set.is_empty() {
-            set = self.epochs.get(&self.epoch).cloned().unwrap_or_default();
+            set = self
+                .epoch_validators(self.epoch())
+                .unwrap_or_default()
+                .to_vec();
         }
         let mut stake: Vec<u64> = self.operators.values().map(|o| o.stake).collect();
         stake.sort_unstable_by(|a, b| b.cmp(a));
-        let power = set
-            .iter()
-            .map(|k| self.operators.get(k).map_or(0, |o| o.stake))
-            .collect();
+        let epoch = self.epoch() + 1;
+        self.epochs.insert(epoch, set);
+        self.epochs
+            .retain(|e, _| *e >= epoch.saturating_sub(KEPT_EPOCHS));
         let next = EpochRecord {
-            epoch: self.epoch + 1,
+            epoch,
             first: self.height + 1,
             last: self.height,
             ..EpochRecord::default()
         };
         let mut done = std::mem::replace(&mut self.this_epoch, next);
+        // The new set's power, now that its epoch is the current one.
+        let power = self.validator_power().into_iter().map(|(_, p)| p).collect();
         (done.last, done.stake, done.power) = (self.height, stake, power);
         self.records.push_back(done);
         if self.records.len() > KEPT_RECORDS {
             self.records.pop_front();
         }
-        self.epoch += 1;
         self.epoch_end = self.height + self.params.epoch_length;
-        self.epochs.insert(self.epoch, set);
-        let oldest = self.epoch.saturating_sub(KEPT_EPOCHS);
-        self.epochs.retain(|e, _| *e >= oldest);
     }
 
     /// Returns unbonded stake and withdrawn escrow whose time has come.
@@ -1156,7 +1164,6 @@ impl Ledger {
             b.put_u8(tag);
             b.put_u64(at);
         }
-        b.put_u64(self.epoch);
         b.put_u64(self.epoch_end);
         b.put_u64(self.epochs.len() as u64);
         for (epoch, set) in &self.epochs {
