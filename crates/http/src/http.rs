@@ -197,7 +197,7 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        node.render_metrics() + &node.ledger_metrics(),
+        node.render_metrics(&node.ledger_gauges()),
     )
         .into_response()
 }

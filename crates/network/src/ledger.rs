@@ -215,20 +215,19 @@ async fn report_equivocations(node: std::sync::Weak<Node>) {
 
 impl Node {
     /// What the ledger says of this node's operator, as Prometheus gauges
-    /// to alert on (`GET /metrics`): stake against the minimum, slashes
-    /// (disputes lost, equivocation), whether it validates, its balance
-    /// and escrow, and whether its release is allowed or a passed vote
-    /// retires it (at which height). Nothing where the node runs no chain.
-    pub fn ledger_metrics(&self) -> String {
+    /// (name, help, value) to alert on (`GET /metrics`): stake against the
+    /// minimum, slashes (disputes lost, equivocation), whether it
+    /// validates, its balance and escrow, and whether its release is
+    /// allowed or a passed vote retires it (at which height). None where
+    /// the node runs no chain.
+    pub fn ledger_gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
         let Some(chain) = self.chain.get() else {
-            return String::new();
+            return Vec::new();
         };
         let me = self.public_key();
-        let version = crate::network::SOFTWARE
-            .strip_prefix("vouch ")
-            .unwrap_or(crate::network::SOFTWARE);
+        let version = release_version(crate::network::SOFTWARE);
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        let gauges: Vec<(&str, &str, f64)> = chain.read(|l| {
+        chain.read(|l| {
             let op = l.operators().get(&me);
             let stake = op.map_or(0, |o| o.stake);
             let min = l.params().min_stake;
@@ -249,13 +248,7 @@ impl Node {
                 ("vouch_release_allowed", "1 when the ledger allows this node's release.", flag(l.release_allowed(version))),
                 ("vouch_release_retired_at", "The height at which a passed vote retires this node's release; 0 if none does.", l.release_retiring(version).unwrap_or(0) as f64),
             ]
-        });
-        gauges
-            .into_iter()
-            .map(|(name, help, value)| {
-                format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n")
-            })
-            .collect()
+        })
     }
 
     /// Whether software `announced` ("vouch VERSION", as announcements and
@@ -263,10 +256,9 @@ impl Node {
     /// allows and retires releases (`Ledger::release_allowed`). Any may
     /// where the node runs no chain.
     pub fn release_allowed(&self, announced: &str) -> bool {
-        let version = announced.strip_prefix("vouch ").unwrap_or(announced);
         self.chain
             .get()
-            .is_none_or(|c| c.read(|l| l.release_allowed(version)))
+            .is_none_or(|c| c.read(|l| l.release_allowed(release_version(announced))))
     }
 
     /// Submits a dispute this node settled as the auditor to its chain, as
@@ -294,4 +286,10 @@ impl Node {
             }
         }
     }
+}
+
+/// The release version in the name software announces itself by
+/// ("vouch VERSION"), as the ledger's release votes name it.
+fn release_version(announced: &str) -> &str {
+    announced.strip_prefix("vouch ").unwrap_or(announced)
 }

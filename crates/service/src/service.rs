@@ -314,12 +314,13 @@ impl Service {
         &self.metrics
     }
 
-    /// The Prometheus text of all metrics.
-    pub fn render_metrics(&self) -> String {
+    /// The Prometheus text of all metrics, with `extra` gauges (name,
+    /// help, value) from the layers above.
+    pub fn render_metrics(&self, extra: &[(&str, &str, f64)]) -> String {
         let (models, bytes) = self.cache.usage();
         let registered = self.store.list_models().map_or(0, |m| m.len());
         let receipts = self.store.receipt_count().unwrap_or(0);
-        self.metrics.render(&[
+        let own = [
             (
                 "vouch_models_registered",
                 "Model versions in the registry.",
@@ -355,7 +356,8 @@ impl Service {
                 "Seconds since the node started.",
                 self.started.elapsed().as_secs_f64(),
             ),
-        ])
+        ];
+        self.metrics.render(&[&own[..], extra].concat())
     }
 
     /// Writes the receipts appended so far and makes them durable.
