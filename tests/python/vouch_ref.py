@@ -180,10 +180,20 @@ def llm_request_bytes(req: dict) -> bytes:
     out += u32(s["top_k"]) + u64(s["seed"])
     # A chat's messages and template digest, when the request names them.
     messages, template = req.get("messages") or [], req.get("template")
-    if messages or template is not None:
+    # A constraint, tools or tool messages extend the encoding.
+    extended = req.get("constraint") is not None or req.get("tools") is not None or any(
+        m.get("tool_calls") or m.get("tool_call_id") is not None for m in messages)
+    if messages or template is not None or extended:
         out += u32(len(messages))
         out += b"".join(string(m["role"]) + string(m["content"]) for m in messages)
         out += parse(template, "blob") if template is not None else bytes(32)
+    if extended:
+        out += string(req.get("constraint") or "") + string(req.get("tools") or "")
+        for m in messages:
+            calls = m.get("tool_calls") or []
+            out += u32(len(calls))
+            out += b"".join(string(c["id"]) + string(c["name"]) + string(c["arguments"]) for c in calls)
+            out += string(m.get("tool_call_id") or "")
     return out
 
 

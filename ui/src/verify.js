@@ -439,13 +439,36 @@ export function encodeRequest(q) {
   // A chat's messages and template digest, when the request names them.
   const messages = q.messages ?? [];
   if (!Array.isArray(messages)) throw new Invalid('request.messages must be a list');
-  if (messages.length > 0 || q.template != null) {
+  messages.forEach((m, i) => {
+    if (m === null || typeof m !== 'object') throw new Invalid(`request.messages[${i}] must be an object`);
+  });
+  const calls = (m, i) => {
+    const c = m.tool_calls ?? [];
+    if (!Array.isArray(c)) throw new Invalid(`request.messages[${i}].tool_calls must be a list`);
+    return c;
+  };
+  // A constraint, tools or tool messages extend the encoding.
+  const extended = q.constraint != null || q.tools != null
+    || messages.some((m, i) => calls(m, i).length > 0 || m.tool_call_id != null);
+  if (messages.length > 0 || q.template != null || extended) {
     w.u32(messages.length);
     messages.forEach((m, i) => {
-      if (m === null || typeof m !== 'object') throw new Invalid(`request.messages[${i}] must be an object`);
       w.str(m.role, `request.messages[${i}].role`).str(m.content, `request.messages[${i}].content`);
     });
     w.bytes(q.template != null ? parseDigest(q.template, 'blob', 'request.template') : new Uint8Array(32));
+  }
+  if (extended) {
+    w.str(q.constraint ?? '', 'request.constraint').str(q.tools ?? '', 'request.tools');
+    messages.forEach((m, i) => {
+      const c = calls(m, i);
+      w.u32(c.length);
+      c.forEach((call, j) => {
+        const at = `request.messages[${i}].tool_calls[${j}]`;
+        if (call === null || typeof call !== 'object') throw new Invalid(`${at} must be an object`);
+        w.str(call.id, `${at}.id`).str(call.name, `${at}.name`).str(call.arguments, `${at}.arguments`);
+      });
+      w.str(m.tool_call_id ?? '', `request.messages[${i}].tool_call_id`);
+    });
   }
   return w.finish();
 }

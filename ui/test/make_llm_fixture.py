@@ -89,6 +89,20 @@ def main():
         for t, x in zip(tokens[:16], texts[:16]):
             chain.push(t, x)
         v.verify_checkpoint(checkpoints[0]["checkpoint"], node, receipt["model"], rd, chain)
+    # A chat with a constraint, tools and tool messages: the encoding's
+    # extension, as tests/python/vouch_ref.py writes it.
+    extended = {
+        **request,
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "call_1", "name": "weather", "arguments": "{\"city\": \"Paris\"}"}]},
+            {"role": "tool", "content": "18 °C", "tool_call_id": "call_1"},
+        ],
+        "template": v.fmt("blob", v.digest("blob", b"a template")),
+        "constraint": '{"schema":{"type":"object"},"type":"json_schema"}',
+        "tools": '[{"function":{"name":"weather"},"type":"function"}]',
+    }
     fixture = {
         "about": "Made by ui/test/make_llm_fixture.py with tests/python/vouch_ref.py; see docs/receipts.md.",
         "request": request,
@@ -103,6 +117,8 @@ def main():
         "checkpoints": checkpoints,
         "finish_reason": "stop",
         "receipt": receipt,
+        "extended_request": extended,
+        "extended_request_digest": v.fmt("in", v.llm_request_digest(extended)),
     }
     path = pathlib.Path(__file__).with_name("llm-fixture.json")
     path.write_text(json.dumps(fixture, indent=1, ensure_ascii=False) + "\n")

@@ -193,6 +193,19 @@ test('the LLM request encoding, chain, output, trace and checkpoint match the Py
   assert.notEqual(requestDigest(rewritten), requestDigest(chat));
   assert.notEqual(requestDigest({ ...chat, template: `blob:${'cd'.repeat(32)}` }), requestDigest(chat));
   assert.throws(() => requestDigest({ ...chat, template: 'model:00' }));
+  // A constraint, tools and tool messages extend the encoding as the
+  // Python reference writes it, and each is bound.
+  const ext = LLM.extended_request;
+  assert.equal(requestDigest(ext), LLM.extended_request_digest);
+  for (const change of [{ constraint: null }, { tools: null }, { constraint: '{"type":"json_object"}' }]) {
+    assert.notEqual(requestDigest({ ...ext, ...change }), LLM.extended_request_digest, JSON.stringify(change));
+  }
+  const args = clone(ext);
+  args.messages[1].tool_calls[0].arguments = '{"city": "Lyon"}';
+  assert.notEqual(requestDigest(args), LLM.extended_request_digest);
+  const answered = clone(ext);
+  answered.messages[2].tool_call_id = 'call_2';
+  assert.notEqual(requestDigest(answered), LLM.extended_request_digest);
 });
 
 test('a transcript checks, and the seed must survive JSON parsing exactly', () => {

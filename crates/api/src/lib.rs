@@ -6,6 +6,8 @@
 //! hold travel as the strings `"NaN"`, `"Infinity"` and `"-Infinity"`.
 //! This crate does no IO.
 
+pub mod chat;
+
 use std::collections::BTreeMap;
 
 use serde::de::Error as _;

@@ -31,6 +31,7 @@ use vouch_types::{
     DType, Determinism, Dim, EngineInfo, ModelFormat, Schema, Tensor, TensorMap, TensorSpec,
 };
 
+use crate::constrain::{Constraint, Grammar, choose_among};
 use crate::llm::{Abandoned, Job, LanguageModel, Step};
 use crate::{Engine, EngineError, Execution, LoadOptions, LoadedModel};
 
@@ -215,6 +216,7 @@ impl GgufEngine {
             slots,
             queue: self.queue,
             counters,
+            grammar: OnceLock::new(),
         }))
     }
 }
@@ -306,6 +308,8 @@ pub struct GgufModel {
     slots: usize,
     queue: usize,
     counters: Arc<Counters>,
+    /// The vocabulary indexed for constraints, once one is asked for.
+    grammar: OnceLock<Result<Arc<Grammar>, String>>,
 }
 
 /// What the scheduler reports: jobs sent and not yet finished, and those
@@ -410,6 +414,17 @@ impl LanguageModel for GgufModel {
 
     fn is_end(&self, token: u32) -> bool {
         ModelView(&self.inner).is_end(token)
+    }
+
+    fn grammar(&self) -> Result<Arc<Grammar>, EngineError> {
+        self.grammar
+            .get_or_init(|| {
+                Grammar::new(&ModelView(&self.inner), self.inner.vocab)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(EngineError::Load)
     }
 
     fn generate(&self, job: Job) -> Result<(), EngineError> {
@@ -617,9 +632,31 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>, counters: &Cou
             let s = &mut active[i];
             let logits = ctx.get_logits_ith(row);
             let step = u64::from(s.step.produced());
-            let mut token = choose(logits, &s.job.request.sampling, step);
+            let sampling = &s.job.request.sampling;
+            let mut token = match s.job.constraint.as_mut().map(Constraint::allowed) {
+                None => choose(logits, sampling, step),
+                Some(Ok(allowed)) => choose_among(logits, &allowed, sampling, step),
+                Some(Err(e)) => {
+                    (s.job.sink)(Err(EngineError::Run(format!(
+                        "the constraint failed at token {step}: {e}"
+                    ))));
+                    done.push(i);
+                    continue;
+                }
+            };
             if s.job.fault.is_some_and(|from| step >= from) {
+                // A faulty executor ignores the constraint too.
                 token = runner_up(logits, token);
+                s.job.constraint = None;
+            }
+            if let Some(c) = s.job.constraint.as_mut()
+                && let Err(e) = c.advance(token)
+            {
+                (s.job.sink)(Err(EngineError::Run(format!(
+                    "the constraint refused its own choice at token {step}: {e}"
+                ))));
+                done.push(i);
+                continue;
             }
             let ev = s.step.next(model, token);
             let finished = ev.finish.is_some();

@@ -19,6 +19,7 @@ use vouch_types::{
     DType, Determinism, Digest, Dim, EngineInfo, ModelFormat, Schema, TensorMap, TensorSpec,
 };
 
+pub mod constrain;
 pub mod embed;
 pub mod gguf;
 pub mod llm;
@@ -163,6 +164,9 @@ pub enum InputError {
     /// The chat template refused the messages.
     #[error("{0}")]
     Template(String),
+    /// A constraint (`response_format`, tools) that cannot be compiled.
+    #[error("{0}")]
+    Constraint(String),
     /// Prompt and answer do not fit the context.
     #[error(
         "the prompt is {prompt} tokens and max_tokens is {max_tokens}, but this model's context holds {context} tokens: shorten the prompt or lower max_tokens"

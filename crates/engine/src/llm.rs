@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use vouch_types::llm::{Finish, LlmRequest, check_token, tolerance_needed};
 
 use crate::EngineError;
+use crate::constrain::{Constraint, check_among, tolerance_among};
 
 /// One chat message, as the template sees it: the same type a chat request
 /// binds in its receipt (`vouch_types::llm::Message`).
@@ -44,6 +45,9 @@ pub struct Job {
     /// from generated token `n` on, emit the likeliest token *other* than
     /// the sampler's choice.
     pub fault: Option<u64>,
+    /// The request's constraint, compiled ([`LanguageModel::grammar`]):
+    /// the sampler picks among the tokens it allows.
+    pub constraint: Option<crate::constrain::Constraint>,
     /// Whether anyone still wants the answer. The scheduler asks between
     /// steps: an abandoned job that is still queued never starts, and one
     /// still reading its prompt stops there, rather than at its first token.
@@ -87,6 +91,12 @@ pub trait LanguageModel: Send + Sync {
     fn piece(&self, token: u32) -> Vec<u8>;
     /// Whether a token ends generation.
     fn is_end(&self, token: u32) -> bool;
+    /// The vocabulary indexed for constraints (built on first use).
+    fn grammar(&self) -> Result<std::sync::Arc<crate::constrain::Grammar>, EngineError> {
+        Err(EngineError::Input(crate::InputError::Constraint(
+            "this model's engine does not support constrained decoding".into(),
+        )))
+    }
     /// Queues a generation; events arrive on the job's sink from the
     /// engine's scheduler thread, interleaved fairly with other jobs. A
     /// model whose queue is full refuses it ([`EngineError::Busy`]).
@@ -111,15 +121,84 @@ pub trait LanguageModel: Send + Sync {
     ) -> Result<(), EngineError>;
 
     /// Renders chat messages through the model's template, ending with the
-    /// prompt for the assistant's turn.
-    fn render_chat(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
+    /// prompt for the assistant's turn; `tools` (the JSON list of tools
+    /// offered) and tool messages as [`with_tools`] writes them.
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&str>,
+    ) -> Result<String, EngineError> {
         let template = self
             .chat_template()
             .ok_or(EngineError::Input(crate::InputError::NoChatTemplate))?;
         let (bos, eos) = self.special_tokens();
-        render_template(template, messages, &bos, &eos)
+        render_template(template, &with_tools(messages, tools)?, &bos, &eos)
     }
 }
+
+/// What a model reads of tools, the same for every model and template:
+/// the tools offered are described in the system message (added first
+/// when there is none), an assistant's tool calls become the JSON answer
+/// it gave (`{"tool_calls": [{"name": …, "arguments": {…}}]}`, the shape
+/// constrained decoding produces), and a tool's answer is a `tool`
+/// message with its text. Messages without tool fields are unchanged.
+pub fn with_tools(
+    messages: &[ChatMessage],
+    tools: Option<&str>,
+) -> Result<Vec<ChatMessage>, EngineError> {
+    let bad = |why: String| EngineError::Input(crate::InputError::Template(why));
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len() + 1);
+    if let Some(tools) = tools {
+        let list: Vec<serde_json::Value> = serde_json::from_str(tools)
+            .map_err(|e| bad(format!("`tools` is not a JSON list: {e}")))?;
+        let mut text = String::from(TOOLS_PREAMBLE);
+        for t in &list {
+            text.push('\n');
+            text.push_str(&t.get("function").unwrap_or(t).to_string());
+        }
+        match messages.first() {
+            Some(m) if m.role == "system" => {
+                out.push(ChatMessage::text(
+                    "system",
+                    &format!("{}\n\n{text}", m.content),
+                ));
+            }
+            _ => out.push(ChatMessage::text("system", &text)),
+        }
+    }
+    let skip = usize::from(tools.is_some() && messages.first().is_some_and(|m| m.role == "system"));
+    for m in &messages[skip..] {
+        if m.tool_calls.is_empty() {
+            out.push(ChatMessage::text(&m.role, &m.content));
+            continue;
+        }
+        let calls = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                let args: serde_json::Value = serde_json::from_str(&c.arguments).map_err(|e| {
+                    bad(format!(
+                        "the arguments of tool call `{}` are not JSON: {e}",
+                        c.id
+                    ))
+                })?;
+                Ok(serde_json::json!({"name": c.name, "arguments": args}))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let answer = serde_json::json!({"tool_calls": calls}).to_string();
+        let content = if m.content.is_empty() {
+            answer
+        } else {
+            format!("{}\n{answer}", m.content)
+        };
+        out.push(ChatMessage::text(&m.role, &content));
+    }
+    Ok(out)
+}
+
+/// The start of the system text that offers tools; one line per tool
+/// (its `function` object as JSON) follows.
+pub const TOOLS_PREAMBLE: &str = "You can call tools. To call tools, answer with JSON only: {\"tool_calls\": [{\"name\": the tool's name, \"arguments\": {its arguments}}]}. To answer without a tool, answer with JSON only: {\"response\": your answer}. The tools:";
 
 /// Renders a Hugging Face style chat template with minijinja.
 pub fn render_template(
@@ -324,15 +403,45 @@ pub fn replay(
     if prompt.is_empty() {
         return Err(EngineError::Run("the prompt is empty".into()));
     }
+    // The constraint's mask is replayed over the claimed tokens: each must
+    // be allowed, and chosen among the allowed as the seed says.
+    let mut constraint = match &request.constraint {
+        Some(c) => Some(model.grammar()?.compile(c)?),
+        None => None,
+    };
+    let s = &request.sampling;
     model.score(&all, prompt.len() - 1..all.len() - 1, &mut |p, logits| {
         let step = (p + 1 - prompt.len()) as u64;
-        let needed = tolerance_needed(logits, &request.sampling, step, all[p + 1]);
+        let claimed = all[p + 1];
+        let allowed = match constraint.as_mut().map(Constraint::allowed) {
+            None => None,
+            Some(Ok(a)) => Some(a),
+            Some(Err(e)) => {
+                mismatch.get_or_insert((step as usize, e));
+                constraint = None;
+                None
+            }
+        };
+        let needed = match &allowed {
+            Some(a) => tolerance_among(logits, a, s, step, claimed),
+            None => tolerance_needed(logits, s, step, claimed),
+        };
         tolerance = tolerance.max(needed);
-        if needed > rtol
-            && let Err(e) = check_token(logits, &request.sampling, step, all[p + 1], rtol)
+        if needed > rtol {
+            let checked = match &allowed {
+                Some(a) => check_among(logits, a, s, step, claimed, rtol),
+                None => check_token(logits, s, step, claimed, rtol),
+            };
+            if let Err(e) = checked {
+                beyond += 1;
+                mismatch.get_or_insert((step as usize, e.0));
+            }
+        }
+        // Past a token the constraint forbids, its mask means nothing.
+        if let Some(c) = constraint.as_mut()
+            && c.advance(claimed).is_err()
         {
-            beyond += 1;
-            mismatch.get_or_insert((step as usize, e.0));
+            constraint = None;
         }
     })?;
     let mut step = Step::new(request);
@@ -398,10 +507,7 @@ mod tests {
     #[test]
     fn templates_render_with_python_methods() {
         let t = "{% for m in messages %}<{{ m.role }}>{{ m.content.strip() }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}{{ eos_token }}";
-        let msgs = vec![ChatMessage {
-            role: "user".into(),
-            content: "  hi  ".into(),
-        }];
+        let msgs = vec![ChatMessage::text("user", "  hi  ")];
         assert_eq!(
             render_template(t, &msgs, "<s>", "</s>").unwrap(),
             "<user>hi<assistant></s>"

@@ -22,6 +22,7 @@ use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use vouch_api::chat::assistant_message;
 use vouch_engine::llm::ChatMessage;
 use vouch_types::llm::{Sampling, Transcript};
 
@@ -50,10 +51,14 @@ impl IntoResponse for OpenAiError {
             400..=499 => "invalid_request_error",
             _ => "server_error",
         };
+        let param = match &e {
+            NodeError::UnsupportedParameter { param, .. } => json!(param),
+            _ => Value::Null,
+        };
         let body = json!({"error": {
             "message": e.to_string(),
             "type": kind,
-            "param": null,
+            "param": param,
             "code": e.code(),
         }});
         (status, axum::Json(body)).into_response()
@@ -110,10 +115,36 @@ enum Content {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct InMessage {
     role: String,
     #[serde(default)]
     content: Option<Content>,
+    /// An assistant's earlier tool calls.
+    #[serde(default)]
+    tool_calls: Option<Vec<InToolCall>>,
+    /// A tool's answer: the call it answers.
+    #[serde(default)]
+    tool_call_id: Option<String>,
+    /// A participant's name: refused unless empty (templates do not read it).
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InToolCall {
+    id: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    function: InFunctionCall,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InFunctionCall {
+    name: String,
+    arguments: String,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +174,18 @@ struct Common {
     /// `receipt` (default) or `quorum:N` (Vouch extension).
     #[serde(default)]
     verify: Option<String>,
+    /// `text`, `json_object` or `json_schema`.
+    #[serde(default)]
+    response_format: Option<Value>,
+    /// Functions the model may call (chat only).
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
+    /// `none`, `auto`, `required` or a named function.
+    #[serde(default)]
+    tool_choice: Option<Value>,
+    /// Whether an answer may call several tools (default: one).
+    #[serde(default)]
+    parallel_tool_calls: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -157,6 +200,201 @@ struct CompletionBody {
     prompt: OneOrMany,
     #[serde(flatten)]
     common: Common,
+}
+
+/// Fields both endpoints apply.
+const COMMON_FIELDS: &[&str] = &[
+    "model",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "stop",
+    "stream",
+    "n",
+    "nonce",
+    "verify",
+    "response_format",
+];
+/// Fields only a chat applies.
+const CHAT_FIELDS: &[&str] = &["messages", "tools", "tool_choice", "parallel_tool_calls"];
+/// Fields only a completion applies.
+const COMPLETION_FIELDS: &[&str] = &["prompt"];
+
+/// Refuses every field this node would not apply: an answer must never
+/// look as if a parameter had been honoured when it was not. Fields whose
+/// value changes nothing (`presence_penalty: 0`, `logprobs: false`, a
+/// `user` tag, usage in streams, which every stream's last chunk carries)
+/// pass.
+fn check_fields(body: &Bytes, own: &[&str]) -> Result<(), NodeError> {
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return Ok(()); // the typed parse says what is wrong
+    };
+    for (name, value) in &fields {
+        if COMMON_FIELDS.contains(&name.as_str()) || own.contains(&name.as_str()) {
+            continue;
+        }
+        let neutral = match name.as_str() {
+            "user" => value.is_string() || value.is_null(),
+            "stream_options" => true,
+            "presence_penalty" | "frequency_penalty" => {
+                value.is_null() || value.as_f64() == Some(0.0)
+            }
+            "logprobs" | "echo" => value.is_null() || value == &Value::Bool(false),
+            "top_logprobs" => value.is_null(),
+            "logit_bias" => {
+                value.is_null() || value.as_object().is_some_and(serde_json::Map::is_empty)
+            }
+            "best_of" => value.is_null() || value.as_u64() == Some(1),
+            "store" => value.is_null() || value == &Value::Bool(false),
+            _ => false,
+        };
+        if !neutral {
+            return Err(unsupported(
+                name,
+                format!(
+                    "`{name}` is not supported by this node, and it refuses rather than ignore it: remove the field{}",
+                    match name.as_str() {
+                        "presence_penalty" | "frequency_penalty" =>
+                            " (penalties are not part of the audited sampler)",
+                        "functions" | "function_call" => " and send `tools` / `tool_choice`",
+                        _ => "",
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unsupported(param: &str, message: String) -> NodeError {
+    NodeError::UnsupportedParameter {
+        param: param.into(),
+        message,
+    }
+}
+
+/// The canonical constraint of a `response_format` (`None` for text).
+fn format_constraint(format: &Value) -> Result<Option<String>, NodeError> {
+    let bad = |why: &str| {
+        NodeError::BadRequest(format!(
+            "response_format {why}: send {{\"type\": \"text\"}}, {{\"type\": \"json_object\"}} or {{\"type\": \"json_schema\", \"json_schema\": {{\"name\": …, \"schema\": {{…}}}}}}"
+        ))
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(json!({"type": "json_object"}).to_string())),
+        Some("json_schema") => {
+            let schema = format
+                .get("json_schema")
+                .and_then(|j| j.get("schema"))
+                .ok_or_else(|| bad("of type json_schema has no json_schema.schema"))?;
+            if !schema.is_object() {
+                return Err(bad("has a schema that is not a JSON object"));
+            }
+            Ok(Some(
+                json!({"type": "json_schema", "schema": schema}).to_string(),
+            ))
+        }
+        _ => Err(bad("has no known type")),
+    }
+}
+
+/// The tools a chat offers the model and the constraint its answer
+/// obeys: `(tools as JSON, constraint)`; `None` when no tool is offered
+/// (`tool_choice: none`, or no tools).
+fn tools_constraint(c: &Common) -> Result<Option<(String, String)>, NodeError> {
+    let Some(tools) = &c.tools else {
+        if c.tool_choice.is_some() {
+            return Err(NodeError::BadRequest(
+                "tool_choice is set but no tools are given: send `tools` or remove `tool_choice`"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if tools.is_empty() {
+        return Err(NodeError::BadRequest(
+            "`tools` is empty: send at least one tool or remove the field".into(),
+        ));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        let name = t
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        match (t.get("type").and_then(Value::as_str), name) {
+            (Some("function"), Some(n)) if !names.contains(&n) => names.push(n),
+            (Some("function"), Some(n)) => {
+                return Err(NodeError::BadRequest(format!(
+                    "tools[{i}] repeats the name `{n}`: each tool needs its own name"
+                )));
+            }
+            _ => {
+                return Err(NodeError::BadRequest(format!(
+                    "tools[{i}] is not {{\"type\": \"function\", \"function\": {{\"name\": …, \"parameters\": {{…}}}}}}"
+                )));
+            }
+        }
+    }
+    let called: Vec<&Value> = match c.tool_choice.as_ref().unwrap_or(&json!("auto")) {
+        Value::String(s) if s == "none" => return Ok(None),
+        Value::String(s) if s == "auto" || s == "required" => tools.iter().collect(),
+        Value::Object(o) => {
+            let name = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let Some(t) = tools.iter().find(|t| t["function"]["name"] == name) else {
+                return Err(NodeError::BadRequest(format!(
+                    "tool_choice names function `{name}`, which is not among the tools ({})",
+                    names.join(", ")
+                )));
+            };
+            vec![t]
+        }
+        other => {
+            return Err(NodeError::BadRequest(format!(
+                "tool_choice {other} is not `none`, `auto`, `required` or {{\"type\": \"function\", \"function\": {{\"name\": …}}}}"
+            )));
+        }
+    };
+    let call = |t: &Value| {
+        let f = &t["function"];
+        let arguments = match f.get("parameters") {
+            Some(p @ Value::Object(_)) => p.clone(),
+            _ => json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        };
+        json!({"type": "object",
+               "properties": {"name": {"const": f["name"]}, "arguments": arguments},
+               "required": ["name", "arguments"], "additionalProperties": false})
+    };
+    let item = match called.as_slice() {
+        [one] => call(one),
+        many => json!({"anyOf": many.iter().map(|t| call(t)).collect::<Vec<_>>()}),
+    };
+    let mut calls = json!({"type": "array", "items": item, "minItems": 1});
+    if c.parallel_tool_calls != Some(true) {
+        calls["maxItems"] = json!(1);
+    }
+    let with_calls = json!({"type": "object", "properties": {"tool_calls": calls},
+                            "required": ["tool_calls"], "additionalProperties": false});
+    let schema = if c.tool_choice.as_ref().is_none_or(|t| t == "auto") {
+        json!({"anyOf": [with_calls, {"type": "object",
+               "properties": {"response": {"type": "string"}},
+               "required": ["response"], "additionalProperties": false}]})
+    } else {
+        with_calls
+    };
+    Ok(Some((
+        Value::Array(tools.clone()).to_string(),
+        json!({"type": "json_schema", "schema": schema}).to_string(),
+    )))
 }
 
 impl Common {
@@ -204,6 +442,21 @@ impl Common {
                 stop.len()
             )));
         }
+        let format = match &self.response_format {
+            Some(f) => format_constraint(f)?,
+            None => None,
+        };
+        let tools = tools_constraint(self)?;
+        if format.is_some() && tools.is_some() {
+            return Err(NodeError::BadRequest(
+                "response_format and tools both constrain the answer: send one, or tool_choice: none"
+                    .into(),
+            ));
+        }
+        let (tools, constraint) = match tools {
+            Some((t, c)) => (Some(t), Some(c)),
+            None => (None, format),
+        };
         let seed = self.seed.unwrap_or_else(|| {
             let mut b = [0u8; 8];
             let _ = getrandom::fill(&mut b);
@@ -221,6 +474,8 @@ impl Common {
                 seed,
             },
             nonce: self.nonce.clone().unwrap_or_default(),
+            constraint,
+            tools,
         })
     }
 }
@@ -253,9 +508,35 @@ fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, NodeError> {
                     text
                 }
             };
+            if m.name.as_deref().is_some_and(|n| !n.is_empty()) {
+                return Err(unsupported(
+                    "name",
+                    format!("message {i} has a `name`, which chat templates do not read: remove it or put it in the content"),
+                ));
+            }
+            let tool_calls = m
+                .tool_calls
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| {
+                    if c.kind.as_deref().is_some_and(|k| k != "function") {
+                        return Err(NodeError::BadRequest(format!(
+                            "message {i} has a tool call of type {:?}; only function calls exist",
+                            c.kind
+                        )));
+                    }
+                    Ok(vouch_types::llm::ToolCall {
+                        id: c.id,
+                        name: c.function.name,
+                        arguments: c.function.arguments,
+                    })
+                })
+                .collect::<Result<Vec<_>, NodeError>>()?;
             Ok(ChatMessage {
                 role: m.role,
                 content,
+                tool_calls,
+                tool_call_id: m.tool_call_id,
             })
         })
         .collect()
@@ -268,6 +549,7 @@ enum Shape {
 }
 
 async fn chat(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
+    check_fields(&body, CHAT_FIELDS)?;
     let body: ChatBody = parse(&body)?;
     body.common
         .answer(node, Prompt::Chat(messages(body.messages)?), Shape::Chat)
@@ -275,6 +557,7 @@ async fn chat(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> 
 }
 
 async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
+    check_fields(&body, COMPLETION_FIELDS)?;
     let body: CompletionBody = parse(&body)?;
     let mut prompts = body.prompt.into_vec();
     if prompts.len() != 1 {
@@ -332,8 +615,10 @@ async fn answer(
 fn whole(f: &Finished, model: String, shape: Shape, extra: Value) -> Response {
     let text = f.texts.concat();
     let choice = match shape {
-        Shape::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
-                              "finish_reason": f.finish.as_str(), "logprobs": null}),
+        Shape::Chat => {
+            let (message, finish) = assistant_message(&f.request, &text, f.finish);
+            json!({"index": 0, "message": message, "finish_reason": finish, "logprobs": null})
+        }
         Shape::Completion => json!({"index": 0, "text": text,
                                     "finish_reason": f.finish.as_str(), "logprobs": null}),
     };
@@ -404,6 +689,10 @@ fn sse(
                "route": route_json(&started)}),
     );
     let prompt_tokens = started.prompt_tokens;
+    // With tools offered, the answer is JSON to be read as a whole: token
+    // chunks carry its text under `vouch` (for the chain) and the content
+    // or tool calls come in one chunk at the end.
+    let tools = shape == Shape::Chat && started.request.tools.is_some();
     let events = started.events;
     let head = stream::iter([Ok::<Event, Infallible>(
         Event::default().data(first.to_string()),
@@ -415,35 +704,60 @@ fn sse(
                 return None;
             }
             let ev = events.recv().await;
-            let (data, done) = match ev {
+            let (data, done): (Vec<String>, bool) = match ev {
+                Some(LlmEvent::Token { token, text }) if tools => {
+                    n += 1;
+                    let choice = json!([{"index": 0, "delta": {}, "finish_reason": null}]);
+                    (vec![chunk(choice, json!({"token": token, "text": text})).to_string()], false)
+                }
                 Some(LlmEvent::Token { token, text }) => {
                     n += 1;
                     let choice = match shape {
                         Shape::Chat => json!([{"index": 0, "delta": {"content": text}, "finish_reason": null}]),
                         Shape::Completion => json!([{"index": 0, "text": text, "finish_reason": null}]),
                     };
-                    (chunk(choice, json!({"token": token})).to_string(), false)
+                    (vec![chunk(choice, json!({"token": token})).to_string()], false)
                 }
                 Some(LlmEvent::Checkpoint(ck)) => {
-                    (chunk(json!([]), json!({"checkpoint": ck})).to_string(), false)
+                    (vec![chunk(json!([]), json!({"checkpoint": ck})).to_string()], false)
                 }
                 Some(LlmEvent::Done(f)) => {
+                    let mut finish = f.finish.as_str();
+                    let mut out = Vec::new();
+                    if tools {
+                        let (mut message, reason) = assistant_message(&f.request, &f.texts.concat(), f.finish);
+                        finish = reason;
+                        if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
+                            for (i, c) in calls.iter_mut().enumerate() {
+                                c["index"] = json!(i);
+                            }
+                        }
+                        let delta = match message.get("tool_calls") {
+                            Some(calls) => json!({"tool_calls": calls}),
+                            None => json!({"content": message["content"]}),
+                        };
+                        out.push(chunk(json!([{"index": 0, "delta": delta, "finish_reason": null}]), json!({})).to_string());
+                    }
                     let choice = match shape {
-                        Shape::Chat => json!([{"index": 0, "delta": {}, "finish_reason": f.finish.as_str()}]),
-                        Shape::Completion => json!([{"index": 0, "text": "", "finish_reason": f.finish.as_str()}]),
+                        Shape::Chat => json!([{"index": 0, "delta": {}, "finish_reason": finish}]),
+                        Shape::Completion => json!([{"index": 0, "text": "", "finish_reason": finish}]),
                     };
                     let mut last = chunk(choice, json!({"receipt": f.receipt, "finish_reason": f.finish}));
                     last["usage"] = usage(prompt_tokens, n);
-                    (last.to_string(), true)
+                    out.push(last.to_string());
+                    (out, true)
                 }
                 Some(LlmEvent::Failed(e)) => (
-                    json!({"error": {"message": e.to_string(), "type": "server_error", "code": e.code()}})
-                        .to_string(),
+                    vec![json!({"error": {"message": e.to_string(), "type": "server_error", "code": e.code()}})
+                        .to_string()],
                     true,
                 ),
                 None => return None,
             };
-            let mut out = vec![Ok(Event::default().data(data))];
+            let mut out: Vec<Result<Event, Infallible>> = data
+                .into_iter()
+                .map(|d| Ok(Event::default().data(d)))
+                .collect();
             if done {
                 out.push(Ok(Event::default().data("[DONE]")));
             }

@@ -288,6 +288,8 @@ fn llm_dispute(e: u8, a: u8, r: u8, seed: u64) -> LlmDispute {
             },
             messages: vec![],
             template: None,
+            constraint: None,
+            tools: None,
         },
         tokens: vec![11, 12, 13],
         texts: vec![" Paris".into(), ".".into(), String::new()],

@@ -54,6 +54,10 @@ struct WireGenerate {
     /// need not offer it to sampled audits.
     #[serde(default)]
     quorum: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    constraint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tools: Option<String>,
 }
 
 /// A provider's answer to [`Request::Generate`].
@@ -161,6 +165,8 @@ fn wire_generate(g: &Generate, quorum: bool) -> Result<Vec<u8>, NodeError> {
         sampling: g.sampling.clone(),
         nonce: g.nonce.clone(),
         quorum,
+        constraint: g.constraint.clone(),
+        tools: g.tools.clone(),
     })
 }
 
@@ -183,6 +189,8 @@ fn check_start(start: &WireStart, g: &Generate, model: Digest, peer: Peer) -> Re
     if !mode_ok
         || r.sampling != g.sampling
         || r.stop != g.stop
+        || r.constraint != g.constraint
+        || r.tools != g.tools
         || g.max_tokens.is_some_and(|m| m != r.max_tokens)
     {
         return Err("the request it will sign is not the one asked".into());
@@ -601,6 +609,8 @@ impl Node {
             stop: w.stop,
             sampling: w.sampling,
             nonce: w.nonce,
+            constraint: w.constraint,
+            tools: w.tools,
         };
         g.check()?;
         // Checked before the generation starts (and again when it is kept).

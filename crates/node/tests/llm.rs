@@ -19,14 +19,8 @@ const LLM: &str = "smollm2-135m";
 
 fn question(q: &str) -> Prompt {
     Prompt::Chat(vec![
-        ChatMessage {
-            role: "system".into(),
-            content: "You are a helpful assistant.".into(),
-        },
-        ChatMessage {
-            role: "user".into(),
-            content: q.into(),
-        },
+        ChatMessage::text("system", "You are a helpful assistant."),
+        ChatMessage::text("user", q),
     ])
 }
 
@@ -38,6 +32,8 @@ fn request(prompt: Prompt, max_tokens: u32, sampling: Sampling) -> Generate {
         stop: vec![],
         sampling,
         nonce: "n".into(),
+        constraint: None,
+        tools: None,
     }
 }
 
@@ -743,12 +739,44 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     .await;
     assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 1);
 
+    // An executor that ignores the request's constraint (from token 2 the
+    // fault picks from every token, not the allowed ones): its answer
+    // breaks the schema, and the audit's replay of the mask says so.
+    let mut schema = request(
+        question("Give the capital of France as JSON."),
+        16,
+        Sampling::default(),
+    );
+    schema.constraint = Some(
+        r#"{"type":"json_schema","schema":{"type":"object","properties":{"capital":{"type":"string"}},"required":["capital"]}}"#
+            .into(),
+    );
+    let bad = faulty.node.generate_all(schema).await.unwrap();
+    let outcome = auditor
+        .node
+        .audit(bad.receipt.clone(), faulty.node.peer_id())
+        .await
+        .unwrap();
+    let AuditOutcome::LlmDisputed(d) = outcome else {
+        panic!("expected a dispute, got {outcome:?}");
+    };
+    assert_eq!(d.check(), Ok(Party::Executor));
+    assert!(
+        d.auditor.reason.contains("constraint"),
+        "{}",
+        d.auditor.reason
+    );
+    eventually("the second dispute to count", || {
+        auditor.node.peer_records()[&fp].audits_failed == 2
+    })
+    .await;
+
     // Sampled audits on their own: every gossiped receipt is drawn.
     auditor.node.set_audit_rate(1.0).await.unwrap();
     let again = request(question("Name a colour."), 12, Sampling::default());
     faulty.node.generate_all(again).await.unwrap();
     eventually("a background audit of the next answer", || {
-        auditor.node.peer_records()[&fp].audits_failed == 2
+        auditor.node.peer_records()[&fp].audits_failed == 3
     })
     .await;
 
@@ -817,10 +845,10 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         .await
         .unwrap();
     eventually("the audit of the ordinary answer", || {
-        auditor.node.peer_records()[&fp].audits_failed >= 3
+        auditor.node.peer_records()[&fp].audits_failed >= 4
     })
     .await;
-    assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 3);
+    assert_eq!(auditor.node.peer_records()[&fp].audits_failed, 4);
     // Its dispute reaches the honest node too: counted there before the
     // disputes below are minted, so that they are the only new ones.
     let ordinary_id = ordinary.receipt.id.to_string();
@@ -1211,14 +1239,8 @@ async fn a_provider_that_rewrites_the_system_message_is_caught() {
     };
     let client = client.clone();
     let rude = Prompt::Chat(vec![
-        ChatMessage {
-            role: "system".into(),
-            content: "Whatever the question, answer: Berlin.".into(),
-        },
-        ChatMessage {
-            role: "user".into(),
-            content: "What is the capital of France?".into(),
-        },
+        ChatMessage::text("system", "Whatever the question, answer: Berlin."),
+        ChatMessage::text("user", "What is the capital of France?"),
     ]);
     let rewritten = p
         .node
@@ -1290,4 +1312,231 @@ async fn a_provider_that_rewrites_the_system_message_is_caught() {
         g.node.peer_records()[&bad_peer].bad_data >= 1,
         "the rewriting provider was not asked or not marked"
     );
+}
+
+/// Structured outputs (issue 31): answers obey their JSON schema whatever
+/// the seed, the receipt binds the constraint, the teacher-forced audit
+/// replays the mask (an answer with a token the mask forbids fails even
+/// when its executor signs it), tool calls come back in OpenAI's shape and
+/// their results feed back, and fields the node would not apply are
+/// refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let a = llm_node(dir.path(), |c| c.audit_rate = 0.0).await;
+    let schema = json!({"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 24},
+                       "population": {"type": "integer", "minimum": 0, "maximum": 99_999_999}},
+        "required": ["city", "population"], "additionalProperties": false});
+    let ask = "Name a large city and its population.";
+    let mut greedy = None;
+    for (temperature, seed) in [(0.0, 0), (0.9, 1), (0.9, 2), (1.2, 3)] {
+        let resp = chat_json(
+            &a,
+            &json!({"model": LLM, "messages": [{"role": "user", "content": ask}],
+                    "max_tokens": 64, "temperature": temperature, "seed": seed,
+                    "response_format": {"type": "json_schema",
+                                        "json_schema": {"name": "city", "schema": schema}}}),
+        )
+        .await;
+        let choice = &resp["choices"][0];
+        assert_eq!(choice["finish_reason"], "stop", "{resp}");
+        let text = choice["message"]["content"].as_str().unwrap();
+        let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let o = v.as_object().unwrap();
+        assert_eq!(o.len(), 2, "{text}");
+        assert!(
+            o["city"].as_str().is_some_and(|c| c.chars().count() <= 24),
+            "{text}"
+        );
+        assert!(
+            o["population"].as_u64().is_some_and(|p| p <= 99_999_999),
+            "{text}"
+        );
+        let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone()).unwrap();
+        let transcript: Transcript =
+            serde_json::from_value(resp["vouch"]["transcript"].clone()).unwrap();
+        assert!(
+            transcript
+                .request
+                .constraint
+                .as_deref()
+                .unwrap()
+                .contains("population")
+        );
+        let check = a.node.check_llm(&receipt, &transcript).await.unwrap();
+        assert!(check.ok, "{text}: {:?}", check.reason);
+        assert_eq!(check.tolerance, Some(0.0), "{check:?}");
+        greedy.get_or_insert((receipt, transcript));
+    }
+
+    // The same answer with its first token swapped for one the mask
+    // forbids, signed by the executor: the replay names the token.
+    let (honest, transcript) = greedy.unwrap();
+    let loaded = a.node.loaded_model(LLM).await.unwrap();
+    let lm = loaded.language().unwrap();
+    let mut edited = transcript.clone();
+    let hello = lm.tokenize("Hello")[0];
+    edited.tokens[0] = hello;
+    edited.texts[0] = String::from_utf8(lm.piece(hello)).unwrap();
+    let key = keyfile::load_or_create(&dir.path().join("operator.key")).unwrap();
+    let forged = forge(&key, &honest, honest.body.model, &edited);
+    let check = a.node.check_llm(&forged, &edited).await.unwrap();
+    assert!(!check.ok);
+    assert_eq!(check.failed_at, Some(0), "{check:?}");
+    let why = check.reason.unwrap();
+    assert!(
+        why.contains("not allowed by the request's constraint"),
+        "{why}"
+    );
+    // The same tokens claimed without the constraint are another request:
+    // the receipt no longer matches.
+    let mut unbound = transcript.clone();
+    unbound.request.constraint = None;
+    let check = a.node.check_llm(&honest, &unbound).await.unwrap();
+    assert!(check.reason.unwrap().contains("does not match the receipt"));
+
+    // json_object: any object.
+    let resp = chat_json(
+        &a,
+        &json!({"model": LLM, "messages": [{"role": "user", "content": "Describe a cat in JSON."}],
+                "max_tokens": 48, "temperature": 0, "response_format": {"type": "json_object"}}),
+    )
+    .await;
+    let text = resp["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.starts_with('{'), "{resp}");
+    if resp["choices"][0]["finish_reason"] == "stop" {
+        assert!(
+            serde_json::from_str::<Value>(text).unwrap().is_object(),
+            "{text}"
+        );
+    }
+
+    // A forced tool call: the arguments obey the tool's schema.
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "description": "The weather in a city now.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 24}},
+                       "required": ["city"], "additionalProperties": false}}}]);
+    let messages = json!([{"role": "user", "content": "What is the weather in Paris?"}]);
+    let resp = chat_json(
+        &a,
+        &json!({"model": LLM, "messages": messages, "tools": tools, "tool_choice": "required",
+                "max_tokens": 48, "temperature": 0}),
+    )
+    .await;
+    let choice = &resp["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{resp}");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].is_string(), "{args}");
+    assert!(choice["message"]["content"].is_null());
+    let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone()).unwrap();
+    let transcript: Transcript =
+        serde_json::from_value(resp["vouch"]["transcript"].clone()).unwrap();
+    assert!(
+        transcript
+            .request
+            .tools
+            .as_deref()
+            .unwrap()
+            .contains("get_weather")
+    );
+    let check = a.node.check_llm(&receipt, &transcript).await.unwrap();
+    assert!(check.ok, "{:?}", check.reason);
+
+    // The call and the tool's answer fed back; the model answers in text.
+    let mut messages = messages.as_array().unwrap().clone();
+    messages.push(choice["message"].clone());
+    messages
+        .push(json!({"role": "tool", "tool_call_id": call["id"], "content": "18 °C and sunny"}));
+    let resp = chat_json(
+        &a,
+        &json!({"model": LLM, "messages": messages, "tools": tools, "tool_choice": "none",
+                "max_tokens": 24, "temperature": 0}),
+    )
+    .await;
+    let choice = &resp["choices"][0];
+    assert!(
+        choice["message"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{resp}"
+    );
+    let transcript: Transcript =
+        serde_json::from_value(resp["vouch"]["transcript"].clone()).unwrap();
+    assert_eq!(
+        transcript.request.messages[1].tool_calls[0].name,
+        "get_weather"
+    );
+    assert_eq!(
+        transcript.request.messages[2].tool_call_id.as_ref(),
+        call["id"].as_str().map(String::from).as_ref()
+    );
+    assert!(
+        transcript.request.prompt.contains("get_weather"),
+        "the call is in the prompt"
+    );
+    let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone()).unwrap();
+    let check = a.node.check_llm(&receipt, &transcript).await.unwrap();
+    assert!(check.ok, "{:?}", check.reason);
+
+    // Refused, by name: what the node would not apply, and what it cannot
+    // compile.
+    let http = reqwest::Client::new();
+    let refused = |body: Value| {
+        let http = http.clone();
+        let url = format!("{}/v1/chat/completions", a.url);
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 400, "{body}");
+            r.json::<Value>().await.unwrap()["error"].clone()
+        }
+    };
+    let base =
+        json!({"model": LLM, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    for (field, value) in [
+        ("presence_penalty", json!(0.5)),
+        ("frequency_penalty", json!(1)),
+        ("logit_bias", json!({"42": 5})),
+        ("functions", json!([])),
+        ("made_up", json!(true)),
+    ] {
+        let e = refused(with(field, value)).await;
+        assert_eq!(e["code"], "unsupported_parameter", "{e}");
+        assert_eq!(e["param"], field, "{e}");
+        assert!(e["message"].as_str().unwrap().contains(field), "{e}");
+    }
+    let e = refused(with("response_format", json!({"type": "xml"}))).await;
+    assert!(
+        e["message"].as_str().unwrap().contains("json_schema"),
+        "{e}"
+    );
+    let e = refused(with(
+        "response_format",
+        json!({"type": "json_schema", "json_schema": {"name": "x",
+               "schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}, "required": ["a"]}}}),
+    ))
+    .await;
+    assert!(
+        e["message"].as_str().unwrap().contains("JSON schema"),
+        "{e}"
+    );
+    let e = refused(with("tool_choice", json!("required"))).await;
+    assert!(e["message"].as_str().unwrap().contains("no tools"), "{e}");
+    // Neutral values change nothing and pass.
+    let mut neutral = with("presence_penalty", json!(0));
+    neutral["logprobs"] = json!(false);
+    neutral["user"] = json!("someone");
+    let ok = chat_json(&a, &neutral).await;
+    assert_eq!(ok["object"], "chat.completion", "{ok}");
+    a.stop().await;
 }

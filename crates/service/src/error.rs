@@ -62,6 +62,14 @@ pub enum NodeError {
     /// The client's escrow on the ledger does not cover its voucher.
     #[error("{0}")]
     InsufficientFunds(String),
+    /// A request field this node does not apply: refused, not ignored.
+    #[error("{message}")]
+    UnsupportedParameter {
+        /// The field.
+        param: String,
+        /// What to change.
+        message: String,
+    },
 }
 
 impl NodeError {
@@ -86,13 +94,16 @@ impl NodeError {
             NodeError::Forbidden(_) => "forbidden",
             NodeError::PaymentRequired(_) => "payment_required",
             NodeError::InsufficientFunds(_) => "insufficient_funds",
+            NodeError::UnsupportedParameter { .. } => "unsupported_parameter",
         }
     }
 
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            NodeError::BadRequest(_) | NodeError::InvalidInput(_) => 400,
+            NodeError::BadRequest(_)
+            | NodeError::InvalidInput(_)
+            | NodeError::UnsupportedParameter { .. } => 400,
             NodeError::Unauthorized(_) => 401,
             NodeError::PaymentRequired(_) | NodeError::InsufficientFunds(_) => 402,
             NodeError::Forbidden(_) => 403,

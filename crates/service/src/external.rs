@@ -44,6 +44,20 @@ impl Service {
         g: Generate,
     ) -> Result<Started, NodeError> {
         self.receipts.check()?;
+        if g.constraint.is_some() || g.tools.is_some() {
+            return Err(NodeError::UnsupportedParameter {
+                param: if g.tools.is_some() {
+                    "tools"
+                } else {
+                    "response_format"
+                }
+                .into(),
+                message: format!(
+                    "`{}` is an external model: response_format and tools need constrained decoding, which only models this network hosts offer",
+                    g.model
+                ),
+            });
+        }
         let (mode, prompt, path, mut body) = match &g.prompt {
             Prompt::Chat(messages) => {
                 let messages: Vec<Value> = messages
@@ -104,6 +118,8 @@ impl Service {
                 Prompt::Text(_) => Vec::new(),
             },
             template: None,
+            constraint: None,
+            tools: None,
         };
         let url = format!("{}/{path}", ext.url);
         let resp = self.http.post(&url).json(&body).send().await.map_err(|e| {

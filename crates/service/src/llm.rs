@@ -49,6 +49,10 @@ pub struct Generate {
     pub sampling: Sampling,
     /// Client nonce echoed in the receipt.
     pub nonce: String,
+    /// What the answer must match (`LlmRequest::constraint`).
+    pub constraint: Option<String>,
+    /// For a chat: the tools offered, as a JSON list (`LlmRequest::tools`).
+    pub tools: Option<String>,
 }
 
 /// One event of a generation stream.
@@ -301,10 +305,15 @@ impl Service {
             let lm = model.language().expect("checked");
             let (text, mode, bound) = match &g.prompt {
                 Prompt::Chat(messages) => (
-                    lm.render_chat(messages)?,
+                    lm.render_chat(messages, g.tools.as_deref())?,
                     Mode::Chat,
                     (messages.clone(), template_digest(lm)),
                 ),
+                Prompt::Text(_) if g.tools.is_some() => {
+                    return Err(NodeError::BadRequest(
+                        "tools are offered in a chat: use /v1/chat/completions".into(),
+                    ));
+                }
                 Prompt::Text(t) => (t.clone(), Mode::Completion, (Vec::new(), None)),
             };
             let tokens = lm.tokenize(&text);
@@ -339,6 +348,21 @@ impl Service {
             })
             .into());
         }
+        // Compiling a schema is real work (and the first one indexes the
+        // vocabulary): on the worker pool.
+        let constraint = match g.constraint.clone() {
+            Some(c) => {
+                let model = model.clone();
+                Some(
+                    self.compute(move || {
+                        let lm = model.language().expect("checked");
+                        Ok(lm.grammar()?.compile(&c)?)
+                    })
+                    .await?,
+                )
+            }
+            None => None,
+        };
         let request = LlmRequest {
             mode,
             prompt: prompt_text,
@@ -347,6 +371,8 @@ impl Service {
             sampling: g.sampling.clone(),
             messages,
             template,
+            constraint: g.constraint.clone(),
+            tools: g.tools.clone(),
         };
         let (etx, erx) = mpsc::unbounded_channel::<Result<TokenEvent, EngineError>>();
         let prompt_tokens = prompt.len();
@@ -359,6 +385,7 @@ impl Service {
             request: request.clone(),
             sink: Box::new(move |ev| etx.send(ev).is_ok()),
             fault: self.config.fault.map(|f| f.step.unwrap_or(0) as u64),
+            constraint,
             alive: Box::new(move || !client.is_closed()),
         })?;
 
@@ -514,7 +541,7 @@ impl Service {
         model: &Digest,
         request: &LlmRequest,
     ) -> Result<Option<String>, NodeError> {
-        if request.messages.is_empty() && request.template.is_none() {
+        if request.messages.is_empty() && request.template.is_none() && request.tools.is_none() {
             return Ok(None);
         }
         let loaded = self.loaded_by_id(model).await?;
@@ -528,7 +555,7 @@ impl Service {
                 template.map_or("none".into(), |d| d.to_string())
             )));
         }
-        match lm.render_chat(&request.messages) {
+        match lm.render_chat(&request.messages, request.tools.as_deref()) {
             Ok(p) if p == request.prompt => Ok(None),
             Ok(_) => Ok(Some(
                 "the prompt is not the model's chat template applied to the messages the request names: the conversation was rewritten".into(),

@@ -703,6 +703,8 @@ mod llm_tests {
                 },
                 messages: vec![],
                 template: None,
+                constraint: None,
+                tools: None,
             },
             tokens: vec![11, 12, 13],
             texts: vec![" Paris".into(), ".".into(), String::new()],

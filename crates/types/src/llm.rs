@@ -127,22 +127,77 @@ pub struct LlmRequest {
     /// rendered `prompt` from `messages` (its digest as a stored blob).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Digest>,
+    /// What every answer must match (structured outputs, tool calls), as
+    /// canonical JSON: `{"type":"json_schema","schema":…}` or
+    /// `{"type":"json_object"}`. The sampler picks only among the tokens
+    /// the constraint allows, and an auditor replays the same mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    /// For a chat: the tools offered to the model, as canonical JSON of
+    /// the client's `tools` list. They are rendered into the prompt, so an
+    /// auditor needs them to check it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<String>,
 }
 
 /// One chat message as the client sent it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    /// `system`, `user`, `assistant`, ...
+    /// `system`, `user`, `assistant`, `tool`, ...
     pub role: String,
     /// The text.
     pub content: String,
+    /// An assistant's calls of tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// A tool's answer: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    /// A message with text only.
+    pub fn text(role: &str, content: &str) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    fn has_tool_fields(&self) -> bool {
+        !self.tool_calls.is_empty() || self.tool_call_id.is_some()
+    }
+}
+
+/// A call of a tool, as an assistant message carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id, which the tool's answer names.
+    pub id: String,
+    /// The function called.
+    pub name: String,
+    /// Its arguments: a JSON object as text.
+    pub arguments: String,
 }
 
 impl LlmRequest {
+    /// Whether the request uses a constraint, tools or tool messages,
+    /// which the encoding's extension carries.
+    fn extended(&self) -> bool {
+        self.constraint.is_some()
+            || self.tools.is_some()
+            || self.messages.iter().any(Message::has_tool_fields)
+    }
+
     /// The canonical bytes. A request with messages or a template appends
     /// them after the seed (`u32 count || (str role || str content)* ||
     /// [32] template digest, zeros when none`); one with neither encodes as
-    /// before they existed.
+    /// before they existed. A request with a constraint, tools or tool
+    /// messages appends after that `str constraint || str tools` (empty
+    /// when none) and, per message, `u32 calls || (str id || str name ||
+    /// str arguments)* || str tool_call_id` (empty when none).
     pub fn encode(&self) -> Vec<u8> {
         let mut s = Vec::with_capacity(64 + self.prompt.len());
         s.put_str(LLM_ENCODING);
@@ -157,13 +212,27 @@ impl LlmRequest {
         s.put_f64(self.sampling.top_p);
         s.put_u32(self.sampling.top_k);
         s.put_u64(self.sampling.seed);
-        if !self.messages.is_empty() || self.template.is_some() {
+        let extended = self.extended();
+        if !self.messages.is_empty() || self.template.is_some() || extended {
             s.put_u32(self.messages.len() as u32);
             for m in &self.messages {
                 s.put_str(&m.role);
                 s.put_str(&m.content);
             }
             s.put(self.template.as_ref().map_or(&[0u8; 32], |d| d.as_bytes()));
+        }
+        if extended {
+            s.put_str(self.constraint.as_deref().unwrap_or(""));
+            s.put_str(self.tools.as_deref().unwrap_or(""));
+            for m in &self.messages {
+                s.put_u32(m.tool_calls.len() as u32);
+                for c in &m.tool_calls {
+                    s.put_str(&c.id);
+                    s.put_str(&c.name);
+                    s.put_str(&c.arguments);
+                }
+                s.put_str(m.tool_call_id.as_deref().unwrap_or(""));
+            }
         }
         s
     }
@@ -966,6 +1035,26 @@ mod tests {
     }
 
     #[test]
+    fn the_extended_encoding_matches_the_python_reference() {
+        // ui/test/llm-fixture.json: written by ui/test/make_llm_fixture.py
+        // with tests/python/vouch_ref.py, and checked by the JS verifier.
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../../ui/test/llm-fixture.json")).unwrap();
+        let req: LlmRequest = serde_json::from_value(fixture["extended_request"].clone()).unwrap();
+        assert!(req.constraint.is_some() && req.tools.is_some());
+        assert_eq!(req.messages[1].tool_calls[0].name, "weather");
+        assert_eq!(
+            req.digest().to_string(),
+            fixture["extended_request_digest"].as_str().unwrap()
+        );
+        let plain: LlmRequest = serde_json::from_value(fixture["request"].clone()).unwrap();
+        assert_eq!(
+            plain.digest().to_string(),
+            fixture["request_digest"].as_str().unwrap()
+        );
+    }
+
+    #[test]
     fn chain_and_checkpoints_bind_every_token() {
         let key = SecretKey::from_bytes(&[3; 32]);
         let model = Digest::of(Kind::Model, b"m");
@@ -977,6 +1066,8 @@ mod tests {
             sampling: sampled(1),
             messages: vec![],
             template: None,
+            constraint: None,
+            tools: None,
         };
         let rd = req.digest();
         let mut a = Chain::start(&rd);
@@ -998,14 +1089,8 @@ mod tests {
         // a rewritten system message is another request.
         let chat = LlmRequest {
             messages: vec![
-                Message {
-                    role: "system".into(),
-                    content: "Be brief.".into(),
-                },
-                Message {
-                    role: "user".into(),
-                    content: "hi".into(),
-                },
+                Message::text("system", "Be brief."),
+                Message::text("user", "hi"),
             ],
             template: Some(Digest::of(Kind::Blob, b"{{ messages }}")),
             ..req.clone()
@@ -1022,6 +1107,42 @@ mod tests {
         assert_eq!(back.digest(), chat.digest());
         // Without them, the JSON and the bytes are as before they existed.
         assert!(!serde_json::to_string(&req).unwrap().contains("messages"));
+        // A constraint, the tools offered and the tool fields of messages
+        // are bound too, each in its own place.
+        let schema = LlmRequest {
+            constraint: Some(r#"{"type":"json_object"}"#.into()),
+            ..chat.clone()
+        };
+        let tools = LlmRequest {
+            tools: Some(r#"{"type":"json_object"}"#.into()),
+            ..chat.clone()
+        };
+        let mut called = chat.clone();
+        called.messages.push(Message {
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                name: "f".into(),
+                arguments: "{}".into(),
+            }],
+            ..Message::text("assistant", "")
+        });
+        let mut answered = called.clone();
+        answered.messages.push(Message {
+            tool_call_id: Some("call_1".into()),
+            ..Message::text("tool", "42")
+        });
+        let digests = [&chat, &schema, &tools, &called, &answered].map(LlmRequest::digest);
+        for (i, a) in digests.iter().enumerate() {
+            for b in &digests[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let mut other_args = called.clone();
+        other_args.messages[2].tool_calls[0].arguments = "{\"x\":1}".into();
+        assert_ne!(other_args.digest(), called.digest());
+        let back: LlmRequest =
+            serde_json::from_str(&serde_json::to_string(&answered).unwrap()).unwrap();
+        assert_eq!(back, answered);
         let json = serde_json::to_string(&ck).unwrap();
         assert_eq!(serde_json::from_str::<Checkpoint>(&json).unwrap(), ck);
     }

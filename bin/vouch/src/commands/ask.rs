@@ -287,10 +287,18 @@ pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
     if let Some(t) = &transcript {
         t.verify(&receipt).map_err(|e| anyhow!(e))?;
         checked.push("transcript (request, seed, tokens, text)");
-        if let Some(text) = value
-            .pointer("/choices/0/message/content")
-            .or_else(|| value.pointer("/choices/0/text"))
-            .and_then(|v| v.as_str())
+        if let Some(message) = value.pointer("/choices/0/message") {
+            // A chat's message (its content, or the tool calls read from
+            // the answer's JSON) is derived from the text the receipt signs.
+            let (derived, _) =
+                vouch_api::chat::assistant_message(&t.request, &t.text(), t.finish_reason);
+            for field in ["content", "tool_calls"] {
+                let null = serde_json::Value::Null;
+                if message.get(field).unwrap_or(&null) != derived.get(field).unwrap_or(&null) {
+                    bail!("the answer's {field} is not what the text the receipt signs gives");
+                }
+            }
+        } else if let Some(text) = value.pointer("/choices/0/text").and_then(|v| v.as_str())
             && text != t.text()
         {
             bail!("the answer's text is not the text the receipt signs");
