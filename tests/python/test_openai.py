@@ -256,3 +256,210 @@ def test_a_node_without_the_model_routes_to_a_provider(url):
 
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="no-such-model", messages=[QUESTION])
+
+
+# Agents: structured outputs and tool calls (issue 31). Every answer obeys
+# its schema whatever the seed, its receipt binds the constraint (checked
+# with vouch_ref's own encoding), and the tool calls are read from the text
+# the receipt binds.
+
+import copy
+import os
+import pathlib
+import subprocess
+import sys
+
+import jsonschema
+import pydantic
+
+from nodes import BIN
+
+SCHEMAS = [
+    {"type": "object", "properties": {"city": {"type": "string", "maxLength": 24},
+                                      "population": {"type": "integer", "minimum": 0}},
+     "required": ["city", "population"], "additionalProperties": False},
+    {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]},
+                                      "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+     "required": ["answer", "confidence"], "additionalProperties": False},
+    {"type": "object", "properties": {"colours": {"type": "array", "minItems": 2, "maxItems": 3,
+                                                  "items": {"type": "string", "maxLength": 12}}},
+     "required": ["colours"], "additionalProperties": False},
+]
+PROMPTS = ["Name a large city and its population.", "Is Paris in France?", "Name some colours."]
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city now.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 24},
+                                                    "unit": {"enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city", "unit"], "additionalProperties": False}}}
+TIME = {"type": "function", "function": {
+    "name": "get_time", "description": "The local time in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 24}},
+                   "required": ["city"], "additionalProperties": False}}}
+ASK_WEATHER = {"role": "user", "content": "What is the weather in Paris?"}
+
+
+def bound_constraint(tr):
+    return json.loads(tr["request"]["constraint"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_json_schema_answers_validate_for_every_schema_and_seed(client, seed):
+    for schema, prompt in zip(SCHEMAS, PROMPTS):
+        messages = [{"role": "user", "content": prompt}]
+        raw = client.chat.completions.with_raw_response.create(
+            model=LLM, messages=messages, max_tokens=96, seed=seed,
+            temperature=0 if seed == 0 else 0.9,
+            response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}})
+        body = json.loads(raw.http_response.text)
+        _, tr = check_answer(body, messages)
+        assert body["choices"][0]["finish_reason"] == "stop", body["choices"][0]
+        jsonschema.validate(json.loads(body["choices"][0]["message"]["content"]), schema)
+        assert bound_constraint(tr) == {"type": "json_schema", "schema": schema}
+
+
+class City(pydantic.BaseModel):
+    name: str = pydantic.Field(max_length=24)
+    country: str = pydantic.Field(max_length=24)
+
+
+def test_the_clients_own_parse_helper_gets_a_typed_answer(client):
+    parsed = client.chat.completions.parse(
+        model=LLM, messages=[{"role": "user", "content": "Name a city in Italy."}],
+        temperature=0, max_tokens=64, response_format=City)
+    city = parsed.choices[0].message.parsed
+    assert isinstance(city, City) and city.name and city.country
+
+
+def test_json_object_answers_parse(client):
+    for seed in (1, 2):
+        raw = client.chat.completions.with_raw_response.create(
+            model=LLM, messages=[{"role": "user", "content": "Describe a cat as a JSON object."}],
+            max_tokens=64, seed=seed, temperature=0.8, response_format={"type": "json_object"})
+        body = json.loads(raw.http_response.text)
+        _, tr = check_answer(body)
+        assert bound_constraint(tr) == {"type": "json_object"}
+        text = body["choices"][0]["message"]["content"]
+        assert text.startswith("{")
+        if body["choices"][0]["finish_reason"] == "stop":
+            assert isinstance(json.loads(text), dict)
+
+
+def tool_call_check(raw_body, tools):
+    """The receipt signs the transcript; the tool calls are what its text
+    says; each call's arguments validate against its tool's schema."""
+    receipt, tr = raw_body["vouch"]["receipt"], raw_body["vouch"]["transcript"]
+    v.verify_receipt(receipt)
+    v.verify_transcript(receipt, tr)
+    assert json.loads(tr["request"]["tools"]) == tools
+    said = json.loads("".join(tr["texts"]))
+    calls = raw_body["choices"][0]["message"]["tool_calls"]
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == \
+        [(c["name"], c["arguments"]) for c in said["tool_calls"]]
+    by_name = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
+    for c in calls:
+        jsonschema.validate(json.loads(c["function"]["arguments"]), by_name[c["function"]["name"]])
+    return calls
+
+
+def test_a_forced_tool_call_validates_and_streams_the_same(client):
+    tools = [WEATHER, TIME]
+    for choice in ("required", {"type": "function", "function": {"name": "get_time"}}):
+        # One seed for both: the call ids derive from the request digest.
+        kw = dict(model=LLM, messages=[ASK_WEATHER], tools=tools, tool_choice=choice,
+                  temperature=0, seed=7, max_tokens=64)
+        raw = client.chat.completions.with_raw_response.create(**kw)
+        body = json.loads(raw.http_response.text)
+        assert body["choices"][0]["finish_reason"] == "tool_calls", body["choices"][0]
+        calls = tool_call_check(body, tools)
+        assert len(calls) == 1
+        if isinstance(choice, dict):
+            assert calls[0]["function"]["name"] == "get_time"
+        message = raw.parse().choices[0].message
+        assert message.content is None and message.tool_calls[0].id == calls[0]["id"]
+        # The same request streamed: the same call, assembled from deltas
+        # as the client does, and the chain over the tokens checks.
+        streamed, finish, chain, receipt = {}, None, None, None
+        for chunk in client.chat.completions.create(**kw, stream=True):
+            extra = chunk.model_extra.get("vouch") or {}
+            if "request" in extra:
+                chain = v.Chain(v.llm_request_digest(extra["request"]))
+            if "token" in extra:
+                chain.push(extra["token"], extra["text"])
+            if "receipt" in extra:
+                receipt = extra["receipt"]
+            for c in chunk.choices:
+                finish = c.finish_reason or finish
+                for d in c.delta.tool_calls or []:
+                    s = streamed.setdefault(d.index, {"id": d.id, "name": d.function.name, "arguments": ""})
+                    s["arguments"] += d.function.arguments or ""
+        assert finish == "tool_calls"
+        assert [(s["id"], s["name"], s["arguments"]) for s in streamed.values()] == \
+            [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls]
+        assert receipt["output"] == v.fmt("out", chain.output("stop"))
+        assert receipt["output"] == body["vouch"]["receipt"]["output"]
+
+
+def test_tool_results_feed_back_and_are_bound(client):
+    tools = [WEATHER]
+    first = client.chat.completions.create(
+        model=LLM, messages=[ASK_WEATHER], tools=tools, tool_choice="required", temperature=0, max_tokens=64)
+    call = first.choices[0].message.tool_calls[0]
+    messages = [ASK_WEATHER, first.choices[0].message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": "18 °C and sunny"}]
+    raw = client.chat.completions.with_raw_response.create(
+        model=LLM, messages=messages, tools=tools, temperature=0, max_tokens=48)
+    body = json.loads(raw.http_response.text)
+    receipt, tr = body["vouch"]["receipt"], body["vouch"]["transcript"]
+    v.verify_transcript(receipt, tr)
+    sent = tr["request"]["messages"]
+    assert sent[1]["tool_calls"] == [{"id": call.id, "name": "get_weather", "arguments": call.function.arguments}]
+    assert sent[2] == {"role": "tool", "content": "18 °C and sunny", "tool_call_id": call.id}
+    # With tool_choice auto the model may answer or call again; either way
+    # the message is what the bound text says.
+    message = body["choices"][0]["message"]
+    said = json.loads("".join(tr["texts"]))
+    if message.get("tool_calls"):
+        assert body["choices"][0]["finish_reason"] == "tool_calls"
+    else:
+        assert message["content"] == said["response"]
+
+
+def test_a_saved_tool_call_verifies_offline_and_an_edit_does_not(client, tmp_path):
+    raw = client.chat.completions.with_raw_response.create(
+        model=LLM, messages=[ASK_WEATHER], tools=[WEATHER], tool_choice="required", temperature=0, max_tokens=64)
+    body = json.loads(raw.http_response.text)
+    saved = tmp_path / "answer.json"
+    saved.write_text(json.dumps(body))
+    ok = subprocess.run([BIN, "verify", str(saved)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    edited = copy.deepcopy(body)
+    edited["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = '{"city": "Berlin", "unit": "celsius"}'
+    saved.write_text(json.dumps(edited))
+    bad = subprocess.run([BIN, "verify", str(saved)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "tool_calls" in bad.stderr, bad.stderr
+
+
+def test_fields_the_node_would_not_apply_are_refused_by_name(client):
+    for field, value in [("presence_penalty", 0.5), ("frequency_penalty", 1.0),
+                         ("logit_bias", {"42": 5}), ("top_logprobs", 2)]:
+        with pytest.raises(openai.BadRequestError) as e:
+            client.chat.completions.create(model=LLM, messages=[QUESTION], max_tokens=1, **{field: value})
+        err = e.value.body
+        assert err["code"] == "unsupported_parameter" and err["param"] == field, err
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=LLM, messages=[QUESTION], max_tokens=1, n=2)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=LLM, messages=[QUESTION], max_tokens=1,
+                                       response_format={"type": "json_schema", "json_schema": {
+                                           "name": "x", "schema": {"type": "bogus"}}})
+    assert "schema" in str(e.value)
+
+
+def test_the_readmes_agent_example_runs(url, tmp_path):
+    example = pathlib.Path(__file__).parents[2] / "examples" / "agent.py"
+    run = subprocess.run([sys.executable, str(example), url], cwd=tmp_path, capture_output=True,
+                         text=True, env=dict(os.environ, VOUCH_BIN=BIN), timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "structured: {" in run.stdout and "tool call: get_weather" in run.stdout
+    assert (tmp_path / "city.json").exists() and (tmp_path / "call.json").exists()

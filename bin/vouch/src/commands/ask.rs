@@ -298,6 +298,9 @@ pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
                     bail!("the answer's {field} is not what the text the receipt signs gives");
                 }
             }
+            if derived.get("tool_calls").is_some() {
+                checked.push("tool calls (read from the signed text)");
+            }
         } else if let Some(text) = value.pointer("/choices/0/text").and_then(|v| v.as_str())
             && text != t.text()
         {
