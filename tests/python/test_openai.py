@@ -272,7 +272,7 @@ import sys
 import jsonschema
 import pydantic
 
-from nodes import BIN
+from nodes import BIN, operator_headers
 
 SCHEMAS = [
     {"type": "object", "properties": {"city": {"type": "string", "maxLength": 24},
@@ -442,9 +442,11 @@ def test_a_saved_tool_call_verifies_offline_and_an_edit_does_not(client, tmp_pat
 
 def test_fields_the_node_would_not_apply_are_refused_by_name(client):
     for field, value in [("presence_penalty", 0.5), ("frequency_penalty", 1.0),
-                         ("logit_bias", {"42": 5}), ("top_logprobs", 2)]:
+                         ("logit_bias", {"42": 5}), ("echo", True)]:
+        create = client.completions.create if field == "echo" else client.chat.completions.create
         with pytest.raises(openai.BadRequestError) as e:
-            client.chat.completions.create(model=LLM, messages=[QUESTION], max_tokens=1, **{field: value})
+            create(model=LLM, max_tokens=1, **{field: value},
+                   **({"prompt": "Hi"} if field == "echo" else {"messages": [QUESTION]}))
         err = e.value.body
         assert err["code"] == "unsupported_parameter" and err["param"] == field, err
     with pytest.raises(openai.BadRequestError) as e:
@@ -463,3 +465,36 @@ def test_the_readmes_agent_example_runs(url, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "structured: {" in run.stdout and "tool call: get_weather" in run.stdout
     assert (tmp_path / "city.json").exists() and (tmp_path / "call.json").exists()
+
+
+def test_logprobs_are_bound_and_match_the_nodes_recomputation(client, url):
+    raw = client.chat.completions.with_raw_response.create(
+        model=LLM, messages=[QUESTION], temperature=0, max_tokens=12, logprobs=True, top_logprobs=3)
+    resp, body = raw.parse(), json.loads(raw.http_response.text)
+    receipt, tr = check_answer(body, [QUESTION])
+    assert tr["request"]["logprobs"] == 3 and len(tr["logprobs"]) == len(tr["tokens"])
+    content = resp.choices[0].logprobs.content
+    assert len(content) >= len(tr["tokens"]) - 1
+    for entry, lp, token in zip(content, tr["logprobs"], tr["tokens"]):
+        assert entry.logprob == pytest.approx(lp["logprob"]) and entry.logprob <= 0
+        assert bytes(entry.bytes) == bytes(lp["bytes"])
+        assert len(entry.top_logprobs) == 3
+        assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob), "greedy picks the likeliest"
+        assert lp["top"][0]["token"] == token
+    # The node's own audit recomputes them from one forward pass.
+    req = urllib.request.Request(url + "/v1/audit/llm", method="POST",
+                                 data=json.dumps({"receipt": receipt, "transcript": tr}).encode(),
+                                 headers={"content-type": "application/json", **operator_headers(url)})
+    with urllib.request.urlopen(req) as r:
+        check = json.loads(r.read())
+    assert check["ok"], check
+    # Any edit breaks the receipt: the values are in the hash chain.
+    edited = copy.deepcopy(tr)
+    edited["logprobs"][0]["top"][1]["logprob"] -= 0.25
+    with pytest.raises(v.ReceiptInvalid):
+        v.verify_transcript(receipt, edited)
+    # Completions: OpenAI's older shape.
+    c = client.completions.create(model=LLM, prompt="The capital of France is", temperature=0,
+                                  max_tokens=4, logprobs=2)
+    assert len(c.choices[0].logprobs.tokens) == len(c.choices[0].logprobs.token_logprobs) >= 1
+    assert all(len(t) <= 2 for t in c.choices[0].logprobs.top_logprobs)

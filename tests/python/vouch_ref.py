@@ -181,7 +181,8 @@ def llm_request_bytes(req: dict) -> bytes:
     # A chat's messages and template digest, when the request names them.
     messages, template = req.get("messages") or [], req.get("template")
     # A constraint, tools or tool messages extend the encoding.
-    extended = req.get("constraint") is not None or req.get("tools") is not None or any(
+    extended = req.get("constraint") is not None or req.get("tools") is not None \
+        or req.get("logprobs") is not None or any(
         m.get("tool_calls") or m.get("tool_call_id") is not None for m in messages)
     if messages or template is not None or extended:
         out += u32(len(messages))
@@ -189,6 +190,7 @@ def llm_request_bytes(req: dict) -> bytes:
         out += parse(template, "blob") if template is not None else bytes(32)
     if extended:
         out += string(req.get("constraint") or "") + string(req.get("tools") or "")
+        out += bytes([0 if req.get("logprobs") is None else req["logprobs"] + 1])
         for m in messages:
             calls = m.get("tool_calls") or []
             out += u32(len(calls))
@@ -208,8 +210,15 @@ class Chain:
         self.link = digest("chain", request_digest)
         self.n = 0
 
-    def push(self, token: int, text: str):
-        self.link = digest("chain", self.link + u32(token) + string(text))
+    def push(self, token: int, text: str, logprobs: dict | None = None):
+        extra = b""
+        if logprobs is not None:  # f32 logprob || bytes || u8 n || (u32 token || f32 logprob || bytes)*n
+            blob = lambda b: u32(len(b)) + bytes(b)
+            extra = struct.pack("<f", logprobs["logprob"]) + blob(logprobs["bytes"])
+            top = logprobs.get("top", [])
+            extra += bytes([len(top)]) + b"".join(
+                u32(a["token"]) + struct.pack("<f", a["logprob"]) + blob(a["bytes"]) for a in top)
+        self.link = digest("chain", self.link + u32(token) + string(text) + extra)
         self.n += 1
 
     def output(self, finish_reason: str) -> bytes:
@@ -237,9 +246,12 @@ def verify_transcript(r: dict, tr: dict) -> None:
         raise ReceiptInvalid("the seed does not match the receipt")
     if len(tr["tokens"]) != len(tr["texts"]):
         raise ReceiptInvalid("tokens and texts differ in length")
+    logprobs = tr.get("logprobs") or []
+    if len(logprobs) != (len(tr["tokens"]) if tr["request"].get("logprobs") is not None else 0):
+        raise ReceiptInvalid("log-probabilities do not match the tokens")
     chain = Chain(request)
-    for t, text in zip(tr["tokens"], tr["texts"]):
-        chain.push(t, text)
+    for i, (t, text) in enumerate(zip(tr["tokens"], tr["texts"])):
+        chain.push(t, text, logprobs[i] if logprobs else None)
     if fmt("out", chain.output(tr["finish_reason"])) != r["output"]:
         raise ReceiptInvalid("the answer does not match the receipt")
 

@@ -223,6 +223,11 @@ export class Writer {
     new DataView(b.buffer).setFloat64(0, f64(x, what), true);
     return this.bytes(b);
   }
+  f32(x, what = 'f32') {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, f64(x, what), true);
+    return this.bytes(b);
+  }
   str(s, what = 'string') {
     const b = utf8.encode(str(s, what));
     return this.u32(b.length).bytes(b);
@@ -448,7 +453,7 @@ export function encodeRequest(q) {
     return c;
   };
   // A constraint, tools or tool messages extend the encoding.
-  const extended = q.constraint != null || q.tools != null
+  const extended = q.constraint != null || q.tools != null || q.logprobs != null
     || messages.some((m, i) => calls(m, i).length > 0 || m.tool_call_id != null);
   if (messages.length > 0 || q.template != null || extended) {
     w.u32(messages.length);
@@ -459,6 +464,7 @@ export function encodeRequest(q) {
   }
   if (extended) {
     w.str(q.constraint ?? '', 'request.constraint').str(q.tools ?? '', 'request.tools');
+    w.u8(q.logprobs == null ? 0 : q.logprobs + 1);
     messages.forEach((m, i) => {
       const c = calls(m, i);
       w.u32(c.length);
@@ -552,8 +558,23 @@ export class Chain {
     this.link = digest('chain', requestDigestRaw);
     this.len = 0;
   }
-  push(token, text) {
+  /** With `logprobs` (when the request asked for them): `f32 logprob || bytes || u8 n || (u32 token || f32 logprob || bytes)*n`. */
+  push(token, text, logprobs = null) {
     const w = new Writer().bytes(this.link).u32(token, 'token id').str(text, 'token text');
+    if (logprobs != null) {
+      const blob = (b, what) => {
+        if (!Array.isArray(b)) throw new Invalid(`${what} must be a list of bytes`);
+        w.u32(b.length).bytes(Uint8Array.from(b));
+      };
+      w.f32(logprobs.logprob, 'logprob');
+      blob(logprobs.bytes, 'logprobs.bytes');
+      const top = logprobs.top ?? [];
+      w.u8(top.length);
+      top.forEach((a, i) => {
+        w.u32(a.token, `top[${i}].token`).f32(a.logprob, `top[${i}].logprob`);
+        blob(a.bytes, `top[${i}].bytes`);
+      });
+    }
     this.link = digest('chain', w.finish());
     this.len += 1;
   }
@@ -613,11 +634,15 @@ export function verifyTranscript(receipt, transcript) {
     if (tokens.length !== texts.length) {
       throw new Invalid(`the transcript has ${tokens.length} tokens but ${texts.length} texts`);
     }
+    const logprobs = transcript.logprobs ?? [];
+    if (logprobs.length !== (request != null && request.logprobs != null ? tokens.length : 0)) {
+      throw new Invalid('the transcript\'s log-probabilities do not match its tokens');
+    }
     const reqDigest = requestDigestBytes(request);
     const chain = new Chain(reqDigest);
     const leaves = [];
     tokens.forEach((t, i) => {
-      chain.push(t, texts[i]);
+      chain.push(t, texts[i], logprobs.length ? logprobs[i] : null);
       leaves.push(tokenLeaf(i, t));
     });
     checkAnswer(receipt, reqDigest, request, chain, leaves, transcript.finish_reason);

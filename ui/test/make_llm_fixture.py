@@ -102,7 +102,14 @@ def main():
         "template": v.fmt("blob", v.digest("blob", b"a template")),
         "constraint": '{"schema":{"type":"object"},"type":"json_schema"}',
         "tools": '[{"function":{"name":"weather"},"type":"function"}]',
+        "logprobs": 2,
     }
+    # Log-probabilities bound in the chain: one link after the request.
+    logprobs = {"logprob": -0.25, "bytes": list(" Paris".encode()),
+                "top": [{"token": 7, "logprob": -0.25, "bytes": list(" Paris".encode())},
+                        {"token": 9, "logprob": -1.625, "bytes": [0xe2, 0x80]}]}
+    lp_chain = v.Chain(v.llm_request_digest(extended))
+    lp_chain.push(7, " Paris", logprobs)
     fixture = {
         "about": "Made by ui/test/make_llm_fixture.py with tests/python/vouch_ref.py; see docs/receipts.md.",
         "request": request,
@@ -119,6 +126,8 @@ def main():
         "receipt": receipt,
         "extended_request": extended,
         "extended_request_digest": v.fmt("in", v.llm_request_digest(extended)),
+        "logprobs": logprobs,
+        "logprobs_link": v.fmt("chain", lp_chain.link),
     }
     path = pathlib.Path(__file__).with_name("llm-fixture.json")
     path.write_text(json.dumps(fixture, indent=1, ensure_ascii=False) + "\n")

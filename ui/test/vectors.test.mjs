@@ -197,7 +197,16 @@ test('the LLM request encoding, chain, output, trace and checkpoint match the Py
   // Python reference writes it, and each is bound.
   const ext = LLM.extended_request;
   assert.equal(requestDigest(ext), LLM.extended_request_digest);
-  for (const change of [{ constraint: null }, { tools: null }, { constraint: '{"type":"json_object"}' }]) {
+  const bound = new Chain(requestDigestBytes(ext));
+  bound.push(7, ' Paris', LLM.logprobs);
+  assert.equal(fmt('chain', bound.link), LLM.logprobs_link);
+  const other = clone(LLM.logprobs);
+  other.top[1].logprob = -1.5;
+  const moved = new Chain(requestDigestBytes(ext));
+  moved.push(7, ' Paris', other);
+  assert.notEqual(fmt('chain', moved.link), LLM.logprobs_link);
+  for (const change of [{ constraint: null }, { tools: null }, { logprobs: 3 }, { logprobs: null },
+    { constraint: '{"type":"json_object"}' }]) {
     assert.notEqual(requestDigest({ ...ext, ...change }), LLM.extended_request_digest, JSON.stringify(change));
   }
   const args = clone(ext);

@@ -26,7 +26,6 @@ use serde_json::{Value, json};
 use vouch_types::llm::{Sampling, TokenMismatch, check_token, choose, tolerance_needed};
 
 use crate::EngineError;
-use crate::llm::LanguageModel;
 
 /// A model's vocabulary indexed for constraints: built once per model.
 pub struct Grammar {
@@ -40,18 +39,24 @@ impl std::fmt::Debug for Grammar {
 }
 
 impl Grammar {
-    /// Indexes `model`'s vocabulary of `size` tokens. Tokens without text
-    /// (control tokens) get a name no text can spell, and the tokens that
-    /// end a generation are what a finished grammar allows.
-    pub fn new(model: &dyn LanguageModel, size: usize) -> Result<Grammar, EngineError> {
+    /// Indexes a vocabulary of `size` tokens, given each token's bytes
+    /// (`piece`) and whether it ends a generation (`is_end`). Tokens
+    /// without text (control tokens) get a name no text can spell, and the
+    /// tokens that end a generation are what a finished grammar allows.
+    pub fn new(
+        size: usize,
+        piece: &dyn Fn(u32) -> Vec<u8>,
+        is_end: &dyn Fn(u32) -> bool,
+    ) -> Result<Grammar, EngineError> {
         let mut ends = Vec::new();
         let words: Vec<Vec<u8>> = (0..size as u32)
             .map(|t| {
-                if model.is_end(t) {
+                let end = is_end(t);
+                if end {
                     ends.push(t);
                 }
-                let piece = model.piece(t);
-                if piece.is_empty() || model.is_end(t) {
+                let piece = piece(t);
+                if piece.is_empty() || end {
                     let mut w = vec![TokTrie::SPECIAL_TOKEN_MARKER];
                     w.extend_from_slice(format!("[{t}]").as_bytes());
                     w

@@ -26,7 +26,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
-use vouch_types::llm::choose;
+use vouch_types::llm::{TokenLogprobs, choose};
 use vouch_types::{
     DType, Determinism, Dim, EngineInfo, ModelFormat, Schema, Tensor, TensorMap, TensorSpec,
 };
@@ -419,7 +419,8 @@ impl LanguageModel for GgufModel {
     fn grammar(&self) -> Result<Arc<Grammar>, EngineError> {
         self.grammar
             .get_or_init(|| {
-                Grammar::new(&ModelView(&self.inner), self.inner.vocab)
+                let view = ModelView(&self.inner);
+                Grammar::new(self.inner.vocab, &|t| view.piece(t), &|t| view.is_end(t))
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
             })
@@ -658,7 +659,12 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>, counters: &Cou
                 done.push(i);
                 continue;
             }
-            let ev = s.step.next(model, token);
+            let mut ev = s.step.next(model, token);
+            ev.logprobs = s
+                .job
+                .request
+                .logprobs
+                .map(|n| TokenLogprobs::of(logits, token, n, &|t| model.piece(t)));
             let finished = ev.finish.is_some();
             let wanted = (s.job.sink)(Ok(ev));
             s.next = Some(token);

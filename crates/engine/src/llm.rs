@@ -9,7 +9,9 @@
 
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
-use vouch_types::llm::{Finish, LlmRequest, check_token, tolerance_needed};
+use vouch_types::llm::{
+    Finish, LOGIT_SCALE, LlmRequest, TokenLogprobs, check_token, tolerance_needed,
+};
 
 use crate::EngineError;
 use crate::constrain::{Constraint, check_among, tolerance_among};
@@ -27,6 +29,8 @@ pub struct TokenEvent {
     pub text: String,
     /// Set on the last token.
     pub finish: Option<Finish>,
+    /// The model's log-probabilities here, when the request asked for them.
+    pub logprobs: Option<vouch_types::llm::TokenLogprobs>,
 }
 
 /// Receives a generation's events on the engine's thread; returns `false`
@@ -354,6 +358,7 @@ impl Step {
             token,
             text,
             finish,
+            logprobs: None,
         }
     }
 }
@@ -375,11 +380,14 @@ pub struct Replay {
 }
 
 /// Re-derives the stream from claimed tokens and checks each against
-/// recomputed logits: one forward pass over prompt + answer.
+/// recomputed logits: one forward pass over prompt + answer. When the
+/// request asked for log-probabilities, `logprobs` are the claimed ones,
+/// checked against the same logits.
 pub fn replay(
     model: &dyn LanguageModel,
     request: &LlmRequest,
     tokens: &[u32],
+    logprobs: &[TokenLogprobs],
     rtol: f64,
 ) -> Result<Replay, EngineError> {
     if tokens.is_empty() {
@@ -435,6 +443,18 @@ pub fn replay(
             if let Err(e) = checked {
                 beyond += 1;
                 mismatch.get_or_insert((step as usize, e.0));
+            }
+        }
+        if let Some(n) = request.logprobs {
+            let top = f64::from(logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+            let margin = rtol * top.abs().max(LOGIT_SCALE);
+            let checked = match logprobs.get(step as usize) {
+                Some(lp) => lp.check(logits, claimed, n, &|t| model.piece(t), margin),
+                None => Err("no log-probabilities are claimed for it".into()),
+            };
+            if let Err(why) = checked {
+                beyond += 1;
+                mismatch.get_or_insert((step as usize, format!("log-probabilities: {why}")));
             }
         }
         // Past a token the constraint forbids, its mask means nothing.

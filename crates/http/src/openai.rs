@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vouch_api::chat::assistant_message;
 use vouch_engine::llm::ChatMessage;
-use vouch_types::llm::{Sampling, Transcript};
+use vouch_types::llm::{Finish, MAX_TOP_LOGPROBS, Sampling, TokenLogprobs, Transcript};
 
 use vouch_network::Node;
 use vouch_network::route::Verify;
@@ -191,6 +191,10 @@ struct Common {
 #[derive(Deserialize)]
 struct ChatBody {
     messages: Vec<InMessage>,
+    #[serde(default)]
+    logprobs: Option<bool>,
+    #[serde(default)]
+    top_logprobs: Option<u8>,
     #[serde(flatten)]
     common: Common,
 }
@@ -198,8 +202,21 @@ struct ChatBody {
 #[derive(Deserialize)]
 struct CompletionBody {
     prompt: OneOrMany,
+    /// Log-probabilities with this many alternatives.
+    #[serde(default)]
+    logprobs: Option<u8>,
     #[serde(flatten)]
     common: Common,
+}
+
+/// The alternatives asked for, checked.
+fn top_logprobs(n: Option<u8>) -> Result<Option<u8>, NodeError> {
+    match n {
+        Some(n) if n > MAX_TOP_LOGPROBS => Err(NodeError::BadRequest(format!(
+            "{n} alternatives asked for per token; send at most {MAX_TOP_LOGPROBS}"
+        ))),
+        n => Ok(n),
+    }
 }
 
 /// Fields both endpoints apply.
@@ -219,9 +236,16 @@ const COMMON_FIELDS: &[&str] = &[
     "response_format",
 ];
 /// Fields only a chat applies.
-const CHAT_FIELDS: &[&str] = &["messages", "tools", "tool_choice", "parallel_tool_calls"];
+const CHAT_FIELDS: &[&str] = &[
+    "messages",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "logprobs",
+    "top_logprobs",
+];
 /// Fields only a completion applies.
-const COMPLETION_FIELDS: &[&str] = &["prompt"];
+const COMPLETION_FIELDS: &[&str] = &["prompt", "logprobs"];
 
 /// Refuses every field this node would not apply: an answer must never
 /// look as if a parameter had been honoured when it was not. Fields whose
@@ -242,8 +266,7 @@ fn check_fields(body: &Bytes, own: &[&str]) -> Result<(), NodeError> {
             "presence_penalty" | "frequency_penalty" => {
                 value.is_null() || value.as_f64() == Some(0.0)
             }
-            "logprobs" | "echo" => value.is_null() || value == &Value::Bool(false),
-            "top_logprobs" => value.is_null(),
+            "echo" => value.is_null() || value == &Value::Bool(false),
             "logit_bias" => {
                 value.is_null() || value.as_object().is_some_and(serde_json::Map::is_empty)
             }
@@ -400,8 +423,14 @@ fn tools_constraint(c: &Common) -> Result<Option<(String, String)>, NodeError> {
 impl Common {
     /// Generates an answer to `prompt` with these parameters, streamed or
     /// whole, by one node or a quorum.
-    async fn answer(&self, node: Arc<Node>, prompt: Prompt, shape: Shape) -> OaResult<Response> {
-        let g = self.generate(prompt)?;
+    async fn answer(
+        &self,
+        node: Arc<Node>,
+        (prompt, logprobs): (Prompt, Option<u8>),
+        shape: Shape,
+    ) -> OaResult<Response> {
+        let mut g = self.generate(prompt)?;
+        g.logprobs = logprobs;
         let quorum = self.quorum()?;
         answer(node, g, (self.stream.unwrap_or(false), quorum), shape).await
     }
@@ -476,6 +505,7 @@ impl Common {
             nonce: self.nonce.clone().unwrap_or_default(),
             constraint,
             tools,
+            logprobs: None,
         })
     }
 }
@@ -551,8 +581,19 @@ enum Shape {
 async fn chat(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
     check_fields(&body, CHAT_FIELDS)?;
     let body: ChatBody = parse(&body)?;
+    let logprobs = match (body.logprobs, body.top_logprobs) {
+        (Some(true), n) => Some(top_logprobs(n)?.unwrap_or(0)),
+        (_, Some(_)) => {
+            return Err(NodeError::BadRequest("top_logprobs needs logprobs: true".into()).into());
+        }
+        _ => None,
+    };
     body.common
-        .answer(node, Prompt::Chat(messages(body.messages)?), Shape::Chat)
+        .answer(
+            node,
+            (Prompt::Chat(messages(body.messages)?), logprobs),
+            Shape::Chat,
+        )
         .await
 }
 
@@ -568,7 +609,14 @@ async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Res
         .into());
     }
     body.common
-        .answer(node, Prompt::Text(prompts.remove(0)), Shape::Completion)
+        .answer(
+            node,
+            (
+                Prompt::Text(prompts.remove(0)),
+                top_logprobs(body.logprobs)?,
+            ),
+            Shape::Completion,
+        )
         .await
 }
 
@@ -617,10 +665,11 @@ fn whole(f: &Finished, model: String, shape: Shape, extra: Value) -> Response {
     let choice = match shape {
         Shape::Chat => {
             let (message, finish) = assistant_message(&f.request, &text, f.finish);
-            json!({"index": 0, "message": message, "finish_reason": finish, "logprobs": null})
+            json!({"index": 0, "message": message, "finish_reason": finish,
+                   "logprobs": logprobs_json(shape, listed(&f.logprobs, f.finish))})
         }
-        Shape::Completion => json!({"index": 0, "text": text,
-                                    "finish_reason": f.finish.as_str(), "logprobs": null}),
+        Shape::Completion => json!({"index": 0, "text": text, "finish_reason": f.finish.as_str(),
+                                    "logprobs": logprobs_json(shape, listed(&f.logprobs, f.finish))}),
     };
     let object = match shape {
         Shape::Chat => "chat.completion",
@@ -640,6 +689,62 @@ fn whole(f: &Finished, model: String, shape: Shape, extra: Value) -> Response {
         vouch.extend(extra);
     }
     with_receipt(&f.receipt, body)
+}
+
+/// The tokens whose log-probabilities an answer lists: all but a final
+/// end-of-generation token (no bytes), which OpenAI does not list. The
+/// transcript keeps them all.
+fn listed(lps: &[TokenLogprobs], finish: Finish) -> &[TokenLogprobs] {
+    match lps.split_last() {
+        Some((last, rest)) if finish == Finish::Stop && last.bytes.is_empty() => rest,
+        _ => lps,
+    }
+}
+
+/// Log-probabilities in OpenAI's shape for `shape` (`null` when none were
+/// asked for).
+fn logprobs_json(shape: Shape, lps: &[TokenLogprobs]) -> Value {
+    if lps.is_empty() {
+        return Value::Null;
+    }
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match shape {
+        Shape::Chat => {
+            let content: Vec<Value> = lps
+                .iter()
+                .map(|lp| {
+                    let top: Vec<Value> = lp
+                        .top
+                        .iter()
+                        .map(|a| json!({"token": text(&a.bytes), "logprob": a.logprob, "bytes": a.bytes}))
+                        .collect();
+                    json!({"token": text(&lp.bytes), "logprob": lp.logprob, "bytes": lp.bytes,
+                           "top_logprobs": top})
+                })
+                .collect();
+            json!({"content": content, "refusal": null})
+        }
+        Shape::Completion => {
+            let mut offset = 0;
+            let (mut tokens, mut values, mut tops, mut offsets) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for lp in lps {
+                let t = text(&lp.bytes);
+                offsets.push(offset);
+                offset += t.chars().count();
+                tokens.push(t);
+                values.push(lp.logprob);
+                let top: serde_json::Map<String, Value> = lp
+                    .top
+                    .iter()
+                    .map(|a| (text(&a.bytes), json!(a.logprob)))
+                    .collect();
+                tops.push(top);
+            }
+            json!({"tokens": tokens, "token_logprobs": values, "top_logprobs": tops,
+                   "text_offset": offsets})
+        }
+    }
 }
 
 /// The nodes a generation went through, as peer id strings.
@@ -705,16 +810,17 @@ fn sse(
             }
             let ev = events.recv().await;
             let (data, done): (Vec<String>, bool) = match ev {
-                Some(LlmEvent::Token { token, text }) if tools => {
+                Some(LlmEvent::Token { token, text, .. }) if tools => {
                     n += 1;
                     let choice = json!([{"index": 0, "delta": {}, "finish_reason": null}]);
                     (vec![chunk(choice, json!({"token": token, "text": text})).to_string()], false)
                 }
-                Some(LlmEvent::Token { token, text }) => {
+                Some(LlmEvent::Token { token, text, logprobs }) => {
                     n += 1;
+                    let lp = logprobs_json(shape, logprobs.as_slice());
                     let choice = match shape {
-                        Shape::Chat => json!([{"index": 0, "delta": {"content": text}, "finish_reason": null}]),
-                        Shape::Completion => json!([{"index": 0, "text": text, "finish_reason": null}]),
+                        Shape::Chat => json!([{"index": 0, "delta": {"content": text}, "finish_reason": null, "logprobs": lp}]),
+                        Shape::Completion => json!([{"index": 0, "text": text, "finish_reason": null, "logprobs": lp}]),
                     };
                     (vec![chunk(choice, json!({"token": token})).to_string()], false)
                 }

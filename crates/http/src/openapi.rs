@@ -227,7 +227,9 @@ fn paths_and_schemas() -> Value {
             "response_format": {"type": "object", "description": "`{\"type\": \"text\"}`, `{\"type\": \"json_object\"}` or `{\"type\": \"json_schema\", \"json_schema\": {\"name\", \"schema\"}}`: decoding is constrained to the schema, the receipt binds it, audits replay the mask"},
             "tools": {"type": "array", "items": {"type": "object"}, "description": "functions the model may call: `{\"type\": \"function\", \"function\": {\"name\", \"description\", \"parameters\"}}`; calls come back as `tool_calls`, arguments constrained to `parameters`"},
             "tool_choice": {"description": "`auto` (default with tools), `none`, `required`, or `{\"type\": \"function\", \"function\": {\"name\"}}`"},
-            "parallel_tool_calls": {"type": "boolean", "description": "true: an answer may call several tools (default: at most one)"}
+            "parallel_tool_calls": {"type": "boolean", "description": "true: an answer may call several tools (default: at most one)"},
+            "logprobs": {"type": "boolean", "description": "each token's log-probability under the model (bound in the receipt's hash chain, recomputed by audits)"},
+            "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20, "description": "with logprobs: the likeliest alternatives per token"}
           }}}}},
           "responses": merge(json!({"200": {"description": "a chat.completion, or a text/event-stream of chunks ending with the receipt", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": {"type": "string"}}}}}), error_responses(&[400, 402, 404, 422, 500, 502, 503]))
         }},

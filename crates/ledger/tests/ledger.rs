@@ -290,10 +290,12 @@ fn llm_dispute(e: u8, a: u8, r: u8, seed: u64) -> LlmDispute {
             template: None,
             constraint: None,
             tools: None,
+            logprobs: None,
         },
         tokens: vec![11, 12, 13],
         texts: vec![" Paris".into(), ".".into(), String::new()],
         finish_reason: Finish::Length,
+        logprobs: vec![],
     };
     let executor = ReceiptBody {
         version: 1,

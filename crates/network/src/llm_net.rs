@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use vouch_engine::llm::ChatMessage;
 use vouch_p2p::{Frame, Peer, Request, Response, peer_id_of};
-use vouch_types::llm::{Chain, Checkpoint, Finish, LlmRequest, Mode, Sampling, Transcript};
+use vouch_types::llm::{
+    Chain, Checkpoint, Finish, LlmRequest, Mode, Sampling, TokenLogprobs, Transcript,
+};
 use vouch_types::{Digest, PublicKey, Receipt};
 
 use crate::node::Node;
@@ -58,6 +60,8 @@ struct WireGenerate {
     constraint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tools: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    logprobs: Option<u8>,
 }
 
 /// A provider's answer to [`Request::Generate`].
@@ -81,6 +85,8 @@ enum WireEvent {
     Token {
         token: u32,
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        logprobs: Option<TokenLogprobs>,
     },
     Checkpoint {
         checkpoint: Checkpoint,
@@ -97,7 +103,18 @@ enum WireEvent {
 
 fn wire_event(ev: LlmEvent) -> (WireEvent, bool) {
     match ev {
-        LlmEvent::Token { token, text } => (WireEvent::Token { token, text }, false),
+        LlmEvent::Token {
+            token,
+            text,
+            logprobs,
+        } => (
+            WireEvent::Token {
+                token,
+                text,
+                logprobs,
+            },
+            false,
+        ),
         LlmEvent::Checkpoint(checkpoint) => (WireEvent::Checkpoint { checkpoint }, false),
         LlmEvent::Done(f) => (
             WireEvent::Done {
@@ -167,6 +184,7 @@ fn wire_generate(g: &Generate, quorum: bool) -> Result<Vec<u8>, NodeError> {
         quorum,
         constraint: g.constraint.clone(),
         tools: g.tools.clone(),
+        logprobs: g.logprobs,
     })
 }
 
@@ -191,6 +209,7 @@ fn check_start(start: &WireStart, g: &Generate, model: Digest, peer: Peer) -> Re
         || r.stop != g.stop
         || r.constraint != g.constraint
         || r.tools != g.tools
+        || r.logprobs != g.logprobs
         || g.max_tokens.is_some_and(|m| m != r.max_tokens)
     {
         return Err("the request it will sign is not the one asked".into());
@@ -486,7 +505,7 @@ impl Node {
         tokio::spawn(async move {
             let digest = req.digest();
             let mut chain = Chain::start(&digest);
-            let (mut tokens, mut texts) = (Vec::new(), Vec::new());
+            let (mut tokens, mut texts, mut logprobs) = (Vec::new(), Vec::new(), Vec::new());
             let lied = |why: String| {
                 tracing::warn!(%peer, %why, "provider's generation does not check out");
                 network.record(peer, |r| r.bad_data += 1);
@@ -512,11 +531,20 @@ impl Node {
                 };
                 for ev in batch {
                     let out = match ev {
-                        WireEvent::Token { token, text } => {
-                            chain.push(token, &text);
+                        WireEvent::Token {
+                            token,
+                            text,
+                            logprobs: lp,
+                        } => {
+                            chain.push_with(token, &text, lp.as_ref());
                             tokens.push(token);
                             texts.push(text.clone());
-                            LlmEvent::Token { token, text }
+                            logprobs.extend(lp.clone());
+                            LlmEvent::Token {
+                                token,
+                                text,
+                                logprobs: lp,
+                            }
                         }
                         WireEvent::Checkpoint { checkpoint } => {
                             match checkpoint.verify(&key, &model_id, &digest, &chain) {
@@ -530,6 +558,7 @@ impl Node {
                                 tokens: std::mem::take(&mut tokens),
                                 texts: std::mem::take(&mut texts),
                                 finish_reason: finish,
+                                logprobs: std::mem::take(&mut logprobs),
                             };
                             match check_done(&receipt, &transcript, peer, model_id, &nonce) {
                                 Ok(()) => {
@@ -547,6 +576,7 @@ impl Node {
                                         texts: transcript.texts,
                                         finish,
                                         prompt_tokens,
+                                        logprobs: transcript.logprobs,
                                     }))
                                 }
                                 Err(why) => lied(why),
@@ -611,6 +641,7 @@ impl Node {
             nonce: w.nonce,
             constraint: w.constraint,
             tools: w.tools,
+            logprobs: w.logprobs,
         };
         g.check()?;
         // Checked before the generation starts (and again when it is kept).

@@ -34,6 +34,7 @@ fn request(prompt: Prompt, max_tokens: u32, sampling: Sampling) -> Generate {
         nonce: "n".into(),
         constraint: None,
         tools: None,
+        logprobs: None,
     }
 }
 
@@ -1532,6 +1533,52 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
     );
     let e = refused(with("tool_choice", json!("required"))).await;
     assert!(e["message"].as_str().unwrap().contains("no tools"), "{e}");
+    // Log-probabilities: bound in the chain, recomputed by the audit; an
+    // edited value fails even when the executor signs it.
+    let mut g = request(
+        question("What is the capital of France?"),
+        12,
+        Sampling::default(),
+    );
+    g.logprobs = Some(3);
+    let f = a.node.generate_all(g).await.unwrap();
+    assert_eq!(f.logprobs.len(), f.tokens.len());
+    for (lp, &t) in f.logprobs.iter().zip(&f.tokens) {
+        assert_eq!(lp.top.len(), 3);
+        assert_eq!(lp.top[0].token, t, "greedy decoding picks the likeliest");
+        assert_eq!(lp.top[0].logprob, lp.logprob);
+        assert!(lp.logprob <= 0.0 && lp.top[2].logprob <= lp.top[1].logprob);
+    }
+    let check = a.node.check_llm(&f.receipt, &f.transcript()).await.unwrap();
+    assert!(check.ok, "{:?}", check.reason);
+    let mut edited = f.transcript();
+    edited.logprobs[1].logprob -= 0.5;
+    let forged = forge(&key, &f.receipt, f.receipt.body.model, &edited);
+    let check = a.node.check_llm(&forged, &edited).await.unwrap();
+    assert!(!check.ok);
+    assert_eq!(check.failed_at, Some(1), "{check:?}");
+    assert!(check.reason.unwrap().contains("log-probabilities"));
+    let resp = chat_json(
+        &a,
+        &json!({"model": LLM, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4,
+                "temperature": 0, "logprobs": true, "top_logprobs": 2}),
+    )
+    .await;
+    let content = resp["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap();
+    assert!(!content.is_empty(), "{resp}");
+    assert_eq!(content[0]["top_logprobs"].as_array().unwrap().len(), 2);
+    assert!(content[0]["token"].is_string() && content[0]["bytes"].is_array());
+    let e = refused(with("top_logprobs", json!(21))).await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("top_logprobs needs logprobs"),
+        "{e}"
+    );
+
     // Neutral values change nothing and pass.
     let mut neutral = with("presence_penalty", json!(0));
     neutral["logprobs"] = json!(false);

@@ -44,16 +44,16 @@ impl Service {
         g: Generate,
     ) -> Result<Started, NodeError> {
         self.receipts.check()?;
-        if g.constraint.is_some() || g.tools.is_some() {
+        let needs_logits = [
+            ("tools", g.tools.is_some()),
+            ("response_format", g.constraint.is_some()),
+            ("logprobs", g.logprobs.is_some()),
+        ];
+        if let Some((param, _)) = needs_logits.iter().find(|(_, asked)| *asked) {
             return Err(NodeError::UnsupportedParameter {
-                param: if g.tools.is_some() {
-                    "tools"
-                } else {
-                    "response_format"
-                }
-                .into(),
+                param: (*param).into(),
                 message: format!(
-                    "`{}` is an external model: response_format and tools need constrained decoding, which only models this network hosts offer",
+                    "`{}` is an external model: `{param}` needs the model's logits (constrained decoding, log-probabilities), which only models this network hosts offer",
                     g.model
                 ),
             });
@@ -120,6 +120,7 @@ impl Service {
             template: None,
             constraint: None,
             tools: None,
+            logprobs: None,
         };
         let url = format!("{}/{path}", ext.url);
         let resp = self.http.post(&url).json(&body).send().await.map_err(|e| {
@@ -203,6 +204,7 @@ async fn relay(
             token: NO_TOKEN,
             text,
             finish,
+            logprobs: None,
         }))
         .is_ok()
     };

@@ -16,7 +16,8 @@ use vouch_engine::llm::{ChatMessage, Job, TokenEvent};
 use vouch_engine::{EngineError, LoadedModel};
 use vouch_store::ModelRecord;
 use vouch_types::llm::{
-    CHECKPOINT_EVERY, Chain, Checkpoint, Finish, LlmRequest, Mode, Sampling, Transcript,
+    CHECKPOINT_EVERY, Chain, Checkpoint, Finish, LlmRequest, Mode, Sampling, TokenLogprobs,
+    Transcript,
 };
 use vouch_types::merkle::{self, LeafHasher};
 use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
@@ -53,6 +54,8 @@ pub struct Generate {
     pub constraint: Option<String>,
     /// For a chat: the tools offered, as a JSON list (`LlmRequest::tools`).
     pub tools: Option<String>,
+    /// Log-probabilities with how many alternatives (`LlmRequest::logprobs`).
+    pub logprobs: Option<u8>,
 }
 
 /// One event of a generation stream.
@@ -64,6 +67,8 @@ pub enum LlmEvent {
         token: u32,
         /// Released text.
         text: String,
+        /// The model's log-probabilities, when asked for.
+        logprobs: Option<TokenLogprobs>,
     },
     /// A signed checkpoint of the chain so far.
     Checkpoint(Checkpoint),
@@ -88,6 +93,8 @@ pub struct Finished {
     pub finish: Finish,
     /// Prompt length in tokens.
     pub prompt_tokens: usize,
+    /// Per token, the model's log-probabilities, when asked for.
+    pub logprobs: Vec<TokenLogprobs>,
 }
 
 impl Finished {
@@ -99,6 +106,7 @@ impl Finished {
             tokens: self.tokens.clone(),
             texts: self.texts.clone(),
             finish_reason: self.finish,
+            logprobs: self.logprobs.clone(),
         }
     }
 }
@@ -373,6 +381,7 @@ impl Service {
             template,
             constraint: g.constraint.clone(),
             tools: g.tools.clone(),
+            logprobs: g.logprobs,
         };
         let (etx, erx) = mpsc::unbounded_channel::<Result<TokenEvent, EngineError>>();
         let prompt_tokens = prompt.len();
@@ -444,6 +453,7 @@ impl Service {
             let started = Instant::now();
             let mut chain = Chain::start(&request_digest);
             let (mut tokens, mut texts, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
+            let mut logprobs = Vec::new();
             loop {
                 // A client that goes away drops this task's receiver of
                 // engine events, which the scheduler sees between steps,
@@ -462,7 +472,8 @@ impl Service {
                         return;
                     }
                 };
-                chain.push(ev.token, &ev.text);
+                chain.push_with(ev.token, &ev.text, ev.logprobs.as_ref());
+                logprobs.extend(ev.logprobs.clone());
                 leaves.push(token_leaf(tokens.len() as u64, ev.token));
                 tokens.push(ev.token);
                 texts.push(ev.text.clone());
@@ -470,6 +481,7 @@ impl Service {
                     .send(LlmEvent::Token {
                         token: ev.token,
                         text: ev.text,
+                        logprobs: ev.logprobs,
                     })
                     .is_err()
                 {
@@ -509,6 +521,7 @@ impl Service {
                     texts,
                     finish,
                     prompt_tokens,
+                    logprobs,
                 };
                 if audited && let Some(hooks) = node.hooks() {
                     hooks
@@ -569,7 +582,7 @@ impl Service {
         &self,
         model: &Digest,
         request: LlmRequest,
-        tokens: Vec<u32>,
+        (tokens, logprobs): (Vec<u32>, Vec<TokenLogprobs>),
     ) -> Result<vouch_engine::llm::Replay, NodeError> {
         let loaded = self.loaded_by_id(model).await?;
         language(&loaded, &model.to_string())?;
@@ -579,7 +592,9 @@ impl Service {
         };
         self.compute(move || {
             let lm = loaded.language().expect("checked");
-            Ok(vouch_engine::llm::replay(lm, &request, &tokens, rtol)?)
+            Ok(vouch_engine::llm::replay(
+                lm, &request, &tokens, &logprobs, rtol,
+            )?)
         })
         .await
     }
@@ -607,7 +622,7 @@ impl Service {
             .audit_transcript(
                 &receipt.body.model,
                 transcript.request.clone(),
-                transcript.tokens.clone(),
+                (transcript.tokens.clone(), transcript.logprobs.clone()),
             )
             .await?;
         let seconds = started.elapsed().as_secs_f64();

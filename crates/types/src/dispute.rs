@@ -705,10 +705,12 @@ mod llm_tests {
                 template: None,
                 constraint: None,
                 tools: None,
+                logprobs: None,
             },
             tokens: vec![11, 12, 13],
             texts: vec![" Paris".into(), ".".into(), String::new()],
             finish_reason: Finish::Length,
+            logprobs: vec![],
         };
         let executor = ReceiptBody {
             version: 1,

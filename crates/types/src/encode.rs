@@ -24,6 +24,15 @@ pub trait Sink {
     fn put_f64(&mut self, v: f64) {
         self.put(&v.to_le_bytes());
     }
+    /// Appends a little-endian IEEE-754 f32.
+    fn put_f32(&mut self, v: f32) {
+        self.put(&v.to_le_bytes());
+    }
+    /// Appends a u32 byte length, then the bytes.
+    fn put_bytes(&mut self, b: &[u8]) {
+        self.put_u32(len_u32(b.len()));
+        self.put(b);
+    }
     /// Appends a u32 byte length, then the UTF-8 bytes.
     fn put_str(&mut self, s: &str) {
         self.put_u32(len_u32(s.len()));

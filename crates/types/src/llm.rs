@@ -138,6 +138,172 @@ pub struct LlmRequest {
     /// auditor needs them to check it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<String>,
+    /// Whether each token comes with the model's log-probabilities, and
+    /// how many of the likeliest alternatives (0 to [`MAX_TOP_LOGPROBS`]).
+    /// The chain binds them ([`TokenLogprobs`]) and the audit recomputes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u8>,
+}
+
+/// The most alternatives a token's [`TokenLogprobs`] may list.
+pub const MAX_TOP_LOGPROBS: u8 = 20;
+
+/// The model's log-probabilities at one generated token: the log-softmax
+/// of the logits at temperature 1 over the whole vocabulary (the model's
+/// own distribution, before sampling parameters or a constraint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprobs {
+    /// The chosen token's.
+    pub logprob: f32,
+    /// The chosen token's bytes (empty for control tokens).
+    pub bytes: Vec<u8>,
+    /// The likeliest tokens, most likely first (ties by id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<TopLogprob>,
+}
+
+/// One alternative in [`TokenLogprobs::top`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    /// Token id.
+    pub token: u32,
+    /// Its log-probability.
+    pub logprob: f32,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A log-probability as it is bound: f32, and finite (a token no float
+/// can weigh gets -9999).
+fn bound_logprob(lp: f64) -> f32 {
+    if lp.is_finite() {
+        (lp as f32).max(-9999.0)
+    } else {
+        -9999.0
+    }
+}
+
+/// The log-softmax of `logits` in f64: `l - (max + ln Σ exp(l - max))`.
+fn log_softmax(logits: &[f32]) -> impl Fn(u32) -> f64 + '_ {
+    let max = f64::from(logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    let sum: f64 = logits.iter().map(|&l| (f64::from(l) - max).exp()).sum();
+    let lse = max + sum.ln();
+    move |t| f64::from(logits[t as usize]) - lse
+}
+
+/// The `n` likeliest tokens, most likely first, ties by id.
+fn likeliest(logits: &[f32], n: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    let key = |t: &u32| logits[*t as usize];
+    let by = |a: &u32, b: &u32| key(b).total_cmp(&key(a)).then(a.cmp(b));
+    let n = n.min(order.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    if n < order.len() {
+        order.select_nth_unstable_by(n - 1, by);
+        order.truncate(n);
+    }
+    order.sort_unstable_by(by);
+    order
+}
+
+impl TokenLogprobs {
+    /// The log-probabilities of `token` and the `top` likeliest tokens
+    /// from one position's logits; `piece` gives a token's bytes.
+    pub fn of(
+        logits: &[f32],
+        token: u32,
+        top: u8,
+        piece: &dyn Fn(u32) -> Vec<u8>,
+    ) -> TokenLogprobs {
+        let lp = log_softmax(logits);
+        TokenLogprobs {
+            logprob: bound_logprob(lp(token)),
+            bytes: piece(token),
+            top: likeliest(logits, usize::from(top))
+                .into_iter()
+                .map(|t| TopLogprob {
+                    token: t,
+                    logprob: bound_logprob(lp(t)),
+                    bytes: piece(t),
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks claimed log-probabilities against recomputed `logits`: each
+    /// value within `margin` (logits each within `margin / 2` move a
+    /// log-probability by at most `margin`), the bytes the model's, and
+    /// the listed alternatives the likeliest `top` but for near-ties.
+    pub fn check(
+        &self,
+        logits: &[f32],
+        token: u32,
+        top: u8,
+        piece: &dyn Fn(u32) -> Vec<u8>,
+        margin: f64,
+    ) -> Result<(), String> {
+        let lp = log_softmax(logits);
+        let close = |claimed: f32, t: u32| {
+            let want = lp(t);
+            let slack = margin + 1e-5 * (1.0 + want.abs());
+            (f64::from(claimed) - want).abs() <= slack || (claimed <= -9999.0 && want <= -9999.0)
+        };
+        let inside = |t: u32| (t as usize) < logits.len();
+        if !inside(token) || !close(self.logprob, token) {
+            return Err(format!(
+                "the token's logprob {} is not the model's {:.4}",
+                self.logprob,
+                if inside(token) { lp(token) } else { f64::NAN }
+            ));
+        }
+        if self.bytes != piece(token) {
+            return Err("the token's bytes are not the model's".into());
+        }
+        let want = usize::from(top).min(logits.len());
+        if self.top.len() != want {
+            return Err(format!(
+                "{} alternatives are listed, not {want}",
+                self.top.len()
+            ));
+        }
+        for (i, a) in self.top.iter().enumerate() {
+            if !inside(a.token) || !close(a.logprob, a.token) || a.bytes != piece(a.token) {
+                return Err(format!(
+                    "alternative {i} (token {}) is not the model's: logprob {}",
+                    a.token, a.logprob
+                ));
+            }
+            if self.top[..i].iter().any(|b| b.token == a.token) {
+                return Err(format!("token {} is listed twice", a.token));
+            }
+        }
+        // Nothing left out may be clearly likelier than the least listed.
+        if let Some(least) = self.top.iter().map(|a| lp(a.token)).reduce(f64::min) {
+            let listed: std::collections::HashSet<u32> = self.top.iter().map(|a| a.token).collect();
+            for t in likeliest(logits, want) {
+                if !listed.contains(&t) && lp(t) > least + 2.0 * margin + 1e-5 {
+                    return Err(format!(
+                        "token {t} (logprob {:.4}) is likelier than a listed alternative but left out",
+                        lp(t)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&self, s: &mut impl Sink) {
+        s.put_f32(self.logprob);
+        s.put_bytes(&self.bytes);
+        s.put_u8(self.top.len() as u8);
+        for a in &self.top {
+            s.put_u32(a.token);
+            s.put_f32(a.logprob);
+            s.put_bytes(&a.bytes);
+        }
+    }
 }
 
 /// One chat message as the client sent it.
@@ -188,15 +354,17 @@ impl LlmRequest {
     fn extended(&self) -> bool {
         self.constraint.is_some()
             || self.tools.is_some()
+            || self.logprobs.is_some()
             || self.messages.iter().any(Message::has_tool_fields)
     }
 
     /// The canonical bytes. A request with messages or a template appends
     /// them after the seed (`u32 count || (str role || str content)* ||
     /// [32] template digest, zeros when none`); one with neither encodes as
-    /// before they existed. A request with a constraint, tools or tool
-    /// messages appends after that `str constraint || str tools` (empty
-    /// when none) and, per message, `u32 calls || (str id || str name ||
+    /// before they existed. A request with a constraint, tools, tool
+    /// messages or logprobs appends after that `str constraint || str
+    /// tools` (empty when none), `u8 logprobs` (0: none, else 1 + the
+    /// alternatives asked for) and, per message, `u32 calls || (str id || str name ||
     /// str arguments)* || str tool_call_id` (empty when none).
     pub fn encode(&self) -> Vec<u8> {
         let mut s = Vec::with_capacity(64 + self.prompt.len());
@@ -224,6 +392,7 @@ impl LlmRequest {
         if extended {
             s.put_str(self.constraint.as_deref().unwrap_or(""));
             s.put_str(self.tools.as_deref().unwrap_or(""));
+            s.put_u8(self.logprobs.map_or(0, |n| n.saturating_add(1)));
             for m in &self.messages {
                 s.put_u32(m.tool_calls.len() as u32);
                 for c in &m.tool_calls {
@@ -287,10 +456,21 @@ impl Chain {
 
     /// Appends one token and the text released with it.
     pub fn push(&mut self, token: u32, text: &str) {
+        self.push_with(token, text, None);
+    }
+
+    /// Appends one token, its text and, when the request asked for them,
+    /// its log-probabilities (`|| f32 logprob || bytes || u8 n || (u32
+    /// token || f32 logprob || bytes)*n`, where `bytes` is `u32 length ||
+    /// raw bytes`).
+    pub fn push_with(&mut self, token: u32, text: &str, logprobs: Option<&TokenLogprobs>) {
         let mut h = Hasher::new(Kind::Chain);
         h.update(self.link.as_bytes());
         h.put_u32(token);
         h.put_str(text);
+        if let Some(lp) = logprobs {
+            lp.encode(&mut h);
+        }
         self.link = h.finalize();
         self.len += 1;
     }
@@ -396,6 +576,10 @@ pub struct Transcript {
     pub texts: Vec<String>,
     /// How the answer ended.
     pub finish_reason: Finish,
+    /// Per token, the model's log-probabilities, when the request asked
+    /// for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<TokenLogprobs>,
 }
 
 impl Transcript {
@@ -404,11 +588,11 @@ impl Transcript {
         self.texts.concat()
     }
 
-    /// The chain over the tokens and texts.
+    /// The chain over the tokens and texts (and log-probabilities).
     pub fn chain(&self) -> Chain {
         let mut c = Chain::start(&self.request.digest());
-        for (t, text) in self.tokens.iter().zip(&self.texts) {
-            c.push(*t, text);
+        for (i, (t, text)) in self.tokens.iter().zip(&self.texts).enumerate() {
+            c.push_with(*t, text, self.logprobs.get(i));
         }
         c
     }
@@ -422,6 +606,17 @@ impl Transcript {
                 "the transcript has {} tokens but {} texts",
                 self.tokens.len(),
                 self.texts.len()
+            ));
+        }
+        let wanted = if self.request.logprobs.is_some() {
+            self.tokens.len()
+        } else {
+            0
+        };
+        if self.logprobs.len() != wanted {
+            return Err(format!(
+                "the transcript has log-probabilities for {} tokens, not {wanted}",
+                self.logprobs.len()
             ));
         }
         let request = self.request.digest();
@@ -1035,6 +1230,66 @@ mod tests {
     }
 
     #[test]
+    fn logprobs_are_the_models_and_their_check_catches_edits() {
+        let logits: Vec<f32> = (0..50).map(|i| ((i * 7) % 13) as f32 * 0.4).collect();
+        let piece = |t: u32| format!("<{t}>").into_bytes();
+        let lp = TokenLogprobs::of(&logits, 3, 4, &piece);
+        assert_eq!(lp.top.len(), 4);
+        let sum: f64 = logits.iter().map(|&l| f64::from(l - logits[3]).exp()).sum();
+        assert!(
+            (f64::from(lp.logprob) + sum.ln()).abs() < 1e-5,
+            "{}",
+            lp.logprob
+        );
+        // Most likely first, ties by id: 12 is the largest value (4.8).
+        let best = argmax(&logits);
+        assert_eq!(lp.top[0].token, best);
+        assert!(lp.top.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+        assert!(lp.check(&logits, 3, 4, &piece, 0.0).is_ok());
+        // Within the margin, noisy logits pass; an edited value does not.
+        let noisy: Vec<f32> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l + (i % 3) as f32 * 0.004)
+            .collect();
+        assert!(lp.check(&noisy, 3, 4, &piece, 0.01).is_ok());
+        let mut edited = lp.clone();
+        edited.logprob += 0.5;
+        assert!(
+            edited
+                .check(&logits, 3, 4, &piece, 0.01)
+                .unwrap_err()
+                .contains("not the model's")
+        );
+        let mut edited = lp.clone();
+        edited.top[1].logprob -= 0.3;
+        assert!(edited.check(&logits, 3, 4, &piece, 0.01).is_err());
+        // Leaving out a likelier token, or the wrong count, or wrong bytes.
+        let mut edited = lp.clone();
+        edited.top.remove(0);
+        assert!(
+            edited
+                .check(&logits, 3, 3, &piece, 0.01)
+                .unwrap_err()
+                .contains("left out")
+        );
+        assert!(lp.check(&logits, 3, 5, &piece, 0.01).is_err());
+        let mut edited = lp.clone();
+        edited.bytes = b"x".to_vec();
+        assert!(edited.check(&logits, 3, 4, &piece, 0.01).is_err());
+        // Bound in the chain: any change is another link.
+        let (mut a, mut b) = (
+            Chain::start(&Digest::of(Kind::Input, b"r")),
+            Chain::start(&Digest::of(Kind::Input, b"r")),
+        );
+        a.push_with(3, "x", Some(&lp));
+        let mut moved = lp.clone();
+        moved.top[3].logprob = f32::from_bits(moved.top[3].logprob.to_bits() + 1);
+        b.push_with(3, "x", Some(&moved));
+        assert_ne!(a.link(), b.link());
+    }
+
+    #[test]
     fn the_extended_encoding_matches_the_python_reference() {
         // ui/test/llm-fixture.json: written by ui/test/make_llm_fixture.py
         // with tests/python/vouch_ref.py, and checked by the JS verifier.
@@ -1046,6 +1301,13 @@ mod tests {
         assert_eq!(
             req.digest().to_string(),
             fixture["extended_request_digest"].as_str().unwrap()
+        );
+        let logprobs: TokenLogprobs = serde_json::from_value(fixture["logprobs"].clone()).unwrap();
+        let mut chain = Chain::start(&req.digest());
+        chain.push_with(7, " Paris", Some(&logprobs));
+        assert_eq!(
+            chain.link().to_string(),
+            fixture["logprobs_link"].as_str().unwrap()
         );
         let plain: LlmRequest = serde_json::from_value(fixture["request"].clone()).unwrap();
         assert_eq!(
@@ -1068,6 +1330,7 @@ mod tests {
             template: None,
             constraint: None,
             tools: None,
+            logprobs: None,
         };
         let rd = req.digest();
         let mut a = Chain::start(&rd);
