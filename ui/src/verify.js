@@ -754,6 +754,45 @@ export class StreamVerifier {
  * response (`vouch.receipt` only), or `{"receipt", "transcript"}`.
  * Returns {ok, reason, kind, receipt}.
  */
+/**
+ * A chat answer as the node shapes it from the text the receipt signs
+ * (docs/receipts.md, "Tools"): with tools offered, `{"tool_calls": [...]}`
+ * becomes `tool_calls` (ids from the request digest) and `{"response": s}`
+ * the content; otherwise, or when the text is not such JSON, the text.
+ * Returns `{content, toolCalls, finishReason}`; `toolCalls[i].arguments` is
+ * the parsed value.
+ */
+export function assistantMessage(request, text, finishReason) {
+  const plain = { content: text, toolCalls: null, finishReason };
+  if (request == null || request.tools == null) return plain;
+  let said;
+  try {
+    said = JSON.parse(text);
+  } catch {
+    return plain;
+  }
+  if (said === null || typeof said !== 'object') return plain;
+  if (typeof said.response === 'string') return { content: said.response, toolCalls: null, finishReason };
+  if (!Array.isArray(said.tool_calls)) return plain;
+  const d = requestDigest(request).slice('in:'.length, 'in:'.length + 16);
+  const toolCalls = said.tool_calls.map((c, i) => ({ id: `call_${d}_${i}`, name: c?.name, arguments: c?.arguments }));
+  return { content: null, toolCalls, finishReason: 'tool_calls' };
+}
+
+/** Whether a response's tool calls are the derived ones (arguments compared as JSON values). */
+function sameToolCalls(shown, derived) {
+  if (!Array.isArray(shown) || shown.length !== derived.length) return false;
+  return shown.every((c, i) => {
+    const f = c?.function;
+    if (c?.id !== derived[i].id || f?.name !== derived[i].name || typeof f?.arguments !== 'string') return false;
+    try {
+      return JSON.stringify(JSON.parse(f.arguments)) === JSON.stringify(derived[i].arguments);
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function verifyPasted(text) {
   let v;
   try {
@@ -786,11 +825,20 @@ export function verifyPasted(text) {
   if (!r.ok) return { ...r, kind, receipt };
   const choice = Array.isArray(v.choices) ? v.choices[0] : undefined;
   if (choice) {
+    const derived = choice.message
+      ? assistantMessage(transcript.request, r.text, transcript.finish_reason)
+      : { content: r.text, toolCalls: null, finishReason: transcript.finish_reason };
     const shown = choice.message ? choice.message.content : choice.text;
-    if (typeof shown === 'string' && shown !== r.text) {
+    if ((shown ?? null) !== derived.content) {
       return { ok: false, reason: "the response's text is not the text the receipt signs", kind, receipt };
     }
-    if (choice.finish_reason !== undefined && choice.finish_reason !== transcript.finish_reason) {
+    if (derived.toolCalls && !sameToolCalls(choice.message.tool_calls, derived.toolCalls)) {
+      return { ok: false, reason: "the response's tool_calls are not what the text the receipt signs says", kind, receipt };
+    }
+    if (!derived.toolCalls && choice.message && choice.message.tool_calls != null) {
+      return { ok: false, reason: 'the response has tool_calls, but the text the receipt signs calls no tool', kind, receipt };
+    }
+    if (choice.finish_reason !== undefined && choice.finish_reason !== derived.finishReason) {
       return { ok: false, reason: `the response's finish_reason ${describe(choice.finish_reason)} is not the transcript's`, kind, receipt };
     }
   }

@@ -34,6 +34,47 @@ def encode_request(q):
     return out + f64(s["temperature"]) + f64(s["top_p"]) + v.u32(s["top_k"]) + v.u64(s["seed"])
 
 
+def tool_response(key, node, model):
+    """A chat answer with a tool call, as the node shapes it: the message is
+    read from the signed text (docs/receipts.md, "Tools")."""
+    request = {
+        "mode": "chat", "prompt": "<|im_start|>user\nWeather?<|im_end|>\n", "max_tokens": 64, "stop": [],
+        "sampling": {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "seed": 3},
+        "messages": [{"role": "user", "content": "Weather?"}],
+        "template": v.fmt("blob", v.digest("blob", b"a template")),
+        "constraint": '{"type":"json_schema","schema":{"type":"object"}}',
+        "tools": '[{"type":"function","function":{"name":"weather"}}]',
+    }
+    rd = v.llm_request_digest(request)
+    texts = ['{"tool_calls": [{"name": "weather", ', '"arguments": {"city": "Paris", ', '"t": 20.0}}]}', ""]
+    tokens = [11, 12, 13, 2]
+    chain = v.Chain(rd)
+    for t, x in zip(tokens, texts):
+        chain.push(t, x)
+    leaves = [v.trace_leaf(i, "token", [np.array([t], dtype="int32")]) for i, t in enumerate(tokens)]
+    receipt = {
+        "version": 1, "model": v.fmt("model", model), "request": v.fmt("in", rd),
+        "output": v.fmt("out", chain.output("stop")),
+        "trace": {"root": v.fmt("trace", v.merkle_root(leaves)), "len": len(tokens)},
+        "engine": {"name": "llama.cpp", "version": "b1234"},
+        "determinism": {"class": "tolerant", "rtol": 0.02},
+        "seed": 3, "node": node, "nonce": "", "timestamp_ms": 1790000000000, "price": 0,
+    }
+    rid = v.digest("rcpt", v.receipt_body(receipt))
+    receipt = {"id": v.fmt("rcpt", rid), **receipt, "signature": key.sign(rid).signature.hex()}
+    said = json.loads("".join(texts))
+    calls = [{"id": f"call_{rd.hex()[:16]}_{i}", "type": "function",
+              "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], separators=(",", ":"))}}
+             for i, c in enumerate(said["tool_calls"])]
+    return {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": calls},
+                     "finish_reason": "tool_calls", "logprobs": None}],
+        "vouch": {"receipt": receipt, "transcript": {"request": request, "tokens": tokens, "texts": texts,
+                                                     "finish_reason": "stop"}},
+    }
+
+
 def main():
     vectors = v.load_vectors(ROOT / "docs" / "receipt-vectors.json")
     key = nacl.signing.SigningKey(bytes.fromhex(vectors["signing_key_seed_hex"]))
@@ -110,6 +151,7 @@ def main():
                         {"token": 9, "logprob": -1.625, "bytes": [0xe2, 0x80]}]}
     lp_chain = v.Chain(v.llm_request_digest(extended))
     lp_chain.push(7, " Paris", logprobs)
+    fixture_tool = tool_response(key, node, model)
     fixture = {
         "about": "Made by ui/test/make_llm_fixture.py with tests/python/vouch_ref.py; see docs/receipts.md.",
         "request": request,
@@ -128,6 +170,7 @@ def main():
         "extended_request_digest": v.fmt("in", v.llm_request_digest(extended)),
         "logprobs": logprobs,
         "logprobs_link": v.fmt("chain", lp_chain.link),
+        "tool_response": fixture_tool,
     }
     path = pathlib.Path(__file__).with_name("llm-fixture.json")
     path.write_text(json.dumps(fixture, indent=1, ensure_ascii=False) + "\n")

@@ -13,7 +13,7 @@ import { sha512 } from '@noble/hashes/sha2.js';
 import {
   parseJson, toJson, digest, fmt, hex, unhex, CONTEXTS, traceLeaf, tokenLeaf, merkleRoot, merkleVerify,
   parseDigest, receiptBody, verifyReceipt, verifyStrict, encodeRequest, requestDigest, requestDigestBytes,
-  Chain, checkpointDigest, verifyTranscript, StreamVerifier, verifyPasted,
+  Chain, checkpointDigest, verifyTranscript, StreamVerifier, verifyPasted, assistantMessage,
 } from '../src/verify.js';
 
 const root = new URL('../../', import.meta.url);
@@ -215,6 +215,31 @@ test('the LLM request encoding, chain, output, trace and checkpoint match the Py
   const answered = clone(ext);
   answered.messages[2].tool_call_id = 'call_2';
   assert.notEqual(requestDigest(answered), LLM.extended_request_digest);
+});
+
+test('a pasted tool call checks against the text the receipt signs', () => {
+  const resp = LLM.tool_response;
+  const ok = verifyPasted(JSON.stringify(resp));
+  assert.deepEqual([ok.ok, ok.reason], [true, null]);
+  const derived = assistantMessage(resp.vouch.transcript.request, resp.vouch.transcript.texts.join(''), 'stop');
+  assert.equal(derived.toolCalls[0].id, resp.choices[0].message.tool_calls[0].id);
+  const edits = [
+    (r) => { r.choices[0].message.tool_calls[0].function.arguments = '{"city":"Berlin","t":20.0}'; },
+    (r) => { r.choices[0].message.tool_calls[0].function.name = 'time'; },
+    (r) => { r.choices[0].message.tool_calls[0].id = 'call_0'; },
+    (r) => { r.choices[0].message.tool_calls.push(r.choices[0].message.tool_calls[0]); },
+    (r) => { r.choices[0].message.content = 'It is sunny.'; },
+    (r) => { r.choices[0].finish_reason = 'stop'; },
+  ];
+  for (const edit of edits) {
+    const r = clone(resp);
+    edit(r);
+    assert.equal(verifyPasted(JSON.stringify(r)).ok, false, edit.toString());
+  }
+  // Arguments are compared as JSON values: 20.0 and 20 are one number.
+  const same = clone(resp);
+  same.choices[0].message.tool_calls[0].function.arguments = '{"city": "Paris", "t": 20}';
+  assert.equal(verifyPasted(JSON.stringify(same)).ok, true);
 });
 
 test('a transcript checks, and the seed must survive JSON parsing exactly', () => {

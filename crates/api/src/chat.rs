@@ -48,3 +48,37 @@ pub fn assistant_message(
         "tool_calls",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vouch_types::llm::Transcript;
+
+    #[test]
+    fn tool_calls_are_read_as_the_python_reference_reads_them() {
+        // ui/test/llm-fixture.json, `tool_response`: shaped by
+        // ui/test/make_llm_fixture.py from the same signed text.
+        let fixture: Value =
+            serde_json::from_str(include_str!("../../../ui/test/llm-fixture.json")).unwrap();
+        let response = &fixture["tool_response"];
+        let t: Transcript =
+            serde_json::from_value(response["vouch"]["transcript"].clone()).unwrap();
+        let (message, finish) = assistant_message(&t.request, &t.text(), t.finish_reason);
+        assert_eq!(message, response["choices"][0]["message"]);
+        assert_eq!(finish, "tool_calls");
+        // A response answer is its text; without tools, the text itself;
+        // an answer cut short stays text.
+        let (m, _) = assistant_message(&t.request, r#"{"response": "Sunny."}"#, Finish::Stop);
+        assert_eq!(m["content"], "Sunny.");
+        let mut plain = t.request.clone();
+        plain.tools = None;
+        let (m, f) = assistant_message(&plain, &t.text(), Finish::Stop);
+        assert_eq!(
+            (m["content"].as_str(), f),
+            (Some(t.text().as_str()), "stop")
+        );
+        let (m, f) = assistant_message(&t.request, r#"{"tool_calls": [{"na"#, Finish::Length);
+        assert_eq!(f, "length");
+        assert!(m["content"].is_string() && m.get("tool_calls").is_none());
+    }
+}
