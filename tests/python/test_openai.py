@@ -254,6 +254,22 @@ def test_a_node_without_the_model_routes_to_a_provider(url):
         _, receipt = check_stream(stream, provider)
         assert receipt["node"] == provider
 
+        # A tool call with log-probabilities, routed: the provider runs the
+        # constraint, and the gateway checks it signs the request asked.
+        weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string", "maxLength": 24}},
+            "required": ["city"], "additionalProperties": False}}}
+        raw = client.chat.completions.with_raw_response.create(
+            model=LLM, messages=[QUESTION], tools=[weather], tool_choice="required", temperature=0,
+            max_tokens=48, logprobs=True, top_logprobs=1)
+        body = json.loads(raw.http_response.text)
+        assert body["vouch"]["receipt"]["node"] == provider
+        call = body["choices"][0]["message"]["tool_calls"][0]["function"]
+        assert call["name"] == "get_weather" and "city" in json.loads(call["arguments"])
+        tr = body["vouch"]["transcript"]
+        v.verify_transcript(body["vouch"]["receipt"], tr)
+        assert len(tr["logprobs"]) == len(tr["tokens"]) and json.loads(tr["request"]["tools"]) == [weather]
+
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="no-such-model", messages=[QUESTION])
 

@@ -864,6 +864,24 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
     std::fs::write(work.path().join("bye.json"), edited.to_string()).unwrap();
     let out = vouch(&urls[0], &["verify", "bye.json", "--replay"]);
     assert!(!out.status.success(), "an edited answer passed: {out:?}");
+    // A structured answer from the faulty node (node 3: its fault ignores
+    // the request's schema) verifies offline, since it signed what it sent,
+    // and fails the replay, which names the token the schema forbids.
+    let body = serde_json::json!({"model": "smollm2-135m", "temperature": 0, "max_tokens": 8,
+        "messages": [{"role": "user", "content": "Give a colour as JSON."}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": {
+            "type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}}}});
+    let answer = Command::new("curl")
+        .args(["-sf", "-H", "content-type: application/json", "-d"])
+        .arg(body.to_string())
+        .arg(format!("{}/v1/chat/completions", urls[3]))
+        .output()
+        .unwrap();
+    assert!(answer.status.success(), "{answer:?}");
+    std::fs::write(work.path().join("schema.json"), &answer.stdout).unwrap();
+    let _ = ok(&vouch(&urls[0], &["verify", "schema.json"]));
+    let out = vouch(&urls[0], &["verify", "schema.json", "--replay"]);
+    fails(&out, "not allowed by the request's constraint");
     // The nodes are processes of `vouch up`'s: stopped, it stops them and
     // waits for them, and no node outlives it.
     let pid = child.0.id().to_string();
