@@ -12,7 +12,10 @@ Prints, for SmolLM2-135M (GGUF Q4_1) on the node:
 and embeddings/s of MiniLM int8 against onnxruntime + tokenizers in Python
 (VOUCH_BENCH_ONLY=embeddings: only those; VOUCH_BENCH_ONLY=llm: all but those;
 VOUCH_BENCH_ONLY=decode: only the decode against llama.cpp;
-VOUCH_BENCH_ONLY=audit: only the audit of VOUCH_BENCH_AUDIT below).
+VOUCH_BENCH_ONLY=audit: only the audit of VOUCH_BENCH_AUDIT below;
+VOUCH_BENCH_ONLY=constrained: only what structured outputs and logprobs
+cost: free text, a JSON schema and logprobs with 5 alternatives, rounds
+interleaved, generation and audit time per token for each).
 VOUCH_BENCH_AUDITS=N audits N answers instead of 3 (past the third, greedy
 ones among them, and 8 more generated concurrently), each audit printing its
 closest call (the smallest rtol at which every token passes);
@@ -102,6 +105,8 @@ def main():
         return
     if os.environ.get("VOUCH_BENCH_ONLY") == "decode":
         return decode_against_llama_ref(os.environ["VOUCH_LLAMA_REF"])
+    if os.environ.get("VOUCH_BENCH_ONLY") == "constrained":
+        return constrained()
     runs = [chat(seed=s) for s in range(3)]
     ttft = median([r[0] for r in runs])
     tps = median([(r[2] - 1) / (r[1] - r[0]) for r in runs])
@@ -219,6 +224,43 @@ def decode_against_llama_ref(ref, rounds=7):
     RESULTS["decode_vs_llama_ref"] = {"threads": threads, "cpus": cpus, "node": node, "llama_ref_same_threads": same,
                                       "llama_ref_every_core": every, "ratios_same_threads": ratios,
                                       "ratios_every_core": best}
+
+
+def constrained(rounds=7, tokens=64):
+    """Generation and audit time per token: free text, a JSON schema (the
+    mask computed every token, replayed by the audit) and logprobs with 5
+    alternatives, each one whole request, rounds interleaved."""
+    schema = {"type": "object", "properties": {"title": {"type": "string"}, "story": {"type": "string"}},
+              "required": ["title", "story"], "additionalProperties": False}
+    kinds = {
+        "free": {},
+        "json_schema": {"response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}},
+        "logprobs_5": {"logprobs": True, "top_logprobs": 5},
+    }
+    per = {k: {"generate_ms_per_token": [], "audit_ms_per_token": []} for k in kinds}
+    for r in range(rounds + 1):
+        for kind, extra in kinds.items():
+            body = {"model": LLM, "messages": MESSAGES, "max_tokens": tokens, "temperature": 0.7, "seed": r, **extra}
+            t0 = time.perf_counter()
+            with post("/v1/chat/completions", body) as resp:
+                d = json.loads(resp.read())
+            wall = time.perf_counter() - t0
+            n = len(d["vouch"]["transcript"]["tokens"])
+            check = audit_answer(d)
+            assert check["ok"], check
+            if r == 0:
+                continue  # warm-up round: the first schema indexes the vocabulary
+            per[kind]["generate_ms_per_token"].append(wall * 1000 / n)
+            per[kind]["audit_ms_per_token"].append(check["seconds"] * 1000 / n)
+    base = {k: median(per["free"][k]) for k in per["free"]}
+    print(f"structured outputs and logprobs ({rounds} interleaved rounds, {tokens}-token answers, median ms per token):")
+    print("| answer | generation ms/token | vs free text | audit ms/token | vs free text |")
+    print("|---|---|---|---|---|")
+    for kind in kinds:
+        g, a = median(per[kind]["generate_ms_per_token"]), median(per[kind]["audit_ms_per_token"])
+        print(f"| {kind} | {g:.2f} | {g / base['generate_ms_per_token']:.2f}x | {a:.2f} | "
+              f"{a / base['audit_ms_per_token']:.2f}x |")
+    RESULTS["constrained"] = per
 
 
 def audit_answer(d):
