@@ -7,6 +7,7 @@
 //! This crate does no IO.
 
 pub mod chat;
+pub mod npz;
 
 use std::collections::BTreeMap;
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use vouch_api::{
     ErrorBody, GcReport, Health, InferRequest, InferResponse, ModelDetail, ModelInfo, ModelList,
-    NetworkNodes, PinStatus, ReportedReceipt, TraceEntry,
+    NetworkNodes, PinStatus, ReportedReceipt, TraceEntry, from_map, npz, to_map,
 };
 use vouch_types::{Digest, Receipt};
 
@@ -381,12 +381,32 @@ impl Client {
         version: Option<&str>,
         request: &InferRequest,
     ) -> Result<InferResponse, ClientError> {
-        self.post_paid(
-            &format!("/v1/infer/{}", encode_segment(name)),
-            &[("version", version)],
-            request,
-        )
-        .await
+        // Tensors travel as numpy's .npz both ways: raw little-endian
+        // bytes, not decimal text (`vouch_api::npz`).
+        let url = self.url(&format!("/v1/infer/{}", encode_segment(name)));
+        let body = npz::write_npz(&to_map(request.inputs.clone()), &[]);
+        let query = [
+            ("version", version),
+            ("nonce", request.nonce.as_deref()),
+            ("verify", request.verify.as_deref()),
+        ];
+        let voucher = self.next_voucher().await?;
+        let mut req = self
+            .http
+            .post(&url)
+            .query(&query)
+            .header(reqwest::header::CONTENT_TYPE, npz::NPZ)
+            .header(reqwest::header::ACCEPT, npz::NPZ)
+            .body(body);
+        if let Some((header, _)) = &voucher {
+            req = req.header("vouch-voucher", header);
+        }
+        let result = match self.send(url.clone(), req).await {
+            Ok(resp) => read_npz_answer(url, resp).await,
+            Err(e) => Err(e),
+        };
+        self.paid(voucher.map(|(_, c)| c), result.is_ok()).await;
+        result
     }
 
     /// `POST /v1/hub/models/{name}/pin`: pin a model on the node and ask
@@ -456,6 +476,31 @@ impl Client {
         self.get_json(&format!("/v1/receipts/{id}/trace/{index}"))
             .await
     }
+}
+
+/// An inference answer given as `.npz`: the outputs, and the rest of the
+/// answer from its `vouch.json`.
+async fn read_npz_answer(
+    url: String,
+    resp: reqwest::Response,
+) -> Result<InferResponse, ClientError> {
+    let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol {
+        url: url.clone(),
+        detail: error_chain(&e),
+    })?;
+    let bad = |detail: String| ClientError::Protocol {
+        url: url.clone(),
+        detail,
+    };
+    let (outputs, other) = npz::read_npz(&bytes).map_err(bad)?;
+    let rest = other
+        .iter()
+        .find(|(name, _)| name == npz::VOUCH_MEMBER)
+        .ok_or_else(|| bad(format!("the answer's .npz has no {}", npz::VOUCH_MEMBER)))?;
+    let mut answer: InferResponse =
+        serde_json::from_slice(&rest.1).map_err(|e| bad(e.to_string()))?;
+    answer.outputs = from_map(outputs);
+    Ok(answer)
 }
 
 async fn decode<T: DeserializeOwned>(

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use vouch_api::{
     Dissent, ErrorBody, ErrorDetail, Executor, Health, InferRequest, InferResponse, ModelDetail,
-    ModelInfo, ModelList, QuorumJson, from_map, to_map,
+    ModelInfo, ModelList, QuorumJson, from_map, npz, to_map,
 };
 use vouch_types::{Digest, Dim, Kind};
 
@@ -450,10 +450,29 @@ async fn get_blob(
         .into_response())
 }
 
+/// `/v1/infer/{name}`'s query: the version, and for an `.npz` body the
+/// nonce and verification level a JSON body carries itself.
+#[derive(Deserialize)]
+struct InferQuery {
+    version: Option<String>,
+    nonce: Option<String>,
+    verify: Option<String>,
+}
+
+/// Whether a header names the `.npz` media type.
+fn names_npz(headers: &axum::http::HeaderMap, name: header::HeaderName) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().starts_with(npz::NPZ)))
+}
+
 async fn infer(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
-    Query(q): Query<VersionQuery>,
+    Query(q): Query<InferQuery>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
     let body = body.map_err(|e| {
@@ -466,23 +485,40 @@ async fn infer(
             NodeError::BadRequest(format!("reading the request body: {e}"))
         }
     })?;
-    let request: InferRequest = serde_json::from_slice(&body).map_err(|e| {
-        NodeError::BadRequest(format!(
-            "request body is not a valid infer request ({e}); expected {{\"inputs\": {{NAME: {{\"dtype\": \"float32\", \"shape\": [..], \"data\": [..]}}}}, \"nonce\": \"...\"}}"
-        ))
-    })?;
-    let verify: Verify = match request.verify.as_deref() {
+    // Inputs as JSON, or as numpy's .npz (options then in the query).
+    let (inputs, nonce, verify) = if names_npz(&headers, header::CONTENT_TYPE) {
+        let (inputs, other) = npz::read_npz(&body).map_err(|e| {
+            NodeError::BadRequest(format!(
+                "{e}; send the inputs as np.savez(f, NAME=array, ...) with Content-Type {}",
+                npz::NPZ
+            ))
+        })?;
+        if let Some((member, _)) = other.first() {
+            return Err(NodeError::BadRequest(format!(
+                "the .npz holds `{member}`, which is not an array (NAME.npy): inputs only; nonce and verify go in the query"
+            ))
+            .into());
+        }
+        (inputs, q.nonce, q.verify)
+    } else {
+        let request: InferRequest = serde_json::from_slice(&body).map_err(|e| {
+            NodeError::BadRequest(format!(
+                "request body is not a valid infer request ({e}); expected {{\"inputs\": {{NAME: {{\"dtype\": \"float32\", \"shape\": [..], \"data\": [..]}}}}, \"nonce\": \"...\"}}, or an .npz with Content-Type {}",
+                npz::NPZ
+            ))
+        })?;
+        (
+            to_map(request.inputs),
+            request.nonce.or(q.nonce),
+            request.verify.or(q.verify),
+        )
+    };
+    let verify: Verify = match verify.as_deref() {
         Some(v) => v.parse()?,
         None => Verify::default(),
     };
     let routed = node
-        .route(
-            &name,
-            q.version.as_deref(),
-            to_map(request.inputs),
-            request.nonce,
-            verify,
-        )
+        .route(&name, q.version.as_deref(), inputs, nonce, verify)
         .await?;
     let receipt_header = HeaderValue::from_str(&routed.receipt.id.to_string()).ok();
     // A single execution's one receipt is `receipt` itself; a quorum lists
@@ -506,21 +542,32 @@ async fn infer(
         }
         None => (Vec::new(), None),
     };
-    let mut response = json(
-        StatusCode::OK,
-        &InferResponse {
-            executed_by: Some(Executor {
-                peer: routed.executor.to_string(),
-                operator: routed.receipt.body.node,
-                admitted: Some(node.is_admitted(&routed.receipt.body.node)),
-            }),
-            route: routed.route.iter().map(|p| p.to_string()).collect(),
-            receipts,
-            quorum,
-            outputs: from_map(routed.outputs),
-            receipt: routed.receipt,
-        },
-    );
+    let mut answer = InferResponse {
+        executed_by: Some(Executor {
+            peer: routed.executor.to_string(),
+            operator: routed.receipt.body.node,
+            admitted: Some(node.is_admitted(&routed.receipt.body.node)),
+        }),
+        route: routed.route.iter().map(|p| p.to_string()).collect(),
+        receipts,
+        quorum,
+        outputs: Default::default(),
+        receipt: routed.receipt,
+    };
+    let mut response = if names_npz(&headers, header::ACCEPT) {
+        // The outputs as arrays, and the rest of the answer beside them.
+        let rest = serde_json::to_vec(&answer)
+            .map_err(|e| NodeError::Internal(format!("the answer does not serialize: {e}")))?;
+        let body = npz::write_npz(&routed.outputs, &[(npz::VOUCH_MEMBER, &rest)]);
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(npz::NPZ))],
+            body,
+        )
+            .into_response()
+    } else {
+        answer.outputs = from_map(routed.outputs);
+        json(StatusCode::OK, &answer)
+    };
     if let Some(h) = receipt_header {
         response.headers_mut().insert("x-vouch-receipt", h);
     }
