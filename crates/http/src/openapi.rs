@@ -123,10 +123,12 @@ fn paths_and_schemas() -> Value {
           "responses": merge(json!({"200": {"description": "the bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}), error_responses(&[400, 404, 500]))
         }},
         "/v1/infer/{name}": {"post": {
-          "summary": "Run a model and get the outputs with a signed receipt",
-          "parameters": [path_param("name", "model name"), version_param(), voucher_header()],
-          "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}}},
-          "responses": merge(json!({"200": ok("outputs and receipt", "InferResponse")}), error_responses(&[400, 402, 404, 413, 422, 500]))
+          "summary": "Run a model and get the outputs with a signed receipt. Tensors as JSON, or as numpy's .npz both ways (`Content-Type` / `Accept: application/x-npz`: `np.savez` in, `np.load` out, the receipt and the rest of the answer in the archive's `vouch.json` member)",
+          "parameters": [path_param("name", "model name"), version_param(), voucher_header(),
+            {"name": "nonce", "in": "query", "required": false, "description": "with an .npz body: the nonce to bind (a JSON body carries its own)", "schema": {"type": "string"}},
+            {"name": "verify", "in": "query", "required": false, "description": "with an .npz body: `receipt` (default), `audit` or `quorum:N`", "schema": {"type": "string"}}],
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}, "application/x-npz": {"schema": {"type": "string", "format": "binary"}}}},
+          "responses": merge(json!({"200": {"description": "outputs and receipt", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferResponse"}}, "application/x-npz": {"schema": {"type": "string", "format": "binary"}}}}}), error_responses(&[400, 402, 404, 413, 422, 500]))
         }},
         "/v1/hub/gc": {"post": {
           "summary": "Collect garbage now (the node also does hourly): blobs no model uses (an hour after they were written), fetches from peers stopped for a day, receipts past --receipt-retention-days",

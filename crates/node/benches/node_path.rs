@@ -4,7 +4,8 @@
 //! - `raw`: plain tract (`into_optimized().into_runnable().run()`), no Vouch code;
 //! - `engine`: the Vouch engine without the trace, and with it (trace ratio);
 //! - `node`: a real node on loopback: HTTP + JSON + schema check + trace +
-//!   receipt signing + receipt log, timed from a reqwest client;
+//!   receipt signing + receipt log, timed from a reqwest client; and the
+//!   same with the tensors as numpy's `.npz` both ways (`vouch_api::npz`);
 //! - throughput of the node with 1, 2, 4 and 8 concurrent clients.
 //!
 //! Prints a Markdown table and writes JSON to `$VOUCH_BENCH_OUT` if set.
@@ -156,11 +157,13 @@ fn request_body(inputs: &TensorMap, nonce: Option<&str>) -> Vec<u8> {
     .unwrap()
 }
 
-/// One inference request over HTTP; the response body.
-async fn infer(client: &reqwest::Client, url: &str, body: &[u8]) -> bytes::Bytes {
+/// One inference request over HTTP with a body of `kind` (asking for an
+/// answer of that kind too); the response body.
+async fn infer(client: &reqwest::Client, url: &str, (kind, body): (&str, &[u8])) -> bytes::Bytes {
     let r = client
         .post(url)
-        .header("content-type", "application/json")
+        .header("content-type", kind)
+        .header("accept", kind)
         .body(body.to_vec())
         .send()
         .await
@@ -211,9 +214,9 @@ fn main() {
     let only: Option<String> = std::env::var("VOUCH_BENCH_MODELS").ok();
     let mut results = Vec::new();
     println!(
-        "| model | raw tract p50 ms | engine no trace | engine + trace | node (HTTP+receipt+trace) p50 ms | node/raw | added p50 ms | trace ratio |"
+        "| model | raw tract p50 ms | engine no trace | engine + trace | node (HTTP+receipt+trace) p50 ms | node/raw | added p50 ms | trace ratio | node, .npz p50 ms | node JSON / engine + trace | node .npz / engine + trace |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for sample in samples::SAMPLES {
         // The node path against raw tract is for ONNX models; language
         // models have their own benchmark (scripts/bench-llm).
@@ -252,7 +255,9 @@ fn main() {
                 .unwrap()
         };
         let body = request_body(&inputs, Some("bench"));
+        let npz_body = vouch_api::npz::write_npz(&inputs, &[]);
         let infer_url = format!("{url}/v1/infer/{}", sample.name);
+        let npz_url = format!("{infer_url}?nonce=bench");
 
         let time_raw = || {
             let t = Instant::now();
@@ -266,9 +271,19 @@ fn main() {
         };
         let time_node = || {
             let t = Instant::now();
-            let resp = rt.block_on(infer(&client, &infer_url, &body));
+            let resp = rt.block_on(infer(&client, &infer_url, ("application/json", &body)));
             let parsed: vouch_api::InferResponse = serde_json::from_slice(&resp).unwrap();
             std::hint::black_box(parsed);
+            t.elapsed().as_secs_f64()
+        };
+        // The same request as .npz both ways, read as a client reads it:
+        // the arrays, and the receipt from vouch.json.
+        let time_npz = || {
+            let t = Instant::now();
+            let resp = rt.block_on(infer(&client, &npz_url, (vouch_api::npz::NPZ, &npz_body)));
+            let (outputs, rest) = vouch_api::npz::read_npz(&resp).unwrap();
+            let parsed: vouch_api::InferResponse = serde_json::from_slice(&rest[0].1).unwrap();
+            std::hint::black_box((outputs, parsed));
             t.elapsed().as_secs_f64()
         };
         // warm up
@@ -277,9 +292,11 @@ fn main() {
             time_engine(false);
             time_engine(true);
             time_node();
+            time_npz();
         }
         let n = iterations(Duration::from_secs_f64(time_node() + time_raw()));
-        let (mut raw, mut eng, mut traced, mut nodet) = (vec![], vec![], vec![], vec![]);
+        let (mut raw, mut eng, mut traced, mut nodet, mut npzt) =
+            (vec![], vec![], vec![], vec![], vec![]);
         // At least 30 interleaved rounds: fewer leave the ratios to the
         // host's noise.
         for _ in 0..(n / 2).max(30) {
@@ -287,21 +304,25 @@ fn main() {
             eng.push(time_engine(false));
             traced.push(time_engine(true));
             nodet.push(time_node());
+            npzt.push(time_npz());
         }
-        let (r, e, tr, nd) = (
+        let (r, e, tr, nd, nz) = (
             percentile(&mut raw, 0.5) * 1e3,
             percentile(&mut eng, 0.5) * 1e3,
             percentile(&mut traced, 0.5) * 1e3,
             percentile(&mut nodet, 0.5) * 1e3,
+            percentile(&mut npzt, 0.5) * 1e3,
         );
         println!(
-            "| {} | {r:.3} | {e:.3} | {tr:.3} | {nd:.3} | {:.3}x | {:.3} | {:.3}x |",
+            "| {} | {r:.3} | {e:.3} | {tr:.3} | {nd:.3} | {:.3}x | {:.3} | {:.3}x | {nz:.3} | {:.3}x | {:.3}x |",
             sample.name,
             nd / r,
             nd - r,
-            tr / e
+            tr / e,
+            nd / tr,
+            nz / tr
         );
-        results.push(json!({"model": sample.name, "raw_ms": r, "engine_ms": e, "engine_trace_ms": tr, "node_ms": nd, "samples": raw.len(), "trace_steps": engine_model.steps().len()}));
+        results.push(json!({"model": sample.name, "raw_ms": r, "engine_ms": e, "engine_trace_ms": tr, "node_ms": nd, "node_npz_ms": nz, "samples": raw.len(), "trace_steps": engine_model.steps().len()}));
     }
 
     // Throughput with concurrent clients.
@@ -329,7 +350,7 @@ fn main() {
                     let mut lat = Vec::new();
                     while start.elapsed() < window {
                         let t = Instant::now();
-                        infer(&client, &url, &body).await;
+                        infer(&client, &url, ("application/json", &body)).await;
                         lat.push(t.elapsed().as_secs_f64());
                     }
                     lat
