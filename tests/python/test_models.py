@@ -238,3 +238,12 @@ def test_npz_inputs_compressed_and_refusals(node):
         z.writestr("notes.txt", "hi")
     status, body = call(f"{node}/v1/infer/iris-npz", "POST", f.getvalue(), {"content-type": NPZ})
     assert status == 400 and "notes.txt" in body["error"]["message"], body
+    # A small deflated body that would unpack past the node's body limit
+    # (64 MiB): refused, not unpacked.
+    f = io.BytesIO()
+    np.savez_compressed(f, float_input=np.zeros(80 << 20, dtype=np.uint8))
+    assert len(f.getvalue()) < 1 << 20
+    status, body = call(f"{node}/v1/infer/iris-npz", "POST", f.getvalue(), {"content-type": NPZ})
+    assert status == 400 and "unpacks to more than" in body["error"]["message"], body
+    status, _ = call(f"{node}/healthz")
+    assert status == 200

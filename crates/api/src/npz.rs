@@ -159,8 +159,11 @@ pub type Members = Vec<(String, Vec<u8>)>;
 
 /// Reads an `.npz` (stored or deflated, as `np.savez` and
 /// `np.savez_compressed` write): each `NAME.npy` member is the tensor
-/// `NAME`; members of other names are returned apart.
-pub fn read_npz(bytes: &[u8]) -> Result<(TensorMap, Members), String> {
+/// `NAME`; members of other names are returned apart. At most `limit`
+/// bytes are unpacked in all, whatever the members claim: a small
+/// deflated body cannot make the reader allocate without end.
+pub fn read_npz(bytes: &[u8], limit: usize) -> Result<(TensorMap, Members), String> {
+    let mut left = limit;
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| format!("the body is not an .npz (zip) archive: {e}"))?;
     let (mut tensors, mut other) = (TensorMap::new(), Vec::new());
@@ -172,10 +175,20 @@ pub fn read_npz(bytes: &[u8]) -> Result<(TensorMap, Members), String> {
             .name()
             .map_err(|e| format!("member {i} of the .npz has no readable name: {e}"))?
             .to_string();
+        let too_big = || {
+            format!(
+                "the .npz unpacks to more than {limit} bytes (at `{name}`): send smaller inputs"
+            )
+        };
+        if member.size() > left as u64 {
+            return Err(too_big());
+        }
         let mut data = Vec::with_capacity(member.size() as usize);
-        member
+        (&mut member)
+            .take(left as u64 + 1)
             .read_to_end(&mut data)
             .map_err(|e| format!("member `{name}` of the .npz cannot be read: {e}"))?;
+        left = left.checked_sub(data.len()).ok_or_else(too_big)?;
         match name.strip_suffix(".npy") {
             Some(tensor) => {
                 let t = read_npy(&data).map_err(|e| format!("array `{tensor}`: {e}"))?;
@@ -215,7 +228,7 @@ mod tests {
     fn arrays_round_trip_bit_for_bit() {
         let m = sample();
         let npz = write_npz(&m, &[(VOUCH_MEMBER, b"{}")]);
-        let (back, other) = read_npz(&npz).unwrap();
+        let (back, other) = read_npz(&npz, 1 << 20).unwrap();
         assert_eq!(back.encode(), m.encode(), "same dtype, shape and bytes");
         assert_eq!(other, vec![(VOUCH_MEMBER.to_string(), b"{}".to_vec())]);
         let npy = write_npy(m.get("x").unwrap());
@@ -264,6 +277,27 @@ mod tests {
             "structured",
         );
         assert!(read_npy(b"PK\x03\x04").unwrap_err().contains("magic"));
-        assert!(read_npz(b"not a zip").unwrap_err().contains("not an .npz"));
+        assert!(
+            read_npz(b"not a zip", 1 << 20)
+                .unwrap_err()
+                .contains("not an .npz")
+        );
+    }
+
+    #[test]
+    fn a_small_deflated_body_cannot_unpack_without_end() {
+        // 8 MB of zeros deflate to a few kB.
+        let zeros = Tensor::new(DType::U8, vec![8 << 20], vec![0; 8 << 20]).unwrap();
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("x.npy", deflated).unwrap();
+        zip.write_all(&write_npy(&zeros)).unwrap();
+        let bomb = zip.finish().unwrap().into_inner();
+        assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+        let e = read_npz(&bomb, 1 << 20).unwrap_err();
+        assert!(e.contains("unpacks to more than 1048576 bytes"), "{e}");
+        let (m, _) = read_npz(&bomb, 16 << 20).unwrap();
+        assert_eq!(m.get("x").unwrap().len(), 8 << 20);
     }
 }

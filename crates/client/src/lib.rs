@@ -478,6 +478,9 @@ impl Client {
     }
 }
 
+/// The most an inference answer's `.npz` may unpack to.
+const MAX_ANSWER_BYTES: usize = 4 << 30;
+
 /// An inference answer given as `.npz`: the outputs, and the rest of the
 /// answer from its `vouch.json`.
 async fn read_npz_answer(
@@ -492,7 +495,7 @@ async fn read_npz_answer(
         url: url.clone(),
         detail,
     };
-    let (outputs, other) = npz::read_npz(&bytes).map_err(bad)?;
+    let (outputs, other) = npz::read_npz(&bytes, MAX_ANSWER_BYTES).map_err(bad)?;
     let rest = other
         .iter()
         .find(|(name, _)| name == npz::VOUCH_MEMBER)

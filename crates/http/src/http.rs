@@ -487,7 +487,10 @@ async fn infer(
     })?;
     // Inputs as JSON, or as numpy's .npz (options then in the query).
     let (inputs, nonce, verify) = if names_npz(&headers, header::CONTENT_TYPE) {
-        let (inputs, other) = npz::read_npz(&body).map_err(|e| {
+        // Unpacked, the arrays may hold no more than the body limit: what
+        // a JSON body could carry.
+        let limit = node.config().max_request_bytes;
+        let (inputs, other) = npz::read_npz(&body, limit).map_err(|e| {
             NodeError::BadRequest(format!(
                 "{e}; send the inputs as np.savez(f, NAME=array, ...) with Content-Type {}",
                 npz::NPZ
