@@ -1315,6 +1315,14 @@ async fn a_provider_that_rewrites_the_system_message_is_caught() {
     );
 }
 
+/// The receipt and transcript of a chat answer's JSON.
+fn signed_answer(resp: &serde_json::Value) -> (Receipt, Transcript) {
+    (
+        serde_json::from_value(resp["vouch"]["receipt"].clone()).unwrap(),
+        serde_json::from_value(resp["vouch"]["transcript"].clone()).unwrap(),
+    )
+}
+
 /// Structured outputs (issue 31): answers obey their JSON schema whatever
 /// the seed, the receipt binds the constraint, the teacher-forced audit
 /// replays the mask (an answer with a token the mask forbids fails even
@@ -1355,9 +1363,7 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
             o["population"].as_u64().is_some_and(|p| p <= 99_999_999),
             "{text}"
         );
-        let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone()).unwrap();
-        let transcript: Transcript =
-            serde_json::from_value(resp["vouch"]["transcript"].clone()).unwrap();
+        let (receipt, transcript) = signed_answer(&resp);
         assert!(
             transcript
                 .request
@@ -1435,9 +1441,7 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
         serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert!(args["city"].is_string(), "{args}");
     assert!(choice["message"]["content"].is_null());
-    let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone()).unwrap();
-    let transcript: Transcript =
-        serde_json::from_value(resp["vouch"]["transcript"].clone()).unwrap();
+    let (receipt, transcript) = signed_answer(&resp);
     assert!(
         transcript
             .request
@@ -1467,8 +1471,7 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
             .is_some_and(|c| !c.is_empty()),
         "{resp}"
     );
-    let transcript: Transcript =
-        serde_json::from_value(resp["vouch"]["transcript"].clone()).unwrap();
+    let (receipt, transcript) = signed_answer(&resp);
     assert_eq!(
         transcript.request.messages[1].tool_calls[0].name,
         "get_weather"
@@ -1481,7 +1484,6 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
         transcript.request.prompt.contains("get_weather"),
         "the call is in the prompt"
     );
-    let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone()).unwrap();
     let check = a.node.check_llm(&receipt, &transcript).await.unwrap();
     assert!(check.ok, "{:?}", check.reason);
 
