@@ -421,7 +421,8 @@ def test_tool_results_feed_back_and_are_bound(client):
     first = client.chat.completions.create(
         model=LLM, messages=[ASK_WEATHER], tools=tools, tool_choice="required", temperature=0, max_tokens=64)
     call = first.choices[0].message.tool_calls[0]
-    messages = [ASK_WEATHER, first.choices[0].message.model_dump(exclude_none=True),
+    # The client's message object as it is (refusal and annotations null).
+    messages = [ASK_WEATHER, first.choices[0].message.model_dump(),
                 {"role": "tool", "tool_call_id": call.id, "content": "18 °C and sunny"}]
     raw = client.chat.completions.with_raw_response.create(
         model=LLM, messages=messages, tools=tools, temperature=0, max_tokens=48)
@@ -465,6 +466,9 @@ def test_fields_the_node_would_not_apply_are_refused_by_name(client):
                    **({"prompt": "Hi"} if field == "echo" else {"messages": [QUESTION]}))
         err = e.value.body
         assert err["code"] == "unsupported_parameter" and err["param"] == field, err
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=LLM, messages=[{**QUESTION, "audio": {"id": "a1"}}], max_tokens=1)
+    assert e.value.body["param"] == "messages[0].audio", e.value.body
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=LLM, messages=[QUESTION], max_tokens=1, n=2)
     with pytest.raises(openai.BadRequestError) as e:

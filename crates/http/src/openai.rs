@@ -115,7 +115,6 @@ enum Content {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct InMessage {
     role: String,
     #[serde(default)]
@@ -129,6 +128,12 @@ struct InMessage {
     /// A participant's name: refused unless empty (templates do not read it).
     #[serde(default)]
     name: Option<String>,
+    /// Any other field (OpenAI's own answers carry `refusal`, `audio`,
+    /// `annotations`, ... and clients send them back as they are):
+    /// accepted when it says nothing (null, empty), refused by name
+    /// otherwise.
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -330,7 +335,11 @@ fn format_constraint(format: &Value) -> Result<Option<String>, NodeError> {
 /// (`tool_choice: none`, or no tools).
 fn tools_constraint(c: &Common) -> Result<Option<(String, String)>, NodeError> {
     let Some(tools) = &c.tools else {
-        if c.tool_choice.is_some() {
+        // `none` and `auto` with no tools change nothing.
+        if c.tool_choice
+            .as_ref()
+            .is_some_and(|t| t != "none" && t != "auto")
+        {
             return Err(NodeError::BadRequest(
                 "tool_choice is set but no tools are given: send `tools` or remove `tool_choice`"
                     .into(),
@@ -538,6 +547,18 @@ fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, NodeError> {
                     text
                 }
             };
+            let said = |v: &Value| match v {
+                Value::Null => false,
+                Value::Array(a) => !a.is_empty(),
+                Value::Object(o) => !o.is_empty(),
+                _ => true,
+            };
+            if let Some((field, _)) = m.other.iter().find(|(_, v)| said(v)) {
+                return Err(unsupported(
+                    &format!("messages[{i}].{field}"),
+                    format!("message {i} has `{field}`, which this node does not read: remove it"),
+                ));
+            }
             if m.name.as_deref().is_some_and(|n| !n.is_empty()) {
                 return Err(unsupported(
                     "name",
