@@ -313,13 +313,27 @@ impl Client {
         body: &B,
     ) -> Result<T, ClientError> {
         let url = self.url(path);
+        let req = self.http.post(&url).query(query).json(body);
+        self.paid_call(url, req, decode).await
+    }
+
+    /// Sends `req` with a voucher when this client pays, reads the answer
+    /// with `read`, and keeps the voucher's amount only if that succeeded.
+    async fn paid_call<T, F>(
+        &self,
+        url: String,
+        mut req: reqwest::RequestBuilder,
+        read: impl FnOnce(String, reqwest::Response) -> F,
+    ) -> Result<T, ClientError>
+    where
+        F: std::future::Future<Output = Result<T, ClientError>>,
+    {
         let voucher = self.next_voucher().await?;
-        let mut req = self.http.post(&url).query(query).json(body);
         if let Some((header, _)) = &voucher {
             req = req.header("vouch-voucher", header);
         }
         let result = match self.send(url.clone(), req).await {
-            Ok(resp) => decode(url, resp).await,
+            Ok(resp) => read(url, resp).await,
             Err(e) => Err(e),
         };
         self.paid(voucher.map(|(_, c)| c), result.is_ok()).await;
@@ -390,23 +404,14 @@ impl Client {
             ("nonce", request.nonce.as_deref()),
             ("verify", request.verify.as_deref()),
         ];
-        let voucher = self.next_voucher().await?;
-        let mut req = self
+        let req = self
             .http
             .post(&url)
             .query(&query)
             .header(reqwest::header::CONTENT_TYPE, npz::NPZ)
             .header(reqwest::header::ACCEPT, npz::NPZ)
             .body(body);
-        if let Some((header, _)) = &voucher {
-            req = req.header("vouch-voucher", header);
-        }
-        let result = match self.send(url.clone(), req).await {
-            Ok(resp) => read_npz_answer(url, resp).await,
-            Err(e) => Err(e),
-        };
-        self.paid(voucher.map(|(_, c)| c), result.is_ok()).await;
-        result
+        self.paid_call(url, req, read_npz_answer).await
     }
 
     /// `POST /v1/hub/models/{name}/pin`: pin a model on the node and ask
