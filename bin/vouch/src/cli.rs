@@ -654,6 +654,10 @@ pub(crate) struct ChatArgs {
     /// default it must name the model the node registers under the name.
     #[arg(long)]
     pub(crate) model_id: Option<String>,
+    /// A JSON schema file the answer must match: decoding is constrained to
+    /// it, and the receipt must bind it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json_schema: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) pay: PayArgs,
 }

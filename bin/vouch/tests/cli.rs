@@ -867,18 +867,30 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
     // A structured answer from the faulty node (node 3: its fault ignores
     // the request's schema) verifies offline, since it signed what it sent,
     // and fails the replay, which names the token the schema forbids.
-    let body = serde_json::json!({"model": "smollm2-135m", "temperature": 0, "max_tokens": 8,
-        "messages": [{"role": "user", "content": "Give a colour as JSON."}],
-        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": {
-            "type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}}}});
-    let answer = Command::new("curl")
-        .args(["-sf", "-H", "content-type: application/json", "-d"])
-        .arg(body.to_string())
-        .arg(format!("{}/v1/chat/completions", urls[3]))
-        .output()
-        .unwrap();
-    assert!(answer.status.success(), "{answer:?}");
-    std::fs::write(work.path().join("schema.json"), &answer.stdout).unwrap();
+    let schema = r#"{"type": "object", "properties": {"colour": {"type": "string", "maxLength": 12}}, "required": ["colour"], "additionalProperties": false}"#;
+    std::fs::write(work.path().join("colour.schema.json"), schema).unwrap();
+    let chat = |url: &str, out: &str| {
+        vouch(
+            url,
+            &[
+                "chat",
+                "smollm2-135m",
+                "Give a colour as JSON.",
+                "--max-tokens",
+                "16",
+                "--json-schema",
+                "colour.schema.json",
+                "--out",
+                out,
+            ],
+        )
+    };
+    // From an honest node: JSON that obeys the schema, and the replay passes.
+    let text = ok(&chat(&urls[0], "colour.json"));
+    let answer: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+    assert!(answer["colour"].is_string(), "{text}");
+    let _ = ok(&vouch(&urls[1], &["verify", "colour.json", "--replay"]));
+    let _ = ok(&chat(&urls[3], "schema.json"));
     let _ = ok(&vouch(&urls[0], &["verify", "schema.json"]));
     let out = vouch(&urls[0], &["verify", "schema.json", "--replay"]);
     fails(&out, "not allowed by the request's constraint");

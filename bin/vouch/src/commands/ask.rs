@@ -173,6 +173,18 @@ pub(crate) async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
     if let Some(verify) = &args.verify {
         body["verify"] = verify.as_str().into();
     }
+    let constraint = match &args.json_schema {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let schema: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            body["response_format"] = serde_json::json!({"type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema}});
+            Some(serde_json::json!({"type": "json_schema", "schema": schema}))
+        }
+        None => None,
+    };
     let resp: serde_json::Value = client.post_paid("/v1/chat/completions", &[], &body).await?;
     let receipt: Receipt = serde_json::from_value(resp["vouch"]["receipt"].clone())
         .context("the answer carries no valid receipt")?;
@@ -203,6 +215,17 @@ pub(crate) async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
         bail!(
             "the receipt signs other messages than the ones sent: {signed:?}; the answer is not to our conversation"
         );
+    }
+    // And the schema we asked for, when we did.
+    let bound = transcript
+        .request
+        .constraint
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+        .transpose()
+        .context("the receipt binds a constraint that is not JSON")?;
+    if bound != constraint {
+        bail!("the receipt binds another constraint than the schema sent: {bound:?}");
     }
     if transcript.request.sampling.temperature != args.temperature
         || args
