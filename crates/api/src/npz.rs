@@ -37,6 +37,13 @@ fn descr(d: DType) -> &'static str {
 
 /// A `.npy` file holding `t` (format 1.0, C order).
 pub fn write_npy(t: &Tensor) -> Vec<u8> {
+    let mut out = npy_preamble(t);
+    out.extend_from_slice(t.data());
+    out
+}
+
+/// What a `.npy` file holds before the data: magic, version, header.
+fn npy_preamble(t: &Tensor) -> Vec<u8> {
     let shape = match t.shape() {
         [] => "()".to_string(),
         [n] => format!("({n},)"),
@@ -57,11 +64,10 @@ pub fn write_npy(t: &Tensor) -> Vec<u8> {
     let total = (10 + header.len() + 1).div_ceil(64) * 64;
     header.extend(std::iter::repeat_n(' ', total - 10 - header.len() - 1));
     header.push('\n');
-    let mut out = Vec::with_capacity(total + t.data().len());
+    let mut out = Vec::with_capacity(total);
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(t.data());
     out
 }
 
@@ -76,23 +82,41 @@ fn field<'a>(header: &'a str, key: &str) -> Result<&'a str, String> {
 /// Reads a `.npy` file: any numpy version 1–3 header, C order, a dtype
 /// Vouch has (big-endian data is swapped to little-endian).
 pub fn read_npy(bytes: &[u8]) -> Result<Tensor, String> {
-    let Some(rest) = bytes.strip_prefix(b"\x93NUMPY") else {
-        return Err("it is not a .npy array (no \\x93NUMPY magic)".into());
-    };
-    let (len, start) = match rest.first() {
-        Some(1) if rest.len() >= 4 => (usize::from(u16::from_le_bytes([rest[2], rest[3]])), 10),
-        Some(2 | 3) if rest.len() >= 6 => (
-            u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]) as usize,
-            12,
-        ),
+    read_npy_from(&mut &bytes[..])
+}
+
+/// [`read_npy`] from a reader: the header first, then the data straight
+/// into the tensor's buffer (no copy of a whole member in between).
+fn read_npy_from(r: &mut impl Read) -> Result<Tensor, String> {
+    let short = |_| String::from("it is cut short: not a whole .npy array");
+    let not_npy = || String::from("it is not a .npy array (no \\x93NUMPY magic)");
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic).map_err(|_| not_npy())?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Err(not_npy());
+    }
+    let len = match magic[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).map_err(short)?;
+            usize::from(u16::from_le_bytes(b))
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b).map_err(short)?;
+            u32::from_le_bytes(b) as usize
+        }
         _ => return Err("its .npy version is not 1, 2 or 3".into()),
     };
-    let header = bytes
-        .get(start..start + len)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or("its .npy header is cut short or not text")?;
-    let data = &bytes[start + len..];
-    let d = field(header, "descr")?;
+    if len > 1 << 20 {
+        return Err(format!(
+            "its .npy header claims {len} bytes: not an array's"
+        ));
+    }
+    let mut header = vec![0u8; len];
+    r.read_exact(&mut header).map_err(short)?;
+    let header = String::from_utf8(header).map_err(|_| "its .npy header is not text")?;
+    let d = field(&header, "descr")?;
     let d = d
         .strip_prefix('\'')
         .and_then(|d| d.split('\'').next())
@@ -104,10 +128,10 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, String> {
         .ok_or_else(|| {
             format!("its dtype '{d}' is not one Vouch has (bool, int8-64, uint8-64, float16/32/64)")
         })?;
-    if field(header, "fortran_order")?.starts_with("True") {
+    if field(&header, "fortran_order")?.starts_with("True") {
         return Err("it is in Fortran order: send C-ordered arrays (np.ascontiguousarray)".into());
     }
-    let shape = field(header, "shape")?;
+    let shape = field(&header, "shape")?;
     let shape = shape
         .strip_prefix('(')
         .and_then(|s| s.split(')').next())
@@ -119,8 +143,22 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, String> {
         .map(|s| s.trim_end_matches('L').parse::<u64>())
         .collect::<Result<_, _>>()
         .map_err(|_| format!("its shape ({shape}) is not a tuple of sizes"))?;
-    let mut data = data.to_vec();
     let size = dtype.size();
+    let want = vouch_types::tensor::element_count(&shape)
+        .and_then(|n| n.checked_mul(size as u64))
+        .ok_or_else(|| format!("its shape {shape:?} is too large"))?;
+    // One byte past what the shape needs tells a longer member.
+    let mut data = Vec::with_capacity(usize::try_from(want).unwrap_or(0).min(1 << 30));
+    r.take(want + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("its data cannot be read: {e}"))?;
+    if data.len() as u64 != want {
+        return Err(format!(
+            "it holds {} bytes of data, but shape {shape:?} of {} needs {want}",
+            data.len(),
+            dtype.name()
+        ));
+    }
     if order == ">" && size > 1 {
         for chunk in data.chunks_exact_mut(size) {
             chunk.reverse();
@@ -134,20 +172,28 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, String> {
 /// An `.npz` of `tensors` (`NAME.npy` each, stored uncompressed) followed
 /// by the `extra` members as they are.
 pub fn write_npz(tensors: &TensorMap, extra: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let room = tensors.byte_len() + extra.iter().map(|(_, b)| b.len()).sum::<usize>();
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(room + 4096)));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(tensors.byte_len() >= u32::MAX as usize / 2);
-    let mut put = |name: &str, bytes: &[u8]| {
+    // A member is written in parts: a tensor's data is copied once, into
+    // the archive.
+    let mut put = |name: &str, parts: &[&[u8]]| {
         zip.start_file(name, options)
-            .and_then(|()| zip.write_all(bytes).map_err(Into::into))
+            .and_then(|()| {
+                parts
+                    .iter()
+                    .try_for_each(|p| zip.write_all(p))
+                    .map_err(Into::into)
+            })
             .expect("writing to memory does not fail");
     };
     for (name, t) in tensors.iter() {
-        put(&format!("{name}.npy"), &write_npy(t));
+        put(&format!("{name}.npy"), &[&npy_preamble(t), t.data()]);
     }
     for (name, bytes) in extra {
-        put(name, bytes);
+        put(name, &[bytes]);
     }
     zip.finish()
         .expect("writing to memory does not fail")
@@ -183,20 +229,33 @@ pub fn read_npz(bytes: &[u8], limit: usize) -> Result<(TensorMap, Members), Stri
         if member.size() > left as u64 {
             return Err(too_big());
         }
-        let mut data = Vec::with_capacity(member.size() as usize);
-        (&mut member)
-            .take(left as u64 + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| format!("member `{name}` of the .npz cannot be read: {e}"))?;
-        left = left.checked_sub(data.len()).ok_or_else(too_big)?;
-        match name.strip_suffix(".npy") {
-            Some(tensor) => {
-                let t = read_npy(&data).map_err(|e| format!("array `{tensor}`: {e}"))?;
-                if tensors.insert(tensor, t).is_some() {
+        // Whatever the member claims, at most one byte more than what is
+        // left is read, and reading that byte means too much.
+        let mut bounded = (&mut member).take(left as u64 + 1);
+        let read = match name.strip_suffix(".npy") {
+            Some(tensor) => read_npy_from(&mut bounded)
+                .map(|t| (Some((tensor.to_string(), t)), None))
+                .map_err(|e| format!("array `{tensor}`: {e}")),
+            None => {
+                let mut data = Vec::new();
+                bounded
+                    .read_to_end(&mut data)
+                    .map(|_| (None, Some(data)))
+                    .map_err(|e| format!("member `{name}` of the .npz cannot be read: {e}"))
+            }
+        };
+        let consumed = left as u64 + 1 - bounded.limit();
+        if consumed > left as u64 {
+            return Err(too_big());
+        }
+        left -= consumed as usize;
+        match read? {
+            (Some((tensor, t)), _) => {
+                if tensors.insert(tensor.as_str(), t).is_some() {
                     return Err(format!("the .npz holds array `{tensor}` twice"));
                 }
             }
-            None => other.push((name, data)),
+            (None, data) => other.push((name, data.unwrap_or_default())),
         }
     }
     Ok((tensors, other))
@@ -275,6 +334,11 @@ mod tests {
             "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }",
             &[0; 4],
             "structured",
+        );
+        refuse(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
+            &[0; 8],
+            "needs 4",
         );
         assert!(read_npy(b"PK\x03\x04").unwrap_err().contains("magic"));
         assert!(
