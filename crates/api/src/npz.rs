@@ -231,7 +231,8 @@ pub fn read_npz(bytes: &[u8], limit: usize) -> Result<(TensorMap, Members), Stri
         }
         // Whatever the member claims, at most one byte more than what is
         // left is read, and reading that byte means too much.
-        let mut bounded = (&mut member).take(left as u64 + 1);
+        let budget = (left as u64).saturating_add(1);
+        let mut bounded = (&mut member).take(budget);
         let read = match name.strip_suffix(".npy") {
             Some(tensor) => read_npy_from(&mut bounded)
                 .map(|t| (Some((tensor.to_string(), t)), None))
@@ -244,7 +245,7 @@ pub fn read_npz(bytes: &[u8], limit: usize) -> Result<(TensorMap, Members), Stri
                     .map_err(|e| format!("member `{name}` of the .npz cannot be read: {e}"))
             }
         };
-        let consumed = left as u64 + 1 - bounded.limit();
+        let consumed = budget - bounded.limit();
         if consumed > left as u64 {
             return Err(too_big());
         }
@@ -290,6 +291,8 @@ mod tests {
         let (back, other) = read_npz(&npz, 1 << 20).unwrap();
         assert_eq!(back.encode(), m.encode(), "same dtype, shape and bytes");
         assert_eq!(other, vec![(VOUCH_MEMBER.to_string(), b"{}".to_vec())]);
+        let (unbounded, _) = read_npz(&npz, usize::MAX).unwrap();
+        assert_eq!(unbounded.encode(), m.encode(), "no limit at all");
         let npy = write_npy(m.get("x").unwrap());
         assert_eq!(npy.len() % 64, 24, "preamble padded to 64, then 6 floats");
         assert!(String::from_utf8_lossy(&npy[10..128]).contains("'shape': (2, 3)"));
