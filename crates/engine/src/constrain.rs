@@ -280,6 +280,55 @@ mod tests {
         }
     }
 
+    /// A vocabulary of the 256 bytes and one end token.
+    fn bytes_grammar() -> Grammar {
+        Grammar::new(
+            257,
+            &|t| if t < 256 { vec![t as u8] } else { Vec::new() },
+            &|t| t == 256,
+        )
+        .unwrap()
+    }
+
+    /// Greedy decoding where the likeliest allowed token is always the
+    /// lowest id: what the constraint alone makes of an answer.
+    fn lowest_answer(c: &mut Constraint) -> String {
+        let mut out = Vec::new();
+        for _ in 0..200 {
+            let t = c.allowed().unwrap()[0];
+            if t == 256 {
+                break;
+            }
+            c.advance(t).unwrap();
+            out.push(t as u8);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn schemas_with_local_references_compile_and_mask() {
+        let g = bytes_grammar();
+        // What pydantic writes for nested models: $defs and $ref.
+        let spec = r##"{"type":"json_schema","schema":{"$defs":{"City":{"type":"object","properties":{"name":{"type":"string","maxLength":3}},"required":["name"],"additionalProperties":false}},"type":"object","properties":{"city":{"$ref":"#/$defs/City"}},"required":["city"],"additionalProperties":false}}"##;
+        let mut c = g.compile(spec).unwrap();
+        assert_eq!(
+            c.allowed().unwrap(),
+            vec![u32::from(b'{')],
+            "only an object can start"
+        );
+        let answer = lowest_answer(&mut c);
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert!(v["city"]["name"].is_string(), "{answer}");
+        assert!(answer.contains("\": "), "our separators: {answer}");
+        // The end token only once the object is whole.
+        let mut c = g.compile(r#"{"type":"json_object"}"#).unwrap();
+        assert!(!c.allowed().unwrap().contains(&256));
+        assert!(
+            c.advance(u32::from(b'x')).is_err(),
+            "a token the mask forbids"
+        );
+    }
+
     #[test]
     fn constraints_name_what_is_wrong() {
         let e = schema_of("{\"type\":\"xml\"}").unwrap_err().to_string();
