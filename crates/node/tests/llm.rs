@@ -1542,6 +1542,9 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
         12,
         Sampling::default(),
     );
+    g.logprobs = Some(21);
+    let e = a.node.generate_all(g.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("at most 20"), "{e}");
     g.logprobs = Some(3);
     let f = a.node.generate_all(g).await.unwrap();
     assert_eq!(f.logprobs.len(), f.tokens.len());

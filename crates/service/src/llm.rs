@@ -16,8 +16,8 @@ use vouch_engine::llm::{ChatMessage, Job, TokenEvent};
 use vouch_engine::{EngineError, LoadedModel};
 use vouch_store::ModelRecord;
 use vouch_types::llm::{
-    CHECKPOINT_EVERY, Chain, Checkpoint, Finish, LlmRequest, Mode, Sampling, TokenLogprobs,
-    Transcript,
+    CHECKPOINT_EVERY, Chain, Checkpoint, Finish, LlmRequest, MAX_TOP_LOGPROBS, Mode, Sampling,
+    TokenLogprobs, Transcript,
 };
 use vouch_types::merkle::{self, LeafHasher};
 use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
@@ -255,6 +255,11 @@ impl Generate {
             return Err(NodeError::BadRequest(format!(
                 "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
                 self.nonce.len()
+            )));
+        }
+        if let Some(n) = self.logprobs.filter(|&n| n > MAX_TOP_LOGPROBS) {
+            return Err(NodeError::BadRequest(format!(
+                "{n} alternatives asked for per token; send at most {MAX_TOP_LOGPROBS}"
             )));
         }
         self.sampling.validate().map_err(NodeError::BadRequest)
