@@ -374,10 +374,7 @@ impl Client {
     pub async fn blob(&self, digest: &Digest) -> Result<Vec<u8>, ClientError> {
         let url = self.url(&format!("/v1/hub/blobs/{digest}"));
         let resp = self.send(url.clone(), self.http.get(&url)).await?;
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol {
-            url: url.clone(),
-            detail: error_chain(&e),
-        })?;
+        let bytes = body(&url, resp).await?;
         let got = vouch_types::blob::BlobHasher::table_of(&bytes).root();
         if got != *digest {
             return Err(ClientError::Protocol {
@@ -492,10 +489,7 @@ async fn read_npz_answer(
     url: String,
     resp: reqwest::Response,
 ) -> Result<InferResponse, ClientError> {
-    let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol {
-        url: url.clone(),
-        detail: error_chain(&e),
-    })?;
+    let bytes = body(&url, resp).await?;
     let bad = |detail: String| ClientError::Protocol {
         url: url.clone(),
         detail,
@@ -511,14 +505,19 @@ async fn read_npz_answer(
     Ok(answer)
 }
 
+/// A response's whole body.
+async fn body(url: &str, resp: reqwest::Response) -> Result<bytes::Bytes, ClientError> {
+    resp.bytes().await.map_err(|e| ClientError::Protocol {
+        url: url.to_string(),
+        detail: error_chain(&e),
+    })
+}
+
 async fn decode<T: DeserializeOwned>(
     url: String,
     resp: reqwest::Response,
 ) -> Result<T, ClientError> {
-    let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol {
-        url: url.clone(),
-        detail: error_chain(&e),
-    })?;
+    let bytes = body(&url, resp).await?;
     serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
         url,
         detail: e.to_string(),

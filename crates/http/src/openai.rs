@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vouch_api::chat::assistant_message;
 use vouch_engine::llm::ChatMessage;
-use vouch_types::llm::{Finish, MAX_TOP_LOGPROBS, Sampling, TokenLogprobs, Transcript};
+use vouch_types::llm::{Finish, Sampling, TokenLogprobs, Transcript};
 
 use vouch_network::Node;
 use vouch_network::route::Verify;
@@ -82,11 +82,24 @@ pub fn routes(node: &Arc<Node>) -> Router<Arc<Node>> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, NodeError> {
-    serde_json::from_slice(body).map_err(|e| {
-        NodeError::BadRequest(format!(
-            "the request body is not valid JSON for this endpoint: {e}"
-        ))
-    })
+    serde_json::from_slice(body).map_err(not_valid)
+}
+
+fn not_valid(e: serde_json::Error) -> NodeError {
+    NodeError::BadRequest(format!(
+        "the request body is not valid JSON for this endpoint: {e}"
+    ))
+}
+
+/// A chat or completion body, read once: every field checked
+/// ([`check_fields`]), then the typed form taken from it.
+fn parse_checked<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    own: &[&str],
+) -> Result<T, NodeError> {
+    let value: Value = parse(body)?;
+    check_fields(&value, own)?;
+    T::deserialize(value).map_err(not_valid)
 }
 
 /// A string or a list of strings.
@@ -214,16 +227,6 @@ struct CompletionBody {
     common: Common,
 }
 
-/// The alternatives asked for, checked.
-fn top_logprobs(n: Option<u8>) -> Result<Option<u8>, NodeError> {
-    match n {
-        Some(n) if n > MAX_TOP_LOGPROBS => Err(NodeError::BadRequest(format!(
-            "{n} alternatives asked for per token; send at most {MAX_TOP_LOGPROBS}"
-        ))),
-        n => Ok(n),
-    }
-}
-
 /// Fields both endpoints apply.
 const COMMON_FIELDS: &[&str] = &[
     "model",
@@ -257,11 +260,11 @@ const COMPLETION_FIELDS: &[&str] = &["prompt", "logprobs"];
 /// value changes nothing (`presence_penalty: 0`, `logprobs: false`, a
 /// `user` tag, usage in streams, which every stream's last chunk carries)
 /// pass.
-fn check_fields(body: &Bytes, own: &[&str]) -> Result<(), NodeError> {
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+fn check_fields(body: &Value, own: &[&str]) -> Result<(), NodeError> {
+    let Value::Object(fields) = body else {
         return Ok(()); // the typed parse says what is wrong
     };
-    for (name, value) in &fields {
+    for (name, value) in fields {
         if COMMON_FIELDS.contains(&name.as_str()) || own.contains(&name.as_str()) {
             continue;
         }
@@ -600,10 +603,11 @@ enum Shape {
 }
 
 async fn chat(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
-    check_fields(&body, CHAT_FIELDS)?;
-    let body: ChatBody = parse(&body)?;
+    let body: ChatBody = parse_checked(&body, CHAT_FIELDS)?;
     let logprobs = match (body.logprobs, body.top_logprobs) {
-        (Some(true), n) => Some(top_logprobs(n)?.unwrap_or(0)),
+        // How many is checked with the rest of the request
+        // (`Generate::check`).
+        (Some(true), n) => Some(n.unwrap_or(0)),
         (_, Some(_)) => {
             return Err(NodeError::BadRequest("top_logprobs needs logprobs: true".into()).into());
         }
@@ -619,8 +623,7 @@ async fn chat(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> 
 }
 
 async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Response> {
-    check_fields(&body, COMPLETION_FIELDS)?;
-    let body: CompletionBody = parse(&body)?;
+    let body: CompletionBody = parse_checked(&body, COMPLETION_FIELDS)?;
     let mut prompts = body.prompt.into_vec();
     if prompts.len() != 1 {
         return Err(NodeError::BadRequest(format!(
@@ -632,10 +635,7 @@ async fn completions(State(node): State<Arc<Node>>, body: Bytes) -> OaResult<Res
     body.common
         .answer(
             node,
-            (
-                Prompt::Text(prompts.remove(0)),
-                top_logprobs(body.logprobs)?,
-            ),
+            (Prompt::Text(prompts.remove(0)), body.logprobs),
             Shape::Completion,
         )
         .await

@@ -1583,6 +1583,10 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
             .contains("top_logprobs needs logprobs"),
         "{e}"
     );
+    let mut many = with("top_logprobs", json!(21));
+    many["logprobs"] = json!(true);
+    let e = refused(many).await;
+    assert!(e["message"].as_str().unwrap().contains("at most 20"), "{e}");
 
     // Neutral values change nothing and pass.
     let mut neutral = with("presence_penalty", json!(0));
