@@ -9,9 +9,7 @@
 
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
-use vouch_types::llm::{
-    Finish, LOGIT_SCALE, LlmRequest, TokenLogprobs, check_token, tolerance_needed,
-};
+use vouch_types::llm::{Finish, LlmRequest, TokenLogprobs, check_token, margin, tolerance_needed};
 
 use crate::EngineError;
 use crate::constrain::{Constraint, check_among, tolerance_among};
@@ -446,10 +444,14 @@ pub fn replay(
             }
         }
         if let Some(n) = request.logprobs {
-            let top = f64::from(logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
-            let margin = rtol * top.abs().max(LOGIT_SCALE);
             let checked = match logprobs.get(step as usize) {
-                Some(lp) => lp.check(logits, claimed, n, &|t| model.piece(t), margin),
+                Some(lp) => lp.check(
+                    logits,
+                    claimed,
+                    n,
+                    &|t| model.piece(t),
+                    margin(logits, rtol),
+                ),
                 None => Err("no log-probabilities are claimed for it".into()),
             };
             if let Err(why) = checked {

@@ -783,6 +783,13 @@ impl Ranked {
     }
 }
 
+/// The check's margin at one position: `rtol * max(LOGIT_SCALE, |top
+/// logit|)`, how far two recomputed logits may move apart.
+pub fn margin(logits: &[f32], rtol: f64) -> f64 {
+    let top = f64::from(logits[argmax(logits) as usize]);
+    rtol * top.abs().max(LOGIT_SCALE)
+}
+
 /// Why a claimed token is not the one the model would have produced.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -825,7 +832,7 @@ fn check_token_with(
     };
     let top = argmax(logits);
     let best = f64::from(logits[top as usize]);
-    let margin = rtol * best.abs().max(LOGIT_SCALE);
+    let margin = margin(logits, rtol);
     if s.greedy() {
         if best - f64::from(got) <= margin {
             return Ok(());
