@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 
 use vouch_types::PublicKey;
+use vouch_types::receipt::MAX_CLOCK_SKEW_MS;
 
 use crate::state::{Ledger, Params, Proposal, Status, TxError};
 use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 19] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -31,10 +32,12 @@ impl Params {
         "dispute_bounty",
         "epoch_length",
         "open_admission",
+        "beacon_delay_ms",
+        "dispute_window",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 17] {
+    pub fn values(&self) -> [u64; 19] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -53,6 +56,8 @@ impl Params {
             self.dispute_bounty,
             self.epoch_length,
             self.open_admission,
+            self.beacon_delay_ms,
+            self.dispute_window,
         ]
     }
 
@@ -78,6 +83,11 @@ impl Params {
             "threshold_bp" => (5_000, 9_999),
             "audit_rate_ppm" | "llm_tolerance_ppm" => (0, 1_000_000),
             "open_admission" => (0, 1),
+            // Longer than a fresh receipt's clock skew, so that its beacon
+            // block is always in the executor's future.
+            "beacon_delay_ms" => (2 * MAX_CLOCK_SKEW_MS, u64::MAX),
+            // Kept beacons are in the state: at most a million blocks.
+            "dispute_window" => (1, 1_000_000),
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",
@@ -115,6 +125,8 @@ impl Params {
             "dispute_bounty" => &mut self.dispute_bounty,
             "epoch_length" => &mut self.epoch_length,
             "open_admission" => &mut self.open_admission,
+            "beacon_delay_ms" => &mut self.beacon_delay_ms,
+            "dispute_window" => &mut self.dispute_window,
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use vouch_types::dispute::{Dispute, LlmDispute, Party, check_parties};
+use vouch_types::dispute::{Dispute, LlmDispute, Party, Pool, check_parties};
 use vouch_types::encode::Sink;
 use vouch_types::{Digest, PublicKey};
 
@@ -59,6 +59,13 @@ pub struct Params {
     /// stake when no staked one serves the model (the answer says so,
     /// `executed_by.admitted`); 0: never.
     pub open_admission: u64,
+    /// How long after a receipt's timestamp the block whose beacon seeds
+    /// its audit and referee draws comes, in milliseconds (more than a
+    /// fresh receipt's allowed clock skew).
+    pub beacon_delay_ms: u64,
+    /// Blocks whose beacons the ledger keeps: a receipt whose beacon block
+    /// is older can no longer be disputed.
+    pub dispute_window: u64,
 }
 
 impl Default for Params {
@@ -81,6 +88,8 @@ impl Default for Params {
             dispute_bounty: 1_000,
             epoch_length: 100,
             open_admission: 1,
+            beacon_delay_ms: 3_000,
+            dispute_window: 10_000,
         }
     }
 }
@@ -357,6 +366,37 @@ pub struct Ledger {
     this_epoch: EpochRecord,
     /// The last [`KEPT_RECORDS`] epochs' records, oldest first.
     records: std::collections::VecDeque<EpochRecord>,
+    /// The last `dispute_window` blocks' (time, beacon), oldest first; the
+    /// newest is this height's.
+    beacons: std::collections::VecDeque<(u64, [u8; 32])>,
+    /// The time of the newest block whose beacon is no longer kept (0 if
+    /// none): a receipt whose beacon block could be that old can no longer
+    /// be disputed.
+    beacons_floor: u64,
+}
+
+/// Why a receipt's beacon cannot be had ([`Ledger::beacon_after`]).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BeaconError {
+    /// No block stamped at or after the target time is applied yet.
+    #[error(
+        "the beacon block (the first stamped at or after {target} ms) is not on the ledger yet: the last block is stamped {last} ms; wait for the next blocks"
+    )]
+    NotYet {
+        /// The time the beacon block must be stamped at or after.
+        target: u64,
+        /// The last block's time.
+        last: u64,
+    },
+    /// The beacon block is older than the blocks whose beacons are kept.
+    #[error(
+        "the beacon block (the first stamped at or after {target} ms) is older than the dispute window (`dispute_window` blocks): the receipt can no longer be disputed"
+    )]
+    Expired {
+        /// The time the beacon block must be stamped at or after.
+        target: u64,
+    },
 }
 
 /// Finished epochs whose records the ledger keeps.
@@ -420,6 +460,8 @@ impl Ledger {
                 ..EpochRecord::default()
             },
             records: std::collections::VecDeque::new(),
+            beacons: std::collections::VecDeque::new(),
+            beacons_floor: 0,
         };
         for (key, amount) in &g.accounts {
             l.accounts.entry(*key).or_default().balance += amount;
@@ -577,6 +619,58 @@ impl Ledger {
         self.disputed.contains(receipt)
     }
 
+    /// The last block's beacon (the genesis one at height 0): the chain's
+    /// randomness, `docs/ledger.md`, Beacons.
+    pub fn beacon(&self) -> [u8; 32] {
+        self.beacons
+            .back()
+            .map_or_else(|| self.genesis_beacon(), |(_, b)| *b)
+    }
+
+    fn genesis_beacon(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_derive_key("vouch v1 ledger beacon");
+        h.update(self.chain_id.as_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// The beacon of a receipt stamped `timestamp_ms`: that of the first
+    /// block stamped at least `beacon_delay_ms` later. When the executor
+    /// signed, that block did not exist (a client refuses a receipt
+    /// stamped far from its clock), so the executor could not know it.
+    pub fn beacon_after(&self, timestamp_ms: u64) -> Result<[u8; 32], BeaconError> {
+        let target = timestamp_ms.saturating_add(self.params.beacon_delay_ms);
+        if target <= self.beacons_floor {
+            return Err(BeaconError::Expired { target });
+        }
+        let at = self.beacons.partition_point(|(t, _)| *t < target);
+        self.beacons
+            .get(at)
+            .map(|(_, b)| *b)
+            .ok_or(BeaconError::NotYet {
+                target,
+                last: self.time_ms,
+            })
+    }
+
+    /// Who audits and referees receipts `executor` signed at
+    /// `timestamp_ms`: every operator with at least the minimum stake but
+    /// the executor's, by its current key, weighted by its bonded stake,
+    /// with the receipt's [`Ledger::beacon_after`]. The network's draws and
+    /// the ledger's check of a dispute both run over it.
+    pub fn draw_pool(&self, executor: &PublicKey, timestamp_ms: u64) -> Result<Pool, BeaconError> {
+        let beacon = self.beacon_after(timestamp_ms)?;
+        let executor = self.operator_of(executor);
+        Ok(Pool {
+            weights: self
+                .operators
+                .iter()
+                .filter(|(k, o)| o.stake >= self.params.min_stake && Some(**k) != executor)
+                .map(|(_, o)| (o.key(), o.stake))
+                .collect(),
+            beacon: Some(beacon),
+        })
+    }
+
     /// Everything burned so far.
     pub fn burned(&self) -> u64 {
         self.burned
@@ -617,6 +711,7 @@ impl Ledger {
                 got: block.height,
             });
         }
+        self.next_beacon(block);
         self.height = block.height;
         self.time_ms = block.time_ms;
         self.this_epoch.last = block.height;
@@ -663,6 +758,29 @@ impl Ledger {
             self.records.pop_front();
         }
         self.epoch_end = self.height + self.params.epoch_length;
+    }
+
+    /// Adds `block`'s beacon, `BLAKE3-derive-key("vouch v1 ledger beacon",
+    /// previous beacon || height || time || transaction count || each
+    /// transaction's length and bytes)`, and forgets those older than the
+    /// dispute window.
+    fn next_beacon(&mut self, block: &Block) {
+        let mut h = blake3::Hasher::new_derive_key("vouch v1 ledger beacon");
+        h.update(&self.beacon());
+        h.update(&block.height.to_le_bytes());
+        h.update(&block.time_ms.to_le_bytes());
+        h.update(&(block.txs.len() as u64).to_le_bytes());
+        for tx in &block.txs {
+            h.update(&(tx.len() as u64).to_le_bytes());
+            h.update(tx);
+        }
+        self.beacons
+            .push_back((block.time_ms, *h.finalize().as_bytes()));
+        while self.beacons.len() as u64 > self.params.dispute_window.max(1) {
+            if let Some((t, _)) = self.beacons.pop_front() {
+                self.beacons_floor = t;
+            }
+        }
     }
 
     /// Returns unbonded stake and withdrawn escrow whose time has come.
@@ -929,11 +1047,12 @@ impl Ledger {
     /// rest is burned.
     fn convict(&mut self, record: &[u8]) -> Result<(), TxError> {
         let bad = |why: String| TxError::Dispute(why);
-        let (receipt, executor, auditor, referee, faulty) =
+        let (receipt, stamped, executor, auditor, referee, faulty) =
             if let Ok(d) = serde_json::from_slice::<Dispute>(record) {
                 let faulty = d.check(None).map_err(|e| bad(e.to_string()))?;
                 (
                     d.executor.id,
+                    d.executor.body.timestamp_ms,
                     d.executor.body.node,
                     d.auditor.body.node,
                     d.verdict.referee,
@@ -943,6 +1062,7 @@ impl Ledger {
                 let faulty = d.check().map_err(|e| bad(e.to_string()))?;
                 (
                     d.executor.id,
+                    d.executor.body.timestamp_ms,
                     d.executor.body.node,
                     d.auditor.signer,
                     d.referee.signer,
@@ -957,7 +1077,9 @@ impl Ledger {
         if self.disputed.contains(&receipt) {
             return Err(bad(format!("receipt {receipt} was convicted on already")));
         }
-        let staked = self.staked_keys();
+        let pool = self
+            .draw_pool(&executor, stamped)
+            .map_err(|e| bad(format!("receipt {receipt}: {e}")))?;
         let who = |key: &PublicKey, role: &str| {
             self.operator_of(key)
                 .ok_or_else(|| bad(format!("the {role} {key} is not a registered operator")))
@@ -974,9 +1096,9 @@ impl Ledger {
             ));
         }
         let min_stake = self.params.min_stake;
-        check_parties(&receipt, &executor, &auditor, &referee, &staked).map_err(|e| {
+        check_parties(&receipt, &executor, &auditor, &referee, &pool).map_err(|e| {
             bad(format!(
-                "{e} (on the ledger, admitted means staked: at least {min_stake})"
+                "{e} (on the ledger, admitted means staked: at least {min_stake}, by the operator's current key; the draw is weighted by stake and seeded by the receipt's beacon)"
             ))
         })?;
         let (loser, winner) = match faulty {
@@ -1197,6 +1319,12 @@ impl Ledger {
                     b.put_u64(*a);
                 }
             }
+        }
+        b.put_u64(self.beacons_floor);
+        b.put_u64(self.beacons.len() as u64);
+        for (t, beacon) in &self.beacons {
+            b.put_u64(*t);
+            b.put(beacon);
         }
         b
     }

@@ -333,9 +333,18 @@ fn record(d: &LlmDispute) -> Vec<u8> {
     serde_json::to_vec(d).unwrap()
 }
 
+/// Applies empty blocks until the beacon of a receipt stamped at 1 ms (the
+/// disputes here) is on the ledger.
+fn past_the_beacon(l: &mut Ledger) {
+    while l.beacon_after(1).is_err() {
+        block(l, |_| vec![]);
+    }
+}
+
 #[test]
 fn a_dispute_slashes_the_executor_once_rewards_the_auditor_and_burns_the_rest() {
     let mut l = ledger(&[1, 2, 3]);
+    past_the_beacon(&mut l);
     let supply = l.supply();
     // The executor tries to take its stake out first: unbonding stake is
     // still at risk.
@@ -389,6 +398,7 @@ fn a_dispute_slashes_the_executor_once_rewards_the_auditor_and_burns_the_rest() 
 #[test]
 fn disputes_between_parties_with_nothing_at_stake_convict_nobody() {
     let mut l = ledger(&[1, 2, 3]);
+    past_the_beacon(&mut l);
     // Fresh keys as auditor and referee (registered, but unstaked; then
     // not registered at all); the executor as its own referee; a tampered
     // record.
@@ -432,6 +442,7 @@ fn disputes_between_parties_with_nothing_at_stake_convict_nobody() {
 #[test]
 fn a_rotated_key_keeps_its_receipts_attributable() {
     let mut l = ledger(&[1, 2, 3]);
+    past_the_beacon(&mut l);
     let out = block(&mut l, |l| {
         vec![tx(l, 1, TxBody::RotateKey { key: pk(11) })]
     });
@@ -511,4 +522,127 @@ fn a_model_has_one_publisher_and_the_state_root_follows_the_state() {
     let root = l.state_root();
     block(&mut l, |_| vec![]);
     assert_ne!(l.state_root(), root, "the height is part of the state");
+}
+
+/// A dispute is judged against the draw of a block after its receipt:
+/// before that block, it waits; a referee the draw without a beacon
+/// would have picked (one the executor could have ground its receipt
+/// for) does not count unless the beacon's draw picks it too; the draw is
+/// weighted by stake over current keys, the executor's operator left out;
+/// after the dispute window, the receipt can no longer be disputed.
+#[test]
+fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() {
+    use vouch_types::dispute::{Pool, REFEREE_DRAW, referee_draw};
+    let mut l = ledger(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    let d = llm_dispute(1, 2, 3, 7);
+    // Block 1 (1,000 ms) and 2 (2,000 ms) come before the beacon block of a
+    // receipt stamped at 1 ms with the default 3,000 ms delay.
+    let out = block(&mut l, |l| {
+        vec![
+            tx(l, 9, TxBody::Dispute { record: record(&d) }),
+            tx(l, 4, TxBody::Bond { amount: 5_000 }),
+            tx(l, 5, TxBody::RotateKey { key: pk(15) }),
+        ]
+    });
+    assert!(err(&out[0]).contains("not on the ledger yet"), "{}", err(&out[0]));
+    assert!(out[1..].iter().all(Result::is_ok), "{out:?}");
+    block(&mut l, |_| vec![]);
+    assert!(l.beacon_after(1).is_err());
+    block(&mut l, |_| vec![]);
+    block(&mut l, |_| vec![]);
+    let beacon = l.beacon_after(1).unwrap();
+    // Block 4 (4,000 ms) is the first at or after 3,001 ms; later blocks
+    // do not change a receipt's beacon.
+    assert_eq!(beacon, l.beacon());
+    block(&mut l, |_| vec![]);
+    assert_ne!(beacon, l.beacon());
+    assert_eq!(beacon, l.beacon_after(1).unwrap());
+    let pool = l.draw_pool(&pk(1), 1).unwrap();
+    assert_eq!(pool.beacon, Some(beacon));
+    assert!(!pool.weights.contains_key(&pk(1)), "the executor is no candidate");
+    assert_eq!(pool.weights[&pk(4)], 10_000, "weighted by bonded stake");
+    assert!(pool.weights.contains_key(&pk(15)) && !pool.weights.contains_key(&pk(5)));
+    // The referees the beacon's draw picks, and those the draw without it
+    // would have.
+    let e = d.executor.id;
+    let drawn = referee_draw(&e, &pk(1), &pk(2), &pool);
+    let unbeaconed = referee_draw(
+        &e,
+        &pk(1),
+        &pk(2),
+        &Pool {
+            beacon: None,
+            ..pool.clone()
+        },
+    );
+    let byte = |k: &PublicKey| (1u8..=15).find(|b| pk(*b) == *k).unwrap();
+    let outsider = unbeaconed
+        .iter()
+        .take(REFEREE_DRAW)
+        .find(|k| !drawn[..REFEREE_DRAW].contains(k))
+        .expect("the two draws differ in their first three");
+    let mut wrong = d.clone();
+    let why = "token 1: not the argmax".to_string();
+    wrong.referee = TokenVerdict::sign(&key(byte(outsider)), &e, Some(1), why.clone());
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            9,
+            TxBody::Dispute {
+                record: record(&wrong),
+            },
+        )]
+    });
+    assert!(
+        err(&out[0]).contains("not among the first operators the dispute's draw picks"),
+        "{}",
+        err(&out[0])
+    );
+    let mut right = d.clone();
+    right.referee = TokenVerdict::sign(&key(byte(&drawn[0])), &e, Some(1), why);
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            9,
+            TxBody::Dispute {
+                record: record(&right),
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    assert_eq!(l.operators()[&pk(1)].slashed, 1_000);
+    // The window: with 3 blocks of beacons kept, a receipt of 1 ms has
+    // expired by now; one of the last block's time has not come yet.
+    let mut small = ledger(&[1, 2, 3]);
+    for _ in 0..8 {
+        block(&mut small, |_| vec![]);
+    }
+    assert!(small.beacon_after(1).is_ok());
+    let mut p = small.params().clone();
+    p.dispute_window = 3;
+    let mut narrow = Ledger::genesis(&Genesis {
+        chain_id: CHAIN.into(),
+        params: p,
+        accounts: (1..=9).map(|b| (pk(b), 10_000)).collect(),
+        operators: [1, 2, 3]
+            .iter()
+            .map(|b| (pk(*b), 5_000, Offer::default()))
+            .collect(),
+    });
+    for _ in 0..8 {
+        block(&mut narrow, |_| vec![]);
+    }
+    let out = block(&mut narrow, |l| {
+        vec![tx(l, 9, TxBody::Dispute { record: record(&d) })]
+    });
+    assert!(err(&out[0]).contains("older than the dispute window"), "{}", err(&out[0]));
+    assert!(matches!(
+        narrow.beacon_after(narrow.time_ms()),
+        Err(vouch_ledger::BeaconError::NotYet { .. })
+    ));
+    assert_eq!(
+        narrow.beacon_after(5_000).unwrap(),
+        narrow.beacon_after(4_500).unwrap(),
+        "the first block at or after the target"
+    );
 }

@@ -14,8 +14,6 @@
 //! record carries the executor's receipt and transcript, so anyone holding
 //! the model can run the check a third time.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
 use crate::Signature;
@@ -34,24 +32,74 @@ pub const DISPUTE_VERSION: u8 = 1;
 /// referee it: the auditor asks them in order, so up to two may be offline.
 pub const REFEREE_DRAW: usize = 3;
 
-/// The order in which `admitted` operators (the parties left out) may
+/// Who a draw runs over and what seeds it beside the receipt: the
+/// operators that may be drawn (their signing keys) with their weights,
+/// and a beacon.
+///
+/// On a ledger the weights are the operators' bonded stake and the beacon
+/// is the randomness of the first block at least `beacon_delay_ms` after
+/// the receipt's timestamp (`vouch_ledger::Ledger::draw_pool`): when the
+/// executor signed, that block did not exist, so no choice of its (a
+/// nonce, a timestamp, an output) lets it steer who audits or referees
+/// its answer. A client refuses a receipt stamped far from its own clock
+/// ([`crate::receipt::MAX_CLOCK_SKEW_MS`]), so an executor cannot backdate
+/// one to a beacon it already knows. Without a ledger every admitted
+/// operator weighs 1 and there is no beacon: the executor cannot pick the
+/// auditor's key, but it can grind its receipt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pool {
+    /// The operators that may be drawn, by signing key, each with its
+    /// weight (0 weighs nothing and is never drawn).
+    pub weights: std::collections::BTreeMap<PublicKey, u64>,
+    /// Randomness from a ledger block after the receipt, if any.
+    pub beacon: Option<[u8; 32]>,
+}
+
+impl Pool {
+    /// Every key in `admitted` with weight 1, and no beacon.
+    pub fn uniform<'a>(admitted: impl IntoIterator<Item = &'a PublicKey>) -> Pool {
+        Pool {
+            weights: admitted.into_iter().map(|k| (*k, 1)).collect(),
+            beacon: None,
+        }
+    }
+
+    /// Whether `key` may be drawn.
+    pub fn admits(&self, key: &PublicKey) -> bool {
+        self.weights.get(key).is_some_and(|w| *w > 0)
+    }
+
+    /// The same pool restricted to `keys`.
+    pub fn only(&self, keys: impl Fn(&PublicKey) -> bool) -> Pool {
+        Pool {
+            weights: self
+                .weights
+                .iter()
+                .filter(|(k, _)| keys(k))
+                .map(|(k, w)| (*k, *w))
+                .collect(),
+            beacon: self.beacon,
+        }
+    }
+}
+
+/// The order in which the operators of `pool` (the parties left out) may
 /// referee a dispute over receipt `executor_receipt` raised by `auditor`:
-/// ascending `H_receipt("vouch v1 referee draw\0" || receipt || auditor ||
-/// operator)`. Neither party picks its referee: the executor signed its
-/// receipt before knowing who would audit it, the auditor's key is fixed,
-/// and only admitted operators take part. (A ledger block hash will add
-/// randomness that neither party knows in advance.)
+/// a draw weighted by the pool's weights (`docs/ledger.md`, Draws), seeded
+/// by the receipt, the auditor and the pool's beacon. Neither party picks
+/// its referee.
 pub fn referee_draw(
     executor_receipt: &Digest,
     executor: &PublicKey,
     auditor: &PublicKey,
-    admitted: &BTreeSet<PublicKey>,
+    pool: &Pool,
 ) -> Vec<PublicKey> {
     draw(
-        b"vouch v1 referee draw\0",
+        b"vouch v2 referee draw\0",
         executor_receipt,
         Some(auditor),
-        admitted.iter().filter(|k| *k != executor && *k != auditor),
+        pool,
+        |k| k != executor && k != auditor,
     )
 }
 
@@ -59,52 +107,79 @@ pub fn referee_draw(
 /// audit it: only they receive its inputs, outputs or transcript.
 pub const AUDITOR_DRAW: usize = 3;
 
-/// The order in which `candidates` (admitted operators serving the model;
-/// the executor left out) may audit receipt `receipt`: ascending
-/// `H_receipt("vouch v1 auditor draw\0" || receipt || operator)`. The
-/// executor hands a request's data to the first [`AUDITOR_DRAW`] only, so a
-/// user's inputs reach a few auditors rather than any peer that asks, and
-/// each of them audits it with the network's sampling rate.
-pub fn auditor_draw<'a>(
-    receipt: &Digest,
-    executor: &PublicKey,
-    candidates: impl IntoIterator<Item = &'a PublicKey>,
-) -> Vec<PublicKey> {
-    draw(
-        b"vouch v1 auditor draw\0",
-        receipt,
-        None,
-        candidates.into_iter().filter(|k| *k != executor),
-    )
+/// The order in which the operators of `pool` (admitted operators serving
+/// the model; the executor left out) may audit receipt `receipt`: a draw
+/// weighted by the pool's weights, seeded by the receipt and the pool's
+/// beacon. The executor hands a request's data to the first
+/// [`AUDITOR_DRAW`] only, so a user's inputs reach a few auditors rather
+/// than any peer that asks, and each of them audits it with the network's
+/// sampling rate.
+pub fn auditor_draw(receipt: &Digest, executor: &PublicKey, pool: &Pool) -> Vec<PublicKey> {
+    draw(b"vouch v2 auditor draw\0", receipt, None, pool, |k| {
+        k != executor
+    })
 }
 
-/// `keys` sorted by `H_receipt(domain || receipt || salt || key)`.
-fn draw<'a>(
+/// The keys of `pool` that `eligible` accepts, in the order of a weighted
+/// draw without replacement: round `i` takes
+/// `u = H_receipt(domain || receipt || salt || beacon || u64 i)` (salt and
+/// beacon where present), reads its first 16 bytes as a little-endian
+/// u128, and picks the key whose cumulative weight range, in key order,
+/// holds `u mod (total weight left)`; the picked key leaves the pool.
+/// Integers only, so every platform draws the same order.
+fn draw(
     domain: &[u8],
     receipt: &Digest,
     salt: Option<&PublicKey>,
-    keys: impl Iterator<Item = &'a PublicKey>,
+    pool: &Pool,
+    eligible: impl Fn(&PublicKey) -> bool,
 ) -> Vec<PublicKey> {
-    let mut ranked: Vec<(Digest, PublicKey)> = keys
-        .map(|k| {
-            let mut h = Hasher::new(Kind::Receipt);
-            h.put(domain);
-            h.put(receipt.as_bytes());
-            if let Some(salt) = salt {
-                h.put(salt.as_bytes());
-            }
-            h.put(k.as_bytes());
-            (h.finalize(), *k)
-        })
+    let mut left: Vec<(PublicKey, u64)> = pool
+        .weights
+        .iter()
+        .filter(|(k, w)| **w > 0 && eligible(k))
+        .map(|(k, w)| (*k, *w))
         .collect();
-    ranked.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    ranked.dedup_by(|a, b| a.1 == b.1);
-    ranked.into_iter().map(|(_, k)| k).collect()
+    let mut total: u128 = left.iter().map(|(_, w)| u128::from(*w)).sum();
+    let mut order = Vec::with_capacity(left.len());
+    let mut round = 0u64;
+    while !left.is_empty() {
+        let mut h = Hasher::new(Kind::Receipt);
+        h.put(domain);
+        h.put(receipt.as_bytes());
+        if let Some(salt) = salt {
+            h.put(salt.as_bytes());
+        }
+        if let Some(beacon) = &pool.beacon {
+            h.put(beacon);
+        }
+        h.put(&round.to_le_bytes());
+        let u = u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().expect("16 bytes"));
+        let mut at = u % total;
+        let i = left
+            .iter()
+            .position(|(_, w)| {
+                let w = u128::from(*w);
+                if at < w {
+                    true
+                } else {
+                    at -= w;
+                    false
+                }
+            })
+            .expect("the point falls within the total weight");
+        let (key, weight) = left.remove(i);
+        total -= u128::from(weight);
+        order.push(key);
+        round += 1;
+    }
+    order
 }
 
 /// Checks that a dispute's verdict comes from parties that count: the
-/// auditor and the referee are admitted operators, and the referee is one
-/// of the first [`REFEREE_DRAW`] of the [`referee_draw`]. Anyone can mint
+/// auditor and the referee are in the pool (admitted or, on a ledger,
+/// staked operators), and the referee is one of the first
+/// [`REFEREE_DRAW`] of the [`referee_draw`] over it. Anyone can mint
 /// keys, so a dispute between strangers proves nothing without this (or a
 /// re-execution by whoever counts it).
 pub fn check_parties(
@@ -112,14 +187,14 @@ pub fn check_parties(
     executor: &PublicKey,
     auditor: &PublicKey,
     referee: &PublicKey,
-    admitted: &BTreeSet<PublicKey>,
+    pool: &Pool,
 ) -> Result<(), DisputeError> {
     for (role, key) in [("auditor", auditor), ("referee", referee)] {
-        if !admitted.contains(key) {
+        if !pool.admits(key) {
             return Err(DisputeError::NotAdmitted(role, key.to_string()));
         }
     }
-    let draw = referee_draw(executor_receipt, executor, auditor, admitted);
+    let draw = referee_draw(executor_receipt, executor, auditor, pool);
     if !draw.iter().take(REFEREE_DRAW).any(|k| k == referee) {
         return Err(DisputeError::NotDrawn(referee.to_string()));
     }
@@ -274,13 +349,13 @@ pub enum DisputeError {
 
 impl Dispute {
     /// [`check_parties`] for this dispute.
-    pub fn check_parties(&self, admitted: &BTreeSet<PublicKey>) -> Result<(), DisputeError> {
+    pub fn check_parties(&self, pool: &Pool) -> Result<(), DisputeError> {
         check_parties(
             &self.executor.id,
             &self.executor.body.node,
             &self.auditor.body.node,
             &self.verdict.referee,
-            admitted,
+            pool,
         )
     }
 
@@ -423,13 +498,13 @@ pub struct LlmDispute {
 
 impl LlmDispute {
     /// [`check_parties`] for this dispute.
-    pub fn check_parties(&self, admitted: &BTreeSet<PublicKey>) -> Result<(), DisputeError> {
+    pub fn check_parties(&self, pool: &Pool) -> Result<(), DisputeError> {
         check_parties(
             &self.executor.id,
             &self.executor.body.node,
             &self.auditor.signer,
             &self.referee.signer,
-            admitted,
+            pool,
         )
     }
 
@@ -629,49 +704,127 @@ mod tests {
         let d = dispute(|_, honest, i| honest[i]);
         let (e, a, r) = (d.executor.body.node, d.auditor.body.node, d.verdict.referee);
         assert_eq!(d.check(None), Ok(Party::Executor));
-        let none = std::collections::BTreeSet::new();
         assert!(matches!(
-            d.check_parties(&none),
+            d.check_parties(&Pool::default()),
             Err(DisputeError::NotAdmitted("auditor", _))
         ));
-        let only_auditor = [e, a].into_iter().collect();
         assert!(matches!(
-            d.check_parties(&only_auditor),
+            d.check_parties(&Pool::uniform(&[e, a])),
             Err(DisputeError::NotAdmitted("referee", _))
         ));
-        let three: std::collections::BTreeSet<_> = [e, a, r].into_iter().collect();
+        let three = Pool::uniform(&[e, a, r]);
         assert_eq!(d.check_parties(&three), Ok(()));
+        // A weight of 0 is not admitted.
+        let mut zero = three.clone();
+        zero.weights.insert(r, 0);
+        assert!(matches!(
+            d.check_parties(&zero),
+            Err(DisputeError::NotAdmitted("referee", _))
+        ));
         // Among many admitted operators, the referee must be drawn.
         let mut many = three.clone();
-        many.extend((10u8..40).map(|b| SecretKey::from_bytes(&[b; 32]).public()));
+        many.weights
+            .extend((10u8..40).map(|b| (SecretKey::from_bytes(&[b; 32]).public(), 1)));
         let draw = referee_draw(&d.executor.id, &e, &a, &many);
-        assert_eq!(draw.len(), many.len() - 2);
+        assert_eq!(draw.len(), many.weights.len() - 2);
         assert!(!draw.contains(&e) && !draw.contains(&a));
         let at = draw.iter().position(|k| *k == r).unwrap();
         assert_eq!(d.check_parties(&many).is_ok(), at < REFEREE_DRAW);
-        // The draw depends on the receipt and the auditor: not a fixed order.
+        // The draw depends on the receipt, the auditor and the beacon.
         let other = referee_draw(&Digest::of(Kind::Receipt, b"other"), &e, &a, &many);
         assert_ne!(draw, other);
         let other = referee_draw(&d.executor.id, &e, &r, &many);
         assert_ne!(draw[..5], other[..5]);
+        let beaconed = Pool {
+            beacon: Some([7; 32]),
+            ..many.clone()
+        };
+        assert_ne!(draw, referee_draw(&d.executor.id, &e, &a, &beaconed));
+    }
+
+    fn keys(n: u8) -> Vec<PublicKey> {
+        (1..=n)
+            .map(|b| SecretKey::from_bytes(&[b; 32]).public())
+            .collect()
     }
 
     #[test]
     fn the_auditor_draw_leaves_out_the_executor_and_varies_by_receipt() {
-        let keys: Vec<PublicKey> = (1u8..20)
-            .map(|b| SecretKey::from_bytes(&[b; 32]).public())
-            .collect();
+        let keys = keys(19);
+        let pool = Pool::uniform(&keys);
         let r1 = Digest::of(Kind::Receipt, b"one");
         let r2 = Digest::of(Kind::Receipt, b"two");
-        let d1 = auditor_draw(&r1, &keys[0], &keys);
+        let d1 = auditor_draw(&r1, &keys[0], &pool);
         assert_eq!(d1.len(), keys.len() - 1);
         assert!(!d1.contains(&keys[0]));
         // The same inputs give the same order, in any order of candidates.
-        assert_eq!(d1, auditor_draw(&r1, &keys[0], keys.iter().rev()));
+        assert_eq!(d1, auditor_draw(&r1, &keys[0], &Pool::uniform(keys.iter().rev())));
         assert_ne!(
             d1[..AUDITOR_DRAW],
-            auditor_draw(&r2, &keys[0], &keys)[..AUDITOR_DRAW]
+            auditor_draw(&r2, &keys[0], &pool)[..AUDITOR_DRAW]
         );
+    }
+
+    /// The first drawn is drawn in proportion to weight: over 6,000
+    /// receipts, an operator with 6 of 10 units of stake comes first about
+    /// 60% of the time, one with 1 unit about 10%, and one with none never.
+    #[test]
+    fn draws_follow_stake() {
+        let keys = keys(5);
+        let mut pool = Pool {
+            weights: keys.iter().copied().zip([0u64, 6, 2, 1, 1]).collect(),
+            beacon: Some([3; 32]),
+        };
+        let executor = SecretKey::from_bytes(&[99; 32]).public();
+        let mut first = std::collections::BTreeMap::<PublicKey, u32>::new();
+        let n: u32 = 6_000;
+        for i in 0..n {
+            let receipt = Digest::of(Kind::Receipt, &i.to_le_bytes());
+            let order = auditor_draw(&receipt, &executor, &pool);
+            assert_eq!(order.len(), 4, "the weightless operator is never drawn");
+            *first.entry(order[0]).or_default() += 1;
+        }
+        let share = |k: usize| f64::from(first.get(&keys[k]).copied().unwrap_or(0)) / f64::from(n);
+        assert_eq!(share(0), 0.0);
+        assert!((share(1) - 0.6).abs() < 0.03, "{}", share(1));
+        assert!((share(2) - 0.2).abs() < 0.03, "{}", share(2));
+        assert!((share(3) - 0.1).abs() < 0.02, "{}", share(3));
+        // Huge stakes do not overflow.
+        pool.weights = keys.iter().map(|k| (*k, u64::MAX)).collect();
+        let order = auditor_draw(&Digest::of(Kind::Receipt, b"x"), &executor, &pool);
+        assert_eq!(order.len(), 5);
+    }
+
+    /// An executor that grinds its receipt (here: its timestamp) until the
+    /// draw without a beacon hands its audit to an accomplice succeeds at
+    /// once; the same receipts under a beacon it could not know when it
+    /// signed are audited by the accomplice only as often as its stake
+    /// says.
+    #[test]
+    fn grinding_a_receipt_does_not_steer_a_beaconed_draw() {
+        let keys = keys(6);
+        let (executor, accomplice) = (keys[0], keys[1]);
+        let open = Pool::uniform(&keys);
+        let mut ground = Vec::new();
+        let mut tries = 0u64;
+        while ground.len() < 300 {
+            tries += 1;
+            let receipt = Digest::of(Kind::Receipt, &tries.to_le_bytes());
+            if auditor_draw(&receipt, &executor, &open)[0] == accomplice {
+                ground.push(receipt);
+            }
+        }
+        // A fifth of the tries: grinding is cheap.
+        assert!(tries < 300 * 10);
+        let beaconed = Pool {
+            beacon: Some(*Digest::of(Kind::Receipt, b"a later block").as_bytes()),
+            ..open
+        };
+        let still = ground
+            .iter()
+            .filter(|r| auditor_draw(r, &executor, &beaconed)[0] == accomplice)
+            .count();
+        assert!(still < 300 * 3 / 10, "{still} of 300");
     }
 }
 
