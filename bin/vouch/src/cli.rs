@@ -217,6 +217,12 @@ pub(crate) enum Command {
         /// the referee is one the dispute's draw picks.
         #[arg(long = "admit", value_name = "KEY")]
         admitted: Vec<String>,
+        /// Judge by the ledger of the node (`--node`): the verdict is
+        /// established when the auditor and the referee are staked there
+        /// and the referee is one the stake-weighted draw, seeded by the
+        /// receipt's beacon, picks (as the ledger convicts).
+        #[arg(long)]
+        ledger: bool,
         /// Re-execute on the node (`--node`): the disputed step (with
         /// --input) or the teacher-forced check of the answer's tokens.
         #[arg(long)]

@@ -710,6 +710,24 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
             && out.contains("Executor"),
         "{out}"
     );
+    // Or by the node's ledger: the parties staked there, the referee the
+    // one its stake-weighted draw with the receipt's beacon picks.
+    let out = ok(&vouch(
+        &urls[0],
+        &[
+            "verify-dispute",
+            "dispute.json",
+            "--input",
+            "in.json",
+            "--ledger",
+        ],
+    ));
+    assert!(
+        out.contains("established by admitted parties")
+            && out.contains("staked on the node's ledger")
+            && out.contains("Executor"),
+        "{out}"
+    );
     let out = ok(&vouch(
         &urls[0],
         &[

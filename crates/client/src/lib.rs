@@ -181,6 +181,37 @@ impl Client {
         self.get_json("/v1/ledger/status").await
     }
 
+    /// `GET /v1/ledger/draw`: the pool the draws of a receipt `executor`
+    /// signed at `timestamp_ms` run over on the node's ledger (staked
+    /// operators weighted by stake, and the receipt's beacon).
+    pub async fn ledger_draw(
+        &self,
+        executor: &vouch_types::PublicKey,
+        timestamp_ms: u64,
+    ) -> Result<vouch_types::dispute::Pool, ClientError> {
+        let path = format!("/v1/ledger/draw?executor={executor}&timestamp_ms={timestamp_ms}");
+        let v: serde_json::Value = self.get_json(&path).await?;
+        let bad = |what: &str| ClientError::Protocol {
+            url: self.url(&path),
+            detail: format!("the draw's {what} is malformed"),
+        };
+        let beacon = match v["beacon"].as_str() {
+            Some(h) => {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(h, &mut b).map_err(|_| bad("beacon"))?;
+                Some(b)
+            }
+            None => None,
+        };
+        let mut weights = std::collections::BTreeMap::new();
+        for w in v["weights"].as_array().ok_or_else(|| bad("weights"))? {
+            let key: vouch_types::PublicKey =
+                serde_json::from_value(w["key"].clone()).map_err(|_| bad("key"))?;
+            weights.insert(key, w["weight"].as_u64().ok_or_else(|| bad("weight"))?);
+        }
+        Ok(vouch_types::dispute::Pool { weights, beacon })
+    }
+
     /// `GET /v1/ledger/operators`.
     pub async fn ledger_operators(&self) -> Result<serde_json::Value, ClientError> {
         self.get_json("/v1/ledger/operators").await

@@ -35,6 +35,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/ledger/params", get(params))
         .route("/v1/ledger/proposals", get(proposals))
         .route("/v1/ledger/economics", get(economics))
+        .route("/v1/ledger/draw", get(draw))
         .route("/v1/payments/{client}", get(payment_state))
 }
 
@@ -110,9 +111,45 @@ async fn status(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
                 .collect::<Vec<_>>(),
             "supply": l.supply(),
             "burned": l.burned(),
+            "beacon": hex32(&l.beacon()),
         })
     });
     Ok(json(StatusCode::OK, &body))
+}
+
+/// `GET /v1/ledger/draw?executor=KEY&timestamp_ms=T`'s query.
+#[derive(Deserialize)]
+struct DrawQuery {
+    executor: String,
+    timestamp_ms: u64,
+}
+
+/// The pool the audit and referee draws of a receipt that `executor`
+/// signed at `timestamp_ms` run over (`Ledger::draw_pool`): the staked
+/// operators' keys with their stake, and the receipt's beacon; so that
+/// anyone can check a dispute's referee offline (`vouch verify-dispute
+/// --ledger`).
+async fn draw(
+    State(node): State<Arc<Node>>,
+    axum::extract::Query(q): axum::extract::Query<DrawQuery>,
+) -> Result<Response, ApiError> {
+    let executor = parse_key(&q.executor)?;
+    let pool = node
+        .chain()?
+        .read(|l| l.draw_pool(&executor, q.timestamp_ms))
+        .map_err(|e| match e {
+            vouch_ledger::BeaconError::NotYet { .. } => NodeError::Unavailable(e.to_string()),
+            _ => NodeError::NotFound(e.to_string()),
+        })?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "beacon": pool.beacon.as_ref().map(hex32),
+            "weights": pool.weights.iter()
+                .map(|(key, weight)| json!({"key": key, "weight": weight}))
+                .collect::<Vec<_>>(),
+        }),
+    ))
 }
 
 async fn operators(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {

@@ -17,8 +17,7 @@ pub mod state;
 pub mod tx;
 
 pub use state::{
-    BeaconError,
-    Account, Block, BlockError, EpochRecord, Genesis, Ledger, Operator, Params, Proposal, Status,
-    TxError, TxOutcome,
+    Account, BeaconError, Block, BlockError, EpochRecord, Genesis, Ledger, Operator, Params,
+    Proposal, Status, TxError, TxOutcome,
 };
 pub use tx::{Offer, Tx, TxBody, TxId, Voucher};

@@ -544,7 +544,11 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
             tx(l, 5, TxBody::RotateKey { key: pk(15) }),
         ]
     });
-    assert!(err(&out[0]).contains("not on the ledger yet"), "{}", err(&out[0]));
+    assert!(
+        err(&out[0]).contains("not on the ledger yet"),
+        "{}",
+        err(&out[0])
+    );
     assert!(out[1..].iter().all(Result::is_ok), "{out:?}");
     block(&mut l, |_| vec![]);
     assert!(l.beacon_after(1).is_err());
@@ -559,7 +563,10 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
     assert_eq!(beacon, l.beacon_after(1).unwrap());
     let pool = l.draw_pool(&pk(1), 1).unwrap();
     assert_eq!(pool.beacon, Some(beacon));
-    assert!(!pool.weights.contains_key(&pk(1)), "the executor is no candidate");
+    assert!(
+        !pool.weights.contains_key(&pk(1)),
+        "the executor is no candidate"
+    );
     assert_eq!(pool.weights[&pk(4)], 10_000, "weighted by bonded stake");
     assert!(pool.weights.contains_key(&pk(15)) && !pool.weights.contains_key(&pk(5)));
     // The referees the beacon's draw picks, and those the draw without it
@@ -635,7 +642,11 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
     let out = block(&mut narrow, |l| {
         vec![tx(l, 9, TxBody::Dispute { record: record(&d) })]
     });
-    assert!(err(&out[0]).contains("older than the dispute window"), "{}", err(&out[0]));
+    assert!(
+        err(&out[0]).contains("older than the dispute window"),
+        "{}",
+        err(&out[0])
+    );
     assert!(matches!(
         narrow.beacon_after(narrow.time_ms()),
         Err(vouch_ledger::BeaconError::NotYet { .. })

@@ -19,8 +19,8 @@ use std::sync::{Arc, Weak};
 use vouch_api::ReportedReceipt;
 use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
 use vouch_types::dispute::{
-    AUDITOR_DRAW, DISPUTE_VERSION, Dispute, LlmDispute, Party, REFEREE_DRAW, Verdict, auditor_draw,
-    referee_draw,
+    AUDITOR_DRAW, DISPUTE_VERSION, Dispute, LlmDispute, Party, Pool, REFEREE_DRAW, Verdict,
+    auditor_draw, referee_draw,
 };
 use vouch_types::merkle::{self, Bisection};
 use vouch_types::quorum::outputs_agree;
@@ -146,10 +146,60 @@ impl Node {
             })
     }
 
+    /// The pool a receipt's draws (auditors, referees) run over
+    /// ([`Pool`]). Where this node runs a ledger chain: the staked
+    /// operators weighted by stake, with the receipt's beacon
+    /// (`Ledger::draw_pool`), or `None` while the beacon block is not yet
+    /// applied here. Otherwise: the admitted operators, weight 1, no
+    /// beacon.
+    pub(crate) fn draw_pool(&self, receipt: &Receipt) -> Result<Option<Pool>, NodeError> {
+        let Some(chain) = self.chain.get() else {
+            return Ok(Some(Pool::uniform(&self.admitted())));
+        };
+        match chain.read(|l| l.draw_pool(&receipt.body.node, receipt.body.timestamp_ms)) {
+            Ok(pool) => Ok(Some(pool)),
+            Err(vouch_ledger::BeaconError::NotYet { .. }) => Ok(None),
+            Err(e) => Err(NodeError::Unavailable(format!(
+                "receipt {}: {e}",
+                receipt.id
+            ))),
+        }
+    }
+
+    /// [`Node::draw_pool`], waiting for the beacon block: until 30 s past
+    /// the time it is due.
+    pub(crate) async fn await_draw_pool(&self, receipt: &Receipt) -> Result<Pool, NodeError> {
+        let delay = self
+            .chain
+            .get()
+            .map_or(0, |c| c.read(|l| l.params().beacon_delay_ms));
+        let due = receipt.body.timestamp_ms.saturating_add(delay);
+        let give_up = due
+            .max(vouch_service::service::now_ms())
+            .saturating_add(30_000);
+        loop {
+            if let Some(pool) = self.draw_pool(receipt)? {
+                return Ok(pool);
+            }
+            if vouch_service::service::now_ms() > give_up {
+                return Err(NodeError::Unavailable(format!(
+                    "the beacon block of receipt {} (the first stamped at or after {due} ms) has not come 30 s after it was due: is the chain making blocks?",
+                    receipt.id
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// The operators that may audit `receipt` in this node's view: the
-    /// first [`AUDITOR_DRAW`] of the [`auditor_draw`] over the admitted
-    /// operators serving its model (this node among them when it does).
-    pub(crate) fn drawn_auditors(&self, receipt: &Receipt) -> Vec<vouch_types::PublicKey> {
+    /// first [`AUDITOR_DRAW`] of the [`auditor_draw`] over the receipt's
+    /// `pool` ([`Node::draw_pool`]) restricted to the operators serving
+    /// its model (this node among them when it does).
+    pub(crate) fn drawn_auditors(
+        &self,
+        receipt: &Receipt,
+        pool: &Pool,
+    ) -> Vec<vouch_types::PublicKey> {
         let model = receipt.body.model;
         let providers = self
             .network_models()
@@ -158,11 +208,7 @@ impl Node {
             .unwrap_or_default();
         let me = self.public_key();
         let here = matches!(self.store().model_by_id(&model), Ok(Some(_)));
-        let candidates: Vec<vouch_types::PublicKey> = self
-            .admitted()
-            .into_iter()
-            .filter(|k| (*k == me && here) || providers.contains(&peer_id_of(k)))
-            .collect();
+        let candidates = pool.only(|k| (*k == me && here) || providers.contains(&peer_id_of(k)));
         let mut drawn = auditor_draw(&receipt.id, &receipt.body.node, &candidates);
         drawn.truncate(AUDITOR_DRAW);
         drawn
@@ -170,11 +216,13 @@ impl Node {
 
     /// Whether `peer` may have the data this node keeps for receipt `id`
     /// (inputs, outputs, transcript): only the receipt's drawn auditors
-    /// may, never any peer that asks.
-    pub(crate) fn hand_over(&self, peer: Peer, id: &Digest) -> Result<(), NodeError> {
+    /// may, never any peer that asks. On a chain, that waits for the
+    /// receipt's beacon block.
+    pub(crate) async fn hand_over(&self, peer: Peer, id: &Digest) -> Result<(), NodeError> {
         let receipt = self.receipt(id)?;
+        let pool = self.await_draw_pool(&receipt).await?;
         if self
-            .drawn_auditors(&receipt)
+            .drawn_auditors(&receipt, &pool)
             .iter()
             .any(|k| peer_id_of(k) == peer)
         {
@@ -219,11 +267,11 @@ impl Node {
     ) -> Result<Vec<u8>, NodeError> {
         match *request {
             Request::Inputs { receipt } => {
-                self.hand_over(peer, &receipt)?;
+                self.hand_over(peer, &receipt).await?;
                 Ok(self.retained(&receipt)?.0.encode())
             }
             Request::Outputs { receipt } => {
-                self.hand_over(peer, &receipt)?;
+                self.hand_over(peer, &receipt).await?;
                 Ok(self.retained(&receipt)?.1.encode())
             }
             Request::TraceChildren { receipt, lo, hi } => {
@@ -552,12 +600,8 @@ impl Node {
         frame: impl Fn() -> Frame<Request>,
         signed: impl Fn(Peer, &V) -> bool,
     ) -> Result<V, NodeError> {
-        let drawn = referee_draw(
-            &receipt.id,
-            &receipt.body.node,
-            &self.public_key(),
-            &self.admitted(),
-        );
+        let pool = self.await_draw_pool(receipt).await?;
+        let drawn = referee_draw(&receipt.id, &receipt.body.node, &self.public_key(), &pool);
         let mut why = Vec::new();
         for key in drawn.iter().take(REFEREE_DRAW) {
             let peer = peer_id_of(key);
@@ -626,6 +670,22 @@ impl Node {
         true
     }
 
+    /// `check` (a dispute's [`Dispute::check_parties`]) over the draw pool
+    /// of its executor's receipt; a pool that cannot be had (the beacon
+    /// block never came, or the receipt is past the dispute window) is the
+    /// reason the parties do not count.
+    async fn parties_drawn(
+        &self,
+        receipt: &Receipt,
+        check: impl FnOnce(&Pool) -> Result<(), vouch_types::dispute::DisputeError>,
+    ) -> Result<(), String> {
+        let pool = self
+            .await_draw_pool(receipt)
+            .await
+            .map_err(|e| e.to_string())?;
+        check(&pool).map_err(|e| e.to_string())
+    }
+
     /// Judges a dispute heard from `source`. It must check offline; then it
     /// counts when its auditor and referee are admitted operators and the
     /// referee is one the draw picks, or, for a generated answer when this
@@ -634,19 +694,24 @@ impl Node {
     /// token right refutes it). Anything else is unproven: anyone can mint
     /// keys and sign verdicts, so it changes no operator's record.
     async fn judge_dispute(&self, network: &Network, source: Peer, data: &[u8]) {
-        let admitted = self.admitted();
         let outcome = if let Ok(d) = serde_json::from_slice::<Dispute>(data) {
             match d.check(None) {
                 Err(e) => Judged::Invalid(e.to_string()),
-                Ok(_) => match d.check_parties(&admitted) {
+                Ok(_) => match self
+                    .parties_drawn(&d.executor, |pool| d.check_parties(pool))
+                    .await
+                {
                     Ok(()) => Judged::counted(self.record_dispute(network, &d, "admitted parties")),
-                    Err(why) => Judged::Unproven(d.executor.id, why.to_string()),
+                    Err(why) => Judged::Unproven(d.executor.id, why),
                 },
             }
         } else if let Ok(d) = serde_json::from_slice::<LlmDispute>(data) {
             match d.check() {
                 Err(e) => Judged::Invalid(e.to_string()),
-                Ok(faulty) => match d.check_parties(&admitted) {
+                Ok(faulty) => match self
+                    .parties_drawn(&d.executor, |pool| d.check_parties(pool))
+                    .await
+                {
                     Ok(()) => Judged::counted(self.record_llm_dispute(
                         network,
                         &d,
@@ -664,7 +729,7 @@ impl Node {
                             "this node's own check of receipt {} passes every token",
                             d.executor.id
                         )),
-                        None => Judged::Unproven(d.executor.id, why.to_string()),
+                        None => Judged::Unproven(d.executor.id, why),
                     },
                 },
             }
@@ -714,11 +779,12 @@ impl Node {
     /// Draws `receipt` for audit here: receipts of models this node serves,
     /// from any source (an executor's own gossip, a gateway's that routed
     /// the request, a client's report: an executor cannot keep its answers
-    /// from audits by not gossiping them), once each, when this node is
-    /// among the receipt's drawn auditors, at the sampling rate; cheapest
-    /// checks first (the signature is checked when the audit starts).
-    /// True when an audit started.
-    fn consider_for_audit(self: &Arc<Node>, network: &Network, receipt: Receipt) -> bool {
+    /// from audits by not gossiping them), once each, at the sampling rate,
+    /// when this node is among the receipt's drawn auditors (on a chain,
+    /// the draw waits for the receipt's beacon block); cheapest checks
+    /// first (the signature is checked when the audit starts). True when
+    /// an audit started (on a task of its own).
+    async fn consider_for_audit(self: &Arc<Node>, network: &Network, receipt: Receipt) -> bool {
         let executor = peer_id_of(&receipt.body.node);
         if !self.config().trace
             || executor == self.peer_id()
@@ -729,9 +795,19 @@ impl Node {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(receipt.id)
             || !sample(self.audit_rate())
-            || !self.drawn_auditors(&receipt).contains(&self.public_key())
         {
             return false;
+        }
+        match self.await_draw_pool(&receipt).await {
+            Ok(pool)
+                if self
+                    .drawn_auditors(&receipt, &pool)
+                    .contains(&self.public_key()) => {}
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::info!(receipt = %receipt.id, error = %e, "no draw for a receipt heard");
+                return false;
+            }
         }
         let node = self.clone();
         tokio::spawn(async move {
@@ -810,7 +886,7 @@ impl Node {
             network.gossip_receipt(&receipt).await;
         }
         let id = receipt.id;
-        let audited_here = self.consider_for_audit(network, receipt);
+        let audited_here = self.consider_for_audit(network, receipt).await;
         Ok(ReportedReceipt {
             id,
             gossiped,
@@ -827,7 +903,12 @@ impl Node {
         match gossip.topic {
             Topic::Receipts => {
                 if let Ok(receipt) = Receipt::from_bytes(&gossip.data) {
-                    self.consider_for_audit(network, receipt);
+                    // The draw may wait for a beacon block: not on the
+                    // gossip loop.
+                    let (node, network) = (self.clone(), network.clone());
+                    tokio::spawn(async move {
+                        node.consider_for_audit(&network, receipt).await;
+                    });
                 }
             }
             Topic::Disputes => {

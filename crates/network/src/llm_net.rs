@@ -732,8 +732,9 @@ async fn poll(network: &Network, peer: Peer, session: &str) -> Result<Vec<WireEv
         STALLED_POLLS as u64 * POLL_WAIT.as_secs()
     )))
 }
-/// Checks a provider's finished generation: a valid receipt by its key for
-/// this model and nonce that signs exactly the transcript relayed.
+/// Checks a provider's finished generation: a valid receipt by its key,
+/// signed just now, for this model and nonce that signs exactly the
+/// transcript relayed.
 fn check_done(
     receipt: &Receipt,
     transcript: &Transcript,
@@ -742,6 +743,9 @@ fn check_done(
     nonce: &str,
 ) -> Result<(), String> {
     transcript.verify(receipt)?;
+    receipt
+        .check_fresh(vouch_service::service::now_ms())
+        .map_err(|e| e.to_string())?;
     if peer_id_of(&receipt.body.node) != peer {
         return Err(format!(
             "the receipt is signed by {}, not by the peer that answered",

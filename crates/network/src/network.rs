@@ -314,6 +314,7 @@ impl Node {
             Request::GenerateCancel { ref session } => self.cancel_generation(peer, session),
             Request::Transcript { receipt } => self
                 .hand_over(peer, &receipt)
+                .await
                 .and_then(|()| self.retained_transcript(&receipt)),
             Request::RefereeTokens { receipt } => self.referee_tokens(receipt, &body).await,
             ref audit @ (Request::Inputs { .. }

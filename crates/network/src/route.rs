@@ -788,8 +788,9 @@ async fn execute_on(
     result
 }
 
-/// Checks a provider's answer: a valid receipt by the provider's key for
-/// this model, these inputs, this nonce and the outputs sent with it.
+/// Checks a provider's answer: a valid receipt by the provider's key, signed
+/// just now, for this model, these inputs, this nonce and the outputs sent
+/// with it.
 fn check_answer(
     body: &[u8],
     peer: Peer,
@@ -800,6 +801,9 @@ fn check_answer(
     let (receipt, outputs) = decode_answer(body).map_err(Failure::Lied)?;
     let lied = |e: String| Failure::Lied(e);
     receipt.verify().map_err(|e| lied(e.to_string()))?;
+    receipt
+        .check_fresh(vouch_service::service::now_ms())
+        .map_err(|e| lied(e.to_string()))?;
     if peer_id_of(&receipt.body.node) != peer {
         return Err(lied(format!(
             "the receipt is signed by {}, not by the peer that answered",

@@ -79,7 +79,11 @@ impl Node {
         Ok(json!({
             "receipt": receipt,
             "executor": signer,
-            "drawn_auditors": receipt.as_ref().map(|r| self.drawn_auditors(r)),
+            // Null until the receipt's beacon block (on a chain) is here.
+            "drawn_auditors": receipt.as_ref().and_then(|r| {
+                let pool = self.draw_pool(r).ok().flatten()?;
+                Some(self.drawn_auditors(r, &pool))
+            }),
             "audited_here": audited_here,
             "evidence": evidence,
             "ledger": ledger,

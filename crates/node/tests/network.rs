@@ -953,7 +953,12 @@ async fn a_dispute_framed_from_public_data_is_counted_nowhere() {
     let mut admitted = a.node.admitted();
     admitted.insert(ka.public());
     admitted.extend(others.iter().map(|k| k.public()));
-    let draw = referee_draw(&honest.id, &honest.body.node, &ka.public(), &admitted);
+    let draw = referee_draw(
+        &honest.id,
+        &honest.body.node,
+        &ka.public(),
+        &vouch_types::dispute::Pool::uniform(&admitted),
+    );
     let pick = |k: &vouch_types::PublicKey| others.iter().find(|o| o.public() == *k);
     let drawn = draw.iter().find_map(pick).unwrap();
     let undrawn = draw[vouch_types::dispute::REFEREE_DRAW..]
@@ -1021,16 +1026,18 @@ async fn lying_provider(
     answer: TensorMap,
     class: vouch_types::Determinism,
 ) -> (Peer, vouch_types::PublicKey) {
-    scripted_provider(seed, bootstrap, template, (answer, class), false).await
+    scripted_provider(seed, bootstrap, template, (answer, class), false, 0).await
 }
 
-/// [`lying_provider`], refusing every auditor's request when `withhold`.
+/// [`lying_provider`], refusing every auditor's request when `withhold`,
+/// and stamping its receipts `backdate_ms` before its clock.
 async fn scripted_provider(
     seed: u8,
     bootstrap: &TestNode,
     template: &vouch_types::Receipt,
     (answer, class): (TensorMap, vouch_types::Determinism),
     withhold: bool,
+    backdate_ms: u64,
 ) -> (Peer, vouch_types::PublicKey) {
     use std::collections::HashMap;
     let id = template.body.model;
@@ -1061,6 +1068,7 @@ async fn scripted_provider(
                     body.determinism = class;
                     body.node = public;
                     body.nonce = nonce.clone();
+                    body.timestamp_ms = now_ms() - backdate_ms;
                     let receipt = body.sign(&key);
                     kept.insert(receipt.id, (inputs, answer.clone()));
                     let r = receipt.to_bytes();
@@ -1288,6 +1296,65 @@ async fn a_provider_that_refuses_every_request_is_failed_over_and_marked() {
     );
 }
 
+/// An executor that stamps its receipts a minute early, to sign under a
+/// ledger beacon it already knows and so choose its auditors and referees:
+/// its answer is right, but the gateway refuses the stale receipt as a lie,
+/// fails over to an honest provider and marks the backdater.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backdated_receipt_is_refused_and_its_executor_failed_over() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // A is honest but expensive, so the router tries the free backdater first.
+    let a = networked(dirs[0].path(), vec![], |c| c.price = 1_000_000).await;
+    let id = push_sample(&a, "iris").await;
+    let g = joined(dirs[1].path(), addresses(&a), false).await;
+    let honest = a
+        .node
+        .infer("iris", None, iris_input(), None)
+        .await
+        .unwrap();
+    let class = honest.receipt.body.determinism;
+    let (backdater, key) = scripted_provider(
+        69,
+        &a,
+        &honest.receipt,
+        (honest.outputs.clone(), class),
+        false,
+        60_000,
+    )
+    .await;
+    admit_all(&[&a, &g]);
+    g.node.admit(key);
+    wait_for_providers(&g, id, 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let marked = || {
+        g.node
+            .peer_records()
+            .get(&backdater)
+            .map_or(0, |r| r.bad_data)
+    };
+    let mut served = 0;
+    while served < 3 || marked() == 0 {
+        let routed = run(&g, "iris", iris_input()).await.unwrap();
+        assert_eq!(routed.executor, a.node.peer_id(), "request {served}");
+        served += 1;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "G never asked the backdater"
+        );
+    }
+    // The client's own check refuses such a receipt too.
+    let mut stale = honest.receipt.clone();
+    stale.body.timestamp_ms = now_ms() - 60_000;
+    let err = stale.check_fresh(now_ms()).unwrap_err().to_string();
+    assert!(err.contains("backdated"), "{err}");
+    assert!(
+        honest
+            .receipt
+            .check_fresh(honest.receipt.body.timestamp_ms + 500)
+            .is_ok()
+    );
+}
+
 /// An auditor that checks every receipt and serves iris (at `price`), a
 /// second node, and a scripted executor (key `seed`) that answers honestly
 /// but never gossips its receipts and refuses auditors its inputs. Both
@@ -1323,6 +1390,7 @@ async fn withholding(dirs: &[tempfile::TempDir], seed: u8, price: u64) -> Withho
         &honest.receipt,
         (honest.outputs.clone(), class),
         true,
+        0,
     )
     .await;
     admit_all(&[&auditor, &other]);
@@ -1616,4 +1684,11 @@ async fn a_provider_that_does_not_hold_the_model_is_not_routed_to() {
     }
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert!(g.node.peer_records()[&pretender].bad_data >= 1);
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -758,7 +758,10 @@ mod tests {
         assert_eq!(d1.len(), keys.len() - 1);
         assert!(!d1.contains(&keys[0]));
         // The same inputs give the same order, in any order of candidates.
-        assert_eq!(d1, auditor_draw(&r1, &keys[0], &Pool::uniform(keys.iter().rev())));
+        assert_eq!(
+            d1,
+            auditor_draw(&r1, &keys[0], &Pool::uniform(keys.iter().rev()))
+        );
         assert_ne!(
             d1[..AUDITOR_DRAW],
             auditor_draw(&r2, &keys[0], &pool)[..AUDITOR_DRAW]

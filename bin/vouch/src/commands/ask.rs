@@ -70,6 +70,9 @@ pub(crate) async fn infer(client: &Client, args: InferArgs) -> Result<()> {
         .verify()
         .context("the node's receipt does not verify")?;
     receipt
+        .check_fresh(now_ms())
+        .context("the receipt was not signed just now")?;
+    receipt
         .verify_inputs(&to_map(request.inputs.clone()))
         .context("the receipt names other inputs")?;
     receipt
@@ -193,6 +196,9 @@ pub(crate) async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
     transcript
         .verify(&receipt)
         .map_err(|e| anyhow!("the answer does not match its receipt: {e}"))?;
+    receipt
+        .check_fresh(now_ms())
+        .context("the receipt was not signed just now")?;
     // The receipt binds the messages the model answered: ours, exactly
     // (a provider that rewrote an instruction signs other ones), and the
     // sampling we asked for.

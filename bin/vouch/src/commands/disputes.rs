@@ -7,13 +7,13 @@ pub(crate) async fn verify_dispute(
     client: &Client,
     file: &Path,
     input: Option<&Path>,
-    admitted: &std::collections::BTreeSet<PublicKey>,
+    parties: &Parties,
     replay: bool,
 ) -> Result<()> {
     use vouch_types::dispute::Party;
     let value: serde_json::Value = read_json(file, "dispute (JSON)")?;
     if value.get("transcript").is_some() {
-        return verify_llm_dispute(client, file, value, admitted, replay).await;
+        return verify_llm_dispute(client, file, value, parties, replay).await;
     }
     let dispute: vouch_types::dispute::Dispute = serde_json::from_value(value)
         .with_context(|| format!("{} is not a valid dispute", file.display()))?;
@@ -70,18 +70,54 @@ pub(crate) async fn verify_dispute(
         );
         return Ok(());
     }
-    establish_by_parties(dispute.check_parties(admitted), admitted, faulty)
+    let pool = parties.pool(client, &dispute.executor).await?;
+    establish_by_parties(dispute.check_parties(&pool), parties, faulty)
+}
+
+/// Whose word establishes a dispute's verdict without re-executing it.
+pub(crate) enum Parties {
+    /// Operators the user admits (`--admit`), each weighing 1, drawn
+    /// without a beacon: as a network without a ledger draws.
+    Admitted(std::collections::BTreeSet<PublicKey>),
+    /// The staked operators of the node's ledger (`--ledger`), weighted by
+    /// stake, drawn with the receipt's beacon: as the ledger judges.
+    Ledger,
+}
+
+impl Parties {
+    /// The pool the draws of `receipt` run over.
+    async fn pool(&self, client: &Client, receipt: &Receipt) -> Result<vouch_types::dispute::Pool> {
+        match self {
+            Parties::Admitted(keys) => Ok(vouch_types::dispute::Pool::uniform(keys)),
+            Parties::Ledger => client
+                .ledger_draw(&receipt.body.node, receipt.body.timestamp_ms)
+                .await
+                .with_context(|| {
+                    format!(
+                        "reading the draw of receipt {} from {}'s ledger",
+                        receipt.id,
+                        client.base()
+                    )
+                }),
+        }
+    }
 }
 /// Says that admitted parties establish a dispute against `faulty`, or
 /// why they do not.
 pub(crate) fn establish_by_parties(
-    parties: Result<(), vouch_types::dispute::DisputeError>,
-    admitted: &std::collections::BTreeSet<PublicKey>,
+    checked: Result<(), vouch_types::dispute::DisputeError>,
+    parties: &Parties,
     faulty: vouch_types::dispute::Party,
 ) -> Result<()> {
-    parties.map_err(|e| {
-        let how = if admitted.is_empty() {
-            "name the operators you admit with --admit KEY (`vouch network` lists them)".to_string()
+    let who = match parties {
+        Parties::Admitted(_) => "operators you admit",
+        Parties::Ledger => {
+            "operators staked on the node's ledger, the referee drawn by stake and the receipt's beacon"
+        }
+    };
+    checked.map_err(|e| {
+        let how = if matches!(parties, Parties::Admitted(keys) if keys.is_empty()) {
+            "name the operators you admit with --admit KEY (`vouch network` lists them), or judge by the node's ledger with --ledger".to_string()
         } else {
             e.to_string()
         };
@@ -90,7 +126,7 @@ pub(crate) fn establish_by_parties(
         )
     })?;
     println!(
-        "dispute verified: established by admitted parties (the auditor and the drawn referee are operators you admit); the {faulty:?} is faulty"
+        "dispute verified: established by admitted parties (the auditor and the drawn referee are {who}); the {faulty:?} is faulty"
     );
     Ok(())
 }
@@ -155,7 +191,7 @@ pub(crate) async fn verify_llm_dispute(
     client: &Client,
     file: &Path,
     value: serde_json::Value,
-    admitted: &std::collections::BTreeSet<PublicKey>,
+    parties: &Parties,
     replay: bool,
 ) -> Result<()> {
     use vouch_types::dispute::Party;
@@ -204,5 +240,6 @@ pub(crate) async fn verify_llm_dispute(
         );
         return Ok(());
     }
-    establish_by_parties(d.check_parties(admitted), admitted, faulty)
+    let pool = parties.pool(client, &d.executor).await?;
+    establish_by_parties(d.check_parties(&pool), parties, faulty)
 }

@@ -97,13 +97,23 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             file,
             input,
             admitted,
+            ledger,
             replay,
         } => {
-            let admitted = admitted
-                .iter()
-                .map(|k| parse_key(k))
-                .collect::<Result<_>>()?;
-            verify_dispute(&client, &file, input.as_deref(), &admitted, replay).await
+            let parties = if ledger {
+                if !admitted.is_empty() {
+                    bail!("give --admit or --ledger, not both");
+                }
+                Parties::Ledger
+            } else {
+                Parties::Admitted(
+                    admitted
+                        .iter()
+                        .map(|k| parse_key(k))
+                        .collect::<Result<_>>()?,
+                )
+            };
+            verify_dispute(&client, &file, input.as_deref(), &parties, replay).await
         }
         Command::Model(cmd) => model(&client, cmd).await,
         Command::Infer(args) => infer(&client, args).await,
@@ -251,4 +261,10 @@ fn random_nonce() -> String {
 }
 fn parse_key(s: &str) -> Result<PublicKey> {
     s.parse().map_err(|e| anyhow!("`{s}`: {e}"))
+}
+/// This machine's clock, in milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
