@@ -175,6 +175,14 @@ fn paths_and_schemas() -> Value {
           "summary": "Every governance proposal: its changes, votes, tally and status (voting, passed with its activation height, rejected, activated)",
           "responses": merge(json!({"200": {"description": "proposals, oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Proposal"}}}}}}), error_responses(&[404]))
         }},
+        "/v1/ledger/draw": {"get": {
+          "summary": "The pool the audit and referee draws of a receipt run over on this ledger (docs/receipts.md, Draws): every staked operator but the executor's, by its current key, weighted by its bonded stake, and the receipt's beacon (the first block stamped beacon_delay_ms after it). 503 until that block is applied; 404 once it is older than the dispute window",
+          "parameters": [
+            {"name": "executor", "in": "query", "required": true, "description": "the receipt's signer, ed25519:<64 hex>", "schema": {"type": "string"}},
+            {"name": "timestamp_ms", "in": "query", "required": true, "description": "the receipt's timestamp_ms", "schema": {"type": "integer"}}
+          ],
+          "responses": merge(json!({"200": {"description": "the pool", "content": {"application/json": {"schema": {"type": "object", "required": ["beacon", "weights"], "properties": {"beacon": {"type": "string", "description": "32 bytes in hex"}, "weights": {"type": "array", "items": {"type": "object", "required": ["key", "weight"], "properties": {"key": {"type": "string"}, "weight": {"type": "integer"}}}}}}}}}}), error_responses(&[400, 404, 503]))
+        }},
         "/v1/ledger/economics": {"get": {
           "summary": "Fee flows and concentration: fees settled and their split (operators, auditors' pool, treasury), what each operator earned, the share of the top 1/3/10 operators in fees and stake, and the Nakamoto coefficients of fees, stake and validator power",
           "responses": merge(json!({"200": ok("the economics", "Economics")}), error_responses(&[404]))
@@ -294,7 +302,8 @@ fn paths_and_schemas() -> Value {
           "license": {"type": "string"}, "publisher": {"type": "string"}, "signature": {"type": "string"}, "created_ms": {"type": "integer"}
         }},
         "ModelList": {"type": "object", "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
-        "LedgerStatus": {"type": "object", "required": ["chain_id", "height", "time_ms", "state_root", "epoch", "epoch_end", "validators", "supply", "burned"], "properties": {
+        "LedgerStatus": {"type": "object", "required": ["chain_id", "height", "time_ms", "state_root", "epoch", "epoch_end", "validators", "supply", "burned", "beacon"], "properties": {
+          "beacon": {"type": "string", "description": "The last block's beacon, 32 bytes in hex (docs/ledger.md, Beacons)"},
           "epoch": {"type": "integer", "description": "The current epoch: its validator set was fixed at the end of the epoch before, from stake"},
           "epoch_end": {"type": "integer", "description": "The height of the epoch's last block"},
           "chain_id": {"type": "string"}, "height": {"type": "integer"}, "time_ms": {"type": "integer"}, "state_root": {"type": "string"},

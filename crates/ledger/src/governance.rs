@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use vouch_types::PublicKey;
-use vouch_types::receipt::MAX_CLOCK_SKEW_MS;
+use vouch_types::receipt::{MAX_CLOCK_SKEW_MS, MAX_RECEIPT_AGE_MS};
 
 use crate::state::{Ledger, Params, Proposal, Status, TxError};
 use crate::tx::MAX_CHANGES;
@@ -83,9 +83,10 @@ impl Params {
             "threshold_bp" => (5_000, 9_999),
             "audit_rate_ppm" | "llm_tolerance_ppm" => (0, 1_000_000),
             "open_admission" => (0, 1),
-            // Longer than a fresh receipt's clock skew, so that its beacon
-            // block is always in the executor's future.
-            "beacon_delay_ms" => (2 * MAX_CLOCK_SKEW_MS, u64::MAX),
+            // Longer than a fresh receipt may be old (and a clock ahead),
+            // so that its beacon block is in the executor's future when
+            // its answer arrives.
+            "beacon_delay_ms" => (MAX_RECEIPT_AGE_MS + MAX_CLOCK_SKEW_MS, u64::MAX),
             // Kept beacons are in the state: at most a million blocks.
             "dispute_window" => (1, 1_000_000),
             other => {

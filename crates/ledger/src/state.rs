@@ -61,7 +61,7 @@ pub struct Params {
     pub open_admission: u64,
     /// How long after a receipt's timestamp the block whose beacon seeds
     /// its audit and referee draws comes, in milliseconds (more than a
-    /// fresh receipt's allowed clock skew).
+    /// fresh receipt may be old and a clock ahead).
     pub beacon_delay_ms: u64,
     /// Blocks whose beacons the ledger keeps: a receipt whose beacon block
     /// is older can no longer be disputed.
@@ -88,7 +88,7 @@ impl Default for Params {
             dispute_bounty: 1_000,
             epoch_length: 100,
             open_admission: 1,
-            beacon_delay_ms: 3_000,
+            beacon_delay_ms: 8_000,
             dispute_window: 10_000,
         }
     }

@@ -535,8 +535,8 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
     use vouch_types::dispute::{Pool, REFEREE_DRAW, referee_draw};
     let mut l = ledger(&[1, 2, 3, 4, 5, 6, 7, 8]);
     let d = llm_dispute(1, 2, 3, 7);
-    // Block 1 (1,000 ms) and 2 (2,000 ms) come before the beacon block of a
-    // receipt stamped at 1 ms with the default 3,000 ms delay.
+    // Blocks come every 1,000 ms: the beacon block of a receipt stamped at
+    // 1 ms, with the default 8,000 ms delay, is block 9 (9,000 ms).
     let out = block(&mut l, |l| {
         vec![
             tx(l, 9, TxBody::Dispute { record: record(&d) }),
@@ -550,13 +550,13 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
         err(&out[0])
     );
     assert!(out[1..].iter().all(Result::is_ok), "{out:?}");
-    block(&mut l, |_| vec![]);
-    assert!(l.beacon_after(1).is_err());
-    block(&mut l, |_| vec![]);
+    while l.height() < 8 {
+        block(&mut l, |_| vec![]);
+        assert!(l.beacon_after(1).is_err());
+    }
     block(&mut l, |_| vec![]);
     let beacon = l.beacon_after(1).unwrap();
-    // Block 4 (4,000 ms) is the first at or after 3,001 ms; later blocks
-    // do not change a receipt's beacon.
+    // Later blocks do not change a receipt's beacon.
     assert_eq!(beacon, l.beacon());
     block(&mut l, |_| vec![]);
     assert_ne!(beacon, l.beacon());
@@ -619,13 +619,8 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
     assert!(out[0].is_ok(), "{out:?}");
     assert_eq!(l.operators()[&pk(1)].slashed, 1_000);
     // The window: with 3 blocks of beacons kept, a receipt of 1 ms has
-    // expired by now; one of the last block's time has not come yet.
-    let mut small = ledger(&[1, 2, 3]);
-    for _ in 0..8 {
-        block(&mut small, |_| vec![]);
-    }
-    assert!(small.beacon_after(1).is_ok());
-    let mut p = small.params().clone();
+    // expired by block 13; one of the last block's time has not come yet.
+    let mut p = ledger(&[1]).params().clone();
     p.dispute_window = 3;
     let mut narrow = Ledger::genesis(&Genesis {
         chain_id: CHAIN.into(),
@@ -636,9 +631,10 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
             .map(|b| (pk(*b), 5_000, Offer::default()))
             .collect(),
     });
-    for _ in 0..8 {
+    for _ in 0..11 {
         block(&mut narrow, |_| vec![]);
     }
+    assert!(narrow.beacon_after(1).is_ok(), "blocks 9 to 11 are kept");
     let out = block(&mut narrow, |l| {
         vec![tx(l, 9, TxBody::Dispute { record: record(&d) })]
     });
@@ -652,8 +648,8 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
         Err(vouch_ledger::BeaconError::NotYet { .. })
     ));
     assert_eq!(
-        narrow.beacon_after(5_000).unwrap(),
-        narrow.beacon_after(4_500).unwrap(),
+        narrow.beacon_after(2_000).unwrap(),
+        narrow.beacon_after(1_500).unwrap(),
         "the first block at or after the target"
     );
 }

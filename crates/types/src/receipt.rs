@@ -17,12 +17,16 @@ use crate::tensor::TensorMap;
 pub const RECEIPT_VERSION: u8 = 1;
 /// Longest client nonce accepted, in bytes.
 pub const MAX_NONCE_BYTES: usize = 256;
-/// How far a fresh receipt's `timestamp_ms` may be from the clock of
-/// whoever receives it first (a client, a gateway): a receipt is answered
-/// as soon as it is signed. On a ledger, audits and referees are drawn
-/// with the randomness of a block `beacon_delay_ms` (more than this) after
-/// the timestamp, so an executor that could backdate its receipts could
-/// pick a beacon it already knows ([`crate::dispute::Pool`]).
+/// How old a fresh receipt may be when it reaches its first receiver (the
+/// gateway that routed the request, or the client the executor answered
+/// directly): an executor signs its answer and sends it. On a ledger,
+/// audits and referees are drawn with the beacon of a block
+/// `beacon_delay_ms` (more than this and [`MAX_CLOCK_SKEW_MS`]) after the
+/// timestamp, so an executor that could backdate its receipts further
+/// could pick a beacon it already knows ([`crate::dispute::Pool`]).
+pub const MAX_RECEIPT_AGE_MS: u64 = 5_000;
+/// How far ahead of its first receiver's clock a fresh receipt may be
+/// stamped: clocks differ a little.
 pub const MAX_CLOCK_SKEW_MS: u64 = 1_000;
 
 /// The Merkle root over the execution trace and its leaf count.
@@ -147,17 +151,15 @@ pub enum ReceiptError {
     /// The tolerance is not a finite non-negative number.
     #[error("determinism tolerance must be a finite number >= 0")]
     BadTolerance,
-    /// A fresh receipt's timestamp is too far from the receiver's clock.
+    /// A fresh receipt's timestamp is too far from its receiver's clock.
     #[error(
-        "the receipt is stamped {stamped} ms since the epoch, {off} ms from this clock's {now}: a fresh receipt may be at most {MAX_CLOCK_SKEW_MS} ms off (the executor's clock is wrong, or it backdated the receipt)"
+        "the receipt is stamped {stamped} ms since the epoch, this clock says {now}: a fresh receipt may be at most {MAX_RECEIPT_AGE_MS} ms old and {MAX_CLOCK_SKEW_MS} ms ahead (the executor's clock is wrong, or it backdated the receipt)"
     )]
     Stale {
         /// The receipt's timestamp.
         stamped: u64,
         /// The receiver's clock.
         now: u64,
-        /// How far apart they are.
-        off: u64,
     },
     /// The id does not match the body: some field was changed.
     #[error("receipt id {claimed} does not match its contents ({computed}): a field was altered")]
@@ -338,16 +340,17 @@ impl ReceiptBody {
 }
 
 impl Receipt {
-    /// Checks that a receipt just received was signed now, by the clock
-    /// `now_ms` of its receiver: at most [`MAX_CLOCK_SKEW_MS`] either way.
+    /// Checks that a receipt just received from its executor was signed
+    /// just now by the clock `now_ms` of its receiver: at most
+    /// [`MAX_RECEIPT_AGE_MS`] before, at most [`MAX_CLOCK_SKEW_MS`] after.
     pub fn check_fresh(&self, now_ms: u64) -> Result<(), ReceiptError> {
         let stamped = self.body.timestamp_ms;
-        let off = stamped.abs_diff(now_ms);
-        if off > MAX_CLOCK_SKEW_MS {
+        if stamped.saturating_add(MAX_RECEIPT_AGE_MS) < now_ms
+            || stamped > now_ms.saturating_add(MAX_CLOCK_SKEW_MS)
+        {
             return Err(ReceiptError::Stale {
                 stamped,
                 now: now_ms,
-                off,
             });
         }
         Ok(())

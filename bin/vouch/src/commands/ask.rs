@@ -69,9 +69,7 @@ pub(crate) async fn infer(client: &Client, args: InferArgs) -> Result<()> {
     receipt
         .verify()
         .context("the node's receipt does not verify")?;
-    receipt
-        .check_fresh(now_ms())
-        .context("the receipt was not signed just now")?;
+    check_fresh_if_direct(client, receipt).await?;
     receipt
         .verify_inputs(&to_map(request.inputs.clone()))
         .context("the receipt names other inputs")?;
@@ -196,9 +194,7 @@ pub(crate) async fn chat(client: &Client, args: ChatArgs) -> Result<()> {
     transcript
         .verify(&receipt)
         .map_err(|e| anyhow!("the answer does not match its receipt: {e}"))?;
-    receipt
-        .check_fresh(now_ms())
-        .context("the receipt was not signed just now")?;
+    check_fresh_if_direct(client, &receipt).await?;
     // The receipt binds the messages the model answered: ours, exactly
     // (a provider that rewrote an instruction signs other ones), and the
     // sampling we asked for.

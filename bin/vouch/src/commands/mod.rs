@@ -268,3 +268,17 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+/// When the node asked signed `receipt` itself (it answered directly, so
+/// this client is the receipt's first receiver), checks that it was
+/// signed just now (`Receipt::check_fresh`): an executor must not backdate
+/// a receipt to a ledger beacon it already knows. A gateway checked the
+/// receipts it relays as they reached it.
+async fn check_fresh_if_direct(client: &Client, receipt: &Receipt) -> Result<()> {
+    let now = now_ms();
+    if client.health().await?.node == receipt.body.node {
+        receipt
+            .check_fresh(now)
+            .context("the receipt was not signed just now")?;
+    }
+    Ok(())
+}
