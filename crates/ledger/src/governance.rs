@@ -14,7 +14,7 @@ use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 21] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -34,10 +34,12 @@ impl Params {
         "open_admission",
         "beacon_delay_ms",
         "dispute_window",
+        "appeal_window",
+        "appeal_panel",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 19] {
+    pub fn values(&self) -> [u64; 21] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -58,6 +60,8 @@ impl Params {
             self.open_admission,
             self.beacon_delay_ms,
             self.dispute_window,
+            self.appeal_window,
+            self.appeal_panel,
         ]
     }
 
@@ -89,6 +93,9 @@ impl Params {
             "beacon_delay_ms" => (MAX_RECEIPT_AGE_MS + MAX_CLOCK_SKEW_MS, u64::MAX),
             // Kept beacons are in the state: at most a million blocks.
             "dispute_window" => (1, 1_000_000),
+            // 0: convictions are final at once.
+            "appeal_window" => (0, 1_000_000),
+            "appeal_panel" => (1, 101),
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",
@@ -128,6 +135,8 @@ impl Params {
             "open_admission" => &mut self.open_admission,
             "beacon_delay_ms" => &mut self.beacon_delay_ms,
             "dispute_window" => &mut self.dispute_window,
+            "appeal_window" => &mut self.appeal_window,
+            "appeal_panel" => &mut self.appeal_panel,
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",

@@ -11,6 +11,7 @@
 //! `docs/ledger.md`. Consensus (which blocks, in which order) is another
 //! crate's job; this one only says what a block does.
 
+pub mod appeal;
 pub mod evidence;
 pub mod governance;
 pub mod state;

@@ -66,6 +66,11 @@ pub struct Params {
     /// Blocks whose beacons the ledger keeps: a receipt whose beacon block
     /// is older can no longer be disputed.
     pub dispute_window: u64,
+    /// Blocks after a conviction in which the convicted party may appeal,
+    /// and then in which the panel must reach a majority.
+    pub appeal_window: u64,
+    /// Operators on an appeal's panel (fewer where fewer are eligible).
+    pub appeal_panel: u64,
 }
 
 impl Default for Params {
@@ -90,6 +95,8 @@ impl Default for Params {
             open_admission: 1,
             beacon_delay_ms: 8_000,
             dispute_window: 10_000,
+            appeal_window: 20,
+            appeal_panel: 5,
         }
     }
 }
@@ -255,6 +262,9 @@ pub enum TxError {
     /// Equivocation evidence that convicts nobody here.
     #[error("equivocation evidence: {0}")]
     Evidence(String),
+    /// An appeal or a panel vote that is not allowed.
+    #[error("appeal: {0}")]
+    Appeal(String),
     /// A proposal or vote the ledger does not take.
     #[error("governance: {0}")]
     Governance(String),
@@ -343,8 +353,14 @@ pub struct Ledger {
     withdrawals: Vec<(u64, PublicKey, u64)>,
     /// Executor receipts a dispute already convicted on.
     disputed: BTreeSet<Digest>,
+    /// Convictions whose stake is held until their appeal window closes or
+    /// their appeal is decided, by executor receipt.
+    pub(crate) pending: BTreeMap<Digest, crate::appeal::Conviction>,
+    /// The last [`crate::appeal::KEPT_RULINGS`] convictions settled, oldest
+    /// first.
+    pub(crate) rulings: std::collections::VecDeque<(Digest, crate::appeal::Ruling)>,
     /// Everything burned.
-    burned: u64,
+    pub(crate) burned: u64,
     /// Every parameter change proposed, oldest first.
     pub(crate) proposals: Vec<Proposal>,
     /// Every payment settled (before the split).
@@ -352,7 +368,7 @@ pub struct Ledger {
     /// The treasury's share of fees, not yet spent (by vote).
     pub(crate) treasury: u64,
     /// The auditors' share of fees, not yet paid out in bounties.
-    auditors_pool: u64,
+    pub(crate) auditors_pool: u64,
     /// Software releases voted on: version → (binary digest, allowed).
     pub(crate) releases: BTreeMap<String, ([u8; 32], bool)>,
     /// The height of the current epoch's last block.
@@ -446,6 +462,8 @@ impl Ledger {
             redeemed: BTreeMap::new(),
             withdrawals: Vec::new(),
             disputed: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            rulings: std::collections::VecDeque::new(),
             burned: 0,
             proposals: Vec::new(),
             fees: 0,
@@ -692,13 +710,15 @@ impl Ledger {
     }
 
     /// Every unit in existence: balances, escrow, withdrawals under way,
-    /// stake and unbonding stake, the treasury and the auditors' pool. With [`Ledger::burned`] it always adds up
+    /// stake and unbonding stake, the treasury, the auditors' pool and what
+    /// convictions hold until they are final. With [`Ledger::burned`] it always adds up
     /// to the genesis supply.
     pub fn supply(&self) -> u64 {
         let accounts: u64 = self.accounts.values().map(|a| a.balance + a.escrow).sum();
         let withdrawing: u64 = self.withdrawals.iter().map(|(_, _, a)| a).sum();
         let staked: u64 = self.operators.values().map(Operator::at_risk).sum();
-        accounts + withdrawing + staked + self.treasury + self.auditors_pool
+        let held: u64 = self.pending.values().map(|c| c.taken + c.bounty).sum();
+        accounts + withdrawing + staked + self.treasury + self.auditors_pool + held
     }
 
     /// Applies a block: first returns what matured (unbonded stake,
@@ -717,6 +737,7 @@ impl Ledger {
         self.this_epoch.last = block.height;
         self.mature();
         self.govern();
+        self.appeals();
         let outcomes = block.txs.iter().map(|bytes| self.apply_tx(bytes)).collect();
         if self.height >= self.epoch_end {
             self.next_epoch();
@@ -921,6 +942,11 @@ impl Ledger {
             } => self.propose(signer, changes, spends, releases)?,
             TxBody::Vote { proposal, yes } => self.vote(signer, *proposal, *yes)?,
             TxBody::Equivocation { evidence } => self.equivocation(signer, evidence)?,
+            TxBody::Appeal { receipt } => self.appeal(signer, receipt)?,
+            TxBody::AppealVote {
+                receipt,
+                executor_faulty,
+            } => self.appeal_vote(signer, receipt, *executor_faulty)?,
         }
         Ok(())
     }
@@ -1043,8 +1069,9 @@ impl Ledger {
     /// operators other than the executor and each other, the referee one
     /// the draw over staked operators picks, and its executor receipt not
     /// convicted on before. The faulty party loses the slash fraction of
-    /// its stake at risk; the other party gets the reward share of it; the
-    /// rest is burned.
+    /// its stake at risk at once; once the conviction is final (no appeal
+    /// in `appeal_window` blocks, or the appeal decided: `appeal`), the
+    /// other party gets the reward share of it and the rest is burned.
     fn convict(&mut self, record: &[u8]) -> Result<(), TxError> {
         let bad = |why: String| TxError::Dispute(why);
         let (receipt, stamped, executor, auditor, referee, faulty) =
@@ -1101,16 +1128,34 @@ impl Ledger {
                 "{e} (on the ledger, admitted means staked: at least {min_stake}, by the operator's current key; the draw is weighted by stake and seeded by the receipt's beacon)"
             ))
         })?;
-        let (loser, winner) = match faulty {
-            Party::Executor => (e, a),
-            Party::Auditor => (a, e),
+        let loser = match faulty {
+            Party::Executor => e,
+            Party::Auditor => a,
         };
-        let reward = self.slash(&loser);
-        // The auditors' pool pays the bounty for a dispute performed.
+        // The stake is taken now (it cannot leave while an appeal is
+        // pending) and held with the bounty the auditors' pool pays for a
+        // dispute performed, until the conviction is final.
+        let taken = self.take(&loser);
         let bounty = self.params.dispute_bounty.min(self.auditors_pool);
         self.auditors_pool -= bounty;
-        self.account_mut(&winner).balance += reward + bounty;
         self.disputed.insert(receipt);
+        self.pending.insert(
+            receipt,
+            crate::appeal::Conviction {
+                record: record.to_vec(),
+                executor: e,
+                auditor: a,
+                referee: r,
+                faulty,
+                taken,
+                bounty,
+                at: self.height,
+                appeal: None,
+            },
+        );
+        if self.params.appeal_window == 0 {
+            self.settle(receipt, crate::appeal::Ruling::Final);
+        }
         Ok(())
     }
 
@@ -1138,16 +1183,16 @@ impl Ledger {
                 e.validator
             )));
         }
-        let reward = self.slash(&e.validator);
-        self.account_mut(reporter).balance += reward;
+        let taken = self.take(&e.validator);
+        self.pay_out(taken, reporter);
         self.equivocations.insert((e.validator, e.epoch, e.view));
         Ok(())
     }
 
-    /// Takes the slash fraction of `loser`'s stake at risk, bonded first;
-    /// burns all of it but the reward share, which it returns for the
-    /// caller to pay.
-    fn slash(&mut self, loser: &PublicKey) -> u64 {
+    /// Takes the slash fraction of `loser`'s stake at risk, bonded first,
+    /// and returns it for the caller to pay out ([`Ledger::pay_out`]) or
+    /// hold.
+    pub(crate) fn take(&mut self, loser: &PublicKey) -> u64 {
         let op = self.operators.get_mut(loser).expect("registered");
         let take = mul_bp(op.at_risk(), self.params.slash_bp);
         let mut left = take;
@@ -1162,9 +1207,23 @@ impl Ledger {
         op.unbonding.retain(|(_, a)| *a > 0);
         op.slashed += take;
         self.this_epoch.slashed += take;
-        let reward = mul_bp(take, self.params.reward_bp);
-        self.burned += take - reward;
-        reward
+        take
+    }
+
+    /// Pays the reward share of `taken` to `to` and burns the rest.
+    pub(crate) fn pay_out(&mut self, taken: u64, to: &PublicKey) {
+        let reward = mul_bp(taken, self.params.reward_bp);
+        self.burned += taken - reward;
+        self.account_mut(to).balance += reward;
+    }
+
+    /// Gives `amount` taken from `operator` back to its bonded stake (an
+    /// overturned conviction).
+    pub(crate) fn restore(&mut self, operator: &PublicKey, amount: u64) {
+        if let Some(op) = self.operators.get_mut(operator) {
+            op.stake += amount;
+            op.slashed -= amount;
+        }
     }
 
     /// The state root: BLAKE3 (derive-key `vouch v1 ledger state`) over the
@@ -1320,6 +1379,7 @@ impl Ledger {
                 }
             }
         }
+        self.encode_appeals(&mut b);
         b.put_u64(self.beacons_floor);
         b.put_u64(self.beacons.len() as u64);
         for (t, beacon) in &self.beacons {

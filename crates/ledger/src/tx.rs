@@ -141,6 +141,19 @@ pub enum TxBody {
         /// The evidence's bytes ([`crate::evidence`]).
         evidence: Vec<u8>,
     },
+    /// The party a dispute convicted appeals, within `appeal_window`
+    /// blocks, to a panel the next block's beacon draws.
+    Appeal {
+        /// The disputed executor receipt's id (its 32 bytes).
+        receipt: [u8; 32],
+    },
+    /// A panel member's verdict on an appeal: who computed wrongly.
+    AppealVote {
+        /// The disputed executor receipt's id (its 32 bytes).
+        receipt: [u8; 32],
+        /// True: the executor is faulty; false: the auditor.
+        executor_faulty: bool,
+    },
 }
 
 /// What an operator offers.
@@ -290,6 +303,8 @@ impl TxBody {
             TxBody::Propose { .. } => "propose",
             TxBody::Vote { .. } => "vote",
             TxBody::Equivocation { .. } => "equivocation",
+            TxBody::Appeal { .. } => "appeal",
+            TxBody::AppealVote { .. } => "appeal_vote",
         }
     }
 }
@@ -485,6 +500,18 @@ fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
             b.put_u32(evidence.len() as u32);
             b.put(evidence);
         }
+        TxBody::Appeal { receipt } => {
+            b.put_u8(15);
+            b.put(receipt);
+        }
+        TxBody::AppealVote {
+            receipt,
+            executor_faulty,
+        } => {
+            b.put_u8(16);
+            b.put(receipt);
+            b.put_u8(u8::from(*executor_faulty));
+        }
     }
 }
 
@@ -630,6 +657,21 @@ fn decode_body(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
                 evidence: r.take(n)?.to_vec(),
             }
         }
+        15 => TxBody::Appeal {
+            receipt: r.array::<32>()?,
+        },
+        16 => TxBody::AppealVote {
+            receipt: r.array::<32>()?,
+            executor_faulty: match r.u8()? {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(DecodeError::Invalid(format!(
+                        "an appeal vote names the executor (1) or the auditor (0) faulty, not {other}"
+                    )));
+                }
+            },
+        },
         tag => {
             return Err(DecodeError::BadTag {
                 what: "transaction",
@@ -686,6 +728,11 @@ mod tests {
             },
             TxBody::Equivocation {
                 evidence: vec![0, 1, 2],
+            },
+            TxBody::Appeal { receipt: [4; 32] },
+            TxBody::AppealVote {
+                receipt: [4; 32],
+                executor_faulty: true,
             },
         ]
     }

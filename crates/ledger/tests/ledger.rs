@@ -355,14 +355,16 @@ fn a_dispute_slashes_the_executor_once_rewards_the_auditor_and_burns_the_rest() 
         vec![tx(l, 9, TxBody::Dispute { record: record(&d) })]
     });
     assert!(out[0].is_ok(), "{out:?}");
-    // 20% of 5,000 at risk: 1,000 taken (from the 1,000 bonded), half to
-    // the auditor, half burned.
+    // 20% of 5,000 at risk: 1,000 taken (from the 1,000 bonded) at once,
+    // and held while the conviction may be appealed.
     let e = &l.operators()[&pk(1)];
     assert_eq!((e.stake, e.at_risk(), e.slashed), (0, 4_000, 1_000));
-    assert_eq!(l.account(&pk(2)).balance, 10_500);
-    assert_eq!(l.burned(), 500);
+    assert_eq!(l.account(&pk(2)).balance, 10_000);
+    assert_eq!(l.burned(), 0);
     assert_eq!(l.supply() + l.burned(), supply);
     assert!(l.disputed(&d.executor.id));
+    assert_eq!(l.pending_convictions()[&d.executor.id].taken, 1_000);
+
     // The same receipt again, from anyone, in any wording: refused.
     let mut again = d.clone();
     again.auditor = TokenVerdict::sign(&key(2), &d.executor.id, Some(1), "reworded".into());
@@ -393,6 +395,22 @@ fn a_dispute_slashes_the_executor_once_rewards_the_auditor_and_burns_the_rest() 
     });
     assert!(out[0].is_ok(), "{out:?}");
     assert_eq!(l.operators()[&pk(1)].at_risk(), 3_200);
+    // Unappealed for the window: final, half of each to the auditor, half
+    // burned.
+    let window = l.params().appeal_window;
+    let at = l.height();
+    while l.height() <= at + window {
+        block(&mut l, |_| vec![]);
+    }
+    assert_eq!(l.rulings().len(), 2);
+    assert_eq!(
+        l.rulings()[0],
+        (d.executor.id, vouch_ledger::appeal::Ruling::Final)
+    );
+    assert!(l.pending_convictions().is_empty());
+    assert_eq!(l.account(&pk(2)).balance, 10_000 + 500 + 400);
+    assert_eq!(l.burned(), 900);
+    assert_eq!(l.supply() + l.burned(), supply);
 }
 
 #[test]
@@ -652,4 +670,239 @@ fn disputes_are_drawn_by_the_beacon_after_their_receipt_and_weighted_by_stake() 
         narrow.beacon_after(1_500).unwrap(),
         "the first block at or after the target"
     );
+}
+
+/// An LLM dispute of executor 1's receipt (seed `seed`) raised by auditor
+/// 2, refereed by the operator the ledger's draw puts first; that
+/// referee's byte.
+fn drawn_dispute(l: &Ledger, seed: u64) -> (LlmDispute, u8) {
+    use vouch_types::dispute::referee_draw;
+    let d = llm_dispute(1, 2, 3, seed);
+    let pool = l.draw_pool(&pk(1), d.executor.body.timestamp_ms).unwrap();
+    let first = referee_draw(&d.executor.id, &pk(1), &pk(2), &pool)[0];
+    let r = (1u8..=9).find(|b| pk(*b) == first).unwrap();
+    (llm_dispute(1, 2, r, seed), r)
+}
+
+fn appeal(l: &Ledger, signer: u8, d: &LlmDispute) -> Vec<u8> {
+    tx(
+        l,
+        signer,
+        TxBody::Appeal {
+            receipt: *d.executor.id.as_bytes(),
+        },
+    )
+}
+
+fn vote(l: &Ledger, signer: u8, d: &LlmDispute, executor_faulty: bool) -> Vec<u8> {
+    tx(
+        l,
+        signer,
+        TxBody::AppealVote {
+            receipt: *d.executor.id.as_bytes(),
+            executor_faulty,
+        },
+    )
+}
+
+/// An auditor and a referee frame an honest executor: the conviction
+/// takes its stake at once but holds it; it appeals; the next block's
+/// beacon draws a panel of staked operators that are none of the three
+/// parties; a majority of the panel overturns the conviction: the
+/// executor's stake comes back with the framers' slashed stake as its
+/// reward. A conviction the panel upholds slashes the appellant again; a
+/// panel that reaches no majority in time leaves the conviction as it was.
+/// Only the convicted may appeal, once, in the window; only panel members
+/// vote, once each.
+#[test]
+fn an_appeal_to_a_drawn_panel_overturns_a_framed_conviction_and_upholds_a_true_one() {
+    use vouch_ledger::appeal::Ruling;
+    let mut l = ledger(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    past_the_beacon(&mut l);
+    let supply = l.supply();
+    let (framed, r) = drawn_dispute(&l, 7);
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            2,
+            TxBody::Dispute {
+                record: record(&framed),
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    assert_eq!(l.operators()[&pk(1)].stake, 4_000);
+    // Only the convicted appeals, once; nobody votes before the panel.
+    let out = block(&mut l, |l| {
+        vec![
+            appeal(l, 2, &framed),
+            appeal(l, 1, &framed),
+            vote(l, 4, &framed, false),
+        ]
+    });
+    assert!(
+        err(&out[0]).contains("only the convicted operator"),
+        "{}",
+        err(&out[0])
+    );
+    assert!(out[1].is_ok(), "{out:?}");
+    assert!(err(&out[2]).contains("has no panel"), "{}", err(&out[2]));
+    // The next block draws the panel: the five staked operators that are
+    // not parties (the panel's size), by the beacon.
+    let out = block(&mut l, |l| vec![appeal(l, 1, &framed)]);
+    assert!(
+        err(&out[0]).contains("appealed already"),
+        "{}",
+        err(&out[0])
+    );
+    let c = &l.pending_convictions()[&framed.executor.id];
+    let panel = c.appeal.as_ref().unwrap().panel.clone().unwrap();
+    assert_eq!(panel.len(), 5);
+    for party in [1, 2, r] {
+        assert!(!panel.contains(&pk(party)));
+    }
+    let member = |i: usize| (1u8..=9).find(|b| pk(*b) == panel[i]).unwrap();
+    let out = block(&mut l, |l| {
+        vec![
+            vote(l, 9, &framed, false),
+            vote(l, member(0), &framed, false),
+            vote(l, member(1), &framed, true),
+            vote(l, member(2), &framed, false),
+        ]
+    });
+    assert!(
+        err(&out[0]).contains("not on the panel"),
+        "{}",
+        err(&out[0])
+    );
+    assert!(out[1..].iter().all(Result::is_ok), "{out:?}");
+    assert_eq!(l.pending_convictions().len(), 1, "2 of 5 is no majority");
+    let out = block(&mut l, |l| vec![vote(l, member(0), &framed, false)]);
+    assert!(
+        err(&out[0]).contains("voted on the appeal"),
+        "{}",
+        err(&out[0])
+    );
+    let out = block(&mut l, |l| {
+        vec![
+            vote(l, member(3), &framed, false),
+            vote(l, member(4), &framed, false),
+        ]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    assert!(
+        err(&out[1]).contains("no appeal of receipt"),
+        "{}",
+        err(&out[1])
+    );
+    assert_eq!(
+        *l.rulings().back().unwrap(),
+        (framed.executor.id, Ruling::Overturned)
+    );
+    // The executor is whole and rewarded; the framers are slashed.
+    let e = &l.operators()[&pk(1)];
+    assert_eq!((e.stake, e.slashed), (5_000, 0));
+    assert_eq!(l.account(&pk(1)).balance, 10_000 + 500 + 500);
+    for framer in [2, r] {
+        assert_eq!(l.operators()[&pk(framer)].slashed, 1_000);
+    }
+    assert_eq!(l.supply() + l.burned(), supply);
+
+    // A true conviction, appealed: the panel upholds it, and the
+    // appellant is slashed a second time.
+    let (true_one, _) = drawn_dispute(&l, 8);
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            2,
+            TxBody::Dispute {
+                record: record(&true_one),
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    block(&mut l, |l| vec![appeal(l, 1, &true_one)]);
+    block(&mut l, |_| vec![]);
+    let panel = l.pending_convictions()[&true_one.executor.id]
+        .appeal
+        .clone()
+        .unwrap()
+        .panel
+        .unwrap();
+    let member = |i: usize| (1u8..=9).find(|b| pk(*b) == panel[i]).unwrap();
+    let out = block(&mut l, |l| {
+        (0..3)
+            .map(|i| vote(l, member(i), &true_one, true))
+            .collect()
+    });
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    assert_eq!(
+        *l.rulings().back().unwrap(),
+        (true_one.executor.id, Ruling::Upheld)
+    );
+    // 20% of 5,000, then 20% of the 4,000 left.
+    assert_eq!(l.operators()[&pk(1)].slashed, 1_000 + 800);
+    assert_eq!(l.supply() + l.burned(), supply);
+
+    // Split votes until the panel's time runs out: the conviction stands
+    // as it was, without a second slash; and a late appeal is refused.
+    let (split, _) = drawn_dispute(&l, 9);
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            2,
+            TxBody::Dispute {
+                record: record(&split),
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    let slashed = l.operators()[&pk(1)].slashed;
+    block(&mut l, |l| vec![appeal(l, 1, &split)]);
+    block(&mut l, |_| vec![]);
+    let panel = l.pending_convictions()[&split.executor.id]
+        .appeal
+        .clone()
+        .unwrap()
+        .panel
+        .unwrap();
+    let member = |i: usize| (1u8..=9).find(|b| pk(*b) == panel[i]).unwrap();
+    block(&mut l, |l| {
+        vec![
+            vote(l, member(0), &split, true),
+            vote(l, member(1), &split, false),
+        ]
+    });
+    while !l.pending_convictions().is_empty() {
+        block(&mut l, |_| vec![]);
+    }
+    assert_eq!(
+        *l.rulings().back().unwrap(),
+        (split.executor.id, Ruling::Undecided)
+    );
+    assert_eq!(l.operators()[&pk(1)].slashed, slashed);
+    let (late, _) = drawn_dispute(&l, 10);
+    block(&mut l, |l| {
+        vec![tx(
+            l,
+            2,
+            TxBody::Dispute {
+                record: record(&late),
+            },
+        )]
+    });
+    for _ in 0..=l.params().appeal_window {
+        block(&mut l, |_| vec![]);
+    }
+    let out = block(&mut l, |l| vec![appeal(l, 1, &late)]);
+    assert!(
+        err(&out[0]).contains("no conviction on receipt"),
+        "{}",
+        err(&out[0])
+    );
+    assert_eq!(
+        *l.rulings().back().unwrap(),
+        (late.executor.id, Ruling::Final)
+    );
+    assert_eq!(l.supply() + l.burned(), supply);
 }

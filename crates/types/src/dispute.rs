@@ -120,6 +120,15 @@ pub fn auditor_draw(receipt: &Digest, executor: &PublicKey, pool: &Pool) -> Vec<
     })
 }
 
+/// The order in which the operators of `pool` (on a ledger: the staked
+/// operators but the dispute's three parties, with the beacon of the block
+/// after the appeal) sit on the panel that judges an appeal of the
+/// conviction on receipt `receipt`; the ledger seats the first
+/// `appeal_panel`.
+pub fn appeal_draw(receipt: &Digest, pool: &Pool) -> Vec<PublicKey> {
+    draw(b"vouch v2 appeal draw\0", receipt, None, pool, |_| true)
+}
+
 /// The keys of `pool` that `eligible` accepts, in the order of a weighted
 /// draw without replacement: round `i` takes
 /// `u = H_receipt(domain || receipt || salt || beacon || u64 i)` (salt and
