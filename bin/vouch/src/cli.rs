@@ -462,6 +462,10 @@ pub(crate) enum LedgerCommand {
     /// Every governance proposal: its changes, votes, tally and status,
     /// as JSON.
     Proposals,
+    /// Convictions not yet final (their held stake, appeal, panel and
+    /// votes) and the last ones settled (final, upheld, overturned,
+    /// undecided), as JSON.
+    Disputes,
     /// One block: its digest, parent, time and transactions (signer, kind,
     /// outcome), as JSON.
     Block {

@@ -622,9 +622,20 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
         listed.contains("dispute") && listed.contains("faulty executor"),
         "{listed}"
     );
-    // The nodes are the validators of one chain: the dispute went to it,
-    // and every node's ledger shows the faulty operator slashed (10% of
-    // its stake), the others not.
+    // The nodes are the validators of one chain: the dispute went to it.
+    // The faulty node judges its own answer right (its re-run has the same
+    // fault) and appeals; the panel, the one operator that is no party,
+    // re-runs the step on the inputs the appellant hands it and upholds
+    // the conviction. Every node's ledger shows the faulty operator
+    // slashed twice (10% of its stake, then 10% of the rest), the others
+    // not.
+    let ruling = eventually("the appeal decided", || {
+        let out = vouch(&urls[0], &["ledger", "disputes"]);
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let settled = d["settled"].as_array()?.first()?.clone();
+        Some((settled, d))
+    });
+    assert_eq!(ruling.0["ruling"], "upheld", "{}", ruling.1);
     let faulty_operator = net["nodes"]
         .as_array()
         .unwrap()
@@ -641,14 +652,14 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
             let faulty = ops
                 .iter()
                 .find(|o| o["operator"] == faulty_operator.as_str())?;
-            (faulty["slashed"] == 10_000).then_some(ops)
+            (faulty["slashed"] == 19_000).then_some(ops)
         });
         assert_eq!(slashed.len(), 4, "{slashed:?}");
         for o in &slashed {
             if o["operator"] != faulty_operator.as_str() {
                 assert_eq!(o["slashed"], 0, "{o}");
             } else {
-                assert_eq!(o["stake"], 90_000, "{o}");
+                assert_eq!(o["stake"], 81_000, "{o}");
             }
         }
     }
@@ -662,7 +673,7 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
         story.contains(&format!(
             "executor  {}",
             records[n]["dispute"]["executor"]["node"].as_str().unwrap()
-        )) && story.contains("slashed 10000")
+        )) && story.contains("slashed 19000")
             && story.contains("evidence  dispute: faulty executor")
             && story.contains("ledger    convicted"),
         "{story}"

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/ledger/proposals", get(proposals))
         .route("/v1/ledger/economics", get(economics))
         .route("/v1/ledger/draw", get(draw))
+        .route("/v1/ledger/disputes", get(disputes))
         .route("/v1/payments/{client}", get(payment_state))
 }
 
@@ -113,6 +114,48 @@ async fn status(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
             "burned": l.burned(),
             "beacon": hex32(&l.beacon()),
         })
+    });
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// Convictions not yet final, with their appeals, and the last settled.
+async fn disputes(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    let party = |p: vouch_types::dispute::Party| match p {
+        vouch_types::dispute::Party::Executor => "executor",
+        vouch_types::dispute::Party::Auditor => "auditor",
+    };
+    let body = node.chain()?.read(|l| {
+        let pending: Vec<serde_json::Value> = l
+            .pending_convictions()
+            .iter()
+            .map(|(receipt, c)| {
+                json!({
+                    "receipt": receipt,
+                    "executor": c.executor,
+                    "auditor": c.auditor,
+                    "referee": c.referee,
+                    "faulty": party(c.faulty),
+                    "held": c.taken,
+                    "bounty": c.bounty,
+                    "convicted_at": c.at,
+                    "appeal_until": c.at + l.params().appeal_window,
+                    "appeal": c.appeal.as_ref().map(|a| json!({
+                        "filed": a.filed,
+                        "panel": a.panel,
+                        "votes": a.votes.iter()
+                            .map(|(k, v)| json!({"operator": k, "faulty": party(*v)}))
+                            .collect::<Vec<_>>(),
+                        "decide_by": (a.panel.is_some()).then_some(a.ends),
+                    })),
+                })
+            })
+            .collect();
+        let settled: Vec<serde_json::Value> = l
+            .rulings()
+            .iter()
+            .map(|(receipt, r)| json!({"receipt": receipt, "ruling": r.name()}))
+            .collect();
+        json!({"pending": pending, "settled": settled})
     });
     Ok(json(StatusCode::OK, &body))
 }

@@ -175,6 +175,13 @@ fn paths_and_schemas() -> Value {
           "summary": "Every governance proposal: its changes, votes, tally and status (voting, passed with its activation height, rejected, activated)",
           "responses": merge(json!({"200": {"description": "proposals, oldest first", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Proposal"}}}}}}), error_responses(&[404]))
         }},
+        "/v1/ledger/disputes": {"get": {
+          "summary": "Convictions not yet final (what they hold, the appeal window, an appeal's panel and votes) and the last 256 settled, each with its ruling: final (not appealed), upheld, overturned or undecided (docs/ledger.md, Appeals)",
+          "responses": merge(json!({"200": {"description": "pending and settled convictions", "content": {"application/json": {"schema": {"type": "object", "required": ["pending", "settled"], "properties": {
+            "pending": {"type": "array", "items": {"type": "object", "required": ["receipt", "executor", "auditor", "referee", "faulty", "held", "bounty", "convicted_at", "appeal_until", "appeal"]}},
+            "settled": {"type": "array", "items": {"type": "object", "required": ["receipt", "ruling"], "properties": {"receipt": {"type": "string"}, "ruling": {"type": "string", "enum": ["final", "upheld", "overturned", "undecided"]}}}}
+          }}}}}}), error_responses(&[404]))
+        }},
         "/v1/ledger/draw": {"get": {
           "summary": "The pool the audit and referee draws of a receipt run over on this ledger (docs/receipts.md, Draws): every staked operator but the executor's, by its current key, weighted by its bonded stake, and the receipt's beacon (the first block stamped beacon_delay_ms after it). 503 until that block is applied; 404 once it is older than the dispute window",
           "parameters": [

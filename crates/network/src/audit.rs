@@ -131,7 +131,7 @@ impl Node {
     }
 
     /// The inputs and outputs this node retains for receipt `id`.
-    fn retained(&self, id: &Digest) -> Result<Arc<(TensorMap, TensorMap)>, NodeError> {
+    pub(crate) fn retained(&self, id: &Digest) -> Result<Arc<(TensorMap, TensorMap)>, NodeError> {
         let network = self.network()?;
         network
             .retained
@@ -216,9 +216,13 @@ impl Node {
 
     /// Whether `peer` may have the data this node keeps for receipt `id`
     /// (inputs, outputs, transcript): only the receipt's drawn auditors
-    /// may, never any peer that asks. On a chain, that waits for the
-    /// receipt's beacon block.
+    /// may (on a chain, that waits for the receipt's beacon block), and the
+    /// panel of an appeal of a conviction on it; never any peer that asks.
     pub(crate) async fn hand_over(&self, peer: Peer, id: &Digest) -> Result<(), NodeError> {
+        // The panel of an appeal of its conviction judges it again.
+        if self.on_panel(peer, id) {
+            return Ok(());
+        }
         let receipt = self.receipt(id)?;
         let pool = self.await_draw_pool(&receipt).await?;
         if self
@@ -329,7 +333,7 @@ impl Node {
 
     /// Runs `model` on `inputs` as this node serves it (with its configured
     /// fault, if any), on the worker pool, without signing a receipt.
-    async fn rerun(
+    pub(crate) async fn rerun(
         &self,
         model: &Digest,
         inputs: TensorMap,

@@ -9,7 +9,7 @@ use std::time::Duration;
 pub use vouch_chain::genesis::{from_json as genesis_from_json, to_json as genesis_to_json};
 pub use vouch_chain::local_ports;
 use vouch_chain::{Chain, ChainConfig, validator::Validator};
-pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody, TxError, Voucher};
+pub use vouch_ledger::{Genesis, Ledger, Offer, Params, Tx, TxBody, TxError, Voucher, appeal};
 use vouch_service::NodeError;
 use vouch_types::PublicKey;
 
@@ -91,7 +91,10 @@ impl Node {
     /// validator. The ledger names each epoch's validators (the operators
     /// with the most stake); in an epoch that does not name this node's
     /// operator, the node follows the chain without voting. It reports the
-    /// equivocations its engine sees (`report_equivocations`). Then the node charges its price
+    /// equivocations its engine sees (`report_equivocations`), appeals the
+    /// convictions of its operator that its own judgment contradicts and
+    /// votes on the appeals whose panel it sits on
+    /// (`appeals::follow_convictions`). Then the node charges its price
     /// per request (`payments`): it publishes the price on the ledger and
     /// redeems the vouchers it takes every `redeem_interval`.
     pub fn start_chain(self: &Arc<Self>, settings: ChainSettings) -> Result<(), NodeError> {
@@ -138,6 +141,7 @@ impl Node {
         ));
         tokio::spawn(follow_params(Arc::downgrade(self)));
         tokio::spawn(report_equivocations(Arc::downgrade(self)));
+        tokio::spawn(crate::appeals::follow_convictions(Arc::downgrade(self)));
         Ok(())
     }
 

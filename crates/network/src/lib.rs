@@ -8,6 +8,7 @@
 
 #![recursion_limit = "256"]
 
+mod appeals;
 pub mod audit;
 pub mod ledger;
 mod llm_audit;

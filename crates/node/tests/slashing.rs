@@ -47,35 +47,7 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     // are chosen here, below the ephemeral range.
     let ports = vouch_node::ledger::local_ports(3).unwrap();
     let start = |i: usize, fault: Option<Fault>, bootstrap: Vec<vouch_node::p2p::Address>| {
-        let (dir, genesis) = (dirs[i].path().to_path_buf(), genesis.clone());
-        let (first, port) = (operators[0], ports[i]);
-        let first_port = ports[0];
-        async move {
-            let mut config = NodeConfig::new(dir);
-            config.audit_rate = 0.0;
-            config.fault = fault;
-            let t = TestNode::start(config).await;
-            t.node
-                .start_chain(ChainSettings {
-                    genesis,
-                    listen: format!("127.0.0.1:{port}").parse().unwrap(),
-                    bootstrap: if i == 0 {
-                        vec![]
-                    } else {
-                        vec![(first, format!("127.0.0.1:{first_port}").parse().unwrap())]
-                    },
-                    leader_timeout: Duration::from_secs(1),
-                    empty_block_interval: Duration::from_millis(500),
-                    redeem_interval: Duration::from_secs(3600),
-                    own: false,
-                })
-                .unwrap();
-            t.node
-                .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
-                .await
-                .unwrap();
-            t
-        }
+        validator(dirs[i].path(), &genesis, (&ports, i), fault, bootstrap)
     };
     let auditor = start(0, None, vec![]).await;
     let liar = start(1, Some(Fault { step: Some(20) }), addresses(&auditor)).await;
@@ -140,8 +112,11 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     };
     assert_eq!(dispute.verdict.referee, operators[2]);
 
-    // Every validator's ledger: the liar lost 10% of its stake, the
-    // auditor got half of it, the rest is burned.
+    // Every validator's ledger: the liar lost 10% of its stake. Its node
+    // judges its own answer right (its re-run has the same fault) and
+    // appeals, but with three operators nobody is left to sit on a panel:
+    // once the panel's time runs out the conviction stands, the auditor
+    // gets half of the stake taken and the rest is burned.
     let slash = STAKE / 10;
     for n in nodes {
         let chain = n.node.chain().unwrap().clone();
@@ -149,7 +124,18 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
             chain.read(|l| l.disputed(&answer.receipt.id))
         })
         .await;
+        eventually("the conviction to be final", || {
+            chain.read(|l| !l.rulings().is_empty())
+        })
+        .await;
         chain.read(|l| {
+            assert_eq!(
+                l.rulings()[0],
+                (
+                    answer.receipt.id,
+                    vouch_node::ledger::appeal::Ruling::Undecided
+                )
+            );
             let liar_op = &l.operators()[&operators[1]];
             assert_eq!((liar_op.stake, liar_op.slashed), (STAKE - slash, slash));
             assert_eq!(l.operators()[&operators[0]].slashed, 0);
@@ -311,6 +297,43 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     }
 }
 
+/// A node of `genesis`'s chain in `dir` (its `operator.key` written
+/// there), validating on `ports[i]` and dialing the first validator's
+/// port, on the p2p network through `bootstrap`; auditing nothing.
+async fn validator(
+    dir: &std::path::Path,
+    genesis: &Genesis,
+    (ports, i): (&[u16], usize),
+    fault: Option<vouch_engine::Fault>,
+    bootstrap: Vec<vouch_node::p2p::Address>,
+) -> TestNode {
+    let first = genesis.operators[0].0;
+    let mut config = NodeConfig::new(dir.to_path_buf());
+    config.audit_rate = 0.0;
+    config.fault = fault;
+    let t = TestNode::start(config).await;
+    t.node
+        .start_chain(ChainSettings {
+            genesis: genesis.clone(),
+            listen: format!("127.0.0.1:{}", ports[i]).parse().unwrap(),
+            bootstrap: if i == 0 {
+                vec![]
+            } else {
+                vec![(first, format!("127.0.0.1:{}", ports[0]).parse().unwrap())]
+            },
+            leader_timeout: Duration::from_secs(1),
+            empty_block_interval: Duration::from_millis(500),
+            redeem_interval: Duration::from_secs(3600),
+            own: false,
+        })
+        .unwrap();
+    t.node
+        .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
+        .await
+        .unwrap();
+    t
+}
+
 /// `proposer` proposes `body`, and `voters`, two thirds of the stake (a
 /// third is not a quorum), vote yes at once.
 async fn pass(proposer: &TestNode, voters: [&TestNode; 2], body: TxBody) {
@@ -330,4 +353,200 @@ async fn pass(proposer: &TestNode, voters: [&TestNode; 2], body: TxBody) {
     );
     a.unwrap();
     b.unwrap();
+}
+
+/// Two staked operators frame an honest executor: from its public receipt
+/// and trace entry they build a dispute whose "auditor" computed another
+/// leaf and whose "referee" (the draw's pick, since it is one of the
+/// operators the draw can pick) agrees, and submit it; the ledger convicts
+/// and takes the executor's stake. The executor's node judges its own
+/// answer right and appeals; the panel the next block draws (the two
+/// operators that are no party) fetch the inputs from it, re-run the step,
+/// and overturn the conviction: the executor's stake comes back with the
+/// framers' slashed stake as its reward, on every validator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framed_executor_appeals_and_the_panel_overturns_its_conviction() {
+    use vouch_types::dispute::{DISPUTE_VERSION, Dispute, Party, Verdict};
+    use vouch_types::merkle::{self, Bisection};
+    use vouch_types::{Digest, Kind};
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Three honest operators run the nodes and validate; two framers have
+    // half their stake (so they do not validate, with max_validators 3)
+    // and run nothing.
+    let keys: Vec<SecretKey> = (0..5u8)
+        .map(|i| SecretKey::from_bytes(&[40 + i; 32]))
+        .collect();
+    for (dir, key) in dirs.iter().zip(&keys) {
+        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
+    }
+    let operators: Vec<_> = keys.iter().map(SecretKey::public).collect();
+    let (ka, kr) = (&keys[3], &keys[4]);
+    let genesis = Genesis {
+        chain_id: "appeal-test".into(),
+        params: Params {
+            max_validators: 3,
+            ..Params::default()
+        },
+        accounts: operators.iter().map(|k| (*k, FUNDS)).collect(),
+        operators: operators
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, if i < 3 { STAKE } else { STAKE / 2 }, Offer::default()))
+            .collect(),
+    };
+    let ports = vouch_node::ledger::local_ports(3).unwrap();
+    let executor = validator(dirs[0].path(), &genesis, (&ports, 0), None, vec![]).await;
+    let p1 = validator(
+        dirs[1].path(),
+        &genesis,
+        (&ports, 1),
+        None,
+        addresses(&executor),
+    )
+    .await;
+    let p2 = validator(
+        dirs[2].path(),
+        &genesis,
+        (&ports, 2),
+        None,
+        addresses(&executor),
+    )
+    .await;
+    let nodes = [&executor, &p1, &p2];
+    let iris = samples::SAMPLES.iter().find(|s| s.name == "iris").unwrap();
+    let id = samples::push_file(
+        &executor.node,
+        &models_dir().join(iris.file),
+        iris.options(),
+    )
+    .await
+    .unwrap()
+    .id();
+    for n in [&p1, &p2] {
+        eventually("iris's provider to be known", || {
+            n.node
+                .network_models()
+                .get(&id.to_string())
+                .is_some_and(|m| !m.providers.is_empty())
+        })
+        .await;
+        n.node.replicate("iris", None).await.unwrap();
+    }
+    let mut input = vouch_types::TensorMap::new();
+    input.insert(
+        "float_input",
+        vouch_types::Tensor::from_f32(vec![1, 4], &[5.1, 3.5, 1.4, 0.2]).unwrap(),
+    );
+    let honest = executor
+        .node
+        .route("iris", None, input, None, Default::default())
+        .await
+        .unwrap()
+        .receipt;
+    assert_eq!(honest.body.node, operators[0]);
+    let entry = executor.client.trace_entry(&honest.id, 0).await.unwrap();
+
+    // The frame: the honest trace with another leaf 0 under the framing
+    // auditor's receipt, and the framing referee's verdict for that leaf.
+    let fake_leaf = Digest::of(Kind::TraceLeaf, b"framed");
+    let climb = |leaf: Digest| {
+        let mut nodes = vec![merkle::root(&[leaf])];
+        for sib in &entry.path {
+            let top = *nodes.last().unwrap();
+            nodes.push(merkle::root(&[top, *sib]));
+        }
+        nodes
+    };
+    let (real, fake) = (climb(entry.leaf), climb(fake_leaf));
+    let mut body = honest.body.clone();
+    body.trace.root = *fake.last().unwrap();
+    body.node = ka.public();
+    let framed = body.sign(ka);
+    let mut bis = Bisection::new(
+        honest.body.trace.len,
+        honest.body.trace.root,
+        framed.body.trace.len,
+        framed.body.trace.root,
+    )
+    .unwrap();
+    let depth = entry.path.len();
+    for level in 0..depth {
+        let below = depth - 1 - level;
+        bis.step(
+            (real[below], entry.path[below]),
+            (fake[below], entry.path[below]),
+        )
+        .unwrap();
+    }
+    let (step, executor_descent, auditor_descent) = bis.finish(entry.leaf, fake_leaf).unwrap();
+    let dispute = Dispute {
+        version: DISPUTE_VERSION,
+        verdict: Verdict::sign(
+            kr,
+            &honest.body.model,
+            &honest.body.request,
+            step,
+            fake_leaf,
+        ),
+        executor: honest.clone(),
+        auditor: framed,
+        step,
+        step_name: None,
+        executor_descent,
+        auditor_descent,
+        faulty: Party::Executor,
+    };
+    assert_eq!(dispute.check(None), Ok(Party::Executor));
+
+    // Submitted by the framing auditor once the receipt's beacon block is
+    // there: the ledger convicts.
+    let chain = executor.node.chain().unwrap().clone();
+    eventually("the receipt's beacon block", || {
+        chain.read(|l| l.beacon_after(honest.body.timestamp_ms).is_ok())
+    })
+    .await;
+    let tx = chain.read(|l| {
+        vouch_node::ledger::Tx::sign(
+            l.chain_id(),
+            ka,
+            l.account(&ka.public()).nonce,
+            TxBody::Dispute {
+                record: serde_json::to_vec(&dispute).unwrap(),
+            },
+        )
+    });
+    let tx_id = chain.submit(tx.encode()).unwrap();
+    eventually("the framed dispute to be applied", || {
+        chain.outcome(&tx_id).is_some()
+    })
+    .await;
+    let (_, outcome) = chain.outcome(&tx_id).unwrap();
+    assert!(outcome.is_ok(), "{outcome:?}");
+
+    // The executor appeals, the panel overturns, on every validator.
+    let slash = STAKE / 10;
+    for n in nodes {
+        let chain = n.node.chain().unwrap().clone();
+        eventually("the appeal decided", || {
+            chain.read(|l| !l.rulings().is_empty())
+        })
+        .await;
+        chain.read(|l| {
+            assert_eq!(
+                l.rulings()[0],
+                (honest.id, vouch_node::ledger::appeal::Ruling::Overturned)
+            );
+            let e = &l.operators()[&operators[0]];
+            assert_eq!((e.stake, e.slashed), (STAKE, 0));
+            for framer in [3, 4] {
+                assert_eq!(l.operators()[&operators[framer]].slashed, slash / 2);
+            }
+            // Half of each framer's slashed stake to the executor.
+            assert_eq!(l.account(&operators[0]).balance, FUNDS + slash / 2);
+            assert_eq!(l.supply() + l.burned(), 5 * FUNDS + 3 * STAKE + STAKE);
+        });
+    }
+    for n in [executor, p1, p2] {
+        n.stop().await;
+    }
 }

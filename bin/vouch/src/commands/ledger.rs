@@ -22,6 +22,7 @@ pub(crate) async fn ledger(client: &Client, cmd: LedgerCommand) -> Result<()> {
         LedgerCommand::Params => client.get_value("/v1/ledger/params").await?,
         LedgerCommand::Economics => client.get_value("/v1/ledger/economics").await?,
         LedgerCommand::Proposals => client.get_value("/v1/ledger/proposals").await?,
+        LedgerCommand::Disputes => client.get_value("/v1/ledger/disputes").await?,
     };
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
