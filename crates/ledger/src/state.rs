@@ -355,10 +355,10 @@ pub struct Ledger {
     disputed: BTreeSet<Digest>,
     /// Convictions whose stake is held until their appeal window closes or
     /// their appeal is decided, by executor receipt.
-    pub(crate) pending: BTreeMap<Digest, crate::appeal::Conviction>,
-    /// The last [`crate::appeal::KEPT_RULINGS`] convictions settled, oldest
+    pub(crate) pending: BTreeMap<Digest, crate::conviction::Conviction>,
+    /// The last [`crate::conviction::KEPT_RULINGS`] convictions settled, oldest
     /// first.
-    pub(crate) rulings: std::collections::VecDeque<(Digest, crate::appeal::Ruling)>,
+    pub(crate) rulings: std::collections::VecDeque<(Digest, crate::conviction::Ruling)>,
     /// Everything burned.
     pub(crate) burned: u64,
     /// Every parameter change proposed, oldest first.
@@ -1141,7 +1141,7 @@ impl Ledger {
         self.disputed.insert(receipt);
         self.pending.insert(
             receipt,
-            crate::appeal::Conviction {
+            crate::conviction::Conviction {
                 record: record.to_vec(),
                 executor: e,
                 auditor: a,
@@ -1154,7 +1154,7 @@ impl Ledger {
             },
         );
         if self.params.appeal_window == 0 {
-            self.settle(receipt, crate::appeal::Ruling::Final);
+            self.settle(receipt, crate::conviction::Ruling::Final);
         }
         Ok(())
     }
