@@ -281,9 +281,22 @@ impl Node {
             }
             f
         };
+        let payment = self
+            .pay_peer(peer)
+            .await
+            .map_err(|e| Failure::Failed(format!("paying {peer}: {e}")))?;
+        let unpay = |f: Failure| {
+            if let Some(p) = &payment {
+                self.unpay(p, f.refused_payment());
+            }
+            f
+        };
         let asked = Instant::now();
         let frame = Frame {
-            head: Request::Generate { model: id },
+            head: Request::Generate {
+                model: id,
+                voucher: payment.as_ref().map(|p| p.header.clone()),
+            },
             body: wire.to_vec(),
         };
         let start = match network.p2p.request(peer, frame).await {
@@ -296,9 +309,9 @@ impl Node {
             Ok(Frame {
                 head: Response::Error { code, message },
                 ..
-            }) => return Err(counted(Failure::from_remote(&code, message))),
+            }) => return Err(unpay(counted(Failure::from_remote(&code, message)))),
             Ok(_) => Err("an answer this node does not understand".into()),
-            Err(e) => return Err(counted(Failure::Failed(e.to_string()))),
+            Err(e) => return Err(unpay(counted(Failure::Failed(e.to_string())))),
         };
         let start = start.map_err(|why| {
             tracing::warn!(%peer, %why, "provider started a generation that does not check out");
@@ -608,9 +621,29 @@ impl Node {
             route: vec![self.peer_id().to_string(), peer.to_string()],
         }
     }
-    /// Answers a peer's [`Request::Generate`]: starts the generation and
-    /// keeps its events for the peer to read.
+    /// Answers a peer's [`Request::Generate`]: charges the peer's
+    /// `voucher` where this node charges (given back when the generation
+    /// does not start), starts the generation and keeps its events for the
+    /// peer to read.
     pub(crate) async fn answer_generate(
+        self: &Arc<Self>,
+        peer: Peer,
+        model: Digest,
+        voucher: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, NodeError> {
+        let charge = self.charge(voucher)?;
+        let started = self.start_generation(peer, model, body).await;
+        if started.is_err()
+            && let Some(c) = charge
+        {
+            self.refund(c);
+        }
+        started
+    }
+
+    /// Starts a peer's generation (`answer_generate`, once paid).
+    async fn start_generation(
         self: &Arc<Self>,
         peer: Peer,
         model: Digest,

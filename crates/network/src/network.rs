@@ -306,8 +306,16 @@ impl Node {
                 model,
                 nonce,
                 quorum,
-            } => self.answer_infer(model, nonce, quorum, &body).await,
-            Request::Generate { model } => self.answer_generate(peer, model, &body).await,
+                ref voucher,
+            } => {
+                self.answer_infer(model, nonce, quorum, voucher.as_deref(), &body)
+                    .await
+            }
+            Request::Generate { model, ref voucher } => {
+                self.answer_generate(peer, model, voucher.as_deref(), &body)
+                    .await
+            }
+            Request::PaymentState => self.answer_payment_state(peer),
             Request::GenerateEvents { ref session } => {
                 self.answer_generate_events(peer, session).await
             }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub use vouch_api::{HeldVoucher, PaymentState};
 use vouch_ledger::{Tx, TxBody, Voucher};
+use vouch_p2p::{Frame, Peer, Request};
 use vouch_service::NodeError;
 use vouch_types::PublicKey;
 
@@ -38,6 +39,22 @@ pub(crate) struct Payments {
     /// One transaction of this node's own at a time, so that each takes
     /// the next nonce.
     own_tx: tokio::sync::Mutex<()>,
+    /// What this node promised so far to each operator it pays for the
+    /// requests it routes there (operator key → cumulative), where known:
+    /// an operator not in it is asked its floor (`Request::PaymentState`)
+    /// first, so a restart loses nothing.
+    promised: Mutex<HashMap<PublicKey, u64>>,
+}
+
+/// A payment this node made to a peer for a request it routed there
+/// ([`Node::pay_peer`]).
+#[derive(Clone, Debug)]
+pub(crate) struct PeerPayment {
+    operator: PublicKey,
+    price: u64,
+    cumulative: u64,
+    /// The voucher, as it travels (`Voucher::to_header`).
+    pub(crate) header: String,
 }
 
 /// A request's payment, taken by [`Node::charge`]: give it back with
@@ -188,6 +205,85 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// The voucher this node attaches to a request it routes to `peer`:
+    /// `None` where that peer's operator charges nothing on this node's
+    /// chain (or there is no chain). The voucher promises the operator's
+    /// price on top of what this node promised it before (asked of the
+    /// peer the first time), paid from this node's escrow.
+    pub(crate) async fn pay_peer(&self, peer: Peer) -> Result<Option<PeerPayment>, NodeError> {
+        let Some(chain) = self.chain.get() else {
+            return Ok(None);
+        };
+        let found = chain.read(|l| {
+            l.operators()
+                .values()
+                .find(|o| vouch_p2p::peer_id_of(&o.key()) == peer)
+                .map(|o| (o.key(), o.offer.price, l.chain_id().to_string()))
+        });
+        let Some((operator, price, chain_id)) = found.filter(|(_, price, _)| *price > 0) else {
+            return Ok(None);
+        };
+        let known = self.promised().get(&operator).copied();
+        let floor = match known {
+            Some(f) => f,
+            None => self.ask_floor(peer).await?,
+        };
+        let cumulative = {
+            let mut promised = self.promised();
+            let entry = promised.entry(operator).or_insert(floor);
+            *entry = (*entry).max(floor).saturating_add(price);
+            *entry
+        };
+        let header = Voucher::sign(&chain_id, self.key(), &operator, cumulative).to_header();
+        Ok(Some(PeerPayment {
+            operator,
+            price,
+            cumulative,
+            header,
+        }))
+    }
+
+    /// After a routed request that `payment` paid for failed: the promise
+    /// is taken back when no later one was made; where the peer refused
+    /// the payment itself, what it was promised is forgotten, to be asked
+    /// again before the next request.
+    pub(crate) fn unpay(&self, payment: &PeerPayment, refused: bool) {
+        let mut promised = self.promised();
+        if refused {
+            promised.remove(&payment.operator);
+        } else if promised.get(&payment.operator) == Some(&payment.cumulative) {
+            promised.insert(payment.operator, payment.cumulative - payment.price);
+        }
+    }
+
+    fn promised(&self) -> std::sync::MutexGuard<'_, HashMap<PublicKey, u64>> {
+        self.payments
+            .promised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What this node already promised `peer`'s operator, as the peer
+    /// tells (`Request::PaymentState`): its next voucher carries the price
+    /// on top.
+    async fn ask_floor(&self, peer: Peer) -> Result<u64, NodeError> {
+        let network = self.network()?;
+        let body = crate::state::ask(network, peer, Frame::new(Request::PaymentState)).await?;
+        let state: PaymentState = serde_json::from_slice(&body).map_err(|e| {
+            NodeError::Unavailable(format!("{peer} answered its payment state unreadably: {e}"))
+        })?;
+        Ok(state.next.saturating_sub(state.price))
+    }
+
+    /// Answers a peer's [`Request::PaymentState`]: what it pays here.
+    pub(crate) fn answer_payment_state(&self, peer: Peer) -> Result<Vec<u8>, NodeError> {
+        let key = vouch_p2p::key_of_peer(&peer).ok_or_else(|| {
+            NodeError::BadRequest(format!("peer {peer} is not named by an ed25519 key"))
+        })?;
+        serde_json::to_vec(&self.payment_state(&key)?)
+            .map_err(|e| NodeError::Internal(e.to_string()))
     }
 
     /// Reads back the vouchers kept in the store (a restart keeps what was

@@ -217,7 +217,15 @@ pub(crate) enum Failure {
     Lied(String),
 }
 
+/// How a provider's refusal of this node's payment begins.
+const PAYMENT_REFUSED: &str = "the provider refused this node's payment";
+
 impl Failure {
+    /// Whether the provider refused this node's payment.
+    pub(crate) fn refused_payment(&self) -> bool {
+        matches!(self, Failure::Refused(NodeError::Unavailable(m)) if m.starts_with(PAYMENT_REFUSED))
+    }
+
     /// A provider's error answer: a bad request stays the client's (no
     /// other provider would do better); anything else is this provider
     /// failing.
@@ -225,6 +233,12 @@ impl Failure {
         match code {
             "invalid_input" => Failure::Refused(NodeError::InvalidInput(message)),
             "bad_request" => Failure::Refused(NodeError::BadRequest(message)),
+            // This node's payment, not the provider, is at fault.
+            "payment_required" | "insufficient_funds" => {
+                Failure::Refused(NodeError::Unavailable(format!(
+                    "{PAYMENT_REFUSED} ({code}): {message}; this node's operator pays routed requests from its escrow (`vouch deposit AMOUNT`)"
+                )))
+            }
             _ => Failure::Failed(format!("{code}: {message}")),
         }
     }
@@ -508,7 +522,9 @@ impl Node {
         let launch = |peer: Peer| {
             let (network, encoded) = (network.clone(), encoded.clone());
             async move {
-                let result = execute_on(&network, peer, id, encoded, (inputs, nonce), false).await;
+                let result = self
+                    .execute_paid(&network, peer, id, encoded, (inputs, nonce), false)
+                    .await;
                 (peer, result)
             }
         };
@@ -579,14 +595,17 @@ impl Node {
         let spare = providers.into_iter();
         let runs = FuturesUnordered::new();
         let remote = |peer: Peer| -> MemberRun<Execution> {
-            let (network, encoded, inputs, nonce) = (
+            let (node, network, encoded, inputs, nonce) = (
+                self.clone(),
                 network.clone(),
                 encoded.clone(),
                 inputs.clone(),
                 nonce.clone(),
             );
             Box::pin(async move {
-                let result = execute_on(&network, peer, id, encoded, (&inputs, &nonce), true).await;
+                let result = node
+                    .execute_paid(&network, peer, id, encoded, (&inputs, &nonce), true)
+                    .await;
                 (peer, result)
             })
         };
@@ -703,20 +722,64 @@ impl Node {
         }
     }
 
-    /// Answers a peer's [`Request::Infer`]. An answer for a quorum is
-    /// cross-checked by the asker, so it is not offered to audits.
+    /// [`execute_on`], paying `peer` first where its operator charges
+    /// (`Node::pay_peer`), and taking the payment back when the request
+    /// fails.
+    async fn execute_paid(
+        &self,
+        network: &Network,
+        peer: Peer,
+        model: Digest,
+        encoded: Arc<Vec<u8>>,
+        (inputs, nonce): (&TensorMap, &str),
+        quorum: bool,
+    ) -> Result<Execution, Failure> {
+        let payment = self
+            .pay_peer(peer)
+            .await
+            .map_err(|e| Failure::Failed(format!("paying {peer}: {e}")))?;
+        let voucher = payment.as_ref().map(|p| p.header.clone());
+        let result = execute_on(
+            network,
+            peer,
+            model,
+            encoded,
+            (inputs, nonce),
+            (quorum, voucher),
+        )
+        .await;
+        if let (Err(f), Some(p)) = (&result, &payment) {
+            self.unpay(p, f.refused_payment());
+        }
+        result
+    }
+
+    /// Answers a peer's [`Request::Infer`], charging the peer's `voucher`
+    /// where this node charges (and giving it back when the run fails). An
+    /// answer for a quorum is cross-checked by the asker, so it is not
+    /// offered to audits.
     pub(crate) async fn answer_infer(
         &self,
         model: Digest,
         nonce: String,
         quorum: bool,
+        voucher: Option<&str>,
         body: &[u8],
     ) -> Result<Vec<u8>, NodeError> {
         let inputs = TensorMap::decode(body).map_err(|e| {
             NodeError::BadRequest(format!("inputs are not a canonical tensor map: {e}"))
         })?;
         let kept = (!quorum).then(|| inputs.clone());
-        let answer = self.infer_id(&model, inputs, nonce).await?;
+        let charge = self.charge(voucher)?;
+        let answer = match self.infer_id(&model, inputs, nonce).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                if let Some(c) = charge {
+                    self.refund(c);
+                }
+                return Err(e);
+            }
+        };
         self.count_served(self.peer_id());
         if let Some(inputs) = kept {
             self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
@@ -753,7 +816,7 @@ async fn execute_on(
     model: Digest,
     encoded: Arc<Vec<u8>>,
     (inputs, nonce): (&TensorMap, &str),
-    quorum: bool,
+    (quorum, voucher): (bool, Option<String>),
 ) -> Result<Execution, Failure> {
     let started = Instant::now();
     let frame = Frame {
@@ -761,6 +824,7 @@ async fn execute_on(
             model,
             nonce: nonce.to_string(),
             quorum,
+            voucher,
         },
         body: encoded.as_ref().clone(),
     };

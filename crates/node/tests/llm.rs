@@ -1126,7 +1126,7 @@ async fn a_provider_that_vanishes_before_the_first_token_is_replaced() {
             };
             match req.request.head {
                 // Accepts, echoing the request as the one it will sign.
-                Request::Generate { model } => {
+                Request::Generate { model, .. } => {
                     let asked: serde_json::Value =
                         serde_json::from_slice(&req.request.body).unwrap();
                     let start = serde_json::json!({

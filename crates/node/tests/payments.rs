@@ -315,3 +315,147 @@ async fn a_client_refuses_a_held_voucher_it_did_not_sign() {
         .unwrap_err();
     assert!(err.to_string().contains("did not sign"), "{err}");
 }
+
+/// A node that routes a request to a paid operator pays it: it signs a
+/// voucher of its own for the operator's price on top of what it promised
+/// before (asked of the operator the first time), from its escrow. Without
+/// escrow the operator refuses the payment, and the gateway says what its
+/// operator must do; with escrow every routed request is paid, and the
+/// operator redeems exactly what the gateway promised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_pays_the_operator_it_routes_to_from_its_own_escrow() {
+    use common::addresses;
+    use vouch_node::P2pConfig;
+    const ROUTED: u64 = 7;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys = [
+        SecretKey::from_bytes(&[61; 32]),
+        SecretKey::from_bytes(&[62; 32]),
+    ];
+    for (dir, key) in dirs.iter().zip(&keys) {
+        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
+    }
+    let (g_key, p_key) = (keys[0].public(), keys[1].public());
+    let genesis = Genesis {
+        chain_id: "routed-payments".into(),
+        params: Params::default(),
+        accounts: vec![(g_key, 1_000_000), (p_key, 1_000_000)],
+        operators: vec![
+            (g_key, 100_000, Offer::default()),
+            (p_key, 100_000, Offer::default()),
+        ],
+    };
+    let ports = vouch_node::ledger::local_ports(2).unwrap();
+    let start = |i: usize, price: u64, bootstrap: Vec<vouch_node::p2p::Address>| {
+        let (dir, genesis, ports) = (dirs[i].path().to_path_buf(), genesis.clone(), ports.clone());
+        async move {
+            let mut config = NodeConfig::new(dir);
+            config.price = price;
+            config.audit_rate = 0.0;
+            let t = TestNode::start(config).await;
+            t.node
+                .start_chain(ChainSettings {
+                    genesis,
+                    listen: format!("127.0.0.1:{}", ports[i]).parse().unwrap(),
+                    bootstrap: if i == 0 {
+                        vec![]
+                    } else {
+                        vec![(g_key, format!("127.0.0.1:{}", ports[0]).parse().unwrap())]
+                    },
+                    leader_timeout: Duration::from_secs(1),
+                    empty_block_interval: Duration::from_millis(200),
+                    redeem_interval: Duration::from_secs(3600),
+                    own: false,
+                })
+                .unwrap();
+            t.node
+                .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
+                .await
+                .unwrap();
+            t
+        }
+    };
+    let gateway = start(0, 0, vec![]).await;
+    let provider = start(1, ROUTED, addresses(&gateway)).await;
+    provider
+        .client
+        .push_file(
+            &models_dir().join("iris.onnx"),
+            &PushParams {
+                name: "iris".into(),
+                input_shapes: vec!["float_input=N,4".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The provider's price reaches the ledger, and the gateway hears of it.
+    let chain = gateway.node.chain().unwrap().clone();
+    for _ in 0..600 {
+        let priced = chain.read(|l| l.operators()[&p_key].offer.price == ROUTED);
+        let heard = gateway
+            .node
+            .network_models()
+            .values()
+            .any(|m| m.providers.contains(&provider.node.peer_id()));
+        if priced && heard {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // No escrow: the provider refuses the gateway's voucher.
+    let err = gateway
+        .client
+        .infer("iris", None, &iris_request(1, 4))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("refused this node's payment")
+            && err.contains("insufficient_funds")
+            && err.contains("vouch deposit"),
+        "{err}"
+    );
+    // With escrow, each routed request is paid.
+    apply(&gateway, &keys[0], TxBody::Deposit { amount: 1_000 }).await;
+    for _ in 0..3 {
+        let answer = gateway
+            .client
+            .infer("iris", None, &iris_request(1, 4))
+            .await
+            .unwrap();
+        assert_eq!(answer.receipt.body.node, p_key);
+        assert_eq!(answer.receipt.body.price, ROUTED);
+    }
+    let state = provider.node.payment_state(&g_key).unwrap();
+    assert_eq!(state.held.as_ref().map(|h| h.cumulative), Some(3 * ROUTED));
+    assert_eq!(provider.node.redeem_vouchers().await.unwrap(), 1);
+    chain_settles(&gateway, &g_key, &p_key, 3 * ROUTED).await;
+    gateway.node.chain().unwrap().read(|l| {
+        assert_eq!(l.account(&g_key).escrow, 1_000 - 3 * ROUTED);
+    });
+    provider.stop().await;
+    gateway.stop().await;
+}
+
+/// Waits until `t`'s ledger shows `client` settled `amount` with
+/// `operator`.
+async fn chain_settles(
+    t: &TestNode,
+    client: &vouch_types::PublicKey,
+    operator: &vouch_types::PublicKey,
+    amount: u64,
+) {
+    let chain = t.node.chain().unwrap();
+    for _ in 0..600 {
+        if chain.read(|l| l.redeemed(client, operator)) == amount {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the ledger settled {} of {amount}",
+        chain.read(|l| l.redeemed(client, operator))
+    );
+}

@@ -262,6 +262,15 @@ pub fn peer_id_of(key: &PublicKey) -> PeerId {
         .expect("36 bytes fit an identity multihash")
 }
 
+/// The operator key a peer id names ([`peer_id_of`] backwards); `None`
+/// for a peer id that is not an ed25519 key's.
+pub fn key_of_peer(peer: &PeerId) -> Option<PublicKey> {
+    let bytes = peer.to_bytes();
+    let key = bytes.strip_prefix(&[0x00, 0x24, 0x08, 0x01, 0x12, 0x20][..])?;
+    let key: [u8; 32] = key.try_into().ok()?;
+    PublicKey::from_bytes(&key).ok()
+}
+
 fn keypair(key: &SecretKey) -> identity::Keypair {
     identity::Keypair::ed25519_from_bytes(key.to_bytes())
         .expect("a 32-byte ed25519 seed is a libp2p ed25519 key")
@@ -982,7 +991,9 @@ mod tests {
                 .unwrap();
             assert_eq!(peer_id_of(&key.public()), libp2p);
             assert_eq!(keypair(&key).public().to_peer_id(), libp2p);
+            assert_eq!(key_of_peer(&libp2p), Some(key.public()));
         }
+        assert_eq!(key_of_peer(&PeerId::random()), None);
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub enum Request {
         /// need not offer it to sampled audits.
         #[serde(default)]
         quorum: bool,
+        /// The asking node's payment, where this node charges: a voucher
+        /// it signed for this node's operator (`Voucher::to_header`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        voucher: Option<String>,
     },
     /// The inputs of a receipt this node signed, while it retains them
     /// (answer body: canonical tensor map).
@@ -138,7 +142,14 @@ pub enum Request {
     Generate {
         /// Model id.
         model: Digest,
+        /// The asking node's payment, as for [`Request::Infer`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        voucher: Option<String>,
     },
+    /// What the asking node pays this one per request, and the least its
+    /// next voucher must carry (answer body: the `PaymentState` JSON of
+    /// `GET /v1/payments/{asker's key}`).
+    PaymentState,
     /// The next events of a generation this peer started here (answer
     /// body: a JSON list, waiting until at least one is ready; the last
     /// holds the receipt or the error).
