@@ -2,7 +2,9 @@
 //! "Paying for requests"): the client learns the node's price and what it
 //! promised the node so far from `GET /v1/payments/{client}`, trusting a
 //! promised amount only where it carries the client's own signature, and
-//! then signs each request's voucher for that amount plus the price.
+//! then signs a voucher for that amount plus the price of the next
+//! request, or of the next few ([`Client::paying_ahead`]: one signature
+//! for several requests, each sending the same voucher until it is spent).
 
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ use crate::{Client, ClientError};
 pub(crate) struct Payer {
     key: SecretKey,
     max_price: Option<u64>,
+    /// Requests each voucher pays for (at least 1).
+    ahead: u64,
     promised: tokio::sync::Mutex<Option<Promise>>,
 }
 
@@ -27,15 +31,19 @@ struct Promise {
     chain_id: String,
     operator: PublicKey,
     price: u64,
-    /// The cumulative amount of the newest voucher the node took.
+    /// What the client's requests spent so far.
     cumulative: u64,
+    /// The newest voucher the client signed (as its header) and its
+    /// amount, which may pay requests ahead.
+    signed: Option<(String, u64)>,
 }
 
 impl Payer {
-    pub(crate) fn new(key: SecretKey, max_price: Option<u64>) -> Arc<Payer> {
+    pub(crate) fn new(key: SecretKey, max_price: Option<u64>, ahead: u64) -> Arc<Payer> {
         Arc::new(Payer {
             key,
             max_price,
+            ahead: ahead.max(1),
             promised: tokio::sync::Mutex::new(None),
         })
     }
@@ -45,7 +53,19 @@ impl Client {
     /// The same client, paying for inference requests with vouchers signed
     /// by `key`, refusing a price above `max_price` per request.
     pub fn with_payer(mut self, key: SecretKey, max_price: Option<u64>) -> Client {
-        self.payer = Some(Payer::new(key, max_price));
+        self.payer = Some(Payer::new(key, max_price, 1));
+        self
+    }
+
+    /// The same client, each voucher paying for `requests` requests ahead
+    /// (the node may keep what was paid ahead if the client goes away: at
+    /// most `requests - 1` prices), so that it signs one voucher, and the
+    /// node checks one signature, per `requests` requests. No effect
+    /// without a payer ([`Client::with_payer`]).
+    pub fn paying_ahead(mut self, requests: u64) -> Client {
+        if let Some(p) = &self.payer {
+            self.payer = Some(Payer::new(p.key.clone(), p.max_price, requests));
+        }
         self
     }
 
@@ -67,19 +87,34 @@ impl Client {
         if promised.is_none() {
             *promised = Some(self.learn(payer).await?);
         }
-        let p = promised.as_ref().expect("just learned");
+        let p = promised.as_mut().expect("just learned");
         if p.price == 0 {
             return Ok(None);
         }
-        let cumulative = p.cumulative.checked_add(p.price).ok_or_else(|| {
-            self.refused("the cumulative amount would overflow: use a new key".into())
-        })?;
-        let voucher = Voucher::sign(&p.chain_id, &payer.key, &p.operator, cumulative);
-        Ok(Some((voucher.to_header(), cumulative)))
+        let overflow =
+            || self.refused("the cumulative amount would overflow: use a new key".into());
+        let spent = p.cumulative.checked_add(p.price).ok_or_else(overflow)?;
+        let header = match &p.signed {
+            // Paid ahead: the same voucher again.
+            Some((header, amount)) if *amount >= spent => header.clone(),
+            _ => {
+                let amount = p
+                    .price
+                    .checked_mul(payer.ahead)
+                    .and_then(|a| p.cumulative.checked_add(a))
+                    .ok_or_else(overflow)?;
+                let header =
+                    Voucher::sign(&p.chain_id, &payer.key, &p.operator, amount).to_header();
+                p.signed = Some((header.clone(), amount));
+                header
+            }
+        };
+        Ok(Some((header, spent)))
     }
 
-    /// Records the outcome of a paid request: the node took `cumulative`,
-    /// or (on any error) what it holds is learned again next time.
+    /// Records the outcome of a paid request: its requests spent
+    /// `cumulative` so far, or (on any error) what the node holds is
+    /// learned again next time.
     pub(crate) async fn paid(&self, cumulative: Option<u64>, ok: bool) {
         let (Some(payer), Some(cumulative)) = (&self.payer, cumulative) else {
             return;
@@ -105,6 +140,7 @@ impl Client {
             )));
         }
         let mut cumulative = state.redeemed;
+        let mut signed = None;
         if let Some(held) = &state.held {
             let signature = hex::decode(&held.signature)
                 .ok()
@@ -115,21 +151,32 @@ impl Client {
                 cumulative: held.cumulative,
                 signature,
             });
-            if held.client != me
-                || !voucher.is_some_and(|v| v.verify(&state.chain_id, &state.operator))
-            {
+            let Some(voucher) =
+                voucher.filter(|v| held.client == me && v.verify(&state.chain_id, &state.operator))
+            else {
                 return Err(self.refused(format!(
                     "the node says it holds a voucher of {} from {me} that this key did not sign: refusing to pay it",
                     held.cumulative
                 )));
+            };
+            // What the node says was spent of it: never more than the
+            // client signed; the rest is paid ahead, the same voucher again.
+            let spent = state.next.saturating_sub(state.price);
+            if spent > held.cumulative.max(state.redeemed) {
+                return Err(self.refused(format!(
+                    "the node says {spent} was spent, more than the {} this key signed: refusing to pay it",
+                    held.cumulative
+                )));
             }
-            cumulative = cumulative.max(held.cumulative);
+            cumulative = spent.max(state.redeemed);
+            signed = Some((voucher.to_header(), held.cumulative));
         }
         Ok(Promise {
             chain_id: state.chain_id,
             operator: state.operator,
             price: state.price,
             cumulative,
+            signed,
         })
     }
 

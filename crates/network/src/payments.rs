@@ -5,12 +5,14 @@
 //! redeems them on the ledger in batches.
 //!
 //! The checks, in order: the voucher is for this chain and this operator
-//! (its signature verifies), it is at least the price above the client's
-//! newest voucher held or redeemed, and the client's escrow covers what it
-//! owes this operator beyond what was redeemed. Taking the voucher and
-//! checking it against the one held is one step under a lock, so two
-//! requests cannot spend the same voucher. A request that then fails gets
-//! its payment back (the voucher held before it is restored).
+//! (its signature verifies, unless it is the very voucher held already),
+//! it is at least the price above what the client's requests spent so far
+//! (or the ledger redeemed), and the client's escrow covers what it owes
+//! this operator beyond what was redeemed. A client may pay several
+//! requests ahead with one voucher and send it again until they are spent:
+//! one signature, and one check, for several requests. Taking the payment
+//! is one step under a lock, so two requests cannot spend the same amount.
+//! A request that then fails gets its payment back.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
@@ -33,9 +35,9 @@ const INCLUSION_WAIT: Duration = Duration::from_secs(30);
 /// The vouchers a node holds, and the lock its own transactions take.
 #[derive(Default)]
 pub(crate) struct Payments {
-    /// The newest voucher of each client, and whether it is written to the
-    /// store yet.
-    held: Mutex<HashMap<PublicKey, (Voucher, bool)>>,
+    /// The newest voucher of each client, what its requests spent of it
+    /// so far, and whether it is written to the store yet.
+    held: Mutex<HashMap<PublicKey, Held>>,
     /// One transaction of this node's own at a time, so that each takes
     /// the next nonce.
     own_tx: tokio::sync::Mutex<()>,
@@ -57,14 +59,29 @@ pub(crate) struct PeerPayment {
     pub(crate) header: String,
 }
 
+/// A client's newest voucher and what its requests spent of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Held {
+    /// The client's voucher with the largest cumulative amount.
+    voucher: Voucher,
+    /// What the client's requests spent in all, at most the voucher's
+    /// amount: a client may pay several requests ahead with one voucher
+    /// and send it again until they are spent.
+    spent: u64,
+    /// Whether the voucher is written to the store.
+    stored: bool,
+}
+
 /// A request's payment, taken by [`Node::charge`]: give it back with
 /// [`Node::refund`] when the request fails.
 #[derive(Debug)]
 pub struct Charge {
     /// What the request pays.
     pub price: u64,
-    voucher: Voucher,
-    previous: Option<Voucher>,
+    client: PublicKey,
+    /// What the client had spent in all after this request.
+    spent: u64,
+    previous: Option<Held>,
 }
 
 impl Node {
@@ -94,22 +111,37 @@ impl Node {
         };
         let voucher = Voucher::from_header(header).map_err(NodeError::PaymentRequired)?;
         let client = voucher.client;
-        // One read of the ledger per request; the signature is checked
-        // after it, outside the chain's lock.
+        // One read of the ledger per request.
         let (chain_id, redeemed, escrow) = account_with(chain, &client, &me);
-        if !voucher.verify(&chain_id, &me) {
+        // A voucher this node holds already (one that pays several requests
+        // ahead, sent again) was checked when it was taken; any other is
+        // checked here, outside the lock.
+        let known = self
+            .held()
+            .get(&client)
+            .is_some_and(|h| h.voucher == voucher);
+        if !known && !voucher.verify(&chain_id, &me) {
             return Err(NodeError::PaymentRequired(format!(
                 "the voucher's signature does not verify for client {} paying operator {me} on chain `{chain_id}`",
                 voucher.client
             )));
         }
-        let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
-        let previous = held.get(&client).map(|(v, _)| v.clone());
-        let floor = promised(previous.as_ref(), redeemed);
+        let mut held = self.held();
+        let previous = held.get(&client).cloned();
+        if known && previous.as_ref().is_none_or(|h| h.voucher != voucher) {
+            // No longer the one held (a refund or a newer voucher came
+            // between): checked now, under the lock, which is rare.
+            if !voucher.verify(&chain_id, &me) {
+                return Err(NodeError::PaymentRequired(
+                    "the voucher's signature does not verify".into(),
+                ));
+            }
+        }
+        let floor = previous.as_ref().map_or(0, |h| h.spent).max(redeemed);
         let next = floor.saturating_add(price);
         if voucher.cumulative < next {
             return Err(NodeError::PaymentRequired(format!(
-                "the voucher says {} in all; this request needs at least {next} (the {floor} already promised or settled, plus the price {price})",
+                "the voucher says {} in all; this request needs at least {next} (the {floor} already spent or settled, plus the price {price})",
                 voucher.cumulative
             )));
         }
@@ -119,48 +151,59 @@ impl Node {
                 "client {client} has {escrow} in escrow, and this voucher owes this operator {owed}; deposit more (`vouch deposit AMOUNT`)"
             )));
         }
-        held.insert(client, (voucher.clone(), false));
+        // The voucher worth most is kept: a smaller one that still covers
+        // this request does not lower what the client promised.
+        let kept = match &previous {
+            Some(h) if h.voucher.cumulative >= voucher.cumulative => Held {
+                spent: next,
+                ..h.clone()
+            },
+            _ => Held {
+                voucher,
+                spent: next,
+                stored: false,
+            },
+        };
+        held.insert(client, kept);
         Ok(Some(Charge {
             price,
-            voucher,
+            client,
+            spent: next,
             previous,
         }))
     }
 
-    /// Gives a failed request's payment back: the client's voucher held
-    /// before it is restored, unless a later request already replaced it.
+    /// Gives a failed request's payment back: what the client held and
+    /// spent before is restored, unless a later request changed it since.
     pub fn refund(&self, charge: Charge) {
-        let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
-        let client = charge.voucher.client;
-        if held.get(&client).map(|(v, _)| v) != Some(&charge.voucher) {
+        let mut held = self.held();
+        if held.get(&charge.client).map(|h| h.spent) != Some(charge.spent) {
             return;
         }
         match charge.previous {
-            Some(v) => held.insert(client, (v, false)),
-            None => held.remove(&client),
+            Some(h) => held.insert(charge.client, h),
+            None => held.remove(&charge.client),
         };
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<PublicKey, Held>> {
+        self.payments.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// What `client` needs to pay this node's next request.
     pub fn payment_state(&self, client: &PublicKey) -> Result<PaymentState, NodeError> {
         let me = self.public_key();
         let (chain_id, redeemed, escrow) = account_with(self.chain()?, client, &me);
-        let held = self
-            .payments
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(client)
-            .map(|(v, _)| v.clone());
+        let held = self.held().get(client).cloned();
         let price = self.charges().unwrap_or(0);
-        let floor = promised(held.as_ref(), redeemed);
+        let floor = held.as_ref().map_or(0, |h| h.spent).max(redeemed);
         Ok(PaymentState {
             chain_id,
             operator: me,
             price,
             escrow,
             redeemed,
-            held: held.as_ref().map(held_json),
+            held: held.as_ref().map(|h| held_json(&h.voucher)),
             next: floor.saturating_add(price),
         })
     }
@@ -289,7 +332,7 @@ impl Node {
     /// Reads back the vouchers kept in the store (a restart keeps what was
     /// not redeemed yet).
     pub(crate) fn load_vouchers(&self) -> Result<(), NodeError> {
-        let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.held();
         for bytes in self.store().vouchers()? {
             let Some(v) = std::str::from_utf8(&bytes)
                 .ok()
@@ -298,7 +341,15 @@ impl Node {
                 tracing::warn!("a stored voucher does not read; it is skipped");
                 continue;
             };
-            held.insert(v.client, (v, true));
+            // What it paid ahead is not known after a restart: spent.
+            held.insert(
+                v.client,
+                Held {
+                    spent: v.cumulative,
+                    voucher: v,
+                    stored: true,
+                },
+            );
         }
         Ok(())
     }
@@ -309,10 +360,10 @@ impl Node {
     pub async fn redeem_vouchers(&self) -> Result<usize, NodeError> {
         let chain = self.chain()?;
         let fresh: Vec<Voucher> = {
-            let held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
-            held.values()
-                .filter(|(_, stored)| !stored)
-                .map(|(v, _)| v.clone())
+            self.held()
+                .values()
+                .filter(|h| !h.stored)
+                .map(|h| h.voucher.clone())
                 .collect()
         };
         if !fresh.is_empty() {
@@ -321,21 +372,21 @@ impl Node {
                 .map(|v| (v.client.as_bytes().to_vec(), v.to_header().into_bytes()))
                 .collect();
             self.store().put_vouchers(&rows)?;
-            let mut held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+            let mut held = self.held();
             for v in &fresh {
-                if let Some((h, stored)) = held.get_mut(&v.client)
-                    && h == v
+                if let Some(h) = held.get_mut(&v.client)
+                    && h.voucher == *v
                 {
-                    *stored = true;
+                    h.stored = true;
                 }
             }
         }
         let me = self.public_key();
         let due: Vec<Voucher> = {
-            let held = self.payments.held.lock().unwrap_or_else(|e| e.into_inner());
+            let held = self.held();
             chain.read(|l| {
                 held.values()
-                    .map(|(v, _)| v)
+                    .map(|h| &h.voucher)
                     .filter(|v| {
                         let redeemed = l.redeemed(&v.client, &me);
                         v.cumulative > redeemed
@@ -413,11 +464,4 @@ fn account_with(
             l.account(client).escrow,
         )
     })
-}
-
-/// What a client already owes: the larger of its newest voucher held and
-/// what the ledger settled. The next voucher carries at least this plus
-/// the price.
-fn promised(held: Option<&Voucher>, redeemed: u64) -> u64 {
-    held.map_or(0, |v| v.cumulative).max(redeemed)
 }

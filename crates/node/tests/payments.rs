@@ -283,6 +283,79 @@ async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_
     t.stop().await;
 }
 
+/// A client that pays four requests ahead signs one voucher per four
+/// requests and sends it again until they are spent: the node checks its
+/// signature once and counts what each request spends. The same voucher
+/// beyond its amount is refused, by hand or replayed; redemption settles
+/// the whole voucher, and a client learning afresh goes on from what was
+/// spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pays_requests_ahead_with_one_voucher_until_they_are_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::from_bytes(&[11; 32]);
+    let t = paid_node(dir.path(), &key).await;
+    let operator = t.node.public_key();
+    let chain = t.node.chain().unwrap().clone();
+    let chain_id = chain.read(|l| l.chain_id().to_string());
+    for _ in 0..200 {
+        if chain.read(|l| l.operators()[&operator].offer.price) == PRICE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    apply(&t, &key, TxBody::Deposit { amount: 10_000 }).await;
+    let payer = Client::new(&t.url)
+        .with_payer(key.clone(), None)
+        .paying_ahead(4);
+    for _ in 0..6 {
+        let answer = payer
+            .infer("iris", None, &iris_request(1, 4))
+            .await
+            .unwrap();
+        assert_eq!(answer.receipt.body.price, PRICE);
+    }
+    // Two vouchers (400, then 800) paid six requests.
+    let state = payer.payment_state(&key.public()).await.unwrap();
+    assert_eq!(state.held.as_ref().unwrap().cumulative, 800);
+    assert_eq!(state.next, 700);
+    // The first voucher again: spent already.
+    let first = Voucher::sign(&chain_id, &key, &operator, 400).to_header();
+    let (status, code_, message) = raw_infer(&t, Some(&first), (1, 4)).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (402, "payment_required"),
+        "{message}"
+    );
+    assert!(message.contains("at least 700"), "{message}");
+    // The held one pays what is left of it, and then nothing.
+    let second = Voucher::sign(&chain_id, &key, &operator, 800).to_header();
+    for _ in 0..2 {
+        let (status, ..) = raw_infer(&t, Some(&second), (1, 4)).await;
+        assert_eq!(status, 200);
+    }
+    let (status, code_, message) = raw_infer(&t, Some(&second), (1, 4)).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (402, "payment_required"),
+        "{message}"
+    );
+    assert!(message.contains("at least 900"), "{message}");
+    assert_eq!(t.node.redeem_vouchers().await.unwrap(), 1);
+    assert_eq!(chain.read(|l| l.redeemed(&key.public(), &operator)), 800);
+    // Learning afresh, a client pays on from what was spent.
+    let fresh = Client::new(&t.url)
+        .with_payer(key.clone(), None)
+        .paying_ahead(4);
+    fresh
+        .infer("iris", None, &iris_request(1, 4))
+        .await
+        .unwrap();
+    let state = fresh.payment_state(&key.public()).await.unwrap();
+    assert_eq!(state.held.as_ref().unwrap().cumulative, 1_200);
+    assert_eq!(state.next, 1_000);
+    t.stop().await;
+}
+
 /// A node that presents a voucher the client did not sign, to make it
 /// sign a larger one, is refused by the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
