@@ -594,6 +594,11 @@ pub(crate) struct PayArgs {
     /// With --pay: refuse to pay more than this per request.
     #[arg(long, requires = "pay")]
     pub(crate) max_price: Option<u64>,
+    /// With --pay: each voucher pays this many requests ahead, sent again
+    /// (by later commands too) until they are spent: one signature per N
+    /// requests; the node keeps what is paid ahead if you stop.
+    #[arg(long, requires = "pay", default_value_t = 1, value_name = "N")]
+    pub(crate) pay_ahead: u64,
 }
 
 #[derive(Args, Debug)]

@@ -137,7 +137,7 @@ impl Node {
                 ));
             }
         }
-        let floor = previous.as_ref().map_or(0, |h| h.spent).max(redeemed);
+        let floor = spent(previous.as_ref(), redeemed);
         let next = floor.saturating_add(price);
         if voucher.cumulative < next {
             return Err(NodeError::PaymentRequired(format!(
@@ -196,7 +196,7 @@ impl Node {
         let (chain_id, redeemed, escrow) = account_with(self.chain()?, client, &me);
         let held = self.held().get(client).cloned();
         let price = self.charges().unwrap_or(0);
-        let floor = held.as_ref().map_or(0, |h| h.spent).max(redeemed);
+        let floor = spent(held.as_ref(), redeemed);
         Ok(PaymentState {
             chain_id,
             operator: me,
@@ -464,4 +464,12 @@ fn account_with(
             l.account(client).escrow,
         )
     })
+}
+
+/// What a client's requests spent here: counted with the voucher held
+/// (redemption may settle a voucher paid ahead before it is spent, so the
+/// ledger's figure can be larger), or, with none held, what the ledger
+/// settled.
+fn spent(held: Option<&Held>, redeemed: u64) -> u64 {
+    held.map_or(redeemed, |h| h.spent)
 }

@@ -47,7 +47,10 @@ fn paying(client: &Client, pay: &PayArgs) -> Result<Client> {
     };
     let key = vouch_node::keyfile::load(file)
         .with_context(|| format!("reading the paying key {}", file.display()))?;
-    Ok(client.clone().with_payer(key, pay.max_price))
+    Ok(client
+        .clone()
+        .with_payer(key, pay.max_price)
+        .paying_ahead(pay.pay_ahead))
 }
 
 pub(crate) async fn infer(client: &Client, args: InferArgs) -> Result<()> {
