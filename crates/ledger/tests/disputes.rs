@@ -144,8 +144,11 @@ fn genesis() -> Genesis {
     }
 }
 
+/// A transaction's bytes and, for a dispute, its receipt and executor.
+type Made = (Vec<u8>, Option<(Digest, usize)>);
+
 /// The transaction a step makes on `l` as it stands, if any.
-fn tx(l: &Ledger, s: &Step) -> Option<(Vec<u8>, Option<(Digest, usize)>)> {
+fn tx(l: &Ledger, s: &Step) -> Option<Made> {
     let sign = |signer: usize, body: TxBody| {
         Tx::sign(
             CHAIN,
@@ -281,12 +284,10 @@ proptest! {
                 }
             }
             // An overturned conviction gave back what it took.
-            if let [(receipt, ruling)] = newly.as_slice() {
-                if *ruling == Ruling::Overturned {
-                    let c = &before.pending_convictions()[receipt];
-                    let after = &l.operators()[&c.executor];
-                    prop_assert_eq!(after.stake, before.operators()[&c.executor].stake + c.taken);
-                }
+            if let [(receipt, Ruling::Overturned)] = newly.as_slice() {
+                let c = &before.pending_convictions()[receipt];
+                let after = &l.operators()[&c.executor];
+                prop_assert_eq!(after.stake, before.operators()[&c.executor].stake + c.taken);
             }
         }
         // Every conviction became final, once.
