@@ -63,12 +63,17 @@ async function until(what, ms, check) {
 
 const run = promisify(execFile);
 
-/** The vouch CLI against node `i`, signing with its operator key: its stdout. */
-async function vouch(i, ...args) {
-  const { stdout } = await run(bin, [...args, '--key', `${dir}/node-${i}/operator.key`], {
+/**
+ * The vouch CLI against node `i`, having the node sign with its operator
+ * key (`--by-node`; the local network's admin token, in DIR): the
+ * node orders these with its own transactions (appeals, panel votes), so
+ * no two take the same nonce.
+ */
+async function vouchByNode(i, ...args) {
+  const { stdout } = await run(bin, ['--data-dir', dir, ...args, '--by-node'], {
     env: { ...process.env, VOUCH_NODE: urls[i] },
     encoding: 'utf8',
-  }).catch((e) => { throw new Failure(`vouch ${args.join(' ')} (node ${i}): ${e.stderr || e.message}`); });
+  }).catch((e) => { throw new Failure(`vouch ${args.join(' ')} --by-node (node ${i}): ${e.stderr || e.message}`); });
   return stdout;
 }
 
@@ -99,8 +104,8 @@ try {
 
   // A proposal, voted yes by three of the four operators.
   // The votes go in at once: the vote lasts a few blocks of a second.
-  const proposal = JSON.parse((await vouch(0, 'propose', '--set', `audit_rate_ppm=${AUDIT_RATE_PPM}`)).trim());
-  await Promise.all([0, 1, 2].map((i) => vouch(i, 'vote', String(proposal.id), 'yes')));
+  const proposal = JSON.parse((await vouchByNode(0, 'propose', '--set', `audit_rate_ppm=${AUDIT_RATE_PPM}`)).trim());
+  await Promise.all([0, 1, 2].map((i) => vouchByNode(i, 'vote', String(proposal.id), 'yes')));
   // In force on every ledger, and every node audits at the new rate.
   for (const url of urls) {
     await until(`audit_rate_ppm ${AUDIT_RATE_PPM} in force on ${url}`, 120000, async () =>

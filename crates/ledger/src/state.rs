@@ -82,7 +82,7 @@ impl Default for Params {
             slash_bp: 1_000,
             reward_bp: 5_000,
             audit_rate_ppm: 50_000,
-            llm_tolerance_ppm: 50_000,
+            llm_tolerance_ppm: 20_000,
             max_validators: 100,
             voting_period: 20,
             timelock: 10,

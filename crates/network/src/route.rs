@@ -433,9 +433,10 @@ impl Node {
         ranked.into_iter().map(|(_, _, _, p)| p).collect()
     }
 
-    /// The providers of model `id` that may be quorum members: distinct
-    /// admitted operators (peer ids are free, and a quorum of one party's
-    /// sybils checks nothing), or an error when fewer than `n` (with this
+    /// The providers of model `id` that may be quorum members, in the order
+    /// the quorum takes them: distinct admitted operators (peer ids are
+    /// free, and a quorum of one party's sybils checks nothing), on a
+    /// ledger drawn by stake; or an error when fewer than `n` (with this
     /// node, when `has_local`) are.
     pub(crate) fn quorum_members(
         &self,
@@ -446,8 +447,32 @@ impl Node {
         name: &str,
     ) -> Result<Vec<Peer>, NodeError> {
         let admitted: BTreeSet<Peer> = self.admitted().iter().map(peer_id_of).collect();
-        let (members, strangers): (Vec<Peer>, Vec<Peer>) =
+        let (mut members, strangers): (Vec<Peer>, Vec<Peer>) =
             providers.into_iter().partition(|p| admitted.contains(p));
+        // On a ledger, members are drawn by stake with this node's private
+        // randomness (`vouch_types::dispute::quorum_draw`), not ranked: many
+        // small operators of one party weigh no more than their stake.
+        if let Some(chain) = self.chain.get() {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| {
+                NodeError::Internal(format!("no randomness for a quorum draw: {e}"))
+            })?;
+            let serving: BTreeSet<Peer> = members.iter().copied().collect();
+            let pool = chain.read(|l| vouch_types::dispute::Pool {
+                weights: l
+                    .operators()
+                    .values()
+                    .filter(|o| o.stake >= l.params().min_stake)
+                    .map(|o| (o.key(), o.stake))
+                    .filter(|(k, _)| serving.contains(&peer_id_of(k)))
+                    .collect(),
+                beacon: None,
+            });
+            members = vouch_types::dispute::quorum_draw(&seed, &pool)
+                .iter()
+                .map(peer_id_of)
+                .collect();
+        }
         let available = members.len() + usize::from(has_local);
         if available < n {
             let strangers = if strangers.is_empty() {

@@ -234,8 +234,14 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     let executed = served.executed_by.unwrap();
     assert_eq!(executed.operator, stranger.node.public_key());
     assert_eq!(executed.admitted, Some(false), "the answer says so");
+    // The same vote widens LLM audits' tolerance, which every node
+    // applies (the engine's 0.02 until then).
+    assert_eq!(referee.node.service().llm_tolerance(), Some(0.02));
     let close = TxBody::Propose {
-        changes: vec![("open_admission".into(), 0)],
+        changes: vec![
+            ("open_admission".into(), 0),
+            ("llm_tolerance_ppm".into(), 30_000),
+        ],
         spends: vec![],
         releases: vec![],
     };
@@ -248,6 +254,12 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
             .read(|l| l.params().open_admission == 0)
     })
     .await;
+    for n in [&auditor, &liar, &referee] {
+        eventually("the LLM tolerance to follow the vote", || {
+            n.node.service().llm_tolerance() == Some(0.03)
+        })
+        .await;
+    }
     let refused = referee.client.infer("iris", None, &request).await;
     assert!(
         refused.is_err(),

@@ -591,9 +591,10 @@ impl Service {
     ) -> Result<vouch_engine::llm::Replay, NodeError> {
         let loaded = self.loaded_by_id(model).await?;
         language(&loaded, &model.to_string())?;
-        let rtol = match loaded.determinism() {
-            vouch_types::Determinism::Tolerant { rtol } => rtol,
-            vouch_types::Determinism::Exact => 0.0,
+        let rtol = match (self.llm_tolerance(), loaded.determinism()) {
+            (Some(network), _) => network,
+            (None, vouch_types::Determinism::Tolerant { rtol }) => rtol,
+            (None, vouch_types::Determinism::Exact) => 0.0,
         };
         self.compute(move || {
             let lm = loaded.language().expect("checked");

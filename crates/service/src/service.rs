@@ -140,6 +140,30 @@ pub struct Service {
     started: Instant,
     /// Client for external engines.
     pub(crate) http: reqwest::Client,
+    /// The relative tolerance of teacher-forced LLM checks where the
+    /// network sets one (the ledger's `llm_tolerance_ppm`), as f64 bits;
+    /// NaN: the model's own class.
+    llm_rtol: std::sync::atomic::AtomicU64,
+}
+
+impl Service {
+    /// The tolerance teacher-forced LLM checks on this node use where the
+    /// network sets one ([`Service::set_llm_tolerance`]); `None`: each
+    /// model's own class.
+    pub fn llm_tolerance(&self) -> Option<f64> {
+        let rtol = f64::from_bits(self.llm_rtol.load(std::sync::atomic::Ordering::Relaxed));
+        (!rtol.is_nan()).then_some(rtol)
+    }
+
+    /// Sets the tolerance of teacher-forced LLM checks (the ledger's
+    /// parameter, applied as governance changes it); `None` goes back to
+    /// each model's own.
+    pub fn set_llm_tolerance(&self, rtol: Option<f64>) {
+        self.llm_rtol.store(
+            rtol.unwrap_or(f64::NAN).to_bits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
 }
 
 impl std::fmt::Debug for Service {
@@ -233,6 +257,7 @@ impl Service {
             hooks: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
             started: Instant::now(),
+            llm_rtol: std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()),
             http: reqwest::Client::builder()
                 .connect_timeout(external_timeout.min(std::time::Duration::from_secs(10)))
                 .read_timeout(external_timeout)

@@ -129,6 +129,16 @@ pub fn appeal_draw(receipt: &Digest, pool: &Pool) -> Vec<PublicKey> {
     draw(b"vouch v2 appeal draw\0", receipt, None, pool, |_| true)
 }
 
+/// The order in which the operators of `pool` (on a ledger: the staked
+/// operators serving the model, weighted by stake) join a quorum a gateway
+/// forms, seeded by `seed`, randomness private to the gateway: no
+/// executor can tell whether, or with whom, it will sit on a quorum, and
+/// many small operators weigh no more than one with the same stake.
+pub fn quorum_draw(seed: &[u8; 32], pool: &Pool) -> Vec<PublicKey> {
+    let seed = Digest::from_bytes(Kind::Receipt, *seed);
+    draw(b"vouch v2 quorum draw\0", &seed, None, pool, |_| true)
+}
+
 /// The keys of `pool` that `eligible` accepts, in the order of a weighted
 /// draw without replacement: round `i` takes
 /// `u = H_receipt(domain || receipt || salt || beacon || u64 i)` (salt and
@@ -805,6 +815,28 @@ mod tests {
         pool.weights = keys.iter().map(|k| (*k, u64::MAX)).collect();
         let order = auditor_draw(&Digest::of(Kind::Receipt, b"x"), &executor, &pool);
         assert_eq!(order.len(), 5);
+    }
+
+    /// A quorum's members come in a different order for each seed, each
+    /// operator first about as often as its share of the stake.
+    #[test]
+    fn quorum_draws_follow_stake_and_the_seed() {
+        let keys = keys(3);
+        let pool = Pool {
+            weights: keys.iter().copied().zip([1u64, 1, 2]).collect(),
+            beacon: None,
+        };
+        let mut first = [0u32; 3];
+        for i in 0..4_000u32 {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            let order = quorum_draw(&seed, &pool);
+            assert_eq!(order.len(), 3);
+            first[keys.iter().position(|k| *k == order[0]).unwrap()] += 1;
+        }
+        let share = |i: usize| f64::from(first[i]) / 4_000.0;
+        assert!((share(2) - 0.5).abs() < 0.03, "{first:?}");
+        assert!((share(0) - 0.25).abs() < 0.03, "{first:?}");
     }
 
     /// An executor that grinds its receipt (here: its timestamp) until the
