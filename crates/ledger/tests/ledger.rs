@@ -705,6 +705,30 @@ fn vote(l: &Ledger, signer: u8, d: &LlmDispute, executor_faulty: bool) -> Vec<u8
     )
 }
 
+/// Convicts executor 1 on `d` (auditor 2's transaction) and has it appeal;
+/// the panel the next block seats, as key bytes.
+fn convict_and_appeal(l: &mut Ledger, d: &LlmDispute) -> Vec<u8> {
+    let out = block(l, |l| vec![tx(l, 2, TxBody::Dispute { record: record(d) })]);
+    assert!(out[0].is_ok(), "{out:?}");
+    block(l, |l| vec![appeal(l, 1, d)]);
+    block(l, |_| vec![]);
+    panel_of(l, d)
+}
+
+/// The panel of `d`'s appeal, as key bytes.
+fn panel_of(l: &Ledger, d: &LlmDispute) -> Vec<u8> {
+    let panel = l.pending_convictions()[&d.executor.id]
+        .appeal
+        .clone()
+        .unwrap()
+        .panel
+        .unwrap();
+    panel
+        .iter()
+        .map(|k| (1u8..=9).find(|b| pk(*b) == *k).unwrap())
+        .collect()
+}
+
 /// An auditor and a referee frame an honest executor: the conviction
 /// takes its stake at once but holds it; it appeals; the next block's
 /// beacon draws a panel of staked operators that are none of the three
@@ -811,25 +835,8 @@ fn an_appeal_to_a_drawn_panel_overturns_a_framed_conviction_and_upholds_a_true_o
     // A true conviction, appealed: the panel upholds it, and the
     // appellant is slashed a second time.
     let (true_one, _) = drawn_dispute(&l, 8);
-    let out = block(&mut l, |l| {
-        vec![tx(
-            l,
-            2,
-            TxBody::Dispute {
-                record: record(&true_one),
-            },
-        )]
-    });
-    assert!(out[0].is_ok(), "{out:?}");
-    block(&mut l, |l| vec![appeal(l, 1, &true_one)]);
-    block(&mut l, |_| vec![]);
-    let panel = l.pending_convictions()[&true_one.executor.id]
-        .appeal
-        .clone()
-        .unwrap()
-        .panel
-        .unwrap();
-    let member = |i: usize| (1u8..=9).find(|b| pk(*b) == panel[i]).unwrap();
+    let panel = convict_and_appeal(&mut l, &true_one);
+    let member = |i: usize| panel[i];
     let out = block(&mut l, |l| {
         (0..3)
             .map(|i| vote(l, member(i), &true_one, true))
@@ -847,26 +854,9 @@ fn an_appeal_to_a_drawn_panel_overturns_a_framed_conviction_and_upholds_a_true_o
     // Split votes until the panel's time runs out: the conviction stands
     // as it was, without a second slash; and a late appeal is refused.
     let (split, _) = drawn_dispute(&l, 9);
-    let out = block(&mut l, |l| {
-        vec![tx(
-            l,
-            2,
-            TxBody::Dispute {
-                record: record(&split),
-            },
-        )]
-    });
-    assert!(out[0].is_ok(), "{out:?}");
+    let panel = convict_and_appeal(&mut l, &split);
     let slashed = l.operators()[&pk(1)].slashed;
-    block(&mut l, |l| vec![appeal(l, 1, &split)]);
-    block(&mut l, |_| vec![]);
-    let panel = l.pending_convictions()[&split.executor.id]
-        .appeal
-        .clone()
-        .unwrap()
-        .panel
-        .unwrap();
-    let member = |i: usize| (1u8..=9).find(|b| pk(*b) == panel[i]).unwrap();
+    let member = |i: usize| panel[i];
     block(&mut l, |l| {
         vec![
             vote(l, member(0), &split, true),

@@ -838,8 +838,7 @@ async fn a_forged_dispute_counts_against_its_sender_not_the_accused() {
 /// counted either; with the drawn referee it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dispute_framed_from_public_data_is_counted_nowhere() {
-    use vouch_types::dispute::{DISPUTE_VERSION, Dispute, Party, Verdict, referee_draw};
-    use vouch_types::merkle::{self, Bisection};
+    use vouch_types::dispute::{Dispute, Party, referee_draw};
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let a = joined(dirs[0].path(), vec![], false).await;
     push_sample(&a, "iris").await;
@@ -855,57 +854,7 @@ async fn a_dispute_framed_from_public_data_is_counted_nowhere() {
         SecretKey::from_bytes(&[72; 32]),
     );
     let frame = |auditor: &SecretKey, referee: &SecretKey| -> Dispute {
-        // A trace that differs from the honest one at leaf 0 only: the
-        // same siblings over another leaf.
-        let fake_leaf = vouch_types::Digest::of(Kind::TraceLeaf, b"framed");
-        let climb = |leaf: vouch_types::Digest| {
-            let mut nodes = vec![merkle::root(&[leaf])];
-            for sib in &entry.path {
-                let top = *nodes.last().unwrap();
-                nodes.push(merkle::root(&[top, *sib]));
-            }
-            nodes
-        };
-        let (real, fake) = (climb(entry.leaf), climb(fake_leaf));
-        assert_eq!(*real.last().unwrap(), honest.body.trace.root);
-        let mut body = honest.body.clone();
-        body.trace.root = *fake.last().unwrap();
-        body.node = auditor.public();
-        let framed = body.sign(auditor);
-        let mut bis = Bisection::new(
-            honest.body.trace.len,
-            honest.body.trace.root,
-            framed.body.trace.len,
-            framed.body.trace.root,
-        )
-        .unwrap();
-        let depth = entry.path.len();
-        for level in 0..depth {
-            let below = depth - 1 - level;
-            bis.step(
-                (real[below], entry.path[below]),
-                (fake[below], entry.path[below]),
-            )
-            .unwrap();
-        }
-        let (step, executor_descent, auditor_descent) = bis.finish(entry.leaf, fake_leaf).unwrap();
-        Dispute {
-            version: DISPUTE_VERSION,
-            verdict: Verdict::sign(
-                referee,
-                &honest.body.model,
-                &honest.body.request,
-                step,
-                fake_leaf,
-            ),
-            executor: honest.clone(),
-            auditor: framed,
-            step,
-            step_name: None,
-            executor_descent,
-            auditor_descent,
-            faulty: Party::Executor,
-        }
+        common::framed_dispute(&honest, &entry, auditor, referee)
     };
     let forged = frame(&ka, &kr);
     // Offline, it checks: only admission tells it from a real one.

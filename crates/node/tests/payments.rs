@@ -402,7 +402,6 @@ async fn a_client_refuses_a_held_voucher_it_did_not_sign() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_pays_the_operator_it_routes_to_from_its_own_escrow() {
     use common::addresses;
-    use vouch_node::P2pConfig;
     const ROUTED: u64 = 7;
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let keys = [
@@ -424,33 +423,13 @@ async fn a_gateway_pays_the_operator_it_routes_to_from_its_own_escrow() {
     };
     let ports = vouch_node::ledger::local_ports(2).unwrap();
     let start = |i: usize, price: u64, bootstrap: Vec<vouch_node::p2p::Address>| {
-        let (dir, genesis, ports) = (dirs[i].path().to_path_buf(), genesis.clone(), ports.clone());
-        async move {
-            let mut config = NodeConfig::new(dir);
-            config.price = price;
-            config.audit_rate = 0.0;
-            let t = TestNode::start(config).await;
-            t.node
-                .start_chain(ChainSettings {
-                    genesis,
-                    listen: format!("127.0.0.1:{}", ports[i]).parse().unwrap(),
-                    bootstrap: if i == 0 {
-                        vec![]
-                    } else {
-                        vec![(g_key, format!("127.0.0.1:{}", ports[0]).parse().unwrap())]
-                    },
-                    leader_timeout: Duration::from_secs(1),
-                    empty_block_interval: Duration::from_millis(200),
-                    redeem_interval: Duration::from_secs(3600),
-                    own: false,
-                })
-                .unwrap();
-            t.node
-                .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
-                .await
-                .unwrap();
-            t
-        }
+        common::validator(
+            dirs[i].path(),
+            &genesis,
+            (&ports, i),
+            move |c| c.price = price,
+            bootstrap,
+        )
     };
     let gateway = start(0, 0, vec![]).await;
     let provider = start(1, ROUTED, addresses(&gateway)).await;

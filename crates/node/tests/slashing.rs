@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{TestNode, addresses, eventually, magika_input, models_dir};
-use vouch_node::ledger::{ChainSettings, Genesis, Offer, Params, TxBody};
+use common::{
+    TestNode, addresses, eventually, framed_dispute, magika_input, models_dir, validator,
+};
+use vouch_node::ledger::{Genesis, Offer, Params, TxBody};
 use vouch_node::{NodeConfig, P2pConfig, samples};
 use vouch_types::SecretKey;
 
@@ -47,7 +47,13 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     // are chosen here, below the ephemeral range.
     let ports = vouch_node::ledger::local_ports(3).unwrap();
     let start = |i: usize, fault: Option<Fault>, bootstrap: Vec<vouch_node::p2p::Address>| {
-        validator(dirs[i].path(), &genesis, (&ports, i), fault, bootstrap)
+        validator(
+            dirs[i].path(),
+            &genesis,
+            (&ports, i),
+            move |c| c.fault = fault,
+            bootstrap,
+        )
     };
     let auditor = start(0, None, vec![]).await;
     let liar = start(1, Some(Fault { step: Some(20) }), addresses(&auditor)).await;
@@ -309,43 +315,6 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     }
 }
 
-/// A node of `genesis`'s chain in `dir` (its `operator.key` written
-/// there), validating on `ports[i]` and dialing the first validator's
-/// port, on the p2p network through `bootstrap`; auditing nothing.
-async fn validator(
-    dir: &std::path::Path,
-    genesis: &Genesis,
-    (ports, i): (&[u16], usize),
-    fault: Option<vouch_engine::Fault>,
-    bootstrap: Vec<vouch_node::p2p::Address>,
-) -> TestNode {
-    let first = genesis.operators[0].0;
-    let mut config = NodeConfig::new(dir.to_path_buf());
-    config.audit_rate = 0.0;
-    config.fault = fault;
-    let t = TestNode::start(config).await;
-    t.node
-        .start_chain(ChainSettings {
-            genesis: genesis.clone(),
-            listen: format!("127.0.0.1:{}", ports[i]).parse().unwrap(),
-            bootstrap: if i == 0 {
-                vec![]
-            } else {
-                vec![(first, format!("127.0.0.1:{}", ports[0]).parse().unwrap())]
-            },
-            leader_timeout: Duration::from_secs(1),
-            empty_block_interval: Duration::from_millis(500),
-            redeem_interval: Duration::from_secs(3600),
-            own: false,
-        })
-        .unwrap();
-    t.node
-        .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
-        .await
-        .unwrap();
-    t
-}
-
 /// `proposer` proposes `body`, and `voters`, two thirds of the stake (a
 /// third is not a quorum), vote yes at once.
 async fn pass(proposer: &TestNode, voters: [&TestNode; 2], body: TxBody) {
@@ -378,9 +347,7 @@ async fn pass(proposer: &TestNode, voters: [&TestNode; 2], body: TxBody) {
 /// framers' slashed stake as its reward, on every validator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_framed_executor_appeals_and_the_panel_overturns_its_conviction() {
-    use vouch_types::dispute::{DISPUTE_VERSION, Dispute, Party, Verdict};
-    use vouch_types::merkle::{self, Bisection};
-    use vouch_types::{Digest, Kind};
+    use vouch_types::dispute::Party;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // Three honest operators run the nodes and validate; two framers have
     // half their stake (so they do not validate, with max_validators 3)
@@ -407,12 +374,12 @@ async fn a_framed_executor_appeals_and_the_panel_overturns_its_conviction() {
             .collect(),
     };
     let ports = vouch_node::ledger::local_ports(3).unwrap();
-    let executor = validator(dirs[0].path(), &genesis, (&ports, 0), None, vec![]).await;
+    let executor = validator(dirs[0].path(), &genesis, (&ports, 0), |_| {}, vec![]).await;
     let p1 = validator(
         dirs[1].path(),
         &genesis,
         (&ports, 1),
-        None,
+        |_| {},
         addresses(&executor),
     )
     .await;
@@ -420,7 +387,7 @@ async fn a_framed_executor_appeals_and_the_panel_overturns_its_conviction() {
         dirs[2].path(),
         &genesis,
         (&ports, 2),
-        None,
+        |_| {},
         addresses(&executor),
     )
     .await;
@@ -460,54 +427,7 @@ async fn a_framed_executor_appeals_and_the_panel_overturns_its_conviction() {
 
     // The frame: the honest trace with another leaf 0 under the framing
     // auditor's receipt, and the framing referee's verdict for that leaf.
-    let fake_leaf = Digest::of(Kind::TraceLeaf, b"framed");
-    let climb = |leaf: Digest| {
-        let mut nodes = vec![merkle::root(&[leaf])];
-        for sib in &entry.path {
-            let top = *nodes.last().unwrap();
-            nodes.push(merkle::root(&[top, *sib]));
-        }
-        nodes
-    };
-    let (real, fake) = (climb(entry.leaf), climb(fake_leaf));
-    let mut body = honest.body.clone();
-    body.trace.root = *fake.last().unwrap();
-    body.node = ka.public();
-    let framed = body.sign(ka);
-    let mut bis = Bisection::new(
-        honest.body.trace.len,
-        honest.body.trace.root,
-        framed.body.trace.len,
-        framed.body.trace.root,
-    )
-    .unwrap();
-    let depth = entry.path.len();
-    for level in 0..depth {
-        let below = depth - 1 - level;
-        bis.step(
-            (real[below], entry.path[below]),
-            (fake[below], entry.path[below]),
-        )
-        .unwrap();
-    }
-    let (step, executor_descent, auditor_descent) = bis.finish(entry.leaf, fake_leaf).unwrap();
-    let dispute = Dispute {
-        version: DISPUTE_VERSION,
-        verdict: Verdict::sign(
-            kr,
-            &honest.body.model,
-            &honest.body.request,
-            step,
-            fake_leaf,
-        ),
-        executor: honest.clone(),
-        auditor: framed,
-        step,
-        step_name: None,
-        executor_descent,
-        auditor_descent,
-        faulty: Party::Executor,
-    };
+    let dispute = framed_dispute(&honest, &entry, ka, kr);
     assert_eq!(dispute.check(None), Ok(Party::Executor));
 
     // Submitted by the framing auditor once the receipt's beacon block is

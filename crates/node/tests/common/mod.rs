@@ -334,3 +334,110 @@ pub fn magika_input() -> vouch_types::TensorMap {
     );
     m
 }
+
+/// What a framer builds from public data alone: an honest receipt and its
+/// leaf 0 with its Merkle path (`GET /v1/receipts/{id}/trace/0`), and keys
+/// of its own for an "auditor" (whose receipt's trace differs at leaf 0
+/// only) and a "referee" (whose verdict agrees with the auditor). The
+/// dispute checks offline and names the honest executor faulty.
+pub fn framed_dispute(
+    honest: &vouch_types::Receipt,
+    entry: &vouch_api::TraceEntry,
+    auditor: &vouch_types::SecretKey,
+    referee: &vouch_types::SecretKey,
+) -> vouch_types::dispute::Dispute {
+    use vouch_types::dispute::{DISPUTE_VERSION, Dispute, Party, Verdict};
+    use vouch_types::merkle::{self, Bisection};
+    use vouch_types::{Digest, Kind};
+    let fake_leaf = Digest::of(Kind::TraceLeaf, b"framed");
+    let climb = |leaf: Digest| {
+        let mut nodes = vec![merkle::root(&[leaf])];
+        for sib in &entry.path {
+            let top = *nodes.last().unwrap();
+            nodes.push(merkle::root(&[top, *sib]));
+        }
+        nodes
+    };
+    let (real, fake) = (climb(entry.leaf), climb(fake_leaf));
+    assert_eq!(*real.last().unwrap(), honest.body.trace.root);
+    let mut body = honest.body.clone();
+    body.trace.root = *fake.last().unwrap();
+    body.node = auditor.public();
+    let framed = body.sign(auditor);
+    let mut bis = Bisection::new(
+        honest.body.trace.len,
+        honest.body.trace.root,
+        framed.body.trace.len,
+        framed.body.trace.root,
+    )
+    .unwrap();
+    let depth = entry.path.len();
+    for level in 0..depth {
+        let below = depth - 1 - level;
+        bis.step(
+            (real[below], entry.path[below]),
+            (fake[below], entry.path[below]),
+        )
+        .unwrap();
+    }
+    let (step, executor_descent, auditor_descent) = bis.finish(entry.leaf, fake_leaf).unwrap();
+    Dispute {
+        version: DISPUTE_VERSION,
+        verdict: Verdict::sign(
+            referee,
+            &honest.body.model,
+            &honest.body.request,
+            step,
+            fake_leaf,
+        ),
+        executor: honest.clone(),
+        auditor: framed,
+        step,
+        step_name: None,
+        executor_descent,
+        auditor_descent,
+        faulty: Party::Executor,
+    }
+}
+
+/// A node of `genesis`'s chain in `dir` (its `operator.key` written
+/// there), validating on `ports[i]` and dialing the first validator's
+/// port, on the p2p network through `bootstrap`, auditing nothing, its
+/// configuration otherwise as `configure` leaves it.
+pub async fn validator(
+    dir: &Path,
+    genesis: &vouch_node::ledger::Genesis,
+    (ports, i): (&[u16], usize),
+    configure: impl FnOnce(&mut NodeConfig),
+    bootstrap: Vec<vouch_node::p2p::Address>,
+) -> TestNode {
+    use std::time::Duration;
+    let first = genesis.operators[0].0;
+    let mut config = NodeConfig::new(dir.to_path_buf());
+    config.audit_rate = 0.0;
+    configure(&mut config);
+    let t = TestNode::start(config).await;
+    t.node
+        .start_chain(vouch_node::ledger::ChainSettings {
+            genesis: genesis.clone(),
+            listen: format!("127.0.0.1:{}", ports[i]).parse().unwrap(),
+            bootstrap: if i == 0 {
+                vec![]
+            } else {
+                vec![(first, format!("127.0.0.1:{}", ports[0]).parse().unwrap())]
+            },
+            leader_timeout: Duration::from_secs(1),
+            empty_block_interval: Duration::from_millis(500),
+            redeem_interval: Duration::from_secs(3600),
+            own: false,
+        })
+        .unwrap();
+    t.node
+        .join(
+            vouch_node::P2pConfig::loopback(bootstrap),
+            Some(t.url.clone()),
+        )
+        .await
+        .unwrap();
+    t
+}
