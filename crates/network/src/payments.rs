@@ -145,7 +145,9 @@ impl Node {
                 voucher.cumulative
             )));
         }
-        let owed = voucher.cumulative - redeemed;
+        // Paid ahead and redeemed, a client's smaller voucher may be below
+        // what the ledger settled: it owes nothing more.
+        let owed = voucher.cumulative.saturating_sub(redeemed);
         if owed > escrow {
             return Err(NodeError::InsufficientFunds(format!(
                 "client {client} has {escrow} in escrow, and this voucher owes this operator {owed}; deposit more (`vouch deposit AMOUNT`)"

@@ -333,11 +333,16 @@ async fn a_client_pays_requests_ahead_with_one_voucher_until_they_are_spent() {
     assert_eq!(chain.read(|l| l.redeemed(&key.public(), &operator)), 800);
     let state = payer.payment_state(&key.public()).await.unwrap();
     assert_eq!((state.redeemed, state.next), (800, 700));
+    // A smaller voucher that still covers the next request (750, below
+    // the 800 settled) pays it, and the larger one stays held.
+    let smaller = Voucher::sign(&chain_id, &key, &operator, 750).to_header();
+    let (status, _, message) = raw_infer(&t, Some(&smaller), (1, 4)).await;
+    assert_eq!(status, 200, "{message}");
+    let state = payer.payment_state(&key.public()).await.unwrap();
+    assert_eq!((state.held.unwrap().cumulative, state.next), (800, 800));
     let second = Voucher::sign(&chain_id, &key, &operator, 800).to_header();
-    for _ in 0..2 {
-        let (status, ..) = raw_infer(&t, Some(&second), (1, 4)).await;
-        assert_eq!(status, 200);
-    }
+    let (status, ..) = raw_infer(&t, Some(&second), (1, 4)).await;
+    assert_eq!(status, 200);
     let (status, code_, message) = raw_infer(&t, Some(&second), (1, 4)).await;
     assert_eq!(
         (status, code_.as_str()),
