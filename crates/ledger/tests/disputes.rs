@@ -9,15 +9,15 @@
 //! of ruling comes up in several: about 230 convictions, some 8 cases each
 //! with an upheld and an overturned appeal, 35 with an undecided one.)
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use vouch_ledger::appeal::Ruling;
 use vouch_ledger::{Block, Genesis, Ledger, Offer, Params, Tx, TxBody};
-use vouch_types::dispute::{DISPUTE_VERSION, LlmDispute, Party, TokenVerdict, referee_draw};
-use vouch_types::llm::{Finish, LlmRequest, Mode, Sampling, Transcript};
-use vouch_types::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
-use vouch_types::{Digest, Kind, PublicKey, SecretKey};
+use vouch_types::dispute::{LlmDispute, referee_draw};
+use vouch_types::{Digest, PublicKey, SecretKey};
 
 const CHAIN: &str = "disputes-test";
 const OPERATORS: usize = 7;
@@ -73,59 +73,7 @@ fn step() -> impl Strategy<Value = Step> {
 /// Executor `e`'s answer number `answer` (stamped at 1 ms), accused by
 /// `a` at token 1 and refereed by `r`.
 fn dispute(e: usize, a: usize, r: usize, answer: u8) -> LlmDispute {
-    let transcript = Transcript {
-        request: LlmRequest {
-            mode: Mode::Completion,
-            prompt: format!("answer {answer}"),
-            max_tokens: 2,
-            stop: vec![],
-            sampling: Sampling {
-                temperature: 0.0,
-                top_p: 1.0,
-                top_k: 0,
-                seed: u64::from(answer),
-            },
-            messages: vec![],
-            template: None,
-            constraint: None,
-            tools: None,
-            logprobs: None,
-        },
-        tokens: vec![11, 12],
-        texts: vec![" a".into(), String::new()],
-        finish_reason: Finish::Length,
-        logprobs: vec![],
-    };
-    let executor = ReceiptBody {
-        version: 1,
-        model: Digest::of(Kind::Model, b"llm"),
-        request: transcript.request.digest(),
-        output: transcript.chain().output(Finish::Length),
-        trace: TraceCommitment {
-            root: Digest::of(Kind::TraceNode, b"t"),
-            len: 2,
-        },
-        engine: EngineInfo {
-            name: "llama.cpp".into(),
-            version: "x".into(),
-        },
-        determinism: Determinism::Tolerant { rtol: 1e-3 },
-        seed: Some(u64::from(answer)),
-        node: key(e).public(),
-        nonce: String::new(),
-        timestamp_ms: 1,
-        price: 0,
-    }
-    .sign(&key(e));
-    let why = "token 1: not the argmax".to_string();
-    LlmDispute {
-        version: DISPUTE_VERSION,
-        auditor: TokenVerdict::sign(&key(a), &executor.id, Some(1), why.clone()),
-        referee: TokenVerdict::sign(&key(r), &executor.id, Some(1), why),
-        executor,
-        transcript,
-        faulty: Party::Executor,
-    }
+    common::llm_dispute(&key(e), &key(a), &key(r), u64::from(answer))
 }
 
 fn genesis() -> Genesis {

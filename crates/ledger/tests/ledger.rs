@@ -2,23 +2,16 @@
 //! transactions, replays, overdrafts, stale vouchers, forged and repeated
 //! disputes, stake that tries to leave before a conviction.
 
+mod common;
+
+use common::{key, pk};
 use vouch_ledger::{
     Block, Genesis, Ledger, Offer, Params, Tx, TxBody, TxError, TxOutcome, Voucher,
 };
-use vouch_types::dispute::{DISPUTE_VERSION, LlmDispute, Party, TokenVerdict};
-use vouch_types::llm::{Finish, LlmRequest, Mode, Sampling, Transcript};
-use vouch_types::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
-use vouch_types::{Digest, Kind, PublicKey, SecretKey};
+use vouch_types::dispute::{LlmDispute, TokenVerdict};
+use vouch_types::{Digest, Kind, PublicKey};
 
 const CHAIN: &str = "test-chain";
-
-fn key(b: u8) -> SecretKey {
-    SecretKey::from_bytes(&[b; 32])
-}
-
-fn pk(b: u8) -> PublicKey {
-    key(b).public()
-}
 
 /// Accounts 1..=9 with 10,000 each; operators `staked` with 5,000 of
 /// stake each.
@@ -271,62 +264,9 @@ fn stake_returns_after_the_unbonding_delay_and_validators_follow_stake() {
     assert_eq!(l.operators()[&pk(2)].at_risk(), 500);
 }
 
-/// An executor's generated answer (key `e`), an auditor's accusation at
-/// token 1 (key `a`) and a referee's verdict (key `r`) agreeing with it.
+/// [`common::llm_dispute`] by the keys' bytes.
 fn llm_dispute(e: u8, a: u8, r: u8, seed: u64) -> LlmDispute {
-    let transcript = Transcript {
-        request: LlmRequest {
-            mode: Mode::Completion,
-            prompt: "The capital of France is".into(),
-            max_tokens: 3,
-            stop: vec![],
-            sampling: Sampling {
-                temperature: 0.0,
-                top_p: 1.0,
-                top_k: 0,
-                seed,
-            },
-            messages: vec![],
-            template: None,
-            constraint: None,
-            tools: None,
-            logprobs: None,
-        },
-        tokens: vec![11, 12, 13],
-        texts: vec![" Paris".into(), ".".into(), String::new()],
-        finish_reason: Finish::Length,
-        logprobs: vec![],
-    };
-    let executor = ReceiptBody {
-        version: 1,
-        model: Digest::of(Kind::Model, b"llm"),
-        request: transcript.request.digest(),
-        output: transcript.chain().output(Finish::Length),
-        trace: TraceCommitment {
-            root: Digest::of(Kind::TraceNode, b"t"),
-            len: 3,
-        },
-        engine: EngineInfo {
-            name: "llama.cpp".into(),
-            version: "x".into(),
-        },
-        determinism: Determinism::Tolerant { rtol: 1e-3 },
-        seed: Some(seed),
-        node: pk(e),
-        nonce: String::new(),
-        timestamp_ms: 1,
-        price: 0,
-    }
-    .sign(&key(e));
-    let why = "token 1: not the argmax".to_string();
-    LlmDispute {
-        version: DISPUTE_VERSION,
-        auditor: TokenVerdict::sign(&key(a), &executor.id, Some(1), why.clone()),
-        referee: TokenVerdict::sign(&key(r), &executor.id, Some(1), why),
-        executor,
-        transcript,
-        faulty: Party::Executor,
-    }
+    common::llm_dispute(&key(e), &key(a), &key(r), seed)
 }
 
 fn record(d: &LlmDispute) -> Vec<u8> {

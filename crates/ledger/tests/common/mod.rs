@@ -1,9 +1,12 @@
-//! Helpers the ledger's integration tests share: keys by a byte, and
-//! blocks of transactions signed with the signers' next nonces.
-#![allow(unreachable_pub)]
+//! Helpers the ledger's integration tests share: keys by a byte, blocks
+//! of transactions signed with the signers' next nonces, and disputes.
+#![allow(dead_code, unreachable_pub)]
 
 use vouch_ledger::{Block, Ledger, Tx, TxBody, TxOutcome};
-use vouch_types::{PublicKey, SecretKey};
+use vouch_types::dispute::{DISPUTE_VERSION, LlmDispute, Party, TokenVerdict};
+use vouch_types::llm::{Finish, LlmRequest, Mode, Sampling, Transcript};
+use vouch_types::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
+use vouch_types::{Digest, Kind, PublicKey, SecretKey};
 
 /// The key whose seed is 32 copies of `b`.
 pub fn key(b: u8) -> SecretKey {
@@ -40,4 +43,63 @@ pub fn block(chain: &str, l: &mut Ledger, txs: Vec<(u8, TxBody)>) -> Vec<TxOutco
 /// A rejected outcome's error, as text.
 pub fn err(o: &TxOutcome) -> String {
     o.as_ref().unwrap_err().to_string()
+}
+
+/// An executor's generated answer (key `e`, sampling seed `seed`, stamped
+/// at 1 ms), an auditor's accusation at token 1 (key `a`) and a referee's
+/// verdict (key `r`) agreeing with it.
+pub fn llm_dispute(e: &SecretKey, a: &SecretKey, r: &SecretKey, seed: u64) -> LlmDispute {
+    let transcript = Transcript {
+        request: LlmRequest {
+            mode: Mode::Completion,
+            prompt: "The capital of France is".into(),
+            max_tokens: 3,
+            stop: vec![],
+            sampling: Sampling {
+                temperature: 0.0,
+                top_p: 1.0,
+                top_k: 0,
+                seed,
+            },
+            messages: vec![],
+            template: None,
+            constraint: None,
+            tools: None,
+            logprobs: None,
+        },
+        tokens: vec![11, 12, 13],
+        texts: vec![" Paris".into(), ".".into(), String::new()],
+        finish_reason: Finish::Length,
+        logprobs: vec![],
+    };
+    let executor = ReceiptBody {
+        version: 1,
+        model: Digest::of(Kind::Model, b"llm"),
+        request: transcript.request.digest(),
+        output: transcript.chain().output(Finish::Length),
+        trace: TraceCommitment {
+            root: Digest::of(Kind::TraceNode, b"t"),
+            len: 3,
+        },
+        engine: EngineInfo {
+            name: "llama.cpp".into(),
+            version: "x".into(),
+        },
+        determinism: Determinism::Tolerant { rtol: 1e-3 },
+        seed: Some(seed),
+        node: e.public(),
+        nonce: String::new(),
+        timestamp_ms: 1,
+        price: 0,
+    }
+    .sign(e);
+    let why = "token 1: not the argmax".to_string();
+    LlmDispute {
+        version: DISPUTE_VERSION,
+        auditor: TokenVerdict::sign(a, &executor.id, Some(1), why.clone()),
+        referee: TokenVerdict::sign(r, &executor.id, Some(1), why),
+        executor,
+        transcript,
+        faulty: Party::Executor,
+    }
 }
