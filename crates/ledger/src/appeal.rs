@@ -67,14 +67,8 @@ impl Ledger {
     /// block's beacon; as operator account keys.
     fn draw_panel(&self, receipt: &Digest, c: &Conviction) -> Vec<PublicKey> {
         let parties = [c.executor, c.auditor, c.referee];
-        let min = self.params().min_stake;
         let pool = Pool {
-            weights: self
-                .operators()
-                .iter()
-                .filter(|(k, o)| o.stake >= min && !parties.contains(k))
-                .map(|(_, o)| (o.key(), o.stake))
-                .collect(),
+            weights: self.stake_weights(|account| !parties.contains(account)),
             beacon: Some(self.beacon()),
         };
         appeal_draw(receipt, &pool)

@@ -679,14 +679,20 @@ impl Ledger {
         let beacon = self.beacon_after(timestamp_ms)?;
         let executor = self.operator_of(executor);
         Ok(Pool {
-            weights: self
-                .operators
-                .iter()
-                .filter(|(k, o)| o.stake >= self.params.min_stake && Some(**k) != executor)
-                .map(|(_, o)| (o.key(), o.stake))
-                .collect(),
+            weights: self.stake_weights(|account| Some(*account) != executor),
             beacon: Some(beacon),
         })
+    }
+
+    /// The operators with at least the minimum stake that `eligible`
+    /// accepts (by account key), each by its current key with its bonded
+    /// stake as its weight: what every draw runs over.
+    pub fn stake_weights(&self, eligible: impl Fn(&PublicKey) -> bool) -> BTreeMap<PublicKey, u64> {
+        self.operators
+            .iter()
+            .filter(|(k, o)| o.stake >= self.params.min_stake && eligible(k))
+            .map(|(_, o)| (o.key(), o.stake))
+            .collect()
     }
 
     /// Everything burned so far.

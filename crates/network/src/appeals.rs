@@ -32,19 +32,18 @@ impl Node {
     /// conviction on receipt `id`: it may have the receipt's inputs, to
     /// judge it.
     pub(crate) fn on_panel(&self, peer: Peer, id: &Digest) -> bool {
-        self.chain.get().is_some_and(|chain| {
-            chain.read(|l| {
-                l.pending_convictions()
+        let (Some(chain), Some(key)) = (self.chain.get(), vouch_p2p::key_of_peer(&peer)) else {
+            return false;
+        };
+        chain.read(|l| {
+            let Some(account) = l.operator_of(&key) else {
+                return false;
+            };
+            l.operators().get(&account).is_some_and(|o| o.key() == key)
+                && l.pending_convictions()
                     .get(id)
                     .and_then(|c| c.appeal.as_ref()?.panel.as_ref())
-                    .is_some_and(|panel| {
-                        panel.iter().any(|account| {
-                            l.operators()
-                                .get(account)
-                                .is_some_and(|o| peer_id_of(&o.key()) == peer)
-                        })
-                    })
-            })
+                    .is_some_and(|panel| panel.contains(&account))
         })
     }
 
@@ -92,16 +91,7 @@ impl Node {
         ) {
             return None;
         }
-        let check = self
-            .service()
-            .check_llm(&d.executor, &d.transcript)
-            .await
-            .ok()?;
-        match (check.ok, check.failed_at) {
-            (true, _) => Some(Party::Auditor),
-            (false, Some(_)) => Some(Party::Executor),
-            (false, None) => None,
-        }
+        self.judge_tokens(&d).await
     }
 
     /// Re-runs a tensor dispute's model on the receipt's inputs (kept here
@@ -128,14 +118,7 @@ impl Node {
             .rerun(&d.executor.body.model, inputs, true)
             .await
             .ok()?;
-        let leaf = *exec.leaves.get(d.step as usize)?;
-        if leaf == d.auditor_descent.leaf {
-            Some(Party::Executor)
-        } else if leaf == d.executor_descent.leaf {
-            Some(Party::Auditor)
-        } else {
-            None
-        }
+        d.faulty_by_leaf(exec.leaves.get(d.step as usize)?)
     }
 }
 

@@ -489,11 +489,11 @@ impl Node {
             Ok(v) => v,
             Err(e) => return Ok(AuditOutcome::Unresolved(e.to_string())),
         };
-        let faulty = if verdict.leaf == auditor_descent.leaf {
-            Party::Executor
-        } else if verdict.leaf == executor_descent.leaf {
-            Party::Auditor
-        } else {
+        let Some(faulty) = vouch_types::dispute::faulty_by_leaf(
+            &verdict.leaf,
+            &executor_descent,
+            &auditor_descent,
+        ) else {
             return Ok(AuditOutcome::Unresolved(
                 "the referee's leaf matches neither party".into(),
             ));
@@ -773,6 +773,14 @@ impl Node {
         {
             return None;
         }
+        self.judge_tokens(d).await
+    }
+
+    /// Who a disputed generated answer finds faulty by this node's own
+    /// teacher-forced check (the caller sees that it serves the model):
+    /// the executor when a token fails, the auditor when every token
+    /// passes; `None` when the check cannot say.
+    pub(crate) async fn judge_tokens(&self, d: &LlmDispute) -> Option<Party> {
         match self.check_llm(&d.executor, &d.transcript).await {
             Ok(c) if c.ok => Some(Party::Auditor),
             Ok(c) if c.failed_at.is_some() => Some(Party::Executor),

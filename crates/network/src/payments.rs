@@ -261,11 +261,14 @@ impl Node {
         let Some(chain) = self.chain.get() else {
             return Ok(None);
         };
+        let Some(key) = vouch_p2p::key_of_peer(&peer) else {
+            return Ok(None);
+        };
         let found = chain.read(|l| {
-            l.operators()
-                .values()
-                .find(|o| vouch_p2p::peer_id_of(&o.key()) == peer)
-                .map(|o| (o.key(), o.offer.price, l.chain_id().to_string()))
+            l.operator_of(&key)
+                .and_then(|account| l.operators().get(&account))
+                .filter(|o| o.key() == key)
+                .map(|o| (key, o.offer.price, l.chain_id().to_string()))
         });
         let Some((operator, price, chain_id)) = found.filter(|(_, price, _)| *price > 0) else {
             return Ok(None);

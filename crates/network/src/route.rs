@@ -458,16 +458,12 @@ impl Node {
                 NodeError::Internal(format!("no randomness for a quorum draw: {e}"))
             })?;
             let serving: BTreeSet<Peer> = members.iter().copied().collect();
-            let pool = chain.read(|l| vouch_types::dispute::Pool {
-                weights: l
-                    .operators()
-                    .values()
-                    .filter(|o| o.stake >= l.params().min_stake)
-                    .map(|o| (o.key(), o.stake))
-                    .filter(|(k, _)| serving.contains(&peer_id_of(k)))
-                    .collect(),
+            let mut weights = chain.read(|l| l.stake_weights(|_| true));
+            weights.retain(|k, _| serving.contains(&peer_id_of(k)));
+            let pool = vouch_types::dispute::Pool {
+                weights,
                 beacon: None,
-            });
+            };
             members = vouch_types::dispute::quorum_draw(&seed, &pool)
                 .iter()
                 .map(peer_id_of)

@@ -220,6 +220,19 @@ pub fn check_parties(
     Ok(())
 }
 
+/// Who computed a disputed step wrongly, by the leaf a third computation
+/// of it gave: the executor when it matches the auditor's leaf, the
+/// auditor when it matches the executor's, neither (`None`) otherwise.
+pub fn faulty_by_leaf(leaf: &Digest, executor: &Descent, auditor: &Descent) -> Option<Party> {
+    if *leaf == auditor.leaf {
+        Some(Party::Executor)
+    } else if *leaf == executor.leaf {
+        Some(Party::Auditor)
+    } else {
+        None
+    }
+}
+
 /// Who computed the disputed step wrongly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -378,6 +391,11 @@ impl Dispute {
         )
     }
 
+    /// [`faulty_by_leaf`] for this dispute's two descents.
+    pub fn faulty_by_leaf(&self, leaf: &Digest) -> Option<Party> {
+        faulty_by_leaf(leaf, &self.executor_descent, &self.auditor_descent)
+    }
+
     /// Re-checks everything offline and returns the faulty party. Given
     /// `inputs`, also checks both receipts name them.
     pub fn check(&self, inputs: Option<&TensorMap>) -> Result<Party, DisputeError> {
@@ -425,13 +443,9 @@ impl Dispute {
         if !v.referee.verify(msg.as_bytes(), &v.signature) {
             return Err(DisputeError::BadVerdict(v.referee.to_string()));
         }
-        let faulty = if v.leaf == self.auditor_descent.leaf {
-            Party::Executor
-        } else if v.leaf == self.executor_descent.leaf {
-            Party::Auditor
-        } else {
-            return Err(DisputeError::Unresolved);
-        };
+        let faulty = self
+            .faulty_by_leaf(&v.leaf)
+            .ok_or(DisputeError::Unresolved)?;
         if faulty != self.faulty {
             return Err(DisputeError::Faulty {
                 claimed: self.faulty,

@@ -23,7 +23,7 @@ pub const MAX_NONCE_BYTES: usize = 256;
 /// audits and referees are drawn with the beacon of a block
 /// `beacon_delay_ms` (more than this and [`MAX_CLOCK_SKEW_MS`]) after the
 /// timestamp, so an executor that could backdate its receipts further
-/// could pick a beacon it already knows ([`crate::dispute::Pool`]).
+/// could pick a beacon it already knows (`docs/receipts.md`, Draws).
 pub const MAX_RECEIPT_AGE_MS: u64 = 5_000;
 /// How far ahead of its first receiver's clock a fresh receipt may be
 /// stamped: clocks differ a little.

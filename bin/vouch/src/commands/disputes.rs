@@ -47,11 +47,7 @@ pub(crate) async fn verify_dispute(
         let inputs = inputs
             .ok_or_else(|| anyhow!("--replay re-runs the model: give the request with --input"))?;
         let leaf = rerun_step(client, &dispute.executor, &inputs, dispute.step).await?;
-        let found = if leaf == dispute.auditor_descent.leaf {
-            Party::Executor
-        } else if leaf == dispute.executor_descent.leaf {
-            Party::Auditor
-        } else {
+        let Some(found) = dispute.faulty_by_leaf(&leaf) else {
             bail!(
                 "re-executed on {}, step {}'s leaf matches neither party",
                 client.base(),
