@@ -74,6 +74,8 @@ pub fn from_json(text: &str) -> Result<Genesis, String> {
                     price: o.price,
                     contact: o.contact,
                     addresses: o.addresses,
+                    // A node declares the models it serves once it runs.
+                    models: Vec::new(),
                 };
                 (o.key, o.stake, offer)
             })

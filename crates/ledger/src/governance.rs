@@ -14,7 +14,7 @@ use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 21] = [
+    pub const NAMES: [&'static str; 22] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -36,10 +36,11 @@ impl Params {
         "dispute_window",
         "appeal_window",
         "appeal_panel",
+        "audit_pay_bp",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 21] {
+    pub fn values(&self) -> [u64; 22] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -62,6 +63,7 @@ impl Params {
             self.dispute_window,
             self.appeal_window,
             self.appeal_panel,
+            self.audit_pay_bp,
         ]
     }
 
@@ -96,6 +98,8 @@ impl Params {
             // 0: convictions are final at once.
             "appeal_window" => (0, 1_000_000),
             "appeal_panel" => (1, 101),
+            // At most ten times the audited request's price.
+            "audit_pay_bp" => (0, 100_000),
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",
@@ -137,6 +141,7 @@ impl Params {
             "dispute_window" => &mut self.dispute_window,
             "appeal_window" => &mut self.appeal_window,
             "appeal_panel" => &mut self.appeal_panel,
+            "audit_pay_bp" => &mut self.audit_pay_bp,
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",

@@ -12,6 +12,7 @@
 //! crate's job; this one only says what a block does.
 
 pub mod appeal;
+pub mod audits;
 pub mod conviction;
 pub mod evidence;
 pub mod governance;

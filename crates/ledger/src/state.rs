@@ -71,6 +71,11 @@ pub struct Params {
     pub appeal_window: u64,
     /// Operators on an appeal's panel (fewer where fewer are eligible).
     pub appeal_panel: u64,
+    /// What the auditors' pool pays a drawn auditor for an audit that
+    /// passed, in basis points of the audited receipt's price (10,000: the
+    /// price, as much work as the request), within what the executor's
+    /// payments put into the pool (`audits`).
+    pub audit_pay_bp: u64,
 }
 
 impl Default for Params {
@@ -97,6 +102,7 @@ impl Default for Params {
             dispute_window: 10_000,
             appeal_window: 20,
             appeal_panel: 5,
+            audit_pay_bp: 10_000,
         }
     }
 }
@@ -131,6 +137,8 @@ pub struct Operator {
     pub registered: u64,
     /// Every fee it kept from settled payments.
     pub earned: u64,
+    /// Its paid audits, as auditor and as executor (`audits`).
+    pub audits: crate::audits::AuditRecord,
 }
 
 impl Operator {
@@ -265,6 +273,9 @@ pub enum TxError {
     /// An appeal or a panel vote that is not allowed.
     #[error("appeal: {0}")]
     Appeal(String),
+    /// An audit report the pool does not pay.
+    #[error("audit report: {0}")]
+    Audit(String),
     /// A proposal or vote the ledger does not take.
     #[error("governance: {0}")]
     Governance(String),
@@ -342,7 +353,7 @@ pub struct Ledger {
     time_ms: u64,
     params: Params,
     accounts: BTreeMap<PublicKey, Account>,
-    operators: BTreeMap<PublicKey, Operator>,
+    pub(crate) operators: BTreeMap<PublicKey, Operator>,
     /// Which operator each signing key (current or earlier) belongs to.
     signers: BTreeMap<PublicKey, PublicKey>,
     models: BTreeMap<[u8; 32], PublicKey>,
@@ -353,6 +364,15 @@ pub struct Ledger {
     withdrawals: Vec<(u64, PublicKey, u64)>,
     /// Executor receipts a dispute already convicted on.
     disputed: BTreeSet<Digest>,
+    /// What the auditors' pool may still pay for audits of each operator's
+    /// receipts (by account): its share of that operator's settled fees,
+    /// less the audits paid (`audits`).
+    pub(crate) audit_credit: BTreeMap<PublicKey, u64>,
+    /// Audits paid: (receipt timestamp, receipt, auditor account), for
+    /// receipts newer than `audits_floor`.
+    pub(crate) audits_paid: BTreeSet<(u64, Digest, PublicKey)>,
+    /// Receipts stamped at or before this time are no longer paid for.
+    pub(crate) audits_floor: u64,
     /// Convictions whose stake is held until their appeal window closes or
     /// their appeal is decided, by executor receipt.
     pub(crate) pending: BTreeMap<Digest, crate::conviction::Conviction>,
@@ -379,7 +399,7 @@ pub struct Ledger {
     /// Equivocations slashed: (validator, epoch, view).
     equivocations: BTreeSet<(PublicKey, u64, u64)>,
     /// What the current epoch has done so far (its record once it ends).
-    this_epoch: EpochRecord,
+    pub(crate) this_epoch: EpochRecord,
     /// The last [`KEPT_RECORDS`] epochs' records, oldest first.
     records: std::collections::VecDeque<EpochRecord>,
     /// The last `dispute_window` blocks' (time, beacon), oldest first; the
@@ -388,7 +408,7 @@ pub struct Ledger {
     /// The time of the newest block whose beacon is no longer kept (0 if
     /// none): a receipt whose beacon block could be that old can no longer
     /// be disputed.
-    beacons_floor: u64,
+    pub(crate) beacons_floor: u64,
 }
 
 /// Why a receipt's beacon cannot be had ([`Ledger::beacon_after`]).
@@ -434,6 +454,12 @@ pub struct EpochRecord {
     pub earned: BTreeMap<PublicKey, u64>,
     /// Stake slashed in it.
     pub slashed: u64,
+    /// Requests paid in it, by operator (account key): each settlement's
+    /// amount over the operator's price then.
+    pub served: BTreeMap<PublicKey, u64>,
+    /// What the auditors' pool paid for audits in it, by auditor (account
+    /// key).
+    pub audit_pay: BTreeMap<PublicKey, u64>,
     /// Every operator's bonded stake at its end, most first.
     pub stake: Vec<u64>,
     /// The stake of the next epoch's validators, most first.
@@ -462,6 +488,9 @@ impl Ledger {
             redeemed: BTreeMap::new(),
             withdrawals: Vec::new(),
             disputed: BTreeSet::new(),
+            audit_credit: BTreeMap::new(),
+            audits_paid: BTreeSet::new(),
+            audits_floor: 0,
             pending: BTreeMap::new(),
             rulings: std::collections::VecDeque::new(),
             burned: 0,
@@ -497,6 +526,7 @@ impl Ledger {
                     offer: offer.clone(),
                     registered: 0,
                     earned: 0,
+                    audits: Default::default(),
                 },
             );
         }
@@ -808,6 +838,7 @@ impl Ledger {
                 self.beacons_floor = t;
             }
         }
+        self.forget_audits();
     }
 
     /// Returns unbonded stake and withdrawn escrow whose time has come.
@@ -893,6 +924,7 @@ impl Ledger {
                         offer: offer.clone(),
                         registered: height,
                         earned: 0,
+                        audits: Default::default(),
                     },
                 );
             }
@@ -953,6 +985,7 @@ impl Ledger {
                 receipt,
                 executor_faulty,
             } => self.appeal_vote(signer, receipt, *executor_faulty)?,
+            TxBody::Audited { report } => self.pay_audit(signer, report)?,
         }
         Ok(())
     }
@@ -1062,10 +1095,14 @@ impl Ledger {
             *self.this_epoch.earned.entry(*operator).or_default() += kept;
         }
         self.auditors_pool += to_auditors;
+        *self.audit_credit.entry(*operator).or_default() += to_auditors;
         self.treasury += to_treasury;
         self.account_mut(operator).balance += kept;
         if let Some(op) = self.operators.get_mut(operator) {
             op.earned += kept;
+            if op.offer.price > 0 && paid >= op.offer.price {
+                *self.this_epoch.served.entry(*operator).or_default() += paid / op.offer.price;
+            }
         }
         Ok(())
     }
@@ -1277,8 +1314,15 @@ impl Ledger {
             for a in &o.offer.addresses {
                 b.put_str(a);
             }
+            b.put_u64(o.offer.models.len() as u64);
+            for m in &o.offer.models {
+                b.put(m);
+            }
             b.put_u64(o.registered);
             b.put_u64(o.earned);
+            for v in [o.audits.performed, o.audits.passed, o.audits.earned] {
+                b.put_u64(v);
+            }
         }
         b.put_u64(self.models.len() as u64);
         for (m, p) in &self.models {
@@ -1373,10 +1417,12 @@ impl Ledger {
             b.put_u64(r.last);
             b.put_u64(r.fees);
             b.put_u64(r.slashed);
-            b.put_u64(r.earned.len() as u64);
-            for (key, amount) in &r.earned {
-                b.put(key.as_bytes());
-                b.put_u64(*amount);
+            for map in [&r.earned, &r.served, &r.audit_pay] {
+                b.put_u64(map.len() as u64);
+                for (key, amount) in map {
+                    b.put(key.as_bytes());
+                    b.put_u64(*amount);
+                }
             }
             for amounts in [&r.stake, &r.power] {
                 b.put_u64(amounts.len() as u64);
@@ -1386,6 +1432,7 @@ impl Ledger {
             }
         }
         self.encode_appeals(&mut b);
+        self.encode_audits(&mut b);
         b.put_u64(self.beacons_floor);
         b.put_u64(self.beacons.len() as u64);
         for (t, beacon) in &self.beacons {

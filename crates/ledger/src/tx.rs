@@ -16,6 +16,8 @@ pub const MAX_VOUCHERS: usize = 10_000;
 pub const MAX_ADDRESSES: usize = 16;
 /// See [`MAX_ADDRESSES`].
 pub const MAX_STRING: usize = 256;
+/// The most models an operator's offer may declare.
+pub const MAX_MODELS: usize = 256;
 /// The most parameter changes and treasury spends, together, one proposal
 /// carries.
 pub const MAX_CHANGES: usize = 16;
@@ -154,6 +156,13 @@ pub enum TxBody {
         /// True: the executor is faulty; false: the auditor.
         executor_faulty: bool,
     },
+    /// A drawn auditor's report that an executor receipt passed its audit
+    /// (the JSON of a `vouch_types::audit::AuditReport`): the auditors'
+    /// pool pays the signer (`audits`).
+    Audited {
+        /// The report's bytes.
+        report: Vec<u8>,
+    },
 }
 
 /// What an operator offers.
@@ -165,6 +174,9 @@ pub struct Offer {
     pub contact: String,
     /// Where its node listens (multiaddresses or URLs).
     pub addresses: Vec<String>,
+    /// The models it serves (`model:` ids' 32 bytes, ascending): the
+    /// operators drawn to audit a receipt are those declaring its model.
+    pub models: Vec<[u8; 32]>,
 }
 
 /// A client's promise to pay an operator: the cumulative amount it owes
@@ -305,6 +317,7 @@ impl TxBody {
             TxBody::Equivocation { .. } => "equivocation",
             TxBody::Appeal { .. } => "appeal",
             TxBody::AppealVote { .. } => "appeal_vote",
+            TxBody::Audited { .. } => "audited",
         }
     }
 }
@@ -412,6 +425,10 @@ fn encode_offer(b: &mut Vec<u8>, o: &Offer) {
     for a in &o.addresses {
         b.put_str(a);
     }
+    b.put_u32(o.models.len() as u32);
+    for m in &o.models {
+        b.put(m);
+    }
 }
 
 fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
@@ -512,6 +529,11 @@ fn encode_body(b: &mut Vec<u8>, body: &TxBody) {
             b.put(receipt);
             b.put_u8(u8::from(*executor_faulty));
         }
+        TxBody::Audited { report } => {
+            b.put_u8(17);
+            b.put_u32(report.len() as u32);
+            b.put(report);
+        }
     }
 }
 
@@ -543,10 +565,23 @@ fn decode_offer(r: &mut Reader<'_>) -> Result<Offer, DecodeError> {
         )));
     }
     let addresses = (0..n).map(|_| string(r)).collect::<Result<_, _>>()?;
+    let n = r.u32()? as usize;
+    if n > MAX_MODELS {
+        return Err(DecodeError::Invalid(format!(
+            "{n} models, over the limit of {MAX_MODELS}"
+        )));
+    }
+    let models: Vec<[u8; 32]> = (0..n).map(|_| r.array::<32>()).collect::<Result<_, _>>()?;
+    if !models.windows(2).all(|w| w[0] < w[1]) {
+        return Err(DecodeError::Invalid(
+            "an offer's models must be ascending, each once".into(),
+        ));
+    }
     Ok(Offer {
         price,
         contact,
         addresses,
+        models,
     })
 }
 
@@ -672,6 +707,12 @@ fn decode_body(r: &mut Reader<'_>) -> Result<TxBody, DecodeError> {
                 }
             },
         },
+        17 => {
+            let n = r.u32()? as usize;
+            TxBody::Audited {
+                report: r.take(n)?.to_vec(),
+            }
+        }
         tag => {
             return Err(DecodeError::BadTag {
                 what: "transaction",
@@ -695,6 +736,7 @@ mod tests {
             price: 7,
             contact: "ops@example.org".into(),
             addresses: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            models: vec![[1; 32], [2; 32]],
         };
         vec![
             TxBody::Transfer {
@@ -733,6 +775,9 @@ mod tests {
             TxBody::AppealVote {
                 receipt: [4; 32],
                 executor_faulty: true,
+            },
+            TxBody::Audited {
+                report: b"{}".to_vec(),
             },
         ]
     }

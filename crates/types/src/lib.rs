@@ -5,6 +5,7 @@
 //! clocks or randomness. Any language can re-implement these encodings from
 //! `docs/receipts.md`; the test vectors there are produced by this crate.
 
+pub mod audit;
 pub mod blob;
 pub mod concentration;
 pub mod digest;
