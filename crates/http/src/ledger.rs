@@ -211,6 +211,13 @@ async fn operators(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
                     "price": op.offer.price,
                     "contact": op.offer.contact,
                     "addresses": op.offer.addresses,
+                    "models": op.offer.models.iter().map(|m| vouch_types::Digest::from_bytes(vouch_types::Kind::Model, *m)).collect::<Vec<_>>(),
+                    "audits": {
+                        "performed": op.audits.performed,
+                        "passed": op.audits.passed,
+                        "earned": op.audits.earned,
+                    },
+                    "audit_credit": l.audit_credit(account),
                 })
             })
             .collect::<Vec<_>>()
@@ -266,6 +273,14 @@ async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
         let earned: Vec<u64> = ops.iter().map(|(_, o)| o.earned).collect();
         let stake: Vec<u64> = ops.iter().map(|(_, o)| o.stake).collect();
         let power: Vec<u64> = l.validator_power().into_iter().map(|(_, p)| p).collect();
+        // Requests paid over the epochs the ledger keeps.
+        let mut served = std::collections::BTreeMap::<&vouch_types::PublicKey, u64>::new();
+        for r in l.epoch_records().iter().chain([l.this_epoch()]) {
+            for (k, n) in &r.served {
+                *served.entry(k).or_default() += n;
+            }
+        }
+        let served: Vec<u64> = served.into_values().collect();
         let mut body = json!({
             "height": l.height(),
             "fees": l.fees(),
@@ -280,11 +295,11 @@ async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
             "supply": l.supply(),
             "operators": ops.iter().map(|(account, o)| json!({
                 "operator": o.key(), "account": account, "earned": o.earned,
-                "stake": o.stake, "slashed": o.slashed,
+                "stake": o.stake, "slashed": o.slashed, "audit_earned": o.audits.earned,
             })).collect::<Vec<_>>(),
             "epochs": l.epoch_records().iter().chain([l.this_epoch()]).map(epoch_economics).collect::<Vec<_>>(),
         });
-        concentration(&mut body, &earned, &stake, &power);
+        concentration(&mut body, &earned, &stake, &power, &served);
         body
     });
     Ok(json(StatusCode::OK, &body))
@@ -295,21 +310,36 @@ async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
 /// the next epoch's validator power.
 fn epoch_economics(r: &vouch_ledger::EpochRecord) -> serde_json::Value {
     let earned: Vec<u64> = r.earned.values().copied().collect();
+    let served: Vec<u64> = r.served.values().copied().collect();
+    let by_account = |m: &std::collections::BTreeMap<vouch_types::PublicKey, u64>| {
+        m.iter()
+            .map(|(k, a)| json!({"account": k, "amount": a}))
+            .collect::<Vec<_>>()
+    };
     let mut body = json!({
         "epoch": r.epoch,
         "first_height": r.first,
         "last_height": r.last,
         "fees": r.fees,
         "slashed": r.slashed,
-        "earned": r.earned.iter().map(|(k, a)| json!({"account": k, "amount": a})).collect::<Vec<_>>(),
+        "earned": by_account(&r.earned),
+        "served": by_account(&r.served),
+        "audit_pay": by_account(&r.audit_pay),
     });
-    concentration(&mut body, &earned, &r.stake, &r.power);
+    concentration(&mut body, &earned, &r.stake, &r.power, &served);
     body
 }
 
-/// Adds to `body` how concentrated fees (`earned`), `stake` and validator
-/// `power` are: the top-1/3/10 shares and the Nakamoto coefficients.
-fn concentration(body: &mut serde_json::Value, earned: &[u64], stake: &[u64], power: &[u64]) {
+/// Adds to `body` how concentrated fees (`earned`), `stake`, validator
+/// `power` and requests paid (`served`) are: the top-1/3/10 shares and the
+/// Nakamoto coefficients.
+fn concentration(
+    body: &mut serde_json::Value,
+    earned: &[u64],
+    stake: &[u64],
+    power: &[u64],
+    served: &[u64],
+) {
     use vouch_types::concentration::nakamoto_coefficient;
     body["fees_share"] = top_shares(earned);
     body["stake_share"] = top_shares(stake);
@@ -317,6 +347,7 @@ fn concentration(body: &mut serde_json::Value, earned: &[u64], stake: &[u64], po
         "fees": nakamoto_coefficient(earned),
         "stake": nakamoto_coefficient(stake),
         "validator_power": nakamoto_coefficient(power),
+        "served_requests": nakamoto_coefficient(served),
     });
 }
 

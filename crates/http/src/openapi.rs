@@ -191,7 +191,7 @@ fn paths_and_schemas() -> Value {
           "responses": merge(json!({"200": {"description": "the pool", "content": {"application/json": {"schema": {"type": "object", "required": ["beacon", "weights"], "properties": {"beacon": {"type": "string", "description": "32 bytes in hex"}, "weights": {"type": "array", "items": {"type": "object", "required": ["key", "weight"], "properties": {"key": {"type": "string"}, "weight": {"type": "integer"}}}}}}}}}}), error_responses(&[400, 404, 503]))
         }},
         "/v1/ledger/economics": {"get": {
-          "summary": "Fee flows and concentration: fees settled and their split (operators, auditors' pool, treasury), what each operator earned, the share of the top 1/3/10 operators in fees and stake, and the Nakamoto coefficients of fees, stake and validator power",
+          "summary": "Fee flows and concentration: fees settled and their split (operators, auditors' pool, treasury), what each operator earned, the share of the top 1/3/10 operators in fees and stake, and the Nakamoto coefficients of fees, stake, validator power and requests paid, with what the auditors' pool paid for audits",
           "responses": merge(json!({"200": ok("the economics", "Economics")}), error_responses(&[404]))
         }},
         "/v1/payments/{client}": {"get": {
@@ -317,11 +317,14 @@ fn paths_and_schemas() -> Value {
           "validators": {"type": "array", "items": {"type": "object", "required": ["operator", "power"], "properties": {"operator": {"type": "string"}, "power": {"type": "integer"}}}},
           "supply": {"type": "integer"}, "burned": {"type": "integer"}
         }},
-        "LedgerOperator": {"type": "object", "required": ["operator", "account", "keys", "stake", "unbonding", "slashed", "price", "contact", "addresses"], "properties": {
+        "LedgerOperator": {"type": "object", "required": ["operator", "account", "keys", "stake", "unbonding", "slashed", "price", "contact", "addresses", "models", "audits", "audit_credit"], "properties": {
           "operator": {"type": "string", "description": "the key it signs receipts with now"}, "account": {"type": "string"},
           "keys": {"type": "array", "description": "every receipt-signing key it has had, with the height it signs from", "items": {"type": "object", "required": ["from_height", "key"], "properties": {"from_height": {"type": "integer"}, "key": {"type": "string"}}}},
           "stake": {"type": "integer"}, "unbonding": {"type": "array", "items": {"type": "object", "properties": {"at": {"type": "integer"}, "amount": {"type": "integer"}}}},
-          "slashed": {"type": "integer"}, "price": {"type": "integer"}, "contact": {"type": "string"}, "addresses": {"type": "array", "items": {"type": "string"}}
+          "slashed": {"type": "integer"}, "price": {"type": "integer"}, "contact": {"type": "string"}, "addresses": {"type": "array", "items": {"type": "string"}},
+          "models": {"type": "array", "description": "the models it declares it serves (`model:` ids): the audit draw runs over the operators declaring a receipt's model", "items": {"type": "string"}},
+          "audits": {"type": "object", "required": ["performed", "passed", "earned"], "description": "paid audits: performed as auditor, its receipts that passed, what the auditors' pool paid it", "properties": {"performed": {"type": "integer"}, "passed": {"type": "integer"}, "earned": {"type": "integer"}}},
+          "audit_credit": {"type": "integer", "description": "what the auditors' pool may still pay for audits of its receipts (its share of this operator's settled fees, less audits paid)"}
         }},
         "LedgerBlock": {"type": "object", "required": ["height", "digest", "parent", "time_ms", "state_root", "txs"], "properties": {
           "height": {"type": "integer"}, "digest": {"type": "string"}, "parent": {"type": "string"}, "time_ms": {"type": "integer"},
@@ -346,17 +349,19 @@ fn paths_and_schemas() -> Value {
           "height": {"type": "integer"}, "fees": {"type": "integer"},
           "fee_split": {"type": "object", "required": ["operator_bp", "auditors_bp", "treasury_bp"], "properties": {"operator_bp": {"type": "integer"}, "auditors_bp": {"type": "integer"}, "treasury_bp": {"type": "integer"}}},
           "treasury": {"type": "integer"}, "auditors_pool": {"type": "integer"}, "burned": {"type": "integer"}, "supply": {"type": "integer"},
-          "operators": {"type": "array", "items": {"type": "object", "required": ["operator", "account", "earned", "stake", "slashed"], "properties": {"operator": {"type": "string"}, "account": {"type": "string"}, "earned": {"type": "integer"}, "stake": {"type": "integer"}, "slashed": {"type": "integer"}}}},
+          "operators": {"type": "array", "items": {"type": "object", "required": ["operator", "account", "earned", "stake", "slashed", "audit_earned"], "properties": {"operator": {"type": "string"}, "account": {"type": "string"}, "earned": {"type": "integer"}, "stake": {"type": "integer"}, "slashed": {"type": "integer"}, "audit_earned": {"type": "integer", "description": "what the auditors' pool paid it for audits"}}}},
           "fees_share": {"$ref": "#/components/schemas/TopShares"}, "stake_share": {"$ref": "#/components/schemas/TopShares"},
-          "nakamoto_coefficient": {"type": "object", "required": ["fees", "stake", "validator_power"], "properties": {"fees": {"type": "integer"}, "stake": {"type": "integer"}, "validator_power": {"type": "integer"}}}
+          "nakamoto_coefficient": {"type": "object", "required": ["fees", "stake", "validator_power", "served_requests"], "properties": {"fees": {"type": "integer"}, "stake": {"type": "integer"}, "validator_power": {"type": "integer"}, "served_requests": {"type": "integer", "description": "the fewest operators that together were paid for over half of the requests (settlements over the price)"}}}
         }},
-        "EpochEconomics": {"type": "object", "required": ["epoch", "first_height", "last_height", "fees", "slashed", "earned", "fees_share", "stake_share", "nakamoto_coefficient"], "properties": {
+        "EpochEconomics": {"type": "object", "required": ["epoch", "first_height", "last_height", "fees", "slashed", "earned", "served", "audit_pay", "fees_share", "stake_share", "nakamoto_coefficient"], "properties": {
           "epoch": {"type": "integer"}, "first_height": {"type": "integer"}, "last_height": {"type": "integer"},
           "fees": {"type": "integer", "description": "Payments settled in the epoch, before the split"},
           "slashed": {"type": "integer"},
           "earned": {"type": "array", "items": {"type": "object", "required": ["account", "amount"], "properties": {"account": {"type": "string"}, "amount": {"type": "integer"}}}},
+          "served": {"type": "array", "description": "requests paid in the epoch, by operator: each settlement over the operator's price then", "items": {"type": "object", "required": ["account", "amount"], "properties": {"account": {"type": "string"}, "amount": {"type": "integer"}}}},
+          "audit_pay": {"type": "array", "description": "what the auditors' pool paid for audits in the epoch, by auditor", "items": {"type": "object", "required": ["account", "amount"], "properties": {"account": {"type": "string"}, "amount": {"type": "integer"}}}},
           "fees_share": {"$ref": "#/components/schemas/TopShares"}, "stake_share": {"$ref": "#/components/schemas/TopShares"},
-          "nakamoto_coefficient": {"type": "object", "required": ["fees", "stake", "validator_power"], "properties": {"fees": {"type": "integer"}, "stake": {"type": "integer"}, "validator_power": {"type": "integer"}}}
+          "nakamoto_coefficient": {"type": "object", "required": ["fees", "stake", "validator_power", "served_requests"], "properties": {"fees": {"type": "integer"}, "stake": {"type": "integer"}, "validator_power": {"type": "integer"}, "served_requests": {"type": "integer", "description": "the fewest operators that together were paid for over half of the requests (settlements over the price)"}}}
         }},
         "TopShares": {"type": "object", "required": ["top1", "top3", "top10"], "properties": {"top1": {"type": "number"}, "top3": {"type": "number"}, "top10": {"type": "number"}}},
         "PaymentState": {"type": "object", "required": ["chain_id", "operator", "price", "escrow", "redeemed", "held", "next"], "additionalProperties": false, "properties": {

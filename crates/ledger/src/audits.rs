@@ -44,6 +44,22 @@ impl Ledger {
             .contains(&(timestamp_ms, *receipt, *auditor))
     }
 
+    /// Whether operator `account` declares model `model` in its offer.
+    pub fn declares(&self, account: &PublicKey, model: &Digest) -> bool {
+        self.operators
+            .get(account)
+            .is_some_and(|o| o.offer.models.binary_search(model.as_bytes()).is_ok())
+    }
+
+    /// The current keys of the operators that declare model `model`.
+    pub fn declaring(&self, model: &Digest) -> std::collections::BTreeSet<PublicKey> {
+        self.operators
+            .iter()
+            .filter(|(a, _)| self.declares(a, model))
+            .map(|(_, o)| o.key())
+            .collect()
+    }
+
     /// The operators drawn to audit a receipt of model `model` that
     /// `executor` (a signing key) signed at `timestamp_ms`: the
     /// [`Ledger::draw_pool`] restricted to the operators whose offer

@@ -36,6 +36,9 @@ fn ledger() -> Ledger {
             fee_auditors_bp: 1_000,
             fee_treasury_bp: 500,
             dispute_window: 40,
+            // An audit is paid the request's whole price here, so that one
+            // audit takes all of a request's credit.
+            audit_pay_bp: 10_000,
             ..Params::default()
         },
         accounts: (1..=9).map(|b| (pk(b), 10_000)).collect(),

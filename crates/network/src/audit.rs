@@ -18,6 +18,7 @@ use std::sync::{Arc, Weak};
 
 use vouch_api::ReportedReceipt;
 use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
+use vouch_types::audit::AuditReport;
 use vouch_types::dispute::{
     AUDITOR_DRAW, DISPUTE_VERSION, Dispute, LlmDispute, Party, Pool, REFEREE_DRAW, Verdict,
     auditor_draw, referee_draw,
@@ -33,8 +34,9 @@ use vouch_service::error::NodeError;
 /// What an audit found.
 #[derive(Clone, Debug)]
 pub enum AuditOutcome {
-    /// The re-execution agrees with the receipt.
-    Passed,
+    /// The re-execution agrees with the receipt: this node's signed report
+    /// of it (which the auditors' pool pays on a ledger).
+    Passed(Box<AuditReport>),
     /// It does not; the dispute names the faulty party.
     Disputed(Box<Dispute>),
     /// A generated answer failed its teacher-forced check; the dispute
@@ -194,13 +196,27 @@ impl Node {
     /// The operators that may audit `receipt` in this node's view: the
     /// first [`AUDITOR_DRAW`] of the [`auditor_draw`] over the receipt's
     /// `pool` ([`Node::draw_pool`]) restricted to the operators serving
-    /// its model (this node among them when it does).
+    /// its model: on a ledger chain, those whose offer declares it (as the
+    /// ledger pays audits, `Ledger::audit_pool`), where any does; else
+    /// those announcing it (this node among them when it does).
     pub(crate) fn drawn_auditors(
         &self,
         receipt: &Receipt,
         pool: &Pool,
     ) -> Vec<vouch_types::PublicKey> {
         let model = receipt.body.model;
+        if let Some(chain) = self.chain.get() {
+            let declaring = chain.read(|l| l.declaring(&model));
+            if declaring.iter().any(|k| pool.admits(k)) {
+                let mut drawn = auditor_draw(
+                    &receipt.id,
+                    &receipt.body.node,
+                    &pool.only(|k| declaring.contains(k)),
+                );
+                drawn.truncate(AUDITOR_DRAW);
+                return drawn;
+            }
+        }
         let providers = self
             .network_models()
             .remove(&model.to_string())
@@ -352,6 +368,18 @@ impl Node {
         .await
     }
 
+    /// An audit of `receipt` passed, this node's own run giving `output`:
+    /// its signed report.
+    pub(crate) fn passed(&self, receipt: Receipt, output: Digest) -> AuditOutcome {
+        let now = vouch_service::service::now_ms();
+        AuditOutcome::Passed(Box::new(AuditReport::sign(
+            self.key(),
+            receipt,
+            output,
+            now,
+        )))
+    }
+
     /// Audits one receipt `executor` signed: re-executes it and, when the
     /// answers differ, bisects, has a third operator referee the first
     /// differing step, publishes the dispute and records the verdict.
@@ -401,7 +429,7 @@ impl Node {
         {
             network.record(executor, |r| r.audits_passed += 1);
             tracing::debug!(%executor, receipt = %id, "audit passed");
-            return Ok(AuditOutcome::Passed);
+            return Ok(self.passed(receipt, answer.digest(Kind::Output)));
         }
         tracing::warn!(%executor, receipt = %id, "audit mismatch; bisecting");
         let mine = self
@@ -828,7 +856,10 @@ impl Node {
                 Ok(outcome) => {
                     tracing::debug!(?outcome, "audit done");
                     match outcome {
-                        AuditOutcome::Passed => "passed".to_string(),
+                        AuditOutcome::Passed(report) => {
+                            node.keep_audit_report(*report);
+                            "passed".to_string()
+                        }
                         AuditOutcome::Disputed(d) => {
                             format!("disputed: the referee found the {:?} faulty", d.faulty)
                         }

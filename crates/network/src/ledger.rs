@@ -139,6 +139,7 @@ impl Node {
             Arc::downgrade(self),
             settings.redeem_interval,
         ));
+        tokio::spawn(crate::audit_pay::upkeep(Arc::downgrade(self)));
         tokio::spawn(follow_params(Arc::downgrade(self)));
         tokio::spawn(report_equivocations(Arc::downgrade(self)));
         tokio::spawn(crate::appeals::follow_convictions(Arc::downgrade(self)));

@@ -10,6 +10,7 @@
 
 mod appeals;
 pub mod audit;
+mod audit_pay;
 pub mod ledger;
 mod llm_audit;
 mod llm_net;

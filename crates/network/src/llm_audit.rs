@@ -176,7 +176,8 @@ impl Node {
         if check.ok {
             network.record(executor, |r| r.audits_passed += 1);
             tracing::debug!(%executor, receipt = %id, "LLM audit passed");
-            return Ok(AuditOutcome::Passed);
+            let output = receipt.body.output;
+            return Ok(self.passed(receipt, output));
         }
         let reason = check.reason.unwrap_or_default();
         let Some(failed_at) = check.failed_at else {

@@ -46,6 +46,9 @@ pub(crate) struct Payments {
     /// an operator not in it is asked its floor (`Request::PaymentState`)
     /// first, so a restart loses nothing.
     promised: Mutex<HashMap<PublicKey, u64>>,
+    /// Reports of audits this node passed, waiting to be filed
+    /// (`audit_pay`).
+    pub(crate) reports: Mutex<Vec<vouch_types::audit::AuditReport>>,
 }
 
 /// A payment this node made to a peer for a request it routed there
@@ -409,33 +412,11 @@ impl Node {
         self.submit_own(TxBody::Redeem { vouchers: due }).await?;
         Ok(n)
     }
-
-    /// Brings the ledger's offer of this operator in line with its
-    /// configured price, where it is registered and they differ.
-    async fn publish_price(&self) -> Result<(), NodeError> {
-        let me = self.public_key();
-        let price = self.config().price;
-        let offer = self
-            .chain()?
-            .read(|l| l.operators().get(&me).map(|op| op.offer.clone()));
-        match offer {
-            Some(offer) if offer.price != price => self
-                .submit_own(TxBody::SetOffer(vouch_ledger::Offer { price, ..offer }))
-                .await
-                .map(|_| ()),
-            _ => Ok(()),
-        }
-    }
 }
 
-/// The node's payment task: announces its price on the ledger, then
-/// redeems its vouchers every `every`, until the node is dropped.
+/// The node's payment task: redeems its vouchers every `every`, until the
+/// node is dropped (`audit_pay::upkeep` keeps its price on the ledger).
 pub(crate) async fn settle(node: Weak<Node>, every: Duration) {
-    if let Some(node) = node.upgrade()
-        && let Err(e) = node.publish_price().await
-    {
-        tracing::warn!(error = %e, "publishing the price on the ledger");
-    }
     loop {
         tokio::time::sleep(every).await;
         let Some(node) = node.upgrade() else { return };

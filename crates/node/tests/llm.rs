@@ -703,7 +703,7 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
         .audit(good.receipt.clone(), honest.node.peer_id())
         .await
         .unwrap();
-    assert!(matches!(outcome, AuditOutcome::Passed), "{outcome:?}");
+    assert!(matches!(outcome, AuditOutcome::Passed(_)), "{outcome:?}");
 
     let outcome = auditor
         .node

@@ -546,7 +546,7 @@ async fn an_audit_bisects_to_the_faulty_step_and_a_referee_names_the_liar() {
         .await
         .unwrap();
     assert!(
-        matches!(outcome, vouch_node::audit::AuditOutcome::Passed),
+        matches!(outcome, vouch_node::audit::AuditOutcome::Passed(_)),
         "{outcome:?}"
     );
     assert_eq!(
@@ -1119,7 +1119,7 @@ async fn a_claimed_tolerance_buys_nothing_in_quorums_or_audits() {
     assert_eq!(lie.body.determinism, loose);
     let outcome = a.node.audit(lie, liar).await.unwrap();
     assert!(
-        !matches!(outcome, vouch_node::audit::AuditOutcome::Passed),
+        !matches!(outcome, vouch_node::audit::AuditOutcome::Passed(_)),
         "{outcome:?}"
     );
 }

@@ -520,3 +520,150 @@ async fn chain_settles(
         chain.read(|l| l.redeemed(client, operator))
     );
 }
+
+/// The auditors' pool pays for audits performed: an executor charging
+/// [`PRICE`] answers paid requests, the one other operator serving the
+/// model is drawn to audit each (the audit rate is 1 here), re-runs it,
+/// and files its signed report once the executor has redeemed: the pool
+/// pays it `audit_pay_bp` of the price for each, out of the executor's
+/// credit, and the ledger records who audited whom.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auditors_pool_pays_the_drawn_auditor_for_each_audit_that_passed() {
+    use common::{addresses, eventually};
+    const REQUESTS: u64 = 3;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys = [
+        SecretKey::from_bytes(&[71; 32]),
+        SecretKey::from_bytes(&[72; 32]),
+    ];
+    for (dir, key) in dirs.iter().zip(&keys) {
+        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
+    }
+    let client = SecretKey::from_bytes(&[73; 32]);
+    let (e_key, a_key) = (keys[0].public(), keys[1].public());
+    let params = Params {
+        audit_rate_ppm: 1_000_000,
+        // Half of each payment to the pool, 30% of the price an audit:
+        // every audit here is paid in full.
+        fee_auditors_bp: 5_000,
+        audit_pay_bp: 3_000,
+        ..Params::default()
+    };
+    let genesis = Genesis {
+        chain_id: "audit-pay".into(),
+        params: params.clone(),
+        accounts: vec![
+            (e_key, 1_000_000),
+            (a_key, 1_000_000),
+            (client.public(), 10_000),
+        ],
+        operators: vec![
+            (e_key, 100_000, Offer::default()),
+            (a_key, 100_000, Offer::default()),
+        ],
+    };
+    let ports = vouch_node::ledger::local_ports(2).unwrap();
+    let executor = common::validator(
+        dirs[0].path(),
+        &genesis,
+        (&ports, 0),
+        |c| c.price = PRICE,
+        vec![],
+    )
+    .await;
+    let auditor = common::validator(
+        dirs[1].path(),
+        &genesis,
+        (&ports, 1),
+        |_| {},
+        addresses(&executor),
+    )
+    .await;
+    let iris = executor
+        .client
+        .push_file(
+            &models_dir().join("iris.onnx"),
+            &PushParams {
+                name: "iris".into(),
+                input_shapes: vec!["float_input=N,4".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    eventually("the auditor hearing of iris", || {
+        auditor
+            .node
+            .network_models()
+            .get(&iris.to_string())
+            .is_some_and(|m| !m.providers.is_empty())
+    })
+    .await;
+    auditor.node.replicate("iris", None).await.unwrap();
+    // Both declare the model on the ledger, the executor its price.
+    let chain = auditor.node.chain().unwrap().clone();
+    eventually("both operators declaring iris and the price", || {
+        chain.read(|l| {
+            [e_key, a_key].iter().all(|k| l.declares(k, &iris))
+                && l.operators()[&e_key].offer.price == PRICE
+        })
+    })
+    .await;
+    apply(&executor, &client, TxBody::Deposit { amount: 5_000 }).await;
+    let payer = Client::new(&executor.url).with_payer(client.clone(), None);
+    for _ in 0..REQUESTS {
+        let answer = payer
+            .infer("iris", None, &iris_request(1, 4))
+            .await
+            .unwrap();
+        assert_eq!(answer.receipt.body.price, PRICE);
+        // As a client would, so that the audit need not wait for the
+        // gossip mesh to form.
+        auditor
+            .client
+            .report_receipt(&answer.receipt)
+            .await
+            .unwrap();
+    }
+    // Audited (after each receipt's beacon block), reports waiting for the
+    // executor's credit.
+    eventually("three audits passed and waiting", || {
+        auditor.node.waiting_audit_reports() == REQUESTS as usize
+    })
+    .await;
+    assert_eq!(chain.read(|l| l.operators()[&a_key].audits.performed), 0);
+    let before = chain.read(|l| l.account(&a_key).balance);
+    assert_eq!(executor.node.redeem_vouchers().await.unwrap(), 1);
+    eventually("the pool paying each audit", || {
+        chain.read(|l| l.operators()[&a_key].audits.performed) == REQUESTS
+    })
+    .await;
+    let pay = PRICE * params.audit_pay_bp / 10_000;
+    chain.read(|l| {
+        assert_eq!(l.account(&a_key).balance, before + REQUESTS * pay);
+        assert_eq!(l.operators()[&a_key].audits.earned, REQUESTS * pay);
+        assert_eq!(l.operators()[&e_key].audits.passed, REQUESTS);
+        let credited = REQUESTS * PRICE * params.fee_auditors_bp / 10_000;
+        assert_eq!(l.audit_credit(&e_key), credited - REQUESTS * pay);
+        assert_eq!(l.auditors_pool(), credited - REQUESTS * pay);
+    });
+    assert_eq!(auditor.node.waiting_audit_reports(), 0);
+    // The record, as anyone reads it.
+    let ops: serde_json::Value = reqwest::get(format!("{}/v1/ledger/operators", executor.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let a = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["account"] == a_key.to_string())
+        .unwrap();
+    assert_eq!(a["audits"]["performed"], REQUESTS);
+    assert_eq!(a["models"][0], iris.to_string());
+    auditor.stop().await;
+    executor.stop().await;
+}
