@@ -1,6 +1,7 @@
 // The Vouch network explorer: the ledger as the serving node holds it
-// (chain, validators, operators, proposals, fees and concentration per
-// epoch) and the disputes it holds, each re-checkable in the browser with
+// (chain, validators, operators with their paid audits, convictions and
+// their appeals, proposals, fees and concentration per epoch) and the
+// disputes it holds, each re-checkable in the browser with
 // ./verify.js. Reads only public routes; refreshes every few seconds.
 //
 // Bundled by scripts/build-ui into crates/http/ui/explorer.js, which the
@@ -56,14 +57,42 @@ function renderOperators(operators, economics) {
   const earned = new Map(economics.operators.map((o) => [o.account, o.earned]));
   fill($('#operators tbody'), operators.map((o) => {
     const slashed = el('td', { class: o.slashed > 0 ? 'num bad' : 'num', text: num(o.slashed) });
+    const audits = o.audits || { performed: 0, passed: 0, earned: 0 };
     return el('tr', { 'data-operator': o.operator },
       el('td', {}, short(o.operator)),
       el('td', { class: 'num', text: num(o.stake) }),
       slashed,
       el('td', { class: 'num', text: num(earned.get(o.account)) }),
       el('td', { class: 'num', text: num(o.price) }),
+      el('td', { class: 'num', title: (o.models || []).join('\n'), text: String((o.models || []).length) }),
+      el('td', { class: 'num', 'data-audits': '', text: `${num(audits.performed)} / ${num(audits.passed)} · ${num(audits.earned)}` }),
       el('td', { text: o.contact || '' }));
   }));
+}
+
+/** Where a conviction stands: its appeal window, or its appeal's panel and votes. */
+function standing(c) {
+  if (!c.appeal) return `appealable until height ${c.appeal_until}`;
+  const a = c.appeal;
+  if (!a.panel) return `appealed at ${a.filed} · panel drawn next block`;
+  const against = (party) => a.votes.filter((v) => v.faulty === party).length;
+  return `appealed at ${a.filed} · panel of ${a.panel.length}: ${against('executor')} executor, ${against('auditor')} auditor · decided by ${a.decide_by}`;
+}
+
+function renderConvictions(d) {
+  fill($('#convictions tbody'), d.pending.map((c) =>
+    el('tr', { 'data-receipt': c.receipt, 'data-appealed': c.appeal ? 'yes' : 'no' },
+      el('td', {}, short(c.receipt)),
+      el('td', {}, short(c.executor)),
+      el('td', { class: 'bad', text: c.faulty }),
+      el('td', { class: 'num', text: num(c.held) }),
+      el('td', { text: standing(c) }))));
+  const settled = d.settled.slice().reverse();
+  const verdict = { final: 'final (not appealed)', upheld: 'upheld on appeal', overturned: 'overturned on appeal', undecided: 'stands (the panel did not decide)' };
+  fill($('#rulings tbody'), settled.map((r) =>
+    el('tr', { 'data-receipt': r.receipt, 'data-ruling': r.ruling },
+      el('td', {}, short(r.receipt)),
+      el('td', { class: r.ruling === 'overturned' ? 'ok' : '', text: verdict[r.ruling] || r.ruling }))));
 }
 
 /** When a proposal takes or took effect, after its votes' end. */
@@ -151,7 +180,8 @@ function renderEconomics(e) {
     ['treasury · auditors\u2019 pool', el('span', { text: `${num(e.treasury)} · ${num(e.auditors_pool)}` })],
     ['top 1 / 3 / 10 of fees', el('span', { text: `${pct(e.fees_share.top1)} / ${pct(e.fees_share.top3)} / ${pct(e.fees_share.top10)}` })],
     ['top 1 / 3 / 10 of stake', el('span', { text: `${pct(e.stake_share.top1)} / ${pct(e.stake_share.top3)} / ${pct(e.stake_share.top10)}` })],
-    ['Nakamoto coefficient', el('span', { id: 'nakamoto', text: `stake ${e.nakamoto_coefficient.stake}, validator power ${e.nakamoto_coefficient.validator_power}, fees ${e.nakamoto_coefficient.fees}` })],
+    ['paid for audits', el('span', { id: 'audit-pay', text: num(e.operators.reduce((sum, o) => sum + (o.audit_earned || 0), 0)) })],
+    ['Nakamoto coefficient', el('span', { id: 'nakamoto', text: `stake ${e.nakamoto_coefficient.stake}, validator power ${e.nakamoto_coefficient.validator_power}, fees ${e.nakamoto_coefficient.fees}, requests paid ${e.nakamoto_coefficient.served_requests}` })],
   ]);
   // Finished epochs only: the current one's concentration is not final.
   const done = e.epochs.slice(0, -1);
@@ -161,6 +191,7 @@ function renderEconomics(e) {
     { color: '#2457c5', values: done.map((r) => r.nakamoto_coefficient.stake) },
     { color: '#c5702a', values: done.map((r) => r.nakamoto_coefficient.validator_power) },
     { color: '#2a9d5c', values: done.map((r) => r.nakamoto_coefficient.fees) },
+    { color: '#8a4fc5', values: done.map((r) => r.nakamoto_coefficient.served_requests) },
   ]);
 }
 
@@ -233,15 +264,17 @@ function renderDisputes(records) {
 
 async function refresh() {
   try {
-    const [status, operators, proposals, economics, evidence] = await Promise.all([
+    const [status, operators, proposals, economics, convictions, evidence] = await Promise.all([
       get('/v1/ledger/status'),
       get('/v1/ledger/operators'),
       get('/v1/ledger/proposals'),
       get('/v1/ledger/economics'),
+      get('/v1/ledger/disputes'),
       get('/v1/network/evidence').catch(() => ({ evidence: [] })),
     ]);
     renderChain(status);
     renderOperators(operators, economics);
+    renderConvictions(convictions);
     renderProposals(proposals);
     renderEconomics(economics);
     renderDisputes(evidence.evidence || []);

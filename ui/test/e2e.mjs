@@ -14,7 +14,7 @@
 // VOUCH_E2E_SCREENSHOT (a .png path written on failure).
 // Exits 0 on success, 1 with the reason on failure, 2 on bad usage.
 
-import { chromium } from 'playwright-core';
+import { Failure, expect, withBrowser } from './browser.mjs';
 
 // `node --test ui/test/` runs every .mjs under test/; this file needs a node
 // and a browser and runs only as `node ui/test/e2e.mjs` (scripts/test-ui).
@@ -27,14 +27,8 @@ if (!base) {
   console.error('ui e2e: set VOUCH_URL to a running node, e.g. VOUCH_URL=http://127.0.0.1:8080');
   process.exit(2);
 }
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const answerTimeout = Number(process.env.VOUCH_E2E_TIMEOUT_MS || 300000);
 const QUESTION = 'What is the capital of France?';
-
-class Failure extends Error {}
-function expect(cond, message) {
-  if (!cond) throw new Failure(message);
-}
 
 /** Changes one character of the first transcript text (or inserts one if it is empty). */
 function tamperFirstText(json) {
@@ -86,19 +80,8 @@ async function ask(page) {
   });
 }
 
-const logs = [];
-let browser;
-let page;
-try {
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = await browser.newPage();
-  page.on('console', (m) => logs.push(`console.${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) => logs.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+await withBrowser('ui e2e', async (browser) => {
+  const page = await browser.page();
 
   const model = await openChat(page, base);
   const streamed = await ask(page);
@@ -138,15 +121,4 @@ try {
     expect(/this node → peer/.test(relayed.route), `the relayed answer shows no route: ${JSON.stringify(relayed.route)}`);
     console.log(`ui e2e: answer relayed by a node without the model verified (${relayed.reason}; route ${relayed.route})`);
   }
-  console.log('ui e2e: ok');
-} catch (e) {
-  console.error(`ui e2e FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
-  if (logs.length) console.error('browser log:\n  ' + logs.slice(-40).join('\n  '));
-  if (page && process.env.VOUCH_E2E_SCREENSHOT) {
-    await page.screenshot({ path: process.env.VOUCH_E2E_SCREENSHOT, fullPage: true }).catch(() => {});
-    console.error(`screenshot: ${process.env.VOUCH_E2E_SCREENSHOT}`);
-  }
-  process.exitCode = 1;
-} finally {
-  if (browser) await browser.close().catch(() => {});
-}
+});

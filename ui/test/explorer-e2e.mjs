@@ -16,7 +16,7 @@
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import { Failure, expect, withBrowser } from './browser.mjs';
 
 if (process.env.NODE_TEST_CONTEXT) {
   console.log('explorer e2e: skipped under node --test (scripts/test runs it against a local network)');
@@ -29,14 +29,8 @@ if (urls.length !== 4 || !dir || !bin) {
   console.error('explorer e2e: set VOUCH_NET_URLS (the 4 nodes of `vouch up --nodes 4`), VOUCH_NET_DIR and VOUCH_BIN');
   process.exit(2);
 }
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const IRIS = { inputs: { float_input: { dtype: 'float32', shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] } } };
 const AUDIT_RATE_PPM = 400000;
-
-class Failure extends Error {}
-function expect(cond, message) {
-  if (!cond) throw new Failure(message);
-}
 
 async function json(url, init) {
   const res = await fetch(url, init);
@@ -77,10 +71,7 @@ async function vouchByNode(i, ...args) {
   return stdout;
 }
 
-const logs = [];
-let browser;
-let page;
-try {
+await withBrowser('explorer e2e', async (browser) => {
   const faulty = (await json(`${urls[3]}/healthz`)).node;
   // The faulty node answers on its own; its peers, which replicate the
   // model, audit every receipt.
@@ -114,14 +105,7 @@ try {
   }
   console.log(`explorer e2e: proposal ${proposal.id} activated on all ${urls.length} nodes`);
 
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = await browser.newPage();
-  page.on('console', (m) => logs.push(`console.${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
+  const page = await browser.page();
   const res = await page.goto(`${urls[1]}/explorer`, { waitUntil: 'load' });
   expect(res && res.ok(), `GET ${urls[1]}/explorer answered ${res && res.status()}`);
 
@@ -147,6 +131,18 @@ try {
     rows.filter((r) => r.dataset.operator !== faulty).map((r) => r.children[2].textContent), faulty);
   expect(others.length === 3 && others.every((s) => s === '0'), `honest operators show slashes: ${others}`);
   console.log(`explorer e2e: the faulty operator shows ${slashed} slashed, the other three none`);
+
+  // The conviction's ruling (the faulty node appeals; the panel upholds),
+  // as the ledger settled it.
+  const ruling = await until('a ruling in the explorer', 120000, async () => {
+    const rows = await page.$$eval('#rulings tbody tr', (trs) => trs.map((r) => [r.dataset.receipt, r.dataset.ruling]));
+    const { settled } = await json(`${urls[1]}/v1/ledger/disputes`);
+    return rows.length && rows.length === settled.length
+      && settled.every((s) => rows.some(([receipt, r]) => receipt === s.receipt && r === s.ruling))
+      ? rows[0] : undefined;
+  });
+  expect(['final', 'upheld'].includes(ruling[1]), `the conviction of the faulty node was ${ruling[1]}`);
+  console.log(`explorer e2e: the conviction's ruling is shown: ${ruling[1]}`);
 
   // The dispute, re-checked in the browser.
   await page.waitForSelector('#disputes tbody tr', { timeout: 30000 });
@@ -177,15 +173,4 @@ try {
     page.$eval(`#proposals tr[data-proposal="${proposal.id}"]`, (r) => r.dataset.status === 'activated' && r.textContent));
   expect(p.includes(`audit_rate_ppm = ${AUDIT_RATE_PPM}`), `the proposal row does not show its change: ${p}`);
   expect(await page.$eval('#notice', (n) => n.hidden), 'the explorer shows an error notice');
-  console.log('explorer e2e: ok');
-} catch (e) {
-  console.error(`explorer e2e FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
-  if (logs.length) console.error('browser log:\n  ' + logs.slice(-40).join('\n  '));
-  if (page && process.env.VOUCH_E2E_SCREENSHOT) {
-    await page.screenshot({ path: process.env.VOUCH_E2E_SCREENSHOT, fullPage: true }).catch(() => {});
-    console.error(`screenshot: ${process.env.VOUCH_E2E_SCREENSHOT}`);
-  }
-  process.exitCode = 1;
-} finally {
-  if (browser) await browser.close().catch(() => {});
-}
+});
