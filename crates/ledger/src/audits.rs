@@ -19,17 +19,6 @@ use vouch_types::{Digest, PublicKey};
 
 use crate::state::{BeaconError, Ledger, TxError};
 
-/// What an operator's record counts of paid audits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// Audits it performed that the pool paid for.
-    pub performed: u64,
-    /// Its receipts that passed a paid audit.
-    pub passed: u64,
-    /// What the pool paid it for audits.
-    pub earned: u64,
-}
-
 impl Ledger {
     /// What the auditors' pool may still pay for audits of `operator`'s
     /// receipts (by account key).

@@ -20,7 +20,7 @@ pub mod state;
 pub mod tx;
 
 pub use state::{
-    Account, BeaconError, Block, BlockError, EpochRecord, Genesis, Ledger, Operator, Params,
-    Proposal, Status, TxError, TxOutcome,
+    Account, AuditRecord, BeaconError, Block, BlockError, EpochRecord, Genesis, Ledger, Operator,
+    Params, Proposal, Status, TxError, TxOutcome,
 };
 pub use tx::{Offer, Tx, TxBody, TxId, Voucher};

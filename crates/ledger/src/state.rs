@@ -141,7 +141,18 @@ pub struct Operator {
     /// Every fee it kept from settled payments.
     pub earned: u64,
     /// Its paid audits, as auditor and as executor (`audits`).
-    pub audits: crate::audits::AuditRecord,
+    pub audits: AuditRecord,
+}
+
+/// What an operator's record counts of paid audits (`audits`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Audits it performed that the pool paid for.
+    pub performed: u64,
+    /// Its receipts that passed a paid audit.
+    pub passed: u64,
+    /// What the pool paid it for audits.
+    pub earned: u64,
 }
 
 impl Operator {
