@@ -53,8 +53,17 @@ function renderChain(status) {
     el('tr', {}, el('td', {}, short(v.operator)), el('td', { class: 'num', text: num(v.power) }))));
 }
 
-function renderOperators(operators, economics) {
+/** An operator's uptime as the serving node saw its announcements. */
+function uptime(node) {
+  if (!node) return '—';
+  if (node.local) return 'this node';
+  const u = node.uptime;
+  return u ? `${(100 * u.ratio).toFixed(1)}% of ${num(u.minutes_observed)} min` : '—';
+}
+
+function renderOperators(operators, economics, network) {
   const earned = new Map(economics.operators.map((o) => [o.account, o.earned]));
+  const nodes = new Map((network.nodes || []).filter((n) => n.operator).map((n) => [n.operator, n]));
   fill($('#operators tbody'), operators.map((o) => {
     const slashed = el('td', { class: o.slashed > 0 ? 'num bad' : 'num', text: num(o.slashed) });
     const audits = o.audits || { performed: 0, passed: 0, earned: 0 };
@@ -66,6 +75,7 @@ function renderOperators(operators, economics) {
       el('td', { class: 'num', text: num(o.price) }),
       el('td', { class: 'num', title: (o.models || []).join('\n'), text: String((o.models || []).length) }),
       el('td', { class: 'num', 'data-audits': '', text: `${num(audits.performed)} / ${num(audits.passed)} · ${num(audits.earned)}` }),
+      el('td', { 'data-uptime': '', text: uptime(nodes.get(o.operator)) }),
       el('td', { text: o.contact || '' }));
   }));
 }
@@ -264,16 +274,17 @@ function renderDisputes(records) {
 
 async function refresh() {
   try {
-    const [status, operators, proposals, economics, convictions, evidence] = await Promise.all([
+    const [status, operators, proposals, economics, convictions, evidence, network] = await Promise.all([
       get('/v1/ledger/status'),
       get('/v1/ledger/operators'),
       get('/v1/ledger/proposals'),
       get('/v1/ledger/economics'),
       get('/v1/ledger/disputes'),
       get('/v1/network/evidence').catch(() => ({ evidence: [] })),
+      get('/v1/network/nodes').catch(() => ({ nodes: [] })),
     ]);
     renderChain(status);
-    renderOperators(operators, economics);
+    renderOperators(operators, economics, network);
     renderConvictions(convictions);
     renderProposals(proposals);
     renderEconomics(economics);

@@ -132,6 +132,14 @@ await withBrowser('explorer e2e', async (browser) => {
   expect(others.length === 3 && others.every((s) => s === '0'), `honest operators show slashes: ${others}`);
   console.log(`explorer e2e: the faulty operator shows ${slashed} slashed, the other three none`);
 
+  // Every other operator's uptime, as node 1 heard its announcements.
+  const uptimes = await until('the operators\' uptime', 30000, async () => {
+    const cells = await page.$$eval('#operators tbody tr [data-uptime]', (tds) => tds.map((td) => td.textContent));
+    return cells.length === 4 && cells.filter((c) => /^\d+(\.\d)?% of \d+ min$/.test(c)).length === 3
+      && cells.includes('this node') ? cells : undefined;
+  });
+  console.log(`explorer e2e: uptime as node 1 saw it: ${uptimes.join(', ')}`);
+
   // The conviction's ruling (the faulty node appeals; the panel upholds),
   // as the ledger settled it.
   const ruling = await until('a ruling in the explorer', 120000, async () => {

@@ -625,6 +625,22 @@ pub struct NetworkNode {
     pub software: String,
     /// This node's record of it.
     pub record: PeerRecordJson,
+    /// Its uptime as this node saw it (absent for this node itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<UptimeJson>,
+}
+
+/// A peer's uptime as the answering node saw it: the minutes of the last
+/// day in which a fresh signed announcement of it arrived (peers announce
+/// every 10 s), of the minutes since it was first heard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UptimeJson {
+    /// Minutes it was heard in.
+    pub minutes_seen: u64,
+    /// Minutes observed: since it was first heard, at most a day.
+    pub minutes_observed: u64,
+    /// `minutes_seen / minutes_observed`.
+    pub ratio: f64,
 }
 
 /// `GET /v1/payments/{client}`: what a client needs to pay the node's next

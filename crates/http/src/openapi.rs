@@ -205,11 +205,12 @@ fn paths_and_schemas() -> Value {
           "responses": merge(json!({"200": ok("the outcome", "TxOutcome")}), error_responses(&[400, 404]))
         }},
         "/v1/receipts/{id}/trace": {"get": {
-          "summary": "What happened to one request, as this node knows it: the receipt, the executor and its public record on the ledger (stake, slashes, contact), the drawn auditors, this node's audits of it, the disputes and quorum disagreements naming it, and whether the ledger convicted on it (vouch trace)",
+          "summary": "What happened to one request, as this node knows it: the receipt, the executor and its public record on the ledger (stake, slashes, contact, paid audits) and uptime as this node saw it, the drawn auditors, this node's audits of it, the disputes and quorum disagreements naming it, and whether the ledger convicted on it (vouch trace)",
           "parameters": [path_param("id", "rcpt:<64 hex>")],
-          "responses": merge(json!({"200": {"description": "the trace", "content": {"application/json": {"schema": {"type": "object", "required": ["receipt", "executor", "drawn_auditors", "audited_here", "evidence", "ledger"], "properties": {
+          "responses": merge(json!({"200": {"description": "the trace", "content": {"application/json": {"schema": {"type": "object", "required": ["receipt", "executor", "executor_uptime", "drawn_auditors", "audited_here", "evidence", "ledger"], "properties": {
             "receipt": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Receipt"}]},
             "executor": {"type": ["string", "null"]},
+            "executor_uptime": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["minutes_seen", "minutes_observed"], "description": "the executor's uptime as this node saw its announcements (null for this node itself or a peer never heard)", "properties": {"minutes_seen": {"type": "integer"}, "minutes_observed": {"type": "integer"}}}]},
             "drawn_auditors": {"type": ["array", "null"], "items": {"type": "string"}},
             "audited_here": {"type": "array", "items": {"type": "string"}},
             "evidence": {"type": "array", "items": {"type": "object"}},
@@ -396,6 +397,9 @@ fn paths_and_schemas() -> Value {
               "chunks_ok": {"type": "integer"}, "bad_data": {"type": "integer"}, "failures": {"type": "integer"}, "served": {"type": "integer"},
               "latency_us": {"type": "integer"}, "disagreements": {"type": "integer"}, "audits_passed": {"type": "integer"}, "audits_failed": {"type": "integer"},
               "refused": {"type": "integer"}, "withheld": {"type": "integer"}
+            }},
+            "uptime": {"type": "object", "required": ["minutes_seen", "minutes_observed", "ratio"], "description": "its uptime as this node saw it: the minutes of the last day in which a fresh signed announcement of it arrived (peers announce every 10 s), of the minutes since it was first heard; absent for this node itself", "properties": {
+              "minutes_seen": {"type": "integer"}, "minutes_observed": {"type": "integer"}, "ratio": {"type": "number"}
             }}
           }}},
           "requests": {"type": "integer", "description": "requests this node routed"},

@@ -225,9 +225,17 @@ impl Node {
             capacity: self.config().workers as u32,
             software: SOFTWARE.into(),
             record: json_record(&me),
+            uptime: None,
         }];
+        let now = vouch_p2p::uptime::now_minute();
         for (peer, info) in network.p2p.peers() {
             let connected = info.connected();
+            let (minutes_seen, minutes_observed) = info.uptime.minutes(now);
+            let uptime = (minutes_observed > 0).then(|| vouch_api::UptimeJson {
+                minutes_seen,
+                minutes_observed,
+                ratio: minutes_seen as f64 / minutes_observed as f64,
+            });
             let body = info.announcement.map(|(body, key)| (body, key.to_string()));
             nodes.push(NetworkNode {
                 peer: peer.to_string(),
@@ -249,6 +257,7 @@ impl Node {
                 capacity: body.as_ref().map_or(0, |(b, _)| b.capacity),
                 software: body.map(|(b, _)| b.software).unwrap_or_default(),
                 record: json_record(&peer),
+                uptime,
             });
         }
         Ok(NetworkNodes {

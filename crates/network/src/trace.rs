@@ -5,6 +5,7 @@
 //! the ledger convicted on it.
 
 use serde_json::{Value, json};
+use vouch_p2p::peer_id_of;
 use vouch_service::error::NodeError;
 use vouch_types::Digest;
 
@@ -70,15 +71,28 @@ impl Node {
                             "price": o.offer.price,
                             "contact": o.offer.contact,
                             "registered": o.registered,
+                            "earned": o.earned,
+                            "audits": {
+                                "performed": o.audits.performed,
+                                "passed": o.audits.passed,
+                                "earned": o.audits.earned,
+                            },
                         })
                     })
                 });
                 json!({"convicted": l.disputed(id), "executor": operator})
             })
         });
+        // Its uptime as this node saw its announcements.
+        let uptime = signer.and_then(|k| {
+            let info = self.network().ok()?.p2p.peers().remove(&peer_id_of(&k))?;
+            let (seen, observed) = info.uptime.minutes(vouch_p2p::uptime::now_minute());
+            (observed > 0).then(|| json!({"minutes_seen": seen, "minutes_observed": observed}))
+        });
         Ok(json!({
             "receipt": receipt,
             "executor": signer,
+            "executor_uptime": uptime,
             // Null until the receipt's beacon block (on a chain) is here.
             "drawn_auditors": receipt.as_ref().and_then(|r| {
                 let pool = self.draw_pool(r).ok().flatten()?;

@@ -37,10 +37,12 @@ pub mod announce;
 pub mod batch;
 pub mod rpc;
 mod streams;
+pub mod uptime;
 
 pub use announce::{Announcement, AnnouncementBody, AnnouncementError, ModelOffer};
 pub use libp2p::{Multiaddr as Address, PeerId as Peer};
 pub use rpc::{Frame, Request, Response};
+pub use uptime::Uptime;
 
 /// The identify protocol version of Vouch nodes.
 const PROTOCOL_VERSION: &str = "/vouch/1";
@@ -130,6 +132,8 @@ pub struct PeerInfo {
     pub announcement: Option<(AnnouncementBody, PublicKey)>,
     /// When anything was last heard from the peer.
     pub last_seen: Option<Instant>,
+    /// The minutes of the last day its announcements came in.
+    pub uptime: Uptime,
 }
 
 impl PeerInfo {
@@ -914,6 +918,7 @@ impl Driver {
                         });
                         if newer {
                             p.announcement = Some((body, operator));
+                            p.uptime.heard(uptime::now_minute());
                         }
                     }),
                     Err(e) => {
