@@ -6,7 +6,7 @@
 mod common;
 
 use common::{key, pk};
-use vouch_ledger::{Block, Genesis, Ledger, Offer, Params, Tx, TxBody, TxOutcome, Voucher};
+use vouch_ledger::{Genesis, Ledger, Offer, Params, TxBody, TxOutcome, Voucher};
 use vouch_types::audit::AuditReport;
 use vouch_types::dispute::{AUDITOR_DRAW, auditor_draw};
 use vouch_types::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
@@ -54,23 +54,7 @@ fn ledger() -> Ledger {
 /// The next block, one second after the last, with `txs` signed by their
 /// signers' next nonces.
 fn block(l: &mut Ledger, txs: Vec<(u8, TxBody)>) -> Vec<TxOutcome> {
-    let mut nonces = std::collections::BTreeMap::new();
-    let txs = txs
-        .into_iter()
-        .map(|(s, body)| {
-            let n = nonces.entry(s).or_insert_with(|| l.account(&pk(s)).nonce);
-            let tx = Tx::sign(CHAIN, &key(s), *n, body).encode();
-            *n += 1;
-            tx
-        })
-        .collect();
-    let height = l.height() + 1;
-    l.apply_block(&Block {
-        height,
-        time_ms: height * 1_000,
-        txs,
-    })
-    .unwrap()
+    common::block_every(CHAIN, l, txs, 1_000)
 }
 
 /// A receipt executor 1 signs at `timestamp_ms` for `price`.

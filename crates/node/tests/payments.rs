@@ -406,38 +406,16 @@ async fn a_client_refuses_a_held_voucher_it_did_not_sign() {
 /// operator redeems exactly what the gateway promised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_pays_the_operator_it_routes_to_from_its_own_escrow() {
-    use common::addresses;
     const ROUTED: u64 = 7;
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let keys = [
-        SecretKey::from_bytes(&[61; 32]),
-        SecretKey::from_bytes(&[62; 32]),
-    ];
-    for (dir, key) in dirs.iter().zip(&keys) {
-        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
-    }
+    let (_dirs, [gateway, provider], keys) = two_validators(
+        "routed-payments",
+        [61, 62],
+        Params::default(),
+        vec![],
+        [0, ROUTED],
+    )
+    .await;
     let (g_key, p_key) = (keys[0].public(), keys[1].public());
-    let genesis = Genesis {
-        chain_id: "routed-payments".into(),
-        params: Params::default(),
-        accounts: vec![(g_key, 1_000_000), (p_key, 1_000_000)],
-        operators: vec![
-            (g_key, 100_000, Offer::default()),
-            (p_key, 100_000, Offer::default()),
-        ],
-    };
-    let ports = vouch_node::ledger::local_ports(2).unwrap();
-    let start = |i: usize, price: u64, bootstrap: Vec<vouch_node::p2p::Address>| {
-        common::validator(
-            dirs[i].path(),
-            &genesis,
-            (&ports, i),
-            move |c| c.price = price,
-            bootstrap,
-        )
-    };
-    let gateway = start(0, 0, vec![]).await;
-    let provider = start(1, ROUTED, addresses(&gateway)).await;
     provider
         .client
         .push_file(
@@ -500,6 +478,50 @@ async fn a_gateway_pays_the_operator_it_routes_to_from_its_own_escrow() {
     gateway.stop().await;
 }
 
+/// Two staked validators of one chain (`chain_id`, `params`), operator
+/// keys from the bytes `seeds`, each with 1,000,000 and 100,000 of stake,
+/// beside `accounts`; node `i` charges `prices[i]`, and the second joins
+/// the first. Their data directories, the nodes and their keys.
+async fn two_validators(
+    chain_id: &str,
+    seeds: [u8; 2],
+    params: Params,
+    accounts: Vec<(vouch_types::PublicKey, u64)>,
+    prices: [u64; 2],
+) -> (Vec<tempfile::TempDir>, [TestNode; 2], [SecretKey; 2]) {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys = seeds.map(|b| SecretKey::from_bytes(&[b; 32]));
+    for (dir, key) in dirs.iter().zip(&keys) {
+        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
+    }
+    let genesis = Genesis {
+        chain_id: chain_id.into(),
+        params,
+        accounts: keys
+            .iter()
+            .map(|k| (k.public(), 1_000_000))
+            .chain(accounts)
+            .collect(),
+        operators: keys
+            .iter()
+            .map(|k| (k.public(), 100_000, Offer::default()))
+            .collect(),
+    };
+    let ports = vouch_node::ledger::local_ports(2).unwrap();
+    let start = |i: usize, bootstrap| {
+        common::validator(
+            dirs[i].path(),
+            &genesis,
+            (&ports, i),
+            move |c| c.price = prices[i],
+            bootstrap,
+        )
+    };
+    let first = start(0, vec![]).await;
+    let second = start(1, common::addresses(&first)).await;
+    (dirs, [first, second], keys)
+}
+
 /// Waits until `t`'s ledger shows `client` settled `amount` with
 /// `operator`.
 async fn chain_settles(
@@ -529,18 +551,9 @@ async fn chain_settles(
 /// credit, and the ledger records who audited whom.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auditors_pool_pays_the_drawn_auditor_for_each_audit_that_passed() {
-    use common::{addresses, eventually};
+    use common::eventually;
     const REQUESTS: u64 = 3;
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let keys = [
-        SecretKey::from_bytes(&[71; 32]),
-        SecretKey::from_bytes(&[72; 32]),
-    ];
-    for (dir, key) in dirs.iter().zip(&keys) {
-        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
-    }
     let client = SecretKey::from_bytes(&[73; 32]);
-    let (e_key, a_key) = (keys[0].public(), keys[1].public());
     let params = Params {
         audit_rate_ppm: 1_000_000,
         // Half of each payment to the pool, 30% of the price an audit:
@@ -549,36 +562,15 @@ async fn the_auditors_pool_pays_the_drawn_auditor_for_each_audit_that_passed() {
         audit_pay_bp: 3_000,
         ..Params::default()
     };
-    let genesis = Genesis {
-        chain_id: "audit-pay".into(),
-        params: params.clone(),
-        accounts: vec![
-            (e_key, 1_000_000),
-            (a_key, 1_000_000),
-            (client.public(), 10_000),
-        ],
-        operators: vec![
-            (e_key, 100_000, Offer::default()),
-            (a_key, 100_000, Offer::default()),
-        ],
-    };
-    let ports = vouch_node::ledger::local_ports(2).unwrap();
-    let executor = common::validator(
-        dirs[0].path(),
-        &genesis,
-        (&ports, 0),
-        |c| c.price = PRICE,
-        vec![],
+    let (_dirs, [executor, auditor], keys) = two_validators(
+        "audit-pay",
+        [71, 72],
+        params.clone(),
+        vec![(client.public(), 10_000)],
+        [PRICE, 0],
     )
     .await;
-    let auditor = common::validator(
-        dirs[1].path(),
-        &genesis,
-        (&ports, 1),
-        |_| {},
-        addresses(&executor),
-    )
-    .await;
+    let (e_key, a_key) = (keys[0].public(), keys[1].public());
     let iris = executor
         .client
         .push_file(
@@ -592,15 +584,7 @@ async fn the_auditors_pool_pays_the_drawn_auditor_for_each_audit_that_passed() {
         .await
         .unwrap()
         .id;
-    eventually("the auditor hearing of iris", || {
-        auditor
-            .node
-            .network_models()
-            .get(&iris.to_string())
-            .is_some_and(|m| !m.providers.is_empty())
-    })
-    .await;
-    auditor.node.replicate("iris", None).await.unwrap();
+    common::replicate_from_peers(&auditor, "iris", &iris).await;
     // Both declare the model on the ledger, the executor its price.
     let chain = auditor.node.chain().unwrap().clone();
     eventually("both operators declaring iris and the price", || {

@@ -85,14 +85,7 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
     .unwrap()
     .id();
     for n in [&liar, &referee] {
-        eventually("the model's providers to be known", || {
-            n.node
-                .network_models()
-                .get(&id.to_string())
-                .is_some_and(|m| !m.providers.is_empty())
-        })
-        .await;
-        n.node.replicate("magika", None).await.unwrap();
+        common::replicate_from_peers(n, "magika", &id).await;
     }
     eventually("both peers to serve magika", || {
         auditor
@@ -208,15 +201,7 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
         .await
         .unwrap()
         .id();
-    eventually("the stranger to hear of iris", || {
-        stranger
-            .node
-            .network_models()
-            .get(&iris_id.to_string())
-            .is_some_and(|m| !m.providers.is_empty())
-    })
-    .await;
-    stranger.node.replicate("iris", None).await.unwrap();
+    common::replicate_from_peers(&stranger, "iris", &iris_id).await;
     auditor.node.delete_model("iris", "1").await.unwrap();
     eventually("the referee to hear only the stranger serve iris", || {
         referee
@@ -402,14 +387,7 @@ async fn a_framed_executor_appeals_and_the_panel_overturns_its_conviction() {
     .unwrap()
     .id();
     for n in [&p1, &p2] {
-        eventually("iris's provider to be known", || {
-            n.node
-                .network_models()
-                .get(&id.to_string())
-                .is_some_and(|m| !m.providers.is_empty())
-        })
-        .await;
-        n.node.replicate("iris", None).await.unwrap();
+        common::replicate_from_peers(n, "iris", &id).await;
     }
     let mut input = vouch_types::TensorMap::new();
     input.insert(

@@ -19,8 +19,19 @@ pub fn pk(b: u8) -> PublicKey {
 }
 
 /// Applies the next block on `chain`, with `txs` (signer byte, body) each
-/// signed with its signer's next nonce; the outcomes.
+/// signed with its signer's next nonce, stamped 1 ms per height; the
+/// outcomes.
 pub fn block(chain: &str, l: &mut Ledger, txs: Vec<(u8, TxBody)>) -> Vec<TxOutcome> {
+    block_every(chain, l, txs, 1)
+}
+
+/// [`block`], the block stamped `ms_per_block` × its height.
+pub fn block_every(
+    chain: &str,
+    l: &mut Ledger,
+    txs: Vec<(u8, TxBody)>,
+    ms_per_block: u64,
+) -> Vec<TxOutcome> {
     let mut nonces = std::collections::BTreeMap::new();
     let bytes = txs
         .into_iter()
@@ -34,7 +45,7 @@ pub fn block(chain: &str, l: &mut Ledger, txs: Vec<(u8, TxBody)>) -> Vec<TxOutco
     let height = l.height() + 1;
     l.apply_block(&Block {
         height,
-        time_ms: height,
+        time_ms: height * ms_per_block,
         txs: bytes,
     })
     .unwrap()

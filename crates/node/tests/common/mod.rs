@@ -91,6 +91,19 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Has `t` fetch model `name` (id `id`) from the peers that announce it,
+/// once it has heard of one.
+pub async fn replicate_from_peers(t: &TestNode, name: &str, id: &vouch_types::Digest) {
+    eventually(&format!("{name}'s providers to be known"), || {
+        t.node
+            .network_models()
+            .get(&id.to_string())
+            .is_some_and(|m| !m.providers.is_empty())
+    })
+    .await;
+    t.node.replicate(name, None).await.unwrap();
+}
+
 pub fn models_dir() -> PathBuf {
     let dir = vouch_node::samples::models_dir();
     assert!(
