@@ -72,6 +72,7 @@ function renderOperators(operators, economics, network) {
       el('td', { class: 'num', text: num(o.stake) }),
       slashed,
       el('td', { class: 'num', text: num(earned.get(o.account)) }),
+      el('td', { class: 'num', text: num(o.requests_paid) }),
       el('td', { class: 'num', text: num(o.price) }),
       el('td', { class: 'num', title: (o.models || []).join('\n'), text: String((o.models || []).length) }),
       el('td', { class: 'num', 'data-audits': '', text: `${num(audits.performed)} / ${num(audits.passed)} · ${num(audits.earned)}` }),

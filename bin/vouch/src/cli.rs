@@ -293,7 +293,10 @@ pub(crate) struct ServeArgs {
     /// (`perturb:STEP`) or the last float step (`perturb`) of ONNX models,
     /// and answering LLM requests with the runner-up token from generated
     /// token STEP (or the first) on, so the network's checks can be
-    /// watched catching this node.
+    /// watched catching this node. LLM attacks the audits must catch:
+    /// `llm-temperature=T` (sample at T, not the committed temperature),
+    /// `llm-seed` (sample with another seed), `llm-edit=K` (K tokens
+    /// replaced by the runner-up).
     #[arg(long)]
     pub(crate) fault: Option<String>,
     /// Serve NAME from an external OpenAI-compatible server at URL (its

@@ -645,10 +645,13 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>, counters: &Cou
                     continue;
                 }
             };
-            if s.job.fault.is_some_and(|from| step >= from) {
-                // A faulty executor ignores the constraint too.
-                token = runner_up(logits, token);
-                s.job.constraint = None;
+            if let Some(fault) = s.job.fault {
+                let faulty = fault.apply(logits, sampling, step, s.job.request.max_tokens, token);
+                if faulty != token {
+                    // A faulty executor ignores the constraint too.
+                    token = faulty;
+                    s.job.constraint = None;
+                }
             }
             if let Some(c) = s.job.constraint.as_mut()
                 && let Err(e) = c.advance(token)
@@ -683,17 +686,6 @@ fn schedule(inner: &Inner, slots: usize, rx: mpsc::Receiver<Job>, counters: &Cou
             counters.load.fetch_sub(1, Ordering::SeqCst);
         }
     }
-}
-
-/// The likeliest token other than `token` (a faulty executor's choice).
-fn runner_up(logits: &[f32], token: u32) -> u32 {
-    let mut best: Option<usize> = None;
-    for (i, &v) in logits.iter().enumerate() {
-        if i != token as usize && best.is_none_or(|b| v > logits[b]) {
-            best = Some(i);
-        }
-    }
-    best.map_or(token, |b| b as u32)
 }
 
 fn admit(active: &mut Vec<Seq>, free: &mut Vec<i32>, ctx: &mut LlamaContext<'_>, job: Job) {

@@ -195,11 +195,30 @@ pub struct Execution {
 /// the node signs the wrong answer. For demonstrations and tests of the
 /// network's checks (quorum, audits, bisection) only: a node runs with one
 /// when its operator starts it with `--fault`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Fault {
     /// Perturb the first float-valued trace step at or after this one;
     /// `None`: the last float-valued step (the answer changes for sure).
+    /// For language models: emit the runner-up token from this generated
+    /// token on (0 when `None`).
     pub step: Option<usize>,
+    /// Another fault of language models instead (the tensor models then
+    /// run honestly).
+    pub llm: Option<llm::LlmFault>,
+}
+
+impl Fault {
+    /// The fault tensor models run with: none when this is a language
+    /// model's fault only.
+    pub fn tensor(self) -> Option<Fault> {
+        self.llm.is_none().then_some(self)
+    }
+
+    /// The fault language models generate with.
+    pub fn language(self) -> llm::LlmFault {
+        self.llm
+            .unwrap_or(llm::LlmFault::RunnerUpFrom(self.step.unwrap_or(0) as u64))
+    }
 }
 
 /// A model ready to run.

@@ -10,6 +10,7 @@
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
 use vouch_types::llm::{Finish, LlmRequest, TokenLogprobs, check_token, margin, tolerance_needed};
+use vouch_types::llm_rule::{AuditRule, Decision};
 
 use crate::EngineError;
 use crate::constrain::{Constraint, check_among, tolerance_among};
@@ -35,6 +36,75 @@ pub struct TokenEvent {
 /// to cancel (the client went away). Must not block.
 pub type Sink = Box<dyn FnMut(Result<TokenEvent, EngineError>) -> bool + Send>;
 
+/// How a faulty executor's answer departs from the request it signs
+/// (`vouch node --fault`; each is an attack the audits must catch).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LlmFault {
+    /// From generated token `n` on, the likeliest token *other* than the
+    /// sampler's choice.
+    RunnerUpFrom(u64),
+    /// Sampling at another temperature than the committed one (0: greedy).
+    Temperature(f64),
+    /// Sampling with another seed than the committed one.
+    Seed,
+    /// `k` tokens, spread over the answer (`max_tokens / k` apart, from
+    /// the first), replaced by the runner-up.
+    Edit(u32),
+}
+
+impl LlmFault {
+    /// The token a faulty executor emits at generation step `step` of an
+    /// answer of at most `max_tokens`, where the sampler under `sampling`
+    /// chose `chosen` from `logits`.
+    pub fn apply(
+        &self,
+        logits: &[f32],
+        sampling: &vouch_types::llm::Sampling,
+        step: u64,
+        max_tokens: u32,
+        chosen: u32,
+    ) -> u32 {
+        use vouch_types::llm::choose;
+        match *self {
+            LlmFault::RunnerUpFrom(from) if step >= from => runner_up(logits, chosen),
+            LlmFault::RunnerUpFrom(_) => chosen,
+            LlmFault::Temperature(t) => {
+                let other = vouch_types::llm::Sampling {
+                    temperature: t,
+                    ..sampling.clone()
+                };
+                choose(logits, &other, step)
+            }
+            LlmFault::Seed => {
+                let other = vouch_types::llm::Sampling {
+                    seed: sampling.seed ^ 0x5eed_5eed_5eed_5eed,
+                    ..sampling.clone()
+                };
+                choose(logits, &other, step)
+            }
+            LlmFault::Edit(k) => {
+                let every = u64::from((max_tokens / k.max(1)).max(1));
+                if step % every == 0 && step / every < u64::from(k) {
+                    runner_up(logits, chosen)
+                } else {
+                    chosen
+                }
+            }
+        }
+    }
+}
+
+/// The likeliest token other than `token` (a faulty executor's choice).
+pub fn runner_up(logits: &[f32], token: u32) -> u32 {
+    let mut best: Option<usize> = None;
+    for (i, &v) in logits.iter().enumerate() {
+        if i != token as usize && best.is_none_or(|b| v > logits[b]) {
+            best = Some(i);
+        }
+    }
+    best.map_or(token, |b| b as u32)
+}
+
 /// A generation to schedule.
 pub struct Job {
     /// The prompt's tokens.
@@ -43,10 +113,9 @@ pub struct Job {
     pub request: LlmRequest,
     /// Where events go.
     pub sink: Sink,
-    /// A deliberate fault (`vouch node --fault`, to demonstrate audits):
-    /// from generated token `n` on, emit the likeliest token *other* than
-    /// the sampler's choice.
-    pub fault: Option<u64>,
+    /// A deliberate fault (`vouch node --fault`, to demonstrate and
+    /// measure audits): the answer is not what the request commits to.
+    pub fault: Option<LlmFault>,
     /// The request's constraint, compiled ([`LanguageModel::grammar`]):
     /// the sampler picks among the tokens it allows.
     pub constraint: Option<crate::constrain::Constraint>,
@@ -368,13 +437,24 @@ pub struct Replay {
     pub texts: Vec<String>,
     /// How the answer ends, as derived from the tokens.
     pub finish: Finish,
-    /// The first token that the model would not have produced, with why.
+    /// Why the answer fails, at which token: a token the constraint
+    /// forbids, a log-probability off, a wrong end, or the statistical
+    /// rule failing (its first token above the hard bound, or else the
+    /// first above the tolerance).
     pub mismatch: Option<(usize, String)>,
     /// The smallest tolerance (`rtol`) at which every token passes: how
     /// close the answer came to failing ([`vouch_types::llm::tolerance_needed`]).
     pub tolerance: f64,
     /// How many tokens need more than the tolerance the check used.
     pub beyond: usize,
+    /// Each generated token's score ([`vouch_types::llm_rule`]): the
+    /// tolerance it needs, at most the rule's tolerance where the check at
+    /// that tolerance passes it.
+    pub scores: Vec<f64>,
+    /// The rule applied.
+    pub rule: AuditRule,
+    /// What the rule says of the scores.
+    pub decision: Decision,
 }
 
 /// Re-derives the stream from claimed tokens and checks each against
@@ -386,8 +466,9 @@ pub fn replay(
     request: &LlmRequest,
     tokens: &[u32],
     logprobs: &[TokenLogprobs],
-    rtol: f64,
+    rule: &AuditRule,
 ) -> Result<Replay, EngineError> {
+    let rtol = rule.tolerance;
     if tokens.is_empty() {
         return Err(EngineError::Run(
             "the transcript has no tokens to check".into(),
@@ -405,7 +486,9 @@ pub fn replay(
     }
     let mut mismatch = None;
     let mut tolerance: f64 = 0.0;
-    let mut beyond = 0;
+    let mut scores = Vec::with_capacity(tokens.len());
+    // Why each token above the tolerance fails the strict check.
+    let mut why: Vec<(usize, String)> = Vec::new();
     if prompt.is_empty() {
         return Err(EngineError::Run("the prompt is empty".into()));
     }
@@ -433,16 +516,19 @@ pub fn replay(
             None => tolerance_needed(logits, s, step, claimed),
         };
         tolerance = tolerance.max(needed);
+        let mut score = needed;
         if needed > rtol {
             let checked = match &allowed {
                 Some(a) => check_among(logits, a, s, step, claimed, rtol),
                 None => check_token(logits, s, step, claimed, rtol),
             };
-            if let Err(e) = checked {
-                beyond += 1;
-                mismatch.get_or_insert((step as usize, e.0));
+            match checked {
+                Err(e) => why.push((step as usize, e.0)),
+                // The search's bound is within 1e-3 above: the check decides.
+                Ok(()) => score = rtol,
             }
         }
+        scores.push(score);
         if let Some(n) = request.logprobs {
             let checked = match logprobs.get(step as usize) {
                 Some(lp) => lp.check(
@@ -455,7 +541,6 @@ pub fn replay(
                 None => Err("no log-probabilities are claimed for it".into()),
             };
             if let Err(why) = checked {
-                beyond += 1;
                 mismatch.get_or_insert((step as usize, format!("log-probabilities: {why}")));
             }
         }
@@ -496,12 +581,46 @@ pub fn replay(
             Finish::Length
         }
     };
+    let decision = rule.decide(&scores);
+    if !decision.pass {
+        let at = decision.hard_at.or(decision.first_exceed).unwrap_or(0);
+        let reason = why
+            .iter()
+            .find(|(i, _)| *i == at)
+            .map_or_else(String::new, |(_, w)| w.clone());
+        let rule_says = match decision.hard_at {
+            Some(_) => format!(
+                "it needs tolerance {:.4}, above the hard bound {}",
+                scores[at], rule.hard
+            ),
+            None => format!(
+                "{} of {} tokens need more than tolerance {}, and {} fail the rule (honest rate {})",
+                decision.exceed,
+                decision.tokens,
+                rule.tolerance,
+                decision.threshold,
+                rule.exceed_rate
+            ),
+        };
+        let rule_says = if reason.is_empty() {
+            rule_says
+        } else {
+            format!("{reason}; {rule_says}")
+        };
+        // A failure the rule finds comes before a later one of another kind.
+        if mismatch.as_ref().is_none_or(|(i, _)| *i > at) {
+            mismatch = Some((at, rule_says));
+        }
+    }
     Ok(Replay {
         texts,
         finish,
         mismatch,
         tolerance,
-        beyond,
+        beyond: decision.exceed,
+        scores,
+        rule: *rule,
+        decision,
     })
 }
 

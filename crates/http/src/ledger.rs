@@ -198,6 +198,7 @@ async fn draw(
 async fn operators(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
     let chain = node.chain()?;
     let body = chain.read(|l| {
+        let served = l.requests_paid();
         l.operators()
             .iter()
             .map(|(account, op)| {
@@ -218,6 +219,7 @@ async fn operators(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
                         "earned": op.audits.earned,
                     },
                     "audit_credit": l.audit_credit(account),
+                    "requests_paid": served.get(account).copied().unwrap_or(0),
                 })
             })
             .collect::<Vec<_>>()
@@ -273,14 +275,7 @@ async fn economics(State(node): State<Arc<Node>>) -> Result<Response, ApiError> 
         let earned: Vec<u64> = ops.iter().map(|(_, o)| o.earned).collect();
         let stake: Vec<u64> = ops.iter().map(|(_, o)| o.stake).collect();
         let power: Vec<u64> = l.validator_power().into_iter().map(|(_, p)| p).collect();
-        // Requests paid over the epochs the ledger keeps.
-        let mut served = std::collections::BTreeMap::<&vouch_types::PublicKey, u64>::new();
-        for r in l.epoch_records().iter().chain([l.this_epoch()]) {
-            for (k, n) in &r.served {
-                *served.entry(k).or_default() += n;
-            }
-        }
-        let served: Vec<u64> = served.into_values().collect();
+        let served: Vec<u64> = l.requests_paid().into_values().collect();
         let mut body = json!({
             "height": l.height(),
             "fees": l.fees(),

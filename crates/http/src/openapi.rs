@@ -267,7 +267,7 @@ fn paths_and_schemas() -> Value {
         "/v1/audit/llm": {"post": {
           "summary": "Check a chat or completion answer: receipt and transcript offline, then every token by teacher forcing with the model the receipt names",
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["receipt", "transcript"]}}}},
-          "responses": merge(json!({"200": {"description": "{ok, tokens, failed_at, reason, seconds, tolerance (the smallest rtol at which every token passes here), beyond (tokens that fail here), checked_by}", "content": {"application/json": {"schema": {"type": "object"}}}}}), error_responses(&[400, 404, 500]))
+          "responses": merge(json!({"200": {"description": "{ok, tokens, failed_at, reason, seconds, tolerance (the smallest rtol at which every token passes here), beyond (tokens beyond the tolerance here), rule (the statistical rule applied: tolerance, exceed_rate, hard, threshold), checked_by}", "content": {"application/json": {"schema": {"type": "object"}}}}}), error_responses(&[400, 404, 500]))
         }}
       },
       "components": {"schemas": {
@@ -318,14 +318,15 @@ fn paths_and_schemas() -> Value {
           "validators": {"type": "array", "items": {"type": "object", "required": ["operator", "power"], "properties": {"operator": {"type": "string"}, "power": {"type": "integer"}}}},
           "supply": {"type": "integer"}, "burned": {"type": "integer"}
         }},
-        "LedgerOperator": {"type": "object", "required": ["operator", "account", "keys", "stake", "unbonding", "slashed", "price", "contact", "addresses", "models", "audits", "audit_credit"], "properties": {
+        "LedgerOperator": {"type": "object", "required": ["operator", "account", "keys", "stake", "unbonding", "slashed", "price", "contact", "addresses", "models", "audits", "audit_credit", "requests_paid"], "properties": {
           "operator": {"type": "string", "description": "the key it signs receipts with now"}, "account": {"type": "string"},
           "keys": {"type": "array", "description": "every receipt-signing key it has had, with the height it signs from", "items": {"type": "object", "required": ["from_height", "key"], "properties": {"from_height": {"type": "integer"}, "key": {"type": "string"}}}},
           "stake": {"type": "integer"}, "unbonding": {"type": "array", "items": {"type": "object", "properties": {"at": {"type": "integer"}, "amount": {"type": "integer"}}}},
           "slashed": {"type": "integer"}, "price": {"type": "integer"}, "contact": {"type": "string"}, "addresses": {"type": "array", "items": {"type": "string"}},
           "models": {"type": "array", "description": "the models it declares it serves (`model:` ids): the audit draw runs over the operators declaring a receipt's model", "items": {"type": "string"}},
           "audits": {"type": "object", "required": ["performed", "passed", "earned"], "description": "paid audits: performed as auditor, its receipts that passed, what the auditors' pool paid it", "properties": {"performed": {"type": "integer"}, "passed": {"type": "integer"}, "earned": {"type": "integer"}}},
-          "audit_credit": {"type": "integer", "description": "what the auditors' pool may still pay for audits of its receipts (its share of this operator's settled fees, less audits paid)"}
+          "audit_credit": {"type": "integer", "description": "what the auditors' pool may still pay for audits of its receipts (its share of this operator's settled fees, less audits paid)"},
+          "requests_paid": {"type": "integer", "description": "requests it was paid for over the epochs the ledger keeps (settlements over its price then)"}
         }},
         "LedgerBlock": {"type": "object", "required": ["height", "digest", "parent", "time_ms", "state_root", "txs"], "properties": {
           "height": {"type": "integer"}, "digest": {"type": "string"}, "parent": {"type": "string"}, "time_ms": {"type": "integer"},

@@ -14,7 +14,7 @@ use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 22] = [
+    pub const NAMES: [&'static str; 24] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -37,10 +37,12 @@ impl Params {
         "appeal_window",
         "appeal_panel",
         "audit_pay_bp",
+        "llm_exceed_ppm",
+        "llm_hard_ppm",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 22] {
+    pub fn values(&self) -> [u64; 24] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -64,6 +66,8 @@ impl Params {
             self.appeal_window,
             self.appeal_panel,
             self.audit_pay_bp,
+            self.llm_exceed_ppm,
+            self.llm_hard_ppm,
         ]
     }
 
@@ -100,6 +104,10 @@ impl Params {
             "appeal_panel" => (1, 101),
             // At most ten times the audited request's price.
             "audit_pay_bp" => (0, 100_000),
+            // The rule's binomial tail is exact up to 5% (llm_rule).
+            "llm_exceed_ppm" => (0, 50_000),
+            // Up to the largest tolerance the audit searches.
+            "llm_hard_ppm" => (0, 250_000),
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",
@@ -142,6 +150,8 @@ impl Params {
             "appeal_window" => &mut self.appeal_window,
             "appeal_panel" => &mut self.appeal_panel,
             "audit_pay_bp" => &mut self.audit_pay_bp,
+            "llm_exceed_ppm" => &mut self.llm_exceed_ppm,
+            "llm_hard_ppm" => &mut self.llm_hard_ppm,
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",

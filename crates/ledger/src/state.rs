@@ -79,6 +79,13 @@ pub struct Params {
     /// drawn auditors with probability 5% (0.15 audits a request × 30% of
     /// the price = 4.5% of it out), leaving a little for dispute bounties.
     pub audit_pay_bp: u64,
+    /// The statistical rule of LLM audits (`docs/llm-audit.md`): the
+    /// honest rate, in ppm, of generated tokens beyond `llm_tolerance_ppm`
+    /// (0: the strict check, every token within the tolerance).
+    pub llm_exceed_ppm: u64,
+    /// The rule's hard bound, in ppm of the top logit: a token beyond it
+    /// fails an answer alone.
+    pub llm_hard_ppm: u64,
 }
 
 impl Default for Params {
@@ -106,6 +113,8 @@ impl Default for Params {
             appeal_window: 20,
             appeal_panel: 5,
             audit_pay_bp: 3_000,
+            llm_exceed_ppm: 25_000,
+            llm_hard_ppm: 100_000,
         }
     }
 }
@@ -655,6 +664,18 @@ impl Ledger {
     /// first.
     pub fn epoch_records(&self) -> &std::collections::VecDeque<EpochRecord> {
         &self.records
+    }
+
+    /// The requests paid to each operator (account key) over the epochs
+    /// whose records the ledger keeps, the current one included.
+    pub fn requests_paid(&self) -> BTreeMap<PublicKey, u64> {
+        let mut paid = BTreeMap::new();
+        for r in self.records.iter().chain([&self.this_epoch]) {
+            for (k, n) in &r.served {
+                *paid.entry(*k).or_default() += n;
+            }
+        }
+        paid
     }
 
     /// Whether `validator`'s equivocation in `epoch` and `view` was

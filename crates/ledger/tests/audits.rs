@@ -144,6 +144,7 @@ fn the_pool_pays_drawn_auditors_once_within_what_the_executor_was_paid() {
     assert_eq!(l.audit_credit(&pk(1)), 10);
     assert_eq!(l.auditors_pool(), 10);
     assert_eq!(l.this_epoch().served.get(&pk(1)), Some(&10));
+    assert_eq!(l.requests_paid().get(&pk(1)), Some(&10));
 
     let balance = l.account(&pk(first)).balance;
     let out = block(

@@ -358,7 +358,7 @@ impl Node {
         let loaded = self.loaded_by_id(model).await?;
         vouch_engine::check_inputs(loaded.schema(), &inputs)
             .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-        let fault = self.config().fault;
+        let fault = self.config().fault.and_then(vouch_engine::Fault::tensor);
         self.compute(move || {
             Ok(match fault {
                 Some(f) => loaded.run_faulty(&inputs, trace, f)?,

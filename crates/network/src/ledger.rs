@@ -159,17 +159,25 @@ impl Node {
 
 /// Applies the ledger's parameters that a node acts on as they change
 /// (by governance, at their activation height): the audit rate and the
-/// tolerance of teacher-forced LLM checks; and says so when a vote
+/// tolerance and statistical rule of teacher-forced LLM checks; and says so when a vote
 /// retires this node's release. Checked twice a second; a node not yet on
 /// its network is retried.
 async fn follow_params(node: std::sync::Weak<Node>) {
     let mut applied = None;
+    let mut applied_rule = None;
     let mut release_ok = true;
     loop {
         let Some(n) = node.upgrade() else { return };
         if let Ok(chain) = n.chain() {
-            let (ppm, llm_ppm) =
-                chain.read(|l| (l.params().audit_rate_ppm, l.params().llm_tolerance_ppm));
+            let (ppm, llm_ppm, exceed_ppm, hard_ppm) = chain.read(|l| {
+                let p = l.params();
+                (
+                    p.audit_rate_ppm,
+                    p.llm_tolerance_ppm,
+                    p.llm_exceed_ppm,
+                    p.llm_hard_ppm,
+                )
+            });
             let rtol = llm_ppm as f64 / 1e6;
             if n.service().llm_tolerance() != Some(rtol) {
                 n.service().set_llm_tolerance(Some(rtol));
@@ -177,6 +185,16 @@ async fn follow_params(node: std::sync::Weak<Node>) {
                     llm_tolerance_ppm = llm_ppm,
                     "LLM audits use the ledger's tolerance"
                 );
+            }
+            let rule = Some((exceed_ppm as f64 / 1e6, hard_ppm as f64 / 1e6));
+            if applied_rule != rule {
+                n.service().set_llm_rule(rule);
+                tracing::info!(
+                    llm_exceed_ppm = exceed_ppm,
+                    llm_hard_ppm = hard_ppm,
+                    "LLM audits use the ledger's statistical rule"
+                );
+                applied_rule = rule;
             }
             let allowed = n.release_allowed(crate::network::SOFTWARE);
             if allowed != release_ok {

@@ -72,6 +72,7 @@ impl Node {
             checked_by: Some(verdict),
             tolerance: None,
             beyond: None,
+            rule: None,
         })
     }
     /// After this node generated an attested answer on a network: keeps the

@@ -667,7 +667,10 @@ async fn an_llm_audit_catches_a_faulty_executor_and_a_referee_confirms() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let honest = on_network(dirs[0].path(), vec![], 0.0, None).await;
     let id = push_llm(&honest, LLM, &llm_file()).await;
-    let fault = vouch_node::service::Fault { step: Some(2) };
+    let fault = vouch_node::service::Fault {
+        step: Some(2),
+        llm: None,
+    };
     let faulty = on_network(dirs[1].path(), addresses(&honest), 0.0, Some(fault)).await;
     let auditor = on_network(dirs[2].path(), addresses(&honest), 0.0, None).await;
     admit_all(&[&honest, &faulty, &auditor]);
@@ -1595,4 +1598,61 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
     let ok = chat_json(&a, &neutral).await;
     assert_eq!(ok["object"], "chat.completion", "{ok}");
     a.stop().await;
+}
+
+/// The statistical rule (`docs/llm-audit.md`), on a node whose executor
+/// attacks in each of the ways `vouch node --fault` offers: honest answers
+/// pass, and answers sampled at another temperature, with another seed,
+/// with edited tokens or with the runner-up throughout all fail the same
+/// rule, which allows 2.5% of honest tokens beyond the tolerance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statistical_rule_passes_honest_answers_and_fails_each_attack() {
+    use vouch_node::service::{Fault, LlmFault};
+    let greedy = Sampling::default();
+    let cases: [(Option<LlmFault>, Sampling); 5] = [
+        (None, sampled(5)),
+        (Some(LlmFault::Temperature(1.0)), greedy.clone()),
+        (Some(LlmFault::Seed), sampled(5)),
+        (Some(LlmFault::Edit(16)), greedy.clone()),
+        (Some(LlmFault::RunnerUpFrom(8)), greedy.clone()),
+    ];
+    for (fault, sampling) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t = llm_node(dir.path(), |c| {
+            c.fault = fault.map(|f| Fault {
+                step: None,
+                llm: Some(f),
+            })
+        })
+        .await;
+        t.node.service().set_llm_rule(Some((0.025, 0.1)));
+        for q in [
+            "Write a short story about a lighthouse keeper.",
+            "Explain how a bicycle works.",
+        ] {
+            let f = t
+                .node
+                .generate_all(request(question(q), 64, sampling.clone()))
+                .await
+                .unwrap();
+            let check = t.node.check_llm(&f.receipt, &f.transcript()).await.unwrap();
+            let rule = check.rule.clone().expect("re-executed here");
+            assert_eq!((rule.exceed_rate, rule.hard), (0.025, 0.1));
+            match fault {
+                None => {
+                    assert!(check.ok, "honest answer failed: {check:?}");
+                    assert_eq!(check.beyond, Some(0), "{check:?}");
+                }
+                Some(fault) => {
+                    assert!(!check.ok, "{fault:?} passed: {check:?}");
+                    let reason = check.reason.unwrap_or_default();
+                    assert!(
+                        reason.contains("hard bound") || reason.contains("fail the rule"),
+                        "{fault:?}: {reason}"
+                    );
+                }
+            }
+        }
+        t.stop().await;
+    }
 }

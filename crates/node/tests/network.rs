@@ -455,7 +455,10 @@ async fn an_audit_bisects_to_the_faulty_step_and_a_referee_names_the_liar() {
     use vouch_engine::{Engine, Fault};
     use vouch_types::dispute::Party;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let fault = Fault { step: Some(20) };
+    let fault = Fault {
+        step: Some(20),
+        llm: None,
+    };
     let auditor = auditing(dirs[0].path(), vec![], 0.0, None).await;
     let id = push_sample(&auditor, "magika").await;
     let liar = auditing(dirs[1].path(), addresses(&auditor), 0.0, Some(fault)).await;

@@ -56,7 +56,15 @@ async fn a_dispute_goes_to_the_ledger_and_every_validator_slashes_the_liar_once(
         )
     };
     let auditor = start(0, None, vec![]).await;
-    let liar = start(1, Some(Fault { step: Some(20) }), addresses(&auditor)).await;
+    let liar = start(
+        1,
+        Some(Fault {
+            step: Some(20),
+            llm: None,
+        }),
+        addresses(&auditor),
+    )
+    .await;
     let referee = start(2, None, addresses(&auditor)).await;
     let nodes = [&auditor, &liar, &referee];
     // Admission is stake: every node admits the three staked operators,

@@ -196,13 +196,31 @@ pub struct LlmCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
     /// When this node re-executed the answer: how many tokens fail its
-    /// tolerance (0 when the answer passes).
+    /// tolerance (the statistical rule may pass a few).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beyond: Option<usize>,
+    /// When this node re-executed the answer: the count of tokens beyond
+    /// the tolerance at which the statistical rule fails an answer this
+    /// long (1: the strict check), and the hard bound no token may pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleOutcome>,
     /// The operator whose node ran the check, when it was another node's
     /// (this node does not serve the model): its signed verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_by: Option<vouch_types::dispute::TokenVerdict>,
+}
+
+/// The statistical rule as one check applied it (`vouch_types::llm_rule`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RuleOutcome {
+    /// The per-token tolerance.
+    pub tolerance: f64,
+    /// The honest per-token exceedance rate it allows for.
+    pub exceed_rate: f64,
+    /// The hard bound.
+    pub hard: f64,
+    /// Tokens beyond the tolerance that fail an answer this long.
+    pub threshold: usize,
 }
 
 impl LlmCheck {
@@ -216,6 +234,7 @@ impl LlmCheck {
             checked_by: None,
             tolerance: None,
             beyond: None,
+            rule: None,
         }
     }
 }
@@ -398,7 +417,7 @@ impl Service {
             prompt,
             request: request.clone(),
             sink: Box::new(move |ev| etx.send(ev).is_ok()),
-            fault: self.config.fault.map(|f| f.step.unwrap_or(0) as u64),
+            fault: self.config.fault.map(vouch_engine::Fault::language),
             constraint,
             alive: Box::new(move || !client.is_closed()),
         })?;
@@ -596,10 +615,11 @@ impl Service {
             (None, vouch_types::Determinism::Tolerant { rtol }) => rtol,
             (None, vouch_types::Determinism::Exact) => 0.0,
         };
+        let rule = self.llm_rule(rtol);
         self.compute(move || {
             let lm = loaded.language().expect("checked");
             Ok(vouch_engine::llm::replay(
-                lm, &request, &tokens, &logprobs, rtol,
+                lm, &request, &tokens, &logprobs, &rule,
             )?)
         })
         .await
@@ -635,10 +655,17 @@ impl Service {
         let n = transcript.tokens.len();
         let tolerance = replay.tolerance.is_finite().then_some(replay.tolerance);
         let beyond = Some(replay.beyond);
+        let rule = Some(RuleOutcome {
+            tolerance: replay.rule.tolerance,
+            exceed_rate: replay.rule.exceed_rate,
+            hard: replay.rule.hard,
+            threshold: replay.decision.threshold,
+        });
         if let Some((step, why)) = replay.mismatch {
             return Ok(LlmCheck {
                 tolerance,
                 beyond,
+                rule,
                 seconds,
                 ..LlmCheck::failed(n, Some(step), format!("token {step}: {why}"))
             });
@@ -674,6 +701,7 @@ impl Service {
             checked_by: None,
             tolerance,
             beyond,
+            rule,
         })
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 use vouch_api::TraceEntry;
 pub use vouch_engine::Fault;
 use vouch_engine::gguf::GgufEngine;
+pub use vouch_engine::llm::LlmFault;
 use vouch_engine::onnx::OnnxEngine;
 use vouch_engine::{Engine, LoadOptions, LoadedModel, check_inputs};
 use vouch_store::{ModelRecord, Store};
@@ -144,6 +145,10 @@ pub struct Service {
     /// network sets one (the ledger's `llm_tolerance_ppm`), as f64 bits;
     /// NaN: the model's own class.
     llm_rtol: std::sync::atomic::AtomicU64,
+    /// The statistical rule's honest exceedance rate and hard bound where
+    /// the network sets them (the ledger's `llm_exceed_ppm` and
+    /// `llm_hard_ppm`); `None`: the strict check.
+    llm_rule: std::sync::Mutex<Option<(f64, f64)>>,
 }
 
 impl Service {
@@ -163,6 +168,28 @@ impl Service {
             rtol.unwrap_or(f64::NAN).to_bits(),
             std::sync::atomic::Ordering::Relaxed,
         );
+    }
+
+    /// Sets the statistical rule's honest per-token exceedance rate and
+    /// hard bound (the ledger's parameters, applied as governance changes
+    /// them); `None` goes back to the strict check.
+    pub fn set_llm_rule(&self, rule: Option<(f64, f64)>) {
+        *self.llm_rule.lock().unwrap_or_else(|e| e.into_inner()) = rule;
+    }
+
+    /// The rule teacher-forced LLM checks apply at tolerance `rtol`: the
+    /// network's statistical rule where it sets one, else the strict check.
+    pub fn llm_rule(&self, rtol: f64) -> vouch_types::llm_rule::AuditRule {
+        use vouch_types::llm_rule::{ALPHA, AuditRule};
+        match *self.llm_rule.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((exceed_rate, hard)) => AuditRule {
+                tolerance: rtol,
+                exceed_rate,
+                hard: hard.max(rtol),
+                alpha: ALPHA,
+            },
+            None => AuditRule::strict(rtol),
+        }
     }
 }
 
@@ -258,6 +285,7 @@ impl Service {
             metrics: Metrics::default(),
             started: Instant::now(),
             llm_rtol: std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()),
+            llm_rule: std::sync::Mutex::new(None),
             http: reqwest::Client::builder()
                 .connect_timeout(external_timeout.min(std::time::Duration::from_secs(10)))
                 .read_timeout(external_timeout)
@@ -653,7 +681,11 @@ impl Service {
             "{}@{}",
             record.signed.manifest.name, record.signed.manifest.version
         );
-        let (trace, fault, price) = (self.config.trace, self.config.fault, self.config.price);
+        let (trace, fault, price) = (
+            self.config.trace,
+            self.config.fault.and_then(vouch_engine::Fault::tensor),
+            self.config.price,
+        );
         let key = self.key.clone();
         let log = self.receipts.clone();
         let engine = self.engines.get(record.signed.manifest.format).info();

@@ -63,16 +63,36 @@ pub(crate) fn config(
 }
 /// `perturb` or `perturb:STEP`.
 pub(crate) fn parse_fault(s: &str) -> Result<Fault> {
-    match s.split_once(':') {
-        None if s == "perturb" => Ok(Fault { step: None }),
+    use vouch_node::service::LlmFault;
+    let llm = |f| {
+        Ok(Fault {
+            step: None,
+            llm: Some(f),
+        })
+    };
+    let usage = "use `perturb`, `perturb:STEP`, `llm-temperature=T`, `llm-seed` or `llm-edit=K`";
+    match s.split_once([':', '=']) {
+        None if s == "perturb" => Ok(Fault::default()),
+        None if s == "llm-seed" => llm(LlmFault::Seed),
         Some(("perturb", step)) => {
             Ok(Fault {
                 step: Some(step.parse().map_err(|_| {
                     anyhow!("--fault perturb:{step}: the step must be a trace index")
                 })?),
+                llm: None,
             })
         }
-        _ => bail!("--fault {s}: use `perturb` or `perturb:STEP`"),
+        Some(("llm-temperature", t)) => match t.parse::<f64>() {
+            Ok(t) if (0.0..=2.0).contains(&t) => llm(LlmFault::Temperature(t)),
+            _ => bail!("--fault llm-temperature={t}: the temperature must be between 0 and 2"),
+        },
+        Some(("llm-edit", k)) => match k.parse::<u32>() {
+            Ok(k) if k > 0 => llm(LlmFault::Edit(k)),
+            _ => bail!(
+                "--fault llm-edit={k}: the count of edited tokens must be a whole number above 0"
+            ),
+        },
+        _ => bail!("--fault {s}: {usage}"),
     }
 }
 /// The p2p configuration the flags describe.

@@ -679,6 +679,7 @@ mod tests {
         let honest = model.run(&inputs, true).unwrap();
         let fault = Fault {
             step: Some(model.trace.steps.len() / 2),
+            llm: None,
         };
         let k = model
             .trace
