@@ -84,7 +84,7 @@ impl LlmFault {
             }
             LlmFault::Edit(k) => {
                 let every = u64::from((max_tokens / k.max(1)).max(1));
-                if step % every == 0 && step / every < u64::from(k) {
+                if step.is_multiple_of(every) && step / every < u64::from(k) {
                     runner_up(logits, chosen)
                 } else {
                     chosen
