@@ -118,6 +118,53 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
+/// A quantization llama.cpp can write ([`quantize`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantization {
+    /// 4-bit, one scale per block of 32.
+    Q4_0,
+    /// 5-bit, one scale per block of 32.
+    Q5_0,
+    /// 8-bit, one scale per block of 32.
+    Q8_0,
+}
+
+/// Writes `output`, the GGUF model at `input` quantized to `to` with
+/// llama.cpp's own quantizer (re-quantizing weights that are quantized
+/// already): the substitutes an executor could serve in place of the
+/// model a receipt names, which the LLM audits must catch.
+#[allow(unsafe_code)]
+pub fn quantize(input: &Path, output: &Path, to: Quantization) -> Result<(), EngineError> {
+    use llama_cpp_sys_2 as sys;
+    backend()?;
+    let path = |p: &Path| {
+        std::ffi::CString::new(p.to_string_lossy().as_bytes())
+            .map_err(|_| EngineError::Run(format!("{} has a NUL byte", p.display())))
+    };
+    let (input_c, output_c) = (path(input)?, path(output)?);
+    // SAFETY: default parameters from llama.cpp itself, two valid C paths
+    // that outlive the call; the call reads one file and writes the other.
+    let rc = unsafe {
+        let mut params = sys::llama_model_quantize_default_params();
+        params.ftype = match to {
+            Quantization::Q4_0 => sys::LLAMA_FTYPE_MOSTLY_Q4_0,
+            Quantization::Q5_0 => sys::LLAMA_FTYPE_MOSTLY_Q5_0,
+            Quantization::Q8_0 => sys::LLAMA_FTYPE_MOSTLY_Q8_0,
+        };
+        params.allow_requantize = true;
+        params.nthread = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+        sys::llama_model_quantize(input_c.as_ptr(), output_c.as_ptr(), &params)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(EngineError::Run(format!(
+            "llama.cpp could not quantize {} to {to:?} (code {rc})",
+            input.display()
+        )))
+    }
+}
+
 /// The GGUF engine.
 #[derive(Clone, Debug)]
 pub struct GgufEngine {

@@ -1,0 +1,109 @@
+//! The LLM audit's calibration corpus (`tests/data/llm-calibration.json`,
+//! written by `scripts/llm-calibrate`), re-checked: every stored answer is
+//! audited again by the reference engine and must get the stored scores,
+//! every honest answer passes the network's default rule, and each stored
+//! decision of the rule is what `vouch_types::llm_rule` decides now.
+
+use std::path::PathBuf;
+
+use vouch_engine::Engine;
+use vouch_engine::gguf::GgufEngine;
+use vouch_engine::llm::replay;
+use vouch_types::Schema;
+use vouch_types::llm::{LlmRequest, Mode, Sampling};
+use vouch_types::llm_rule::{ALPHA, AuditRule};
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("VOUCH_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/vouch/models")
+        })
+}
+
+/// The network's default rule (the ledger's `llm_exceed_ppm` and
+/// `llm_hard_ppm`) at the corpus's tolerance.
+fn default_rule(tolerance: f64) -> AuditRule {
+    AuditRule {
+        tolerance,
+        exceed_rate: 0.025,
+        hard: 0.1,
+        alpha: ALPHA,
+    }
+}
+
+#[test]
+fn every_stored_answer_scores_as_stored_and_honest_ones_pass() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let corpus: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("tests/data/llm-calibration.json")).unwrap(),
+    )
+    .unwrap();
+    let tolerance = corpus["tolerance"].as_f64().unwrap();
+    let model = GgufEngine::default()
+        .load_path(
+            &models_dir().join(corpus["model"].as_str().unwrap()),
+            &Schema::default(),
+        )
+        .unwrap();
+    let lm = model.language().unwrap();
+    let prompts: Vec<String> = serde_json::from_value(corpus["prompts"].clone()).unwrap();
+    let strict = AuditRule::strict(tolerance);
+    let (mut honest, mut attacks) = (0, 0);
+    for a in corpus["answers"].as_array().unwrap() {
+        let sampling: Sampling = serde_json::from_value(a["sampling"].clone()).unwrap();
+        let prompt = &prompts[a["prompt"].as_u64().unwrap() as usize];
+        let request = LlmRequest {
+            mode: Mode::Completion,
+            prompt: lm
+                .render_chat(
+                    &[vouch_engine::llm::ChatMessage::text("user", prompt)],
+                    None,
+                )
+                .unwrap(),
+            max_tokens: corpus["max_tokens"].as_u64().unwrap() as u32,
+            stop: vec![],
+            sampling,
+            messages: vec![],
+            template: None,
+            constraint: None,
+            tools: None,
+            logprobs: None,
+        };
+        let tokens: Vec<u32> = serde_json::from_value(a["tokens"].clone()).unwrap();
+        let checked = replay(lm, &request, &tokens, &[], &strict).unwrap();
+        let mut stored = vec![0.0; tokens.len()];
+        for s in a["scores"].as_array().unwrap() {
+            stored[s[0].as_u64().unwrap() as usize] = s[1].as_f64().unwrap_or(f64::INFINITY);
+        }
+        let what = format!("{} prompt {}", a["variant"], a["prompt"]);
+        assert_eq!(checked.scores, stored, "{what}: the scores changed");
+        let decision = default_rule(tolerance).decide(&checked.scores);
+        let stored = &a["decision"];
+        assert_eq!(
+            (
+                decision.exceed as u64,
+                decision.threshold as u64,
+                decision.hard_at.map(|i| i as u64),
+                decision.pass
+            ),
+            (
+                stored["exceed"].as_u64().unwrap(),
+                stored["threshold"].as_u64().unwrap(),
+                stored["hard_at"].as_u64(),
+                stored["pass"].as_bool().unwrap()
+            ),
+            "{what}: the rule decides otherwise now"
+        );
+        if a["kind"] == "honest" {
+            honest += 1;
+            assert!(
+                decision.pass,
+                "{what}: an honest answer fails: {decision:?}"
+            );
+        } else {
+            attacks += 1;
+        }
+    }
+    assert_eq!((honest, attacks), (80, 136));
+}
