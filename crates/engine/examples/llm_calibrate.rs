@@ -24,6 +24,19 @@ use vouch_types::Schema;
 use vouch_types::llm::{LlmRequest, Mode, Sampling};
 use vouch_types::llm_rule::{ALPHA, AuditRule};
 
+/// One way of producing answers: an honest engine configuration or an
+/// attack.
+struct Variant {
+    name: &'static str,
+    kind: &'static str,
+    engine: GgufEngine,
+    /// One request at a time (else all at once, batched by the engine).
+    solo: bool,
+    fault: Option<LlmFault>,
+    /// The model that generates (a substitute's, for that attack).
+    file: PathBuf,
+}
+
 /// The sample LLM's file in `VOUCH_MODELS`.
 const MODEL: &str = "smollm2-135m-instruct.q4_1.gguf";
 /// Tokens per answer.
@@ -147,100 +160,57 @@ fn main() {
         (name, out)
     })
     .collect();
-    // (name, kind, engine, one at a time?, fault)
     let honest = |threads: usize, ubatch: usize| GgufEngine {
         threads,
         batch_threads: threads,
         ubatch,
         ..GgufEngine::default()
     };
-    let variants: Vec<(&str, &str, GgufEngine, bool, Option<LlmFault>)> = vec![
-        ("reference", "honest", reference.clone(), true, None),
-        (
+    let variant = |name, kind, engine, solo, fault| Variant {
+        name,
+        kind,
+        engine,
+        solo,
+        fault,
+        file: path.clone(),
+    };
+    let attack = |name, fault| variant(name, "attack", reference.clone(), false, Some(fault));
+    let mut variants = vec![
+        variant("reference", "honest", reference.clone(), true, None),
+        variant(
             "threads-1",
             "honest",
             honest(1, reference.ubatch),
             true,
             None,
         ),
-        (
+        variant(
             "ubatch-1",
             "honest",
             honest(reference.threads, 1),
             true,
             None,
         ),
-        (
+        variant(
             "ubatch-128",
             "honest",
             honest(reference.threads, 128),
             true,
             None,
         ),
-        ("batched-4", "honest", reference.clone(), false, None),
-        (
-            "temperature-1.2",
-            "attack",
-            reference.clone(),
-            false,
-            Some(LlmFault::Temperature(1.2)),
-        ),
-        (
-            "seed",
-            "attack",
-            reference.clone(),
-            false,
-            Some(LlmFault::Seed),
-        ),
-        (
-            "edit-1",
-            "attack",
-            reference.clone(),
-            false,
-            Some(LlmFault::Edit(1)),
-        ),
-        (
-            "edit-4",
-            "attack",
-            reference.clone(),
-            false,
-            Some(LlmFault::Edit(4)),
-        ),
-        (
-            "edit-16",
-            "attack",
-            reference.clone(),
-            false,
-            Some(LlmFault::Edit(16)),
-        ),
-        (
-            "runner-up",
-            "attack",
-            reference.clone(),
-            false,
-            Some(LlmFault::RunnerUpFrom(0)),
-        ),
+        variant("batched-4", "honest", reference.clone(), false, None),
+        attack("temperature-1.2", LlmFault::Temperature(1.2)),
+        attack("seed", LlmFault::Seed),
+        attack("edit-1", LlmFault::Edit(1)),
+        attack("edit-4", LlmFault::Edit(4)),
+        attack("edit-16", LlmFault::Edit(16)),
+        attack("runner-up", LlmFault::RunnerUpFrom(0)),
     ];
-    let mut variants: Vec<(
-        &str,
-        &str,
-        GgufEngine,
-        bool,
-        Option<LlmFault>,
-        &std::path::Path,
-    )> = variants
-        .into_iter()
-        .map(|(n, k, e, s, f)| (n, k, e, s, f, path.as_path()))
-        .collect();
-    for (name, file) in &substitutes {
-        variants.push((
-            name,
-            "attack",
-            reference.clone(),
-            false,
-            None,
-            file.as_path(),
-        ));
+    for (name, file) in substitutes {
+        variants.push(Variant {
+            file,
+            ..variant(name, "attack", reference.clone(), false, None)
+        });
     }
     let strict = AuditRule::strict(TOLERANCE);
     // The network's default rule, whose decisions the corpus records.
@@ -251,8 +221,16 @@ fn main() {
         alpha: ALPHA,
     };
     let mut answers = Vec::new();
-    for (name, kind, engine, solo, fault, file) in variants {
-        let model = load(&engine, file);
+    for Variant {
+        name,
+        kind,
+        engine,
+        solo,
+        fault,
+        file,
+    } in variants
+    {
+        let model = load(&engine, &file);
         let lm = model.language().expect("a language model");
         let reqs: Vec<LlmRequest> = requests
             .iter()
