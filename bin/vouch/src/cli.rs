@@ -296,7 +296,8 @@ pub(crate) struct ServeArgs {
     /// watched catching this node. LLM attacks the audits must catch:
     /// `llm-temperature=T` (sample at T, not the committed temperature),
     /// `llm-seed` (sample with another seed), `llm-edit=K` (K tokens
-    /// replaced by the runner-up).
+    /// replaced by the runner-up), `llm-substitute=FILE.gguf` (generate
+    /// with another model, signing as the one requested).
     #[arg(long)]
     pub(crate) fault: Option<String>,
     /// Serve NAME from an external OpenAI-compatible server at URL (its

@@ -50,6 +50,10 @@ pub enum LlmFault {
     /// `k` tokens, spread over the answer (`max_tokens / k` apart, from
     /// the first), replaced by the runner-up.
     Edit(u32),
+    /// Generating with another model (the node's configured substitute)
+    /// while signing as the model the request names; the tokens are that
+    /// model's honest choice.
+    Substitute,
 }
 
 impl LlmFault {
@@ -82,6 +86,7 @@ impl LlmFault {
                 };
                 choose(logits, &other, step)
             }
+            LlmFault::Substitute => chosen,
             LlmFault::Edit(k) => {
                 let every = u64::from((max_tokens / k.max(1)).max(1));
                 if step.is_multiple_of(every) && step / every < u64::from(k) {

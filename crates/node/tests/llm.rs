@@ -1656,3 +1656,80 @@ async fn the_statistical_rule_passes_honest_answers_and_fails_each_attack() {
         t.stop().await;
     }
 }
+
+/// Every LLM attack `vouch node --fault` offers, each by its own executor
+/// on a 3-node network whose nodes apply the ledger's default statistical
+/// rule: the auditor disputes the faulty answer, the third node referees
+/// and confirms, and the dispute names the executor. The substitute is the
+/// sample's weights re-quantized to Q4_0 by llama.cpp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_llm_attack_is_disputed_under_the_statistical_rule() {
+    use vouch_engine::gguf::{Quantization, quantize};
+    use vouch_node::audit::AuditOutcome;
+    use vouch_node::service::{Fault, LlmFault};
+    use vouch_types::dispute::Party;
+    let dirs: Vec<_> = (0..7).map(|_| tempfile::tempdir().unwrap()).collect();
+    let rule = Some((0.025, 0.1));
+    let referee = on_network(dirs[0].path(), vec![], 0.0, None).await;
+    let id = push_llm(&referee, LLM, &llm_file()).await;
+    let auditor = on_network(dirs[1].path(), addresses(&referee), 0.0, None).await;
+    admit_all(&[&referee, &auditor]);
+    replicate(&auditor, id, LLM).await;
+    let q4 = dirs[2].path().join("q4_0.gguf");
+    quantize(&llm_file(), &q4, Quantization::Q4_0).unwrap();
+    let attacks = [
+        (LlmFault::Substitute, Sampling::default()),
+        (LlmFault::Temperature(1.2), Sampling::default()),
+        (LlmFault::Seed, sampled(7)),
+        (LlmFault::Edit(16), Sampling::default()),
+    ];
+    for (i, (fault, sampling)) in attacks.into_iter().enumerate() {
+        let faulty = on_network_with(dirs[3 + i].path(), addresses(&referee), |c| {
+            c.audit_rate = 0.0;
+            c.fault = Some(Fault {
+                step: None,
+                llm: Some(fault),
+            });
+            c.llm_substitute = Some(q4.clone());
+        })
+        .await;
+        admit_all(&[&referee, &faulty, &auditor]);
+        replicate(&faulty, id, LLM).await;
+        for t in [&referee, &auditor, &faulty] {
+            t.node.service().set_llm_rule(rule);
+        }
+        eventually("the auditor to see the faulty provider", || {
+            auditor.node.network_models()[&id.to_string()]
+                .providers
+                .contains(&faulty.node.peer_id())
+        })
+        .await;
+        let bad = faulty
+            .node
+            .generate_all(request(
+                question("Write a short story about a lighthouse keeper."),
+                128,
+                sampling,
+            ))
+            .await
+            .unwrap();
+        bad.transcript().verify(&bad.receipt).unwrap();
+        let outcome = auditor
+            .node
+            .audit(bad.receipt.clone(), faulty.node.peer_id())
+            .await
+            .unwrap();
+        let AuditOutcome::LlmDisputed(d) = outcome else {
+            panic!("{fault:?}: expected a dispute, got {outcome:?}");
+        };
+        assert_eq!(d.check(), Ok(Party::Executor), "{fault:?}");
+        assert_eq!(d.executor.body.node, faulty.node.public_key());
+        assert_eq!(d.referee.signer, referee.node.public_key());
+        assert!(
+            d.auditor.reason.contains("hard bound") || d.auditor.reason.contains("fail the rule"),
+            "{fault:?}: {}",
+            d.auditor.reason
+        );
+        faulty.stop().await;
+    }
+}

@@ -40,6 +40,9 @@ pub struct NodeConfig {
     /// network's checks only): a perturbed trace step for ONNX models, the
     /// runner-up token from generated token `step` (or 0) on for LLMs.
     pub fault: Option<vouch_engine::Fault>,
+    /// With the `Substitute` LLM fault: the GGUF file this node generates
+    /// with while its receipts name the model requested.
+    pub llm_substitute: Option<PathBuf>,
     /// Models served from external OpenAI-compatible servers (their
     /// receipts say the model is not attested).
     pub externals: Vec<ExternalModel>,
@@ -120,6 +123,7 @@ impl NodeConfig {
             retention: std::time::Duration::from_secs(600),
             price: 0,
             fault: None,
+            llm_substitute: None,
             externals: Vec::new(),
             llm_slots: 4,
             llm_context: 4096,

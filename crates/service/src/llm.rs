@@ -316,6 +316,31 @@ impl Service {
         self.generate_with(record, g, true).await
     }
 
+    /// The model that generates in place of `model`: itself, unless this
+    /// node runs the `Substitute` fault with a substitute file.
+    async fn substitute_for(
+        &self,
+        model: Arc<dyn LoadedModel>,
+    ) -> Result<Arc<dyn LoadedModel>, NodeError> {
+        let substitutes =
+            self.config.fault.and_then(|f| f.llm) == Some(vouch_engine::llm::LlmFault::Substitute);
+        let Some(path) = self.config.llm_substitute.clone().filter(|_| substitutes) else {
+            return Ok(model);
+        };
+        let engine = self.engines.get(ModelFormat::Gguf);
+        self.substitute
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    engine.load_path(&path, &vouch_types::Schema::default())
+                })
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))?
+                .map_err(|e| NodeError::Internal(format!("loading the substitute model: {e}")))
+            })
+            .await
+            .cloned()
+    }
+
     /// Starts a receipted generation with the model `record` (whatever
     /// `g.model` names); `audited`: offer the receipt to sampled audits.
     pub async fn generate_with(
@@ -351,7 +376,12 @@ impl Service {
             let tokens = lm.tokenize(&text);
             (text, mode, tokens, bound)
         };
-        let lm = model.language().expect("checked");
+        // A faulty node may generate with another model than the one it
+        // signs for (`--fault llm-substitute=FILE`).
+        let generating = self.substitute_for(model.clone()).await?;
+        let lm = generating.language().ok_or_else(|| {
+            NodeError::Internal("the substitute model does not generate text".into())
+        })?;
         let context = lm.context_length();
         if prompt.is_empty() {
             return Err(NodeError::InvalidInput(

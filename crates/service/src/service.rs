@@ -149,6 +149,9 @@ pub struct Service {
     /// the network sets them (the ledger's `llm_exceed_ppm` and
     /// `llm_hard_ppm`); `None`: the strict check.
     llm_rule: std::sync::Mutex<Option<(f64, f64)>>,
+    /// The substitute model a faulty node generates with
+    /// (`NodeConfig::llm_substitute`), once loaded.
+    pub(crate) substitute: tokio::sync::OnceCell<Arc<dyn LoadedModel>>,
 }
 
 impl Service {
@@ -286,6 +289,7 @@ impl Service {
             started: Instant::now(),
             llm_rtol: std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()),
             llm_rule: std::sync::Mutex::new(None),
+            substitute: tokio::sync::OnceCell::new(),
             http: reqwest::Client::builder()
                 .connect_timeout(external_timeout.min(std::time::Duration::from_secs(10)))
                 .read_timeout(external_timeout)

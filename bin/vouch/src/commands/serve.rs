@@ -29,6 +29,17 @@ pub(crate) fn config(
     c.audit_rate = s.audit_rate;
     c.retention = std::time::Duration::from_secs(s.retention);
     c.fault = s.fault.as_deref().map(parse_fault).transpose()?;
+    if let Some(file) = s
+        .fault
+        .as_deref()
+        .and_then(|f| f.strip_prefix("llm-substitute="))
+    {
+        let file = std::path::PathBuf::from(file);
+        if !file.is_file() {
+            bail!("--fault llm-substitute={}: no such file", file.display());
+        }
+        c.llm_substitute = Some(file);
+    }
     c.llm_slots = usize::from(s.llm_slots);
     c.llm_context = s.llm_context as usize;
     c.llm_threads = usize::from(s.llm_threads);
@@ -70,7 +81,7 @@ pub(crate) fn parse_fault(s: &str) -> Result<Fault> {
             llm: Some(f),
         })
     };
-    let usage = "use `perturb`, `perturb:STEP`, `llm-temperature=T`, `llm-seed` or `llm-edit=K`";
+    let usage = "use `perturb`, `perturb:STEP`, `llm-temperature=T`, `llm-seed`, `llm-edit=K` or `llm-substitute=FILE.gguf`";
     match s.split_once([':', '=']) {
         None if s == "perturb" => Ok(Fault::default()),
         None if s == "llm-seed" => llm(LlmFault::Seed),
@@ -86,6 +97,7 @@ pub(crate) fn parse_fault(s: &str) -> Result<Fault> {
             Ok(t) if (0.0..=2.0).contains(&t) => llm(LlmFault::Temperature(t)),
             _ => bail!("--fault llm-temperature={t}: the temperature must be between 0 and 2"),
         },
+        Some(("llm-substitute", _)) => llm(LlmFault::Substitute),
         Some(("llm-edit", k)) => match k.parse::<u32>() {
             Ok(k) if k > 0 => llm(LlmFault::Edit(k)),
             _ => bail!(
