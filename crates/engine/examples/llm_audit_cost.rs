@@ -1,0 +1,139 @@
+//! What the LLM audit's check costs beyond its forward pass
+//! (`docs/llm-audit.md`, Cost): for greedy and sampled answers of the
+//! sample LLM, the teacher-forced pass alone (logits computed, nothing
+//! checked) against the whole audit (`replay`: every token scored, the
+//! rule applied), interleaved, each timed the same way on the same thread.
+//!
+//!   VOUCH_MODELS=DIR cargo run --example llm_audit_cost [-- ROUNDS]
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use vouch_engine::Engine;
+use vouch_engine::gguf::GgufEngine;
+use vouch_engine::llm::{ChatMessage, Job, LanguageModel, replay};
+use vouch_types::Schema;
+use vouch_types::llm::{LlmRequest, Mode, Sampling};
+use vouch_types::llm_rule::{ALPHA, AuditRule};
+
+const PROMPTS: [&str; 4] = [
+    "Write a short story about a lighthouse keeper.",
+    "Explain how a bicycle works.",
+    "Describe a sunrise over the sea.",
+    "What does a compiler do?",
+];
+
+fn request(lm: &dyn LanguageModel, prompt: &str, sampling: Sampling) -> LlmRequest {
+    LlmRequest {
+        mode: Mode::Completion,
+        prompt: lm
+            .render_chat(&[ChatMessage::text("user", prompt)], None)
+            .unwrap(),
+        max_tokens: 128,
+        stop: vec![],
+        sampling,
+        messages: vec![],
+        template: None,
+        constraint: None,
+        tools: None,
+        logprobs: None,
+    }
+}
+
+fn generate(lm: &dyn LanguageModel, r: &LlmRequest) -> Vec<u32> {
+    let (tx, rx) = mpsc::channel();
+    lm.generate(Job {
+        prompt: lm.tokenize(&r.prompt),
+        request: r.clone(),
+        sink: Box::new(move |ev| tx.send(ev).is_ok()),
+        fault: None,
+        constraint: None,
+        alive: Box::new(|| true),
+    })
+    .unwrap();
+    let mut tokens = Vec::new();
+    for ev in rx {
+        let ev = ev.unwrap();
+        tokens.push(ev.token);
+        if ev.finish.is_some() {
+            break;
+        }
+    }
+    tokens
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map_or(5, |r| r.parse().expect("ROUNDS is a number"));
+    let dir = PathBuf::from(std::env::var_os("VOUCH_MODELS").expect("set VOUCH_MODELS"));
+    let engine = GgufEngine::default();
+    let model = engine
+        .load_path(
+            &dir.join("smollm2-135m-instruct.q4_1.gguf"),
+            &Schema::default(),
+        )
+        .unwrap();
+    let lm = model.language().unwrap();
+    let rule = AuditRule {
+        tolerance: 0.02,
+        exceed_rate: 0.025,
+        hard: 0.1,
+        alpha: ALPHA,
+    };
+    println!(
+        "build: dev profile (opt-level 1; vouch-engine and dependencies 3: the scores, in vouch-types, at 1), target-cpu=native; threads {}, ubatch {}",
+        engine.threads, engine.ubatch
+    );
+    for (kind, sampling) in [
+        ("greedy", Sampling::default()),
+        (
+            "sampled",
+            Sampling {
+                temperature: 0.8,
+                top_p: 0.95,
+                top_k: 40,
+                seed: 7,
+            },
+        ),
+    ] {
+        let (mut forward, mut audit) = (Vec::new(), Vec::new());
+        let mut tokens_total = 0;
+        for p in PROMPTS {
+            let r = request(lm, p, sampling.clone());
+            let tokens = generate(lm, &r);
+            tokens_total += tokens.len();
+            let prompt = lm.tokenize(&r.prompt);
+            let mut all = prompt.clone();
+            all.extend_from_slice(&tokens);
+            for _ in 0..rounds {
+                let t = Instant::now();
+                let mut sink = 0.0f32;
+                lm.score(&all, prompt.len() - 1..all.len() - 1, &mut |_, logits| {
+                    sink += logits[0];
+                })
+                .unwrap();
+                std::hint::black_box(sink);
+                forward.push(t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                let checked = replay(lm, &r, &tokens, &[], &rule).unwrap();
+                audit.push(t.elapsed().as_secs_f64());
+                assert!(checked.decision.pass);
+            }
+        }
+        let (f, a) = (median(forward), median(audit));
+        println!(
+            "{kind:>7}: {} answers, {tokens_total} tokens; per answer, median of {rounds} interleaved rounds: forward pass {:.1} ms, whole audit {:.1} ms; the check beyond the forward pass: {:.1}% of the audit",
+            PROMPTS.len(),
+            f * 1e3,
+            a * 1e3,
+            100.0 * (a - f).max(0.0) / a
+        );
+    }
+}
