@@ -462,76 +462,81 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-#[test]
-fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
-    let data = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let models = models_dir();
+/// `vouch up --nodes N` with `args`, in `data` with the sample models in
+/// `models`: the process (killed on drop) and each node's URL, in node
+/// order, as the nodes say where they listen.
+fn up_network(data: &Path, models: &Path, n: usize, args: &[&str]) -> (KillOnDrop, Vec<String>) {
     let mut child = KillOnDrop(
         Command::new(BIN)
+            .args(["up", "--nodes", &n.to_string()])
+            .args(args)
             .args([
-                "up",
-                "--nodes",
-                "4",
-                "--fault",
-                "perturb",
-                "--audit-rate",
-                "1",
                 // Each node binds a port of its own (0: any free one) and
                 // says which: no port is chosen by the test and raced for.
                 "--listen",
                 "127.0.0.1:0",
             ])
             .arg("--data-dir")
-            .arg(data.path())
+            .arg(data)
             .arg("--models")
-            .arg(&models)
+            .arg(models)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let urls: Vec<String> = {
-        use std::io::BufRead;
-        let (said, heard) = std::sync::mpsc::channel();
-        let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let kept = log.clone();
-        // Read the nodes' addresses, then keep draining the log so that
-        // the process never blocks on a full pipe.
-        std::thread::spawn(move || {
-            // Lines as bytes: a log line that is not UTF-8 must not end
-            // the reading (the pipe would fill and block the nodes).
-            for line in stderr.split(b'\n').map_while(Result::ok) {
-                let line = String::from_utf8_lossy(&line).into_owned();
-                if let Some(rest) = line.strip_prefix("node ")
-                    && let Some((i, rest)) = rest.split_once(": ")
-                    && let Ok(i) = i.parse::<usize>()
-                    && let Some(url) = rest.split_whitespace().next()
-                    && url.starts_with("http://")
-                {
-                    let _ = said.send((i, url.to_string()));
-                }
-                let mut kept = kept.lock().unwrap();
-                if kept.len() < 400 && !line.contains("DEBUG") {
-                    kept.push(line);
-                }
+    use std::io::BufRead;
+    let (said, heard) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = log.clone();
+    // Read the nodes' addresses, then keep draining the log so that
+    // the process never blocks on a full pipe.
+    std::thread::spawn(move || {
+        // Lines as bytes: a log line that is not UTF-8 must not end
+        // the reading (the pipe would fill and block the nodes).
+        for line in stderr.split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if let Some(rest) = line.strip_prefix("node ")
+                && let Some((i, rest)) = rest.split_once(": ")
+                && let Ok(i) = i.parse::<usize>()
+                && let Some(url) = rest.split_whitespace().next()
+                && url.starts_with("http://")
+            {
+                let _ = said.send((i, url.to_string()));
             }
-        });
-        // Each node is a process of its own: they say where they listen in
-        // any order.
-        let mut urls = vec![String::new(); 4];
-        for _ in 0..4 {
-            let Ok((i, url)) = heard.recv_timeout(Duration::from_secs(120)) else {
-                panic!(
-                    "vouch up did not say where each node listens ({urls:?}); its log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            };
-            urls[i] = url;
+            let mut kept = kept.lock().unwrap();
+            if kept.len() < 400 && !line.contains("DEBUG") {
+                kept.push(line);
+            }
         }
-        urls
-    };
+    });
+    // Each node is a process of its own: they say where they listen in
+    // any order.
+    let mut urls = vec![String::new(); n];
+    for _ in 0..n {
+        let Ok((i, url)) = heard.recv_timeout(Duration::from_secs(120)) else {
+            panic!(
+                "vouch up did not say where each node listens ({urls:?}); its log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        };
+        urls[i] = url;
+    }
+    (child, urls)
+}
+
+#[test]
+fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let (mut child, urls) = up_network(
+        data.path(),
+        &models,
+        4,
+        &["--fault", "perturb", "--audit-rate", "1"],
+    );
     let vouch = |url: &str, args: &[&str]| {
         Command::new(BIN)
             .arg("--data-dir")
@@ -943,6 +948,110 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// `vouch up --nodes 3 --fault llm-substitute=FILE`: node 2 generates
+/// with the sample LLM re-quantized to Q4_0 by llama.cpp while its
+/// receipts name the sample. The client's own check passes (the receipt
+/// and transcript agree), the other nodes audit every answer under the
+/// ledger's default statistical rule, dispute it, and every node's ledger
+/// slashes node 2's operator.
+#[test]
+fn up_with_three_nodes_catches_a_substituted_llm_and_slashes_its_operator() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let substitute = work.path().join("q4_0.gguf");
+    vouch_engine::gguf::quantize(
+        &models.join("smollm2-135m-instruct.q4_1.gguf"),
+        &substitute,
+        vouch_engine::gguf::Quantization::Q4_0,
+    )
+    .unwrap();
+    let fault = format!("llm-substitute={}", substitute.display());
+    let (_child, urls) = up_network(
+        data.path(),
+        &models,
+        3,
+        &["--fault", &fault, "--audit-rate", "1"],
+    );
+    let vouch = |url: &str, args: &[&str]| {
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args)
+            .env("VOUCH_NODE", url)
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    let net: serde_json::Value =
+        serde_json::from_str(&ok(&vouch(&urls[2], &["network", "--json"]))).unwrap();
+    let faulty = net["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["local"] == true)
+        .unwrap()["operator"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for url in &urls {
+        eventually("the LLM on every node", || {
+            let out = vouch(url, &["model", "ls"]);
+            String::from_utf8_lossy(&out.stdout)
+                .contains("smollm2-135m")
+                .then_some(())
+        });
+    }
+    // An answer gossiped before the gossip mesh formed reaches no auditor:
+    // ask again every few seconds until one is disputed.
+    let mut asked = 0;
+    eventually("an LLM dispute against the substituting node", || {
+        if asked % 30 == 0 {
+            let out = vouch(
+                &urls[2],
+                &[
+                    "chat",
+                    "smollm2-135m",
+                    "Write a short story about a lighthouse keeper.",
+                    "--max-tokens",
+                    "128",
+                ],
+            );
+            let _ = ok(&out);
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("verified: signed by"),
+                "{out:?}"
+            );
+        }
+        asked += 1;
+        let out = vouch(&urls[0], &["evidence", "--json"]);
+        let records: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_default();
+        records
+            .iter()
+            .find(|r| r["kind"] == "llm_dispute" && r["dispute"]["faulty"] == "executor")
+            .map(|r| {
+                r["dispute"]["auditor"]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+    });
+    // Every node's ledger slashes the substituting operator, and only it.
+    for url in &urls {
+        eventually("the slash on every ledger", || {
+            let out = vouch(url, &["ledger", "operators"]);
+            let ops: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+            let slashed: Vec<&str> = ops
+                .iter()
+                .filter(|o| o["slashed"].as_u64().unwrap_or(0) > 0)
+                .map(|o| o["operator"].as_str().unwrap_or_default())
+                .collect();
+            (slashed == [faulty.as_str()]).then_some(())
+        });
     }
 }
 
