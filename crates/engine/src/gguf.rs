@@ -98,7 +98,7 @@ fn load_backend_modules() -> Result<(), String> {
     }
     if let Some(gpu) = devices.iter().find(|d| d.backend != "CPU") {
         tracing::warn!(
-            "language models run on {} ({}): answers generated there differ from teacher-forced audits (batched, or on other hardware) by up to rtol 0.1, more than the network's {LLM_RTOL}, so auditors will dispute some honest answers; serve LLMs from a GPU node only where it is not audited (docs/gpu.md)",
+            "language models run on {} ({}): answers generated there differ from teacher-forced audits (batched, or on other hardware) by up to rtol 0.1, more than the strict {LLM_RTOL}; receipts say so, and audits on a ledger judge them by its accelerator rule (llm_exceed_ppm, docs/llm-audit.md), while a node without a ledger audits strictly and disputes some honest answers",
             gpu.description,
             gpu.backend
         );
@@ -268,11 +268,33 @@ impl GgufEngine {
     }
 }
 
+/// The accelerator llama.cpp runs language models on, if any (a `gpu`
+/// build with a GPU backend module and device); `None`: the CPU.
+fn accelerator() -> Option<String> {
+    #[cfg(feature = "gpu")]
+    {
+        let _ = backend();
+        llama_cpp_2::list_llama_ggml_backend_devices()
+            .into_iter()
+            .find(|d| d.backend != "CPU")
+            .map(|d| d.backend)
+    }
+    #[cfg(not(feature = "gpu"))]
+    None
+}
+
 impl Engine for GgufEngine {
+    /// The version names the accelerator, if any, after a `+`: receipts
+    /// state their hardware class (`vouch_types::llm_rule::HardwareClass`).
     fn info(&self) -> EngineInfo {
+        static ACCELERATOR: OnceLock<Option<String>> = OnceLock::new();
+        let version = match ACCELERATOR.get_or_init(accelerator) {
+            Some(backend) => format!("llama-cpp-2 {LLAMA_CPP_2_VERSION} +{backend}"),
+            None => format!("llama-cpp-2 {LLAMA_CPP_2_VERSION}"),
+        };
         EngineInfo {
             name: "llama.cpp".into(),
-            version: format!("llama-cpp-2 {LLAMA_CPP_2_VERSION}"),
+            version,
         }
     }
 

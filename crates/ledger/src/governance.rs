@@ -14,7 +14,7 @@ use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 24] = [
+    pub const NAMES: [&'static str; 25] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -39,10 +39,11 @@ impl Params {
         "audit_pay_bp",
         "llm_exceed_ppm",
         "llm_hard_ppm",
+        "llm_cpu_exceed_ppm",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 24] {
+    pub fn values(&self) -> [u64; 25] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -68,6 +69,7 @@ impl Params {
             self.audit_pay_bp,
             self.llm_exceed_ppm,
             self.llm_hard_ppm,
+            self.llm_cpu_exceed_ppm,
         ]
     }
 
@@ -105,7 +107,7 @@ impl Params {
             // At most ten times the audited request's price.
             "audit_pay_bp" => (0, 100_000),
             // The rule's binomial tail is exact up to 5% (llm_rule).
-            "llm_exceed_ppm" => (0, 50_000),
+            "llm_exceed_ppm" | "llm_cpu_exceed_ppm" => (0, 50_000),
             // Up to the largest tolerance the audit searches.
             "llm_hard_ppm" => (0, 250_000),
             other => {
@@ -152,6 +154,7 @@ impl Params {
             "audit_pay_bp" => &mut self.audit_pay_bp,
             "llm_exceed_ppm" => &mut self.llm_exceed_ppm,
             "llm_hard_ppm" => &mut self.llm_hard_ppm,
+            "llm_cpu_exceed_ppm" => &mut self.llm_cpu_exceed_ppm,
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",

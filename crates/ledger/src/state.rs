@@ -79,13 +79,17 @@ pub struct Params {
     /// drawn auditors with probability 5% (0.15 audits a request × 30% of
     /// the price = 4.5% of it out), leaving a little for dispute bounties.
     pub audit_pay_bp: u64,
-    /// The statistical rule of LLM audits (`docs/llm-audit.md`): the
-    /// honest rate, in ppm, of generated tokens beyond `llm_tolerance_ppm`
-    /// (0: the strict check, every token within the tolerance).
+    /// The statistical rule of LLM audits (`docs/llm-audit.md`) for
+    /// answers whose receipt states an accelerator: the honest rate, in
+    /// ppm, of generated tokens beyond `llm_tolerance_ppm` (0: the strict
+    /// check, every token within the tolerance).
     pub llm_exceed_ppm: u64,
     /// The rule's hard bound, in ppm of the top logit: a token beyond it
     /// fails an answer alone.
     pub llm_hard_ppm: u64,
+    /// [`Params::llm_exceed_ppm`] for answers computed on CPUs, which are
+    /// exact across machines (0: the strict check).
+    pub llm_cpu_exceed_ppm: u64,
 }
 
 impl Default for Params {
@@ -115,6 +119,7 @@ impl Default for Params {
             audit_pay_bp: 3_000,
             llm_exceed_ppm: 25_000,
             llm_hard_ppm: 100_000,
+            llm_cpu_exceed_ppm: 0,
         }
     }
 }

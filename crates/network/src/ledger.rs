@@ -169,13 +169,16 @@ async fn follow_params(node: std::sync::Weak<Node>) {
     loop {
         let Some(n) = node.upgrade() else { return };
         if let Ok(chain) = n.chain() {
-            let (ppm, llm_ppm, exceed_ppm, hard_ppm) = chain.read(|l| {
+            let (ppm, llm_ppm, rule) = chain.read(|l| {
                 let p = l.params();
                 (
                     p.audit_rate_ppm,
                     p.llm_tolerance_ppm,
-                    p.llm_exceed_ppm,
-                    p.llm_hard_ppm,
+                    vouch_service::service::RuleParams {
+                        exceed_rate: p.llm_exceed_ppm as f64 / 1e6,
+                        cpu_exceed_rate: p.llm_cpu_exceed_ppm as f64 / 1e6,
+                        hard: p.llm_hard_ppm as f64 / 1e6,
+                    },
                 )
             });
             let rtol = llm_ppm as f64 / 1e6;
@@ -186,14 +189,10 @@ async fn follow_params(node: std::sync::Weak<Node>) {
                     "LLM audits use the ledger's tolerance"
                 );
             }
-            let rule = Some((exceed_ppm as f64 / 1e6, hard_ppm as f64 / 1e6));
+            let rule = Some(rule);
             if applied_rule != rule {
                 n.service().set_llm_rule(rule);
-                tracing::info!(
-                    llm_exceed_ppm = exceed_ppm,
-                    llm_hard_ppm = hard_ppm,
-                    "LLM audits use the ledger's statistical rule"
-                );
+                tracing::info!(?rule, "LLM audits use the ledger's statistical rule");
                 applied_rule = rule;
             }
             let allowed = n.release_allowed(crate::network::SOFTWARE);

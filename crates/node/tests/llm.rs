@@ -1607,7 +1607,8 @@ async fn structured_outputs_obey_their_schema_and_audits_replay_the_mask() {
 /// rule, which allows 2.5% of honest tokens beyond the tolerance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_statistical_rule_passes_honest_answers_and_fails_each_attack() {
-    use vouch_node::service::{Fault, LlmFault};
+    use vouch_node::service::{Fault, LlmFault, RuleParams};
+    use vouch_types::llm_rule::HardwareClass;
     let greedy = Sampling::default();
     let cases: [(Option<LlmFault>, Sampling); 5] = [
         (None, sampled(5)),
@@ -1625,7 +1626,28 @@ async fn the_statistical_rule_passes_honest_answers_and_fails_each_attack() {
             })
         })
         .await;
-        t.node.service().set_llm_rule(Some((0.025, 0.1)));
+        // Each class gets its own rate; the strict check without a network.
+        let service = t.node.service();
+        assert_eq!(service.llm_rule(0.02, HardwareClass::Cpu).exceed_rate, 0.0);
+        service.set_llm_rule(Some(RuleParams {
+            exceed_rate: 0.03,
+            cpu_exceed_rate: 0.0,
+            hard: 0.1,
+        }));
+        assert_eq!(service.llm_rule(0.02, HardwareClass::Cpu).threshold(128), 1);
+        assert_eq!(
+            service
+                .llm_rule(0.02, HardwareClass::Accelerator)
+                .exceed_rate,
+            0.03
+        );
+        // The accelerator rule's leniency for these CPU answers too (the
+        // ledger's default for CPUs is the strict check).
+        t.node.service().set_llm_rule(Some(RuleParams {
+            exceed_rate: 0.025,
+            cpu_exceed_rate: 0.025,
+            hard: 0.1,
+        }));
         for q in [
             "Write a short story about a lighthouse keeper.",
             "Explain how a bicycle works.",
@@ -1669,7 +1691,13 @@ async fn every_llm_attack_is_disputed_under_the_statistical_rule() {
     use vouch_node::service::{Fault, LlmFault};
     use vouch_types::dispute::Party;
     let dirs: Vec<_> = (0..7).map(|_| tempfile::tempdir().unwrap()).collect();
-    let rule = Some((0.025, 0.1));
+    // The accelerator rule's leniency for these CPU answers too: the
+    // loosest rule a network applies by default.
+    let rule = Some(vouch_node::service::RuleParams {
+        exceed_rate: 0.025,
+        cpu_exceed_rate: 0.025,
+        hard: 0.1,
+    });
     let referee = on_network(dirs[0].path(), vec![], 0.0, None).await;
     let id = push_llm(&referee, LLM, &llm_file()).await;
     let auditor = on_network(dirs[1].path(), addresses(&referee), 0.0, None).await;

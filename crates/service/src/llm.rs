@@ -635,6 +635,7 @@ impl Service {
     pub async fn audit_transcript(
         &self,
         model: &Digest,
+        class: vouch_types::llm_rule::HardwareClass,
         request: LlmRequest,
         (tokens, logprobs): (Vec<u32>, Vec<TokenLogprobs>),
     ) -> Result<vouch_engine::llm::Replay, NodeError> {
@@ -645,7 +646,7 @@ impl Service {
             (None, vouch_types::Determinism::Tolerant { rtol }) => rtol,
             (None, vouch_types::Determinism::Exact) => 0.0,
         };
-        let rule = self.llm_rule(rtol);
+        let rule = self.llm_rule(rtol, class);
         self.compute(move || {
             let lm = loaded.language().expect("checked");
             Ok(vouch_engine::llm::replay(
@@ -677,6 +678,7 @@ impl Service {
         let replay = self
             .audit_transcript(
                 &receipt.body.model,
+                vouch_types::llm_rule::HardwareClass::of(&receipt.body.engine),
                 transcript.request.clone(),
                 (transcript.tokens.clone(), transcript.logprobs.clone()),
             )

@@ -145,10 +145,9 @@ pub struct Service {
     /// network sets one (the ledger's `llm_tolerance_ppm`), as f64 bits;
     /// NaN: the model's own class.
     llm_rtol: std::sync::atomic::AtomicU64,
-    /// The statistical rule's honest exceedance rate and hard bound where
-    /// the network sets them (the ledger's `llm_exceed_ppm` and
-    /// `llm_hard_ppm`); `None`: the strict check.
-    llm_rule: std::sync::Mutex<Option<(f64, f64)>>,
+    /// The statistical rule's parameters where the network sets them (the
+    /// ledger's); `None`: the strict check.
+    llm_rule: std::sync::Mutex<Option<RuleParams>>,
     /// The substitute model a faulty node generates with
     /// (`NodeConfig::llm_substitute`), once loaded.
     pub(crate) substitute: tokio::sync::OnceCell<Arc<dyn LoadedModel>>,
@@ -173,27 +172,46 @@ impl Service {
         );
     }
 
-    /// Sets the statistical rule's honest per-token exceedance rate and
-    /// hard bound (the ledger's parameters, applied as governance changes
-    /// them); `None` goes back to the strict check.
-    pub fn set_llm_rule(&self, rule: Option<(f64, f64)>) {
+    /// Sets the statistical rule's parameters (the ledger's, applied as
+    /// governance changes them); `None` goes back to the strict check.
+    pub fn set_llm_rule(&self, rule: Option<RuleParams>) {
         *self.llm_rule.lock().unwrap_or_else(|e| e.into_inner()) = rule;
     }
 
-    /// The rule teacher-forced LLM checks apply at tolerance `rtol`: the
-    /// network's statistical rule where it sets one, else the strict check.
-    pub fn llm_rule(&self, rtol: f64) -> vouch_types::llm_rule::AuditRule {
-        use vouch_types::llm_rule::{ALPHA, AuditRule};
+    /// The rule teacher-forced LLM checks apply at tolerance `rtol` to an
+    /// answer of hardware class `class`: the network's statistical rule for
+    /// that class where it sets one, else the strict check.
+    pub fn llm_rule(
+        &self,
+        rtol: f64,
+        class: vouch_types::llm_rule::HardwareClass,
+    ) -> vouch_types::llm_rule::AuditRule {
+        use vouch_types::llm_rule::{ALPHA, AuditRule, HardwareClass};
         match *self.llm_rule.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some((exceed_rate, hard)) => AuditRule {
+            Some(p) => AuditRule {
                 tolerance: rtol,
-                exceed_rate,
-                hard: hard.max(rtol),
+                exceed_rate: match class {
+                    HardwareClass::Cpu => p.cpu_exceed_rate,
+                    HardwareClass::Accelerator => p.exceed_rate,
+                },
+                hard: p.hard.max(rtol),
                 alpha: ALPHA,
             },
             None => AuditRule::strict(rtol),
         }
     }
+}
+
+/// The statistical rule's parameters a network sets (`docs/llm-audit.md`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RuleParams {
+    /// The honest rate of tokens beyond the tolerance in answers computed
+    /// on accelerators.
+    pub exceed_rate: f64,
+    /// The same on CPUs.
+    pub cpu_exceed_rate: f64,
+    /// The hard bound.
+    pub hard: f64,
 }
 
 impl std::fmt::Debug for Service {

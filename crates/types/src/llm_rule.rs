@@ -20,6 +20,35 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::receipt::EngineInfo;
+
+/// The hardware class a receipt states for its answer, by its engine's
+/// version: `+BACKEND` after the version names an accelerator
+/// (`llama-cpp-2 0.1.160 +CUDA`); none, the CPU. Honest CPU answers are
+/// exact across machines, accelerators' are not (`docs/llm-audit.md`), so
+/// each class has its rule. A receipt may claim an accelerator it does not
+/// have, but that only buys the accelerator rule, the looser one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HardwareClass {
+    /// CPUs.
+    Cpu,
+    /// GPUs and other accelerators.
+    Accelerator,
+}
+
+impl HardwareClass {
+    /// The class `engine` states.
+    pub fn of(engine: &EngineInfo) -> HardwareClass {
+        match engine.version.rsplit_once(" +") {
+            Some((_, backend)) if !backend.is_empty() && !backend.eq_ignore_ascii_case("cpu") => {
+                HardwareClass::Accelerator
+            }
+            _ => HardwareClass::Cpu,
+        }
+    }
+}
+
 /// The rule's parameters (network parameters on a ledger).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditRule {
@@ -164,6 +193,23 @@ mod tests {
         (c..=n)
             .map(|k| (ln_choose(k) + k as f64 * p.ln() + (n - k) as f64 * (1.0 - p).ln()).exp())
             .sum()
+    }
+
+    #[test]
+    fn the_hardware_class_is_read_from_the_engine_version() {
+        let class = |v: &str| {
+            HardwareClass::of(&EngineInfo {
+                name: "llama.cpp".into(),
+                version: v.into(),
+            })
+        };
+        assert_eq!(class("llama-cpp-2 0.1.160"), HardwareClass::Cpu);
+        assert_eq!(class("llama-cpp-2 0.1.160 +CPU"), HardwareClass::Cpu);
+        assert_eq!(
+            class("llama-cpp-2 0.1.160 +CUDA"),
+            HardwareClass::Accelerator
+        );
+        assert_eq!(class("llama-cpp-2 0.1.160 +"), HardwareClass::Cpu);
     }
 
     #[test]
