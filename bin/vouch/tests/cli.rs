@@ -462,6 +462,19 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The vouch CLI with `args` against the node at `url`, the data
+/// directory `data` (its admin token) and `work` as the working directory.
+fn vouch_at(data: &Path, work: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("VOUCH_NODE", url)
+        .current_dir(work)
+        .output()
+        .unwrap()
+}
+
 /// `vouch up --nodes N` with `args`, in `data` with the sample models in
 /// `models`: the process (killed on drop) and each node's URL, in node
 /// order, as the nodes say where they listen.
@@ -537,16 +550,7 @@ fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
         4,
         &["--fault", "perturb", "--audit-rate", "1"],
     );
-    let vouch = |url: &str, args: &[&str]| {
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(args)
-            .env("VOUCH_NODE", url)
-            .current_dir(work.path())
-            .output()
-            .unwrap()
-    };
+    let vouch = |url: &str, args: &[&str]| vouch_at(data.path(), work.path(), url, args);
     // Where node 0's evidence first lists a record of `kind` that found
     // the executor faulty.
     let executor_dispute = |kind: &str| {
@@ -976,16 +980,7 @@ fn up_with_three_nodes_catches_a_substituted_llm_and_slashes_its_operator() {
         3,
         &["--fault", &fault, "--audit-rate", "1"],
     );
-    let vouch = |url: &str, args: &[&str]| {
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(args)
-            .env("VOUCH_NODE", url)
-            .current_dir(work.path())
-            .output()
-            .unwrap()
-    };
+    let vouch = |url: &str, args: &[&str]| vouch_at(data.path(), work.path(), url, args);
     let net: serde_json::Value =
         serde_json::from_str(&ok(&vouch(&urls[2], &["network", "--json"]))).unwrap();
     let faulty = net["nodes"]

@@ -6,15 +6,18 @@
 //!
 //!   VOUCH_MODELS=DIR cargo run --example llm_audit_cost [-- ROUNDS]
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use vouch_engine::Engine;
 use vouch_engine::gguf::GgufEngine;
-use vouch_engine::llm::{ChatMessage, Job, LanguageModel, replay};
+use vouch_engine::llm::replay;
 use vouch_types::Schema;
-use vouch_types::llm::{LlmRequest, Mode, Sampling};
+use vouch_types::llm::Sampling;
+
+use common::{chat_request, generate};
 use vouch_types::llm_rule::{ALPHA, AuditRule};
 
 const PROMPTS: [&str; 4] = [
@@ -23,45 +26,6 @@ const PROMPTS: [&str; 4] = [
     "Describe a sunrise over the sea.",
     "What does a compiler do?",
 ];
-
-fn request(lm: &dyn LanguageModel, prompt: &str, sampling: Sampling) -> LlmRequest {
-    LlmRequest {
-        mode: Mode::Completion,
-        prompt: lm
-            .render_chat(&[ChatMessage::text("user", prompt)], None)
-            .unwrap(),
-        max_tokens: 128,
-        stop: vec![],
-        sampling,
-        messages: vec![],
-        template: None,
-        constraint: None,
-        tools: None,
-        logprobs: None,
-    }
-}
-
-fn generate(lm: &dyn LanguageModel, r: &LlmRequest) -> Vec<u32> {
-    let (tx, rx) = mpsc::channel();
-    lm.generate(Job {
-        prompt: lm.tokenize(&r.prompt),
-        request: r.clone(),
-        sink: Box::new(move |ev| tx.send(ev).is_ok()),
-        fault: None,
-        constraint: None,
-        alive: Box::new(|| true),
-    })
-    .unwrap();
-    let mut tokens = Vec::new();
-    for ev in rx {
-        let ev = ev.unwrap();
-        tokens.push(ev.token);
-        if ev.finish.is_some() {
-            break;
-        }
-    }
-    tokens
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -106,8 +70,8 @@ fn main() {
         let (mut forward, mut audit) = (Vec::new(), Vec::new());
         let mut tokens_total = 0;
         for p in PROMPTS {
-            let r = request(lm, p, sampling.clone());
-            let tokens = generate(lm, &r);
+            let r = chat_request(lm, p, 128, sampling.clone());
+            let tokens = generate(lm, std::slice::from_ref(&r), None).remove(0);
             tokens_total += tokens.len();
             let prompt = lm.tokenize(&r.prompt);
             let mut all = prompt.clone();

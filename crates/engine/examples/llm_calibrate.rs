@@ -12,16 +12,19 @@
 //! the rule's decisions (`crates/engine/tests/llm_calibration.rs`,
 //! `tests/python/test_llm_rule.py`).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use serde_json::json;
 use vouch_engine::gguf::{GgufEngine, Quantization, quantize};
-use vouch_engine::llm::{ChatMessage, Job, LanguageModel, LlmFault, replay};
+use vouch_engine::llm::{LlmFault, replay};
 use vouch_engine::{Engine, LoadedModel};
 use vouch_types::Schema;
-use vouch_types::llm::{LlmRequest, Mode, Sampling};
+use vouch_types::llm::{LlmRequest, Sampling};
+
+use common::{chat_request, generate};
 use vouch_types::llm_rule::{ALPHA, AuditRule};
 
 /// One way of producing answers: an honest engine configuration or an
@@ -73,61 +76,6 @@ fn load(engine: &GgufEngine, path: &std::path::Path) -> Arc<dyn LoadedModel> {
         .expect("the sample LLM loads")
 }
 
-fn request(lm: &dyn LanguageModel, prompt: &str, sampling: &Sampling) -> LlmRequest {
-    let prompt = lm
-        .render_chat(&[ChatMessage::text("user", prompt)], None)
-        .expect("the chat template renders");
-    LlmRequest {
-        mode: Mode::Completion,
-        prompt,
-        max_tokens: MAX_TOKENS,
-        stop: vec![],
-        sampling: sampling.clone(),
-        messages: vec![],
-        template: None,
-        constraint: None,
-        tools: None,
-        logprobs: None,
-    }
-}
-
-/// Generates the answers to `requests` with `lm`, all submitted at once
-/// (the engine batches those its slots hold), with `fault`.
-fn generate(
-    lm: &dyn LanguageModel,
-    requests: &[LlmRequest],
-    fault: Option<LlmFault>,
-) -> Vec<Vec<u32>> {
-    let mut waiting = Vec::new();
-    for r in requests {
-        let (tx, rx) = mpsc::channel();
-        lm.generate(Job {
-            prompt: lm.tokenize(&r.prompt),
-            request: r.clone(),
-            sink: Box::new(move |ev| tx.send(ev).is_ok()),
-            fault,
-            constraint: None,
-            alive: Box::new(|| true),
-        })
-        .expect("the job is queued");
-        waiting.push(rx);
-    }
-    waiting
-        .into_iter()
-        .map(|rx| {
-            let mut tokens = Vec::new();
-            for ev in rx {
-                let ev = ev.expect("generation runs");
-                tokens.push(ev.token);
-                if ev.finish.is_some() {
-                    break;
-                }
-            }
-            tokens
-        })
-        .collect()
-}
-
 fn main() {
     let out = PathBuf::from(
         std::env::args()
@@ -142,7 +90,7 @@ fn main() {
     let requests: Vec<(usize, LlmRequest)> = PROMPTS
         .iter()
         .enumerate()
-        .flat_map(|(i, p)| samplings().map(|s| (i, request(alm, p, &s))))
+        .flat_map(|(i, p)| samplings().map(|s| (i, chat_request(alm, p, MAX_TOKENS, s))))
         .collect();
 
     // Substitutes: the same weights quantized otherwise by llama.cpp.

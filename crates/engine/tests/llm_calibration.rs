@@ -10,7 +10,7 @@ use vouch_engine::Engine;
 use vouch_engine::gguf::GgufEngine;
 use vouch_engine::llm::replay;
 use vouch_types::Schema;
-use vouch_types::llm::{LlmRequest, Mode, Sampling};
+use vouch_types::llm::{LlmRequest, Sampling};
 use vouch_types::llm_rule::{ALPHA, AuditRule};
 
 fn models_dir() -> PathBuf {
@@ -53,23 +53,15 @@ fn every_stored_answer_scores_as_stored_and_honest_ones_pass() {
     for a in corpus["answers"].as_array().unwrap() {
         let sampling: Sampling = serde_json::from_value(a["sampling"].clone()).unwrap();
         let prompt = &prompts[a["prompt"].as_u64().unwrap() as usize];
-        let request = LlmRequest {
-            mode: Mode::Completion,
-            prompt: lm
-                .render_chat(
-                    &[vouch_engine::llm::ChatMessage::text("user", prompt)],
-                    None,
-                )
-                .unwrap(),
-            max_tokens: corpus["max_tokens"].as_u64().unwrap() as u32,
-            stop: vec![],
+        let request = LlmRequest::completion(
+            lm.render_chat(
+                &[vouch_engine::llm::ChatMessage::text("user", prompt)],
+                None,
+            )
+            .unwrap(),
+            corpus["max_tokens"].as_u64().unwrap() as u32,
             sampling,
-            messages: vec![],
-            template: None,
-            constraint: None,
-            tools: None,
-            logprobs: None,
-        };
+        );
         let tokens: Vec<u32> = serde_json::from_value(a["tokens"].clone()).unwrap();
         let checked = replay(lm, &request, &tokens, &[], &strict).unwrap();
         let mut stored = vec![0.0; tokens.len()];

@@ -119,6 +119,18 @@ async fn raw_infer(
     )
 }
 
+/// [`raw_infer`] of one iris row with `voucher`, which must be refused as
+/// 402 `payment_required`: the message.
+async fn payment_required(t: &TestNode, voucher: Option<&str>) -> String {
+    let (status, code_, message) = raw_infer(t, voucher, (1, 4)).await;
+    assert_eq!(
+        (status, code_.as_str()),
+        (402, "payment_required"),
+        "{voucher:?}: {message}"
+    );
+    message
+}
+
 fn code(e: ClientError) -> String {
     match e {
         ClientError::Api { code, .. } => code,
@@ -148,12 +160,7 @@ async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_
     assert!(published, "the node did not publish its price");
 
     // No voucher: 402, saying what to send.
-    let (status, code_, message) = raw_infer(&t, None, (1, 4)).await;
-    assert_eq!(
-        (status, code_.as_str()),
-        (402, "payment_required"),
-        "{message}"
-    );
+    let message = payment_required(&t, None).await;
     assert!(
         message.contains("Vouch-Voucher") && message.contains("100"),
         "{message}"
@@ -198,12 +205,7 @@ async fn a_client_pays_by_voucher_hostile_vouchers_are_refused_and_the_operator_
         (&forged.to_header(), "does not verify"),
         ("ed25519:00 1 2", "a voucher is"),
     ] {
-        let (status, code_, message) = raw_infer(&t, Some(voucher), (1, 4)).await;
-        assert_eq!(
-            (status, code_.as_str()),
-            (402, "payment_required"),
-            "{voucher}: {message}"
-        );
+        let message = payment_required(&t, Some(voucher)).await;
         assert!(message.contains(want), "{voucher}: {message}");
     }
     // Beyond the escrow: 300 owed, 250 held.
@@ -320,12 +322,7 @@ async fn a_client_pays_requests_ahead_with_one_voucher_until_they_are_spent() {
     assert_eq!(state.next, 700);
     // The first voucher again: spent already.
     let first = Voucher::sign(&chain_id, &key, &operator, 400).to_header();
-    let (status, code_, message) = raw_infer(&t, Some(&first), (1, 4)).await;
-    assert_eq!(
-        (status, code_.as_str()),
-        (402, "payment_required"),
-        "{message}"
-    );
+    let message = payment_required(&t, Some(&first)).await;
     assert!(message.contains("at least 700"), "{message}");
     // Redeemed before it is spent, the held one still pays what is left of
     // it, and then nothing.
@@ -343,12 +340,7 @@ async fn a_client_pays_requests_ahead_with_one_voucher_until_they_are_spent() {
     let second = Voucher::sign(&chain_id, &key, &operator, 800).to_header();
     let (status, ..) = raw_infer(&t, Some(&second), (1, 4)).await;
     assert_eq!(status, 200);
-    let (status, code_, message) = raw_infer(&t, Some(&second), (1, 4)).await;
-    assert_eq!(
-        (status, code_.as_str()),
-        (402, "payment_required"),
-        "{message}"
-    );
+    let message = payment_required(&t, Some(&second)).await;
     assert!(message.contains("at least 900"), "{message}");
     assert_eq!(t.node.redeem_vouchers().await.unwrap(), 0);
     // Learning afresh, a client pays on from what was spent.

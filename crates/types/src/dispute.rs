@@ -889,7 +889,7 @@ mod tests {
 #[cfg(test)]
 mod llm_tests {
     use super::*;
-    use crate::llm::{Finish, LlmRequest, Mode, Sampling};
+    use crate::llm::{Finish, LlmRequest, Sampling};
     use crate::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
 
     fn keys() -> [SecretKey; 3] {
@@ -901,23 +901,16 @@ mod llm_tests {
     fn dispute(referee_fails: bool) -> LlmDispute {
         let [ke, ka, kr] = keys();
         let transcript = Transcript {
-            request: LlmRequest {
-                mode: Mode::Completion,
-                prompt: "The capital of France is".into(),
-                max_tokens: 3,
-                stop: vec![],
-                sampling: Sampling {
+            request: LlmRequest::completion(
+                "The capital of France is",
+                3,
+                Sampling {
                     temperature: 0.0,
                     top_p: 1.0,
                     top_k: 0,
                     seed: 7,
                 },
-                messages: vec![],
-                template: None,
-                constraint: None,
-                tools: None,
-                logprobs: None,
-            },
+            ),
             tokens: vec![11, 12, 13],
             texts: vec![" Paris".into(), ".".into(), String::new()],
             finish_reason: Finish::Length,

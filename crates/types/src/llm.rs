@@ -349,6 +349,23 @@ pub struct ToolCall {
 }
 
 impl LlmRequest {
+    /// A completion of `prompt`, as it is: no stop strings, messages,
+    /// template, constraint, tools or log-probabilities.
+    pub fn completion(prompt: impl Into<String>, max_tokens: u32, sampling: Sampling) -> Self {
+        LlmRequest {
+            mode: Mode::Completion,
+            prompt: prompt.into(),
+            max_tokens,
+            stop: vec![],
+            sampling,
+            messages: vec![],
+            template: None,
+            constraint: None,
+            tools: None,
+            logprobs: None,
+        }
+    }
+
     /// Whether the request uses a constraint, tools or tool messages,
     /// which the encoding's extension carries.
     fn extended(&self) -> bool {

@@ -155,17 +155,25 @@ impl AuditRule {
             .position(|s| *s > self.hard.max(self.tolerance));
         let first_exceed = scores.iter().position(|s| above(*s));
         let mut fails = hard_at.is_some();
-        // Longer answers are judged a window at a time.
+        // Longer answers are judged a window at a time; every window but
+        // the last is whole, with the first's threshold.
+        let first = scores.len().min(MAX_RULE_TOKENS);
+        let threshold = self.threshold(first);
+        let mut exceed = 0;
         for window in scores.chunks(MAX_RULE_TOKENS) {
-            let exceed = window.iter().filter(|s| above(**s)).count();
-            if exceed >= self.threshold(window.len()) {
-                fails = true;
-            }
+            let here = window.iter().filter(|s| above(**s)).count();
+            let c = if window.len() == first {
+                threshold
+            } else {
+                self.threshold(window.len())
+            };
+            fails |= here >= c;
+            exceed += here;
         }
         Decision {
             tokens: scores.len(),
-            exceed: scores.iter().filter(|s| above(**s)).count(),
-            threshold: self.threshold(scores.len().min(MAX_RULE_TOKENS)),
+            exceed,
+            threshold,
             hard_at,
             first_exceed,
             pass: !fails,

@@ -4,7 +4,7 @@
 
 use vouch_ledger::{Block, Ledger, Tx, TxBody, TxOutcome};
 use vouch_types::dispute::{DISPUTE_VERSION, LlmDispute, Party, TokenVerdict};
-use vouch_types::llm::{Finish, LlmRequest, Mode, Sampling, Transcript};
+use vouch_types::llm::{Finish, LlmRequest, Sampling, Transcript};
 use vouch_types::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
 use vouch_types::{Digest, Kind, PublicKey, SecretKey};
 
@@ -61,23 +61,16 @@ pub fn err(o: &TxOutcome) -> String {
 /// verdict (key `r`) agreeing with it.
 pub fn llm_dispute(e: &SecretKey, a: &SecretKey, r: &SecretKey, seed: u64) -> LlmDispute {
     let transcript = Transcript {
-        request: LlmRequest {
-            mode: Mode::Completion,
-            prompt: "The capital of France is".into(),
-            max_tokens: 3,
-            stop: vec![],
-            sampling: Sampling {
+        request: LlmRequest::completion(
+            "The capital of France is",
+            3,
+            Sampling {
                 temperature: 0.0,
                 top_p: 1.0,
                 top_k: 0,
                 seed,
             },
-            messages: vec![],
-            template: None,
-            constraint: None,
-            tools: None,
-            logprobs: None,
-        },
+        ),
         tokens: vec![11, 12, 13],
         texts: vec![" Paris".into(), ".".into(), String::new()],
         finish_reason: Finish::Length,
