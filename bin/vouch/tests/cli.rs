@@ -475,6 +475,17 @@ fn vouch_at(data: &Path, work: &Path, url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Held by each test that runs a local network of several node processes
+/// with LLMs ([`up_network`]) for as long as it runs, so that two such
+/// networks never share a 2-core machine: run together, a quorum's receipt
+/// reached its client 7 s after it was signed, past the 5 s freshness
+/// window the client rightly enforces.
+/// Taken first, so that it is released last, after the network's processes.
+fn one_network_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static NETWORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    NETWORK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `vouch up --nodes N` with `args`, in `data` with the sample models in
 /// `models`: the process (killed on drop) and each node's URL, in node
 /// order, as the nodes say where they listen.
@@ -541,6 +552,7 @@ fn up_network(data: &Path, models: &Path, n: usize, args: &[&str]) -> (KillOnDro
 
 #[test]
 fn up_with_four_nodes_replicates_samples_and_a_quorum_catches_the_faulty_one() {
+    let _turn = one_network_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let models = models_dir();
@@ -963,6 +975,7 @@ impl Drop for KillOnDrop {
 /// slashes node 2's operator.
 #[test]
 fn up_with_three_nodes_catches_a_substituted_llm_and_slashes_its_operator() {
+    let _turn = one_network_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let models = models_dir();
