@@ -113,6 +113,16 @@ impl Node {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key);
     }
+
+    /// No longer admits operator `key` (one configured or admitted since):
+    /// an operator that left should not stay in the referee draw, where
+    /// each dead one drawn costs a dispute one of its few tries.
+    pub fn expel(&self, key: &PublicKey) {
+        self.admitted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
 }
 
 impl Hooks for Node {

@@ -1758,6 +1758,11 @@ async fn every_llm_attack_is_disputed_under_the_statistical_rule() {
             "{fault:?}: {}",
             d.auditor.reason
         );
+        // Gone, it leaves the draw: three dead operators drawn first
+        // would leave the next dispute without a referee.
+        for t in [&referee, &auditor] {
+            t.node.expel(&faulty.node.public_key());
+        }
         faulty.stop().await;
     }
 }
