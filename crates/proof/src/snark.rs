@@ -1,0 +1,244 @@
+//! The proof system: Spartan as nova-snark implements it
+//! (`spartan::direct::DirectSNARK` over `spartan::snark::RelaxedR1CSSNARK`),
+//! with Pedersen commitments and an inner-product argument over the Pallas
+//! curve. Its keys come from the circuit and public generators alone (no
+//! trusted setup), so a verifier derives them from the circuit file.
+//!
+//! `DirectSNARK` proves a step circuit with `arity` public inputs and as
+//! many public outputs; the model's input and output are padded with zeros
+//! to the larger of their lengths, and the padding outputs are constrained
+//! to zero.
+
+use std::sync::Arc;
+
+use ff::{Field, PrimeField};
+use nova_snark::frontend::{
+    ConstraintSystem, LinearCombination, SynthesisError, num::AllocatedNum,
+};
+use nova_snark::provider::PallasEngine;
+use nova_snark::provider::ipa_pc::EvaluationEngine;
+use nova_snark::spartan::direct::{DirectSNARK, ProverKey, VerifierKey};
+use nova_snark::spartan::snark::RelaxedR1CSSNARK;
+use nova_snark::traits::Engine;
+use nova_snark::traits::circuit::StepCircuit;
+use serde::{Deserialize, Serialize};
+
+use crate::ProofError;
+use crate::circuit::Circuit;
+use crate::r1cs::{Lc, R1cs, Var};
+
+type E = PallasEngine;
+type F = <E as Engine>::Scalar;
+type S = RelaxedR1CSSNARK<E, EvaluationEngine<E>>;
+type Snark = DirectSNARK<E, S, Step>;
+
+/// The proof system, as receipts and documents name it.
+pub const SYSTEM: &str = "spartan (nova-snark 0.76 DirectSNARK, IPA over Pallas)";
+
+/// The largest proof this code reads.
+const MAX_PROOF_BYTES: usize = 1 << 20;
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::legacy().with_limit::<{ 64 << 20 }>()
+}
+
+fn field(v: i128) -> F {
+    if v >= 0 {
+        F::from_u128(v as u128)
+    } else {
+        -F::from_u128(v.unsigned_abs())
+    }
+}
+
+/// The circuit as nova's step circuit: the constraint system, already
+/// written, copied into nova's.
+#[derive(Clone)]
+struct Step {
+    r1cs: Arc<R1cs>,
+    arity: usize,
+}
+
+impl StepCircuit<F> for Step {
+    fn arity(&self) -> usize {
+        self.arity
+    }
+
+    fn synthesize<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        z: &[AllocatedNum<F>],
+    ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
+        let r = &self.r1cs;
+        let outputs = (0..self.arity)
+            .map(|i| {
+                let v = r.outputs.get(i).copied().unwrap_or(0);
+                AllocatedNum::alloc(cs.namespace(|| format!("out {i}")), || Ok(field(v)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, pad) in outputs.iter().enumerate().skip(r.outputs.len()) {
+            cs.enforce(
+                || format!("padding {i}"),
+                |lc| lc + pad.get_variable(),
+                |lc| lc + CS::one(),
+                |lc| lc,
+            );
+        }
+        let aux = r
+            .aux
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| cs.alloc(|| format!("aux {i}"), || Ok(field(v))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let var = |v: Var| match v {
+            Var::One => CS::one(),
+            Var::In(i) => z[i as usize].get_variable(),
+            Var::Out(i) => outputs[i as usize].get_variable(),
+            Var::Aux(i) => aux[i as usize],
+        };
+        let lc = |l: &Lc| {
+            l.0.iter()
+                .fold(LinearCombination::<F>::zero(), |acc, &(v, k)| {
+                    acc.add_unsimplified((field(k), var(v)))
+                })
+        };
+        for (n, [a, b, c]) in r.constraints.iter().enumerate() {
+            let (a, b, c) = (lc(a), lc(b), lc(c));
+            cs.enforce(|| format!("c{n}"), |_| a, |_| b, |_| c);
+        }
+        Ok(outputs)
+    }
+}
+
+fn arity(c: &Circuit) -> usize {
+    c.input_len().max(c.output_len())
+}
+
+/// The public values in the order the proof states them: the input, then
+/// the output, each padded with zeros to the arity.
+fn public_io(arity: usize, input: &[i128], outputs: &[i128]) -> Vec<F> {
+    let mut io: Vec<F> = input.iter().map(|&v| field(v)).collect();
+    io.resize(arity, F::ZERO);
+    io.extend(outputs.iter().map(|&v| field(v)));
+    io.resize(2 * arity, F::ZERO);
+    io
+}
+
+/// A circuit's proving key (and its verifying key).
+pub struct Keys {
+    pk: ProverKey<E, S>,
+    vk: VerifyingKey,
+    constraints: usize,
+}
+
+/// A circuit's verifying key.
+pub struct VerifyingKey {
+    vk: VerifierKey<E, S>,
+    arity: usize,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl Keys {
+    /// Derives the keys from the circuit alone.
+    pub fn setup(circuit: &Circuit) -> Result<Keys, ProofError> {
+        let r = circuit.synthesize(&vec![0; circuit.input_len()])?;
+        let constraints = r.constraints.len();
+        let step = Step {
+            r1cs: Arc::new(r),
+            arity: arity(circuit),
+        };
+        let (pk, vk) = Snark::setup(step).map_err(|e| ProofError::Prover(e.to_string()))?;
+        Ok(Keys {
+            pk,
+            vk: VerifyingKey {
+                vk,
+                arity: arity(circuit),
+                inputs: circuit.input_len(),
+                outputs: circuit.output_len(),
+            },
+            constraints,
+        })
+    }
+
+    /// The verifying key.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.vk
+    }
+
+    /// The constraints of the circuit.
+    pub fn constraints(&self) -> usize {
+        self.constraints
+    }
+}
+
+/// A proof and the exact integer outputs it states.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// The circuit's outputs, integers at its output scale.
+    #[serde(with = "crate::ints")]
+    pub outputs: Vec<i128>,
+    /// The proof's bytes.
+    #[serde(with = "b64")]
+    pub snark: Vec<u8>,
+}
+
+/// Runs `circuit` on the integer `input` and proves the outputs.
+pub fn prove(keys: &Keys, circuit: &Circuit, input: &[i128]) -> Result<Proof, ProofError> {
+    let r = circuit.synthesize(input)?;
+    debug_assert_eq!(r.unsatisfied(), None);
+    let outputs = r.outputs.clone();
+    let step = Step {
+        r1cs: Arc::new(r),
+        arity: keys.vk.arity,
+    };
+    let z: Vec<F> = public_io(keys.vk.arity, input, &[])[..keys.vk.arity].to_vec();
+    let snark = Snark::prove(&keys.pk, step, &z).map_err(|e| ProofError::Prover(e.to_string()))?;
+    let snark = bincode::serde::encode_to_vec(&snark, bincode_config())
+        .map_err(|e| ProofError::Prover(e.to_string()))?;
+    Ok(Proof { outputs, snark })
+}
+
+/// Checks that `proof` shows the circuit behind `vk` maps the integer
+/// `input` to the proof's outputs.
+pub fn verify(vk: &VerifyingKey, input: &[i128], proof: &Proof) -> Result<(), ProofError> {
+    if input.len() != vk.inputs || proof.outputs.len() != vk.outputs {
+        return Err(ProofError::Invalid(format!(
+            "the circuit has {} inputs and {} outputs; the proof states {} and {}",
+            vk.inputs,
+            vk.outputs,
+            input.len(),
+            proof.outputs.len()
+        )));
+    }
+    if proof.snark.len() > MAX_PROOF_BYTES {
+        return Err(ProofError::Invalid(format!(
+            "{} bytes is not a proof",
+            proof.snark.len()
+        )));
+    }
+    let (snark, read): (Snark, usize) =
+        bincode::serde::decode_from_slice(&proof.snark, bincode_config())
+            .map_err(|e| ProofError::Invalid(format!("unreadable: {e}")))?;
+    if read != proof.snark.len() {
+        return Err(ProofError::Invalid("trailing bytes after the proof".into()));
+    }
+    snark
+        .verify(&vk.vk, &public_io(vk.arity, input, &proof.outputs))
+        .map_err(|e| ProofError::Invalid(e.to_string()))
+}
+
+mod b64 {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        STANDARD
+            .decode(String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
+    }
+}

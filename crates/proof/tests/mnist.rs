@@ -1,0 +1,202 @@
+//! The MNIST MLP that `scripts/mnist-models` trains: compiled to a circuit,
+//! run, proved and verified; every tampered part of a proof is rejected;
+//! the quantized model agrees with the float model; models outside the
+//! covered operators are refused with what is missing.
+
+use std::path::PathBuf;
+
+use vouch_proof::ProofError;
+use vouch_proof::circuit::{Circuit, Layer, Options};
+use vouch_proof::snark::{Keys, prove, verify};
+use vouch_types::tensor::{Tensor, TensorMap};
+
+fn models() -> PathBuf {
+    PathBuf::from(std::env::var("VOUCH_MODELS").expect(
+        "VOUCH_MODELS must name the models directory (scripts/fetch-models.sh and scripts/mnist-models fill it)",
+    ))
+}
+
+/// The MLP's circuit, for pixels in [0, 1].
+fn circuit() -> Circuit {
+    Circuit::compile(&mlp(), &Options { input_range: 1.0 }).unwrap()
+}
+
+fn mlp() -> Vec<u8> {
+    std::fs::read(models().join("mnist-mlp.onnx"))
+        .expect("mnist-mlp.onnx: run scripts/mnist-models")
+}
+
+/// The held-out images: (label, pixels as the model takes them, in [0, 1]).
+fn test_set() -> Vec<(u8, Vec<f32>)> {
+    let bytes = std::fs::read(models().join("mnist-test.u8"))
+        .expect("mnist-test.u8: run scripts/mnist-models");
+    assert_eq!(bytes.len() % 785, 0);
+    bytes
+        .chunks_exact(785)
+        .map(|c| (c[0], c[1..].iter().map(|&p| p as f32 / 255.0).collect()))
+        .collect()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+#[test]
+fn a_proof_verifies_and_every_tampered_part_is_rejected() {
+    let circuit = circuit();
+    assert_eq!(circuit.input.shape, vec![1, 784]);
+    assert_eq!(circuit.output.shape, vec![1, 10]);
+    assert!(matches!(
+        circuit.layers[..],
+        [Layer::Dense { .. }, Layer::Relu { .. }, Layer::Dense { .. }]
+    ));
+    let keys = Keys::setup(&circuit).unwrap();
+    let images = test_set();
+    let x = circuit.quantize_input(&images[0].1).unwrap();
+    let proof = prove(&keys, &circuit, &x).unwrap();
+    let vk = keys.verifying_key();
+    verify(vk, &x, &proof).unwrap();
+    // The stated outputs are the circuit's.
+    assert_eq!(proof.outputs, circuit.synthesize(&x).unwrap().outputs);
+
+    // Another output.
+    let mut bad = proof.clone();
+    bad.outputs[3] += 1;
+    assert!(matches!(verify(vk, &x, &bad), Err(ProofError::Invalid(_))));
+    // Another input.
+    let mut other = x.clone();
+    other[400] += 1;
+    assert!(matches!(
+        verify(vk, &other, &proof),
+        Err(ProofError::Invalid(_))
+    ));
+    // Each byte of the proof, one after another, in a spread of positions.
+    for i in (0..proof.snark.len()).step_by(proof.snark.len() / 24) {
+        let mut bad = proof.clone();
+        bad.snark[i] ^= 1;
+        assert!(
+            verify(vk, &x, &bad).is_err(),
+            "a proof with byte {i} flipped verified"
+        );
+    }
+    let mut cut = proof.clone();
+    cut.snark.truncate(cut.snark.len() - 1);
+    assert!(verify(vk, &x, &cut).is_err());
+    // Another model: one weight changed gives another circuit, whose key
+    // rejects this proof.
+    let mut changed = circuit.clone();
+    if let Layer::Dense { weights, .. } = &mut changed.layers[2] {
+        weights[5] += 1;
+    }
+    let other_keys = Keys::setup(&changed).unwrap();
+    assert!(matches!(
+        verify(other_keys.verifying_key(), &x, &proof),
+        Err(ProofError::Invalid(_))
+    ));
+    // The proof of the changed model states its own outputs and verifies
+    // under its own key only.
+    let theirs = prove(&other_keys, &changed, &x).unwrap();
+    verify(other_keys.verifying_key(), &x, &theirs).unwrap();
+    assert!(verify(vk, &x, &theirs).is_err());
+    // A proof of one image does not verify for another.
+    let y = circuit.quantize_input(&images[1].1).unwrap();
+    assert!(verify(vk, &y, &proof).is_err());
+}
+
+#[test]
+fn the_circuit_agrees_with_the_float_model_and_its_error_bound_holds() {
+    let bytes = mlp();
+    let circuit = circuit();
+    let engine = vouch_engine::onnx::OnnxEngine::default();
+    let model = vouch_engine::Engine::load(&engine, &bytes, &Default::default()).unwrap();
+    let images = test_set();
+    assert_eq!(images.len(), 2000);
+    let (mut agree, mut right_float, mut right_circuit, mut worst) = (0, 0, 0, 0f64);
+    for (label, pixels) in &images {
+        let mut inputs = TensorMap::new();
+        inputs.insert("input", Tensor::from_f32(vec![1, 784], pixels).unwrap());
+        let float = model
+            .run(&inputs, false)
+            .unwrap()
+            .outputs
+            .get("logits")
+            .unwrap()
+            .to_f64_vec();
+        let x = circuit.quantize_input(pixels).unwrap();
+        let ours = circuit.dequantize(&circuit.synthesize(&x).unwrap().outputs);
+        let float32: Vec<f32> = float.iter().map(|&v| v as f32).collect();
+        for (a, b) in ours.iter().zip(&float) {
+            worst = worst.max((*a as f64 - b).abs());
+        }
+        agree += usize::from(argmax(&ours) == argmax(&float32));
+        right_float += usize::from(argmax(&float32) == *label as usize);
+        right_circuit += usize::from(argmax(&ours) == *label as usize);
+    }
+    let n = images.len() as f64;
+    eprintln!(
+        "argmax agreement {:.4}, accuracy float {:.4} circuit {:.4}, largest logit error {worst:.3e} (bound {:.3e})",
+        agree as f64 / n,
+        right_float as f64 / n,
+        right_circuit as f64 / n,
+        circuit.error_bound
+    );
+    assert!(agree as f64 / n >= 0.995, "agreement {agree} of {n}");
+    assert!(right_float.abs_diff(right_circuit) as f64 / n <= 0.005);
+    // The stated bound holds (it also covers the float model's own float32
+    // rounding, which it leaves out, many times over here).
+    assert!(
+        worst <= circuit.error_bound,
+        "{worst} > {}",
+        circuit.error_bound
+    );
+    assert!(
+        circuit.error_bound < 0.05,
+        "a loose bound: {}",
+        circuit.error_bound
+    );
+}
+
+#[test]
+fn inputs_outside_the_circuit_are_refused_with_what_to_change() {
+    let circuit = circuit();
+    let e = circuit.quantize_input(&[0.0; 783]).unwrap_err().to_string();
+    assert!(
+        e.contains("needs 784 values") && e.contains("got 783"),
+        "{e}"
+    );
+    let mut x = vec![0.0; 784];
+    x[7] = f32::NAN;
+    let e = circuit.quantize_input(&x).unwrap_err().to_string();
+    assert!(e.contains("element 7") && e.contains("finite"), "{e}");
+    x[7] = 1e6;
+    let e = circuit.quantize_input(&x).unwrap_err().to_string();
+    assert!(e.contains("within ±1"), "{e}");
+}
+
+#[test]
+fn models_outside_the_covered_operators_are_refused_with_the_missing_ones() {
+    let iris = std::fs::read(models().join("iris.onnx")).unwrap();
+    let e = Circuit::from_onnx(&iris).unwrap_err();
+    let ProofError::Unsupported(text) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(text.contains("LinearClassifier"), "{text}");
+    assert!(text.contains("covered: Gemm, MatMul"), "{text}");
+    let vad = std::fs::read(models().join("silero-vad.onnx")).unwrap();
+    let e = Circuit::from_onnx(&vad).unwrap_err().to_string();
+    assert!(e.contains("operators a proof does not cover"), "{e}");
+    assert!(Circuit::from_onnx(b"not a model").is_err());
+}
+
+#[test]
+fn a_circuit_reads_back_as_written() {
+    let circuit = circuit();
+    let bytes = circuit.encode();
+    assert_eq!(Circuit::decode(&bytes).unwrap(), circuit);
+    assert_eq!(
+        self::circuit().encode(),
+        bytes,
+        "compiling is deterministic"
+    );
+    assert!(Circuit::decode(&bytes[..bytes.len() - 2]).is_err());
+}
