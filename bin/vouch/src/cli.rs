@@ -499,6 +499,15 @@ pub(crate) enum ModelCommand {
         /// The model's tokenizer.json (embedding models), uploaded with it.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
+        /// Make the model provable (`--verify proof`): the node compiles it
+        /// to a circuit, refusing it with the operators a proof does not
+        /// cover, and names the circuit in its manifest.
+        #[arg(long)]
+        provable: bool,
+        /// With --provable: the largest input magnitude the circuit accepts
+        /// (smaller: a smaller circuit and a tighter error bound).
+        #[arg(long, value_name = "R", default_value_t = vouch_proof::circuit::INPUT_RANGE, requires = "provable")]
+        input_range: f64,
     },
     /// List models.
     Ls {
@@ -580,10 +589,18 @@ pub(crate) struct InferArgs {
     /// default it must name the model the node registers under the name.
     #[arg(long)]
     pub(crate) model_id: Option<String>,
-    /// Verification level: receipt (default), audit, or quorum:N (N
-    /// distinct operators run it; a majority must agree).
+    /// Verification level: receipt (default), audit, quorum:N (N
+    /// distinct operators run it; a majority must agree), or proof (a
+    /// provable model's answer comes with a proof, checked here).
     #[arg(long)]
     pub(crate) verify: Option<String>,
+    /// With --verify proof: write the proof here (for `vouch verify --proof`).
+    #[arg(long)]
+    pub(crate) proof: Option<PathBuf>,
+    /// With --verify proof: write the circuit file the proof was checked
+    /// against here (for `vouch verify --circuit`).
+    #[arg(long)]
+    pub(crate) circuit: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) pay: PayArgs,
 }
@@ -636,6 +653,13 @@ pub(crate) struct VerifyArgs {
     /// earlier one).
     #[arg(long, value_name = "URL")]
     pub(crate) ledger: Option<String>,
+    /// A proof of the answer (as `vouch infer --proof FILE` writes it),
+    /// checked offline with --input, --output and --circuit.
+    #[arg(long)]
+    pub(crate) proof: Option<PathBuf>,
+    /// The circuit file the model's manifest names, for --proof.
+    #[arg(long)]
+    pub(crate) circuit: Option<PathBuf>,
     /// Once it checks: report the receipt to the node (`--node`), which
     /// gossips it to the network's auditors (for an answer an executor
     /// gave you directly, which it may not have gossiped itself).

@@ -1946,3 +1946,209 @@ fn a_parameter_voted_on_the_ledger_takes_effect_on_the_running_node() {
         "{answer}"
     );
 }
+
+/// The first held-out MNIST image (`scripts/mnist-models`) as a request.
+fn mnist_request(work: &Path) -> PathBuf {
+    let bytes = std::fs::read(models_dir().join("mnist-test.u8"))
+        .expect("mnist-test.u8 missing: run scripts/mnist-models");
+    let pixels: Vec<f32> = bytes[1..785].iter().map(|&p| p as f32 / 255.0).collect();
+    let request = serde_json::json!({"inputs": {"input": {"dtype": "float32", "shape": [1, 784], "data": pixels}}});
+    let path = work.join("in.json");
+    std::fs::write(&path, request.to_string()).unwrap();
+    path
+}
+
+/// `vouch model push --provable` compiles the MNIST MLP to a circuit (and
+/// refuses iris, naming the operator a proof does not cover); `vouch infer
+/// --verify proof` gets an answer with a proof and checks it; once the node
+/// is gone, `vouch verify --proof` checks it again offline, with no model
+/// file, and refuses a changed output, a changed proof and the circuit of
+/// another model.
+#[test]
+fn a_proven_answer_is_checked_offline_with_no_node_and_no_model_file() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(data.path(), 0);
+    let mlp = models_dir().join("mnist-mlp.onnx");
+    let mlp = mlp.to_str().unwrap();
+    ok(&node.vouch(&[
+        "model",
+        "push",
+        mlp,
+        "--name",
+        "mnist",
+        "--provable",
+        "--input-range",
+        "1",
+    ]));
+    let iris = models_dir().join("iris.onnx");
+    fails(
+        &node.vouch(&[
+            "model",
+            "push",
+            iris.to_str().unwrap(),
+            "--name",
+            "iris",
+            "--provable",
+        ]),
+        "operators a proof does not cover: LinearClassifier",
+    );
+    // The same model without --provable: a proof is refused with what to do.
+    ok(&node.vouch(&["model", "push", mlp, "--name", "plain"]));
+    let input = mnist_request(work.path());
+    let input = input.to_str().unwrap();
+    fails(
+        &node.vouch_in(
+            work.path(),
+            &["infer", "plain", "--input", input, "--verify", "proof"],
+        ),
+        "pushed without --provable",
+    );
+    // The same model, provable for a wider range: another circuit.
+    ok(&node.vouch(&["model", "push", mlp, "--name", "wide", "--provable"]));
+    let infer = |name: &str, tag: &str| {
+        let out = node.vouch_in(
+            work.path(),
+            &[
+                "infer",
+                name,
+                "--input",
+                input,
+                "--verify",
+                "proof",
+                "--out",
+                &format!("out{tag}.json"),
+                "--receipt",
+                &format!("receipt{tag}.json"),
+                "--proof",
+                &format!("proof{tag}.json"),
+                "--circuit",
+                &format!("circuit{tag}.json"),
+            ],
+        );
+        ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("proof verified in") && err.contains(&format!("model {name}")),
+            "{err}"
+        );
+    };
+    infer("mnist", "");
+    infer("wide", "-wide");
+    node.kill();
+
+    // Offline: the node is gone and nothing here holds the model.
+    let verify = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["verify", "receipt.json", "--input", input])
+            .args(args)
+            .env("VOUCH_NODE", "http://127.0.0.1:9")
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    let out = verify(&[
+        "--output",
+        "out.json",
+        "--proof",
+        "proof.json",
+        "--circuit",
+        "circuit.json",
+    ]);
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("proof)") && stdout.contains("inputs, outputs"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checked a proof in"));
+    // The circuit of another model (the same file, provable over another
+    // range): the manifest names another circuit.
+    fails(
+        &verify(&[
+            "--output",
+            "out.json",
+            "--proof",
+            "proof.json",
+            "--circuit",
+            "circuit-wide.json",
+        ]),
+        "the model's manifest names",
+    );
+    // Another answer's proof for this receipt.
+    fails(
+        &verify(&[
+            "--output",
+            "out.json",
+            "--proof",
+            "proof-wide.json",
+            "--circuit",
+            "circuit.json",
+        ]),
+        "the bundle's manifest is model",
+    );
+    // A changed output.
+    let mut out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("out.json")).unwrap())
+            .unwrap();
+    let v = out["outputs"]["logits"]["data"][2].as_f64().unwrap();
+    out["outputs"]["logits"]["data"][2] = (v + 1.0).into();
+    std::fs::write(work.path().join("out-changed.json"), out.to_string()).unwrap();
+    fails(
+        &verify(&[
+            "--output",
+            "out-changed.json",
+            "--proof",
+            "proof.json",
+            "--circuit",
+            "circuit.json",
+        ]),
+        "outputs",
+    );
+    // A changed proof: one of its stated outputs, then one byte of the proof.
+    let mut proof: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("proof.json")).unwrap())
+            .unwrap();
+    let mut changed = proof.clone();
+    let n: i128 = changed["proof"]["outputs"][0]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    changed["proof"]["outputs"][0] = (n + 1).to_string().into();
+    std::fs::write(work.path().join("proof-changed.json"), changed.to_string()).unwrap();
+    fails(
+        &verify(&[
+            "--output",
+            "out.json",
+            "--proof",
+            "proof-changed.json",
+            "--circuit",
+            "circuit.json",
+        ]),
+        "another proof",
+    );
+    let snark = proof["proof"]["snark"].as_str().unwrap().to_string();
+    let mid = snark.len() / 2;
+    let flipped = if &snark[mid..mid + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    proof["proof"]["snark"] = format!("{}{flipped}{}", &snark[..mid], &snark[mid + 1..]).into();
+    std::fs::write(work.path().join("proof-flipped.json"), proof.to_string()).unwrap();
+    fails(
+        &verify(&[
+            "--output",
+            "out.json",
+            "--proof",
+            "proof-flipped.json",
+            "--circuit",
+            "circuit.json",
+        ]),
+        "proof",
+    );
+    fails(
+        &verify(&["--proof", "proof.json"]),
+        "needs --input, --output and --circuit",
+    );
+}

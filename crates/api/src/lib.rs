@@ -272,6 +272,10 @@ pub struct InferResponse {
     /// How a quorum went, when one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<QuorumJson>,
+    /// For `verify: "proof"`: the proof and the model's manifest, checked
+    /// with the circuit file (`vouch_proof::check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<vouch_proof::Bundle>,
 }
 
 /// The node that ran a request.

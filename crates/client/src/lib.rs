@@ -79,6 +79,9 @@ pub struct PushParams {
     pub input_shapes: Vec<String>,
     /// A stored blob holding the model's tokenizer.json.
     pub tokenizer: Option<Digest>,
+    /// Make it provable (`verify: "proof"`) for inputs within this
+    /// magnitude.
+    pub provable: Option<f64>,
 }
 
 impl Client {
@@ -291,6 +294,10 @@ impl Client {
         let tokenizer = params.tokenizer.map(|d| d.to_string());
         if let Some(t) = &tokenizer {
             query.push(("tokenizer", t));
+        }
+        let provable = params.provable.map(|r| r.to_string());
+        if let Some(r) = &provable {
+            query.push(("provable", r));
         }
         let url = self.url("/v1/hub/models");
         let req = self

@@ -252,9 +252,23 @@ fn push_options(query: Option<&str>) -> Result<PushOptions, NodeError> {
                 options.input_shapes.insert(input, dims);
             }
             "tokenizer" => options.tokenizer = Some(parse_digest(Kind::Blob, &v)?),
+            // `provable=true`, or the input range: `provable=1` for inputs
+            // within ±1.
+            "provable" => options.provable = Some(match v.as_str() {
+                "true" | "" => vouch_proof::circuit::INPUT_RANGE,
+                r => r
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| r.is_finite() && *r > 0.0)
+                    .ok_or_else(|| {
+                        NodeError::BadRequest(format!(
+                            "provable=`{v}`: give `true` or the largest input magnitude (e.g. 1)"
+                        ))
+                    })?,
+            }),
             other => {
                 return Err(NodeError::BadRequest(format!(
-                    "unknown parameter `{other}`; uploads take name, version, license, input_shape and tokenizer"
+                    "unknown parameter `{other}`; uploads take name, version, license, input_shape, tokenizer and provable"
                 )));
             }
         }
@@ -556,6 +570,7 @@ async fn infer(
         quorum,
         outputs: Default::default(),
         receipt: routed.receipt,
+        proof: routed.proof,
     };
     let mut response = if names_npz(&headers, header::ACCEPT) {
         // The outputs as arrays, and the rest of the answer beside them.

@@ -81,7 +81,8 @@ fn paths_and_schemas() -> Value {
               {"name": "name", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"}},
               {"name": "version", "in": "query", "required": false, "description": "default: next integer version", "schema": {"type": "string"}},
               {"name": "license", "in": "query", "required": false, "schema": {"type": "string"}},
-              {"name": "input_shape", "in": "query", "required": false, "description": "override a declared input shape, NAME=DIM,DIM (repeatable)", "schema": {"type": "string"}}
+              {"name": "input_shape", "in": "query", "required": false, "description": "override a declared input shape, NAME=DIM,DIM (repeatable)", "schema": {"type": "string"}},
+              {"name": "provable", "in": "query", "required": false, "description": "`true` or the largest input magnitude (e.g. `1`): compile the model to a circuit for `verify: proof` and name it in the manifest; a model with operators a proof does not cover is refused, naming them", "schema": {"type": "string"}}
             ],
             "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": merge(json!({"201": ok("registered", "Model")}), error_responses(&[400, 409, 413, 422, 500, 507]))
@@ -126,7 +127,7 @@ fn paths_and_schemas() -> Value {
           "summary": "Run a model and get the outputs with a signed receipt. Tensors as JSON, or as numpy's .npz both ways (`Content-Type` / `Accept: application/x-npz`: `np.savez` in, `np.load` out, the receipt and the rest of the answer in the archive's `vouch.json` member)",
           "parameters": [path_param("name", "model name"), version_param(), voucher_header(),
             {"name": "nonce", "in": "query", "required": false, "description": "with an .npz body: the nonce to bind (a JSON body carries its own)", "schema": {"type": "string"}},
-            {"name": "verify", "in": "query", "required": false, "description": "with an .npz body: `receipt` (default), `audit` or `quorum:N`", "schema": {"type": "string"}}],
+            {"name": "verify", "in": "query", "required": false, "description": "with an .npz body: `receipt` (default), `audit`, `quorum:N` or `proof`", "schema": {"type": "string"}}],
           "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}, "application/x-npz": {"schema": {"type": "string", "format": "binary"}}}},
           "responses": merge(json!({"200": {"description": "outputs and receipt", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferResponse"}}, "application/x-npz": {"schema": {"type": "string", "format": "binary"}}}}}), error_responses(&[400, 402, 404, 413, 422, 500]))
         }},
@@ -280,7 +281,7 @@ fn paths_and_schemas() -> Value {
         "InferRequest": {"type": "object", "required": ["inputs"], "additionalProperties": false, "properties": {
           "inputs": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Tensor"}},
           "nonce": {"type": "string", "maxLength": 256},
-          "verify": {"type": "string", "description": "`receipt` (default), `audit`, or `quorum:N` (N distinct operators run it; a majority must agree)"}
+          "verify": {"type": "string", "description": "`receipt` (default), `audit`, `quorum:N` (N distinct operators run it; a majority must agree), or `proof` (a model pushed with `provable`: the answer comes with a zero-knowledge proof anyone checks with the model's circuit file)"}
         }},
         "InferResponse": {"type": "object", "required": ["outputs", "receipt"], "properties": {
           "outputs": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Tensor"}},
@@ -291,6 +292,13 @@ fn paths_and_schemas() -> Value {
           "quorum": {"type": "object", "required": ["wanted", "agreed", "dissent"], "properties": {
             "wanted": {"type": "integer"}, "agreed": {"type": "integer"},
             "dissent": {"type": "array", "items": {"type": "object", "required": ["peer", "operator", "receipt"], "properties": {"peer": {"type": "string"}, "operator": {"type": "string"}, "receipt": {"type": "string"}}}}
+          }},
+          "proof": {"type": "object", "required": ["manifest", "circuit", "proof"], "description": "with verify `proof`: what the answer is checked with, beside the circuit file (GET /v1/hub/blobs/{circuit})", "properties": {
+            "manifest": {"type": "string", "description": "the model's canonical manifest bytes, base64: their digest is the receipt's model id"},
+            "circuit": {"type": "string", "description": "blob digest of the circuit file the manifest names"},
+            "proof": {"type": "object", "required": ["outputs", "snark"], "properties": {
+              "outputs": {"type": "array", "items": {"type": "string"}, "description": "the circuit's exact integer outputs, as decimal strings"},
+              "snark": {"type": "string", "description": "the Spartan proof (nova-snark DirectSNARK, bincode), base64"}}}
           }}
         }},
         "Receipt": {"type": "object", "required": ["id", "version", "model", "request", "output", "trace", "engine", "determinism", "seed", "node", "nonce", "timestamp_ms", "price", "signature"], "properties": {

@@ -43,6 +43,9 @@ pub enum Verify {
     Receipt,
     /// `quorum:N`: N distinct operators run it; a majority must agree.
     Quorum(usize),
+    /// `proof`: this node runs a provable model's circuit and proves it
+    /// (`vouch_proof`); the answer carries the proof.
+    Proof,
 }
 
 impl std::str::FromStr for Verify {
@@ -51,11 +54,12 @@ impl std::str::FromStr for Verify {
     fn from_str(s: &str) -> Result<Verify, NodeError> {
         let bad = || {
             NodeError::BadRequest(format!(
-                "verify `{s}` is not a level: use `receipt`, `audit` or `quorum:N` with N from 1 to {MAX_QUORUM}"
+                "verify `{s}` is not a level: use `receipt`, `audit`, `proof` or `quorum:N` with N from 1 to {MAX_QUORUM}"
             ))
         };
         match s {
             "receipt" | "audit" => Ok(Verify::Receipt),
+            "proof" => Ok(Verify::Proof),
             _ => {
                 let n: usize = s
                     .strip_prefix("quorum:")
@@ -109,6 +113,8 @@ pub struct Routed {
     pub route: Vec<Peer>,
     /// The quorum, when one was asked for.
     pub quorum: Option<QuorumReport>,
+    /// The proof, when one was asked for.
+    pub proof: Option<vouch_proof::Bundle>,
 }
 
 /// Why a forwarded request did not produce a usable answer.
@@ -264,6 +270,20 @@ impl Node {
         let n = match verify {
             Verify::Quorum(n) => n,
             Verify::Receipt => 1,
+            Verify::Proof => {
+                let record = self.find_model(name, version).map_err(|e| match e {
+                    NodeError::NotFound(m) => NodeError::NotFound(format!(
+                        "{m}; a proof is made where the model is served: send the request to one of its providers"
+                    )),
+                    e => e,
+                })?;
+                let proven = self.prove_record(record, inputs, nonce).await?;
+                self.count_served(self.peer_id());
+                return Ok(Routed {
+                    proof: Some(proven.bundle),
+                    ..self.routed_locally(proven.answer)
+                });
+            }
         };
         let local = match (n, self.find_model(name, version)) {
             (1, Ok(record)) => {
@@ -324,6 +344,7 @@ impl Node {
             executor: me,
             route: vec![me],
             quorum: None,
+            proof: None,
         }
     }
 
@@ -334,6 +355,7 @@ impl Node {
             outputs: exec.outputs,
             receipt: exec.receipt,
             quorum: None,
+            proof: None,
         }
     }
 
@@ -717,6 +739,7 @@ impl Node {
                 receipts,
                 dissent,
             }),
+            proof: None,
         })
     }
 

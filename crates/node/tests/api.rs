@@ -19,6 +19,7 @@ fn iris_params() -> PushParams {
         license: Some("MIT".into()),
         input_shapes: vec!["float_input=N,4".into()],
         tokenizer: None,
+        provable: None,
     }
 }
 

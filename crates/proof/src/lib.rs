@@ -12,6 +12,7 @@
 //! model's manifest), the input and the output: not the model file, not a
 //! node.
 
+pub mod bundle;
 pub mod circuit;
 pub mod r1cs;
 pub mod snark;
@@ -33,6 +34,7 @@ mod ints {
     }
 }
 
+pub use bundle::{Bundle, check};
 pub use circuit::Circuit;
 pub use snark::{Keys, Proof, VerifyingKey};
 
@@ -55,4 +57,20 @@ pub enum ProofError {
     /// The proof system failed while proving.
     #[error("proving failed: {0}")]
     Prover(String),
+}
+
+mod b64 {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        STANDARD
+            .decode(String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
+    }
 }

@@ -178,7 +178,7 @@ pub struct Proof {
     #[serde(with = "crate::ints")]
     pub outputs: Vec<i128>,
     /// The proof's bytes.
-    #[serde(with = "b64")]
+    #[serde(with = "crate::b64")]
     pub snark: Vec<u8>,
 }
 
@@ -225,20 +225,4 @@ pub fn verify(vk: &VerifyingKey, input: &[i128], proof: &Proof) -> Result<(), Pr
     snark
         .verify(&vk.vk, &public_io(vk.arity, input, &proof.outputs))
         .map_err(|e| ProofError::Invalid(e.to_string()))
-}
-
-mod b64 {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(v))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        STANDARD
-            .decode(String::deserialize(d)?)
-            .map_err(serde::de::Error::custom)
-    }
 }

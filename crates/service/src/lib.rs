@@ -14,6 +14,7 @@ pub mod external;
 pub mod keyfile;
 pub mod llm;
 pub mod metrics;
+pub mod prove;
 mod receipt_log;
 pub mod samples;
 pub mod service;

@@ -42,6 +42,9 @@ pub struct PushOptions {
     /// A stored blob holding the model's `tokenizer.json` (for embedding
     /// models).
     pub tokenizer: Option<Digest>,
+    /// Make the model provable (`verify: "proof"`): compile its circuit,
+    /// for inputs within this magnitude, and name it in the manifest.
+    pub provable: Option<f64>,
 }
 
 /// The result of one inference.
@@ -151,6 +154,8 @@ pub struct Service {
     /// The substitute model a faulty node generates with
     /// (`NodeConfig::llm_substitute`), once loaded.
     pub(crate) substitute: tokio::sync::OnceCell<Arc<dyn LoadedModel>>,
+    /// Circuits and their keys, per provable model id, once derived.
+    pub(crate) provers: crate::prove::Provers,
 }
 
 impl Service {
@@ -308,6 +313,7 @@ impl Service {
             llm_rtol: std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()),
             llm_rule: std::sync::Mutex::new(None),
             substitute: tokio::sync::OnceCell::new(),
+            provers: Default::default(),
             http: reqwest::Client::builder()
                 .connect_timeout(external_timeout.min(std::time::Duration::from_secs(10)))
                 .read_timeout(external_timeout)
@@ -1001,6 +1007,11 @@ fn write_and_register(
             digest: tok,
             size: bytes.len() as u64,
         });
+    }
+    if let Some(range) = options.provable {
+        files.push(crate::prove::compile_circuit(
+            store, format, &digest, range,
+        )?);
     }
     let version = match options.version {
         Some(v) => v,

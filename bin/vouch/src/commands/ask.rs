@@ -140,6 +140,36 @@ pub(crate) async fn infer(client: &Client, args: InferArgs) -> Result<()> {
             response.route.join(" -> ")
         );
     }
+    // A proof is checked here, with the circuit the model's manifest names.
+    match (&response.proof, args.verify.as_deref()) {
+        (Some(bundle), _) => {
+            let circuit = client
+                .blob(&bundle.circuit)
+                .await
+                .context("fetching the circuit the proof is checked against")?;
+            let outputs = to_map(response.outputs.clone());
+            let started = std::time::Instant::now();
+            let checked = vouch_proof::check(receipt, bundle, &circuit, &inputs, &outputs, None)
+                .context("the node's proof")?;
+            eprintln!(
+                "proof verified in {} ms: the outputs are model {}'s circuit applied to the inputs (within {:.1e} of the float model)",
+                started.elapsed().as_millis(),
+                checked.manifest.name,
+                checked.circuit.error_bound
+            );
+            if let Some(p) = &args.proof {
+                write_atomic(p, serde_json::to_string_pretty(bundle)?.as_bytes())?;
+            }
+            if let Some(p) = &args.circuit {
+                write_atomic(p, &circuit)?;
+            }
+        }
+        (None, Some("proof")) => bail!("the node answered without the proof asked for"),
+        (None, _) if args.proof.is_some() || args.circuit.is_some() => {
+            bail!("--proof and --circuit need --verify proof")
+        }
+        (None, _) => {}
+    }
     let outputs = serde_json::to_string_pretty(&OutputsFile {
         outputs: response.outputs,
     })?;
@@ -408,6 +438,37 @@ pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
         let out: OutputsFile = read_json(p, "outputs file ({\"outputs\": {...}})")?;
         receipt.verify_outputs(&to_map(out.outputs))?;
         checked.push("outputs");
+    }
+    if let Some(p) = &args.proof {
+        let (Some(input), Some(output), Some(circuit)) = (&args.input, &args.output, &args.circuit)
+        else {
+            bail!(
+                "checking a proof needs --input, --output and --circuit (the circuit file the model's manifest names: `vouch infer --verify proof --circuit FILE` writes it)"
+            );
+        };
+        let bundle: vouch_proof::Bundle =
+            read_json(p, "proof (as `vouch infer --proof FILE` writes it)")?;
+        let req: InferRequest = read_json(input, "request")?;
+        let out: OutputsFile = read_json(output, "outputs file")?;
+        let circuit =
+            std::fs::read(circuit).with_context(|| format!("reading {}", circuit.display()))?;
+        let started = std::time::Instant::now();
+        let c = vouch_proof::check(
+            &receipt,
+            &bundle,
+            &circuit,
+            &to_map(req.inputs),
+            &to_map(out.outputs),
+            None,
+        )?;
+        eprintln!(
+            "checked a proof in {} ms (no model file, no node): the outputs are model {}@{}'s circuit applied to the inputs, within {:.1e} of the float model",
+            started.elapsed().as_millis(),
+            c.manifest.name,
+            c.manifest.version,
+            c.circuit.error_bound
+        );
+        checked.push("proof");
     }
     println!(
         "ok: {} ({}) by {} for {}",

@@ -48,6 +48,8 @@ pub(crate) async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
             license,
             input_shapes,
             tokenizer,
+            provable,
+            input_range,
         } => {
             let tokenizer = match tokenizer {
                 Some(p) => {
@@ -70,6 +72,7 @@ pub(crate) async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
                         license,
                         input_shapes,
                         tokenizer,
+                        provable: provable.then_some(input_range),
                     },
                 )
                 .await?;

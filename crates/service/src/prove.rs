@@ -1,0 +1,195 @@
+//! Proven answers (`verify: "proof"`): a provable model's circuit, compiled
+//! at push time and named in its manifest, run on the request and proved
+//! ([`vouch_proof`]). The receipt names the engine `vouch-proof` and commits
+//! to the proof; the answer carries the proof and the manifest, which a
+//! client checks with the circuit file alone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use vouch_proof::ProofError;
+use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
+use vouch_proof::circuit::{Circuit, Options};
+use vouch_proof::snark::{self, Keys};
+use vouch_store::{ModelRecord, Store};
+use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
+use vouch_types::{Determinism, Digest, FileEntry, Kind, ModelFormat, ReceiptBody, TensorMap};
+
+use crate::error::NodeError;
+use crate::service::{Answer, Service, now_ms};
+
+/// A provable model's circuit and keys.
+pub struct Prover {
+    /// The circuit.
+    pub circuit: Circuit,
+    /// Its keys.
+    pub keys: Keys,
+}
+
+/// Circuits and keys per model id, derived once (keys take a fraction of a
+/// second per model; a node proves the same few small models again and
+/// again).
+pub type Provers = Mutex<HashMap<Digest, Arc<Prover>>>;
+
+/// A proven answer: the outputs, the receipt and what a client checks them
+/// with.
+#[derive(Clone, Debug)]
+pub struct Proven {
+    /// Outputs and receipt.
+    pub answer: Answer,
+    /// The proof and the manifest.
+    pub bundle: Bundle,
+}
+
+impl From<ProofError> for NodeError {
+    fn from(e: ProofError) -> NodeError {
+        match e {
+            ProofError::Unsupported(m) | ProofError::Model(m) => NodeError::InvalidModel(m),
+            ProofError::Input(m) => NodeError::InvalidInput(m),
+            e @ ProofError::Invalid(_) => NodeError::BadRequest(e.to_string()),
+            e => NodeError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Compiles the pushed model `digest` into its circuit, stores the circuit
+/// and returns its manifest entry; refuses a model a circuit cannot cover,
+/// naming what it lacks.
+pub(crate) fn compile_circuit(
+    store: &Store,
+    format: ModelFormat,
+    digest: &Digest,
+    range: f64,
+) -> Result<FileEntry, NodeError> {
+    if format != ModelFormat::Onnx {
+        return Err(NodeError::InvalidModel(
+            "only ONNX models can be provable; push it without --provable".into(),
+        ));
+    }
+    let bytes = store.read_blob(digest)?;
+    let circuit = Circuit::compile(&bytes, &Options { input_range: range })
+        .map_err(|e| NodeError::InvalidModel(format!("not provable: {e}")))?;
+    let encoded = circuit.encode();
+    let (digest, size) = store.put_blob(&encoded)?;
+    Ok(FileEntry {
+        role: CIRCUIT_ROLE.into(),
+        digest,
+        size,
+    })
+}
+
+impl Service {
+    /// The circuit and keys of provable model `record`: its circuit file,
+    /// checked to be what its ONNX file compiles to (a publisher's circuit
+    /// for another model would prove that model's answers under this
+    /// one's name).
+    pub async fn prover(&self, record: &ModelRecord) -> Result<Arc<Prover>, NodeError> {
+        let id = record.id();
+        if let Some(p) = self
+            .provers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(p.clone());
+        }
+        let manifest = &record.signed.manifest;
+        let label = format!("{}@{}", manifest.name, manifest.version);
+        let Some(entry) = manifest.file(CIRCUIT_ROLE).cloned() else {
+            return Err(NodeError::InvalidModel(match manifest.format {
+                ModelFormat::Onnx => format!(
+                    "{label} was pushed without --provable: its manifest names no circuit to prove against; push it again with `vouch model push --provable`"
+                ),
+                _ => format!("{label} is not an ONNX model: proofs cover small ONNX models"),
+            }));
+        };
+        let model = manifest
+            .file("model")
+            .ok_or_else(|| NodeError::InvalidModel(format!("{label} names no model file")))?
+            .digest;
+        let store = self.store.clone();
+        let prover = self
+            .compute(move || {
+                let bytes = store.read_blob(&entry.digest)?;
+                let circuit = Circuit::decode(&bytes)?;
+                let again = Circuit::compile(
+                    &store.read_blob(&model)?,
+                    &Options {
+                        input_range: circuit.input_range,
+                    },
+                )?;
+                if again != circuit {
+                    return Err(NodeError::InvalidModel(format!(
+                        "{label}'s circuit is not what its ONNX file compiles to: its publisher's proofs cannot be trusted, and this node does not prove with it"
+                    )));
+                }
+                let keys = Keys::setup(&circuit)?;
+                Ok(Arc::new(Prover { circuit, keys }))
+            })
+            .await?;
+        self.provers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, prover.clone());
+        Ok(prover)
+    }
+
+    /// Runs provable model `record`'s circuit on `inputs`, proves it and
+    /// signs a receipt that commits to the proof.
+    pub async fn prove_record(
+        &self,
+        record: ModelRecord,
+        inputs: TensorMap,
+        nonce: String,
+    ) -> Result<Proven, NodeError> {
+        if nonce.len() > MAX_NONCE_BYTES {
+            return Err(NodeError::BadRequest(format!(
+                "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
+                nonce.len()
+            )));
+        }
+        let prover = self.prover(&record).await?;
+        self.receipts.check()?;
+        let x = prover
+            .circuit
+            .quantize_input(&bundle::input_values(&prover.circuit, &inputs)?)?;
+        let (key, log, price) = (self.key.clone(), self.receipts.clone(), self.config.price);
+        let model = record.id();
+        let manifest = record.signed.manifest.encode();
+        let circuit = record
+            .signed
+            .manifest
+            .file(CIRCUIT_ROLE)
+            .map(|f| f.digest)
+            .expect("a prover's manifest names its circuit");
+        self.compute(move || {
+            let proof = snark::prove(&prover.keys, &prover.circuit, &x)?;
+            let outputs = bundle::output_map(&prover.circuit, &proof.outputs);
+            let body = ReceiptBody {
+                version: RECEIPT_VERSION,
+                model,
+                request: inputs.digest(Kind::Input),
+                output: outputs.digest(Kind::Output),
+                trace: bundle::commitment(&proof),
+                engine: bundle::engine_info(),
+                determinism: Determinism::Exact,
+                seed: None,
+                node: key.public(),
+                nonce,
+                timestamp_ms: now_ms(),
+                price,
+            };
+            let receipt = body.sign(&key);
+            log.append(receipt.clone(), vec![bundle::leaf(&proof)])?;
+            Ok(Proven {
+                answer: Answer { outputs, receipt },
+                bundle: Bundle {
+                    manifest,
+                    circuit,
+                    proof,
+                },
+            })
+        })
+        .await
+    }
+}
