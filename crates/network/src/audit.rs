@@ -416,6 +416,20 @@ impl Node {
                 "{executor} sent inputs that are not receipt {id}'s"
             )));
         }
+        // A proven answer's engine is the model's circuit: exact integers,
+        // re-run here without the proof.
+        if receipt.body.engine.name == vouch_proof::bundle::ENGINE {
+            let answer = self.run_circuit(&receipt.body.model, &inputs).await?;
+            let output = answer.digest(Kind::Output);
+            if output == receipt.body.output {
+                network.record(executor, |r| r.audits_passed += 1);
+                return Ok(self.passed(receipt, output));
+            }
+            network.record(executor, |r| r.bad_data += 1);
+            return Ok(AuditOutcome::Unresolved(format!(
+                "receipt {id} states outputs that are not its model's circuit applied to its inputs: no proof can back them"
+            )));
+        }
         // Most audits agree: check the answer first, without the trace or a
         // receipt of our own, and pay for those only to bisect.
         let answer = self

@@ -277,8 +277,14 @@ impl Node {
                     )),
                     e => e,
                 })?;
+                let kept = self.network.get().is_some().then(|| inputs.clone());
                 let proven = self.prove_record(record, inputs, nonce).await?;
                 self.count_served(self.peer_id());
+                if let Some(inputs) = kept {
+                    let answer = &proven.answer;
+                    self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
+                        .await;
+                }
                 return Ok(Routed {
                     proof: Some(proven.bundle),
                     ..self.routed_locally(proven.answer)

@@ -200,3 +200,75 @@ fn a_circuit_reads_back_as_written() {
     );
     assert!(Circuit::decode(&bytes[..bytes.len() - 2]).is_err());
 }
+
+/// A node that lies: it signs a receipt for outputs other than the
+/// circuit's and ships them with a proof of the true ones (or the true
+/// receipt with a proof of other outputs). Its receipt is well signed and
+/// commits to what it ships; only the proof gives it away.
+#[test]
+fn a_lying_node_is_caught_by_the_proof_alone() {
+    use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
+    use vouch_types::{
+        Determinism, FileEntry, Kind, Manifest, ModelFormat, ReceiptBody, SecretKey,
+    };
+    let circuit = circuit();
+    let circuit_bytes = circuit.encode();
+    let key = SecretKey::from_bytes(&[7; 32]);
+    let manifest = Manifest {
+        name: "mnist".into(),
+        version: "1".into(),
+        format: ModelFormat::Onnx,
+        files: vec![FileEntry {
+            role: CIRCUIT_ROLE.into(),
+            digest: bundle::circuit_digest(&circuit_bytes),
+            size: circuit_bytes.len() as u64,
+        }],
+        schema: Default::default(),
+        license: String::new(),
+        publisher: key.public(),
+    };
+    let keys = Keys::setup(&circuit).unwrap();
+    let pixels = test_set()[0].1.clone();
+    let x = circuit.quantize_input(&pixels).unwrap();
+    let mut inputs = TensorMap::new();
+    inputs.insert("input", Tensor::from_f32(vec![1, 784], &pixels).unwrap());
+    let signed = |proof: &vouch_proof::Proof| {
+        let outputs = bundle::output_map(&circuit, &proof.outputs);
+        let receipt = ReceiptBody {
+            version: 1,
+            model: manifest.id(),
+            request: inputs.digest(Kind::Input),
+            output: outputs.digest(Kind::Output),
+            trace: bundle::commitment(proof),
+            engine: bundle::engine_info(),
+            determinism: Determinism::Exact,
+            seed: None,
+            node: key.public(),
+            nonce: String::new(),
+            timestamp_ms: 1,
+            price: 0,
+        }
+        .sign(&key);
+        let b = Bundle {
+            manifest: manifest.encode(),
+            circuit: bundle::circuit_digest(&circuit_bytes),
+            proof: proof.clone(),
+        };
+        (receipt, b, outputs)
+    };
+    let honest = prove(&keys, &circuit, &x).unwrap();
+    let (receipt, b, outputs) = signed(&honest);
+    vouch_proof::check(&receipt, &b, &circuit_bytes, &inputs, &outputs, None).unwrap();
+    // Another logit, raised: the digit the node wants you to see.
+    let mut lie = honest.clone();
+    lie.outputs[4] += 1 << 40;
+    let (receipt, b, outputs) = signed(&lie);
+    let e = vouch_proof::check(&receipt, &b, &circuit_bytes, &inputs, &outputs, None).unwrap_err();
+    assert!(matches!(e, ProofError::Invalid(_)), "{e}");
+    assert!(e.to_string().contains("the proof does not verify"), "{e}");
+    // A proof of another image, passed off as this one's.
+    let other = circuit.quantize_input(&test_set()[1].1).unwrap();
+    let theirs = prove(&keys, &circuit, &other).unwrap();
+    let (receipt, b, outputs) = signed(&theirs);
+    assert!(vouch_proof::check(&receipt, &b, &circuit_bytes, &inputs, &outputs, None).is_err());
+}

@@ -134,6 +134,28 @@ impl Service {
         Ok(prover)
     }
 
+    /// The outputs provable model `id`'s circuit gives for `inputs`, without
+    /// a proof (what an auditor of a proven answer compares).
+    pub async fn run_circuit(
+        &self,
+        id: &Digest,
+        inputs: &TensorMap,
+    ) -> Result<TensorMap, NodeError> {
+        let record = self
+            .store
+            .model_by_id(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("no model {id} on this node")))?;
+        let prover = self.prover(&record).await?;
+        let x = prover
+            .circuit
+            .quantize_input(&bundle::input_values(&prover.circuit, inputs)?)?;
+        self.compute(move || {
+            let outputs = prover.circuit.synthesize(&x)?.outputs;
+            Ok(bundle::output_map(&prover.circuit, &outputs))
+        })
+        .await
+    }
+
     /// Runs provable model `record`'s circuit on `inputs`, proves it and
     /// signs a receipt that commits to the proof.
     pub async fn prove_record(
