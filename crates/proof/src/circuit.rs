@@ -20,8 +20,8 @@ use crate::r1cs::{Lc, R1cs, Wire, bit_length};
 /// The circuit format this code writes and reads.
 pub const VERSION: u32 = 1;
 
-/// Bits of fraction the inputs keep: `x` becomes `round(x * 2^16)`.
-pub const INPUT_SHIFT: u32 = 16;
+/// Bits of fraction the inputs keep: `x` becomes `round(x * 2^12)`.
+pub const INPUT_SHIFT: u32 = 12;
 
 /// Inputs accepted by default: `|x| <= 256`. Larger inputs are refused,
 /// not clipped.
@@ -44,9 +44,9 @@ impl Default for Options {
     }
 }
 
-/// Weights are rounded to integers below 2^20 in magnitude: constants of
+/// Weights are rounded to integers below 2^16 in magnitude: constants of
 /// the circuit, their size costs only a few bits in the Relus after them.
-const WEIGHT_BITS: u32 = 20;
+const WEIGHT_BITS: u32 = 16;
 
 /// After a Relu, values are shifted right until their bound has at most
 /// this many bits.
@@ -287,7 +287,9 @@ impl Layer {
                     let mut value = b;
                     for &(i, k) in row {
                         let c = self.coefficient(k);
-                        lc.add_scaled(c, &input[i].lc);
+                        if !r.values_only {
+                            lc.add_scaled(c, &input[i].lc);
+                        }
                         value += c * input[i].value;
                     }
                     Wire {
@@ -472,6 +474,16 @@ impl Circuit {
     /// Runs the circuit on integer inputs: the constraint system with its
     /// assignment, whose public outputs are the model's outputs.
     pub fn synthesize(&self, input: &[i128]) -> Result<R1cs, ProofError> {
+        self.run(R1cs::default(), input)
+    }
+
+    /// The integer outputs for integer inputs: what [`Circuit::synthesize`]
+    /// states, without writing the constraints.
+    pub fn evaluate(&self, input: &[i128]) -> Result<Vec<i128>, ProofError> {
+        Ok(self.run(R1cs::evaluating(), input)?.outputs)
+    }
+
+    fn run(&self, mut r: R1cs, input: &[i128]) -> Result<R1cs, ProofError> {
         let bound = self.input_bound();
         if input.len() != self.input_len() || input.iter().any(|v| v.abs() > bound) {
             return Err(ProofError::Input(format!(
@@ -479,7 +491,6 @@ impl Circuit {
                 self.input_len()
             )));
         }
-        let mut r = R1cs::default();
         let mut wires: Vec<Wire> = input.iter().map(|&v| r.input(v)).collect();
         let mut bounds = vec![bound; wires.len()];
         for layer in &self.layers {

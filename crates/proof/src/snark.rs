@@ -4,14 +4,15 @@
 //! curve. Its keys come from the circuit and public generators alone (no
 //! trusted setup), so a verifier derives them from the circuit file.
 //!
-//! `DirectSNARK` proves a step circuit with `arity` public inputs and as
-//! many public outputs; the model's input and output are padded with zeros
-//! to the larger of their lengths, and the padding outputs are constrained
-//! to zero.
+//! `DirectSNARK` proves a step circuit `z -> F(z)` with `z` and `F(z)`
+//! public. Here `z` is the model's input followed by its output, and `F` is
+//! the identity whose constraints are the circuit's: the public values are
+//! the input and output (twice, as `DirectSNARK` states both sides), and no
+//! variable or constraint is spent on padding.
 
 use std::sync::Arc;
 
-use ff::{Field, PrimeField};
+use ff::PrimeField;
 use nova_snark::frontend::{
     ConstraintSystem, LinearCombination, SynthesisError, num::AllocatedNum,
 };
@@ -69,20 +70,7 @@ impl StepCircuit<F> for Step {
         z: &[AllocatedNum<F>],
     ) -> Result<Vec<AllocatedNum<F>>, SynthesisError> {
         let r = &self.r1cs;
-        let outputs = (0..self.arity)
-            .map(|i| {
-                let v = r.outputs.get(i).copied().unwrap_or(0);
-                AllocatedNum::alloc(cs.namespace(|| format!("out {i}")), || Ok(field(v)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for (i, pad) in outputs.iter().enumerate().skip(r.outputs.len()) {
-            cs.enforce(
-                || format!("padding {i}"),
-                |lc| lc + pad.get_variable(),
-                |lc| lc + CS::one(),
-                |lc| lc,
-            );
-        }
+        let inputs = r.inputs.len();
         let aux = r
             .aux
             .iter()
@@ -92,7 +80,7 @@ impl StepCircuit<F> for Step {
         let var = |v: Var| match v {
             Var::One => CS::one(),
             Var::In(i) => z[i as usize].get_variable(),
-            Var::Out(i) => outputs[i as usize].get_variable(),
+            Var::Out(i) => z[inputs + i as usize].get_variable(),
             Var::Aux(i) => aux[i as usize],
         };
         let lc = |l: &Lc| {
@@ -105,22 +93,24 @@ impl StepCircuit<F> for Step {
             let (a, b, c) = (lc(a), lc(b), lc(c));
             cs.enforce(|| format!("c{n}"), |_| a, |_| b, |_| c);
         }
-        Ok(outputs)
+        Ok(z.to_vec())
     }
 }
 
 fn arity(c: &Circuit) -> usize {
-    c.input_len().max(c.output_len())
+    c.input_len() + c.output_len()
 }
 
-/// The public values in the order the proof states them: the input, then
-/// the output, each padded with zeros to the arity.
-fn public_io(arity: usize, input: &[i128], outputs: &[i128]) -> Vec<F> {
-    let mut io: Vec<F> = input.iter().map(|&v| field(v)).collect();
-    io.resize(arity, F::ZERO);
-    io.extend(outputs.iter().map(|&v| field(v)));
-    io.resize(2 * arity, F::ZERO);
-    io
+/// The step's `z`: the input, then the output.
+fn step_input(input: &[i128], outputs: &[i128]) -> Vec<F> {
+    input.iter().chain(outputs).map(|&v| field(v)).collect()
+}
+
+/// The public values in the order the proof states them: `z` and `F(z)`,
+/// the same.
+fn public_io(input: &[i128], outputs: &[i128]) -> Vec<F> {
+    let z = step_input(input, outputs);
+    z.iter().chain(&z).copied().collect()
 }
 
 /// A circuit's proving key (and its verifying key).
@@ -191,7 +181,7 @@ pub fn prove(keys: &Keys, circuit: &Circuit, input: &[i128]) -> Result<Proof, Pr
         r1cs: Arc::new(r),
         arity: keys.vk.arity,
     };
-    let z: Vec<F> = public_io(keys.vk.arity, input, &[])[..keys.vk.arity].to_vec();
+    let z = step_input(input, &outputs);
     let snark = Snark::prove(&keys.pk, step, &z).map_err(|e| ProofError::Prover(e.to_string()))?;
     let snark = bincode::serde::encode_to_vec(&snark, bincode_config())
         .map_err(|e| ProofError::Prover(e.to_string()))?;
@@ -223,6 +213,6 @@ pub fn verify(vk: &VerifyingKey, input: &[i128], proof: &Proof) -> Result<(), Pr
         return Err(ProofError::Invalid("trailing bytes after the proof".into()));
     }
     snark
-        .verify(&vk.vk, &public_io(vk.arity, input, &proof.outputs))
+        .verify(&vk.vk, &public_io(input, &proof.outputs))
         .map_err(|e| ProofError::Invalid(e.to_string()))
 }

@@ -150,7 +150,7 @@ impl Service {
             .circuit
             .quantize_input(&bundle::input_values(&prover.circuit, inputs)?)?;
         self.compute(move || {
-            let outputs = prover.circuit.synthesize(&x)?.outputs;
+            let outputs = prover.circuit.evaluate(&x)?;
             Ok(bundle::output_map(&prover.circuit, &outputs))
         })
         .await
