@@ -509,6 +509,24 @@ pub(crate) enum ModelCommand {
         #[arg(long, value_name = "R", default_value_t = vouch_proof::circuit::INPUT_RANGE, requires = "provable")]
         input_range: f64,
     },
+    /// Compile a model file to its proof circuit here, without a node: say
+    /// whether it is provable (or which operators it lacks), the circuit's
+    /// size and error bound; with --run, the circuit's outputs for inputs.
+    Circuit {
+        /// The model file (.onnx).
+        file: PathBuf,
+        /// The largest input magnitude the circuit accepts.
+        #[arg(long, value_name = "R", default_value_t = vouch_proof::circuit::INPUT_RANGE)]
+        input_range: f64,
+        /// A request file; its input's first dimension may hold several
+        /// inputs of the circuit's shape, each run in turn. Prints
+        /// {"outputs": ...} (stacked the same way).
+        #[arg(long, value_name = "REQUEST")]
+        run: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List models.
     Ls {
         /// Print JSON.

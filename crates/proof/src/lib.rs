@@ -36,7 +36,7 @@ mod ints {
 
 pub use bundle::{Bundle, check};
 pub use circuit::Circuit;
-pub use snark::{Keys, Proof, VerifyingKey};
+pub use snark::{Keys, Proof, Prover, VerifyingKey};
 
 /// Why a model cannot be proved, or a proof does not check.
 #[derive(Debug, thiserror::Error, PartialEq)]

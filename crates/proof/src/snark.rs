@@ -161,6 +161,14 @@ impl Keys {
     }
 }
 
+/// A circuit with its keys: what a node proves with.
+pub struct Prover {
+    /// The circuit.
+    pub circuit: Circuit,
+    /// Its keys.
+    pub keys: Keys,
+}
+
 /// A proof and the exact integer outputs it states.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proof {

@@ -151,3 +151,16 @@ impl From<EngineError> for NodeError {
         }
     }
 }
+
+impl From<vouch_proof::ProofError> for NodeError {
+    fn from(e: vouch_proof::ProofError) -> NodeError {
+        match e {
+            vouch_proof::ProofError::Unsupported(m) | vouch_proof::ProofError::Model(m) => {
+                NodeError::InvalidModel(m)
+            }
+            vouch_proof::ProofError::Input(m) => NodeError::InvalidInput(m),
+            e @ vouch_proof::ProofError::Invalid(_) => NodeError::BadRequest(e.to_string()),
+            e => NodeError::Internal(e.to_string()),
+        }
+    }
+}

@@ -4,32 +4,17 @@
 //! to the proof; the answer carries the proof and the manifest, which a
 //! client checks with the circuit file alone.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use vouch_proof::ProofError;
 use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
 use vouch_proof::circuit::{Circuit, Options};
-use vouch_proof::snark::{self, Keys};
-use vouch_store::{ModelRecord, Store};
+use vouch_proof::snark::{self, Keys, Prover};
+use vouch_store::ModelRecord;
 use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
-use vouch_types::{Determinism, Digest, FileEntry, Kind, ModelFormat, ReceiptBody, TensorMap};
+use vouch_types::{Determinism, Digest, Kind, ModelFormat, ReceiptBody, TensorMap};
 
 use crate::error::NodeError;
 use crate::service::{Answer, Service, now_ms};
-
-/// A provable model's circuit and keys.
-pub struct Prover {
-    /// The circuit.
-    pub circuit: Circuit,
-    /// Its keys.
-    pub keys: Keys,
-}
-
-/// Circuits and keys per model id, derived once (keys take a fraction of a
-/// second per model; a node proves the same few small models again and
-/// again).
-pub type Provers = Mutex<HashMap<Digest, Arc<Prover>>>;
 
 /// A proven answer: the outputs, the receipt and what a client checks them
 /// with.
@@ -39,43 +24,6 @@ pub struct Proven {
     pub answer: Answer,
     /// The proof and the manifest.
     pub bundle: Bundle,
-}
-
-impl From<ProofError> for NodeError {
-    fn from(e: ProofError) -> NodeError {
-        match e {
-            ProofError::Unsupported(m) | ProofError::Model(m) => NodeError::InvalidModel(m),
-            ProofError::Input(m) => NodeError::InvalidInput(m),
-            e @ ProofError::Invalid(_) => NodeError::BadRequest(e.to_string()),
-            e => NodeError::Internal(e.to_string()),
-        }
-    }
-}
-
-/// Compiles the pushed model `digest` into its circuit, stores the circuit
-/// and returns its manifest entry; refuses a model a circuit cannot cover,
-/// naming what it lacks.
-pub(crate) fn compile_circuit(
-    store: &Store,
-    format: ModelFormat,
-    digest: &Digest,
-    range: f64,
-) -> Result<FileEntry, NodeError> {
-    if format != ModelFormat::Onnx {
-        return Err(NodeError::InvalidModel(
-            "only ONNX models can be provable; push it without --provable".into(),
-        ));
-    }
-    let bytes = store.read_blob(digest)?;
-    let circuit = Circuit::compile(&bytes, &Options { input_range: range })
-        .map_err(|e| NodeError::InvalidModel(format!("not provable: {e}")))?;
-    let encoded = circuit.encode();
-    let (digest, size) = store.put_blob(&encoded)?;
-    Ok(FileEntry {
-        role: CIRCUIT_ROLE.into(),
-        digest,
-        size,
-    })
 }
 
 impl Service {

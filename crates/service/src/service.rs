@@ -154,8 +154,11 @@ pub struct Service {
     /// The substitute model a faulty node generates with
     /// (`NodeConfig::llm_substitute`), once loaded.
     pub(crate) substitute: tokio::sync::OnceCell<Arc<dyn LoadedModel>>,
-    /// Circuits and their keys, per provable model id, once derived.
-    pub(crate) provers: crate::prove::Provers,
+    /// Circuits and their keys, per provable model id, once derived
+    /// (keys take a fraction of a second per model; a node proves the
+    /// same few small models again and again).
+    pub(crate) provers:
+        std::sync::Mutex<std::collections::HashMap<Digest, Arc<vouch_proof::Prover>>>,
 }
 
 impl Service {
@@ -945,6 +948,35 @@ fn next_version(store: &Store, name: &str) -> Result<String, NodeError> {
     Ok(highest.map_or(1, |v| v + 1).to_string())
 }
 
+/// Compiles the pushed model `digest` into its circuit, stores the circuit
+/// and returns its manifest entry; refuses a model a circuit cannot cover,
+/// naming what it lacks.
+fn compile_circuit(
+    store: &Store,
+    format: ModelFormat,
+    digest: &Digest,
+    range: f64,
+) -> Result<FileEntry, NodeError> {
+    if format != ModelFormat::Onnx {
+        return Err(NodeError::InvalidModel(
+            "only ONNX models can be provable; push it without --provable".into(),
+        ));
+    }
+    let bytes = store.read_blob(digest)?;
+    let circuit = vouch_proof::Circuit::compile(
+        &bytes,
+        &vouch_proof::circuit::Options { input_range: range },
+    )
+    .map_err(|e| NodeError::InvalidModel(format!("not provable: {e}")))?;
+    let encoded = circuit.encode();
+    let (digest, size) = store.put_blob(&encoded)?;
+    Ok(FileEntry {
+        role: vouch_proof::bundle::CIRCUIT_ROLE.into(),
+        digest,
+        size,
+    })
+}
+
 /// The blocking half of a push: write the blob as it arrives, validate it
 /// with the engine, then commit and register.
 fn write_and_register(
@@ -1009,9 +1041,7 @@ fn write_and_register(
         });
     }
     if let Some(range) = options.provable {
-        files.push(crate::prove::compile_circuit(
-            store, format, &digest, range,
-        )?);
+        files.push(compile_circuit(store, format, &digest, range)?);
     }
     let version = match options.version {
         Some(v) => v,

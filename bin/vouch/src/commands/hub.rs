@@ -78,6 +78,12 @@ pub(crate) async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
                 .await?;
             print_model(&info);
         }
+        ModelCommand::Circuit {
+            file,
+            input_range,
+            run,
+            json,
+        } => circuit(&file, input_range, run.as_deref(), json)?,
         ModelCommand::Ls { json } => {
             let list = client.list_models().await?;
             if json {
@@ -409,6 +415,95 @@ pub(crate) async fn evidence(
             ),
             None => println!("{i:>3}  (unknown record)"),
         }
+    }
+    Ok(())
+}
+
+/// `vouch model circuit`: compiles here, reports, and runs the circuit.
+fn circuit(file: &Path, input_range: f64, run: Option<&Path>, json: bool) -> Result<()> {
+    use vouch_proof::circuit::{Circuit, Layer, Options};
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let circuit = Circuit::compile(&bytes, &Options { input_range })
+        .map_err(|e| anyhow!("{} is not provable: {e}", file.display()))?;
+    if let Some(request) = run {
+        let req: InferRequest = read_json(request, "request ({\"inputs\": {...}})")?;
+        let inputs = to_map(req.inputs);
+        let name = &circuit.input.name;
+        let t = inputs
+            .get(name)
+            .ok_or_else(|| anyhow!("the request holds no input `{name}`"))?;
+        let per = circuit.input_len();
+        let values: Vec<f32> = t.to_f64_vec().into_iter().map(|v| v as f32).collect();
+        let rest = &circuit.input.shape[1..];
+        if t.shape().len() != circuit.input.shape.len() || &t.shape()[1..] != rest {
+            bail!(
+                "input `{name}` has shape {:?}; the circuit takes [N, {}]",
+                t.shape(),
+                rest.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let mut out = Vec::with_capacity(values.len() / per.max(1) * circuit.output_len());
+        for row in values.chunks(per) {
+            let x = circuit.quantize_input(row)?;
+            out.extend(circuit.dequantize(&circuit.evaluate(&x)?));
+        }
+        let mut shape = circuit.output.shape.clone();
+        shape[0] = (values.len() / per.max(1)) as u64;
+        let mut map = vouch_types::TensorMap::new();
+        map.insert(
+            circuit.output.name.clone(),
+            vouch_types::Tensor::from_f32(shape, &out)?,
+        );
+        println!(
+            "{}",
+            serde_json::to_string(&OutputsFile {
+                outputs: vouch_api::from_map(map)
+            })?
+        );
+        return Ok(());
+    }
+    let constraints = circuit
+        .synthesize(&vec![0; circuit.input_len()])?
+        .constraints
+        .len();
+    let layers: Vec<&str> = circuit
+        .layers
+        .iter()
+        .map(|l| match l {
+            Layer::Dense { .. } => "dense",
+            Layer::Conv { .. } => "conv",
+            Layer::Offset { .. } => "add",
+            Layer::Relu { .. } => "relu",
+            Layer::MaxPool(_) => "maxpool",
+            Layer::SumPool(_) => "avgpool",
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "provable": true,
+                "input": circuit.input,
+                "output": circuit.output,
+                "input_range": circuit.input_range,
+                "layers": layers,
+                "constraints": constraints,
+                "error_bound": circuit.error_bound,
+                "circuit_bytes": circuit.encode().len(),
+            })
+        );
+    } else {
+        println!(
+            "{} is provable: {} ({} constraints); inputs within ±{}; outputs within {:.3e} of the float model",
+            file.display(),
+            layers.join(" → "),
+            constraints,
+            circuit.input_range,
+            circuit.error_bound
+        );
     }
     Ok(())
 }
