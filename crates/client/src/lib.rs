@@ -511,6 +511,12 @@ impl Client {
         self.get_json(&format!("/v1/receipts/{id}")).await
     }
 
+    /// `GET /v1/receipts/{id}/proof`: the proof a node kept for a proven
+    /// answer it gave.
+    pub async fn receipt_proof(&self, id: &Digest) -> Result<vouch_proof::Bundle, ClientError> {
+        self.get_json(&format!("/v1/receipts/{id}/proof")).await
+    }
+
     /// `GET /v1/receipts/{id}/trace/{index}`.
     pub async fn trace_entry(&self, id: &Digest, index: u64) -> Result<TraceEntry, ClientError> {
         self.get_json(&format!("/v1/receipts/{id}/trace/{index}"))

@@ -69,6 +69,7 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/v1/receipts/{id}", get(get_receipt))
         .route("/v1/receipts/{id}/trace", get(trace_receipt))
+        .route("/v1/receipts/{id}/proof", get(get_proof))
         .route("/v1/receipts/{id}/trace/{index}", get(get_trace_entry))
         .merge(crate::openai::routes(&node).layer(DefaultBodyLimit::max(max_request)))
         .merge(crate::ledger::routes())
@@ -595,6 +596,11 @@ async fn infer(
 async fn get_receipt(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_digest(Kind::Receipt, &id)?;
     Ok(json(StatusCode::OK, &node.receipt(&id)?))
+}
+
+async fn get_proof(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_digest(Kind::Receipt, &id)?;
+    Ok(json(StatusCode::OK, &node.proof(&id)?))
 }
 
 async fn trace_receipt(

@@ -223,6 +223,11 @@ fn paths_and_schemas() -> Value {
           "parameters": [path_param("id", "rcpt:<64 hex>")],
           "responses": merge(json!({"200": ok("receipt", "Receipt")}), error_responses(&[400, 404]))
         }},
+        "/v1/receipts/{id}/proof": {"get": {
+          "summary": "The proof behind a proven answer (verify `proof`) this node gave: the manifest, the circuit's digest and the proof, as the answer carried them (the node keeps its last 4,096)",
+          "parameters": [path_param("id", "rcpt:<64 hex>")],
+          "responses": merge(json!({"200": {"description": "the proof", "content": {"application/json": {"schema": {"type": "object", "required": ["manifest", "circuit", "proof"]}}}}}), error_responses(&[400, 404]))
+        }},
         "/v1/receipts/{id}/trace/{index}": {"get": {
           "summary": "Reveal one trace entry of a receipt with its Merkle path",
           "parameters": [path_param("id", "rcpt:<64 hex>"), path_param("index", "leaf index")],

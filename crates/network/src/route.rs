@@ -955,7 +955,8 @@ mod tests {
         assert_eq!("receipt".parse::<Verify>().unwrap(), Verify::Receipt);
         assert_eq!("audit".parse::<Verify>().unwrap(), Verify::Receipt);
         assert_eq!("quorum:3".parse::<Verify>().unwrap(), Verify::Quorum(3));
-        for bad in ["quorum:0", "quorum:17", "quorum:x", "quorum", "proof", ""] {
+        assert_eq!("proof".parse::<Verify>().unwrap(), Verify::Proof);
+        for bad in ["quorum:0", "quorum:17", "quorum:x", "quorum", "proofs", ""] {
             let err = bad.parse::<Verify>().unwrap_err().to_string();
             assert!(err.contains("quorum:N"), "{bad}: {err}");
         }

@@ -113,6 +113,16 @@ async fn a_proven_answer_checks_with_the_circuit_and_an_auditor_reruns_it() {
     };
     assert_eq!(argmax(&plain.outputs), argmax(&answer.outputs));
 
+    // A keeps the proof: fetched later by the receipt's id, it is the one
+    // the answer carried.
+    assert_eq!(
+        a.client.receipt_proof(&answer.receipt.id).await.unwrap(),
+        bundle
+    );
+    let (status, message) = api_error(a.client.receipt_proof(&plain.receipt.id).await);
+    assert_eq!(status, 404, "{message}");
+    assert!(message.contains("no proof kept"), "{message}");
+
     // B audits A's proven receipt by re-running the circuit: it passes.
     let outcome = b
         .node
@@ -153,6 +163,35 @@ async fn a_proven_answer_checks_with_the_circuit_and_an_auditor_reruns_it() {
         .infer("mnist", None, &request(&bright, vec![1, 784], "receipt"))
         .await
         .unwrap();
+    // A model pushed without --provable: a proof names what it lacks.
+    let iris = models_dir().join("iris.onnx");
+    a.client
+        .push_file(
+            &iris,
+            &PushParams {
+                name: "iris".into(),
+                input_shapes: vec!["float_input=N,4".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut flowers = std::collections::BTreeMap::new();
+    flowers.insert(
+        "float_input".to_string(),
+        JsonTensor(Tensor::from_f32(vec![1, 4], &[5.1, 3.5, 1.4, 0.2]).unwrap()),
+    );
+    let asked = InferRequest {
+        inputs: flowers,
+        nonce: None,
+        verify: Some("proof".into()),
+    };
+    let (status, message) = api_error(a.client.infer("iris", None, &asked).await);
+    assert_eq!(status, 422, "{message}");
+    assert!(
+        message.contains("iris@1 is not provable") && message.contains("LinearClassifier"),
+        "{message}"
+    );
     let (_, message) = api_error(
         a.client
             .infer("nothing", None, &request(&pixels, vec![1, 784], "proof"))

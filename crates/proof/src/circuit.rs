@@ -423,7 +423,141 @@ impl Circuit {
                 c.version
             )));
         }
+        c.validate()?;
         Ok(c)
+    }
+
+    /// Checks that a circuit read from elsewhere is one this code could
+    /// have written: every layer's sizes chain from the input to the
+    /// output, every window fits, and no value can outgrow the integers
+    /// (so running it cannot panic or wrap).
+    fn validate(&self) -> Result<(), ProofError> {
+        let bad = |what: String| ProofError::Model(format!("not a valid circuit: {what}"));
+        let count = |shape: &[u64]| {
+            shape
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d))
+                .filter(|&n| n > 0 && n <= 1 << 24)
+                .map(|n| n as usize)
+        };
+        let mut n = count(&self.input.shape).ok_or_else(|| bad("input shape".into()))?;
+        if count(&self.output.shape).is_none()
+            || self.input.shape.first() != Some(&1)
+            || self.output.shape.first() != Some(&1)
+            || self.input_shift > 30
+            || !(self.input_range.is_finite()
+                && self.input_range > 0.0
+                && self.input_range <= 1048576.0)
+            || self.output_scale.factor == 0
+        {
+            return Err(bad("its input or output".into()));
+        }
+        let window = |w: &Window, n: usize| -> Result<[usize; 2], ProofError> {
+            let cells = w
+                .channels
+                .checked_mul(w.height)
+                .and_then(|v| v.checked_mul(w.width));
+            let fits = w.kernel[0] >= 1
+                && w.kernel[1] >= 1
+                && w.stride[0] >= 1
+                && w.stride[1] >= 1
+                && w.pads.iter().all(|&p| p <= 64)
+                && w.kernel[0] <= w.height + w.pads[0] + w.pads[2]
+                && w.kernel[1] <= w.width + w.pads[1] + w.pads[3]
+                && w.kernel[0] * w.kernel[1] <= 1 << 12;
+            if cells != Some(n) || !fits {
+                return Err(bad(format!("a window {w:?} over {n} values")));
+            }
+            Ok(w.out())
+        };
+        // One bound for all values, carried with checked arithmetic.
+        let mut bound = (self.input_range * 2f64.powi(self.input_shift as i32)).ceil() as i128;
+        let limit = 1i128 << 120;
+        let linear = |rows: Vec<Vec<(usize, usize)>>, layer: &Layer, bound: i128| -> Option<i128> {
+            let pf = layer.per_filter();
+            rows.iter().enumerate().try_fold(0i128, |top, (o, row)| {
+                let sum = row.iter().try_fold(0i128, |acc, &(_, k)| {
+                    acc.checked_add(layer.coefficient(k).checked_abs()?)
+                })?;
+                let b = sum
+                    .checked_mul(bound)?
+                    .checked_add(layer.bias(o, pf).checked_abs()?)?;
+                Some(top.max(b))
+            })
+        };
+        for layer in &self.layers {
+            let next = match layer {
+                Layer::Dense {
+                    inputs,
+                    outputs,
+                    weights,
+                    bias,
+                    ..
+                } => {
+                    if *inputs != n
+                        || inputs.checked_mul(*outputs) != Some(weights.len())
+                        || bias.len() != *outputs
+                    {
+                        return Err(bad(format!(
+                            "a dense layer of {inputs}x{outputs} after {n} values"
+                        )));
+                    }
+                    *outputs
+                }
+                Layer::Conv {
+                    window: w,
+                    filters,
+                    weights,
+                    bias,
+                    ..
+                } => {
+                    let [oh, ow] = window(w, n)?;
+                    let per = w.channels * w.kernel[0] * w.kernel[1];
+                    if filters.checked_mul(per) != Some(weights.len()) || bias.len() != *filters {
+                        return Err(bad(format!("a convolution's {} weights", weights.len())));
+                    }
+                    filters
+                        .checked_mul(oh * ow)
+                        .ok_or_else(|| bad("a convolution's size".into()))?
+                }
+                Layer::Offset { bias } => {
+                    if bias.len() != n {
+                        return Err(bad(format!("{} offsets for {n} values", bias.len())));
+                    }
+                    n
+                }
+                Layer::Relu { drop } => {
+                    if *drop > 120 {
+                        return Err(bad(format!("a Relu dropping {drop} bits")));
+                    }
+                    n
+                }
+                Layer::MaxPool(w) | Layer::SumPool(w) => {
+                    let [oh, ow] = window(w, n)?;
+                    w.channels * oh * ow
+                }
+            };
+            if next == 0 || next > 1 << 24 {
+                return Err(bad(format!("a layer of {next} values")));
+            }
+            bound = match layer.rows() {
+                Some(rows) => linear(rows, layer, bound),
+                None => Some(match layer {
+                    Layer::Relu { drop } => bound >> drop,
+                    _ => bound,
+                }),
+            }
+            .filter(|&b| b < limit)
+            .ok_or_else(|| bad("values that outgrow its integers".into()))?;
+            n = next;
+        }
+        if n != self.output_len() {
+            return Err(bad(format!(
+                "{n} outputs for an output of shape {:?}",
+                self.output.shape
+            )));
+        }
+        Ok(())
     }
 
     /// Elements of the input.

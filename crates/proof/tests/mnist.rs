@@ -199,6 +199,35 @@ fn a_circuit_reads_back_as_written() {
         "compiling is deterministic"
     );
     assert!(Circuit::decode(&bytes[..bytes.len() - 2]).is_err());
+    // A circuit from elsewhere that could not run is refused, not run.
+    let hostile = |change: &dyn Fn(&mut Circuit)| {
+        let mut c = circuit.clone();
+        change(&mut c);
+        Circuit::decode(&c.encode()).unwrap_err().to_string()
+    };
+    let e = hostile(&|c| {
+        if let Layer::Dense { weights, .. } = &mut c.layers[0] {
+            weights.pop();
+        }
+    });
+    assert!(
+        e.contains("not a valid circuit") && e.contains("dense layer"),
+        "{e}"
+    );
+    let e = hostile(&|c| {
+        for layer in &mut c.layers {
+            match layer {
+                Layer::Dense { weights, .. } => weights.iter_mut().for_each(|w| *w = i64::MAX),
+                Layer::Relu { drop } => *drop = 0,
+                _ => {}
+            }
+        }
+    });
+    assert!(e.contains("outgrow"), "{e}");
+    let e = hostile(&|c| c.output.shape = vec![1, 11]);
+    assert!(e.contains("10 outputs"), "{e}");
+    let e = hostile(&|c| c.layers.swap(0, 2));
+    assert!(e.contains("not a valid circuit"), "{e}");
 }
 
 /// A node that lies: it signs a receipt for outputs other than the

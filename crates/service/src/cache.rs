@@ -98,3 +98,39 @@ impl ModelCache {
         (inner.entries.len(), inner.used)
     }
 }
+
+/// The last `cap` values inserted, by key; the oldest goes first.
+#[derive(Debug)]
+pub struct Recent<K, V> {
+    cap: usize,
+    map: HashMap<K, V>,
+    order: std::collections::VecDeque<K>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Recent<K, V> {
+    /// Keeps at most `cap` values.
+    pub fn new(cap: usize) -> Recent<K, V> {
+        Recent {
+            cap,
+            map: HashMap::new(),
+            order: Default::default(),
+        }
+    }
+
+    /// Keeps `value` under `key`, dropping the oldest beyond the cap.
+    pub fn insert(&mut self, key: K, value: V) {
+        if self.map.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    /// The value under `key`, if kept.
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.map.get(key).cloned()
+    }
+}

@@ -20,11 +20,11 @@ use vouch_types::llm::{
     TokenLogprobs, Transcript,
 };
 use vouch_types::merkle::{self, LeafHasher};
-use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
+use vouch_types::receipt::RECEIPT_VERSION;
 use vouch_types::{DType, Digest, ModelFormat, Receipt, ReceiptBody, TraceCommitment};
 
 use crate::error::NodeError;
-use crate::service::{Service, now_ms};
+use crate::service::{Service, check_nonce, now_ms};
 
 /// What the model reads.
 #[derive(Clone, Debug)]
@@ -270,12 +270,7 @@ impl Generate {
     /// Checks what can be checked without the model: the nonce's length
     /// and the sampling parameters.
     pub fn check(&self) -> Result<(), NodeError> {
-        if self.nonce.len() > MAX_NONCE_BYTES {
-            return Err(NodeError::BadRequest(format!(
-                "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
-                self.nonce.len()
-            )));
-        }
+        check_nonce(&self.nonce)?;
         if let Some(n) = self.logprobs.filter(|&n| n > MAX_TOP_LOGPROBS) {
             return Err(NodeError::BadRequest(format!(
                 "{n} alternatives asked for per token; send at most {MAX_TOP_LOGPROBS}"

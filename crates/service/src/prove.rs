@@ -10,11 +10,11 @@ use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
 use vouch_proof::circuit::{Circuit, Options};
 use vouch_proof::snark::{self, Keys, Prover};
 use vouch_store::ModelRecord;
-use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
+use vouch_types::receipt::RECEIPT_VERSION;
 use vouch_types::{Determinism, Digest, Kind, ModelFormat, ReceiptBody, TensorMap};
 
 use crate::error::NodeError;
-use crate::service::{Answer, Service, now_ms};
+use crate::service::{Answer, Service, check_nonce, now_ms};
 
 /// A proven answer: the outputs, the receipt and what a client checks them
 /// with.
@@ -43,18 +43,29 @@ impl Service {
         }
         let manifest = &record.signed.manifest;
         let label = format!("{}@{}", manifest.name, manifest.version);
-        let Some(entry) = manifest.file(CIRCUIT_ROLE).cloned() else {
-            return Err(NodeError::InvalidModel(match manifest.format {
-                ModelFormat::Onnx => format!(
-                    "{label} was pushed without --provable: its manifest names no circuit to prove against; push it again with `vouch model push --provable`"
-                ),
-                _ => format!("{label} is not an ONNX model: proofs cover small ONNX models"),
-            }));
-        };
         let model = manifest
             .file("model")
             .ok_or_else(|| NodeError::InvalidModel(format!("{label} names no model file")))?
             .digest;
+        let Some(entry) = manifest.file(CIRCUIT_ROLE).cloned() else {
+            if manifest.format != ModelFormat::Onnx {
+                return Err(NodeError::InvalidModel(format!(
+                    "{label} is not an ONNX model: proofs cover small ONNX models"
+                )));
+            }
+            // Say why: the operators it lacks, or the flag it was pushed
+            // without.
+            let store = self.store.clone();
+            let compiled = self
+                .compute(move || Ok(Circuit::from_onnx(&store.read_blob(&model)?)))
+                .await?;
+            return Err(NodeError::InvalidModel(match compiled {
+                Err(e) => format!("{label} is not provable: {e}"),
+                Ok(_) => format!(
+                    "{label} was pushed without --provable: its manifest names no circuit to prove against; push it again with `vouch model push --provable`"
+                ),
+            }));
+        };
         let store = self.store.clone();
         let prover = self
             .compute(move || {
@@ -112,12 +123,7 @@ impl Service {
         inputs: TensorMap,
         nonce: String,
     ) -> Result<Proven, NodeError> {
-        if nonce.len() > MAX_NONCE_BYTES {
-            return Err(NodeError::BadRequest(format!(
-                "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
-                nonce.len()
-            )));
-        }
+        check_nonce(&nonce)?;
         let prover = self.prover(&record).await?;
         self.receipts.check()?;
         let x = prover
@@ -132,34 +138,56 @@ impl Service {
             .file(CIRCUIT_ROLE)
             .map(|f| f.digest)
             .expect("a prover's manifest names its circuit");
-        self.compute(move || {
-            let proof = snark::prove(&prover.keys, &prover.circuit, &x)?;
-            let outputs = bundle::output_map(&prover.circuit, &proof.outputs);
-            let body = ReceiptBody {
-                version: RECEIPT_VERSION,
-                model,
-                request: inputs.digest(Kind::Input),
-                output: outputs.digest(Kind::Output),
-                trace: bundle::commitment(&proof),
-                engine: bundle::engine_info(),
-                determinism: Determinism::Exact,
-                seed: None,
-                node: key.public(),
-                nonce,
-                timestamp_ms: now_ms(),
-                price,
-            };
-            let receipt = body.sign(&key);
-            log.append(receipt.clone(), vec![bundle::leaf(&proof)])?;
-            Ok(Proven {
-                answer: Answer { outputs, receipt },
-                bundle: Bundle {
-                    manifest,
-                    circuit,
-                    proof,
-                },
+        let proven = self
+            .compute(move || {
+                let proof = snark::prove(&prover.keys, &prover.circuit, &x)?;
+                let outputs = bundle::output_map(&prover.circuit, &proof.outputs);
+                let body = ReceiptBody {
+                    version: RECEIPT_VERSION,
+                    model,
+                    request: inputs.digest(Kind::Input),
+                    output: outputs.digest(Kind::Output),
+                    trace: bundle::commitment(&proof),
+                    engine: bundle::engine_info(),
+                    determinism: Determinism::Exact,
+                    seed: None,
+                    node: key.public(),
+                    nonce,
+                    timestamp_ms: now_ms(),
+                    price,
+                };
+                let receipt = body.sign(&key);
+                log.append(receipt.clone(), vec![bundle::leaf(&proof)])?;
+                Ok(Proven {
+                    answer: Answer { outputs, receipt },
+                    bundle: Bundle {
+                        manifest,
+                        circuit,
+                        proof,
+                    },
+                })
             })
-        })
-        .await
+            .await?;
+        self.proofs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(proven.answer.receipt.id, Arc::new(proven.bundle.clone()));
+        Ok(proven)
+    }
+
+    /// The proof behind a proven answer this node gave (one of its last
+    /// [`KEPT_PROOFS`](crate::service::KEPT_PROOFS)).
+    pub fn proof(&self, id: &Digest) -> Result<Bundle, NodeError> {
+        self.proofs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|b| (*b).clone())
+            .ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "no proof kept for receipt {id}: this node keeps the proofs of its last {} proven answers",
+                    crate::service::KEPT_PROOFS
+                ))
+            })
     }
 }

@@ -159,6 +159,8 @@ pub struct Service {
     /// same few small models again and again).
     pub(crate) provers:
         std::sync::Mutex<std::collections::HashMap<Digest, Arc<vouch_proof::Prover>>>,
+    /// The proofs of the last proven answers, by receipt id.
+    pub(crate) proofs: std::sync::Mutex<crate::cache::Recent<Digest, Arc<vouch_proof::Bundle>>>,
 }
 
 impl Service {
@@ -317,6 +319,7 @@ impl Service {
             llm_rule: std::sync::Mutex::new(None),
             substitute: tokio::sync::OnceCell::new(),
             provers: Default::default(),
+            proofs: std::sync::Mutex::new(crate::cache::Recent::new(KEPT_PROOFS)),
             http: reqwest::Client::builder()
                 .connect_timeout(external_timeout.min(std::time::Duration::from_secs(10)))
                 .read_timeout(external_timeout)
@@ -696,12 +699,7 @@ impl Service {
         inputs: TensorMap,
         nonce: String,
     ) -> Result<Answer, NodeError> {
-        if nonce.len() > MAX_NONCE_BYTES {
-            return Err(NodeError::BadRequest(format!(
-                "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
-                nonce.len()
-            )));
-        }
+        check_nonce(&nonce)?;
         let model = self.loaded(&record).await?;
         self.receipts.check()?;
         check_inputs(model.schema(), &inputs)
@@ -916,6 +914,20 @@ impl Service {
         tracing::info!(?freed, "garbage collected");
         Ok(freed)
     }
+}
+
+/// Proofs a node keeps for `GET /v1/receipts/{id}/proof` (a few kB each).
+pub const KEPT_PROOFS: usize = 4096;
+
+/// Refuses a nonce longer than a receipt carries.
+pub(crate) fn check_nonce(nonce: &str) -> Result<(), NodeError> {
+    if nonce.len() > MAX_NONCE_BYTES {
+        return Err(NodeError::BadRequest(format!(
+            "nonce is {} bytes; send at most {MAX_NONCE_BYTES}",
+            nonce.len()
+        )));
+    }
+    Ok(())
 }
 
 /// How long a blob no model uses is kept (an upload for a push in
