@@ -94,7 +94,7 @@ await withBrowser('explorer e2e', async (browser) => {
   console.log(`explorer e2e: the faulty node was disputed after ${Math.ceil(asked / 6)} request(s)`);
 
   // A proposal, voted yes by three of the four operators.
-  // The votes go in at once: the vote lasts a few blocks of a second.
+  // The votes go in at once: the vote lasts 15 blocks.
   const proposal = JSON.parse((await vouchByNode(0, 'propose', '--set', `audit_rate_ppm=${AUDIT_RATE_PPM}`)).trim());
   await Promise.all([0, 1, 2].map((i) => vouchByNode(i, 'vote', String(proposal.id), 'yes')));
   // In force on every ledger, and every node audits at the new rate.

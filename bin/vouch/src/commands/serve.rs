@@ -429,11 +429,16 @@ fn local_keys(data_dir: &Path, n: u16) -> Result<Vec<PublicKey>> {
 
 /// A local network's chain: every operator funded and staked as `vouch
 /// up`'s own, named after the first, auditing at `--audit-rate`, with
-/// `vouch up`'s short votes.
+/// votes of 15 blocks.
 fn local_genesis(keys: &[PublicKey], audit_rate: f64) -> vouch_node::ledger::Genesis {
     use vouch_node::ledger::{Offer, SOLO_FUNDS, SOLO_STAKE};
     let mut g = vouch_node::ledger::solo_genesis(keys[0]);
     g.params.audit_rate_ppm = (audit_rate * 1e6).round() as u64;
+    // Several operators each cast their vote, on machines that are busy
+    // serving: 6 blocks was too short for the last of three votes to land
+    // on a loaded 2-core machine (the explorer's end-to-end test once saw
+    // it refused as late).
+    g.params.voting_period = 15;
     g.chain_id = format!("vouch-local-net-{}", hex::encode(&keys[0].as_bytes()[..8]));
     g.accounts = keys.iter().map(|k| (*k, SOLO_FUNDS)).collect();
     g.operators = keys
