@@ -419,7 +419,19 @@ impl Node {
         // A proven answer's engine is the model's circuit: exact integers,
         // re-run here without the proof.
         if receipt.body.engine.name == vouch_proof::bundle::ENGINE {
-            let answer = self.run_circuit(&receipt.body.model, &inputs).await?;
+            let answer = match self.run_circuit(&receipt.body.model, &inputs).await {
+                Ok(a) => a,
+                // A proven answer of a model with no circuit (or inputs its
+                // circuit refuses) is a claim no proof backs, not a reason
+                // to skip the audit.
+                Err(NodeError::InvalidModel(why) | NodeError::InvalidInput(why)) => {
+                    network.record(executor, |r| r.bad_data += 1);
+                    return Ok(AuditOutcome::Unresolved(format!(
+                        "receipt {id} claims a proven answer that its model's circuit cannot give: {why}"
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
             let output = answer.digest(Kind::Output);
             if output == receipt.body.output {
                 network.record(executor, |r| r.audits_passed += 1);
