@@ -1269,7 +1269,7 @@ async fn a_provider_that_rewrites_the_system_message_is_caught() {
     // A relaying gateway and a provider that signs the rewritten messages.
     let (bad, mut inbound, key) =
         common::free_provider(&p, 78, (LLM, id, "gguf"), "rewriting provider").await;
-    let bad_peer = bad.peer_id();
+    let (bad_peer, bad_addresses) = (bad.peer_id(), bad.addresses());
     let start = serde_json::json!({
         "session": "s",
         "request": rewritten.transcript().request,
@@ -1292,7 +1292,15 @@ async fn a_provider_that_rewrites_the_system_message_is_caught() {
             });
         }
     });
-    let g = on_network(dg.path(), addresses(&p), 0.0, None).await;
+    // The gateway joins through both, so that it hears the rewriting
+    // provider's announcement first hand rather than relayed.
+    let g = on_network(
+        dg.path(),
+        [addresses(&p), bad_addresses].concat(),
+        0.0,
+        None,
+    )
+    .await;
     g.node.admit(p.node.public_key());
     g.node.admit(key.public());
     eventually("both providers announced", || {

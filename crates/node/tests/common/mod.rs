@@ -212,7 +212,10 @@ pub fn tmp_files(data: &Path) -> usize {
 /// A raw peer keyed by `[seed; 32]` that joins through `bootstrap` and
 /// announces itself as a free provider, with one slot, of version 1 of
 /// model `name` (`id`, `format`): the peers that tests make misbehave.
-/// Returns the peer, the requests it receives and its key.
+/// Returns the peer, the requests it receives and its key, once
+/// `bootstrap` has heard the announcement (the first publish goes nowhere
+/// while the gossip link is still forming, and the swarm's own republish
+/// comes 10 s later, so it is published again until it lands).
 pub async fn free_provider(
     bootstrap: &TestNode,
     seed: u8,
@@ -234,7 +237,7 @@ pub async fn free_provider(
         id: id.to_string(),
         format: format.into(),
     };
-    p2p.announce(vouch_node::p2p::AnnouncementBody {
+    let body = vouch_node::p2p::AnnouncementBody {
         operator: hex::encode(key.public().as_bytes()),
         peer: p2p.peer_id().to_string(),
         http: None,
@@ -244,9 +247,24 @@ pub async fn free_provider(
         software: software.into(),
         seq: 0,
         timestamp_ms: 0,
-    })
-    .await
-    .unwrap();
+    };
+    let peer = p2p.peer_id();
+    let heard = || {
+        bootstrap
+            .node
+            .network_models()
+            .get(&id.to_string())
+            .is_some_and(|m| m.providers.contains(&peer))
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !heard() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{software}'s announcement never reached its bootstrap node"
+        );
+        p2p.announce(body.clone()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     (p2p, inbound, key)
 }
 
