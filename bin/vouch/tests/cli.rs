@@ -2043,24 +2043,45 @@ fn a_proven_answer_is_checked_offline_with_no_node_and_no_model_file() {
             .args(["verify", "receipt.json", "--input", input])
             .args(args)
             .env("VOUCH_NODE", "http://127.0.0.1:9")
+            .env("VOUCH_KEYS", work.path().join("keys"))
             .current_dir(work.path())
             .output()
             .unwrap()
     };
-    let out = verify(&[
-        "--output",
-        "out.json",
-        "--proof",
-        "proof.json",
-        "--circuit",
-        "circuit.json",
-    ]);
-    let stdout = ok(&out);
-    assert!(
-        stdout.contains("proof)") && stdout.contains("inputs, outputs"),
-        "{stdout}"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("checked a proof in"));
+    let checked = |how: &str| {
+        let out = verify(&[
+            "--output",
+            "out.json",
+            "--proof",
+            "proof.json",
+            "--circuit",
+            "circuit.json",
+        ]);
+        let stdout = ok(&out);
+        assert!(
+            stdout.contains("proof)") && stdout.contains("inputs, outputs"),
+            "{stdout}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("checked a proof in") && err.contains(how),
+            "{err}"
+        );
+    };
+    // The first check derives the circuit's key and keeps it; the next
+    // reads it back; a kept key that does not read is derived again.
+    checked("key derived in");
+    checked("key read back in");
+    let keys: Vec<_> = std::fs::read_dir(work.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let mut mangled = std::fs::read(&keys[0]).unwrap();
+    mangled.truncate(mangled.len() / 2);
+    std::fs::write(&keys[0], mangled).unwrap();
+    checked("key derived in");
+    checked("key read back in");
     // The circuit of another model (the same file, provable over another
     // range): the manifest names another circuit.
     fails(

@@ -43,6 +43,12 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::legacy().with_limit::<{ 64 << 20 }>()
 }
 
+/// Keys hold the circuit's matrices and one generator per variable: a
+/// CNN's run to tens of MB.
+fn key_config() -> impl bincode::config::Config {
+    bincode::config::legacy().with_limit::<{ 1 << 30 }>()
+}
+
 fn field(v: i128) -> F {
     if v >= 0 {
         F::from_u128(v as u128)
@@ -121,11 +127,52 @@ pub struct Keys {
 }
 
 /// A circuit's verifying key.
+#[derive(Serialize, Deserialize)]
 pub struct VerifyingKey {
     vk: VerifierKey<E, S>,
     arity: usize,
     inputs: usize,
     outputs: usize,
+}
+
+/// What a stored verifying key starts with: the proof system's name, so
+/// that a key another version wrote is derived again rather than misread.
+const KEY_MAGIC: &[u8] = b"vouch-proof verifying key 1\n";
+
+impl VerifyingKey {
+    /// Derives the verifying key from the circuit alone (most of the time
+    /// goes to the public generators).
+    pub fn derive(circuit: &Circuit) -> Result<VerifyingKey, ProofError> {
+        Ok(Keys::setup(circuit)?.vk)
+    }
+
+    /// The key's bytes, to keep: a verifier that reads them back skips the
+    /// derivation. Only bytes this verifier derived itself are worth
+    /// keeping; a key taken from elsewhere could verify anything.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = KEY_MAGIC.to_vec();
+        out.extend(
+            bincode::serde::encode_to_vec(self, key_config()).expect("a verifying key encodes"),
+        );
+        out
+    }
+
+    /// Reads back what [`VerifyingKey::to_bytes`] wrote.
+    pub fn from_bytes(bytes: &[u8]) -> Result<VerifyingKey, ProofError> {
+        let body = bytes.strip_prefix(KEY_MAGIC).ok_or_else(|| {
+            ProofError::Model("not a verifying key of this version of vouch-proof".into())
+        })?;
+        let (vk, read): (VerifyingKey, usize) =
+            bincode::serde::decode_from_slice(body, key_config()).map_err(|e| {
+                ProofError::Model(format!("the verifying key does not decode: {e}"))
+            })?;
+        if read != body.len() {
+            return Err(ProofError::Model(
+                "trailing bytes after the verifying key".into(),
+            ));
+        }
+        Ok(vk)
+    }
 }
 
 impl Keys {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use vouch_proof::ProofError;
 use vouch_proof::circuit::{Circuit, Layer, Options};
-use vouch_proof::snark::{Keys, prove, verify};
+use vouch_proof::snark::{Keys, VerifyingKey, prove, verify};
 use vouch_types::tensor::{Tensor, TensorMap};
 
 fn models() -> PathBuf {
@@ -300,4 +300,40 @@ fn a_lying_node_is_caught_by_the_proof_alone() {
     let theirs = prove(&keys, &circuit, &other).unwrap();
     let (receipt, b, outputs) = signed(&theirs);
     assert!(vouch_proof::check(&receipt, &b, &circuit_bytes, &inputs, &outputs, None).is_err());
+}
+
+#[test]
+fn a_kept_verifying_key_checks_what_a_derived_one_does() {
+    let circuit = circuit();
+    let keys = Keys::setup(&circuit).unwrap();
+    let x = circuit.quantize_input(&test_set()[0].1).unwrap();
+    let proof = prove(&keys, &circuit, &x).unwrap();
+    let t = std::time::Instant::now();
+    let derived = VerifyingKey::derive(&circuit).unwrap();
+    let derive_ms = t.elapsed().as_secs_f64() * 1e3;
+    let bytes = derived.to_bytes();
+    let t = std::time::Instant::now();
+    let kept = VerifyingKey::from_bytes(&bytes).unwrap();
+    let read_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = std::time::Instant::now();
+    verify(&kept, &x, &proof).unwrap();
+    let verify_ms = t.elapsed().as_secs_f64() * 1e3;
+    eprintln!(
+        "verifying key: derived in {derive_ms:.1} ms, {} bytes, read back in {read_ms:.1} ms; verified in {verify_ms:.1} ms",
+        bytes.len()
+    );
+    // What it rejects, it rejects as the derived key does.
+    let mut bad = proof.clone();
+    bad.outputs[0] += 1;
+    assert!(verify(&kept, &x, &bad).is_err());
+    // Bytes that are not a key, or a key cut short, are refused, not
+    // misread.
+    assert!(matches!(
+        VerifyingKey::from_bytes(b"not a key"),
+        Err(ProofError::Model(_))
+    ));
+    assert!(VerifyingKey::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(VerifyingKey::from_bytes(&longer).is_err());
 }

@@ -149,10 +149,12 @@ pub(crate) async fn infer(client: &Client, args: InferArgs) -> Result<()> {
                 .context("fetching the circuit the proof is checked against")?;
             let outputs = to_map(response.outputs.clone());
             let started = std::time::Instant::now();
-            let checked = vouch_proof::check(receipt, bundle, &circuit, &inputs, &outputs, None)
-                .context("the node's proof")?;
+            let (vk, key) = verifying_key(&circuit)?;
+            let checked =
+                vouch_proof::check(receipt, bundle, &circuit, &inputs, &outputs, Some(&vk))
+                    .context("the node's proof")?;
             eprintln!(
-                "proof verified in {} ms: the outputs are model {}'s circuit applied to the inputs (within {:.1e} of the float model)",
+                "proof verified in {} ms ({key}): the outputs are model {}'s circuit applied to the inputs (within {:.1e} of the float model)",
                 started.elapsed().as_millis(),
                 checked.manifest.name,
                 checked.circuit.error_bound
@@ -453,16 +455,17 @@ pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
         let circuit =
             std::fs::read(circuit).with_context(|| format!("reading {}", circuit.display()))?;
         let started = std::time::Instant::now();
+        let (vk, key) = verifying_key(&circuit)?;
         let c = vouch_proof::check(
             &receipt,
             &bundle,
             &circuit,
             &to_map(req.inputs),
             &to_map(out.outputs),
-            None,
+            Some(&vk),
         )?;
         eprintln!(
-            "checked a proof in {} ms (no model file, no node): the outputs are model {}@{}'s circuit applied to the inputs, within {:.1e} of the float model",
+            "checked a proof in {} ms ({key}; no model file, no node): the outputs are model {}@{}'s circuit applied to the inputs, within {:.1e} of the float model",
             started.elapsed().as_millis(),
             c.manifest.name,
             c.manifest.version,
@@ -501,4 +504,61 @@ pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where verifying keys this machine derived are kept: `$VOUCH_KEYS`, or
+/// `keys` in the user's cache directory.
+fn keys_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("VOUCH_KEYS") {
+        return Some(PathBuf::from(d));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("vouch/keys"))
+}
+
+/// The verifying key of circuit file `bytes`, and how it was had: read
+/// back from the key this machine derived from the same circuit before
+/// (named by the circuit's digest), or derived now from the circuit
+/// alone and kept. A kept key that does not read (another version wrote
+/// it, the disk mangled it) is derived again; one that cannot be kept
+/// only costs the next check the derivation.
+fn verifying_key(bytes: &[u8]) -> Result<(vouch_proof::VerifyingKey, String)> {
+    let started = std::time::Instant::now();
+    let path = keys_dir().map(|d| {
+        d.join(format!(
+            "{}.vk",
+            vouch_proof::bundle::circuit_digest(bytes).to_hex()
+        ))
+    });
+    if let Some(kept) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        if let Ok(vk) = vouch_proof::VerifyingKey::from_bytes(&kept) {
+            return Ok((
+                vk,
+                format!(
+                    "the circuit's key read back in {} ms",
+                    started.elapsed().as_millis()
+                ),
+            ));
+        }
+    }
+    let circuit = vouch_proof::Circuit::decode(bytes).context("the circuit file")?;
+    let vk = vouch_proof::VerifyingKey::derive(&circuit).context("deriving the circuit's key")?;
+    let took = started.elapsed().as_millis();
+    let kept = path.and_then(|p| {
+        std::fs::create_dir_all(p.parent()?).ok()?;
+        let tmp = p.with_extension(format!("{}.partial", std::process::id()));
+        std::fs::write(&tmp, vk.to_bytes()).ok()?;
+        std::fs::rename(&tmp, &p).ok()?;
+        Some(p)
+    });
+    let how = match kept {
+        Some(p) => format!(
+            "the circuit's key derived in {took} ms, kept in {}",
+            p.display()
+        ),
+        None => format!("the circuit's key derived in {took} ms"),
+    };
+    Ok((vk, how))
 }
