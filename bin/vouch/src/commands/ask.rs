@@ -532,16 +532,11 @@ fn verifying_key(bytes: &[u8]) -> Result<(vouch_proof::VerifyingKey, String)> {
             vouch_proof::bundle::circuit_digest(bytes).to_hex()
         ))
     });
-    if let Some(kept) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
-        if let Ok(vk) = vouch_proof::VerifyingKey::from_bytes(&kept) {
-            return Ok((
-                vk,
-                format!(
-                    "the circuit's key read back in {} ms",
-                    started.elapsed().as_millis()
-                ),
-            ));
-        }
+    if let Some(kept) = path.as_ref().and_then(|p| std::fs::read(p).ok())
+        && let Ok(vk) = vouch_proof::VerifyingKey::from_bytes(&kept)
+    {
+        let took = started.elapsed().as_millis();
+        return Ok((vk, format!("the circuit's key read back in {took} ms")));
     }
     let circuit = vouch_proof::Circuit::decode(bytes).context("the circuit file")?;
     let vk = vouch_proof::VerifyingKey::derive(&circuit).context("deriving the circuit's key")?;
