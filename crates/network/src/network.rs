@@ -315,9 +315,15 @@ impl Node {
                 model,
                 nonce,
                 quorum,
+                proof,
                 ref voucher,
             } => {
-                self.answer_infer(model, nonce, quorum, voucher.as_deref(), &body)
+                let ask = match (proof, quorum) {
+                    (true, _) => crate::route::Ask::Proof,
+                    (false, true) => crate::route::Ask::Quorum,
+                    (false, false) => crate::route::Ask::One,
+                };
+                self.answer_infer(model, nonce, ask, voucher.as_deref(), &body)
                     .await
             }
             Request::Generate { model, ref voucher } => {

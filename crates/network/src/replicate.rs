@@ -181,6 +181,25 @@ impl Node {
         tracing::info!(model = %record.signed.manifest.name, %id, "model replicated from peers");
         Ok(record)
     }
+    /// Blob `digest` (`size` bytes) from this node's store, fetched from
+    /// `peers` first when the store lacks it (chunk by chunk, each checked
+    /// against the digest).
+    pub(crate) async fn fetch_blob(
+        &self,
+        network: &Network,
+        digest: Digest,
+        size: u64,
+        peers: &[Peer],
+    ) -> Result<Vec<u8>, NodeError> {
+        if !self.store().has_blob(&digest)? {
+            let table = fetch_table(network, digest, size, peers).await?;
+            self.fetch_chunks(network, (digest, 0), digest, table, peers)
+                .await?;
+        }
+        let store = self.store().clone();
+        blocking(move || store.read_blob(&digest)).await
+    }
+
     /// Fetches the missing chunks of a blob from every provider at once
     /// (`base`: bytes of the model's files fetched before this one, for
     /// progress).

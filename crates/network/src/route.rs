@@ -84,6 +84,19 @@ pub struct Execution {
     pub receipt: Receipt,
     /// The executing node's peer id.
     pub peer: Peer,
+    /// The proof, when one was asked for (checked before it is kept).
+    pub proof: Option<vouch_proof::Bundle>,
+}
+
+/// What a forwarded request asks of its executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// One answer, which the executor offers to sampled audits.
+    One,
+    /// A quorum member's answer: the asker cross-checks it.
+    Quorum,
+    /// A proven answer (`verify: "proof"`).
+    Proof,
 }
 
 /// How a quorum went.
@@ -271,12 +284,13 @@ impl Node {
             Verify::Quorum(n) => n,
             Verify::Receipt => 1,
             Verify::Proof => {
-                let record = self.find_model(name, version).map_err(|e| match e {
-                    NodeError::NotFound(m) => NodeError::NotFound(format!(
-                        "{m}; a proof is made where the model is served: send the request to one of its providers"
-                    )),
-                    e => e,
-                })?;
+                let record = match self.find_model(name, version) {
+                    Ok(record) => record,
+                    Err(NodeError::NotFound(here)) if self.network.get().is_some() => {
+                        return self.route_proof(name, version, inputs, nonce, here).await;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let kept = self.network.get().is_some().then(|| inputs.clone());
                 let proven = self.prove_record(record, inputs, nonce).await?;
                 self.count_served(self.peer_id());
@@ -331,7 +345,7 @@ impl Node {
         let providers = self.usable_providers(&network, id).await;
         if n == 1 {
             let exec = self
-                .forward(&network, id, &inputs, &nonce, providers)
+                .forward(&network, id, &inputs, &nonce, providers, Ask::One)
                 .await?;
             // Gossiped here too: an executor that keeps its receipts off
             // the topic does not keep them from audits.
@@ -361,8 +375,34 @@ impl Node {
             outputs: exec.outputs,
             receipt: exec.receipt,
             quorum: None,
-            proof: None,
+            proof: exec.proof,
         }
+    }
+
+    /// A proven answer from a provider of model `name` (this node lacks
+    /// it: `here` says so): the provider runs the model's circuit and
+    /// proves it, and this node checks the proof, with the circuit the
+    /// model's manifest names, before it answers (a provider whose proof
+    /// fails is marked as having lied, and the next is asked).
+    async fn route_proof(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        inputs: TensorMap,
+        nonce: String,
+        here: String,
+    ) -> Result<Routed, NodeError> {
+        let network = self.network()?.clone();
+        let id = self
+            .resolve_remote(name, version)
+            .await
+            .map_err(|e| NodeError::NotFound(format!("{here}; on the network: {e}")))?;
+        let providers = self.usable_providers(&network, id).await;
+        let exec = self
+            .forward(&network, id, &inputs, &nonce, providers, Ask::Proof)
+            .await?;
+        network.gossip_receipt(&exec.receipt).await;
+        Ok(self.routed_remotely(exec))
     }
 
     pub(crate) async fn resolve_remote(
@@ -563,6 +603,7 @@ impl Node {
         inputs: &TensorMap,
         nonce: &str,
         providers: Vec<Peer>,
+        ask: Ask,
     ) -> Result<Execution, NodeError> {
         let encoded = Arc::new(inputs.encode());
         let mut queue = providers.into_iter();
@@ -572,7 +613,7 @@ impl Node {
             let (network, encoded) = (network.clone(), encoded.clone());
             async move {
                 let result = self
-                    .execute_paid(&network, peer, id, encoded, (inputs, nonce), false)
+                    .execute_paid(&network, peer, id, encoded, (inputs, nonce), ask)
                     .await;
                 (peer, result)
             }
@@ -653,7 +694,7 @@ impl Node {
             );
             Box::pin(async move {
                 let result = node
-                    .execute_paid(&network, peer, id, encoded, (&inputs, &nonce), true)
+                    .execute_paid(&network, peer, id, encoded, (&inputs, &nonce), Ask::Quorum)
                     .await;
                 (peer, result)
             })
@@ -667,6 +708,7 @@ impl Node {
                         outputs: a.outputs,
                         receipt: a.receipt,
                         peer: me,
+                        proof: None,
                     }),
                     Err(e) => Err(Failure::Refused(e)),
                 };
@@ -782,22 +824,28 @@ impl Node {
         model: Digest,
         encoded: Arc<Vec<u8>>,
         (inputs, nonce): (&TensorMap, &str),
-        quorum: bool,
+        ask: Ask,
     ) -> Result<Execution, Failure> {
         let payment = self
             .pay_peer(peer)
             .await
             .map_err(|e| Failure::Failed(format!("paying {peer}: {e}")))?;
         let voucher = payment.as_ref().map(|p| p.header.clone());
-        let result = execute_on(
+        let mut result = execute_on(
             network,
             peer,
             model,
             encoded,
             (inputs, nonce),
-            (quorum, voucher),
+            (ask, voucher),
         )
         .await;
+        if let Ok(exec) = &result
+            && let Err(lie) = self.check_routed_proof(network, exec, inputs).await
+        {
+            network.record(peer, |r| r.bad_data += 1);
+            result = Err(lie);
+        }
         if let (Err(f), Some(p)) = (&result, &payment) {
             self.unpay(p, f.refused_payment());
         }
@@ -812,17 +860,27 @@ impl Node {
         &self,
         model: Digest,
         nonce: String,
-        quorum: bool,
+        ask: Ask,
         voucher: Option<&str>,
         body: &[u8],
     ) -> Result<Vec<u8>, NodeError> {
         let inputs = TensorMap::decode(body).map_err(|e| {
             NodeError::BadRequest(format!("inputs are not a canonical tensor map: {e}"))
         })?;
-        let kept = (!quorum).then(|| inputs.clone());
+        let kept = (ask != Ask::Quorum).then(|| inputs.clone());
         let charge = self.charge(voucher)?;
-        let answer = match self.infer_id(&model, inputs, nonce).await {
-            Ok(answer) => answer,
+        let result = match ask {
+            Ask::Proof => self
+                .prove_id(&model, inputs, nonce)
+                .await
+                .map(|p| (p.answer, Some(p.bundle))),
+            Ask::One | Ask::Quorum => self
+                .infer_id(&model, inputs, nonce)
+                .await
+                .map(|a| (a, None)),
+        };
+        let (answer, bundle) = match result {
+            Ok(answered) => answered,
             Err(e) => {
                 if let Some(c) = charge {
                     self.refund(c);
@@ -835,28 +893,118 @@ impl Node {
             self.after_execution(&answer.receipt, inputs, answer.outputs.clone())
                 .await;
         }
-        Ok(encode_answer(&answer.receipt, &answer.outputs))
+        Ok(encode_answer(
+            &answer.receipt,
+            &answer.outputs,
+            bundle.as_ref(),
+        ))
+    }
+
+    /// Checks the proof a provider sent with a proven answer (nothing to
+    /// check when none was asked for): the circuit file its model's
+    /// manifest names is fetched from the provider, or the model's other
+    /// providers, when this node lacks it (chunk by chunk, each checked
+    /// against the digest), and the
+    /// circuit's verifying key is derived once and kept.
+    async fn check_routed_proof(
+        &self,
+        network: &Network,
+        exec: &Execution,
+        inputs: &TensorMap,
+    ) -> Result<(), Failure> {
+        let Some(bundle) = exec.proof.clone() else {
+            return Ok(());
+        };
+        let lied = |e: String| Failure::Lied(format!("its proof: {e}"));
+        let manifest = vouch_types::Manifest::decode(&bundle.manifest)
+            .map_err(|e| lied(format!("the manifest does not decode: {e}")))?;
+        let file = manifest
+            .file(vouch_proof::bundle::CIRCUIT_ROLE)
+            .filter(|f| f.digest == bundle.circuit)
+            .ok_or_else(|| lied("the manifest names no such circuit".into()))?
+            .clone();
+        if file.size > MAX_CIRCUIT_BYTES {
+            return Err(lied(format!(
+                "a circuit of {} bytes is beyond the {} MiB this node checks",
+                file.size,
+                MAX_CIRCUIT_BYTES >> 20
+            )));
+        }
+        // The answering provider first, then the model's other providers:
+        // any holder of the digest serves.
+        let me = self.peer_id();
+        let mut holders = vec![exec.peer];
+        holders.extend(
+            self.network_models()
+                .remove(&exec.receipt.body.model.to_string())
+                .map(|m| m.providers)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| *p != exec.peer && *p != me),
+        );
+        let circuit = self
+            .fetch_blob(network, file.digest, file.size, &holders)
+            .await
+            .map_err(|e| Failure::Failed(format!("fetching the circuit of its proof: {e}")))?;
+        let vk = self
+            .verifying_key(&file.digest, circuit.clone())
+            .await
+            .map_err(|e| lied(e.to_string()))?;
+        let (receipt, outputs, inputs) =
+            (exec.receipt.clone(), exec.outputs.clone(), inputs.clone());
+        self.compute(move || {
+            vouch_proof::check(&receipt, &bundle, &circuit, &inputs, &outputs, Some(&vk))
+                .map(|_| ())
+                .map_err(NodeError::from)
+        })
+        .await
+        .map_err(|e| lied(e.to_string()))
     }
 }
 
-/// An answer on the wire: `u32 LE receipt length || receipt || outputs`.
-fn encode_answer(receipt: &Receipt, outputs: &TensorMap) -> Vec<u8> {
+/// The largest circuit file a gateway fetches to check a routed proof.
+const MAX_CIRCUIT_BYTES: u64 = 256 << 20;
+
+/// An answer on the wire: `u32 LE receipt length || receipt || outputs`,
+/// with a proven answer's bundle (`u32 LE length || JSON`) before the
+/// outputs.
+fn encode_answer(
+    receipt: &Receipt,
+    outputs: &TensorMap,
+    bundle: Option<&vouch_proof::Bundle>,
+) -> Vec<u8> {
     let receipt = receipt.to_bytes();
-    let mut out = Vec::with_capacity(4 + receipt.len() + outputs.byte_len() + 64);
+    let bundle = bundle.map(|b| serde_json::to_vec(b).expect("a bundle encodes"));
+    let mut out = Vec::with_capacity(
+        8 + receipt.len() + bundle.as_ref().map_or(0, Vec::len) + outputs.byte_len() + 64,
+    );
     out.put_u32(receipt.len() as u32);
     out.put(&receipt);
+    if let Some(bundle) = bundle {
+        out.put_u32(bundle.len() as u32);
+        out.put(&bundle[..]);
+    }
     outputs.encode_to(&mut out);
     out
 }
 
-fn decode_answer(body: &[u8]) -> Result<(Receipt, TensorMap), String> {
+type Decoded = (Receipt, Option<vouch_proof::Bundle>, TensorMap);
+
+fn decode_answer(body: &[u8], proof: bool) -> Result<Decoded, String> {
     let mut r = Reader::new(body);
     let len = r.u32().map_err(|e| e.to_string())? as usize;
     let receipt = Receipt::from_bytes(r.take(len).map_err(|e| e.to_string())?)
         .map_err(|e| format!("receipt: {e}"))?;
+    let bundle = if proof {
+        let len = r.u32().map_err(|e| e.to_string())? as usize;
+        let bytes = r.take(len).map_err(|e| e.to_string())?;
+        Some(serde_json::from_slice(bytes).map_err(|e| format!("the proof: {e}"))?)
+    } else {
+        None
+    };
     let outputs = TensorMap::decode(r.take(r.remaining()).map_err(|e| e.to_string())?)
         .map_err(|e| format!("outputs: {e}"))?;
-    Ok((receipt, outputs))
+    Ok((receipt, bundle, outputs))
 }
 
 /// Sends the request to `peer` and checks what comes back.
@@ -866,14 +1014,15 @@ async fn execute_on(
     model: Digest,
     encoded: Arc<Vec<u8>>,
     (inputs, nonce): (&TensorMap, &str),
-    (quorum, voucher): (bool, Option<String>),
+    (ask, voucher): (Ask, Option<String>),
 ) -> Result<Execution, Failure> {
     let started = Instant::now();
     let frame = Frame {
         head: Request::Infer {
             model,
             nonce: nonce.to_string(),
-            quorum,
+            quorum: ask == Ask::Quorum,
+            proof: ask == Ask::Proof,
             voucher,
         },
         body: encoded.as_ref().clone(),
@@ -882,7 +1031,7 @@ async fn execute_on(
         Ok(Frame {
             head: Response::Ok,
             body,
-        }) => check_answer(&body, peer, model, inputs, nonce),
+        }) => check_answer(&body, peer, model, inputs, nonce, ask == Ask::Proof),
         Ok(Frame {
             head: Response::Error { code, message },
             ..
@@ -911,8 +1060,9 @@ fn check_answer(
     model: Digest,
     inputs: &TensorMap,
     nonce: &str,
+    proof: bool,
 ) -> Result<Execution, Failure> {
-    let (receipt, outputs) = decode_answer(body).map_err(Failure::Lied)?;
+    let (receipt, proof, outputs) = decode_answer(body, proof).map_err(Failure::Lied)?;
     let lied = |e: String| Failure::Lied(e);
     receipt.verify().map_err(|e| lied(e.to_string()))?;
     receipt
@@ -943,6 +1093,7 @@ fn check_answer(
         outputs,
         receipt,
         peer,
+        proof,
     })
 }
 

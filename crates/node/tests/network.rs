@@ -1469,6 +1469,7 @@ async fn a_receipt_a_client_reports_is_audited_though_its_executor_kept_it_quiet
                             model: id,
                             nonce,
                             quorum: false,
+                            proof: false,
                             voucher: None,
                         },
                         body: iris_input().encode(),

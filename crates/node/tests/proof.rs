@@ -198,9 +198,137 @@ async fn a_proven_answer_checks_with_the_circuit_and_an_auditor_reruns_it() {
             .await,
     );
     assert!(
-        message.contains("a proof is made where the model is served"),
+        message.contains("no model `nothing`") && message.contains("on the network"),
         "{message}"
     );
     b.stop().await;
+    a.stop().await;
+}
+
+/// A gateway without the model routes `verify: "proof"` to a provider and
+/// checks the proof before it answers, with the circuit the manifest
+/// names (fetched by digest from the model's providers). A provider that
+/// signs changed outputs with a proof that does not cover them is caught
+/// by the proof alone, marked, and the next provider answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
+    use vouch_node::p2p::{Frame, Request, Response};
+    let (da, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The honest provider is expensive, so the gateway asks the liar first.
+    let mut config = NodeConfig::new(da.path().to_path_buf());
+    config.audit_rate = 0.0;
+    config.price = 1_000_000;
+    let a = TestNode::start(config).await;
+    a.node
+        .join(P2pConfig::loopback(vec![]), Some(a.url.clone()))
+        .await
+        .unwrap();
+    let info = a
+        .client
+        .push_file(
+            &models_dir().join("mnist-mlp.onnx"),
+            &PushParams {
+                name: "mnist".into(),
+                provable: Some(1.0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let pixels = image(3);
+    let honest = a
+        .client
+        .infer("mnist", None, &request(&pixels, vec![1, 784], "proof"))
+        .await
+        .unwrap();
+    let bundle = honest.proof.clone().unwrap();
+    let circuit =
+        vouch_proof::Circuit::decode(&a.client.blob(&bundle.circuit).await.unwrap()).unwrap();
+
+    // The liar: holds the model (passes the gateway's challenge), and
+    // answers a proof request with its own receipt over outputs one step
+    // off in one logit, the honest proof's outputs changed to match.
+    let (liar, mut inbound, key) =
+        common::free_provider(&a, 61, ("mnist", info.id, "onnx"), "lying prover").await;
+    let (liar_peer, liar_addresses) = (liar.peer_id(), liar.addresses());
+    let holding = common::Holding::of(&a, "mnist").await;
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = asked.clone();
+    let (honest_body, liar_key) = (honest.receipt.body.clone(), key.clone());
+    tokio::spawn(async move {
+        let _liar = liar;
+        while let Some(req) = inbound.recv().await {
+            let Some(req) = holding.serve(req) else {
+                continue;
+            };
+            let Request::Infer {
+                nonce, proof: true, ..
+            } = &req.request.head
+            else {
+                continue;
+            };
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut lie = bundle.clone();
+            lie.proof.outputs[3] += 1 << 10;
+            let outputs = vouch_proof::bundle::output_map(&circuit, &lie.proof.outputs);
+            let mut body = honest_body.clone();
+            body.node = liar_key.public();
+            body.nonce = nonce.clone();
+            body.timestamp_ms = vouch_node::service::now_ms();
+            body.output = outputs.digest(vouch_types::Kind::Output);
+            body.trace = vouch_proof::bundle::commitment(&lie.proof);
+            let receipt = body.sign(&liar_key).to_bytes();
+            let lie = serde_json::to_vec(&lie).unwrap();
+            let mut answer = (receipt.len() as u32).to_le_bytes().to_vec();
+            answer.extend(&receipt);
+            answer.extend((lie.len() as u32).to_le_bytes());
+            answer.extend(&lie);
+            answer.extend(outputs.encode());
+            let _ = req.reply.send(Frame {
+                head: Response::Ok,
+                body: answer,
+            });
+        }
+    });
+
+    let g = networked(dg.path(), [addresses(&a), liar_addresses].concat()).await;
+    g.node.admit(a.node.public_key());
+    g.node.admit(key.public());
+    common::eventually("both providers announced", || {
+        g.node
+            .network_models()
+            .get(&info.id.to_string())
+            .is_some_and(|m| m.providers.len() == 2)
+    })
+    .await;
+    let mut asking = request(&pixels, vec![1, 784], "proof");
+    asking.nonce = Some("routed".into());
+    let answer = g.client.infer("mnist", None, &asking).await.unwrap();
+    assert_eq!(answer.receipt.body.node, a.node.public_key());
+    assert_eq!(answer.outputs, honest.outputs);
+    let routed = answer.proof.clone().expect("the routed answer's proof");
+    // The gateway fetched the circuit to check the proof: a client checks
+    // it too, with the circuit from the gateway.
+    let bytes = g.client.blob(&routed.circuit).await.unwrap();
+    let mut inputs = TensorMap::new();
+    inputs.insert("input", Tensor::from_f32(vec![1, 784], &pixels).unwrap());
+    vouch_proof::check(
+        &answer.receipt,
+        &routed,
+        &bytes,
+        &inputs,
+        &vouch_api::to_map(answer.outputs.clone()),
+        None,
+    )
+    .unwrap();
+    assert!(
+        asked.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the liar was never asked"
+    );
+    assert!(
+        g.node.peer_records()[&liar_peer].bad_data >= 1,
+        "the liar's failing proof was not marked"
+    );
+    g.stop().await;
     a.stop().await;
 }

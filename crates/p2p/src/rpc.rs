@@ -85,7 +85,9 @@ pub enum Request {
         id: Digest,
     },
     /// Run a model (body: the canonical tensor-map encoding of the inputs;
-    /// answer body: `u32 LE receipt length || receipt || outputs`).
+    /// answer body: `u32 LE receipt length || receipt || outputs`, or with
+    /// `proof`, `u32 LE receipt length || receipt || u32 LE bundle length
+    /// || bundle (JSON) || outputs`).
     Infer {
         /// Model id.
         model: Digest,
@@ -95,6 +97,10 @@ pub enum Request {
         /// need not offer it to sampled audits.
         #[serde(default)]
         quorum: bool,
+        /// Run the model's circuit and prove the answer (`verify: "proof"`):
+        /// the answer carries the proof and the model's manifest.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        proof: bool,
         /// The asking node's payment, where this node charges: a voucher
         /// it signed for this node's operator (`Voucher::to_header`).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -115,6 +115,12 @@ pub fn input_values(circuit: &Circuit, inputs: &TensorMap) -> Result<Vec<f32>, P
     Ok(t.to_f64_vec().into_iter().map(|v| v as f32).collect())
 }
 
+/// The integers the circuit takes for `inputs`: its one input, checked for
+/// name and shape, quantized.
+pub fn quantized_input(circuit: &Circuit, inputs: &TensorMap) -> Result<Vec<i128>, ProofError> {
+    circuit.quantize_input(&input_values(circuit, inputs)?)
+}
+
 /// The outputs a circuit's integer outputs stand for, as a node returns them.
 pub fn output_map(circuit: &Circuit, outputs: &[i128]) -> TensorMap {
     let mut map = TensorMap::new();
@@ -179,7 +185,7 @@ pub fn check(
         .verify_outputs(outputs)
         .map_err(|e| bad(format!("the outputs: {e}")))?;
     let circuit = Circuit::decode(circuit_bytes)?;
-    let x = circuit.quantize_input(&input_values(&circuit, inputs)?)?;
+    let x = quantized_input(&circuit, inputs)?;
     if output_map(&circuit, &bundle.proof.outputs) != *outputs {
         return Err(bad(
             "the outputs are not what the proof's integer outputs stand for".into(),

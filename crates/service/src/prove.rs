@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
 use vouch_proof::circuit::{Circuit, Options};
-use vouch_proof::snark::{self, Keys, Prover};
+use vouch_proof::snark::{self, Keys, Prover, VerifyingKey};
 use vouch_store::ModelRecord;
 use vouch_types::receipt::RECEIPT_VERSION;
 use vouch_types::{Determinism, Digest, Kind, ModelFormat, ReceiptBody, TensorMap};
@@ -100,19 +100,50 @@ impl Service {
         id: &Digest,
         inputs: &TensorMap,
     ) -> Result<TensorMap, NodeError> {
-        let record = self
-            .store
-            .model_by_id(id)?
-            .ok_or_else(|| NodeError::NotFound(format!("no model {id} on this node")))?;
-        let prover = self.prover(&record).await?;
-        let x = prover
-            .circuit
-            .quantize_input(&bundle::input_values(&prover.circuit, inputs)?)?;
+        let prover = self.prover(&self.model_record(id)?).await?;
+        let x = bundle::quantized_input(&prover.circuit, inputs)?;
         self.compute(move || {
             let outputs = prover.circuit.evaluate(&x)?;
             Ok(bundle::output_map(&prover.circuit, &outputs))
         })
         .await
+    }
+
+    /// [`Service::prove_record`] for registered model `id`.
+    pub async fn prove_id(
+        &self,
+        id: &Digest,
+        inputs: TensorMap,
+        nonce: String,
+    ) -> Result<Proven, NodeError> {
+        self.prove_record(self.model_record(id)?, inputs, nonce)
+            .await
+    }
+
+    /// The verifying key of circuit file `bytes` (digest `digest`), derived
+    /// once and kept (the last [`KEPT_VERIFIERS`](crate::service::KEPT_VERIFIERS)):
+    /// what this node checks the proofs of others with.
+    pub async fn verifying_key(
+        &self,
+        digest: &Digest,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<VerifyingKey>, NodeError> {
+        let kept = self
+            .verifiers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest);
+        if let Some(vk) = kept {
+            return Ok(vk);
+        }
+        let vk = self
+            .compute(move || Ok(Arc::new(VerifyingKey::derive(&Circuit::decode(&bytes)?)?)))
+            .await?;
+        self.verifiers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*digest, vk.clone());
+        Ok(vk)
     }
 
     /// Runs provable model `record`'s circuit on `inputs`, proves it and
@@ -126,9 +157,7 @@ impl Service {
         check_nonce(&nonce)?;
         let prover = self.prover(&record).await?;
         self.receipts.check()?;
-        let x = prover
-            .circuit
-            .quantize_input(&bundle::input_values(&prover.circuit, &inputs)?)?;
+        let x = bundle::quantized_input(&prover.circuit, &inputs)?;
         let (key, log, price) = (self.key.clone(), self.receipts.clone(), self.config.price);
         let model = record.id();
         let manifest = record.signed.manifest.encode();

@@ -161,6 +161,10 @@ pub struct Service {
         std::sync::Mutex<std::collections::HashMap<Digest, Arc<vouch_proof::Prover>>>,
     /// The proofs of the last proven answers, by receipt id.
     pub(crate) proofs: std::sync::Mutex<crate::cache::Recent<Digest, Arc<vouch_proof::Bundle>>>,
+    /// The verifying keys of circuits whose proofs this node checked for
+    /// others (routed proven answers), by circuit digest.
+    pub(crate) verifiers:
+        std::sync::Mutex<crate::cache::Recent<Digest, Arc<vouch_proof::VerifyingKey>>>,
 }
 
 impl Service {
@@ -320,6 +324,7 @@ impl Service {
             substitute: tokio::sync::OnceCell::new(),
             provers: Default::default(),
             proofs: std::sync::Mutex::new(crate::cache::Recent::new(KEPT_PROOFS)),
+            verifiers: std::sync::Mutex::new(crate::cache::Recent::new(KEPT_VERIFIERS)),
             http: reqwest::Client::builder()
                 .connect_timeout(external_timeout.min(std::time::Duration::from_secs(10)))
                 .read_timeout(external_timeout)
@@ -685,11 +690,14 @@ impl Service {
         inputs: TensorMap,
         nonce: String,
     ) -> Result<Answer, NodeError> {
-        let record = self
-            .store
+        self.run_record(self.model_record(id)?, inputs, nonce).await
+    }
+
+    /// The registered model `id`, or why there is none.
+    pub fn model_record(&self, id: &Digest) -> Result<ModelRecord, NodeError> {
+        self.store
             .model_by_id(id)?
-            .ok_or_else(|| NodeError::NotFound(format!("no model {id} on this node")))?;
-        self.run_record(record, inputs, nonce).await
+            .ok_or_else(|| NodeError::NotFound(format!("no model {id} on this node")))
     }
 
     /// Runs registered model `record` on `inputs` and signs the receipt.
@@ -918,6 +926,10 @@ impl Service {
 
 /// Proofs a node keeps for `GET /v1/receipts/{id}/proof` (a few kB each).
 pub const KEPT_PROOFS: usize = 4096;
+
+/// Verifying keys a node keeps for the routed proofs it checks (each as
+/// large as its circuit: ~2 MB for the MNIST MLP).
+pub const KEPT_VERIFIERS: usize = 16;
 
 /// Refuses a nonce longer than a receipt carries.
 pub(crate) fn check_nonce(nonce: &str) -> Result<(), NodeError> {
