@@ -595,7 +595,7 @@ impl Node {
     }
 
     /// Runs the request on the best provider, failing over to the next
-    /// when one fails and hedging when one is slow.
+    /// when one fails and hedging when one is slow (not a proof).
     async fn forward(
         &self,
         network: &Arc<Network>,
@@ -653,7 +653,9 @@ impl Node {
                         }
                     }
                 },
-                () = hedge, if pending.len() == 1 && queue.len() > 0 => {
+                // A proof takes far longer than the inferences latencies
+                // are measured on: hedging it would prove twice.
+                () = hedge, if ask != Ask::Proof && pending.len() == 1 && queue.len() > 0 => {
                     if let Some(next) = queue.next() {
                         tracing::debug!(slow = %last, hedge = %next, "hedging a slow request");
                         network.hedges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1043,6 +1045,8 @@ async fn execute_on(
     };
     let elapsed = started.elapsed().as_micros() as u64;
     network.record(peer, |r| match &result {
+        // Latencies rank providers for inferences: a proof's time is not one.
+        Ok(_) if ask == Ask::Proof => {}
         Ok(_) => r.observe_latency(elapsed),
         Err(Failure::Lied(_)) => r.bad_data += 1,
         Err(Failure::Failed(_)) => r.failures += 1,

@@ -13,8 +13,18 @@ use vouch_node::{NodeConfig, P2pConfig};
 use vouch_types::{Tensor, TensorMap};
 
 async fn networked(dir: &std::path::Path, bootstrap: Vec<vouch_node::p2p::Address>) -> TestNode {
+    networked_with(dir, bootstrap, |_| {}).await
+}
+
+/// A node with no sampled audits, `tune`d, joined through `bootstrap`.
+async fn networked_with(
+    dir: &std::path::Path,
+    bootstrap: Vec<vouch_node::p2p::Address>,
+    tune: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     let mut config = NodeConfig::new(dir.to_path_buf());
     config.audit_rate = 0.0;
+    tune(&mut config);
     let t = TestNode::start(config).await;
     t.node
         .join(P2pConfig::loopback(bootstrap), Some(t.url.clone()))
@@ -46,6 +56,21 @@ fn request(pixels: &[f32], shape: Vec<u64>, verify: &str) -> InferRequest {
     }
 }
 
+/// Pushes the MNIST MLP to `t` as `mnist`, provable for pixels in [0, 1].
+async fn push_mnist(t: &TestNode) -> vouch_api::ModelInfo {
+    t.client
+        .push_file(
+            &models_dir().join("mnist-mlp.onnx"),
+            &PushParams {
+                name: "mnist".into(),
+                provable: Some(1.0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
 fn api_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
     match r {
         Err(ClientError::Api {
@@ -59,19 +84,7 @@ fn api_error<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
 async fn a_proven_answer_checks_with_the_circuit_and_an_auditor_reruns_it() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = networked(da.path(), vec![]).await;
-    let mlp = models_dir().join("mnist-mlp.onnx");
-    let info = a
-        .client
-        .push_file(
-            &mlp,
-            &PushParams {
-                name: "mnist".into(),
-                provable: Some(1.0),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let info = push_mnist(&a).await;
     let b = networked(db.path(), addresses(&a)).await;
     admit_all(&[&a, &b]);
     replicate_from_peers(&b, "mnist", &info.id).await;
@@ -215,26 +228,8 @@ async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
     use vouch_node::p2p::{Frame, Request, Response};
     let (da, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // The honest provider is expensive, so the gateway asks the liar first.
-    let mut config = NodeConfig::new(da.path().to_path_buf());
-    config.audit_rate = 0.0;
-    config.price = 1_000_000;
-    let a = TestNode::start(config).await;
-    a.node
-        .join(P2pConfig::loopback(vec![]), Some(a.url.clone()))
-        .await
-        .unwrap();
-    let info = a
-        .client
-        .push_file(
-            &models_dir().join("mnist-mlp.onnx"),
-            &PushParams {
-                name: "mnist".into(),
-                provable: Some(1.0),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let a = networked_with(da.path(), vec![], |c| c.price = 1_000_000).await;
+    let info = push_mnist(&a).await;
     let pixels = image(3);
     let honest = a
         .client

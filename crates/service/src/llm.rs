@@ -447,10 +447,7 @@ impl Service {
             alive: Box::new(move || !client.is_closed()),
         })?;
 
-        let label = format!(
-            "{}@{}",
-            record.signed.manifest.name, record.signed.manifest.version
-        );
+        let label = record.label();
         self.receipted(
             Receipted {
                 model_id: record.id(),

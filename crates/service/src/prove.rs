@@ -10,11 +10,10 @@ use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
 use vouch_proof::circuit::{Circuit, Options};
 use vouch_proof::snark::{self, Keys, Prover, VerifyingKey};
 use vouch_store::ModelRecord;
-use vouch_types::receipt::RECEIPT_VERSION;
-use vouch_types::{Determinism, Digest, Kind, ModelFormat, ReceiptBody, TensorMap};
+use vouch_types::{Determinism, Digest, ModelFormat, TensorMap};
 
 use crate::error::NodeError;
-use crate::service::{Answer, Service, check_nonce, now_ms};
+use crate::service::{Answer, Ran, Service, check_nonce};
 
 /// A proven answer: the outputs, the receipt and what a client checks them
 /// with.
@@ -42,7 +41,7 @@ impl Service {
             return Ok(p.clone());
         }
         let manifest = &record.signed.manifest;
-        let label = format!("{}@{}", manifest.name, manifest.version);
+        let label = record.label();
         let model = manifest
             .file("model")
             .ok_or_else(|| NodeError::InvalidModel(format!("{label} names no model file")))?
@@ -158,7 +157,7 @@ impl Service {
         let prover = self.prover(&record).await?;
         self.receipts.check()?;
         let x = bundle::quantized_input(&prover.circuit, &inputs)?;
-        let (key, log, price) = (self.key.clone(), self.receipts.clone(), self.config.price);
+        let signer = self.signer();
         let model = record.id();
         let manifest = record.signed.manifest.encode();
         let circuit = record
@@ -167,28 +166,24 @@ impl Service {
             .file(CIRCUIT_ROLE)
             .map(|f| f.digest)
             .expect("a prover's manifest names its circuit");
+        let label = record.label();
+        let started = std::time::Instant::now();
         let proven = self
             .compute(move || {
                 let proof = snark::prove(&prover.keys, &prover.circuit, &x)?;
-                let outputs = bundle::output_map(&prover.circuit, &proof.outputs);
-                let body = ReceiptBody {
-                    version: RECEIPT_VERSION,
-                    model,
-                    request: inputs.digest(Kind::Input),
-                    output: outputs.digest(Kind::Output),
-                    trace: bundle::commitment(&proof),
-                    engine: bundle::engine_info(),
-                    determinism: Determinism::Exact,
-                    seed: None,
-                    node: key.public(),
+                let answer = signer.sign(
+                    Ran {
+                        model,
+                        inputs: &inputs,
+                        outputs: bundle::output_map(&prover.circuit, &proof.outputs),
+                        leaves: vec![bundle::leaf(&proof)],
+                        engine: bundle::engine_info(),
+                        determinism: Determinism::Exact,
+                    },
                     nonce,
-                    timestamp_ms: now_ms(),
-                    price,
-                };
-                let receipt = body.sign(&key);
-                log.append(receipt.clone(), vec![bundle::leaf(&proof)])?;
+                )?;
                 Ok(Proven {
-                    answer: Answer { outputs, receipt },
+                    answer,
                     bundle: Bundle {
                         manifest,
                         circuit,
@@ -196,7 +191,10 @@ impl Service {
                     },
                 })
             })
-            .await?;
+            .await;
+        self.metrics()
+            .inference(&label, proven.is_ok(), started.elapsed().as_secs_f64());
+        let proven = proven?;
         self.proofs
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -17,8 +17,8 @@ use vouch_engine::{Engine, LoadOptions, LoadedModel, check_inputs};
 use vouch_store::{ModelRecord, Store};
 use vouch_types::receipt::{MAX_NONCE_BYTES, RECEIPT_VERSION};
 use vouch_types::{
-    Digest, Dim, FileEntry, Kind, Manifest, ModelFormat, PublicKey, Receipt, ReceiptBody,
-    SecretKey, TensorMap, TraceCommitment, merkle,
+    Determinism, Digest, Dim, EngineInfo, FileEntry, Kind, Manifest, ModelFormat, PublicKey,
+    Receipt, ReceiptBody, SecretKey, TensorMap, TraceCommitment, merkle,
 };
 
 use crate::cache::ModelCache;
@@ -525,7 +525,7 @@ impl Service {
                 .list_models()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|r| format!("{}@{}", r.signed.manifest.name, r.signed.manifest.version))
+                .map(|r| r.label())
                 .collect();
             let which = match version {
                 Some(v) => format!("{name}@{v}"),
@@ -714,17 +714,12 @@ impl Service {
             .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
 
         let model_id = record.id();
-        let label = format!(
-            "{}@{}",
-            record.signed.manifest.name, record.signed.manifest.version
-        );
-        let (trace, fault, price) = (
+        let label = record.label();
+        let (trace, fault) = (
             self.config.trace,
             self.config.fault.and_then(vouch_engine::Fault::tensor),
-            self.config.price,
         );
-        let key = self.key.clone();
-        let log = self.receipts.clone();
+        let signer = self.signer();
         let engine = self.engines.get(record.signed.manifest.format).info();
         let started = Instant::now();
         let result = self
@@ -735,32 +730,18 @@ impl Service {
                     None => model.run(&inputs, trace)?,
                 };
                 let ran = ran.elapsed();
-                let body = ReceiptBody {
-                    version: RECEIPT_VERSION,
-                    model: model_id,
-                    request: inputs.digest(Kind::Input),
-                    output: exec.outputs.digest(Kind::Output),
-                    trace: TraceCommitment {
-                        root: merkle::root(&exec.leaves),
-                        len: exec.leaves.len() as u64,
-                    },
-                    engine,
-                    determinism: model.determinism(),
-                    seed: None,
-                    node: key.public(),
-                    nonce,
-                    timestamp_ms: now_ms(),
-                    price,
-                };
-                let receipt = body.sign(&key);
-                log.append(receipt.clone(), exec.leaves)?;
-                Ok((
-                    Answer {
+                let answer = signer.sign(
+                    Ran {
+                        model: model_id,
+                        inputs: &inputs,
                         outputs: exec.outputs,
-                        receipt,
+                        leaves: exec.leaves,
+                        engine,
+                        determinism: model.determinism(),
                     },
-                    ran,
-                ))
+                    nonce,
+                )?;
+                Ok((answer, ran))
             })
             .await
             .map(|(answer, ran)| {
@@ -770,6 +751,15 @@ impl Service {
         self.metrics
             .inference(&label, result.is_ok(), started.elapsed().as_secs_f64());
         result
+    }
+
+    /// What signs this node's one-shot answers.
+    pub(crate) fn signer(&self) -> Signer {
+        Signer {
+            key: self.key.clone(),
+            log: self.receipts.clone(),
+            price: self.config.price,
+        }
     }
 
     /// A stored receipt.
@@ -921,6 +911,58 @@ impl Service {
         let freed = blocking(move || store.collect(retention, now)).await?;
         tracing::info!(?freed, "garbage collected");
         Ok(freed)
+    }
+}
+
+/// Signs the receipt of a one-shot answer (an inference, a proven answer)
+/// and logs it with its trace leaves: the operator key, the receipt log
+/// and the node's price.
+#[derive(Clone)]
+pub(crate) struct Signer {
+    key: SecretKey,
+    log: Arc<ReceiptLog>,
+    price: u64,
+}
+
+/// A run to sign for: what its receipt states besides the node, the
+/// nonce, the time and the price.
+pub(crate) struct Ran<'a> {
+    pub model: Digest,
+    pub inputs: &'a TensorMap,
+    pub outputs: TensorMap,
+    /// The trace leaves the receipt commits to.
+    pub leaves: Vec<Digest>,
+    pub engine: EngineInfo,
+    pub determinism: Determinism,
+}
+
+impl Signer {
+    /// Signs the receipt for `ran` and `nonce`, and appends it with its
+    /// trace leaves to the receipt log.
+    pub(crate) fn sign(&self, ran: Ran<'_>, nonce: String) -> Result<Answer, NodeError> {
+        let body = ReceiptBody {
+            version: RECEIPT_VERSION,
+            model: ran.model,
+            request: ran.inputs.digest(Kind::Input),
+            output: ran.outputs.digest(Kind::Output),
+            trace: TraceCommitment {
+                root: merkle::root(&ran.leaves),
+                len: ran.leaves.len() as u64,
+            },
+            engine: ran.engine,
+            determinism: ran.determinism,
+            seed: None,
+            node: self.key.public(),
+            nonce,
+            timestamp_ms: now_ms(),
+            price: self.price,
+        };
+        let receipt = body.sign(&self.key);
+        self.log.append(receipt.clone(), ran.leaves)?;
+        Ok(Answer {
+            outputs: ran.outputs,
+            receipt,
+        })
     }
 }
 

@@ -23,6 +23,14 @@ impl ModelRecord {
         self.signed.manifest.id()
     }
 
+    /// `name@version`, as messages and metrics name the model.
+    pub fn label(&self) -> String {
+        format!(
+            "{}@{}",
+            self.signed.manifest.name, self.signed.manifest.version
+        )
+    }
+
     fn encode(&self) -> Vec<u8> {
         let manifest = self.signed.manifest.encode();
         let mut b = Vec::with_capacity(manifest.len() + 80);
