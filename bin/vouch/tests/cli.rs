@@ -108,8 +108,13 @@ impl NodeProcess {
     /// `vouch ARGS` against this node, run in directory `dir`.
     fn vouch_in(&self, dir: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new(BIN);
+        // Verifying keys the client derives stay out of the user's cache.
         cmd.args(args)
             .env("VOUCH_NODE", &self.url)
+            .env(
+                "VOUCH_KEYS",
+                std::env::temp_dir().join("vouch-cli-test-keys"),
+            )
             .env_remove("VOUCH_TOKEN")
             .current_dir(dir);
         if let Some(t) = &self.token {
@@ -1956,6 +1961,47 @@ fn mnist_request(work: &Path) -> PathBuf {
     let path = work.join("in.json");
     std::fs::write(&path, request.to_string()).unwrap();
     path
+}
+
+/// `vouch up` imports the provable sample it finds among its models (the
+/// MNIST MLP that `scripts/mnist-models` trains, which `scripts/up` runs)
+/// and answers `verify: proof` with it out of the box.
+#[test]
+fn vouch_up_serves_the_provable_sample() {
+    let (data, work, models) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    std::fs::copy(
+        models_dir().join("mnist-mlp.onnx"),
+        models.path().join("mnist-mlp.onnx"),
+    )
+    .expect("mnist-mlp.onnx missing: run scripts/mnist-models");
+    let node = NodeProcess::start_command(
+        "up",
+        data.path(),
+        0,
+        &["--models", models.path().to_str().unwrap()],
+    );
+    let input = mnist_request(work.path());
+    let out = node.vouch_in(
+        work.path(),
+        &[
+            "infer",
+            "mnist",
+            "--input",
+            input.to_str().unwrap(),
+            "--verify",
+            "proof",
+        ],
+    );
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("proof verified in") && err.contains("model mnist's circuit"),
+        "{err}"
+    );
 }
 
 /// `vouch model push --provable` compiles the MNIST MLP to a circuit (and

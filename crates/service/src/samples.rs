@@ -121,6 +121,41 @@ impl Sample {
     }
 }
 
+/// The provable sample: the MNIST MLP that `scripts/mnist-models` trains
+/// (`scripts/up` runs it), pushed provable for pixels in [0, 1], so that
+/// `vouch up` answers `verify: "proof"` out of the box. Kept apart from
+/// [`SAMPLES`] (which the benchmarks time one by one): it is trained here,
+/// not fetched.
+pub const PROVABLE: (&str, &str, f64) = ("mnist-mlp.onnx", "mnist", 1.0);
+
+/// Imports the provable sample from `dir` when it is there and the node
+/// does not have it yet. Returns its name when imported.
+pub async fn import_provable(node: &Service, dir: &Path) -> Option<String> {
+    let (file, name, range) = PROVABLE;
+    if node.find_model(name, None).is_ok() {
+        return None;
+    }
+    let path = dir.join(file);
+    if !path.exists() {
+        tracing::info!(file = %path.display(), "no provable sample; scripts/mnist-models trains it");
+        return None;
+    }
+    let options = PushOptions {
+        name: name.into(),
+        version: Some("1".into()),
+        license: "CC-BY-SA-3.0".into(),
+        provable: Some(range),
+        ..PushOptions::default()
+    };
+    match push_file(node, &path, options).await {
+        Ok(_) => Some(name.to_string()),
+        Err(e) => {
+            tracing::error!(model = name, error = %e, "importing the provable sample failed");
+            None
+        }
+    }
+}
+
 /// Pushes a model file through the node's upload path.
 pub async fn push_file(
     node: &Service,

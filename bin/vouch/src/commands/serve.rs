@@ -248,7 +248,8 @@ pub(crate) async fn serve_until(
         .context("starting the ledger chain")?;
     }
     if let Some(dir) = samples {
-        let imported = vouch_node::samples::import(&node, &dir).await;
+        let mut imported = vouch_node::samples::import(&node, &dir).await;
+        imported.extend(vouch_node::samples::import_provable(&node, &dir).await);
         if !imported.is_empty() {
             tracing::info!(models = ?imported, "imported sample models");
         }
