@@ -843,10 +843,17 @@ impl Node {
         )
         .await;
         if let Ok(exec) = &result
-            && let Err(lie) = self.check_routed_proof(network, exec, inputs).await
+            && let Err(failure) = self.check_routed_proof(network, exec, inputs).await
         {
-            network.record(peer, |r| r.bad_data += 1);
-            result = Err(lie);
+            let lied = matches!(failure, Failure::Lied(_));
+            network.record(peer, |r| {
+                if lied {
+                    r.bad_data += 1
+                } else {
+                    r.failures += 1
+                }
+            });
+            result = Err(failure);
         }
         if let (Err(f), Some(p)) = (&result, &payment) {
             self.unpay(p, f.refused_payment());
@@ -903,10 +910,11 @@ impl Node {
     }
 
     /// Checks the proof a provider sent with a proven answer (nothing to
-    /// check when none was asked for): the circuit file its model's
-    /// manifest names is fetched from the provider, or the model's other
-    /// providers, when this node lacks it (chunk by chunk, each checked
-    /// against the digest), and the
+    /// check when none was asked for). The bundle's manifest must be the
+    /// model asked for (so a provider cannot name a circuit of its own
+    /// choosing, or size); the circuit file it names is fetched from the
+    /// provider, or the model's other providers, when this node lacks it
+    /// (chunk by chunk, each checked against the digest), and the
     /// circuit's verifying key is derived once and kept.
     async fn check_routed_proof(
         &self,
@@ -920,6 +928,12 @@ impl Node {
         let lied = |e: String| Failure::Lied(format!("its proof: {e}"));
         let manifest = vouch_types::Manifest::decode(&bundle.manifest)
             .map_err(|e| lied(format!("the manifest does not decode: {e}")))?;
+        if manifest.id() != exec.receipt.body.model {
+            return Err(lied(format!(
+                "its manifest is model {}, not the model asked for",
+                manifest.id()
+            )));
+        }
         let file = manifest
             .file(vouch_proof::bundle::CIRCUIT_ROLE)
             .filter(|f| f.digest == bundle.circuit)

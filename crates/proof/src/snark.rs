@@ -135,9 +135,12 @@ pub struct VerifyingKey {
     outputs: usize,
 }
 
-/// What a stored verifying key starts with: the proof system's name, so
-/// that a key another version wrote is derived again rather than misread.
-const KEY_MAGIC: &[u8] = b"vouch-proof verifying key 1\n";
+/// What a stored verifying key starts with: this format's version and the
+/// proof system's name, so that a key another version wrote is derived
+/// again rather than misread.
+fn key_magic() -> Vec<u8> {
+    format!("vouch-proof verifying key 1, {SYSTEM}\n").into_bytes()
+}
 
 impl VerifyingKey {
     /// Derives the verifying key from the circuit alone (most of the time
@@ -150,7 +153,7 @@ impl VerifyingKey {
     /// derivation. Only bytes this verifier derived itself are worth
     /// keeping; a key taken from elsewhere could verify anything.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = KEY_MAGIC.to_vec();
+        let mut out = key_magic();
         out.extend(
             bincode::serde::encode_to_vec(self, key_config()).expect("a verifying key encodes"),
         );
@@ -159,7 +162,7 @@ impl VerifyingKey {
 
     /// Reads back what [`VerifyingKey::to_bytes`] wrote.
     pub fn from_bytes(bytes: &[u8]) -> Result<VerifyingKey, ProofError> {
-        let body = bytes.strip_prefix(KEY_MAGIC).ok_or_else(|| {
+        let body = bytes.strip_prefix(key_magic().as_slice()).ok_or_else(|| {
             ProofError::Model("not a verifying key of this version of vouch-proof".into())
         })?;
         let (vk, read): (VerifyingKey, usize) =

@@ -544,8 +544,11 @@ fn verifying_key(bytes: &[u8]) -> Result<(vouch_proof::VerifyingKey, String)> {
     let kept = path.and_then(|p| {
         std::fs::create_dir_all(p.parent()?).ok()?;
         let tmp = p.with_extension(format!("{}.partial", std::process::id()));
-        std::fs::write(&tmp, vk.to_bytes()).ok()?;
-        std::fs::rename(&tmp, &p).ok()?;
+        let written = std::fs::write(&tmp, vk.to_bytes()).and_then(|()| std::fs::rename(&tmp, &p));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return None;
+        }
         Some(p)
     });
     let how = match kept {
