@@ -9,9 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, models_dir};
+use common::TestNode;
 use vouch_api::{InferRequest, JsonTensor};
-use vouch_client::{Client, ClientError, PushParams};
+use vouch_client::{Client, ClientError};
 use vouch_node::NodeConfig;
 use vouch_node::ledger::{ChainSettings, Genesis, Offer, Params, Tx, TxBody, Voucher};
 use vouch_types::{SecretKey, Tensor};
@@ -58,17 +58,7 @@ async fn paid_node(dir: &std::path::Path, client: &SecretKey) -> TestNode {
             own: false,
         })
         .unwrap();
-    t.client
-        .push_file(
-            &models_dir().join("iris.onnx"),
-            &PushParams {
-                name: "iris".into(),
-                input_shapes: vec!["float_input=N,4".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    common::push_iris(&t).await;
     t
 }
 
@@ -408,18 +398,7 @@ async fn a_gateway_pays_the_operator_it_routes_to_from_its_own_escrow() {
     )
     .await;
     let (g_key, p_key) = (keys[0].public(), keys[1].public());
-    provider
-        .client
-        .push_file(
-            &models_dir().join("iris.onnx"),
-            &PushParams {
-                name: "iris".into(),
-                input_shapes: vec!["float_input=N,4".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    common::push_iris(&provider).await;
     // The provider's price reaches the ledger, and the gateway hears of it.
     let chain = gateway.node.chain().unwrap().clone();
     for _ in 0..600 {
@@ -563,19 +542,7 @@ async fn the_auditors_pool_pays_the_drawn_auditor_for_each_audit_that_passed() {
     )
     .await;
     let (e_key, a_key) = (keys[0].public(), keys[1].public());
-    let iris = executor
-        .client
-        .push_file(
-            &models_dir().join("iris.onnx"),
-            &PushParams {
-                name: "iris".into(),
-                input_shapes: vec!["float_input=N,4".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .id;
+    let iris = common::push_iris(&executor).await.id;
     common::replicate_from_peers(&auditor, "iris", &iris).await;
     // Both declare the model on the ledger, the executor its price.
     let chain = auditor.node.chain().unwrap().clone();

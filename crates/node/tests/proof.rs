@@ -177,18 +177,7 @@ async fn a_proven_answer_checks_with_the_circuit_and_an_auditor_reruns_it() {
         .await
         .unwrap();
     // A model pushed without --provable: a proof names what it lacks.
-    let iris = models_dir().join("iris.onnx");
-    a.client
-        .push_file(
-            &iris,
-            &PushParams {
-                name: "iris".into(),
-                input_shapes: vec!["float_input=N,4".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    common::push_iris(&a).await;
     let mut flowers = std::collections::BTreeMap::new();
     flowers.insert(
         "float_input".to_string(),

@@ -65,6 +65,21 @@ impl TestNode {
     }
 }
 
+/// Pushes the iris sample to `t` as `iris`, batches of any size.
+pub async fn push_iris(t: &TestNode) -> vouch_api::ModelInfo {
+    t.client
+        .push_file(
+            &models_dir().join("iris.onnx"),
+            &vouch_client::PushParams {
+                name: "iris".into(),
+                input_shapes: vec!["float_input=N,4".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
 /// The p2p addresses `t` listens on (with its peer id), to bootstrap from.
 pub fn addresses(t: &TestNode) -> Vec<vouch_node::p2p::Address> {
     t.node.p2p().unwrap().addresses()
