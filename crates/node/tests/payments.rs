@@ -429,6 +429,13 @@ async fn a_gateway_pays_the_operator_it_routes_to_from_its_own_escrow() {
     );
     // With escrow, each routed request is paid.
     apply(&gateway, &keys[0], TxBody::Deposit { amount: 1_000 }).await;
+    // The provider checks the escrow on its own copy of the ledger, which
+    // may apply the block a moment after the gateway's.
+    let provider_chain = provider.node.chain().unwrap().clone();
+    common::eventually("the provider seeing the gateway's deposit", || {
+        provider_chain.read(|l| l.account(&g_key).escrow) == 1_000
+    })
+    .await;
     for _ in 0..3 {
         let answer = gateway
             .client
