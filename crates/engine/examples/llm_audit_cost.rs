@@ -52,7 +52,7 @@ fn main() {
         alpha: ALPHA,
     };
     println!(
-        "build: dev profile (opt-level 1; vouch-engine and dependencies 3: the scores, in vouch-types, at 1), target-cpu=native; threads {}, ubatch {}",
+        "build: dev profile (opt-level 1; vouch-engine, vouch-types (the scores) and dependencies 3), target-cpu=native; threads {}, ubatch {}",
         engine.threads, engine.ubatch
     );
     for (kind, sampling) in [
@@ -63,6 +63,24 @@ fn main() {
                 temperature: 0.8,
                 top_p: 0.95,
                 top_k: 40,
+                seed: 7,
+            },
+        ),
+        (
+            "top-p only",
+            Sampling {
+                temperature: 0.8,
+                top_p: 0.95,
+                top_k: 0,
+                seed: 7,
+            },
+        ),
+        (
+            "temperature only",
+            Sampling {
+                temperature: 1.0,
+                top_p: 1.0,
+                top_k: 0,
                 seed: 7,
             },
         ),
@@ -93,7 +111,7 @@ fn main() {
         }
         let (f, a) = (median(forward), median(audit));
         println!(
-            "{kind:>7}: {} answers, {tokens_total} tokens; per answer, median of {rounds} interleaved rounds: forward pass {:.1} ms, whole audit {:.1} ms; the check beyond the forward pass: {:.1}% of the audit",
+            "{kind:>16}: {} answers, {tokens_total} tokens; per answer, median of {rounds} interleaved rounds: forward pass {:.1} ms, whole audit {:.1} ms; the check beyond the forward pass: {:.1}% of the audit",
             PROMPTS.len(),
             f * 1e3,
             a * 1e3,

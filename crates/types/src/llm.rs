@@ -849,7 +849,7 @@ fn check_token_with(
     };
     let top = argmax(logits);
     let best = f64::from(logits[top as usize]);
-    let margin = margin(logits, rtol);
+    let margin = rtol * best.abs().max(LOGIT_SCALE);
     if s.greedy() {
         if best - f64::from(got) <= margin {
             return Ok(());
@@ -962,29 +962,57 @@ fn window(
     let band = 2.0 * margin;
     // The top-k edge, and the top-p edge in the longest and the shortest
     // prefix that such logits can keep.
-    let k_edge = match s.top_k as usize {
-        0 => f64::NEG_INFINITY,
-        k if k >= logits.len() => f64::NEG_INFINITY,
+    let (k_edge, near) = match s.top_k as usize {
+        0 => (f64::NEG_INFINITY, None),
+        k if k >= logits.len() => (f64::NEG_INFINITY, None),
         k => {
-            let mut all = logits.to_vec();
-            let (_, kth, _) = all.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-            f64::from(*kth)
+            let (kth, near) = kth_largest(logits, k, top as f32, s.temperature);
+            (f64::from(kth), near)
         }
     };
-    let values = || {
-        logits
-            .iter()
-            .map(|&l| f64::from(l))
-            .filter(move |&l| l >= k_edge - band)
+    // The tokens that may make the top k, in vocabulary order, with their
+    // weights: every sum below runs over them in that order, so each is
+    // the same, bit for bit, as over the whole vocabulary with the others
+    // skipped, and no weight is computed twice. They are among the values
+    // the top-k edge was selected from when that set reaches low enough.
+    let floor = k_edge - band;
+    let (mut tokens, mut values) = (Vec::new(), Vec::new());
+    match near {
+        Some(near) if f64::from(near.floor) <= floor => {
+            for (&t, &l) in near.tokens.iter().zip(&near.values) {
+                let l = f64::from(l);
+                if l >= floor {
+                    tokens.push(t as usize);
+                    values.push(l);
+                }
+            }
+        }
+        _ => {
+            for (t, &l) in logits.iter().enumerate() {
+                let l = f64::from(l);
+                if l >= floor {
+                    tokens.push(t);
+                    values.push(l);
+                }
+            }
+        }
+    }
+    let weighed: Vec<f64> = match weights {
+        Some(w) => tokens.iter().map(|&t| w[t]).collect(),
+        None => values.iter().map(|&l| weight(l)).collect(),
     };
     // The tail after a prefix is largest when every token that may make
     // the top k does, and smallest when only those that surely do. Only a
-    // top-p cut needs them: without one, each weight is computed once, in
-    // the loop below (each pass is one `exp` per token of the vocabulary).
+    // top-p cut needs them.
     let (most, least): (f64, f64) = if s.top_p < 1.0 {
         (
-            values().map(weight).sum(),
-            values().filter(|&l| l > k_edge + band).map(weight).sum(),
+            weighed.iter().sum(),
+            values
+                .iter()
+                .zip(&weighed)
+                .filter(|&(&l, _)| l > k_edge + band)
+                .map(|(_, &w)| w)
+                .sum(),
         )
     } else {
         (0.0, 0.0)
@@ -996,8 +1024,12 @@ fn window(
         // Sort only the heaviest values, as many as the cut needs.
         let mut reach = 4.0 * s.temperature;
         loop {
-            let mut sorted: Vec<f64> = values().filter(|&l| l >= top - reach).collect();
-            let complete = sorted.len() == values().count();
+            let mut sorted: Vec<f64> = values
+                .iter()
+                .copied()
+                .filter(|&l| l >= top - reach)
+                .collect();
+            let complete = sorted.len() == values.len();
             sorted.sort_unstable_by(|a, b| b.total_cmp(a));
             let mut acc = 0.0;
             for &l in &sorted {
@@ -1022,12 +1054,10 @@ fn window(
     // swap with it, and of those surely behind it that surely or possibly
     // stay candidates.
     let (mut ahead, mut tied, mut behind_sure, mut behind_maybe) = (0.0, 0.0, 0.0, 0.0);
-    for (t, &l) in logits.iter().enumerate() {
-        let l = f64::from(l);
+    for ((&t, &l), &w) in tokens.iter().zip(&values).zip(&weighed) {
         if t == claimed as usize || l < maybe_kept {
             continue;
         }
-        let w = weights.map_or_else(|| weight(l), |w| w[t]);
         if l > own + band {
             ahead += w;
         } else if l >= own - band {
@@ -1042,6 +1072,53 @@ fn window(
     let lo = ahead * down / (ahead * down + (w + tied + behind_sure + behind_maybe) * up);
     let hi = (ahead + tied + w) * up / ((ahead + tied + w) * up + behind_sure * down);
     Some((lo - 1e-12, hi + 1e-12))
+}
+
+/// The logits at or above `floor`, in vocabulary order.
+struct Near {
+    floor: f32,
+    tokens: Vec<u32>,
+    values: Vec<f32>,
+}
+
+/// The `k`-th largest of `logits` (1-based, in `f32::total_cmp` order;
+/// `top` is their largest), as a selection over the whole vocabulary finds
+/// it, but selected among the values near the top when there are at least
+/// `k` of them, which it returns too: every value above a floor is larger
+/// than every value below it, so the `k`-th largest above the floor is the
+/// `k`-th overall. A NaN, which the total order ranks apart, sends it to
+/// the whole vocabulary.
+fn kth_largest(logits: &[f32], k: usize, top: f32, temperature: f64) -> (f32, Option<Near>) {
+    let by_rank = |a: &f32, b: &f32| b.total_cmp(a);
+    let mut reach = ((16.0 * temperature) as f32).max(8.0);
+    while top.is_finite() && reach.is_finite() {
+        let floor = top - reach;
+        let mut near = Near {
+            floor,
+            tokens: Vec::new(),
+            values: Vec::new(),
+        };
+        let mut nan = false;
+        for (t, &l) in logits.iter().enumerate() {
+            if l >= floor {
+                near.tokens.push(t as u32);
+                near.values.push(l);
+            } else if l.is_nan() {
+                nan = true;
+            }
+        }
+        if nan {
+            break;
+        }
+        if near.values.len() >= k {
+            let mut sorted = near.values.clone();
+            let kth = *sorted.select_nth_unstable_by(k - 1, by_rank).1;
+            return (kth, Some(near));
+        }
+        reach *= 4.0;
+    }
+    let mut all = logits.to_vec();
+    (*all.select_nth_unstable_by(k - 1, by_rank).1, None)
 }
 
 #[cfg(test)]
@@ -1205,7 +1282,143 @@ mod tests {
         order[kept - 1]
     }
 
+    /// The window as computed before it was restricted to the tokens that
+    /// may make the top k: every weight over the whole vocabulary, the
+    /// top-k edge selected among all logits.
+    fn window_over_all(
+        logits: &[f32],
+        weights: Option<&[f64]>,
+        s: &Sampling,
+        claimed: u32,
+        margin: f64,
+    ) -> Option<(f64, f64)> {
+        let top = f64::from(logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        let weight = |l: f64| ((l - top) / s.temperature).exp();
+        let (down, up) = (
+            (-margin / s.temperature).exp(),
+            (margin / s.temperature).exp(),
+        );
+        let band = 2.0 * margin;
+        // The top-k edge, and the top-p edge in the longest and the shortest
+        // prefix that such logits can keep.
+        let k_edge = match s.top_k as usize {
+            0 => f64::NEG_INFINITY,
+            k if k >= logits.len() => f64::NEG_INFINITY,
+            k => {
+                let mut all = logits.to_vec();
+                let (_, kth, _) = all.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+                f64::from(*kth)
+            }
+        };
+        let values = || {
+            logits
+                .iter()
+                .map(|&l| f64::from(l))
+                .filter(move |&l| l >= k_edge - band)
+        };
+        // The tail after a prefix is largest when every token that may make
+        // the top k does, and smallest when only those that surely do. Only a
+        // top-p cut needs them: without one, each weight is computed once, in
+        // the loop below (each pass is one `exp` per token of the vocabulary).
+        let (most, least): (f64, f64) = if s.top_p < 1.0 {
+            (
+                values().map(weight).sum(),
+                values().filter(|&l| l > k_edge + band).map(weight).sum(),
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        let p_edge = |lead: f64, tail: f64, total: f64| {
+            if s.top_p >= 1.0 {
+                return f64::NEG_INFINITY;
+            }
+            // Sort only the heaviest values, as many as the cut needs.
+            let mut reach = 4.0 * s.temperature;
+            loop {
+                let mut sorted: Vec<f64> = values().filter(|&l| l >= top - reach).collect();
+                let complete = sorted.len() == values().count();
+                sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+                let mut acc = 0.0;
+                for &l in &sorted {
+                    acc += weight(l);
+                    if acc * lead / (acc * lead + (total - acc).max(0.0) * tail) >= s.top_p {
+                        return l;
+                    }
+                }
+                if complete {
+                    return f64::NEG_INFINITY;
+                }
+                reach *= 2.0;
+            }
+        };
+        let maybe_kept = (k_edge - band).max(p_edge(down, up, most) - band);
+        let surely_kept = (k_edge + band).max(p_edge(up, down, least) + band);
+        let own = f64::from(logits[claimed as usize]);
+        if own < maybe_kept {
+            return None;
+        }
+        // Weights of the tokens surely ahead of `claimed`, of those that may
+        // swap with it, and of those surely behind it that surely or possibly
+        // stay candidates.
+        let (mut ahead, mut tied, mut behind_sure, mut behind_maybe) = (0.0, 0.0, 0.0, 0.0);
+        for (t, &l) in logits.iter().enumerate() {
+            let l = f64::from(l);
+            if t == claimed as usize || l < maybe_kept {
+                continue;
+            }
+            let w = weights.map_or_else(|| weight(l), |w| w[t]);
+            if l > own + band {
+                ahead += w;
+            } else if l >= own - band {
+                tied += w;
+            } else if l > surely_kept {
+                behind_sure += w;
+            } else {
+                behind_maybe += w;
+            }
+        }
+        let w = weight(own);
+        let lo = ahead * down / (ahead * down + (w + tied + behind_sure + behind_maybe) * up);
+        let hi = (ahead + tied + w) * up / ((ahead + tied + w) * up + behind_sure * down);
+        Some((lo - 1e-12, hi + 1e-12))
+    }
+
     proptest! {
+        #[test]
+        fn the_window_over_the_tokens_that_may_make_the_top_k_is_the_window_over_all(
+            logits in proptest::collection::vec(prop_oneof![8 => -30f32..30.0, 1 => Just(0.0f32), 1 => Just(-0.0f32), 1 => Just(2.5f32)], 2..3000),
+            claimed in 0usize..3000, margin in prop_oneof![Just(0.0f64), 0f64..2.0],
+            top_k in prop_oneof![Just(0u32), 1u32..100, 2990u32..3010],
+            top_p in prop_oneof![Just(1.0f64), 0.05f64..1.0],
+            temperature in prop_oneof![0.1f64..2.0, 1e-4f64..1e-2]) {
+            let s = Sampling { temperature, top_p, top_k, seed: 1 };
+            let claimed = (claimed % logits.len()) as u32;
+            let ahead = weights(&logits, &s);
+            let want = window_over_all(&logits, None, &s, claimed, margin);
+            // Bit for bit: the sums run over the same weights in the same order.
+            let bits = |w: Option<(f64, f64)>| w.map(|(lo, hi)| (lo.to_bits(), hi.to_bits()));
+            prop_assert_eq!(bits(window(&logits, None, &s, claimed, margin)), bits(want));
+            prop_assert_eq!(bits(window(&logits, Some(&ahead), &s, claimed, margin)), bits(want));
+        }
+
+        #[test]
+        fn the_kth_largest_near_the_top_is_the_kth_largest_of_all(
+            logits in proptest::collection::vec(prop_oneof![
+                20 => -1e4f32..1e4, 2 => -5f32..5.0, 1 => Just(0.0f32), 1 => Just(-0.0f32),
+                1 => Just(f32::NAN), 1 => Just(-f32::NAN), 1 => Just(f32::INFINITY), 1 => Just(f32::NEG_INFINITY)], 1..500),
+            k in 1usize..500, temperature in 1e-3f64..3.0) {
+            let k = 1 + (k - 1) % logits.len();
+            let mut all = logits.clone();
+            let want = *all.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1;
+            let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let (kth, near) = kth_largest(&logits, k, top, temperature);
+            prop_assert_eq!(kth.to_bits(), want.to_bits());
+            if let Some(near) = near {
+                let kept: Vec<u32> = (0..logits.len() as u32).filter(|&t| logits[t as usize] >= near.floor).collect();
+                prop_assert_eq!(&near.tokens, &kept);
+            }
+        }
+
         #[test]
         fn the_sampler_sorts_only_what_it_needs(seed in any::<u64>(), step in 0u64..1000,
                                                 logits in proptest::collection::vec(-30f32..30.0, 1..3000),
