@@ -859,6 +859,9 @@ fn check_token_with(
         )));
     }
     let u = uniform(s.seed, step);
+    if weights.is_none() && surely_in_window(logits, s, claimed, margin / 2.0, u) {
+        return Ok(());
+    }
     let Some((lo, hi)) = window(logits, weights, s, claimed, margin / 2.0) else {
         return Err(TokenMismatch(format!(
             "token {claimed} is not among the tokens the sampler could pick (top-k {}, top-p {})",
@@ -1050,28 +1053,195 @@ fn window(
     if own < maybe_kept {
         return None;
     }
-    // Weights of the tokens surely ahead of `claimed`, of those that may
-    // swap with it, and of those surely behind it that surely or possibly
-    // stay candidates.
-    let (mut ahead, mut tied, mut behind_sure, mut behind_maybe) = (0.0, 0.0, 0.0, 0.0);
-    for ((&t, &l), &w) in tokens.iter().zip(&values).zip(&weighed) {
-        if t == claimed as usize || l < maybe_kept {
-            continue;
+    let pool = tokens.iter().zip(&values).zip(&weighed);
+    let (lo, hi) = Interval {
+        claimed: claimed as usize,
+        own: (own, weight(own)),
+        band,
+        kept: (maybe_kept, surely_kept),
+        stretch: (down, up),
+    }
+    .bounds(pool.map(|((&t, &l), &w)| (t, l, w)), 0.0);
+    Some((lo - 1e-12, hi + 1e-12))
+}
+
+/// The claimed token's interval of the draw, from the candidates' weights
+/// ([`window`]).
+struct Interval {
+    claimed: usize,
+    /// Its logit and weight.
+    own: (f64, f64),
+    /// How far two logits may move apart.
+    band: f64,
+    /// The logits below which a token is surely not, and above which it
+    /// surely is, a candidate.
+    kept: (f64, f64),
+    /// How far a weight may shrink and grow: `exp(∓margin / T)`.
+    stretch: (f64, f64),
+}
+
+impl Interval {
+    /// The interval's ends over the candidates `pool` (token, logit,
+    /// weight; in vocabulary order), with up to `light` more weight of
+    /// tokens not listed, all behind the claimed one.
+    fn bounds(&self, pool: impl Iterator<Item = (usize, f64, f64)>, light: f64) -> (f64, f64) {
+        let ((own, w), band, (maybe_kept, surely_kept), (down, up)) =
+            (self.own, self.band, self.kept, self.stretch);
+        // Weights of the tokens surely ahead of the claimed one, of those
+        // that may swap with it, and of those surely behind it that surely
+        // or possibly stay candidates.
+        let (mut ahead, mut tied, mut behind_sure, mut behind_maybe) = (0.0, 0.0, 0.0, 0.0);
+        for (t, l, weight) in pool {
+            if t == self.claimed || l < maybe_kept {
+                continue;
+            }
+            if l > own + band {
+                ahead += weight;
+            } else if l >= own - band {
+                tied += weight;
+            } else if l > surely_kept {
+                behind_sure += weight;
+            } else {
+                behind_maybe += weight;
+            }
         }
-        if l > own + band {
-            ahead += w;
-        } else if l >= own - band {
-            tied += w;
-        } else if l > surely_kept {
-            behind_sure += w;
-        } else {
-            behind_maybe += w;
+        let lo = ahead * down / (ahead * down + (w + tied + behind_sure + behind_maybe) * up);
+        let hi = (ahead + tied + w) * up / ((ahead + tied + w) * up + (behind_sure + light) * down);
+        (lo, hi)
+    }
+}
+
+/// How far below the top logit, in units of the temperature, a token is
+/// weighed one by one in [`surely_in_window`]: each token further down
+/// weighs less than `exp(-HEAVY)`.
+const HEAVY: f64 = 15.0;
+
+/// Whether the draw `u` surely falls in [`window`]'s interval, decided
+/// from the tokens within [`HEAVY`] temperatures of the top with a bound
+/// on what the others weigh, where the whole pool is the candidates (no
+/// top-k cut): `false` when the bound does not settle it, and the window
+/// is then computed over every token. Each `exp` over the vocabulary is
+/// what a sampled audit costs beyond the forward pass, and most tokens of
+/// a language model's vocabulary lie far below the top.
+///
+/// It never says `true` where the window would not: the window's sums
+/// (each over positive weights, in vocabulary order) differ from their
+/// exact values by far less than the `1e-9` it leaves on either side.
+/// - With a top-p cut, each edge of the cut is where a running share
+///   first reaches `top_p`; that share falls as the total weight grows, so
+///   when the same heavy token is the edge for the least and the most the
+///   total can be, it is the edge. When both edges lie among the heavy
+///   tokens, so do all candidates, and the interval is the window's, sum
+///   for sum.
+/// - Otherwise the light tokens only ever add to the weight of the tokens
+///   tied with or behind the claimed one (which is heavy), and the
+///   interval is bounded by giving all of their weight, at most, to
+///   whichever side narrows it.
+///
+/// The light tokens' weight is bounded first by their count alone, and,
+/// when that does not settle it, by counting them by how far below the
+/// top they lie.
+fn surely_in_window(logits: &[f32], s: &Sampling, claimed: u32, margin: f64, u: f64) -> bool {
+    if (s.top_k != 0 && (s.top_k as usize) < logits.len()) || s.temperature <= 0.0 {
+        return false;
+    }
+    let top = f64::from(logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    let own = f64::from(logits[claimed as usize]);
+    let floor = top - HEAVY * s.temperature;
+    if !top.is_finite() || own.is_nan() || own < floor {
+        return false;
+    }
+    let weight = |l: f64| ((l - top) / s.temperature).exp();
+    let (down, up) = (
+        (-margin / s.temperature).exp(),
+        (margin / s.temperature).exp(),
+    );
+    let band = 2.0 * margin;
+    // The heavy tokens, in vocabulary order.
+    let mut heavy = Vec::new();
+    for (t, &l) in logits.iter().enumerate() {
+        let l = f64::from(l);
+        if l >= floor {
+            heavy.push((t, l, weight(l)));
+        } else if l.is_nan() {
+            return false;
         }
     }
-    let w = weight(own);
-    let lo = ahead * down / (ahead * down + (w + tied + behind_sure + behind_maybe) * up);
-    let hi = (ahead + tied + w) * up / ((ahead + tied + w) * up + behind_sure * down);
-    Some((lo - 1e-12, hi + 1e-12))
+    let settles = |light: f64| {
+        let light = light * (1.0 + 1e-9);
+        let (maybe_kept, surely_kept) = if s.top_p < 1.0 {
+            let total: f64 = heavy.iter().map(|h| h.2).sum();
+            let totals = [total * (1.0 - 1e-9), (total + light) * (1.0 + 1e-9)];
+            // Sort only the heaviest, as many as the cut needs.
+            let mut reach = 4.0 * s.temperature;
+            loop {
+                let mut sorted: Vec<(f64, f64)> = heavy
+                    .iter()
+                    .filter(|h| h.1 >= top - reach)
+                    .map(|h| (h.1, h.2))
+                    .collect();
+                let complete = sorted.len() == heavy.len();
+                sorted.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+                // Where the running share first reaches `top_p`.
+                let first = |lead: f64, tail: f64, total: f64| {
+                    let mut acc = 0.0;
+                    sorted.iter().position(|&(_, w)| {
+                        acc += w;
+                        acc * lead / (acc * lead + (total - acc).max(0.0) * tail) >= s.top_p
+                    })
+                };
+                // The edge for every total the pool can have, if it is
+                // one token (the edge moves down as the total grows);
+                // `Err(true)`: sort further.
+                let edge = |lead: f64, tail: f64| match totals.map(|t| first(lead, tail, t)) {
+                    [Some(a), Some(b)] if a == b => Ok(sorted[a].0),
+                    [_, None] if !complete => Err(true),
+                    _ => Err(false),
+                };
+                match (edge(down, up), edge(up, down)) {
+                    (Ok(most), Ok(least)) => break (most - band, least + band),
+                    (Err(true), _) | (_, Err(true)) => reach *= 2.0,
+                    _ => return false,
+                }
+            }
+        } else {
+            (f64::NEG_INFINITY, f64::NEG_INFINITY)
+        };
+        if own < maybe_kept {
+            return false;
+        }
+        // Every candidate is heavy: nothing is left to bound.
+        let light = if maybe_kept >= floor { 0.0 } else { light };
+        let (lo, hi) = Interval {
+            claimed: claimed as usize,
+            own: (own, weight(own)),
+            band,
+            kept: (maybe_kept, surely_kept),
+            stretch: (down, up),
+        }
+        .bounds(heavy.iter().copied(), light);
+        lo + 1e-9 <= u && u < hi - 1e-9
+    };
+    // Each light token weighs less than exp(-HEAVY); one `d` temperatures
+    // below the top at most exp(-floor(4 d) / 4).
+    let light = logits.len() - heavy.len();
+    if settles(light as f64 * (-HEAVY).exp()) {
+        return true;
+    }
+    let per = 4.0 / s.temperature;
+    let mut below = [0u32; 241];
+    for &l in logits {
+        let l = f64::from(l);
+        if l < floor {
+            below[(((top - l) * per) as usize).min(240)] += 1;
+        }
+    }
+    let bound = below
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| f64::from(n) * (-(d as f64) / 4.0).exp())
+        .sum();
+    settles(bound)
 }
 
 /// The logits at or above `floor`, in vocabulary order.
@@ -1132,6 +1302,58 @@ mod tests {
             top_p: 0.9,
             top_k: 40,
             seed,
+        }
+    }
+
+    /// Logits shaped like a small language model's over a vocabulary of
+    /// 49,152 (SmolLM2-135M's, over the cost example's answers, have per
+    /// token tens within 5 of the top, thousands within 15, most further
+    /// down): an exponential upper tail from -5, and a few likely tokens
+    /// above it.
+    fn llm_like(seed: u64) -> Vec<f32> {
+        let mut x = seed | 1;
+        let mut logits: Vec<f32> = (0..49_152)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = (x >> 11) as f64 / (1u64 << 53) as f64;
+                (-5.0 - 2.0 * (1.0 - v).ln()) as f32
+            })
+            .collect();
+        for (i, boost) in [
+            (x % 49_152, 21.0),
+            ((x >> 20) % 49_152, 20.0),
+            ((x >> 40) % 49_152, 18.5),
+        ] {
+            logits[i as usize] = boost;
+        }
+        logits
+    }
+
+    #[test]
+    fn the_bound_settles_most_sampled_checks_without_weighing_every_token() {
+        for (top_p, t) in [(1.0, 1.0), (0.95, 0.8), (0.9, 1.2)] {
+            let (mut settled, mut draws) = (0, 0);
+            for seed in 0..50u64 {
+                let logits = llm_like(seed + 1);
+                let s = Sampling {
+                    temperature: t,
+                    top_p,
+                    top_k: 0,
+                    seed,
+                };
+                let claimed = choose(&logits, &s, 3);
+                assert!(check_token(&logits, &s, 3, claimed, 0.0).is_ok());
+                draws += 1;
+                if surely_in_window(&logits, &s, claimed, 0.0, uniform(seed, 3)) {
+                    settled += 1;
+                }
+            }
+            assert!(
+                settled * 10 >= draws * 9,
+                "top-p {top_p}, T {t}: {settled} of {draws} settled"
+            );
         }
     }
 
@@ -1381,6 +1603,75 @@ mod tests {
         let lo = ahead * down / (ahead * down + (w + tied + behind_sure + behind_maybe) * up);
         let hi = (ahead + tied + w) * up / ((ahead + tied + w) * up + behind_sure * down);
         Some((lo - 1e-12, hi + 1e-12))
+    }
+
+    /// Checks [`surely_in_window`] against the window over the whole
+    /// vocabulary for the 20 likeliest tokens, with draws just inside and
+    /// just outside each end of their intervals and in the middle: it may
+    /// say `true` only inside. How many it settled.
+    fn the_bound_never_passes_a_draw_outside(
+        logits: &[f32],
+        s: &Sampling,
+        margin: f64,
+    ) -> Result<usize, TestCaseError> {
+        let mut settled = 0;
+        for claimed in likeliest(logits, 20) {
+            let Some((lo, hi)) = window_over_all(logits, None, s, claimed, margin) else {
+                prop_assert!(!surely_in_window(logits, s, claimed, margin, 0.5));
+                continue;
+            };
+            for d in [1e-10, 1e-8, 1e-6, 1e-4, 1e-2] {
+                for u in [lo - d, lo + d, hi - d, hi + d, (lo + hi) / 2.0] {
+                    let u = u.clamp(0.0, 1.0 - f64::EPSILON);
+                    if surely_in_window(logits, s, claimed, margin, u) {
+                        prop_assert!(lo <= u && u < hi, "{lo} <= {u} < {hi}, token {claimed}");
+                        settled += 1;
+                    }
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn a_draw_the_bound_settles_is_in_the_window(
+            seed in any::<u64>(), margin in prop_oneof![Just(0.0f64), 0f64..0.5],
+            top_p in prop_oneof![Just(1.0f64), 0.5f64..1.0],
+            temperature in prop_oneof![0.5f64..2.0, 1e-3f64..0.1],
+            top_k in prop_oneof![Just(0u32), Just(49_152u32)]) {
+            let s = Sampling { temperature, top_p, top_k, seed };
+            the_bound_never_passes_a_draw_outside(&llm_like(seed), &s, margin)?;
+        }
+
+        #[test]
+        fn a_draw_the_bound_settles_is_in_the_window_for_any_logits(
+            logits in proptest::collection::vec(prop_oneof![8 => -40f32..12.0, 1 => 8f32..12.0, 1 => Just(11.5f32)], 2..2000),
+            margin in prop_oneof![Just(0.0f64), 0f64..1.0],
+            top_p in prop_oneof![Just(1.0f64), 0.05f64..1.0],
+            temperature in prop_oneof![0.3f64..2.0, 1e-3f64..0.1]) {
+            let s = Sampling { temperature, top_p, top_k: 0, seed: 1 };
+            the_bound_never_passes_a_draw_outside(&logits, &s, margin)?;
+        }
+    }
+
+    #[test]
+    fn the_bound_settles_draws_near_the_ends_of_intervals() {
+        // So that the property above meets the bound where it is tight.
+        let mut settled = 0;
+        for (seed, top_p) in [(1, 1.0), (2, 0.95), (3, 1.0), (4, 0.9)] {
+            let s = Sampling {
+                temperature: 1.0,
+                top_p,
+                top_k: 0,
+                seed,
+            };
+            settled += the_bound_never_passes_a_draw_outside(&llm_like(seed), &s, 0.0).unwrap();
+        }
+        // 4 × 20 tokens × 25 draws: fewer than half lie inside, and the
+        // bound leaves 1e-9 at either end (237 settle).
+        assert!(settled > 150, "{settled}");
     }
 
     proptest! {
