@@ -1075,7 +1075,8 @@ fn two_node_processes_join_and_one_pins_the_others_model() {
     let a = NodeProcess::start(da.path(), 0);
     a.push_iris();
     let bootstrap = a.peer_address();
-    // B takes a model by name only from a publisher it admits.
+    // B takes a model by name only from a publisher it admits, and runs
+    // ONNX models on one thread (A: over every core); their answers agree.
     let admit = a.operator();
     let b = NodeProcess::start_with(
         db.path(),
@@ -1087,6 +1088,8 @@ fn two_node_processes_join_and_one_pins_the_others_model() {
             "0",
             "--admit",
             &admit,
+            "--onnx-threads",
+            "1",
         ],
     );
     b.wait_for_model("iris");

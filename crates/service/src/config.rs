@@ -57,6 +57,9 @@ pub struct NodeConfig {
     /// CPU threads llama.cpp decodes one token per sequence with (0:
     /// `vouch_engine::gguf::default_threads`).
     pub llm_threads: usize,
+    /// CPU threads an ONNX inference that runs alone splits over (0: one
+    /// per core; `vouch_engine::onnx::set_threads`).
+    pub onnx_threads: usize,
     /// The admin token operator actions over HTTP must present (`None`:
     /// the one in `data_dir/admin-token`, created on first start).
     pub admin_token: Option<String>,
@@ -129,6 +132,7 @@ impl NodeConfig {
             llm_context: 4096,
             llm_ubatch: usize::from(DEFAULT_LLM_UBATCH),
             llm_threads: 0,
+            onnx_threads: 0,
             admin_token: None,
             allowed_hosts: Vec::new(),
             admitted: Vec::new(),

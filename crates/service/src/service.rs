@@ -66,6 +66,8 @@ pub struct Engines {
 impl Engines {
     fn new(config: &NodeConfig) -> Engines {
         let defaults = GgufEngine::new();
+        // One setting for the process: the last node started sets it.
+        vouch_engine::onnx::set_threads(config.onnx_threads);
         Engines {
             onnx: Arc::new(OnnxEngine::new()),
             gguf: Arc::new(GgufEngine {

@@ -43,6 +43,7 @@ pub(crate) fn config(
     c.llm_slots = usize::from(s.llm_slots);
     c.llm_context = s.llm_context as usize;
     c.llm_threads = usize::from(s.llm_threads);
+    c.onnx_threads = usize::from(s.onnx_threads);
     c.llm_ubatch = usize::from(s.llm_ubatch);
     c.allowed_hosts = s.allowed_hosts.clone();
     c.max_evidence = s.max_evidence;

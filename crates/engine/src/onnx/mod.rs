@@ -28,9 +28,11 @@ use crate::{Engine, EngineError, Execution, Fault, LoadOptions, LoadedModel};
 mod elementwise;
 mod fixed;
 mod shaped;
+mod threads;
 mod trace;
 
 pub use shaped::{PLANS, ShapedModel};
+pub use threads::{set_threads, threads, with_threads};
 
 use trace::TraceRun;
 
@@ -449,7 +451,7 @@ impl OnnxModel {
                 Ok::<_, TractError>(out)
             })
         });
-        let results = match std::panic::catch_unwind(run) {
+        let results = match threads::run(|| std::panic::catch_unwind(run)) {
             Ok(results) => results.map_err(|e| EngineError::Run(chain(&e)))?,
             Err(panic) => {
                 let why = panic
@@ -639,6 +641,57 @@ mod tests {
             })
             .unwrap();
         leaves
+    }
+
+    /// `rows` × `seq` token inputs for the MiniLM family (`input_ids`,
+    /// `attention_mask` and, where the model takes it, `token_type_ids`).
+    fn token_batch(model: &OnnxModel, rows: u64, seq: u64) -> TensorMap {
+        let n = (rows * seq) as i64;
+        let col = |f: &dyn Fn(i64) -> i64| {
+            Tensor::new(
+                DType::I64,
+                vec![rows, seq],
+                (0..n).flat_map(|i| f(i).to_le_bytes()).collect(),
+            )
+            .unwrap()
+        };
+        let mut m = TensorMap::new();
+        for spec in &model.schema.inputs {
+            let t = match spec.name.as_str() {
+                "input_ids" => col(&|i| 1000 + (i * 37) % 20_000),
+                "attention_mask" => col(&|_| 1),
+                _ => col(&|_| 0),
+            };
+            m.insert(spec.name.clone(), t);
+        }
+        m
+    }
+
+    #[test]
+    fn matrix_products_split_over_threads_change_no_bit() {
+        for file in ["minilm-int8.onnx", "paraphrase-minilm-l3.onnx"] {
+            let model = OnnxModel::load(&sample(file), &LoadOptions::default()).unwrap();
+            // Batch 8 of 128 tokens: products large enough to be split.
+            let inputs = token_batch(&model, 8, 128);
+            let one = with_threads(1, || model.run(&inputs, true)).unwrap();
+            // The plan runs with the pool in force.
+            let mut pooled = false;
+            with_threads(2, || {
+                model.execute(&inputs, |_, _| {
+                    pooled |= matches!(
+                        tract_linalg::multithread::current_tract_executor(),
+                        tract_linalg::multithread::Executor::MultiThread(_)
+                    );
+                })
+            })
+            .unwrap();
+            assert!(pooled, "{file}: no pool in force");
+            for n in [2, 3] {
+                let split = with_threads(n, || model.run(&inputs, true)).unwrap();
+                assert_eq!(split.leaves, one.leaves, "{file}, {n} threads");
+                assert_eq!(split.outputs, one.outputs, "{file}, {n} threads");
+            }
+        }
     }
 
     #[test]
