@@ -284,10 +284,11 @@ pub(crate) struct ServeArgs {
     /// several chats at once use every core.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub(crate) llm_threads: u16,
-    /// CPU threads an ONNX inference that runs alone splits its matrix
-    /// products over (0: one per core; 1: never split). Inferences that
-    /// overlap run on one thread each. Outputs and receipts are the same
-    /// with any count.
+    /// CPU threads an ONNX inference that runs alone may split its matrix
+    /// products over (0: one per core; 1: never split); each model splits
+    /// when its lone runs go faster that way. Inferences that overlap run
+    /// on one thread each. Outputs and receipts are the same with any
+    /// count.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub(crate) onnx_threads: u16,
     /// Tokens llama.cpp computes at once, in generation and in

@@ -1,8 +1,9 @@
 //! Throughput of MiniLM (int8) at batch 8 × 128 tokens through the Vouch
 //! engine with its trace, as a node runs it, with 1 and with N clients (N:
 //! the cores), each client a thread sending one request after another:
-//! with the matrix products of a lone run split over every core (the
-//! default) and with one thread per run. Prints one JSON line
+//! as the engine chooses (a lone run splits its matrix products over every
+//! core when that is the faster for the model) and with one thread per
+//! run. Prints one JSON line
 //! (`scripts/bench-threads` interleaves it with onnxruntime's side).
 //!
 //!   VOUCH_MODELS=DIR cargo run --example onnx_throughput [-- SECONDS]
@@ -90,7 +91,7 @@ fn main() {
     }
     let mut out = serde_json::Map::new();
     for (name, clients, threads) in [
-        ("1 client, split over the cores", 1, None),
+        ("1 client, the engine's choice", 1, None),
         ("1 client, 1 thread", 1, Some(1)),
         ("N clients, the engine's choice", cores, None),
         ("N clients, 1 thread each", cores, Some(1)),

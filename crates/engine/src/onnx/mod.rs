@@ -25,6 +25,7 @@ use vouch_types::{
 
 use crate::{Engine, EngineError, Execution, Fault, LoadOptions, LoadedModel};
 
+mod branch;
 mod elementwise;
 mod fixed;
 mod shaped;
@@ -352,6 +353,8 @@ pub struct OnnxModel {
     trace: trace::TracePlan,
     determinism: Determinism,
     memory: usize,
+    /// How its runs alone went on one thread and split.
+    pace: threads::Pace,
 }
 
 impl OnnxModel {
@@ -365,6 +368,17 @@ impl OnnxModel {
         bytes: &[u8],
         options: &LoadOptions,
         budget: usize,
+    ) -> Result<OnnxModel, EngineError> {
+        OnnxModel::load_planned(bytes, options, budget, true)
+    }
+
+    /// Loads with `budget` for folding, `If` branches planned once
+    /// (`plan_ifs`) or, as tract does, on every run.
+    fn load_planned(
+        bytes: &[u8],
+        options: &LoadOptions,
+        budget: usize,
+        plan_ifs: bool,
     ) -> Result<OnnxModel, EngineError> {
         let (model, input_names, _) = prepare(bytes, options)?;
         let hint = " (if the model declares wrong input shapes, override them at push time with --input-shape NAME=DIM,DIM)";
@@ -407,6 +421,11 @@ impl OnnxModel {
             fixed::fold(optimized, budget).map_err(|e| EngineError::Load(chain(&e)))?;
         let fast_elementwise =
             elementwise::speed_up(&mut folded).map_err(|e| EngineError::Load(chain(&e)))?;
+        let planned_ifs = if plan_ifs {
+            branch::plan_branches(&mut folded).map_err(|e| EngineError::Load(chain(&e)))?
+        } else {
+            0
+        };
         let plan = SimplePlan::new(folded).map_err(|e| EngineError::Load(chain(&e)))?;
 
         let trace = trace::TracePlan::new(&plan);
@@ -414,6 +433,7 @@ impl OnnxModel {
             steps = trace.steps.len(),
             folded_bytes,
             fast_elementwise,
+            planned_ifs,
             fixed = trace.fixed_steps(),
             "planned ONNX model"
         );
@@ -429,6 +449,7 @@ impl OnnxModel {
             schema,
             trace,
             memory,
+            pace: threads::Pace::default(),
         })
     }
 
@@ -451,7 +472,7 @@ impl OnnxModel {
                 Ok::<_, TractError>(out)
             })
         });
-        let results = match threads::run(|| std::panic::catch_unwind(run)) {
+        let results = match threads::run(&self.pace, || std::panic::catch_unwind(run)) {
             Ok(results) => results.map_err(|e| EngineError::Run(chain(&e)))?,
             Err(panic) => {
                 let why = panic
@@ -665,6 +686,46 @@ mod tests {
             m.insert(spec.name.clone(), t);
         }
         m
+    }
+
+    #[test]
+    fn an_if_planned_once_answers_as_tract_plans_it_per_run() {
+        let bytes = sample("silero-vad.onnx");
+        let planned = OnnxModel::load(&bytes, &LoadOptions::default()).unwrap();
+        let per_run =
+            OnnxModel::load_planned(&bytes, &LoadOptions::default(), FOLD_MIN, false).unwrap();
+        let has_planned = |m: &OnnxModel| {
+            m.plan
+                .model()
+                .nodes
+                .iter()
+                .any(|n| n.op_is::<branch::PlannedIf>())
+        };
+        assert!(has_planned(&planned) && !has_planned(&per_run));
+        // Both branches: the sample rate picks one.
+        for sr in [16_000i64, 8_000] {
+            let mut inputs = TensorMap::new();
+            let samples = (sr / 16_000 * 256 + 256) as u64;
+            let audio: Vec<u8> = (0..samples)
+                .flat_map(|i| ((i as f32 * 0.17).sin() * 0.3).to_le_bytes())
+                .collect();
+            inputs.insert(
+                "input".to_string(),
+                Tensor::new(DType::F32, vec![1, samples], audio).unwrap(),
+            );
+            inputs.insert(
+                "sr".to_string(),
+                Tensor::new(DType::I64, vec![], sr.to_le_bytes().to_vec()).unwrap(),
+            );
+            inputs.insert(
+                "state".to_string(),
+                Tensor::new(DType::F32, vec![2, 1, 128], vec![0; 2 * 128 * 4]).unwrap(),
+            );
+            let ours = planned.run(&inputs, true).unwrap();
+            let tracts = per_run.run(&inputs, true).unwrap();
+            assert_eq!(ours.outputs, tracts.outputs, "sr {sr}");
+            assert_eq!(ours.leaves, tracts.leaves, "sr {sr}");
+        }
     }
 
     #[test]
