@@ -43,8 +43,10 @@ pub fn set_threads(n: usize) {
 
 /// How many threads a run alone splits over.
 pub fn threads() -> usize {
+    // Asking the system reads cgroup files: once per process.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        0 => *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from)),
         n => n,
     }
 }
