@@ -28,66 +28,11 @@ use vouch_types::{DType, Tensor as VTensor, TensorMap};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Inputs per sample: the same ones `scripts/bench_ort.py` builds.
-fn inputs_for(name: &str) -> TensorMap {
-    let mut m = TensorMap::new();
-    match name {
-        "iris" => {
-            m.insert(
-                "float_input",
-                VTensor::from_f32(vec![1, 4], &[5.1, 3.5, 1.4, 0.2]).unwrap(),
-            );
-        }
-        "magika" => {
-            let data: Vec<u8> = (0..2048i32)
-                .flat_map(|i| ((i * 7) % 257).to_le_bytes())
-                .collect();
-            m.insert(
-                "bytes",
-                VTensor::new(DType::I32, vec![1, 2048], data).unwrap(),
-            );
-        }
-        "minilm-int8" | "paraphrase-minilm-l3" => {
-            let seq = 128;
-            let ids: Vec<i64> = (0..seq)
-                .map(|i| {
-                    if i == 0 {
-                        101
-                    } else if i == seq - 1 {
-                        102
-                    } else {
-                        1000 + (i * 37) % 20000
-                    }
-                })
-                .collect();
-            m.insert(
-                "input_ids",
-                VTensor::from_i64(vec![1, seq as u64], &ids).unwrap(),
-            );
-            m.insert(
-                "attention_mask",
-                VTensor::from_i64(vec![1, seq as u64], &vec![1; seq as usize]).unwrap(),
-            );
-            if name == "minilm-int8" {
-                m.insert(
-                    "token_type_ids",
-                    VTensor::from_i64(vec![1, seq as u64], &vec![0; seq as usize]).unwrap(),
-                );
-            }
-        }
-        "silero-vad" => {
-            let audio: Vec<f32> = (0..512).map(|i| (i as f32 * 0.17).sin() * 0.3).collect();
-            m.insert("input", VTensor::from_f32(vec![1, 512], &audio).unwrap());
-            m.insert("sr", VTensor::from_i64(vec![], &[16000]).unwrap());
-            m.insert(
-                "state",
-                VTensor::from_f32(vec![2, 1, 128], &[0.0; 256]).unwrap(),
-            );
-        }
-        other => panic!("no inputs for {other}"),
-    }
-    m
-}
+// The inputs `scripts/bench_ort.py` builds, shared with the engine's
+// examples.
+#[path = "../../engine/examples/inputs/mod.rs"]
+mod inputs;
+use inputs::inputs_for;
 
 fn to_tract(t: &VTensor) -> TValue {
     let dt = match t.dtype() {

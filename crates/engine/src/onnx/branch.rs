@@ -1,24 +1,50 @@
-//! ONNX `If` with branches planned once.
+//! ONNX `If` with branches planned once, optimized, and per shape.
 //!
 //! tract's `IfThenElse` copies the branch it takes and plans it anew on
-//! every run (`body.clone().into_runnable()`). A model that is all one `If`
-//! on an input, as silero-vad is (its sample rate picks the branch), paid
-//! that on every request. [`PlannedIf`] plans both branches at load and
-//! runs the one the condition picks: the same operators on the same
-//! values, so its outputs are tract's bit for bit.
+//! every run (`body.clone().into_runnable()`), as its ONNX importer typed
+//! it: never optimized, with the model's weights arriving as run-time
+//! inputs (ONNX branches see the outer graph's initializers). A model that
+//! is all one `If` on an input, as silero-vad is (its sample rate picks the
+//! branch), ran tract's generic kernels and packed its weights on every
+//! request: 0.77 ms where onnxruntime takes 0.06 ms.
+//!
+//! [`PlannedIf`] makes each input the outer model holds constant a constant
+//! of both branches, optimizes them as the outer model is optimized, and
+//! plans them once. Where a branch's inputs have symbolic dimensions, it
+//! also plans the branch for the concrete shapes a run brings (the last
+//! [`SHAPED`] kept): with every size known, tract lays out convolutions and
+//! products at load instead of on every run. The `If` stays one step of
+//! the trace, and the outputs are a float model's (within its tolerance of
+//! tract's generic kernels; test in `super::tests`).
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::logic::IfThenElse;
 
-/// An `If` whose branches are planned.
+/// Branch plans kept per `If` for concrete input shapes.
+pub(super) const SHAPED: usize = 4;
+
+/// Which branch, and its inputs' shapes.
+type ShapeKey = (bool, Vec<TVec<usize>>);
+
+/// A branch planned for one set of concrete shapes, or `None` where
+/// those shapes do not plan (the symbolic plan runs them).
+type Shaped = (ShapeKey, Option<Arc<TypedSimplePlan>>);
+
+/// An `If` whose branches are optimized and planned.
 #[derive(Clone)]
 pub(super) struct PlannedIf {
+    /// tract's op, with the branches as typed (constants inlined), before
+    /// optimization: its facts, and the source of the per-shape plans.
     generic: IfThenElse,
     then_plan: Arc<TypedSimplePlan>,
     else_plan: Arc<TypedSimplePlan>,
+    /// Least recently used first.
+    shaped: Arc<Mutex<VecDeque<Shaped>>>,
 }
 
 impl std::fmt::Debug for PlannedIf {
@@ -36,39 +62,111 @@ impl PartialEq for PlannedIf {
 
 impl Eq for PlannedIf {}
 
-impl Op for PlannedIf {
-    fn name(&self) -> StaticName {
-        self.generic.name()
-    }
-
-    op_as_typed_op!();
-}
-
-impl TypedOp for PlannedIf {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        self.generic.output_facts(inputs)
-    }
-}
+super::stands_in_for_generic!(PlannedIf);
 
 impl EvalOp for PlannedIf {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let cond = inputs[0].cast_to_scalar::<bool>()?;
-        let (mapping, plan) = if cond {
-            (&self.generic.then_input_mapping, &self.then_plan)
+        let (mapping, body, plan) = if cond {
+            let g = &self.generic;
+            (&g.then_input_mapping, &g.then_body, &self.then_plan)
         } else {
-            (&self.generic.else_input_mapping, &self.else_plan)
+            let g = &self.generic;
+            (&g.else_input_mapping, &g.else_body, &self.else_plan)
         };
         let inputs: TVec<TValue> = mapping.iter().map(|&ix| inputs[ix].clone()).collect();
-        plan.run(inputs)
+        let key = (cond, inputs.iter().map(|t| t.shape().into()).collect());
+        match self.shaped_plan(key, body) {
+            Some(shaped) => shaped.run(inputs),
+            None => plan.run(inputs),
+        }
     }
 }
 
-/// Replaces every `If` left in `model` by a [`PlannedIf`], keeping node
-/// names (the trace names steps by them). Returns how many it replaced.
+impl PlannedIf {
+    /// The input shapes this `If` keeps branch plans for, least recently
+    /// used first.
+    #[cfg(test)]
+    pub(super) fn shaped_plans(&self) -> Vec<Vec<TVec<usize>>> {
+        let cache = self.shaped.lock().unwrap_or_else(|e| e.into_inner());
+        let planned = cache.iter().filter(|(_, plan)| plan.is_some());
+        planned.map(|((_, shapes), _)| shapes.clone()).collect()
+    }
+
+    /// The plan of `body` for the shapes in `key`, built on first use.
+    ///
+    /// Which plan runs depends on the shapes alone, never on what ran
+    /// before: a shape evicted from the cache is planned again as it was
+    /// (about 6 ms for a silero-vad branch), so every node computes the
+    /// same values for the same request.
+    fn shaped_plan(&self, key: ShapeKey, body: &TypedModel) -> Option<Arc<TypedSimplePlan>> {
+        let lookup = |cache: &mut VecDeque<Shaped>, key: &ShapeKey| {
+            let at = cache.iter().position(|(k, _)| k == key)?;
+            let hit = cache.remove(at)?;
+            let plan = hit.1.clone();
+            cache.push_back(hit);
+            Some(plan)
+        };
+        let mut cache = self.shaped.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(plan) = lookup(&mut cache, &key) {
+            return plan;
+        }
+        drop(cache);
+        // Shapes that do not plan run on the symbolic plan, which says
+        // what is wrong with them if anything is.
+        let plan = concrete(body, &key.1)
+            .ok()
+            .flatten()
+            .and_then(|m| SimplePlan::new(m).ok());
+        let mut cache = self.shaped.lock().unwrap_or_else(|e| e.into_inner());
+        if lookup(&mut cache, &key).is_none() {
+            if cache.len() == SHAPED {
+                cache.pop_front();
+            }
+            cache.push_back((key, plan.clone()));
+        }
+        plan
+    }
+}
+
+/// `body` optimized with the symbols of its inputs' dimensions bound to
+/// `shapes`; `None` when it has none, or some dimension is an expression
+/// rather than a symbol (nothing to gain over the symbolic plan).
+fn concrete(body: &TypedModel, shapes: &[TVec<usize>]) -> TractResult<Option<TypedModel>> {
+    let mut subs: HashMap<Symbol, TDim> = HashMap::new();
+    for (outlet, shape) in body.input_outlets()?.iter().zip(shapes) {
+        let fact = body.outlet_fact(*outlet)?;
+        ensure!(
+            fact.rank() == shape.len(),
+            "a branch input of rank {} given a tensor of shape {shape:?}",
+            fact.rank()
+        );
+        for (dim, &n) in fact.shape.iter().zip(shape) {
+            match dim {
+                TDim::Val(v) => ensure!(
+                    *v == n as i64,
+                    "a branch input {:?} given {shape:?}",
+                    fact.shape
+                ),
+                TDim::Sym(s) => {
+                    let bound = subs.entry(s.clone()).or_insert_with(|| n.to_dim());
+                    ensure!(*bound == n.to_dim(), "`{s}` is both {bound} and {n}");
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+    if subs.is_empty() {
+        return Ok(None);
+    }
+    optimize(body.set_symbols(&subs)?).map(Some)
+}
+
+/// Replaces every `If` left in `model` by a [`PlannedIf`] (constants of
+/// the outer model inlined into both branches), keeping node names (the
+/// trace names steps by them). Returns how many it replaced.
 pub(super) fn plan_branches(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
@@ -76,15 +174,84 @@ pub(super) fn plan_branches(model: &mut TypedModel) -> TractResult<usize> {
         let Some(generic) = node.op_as::<IfThenElse>() else {
             continue;
         };
+        // The condition stays an input; so does every value not constant.
+        let konst: Vec<Option<Arc<Tensor>>> = node
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(ix, o)| {
+                let c = model.node(o.node).op_as::<Const>()?;
+                (ix > 0 && c.val().is_plain()).then(|| c.val().clone())
+            })
+            .collect();
+        let kept: Vec<usize> = (0..node.inputs.len())
+            .filter(|&ix| konst[ix].is_none())
+            .collect();
+        let (then_body, then_input_mapping) = inline(
+            &generic.then_body,
+            &generic.then_input_mapping,
+            &konst,
+            &kept,
+        )?;
+        let (else_body, else_input_mapping) = inline(
+            &generic.else_body,
+            &generic.else_input_mapping,
+            &konst,
+            &kept,
+        )?;
         let op = PlannedIf {
-            generic: generic.clone(),
-            then_plan: SimplePlan::new(generic.then_body.clone())?,
-            else_plan: SimplePlan::new(generic.else_body.clone())?,
+            then_plan: SimplePlan::new(optimize(then_body.clone())?)?,
+            else_plan: SimplePlan::new(optimize(else_body.clone())?)?,
+            generic: IfThenElse {
+                then_body,
+                then_input_mapping,
+                else_body,
+                else_input_mapping,
+            },
+            shaped: Arc::default(),
         };
-        let inputs = node.inputs.clone();
+        let inputs: TVec<OutletId> = kept.iter().map(|&ix| node.inputs[ix]).collect();
         let patch = TypedModelPatch::replace_single_op(model, node, &inputs, op)?;
         patch.apply(model)?;
         replaced += 1;
     }
     Ok(replaced)
+}
+
+/// `body` optimized as the engine optimizes a model: by tract, then with
+/// the engine's own operators (nested `If`s planned as this one).
+fn optimize(body: TypedModel) -> TractResult<TypedModel> {
+    let mut body = super::optimized(body)?;
+    super::speed_up(&mut body, true)?;
+    Ok(body)
+}
+
+/// `body` with its inputs that `konst` holds (by the `If`'s input index
+/// `mapping` gives them) made constants, and its input mapping onto the
+/// `If`'s remaining inputs, `kept`.
+fn inline(
+    body: &TypedModel,
+    mapping: &[usize],
+    konst: &[Option<Arc<Tensor>>],
+    kept: &[usize],
+) -> TractResult<(TypedModel, Vec<usize>)> {
+    let mut body = body.clone();
+    let mut inputs = vec![];
+    let mut remaining = vec![];
+    for (outlet, &ix) in body.input_outlets()?.to_vec().iter().zip(mapping) {
+        match &konst[ix] {
+            Some(value) => {
+                let node = body.node_mut(outlet.node);
+                node.op = Box::new(Const::new(value.clone())?);
+                node.outputs[0].fact = TypedFact::try_from(value.clone())?;
+            }
+            None => {
+                inputs.push(*outlet);
+                let at = kept.iter().position(|&k| k == ix);
+                remaining.push(at.context("an input of a branch the If does not keep")?);
+            }
+        }
+    }
+    body.set_input_outlets(&inputs)?;
+    Ok((body, remaining))
 }

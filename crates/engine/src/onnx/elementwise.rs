@@ -45,21 +45,7 @@ pub(super) struct FastBin {
     generic: TypedBinOp,
 }
 
-impl Op for FastBin {
-    fn name(&self) -> StaticName {
-        self.generic.name()
-    }
-
-    op_as_typed_op!();
-}
-
-impl TypedOp for FastBin {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        self.generic.output_facts(inputs)
-    }
-}
+super::stands_in_for_generic!(FastBin);
 
 impl EvalOp for FastBin {
     op_out_of_plan!();
@@ -86,34 +72,22 @@ impl EvalOp for FastBin {
 /// after optimisation by a [`FastBin`], keeping node names (the trace
 /// names steps by them). Returns how many it replaced.
 pub(super) fn speed_up(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
+    super::swap_ops(model, |model, node| {
         let Some(generic) = node.op_as::<TypedBinOp>() else {
-            continue;
+            return Ok(None);
         };
         let Some(arith) = Arith::of(generic) else {
-            continue;
+            return Ok(None);
         };
-        let f32_only = {
-            let facts = model.node_input_facts(id)?;
-            facts.len() == 2
-                && facts.iter().all(|f| f.datum_type == f32::datum_type())
-                && node.outputs[0].fact.datum_type == f32::datum_type()
-        };
-        if !f32_only {
-            continue;
-        }
-        let op = FastBin {
+        let facts = model.node_input_facts(node.id)?;
+        let f32_only = facts.len() == 2
+            && facts.iter().all(|f| f.datum_type == f32::datum_type())
+            && node.outputs[0].fact.datum_type == f32::datum_type();
+        Ok(f32_only.then(|| FastBin {
             arith,
             generic: generic.clone(),
-        };
-        let inputs = node.inputs.clone();
-        let patch = TypedModelPatch::replace_single_op(model, node, &inputs, op)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+        }))
+    })
 }
 
 /// float32 in ordinary memory, row-major with no gaps.
@@ -123,7 +97,7 @@ fn natural_f32(t: &Tensor) -> bool {
 
 /// Row-major with no gaps, ignoring the strides of axes of length 1 (never
 /// stepped over).
-fn laid_out_naturally(t: &Tensor) -> bool {
+pub(super) fn laid_out_naturally(t: &Tensor) -> bool {
     let natural = Tensor::natural_strides(t.shape());
     t.len() == t.shape().iter().product::<usize>()
         && t.shape().len() == t.strides().len()
