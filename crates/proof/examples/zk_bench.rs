@@ -5,6 +5,8 @@
 //!
 //!   VOUCH_MODELS=~/.cache/vouch/models cargo run -p vouch-proof --example zk_bench [RUNS [MODEL]]
 //!
+//! RUNS 0 measures the circuit's size and accuracy only (no keys, no proofs).
+//!
 //! Prints one JSON object per model. Built with the workspace's dev profile
 //! (dependencies and this crate at opt-level 3, `-C target-cpu=native`);
 //! nova-snark proves on every core (rayon).
@@ -18,7 +20,7 @@ use vouch_types::tensor::{Tensor, TensorMap};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn argmax(v: &[f64]) -> usize {
@@ -64,22 +66,25 @@ fn main() {
             })
             .sum();
         let zero = circuit.synthesize(&vec![0; circuit.input_len()]).unwrap();
+        // RUNS 0: the circuit's size and accuracy only, no keys or proofs.
         let t = Instant::now();
-        let keys = Keys::setup(&circuit).unwrap();
+        let keys = (runs > 0).then(|| Keys::setup(&circuit).unwrap());
         let keys_s = t.elapsed().as_secs_f64();
 
-        let vk = keys.verifying_key();
         let (mut prove_s, mut verify_ms, mut size) = (Vec::new(), Vec::new(), 0);
-        for (_, pixels) in images.iter().take(runs) {
-            let x = circuit.quantize_input(pixels).unwrap();
-            let t = Instant::now();
-            let proof = prove(&keys, &circuit, &x).unwrap();
-            prove_s.push(t.elapsed().as_secs_f64());
-            size = proof.snark.len();
-            for _ in 0..5 {
+        if let Some(keys) = &keys {
+            let vk = keys.verifying_key();
+            for (_, pixels) in images.iter().take(runs) {
+                let x = circuit.quantize_input(pixels).unwrap();
                 let t = Instant::now();
-                verify(vk, &x, &proof).unwrap();
-                verify_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                let proof = prove(keys, &circuit, &x).unwrap();
+                prove_s.push(t.elapsed().as_secs_f64());
+                size = proof.snark.len();
+                for _ in 0..5 {
+                    let t = Instant::now();
+                    verify(vk, &x, &proof).unwrap();
+                    verify_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                }
             }
         }
 

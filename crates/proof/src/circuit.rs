@@ -831,6 +831,7 @@ impl Compiler {
                 values.insert(node.output[0].clone(), out);
             }
         }
+        pool_before_relu(&mut layers);
         let [output] = &graph.output[..] else {
             return Err(ProofError::Unsupported(format!(
                 "a proof covers models with one output; this one has {}",
@@ -1252,6 +1253,20 @@ impl Compiler {
             _ => unreachable!("a layer with the wrong parameters"),
         }
         Ok(())
+    }
+}
+
+/// Moves each max pool that follows a Relu before it. Both are monotone
+/// (`max(x, 0) >> drop` never decreases as `x` grows), so the maximum of
+/// the Relus is the Relu of the maximum, integer for integer; and a pool
+/// leaves a quarter of the values (2 × 2) to pay a Relu's bit
+/// decomposition. The layers form a chain, so nothing else reads the
+/// Relu's output.
+fn pool_before_relu(layers: &mut [Layer]) {
+    for i in 1..layers.len() {
+        if matches!(layers[i - 1], Layer::Relu { .. }) && matches!(layers[i], Layer::MaxPool(_)) {
+            layers.swap(i - 1, i);
+        }
     }
 }
 

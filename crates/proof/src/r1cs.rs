@@ -138,17 +138,25 @@ impl R1cs {
     }
 
     /// The bits `b_0..b_n` (n = `bits`) of `w + 2^bits`, for `|w| < 2^bits`,
-    /// each constrained to 0 or 1 and together to sum to it. The top bit is
-    /// 1 exactly when `w >= 0`.
-    pub fn decompose(&mut self, w: &Wire, bits: u32) -> Vec<(Var, i128)> {
+    /// each constrained to 0 or 1, as linear combinations with their
+    /// values. The top bit is 1 exactly when `w >= 0`.
+    ///
+    /// `b_1..b_n` are variables; `b_0` is what they leave of `w + 2^bits`
+    /// (a linear combination), so that its being 0 or 1 is also what ties
+    /// the bits to `w`: `n + 1` variables and constraints become `n`.
+    pub fn decompose(&mut self, w: &Wire, bits: u32) -> Vec<(Lc, i128)> {
         let shifted = w.value + (1i128 << bits);
         assert!(
             (0..1i128 << (bits + 1)).contains(&shifted),
             "a value outside its bound: the circuit's bounds are wrong"
         );
         let mut out = Vec::with_capacity(bits as usize + 1);
-        let mut sum = Lc::default();
-        for i in 0..=bits {
+        let mut low = Lc::default();
+        if !self.values_only {
+            low = w.lc.clone();
+            low.0.push((Var::One, 1i128 << bits));
+        }
+        for i in 1..=bits {
             let bit = (shifted >> i) & 1;
             let b = self.aux(bit);
             // b * (1 - b) = 0
@@ -157,12 +165,16 @@ impl R1cs {
                 Lc(vec![(Var::One, 1), (b, -1)]),
                 Lc::default(),
             );
-            sum.0.push((b, 1i128 << i));
-            out.push((b, bit));
+            if !self.values_only {
+                low.0.push((b, -(1i128 << i)));
+            }
+            out.push((Lc::term(b, 1), bit));
         }
-        let mut rhs = w.lc.clone();
-        rhs.0.push((Var::One, 1i128 << bits));
-        self.enforce(sum, Lc::constant(1), rhs);
+        let low = low.merged();
+        let mut one_minus = Lc::constant(1);
+        one_minus.add_scaled(-1, &low);
+        self.enforce(low.clone(), one_minus.merged(), Lc::default());
+        out.insert(0, (low, shifted & 1));
         out
     }
 
@@ -173,16 +185,16 @@ impl R1cs {
             return Wire::constant(0);
         }
         let b = self.decompose(w, bits);
-        let (top, positive) = b[bits as usize];
+        let (top, positive) = b[bits as usize].clone();
         let mut high = Lc::default();
         let mut high_value = 0i128;
-        for (i, &(v, bit)) in b.iter().enumerate().take(bits as usize).skip(drop as usize) {
-            high.0.push((v, 1i128 << (i as u32 - drop)));
+        for (i, (lc, bit)) in b.iter().enumerate().take(bits as usize).skip(drop as usize) {
+            high.add_scaled(1i128 << (i as u32 - drop), lc);
             high_value += bit << (i as u32 - drop);
         }
         let value = if positive == 1 { high_value } else { 0 };
         let a = self.aux(value);
-        self.enforce(Lc::term(top, 1), high, Lc::term(a, 1));
+        self.enforce(top, high.merged(), Lc::term(a, 1));
         Wire {
             lc: Lc::term(a, 1),
             value,
@@ -198,13 +210,13 @@ impl R1cs {
             value: x.value - y.value,
         };
         let b = self.decompose(&d, bits);
-        let (top, x_larger) = b[bits as usize];
+        let (top, x_larger) = b[bits as usize].clone();
         let value = if x_larger == 1 { x.value } else { y.value };
         let m = self.aux(value);
         // top * (x - y) = m - y
         let mut c = Lc::term(m, 1);
         c.add_scaled(-1, &y.lc);
-        self.enforce(Lc::term(top, 1), d.lc, c.merged());
+        self.enforce(top, d.lc, c.merged());
         Wire {
             lc: Lc::term(m, 1),
             value,
@@ -304,8 +316,40 @@ mod tests {
         let w = wire(&mut r, -5);
         r.relu(&w, 4, 0);
         // Claim the value is positive: flip the top bit.
-        // w is auxiliary 0, its bits 1 to 5; the sign is the last.
-        r.aux[5] = 1;
+        // w is auxiliary 0, its bits 1 to 4 auxiliaries 1 to 4 (bit 0 is
+        // what they leave of w + 16); the sign is the last.
+        assert_eq!(r.aux[4], 0);
+        r.aux[4] = 1;
         assert!(r.unsatisfied().is_some());
+    }
+
+    #[test]
+    fn any_other_bit_or_output_is_caught() {
+        for (h, drop) in [(-5, 0), (37, 2), (0, 0), (63, 3), (-64 + 1, 1)] {
+            let mut r = R1cs::default();
+            let w = wire(&mut r, h);
+            r.relu(&w, 6, drop);
+            assert_eq!(r.unsatisfied(), None);
+            // Every auxiliary after w (the bits, the output), changed.
+            for i in 1..r.aux.len() {
+                for delta in [1, -1] {
+                    let mut bad = r.clone();
+                    bad.aux[i] += delta;
+                    assert!(
+                        bad.unsatisfied().is_some(),
+                        "relu({h}) >> {drop}: auxiliary {i} {delta:+}"
+                    );
+                }
+            }
+        }
+        let mut r = R1cs::default();
+        let (x, y) = (wire(&mut r, -30), wire(&mut r, 12));
+        r.max(&x, &y, 7);
+        assert_eq!(r.unsatisfied(), None);
+        for i in 2..r.aux.len() {
+            let mut bad = r.clone();
+            bad.aux[i] += 1;
+            assert!(bad.unsatisfied().is_some(), "max: auxiliary {i}");
+        }
     }
 }
