@@ -25,17 +25,23 @@ def vouch(*args):
     return out.stdout
 
 
-@pytest.mark.parametrize("name,shape,count", [("mnist-mlp", (784,), 2000), ("mnist-cnn", (1, 28, 28), 2000)])
-def test_circuit_argmax_agrees_with_onnxruntime(tmp_path, name, shape, count):
+@pytest.mark.parametrize("name,shape,count,bits", [
+    ("mnist-mlp", (784,), 2000, ()),
+    ("mnist-cnn", (1, 28, 28), 2000, ()),
+    # Fewer bits (a smaller circuit, a wider stated bound): still within it.
+    ("mnist-cnn", (1, 28, 28), 2000, ("--weight-bits", "10", "--activation-bits", "15")),
+])
+def test_circuit_argmax_agrees_with_onnxruntime(tmp_path, name, shape, count, bits):
     model = MODELS / f"{name}.onnx"
     labels, pixels = held_out()
     labels, pixels = labels[:count], pixels[:count]
-    summary = json.loads(vouch("model", "circuit", str(model), "--input-range", "1", "--json"))
+    summary = json.loads(vouch("model", "circuit", str(model), "--input-range", "1", *bits, "--json"))
     assert summary["provable"] and summary["input"]["name"] == "input"
+    assert (summary["weight_bits"], summary["activation_bits"]) == ((10, 15) if bits else (16, 24))
     request = tmp_path / "in.json"
     request.write_text(json.dumps({"inputs": {"input": {
         "dtype": "float32", "shape": [count, *shape], "data": pixels.ravel().tolist()}}}))
-    ours = json.loads(vouch("model", "circuit", str(model), "--input-range", "1", "--run", str(request)))
+    ours = json.loads(vouch("model", "circuit", str(model), "--input-range", "1", *bits, "--run", str(request)))
     logits = ours["outputs"]["logits"]
     assert logits["shape"] == [count, 10]
     ours = np.asarray(logits["data"], dtype=np.float64).reshape(count, 10)

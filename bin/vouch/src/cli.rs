@@ -485,6 +485,18 @@ pub(crate) enum LedgerCommand {
     },
 }
 
+/// How many bits a proof circuit's integers keep: fewer make a smaller
+/// circuit (faster proofs) and a wider stated error bound.
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct Precision {
+    /// Bits the circuit's integer weights keep, per layer.
+    #[arg(long, value_name = "BITS", default_value_t = vouch_proof::circuit::WEIGHT_BITS)]
+    pub(crate) weight_bits: u32,
+    /// Bits activations keep after each Relu.
+    #[arg(long, value_name = "BITS", default_value_t = vouch_proof::circuit::ACTIVATION_BITS)]
+    pub(crate) activation_bits: u32,
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum ModelCommand {
     /// Upload a model file; the node checks it can run it first.
@@ -515,6 +527,8 @@ pub(crate) enum ModelCommand {
         /// (smaller: a smaller circuit and a tighter error bound).
         #[arg(long, value_name = "R", default_value_t = vouch_proof::circuit::INPUT_RANGE, requires = "provable")]
         input_range: f64,
+        #[command(flatten)]
+        precision: Precision,
     },
     /// Compile a model file to its proof circuit here, without a node: say
     /// whether it is provable (or which operators it lacks), the circuit's
@@ -525,6 +539,8 @@ pub(crate) enum ModelCommand {
         /// The largest input magnitude the circuit accepts.
         #[arg(long, value_name = "R", default_value_t = vouch_proof::circuit::INPUT_RANGE)]
         input_range: f64,
+        #[command(flatten)]
+        precision: Precision,
         /// A request file; its input's first dimension may hold several
         /// inputs of the circuit's shape, each run in turn. Prints
         /// {"outputs": ...} (stacked the same way).

@@ -82,6 +82,10 @@ pub struct PushParams {
     /// Make it provable (`verify: "proof"`) for inputs within this
     /// magnitude.
     pub provable: Option<f64>,
+    /// With `provable`: bits the circuit's weights keep (default 16).
+    pub weight_bits: Option<u32>,
+    /// With `provable`: bits activations keep after a Relu (default 24).
+    pub activation_bits: Option<u32>,
 }
 
 impl Client {
@@ -298,6 +302,14 @@ impl Client {
         let provable = params.provable.map(|r| r.to_string());
         if let Some(r) = &provable {
             query.push(("provable", r));
+        }
+        let weight_bits = params.weight_bits.map(|b| b.to_string());
+        if let Some(b) = &weight_bits {
+            query.push(("weight_bits", b));
+        }
+        let activation_bits = params.activation_bits.map(|b| b.to_string());
+        if let Some(b) = &activation_bits {
+            query.push(("activation_bits", b));
         }
         let url = self.url("/v1/hub/models");
         let req = self

@@ -243,6 +243,11 @@ fn push_options(query: Option<&str>) -> Result<PushOptions, NodeError> {
     let pairs: Vec<(String, String)> = query_pairs(query.unwrap_or(""));
     let mut options = PushOptions::default();
     let mut name = None;
+    let (mut provable, mut circuit) = (false, vouch_proof::circuit::Options::default());
+    let bits = |k: &str, v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| NodeError::BadRequest(format!("{k}=`{v}`: give a number of bits")))
+    };
     for (k, v) in pairs {
         match k.as_str() {
             "name" => name = Some(v),
@@ -255,25 +260,37 @@ fn push_options(query: Option<&str>) -> Result<PushOptions, NodeError> {
             "tokenizer" => options.tokenizer = Some(parse_digest(Kind::Blob, &v)?),
             // `provable=true`, or the input range: `provable=1` for inputs
             // within ±1.
-            "provable" => options.provable = Some(match v.as_str() {
-                "true" | "" => vouch_proof::circuit::INPUT_RANGE,
-                r => r
-                    .parse()
-                    .ok()
-                    .filter(|r: &f64| r.is_finite() && *r > 0.0)
-                    .ok_or_else(|| {
-                        NodeError::BadRequest(format!(
-                            "provable=`{v}`: give `true` or the largest input magnitude (e.g. 1)"
-                        ))
-                    })?,
-            }),
+            "provable" => {
+                circuit.input_range = match v.as_str() {
+                    "true" | "" => vouch_proof::circuit::INPUT_RANGE,
+                    r => r
+                        .parse()
+                        .ok()
+                        .filter(|r: &f64| r.is_finite() && *r > 0.0)
+                        .ok_or_else(|| {
+                            NodeError::BadRequest(format!(
+                                "provable=`{v}`: give `true` or the largest input magnitude (e.g. 1)"
+                            ))
+                        })?,
+                };
+                provable = true;
+            }
+            "weight_bits" => circuit.weight_bits = bits(&k, &v)?,
+            "activation_bits" => circuit.activation_bits = bits(&k, &v)?,
             other => {
                 return Err(NodeError::BadRequest(format!(
-                    "unknown parameter `{other}`; uploads take name, version, license, input_shape, tokenizer and provable"
+                    "unknown parameter `{other}`; uploads take name, version, license, input_shape, tokenizer, provable, weight_bits and activation_bits"
                 )));
             }
         }
     }
+    let defaults = vouch_proof::circuit::Options::default();
+    if !provable && circuit != defaults {
+        return Err(NodeError::BadRequest(
+            "weight_bits and activation_bits shape a proof's circuit: give provable too".into(),
+        ));
+    }
+    options.provable = provable.then_some(circuit);
     options.name = name.ok_or_else(|| {
         NodeError::BadRequest("missing `name`: POST /v1/hub/models?name=NAME[&version=V]".into())
     })?;

@@ -82,7 +82,9 @@ fn paths_and_schemas() -> Value {
               {"name": "version", "in": "query", "required": false, "description": "default: next integer version", "schema": {"type": "string"}},
               {"name": "license", "in": "query", "required": false, "schema": {"type": "string"}},
               {"name": "input_shape", "in": "query", "required": false, "description": "override a declared input shape, NAME=DIM,DIM (repeatable)", "schema": {"type": "string"}},
-              {"name": "provable", "in": "query", "required": false, "description": "`true` or the largest input magnitude (e.g. `1`): compile the model to a circuit for `verify: proof` and name it in the manifest; a model with operators a proof does not cover is refused, naming them", "schema": {"type": "string"}}
+              {"name": "provable", "in": "query", "required": false, "description": "`true` or the largest input magnitude (e.g. `1`): compile the model to a circuit for `verify: proof` and name it in the manifest; a model with operators a proof does not cover is refused, naming them", "schema": {"type": "string"}},
+              {"name": "weight_bits", "in": "query", "required": false, "description": "with `provable`: bits the circuit's integer weights keep, 4 to 16 (default 16); fewer make a smaller circuit and a wider stated error bound", "schema": {"type": "integer"}},
+              {"name": "activation_bits", "in": "query", "required": false, "description": "with `provable`: bits activations keep after each Relu, 8 to 24 (default 24)", "schema": {"type": "integer"}}
             ],
             "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": merge(json!({"201": ok("registered", "Model")}), error_responses(&[400, 409, 413, 422, 500, 507]))

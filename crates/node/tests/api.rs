@@ -18,8 +18,7 @@ fn iris_params() -> PushParams {
         version: None,
         license: Some("MIT".into()),
         input_shapes: vec!["float_input=N,4".into()],
-        tokenizer: None,
-        provable: None,
+        ..PushParams::default()
     }
 }
 

@@ -316,3 +316,68 @@ async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
     g.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_of_fewer_bits_proves_and_replicas_prove_with_it() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = networked(da.path(), vec![]).await;
+    let compact = |weight_bits, activation_bits| PushParams {
+        name: "mnist-compact".into(),
+        provable: Some(1.0),
+        weight_bits: Some(weight_bits),
+        activation_bits: Some(activation_bits),
+        ..Default::default()
+    };
+    let path = models_dir().join("mnist-mlp.onnx");
+    // Out of range, or without provable: refused with what to give.
+    let (status, message) = api_error(a.client.push_file(&path, &compact(2, 15)).await);
+    assert_eq!(status, 422, "{message}");
+    assert!(message.contains("2 weight bits: give 4 to 16"), "{message}");
+    let plain = PushParams {
+        provable: None,
+        ..compact(10, 15)
+    };
+    let (status, message) = api_error(a.client.push_file(&path, &plain).await);
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("give provable too"), "{message}");
+
+    let info = a.client.push_file(&path, &compact(10, 15)).await.unwrap();
+    let b = networked(db.path(), addresses(&a)).await;
+    admit_all(&[&a, &b]);
+    replicate_from_peers(&b, "mnist-compact", &info.id).await;
+    let pixels = image(0);
+    let proven = |t: &TestNode| {
+        let client = t.client.clone();
+        let req = request(&pixels, vec![1, 784], "proof");
+        async move { client.infer("mnist-compact", None, &req).await.unwrap() }
+    };
+    let answer = proven(&a).await;
+    let bundle = answer.proof.clone().expect("a proof");
+    let circuit = a.client.blob(&bundle.circuit).await.unwrap();
+    let parsed = vouch_proof::Circuit::decode(&circuit).unwrap();
+    assert_eq!((parsed.weight_bits, parsed.activation_bits), (10, 15));
+    let full = vouch_proof::Circuit::compile(
+        &std::fs::read(&path).unwrap(),
+        &vouch_proof::circuit::Options {
+            input_range: 1.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let constraints = |c: &vouch_proof::Circuit| {
+        c.synthesize(&vec![0; c.input_len()])
+            .unwrap()
+            .constraints
+            .len()
+    };
+    assert!(constraints(&parsed) < constraints(&full));
+    let mut inputs = TensorMap::new();
+    inputs.insert("input", Tensor::from_f32(vec![1, 784], &pixels).unwrap());
+    let outputs = vouch_api::to_map(answer.outputs.clone());
+    vouch_proof::check(&answer.receipt, &bundle, &circuit, &inputs, &outputs, None).unwrap();
+    // The replica compiles the model again with the circuit's own options
+    // and proves the same answer with the same circuit.
+    let again = proven(&b).await;
+    assert_eq!(again.outputs, answer.outputs);
+    assert_eq!(again.proof.unwrap().circuit, bundle.circuit);
+}

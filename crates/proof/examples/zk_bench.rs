@@ -6,6 +6,7 @@
 //!   VOUCH_MODELS=~/.cache/vouch/models cargo run -p vouch-proof --example zk_bench [RUNS [MODEL]]
 //!
 //! RUNS 0 measures the circuit's size and accuracy only (no keys, no proofs).
+//! VOUCH_WEIGHT_BITS and VOUCH_ACTIVATION_BITS set the circuit's precision.
 //!
 //! Prints one JSON object per model. Built with the workspace's dev profile
 //! (dependencies and this crate at opt-level 3, `-C target-cpu=native`);
@@ -44,6 +45,18 @@ fn main() {
         })
         .collect();
     let only = std::env::args().nth(2);
+    // Precision: VOUCH_WEIGHT_BITS and VOUCH_ACTIVATION_BITS (defaults 16, 24).
+    let bits = |var: &str, default: u32| {
+        std::env::var(var).map_or(default, |v| v.parse().expect("a number of bits"))
+    };
+    let options = Options {
+        input_range: 1.0,
+        weight_bits: bits("VOUCH_WEIGHT_BITS", vouch_proof::circuit::WEIGHT_BITS),
+        activation_bits: bits(
+            "VOUCH_ACTIVATION_BITS",
+            vouch_proof::circuit::ACTIVATION_BITS,
+        ),
+    };
     for (name, shape) in [
         ("mnist-mlp", vec![1u64, 784]),
         ("mnist-cnn", vec![1, 1, 28, 28]),
@@ -53,7 +66,7 @@ fn main() {
         }
         let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap();
         let t = Instant::now();
-        let circuit = Circuit::compile(&bytes, &Options { input_range: 1.0 }).unwrap();
+        let circuit = Circuit::compile(&bytes, &options).unwrap();
         let compile_s = t.elapsed().as_secs_f64();
         let parameters: usize = circuit
             .layers
@@ -142,6 +155,8 @@ fn main() {
                 "accuracy_circuit": right_circuit as f64 / n,
                 "largest_logit_error": worst,
                 "error_bound": circuit.error_bound,
+                "weight_bits": options.weight_bits,
+                "activation_bits": options.activation_bits,
                 "float_and_circuit_eval_ms_per_image": eval_ms,
             })
         );

@@ -34,23 +34,47 @@ pub struct Options {
     /// default). A tighter range gives smaller circuits and a tighter
     /// error bound: 1 for pixels in [0, 1].
     pub input_range: f64,
+    /// Weights are rounded, per layer, to integers below 2^`weight_bits`
+    /// ([`WEIGHT_BITS`] by default, [`MIN_WEIGHT_BITS`] at least).
+    pub weight_bits: u32,
+    /// After a Relu, values keep at most this many bits
+    /// ([`ACTIVATION_BITS`] by default, [`MIN_ACTIVATION_BITS`] at least).
+    pub activation_bits: u32,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             input_range: INPUT_RANGE,
+            weight_bits: WEIGHT_BITS,
+            activation_bits: ACTIVATION_BITS,
         }
     }
 }
 
-/// Weights are rounded to integers below 2^16 in magnitude: constants of
-/// the circuit, their size costs only a few bits in the Relus after them.
-const WEIGHT_BITS: u32 = 16;
+/// Weights are rounded to integers below 2^16 in magnitude by default:
+/// constants of the circuit, their size costs only a few bits in each
+/// decomposition after them (and the stated error bound, if fewer).
+pub const WEIGHT_BITS: u32 = 16;
+
+/// The fewest weight bits a circuit may keep.
+pub const MIN_WEIGHT_BITS: u32 = 4;
 
 /// After a Relu, values are shifted right until their bound has at most
-/// this many bits.
-const ACTIVATION_BITS: u32 = 24;
+/// this many bits, by default. Fewer make every decomposition after it
+/// narrower, and the stated error bound wider.
+pub const ACTIVATION_BITS: u32 = 24;
+
+/// The fewest activation bits a circuit may keep.
+pub const MIN_ACTIVATION_BITS: u32 = 8;
+
+fn default_weight_bits() -> u32 {
+    WEIGHT_BITS
+}
+
+fn default_activation_bits() -> u32 {
+    ACTIVATION_BITS
+}
 
 /// The operators a circuit covers.
 pub const SUPPORTED: [&str; 11] = [
@@ -357,6 +381,13 @@ pub struct Circuit {
     pub input_shift: u32,
     /// The largest input magnitude accepted.
     pub input_range: f64,
+    /// Bits of the integer weights ([`Options::weight_bits`]; circuits
+    /// written before it was a choice kept [`WEIGHT_BITS`]).
+    #[serde(default = "default_weight_bits")]
+    pub weight_bits: u32,
+    /// Bits activations keep ([`Options::activation_bits`]).
+    #[serde(default = "default_activation_bits")]
+    pub activation_bits: u32,
     /// The output, an exact integer at `output_scale`.
     pub output: Port,
     /// What the output integers stand for.
@@ -387,6 +418,18 @@ impl Circuit {
                 "input range {range}: give a positive range of at most 2^20"
             )));
         }
+        if !(MIN_WEIGHT_BITS..=WEIGHT_BITS).contains(&options.weight_bits) {
+            return Err(ProofError::Input(format!(
+                "{} weight bits: give {MIN_WEIGHT_BITS} to {WEIGHT_BITS}",
+                options.weight_bits
+            )));
+        }
+        if !(MIN_ACTIVATION_BITS..=ACTIVATION_BITS).contains(&options.activation_bits) {
+            return Err(ProofError::Input(format!(
+                "{} activation bits: give {MIN_ACTIVATION_BITS} to {ACTIVATION_BITS}",
+                options.activation_bits
+            )));
+        }
         let model = <pb::ModelProto as prost::Message>::decode(bytes)
             .map_err(|e| ProofError::Model(format!("not an ONNX model: {e}")))?;
         let graph = model
@@ -405,7 +448,17 @@ impl Circuit {
                 SUPPORTED.join(", ")
             )));
         }
-        Compiler::new(&graph, range)?.run(&graph)
+        Compiler::new(&graph, *options)?.run(&graph)
+    }
+
+    /// The options this circuit was compiled with: compiling its model
+    /// with them again gives the same circuit.
+    pub fn options(&self) -> Options {
+        Options {
+            input_range: self.input_range,
+            weight_bits: self.weight_bits,
+            activation_bits: self.activation_bits,
+        }
     }
 
     /// The circuit's canonical bytes (JSON, as this code writes it).
@@ -448,6 +501,8 @@ impl Circuit {
             || !(self.input_range.is_finite()
                 && self.input_range > 0.0
                 && self.input_range <= 1048576.0)
+            || !(MIN_WEIGHT_BITS..=WEIGHT_BITS).contains(&self.weight_bits)
+            || !(MIN_ACTIVATION_BITS..=ACTIVATION_BITS).contains(&self.activation_bits)
             || self.output_scale.factor == 0
         {
             return Err(bad("its input or output".into()));
@@ -660,7 +715,7 @@ struct Meta {
 struct Compiler {
     constants: std::collections::HashMap<String, (Vec<u64>, Vec<f64>)>,
     input: Port,
-    range: f64,
+    options: Options,
 }
 
 fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
@@ -715,7 +770,7 @@ fn tensor_values(t: &pb::TensorProto) -> Result<Vec<f64>, ProofError> {
 }
 
 impl Compiler {
-    fn new(graph: &pb::GraphProto, range: f64) -> Result<Compiler, ProofError> {
+    fn new(graph: &pb::GraphProto, options: Options) -> Result<Compiler, ProofError> {
         let mut constants = std::collections::HashMap::new();
         for t in &graph.initializer {
             let dims = t.dims.iter().map(|&d| d.max(0) as u64).collect();
@@ -774,7 +829,7 @@ impl Compiler {
                 name: input.name.clone(),
                 shape,
             },
-            range,
+            options,
         })
     }
 
@@ -797,7 +852,8 @@ impl Compiler {
             log2: INPUT_SHIFT as i32,
             factor: 1,
         };
-        let bound = (self.range * 2f64.powi(INPUT_SHIFT as i32)).ceil() as i128;
+        let range = self.options.input_range;
+        let bound = (range * 2f64.powi(INPUT_SHIFT as i32)).ceil() as i128;
         let mut values = std::collections::HashMap::new();
         values.insert(
             self.input.name.clone(),
@@ -805,7 +861,7 @@ impl Compiler {
                 shape: self.input.shape.clone(),
                 scale: input_scale,
                 bound: vec![bound; n],
-                real: vec![self.range; n],
+                real: vec![range; n],
                 error: vec![0.5 / 2f64.powi(INPUT_SHIFT as i32); n],
             },
         );
@@ -848,7 +904,9 @@ impl Compiler {
             version: VERSION,
             input: self.input.clone(),
             input_shift: INPUT_SHIFT,
-            input_range: self.range,
+            input_range: range,
+            weight_bits: self.options.weight_bits,
+            activation_bits: self.options.activation_bits,
             output: Port {
                 name: output.name.clone(),
                 shape: out.shape.clone(),
@@ -1130,7 +1188,7 @@ impl Compiler {
         match (layer, float) {
             (Layer::Relu { drop }, None) => {
                 let top = x.bound.iter().cloned().max().unwrap_or(0);
-                *drop = bit_length(top).saturating_sub(ACTIVATION_BITS);
+                *drop = bit_length(top).saturating_sub(self.options.activation_bits);
                 let l = Layer::Relu { drop: *drop };
                 out.bound = l.bounds(&x_bound);
                 out.scale.log2 -= *drop as i32;
@@ -1181,10 +1239,12 @@ impl Compiler {
             }
             (layer, Some((wf, bf))) => {
                 // Weights: the largest power-of-two scale keeping each
-                // below 2^WEIGHT_BITS (at most 2^30).
+                // below 2^weight_bits (at most 2^30).
                 let top = wf.iter().fold(0.0f64, |m, w| m.max(w.abs()));
                 let mut shift = 30u32;
-                while shift > 0 && top * 2f64.powi(shift as i32) >= 2f64.powi(WEIGHT_BITS as i32) {
+                while shift > 0
+                    && top * 2f64.powi(shift as i32) >= 2f64.powi(self.options.weight_bits as i32)
+                {
                     shift -= 1;
                 }
                 let wq: Vec<i64> = wf

@@ -174,7 +174,14 @@ fn every_layer() -> Vec<u8> {
 #[test]
 fn every_covered_operator_proves_and_matches_the_float_model() {
     let bytes = every_layer();
-    let circuit = Circuit::compile(&bytes, &Options { input_range: 4.0 }).unwrap();
+    let circuit = Circuit::compile(
+        &bytes,
+        &Options {
+            input_range: 4.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let kinds: Vec<&str> = circuit
         .layers
         .iter()
@@ -268,7 +275,14 @@ fn the_trained_cnn_circuit_holds_and_agrees_with_the_float_model() {
     let bytes = std::fs::read(dir.join("mnist-cnn.onnx"))
         .expect("mnist-cnn.onnx: run scripts/mnist-models");
     let test = std::fs::read(dir.join("mnist-test.u8")).unwrap();
-    let circuit = Circuit::compile(&bytes, &Options { input_range: 1.0 }).unwrap();
+    let circuit = Circuit::compile(
+        &bytes,
+        &Options {
+            input_range: 1.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let model = vouch_engine::onnx::OnnxEngine::default()
         .load(&bytes, &Default::default())
         .unwrap();

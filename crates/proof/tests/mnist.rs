@@ -18,12 +18,39 @@ fn models() -> PathBuf {
 
 /// The MLP's circuit, for pixels in [0, 1].
 fn circuit() -> Circuit {
-    Circuit::compile(&mlp(), &Options { input_range: 1.0 }).unwrap()
+    Circuit::compile(
+        &mlp(),
+        &Options {
+            input_range: 1.0,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn mlp() -> Vec<u8> {
     std::fs::read(models().join("mnist-mlp.onnx"))
         .expect("mnist-mlp.onnx: run scripts/mnist-models")
+}
+
+/// The CNN's bytes, and its circuit at full precision for pixels in [0, 1].
+fn cnn() -> (Vec<u8>, Circuit) {
+    let bytes = std::fs::read(models().join("mnist-cnn.onnx"))
+        .expect("mnist-cnn.onnx: run scripts/mnist-models");
+    let options = Options {
+        input_range: 1.0,
+        ..Default::default()
+    };
+    let circuit = Circuit::compile(&bytes, &options).unwrap();
+    (bytes, circuit)
+}
+
+/// The float model's logits (tract) for one image of `shape`.
+fn float_logits(model: &dyn vouch_engine::LoadedModel, shape: &[u64], pixels: &[f32]) -> Vec<f64> {
+    let mut inputs = TensorMap::new();
+    inputs.insert("input", Tensor::from_f32(shape.to_vec(), pixels).unwrap());
+    let out = model.run(&inputs, false).unwrap().outputs;
+    out.get("logits").unwrap().to_f64_vec()
 }
 
 /// The held-out images: (label, pixels as the model takes them, in [0, 1]).
@@ -113,15 +140,7 @@ fn the_circuit_agrees_with_the_float_model_and_its_error_bound_holds() {
     assert_eq!(images.len(), 2000);
     let (mut agree, mut right_float, mut right_circuit, mut worst) = (0, 0, 0, 0f64);
     for (label, pixels) in &images {
-        let mut inputs = TensorMap::new();
-        inputs.insert("input", Tensor::from_f32(vec![1, 784], pixels).unwrap());
-        let float = model
-            .run(&inputs, false)
-            .unwrap()
-            .outputs
-            .get("logits")
-            .unwrap()
-            .to_f64_vec();
+        let float = float_logits(&*model, &[1, 784], pixels);
         let x = circuit.quantize_input(pixels).unwrap();
         let ours = circuit.dequantize(&circuit.synthesize(&x).unwrap().outputs);
         let float32: Vec<f32> = float.iter().map(|&v| v as f32).collect();
@@ -340,9 +359,7 @@ fn a_kept_verifying_key_checks_what_a_derived_one_does() {
 
 #[test]
 fn a_pool_moved_before_its_relu_gives_the_same_integers_for_fewer_constraints() {
-    let cnn = std::fs::read(models().join("mnist-cnn.onnx"))
-        .expect("mnist-cnn.onnx: run scripts/mnist-models");
-    let circuit = Circuit::compile(&cnn, &Options { input_range: 1.0 }).unwrap();
+    let (_, circuit) = cnn();
     let order: Vec<&str> = circuit
         .layers
         .iter()
@@ -375,4 +392,63 @@ fn a_pool_moved_before_its_relu_gives_the_same_integers_for_fewer_constraints() 
     }
     eprintln!("constraints: {ours} pooled first, {theirs} as written");
     assert!(ours * 3 < theirs * 2, "{ours} against {theirs}");
+}
+
+#[test]
+fn fewer_bits_make_a_smaller_circuit_within_its_stated_bound() {
+    let (cnn, full) = cnn();
+    let options = Options {
+        input_range: 1.0,
+        weight_bits: 10,
+        activation_bits: 15,
+    };
+    let compact = Circuit::compile(&cnn, &options).unwrap();
+    assert_eq!(compact.options(), options);
+    let size = |c: &Circuit| {
+        c.synthesize(&vec![0; c.input_len()])
+            .unwrap()
+            .constraints
+            .len()
+    };
+    // Under 2^18: Spartan's padded size, and so its time, halves.
+    assert!(size(&compact) < 1 << 18, "{}", size(&compact));
+    assert!(size(&full) > 1 << 18);
+    assert!(compact.error_bound > full.error_bound);
+    let engine = vouch_engine::onnx::OnnxEngine::default();
+    let model = vouch_engine::Engine::load(&engine, &cnn, &Default::default()).unwrap();
+    let (mut agree, mut worst) = (0, 0f64);
+    let images = test_set();
+    for (_, pixels) in images.iter().take(200) {
+        let float = float_logits(&*model, &[1, 1, 28, 28], pixels);
+        let ours = compact.dequantize(
+            &compact
+                .evaluate(&compact.quantize_input(pixels).unwrap())
+                .unwrap(),
+        );
+        for (a, b) in ours.iter().zip(&float) {
+            worst = worst.max((*a as f64 - b).abs());
+        }
+        let float32: Vec<f32> = float.iter().map(|&v| v as f32).collect();
+        agree += usize::from(argmax(&ours) == argmax(&float32));
+    }
+    assert!(agree >= 199, "argmax agreement {agree} of 200");
+    assert!(
+        worst <= compact.error_bound,
+        "{worst} > {}",
+        compact.error_bound
+    );
+    // A circuit file from before the choice existed reads as the defaults.
+    let mut old: serde_json::Value = serde_json::from_slice(&full.encode()).unwrap();
+    let fields = old.as_object_mut().unwrap();
+    fields.remove("weight_bits");
+    fields.remove("activation_bits");
+    let read = Circuit::decode(&serde_json::to_vec(&old).unwrap()).unwrap();
+    assert_eq!(read, full);
+    // Out of range: refused with what to give.
+    let few = Options {
+        activation_bits: 7,
+        ..options
+    };
+    let err = Circuit::compile(&cnn, &few).unwrap_err().to_string();
+    assert!(err.contains("7 activation bits: give 8 to 24"), "{err}");
 }

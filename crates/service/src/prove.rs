@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
-use vouch_proof::circuit::{Circuit, Options};
+use vouch_proof::circuit::Circuit;
 use vouch_proof::snark::{self, Keys, Prover, VerifyingKey};
 use vouch_store::ModelRecord;
 use vouch_types::{Determinism, Digest, ModelFormat, TensorMap};
@@ -70,12 +70,7 @@ impl Service {
             .compute(move || {
                 let bytes = store.read_blob(&entry.digest)?;
                 let circuit = Circuit::decode(&bytes)?;
-                let again = Circuit::compile(
-                    &store.read_blob(&model)?,
-                    &Options {
-                        input_range: circuit.input_range,
-                    },
-                )?;
+                let again = Circuit::compile(&store.read_blob(&model)?, &circuit.options())?;
                 if again != circuit {
                     return Err(NodeError::InvalidModel(format!(
                         "{label}'s circuit is not what its ONNX file compiles to: its publisher's proofs cannot be trusted, and this node does not prove with it"

@@ -144,7 +144,10 @@ pub async fn import_provable(node: &Service, dir: &Path) -> Option<String> {
         name: name.into(),
         version: Some("1".into()),
         license: "CC-BY-SA-3.0".into(),
-        provable: Some(range),
+        provable: Some(vouch_proof::circuit::Options {
+            input_range: range,
+            ..Default::default()
+        }),
         ..PushOptions::default()
     };
     match push_file(node, &path, options).await {

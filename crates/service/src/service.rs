@@ -42,9 +42,10 @@ pub struct PushOptions {
     /// A stored blob holding the model's `tokenizer.json` (for embedding
     /// models).
     pub tokenizer: Option<Digest>,
-    /// Make the model provable (`verify: "proof"`): compile its circuit,
-    /// for inputs within this magnitude, and name it in the manifest.
-    pub provable: Option<f64>,
+    /// Make the model provable (`verify: "proof"`): compile its circuit
+    /// with these options (the input range, and how many bits weights and
+    /// activations keep) and name it in the manifest.
+    pub provable: Option<vouch_proof::circuit::Options>,
 }
 
 /// The result of one inference.
@@ -1023,7 +1024,7 @@ fn compile_circuit(
     store: &Store,
     format: ModelFormat,
     digest: &Digest,
-    range: f64,
+    options: &vouch_proof::circuit::Options,
 ) -> Result<FileEntry, NodeError> {
     if format != ModelFormat::Onnx {
         return Err(NodeError::InvalidModel(
@@ -1031,11 +1032,8 @@ fn compile_circuit(
         ));
     }
     let bytes = store.read_blob(digest)?;
-    let circuit = vouch_proof::Circuit::compile(
-        &bytes,
-        &vouch_proof::circuit::Options { input_range: range },
-    )
-    .map_err(|e| NodeError::InvalidModel(format!("not provable: {e}")))?;
+    let circuit = vouch_proof::Circuit::compile(&bytes, options)
+        .map_err(|e| NodeError::InvalidModel(format!("not provable: {e}")))?;
     let encoded = circuit.encode();
     let (digest, size) = store.put_blob(&encoded)?;
     Ok(FileEntry {
@@ -1108,8 +1106,8 @@ fn write_and_register(
             size: bytes.len() as u64,
         });
     }
-    if let Some(range) = options.provable {
-        files.push(compile_circuit(store, format, &digest, range)?);
+    if let Some(circuit) = &options.provable {
+        files.push(compile_circuit(store, format, &digest, circuit)?);
     }
     let version = match options.version {
         Some(v) => v,

@@ -50,7 +50,17 @@ pub(crate) async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
             tokenizer,
             provable,
             input_range,
+            precision,
         } => {
+            let defaults = vouch_proof::circuit::Options::default();
+            if !provable
+                && (precision.weight_bits, precision.activation_bits)
+                    != (defaults.weight_bits, defaults.activation_bits)
+            {
+                bail!(
+                    "--weight-bits and --activation-bits shape a proof's circuit: add --provable"
+                );
+            }
             let tokenizer = match tokenizer {
                 Some(p) => {
                     let bytes =
@@ -73,6 +83,8 @@ pub(crate) async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
                         input_shapes,
                         tokenizer,
                         provable: provable.then_some(input_range),
+                        weight_bits: provable.then_some(precision.weight_bits),
+                        activation_bits: provable.then_some(precision.activation_bits),
                     },
                 )
                 .await?;
@@ -81,9 +93,17 @@ pub(crate) async fn model(client: &Client, cmd: ModelCommand) -> Result<()> {
         ModelCommand::Circuit {
             file,
             input_range,
+            precision,
             run,
             json,
-        } => circuit(&file, input_range, run.as_deref(), json)?,
+        } => {
+            let options = vouch_proof::circuit::Options {
+                input_range,
+                weight_bits: precision.weight_bits,
+                activation_bits: precision.activation_bits,
+            };
+            circuit(&file, &options, run.as_deref(), json)?
+        }
         ModelCommand::Ls { json } => {
             let list = client.list_models().await?;
             if json {
@@ -420,10 +440,15 @@ pub(crate) async fn evidence(
 }
 
 /// `vouch model circuit`: compiles here, reports, and runs the circuit.
-fn circuit(file: &Path, input_range: f64, run: Option<&Path>, json: bool) -> Result<()> {
-    use vouch_proof::circuit::{Circuit, Layer, Options};
+fn circuit(
+    file: &Path,
+    options: &vouch_proof::circuit::Options,
+    run: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    use vouch_proof::circuit::{Circuit, Layer};
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let circuit = Circuit::compile(&bytes, &Options { input_range })
+    let circuit = Circuit::compile(&bytes, options)
         .map_err(|e| anyhow!("{} is not provable: {e}", file.display()))?;
     if let Some(request) = run {
         let req: InferRequest = read_json(request, "request ({\"inputs\": {...}})")?;
@@ -489,6 +514,8 @@ fn circuit(file: &Path, input_range: f64, run: Option<&Path>, json: bool) -> Res
                 "input": circuit.input,
                 "output": circuit.output,
                 "input_range": circuit.input_range,
+                "weight_bits": circuit.weight_bits,
+                "activation_bits": circuit.activation_bits,
                 "layers": layers,
                 "constraints": constraints,
                 "error_bound": circuit.error_bound,
