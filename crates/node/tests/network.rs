@@ -456,7 +456,10 @@ async fn an_audit_bisects_to_the_faulty_step_and_a_referee_names_the_liar() {
     use vouch_types::dispute::Party;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let fault = Fault {
-        step: Some(20),
+        // magika's second layer norm: far enough in to bisect, and a
+        // change there moves the answer beyond the tolerance (its logits'
+        // maximum, step 20, only shifts the softmax).
+        step: Some(17),
         llm: None,
     };
     let auditor = auditing(dirs[0].path(), vec![], 0.0, None).await;
@@ -517,7 +520,7 @@ async fn an_audit_bisects_to_the_faulty_step_and_a_referee_names_the_liar() {
         .zip(&faulty)
         .position(|(a, b)| a != b)
         .unwrap();
-    assert!(first >= 20);
+    assert!(first >= 17);
     assert_eq!(dispute.step, first as u64);
     assert_eq!(
         dispute.step_name.as_deref(),

@@ -12,8 +12,9 @@
 //! of both branches, optimizes them as the outer model is optimized, and
 //! plans them once. Where a branch's inputs have symbolic dimensions, it
 //! also plans the branch for the concrete shapes a run brings (the last
-//! [`SHAPED`] kept): with every size known, tract lays out convolutions and
-//! products at load instead of on every run. The `If` stays one step of
+//! [`SHAPED`] kept, for weights up to 16 MiB): with every size known,
+//! tract lays out convolutions and products at load instead of on every
+//! run. The `If` stays one step of
 //! the trace, and the outputs are a float model's (within its tolerance of
 //! tract's generic kernels; test in `super::tests`).
 
@@ -27,6 +28,12 @@ use tract_onnx::tract_core::ops::logic::IfThenElse;
 
 /// Branch plans kept per `If` for concrete input shapes.
 pub(super) const SHAPED: usize = 4;
+
+/// Each plan holds its own packed copy of the branch's weights: an `If`
+/// whose outer constants weigh more than this gets no plans per shape
+/// (its symbolic plans only), so a model cannot grow a node's memory by
+/// [`SHAPED`] copies of large weights.
+const SHAPED_MAX_CONSTANT_BYTES: usize = 16 << 20;
 
 /// Which branch, and its inputs' shapes.
 type ShapeKey = (bool, Vec<TVec<usize>>);
@@ -43,6 +50,8 @@ pub(super) struct PlannedIf {
     generic: IfThenElse,
     then_plan: Arc<TypedSimplePlan>,
     else_plan: Arc<TypedSimplePlan>,
+    /// Whether branches are planned per shape (small weights only).
+    per_shape: bool,
     /// Least recently used first.
     shaped: Arc<Mutex<VecDeque<Shaped>>>,
 }
@@ -77,6 +86,9 @@ impl EvalOp for PlannedIf {
             (&g.else_input_mapping, &g.else_body, &self.else_plan)
         };
         let inputs: TVec<TValue> = mapping.iter().map(|&ix| inputs[ix].clone()).collect();
+        if !self.per_shape {
+            return plan.run(inputs);
+        }
         let key = (cond, inputs.iter().map(|t| t.shape().into()).collect());
         match self.shaped_plan(key, body) {
             Some(shaped) => shaped.run(inputs),
@@ -208,6 +220,7 @@ pub(super) fn plan_branches(model: &mut TypedModel) -> TractResult<usize> {
                 else_body,
                 else_input_mapping,
             },
+            per_shape: plans_per_shape(&konst),
             shaped: Arc::default(),
         };
         let inputs: TVec<OutletId> = kept.iter().map(|&ix| node.inputs[ix]).collect();
@@ -216,6 +229,15 @@ pub(super) fn plan_branches(model: &mut TypedModel) -> TractResult<usize> {
         replaced += 1;
     }
     Ok(replaced)
+}
+
+/// Whether an `If` whose outer constants are `konst` gets plans per shape
+/// ([`SHAPED_MAX_CONSTANT_BYTES`]).
+fn plans_per_shape(konst: &[Option<Arc<Tensor>>]) -> bool {
+    let bytes: usize = (konst.iter().flatten())
+        .map(|t| t.len() * t.datum_type().size_of())
+        .sum();
+    bytes <= SHAPED_MAX_CONSTANT_BYTES
 }
 
 /// `body` optimized as the engine optimizes a model: by tract, then with
@@ -254,4 +276,19 @@ fn inline(
     }
     body.set_input_outlets(&inputs)?;
     Ok((body, remaining))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_weights_get_no_plans_per_shape() {
+        let weights = |floats: usize| Some(Arc::new(Tensor::zero::<f32>(&[floats]).unwrap()));
+        // silero-vad's branches hold about 1.2 MB.
+        assert!(plans_per_shape(&[None, weights(300_000), None]));
+        assert!(plans_per_shape(&[weights(4 << 20)]));
+        assert!(!plans_per_shape(&[weights(4 << 20), weights(1)]));
+        assert!(!plans_per_shape(&[weights(3 << 20), weights(2 << 20)]));
+    }
 }

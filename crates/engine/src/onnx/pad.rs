@@ -55,8 +55,9 @@ fn source(mode: &PadMode, o: usize, d: usize, before: usize) -> Option<usize> {
 }
 
 /// `op` applied to `input`, or `None` where tract's own operator should
-/// run: an element type that is not plain bytes, a layout that is not row
-/// major, an empty axis, or a reflection longer than its axis.
+/// run: an element type that is not plain bytes or is quantized (a
+/// constant would be cast differently), a layout that is not row major, an
+/// empty axis, or a reflection longer than its axis.
 fn pad(op: &Pad, input: &Tensor) -> TractResult<Option<Tensor>> {
     let dt = input.datum_type();
     let shape = input.shape();
@@ -69,6 +70,7 @@ fn pad(op: &Pad, input: &Tensor) -> TractResult<Option<Tensor>> {
         _ => d > 0,
     };
     if !dt.is_copy()
+        || dt.is_quantized()
         || !input.is_plain_ram()
         || !row_major
         || rank == 0
