@@ -17,8 +17,11 @@ use tract_onnx::pb;
 use crate::ProofError;
 use crate::r1cs::{Lc, R1cs, Wire, bit_length};
 
-/// The circuit format this code writes and reads.
-pub const VERSION: u32 = 1;
+/// The circuit format this code writes and reads. 2: a decomposition's
+/// lowest bit is a linear combination, not a variable, so a file gives
+/// another constraint system (and other keys) than under 1, and version 1
+/// files are refused rather than proved or checked under the wrong system.
+pub const VERSION: u32 = 2;
 
 /// Bits of fraction the inputs keep: `x` becomes `round(x * 2^12)`.
 pub const INPUT_SHIFT: u32 = 12;

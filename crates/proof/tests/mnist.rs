@@ -444,6 +444,15 @@ fn fewer_bits_make_a_smaller_circuit_within_its_stated_bound() {
     fields.remove("activation_bits");
     let read = Circuit::decode(&serde_json::to_vec(&old).unwrap()).unwrap();
     assert_eq!(read, full);
+    // A version 1 file (another constraint system for the same layers) is
+    // refused, not proved or checked under this one.
+    old["version"] = 1.into();
+    let err = Circuit::decode(&serde_json::to_vec(&old).unwrap()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("circuit version 1 (this code knows 2)"),
+        "{err}"
+    );
     // Out of range: refused with what to give.
     let few = Options {
         activation_bits: 7,
