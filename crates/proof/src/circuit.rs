@@ -475,7 +475,7 @@ impl Circuit {
             .map_err(|e| ProofError::Model(format!("not a circuit: {e}")))?;
         if c.version != VERSION {
             return Err(ProofError::Model(format!(
-                "circuit version {} (this code knows {VERSION})",
+                "circuit version {} (this code knows {VERSION}): compile the model again (push it with --provable, or `vouch model circuit`)",
                 c.version
             )));
         }
