@@ -14,9 +14,9 @@
 //! also plans the branch for the concrete shapes a run brings (the last
 //! [`SHAPED`] kept, for weights up to 16 MiB): with every size known,
 //! tract lays out convolutions and products at load instead of on every
-//! run. The `If` stays one step of
-//! the trace, and the outputs are a float model's (within its tolerance of
-//! tract's generic kernels; test in `super::tests`).
+//! run. The `If` stays one step of the trace, and the outputs are a float
+//! model's (within its tolerance of tract's generic kernels; test in
+//! `super::tests`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -56,8 +56,24 @@ const FOLD_MAX: usize = 256 << 20;
 
 /// `Op` and `TypedOp` for an engine operator that stands in for tract's
 /// operator in its `generic` field: the same name (the trace names steps by
-/// node names, which stay) and the same output facts.
+/// node names, which stay) and the same output facts. With `$fast`, also
+/// its `EvalOp`: `$fast(&self.generic, first input)`, or tract's operator
+/// where that gives `None`. (For the modules under `onnx`.)
 macro_rules! stands_in_for_generic {
+    ($op:ty, $fast:path) => {
+        super::stands_in_for_generic!($op);
+
+        impl EvalOp for $op {
+            op_out_of_plan!();
+
+            fn eval(&self, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+                match $fast(&self.generic, &inputs[0])? {
+                    Some(out) => Ok(tvec!(out.into_tvalue())),
+                    None => self.generic.eval(ctx, inputs),
+                }
+            }
+        }
+    };
     ($op:ty) => {
         impl Op for $op {
             fn name(&self) -> StaticName {
@@ -100,11 +116,11 @@ fn swap_ops<O: TypedOp>(
 
 /// tract's settings for how convolutions are planned, pinned so that a
 /// plan does not depend on `TRACT_*` variables in a node's environment
-/// (tract reads those scoped settings before the environment). One differs from tract's default: convolutions with
-/// kernels of 4 to 5 taps gather their patches as the matrix product reads
-/// them instead of copying them out first (tract's default starts at 6;
-/// magika's 5-tap convolution ran 9% faster on this machine's AMD EPYC, the
-/// same bits).
+/// (tract reads those scoped settings before the environment). One differs
+/// from tract's default: convolutions with kernels of 4 to 5 taps gather
+/// their patches as the matrix product reads them instead of copying them
+/// out first (tract's default starts at 6; magika's 5-tap convolution ran
+/// 9% faster on this machine's AMD EPYC, the same bits).
 fn knobs() -> &'static tract_onnx::tract_core::knobs::KnobScope {
     static KNOBS: std::sync::OnceLock<tract_onnx::tract_core::knobs::KnobScope> =
         std::sync::OnceLock::new();
@@ -606,8 +622,9 @@ impl OnnxModel {
     /// the step before, so it includes gathering its inputs.
     pub fn profile(&self, inputs: &TensorMap, runs: usize) -> Result<Vec<StepTime>, EngineError> {
         let model = self.plan.model();
+        let runs = runs.max(1);
         let mut total = vec![0f64; model.nodes.len()];
-        for _ in 0..runs.max(1) {
+        for _ in 0..runs {
             let mut last = std::time::Instant::now();
             self.execute(inputs, |node, _| {
                 let now = std::time::Instant::now();
@@ -624,7 +641,7 @@ impl OnnxModel {
                     .map(|o| format!("{:?}", o.fact.shape))
                     .collect::<Vec<_>>()
                     .join(", "),
-                micros: t * 1e6 / runs.max(1) as f64,
+                micros: t * 1e6 / runs as f64,
             })
             .collect();
         steps.sort_by(|a, b| b.micros.total_cmp(&a.micros));
@@ -850,6 +867,14 @@ mod tests {
         inputs
     }
 
+    /// The `PlannedIf` of a model's plan.
+    fn planned_if(model: &OnnxModel) -> &branch::PlannedIf {
+        let mut nodes = model.plan.model().nodes.iter();
+        nodes
+            .find_map(|n| n.op_as::<branch::PlannedIf>())
+            .expect("a PlannedIf in the plan")
+    }
+
     #[test]
     fn an_if_planned_once_answers_as_tract_plans_it_per_run() {
         let bytes = sample("silero-vad.onnx");
@@ -897,9 +922,7 @@ mod tests {
             }
         }
         // Each branch ran on a plan for its concrete shapes.
-        let mut shaped = planned.plan.model().nodes.iter();
-        let shaped = shaped.find_map(|n| n.op_as::<branch::PlannedIf>()).unwrap();
-        assert_eq!(shaped.shaped_plans().len(), 2);
+        assert_eq!(planned_if(&planned).shaped_plans().len(), 2);
     }
 
     #[test]
@@ -909,10 +932,7 @@ mod tests {
             let inputs = silero_chunk(16_000, samples, 0, vec![0; 2 * 128 * 4]);
             model.run(&inputs, true).unwrap()
         };
-        let mut planned = model.plan.model().nodes.iter();
-        let planned = planned
-            .find_map(|n| n.op_as::<branch::PlannedIf>())
-            .unwrap();
+        let planned = planned_if(&model);
         // The audio's length, per plan kept (the state is the branch's
         // other input).
         let kept = || -> Vec<usize> { planned.shaped_plans().iter().map(|s| s[0][1]).collect() };

@@ -17,18 +17,7 @@ pub(super) struct FastPad {
     generic: Pad,
 }
 
-super::stands_in_for_generic!(FastPad);
-
-impl EvalOp for FastPad {
-    op_out_of_plan!();
-
-    fn eval(&self, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        match pad(&self.generic, &inputs[0])? {
-            Some(out) => Ok(tvec!(out.into_tvalue())),
-            None => self.generic.eval(ctx, inputs),
-        }
-    }
-}
+super::stands_in_for_generic!(FastPad, pad);
 
 /// Replaces every `Pad` by a [`FastPad`], keeping node names (the trace
 /// names steps by them). Returns how many it replaced.

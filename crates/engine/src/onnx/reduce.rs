@@ -21,18 +21,7 @@ pub(super) struct FastReduce {
     generic: Reduce,
 }
 
-super::stands_in_for_generic!(FastReduce);
-
-impl EvalOp for FastReduce {
-    op_out_of_plan!();
-
-    fn eval(&self, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        match reduce(&self.generic, &inputs[0])? {
-            Some(out) => Ok(tvec!(out.into_tvalue())),
-            None => self.generic.eval(ctx, inputs),
-        }
-    }
-}
+super::stands_in_for_generic!(FastReduce, reduce);
 
 /// Replaces every max or min `Reduce` by a [`FastReduce`], keeping node
 /// names (the trace names steps by them). Returns how many it replaced.
