@@ -285,32 +285,25 @@ impl Client {
             })?;
         let body =
             reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-        let mut query: Vec<(&str, &str)> = vec![("name", &params.name)];
-        if let Some(v) = &params.version {
-            query.push(("version", v));
-        }
-        if let Some(l) = &params.license {
-            query.push(("license", l));
-        }
-        for s in &params.input_shapes {
-            query.push(("input_shape", s));
-        }
-        let tokenizer = params.tokenizer.map(|d| d.to_string());
-        if let Some(t) = &tokenizer {
-            query.push(("tokenizer", t));
-        }
-        let provable = params.provable.map(|r| r.to_string());
-        if let Some(r) = &provable {
-            query.push(("provable", r));
-        }
-        let weight_bits = params.weight_bits.map(|b| b.to_string());
-        if let Some(b) = &weight_bits {
-            query.push(("weight_bits", b));
-        }
-        let activation_bits = params.activation_bits.map(|b| b.to_string());
-        if let Some(b) = &activation_bits {
-            query.push(("activation_bits", b));
-        }
+        let mut query: Vec<(&str, String)> = vec![("name", params.name.clone())];
+        query.extend(params.version.clone().map(|v| ("version", v)));
+        query.extend(params.license.clone().map(|l| ("license", l)));
+        query.extend(
+            params
+                .input_shapes
+                .iter()
+                .map(|s| ("input_shape", s.clone())),
+        );
+        let optional = [
+            ("tokenizer", params.tokenizer.map(|d| d.to_string())),
+            ("provable", params.provable.map(|r| r.to_string())),
+            ("weight_bits", params.weight_bits.map(|b| b.to_string())),
+            (
+                "activation_bits",
+                params.activation_bits.map(|b| b.to_string()),
+            ),
+        ];
+        query.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
         let url = self.url("/v1/hub/models");
         let req = self
             .http

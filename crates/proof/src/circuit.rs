@@ -45,6 +45,32 @@ pub struct Options {
     pub activation_bits: u32,
 }
 
+impl Options {
+    /// Whether a circuit can be compiled with these options; if not, what
+    /// to give instead.
+    fn check(&self) -> Result<(), String> {
+        let range = self.input_range;
+        if !(range.is_finite() && range > 0.0 && range <= 1048576.0) {
+            return Err(format!(
+                "input range {range}: give a positive range of at most 2^20"
+            ));
+        }
+        if !(MIN_WEIGHT_BITS..=WEIGHT_BITS).contains(&self.weight_bits) {
+            return Err(format!(
+                "{} weight bits: give {MIN_WEIGHT_BITS} to {WEIGHT_BITS}",
+                self.weight_bits
+            ));
+        }
+        if !(MIN_ACTIVATION_BITS..=ACTIVATION_BITS).contains(&self.activation_bits) {
+            return Err(format!(
+                "{} activation bits: give {MIN_ACTIVATION_BITS} to {ACTIVATION_BITS}",
+                self.activation_bits
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Options {
     fn default() -> Options {
         Options {
@@ -384,11 +410,12 @@ pub struct Circuit {
     pub input_shift: u32,
     /// The largest input magnitude accepted.
     pub input_range: f64,
-    /// Bits of the integer weights ([`Options::weight_bits`]; circuits
-    /// written before it was a choice kept [`WEIGHT_BITS`]).
+    /// Bits of the integer weights ([`Options::weight_bits`]). Version 1
+    /// files have none: read as the default, so that the version check
+    /// refuses them by their version rather than a missing field.
     #[serde(default = "default_weight_bits")]
     pub weight_bits: u32,
-    /// Bits activations keep ([`Options::activation_bits`]).
+    /// Bits activations keep ([`Options::activation_bits`]; as above).
     #[serde(default = "default_activation_bits")]
     pub activation_bits: u32,
     /// The output, an exact integer at `output_scale`.
@@ -415,24 +442,7 @@ impl Circuit {
     /// Compiles an ONNX model (its bytes) into a circuit, or says which of
     /// its operators or attributes a circuit does not cover.
     pub fn compile(bytes: &[u8], options: &Options) -> Result<Circuit, ProofError> {
-        let range = options.input_range;
-        if !(range.is_finite() && range > 0.0 && range <= 1048576.0) {
-            return Err(ProofError::Input(format!(
-                "input range {range}: give a positive range of at most 2^20"
-            )));
-        }
-        if !(MIN_WEIGHT_BITS..=WEIGHT_BITS).contains(&options.weight_bits) {
-            return Err(ProofError::Input(format!(
-                "{} weight bits: give {MIN_WEIGHT_BITS} to {WEIGHT_BITS}",
-                options.weight_bits
-            )));
-        }
-        if !(MIN_ACTIVATION_BITS..=ACTIVATION_BITS).contains(&options.activation_bits) {
-            return Err(ProofError::Input(format!(
-                "{} activation bits: give {MIN_ACTIVATION_BITS} to {ACTIVATION_BITS}",
-                options.activation_bits
-            )));
-        }
+        options.check().map_err(ProofError::Input)?;
         let model = <pb::ModelProto as prost::Message>::decode(bytes)
             .map_err(|e| ProofError::Model(format!("not an ONNX model: {e}")))?;
         let graph = model
@@ -501,11 +511,7 @@ impl Circuit {
             || self.input.shape.first() != Some(&1)
             || self.output.shape.first() != Some(&1)
             || self.input_shift > 30
-            || !(self.input_range.is_finite()
-                && self.input_range > 0.0
-                && self.input_range <= 1048576.0)
-            || !(MIN_WEIGHT_BITS..=WEIGHT_BITS).contains(&self.weight_bits)
-            || !(MIN_ACTIVATION_BITS..=ACTIVATION_BITS).contains(&self.activation_bits)
+            || self.options().check().is_err()
             || self.output_scale.factor == 0
         {
             return Err(bad("its input or output".into()));
