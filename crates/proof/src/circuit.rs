@@ -233,6 +233,19 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// The layer's kind, as `vouch model circuit` lists it: `dense`,
+    /// `conv`, `add`, `relu`, `maxpool` or `avgpool`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Layer::Dense { .. } => "dense",
+            Layer::Conv { .. } => "conv",
+            Layer::Offset { .. } => "add",
+            Layer::Relu { .. } => "relu",
+            Layer::MaxPool(_) => "maxpool",
+            Layer::SumPool(_) => "avgpool",
+        }
+    }
+
     /// The rows of a linear layer: per output, `(input index, coefficient
     /// index)` pairs and the output's bias index; `None` for the others.
     fn rows(&self) -> Option<Vec<Vec<(usize, usize)>>> {

@@ -182,24 +182,13 @@ fn every_covered_operator_proves_and_matches_the_float_model() {
         },
     )
     .unwrap();
-    let kinds: Vec<&str> = circuit
-        .layers
-        .iter()
-        .map(|l| match l {
-            Layer::Conv { .. } => "conv",
-            Layer::Relu { .. } => "relu",
-            Layer::MaxPool(_) => "max",
-            Layer::SumPool(_) => "sum",
-            Layer::Dense { .. } => "dense",
-            Layer::Offset { .. } => "offset",
-        })
-        .collect();
+    let kinds: Vec<&str> = circuit.layers.iter().map(Layer::kind).collect();
     // The model's Relu before its max pool: the circuit pools first (the
     // same integers, a quarter of the Relus).
     assert_eq!(
         kinds,
         [
-            "conv", "max", "relu", "sum", "dense", "offset", "relu", "dense"
+            "conv", "maxpool", "relu", "avgpool", "dense", "add", "relu", "dense"
         ]
     );
     assert_eq!(circuit.output.shape, vec![1, 2]);

@@ -494,18 +494,7 @@ fn circuit(
         .synthesize(&vec![0; circuit.input_len()])?
         .constraints
         .len();
-    let layers: Vec<&str> = circuit
-        .layers
-        .iter()
-        .map(|l| match l {
-            Layer::Dense { .. } => "dense",
-            Layer::Conv { .. } => "conv",
-            Layer::Offset { .. } => "add",
-            Layer::Relu { .. } => "relu",
-            Layer::MaxPool(_) => "maxpool",
-            Layer::SumPool(_) => "avgpool",
-        })
-        .collect();
+    let layers: Vec<&str> = circuit.layers.iter().map(Layer::kind).collect();
     if json {
         println!(
             "{}",
