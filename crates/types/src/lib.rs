@@ -13,6 +13,7 @@ pub mod dispute;
 pub mod encode;
 pub mod keys;
 pub mod llm;
+pub mod llm_pool;
 pub mod llm_rule;
 pub mod manifest;
 pub mod merkle;
