@@ -304,7 +304,10 @@ pub(crate) struct ServeArgs {
     /// `llm-temperature=T` (sample at T, not the committed temperature),
     /// `llm-seed` (sample with another seed), `llm-edit=K` (K tokens
     /// replaced by the runner-up), `llm-substitute=FILE.gguf` (generate
-    /// with another model, signing as the one requested).
+    /// with another model, signing as the one requested). Beside one of
+    /// them, after a comma, or alone: `llm-claim=NAME` (LLM receipts state
+    /// accelerator NAME, e.g. CUDA, that the node does not run on, for the
+    /// accelerator rule's leniency; pooled audits catch what it hides).
     #[arg(long)]
     pub(crate) fault: Option<String>,
     /// Serve NAME from an external OpenAI-compatible server at URL (its

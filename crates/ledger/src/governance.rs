@@ -14,7 +14,7 @@ use crate::tx::MAX_CHANGES;
 
 impl Params {
     /// Every parameter's name, in the order the state root encodes them.
-    pub const NAMES: [&'static str; 25] = [
+    pub const NAMES: [&'static str; 26] = [
         "min_stake",
         "unbonding_delay",
         "escrow_delay",
@@ -40,10 +40,11 @@ impl Params {
         "llm_exceed_ppm",
         "llm_hard_ppm",
         "llm_cpu_exceed_ppm",
+        "llm_pool_window_ms",
     ];
 
     /// The values, in [`Params::NAMES`]' order.
-    pub fn values(&self) -> [u64; 25] {
+    pub fn values(&self) -> [u64; 26] {
         [
             self.min_stake,
             self.unbonding_delay,
@@ -70,6 +71,7 @@ impl Params {
             self.llm_exceed_ppm,
             self.llm_hard_ppm,
             self.llm_cpu_exceed_ppm,
+            self.llm_pool_window_ms,
         ]
     }
 
@@ -110,6 +112,9 @@ impl Params {
             "llm_exceed_ppm" | "llm_cpu_exceed_ppm" => (0, 50_000),
             // Up to the largest tolerance the audit searches.
             "llm_hard_ppm" => (0, 250_000),
+            // 0: no pooled audits; else at least a second, at most a day.
+            "llm_pool_window_ms" if value == 0 => (0, 0),
+            "llm_pool_window_ms" => (1_000, 86_400_000),
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",
@@ -155,6 +160,7 @@ impl Params {
             "llm_exceed_ppm" => &mut self.llm_exceed_ppm,
             "llm_hard_ppm" => &mut self.llm_hard_ppm,
             "llm_cpu_exceed_ppm" => &mut self.llm_cpu_exceed_ppm,
+            "llm_pool_window_ms" => &mut self.llm_pool_window_ms,
             other => {
                 return Err(format!(
                     "no parameter `{other}`; the parameters are {}",

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use vouch_types::dispute::{Dispute, LlmDispute, Party, Pool, check_parties};
+use vouch_types::llm_pool::PoolDispute;
 use vouch_types::encode::Sink;
 use vouch_types::{Digest, PublicKey};
 
@@ -90,6 +91,11 @@ pub struct Params {
     /// [`Params::llm_exceed_ppm`] for answers computed on CPUs, which are
     /// exact across machines (0: the strict check).
     pub llm_cpu_exceed_ppm: u64,
+    /// The windows of pooled LLM audits (`vouch_types::llm_pool`): one
+    /// executor's answers stating an accelerator, stamped in
+    /// `[k × window, (k + 1) × window)`, are judged together, once the
+    /// window's beacon block is in (0: no pooled audits).
+    pub llm_pool_window_ms: u64,
 }
 
 impl Default for Params {
@@ -120,6 +126,7 @@ impl Default for Params {
             llm_exceed_ppm: 25_000,
             llm_hard_ppm: 100_000,
             llm_cpu_exceed_ppm: 0,
+            llm_pool_window_ms: 600_000,
         }
     }
 }
@@ -1178,9 +1185,20 @@ impl Ledger {
                     d.referee.signer,
                     faulty,
                 )
+            } else if let Ok(d) = serde_json::from_slice::<PoolDispute>(record) {
+                let faulty = d.check().map_err(|e| bad(e.to_string()))?;
+                self.check_pool(&d).map_err(bad)?;
+                (
+                    d.scope.key(),
+                    d.scope.end_ms,
+                    d.scope.executor,
+                    d.auditor.signer,
+                    d.referee.signer,
+                    faulty,
+                )
             } else {
                 return Err(bad(
-                    "the record is neither a tensor nor an LLM dispute (JSON, as nodes gossip them)"
+                    "the record is neither a tensor, an LLM nor a pooled LLM dispute (JSON, as nodes gossip them)"
                         .into(),
                 ));
             };
@@ -1238,6 +1256,44 @@ impl Ledger {
         );
         if self.params.appeal_window == 0 {
             self.settle(receipt, crate::conviction::Ruling::Final);
+        }
+        Ok(())
+    }
+
+    /// What a pooled dispute must meet on this ledger beyond its offline
+    /// check: a window of the ledger's (`llm_pool_window_ms` long, aligned
+    /// to it), ranked by the ledger's beacon for it, counted under the
+    /// ledger's accelerator rule.
+    fn check_pool(&self, d: &PoolDispute) -> Result<(), String> {
+        let (s, p) = (&d.scope, &self.params);
+        let window = p.llm_pool_window_ms;
+        if window == 0 {
+            return Err("pooled audits are off on this ledger (llm_pool_window_ms = 0)".into());
+        }
+        if s.start_ms % window != 0 || s.end_ms != s.start_ms.saturating_add(window) {
+            return Err(format!(
+                "[{}, {}) is not one of the ledger's pool windows: they are {window} ms long and start at multiples of it",
+                s.start_ms, s.end_ms
+            ));
+        }
+        let beacon = self
+            .beacon_after(s.end_ms)
+            .map_err(|e| format!("pool {}: {e}", s.key()))?;
+        if beacon != s.beacon {
+            return Err(format!(
+                "pool {} is not ranked by the ledger's beacon for its window",
+                s.key()
+            ));
+        }
+        let rule = vouch_types::llm_pool::PoolRule {
+            tolerance_ppm: p.llm_tolerance_ppm,
+            exceed_ppm: p.llm_exceed_ppm,
+        };
+        if d.referee.rule != rule {
+            return Err(format!(
+                "the pool was counted under {:?}; the ledger's accelerator rule is {rule:?}",
+                d.referee.rule
+            ));
         }
         Ok(())
     }

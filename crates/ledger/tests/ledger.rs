@@ -836,3 +836,157 @@ fn an_appeal_to_a_drawn_panel_overturns_a_framed_conviction_and_upholds_a_true_o
     );
     assert_eq!(l.supply() + l.burned(), supply);
 }
+
+/// A pooled dispute over executor 1's 8 accelerator answers stamped in
+/// `[start, start + 1,000)`, ranked by `beacon`, counted by auditor 2 and
+/// referee 3 under `rule` with `found` of 128 tokens beyond the tolerance.
+fn pool_dispute(
+    start: u64,
+    beacon: [u8; 32],
+    rule: vouch_types::llm_pool::PoolRule,
+    found: u64,
+) -> vouch_types::llm_pool::PoolDispute {
+    use vouch_types::dispute::{DISPUTE_VERSION, Party};
+    use vouch_types::llm::{Finish, LlmRequest, Sampling, Transcript};
+    use vouch_types::llm_pool::{Answer, PoolDispute, PoolScope, PoolVerdict};
+    use vouch_types::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
+    let scope = PoolScope {
+        executor: pk(1),
+        model: Digest::of(Kind::Model, b"llm"),
+        start_ms: start,
+        end_ms: start + 1_000,
+        beacon,
+    };
+    let answers = (0..8u64).map(|i| {
+        let transcript = Transcript {
+            request: LlmRequest::completion(
+                &format!("question {i}"),
+                16,
+                Sampling {
+                    temperature: 0.0,
+                    top_p: 1.0,
+                    top_k: 0,
+                    seed: i,
+                },
+            ),
+            tokens: vec![11; 16],
+            texts: vec!["a".into(); 16],
+            finish_reason: Finish::Length,
+            logprobs: vec![],
+        };
+        let receipt = ReceiptBody {
+            version: 1,
+            model: scope.model,
+            request: transcript.request.digest(),
+            output: transcript.chain().output(Finish::Length),
+            trace: TraceCommitment {
+                root: Digest::of(Kind::TraceNode, b"t"),
+                len: 16,
+            },
+            engine: EngineInfo {
+                name: "llama.cpp".into(),
+                version: "llama-cpp-2 0.1.160 +CUDA".into(),
+            },
+            determinism: Determinism::Tolerant { rtol: 0.02 },
+            seed: Some(i),
+            node: pk(1),
+            nonce: String::new(),
+            timestamp_ms: start + i,
+            price: 0,
+        }
+        .sign(&key(1));
+        Answer {
+            receipt,
+            transcript,
+        }
+    });
+    let answers = scope.select(answers);
+    let ids: Vec<Digest> = answers.iter().map(|a| a.receipt.id).collect();
+    let auditor = PoolVerdict::sign(&key(2), scope.digest(&ids), 128, found, rule);
+    let referee = PoolVerdict::sign(&key(3), scope.digest(&ids), 128, found, rule);
+    PoolDispute {
+        version: DISPUTE_VERSION,
+        scope,
+        accused: ids,
+        auditor,
+        answers,
+        referee,
+        faulty: Party::Executor,
+    }
+}
+
+/// A pooled LLM dispute convicts on the ledger only for one of its
+/// windows, ranked by its beacon, counted under its accelerator rule, and
+/// once per pool.
+#[test]
+fn a_pooled_dispute_convicts_once_in_the_ledgers_window_beacon_and_rule() {
+    use vouch_types::llm_pool::PoolRule;
+    let with_window = |llm_pool_window_ms| {
+        let mut l = Ledger::genesis(&Genesis {
+            chain_id: CHAIN.into(),
+            params: Params {
+                llm_pool_window_ms,
+                ..Params::default()
+            },
+            accounts: (1..=9).map(|b| (pk(b), 10_000)).collect(),
+            operators: [1u8, 2, 3]
+                .iter()
+                .map(|b| (pk(*b), 5_000, Offer::default()))
+                .collect(),
+        });
+        while l.beacon_after(2_000).is_err() {
+            block(&mut l, |_| vec![]);
+        }
+        l
+    };
+    let mut l = with_window(1_000);
+    let (beacon, rule) = (
+        l.beacon_after(1_000).unwrap(),
+        PoolRule {
+            tolerance_ppm: l.params().llm_tolerance_ppm,
+            exceed_ppm: l.params().llm_exceed_ppm,
+        },
+    );
+    let c = rule.threshold(128);
+    let refused = |l: &mut Ledger, d: &vouch_types::llm_pool::PoolDispute| {
+        let record = serde_json::to_vec(d).unwrap();
+        let out = block(l, |l| vec![tx(l, 2, TxBody::Dispute { record })]);
+        err(&out[0])
+    };
+    let shifted = pool_dispute(500, l.beacon_after(1_500).unwrap(), rule, c);
+    let why = refused(&mut l, &shifted);
+    assert!(why.contains("not one of the ledger's pool windows"), "{why}");
+    let why = refused(&mut l, &pool_dispute(1_000, beacon, rule, c));
+    assert!(why.contains("beacon"), "{why}");
+    let loose = PoolRule {
+        exceed_ppm: 50_000,
+        ..rule
+    };
+    let why = refused(&mut l, &pool_dispute(0, beacon, loose, loose.threshold(128)));
+    assert!(why.contains("accelerator rule"), "{why}");
+    // Below the threshold the auditor accuses nothing.
+    let why = refused(&mut l, &pool_dispute(0, beacon, rule, c - 1));
+    assert!(why.contains("nothing in dispute"), "{why}");
+
+    let d = pool_dispute(0, beacon, rule, c);
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            2,
+            TxBody::Dispute {
+                record: serde_json::to_vec(&d).unwrap(),
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    assert!(l.disputed(&d.scope.key()));
+    assert!(l.operators()[&pk(1)].stake < 5_000, "the executor is slashed");
+    let why = refused(&mut l, &d);
+    assert!(why.contains("convicted on already"), "{why}");
+
+    // With pooled audits off, none convicts.
+    let mut off = with_window(0);
+    let beacon = off.beacon_after(1_000).unwrap();
+    let why = refused(&mut off, &pool_dispute(0, beacon, rule, c));
+    assert!(why.contains("pooled audits are off"), "{why}");
+}

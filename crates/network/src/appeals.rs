@@ -84,6 +84,9 @@ impl Node {
         if let Ok(d) = serde_json::from_slice::<Dispute>(record) {
             return self.judge_step(&d).await;
         }
+        if let Ok(d) = serde_json::from_slice::<vouch_types::llm_pool::PoolDispute>(record) {
+            return self.judge_pool(&d).await;
+        }
         let d = serde_json::from_slice::<LlmDispute>(record).ok()?;
         if !matches!(
             self.store().model_by_id(&d.executor.body.model),

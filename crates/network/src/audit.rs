@@ -19,6 +19,7 @@ use std::sync::{Arc, Weak};
 use vouch_api::ReportedReceipt;
 use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
 use vouch_types::audit::AuditReport;
+use vouch_types::llm_pool::PoolDispute;
 use vouch_types::dispute::{
     AUDITOR_DRAW, DISPUTE_VERSION, Dispute, LlmDispute, Party, Pool, REFEREE_DRAW, Verdict,
     auditor_draw, referee_draw,
@@ -155,38 +156,57 @@ impl Node {
     /// applied here. Otherwise: the admitted operators, weight 1, no
     /// beacon.
     pub(crate) fn draw_pool(&self, receipt: &Receipt) -> Result<Option<Pool>, NodeError> {
+        self.draw_pool_at(&receipt.body.node, receipt.body.timestamp_ms, &receipt.id)
+    }
+
+    /// [`Node::draw_pool`] for what `executor` did at `at_ms` (`what`
+    /// names it in errors): a receipt, or a window of pooled answers
+    /// ending then.
+    pub(crate) fn draw_pool_at(
+        &self,
+        executor: &vouch_types::PublicKey,
+        at_ms: u64,
+        what: &Digest,
+    ) -> Result<Option<Pool>, NodeError> {
         let Some(chain) = self.chain.get() else {
             return Ok(Some(Pool::uniform(&self.admitted())));
         };
-        match chain.read(|l| l.draw_pool(&receipt.body.node, receipt.body.timestamp_ms)) {
+        match chain.read(|l| l.draw_pool(executor, at_ms)) {
             Ok(pool) => Ok(Some(pool)),
             Err(vouch_ledger::BeaconError::NotYet { .. }) => Ok(None),
-            Err(e) => Err(NodeError::Unavailable(format!(
-                "receipt {}: {e}",
-                receipt.id
-            ))),
+            Err(e) => Err(NodeError::Unavailable(format!("{what}: {e}"))),
         }
     }
 
     /// [`Node::draw_pool`], waiting for the beacon block: until 30 s past
     /// the time it is due.
     pub(crate) async fn await_draw_pool(&self, receipt: &Receipt) -> Result<Pool, NodeError> {
+        self.await_draw_pool_at(&receipt.body.node, receipt.body.timestamp_ms, &receipt.id)
+            .await
+    }
+
+    /// [`Node::draw_pool_at`], waiting for the beacon block.
+    pub(crate) async fn await_draw_pool_at(
+        &self,
+        executor: &vouch_types::PublicKey,
+        at_ms: u64,
+        what: &Digest,
+    ) -> Result<Pool, NodeError> {
         let delay = self
             .chain
             .get()
             .map_or(0, |c| c.read(|l| l.params().beacon_delay_ms));
-        let due = receipt.body.timestamp_ms.saturating_add(delay);
+        let due = at_ms.saturating_add(delay);
         let give_up = due
             .max(vouch_service::service::now_ms())
             .saturating_add(30_000);
         loop {
-            if let Some(pool) = self.draw_pool(receipt)? {
+            if let Some(pool) = self.draw_pool_at(executor, at_ms, what)? {
                 return Ok(pool);
             }
             if vouch_service::service::now_ms() > give_up {
                 return Err(NodeError::Unavailable(format!(
-                    "the beacon block of receipt {} (the first stamped at or after {due} ms) has not come 30 s after it was due: is the chain making blocks?",
-                    receipt.id
+                    "the beacon block of {what} (the first stamped at or after {due} ms) has not come 30 s after it was due: is the chain making blocks?"
                 )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -204,15 +224,23 @@ impl Node {
         receipt: &Receipt,
         pool: &Pool,
     ) -> Vec<vouch_types::PublicKey> {
-        let model = receipt.body.model;
+        self.drawn_auditors_of(&receipt.id, &receipt.body.node, &receipt.body.model, pool)
+    }
+
+    /// [`Node::drawn_auditors`] of what `id` names (a receipt, or a pool
+    /// of answers), signed by `executor` with model `model`.
+    pub(crate) fn drawn_auditors_of(
+        &self,
+        id: &Digest,
+        executor: &vouch_types::PublicKey,
+        model: &Digest,
+        pool: &Pool,
+    ) -> Vec<vouch_types::PublicKey> {
         if let Some(chain) = self.chain.get() {
-            let declaring = chain.read(|l| l.declaring(&model));
+            let declaring = chain.read(|l| l.declaring(model));
             if declaring.iter().any(|k| pool.admits(k)) {
-                let mut drawn = auditor_draw(
-                    &receipt.id,
-                    &receipt.body.node,
-                    &pool.only(|k| declaring.contains(k)),
-                );
+                let mut drawn =
+                    auditor_draw(id, executor, &pool.only(|k| declaring.contains(k)));
                 drawn.truncate(AUDITOR_DRAW);
                 return drawn;
             }
@@ -223,9 +251,9 @@ impl Node {
             .map(|m| m.providers)
             .unwrap_or_default();
         let me = self.public_key();
-        let here = matches!(self.store().model_by_id(&model), Ok(Some(_)));
+        let here = matches!(self.store().model_by_id(model), Ok(Some(_)));
         let candidates = pool.only(|k| (*k == me && here) || providers.contains(&peer_id_of(k)));
-        let mut drawn = auditor_draw(&receipt.id, &receipt.body.node, &candidates);
+        let mut drawn = auditor_draw(id, executor, &candidates);
         drawn.truncate(AUDITOR_DRAW);
         drawn
     }
@@ -659,7 +687,21 @@ impl Node {
         signed: impl Fn(Peer, &V) -> bool,
     ) -> Result<V, NodeError> {
         let pool = self.await_draw_pool(receipt).await?;
-        let drawn = referee_draw(&receipt.id, &receipt.body.node, &self.public_key(), &pool);
+        self.ask_drawn_referees(network, (&receipt.id, &receipt.body.node), &pool, frame, signed)
+            .await
+    }
+
+    /// [`Node::ask_referees`] over draw pool `pool` for what `id` names,
+    /// `executor`'s: a receipt, or a pool of answers.
+    pub(crate) async fn ask_drawn_referees<V: serde::de::DeserializeOwned>(
+        &self,
+        network: &Network,
+        (id, executor): (&Digest, &vouch_types::PublicKey),
+        pool: &Pool,
+        frame: impl Fn() -> Frame<Request>,
+        signed: impl Fn(Peer, &V) -> bool,
+    ) -> Result<V, NodeError> {
+        let drawn = referee_draw(id, executor, &self.public_key(), pool);
         let mut why = Vec::new();
         for key in drawn.iter().take(REFEREE_DRAW) {
             let peer = peer_id_of(key);
@@ -673,8 +715,7 @@ impl Node {
             }
         }
         Err(NodeError::Unavailable(format!(
-            "no admitted operator the draw picks could referee receipt {} ({})",
-            receipt.id,
+            "no admitted operator the draw picks could referee {id} ({})",
             if why.is_empty() {
                 "this node admits no third operator: admit some with --admit".to_string()
             } else {
@@ -744,6 +785,17 @@ impl Node {
         check(&pool).map_err(|e| e.to_string())
     }
 
+    /// [`Node::parties_drawn`] for a pooled dispute: over the draw pool at
+    /// its window's end.
+    async fn pool_parties_drawn(&self, d: &PoolDispute) -> Result<(), String> {
+        let s = &d.scope;
+        let pool = self
+            .await_draw_pool_at(&s.executor, s.end_ms, &s.key())
+            .await
+            .map_err(|e| e.to_string())?;
+        d.check_parties(&pool).map_err(|e| e.to_string())
+    }
+
     /// Judges a dispute heard from `source`. It must check offline; then it
     /// counts when its auditor and referee are admitted operators and the
     /// referee is one the draw picks, or, for a generated answer when this
@@ -789,6 +841,19 @@ impl Node {
                         )),
                         None => Judged::Unproven(d.executor.id, why),
                     },
+                },
+            }
+        } else if let Ok(d) = serde_json::from_slice::<PoolDispute>(data) {
+            match d.check() {
+                Err(e) => Judged::Invalid(e.to_string()),
+                Ok(faulty) => match self.pool_parties_drawn(&d).await {
+                    Ok(()) => Judged::counted(self.record_pool_dispute(
+                        network,
+                        &d,
+                        faulty,
+                        "admitted parties",
+                    )),
+                    Err(why) => Judged::Unproven(d.scope.key(), why),
                 },
             }
         } else {
@@ -972,6 +1037,7 @@ impl Node {
         match gossip.topic {
             Topic::Receipts => {
                 if let Ok(receipt) = Receipt::from_bytes(&gossip.data) {
+                    self.hear_for_pool(network, &receipt);
                     // The draw may wait for a beacon block: not on the
                     // gossip loop.
                     let (node, network) = (self.clone(), network.clone());

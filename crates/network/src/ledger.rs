@@ -94,7 +94,9 @@ impl Node {
     /// equivocations its engine sees (`report_equivocations`), appeals the
     /// convictions of its operator that its own judgment contradicts and
     /// votes on the appeals whose panel it sits on
-    /// (`appeals::follow_convictions`). Then the node charges its price
+    /// (`appeals::follow_convictions`), and audits the pools of
+    /// accelerator answers it is drawn for (`llm_pool::audit_pools`).
+    /// Then the node charges its price
     /// per request (`payments`): it publishes the price on the ledger and
     /// redeems the vouchers it takes every `redeem_interval`.
     pub fn start_chain(self: &Arc<Self>, settings: ChainSettings) -> Result<(), NodeError> {
@@ -143,6 +145,7 @@ impl Node {
         tokio::spawn(follow_params(Arc::downgrade(self)));
         tokio::spawn(report_equivocations(Arc::downgrade(self)));
         tokio::spawn(crate::appeals::follow_convictions(Arc::downgrade(self)));
+        tokio::spawn(crate::llm_pool::audit_pools(Arc::downgrade(self)));
         Ok(())
     }
 

@@ -14,6 +14,7 @@ mod audit_pay;
 pub mod ledger;
 mod llm_audit;
 mod llm_net;
+pub mod llm_pool;
 pub mod network;
 mod node;
 pub mod payments;

@@ -63,6 +63,8 @@ impl Node {
             hedges: Default::default(),
             retained: Mutex::default(),
             transcripts: Mutex::default(),
+            pool_heard: Mutex::default(),
+            pools_audited: Mutex::default(),
             sessions: Default::default(),
             disputes_seen: Mutex::default(),
             receipts_heard: Mutex::default(),
@@ -340,6 +342,8 @@ impl Node {
                 .await
                 .and_then(|()| self.retained_transcript(&receipt)),
             Request::RefereeTokens { receipt } => self.referee_tokens(receipt, &body).await,
+            Request::PoolAnswers { pool } => self.answer_pool(peer, pool, &body).await,
+            Request::RefereePool { pool } => self.referee_pool(pool, &body).await,
             ref audit @ (Request::Inputs { .. }
             | Request::Outputs { .. }
             | Request::TraceChildren { .. }

@@ -94,6 +94,11 @@ pub(crate) struct Network {
     pub(crate) retained: Mutex<Retained<(TensorMap, TensorMap)>>,
     /// Transcripts of generated answers kept for auditors.
     pub(crate) transcripts: Mutex<Retained<vouch_types::llm::Transcript>>,
+    /// Other executors' LLM receipts that state an accelerator, heard
+    /// on the gossip topic, for pooled audits (`llm_pool`).
+    pub(crate) pool_heard: Mutex<Retained<vouch_types::Receipt>>,
+    /// Pools this node audited, by key, once each.
+    pub(crate) pools_audited: Seen,
     /// Generations peers started here and read in turns.
     pub(crate) sessions: Sessions,
     /// Disputes already counted.
@@ -208,6 +213,15 @@ impl<V> Retained<V> {
             .get(id)
             .filter(|(at, ..)| at.elapsed() <= window)
             .map(|(_, v, _)| v.clone())
+    }
+
+    /// Every entry still within `window`.
+    pub(crate) fn live(&self, window: Duration) -> Vec<(Digest, Arc<V>)> {
+        self.entries
+            .iter()
+            .filter(|(_, (at, ..))| at.elapsed() <= window)
+            .map(|(id, (_, v, _))| (*id, v.clone()))
+            .collect()
     }
 }
 

@@ -14,7 +14,8 @@
 
 pub use vouch_http::{guard, http, openai, openapi, serve};
 pub use vouch_network::{
-    Fetch, FetchState, LlmQuorum, NetworkModel, Node, PeerRecord, audit, ledger, network, route,
+    Fetch, FetchState, LlmQuorum, NetworkModel, Node, PeerRecord, audit, ledger, llm_pool, network,
+    route,
 };
 pub use vouch_p2p::{self as p2p, P2pConfig};
 pub use vouch_service::{

@@ -1774,3 +1774,194 @@ async fn every_llm_attack_is_disputed_under_the_statistical_rule() {
         faulty.stop().await;
     }
 }
+
+/// Pooled audits: an executor that generates with a faint substitute (the
+/// sample re-quantized to Q5_0) and states an accelerator it does not have
+/// passes most answers alone under the lenient accelerator rule, but its
+/// answers pooled over one window fail it, and a referee's count confirms;
+/// an honest executor stating an accelerator passes its pool; an auditor
+/// that accuses an honest pool with a forged count over a part of it is
+/// found faulty, because the referee counts the pool the executor
+/// completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_audit_catches_a_faint_substitute_that_passes_answer_by_answer() {
+    use vouch_engine::gguf::{Quantization, quantize};
+    use vouch_node::llm_pool::PoolOutcome;
+    use vouch_node::service::{Fault, LlmFault};
+    use vouch_types::dispute::{DISPUTE_VERSION, Party};
+    use vouch_types::llm_pool::{Answer, PoolDispute, PoolVerdict};
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let rule = Some(vouch_node::service::RuleParams {
+        exceed_rate: 0.025,
+        cpu_exceed_rate: 0.0,
+        hard: 0.1,
+    });
+    let referee = on_network(dirs[0].path(), vec![], 0.0, None).await;
+    let id = push_llm(&referee, LLM, &llm_file()).await;
+    let auditor = on_network(dirs[1].path(), addresses(&referee), 0.0, None).await;
+    let q5 = dirs[4].path().join("q5_0.gguf");
+    quantize(&llm_file(), &q5, Quantization::Q5_0).unwrap();
+    let faulty = on_network_with(dirs[2].path(), addresses(&referee), |c| {
+        c.audit_rate = 0.0;
+        c.fault = Some(Fault {
+            step: None,
+            llm: Some(LlmFault::Substitute),
+        });
+        c.llm_substitute = Some(q5.clone());
+        c.llm_claim = Some("CUDA".into());
+    })
+    .await;
+    let honest = on_network_with(dirs[3].path(), addresses(&referee), |c| {
+        c.audit_rate = 0.0;
+        c.llm_claim = Some("CUDA".into());
+    })
+    .await;
+    let all = [&referee, &auditor, &faulty, &honest];
+    admit_all(&all);
+    for t in &all[1..] {
+        replicate(t, id, LLM).await;
+    }
+    for t in all {
+        t.node.service().set_llm_rule(rule);
+    }
+    eventually("the auditor to see every provider", || {
+        let p = &auditor.node.network_models()[&id.to_string()].providers;
+        p.contains(&faulty.node.peer_id()) && p.contains(&honest.node.peer_id())
+    })
+    .await;
+    let prompts = [
+        "What is the capital of France?",
+        "Write a short story about a lighthouse keeper.",
+        "Explain how a bicycle works.",
+        "List five fruits and their colours.",
+        "Why is the sky blue?",
+        "Give me three tips for learning a new language.",
+        "Describe a sunrise over the sea.",
+        "What does a compiler do?",
+    ];
+    let start = vouch_node::service::now_ms();
+    let mut pass_alone = 0;
+    for (i, p) in prompts.iter().enumerate() {
+        for sampling in [Sampling::default(), sampled(i as u64)] {
+            let a = faulty
+                .node
+                .generate_all(request(question(p), 128, sampling))
+                .await
+                .unwrap();
+            assert!(a.receipt.body.engine.version.ends_with(" +CUDA"));
+            let check = auditor
+                .node
+                .check_llm(&a.receipt, &a.transcript())
+                .await
+                .unwrap();
+            pass_alone += usize::from(check.ok);
+        }
+    }
+    let mut honest_answers = Vec::new();
+    for p in &prompts[..3] {
+        let a = honest
+            .node
+            .generate_all(request(question(p), 64, Sampling::default()))
+            .await
+            .unwrap();
+        honest_answers.push(Answer {
+            transcript: a.transcript(),
+            receipt: a.receipt,
+        });
+    }
+    let end = vouch_node::service::now_ms() + 1;
+    // The accelerator rule passes most of the substitute's answers alone.
+    assert!(pass_alone >= 8, "{pass_alone} of 16 passed alone");
+
+    let scope = auditor
+        .node
+        .pool_scope(faulty.node.public_key(), id, (start, end))
+        .await
+        .unwrap();
+    let outcome = auditor.node.audit_pool(scope).await.unwrap();
+    let PoolOutcome::Disputed(d) = outcome else {
+        panic!("expected a pooled dispute, got {outcome:?}");
+    };
+    assert_eq!(d.check(), Ok(Party::Executor));
+    assert_eq!(d.answers.len(), 16);
+    assert_eq!(d.scope.executor, faulty.node.public_key());
+    assert!([referee.node.public_key(), honest.node.public_key()].contains(&d.referee.signer));
+    assert!(d.referee.fails() && d.auditor.fails());
+    assert_eq!(d.auditor.exceed, d.referee.exceed, "both count the same pool");
+    eprintln!(
+        "{pass_alone} of 16 answers pass alone; the pool: {} of {} tokens beyond the tolerance, failing at {}",
+        d.referee.exceed,
+        d.referee.tokens,
+        d.referee.rule.threshold(d.referee.tokens)
+    );
+    let rule = d.referee.rule;
+
+    // The honest executor's pool passes: its CPU answers are exact.
+    let scope = auditor
+        .node
+        .pool_scope(honest.node.public_key(), id, (start, end))
+        .await
+        .unwrap();
+    let outcome = auditor.node.audit_pool(scope).await.unwrap();
+    let PoolOutcome::Passed {
+        answers, exceed, ..
+    } = outcome
+    else {
+        panic!("expected the honest pool to pass, got {outcome:?}");
+    };
+    assert_eq!((answers, exceed), (3, 0));
+
+    // A framing auditor: a count over the first answer of the honest
+    // pool, signed as failing. The referee counts the pool the executor
+    // completes and finds the auditor faulty.
+    let pool = scope.select(honest_answers);
+    assert_eq!(pool.len(), 3);
+    let part = &pool[..1];
+    let ids: Vec<_> = part.iter().map(|a| a.receipt.id).collect();
+    let n = part[0].transcript.tokens.len() as u64;
+    assert_eq!(rule.exceed_ppm, 25_000);
+    let forged = PoolVerdict::sign(auditor.node.service().key(), scope.digest(&ids), n, n, rule);
+    assert!(forged.fails());
+    let counted = auditor
+        .node
+        .p2p()
+        .unwrap()
+        .request(
+            referee.node.peer_id(),
+            vouch_node::p2p::Frame {
+                head: vouch_node::p2p::Request::RefereePool { pool: scope.key() },
+                body: serde_json::to_vec(&serde_json::json!({
+                    "scope": scope,
+                    "answers": part,
+                    "verdict": forged,
+                }))
+                .unwrap(),
+            },
+        )
+        .await
+        .expect("the referee answers");
+    assert_eq!(
+        counted.head,
+        vouch_node::p2p::Response::Ok,
+        "{}",
+        String::from_utf8_lossy(&counted.body)
+    );
+    let counted: serde_json::Value = serde_json::from_slice(&counted.body).unwrap();
+    let verdict: PoolVerdict = serde_json::from_value(counted["verdict"].clone()).unwrap();
+    let answers: Vec<Answer> = serde_json::from_value(counted["answers"].clone()).unwrap();
+    assert_eq!(answers.len(), 3, "the executor completed the pool");
+    assert_eq!(verdict.exceed, 0);
+    let d = PoolDispute {
+        version: DISPUTE_VERSION,
+        scope,
+        accused: ids,
+        auditor: forged,
+        answers,
+        referee: verdict,
+        faulty: Party::Auditor,
+    };
+    assert_eq!(d.check(), Ok(Party::Auditor));
+    for t in [referee, auditor, faulty, honest] {
+        t.stop().await;
+    }
+}

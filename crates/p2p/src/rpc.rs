@@ -181,6 +181,21 @@ pub enum Request {
         /// Receipt id.
         receipt: Digest,
     },
+    /// The generated answers this node signed within a pooled audit's
+    /// scope, for its drawn auditors and their referees (body: the scope,
+    /// on whose behalf, and the receipts the asker knows, as JSON; answer
+    /// body: the answers as JSON, the pool's selection of them).
+    PoolAnswers {
+        /// The pool's key (`vouch_types::llm_pool::PoolScope::key`).
+        pool: Digest,
+    },
+    /// Act as referee for a pooled audit: count the pool in the body,
+    /// completed by the executor's answers, and sign the count (answer
+    /// body: the answers counted and the verdict, as JSON).
+    RefereePool {
+        /// The pool's key.
+        pool: Digest,
+    },
 }
 
 /// How a request went.

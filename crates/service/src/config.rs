@@ -43,6 +43,11 @@ pub struct NodeConfig {
     /// With the `Substitute` LLM fault: the GGUF file this node generates
     /// with while its receipts name the model requested.
     pub llm_substitute: Option<PathBuf>,
+    /// A deliberate lie in LLM receipts (demonstrations and tests only):
+    /// the accelerator backend they state (`+NAME` after the engine
+    /// version) though llama.cpp runs on this node's CPU, which buys the
+    /// accelerator rule's leniency (`--fault llm-claim=NAME`).
+    pub llm_claim: Option<String>,
     /// Models served from external OpenAI-compatible servers (their
     /// receipts say the model is not attested).
     pub externals: Vec<ExternalModel>,
@@ -127,6 +132,7 @@ impl NodeConfig {
             price: 0,
             fault: None,
             llm_substitute: None,
+            llm_claim: None,
             externals: Vec::new(),
             llm_slots: 4,
             llm_context: 4096,

@@ -452,7 +452,7 @@ impl Service {
             Receipted {
                 model_id: record.id(),
                 request: request.clone(),
-                engine: self.engines.get(ModelFormat::Gguf).info(),
+                engine: self.llm_engine_info(),
                 determinism: model.determinism(),
                 label,
                 nonce: g.nonce,
@@ -621,6 +621,21 @@ impl Service {
             )),
             Err(e) => Ok(Some(format!("the messages do not render: {e}"))),
         }
+    }
+
+    /// What LLM receipts state of the engine: the GGUF engine's name and
+    /// version, with the accelerator it runs on; under `--fault
+    /// llm-claim=NAME`, an accelerator it does not run on.
+    pub(crate) fn llm_engine_info(&self) -> vouch_types::EngineInfo {
+        let mut info = self.engines.get(ModelFormat::Gguf).info();
+        if let Some(claim) = &self.config.llm_claim {
+            let version = info
+                .version
+                .split_once(" +")
+                .map_or(info.version.as_str(), |(v, _)| v);
+            info.version = format!("{version} +{claim}");
+        }
+        info
     }
 
     /// Checks a transcript of `model` by teacher forcing on this node.

@@ -15,6 +15,9 @@ pub(crate) async fn verify_dispute(
     if value.get("transcript").is_some() {
         return verify_llm_dispute(client, file, value, parties, replay).await;
     }
+    if value.get("scope").is_some() {
+        return verify_pool_dispute(client, file, value, parties, replay).await;
+    }
     let dispute: vouch_types::dispute::Dispute = serde_json::from_value(value)
         .with_context(|| format!("{} is not a valid dispute", file.display()))?;
     let inputs = match input {
@@ -83,18 +86,24 @@ pub(crate) enum Parties {
 impl Parties {
     /// The pool the draws of `receipt` run over.
     async fn pool(&self, client: &Client, receipt: &Receipt) -> Result<vouch_types::dispute::Pool> {
+        let what = format!("receipt {}", receipt.id);
+        self.pool_at(client, (&receipt.body.node, receipt.body.timestamp_ms), &what)
+            .await
+    }
+
+    /// The pool the draws of what `executor` did at `at_ms` run over.
+    async fn pool_at(
+        &self,
+        client: &Client,
+        (executor, at_ms): (&vouch_types::PublicKey, u64),
+        what: &str,
+    ) -> Result<vouch_types::dispute::Pool> {
         match self {
             Parties::Admitted(keys) => Ok(vouch_types::dispute::Pool::uniform(keys)),
             Parties::Ledger => client
-                .ledger_draw(&receipt.body.node, receipt.body.timestamp_ms)
+                .ledger_draw(executor, at_ms)
                 .await
-                .with_context(|| {
-                    format!(
-                        "reading the draw of receipt {} from {}'s ledger",
-                        receipt.id,
-                        client.base()
-                    )
-                }),
+                .with_context(|| format!("reading the draw of {what} from {}'s ledger", client.base())),
         }
     }
 }
@@ -237,5 +246,77 @@ pub(crate) async fn verify_llm_dispute(
         return Ok(());
     }
     let pool = parties.pool(client, &d.executor).await?;
+    establish_by_parties(d.check_parties(&pool), parties, faulty)
+}
+
+/// A dispute over a pool of generated answers: everything but the
+/// teacher-forced counts is re-checked here; --replay counts the pool on
+/// the node.
+pub(crate) async fn verify_pool_dispute(
+    client: &Client,
+    file: &Path,
+    value: serde_json::Value,
+    parties: &Parties,
+    replay: bool,
+) -> Result<()> {
+    use vouch_types::dispute::Party;
+    let d: vouch_types::llm_pool::PoolDispute = serde_json::from_value(value)
+        .with_context(|| format!("{} is not a valid pooled LLM dispute", file.display()))?;
+    let faulty = d.check().context("the dispute does not check out")?;
+    let (a, r) = (&d.auditor, &d.referee);
+    let threshold = r.rule.threshold(r.tokens);
+    println!(
+        "the dispute checks: auditor {} counted {} of {} tokens beyond the tolerance in {}'s answers of window [{}, {}) (failing at {}); referee {} counted {} of {} in {} answers (failing at {threshold}): the {faulty:?} is faulty",
+        a.signer,
+        a.exceed,
+        a.tokens,
+        d.scope.executor,
+        d.scope.start_ms,
+        d.scope.end_ms,
+        a.rule.threshold(a.tokens),
+        r.signer,
+        r.exceed,
+        r.tokens,
+        d.answers.len()
+    );
+    if replay {
+        let mut exceed = 0u64;
+        for answer in &d.answers {
+            let check: serde_json::Value = client
+                .post_json(
+                    "/v1/audit/llm",
+                    &serde_json::json!({"receipt": answer.receipt, "transcript": answer.transcript}),
+                )
+                .await?;
+            exceed += match check["beyond"].as_u64() {
+                Some(b) => b,
+                None => bail!(
+                    "the node could not count receipt {}'s tokens (it must serve the model itself): {}",
+                    answer.receipt.id,
+                    check["reason"].as_str().unwrap_or("no reason given")
+                ),
+            };
+        }
+        let found = if exceed >= threshold {
+            Party::Executor
+        } else {
+            Party::Auditor
+        };
+        if found != faulty {
+            bail!(
+                "counted on {}: {exceed} tokens beyond the tolerance, so the {found:?} is faulty, not the {faulty:?} the referee names",
+                client.base()
+            );
+        }
+        println!(
+            "established by re-execution on {}: {exceed} tokens beyond the tolerance, the {faulty:?} is faulty",
+            client.base()
+        );
+        return Ok(());
+    }
+    let what = format!("pool {}", d.scope.key());
+    let pool = parties
+        .pool_at(client, (&d.scope.executor, d.scope.end_ms), &what)
+        .await?;
     establish_by_parties(d.check_parties(&pool), parties, faulty)
 }

@@ -28,17 +28,16 @@ pub(crate) fn config(
     }
     c.audit_rate = s.audit_rate;
     c.retention = std::time::Duration::from_secs(s.retention);
-    c.fault = s.fault.as_deref().map(parse_fault).transpose()?;
-    if let Some(file) = s
-        .fault
-        .as_deref()
-        .and_then(|f| f.strip_prefix("llm-substitute="))
-    {
-        let file = std::path::PathBuf::from(file);
-        if !file.is_file() {
-            bail!("--fault llm-substitute={}: no such file", file.display());
+    if let Some(faults) = s.fault.as_deref() {
+        let (fault, substitute, claim) = parse_faults(faults)?;
+        c.fault = fault;
+        c.llm_claim = claim;
+        if let Some(file) = substitute {
+            if !file.is_file() {
+                bail!("--fault llm-substitute={}: no such file", file.display());
+            }
+            c.llm_substitute = Some(file);
         }
-        c.llm_substitute = Some(file);
     }
     c.llm_slots = usize::from(s.llm_slots);
     c.llm_context = s.llm_context as usize;
@@ -73,7 +72,38 @@ pub(crate) fn config(
         .collect::<Result<_, _>>()?;
     Ok(c)
 }
-/// `perturb` or `perturb:STEP`.
+/// `--fault`: faults separated by commas, at most one that changes
+/// answers, and `llm-claim=NAME` (state an accelerator in LLM receipts);
+/// returns the fault, the substitute's file and the claimed accelerator.
+pub(crate) fn parse_faults(
+    s: &str,
+) -> Result<(Option<Fault>, Option<std::path::PathBuf>, Option<String>)> {
+    let (mut fault, mut substitute, mut claim) = (None, None, None);
+    for part in s.split(',') {
+        if let Some(name) = part.strip_prefix("llm-claim=") {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+                bail!(
+                    "--fault llm-claim={name}: name an accelerator backend in letters and digits, e.g. CUDA"
+                );
+            }
+            claim = Some(name.to_string());
+            continue;
+        }
+        if fault.is_some() {
+            bail!(
+                "--fault {s}: at most one fault that changes answers (and llm-claim=NAME beside it)"
+            );
+        }
+        fault = Some(parse_fault(part)?);
+        if let Some(file) = part.strip_prefix("llm-substitute=") {
+            substitute = Some(std::path::PathBuf::from(file));
+        }
+    }
+    Ok((fault, substitute, claim))
+}
+
+/// One fault that changes answers: `perturb`, `perturb:STEP` or an LLM
+/// attack.
 pub(crate) fn parse_fault(s: &str) -> Result<Fault> {
     use vouch_node::service::LlmFault;
     let llm = |f| {
@@ -82,7 +112,7 @@ pub(crate) fn parse_fault(s: &str) -> Result<Fault> {
             llm: Some(f),
         })
     };
-    let usage = "use `perturb`, `perturb:STEP`, `llm-temperature=T`, `llm-seed`, `llm-edit=K` or `llm-substitute=FILE.gguf`";
+    let usage = "use `perturb`, `perturb:STEP`, `llm-temperature=T`, `llm-seed`, `llm-edit=K` or `llm-substitute=FILE.gguf`, and `llm-claim=NAME` beside one of them or alone";
     match s.split_once([':', '=']) {
         None if s == "perturb" => Ok(Fault::default()),
         None if s == "llm-seed" => llm(LlmFault::Seed),
