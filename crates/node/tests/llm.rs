@@ -1965,3 +1965,117 @@ async fn a_pooled_audit_catches_a_faint_substitute_that_passes_answer_by_answer(
         t.stop().await;
     }
 }
+
+/// Pooled audits on a ledger, untouched by hand: three validators, one of
+/// which samples at another temperature than committed and states an
+/// accelerator it does not have. After the window its answers fall in
+/// (`llm_pool_window_ms`) and the window's beacon block, the auditor the
+/// pool's draw picks audits the pool, a referee counts it again, and every
+/// validator's ledger convicts the executor on the pool and slashes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_ledger_each_window_is_audited_as_a_pool_and_the_cheat_slashed() {
+    use vouch_node::ledger::{Genesis, Offer, Params};
+    use vouch_node::service::{Fault, LlmFault};
+    use vouch_types::SecretKey;
+    use vouch_types::llm_pool::PoolScope;
+    const WINDOW: u64 = 20_000;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys: Vec<SecretKey> = (0..3u8)
+        .map(|i| SecretKey::from_bytes(&[60 + i; 32]))
+        .collect();
+    for (dir, key) in dirs.iter().zip(&keys) {
+        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
+    }
+    let operators: Vec<_> = keys.iter().map(SecretKey::public).collect();
+    let genesis = Genesis {
+        chain_id: "pool-test".into(),
+        params: Params {
+            llm_pool_window_ms: WINDOW,
+            ..Params::default()
+        },
+        accounts: operators.iter().map(|k| (*k, 1_000_000)).collect(),
+        operators: operators
+            .iter()
+            .map(|k| (*k, 100_000, Offer::default()))
+            .collect(),
+    };
+    let ports = vouch_node::ledger::local_ports(3).unwrap();
+    // Every node hears the receipts gossiped (it audits, at a rate that
+    // samples none of these answers alone); the cheat claims CUDA.
+    let start = |i: usize, cheat: bool, bootstrap| {
+        common::validator(
+            dirs[i].path(),
+            &genesis,
+            (&ports, i),
+            move |c| {
+                c.audit_rate = 1e-9;
+                if cheat {
+                    c.fault = Some(Fault {
+                        step: None,
+                        llm: Some(LlmFault::Temperature(1.2)),
+                    });
+                    c.llm_claim = Some("CUDA".into());
+                }
+            },
+            bootstrap,
+        )
+    };
+    let auditor = start(0, false, vec![]).await;
+    let cheat = start(1, true, addresses(&auditor)).await;
+    let referee = start(2, false, addresses(&auditor)).await;
+    let id = push_llm(&auditor, LLM, &llm_file()).await;
+    for t in [&cheat, &referee] {
+        replicate(t, id, LLM).await;
+    }
+    eventually("every node to see both other providers", || {
+        [&auditor, &cheat, &referee].iter().all(|t| {
+            t.node
+                .network_models()
+                .get(&id.to_string())
+                .is_some_and(|m| m.providers.len() >= 2)
+        })
+    })
+    .await;
+    let mut scopes = Vec::new();
+    for seed in 0..2 {
+        let a = cheat
+            .node
+            .generate_all(request(question("Why is the sky blue?"), 48, sampled(seed)))
+            .await
+            .unwrap();
+        let at = a.receipt.body.timestamp_ms;
+        let start_ms = at - at % WINDOW;
+        scopes.push(
+            PoolScope {
+                executor: operators[1],
+                model: id,
+                start_ms,
+                end_ms: start_ms + WINDOW,
+                beacon: [0; 32],
+            }
+            .key(),
+        );
+    }
+    for t in [&auditor, &cheat, &referee] {
+        let chain = t.node.chain().unwrap().clone();
+        eventually("a conviction on the cheat's pool", || {
+            chain.read(|l| scopes.iter().any(|k| l.disputed(k)))
+        })
+        .await;
+        chain.read(|l| {
+            assert!(l.operators()[&operators[1]].slashed > 0);
+            assert_eq!(l.operators()[&operators[0]].slashed, 0);
+            assert_eq!(l.operators()[&operators[2]].slashed, 0);
+        });
+    }
+    eventually("the pooled dispute in the auditor's evidence", || {
+        auditor.node.store().evidence().unwrap().iter().any(|e| {
+            let e: serde_json::Value = serde_json::from_slice(e).unwrap();
+            e["kind"] == "llm_pool_dispute" && e["dispute"]["faulty"] == "executor"
+        })
+    })
+    .await;
+    for t in [auditor, cheat, referee] {
+        t.stop().await;
+    }
+}
