@@ -49,3 +49,38 @@ def test_the_threshold_is_the_smallest_count_within_alpha(n, p):
     c = threshold(n, p, alpha)
     assert log_tail(n, p, c) <= alpha * (1 + 1e-9)
     assert log_tail(n, p, c - 1) > alpha * (1 - 1e-9)
+
+
+# Each variant's answers as one pool (docs/llm-audit.md, Pooling): tokens,
+# tokens beyond the tolerance, the pool's threshold, and whether it fails.
+# crates/engine/tests/llm_calibration.rs asserts the same table.
+POOLS = {
+    "reference": (1907, 0, 84, False),
+    "threads-1": (1907, 0, 84, False),
+    "ubatch-1": (1907, 0, 84, False),
+    "ubatch-128": (1907, 0, 84, False),
+    "batched-4": (1907, 0, 84, False),
+    "temperature-1.2": (1856, 940, 83, True),
+    "seed": (931, 186, 50, True),
+    "edit-1": (1633, 5, 75, False),
+    "edit-4": (1592, 30, 74, False),
+    "edit-16": (1694, 141, 77, True),
+    "runner-up": (2018, 1305, 88, True),
+    "substitute-q8_0": (1895, 1, 84, False),
+    "substitute-q5_0": (1684, 109, 77, True),
+    "substitute-q4_0": (1749, 318, 79, True),
+}
+
+
+def test_pooled_answers_are_judged_as_the_spec_says(corpus):
+    rule = corpus["rule"]
+    tolerance = corpus["tolerance"]
+    pools = {}
+    for a in corpus["answers"]:
+        n, k = pools.get(a["variant"], (0, 0))
+        beyond = sum(1 for _, s in a["scores"] if s is None or s > tolerance)
+        pools[a["variant"]] = (n + len(a["tokens"]), k + beyond)
+    assert set(pools) == set(POOLS)
+    for variant, (n, k) in pools.items():
+        c = threshold(n, rule["exceed_rate"], rule["alpha"])
+        assert (n, k, c, k >= c) == POOLS[variant], variant

@@ -99,3 +99,56 @@ fn every_stored_answer_scores_as_stored_and_honest_ones_pass() {
     }
     assert_eq!((honest, attacks), (80, 136));
 }
+
+/// Each variant's answers in the corpus as one pool
+/// (`vouch_types::llm_pool`, `docs/llm-audit.md`, Pooling), counted from
+/// the stored scores: every honest pool passes, and the pool fails for
+/// each attack that changes more tokens than honest accelerators do
+/// (the Q5_0 substitute among them, which fails only 4 of its 16 answers
+/// alone). `tests/python/test_llm_rule.py` derives the same table from
+/// the spec.
+#[test]
+fn pooled_answers_fail_for_every_attack_beyond_honest_noise() {
+    use vouch_types::llm_pool::PoolRule;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let corpus: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("tests/data/llm-calibration.json")).unwrap(),
+    )
+    .unwrap();
+    let tolerance = corpus["tolerance"].as_f64().unwrap();
+    let rule = PoolRule::of(&default_rule(tolerance));
+    let mut pools: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for a in corpus["answers"].as_array().unwrap() {
+        let beyond = a["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s[1].as_f64().unwrap_or(f64::INFINITY) > tolerance)
+            .count() as u64;
+        let pool = pools.entry(a["variant"].as_str().unwrap().into()).or_default();
+        pool.0 += a["tokens"].as_array().unwrap().len() as u64;
+        pool.1 += beyond;
+    }
+    let expected = [
+        ("reference", 1907, 0, 84, false),
+        ("threads-1", 1907, 0, 84, false),
+        ("ubatch-1", 1907, 0, 84, false),
+        ("ubatch-128", 1907, 0, 84, false),
+        ("batched-4", 1907, 0, 84, false),
+        ("temperature-1.2", 1856, 940, 83, true),
+        ("seed", 931, 186, 50, true),
+        ("edit-1", 1633, 5, 75, false),
+        ("edit-4", 1592, 30, 74, false),
+        ("edit-16", 1694, 141, 77, true),
+        ("runner-up", 2018, 1305, 88, true),
+        ("substitute-q8_0", 1895, 1, 84, false),
+        ("substitute-q5_0", 1684, 109, 77, true),
+        ("substitute-q4_0", 1749, 318, 79, true),
+    ];
+    assert_eq!(pools.len(), expected.len());
+    for (variant, tokens, beyond, threshold, fails) in expected {
+        let (n, k) = pools[variant];
+        let c = rule.threshold(n);
+        assert_eq!((n, k, c, k >= c), (tokens, beyond, threshold, fails), "{variant}");
+    }
+}
