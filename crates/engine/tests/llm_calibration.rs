@@ -125,7 +125,9 @@ fn pooled_answers_fail_for_every_attack_beyond_honest_noise() {
             .iter()
             .filter(|s| s[1].as_f64().unwrap_or(f64::INFINITY) > tolerance)
             .count() as u64;
-        let pool = pools.entry(a["variant"].as_str().unwrap().into()).or_default();
+        let pool = pools
+            .entry(a["variant"].as_str().unwrap().into())
+            .or_default();
         pool.0 += a["tokens"].as_array().unwrap().len() as u64;
         pool.1 += beyond;
     }
@@ -149,6 +151,10 @@ fn pooled_answers_fail_for_every_attack_beyond_honest_noise() {
     for (variant, tokens, beyond, threshold, fails) in expected {
         let (n, k) = pools[variant];
         let c = rule.threshold(n);
-        assert_eq!((n, k, c, k >= c), (tokens, beyond, threshold, fails), "{variant}");
+        assert_eq!(
+            (n, k, c, k >= c),
+            (tokens, beyond, threshold, fails),
+            "{variant}"
+        );
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use vouch_types::dispute::{Dispute, LlmDispute, Party, Pool, check_parties};
-use vouch_types::llm_pool::PoolDispute;
 use vouch_types::encode::Sink;
+use vouch_types::llm_pool::PoolDispute;
 use vouch_types::{Digest, PublicKey};
 
 use crate::tx::{Offer, Tx, TxBody, TxId, Voucher, tx_id};
@@ -1164,44 +1164,45 @@ impl Ledger {
     /// other party gets the reward share of it and the rest is burned.
     fn convict(&mut self, record: &[u8]) -> Result<(), TxError> {
         let bad = |why: String| TxError::Dispute(why);
-        let (receipt, stamped, executor, auditor, referee, faulty) =
-            if let Ok(d) = serde_json::from_slice::<Dispute>(record) {
-                let faulty = d.check(None).map_err(|e| bad(e.to_string()))?;
-                (
-                    d.executor.id,
-                    d.executor.body.timestamp_ms,
-                    d.executor.body.node,
-                    d.auditor.body.node,
-                    d.verdict.referee,
-                    faulty,
-                )
-            } else if let Ok(d) = serde_json::from_slice::<LlmDispute>(record) {
-                let faulty = d.check().map_err(|e| bad(e.to_string()))?;
-                (
-                    d.executor.id,
-                    d.executor.body.timestamp_ms,
-                    d.executor.body.node,
-                    d.auditor.signer,
-                    d.referee.signer,
-                    faulty,
-                )
-            } else if let Ok(d) = serde_json::from_slice::<PoolDispute>(record) {
-                let faulty = d.check().map_err(|e| bad(e.to_string()))?;
-                self.check_pool(&d).map_err(bad)?;
-                (
-                    d.scope.key(),
-                    d.scope.end_ms,
-                    d.scope.executor,
-                    d.auditor.signer,
-                    d.referee.signer,
-                    faulty,
-                )
-            } else {
-                return Err(bad(
+        let (receipt, stamped, executor, auditor, referee, faulty) = if let Ok(d) =
+            serde_json::from_slice::<Dispute>(record)
+        {
+            let faulty = d.check(None).map_err(|e| bad(e.to_string()))?;
+            (
+                d.executor.id,
+                d.executor.body.timestamp_ms,
+                d.executor.body.node,
+                d.auditor.body.node,
+                d.verdict.referee,
+                faulty,
+            )
+        } else if let Ok(d) = serde_json::from_slice::<LlmDispute>(record) {
+            let faulty = d.check().map_err(|e| bad(e.to_string()))?;
+            (
+                d.executor.id,
+                d.executor.body.timestamp_ms,
+                d.executor.body.node,
+                d.auditor.signer,
+                d.referee.signer,
+                faulty,
+            )
+        } else if let Ok(d) = serde_json::from_slice::<PoolDispute>(record) {
+            let faulty = d.check().map_err(|e| bad(e.to_string()))?;
+            self.check_pool(&d).map_err(bad)?;
+            (
+                d.scope.key(),
+                d.scope.end_ms,
+                d.scope.executor,
+                d.auditor.signer,
+                d.referee.signer,
+                faulty,
+            )
+        } else {
+            return Err(bad(
                     "the record is neither a tensor, an LLM nor a pooled LLM dispute (JSON, as nodes gossip them)"
                         .into(),
                 ));
-            };
+        };
         if self.disputed.contains(&receipt) {
             return Err(bad(format!("receipt {receipt} was convicted on already")));
         }

@@ -860,7 +860,7 @@ fn pool_dispute(
     let answers = (0..8u64).map(|i| {
         let transcript = Transcript {
             request: LlmRequest::completion(
-                &format!("question {i}"),
+                format!("question {i}"),
                 16,
                 Sampling {
                     temperature: 0.0,
@@ -955,14 +955,20 @@ fn a_pooled_dispute_convicts_once_in_the_ledgers_window_beacon_and_rule() {
     };
     let shifted = pool_dispute(500, l.beacon_after(1_500).unwrap(), rule, c);
     let why = refused(&mut l, &shifted);
-    assert!(why.contains("not one of the ledger's pool windows"), "{why}");
+    assert!(
+        why.contains("not one of the ledger's pool windows"),
+        "{why}"
+    );
     let why = refused(&mut l, &pool_dispute(1_000, beacon, rule, c));
     assert!(why.contains("beacon"), "{why}");
     let loose = PoolRule {
         exceed_ppm: 50_000,
         ..rule
     };
-    let why = refused(&mut l, &pool_dispute(0, beacon, loose, loose.threshold(128)));
+    let why = refused(
+        &mut l,
+        &pool_dispute(0, beacon, loose, loose.threshold(128)),
+    );
     assert!(why.contains("accelerator rule"), "{why}");
     // Below the threshold the auditor accuses nothing.
     let why = refused(&mut l, &pool_dispute(0, beacon, rule, c - 1));
@@ -980,7 +986,10 @@ fn a_pooled_dispute_convicts_once_in_the_ledgers_window_beacon_and_rule() {
     });
     assert!(out[0].is_ok(), "{out:?}");
     assert!(l.disputed(&d.scope.key()));
-    assert!(l.operators()[&pk(1)].stake < 5_000, "the executor is slashed");
+    assert!(
+        l.operators()[&pk(1)].stake < 5_000,
+        "the executor is slashed"
+    );
     let why = refused(&mut l, &d);
     assert!(why.contains("convicted on already"), "{why}");
 

@@ -19,11 +19,11 @@ use std::sync::{Arc, Weak};
 use vouch_api::ReportedReceipt;
 use vouch_p2p::{Frame, Gossip, Peer, Request, Topic, peer_id_of};
 use vouch_types::audit::AuditReport;
-use vouch_types::llm_pool::PoolDispute;
 use vouch_types::dispute::{
     AUDITOR_DRAW, DISPUTE_VERSION, Dispute, LlmDispute, Party, Pool, REFEREE_DRAW, Verdict,
     auditor_draw, referee_draw,
 };
+use vouch_types::llm_pool::PoolDispute;
 use vouch_types::merkle::{self, Bisection};
 use vouch_types::quorum::outputs_agree;
 use vouch_types::{Determinism, Digest, Kind, Receipt, TensorMap};
@@ -239,8 +239,7 @@ impl Node {
         if let Some(chain) = self.chain.get() {
             let declaring = chain.read(|l| l.declaring(model));
             if declaring.iter().any(|k| pool.admits(k)) {
-                let mut drawn =
-                    auditor_draw(id, executor, &pool.only(|k| declaring.contains(k)));
+                let mut drawn = auditor_draw(id, executor, &pool.only(|k| declaring.contains(k)));
                 drawn.truncate(AUDITOR_DRAW);
                 return drawn;
             }
@@ -687,8 +686,14 @@ impl Node {
         signed: impl Fn(Peer, &V) -> bool,
     ) -> Result<V, NodeError> {
         let pool = self.await_draw_pool(receipt).await?;
-        self.ask_drawn_referees(network, (&receipt.id, &receipt.body.node), &pool, frame, signed)
-            .await
+        self.ask_drawn_referees(
+            network,
+            (&receipt.id, &receipt.body.node),
+            &pool,
+            frame,
+            signed,
+        )
+        .await
     }
 
     /// [`Node::ask_referees`] over draw pool `pool` for what `id` names,

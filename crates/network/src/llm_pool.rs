@@ -18,7 +18,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use vouch_p2p::{Frame, Peer, Request, Topic, peer_id_of};
 use vouch_service::error::NodeError;
-use vouch_types::dispute::{AUDITOR_DRAW, DISPUTE_VERSION, Party, Pool, REFEREE_DRAW, referee_draw};
+use vouch_types::dispute::{
+    AUDITOR_DRAW, DISPUTE_VERSION, Party, Pool, REFEREE_DRAW, referee_draw,
+};
 use vouch_types::llm_pool::{Answer, PoolDispute, PoolRule, PoolScope, PoolVerdict};
 use vouch_types::llm_rule::HardwareClass;
 use vouch_types::{Digest, PublicKey, Receipt};
@@ -228,7 +230,9 @@ impl Node {
             faulty,
         };
         dispute.check().map_err(|e| {
-            NodeError::Internal(format!("a pooled dispute this node built does not check: {e}"))
+            NodeError::Internal(format!(
+                "a pooled dispute this node built does not check: {e}"
+            ))
         })?;
         self.record_pool_dispute(network, &dispute, faulty, "referee");
         let record = json(&dispute)?;
@@ -294,10 +298,7 @@ impl Node {
         let mut rule = None;
         let (mut tokens, mut exceed) = (0u64, 0u64);
         for a in answers {
-            let check = self
-                .service()
-                .check_llm(&a.receipt, &a.transcript)
-                .await?;
+            let check = self.service().check_llm(&a.receipt, &a.transcript).await?;
             let n = a.transcript.tokens.len() as u64;
             tokens += n;
             exceed += check.beyond.map_or(n, |b| b as u64);
@@ -483,8 +484,13 @@ impl Node {
         }
         let answers = scope.select(all);
         let (tokens, exceed, rule) = self.count_pool(&answers).await?;
-        let verdict =
-            PoolVerdict::sign(self.key(), scope.digest(&ids(&answers)), tokens, exceed, rule);
+        let verdict = PoolVerdict::sign(
+            self.key(),
+            scope.digest(&ids(&answers)),
+            tokens,
+            exceed,
+            rule,
+        );
         json(&PoolCount { answers, verdict })
     }
 
@@ -539,7 +545,9 @@ pub(crate) async fn audit_pools(node: std::sync::Weak<Node>) {
                 let key = scope.key();
                 match n.audit_pool(scope).await {
                     Ok(outcome) => tracing::info!(pool = %key, ?outcome, "pooled LLM audit done"),
-                    Err(e) => tracing::info!(pool = %key, error = %e, "pooled LLM audit not completed"),
+                    Err(e) => {
+                        tracing::info!(pool = %key, error = %e, "pooled LLM audit not completed")
+                    }
                 }
             });
         }

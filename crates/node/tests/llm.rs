@@ -1887,7 +1887,10 @@ async fn a_pooled_audit_catches_a_faint_substitute_that_passes_answer_by_answer(
     assert_eq!(d.scope.executor, faulty.node.public_key());
     assert!([referee.node.public_key(), honest.node.public_key()].contains(&d.referee.signer));
     assert!(d.referee.fails() && d.auditor.fails());
-    assert_eq!(d.auditor.exceed, d.referee.exceed, "both count the same pool");
+    assert_eq!(
+        d.auditor.exceed, d.referee.exceed,
+        "both count the same pool"
+    );
     eprintln!(
         "{pass_alone} of 16 answers pass alone; the pool: {} of {} tokens beyond the tolerance, failing at {}",
         d.referee.exceed,

@@ -169,10 +169,7 @@ impl PoolScope {
     /// Checks that `ids` are distinct and in rank order.
     fn check_order(&self, ids: &[Digest]) -> Result<(), String> {
         let ranks: Vec<Digest> = ids.iter().map(|id| self.rank(id)).collect();
-        if ranks
-            .windows(2)
-            .all(|w| w[0].as_bytes() < w[1].as_bytes())
-        {
+        if ranks.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()) {
             Ok(())
         } else {
             Err("the pool's receipts are not distinct and in rank order".into())
@@ -439,7 +436,7 @@ mod tests {
     fn answer(key: &SecretKey, i: u64, n: usize, at: u64, engine: &str) -> Answer {
         let transcript = Transcript {
             request: LlmRequest::completion(
-                &format!("question {i}"),
+                format!("question {i}"),
                 n as u32,
                 Sampling {
                     temperature: 0.0,

@@ -87,8 +87,12 @@ impl Parties {
     /// The pool the draws of `receipt` run over.
     async fn pool(&self, client: &Client, receipt: &Receipt) -> Result<vouch_types::dispute::Pool> {
         let what = format!("receipt {}", receipt.id);
-        self.pool_at(client, (&receipt.body.node, receipt.body.timestamp_ms), &what)
-            .await
+        self.pool_at(
+            client,
+            (&receipt.body.node, receipt.body.timestamp_ms),
+            &what,
+        )
+        .await
     }
 
     /// The pool the draws of what `executor` did at `at_ms` run over.
@@ -100,10 +104,9 @@ impl Parties {
     ) -> Result<vouch_types::dispute::Pool> {
         match self {
             Parties::Admitted(keys) => Ok(vouch_types::dispute::Pool::uniform(keys)),
-            Parties::Ledger => client
-                .ledger_draw(executor, at_ms)
-                .await
-                .with_context(|| format!("reading the draw of {what} from {}'s ledger", client.base())),
+            Parties::Ledger => client.ledger_draw(executor, at_ms).await.with_context(|| {
+                format!("reading the draw of {what} from {}'s ledger", client.base())
+            }),
         }
     }
 }

@@ -603,12 +603,16 @@ mod tests {
     #[test]
     fn faults_combine_one_answer_changing_fault_with_an_accelerator_claim() {
         use vouch_node::service::LlmFault;
-        let (fault, file, claim) = parse_faults("llm-substitute=/m/q5.gguf,llm-claim=CUDA").unwrap();
+        let (fault, file, claim) =
+            parse_faults("llm-substitute=/m/q5.gguf,llm-claim=CUDA").unwrap();
         assert_eq!(fault.and_then(|f| f.llm), Some(LlmFault::Substitute));
         assert_eq!(file, Some(std::path::PathBuf::from("/m/q5.gguf")));
         assert_eq!(claim.as_deref(), Some("CUDA"));
         let (fault, file, claim) = parse_faults("llm-claim=Vulkan").unwrap();
-        assert_eq!((fault, file, claim.as_deref()), (None, None, Some("Vulkan")));
+        assert_eq!(
+            (fault, file, claim.as_deref()),
+            (None, None, Some("Vulkan"))
+        );
         let (fault, _, claim) = parse_faults("perturb:3").unwrap();
         assert_eq!((fault.and_then(|f| f.step), claim), (Some(3), None));
         for (bad, says) in [
