@@ -392,7 +392,7 @@ fn disputes_between_parties_with_nothing_at_stake_convict_nobody() {
             },
         )]
     });
-    assert!(err(&out[0]).contains("neither a tensor nor an LLM dispute"));
+    assert!(err(&out[0]).contains("neither a tensor, an LLM nor a pooled LLM dispute"));
     assert_eq!(l.operators()[&pk(1)].slashed, 0);
     assert_eq!(l.burned(), 0);
 }
@@ -847,9 +847,7 @@ fn pool_dispute(
     found: u64,
 ) -> vouch_types::llm_pool::PoolDispute {
     use vouch_types::dispute::{DISPUTE_VERSION, Party};
-    use vouch_types::llm::{Finish, LlmRequest, Sampling, Transcript};
     use vouch_types::llm_pool::{Answer, PoolDispute, PoolScope, PoolVerdict};
-    use vouch_types::receipt::{Determinism, EngineInfo, ReceiptBody, TraceCommitment};
     let scope = PoolScope {
         executor: pk(1),
         model: Digest::of(Kind::Model, b"llm"),
@@ -858,43 +856,8 @@ fn pool_dispute(
         beacon,
     };
     let answers = (0..8u64).map(|i| {
-        let transcript = Transcript {
-            request: LlmRequest::completion(
-                format!("question {i}"),
-                16,
-                Sampling {
-                    temperature: 0.0,
-                    top_p: 1.0,
-                    top_k: 0,
-                    seed: i,
-                },
-            ),
-            tokens: vec![11; 16],
-            texts: vec!["a".into(); 16],
-            finish_reason: Finish::Length,
-            logprobs: vec![],
-        };
-        let receipt = ReceiptBody {
-            version: 1,
-            model: scope.model,
-            request: transcript.request.digest(),
-            output: transcript.chain().output(Finish::Length),
-            trace: TraceCommitment {
-                root: Digest::of(Kind::TraceNode, b"t"),
-                len: 16,
-            },
-            engine: EngineInfo {
-                name: "llama.cpp".into(),
-                version: "llama-cpp-2 0.1.160 +CUDA".into(),
-            },
-            determinism: Determinism::Tolerant { rtol: 0.02 },
-            seed: Some(i),
-            node: pk(1),
-            nonce: String::new(),
-            timestamp_ms: start + i,
-            price: 0,
-        }
-        .sign(&key(1));
+        let (receipt, transcript) =
+            common::llm_answer(&key(1), i, 16, start + i, "llama-cpp-2 0.1.160 +CUDA");
         Answer {
             receipt,
             transcript,

@@ -56,14 +56,20 @@ pub fn err(o: &TxOutcome) -> String {
     o.as_ref().unwrap_err().to_string()
 }
 
-/// An executor's generated answer (key `e`, sampling seed `seed`, stamped
-/// at 1 ms), an auditor's accusation at token 1 (key `a`) and a referee's
-/// verdict (key `r`) agreeing with it.
-pub fn llm_dispute(e: &SecretKey, a: &SecretKey, r: &SecretKey, seed: u64) -> LlmDispute {
+/// An executor's generated answer to "question `seed`" (key `e`, greedy
+/// with seed `seed`): `n` tokens, stamped at `at`, its engine version
+/// `engine` (a `+BACKEND` suffix states an accelerator).
+pub fn llm_answer(
+    e: &SecretKey,
+    seed: u64,
+    n: usize,
+    at: u64,
+    engine: &str,
+) -> (vouch_types::Receipt, Transcript) {
     let transcript = Transcript {
         request: LlmRequest::completion(
-            "The capital of France is",
-            3,
+            format!("question {seed}"),
+            n as u32,
             Sampling {
                 temperature: 0.0,
                 top_p: 1.0,
@@ -71,32 +77,40 @@ pub fn llm_dispute(e: &SecretKey, a: &SecretKey, r: &SecretKey, seed: u64) -> Ll
                 seed,
             },
         ),
-        tokens: vec![11, 12, 13],
-        texts: vec![" Paris".into(), ".".into(), String::new()],
+        tokens: vec![11; n],
+        texts: vec!["a".into(); n],
         finish_reason: Finish::Length,
         logprobs: vec![],
     };
-    let executor = ReceiptBody {
+    let receipt = ReceiptBody {
         version: 1,
         model: Digest::of(Kind::Model, b"llm"),
         request: transcript.request.digest(),
         output: transcript.chain().output(Finish::Length),
         trace: TraceCommitment {
             root: Digest::of(Kind::TraceNode, b"t"),
-            len: 3,
+            len: n as u64,
         },
         engine: EngineInfo {
             name: "llama.cpp".into(),
-            version: "x".into(),
+            version: engine.into(),
         },
         determinism: Determinism::Tolerant { rtol: 1e-3 },
         seed: Some(seed),
         node: e.public(),
         nonce: String::new(),
-        timestamp_ms: 1,
+        timestamp_ms: at,
         price: 0,
     }
     .sign(e);
+    (receipt, transcript)
+}
+
+/// An executor's generated answer (key `e`, sampling seed `seed`, stamped
+/// at 1 ms), an auditor's accusation at token 1 (key `a`) and a referee's
+/// verdict (key `r`) agreeing with it.
+pub fn llm_dispute(e: &SecretKey, a: &SecretKey, r: &SecretKey, seed: u64) -> LlmDispute {
+    let (executor, transcript) = llm_answer(e, seed, 3, 1, "x");
     let why = "token 1: not the argmax".to_string();
     LlmDispute {
         version: DISPUTE_VERSION,
