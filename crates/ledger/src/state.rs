@@ -94,7 +94,9 @@ pub struct Params {
     /// The windows of pooled LLM audits (`vouch_types::llm_pool`): one
     /// executor's answers stating an accelerator, stamped in
     /// `[k × window, (k + 1) × window)`, are judged together, once the
-    /// window's beacon block is in (0: no pooled audits).
+    /// window's beacon block is in (0: no pooled audits). Executors keep
+    /// transcripts for `--retention` (600 s by default): a window must end,
+    /// and its beacon block come, within it.
     pub llm_pool_window_ms: u64,
 }
 
@@ -126,7 +128,7 @@ impl Default for Params {
             llm_exceed_ppm: 25_000,
             llm_hard_ppm: 100_000,
             llm_cpu_exceed_ppm: 0,
-            llm_pool_window_ms: 600_000,
+            llm_pool_window_ms: 300_000,
         }
     }
 }

@@ -154,6 +154,14 @@ impl Node {
         let pool = self
             .await_draw_pool_at(&scope.executor, scope.end_ms, &key)
             .await?;
+        if !self
+            .drawn_auditors_of(&key, &scope.executor, &scope.model, &pool)
+            .contains(&self.public_key())
+        {
+            return Err(NodeError::Forbidden(format!(
+                "this node is not among the auditors pool {key}'s draw picks: its executor hands its answers to those only"
+            )));
+        }
         let known = self.heard_in(network, &scope);
         let asked = PoolAsk {
             scope,
@@ -591,17 +599,17 @@ impl Node {
             let Ok(Some(pool)) = self.draw_pool_at(&executor, end_ms, &key) else {
                 continue;
             };
-            if !self
-                .drawn_auditors_of(&key, &executor, &model, &pool)
-                .contains(&self.public_key())
-            {
-                continue;
-            }
-            if network
+            // With the beacon in, whether this node audits the pool is
+            // settled: each pool is considered once.
+            let new = network
                 .pools_audited
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key)
+                .insert(key);
+            if new
+                && self
+                    .drawn_auditors_of(&key, &executor, &model, &pool)
+                    .contains(&self.public_key())
             {
                 due.push(scope);
             }

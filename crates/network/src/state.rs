@@ -97,7 +97,8 @@ pub(crate) struct Network {
     /// Other executors' LLM receipts that state an accelerator, heard
     /// on the gossip topic, for pooled audits (`llm_pool`).
     pub(crate) pool_heard: Mutex<Retained<vouch_types::Receipt>>,
-    /// Pools this node audited, by key, once each.
+    /// Pools this node considered auditing (once their beacon was in), by
+    /// key, once each.
     pub(crate) pools_audited: Seen,
     /// Generations peers started here and read in turns.
     pub(crate) sessions: Sessions,
