@@ -133,6 +133,14 @@ fn iterations(one: Duration) -> usize {
 }
 
 fn main() {
+    // `VOUCH_BENCH_ONNX_THREADS=N`: what `vouch node --onnx-threads N`
+    // sets (0, the default: a run alone may split over every core).
+    if let Some(n) = std::env::var("VOUCH_BENCH_ONNX_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        vouch_engine::onnx::set_threads(n);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

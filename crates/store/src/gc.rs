@@ -53,13 +53,15 @@ impl Store {
             return Ok(None);
         };
         let id = record.id();
-        self.write(Durability::Immediate, |txn| {
+        let removed = self.write(Durability::Immediate, |txn| {
             let mut models = txn.open_table(MODELS).map_err(db_err)?;
             models.remove((name, version)).map_err(db_err)?;
             let mut ids = txn.open_table(MODEL_IDS).map_err(db_err)?;
             ids.remove(id.as_bytes().as_slice()).map_err(db_err)?;
             Ok(())
-        })?;
+        });
+        self.models.changed();
+        removed?;
         Ok(Some(record))
     }
 

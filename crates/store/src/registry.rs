@@ -1,5 +1,9 @@
 //! The model registry: signed manifests by name and version, and by id.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use redb::{Durability, ReadableTable};
 use vouch_types::encode::{Reader, Sink};
 use vouch_types::{Digest, Manifest, Signature, SignedManifest};
@@ -70,57 +74,84 @@ impl Store {
     ) -> Result<ModelRecord, StoreError> {
         let m = &signed.manifest;
         let id = m.id();
-        self.write(Durability::Immediate, |txn| {
-            let mut models = txn.open_table(MODELS).map_err(db_err)?;
-            if let Some(existing) = models
-                .get((m.name.as_str(), m.version.as_str()))
-                .map_err(db_err)?
-            {
-                let existing =
-                    ModelRecord::decode(existing.value()).map_err(|detail| StoreError::Record {
-                        what: m.name.clone(),
-                        detail,
+        let record = self
+            .write(Durability::Immediate, |txn| {
+                let mut models = txn.open_table(MODELS).map_err(db_err)?;
+                if let Some(existing) = models
+                    .get((m.name.as_str(), m.version.as_str()))
+                    .map_err(db_err)?
+                {
+                    let existing = ModelRecord::decode(existing.value()).map_err(|detail| {
+                        StoreError::Record {
+                            what: m.name.clone(),
+                            detail,
+                        }
                     })?;
-                if existing.id() == id {
-                    return Ok(existing);
+                    if existing.id() == id {
+                        return Ok(existing);
+                    }
+                    return Err(StoreError::VersionTaken {
+                        name: m.name.clone(),
+                        version: m.version.clone(),
+                        existing: existing.id(),
+                    });
                 }
-                return Err(StoreError::VersionTaken {
-                    name: m.name.clone(),
-                    version: m.version.clone(),
-                    existing: existing.id(),
-                });
-            }
-            let seq = models
-                .iter()
-                .map_err(db_err)?
-                .filter_map(|row| row.ok())
-                .filter_map(|(_, v)| ModelRecord::decode(v.value()).ok())
-                .map(|r| r.seq + 1)
-                .max()
-                .unwrap_or(0);
-            let record = ModelRecord {
-                signed: signed.clone(),
-                seq,
-                created_ms: now_ms,
-            };
-            models
-                .insert(
+                let seq = models
+                    .iter()
+                    .map_err(db_err)?
+                    .filter_map(|row| row.ok())
+                    .filter_map(|(_, v)| ModelRecord::decode(v.value()).ok())
+                    .map(|r| r.seq + 1)
+                    .max()
+                    .unwrap_or(0);
+                let record = ModelRecord {
+                    signed: signed.clone(),
+                    seq,
+                    created_ms: now_ms,
+                };
+                models
+                    .insert(
+                        (m.name.as_str(), m.version.as_str()),
+                        record.encode().as_slice(),
+                    )
+                    .map_err(db_err)?;
+                let mut ids = txn.open_table(MODEL_IDS).map_err(db_err)?;
+                ids.insert(
+                    id.as_bytes().as_slice(),
                     (m.name.as_str(), m.version.as_str()),
-                    record.encode().as_slice(),
                 )
                 .map_err(db_err)?;
-            let mut ids = txn.open_table(MODEL_IDS).map_err(db_err)?;
-            ids.insert(
-                id.as_bytes().as_slice(),
-                (m.name.as_str(), m.version.as_str()),
-            )
-            .map_err(db_err)?;
-            Ok(record)
-        })
-        .map(|(record, _)| record)
+                Ok(record)
+            })
+            .map(|(record, _)| record);
+        // Whatever the outcome: a commit that reported an error may still
+        // have changed the models.
+        self.models.changed();
+        record
     }
     /// Every registered model, every version, in registration order.
     pub fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError> {
+        Ok(self.registered()?.list.clone())
+    }
+
+    /// The registered models: as cached while no write changed them, else
+    /// read from the registry (and cached).
+    fn registered(&self) -> Result<Arc<Registered>, StoreError> {
+        let generation = self.models.generation.load(Ordering::SeqCst);
+        if let Some((at, r)) = &*self.models.kept.lock().unwrap_or_else(|e| e.into_inner())
+            && *at == generation
+        {
+            return Ok(r.clone());
+        }
+        let list = self.read_models()?;
+        let by_id = list.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
+        let r = Arc::new(Registered { list, by_id });
+        *self.models.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, r.clone()));
+        Ok(r)
+    }
+
+    /// Every registered model, read from the registry.
+    pub(crate) fn read_models(&self) -> Result<Vec<ModelRecord>, StoreError> {
         let txn = self.read()?;
         let models = txn.open_table(MODELS).map_err(db_err)?;
         let mut out = Vec::new();
@@ -141,46 +172,50 @@ impl Store {
         name: &str,
         version: Option<&str>,
     ) -> Result<Option<ModelRecord>, StoreError> {
-        let txn = self.read()?;
-        let models = txn.open_table(MODELS).map_err(db_err)?;
-        let decode = |k: (&str, &str), v: &[u8]| {
-            ModelRecord::decode(v).map_err(|detail| StoreError::Record {
-                what: format!("{}@{}", k.0, k.1),
-                detail,
-            })
-        };
-        if let Some(version) = version {
-            return match models.get((name, version)).map_err(db_err)? {
-                Some(v) => decode((name, version), v.value()).map(Some),
-                None => Ok(None),
-            };
-        }
-        // Every version of `name`: keys sort by name, then version.
-        let mut newest: Option<ModelRecord> = None;
-        for row in models.range((name, "")..).map_err(db_err)? {
-            let (k, v) = row.map_err(db_err)?;
-            if k.value().0 != name {
-                break;
-            }
-            let record = decode(k.value(), v.value())?;
-            if newest.as_ref().is_none_or(|n| record.seq > n.seq) {
-                newest = Some(record);
-            }
-        }
-        Ok(newest)
+        let registered = self.registered()?;
+        let named = registered
+            .list
+            .iter()
+            .filter(|r| r.signed.manifest.name == name);
+        Ok(match version {
+            Some(v) => named
+                .into_iter()
+                .find(|r| r.signed.manifest.version == v)
+                .cloned(),
+            None => named.max_by_key(|r| r.seq).cloned(),
+        })
     }
     /// A model by id.
     pub fn model_by_id(&self, id: &Digest) -> Result<Option<ModelRecord>, StoreError> {
-        let txn = self.read()?;
-        let ids = txn.open_table(MODEL_IDS).map_err(db_err)?;
-        let Some(row) = ids.get(id.as_bytes().as_slice()).map_err(db_err)? else {
-            return Ok(None);
-        };
-        let (name, version) = row.value();
-        let (name, version) = (name.to_string(), version.to_string());
-        // No transaction held while taking another: reopening the registry
-        // waits for every old one to end.
-        drop((row, ids, txn));
-        self.find_model(&name, Some(&version))
+        let registered = self.registered()?;
+        Ok(registered
+            .by_id
+            .get(id)
+            .map(|&i| registered.list[i].clone()))
+    }
+}
+
+/// The registered models, read once per change of the registry.
+pub(crate) struct Registered {
+    /// In registration order.
+    list: Vec<ModelRecord>,
+    /// Index into `list` by model id.
+    by_id: HashMap<Digest, usize>,
+}
+
+/// [`Registered`] as last read, with the generation of the registry it
+/// was read at; a write that changes the models moves the generation on
+/// after it commits ([`Cache::changed`]), so a copy read before the
+/// commit is never used after it.
+#[derive(Default)]
+pub(crate) struct Cache {
+    generation: AtomicU64,
+    kept: Mutex<Option<(u64, Arc<Registered>)>>,
+}
+
+impl Cache {
+    /// After a write that changed the models.
+    pub(crate) fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
