@@ -18,9 +18,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use vouch_p2p::{Frame, Peer, Request, Topic, peer_id_of};
 use vouch_service::error::NodeError;
-use vouch_types::dispute::{
-    AUDITOR_DRAW, DISPUTE_VERSION, Party, Pool, REFEREE_DRAW, referee_draw,
-};
+use vouch_types::dispute::{DISPUTE_VERSION, Party, Pool, REFEREE_DRAW, referee_draw};
 use vouch_types::llm_pool::{Answer, PoolDispute, PoolRule, PoolScope, PoolVerdict};
 use vouch_types::llm_rule::HardwareClass;
 use vouch_types::{Digest, PublicKey, Receipt};
@@ -85,15 +83,19 @@ struct PoolCount {
 /// answer's trace has a leaf per token).
 fn hidden(scope: &PoolScope, answers: &[Answer], known: &[Receipt]) -> Vec<Digest> {
     let given: BTreeSet<Digest> = answers.iter().map(|a| a.receipt.id).collect();
+    let ranked: Vec<(Digest, u64)> = answers
+        .iter()
+        .map(|a| (scope.rank(&a.receipt.id), a.transcript.tokens.len() as u64))
+        .collect();
     known
         .iter()
         .filter(|r| !given.contains(&r.id))
         .filter(|r| {
             let rank = scope.rank(&r.id);
-            let before: u64 = answers
+            let before: u64 = ranked
                 .iter()
-                .filter(|a| scope.rank(&a.receipt.id).as_bytes() < rank.as_bytes())
-                .map(|a| a.transcript.tokens.len() as u64)
+                .filter(|(other, _)| other.as_bytes() < rank.as_bytes())
+                .map(|(_, tokens)| tokens)
                 .sum();
             before + r.body.trace.len <= vouch_types::llm_rule::MAX_RULE_TOKENS as u64
         })
@@ -379,7 +381,6 @@ impl Node {
             .await_draw_pool_at(&scope.executor, scope.end_ms, &key)
             .await?;
         let auditors = self.drawn_auditors_of(&key, &scope.executor, &scope.model, &pool);
-        debug_assert!(auditors.len() <= AUDITOR_DRAW);
         if auditors.contains(auditor)
             && (peer_id_of(auditor) == peer
                 || referee_draw(&key, &scope.executor, auditor, &pool)
@@ -422,11 +423,16 @@ impl Node {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .live(self.config().retention);
+        // Only answers whose receipt is in scope are read whole; `select`
+        // checks each transcript against its receipt.
         let answers = retained.into_iter().filter_map(|(id, t)| {
-            Some(Answer {
-                receipt: self.receipt(&id).ok()?,
-                transcript: (*t).clone(),
-            })
+            let receipt = self.receipt(&id).ok()?;
+            let b = &receipt.body;
+            (b.model == scope.model && (scope.start_ms..scope.end_ms).contains(&b.timestamp_ms))
+                .then(|| Answer {
+                    receipt,
+                    transcript: (*t).clone(),
+                })
         });
         json(&scope.select(answers))
     }
