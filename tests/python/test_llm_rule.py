@@ -2,8 +2,9 @@
 (`docs/llm-audit.md`) and run over the committed calibration corpus
 (`tests/data/llm-calibration.json`): the threshold and decision of every
 stored answer must be what the Rust implementation recorded, every honest
-answer passes, and the exact binomial tail (computed another way, with
-logarithms and `math.comb`) agrees with the threshold."""
+answer passes (and every answer of other kernels: flash attention off), and
+the exact binomial tail (computed another way, with logarithms and
+`math.comb`) agrees with the threshold."""
 
 import json
 import math
@@ -29,10 +30,10 @@ def test_every_stored_decision_is_the_specs(corpus):
             scores[i] = s
         got = decide(scores, tolerance, rule["exceed_rate"], rule["hard"], rule["alpha"])
         assert got == a["decision"], (a["variant"], a["prompt"], got, a["decision"])
-        if a["kind"] == "honest":
+        if a["kind"] in ("honest", "kernel"):
             honest += 1
             assert got["pass"], (a["variant"], a["prompt"])
-    assert honest == 80
+    assert honest == 96
 
 
 def log_tail(n, p, c):
@@ -60,6 +61,7 @@ POOLS = {
     "ubatch-1": (1907, 0, 84, False),
     "ubatch-128": (1907, 0, 84, False),
     "batched-4": (1907, 0, 84, False),
+    "flash-off": (1870, 1, 83, False),
     "temperature-1.2": (1856, 940, 83, True),
     "seed": (931, 186, 50, True),
     "edit-1": (1633, 5, 75, False),

@@ -1,7 +1,8 @@
 //! Builds the LLM audit's calibration corpus (`docs/llm-audit.md`): answers
 //! of the sample LLM generated on this machine by engines configured as
 //! honest operators may run them (thread counts, `ubatch` sizes, several
-//! sequences batched together) and by each attack `vouch node --fault`
+//! sequences batched together), with other kernels (flash attention off),
+//! and by each attack `vouch node --fault`
 //! offers, each scored token by token by the reference auditor (the
 //! default engine's teacher-forced replay).
 //!
@@ -147,6 +148,19 @@ fn main() {
             None,
         ),
         variant("batched-4", "honest", reference.clone(), false, None),
+        // Not a setting nodes offer (other kernels, other logits): the
+        // kernel variation of a device without flash attention, which the
+        // accelerator rule must forgive.
+        variant(
+            "flash-off",
+            "kernel",
+            GgufEngine {
+                flash_attention: Some(false),
+                ..reference.clone()
+            },
+            true,
+            None,
+        ),
         attack("temperature-1.2", LlmFault::Temperature(1.2)),
         attack("seed", LlmFault::Seed),
         attack("edit-1", LlmFault::Edit(1)),

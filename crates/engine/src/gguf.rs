@@ -183,6 +183,12 @@ pub struct GgufEngine {
     /// Generations that may wait for a slot; one more is refused
     /// ([`EngineError::Busy`]) rather than queued without end.
     pub queue: usize,
+    /// llama.cpp's flash attention: `None` leaves it to llama.cpp, which
+    /// turns it on wherever the device has the kernel (every CPU). Off
+    /// changes the logits (other kernels), so nodes keep the default; the
+    /// calibration corpus measures off as honest kernel variation
+    /// (`docs/llm-audit.md`).
+    pub flash_attention: Option<bool>,
 }
 
 impl Default for GgufEngine {
@@ -194,6 +200,7 @@ impl Default for GgufEngine {
             context: 4096,
             ubatch: UBATCH_TOKENS,
             queue: 16,
+            flash_attention: None,
         }
     }
 }
@@ -234,6 +241,11 @@ impl GgufEngine {
             threads: self.threads.max(1) as i32,
             batch_threads: self.batch_threads.max(1) as i32,
             ubatch: self.ubatch.clamp(1, BATCH_TOKENS) as u32,
+            flash_attention: match self.flash_attention {
+                None => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+                Some(true) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                Some(false) => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+            },
         });
         let (tx, rx) = mpsc::sync_channel::<Job>(self.queue);
         let worker = inner.clone();
@@ -347,6 +359,7 @@ struct Inner {
     threads: i32,
     batch_threads: i32,
     ubatch: u32,
+    flash_attention: llama_cpp_sys_2::llama_flash_attn_type,
 }
 
 impl Inner {
@@ -361,7 +374,8 @@ impl Inner {
             .with_n_ubatch(self.ubatch)
             .with_n_seq_max(sequences as u32)
             .with_n_threads(self.threads)
-            .with_n_threads_batch(self.batch_threads);
+            .with_n_threads_batch(self.batch_threads)
+            .with_flash_attention_policy(self.flash_attention);
         let _guard = NEW_CONTEXT.lock().unwrap_or_else(|e| e.into_inner());
         self.model
             .new_context(backend()?, params)

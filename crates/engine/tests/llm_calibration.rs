@@ -1,7 +1,8 @@
 //! The LLM audit's calibration corpus (`tests/data/llm-calibration.json`,
 //! written by `scripts/llm-calibrate`), re-checked: every stored answer is
 //! audited again by the reference engine and must get the stored scores,
-//! every honest answer passes the network's default rule, and each stored
+//! every honest answer (and every answer of other kernels) passes the
+//! network's default rule, and each stored
 //! decision of the rule is what `vouch_types::llm_rule` decides now.
 
 use std::path::PathBuf;
@@ -49,7 +50,7 @@ fn every_stored_answer_scores_as_stored_and_honest_ones_pass() {
     let lm = model.language().unwrap();
     let prompts: Vec<String> = serde_json::from_value(corpus["prompts"].clone()).unwrap();
     let strict = AuditRule::strict(tolerance);
-    let (mut honest, mut attacks) = (0, 0);
+    let (mut honest, mut kernel, mut attacks) = (0, 0, 0);
     for a in corpus["answers"].as_array().unwrap() {
         let sampling: Sampling = serde_json::from_value(a["sampling"].clone()).unwrap();
         let prompt = &prompts[a["prompt"].as_u64().unwrap() as usize];
@@ -87,17 +88,28 @@ fn every_stored_answer_scores_as_stored_and_honest_ones_pass() {
             ),
             "{what}: the rule decides otherwise now"
         );
-        if a["kind"] == "honest" {
-            honest += 1;
-            assert!(
-                decision.pass,
-                "{what}: an honest answer fails: {decision:?}"
-            );
-        } else {
-            attacks += 1;
+        match a["kind"].as_str().unwrap() {
+            "honest" => {
+                honest += 1;
+                assert!(
+                    decision.pass,
+                    "{what}: an honest answer fails: {decision:?}"
+                );
+            }
+            // Other kernels than the reference's (flash attention off):
+            // honest answers with a few near-ties, which the accelerator
+            // rule forgives.
+            "kernel" => {
+                kernel += 1;
+                assert!(
+                    decision.pass,
+                    "{what}: an answer of other kernels fails: {decision:?}"
+                );
+            }
+            _ => attacks += 1,
         }
     }
-    assert_eq!((honest, attacks), (80, 136));
+    assert_eq!((honest, kernel, attacks), (80, 16, 136));
 }
 
 /// Each variant's answers in the corpus as one pool
@@ -137,6 +149,7 @@ fn pooled_answers_fail_for_every_attack_beyond_honest_noise() {
         ("ubatch-1", 1907, 0, 84, false),
         ("ubatch-128", 1907, 0, 84, false),
         ("batched-4", 1907, 0, 84, false),
+        ("flash-off", 1870, 1, 83, false),
         ("temperature-1.2", 1856, 940, 83, true),
         ("seed", 931, 186, 50, true),
         ("edit-1", 1633, 5, 75, false),

@@ -313,10 +313,7 @@ impl Node {
             tokens += n;
             exceed += check.beyond.map_or(n, |b| b as u64);
             if let Some(r) = check.rule {
-                rule.get_or_insert(PoolRule {
-                    tolerance_ppm: (r.tolerance * 1e6).round() as u64,
-                    exceed_ppm: (r.exceed_rate * 1e6).round() as u64,
-                });
+                rule.get_or_insert(PoolRule::rates(r.tolerance, r.exceed_rate));
             }
         }
         let rule = rule.ok_or_else(|| {

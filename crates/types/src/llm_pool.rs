@@ -190,9 +190,15 @@ pub struct PoolRule {
 impl PoolRule {
     /// The rule in ppm, rounded, from an [`AuditRule`].
     pub fn of(rule: &AuditRule) -> PoolRule {
+        PoolRule::rates(rule.tolerance, rule.exceed_rate)
+    }
+
+    /// The rule in ppm, rounded, from a per-token tolerance and an honest
+    /// rate of tokens beyond it.
+    pub fn rates(tolerance: f64, exceed_rate: f64) -> PoolRule {
         PoolRule {
-            tolerance_ppm: (rule.tolerance * 1e6).round() as u64,
-            exceed_ppm: (rule.exceed_rate * 1e6).round() as u64,
+            tolerance_ppm: (tolerance * 1e6).round() as u64,
+            exceed_ppm: (exceed_rate * 1e6).round() as u64,
         }
     }
 
