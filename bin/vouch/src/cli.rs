@@ -108,6 +108,18 @@ pub(crate) enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// File a dispute on the ledger (a proof dispute `vouch verify
+    /// --dispute` wrote, or a record `vouch evidence --dispute` saved),
+    /// signed with --key (default: the node's operator key in
+    /// --data-dir), and wait until a block applies it: the ledger checks
+    /// the evidence itself and slashes the executor it convicts.
+    Dispute {
+        /// The dispute file (JSON).
+        file: PathBuf,
+        /// The signing key's file (32-byte seed, as `operator.key`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Move AMOUNT from your account to TO's on the ledger, signed with
     /// --key (default: the node's operator key in --data-dir), and wait
     /// until a block applies it. Prints the transaction id and its outcome.
@@ -704,6 +716,11 @@ pub(crate) struct VerifyArgs {
     /// The circuit file the model's manifest names, for --proof.
     #[arg(long)]
     pub(crate) circuit: Option<PathBuf>,
+    /// When the proof fails on what the executor signed (its proof, or
+    /// outputs the proof does not state): write the evidence to FILE, for
+    /// `vouch dispute FILE` to file on the ledger.
+    #[arg(long, value_name = "FILE", requires = "proof")]
+    pub(crate) dispute: Option<PathBuf>,
     /// Once it checks: report the receipt to the node (`--node`), which
     /// gossips it to the network's auditors (for an answer an executor
     /// gave you directly, which it may not have gossiped itself).

@@ -2012,7 +2012,8 @@ fn vouch_up_serves_the_provable_sample() {
 /// --verify proof` gets an answer with a proof and checks it; once the node
 /// is gone, `vouch verify --proof` checks it again offline, with no model
 /// file, and refuses a changed output, a changed proof and the circuit of
-/// another model.
+/// another model; a failing proof the node signed becomes evidence for
+/// the ledger (`--dispute`), checked offline by `vouch verify-dispute`.
 #[test]
 fn a_proven_answer_is_checked_offline_with_no_node_and_no_model_file() {
     let data = tempfile::tempdir().unwrap();
@@ -2220,5 +2221,67 @@ fn a_proven_answer_is_checked_offline_with_no_node_and_no_model_file() {
     fails(
         &verify(&["--proof", "proof.json"]),
         "needs --input, --output and --circuit",
+    );
+    // A changed proof is no evidence against the node: its receipt
+    // commits to another.
+    fails(
+        &verify(&[
+            "--output",
+            "out.json",
+            "--proof",
+            "proof-changed.json",
+            "--circuit",
+            "circuit.json",
+            "--dispute",
+            "no-dispute.json",
+        ]),
+        "no dispute written",
+    );
+    assert!(!work.path().join("no-dispute.json").exists());
+    // The node's own key signs the flipped proof: a proven answer that
+    // does not check, which `--dispute` turns into evidence that
+    // `vouch verify-dispute` checks offline.
+    let key = vouch_node::keyfile::load(&data.path().join("operator.key")).unwrap();
+    let lie: vouch_proof::Bundle = serde_json::from_value(proof.clone()).unwrap();
+    let mut receipt: vouch_types::Receipt =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("receipt.json")).unwrap())
+            .unwrap();
+    receipt.body.trace = vouch_proof::bundle::commitment(&lie.proof);
+    let receipt = receipt.body.sign(&key);
+    std::fs::write(
+        work.path().join("receipt-lie.json"),
+        serde_json::to_vec(&receipt).unwrap(),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("VOUCH_NODE", "http://127.0.0.1:9")
+            .env("VOUCH_KEYS", work.path().join("keys"))
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    fails(
+        &run(&[
+            "verify",
+            "receipt-lie.json",
+            "--input",
+            input,
+            "--output",
+            "out.json",
+            "--proof",
+            "proof-flipped.json",
+            "--circuit",
+            "circuit.json",
+            "--dispute",
+            "dispute.json",
+        ]),
+        "vouch dispute dispute.json",
+    );
+    let stdout = ok(&run(&["verify-dispute", "dispute.json"]));
+    assert!(
+        stdout.contains("the dispute checks") && stdout.contains(&key.public().to_string()),
+        "{stdout}"
     );
 }

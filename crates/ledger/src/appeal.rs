@@ -200,6 +200,12 @@ impl Ledger {
                 }
             }
         }
+        self.ruled(receipt, ruling);
+    }
+
+    /// Keeps a settled conviction's ruling among the last
+    /// [`KEPT_RULINGS`].
+    pub(crate) fn ruled(&mut self, receipt: Digest, ruling: Ruling) {
         self.rulings.push_back((receipt, ruling));
         if self.rulings.len() > KEPT_RULINGS {
             self.rulings.pop_front();

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use vouch_proof::ProofDispute;
 use vouch_types::dispute::{Dispute, LlmDispute, Party, Pool, check_parties};
 use vouch_types::encode::Sink;
 use vouch_types::llm_pool::PoolDispute;
@@ -1021,7 +1022,7 @@ impl Ledger {
                 }
             },
             TxBody::Redeem { vouchers } => self.redeem(signer, vouchers)?,
-            TxBody::Dispute { record } => self.convict(record)?,
+            TxBody::Dispute { record } => self.convict(signer, record)?,
             TxBody::Propose {
                 changes,
                 spends,
@@ -1164,8 +1165,11 @@ impl Ledger {
     /// its stake at risk at once; once the conviction is final (no appeal
     /// in `appeal_window` blocks, or the appeal decided: `appeal`), the
     /// other party gets the reward share of it and the rest is burned.
-    fn convict(&mut self, record: &[u8]) -> Result<(), TxError> {
+    fn convict(&mut self, reporter: &PublicKey, record: &[u8]) -> Result<(), TxError> {
         let bad = |why: String| TxError::Dispute(why);
+        if let Ok(d) = serde_json::from_slice::<ProofDispute>(record) {
+            return self.convict_proof(reporter, &d);
+        }
         let (receipt, stamped, executor, auditor, referee, faulty) = if let Ok(d) =
             serde_json::from_slice::<Dispute>(record)
         {
@@ -1201,7 +1205,7 @@ impl Ledger {
             )
         } else {
             return Err(bad(
-                    "the record is neither a tensor, an LLM nor a pooled LLM dispute (JSON, as nodes gossip them)"
+                    "the record is neither a tensor, an LLM, a pooled LLM nor a proof dispute (JSON, as nodes gossip them)"
                         .into(),
                 ));
         };
@@ -1260,6 +1264,39 @@ impl Ledger {
         if self.params.appeal_window == 0 {
             self.settle(receipt, crate::conviction::Ruling::Final);
         }
+        Ok(())
+    }
+
+    /// Convicts on a proven answer that does not check
+    /// (`vouch_proof::dispute`). Every validator judges the evidence itself
+    /// (the proof verified under keys derived from the circuit), so there
+    /// is no referee and no appeal: the executor, which must be a
+    /// registered operator, loses the slash fraction of its stake at risk
+    /// at once, and the reporter (the transaction's signer, not the
+    /// executor's operator) gets the reward share of it; the rest is
+    /// burned. Cheap refusals come before the proof is verified.
+    fn convict_proof(&mut self, reporter: &PublicKey, d: &ProofDispute) -> Result<(), TxError> {
+        let bad = |why: String| TxError::Dispute(why);
+        let receipt = d.receipt_id();
+        if self.disputed.contains(&receipt) {
+            return Err(bad(format!("receipt {receipt} was convicted on already")));
+        }
+        let executor = d.executor();
+        let convicted = self.operator_of(&executor).ok_or_else(|| {
+            bad(format!(
+                "the executor {executor} is not a registered operator"
+            ))
+        })?;
+        if self.operator_of(reporter) == Some(convicted) || *reporter == convicted {
+            return Err(bad(
+                "an operator cannot report its own proven answers".into()
+            ));
+        }
+        d.check().map_err(|e| bad(e.to_string()))?;
+        let taken = self.take(&convicted);
+        self.pay_out(taken, reporter);
+        self.disputed.insert(receipt);
+        self.ruled(receipt, crate::conviction::Ruling::Final);
         Ok(())
     }
 

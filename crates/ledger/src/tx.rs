@@ -114,8 +114,9 @@ pub enum TxBody {
         /// supersedes an earlier one).
         vouchers: Vec<Voucher>,
     },
-    /// A dispute record (the JSON of a tensor `Dispute` or an `LlmDispute`)
-    /// that convicts an executor: it is slashed, the auditor rewarded.
+    /// A dispute record (the JSON of a tensor `Dispute`, an `LlmDispute`,
+    /// a `PoolDispute` or a `ProofDispute`) that convicts an executor: it
+    /// is slashed, the auditor (for a proof dispute, the signer) rewarded.
     Dispute {
         /// The record's bytes.
         record: Vec<u8>,

@@ -962,3 +962,111 @@ fn a_pooled_dispute_convicts_once_in_the_ledgers_window_beacon_and_rule() {
     let why = refused(&mut off, &pool_dispute(0, beacon, rule, c));
     assert!(why.contains("pooled audits are off"), "{why}");
 }
+
+/// Executor `e`'s proven answer for the MNIST MLP (`scripts/mnist-models`)
+/// on one image, as the evidence of a dispute over it: honest, or with a
+/// logit raised in the proof's outputs (so the proof no longer verifies),
+/// the receipt signed over those outputs.
+fn proven_answer(e: u8, lie: bool) -> vouch_proof::ProofDispute {
+    use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
+    use vouch_proof::circuit::{Circuit, Options};
+    use vouch_proof::snark::{Keys, prove};
+    use vouch_types::{Determinism, FileEntry, Manifest, ModelFormat, ReceiptBody, Tensor};
+    let models = std::env::var("VOUCH_MODELS").expect("VOUCH_MODELS names the models directory");
+    let onnx = std::fs::read(std::path::Path::new(&models).join("mnist-mlp.onnx"))
+        .expect("mnist-mlp.onnx: run scripts/mnist-models");
+    let circuit = Circuit::compile(
+        &onnx,
+        &Options {
+            input_range: 1.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let circuit_bytes = circuit.encode();
+    let manifest = Manifest {
+        name: "mnist".into(),
+        version: "1".into(),
+        format: ModelFormat::Onnx,
+        files: vec![FileEntry {
+            role: CIRCUIT_ROLE.into(),
+            digest: bundle::circuit_digest(&circuit_bytes),
+            size: circuit_bytes.len() as u64,
+        }],
+        schema: Default::default(),
+        license: String::new(),
+        publisher: pk(9),
+    };
+    let pixels: Vec<f32> = (0..784).map(|i| (i % 7) as f32 / 7.0).collect();
+    let mut inputs = vouch_types::TensorMap::new();
+    inputs.insert("input", Tensor::from_f32(vec![1, 784], &pixels).unwrap());
+    let x = circuit.quantize_input(&pixels).unwrap();
+    let mut proof = prove(&Keys::setup(&circuit).unwrap(), &circuit, &x).unwrap();
+    if lie {
+        proof.outputs[4] += 1 << 40;
+    }
+    let outputs = bundle::output_map(&circuit, &proof.outputs);
+    let receipt = ReceiptBody {
+        version: 1,
+        model: manifest.id(),
+        request: inputs.digest(Kind::Input),
+        output: outputs.digest(Kind::Output),
+        trace: bundle::commitment(&proof),
+        engine: bundle::engine_info(),
+        determinism: Determinism::Exact,
+        seed: None,
+        node: pk(e),
+        nonce: String::new(),
+        timestamp_ms: 1,
+        price: 0,
+    }
+    .sign(&key(e));
+    let b = Bundle {
+        manifest: manifest.encode(),
+        circuit: bundle::circuit_digest(&circuit_bytes),
+        proof,
+    };
+    vouch_proof::ProofDispute::new(receipt, b, circuit_bytes, &inputs, &outputs)
+}
+
+#[test]
+fn a_proven_answer_that_does_not_check_convicts_its_executor_once_and_pays_the_reporter() {
+    let mut l = ledger(&[1, 2, 3]);
+    let file = |l: &mut Ledger, reporter: u8, d: &vouch_proof::ProofDispute| {
+        let record = serde_json::to_vec(d).unwrap();
+        block(l, |l| vec![tx(l, reporter, TxBody::Dispute { record })]).remove(0)
+    };
+    // An honest answer convicts no one.
+    let why = err(&file(&mut l, 5, &proven_answer(1, false)));
+    assert!(why.contains("nothing to convict"), "{why}");
+    let lie = proven_answer(1, true);
+    // Nor does evidence the executor did not sign: the outputs changed
+    // after the receipt.
+    let mut forged = lie.clone();
+    forged.outputs = proven_answer(1, false).outputs;
+    let why = err(&file(&mut l, 5, &forged));
+    assert!(why.contains("not evidence"), "{why}");
+    // An executor that is no operator has nothing to slash.
+    let why = err(&file(&mut l, 5, &proven_answer(7, true)));
+    assert!(why.contains("not a registered operator"), "{why}");
+    // An operator does not collect the reward for its own lie.
+    let why = err(&file(&mut l, 1, &lie));
+    assert!(why.contains("its own"), "{why}");
+    assert_eq!(l.operators()[&pk(1)].stake, 5_000);
+
+    let (balance, burned) = (l.account(&pk(5)).balance, l.burned());
+    let out = file(&mut l, 5, &lie);
+    assert!(out.is_ok(), "{out:?}");
+    // 20% of the stake at risk, half of it to the reporter, the rest burned.
+    assert_eq!(l.operators()[&pk(1)].stake, 4_000);
+    assert_eq!(l.account(&pk(5)).balance, balance + 500);
+    assert_eq!(l.burned(), burned + 500);
+    assert!(l.disputed(&lie.receipt_id()));
+    assert_eq!(
+        l.rulings().back(),
+        Some(&(lie.receipt_id(), vouch_ledger::appeal::Ruling::Final))
+    );
+    let why = err(&file(&mut l, 6, &lie));
+    assert!(why.contains("convicted on already"), "{why}");
+    assert_eq!(l.operators()[&pk(1)].stake, 4_000);
+}

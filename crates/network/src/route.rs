@@ -385,7 +385,7 @@ impl Node {
     /// model's manifest names, before it answers (a provider whose proof
     /// fails is marked as having lied, and the next is asked).
     async fn route_proof(
-        &self,
+        self: &Arc<Node>,
         name: &str,
         version: Option<&str>,
         inputs: TensorMap,
@@ -597,7 +597,7 @@ impl Node {
     /// Runs the request on the best provider, failing over to the next
     /// when one fails and hedging when one is slow (not a proof).
     async fn forward(
-        &self,
+        self: &Arc<Node>,
         network: &Arc<Network>,
         id: Digest,
         inputs: &TensorMap,
@@ -820,7 +820,7 @@ impl Node {
     /// (`Node::pay_peer`), and taking the payment back when the request
     /// fails.
     async fn execute_paid(
-        &self,
+        self: &Arc<Node>,
         network: &Network,
         peer: Peer,
         model: Digest,
@@ -917,7 +917,7 @@ impl Node {
     /// (chunk by chunk, each checked against the digest), and the
     /// circuit's verifying key is derived once and kept.
     async fn check_routed_proof(
-        &self,
+        self: &Arc<Node>,
         network: &Network,
         exec: &Execution,
         inputs: &TensorMap,
@@ -968,13 +968,44 @@ impl Node {
             .map_err(|e| lied(e.to_string()))?;
         let (receipt, outputs, inputs) =
             (exec.receipt.clone(), exec.outputs.clone(), inputs.clone());
-        self.compute(move || {
-            vouch_proof::check(&receipt, &bundle, &circuit, &inputs, &outputs, Some(&vk))
-                .map(|_| ())
-                .map_err(NodeError::from)
-        })
-        .await
-        .map_err(|e| lied(e.to_string()))
+        // What binds the answer to its signer, then what the signer alone
+        // answers for: a failure there is evidence for the ledger.
+        let failed = self
+            .compute(move || {
+                let bound =
+                    vouch_proof::bundle::bind(&receipt, &bundle, &circuit, &inputs, &outputs)
+                        .map_err(NodeError::from)?;
+                Ok(vouch_proof::bundle::answer_checks(
+                    &bound.circuit,
+                    &bundle,
+                    &inputs,
+                    &outputs,
+                    Some(&vk),
+                )
+                .err()
+                .map(|e| {
+                    let dispute = vouch_proof::ProofDispute::new(
+                        receipt,
+                        bundle,
+                        circuit.to_vec(),
+                        &inputs,
+                        &outputs,
+                    );
+                    (e, dispute)
+                }))
+            })
+            .await
+            .map_err(|e| lied(e.to_string()))?;
+        let Some((why, dispute)) = failed else {
+            return Ok(());
+        };
+        let node = self.clone();
+        tokio::spawn(async move {
+            let receipt = dispute.receipt_id();
+            let record = serde_json::to_vec(&dispute).expect("a proof dispute encodes");
+            node.dispute_on_ledger(&receipt, record).await;
+        });
+        Err(lied(why.to_string()))
     }
 }
 

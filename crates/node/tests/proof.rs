@@ -1,16 +1,18 @@
 //! Proven answers through real nodes: a provable model replicated to a
 //! second node on a libp2p network; an answer proved over HTTP and checked
 //! with the circuit file the manifest names; an auditor re-running the
-//! circuit; inputs a circuit does not take refused with what to change.
+//! circuit; inputs a circuit does not take refused with what to change; a
+//! gateway that catches a provider's failing proof and files it on the
+//! ledger, which slashes the provider.
 
 mod common;
 
-use common::{TestNode, addresses, admit_all, models_dir, replicate_from_peers};
+use common::{TestNode, addresses, admit_all, eventually, models_dir, replicate_from_peers};
 use vouch_api::{InferRequest, JsonTensor};
 use vouch_client::{ClientError, PushParams};
 use vouch_node::audit::AuditOutcome;
 use vouch_node::{NodeConfig, P2pConfig};
-use vouch_types::{Tensor, TensorMap};
+use vouch_types::{SecretKey, Tensor, TensorMap};
 
 async fn networked(dir: &std::path::Path, bootstrap: Vec<vouch_node::p2p::Address>) -> TestNode {
     networked_with(dir, bootstrap, |_| {}).await
@@ -213,16 +215,56 @@ async fn a_proven_answer_checks_with_the_circuit_and_an_auditor_reruns_it() {
 /// signs changed outputs with a proof that does not cover them is caught
 /// by the proof alone, marked, and the next provider answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
+async fn a_gateway_routes_a_proof_catches_a_provider_whose_proof_fails_and_the_ledger_slashes_it() {
+    use vouch_node::ledger::{Genesis, Offer, Params};
     use vouch_node::p2p::{Frame, Request, Response};
+    const FUNDS: u64 = 1_000_000;
+    const STAKE: u64 = 100_000;
     let (da, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The provider and the gateway validate one chain; the liar (the raw
+    // peer keyed [61; 32] below) is a staked operator with half their
+    // stake, so it is admitted but does not validate.
+    let (ka, kg) = (
+        SecretKey::from_bytes(&[40; 32]),
+        SecretKey::from_bytes(&[41; 32]),
+    );
+    let liar_op = SecretKey::from_bytes(&[61; 32]).public();
+    for (dir, key) in [(&da, &ka), (&dg, &kg)] {
+        std::fs::write(dir.path().join("operator.key"), hex::encode(key.to_bytes())).unwrap();
+    }
+    let genesis = Genesis {
+        chain_id: "proof-test".into(),
+        params: Params {
+            max_validators: 2,
+            ..Params::default()
+        },
+        accounts: [ka.public(), kg.public(), liar_op]
+            .iter()
+            .map(|k| (*k, FUNDS))
+            .collect(),
+        operators: vec![
+            (ka.public(), STAKE, Offer::default()),
+            (kg.public(), STAKE, Offer::default()),
+            (liar_op, STAKE / 2, Offer::default()),
+        ],
+    };
+    let ports = vouch_node::ledger::local_ports(2).unwrap();
     // The honest provider is expensive, so the gateway asks the liar first.
-    let a = networked_with(da.path(), vec![], |c| c.price = 1_000_000).await;
+    let a = common::validator(da.path(), &genesis, (&ports, 0), |c| c.price = 1, vec![]).await;
     let info = push_mnist(&a).await;
     let pixels = image(3);
+    let mut inputs = TensorMap::new();
+    inputs.insert("input", Tensor::from_f32(vec![1, 784], &pixels).unwrap());
+    // Asked of the node itself (over HTTP, it charges).
     let honest = a
-        .client
-        .infer("mnist", None, &request(&pixels, vec![1, 784], "proof"))
+        .node
+        .route(
+            "mnist",
+            None,
+            inputs.clone(),
+            None,
+            vouch_node::route::Verify::Proof,
+        )
         .await
         .unwrap();
     let bundle = honest.proof.clone().unwrap();
@@ -236,8 +278,9 @@ async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
         common::free_provider(&a, 61, ("mnist", info.id, "onnx"), "lying prover").await;
     let (liar_peer, liar_addresses) = (liar.peer_id(), liar.addresses());
     let holding = common::Holding::of(&a, "mnist").await;
-    let asked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = asked.clone();
+    // The receipts of its lies.
+    let lies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let told = lies.clone();
     let (honest_body, liar_key) = (honest.receipt.body.clone(), key.clone());
     tokio::spawn(async move {
         let _liar = liar;
@@ -251,7 +294,6 @@ async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
             else {
                 continue;
             };
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let mut lie = bundle.clone();
             lie.proof.outputs[3] += 1 << 10;
             let outputs = vouch_proof::bundle::output_map(&circuit, &lie.proof.outputs);
@@ -261,7 +303,9 @@ async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
             body.timestamp_ms = vouch_node::service::now_ms();
             body.output = outputs.digest(vouch_types::Kind::Output);
             body.trace = vouch_proof::bundle::commitment(&lie.proof);
-            let receipt = body.sign(&liar_key).to_bytes();
+            let receipt = body.sign(&liar_key);
+            told.lock().unwrap().push(receipt.id);
+            let receipt = receipt.to_bytes();
             let lie = serde_json::to_vec(&lie).unwrap();
             let mut answer = (receipt.len() as u32).to_le_bytes().to_vec();
             answer.extend(&receipt);
@@ -275,9 +319,37 @@ async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
         }
     });
 
-    let g = networked(dg.path(), [addresses(&a), liar_addresses].concat()).await;
-    g.node.admit(a.node.public_key());
-    g.node.admit(key.public());
+    assert_eq!(key.public(), liar_op);
+    let g = common::validator(
+        dg.path(),
+        &genesis,
+        (&ports, 1),
+        |_| {},
+        [addresses(&a), liar_addresses].concat(),
+    )
+    .await;
+    // Admission is stake: the liar is admitted with no --admit.
+    assert!(g.node.is_admitted(&liar_op));
+    // The gateway pays the honest provider from its escrow (the liar
+    // asks nothing).
+    let (g_chain, a_chain) = (
+        g.node.chain().unwrap().clone(),
+        a.node.chain().unwrap().clone(),
+    );
+    let deposit = g_chain.read(|l| {
+        vouch_node::ledger::Tx::sign(
+            l.chain_id(),
+            &kg,
+            l.account(&kg.public()).nonce,
+            vouch_node::ledger::TxBody::Deposit { amount: 1_000 },
+        )
+        .encode()
+    });
+    g_chain.submit(deposit).unwrap();
+    eventually("the provider seeing the gateway's deposit", || {
+        a_chain.read(|l| l.account(&kg.public()).escrow) == 1_000
+    })
+    .await;
     common::eventually("both providers announced", || {
         g.node
             .network_models()
@@ -289,13 +361,11 @@ async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
     asking.nonce = Some("routed".into());
     let answer = g.client.infer("mnist", None, &asking).await.unwrap();
     assert_eq!(answer.receipt.body.node, a.node.public_key());
-    assert_eq!(answer.outputs, honest.outputs);
+    assert_eq!(vouch_api::to_map(answer.outputs.clone()), honest.outputs);
     let routed = answer.proof.clone().expect("the routed answer's proof");
     // The gateway fetched the circuit to check the proof: a client checks
     // it too, with the circuit from the gateway.
     let bytes = g.client.blob(&routed.circuit).await.unwrap();
-    let mut inputs = TensorMap::new();
-    inputs.insert("input", Tensor::from_f32(vec![1, 784], &pixels).unwrap());
     vouch_proof::check(
         &answer.receipt,
         &routed,
@@ -305,14 +375,38 @@ async fn a_gateway_routes_a_proof_and_catches_a_provider_whose_proof_fails() {
         None,
     )
     .unwrap();
-    assert!(
-        asked.load(std::sync::atomic::Ordering::SeqCst) >= 1,
-        "the liar was never asked"
-    );
+    let lies = lies.lock().unwrap().clone();
+    assert!(!lies.is_empty(), "the liar was never asked");
     assert!(
         g.node.peer_records()[&liar_peer].bad_data >= 1,
         "the liar's failing proof was not marked"
     );
+    // The gateway filed each failing proof on the ledger
+    // (`vouch_proof::ProofDispute`): every validator verified it and
+    // slashed the liar for each lie, once, the gateway rewarded with half
+    // of what was taken, with no referee and no appeal.
+    let (mut stake, mut slashed) = (STAKE / 2, 0);
+    for _ in &lies {
+        let take = stake / 10;
+        (stake, slashed) = (stake - take, slashed + take);
+    }
+    for n in [&a, &g] {
+        let chain = n.node.chain().unwrap().clone();
+        eventually("the proof disputes to be applied", || {
+            chain.read(|l| lies.iter().all(|r| l.disputed(r)))
+        })
+        .await;
+        chain.read(|l| {
+            let liar = &l.operators()[&liar_op];
+            assert_eq!((liar.stake, liar.slashed), (stake, slashed));
+            assert_eq!(l.account(&kg.public()).balance, FUNDS - 1_000 + slashed / 2);
+            assert_eq!(l.operators()[&ka.public()].slashed, 0);
+            assert!(lies.iter().all(|r| {
+                l.rulings()
+                    .contains(&(*r, vouch_node::ledger::appeal::Ruling::Final))
+            }));
+        });
+    }
     g.stop().await;
     a.stop().await;
 }

@@ -143,6 +143,24 @@ pub fn check(
     outputs: &TensorMap,
     vk: Option<&VerifyingKey>,
 ) -> Result<Checked, ProofError> {
+    let checked = bind(receipt, bundle, circuit_bytes, inputs, outputs)?;
+    answer_checks(&checked.circuit, bundle, inputs, outputs, vk)?;
+    Ok(checked)
+}
+
+/// The first half of [`check`]: what binds the answer to its signer and
+/// its model. The receipt's signature, its engine, that it names the
+/// bundle's manifest, the proof, these inputs and outputs, and that the
+/// manifest names this circuit, which decodes. Whoever fails here is not
+/// the executor's answer (or not its model's circuit); whatever fails
+/// after it, in [`answer_checks`], the executor signed.
+pub fn bind(
+    receipt: &Receipt,
+    bundle: &Bundle,
+    circuit_bytes: &[u8],
+    inputs: &TensorMap,
+    outputs: &TensorMap,
+) -> Result<Checked, ProofError> {
     let bad = |s: String| ProofError::Invalid(s);
     receipt
         .verify()
@@ -185,15 +203,27 @@ pub fn check(
         .verify_outputs(outputs)
         .map_err(|e| bad(format!("the outputs: {e}")))?;
     let circuit = Circuit::decode(circuit_bytes)?;
-    let x = quantized_input(&circuit, inputs)?;
-    if output_map(&circuit, &bundle.proof.outputs) != *outputs {
-        return Err(bad(
+    Ok(Checked { circuit, manifest })
+}
+
+/// The second half of [`check`], over what [`bind`] bound: the inputs fit
+/// the circuit, the outputs are what the proof's integers stand for, and
+/// the proof verifies (under `vk` if given, derived from `circuit`).
+pub fn answer_checks(
+    circuit: &Circuit,
+    bundle: &Bundle,
+    inputs: &TensorMap,
+    outputs: &TensorMap,
+    vk: Option<&VerifyingKey>,
+) -> Result<(), ProofError> {
+    let x = quantized_input(circuit, inputs)?;
+    if output_map(circuit, &bundle.proof.outputs) != *outputs {
+        return Err(ProofError::Invalid(
             "the outputs are not what the proof's integer outputs stand for".into(),
         ));
     }
     match vk {
-        Some(vk) => verify(vk, &x, &bundle.proof)?,
-        None => verify(Keys::setup(&circuit)?.verifying_key(), &x, &bundle.proof)?,
+        Some(vk) => verify(vk, &x, &bundle.proof),
+        None => verify(Keys::setup(circuit)?.verifying_key(), &x, &bundle.proof),
     }
-    Ok(Checked { circuit, manifest })
 }

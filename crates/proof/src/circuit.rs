@@ -688,6 +688,15 @@ impl Circuit {
         self.run(R1cs::default(), input)
     }
 
+    /// How many constraints the circuit writes: what deriving its keys and
+    /// proving cost.
+    pub fn constraints(&self) -> Result<usize, ProofError> {
+        Ok(self
+            .synthesize(&vec![0; self.input_len()])?
+            .constraints
+            .len())
+    }
+
     /// The integer outputs for integer inputs: what [`Circuit::synthesize`]
     /// states, without writing the constraints.
     pub fn evaluate(&self, input: &[i128]) -> Result<Vec<i128>, ProofError> {

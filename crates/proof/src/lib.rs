@@ -14,6 +14,7 @@
 
 pub mod bundle;
 pub mod circuit;
+pub mod dispute;
 pub mod r1cs;
 pub mod snark;
 
@@ -36,6 +37,7 @@ mod ints {
 
 pub use bundle::{Bundle, check};
 pub use circuit::Circuit;
+pub use dispute::ProofDispute;
 pub use snark::{Keys, Proof, Prover, VerifyingKey};
 
 /// Why a model cannot be proved, or a proof does not check.

@@ -1,12 +1,14 @@
 //! The MNIST MLP that `scripts/mnist-models` trains: compiled to a circuit,
 //! run, proved and verified; every tampered part of a proof is rejected;
 //! the quantized model agrees with the float model; models outside the
-//! covered operators are refused with what is missing.
+//! covered operators are refused with what is missing; a dispute over a
+//! proven answer convicts exactly what the executor signed.
 
 use std::path::PathBuf;
 
 use vouch_proof::ProofError;
 use vouch_proof::circuit::{Circuit, Layer, Options};
+use vouch_proof::dispute::{DisputeError, ProofDispute};
 use vouch_proof::snark::{Keys, VerifyingKey, prove, verify};
 use vouch_types::tensor::{Tensor, TensorMap};
 
@@ -254,7 +256,7 @@ fn a_circuit_reads_back_as_written() {
 /// receipt with a proof of other outputs). Its receipt is well signed and
 /// commits to what it ships; only the proof gives it away.
 #[test]
-fn a_lying_node_is_caught_by_the_proof_alone() {
+fn a_lying_node_is_caught_by_the_proof_alone_and_disputed_on_what_it_signed() {
     use vouch_proof::bundle::{self, Bundle, CIRCUIT_ROLE};
     use vouch_types::{
         Determinism, FileEntry, Kind, Manifest, ModelFormat, ReceiptBody, SecretKey,
@@ -304,9 +306,22 @@ fn a_lying_node_is_caught_by_the_proof_alone() {
         };
         (receipt, b, outputs)
     };
+    // The evidence a client or gateway files against each answer
+    // (`vouch_proof::dispute`).
+    let dispute = |receipt: &vouch_types::Receipt, b: &Bundle, outputs: &TensorMap| {
+        ProofDispute::new(
+            receipt.clone(),
+            b.clone(),
+            circuit_bytes.clone(),
+            &inputs,
+            outputs,
+        )
+    };
     let honest = prove(&keys, &circuit, &x).unwrap();
     let (receipt, b, outputs) = signed(&honest);
     vouch_proof::check(&receipt, &b, &circuit_bytes, &inputs, &outputs, None).unwrap();
+    let fair = dispute(&receipt, &b, &outputs);
+    assert_eq!(fair.check(), Err(DisputeError::Checks));
     // Another logit, raised: the digit the node wants you to see.
     let mut lie = honest.clone();
     lie.outputs[4] += 1 << 40;
@@ -314,11 +329,69 @@ fn a_lying_node_is_caught_by_the_proof_alone() {
     let e = vouch_proof::check(&receipt, &b, &circuit_bytes, &inputs, &outputs, None).unwrap_err();
     assert!(matches!(e, ProofError::Invalid(_)), "{e}");
     assert!(e.to_string().contains("the proof does not verify"), "{e}");
+    let why = dispute(&receipt, &b, &outputs).check().unwrap();
+    assert!(why.contains("the proof does not verify"), "{why}");
     // A proof of another image, passed off as this one's.
     let other = circuit.quantize_input(&test_set()[1].1).unwrap();
     let theirs = prove(&keys, &circuit, &other).unwrap();
     let (receipt, b, outputs) = signed(&theirs);
     assert!(vouch_proof::check(&receipt, &b, &circuit_bytes, &inputs, &outputs, None).is_err());
+    assert!(dispute(&receipt, &b, &outputs).check().is_ok());
+    // The honest proof, with outputs signed that it does not state.
+    let (mut receipt, b, _) = signed(&honest);
+    let mut shown = bundle::output_map(&circuit, &lie.outputs);
+    receipt.body.output = shown.digest(Kind::Output);
+    let receipt = receipt.body.sign(&key);
+    let why = dispute(&receipt, &b, &shown).check().unwrap();
+    assert!(
+        why.contains("not what the proof's integer outputs"),
+        "{why}"
+    );
+
+    // Evidence the executor did not sign convicts no one: each part of an
+    // honest answer's record changed.
+    let not = |d: ProofDispute| match d.check() {
+        Err(DisputeError::NotEvidence(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    let (receipt, b, outputs) = signed(&honest);
+    shown.insert("extra", Tensor::from_f32(vec![1], &[0.0]).unwrap());
+    assert!(not(dispute(&receipt, &b, &shown)).contains("the outputs"));
+    let mut forged = dispute(&receipt, &b, &outputs);
+    forged.bundle.proof = lie.clone();
+    assert!(not(forged).contains("commits to another proof"));
+    let mut forged = dispute(&receipt, &b, &outputs);
+    forged.inputs = {
+        let mut other = TensorMap::new();
+        other.insert(
+            "input",
+            Tensor::from_f32(vec![1, 784], &test_set()[1].1).unwrap(),
+        );
+        other.encode()
+    };
+    assert!(not(forged).contains("the inputs"));
+    let mut forged = dispute(&receipt, &b, &outputs);
+    forged.circuit = Circuit::compile(
+        &mlp(),
+        &Options {
+            input_range: 2.0,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .encode();
+    assert!(not(forged).contains("the model's manifest names"));
+    let mut forged = dispute(&receipt, &b, &outputs);
+    forged.receipt.body.timestamp_ms += 1;
+    assert!(not(forged).contains("the receipt"));
+    // A proof of another engine version is not judged by this one.
+    let mut body = receipt.body.clone();
+    body.engine.version = "circuit-1+spartan-nova-snark-0.75".into();
+    let old = dispute(&body.sign(&key), &b, &outputs);
+    assert!(not(old).contains("judges vouch-proof"));
+    // The record travels as JSON, as a ledger transaction carries it.
+    let json = serde_json::to_vec(&fair).unwrap();
+    assert_eq!(serde_json::from_slice::<ProofDispute>(&json).unwrap(), fair);
 }
 
 #[test]

@@ -456,14 +456,34 @@ pub(crate) async fn verify(client: &Client, args: VerifyArgs) -> Result<()> {
             std::fs::read(circuit).with_context(|| format!("reading {}", circuit.display()))?;
         let started = std::time::Instant::now();
         let (vk, key) = verifying_key(&circuit)?;
-        let c = vouch_proof::check(
-            &receipt,
-            &bundle,
-            &circuit,
-            &to_map(req.inputs),
-            &to_map(out.outputs),
-            Some(&vk),
-        )?;
+        let (inputs, outputs) = (to_map(req.inputs), to_map(out.outputs));
+        let c = match vouch_proof::check(&receipt, &bundle, &circuit, &inputs, &outputs, Some(&vk))
+        {
+            Ok(c) => c,
+            Err(e) => match &args.dispute {
+                None => return Err(e.into()),
+                Some(path) => {
+                    let d = vouch_proof::ProofDispute::new(
+                        receipt.clone(),
+                        bundle,
+                        circuit,
+                        &inputs,
+                        &outputs,
+                    );
+                    if let Err(why) = d.check() {
+                        bail!("{e} (no dispute written: {why})");
+                    }
+                    std::fs::write(path, serde_json::to_vec(&d)?)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    bail!(
+                        "{e}: the evidence against {} is in {}; `vouch dispute {}` files it on the ledger",
+                        receipt.body.node,
+                        path.display(),
+                        path.display()
+                    );
+                }
+            },
+        };
         eprintln!(
             "checked a proof in {} ms ({key}; no model file, no node): the outputs are model {}@{}'s circuit applied to the inputs, within {:.1e} of the float model",
             started.elapsed().as_millis(),

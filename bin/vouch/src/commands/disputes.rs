@@ -18,6 +18,19 @@ pub(crate) async fn verify_dispute(
     if value.get("scope").is_some() {
         return verify_pool_dispute(client, file, value, parties, replay).await;
     }
+    if value.get("bundle").is_some() {
+        // A proof dispute needs no parties and no re-execution: the proof
+        // is judged here.
+        let d: vouch_proof::ProofDispute = serde_json::from_value(value)
+            .with_context(|| format!("{} is not a valid proof dispute", file.display()))?;
+        let why = d.check().context("the dispute does not check out")?;
+        println!(
+            "the dispute checks: operator key {} signed proven answer {} and {why}; any ledger convicts on it (no referee, no appeal)",
+            d.executor(),
+            d.receipt_id()
+        );
+        return Ok(());
+    }
     let dispute: vouch_types::dispute::Dispute = serde_json::from_value(value)
         .with_context(|| format!("{} is not a valid dispute", file.display()))?;
     let inputs = match input {

@@ -490,10 +490,7 @@ fn circuit(
         );
         return Ok(());
     }
-    let constraints = circuit
-        .synthesize(&vec![0; circuit.input_len()])?
-        .constraints
-        .len();
+    let constraints = circuit.constraints()?;
     let layers: Vec<&str> = circuit.layers.iter().map(Layer::kind).collect();
     if json {
         println!(

@@ -111,6 +111,28 @@ pub(crate) async fn transfer(
     Ok(())
 }
 
+/// `vouch dispute FILE`: a dispute record filed on the ledger. A proof
+/// dispute is judged here first, so that evidence that convicts no one
+/// says why before it costs a transaction.
+pub(crate) async fn file_dispute(client: &Client, file: &Path, key_file: &Path) -> Result<()> {
+    let record =
+        std::fs::read(file).with_context(|| format!("reading the dispute {}", file.display()))?;
+    let value: serde_json::Value = serde_json::from_slice(&record)
+        .with_context(|| format!("{} is not a dispute (JSON)", file.display()))?;
+    if value.get("bundle").is_some() {
+        let d: vouch_proof::ProofDispute = serde_json::from_value(value)
+            .with_context(|| format!("{} is not a valid proof dispute", file.display()))?;
+        d.check()
+            .with_context(|| format!("{} convicts no one, so it is not filed", file.display()))?;
+    }
+    let (id, height, _) = submit_and_wait(client, key_file, TxBody::Dispute { record }).await?;
+    println!(
+        "{}",
+        serde_json::json!({"id": id, "height": height, "outcome": "convicted"})
+    );
+    Ok(())
+}
+
 /// `vouch deposit`, `vouch stake`, `vouch unstake`: an amount moved between
 /// the signer's balance and its escrow or stake.
 pub(crate) async fn move_funds(

@@ -126,6 +126,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             funds,
             stake,
         } => genesis(&operators, chain_id, funds, stake),
+        Command::Dispute { file, key } => {
+            file_dispute(&client, &file, &signing_key(&cli.data_dir, key)?).await
+        }
         Command::Transfer { to, amount, key } => {
             transfer(&client, &to, amount, &signing_key(&cli.data_dir, key)?).await
         }
