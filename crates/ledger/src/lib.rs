@@ -21,6 +21,6 @@ pub mod tx;
 
 pub use state::{
     Account, AuditRecord, BeaconError, Block, BlockError, EpochRecord, Genesis, Ledger, Operator,
-    Params, Proposal, Status, TxError, TxOutcome,
+    PROOF_CHECKS_PER_BLOCK, Params, Proposal, Status, TxError, TxOutcome,
 };
 pub use tx::{Offer, Tx, TxBody, TxId, Voucher};

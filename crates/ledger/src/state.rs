@@ -447,7 +447,15 @@ pub struct Ledger {
     /// none): a receipt whose beacon block could be that old can no longer
     /// be disputed.
     pub(crate) beacons_floor: u64,
+    /// Proof disputes judged in the block being applied (at most
+    /// [`PROOF_CHECKS_PER_BLOCK`]): judging one derives the circuit's keys
+    /// on every validator, and a refused dispute costs its signer nothing.
+    proof_checks: u32,
 }
+
+/// The most proof disputes one block judges; later ones in the block are
+/// refused, to be submitted again.
+pub const PROOF_CHECKS_PER_BLOCK: u32 = 2;
 
 /// Why a receipt's beacon cannot be had ([`Ledger::beacon_after`]).
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -547,6 +555,7 @@ impl Ledger {
             records: std::collections::VecDeque::new(),
             beacons: std::collections::VecDeque::new(),
             beacons_floor: 0,
+            proof_checks: 0,
         };
         for (key, amount) in &g.accounts {
             l.accounts.entry(*key).or_default().balance += amount;
@@ -824,6 +833,7 @@ impl Ledger {
         self.mature();
         self.govern();
         self.appeals();
+        self.proof_checks = 0;
         let outcomes = block.txs.iter().map(|bytes| self.apply_tx(bytes)).collect();
         if self.height >= self.epoch_end {
             self.next_epoch();
@@ -1274,7 +1284,8 @@ impl Ledger {
     /// registered operator, loses the slash fraction of its stake at risk
     /// at once, and the reporter (the transaction's signer, not the
     /// executor's operator) gets the reward share of it; the rest is
-    /// burned. Cheap refusals come before the proof is verified.
+    /// burned. Cheap refusals come before the proof is verified, and a
+    /// block verifies at most [`PROOF_CHECKS_PER_BLOCK`].
     fn convict_proof(&mut self, reporter: &PublicKey, d: &ProofDispute) -> Result<(), TxError> {
         let bad = |why: String| TxError::Dispute(why);
         let receipt = d.receipt_id();
@@ -1292,6 +1303,12 @@ impl Ledger {
                 "an operator cannot report its own proven answers".into()
             ));
         }
+        if self.proof_checks >= PROOF_CHECKS_PER_BLOCK {
+            return Err(bad(format!(
+                "this block judged {PROOF_CHECKS_PER_BLOCK} proof disputes already, the most one block judges: submit it again"
+            )));
+        }
+        self.proof_checks += 1;
         d.check().map_err(|e| bad(e.to_string()))?;
         let taken = self.take(&convicted);
         self.pay_out(taken, reporter);

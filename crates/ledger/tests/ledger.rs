@@ -392,7 +392,7 @@ fn disputes_between_parties_with_nothing_at_stake_convict_nobody() {
             },
         )]
     });
-    assert!(err(&out[0]).contains("neither a tensor, an LLM nor a pooled LLM dispute"));
+    assert!(err(&out[0]).contains("neither a tensor, an LLM, a pooled LLM nor a proof dispute"));
     assert_eq!(l.operators()[&pk(1)].slashed, 0);
     assert_eq!(l.burned(), 0);
 }
@@ -1069,4 +1069,51 @@ fn a_proven_answer_that_does_not_check_convicts_its_executor_once_and_pays_the_r
     let why = err(&file(&mut l, 6, &lie));
     assert!(why.contains("convicted on already"), "{why}");
     assert_eq!(l.operators()[&pk(1)].stake, 4_000);
+
+    // A block judges at most PROOF_CHECKS_PER_BLOCK proof disputes (each
+    // derives the circuit's keys on every validator); the next waits.
+    assert_eq!(vouch_ledger::PROOF_CHECKS_PER_BLOCK, 2);
+    let records: Vec<Vec<u8>> = [1u8, 2, 3]
+        .iter()
+        .map(|&e| {
+            let mut d = proven_answer(e, true);
+            if e == 1 {
+                // Another lie of the first executor's: another receipt.
+                d.receipt.body.timestamp_ms = 2;
+                d.receipt = d.receipt.body.sign(&key(1));
+            }
+            serde_json::to_vec(&d).unwrap()
+        })
+        .collect();
+    let out = block(&mut l, |l| {
+        let nonce = l.account(&pk(5)).nonce;
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                Tx::sign(
+                    CHAIN,
+                    &key(5),
+                    nonce + i as u64,
+                    TxBody::Dispute {
+                        record: record.clone(),
+                    },
+                )
+                .encode()
+            })
+            .collect()
+    });
+    assert!(out[0].is_ok() && out[1].is_ok(), "{out:?}");
+    assert!(err(&out[2]).contains("most one block judges"), "{out:?}");
+    let out = block(&mut l, |l| {
+        vec![tx(
+            l,
+            5,
+            TxBody::Dispute {
+                record: records[2].clone(),
+            },
+        )]
+    });
+    assert!(out[0].is_ok(), "{out:?}");
+    assert_eq!(l.operators()[&pk(3)].stake, 4_000);
 }

@@ -24,9 +24,10 @@ use crate::bundle::{Bundle, answer_checks, bind, engine_info};
 
 /// The most constraints a circuit may have for a dispute over its answers
 /// to be judged: every validator derives the circuit's keys to judge it
-/// (about 70 µs a constraint on one core), so a larger one is refused
-/// rather than stalling the chain. The MNIST MLP has 2,026.
-pub const MAX_JUDGED_CONSTRAINTS: usize = 1 << 16;
+/// (about 70 µs a constraint on one core, so about 1.2 s at this bound),
+/// so a larger one is refused rather than stalling the chain. The MNIST
+/// MLP has 2,026.
+pub const MAX_JUDGED_CONSTRAINTS: usize = 1 << 14;
 
 /// Evidence that an executor signed a proven answer that does not check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
