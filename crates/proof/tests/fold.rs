@@ -1,0 +1,80 @@
+//! The one change to nova-snark (`vendor/README.md`): the inner-product
+//! argument folds its generators with `fold_bases`, Straus's method over
+//! the two challenges' wNAFs and one inversion per chunk. Each folded point
+//! must be exactly the two scalar multiplications it replaces, for
+//! challenges of every size and sign, the identity among the bases, and
+//! lengths around the chunk size.
+
+use ff::Field;
+use halo2curves::group::Curve;
+use halo2curves::group::prime::PrimeCurveAffine;
+use halo2curves::pasta::{Fq, Pallas, PallasAffine};
+use nova_snark::provider::msm::fold_bases;
+
+/// Scalars of every kind: zero, one, minus one, small, one bit below a
+/// window, and full-size ones.
+fn scalars() -> Vec<Fq> {
+    let mut s = vec![
+        Fq::ZERO,
+        Fq::ONE,
+        -Fq::ONE,
+        Fq::from(2),
+        Fq::from(15),
+        Fq::from(16),
+        -Fq::from(17),
+        Fq::from(u64::MAX),
+        Fq::from(u64::MAX) * Fq::from(u64::MAX),
+    ];
+    let mut x = Fq::from(7);
+    for i in 0..12 {
+        x = x.square() + Fq::from(i);
+        s.push(x);
+        s.push(-x);
+    }
+    s
+}
+
+/// `n` distinct points, with the identity at index 3.
+fn bases(n: usize, seed: u64) -> Vec<PallasAffine> {
+    let mut k = Fq::from(seed);
+    (0..n)
+        .map(|i| {
+            k = k.square() + Fq::ONE;
+            if i == 3 {
+                PallasAffine::identity()
+            } else {
+                (Pallas::generator() * k).to_affine()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn folded_bases_are_the_two_scalar_multiplications_they_replace() {
+    let scalars = scalars();
+    for (n, (w1, w2)) in [5usize, 1023, 1024, 1025, 2100]
+        .into_iter()
+        .zip(scalars.iter().zip(scalars.iter().rev()))
+    {
+        let (l, r) = (bases(n, n as u64), bases(n, 3 * n as u64 + 1));
+        let folded = fold_bases(w1, &l, w2, &r);
+        assert_eq!(folded.len(), n);
+        for i in 0..n {
+            assert_eq!(
+                folded[i],
+                (l[i] * w1 + r[i] * w2).to_affine(),
+                "n {n}, base {i}"
+            );
+        }
+    }
+    // Every pair of challenges, over a few bases.
+    let (l, r) = (bases(6, 11), bases(6, 12));
+    for w1 in &scalars {
+        for w2 in &scalars {
+            let folded = fold_bases(w1, &l, w2, &r);
+            for i in 0..l.len() {
+                assert_eq!(folded[i], (l[i] * w1 + r[i] * w2).to_affine());
+            }
+        }
+    }
+}
