@@ -2088,9 +2088,8 @@ fn a_proven_answer_is_checked_offline_with_no_node_and_no_model_file() {
     node.kill();
 
     // Offline: the node is gone and nothing here holds the model.
-    let verify = |args: &[&str]| {
+    let run = |args: &[&str]| {
         Command::new(BIN)
-            .args(["verify", "receipt.json", "--input", input])
             .args(args)
             .env("VOUCH_NODE", "http://127.0.0.1:9")
             .env("VOUCH_KEYS", work.path().join("keys"))
@@ -2098,6 +2097,8 @@ fn a_proven_answer_is_checked_offline_with_no_node_and_no_model_file() {
             .output()
             .unwrap()
     };
+    let verify =
+        |args: &[&str]| run(&[&["verify", "receipt.json", "--input", input][..], args].concat());
     let checked = |how: &str| {
         let out = verify(&[
             "--output",
@@ -2253,15 +2254,6 @@ fn a_proven_answer_is_checked_offline_with_no_node_and_no_model_file() {
         serde_json::to_vec(&receipt).unwrap(),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .env("VOUCH_NODE", "http://127.0.0.1:9")
-            .env("VOUCH_KEYS", work.path().join("keys"))
-            .current_dir(work.path())
-            .output()
-            .unwrap()
-    };
     fails(
         &run(&[
             "verify",
