@@ -428,6 +428,15 @@ fn a_kept_verifying_key_checks_what_a_derived_one_does() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(VerifyingKey::from_bytes(&longer).is_err());
+    // The generators are kept uncompressed, the last one last: one that is
+    // not a point of the curve is refused.
+    let mut moved = bytes.clone();
+    let y = moved.len() - 32;
+    moved[y] ^= 1;
+    let Err(ProofError::Model(e)) = VerifyingKey::from_bytes(&moved) else {
+        panic!("a generator off the curve was read");
+    };
+    assert!(e.contains("does not decode"), "{e}");
 }
 
 #[test]

@@ -30,6 +30,18 @@ pub struct VerifierKey<E: Engine> {
   ck_s: CommitmentKey<E>,
 }
 
+impl<E: Engine> VerifierKey<E> {
+  /// The key's two commitment keys: for vectors, and for the inner product.
+  pub fn parts(&self) -> (&CommitmentKey<E>, &CommitmentKey<E>) {
+    (&self.ck_v, &self.ck_s)
+  }
+
+  /// The key made of the two commitment keys [`VerifierKey::parts`] returns.
+  pub fn from_parts(ck_v: CommitmentKey<E>, ck_s: CommitmentKey<E>) -> Self {
+    VerifierKey { ck_v, ck_s }
+  }
+}
+
 /// Provides an implementation of a polynomial evaluation engine using IPA
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EvaluationEngine<E: Engine> {

@@ -98,6 +98,16 @@ impl<E: Engine, S: RelaxedR1CSSNARKTrait<E>> VerifierKey<E, S> {
   pub fn digest(&self) -> E::Scalar {
     self.vk.digest()
   }
+
+  /// The key's parts: the derandomization key and the SNARK's key.
+  pub fn parts(&self) -> (&DerandKey<E>, &S::VerifierKey) {
+    (&self.dk, &self.vk)
+  }
+
+  /// The key made of the parts [`VerifierKey::parts`] returns.
+  pub fn from_parts(dk: DerandKey<E>, vk: S::VerifierKey) -> Self {
+    VerifierKey { dk, vk }
+  }
 }
 
 /// A direct SNARK proving a step circuit

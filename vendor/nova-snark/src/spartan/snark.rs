@@ -55,6 +55,24 @@ impl<E: Engine, EE: EvaluationEngineTrait<E>> VerifierKey<E, EE> {
       digest: OnceCell::new(),
     }
   }
+
+  /// The key's parts: the evaluation engine's key, the R1CS shape, and the
+  /// key's digest.
+  pub fn parts(&self) -> (&EE::VerifierKey, &R1CSShape<E>, E::Scalar) {
+    (&self.vk_ee, &self.S, self.digest())
+  }
+
+  /// The key made of the parts [`VerifierKey::parts`] returned, with its
+  /// digest given rather than computed again (serializing and hashing the
+  /// whole key). The caller vouches that `digest` is the digest of these
+  /// parts: parts kept by the verifier that derived them.
+  pub fn from_parts(vk_ee: EE::VerifierKey, shape: R1CSShape<E>, digest: E::Scalar) -> Self {
+    VerifierKey {
+      vk_ee,
+      S: shape,
+      digest: OnceCell::from(digest),
+    }
+  }
 }
 
 impl<E: Engine, EE: EvaluationEngineTrait<E>> DigestHelperTrait<E> for VerifierKey<E, EE> {
