@@ -10,8 +10,8 @@
 //!   and negated so that its buckets meet doublings and cancellations.
 
 use ff::Field;
-use halo2curves::group::{Curve, Group};
 use halo2curves::group::prime::PrimeCurveAffine;
+use halo2curves::group::{Curve, Group};
 use halo2curves::pasta::{Fq, Pallas, PallasAffine};
 use nova_snark::provider::msm::{fold_bases, msm};
 
