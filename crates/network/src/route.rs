@@ -984,6 +984,9 @@ impl Node {
                 )
                 .err()
                 .map(|e| {
+                    // Evidence only where the ledger would judge it.
+                    let judged =
+                        vouch_proof::dispute::judgeable(&receipt.body.engine, &bound.circuit);
                     let dispute = vouch_proof::ProofDispute::new(
                         receipt,
                         bundle,
@@ -991,13 +994,24 @@ impl Node {
                         &inputs,
                         &outputs,
                     );
-                    (e, dispute)
+                    (e, judged.map(|()| dispute))
                 }))
             })
             .await
             .map_err(|e| lied(e.to_string()))?;
         let Some((why, dispute)) = failed else {
             return Ok(());
+        };
+        let dispute = match dispute {
+            Ok(d) => d,
+            Err(unjudged) => {
+                tracing::warn!(
+                    provider = %exec.peer,
+                    error = %why,
+                    "a failing proof, not filed on the ledger: {unjudged}"
+                );
+                return Err(lied(why.to_string()));
+            }
         };
         let node = self.clone();
         tokio::spawn(async move {

@@ -15,12 +15,13 @@
 //! (`docs/proofs.md`, Disputes).
 
 use serde::{Deserialize, Serialize};
-use vouch_types::receipt::Receipt;
+use vouch_types::receipt::{EngineInfo, Receipt};
 use vouch_types::tensor::TensorMap;
 use vouch_types::{Digest, PublicKey};
 
 use crate::ProofError;
 use crate::bundle::{Bundle, answer_checks, bind, engine_info};
+use crate::circuit::Circuit;
 
 /// The most constraints a circuit may have for a dispute over its answers
 /// to be judged: every validator derives the circuit's keys to judge it
@@ -93,18 +94,7 @@ impl ProofDispute {
     /// the same verdict.
     pub fn check(&self) -> Result<String, DisputeError> {
         let not = |why: String| DisputeError::NotEvidence(why);
-        let ours = engine_info();
-        if self.receipt.body.engine != ours {
-            // A proof of another circuit encoding or proof system may be
-            // sound and still fail this verifier.
-            return Err(not(format!(
-                "the receipt names engine {} {}; this verifier judges {} {} only",
-                self.receipt.body.engine.name,
-                self.receipt.body.engine.version,
-                ours.name,
-                ours.version
-            )));
-        }
+        judged_engine(&self.receipt.body.engine).map_err(not)?;
         let inputs = TensorMap::decode(&self.inputs)
             .map_err(|e| not(format!("the inputs do not decode: {e}")))?;
         let outputs = TensorMap::decode(&self.outputs)
@@ -117,15 +107,7 @@ impl ProofDispute {
             &outputs,
         )
         .map_err(|e| not(e.to_string()))?;
-        let constraints = bound
-            .circuit
-            .constraints()
-            .map_err(|e| not(e.to_string()))?;
-        if constraints > MAX_JUDGED_CONSTRAINTS {
-            return Err(not(format!(
-                "the circuit has {constraints} constraints; disputes are judged over circuits of at most {MAX_JUDGED_CONSTRAINTS}"
-            )));
-        }
+        judged_circuit(&bound.circuit).map_err(not)?;
         match answer_checks(&bound.circuit, &self.bundle, &inputs, &outputs, None) {
             Ok(()) => Err(DisputeError::Checks),
             // Deriving the keys failed: the verifier's trouble, not the
@@ -134,4 +116,39 @@ impl ProofDispute {
             Err(e) => Ok(e.to_string()),
         }
     }
+}
+
+/// Whether disputes over answers of `engine` are judged: a proof of
+/// another circuit encoding or proof system may be sound and still fail
+/// this verifier, so only this version's are.
+fn judged_engine(engine: &EngineInfo) -> Result<(), String> {
+    let ours = engine_info();
+    if *engine != ours {
+        return Err(format!(
+            "the receipt names engine {} {}; this verifier judges {} {} only",
+            engine.name, engine.version, ours.name, ours.version
+        ));
+    }
+    Ok(())
+}
+
+/// Whether disputes over answers of `circuit` are judged: circuits of at
+/// most [`MAX_JUDGED_CONSTRAINTS`].
+fn judged_circuit(circuit: &Circuit) -> Result<(), String> {
+    let constraints = circuit.constraints().map_err(|e| e.to_string())?;
+    if constraints > MAX_JUDGED_CONSTRAINTS {
+        return Err(format!(
+            "the circuit has {constraints} constraints; disputes are judged over circuits of at most {MAX_JUDGED_CONSTRAINTS}"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a dispute over a proven answer that `engine` signed for
+/// `circuit` would be judged ([`ProofDispute::check`] refuses the others
+/// before judging): what a node asks before it files one, since a refused
+/// transaction only costs the chain.
+pub fn judgeable(engine: &EngineInfo, circuit: &Circuit) -> Result<(), String> {
+    judged_engine(engine)?;
+    judged_circuit(circuit)
 }

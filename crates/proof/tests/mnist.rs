@@ -394,6 +394,27 @@ fn a_lying_node_is_caught_by_the_proof_alone_and_disputed_on_what_it_signed() {
     assert_eq!(serde_json::from_slice::<ProofDispute>(&json).unwrap(), fair);
 }
 
+/// A node files a failing proof only where the ledger would judge it:
+/// answers of this engine version, over circuits of at most
+/// `MAX_JUDGED_CONSTRAINTS` (the MLP is within it, the CNN is not).
+#[test]
+fn only_disputes_the_ledger_would_judge_are_judgeable() {
+    use vouch_proof::dispute::{MAX_JUDGED_CONSTRAINTS, judgeable};
+    let ours = vouch_proof::bundle::engine_info();
+    assert_eq!(judgeable(&ours, &circuit()), Ok(()));
+    let (_, cnn) = cnn();
+    assert!(cnn.constraints().unwrap() > MAX_JUDGED_CONSTRAINTS);
+    let e = judgeable(&ours, &cnn).unwrap_err();
+    assert!(
+        e.contains("disputes are judged over circuits of at most"),
+        "{e}"
+    );
+    let mut other = ours.clone();
+    other.version.push_str("-other");
+    let e = judgeable(&other, &circuit()).unwrap_err();
+    assert!(e.contains("this verifier judges"), "{e}");
+}
+
 #[test]
 fn a_kept_verifying_key_checks_what_a_derived_one_does() {
     let circuit = circuit();
