@@ -3,17 +3,19 @@
 //!
 //! - nova-snark's inner-product argument folds its generators with
 //!   `fold_bases`, Straus's method over the two challenges' wNAFs and one
-//!   inversion per chunk: for challenges of every size and sign, the
-//!   identity among the bases, and lengths around the chunk size;
+//!   inversion per chunk, and on Pallas with `fold_bases_glv`, the same
+//!   over the four halves GLV's endomorphism splits the challenges into:
+//!   for challenges of every size and sign, the identity among the bases,
+//!   and lengths around the chunk size;
 //! - halo2curves' `msm_best` takes its batched-affine path from 1,097
 //!   points (it did from 8,104): around that bound, with bases repeated
 //!   and negated so that its buckets meet doublings and cancellations.
 
-use ff::Field;
+use ff::{Field, PrimeField, WithSmallOrderMulGroup};
 use halo2curves::group::prime::PrimeCurveAffine;
 use halo2curves::group::{Curve, Group};
 use halo2curves::pasta::{Fq, Pallas, PallasAffine};
-use nova_snark::provider::msm::{fold_bases, msm};
+use nova_snark::provider::msm::{FoldBases, fold_bases, fold_bases_glv, msm};
 
 /// Scalars of every kind: zero, one, minus one, small, one bit below a
 /// window, and full-size ones.
@@ -28,6 +30,15 @@ fn scalars() -> Vec<Fq> {
         -Fq::from(17),
         Fq::from(u64::MAX),
         Fq::from(u64::MAX) * Fq::from(u64::MAX),
+        // Where GLV's split of a challenge has edges: the cube roots of
+        // unity, and halves at and around 128 bits.
+        Fq::ZETA,
+        -Fq::ZETA,
+        Fq::ZETA.square(),
+        Fq::from_u128(u128::MAX),
+        Fq::from_u128(1 << 127),
+        Fq::ZETA * Fq::from_u128(u128::MAX) + Fq::ONE,
+        -(Fq::ZETA * Fq::from_u128(1 << 127)),
     ];
     let mut x = Fq::from(7);
     for i in 0..12 {
@@ -53,31 +64,45 @@ fn bases(n: usize, seed: u64) -> Vec<PallasAffine> {
         .collect()
 }
 
+type Fold = fn(&Fq, &[PallasAffine], &Fq, &[PallasAffine]) -> Vec<PallasAffine>;
+
+/// Both folds: by wNAFs alone, and by GLV's endomorphism (what nova-snark
+/// folds Pallas generators with, through `FoldBases`).
+fn folds() -> [(&'static str, Fold); 3] {
+    [
+        ("fold_bases", fold_bases::<PallasAffine>),
+        ("fold_bases_glv", fold_bases_glv::<PallasAffine>),
+        ("FoldBases", <PallasAffine as FoldBases>::fold),
+    ]
+}
+
 #[test]
 fn folded_bases_are_the_two_scalar_multiplications_they_replace() {
     let scalars = scalars();
-    for (n, (w1, w2)) in [5usize, 1023, 1024, 1025, 2100]
-        .into_iter()
-        .zip(scalars.iter().zip(scalars.iter().rev()))
-    {
-        let (l, r) = (bases(n, n as u64), bases(n, 3 * n as u64 + 1));
-        let folded = fold_bases(w1, &l, w2, &r);
-        assert_eq!(folded.len(), n);
-        for i in 0..n {
-            assert_eq!(
-                folded[i],
-                (l[i] * w1 + r[i] * w2).to_affine(),
-                "n {n}, base {i}"
-            );
+    for (name, fold) in folds() {
+        for (n, (w1, w2)) in [5usize, 1023, 1024, 1025, 2100]
+            .into_iter()
+            .zip(scalars.iter().zip(scalars.iter().rev()))
+        {
+            let (l, r) = (bases(n, n as u64), bases(n, 3 * n as u64 + 1));
+            let folded = fold(w1, &l, w2, &r);
+            assert_eq!(folded.len(), n);
+            for i in 0..n {
+                assert_eq!(
+                    folded[i],
+                    (l[i] * w1 + r[i] * w2).to_affine(),
+                    "{name}, n {n}, base {i}"
+                );
+            }
         }
-    }
-    // Every pair of challenges, over a few bases.
-    let (l, r) = (bases(6, 11), bases(6, 12));
-    for w1 in &scalars {
-        for w2 in &scalars {
-            let folded = fold_bases(w1, &l, w2, &r);
-            for i in 0..l.len() {
-                assert_eq!(folded[i], (l[i] * w1 + r[i] * w2).to_affine());
+        // Every pair of challenges, over a few bases.
+        let (l, r) = (bases(6, 11), bases(6, 12));
+        for w1 in &scalars {
+            for w2 in &scalars {
+                let folded = fold(w1, &l, w2, &r);
+                for i in 0..l.len() {
+                    assert_eq!(folded[i], (l[i] * w1 + r[i] * w2).to_affine(), "{name}");
+                }
             }
         }
     }

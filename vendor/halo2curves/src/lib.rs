@@ -23,6 +23,8 @@ mod derive;
 
 // Re-export to simplify downstream dependencies.
 pub use curve::{Coordinates, CurveAffine, CurveExt};
+// Vouch: the GLV decomposition, for nova-snark's generator fold.
+pub use arithmetic::CurveEndo;
 pub use ff;
 pub use group;
 pub use pairing;

@@ -404,7 +404,7 @@ macro_rules! impl_traits {
         w2: &Self::Scalar,
         r: &[Self::AffineGroupElement],
       ) -> Vec<Self::AffineGroupElement> {
-        $crate::provider::msm::fold_bases(w1, l, w2, r)
+        <$name::Affine as $crate::provider::msm::FoldBases>::fold(w1, l, w2, r)
       }
 
       /// A method to compute a multiexponentation with small scalars
