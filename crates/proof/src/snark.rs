@@ -218,7 +218,10 @@ impl VerifyingKey {
         let rest = &body[read..];
         // The generators, uncompressed: a head, then the blinding
         // generator and the rest, 64 bytes each.
-        if !kept.generators.is_power_of_two() || rest.len() != 12 + (kept.generators + 1) * 64 {
+        let size = (kept.generators.checked_add(1))
+            .and_then(|n| n.checked_mul(64))
+            .and_then(|n| n.checked_add(12));
+        if !kept.generators.is_power_of_two() || size != Some(rest.len()) {
             return Err(unreadable(&format!(
                 "{} bytes do not hold {} generators",
                 rest.len(),

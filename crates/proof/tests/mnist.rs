@@ -458,6 +458,20 @@ fn a_kept_verifying_key_checks_what_a_derived_one_does() {
         panic!("a generator off the curve was read");
     };
     assert!(e.contains("does not decode"), "{e}");
+    // A count of generators (the field before them) that no file holds is
+    // refused, not computed with.
+    let head = bytes
+        .windows(12)
+        .rposition(|w| w == b"PEDERSEN_KEY")
+        .unwrap();
+    for count in [1u64 << 60, 1 << 63, 2048] {
+        let mut claimed = bytes.clone();
+        claimed[head - 8..head].copy_from_slice(&count.to_le_bytes());
+        let Err(ProofError::Model(e)) = VerifyingKey::from_bytes(&claimed) else {
+            panic!("a key claiming {count} generators was read");
+        };
+        assert!(e.contains("do not hold"), "{e}");
+    }
 }
 
 #[test]
