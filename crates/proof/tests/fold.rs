@@ -3,10 +3,12 @@
 //!
 //! - nova-snark's inner-product argument folds its generators with
 //!   `fold_bases`, Straus's method over the two challenges' wNAFs and one
-//!   inversion per chunk, and on Pallas with `fold_bases_glv`, the same
-//!   over the four halves GLV's endomorphism splits the challenges into:
-//!   for challenges of every size and sign, the identity among the bases,
-//!   and lengths around the chunk size;
+//!   inversion per chunk, and on Pallas with `combine_bases_glv`, one
+//!   addition chain over the halves GLV's endomorphism splits the
+//!   challenges into, shared by a batch of sums in affine coordinates: for
+//!   challenges of every size and sign, the identity among the bases,
+//!   equal and opposite points where the chain meets them, sums of more
+//!   than two terms, and lengths around the chunk and batch sizes;
 //! - halo2curves' `msm_best` takes its batched-affine path from 1,097
 //!   points (it did from 8,104): around that bound, with bases repeated
 //!   and negated so that its buckets meet doublings and cancellations.
@@ -15,7 +17,7 @@ use ff::{Field, PrimeField, WithSmallOrderMulGroup};
 use halo2curves::group::prime::PrimeCurveAffine;
 use halo2curves::group::{Curve, Group};
 use halo2curves::pasta::{Fq, Pallas, PallasAffine};
-use nova_snark::provider::msm::{FoldBases, fold_bases, fold_bases_glv, msm};
+use nova_snark::provider::msm::{FoldBases, combine_bases_glv, fold_bases, msm};
 
 /// Scalars of every kind: zero, one, minus one, small, one bit below a
 /// window, and full-size ones.
@@ -66,12 +68,17 @@ fn bases(n: usize, seed: u64) -> Vec<PallasAffine> {
 
 type Fold = fn(&Fq, &[PallasAffine], &Fq, &[PallasAffine]) -> Vec<PallasAffine>;
 
-/// Both folds: by wNAFs alone, and by GLV's endomorphism (what nova-snark
-/// folds Pallas generators with, through `FoldBases`).
+/// A fold as a two-term sum of `combine_bases_glv`.
+fn combine_two(w1: &Fq, l: &[PallasAffine], w2: &Fq, r: &[PallasAffine]) -> Vec<PallasAffine> {
+    combine_bases_glv(&[(*w1, l), (*w2, r)])
+}
+
+/// Both folds: by wNAFs alone, and by GLV's endomorphism in batches (what
+/// nova-snark folds Pallas generators with, through `FoldBases`).
 fn folds() -> [(&'static str, Fold); 3] {
     [
         ("fold_bases", fold_bases::<PallasAffine>),
-        ("fold_bases_glv", fold_bases_glv::<PallasAffine>),
+        ("combine_bases_glv", combine_two),
         ("FoldBases", <PallasAffine as FoldBases>::fold),
     ]
 }
@@ -80,7 +87,7 @@ fn folds() -> [(&'static str, Fold); 3] {
 fn folded_bases_are_the_two_scalar_multiplications_they_replace() {
     let scalars = scalars();
     for (name, fold) in folds() {
-        for (n, (w1, w2)) in [5usize, 1023, 1024, 1025, 2100]
+        for (n, (w1, w2)) in [5usize, 255, 256, 257, 1023, 1024, 1025, 2100]
             .into_iter()
             .zip(scalars.iter().zip(scalars.iter().rev()))
         {
@@ -106,6 +113,57 @@ fn folded_bases_are_the_two_scalar_multiplications_they_replace() {
             }
         }
     }
+}
+
+#[test]
+fn sums_meet_equal_and_opposite_points_and_take_any_number_of_terms() {
+    let scalars = scalars();
+    let (l, r) = (bases(300, 21), bases(300, 22));
+    // The inner-product argument's fold: `l + w·r`. Where `l` is `-w·r`,
+    // the chain's last step adds opposite points (the sum is the
+    // identity); where `l` and `r` are one point and `w` is 1, its first
+    // addition is a doubling; where they are opposite, it is the identity.
+    for (k, w) in scalars.iter().enumerate() {
+        let l: Vec<PallasAffine> = (0..l.len())
+            .map(|i| match (i + k) % 4 {
+                0 => (-(r[i] * w)).to_affine(),
+                1 if *w == Fq::ONE => r[i],
+                2 if *w == Fq::ONE => -r[i],
+                _ => l[i],
+            })
+            .collect();
+        let sums = combine_bases_glv(&[(Fq::ONE, &l), (*w, &r)]);
+        for i in 0..l.len() {
+            assert_eq!(sums[i], (l[i] + r[i] * w).to_affine(), "w {k}, base {i}");
+        }
+    }
+    let pairs = combine_bases_glv(&[(Fq::ONE, &l), (Fq::ONE, &l)]);
+    let opposite: Vec<PallasAffine> = l.iter().map(|p| -*p).collect();
+    let zeros = combine_bases_glv(&[(Fq::ONE, &l), (Fq::ONE, &opposite)]);
+    for i in 0..l.len() {
+        assert_eq!(pairs[i], (l[i] + l[i]).to_affine(), "doubled, base {i}");
+        assert!(bool::from(zeros[i].is_identity()), "cancelled, base {i}");
+    }
+    // Sums of one to eight terms, as folding several rounds at once takes.
+    for terms in 1..=8usize {
+        let bases: Vec<Vec<PallasAffine>> = (0..terms)
+            .map(|t| bases(257, 100 + t as u64))
+            .collect();
+        let ws: Vec<Fq> = (0..terms)
+            .map(|t| scalars[(5 * t + terms) % scalars.len()])
+            .collect();
+        let given: Vec<(Fq, &[PallasAffine])> =
+            ws.iter().zip(&bases).map(|(w, b)| (*w, &b[..])).collect();
+        let sums = combine_bases_glv(&given);
+        for i in 0..257 {
+            let want = ws
+                .iter()
+                .zip(&bases)
+                .fold(Pallas::identity(), |acc, (w, b)| acc + b[i] * w);
+            assert_eq!(sums[i], want.to_affine(), "{terms} terms, base {i}");
+        }
+    }
+    assert!(combine_bases_glv::<PallasAffine>(&[]).is_empty());
 }
 
 #[test]

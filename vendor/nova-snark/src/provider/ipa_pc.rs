@@ -206,9 +206,16 @@ where
     let ck_c = ck_c.scale(&r);
 
     // a closure that executes a step of the recursive inner product argument
+    //
+    // (vouch patch) The generators of each round are `scale·ck`: a fold
+    // `r⁻¹·G_L + r·G_R` is kept as `ck_L + r²·ck_R` with `scale` times
+    // `r⁻¹`, one scalar multiplication per generator instead of two, and the
+    // commitments below multiply their scalars by `scale`. The same points
+    // L and R, so the same proofs.
     let prove_inner = |a_vec: &[E::Scalar],
                        b_vec: &[E::Scalar],
                        ck: &CommitmentKey<E>,
+                       scale: &E::Scalar,
                        transcript: &mut E::TE|
      -> Result<
       (
@@ -217,6 +224,7 @@ where
         Vec<E::Scalar>,
         Vec<E::Scalar>,
         CommitmentKey<E>,
+        E::Scalar,
       ),
       NovaError,
     > {
@@ -230,8 +238,8 @@ where
         &ck_R.combine(&ck_c),
         &a_vec[0..n / 2]
           .iter()
-          .chain(iter::once(&c_L))
-          .copied()
+          .map(|a| *a * scale)
+          .chain(iter::once(c_L))
           .collect::<Vec<E::Scalar>>(),
         &E::Scalar::ZERO,
       );
@@ -239,8 +247,8 @@ where
         &ck_L.combine(&ck_c),
         &a_vec[n / 2..n]
           .iter()
-          .chain(iter::once(&c_R))
-          .copied()
+          .map(|a| *a * scale)
+          .chain(iter::once(c_R))
           .collect::<Vec<E::Scalar>>(),
         &E::Scalar::ZERO,
       );
@@ -264,9 +272,9 @@ where
         .map(|(b_L, b_R)| *b_L * r_inverse + r * *b_R)
         .collect::<Vec<E::Scalar>>();
 
-      let ck_folded = ck.fold(&r_inverse, &r);
+      let ck_folded = ck.fold(&E::Scalar::ONE, &r.square());
 
-      Ok((L, R, a_vec_folded, b_vec_folded, ck_folded))
+      Ok((L, R, a_vec_folded, b_vec_folded, ck_folded, *scale * r_inverse))
     };
 
     // two vectors to hold the logarithmic number of group elements
@@ -277,15 +285,17 @@ where
     let mut a_vec = W.a_vec.to_vec();
     let mut b_vec = U.b_vec.to_vec();
     let mut ck = ck;
+    let mut scale = E::Scalar::ONE;
     for _i in 0..usize::try_from(U.b_vec.len().ilog2()).unwrap() {
-      let (L, R, a_vec_folded, b_vec_folded, ck_folded) =
-        prove_inner(&a_vec, &b_vec, &ck, transcript)?;
+      let (L, R, a_vec_folded, b_vec_folded, ck_folded, scale_folded) =
+        prove_inner(&a_vec, &b_vec, &ck, &scale, transcript)?;
       L_vec.push(L);
       R_vec.push(R);
 
       a_vec = a_vec_folded;
       b_vec = b_vec_folded;
       ck = ck_folded;
+      scale = scale_folded;
     }
 
     Ok(InnerProductArgument {
