@@ -28,6 +28,7 @@ def vouch(*args):
 @pytest.mark.parametrize("name,shape,count,bits", [
     ("mnist-mlp", (784,), 2000, ()),
     ("mnist-cnn", (1, 28, 28), 2000, ()),
+    ("mnist-cnn-wide", (1, 28, 28), 2000, ()),
     # Fewer bits (a smaller circuit, a wider stated bound): still within it.
     ("mnist-cnn", (1, 28, 28), 2000, ("--weight-bits", "10", "--activation-bits", "15")),
 ])

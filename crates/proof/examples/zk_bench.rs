@@ -1,4 +1,4 @@
-//! What proving costs: for the MNIST MLP and CNN that `scripts/mnist-models`
+//! What proving costs: for the MNIST MLP and CNNs that `scripts/mnist-models`
 //! trains, the circuit's size, the time to derive its keys, to prove and to
 //! verify, and the proof's size; and how the circuit's answers compare with
 //! the float model's (tract) on the 2,000 held-out images.
@@ -60,6 +60,7 @@ fn main() {
     for (name, shape) in [
         ("mnist-mlp", vec![1u64, 784]),
         ("mnist-cnn", vec![1, 1, 28, 28]),
+        ("mnist-cnn-wide", vec![1, 1, 28, 28]),
     ] {
         if only.as_deref().is_some_and(|m| m != name) {
             continue;

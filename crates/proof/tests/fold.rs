@@ -146,9 +146,8 @@ fn sums_meet_equal_and_opposite_points_and_take_any_number_of_terms() {
     }
     // Sums of one to eight terms, as folding several rounds at once takes.
     for terms in 1..=8usize {
-        let bases: Vec<Vec<PallasAffine>> = (0..terms)
-            .map(|t| bases(257, 100 + t as u64))
-            .collect();
+        let bases: Vec<Vec<PallasAffine>> =
+            (0..terms).map(|t| bases(257, 100 + t as u64)).collect();
         let ws: Vec<Fq> = (0..terms)
             .map(|t| scalars[(5 * t + terms) % scalars.len()])
             .collect();
