@@ -198,6 +198,21 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// How long the asked peer has to answer. Most requests are a lookup or
+    /// one model run: 30 s. A referee's count of a generated answer or of a
+    /// pooled audit teacher-forces up to thousands of tokens (a pool holds
+    /// up to 8,192), and a busy CPU node takes minutes for that, so those
+    /// wait longer before the asker gives up on the referee.
+    pub fn answer_within(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            Request::RefereeTokens { .. } => 120,
+            Request::RefereePool { .. } => 300,
+            _ => 30,
+        })
+    }
+}
+
 /// How a request went.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

@@ -27,8 +27,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::rpc::{self, Frame, Request, Response, buffers};
 use crate::{InboundRequest, P2pError, PeerTable};
 
-/// How long a peer has to answer a request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// An idle pooled stream older than this is dropped rather than reused.
 pub(crate) const POOL_IDLE: Duration = Duration::from_secs(30);
 /// The answering side closes a stream no request has come on for this
@@ -89,7 +87,7 @@ impl Pool {
     }
 
     /// Sends `request` to `peer` and reads its answer (within
-    /// [`REQUEST_TIMEOUT`]).
+    /// [`Request::answer_within`]).
     pub(crate) async fn request(
         &self,
         peer: PeerId,
@@ -98,7 +96,8 @@ impl Pool {
     ) -> Result<Frame<Response>, P2pError> {
         let failed = |detail: String| P2pError::Request { peer, detail };
         let busy = self.lock().entry(peer).or_default().busy.clone();
-        let result = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let within = request.head.answer_within();
+        let result = tokio::time::timeout(within, async {
             let _turn = busy.acquire().await.expect("never closed");
             let mut tries = 0;
             loop {
@@ -131,10 +130,7 @@ impl Pool {
         })
         .await
         .unwrap_or_else(|_| {
-            Err(failed(format!(
-                "no answer within {} s",
-                REQUEST_TIMEOUT.as_secs()
-            )))
+            Err(failed(format!("no answer within {} s", within.as_secs())))
         });
         buffers::give(request.body);
         result
