@@ -18,6 +18,7 @@ pub mod prove;
 mod receipt_log;
 pub mod samples;
 pub mod service;
+mod workers;
 
 pub use config::{DEFAULT_LLM_UBATCH, NodeConfig};
 pub use error::NodeError;

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use vouch_api::TraceEntry;
 pub use vouch_engine::Fault;
 use vouch_engine::gguf::GgufEngine;
@@ -139,7 +139,7 @@ pub struct Service {
     pub(crate) cache: ModelCache,
     /// The layer above, when one attached itself ([`Service::set_hooks`]).
     hooks: std::sync::OnceLock<std::sync::Weak<dyn Hooks>>,
-    pool: Semaphore,
+    workers: crate::workers::Workers,
     /// Per model id: how long a run takes, smoothed (seconds).
     run_times: std::sync::Mutex<std::collections::HashMap<Digest, f64>>,
     load_lock: tokio::sync::Mutex<()>,
@@ -261,7 +261,7 @@ pub(crate) fn join_error(e: tokio::task::JoinError) -> NodeError {
 
 /// Runs blocking I/O (the store's files and database) on the blocking
 /// pool. CPU-bound work goes through [`Service::compute`] instead, which
-/// bounds how many run at once.
+/// bounds how many run at once and keeps them on the same threads.
 pub async fn blocking<T, E>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, NodeError>
@@ -280,7 +280,7 @@ where
 const DRAIN_BYTES: u64 = 256 << 20;
 
 /// Models whose runs take less than this (smoothed) run in place rather
-/// than on the blocking pool ([`Service::compute_sized`]).
+/// than on a compute thread ([`Service::compute_sized`]).
 const SHORT_RUN_SECS: f64 = 0.000_5;
 
 enum Chunk {
@@ -309,7 +309,7 @@ impl Service {
         let external_timeout = config.external_timeout;
         let service = Arc::new(Service {
             cache: ModelCache::new(config.cache_bytes),
-            pool: Semaphore::new(config.workers.max(1)),
+            workers: crate::workers::Workers::new(config.workers),
             config,
             receipts: Arc::new(ReceiptLog::start(store.clone())),
             store,
@@ -468,7 +468,8 @@ impl Service {
         }
     }
 
-    /// Runs CPU-bound work on the blocking pool, at most `workers` at once.
+    /// Runs CPU-bound work on the node's compute threads, at most `workers`
+    /// at once, back-to-back jobs on the same thread (`workers.rs`).
     pub async fn compute<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
@@ -480,25 +481,23 @@ impl Service {
     /// on this thread, turned into a blocking one (tokio's
     /// `block_in_place`: the runtime hands this worker's other tasks to
     /// another), never blocking the runtime either way. That saves the two
-    /// thread hand-offs to the pool and back, most of what a tiny model's
-    /// request costs. Longer work goes to the pool, so that one task
+    /// thread hand-offs to a compute thread and back, most of what a tiny
+    /// model's request costs. Longer work goes to the compute threads, so that one task
     /// joining several runs (an embeddings request) runs them in parallel.
     pub async fn compute_sized<T: Send + 'static>(
         &self,
         short: bool,
         f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
-        let _permit = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|_| NodeError::Internal("worker pool closed".into()))?;
+        let permit = self.workers.permit().await?;
         let threaded = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread;
         if short && threaded {
-            return tokio::task::block_in_place(f);
+            let out = tokio::task::block_in_place(f);
+            drop(permit);
+            return out;
         }
-        tokio::task::spawn_blocking(f).await.map_err(join_error)?
+        self.workers.run(permit, f).await
     }
 
     /// Whether runs of model `id` have been short enough to run in place
