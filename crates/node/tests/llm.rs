@@ -2059,9 +2059,12 @@ async fn on_a_ledger_each_window_is_audited_as_a_pool_and_the_cheat_slashed() {
             .key(),
         );
     }
+    // A conviction waits for the window to end (up to 20 s), its beacon
+    // block, the pool's audit and a referee's count: on a 2-core host
+    // shared with another LLM test, that took over 60 s once.
     for t in [&auditor, &cheat, &referee] {
         let chain = t.node.chain().unwrap().clone();
-        eventually("a conviction on the cheat's pool", || {
+        common::eventually_within(240, "a conviction on the cheat's pool", || {
             chain.read(|l| scopes.iter().any(|k| l.disputed(k)))
         })
         .await;

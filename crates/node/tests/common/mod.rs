@@ -95,8 +95,13 @@ pub fn admit_all(nodes: &[&TestNode]) {
 }
 
 /// Polls `check` until it holds, for at most 60 s.
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+pub async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_within(60, what, check).await
+}
+
+/// Polls `check` until it holds, for at most `secs` seconds.
+pub async fn eventually_within(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
     while !check() {
         assert!(
             tokio::time::Instant::now() < deadline,
