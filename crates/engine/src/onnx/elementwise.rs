@@ -1,4 +1,5 @@
-//! Float32 `Add`, `Sub`, `Mul` and `Div` that tract leaves generic.
+//! Float32 `Add`, `Sub`, `Mul` and `Div`, and comparisons, that tract
+//! leaves generic.
 //!
 //! tract replaces a broadcasting binary operator by a vectorised kernel
 //! only when it can prove, at load time, that the broadcast blocks are
@@ -9,6 +10,11 @@
 //! swaps those nodes for [`FastBin`], which decides at run time, on the
 //! concrete shapes, and computes each element with the same single IEEE
 //! operation, so outputs are bit-identical.
+//!
+//! Comparisons (`Eq`, `NE`, `LT`, `GT`, `LTE`, `GTE`) always run through
+//! tract's generic path, an ndarray zip over the broadcast shape: magika's
+//! one-hot encoding (2,048 bytes against 257 values) took 0.19 ms there.
+//! [`FastCmp`] compares row by row with the same Rust operator.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -86,6 +92,154 @@ pub(super) fn speed_up(model: &mut TypedModel) -> TractResult<usize> {
         Ok(f32_only.then(|| FastBin {
             arith,
             generic: generic.clone(),
+        }))
+    })
+}
+
+/// The comparison of a [`FastCmp`]: the operator tract's own uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Lte,
+    Gte,
+}
+
+impl Cmp {
+    fn of(op: &TypedBinOp) -> Option<Cmp> {
+        Some(match op.0.name() {
+            "Eq" => Cmp::Eq,
+            "NE" => Cmp::Ne,
+            "LT" => Cmp::Lt,
+            "GT" => Cmp::Gt,
+            "LTE" => Cmp::Lte,
+            "GTE" => Cmp::Gte,
+            _ => return None,
+        })
+    }
+}
+
+/// A comparison of two tensors of one numeric type with numpy
+/// broadcasting, giving bools: the innermost axis as a loop over slices,
+/// the others as an odometer. Other types (symbolic dimensions among them)
+/// and inputs not laid out in natural order go to the tract operator it
+/// replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FastCmp {
+    cmp: Cmp,
+    generic: TypedBinOp,
+}
+
+super::stands_in_for_generic!(FastCmp);
+
+impl EvalOp for FastCmp {
+    op_out_of_plan!();
+
+    fn eval(&self, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let natural = |t: &TValue| t.is_plain_ram() && laid_out_naturally(t);
+        if inputs.len() != 2
+            || inputs[0].datum_type() != inputs[1].datum_type()
+            || !inputs.iter().all(natural)
+        {
+            return self.generic.eval(ctx, inputs);
+        }
+        let Some(shape) = broadcast(inputs[0].shape(), inputs[1].shape()) else {
+            return self.generic.eval(ctx, inputs);
+        };
+        let (a, b) = (&inputs[0], &inputs[1]);
+        let out = match a.datum_type() {
+            DatumType::F32 => compare::<f32>(self.cmp, a, b, &shape)?,
+            DatumType::I32 => compare::<i32>(self.cmp, a, b, &shape)?,
+            DatumType::I64 => compare::<i64>(self.cmp, a, b, &shape)?,
+            DatumType::U8 => compare::<u8>(self.cmp, a, b, &shape)?,
+            DatumType::I8 => compare::<i8>(self.cmp, a, b, &shape)?,
+            _ => return self.generic.eval(ctx, inputs),
+        };
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+/// `cmp` over `a` and `b` broadcast to `out_shape`.
+fn compare<T: Datum + PartialOrd + Copy>(
+    cmp: Cmp,
+    a: &Tensor,
+    b: &Tensor,
+    out_shape: &[usize],
+) -> TractResult<Tensor> {
+    match cmp {
+        Cmp::Eq => compare_with::<T>(a, b, out_shape, |x, y| x == y),
+        Cmp::Ne => compare_with::<T>(a, b, out_shape, |x, y| x != y),
+        Cmp::Lt => compare_with::<T>(a, b, out_shape, |x, y| x < y),
+        Cmp::Gt => compare_with::<T>(a, b, out_shape, |x, y| x > y),
+        Cmp::Lte => compare_with::<T>(a, b, out_shape, |x, y| x <= y),
+        Cmp::Gte => compare_with::<T>(a, b, out_shape, |x, y| x >= y),
+    }
+}
+
+fn compare_with<T: Datum + Copy>(
+    a: &Tensor,
+    b: &Tensor,
+    out_shape: &[usize],
+    f: impl Fn(T, T) -> bool + Copy,
+) -> TractResult<Tensor> {
+    let mut out = Tensor::zero_dt(bool::datum_type(), out_shape)?;
+    let Some((&row, outer)) = out_shape.split_last() else {
+        // Rank 0: one value each.
+        let (x, y) = (a.try_as_plain_ram()?, b.try_as_plain_ram()?);
+        let v = f(x.as_slice::<T>()?[0], y.as_slice::<T>()?[0]);
+        out.try_as_plain_ram_mut()?.as_slice_mut::<bool>()?[0] = v;
+        return Ok(out);
+    };
+    let a_strides = strides_over(a.shape(), out_shape);
+    let b_strides = strides_over(b.shape(), out_shape);
+    let (a_view, b_view) = (a.try_as_plain_ram()?, b.try_as_plain_ram()?);
+    let (x, y) = (a_view.as_slice::<T>()?, b_view.as_slice::<T>()?);
+    let (a_step, b_step) = (a_strides[outer.len()], b_strides[outer.len()]);
+    let mut out_view = out.try_as_plain_ram_mut()?;
+    let dst = out_view.as_slice_mut::<bool>()?;
+    let mut index: TVec<usize> = tvec![0; outer.len()];
+    let (mut at_a, mut at_b) = (0usize, 0usize);
+    for start in (0..dst.len()).step_by(row.max(1)) {
+        let d = &mut dst[start..start + row];
+        match (a_step, b_step) {
+            (0, 0) => d.fill(f(x[at_a], y[at_b])),
+            (0, _) => {
+                (d.iter_mut().zip(&y[at_b..at_b + row])).for_each(|(d, &y)| *d = f(x[at_a], y))
+            }
+            (_, 0) => {
+                (d.iter_mut().zip(&x[at_a..at_a + row])).for_each(|(d, &x)| *d = f(x, y[at_b]))
+            }
+            _ => (d
+                .iter_mut()
+                .zip(x[at_a..at_a + row].iter().zip(&y[at_b..at_b + row])))
+            .for_each(|(d, (&x, &y))| *d = f(x, y)),
+        }
+        for axis in (0..outer.len()).rev() {
+            index[axis] += 1;
+            at_a += a_strides[axis];
+            at_b += b_strides[axis];
+            if index[axis] < outer[axis] {
+                break;
+            }
+            at_a -= a_strides[axis] * outer[axis];
+            at_b -= b_strides[axis] * outer[axis];
+            index[axis] = 0;
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces every comparison still generic after optimisation by a
+/// [`FastCmp`], keeping node names. Returns how many it replaced.
+pub(super) fn speed_up_comparisons(model: &mut TypedModel) -> TractResult<usize> {
+    super::swap_ops(model, |_, node| {
+        Ok(node.op_as::<TypedBinOp>().and_then(|generic| {
+            Cmp::of(generic).map(|cmp| FastCmp {
+                cmp,
+                generic: generic.clone(),
+            })
         }))
     })
 }
@@ -371,6 +525,122 @@ mod tests {
                     assert_eq!(bits(out), bits(&want[0]), "{name} {sa:?} {sb:?}");
                 }
                 assert_eq!(bits(&ka), bits(&tensor(sa, i as u32)), "a was not modified");
+            }
+        }
+    }
+
+    #[test]
+    fn comparisons_give_tracts_bools() {
+        use tract_onnx::tract_core::ops::logic::{
+            CompEq, CompGT, CompGTE, CompLT, CompLTE, CompNE,
+        };
+        let ops: Vec<Box<dyn tract_onnx::tract_core::ops::binary::BinMiniOp>> = vec![
+            Box::new(CompEq),
+            Box::new(CompNE),
+            Box::new(CompLT),
+            Box::new(CompGT),
+            Box::new(CompLTE),
+            Box::new(CompGTE),
+        ];
+        let shapes: &[(&[usize], &[usize])] = &[
+            (&[1, 2048, 1], &[1, 1, 257]),
+            (&[2, 3, 5], &[2, 3, 5]),
+            (&[2, 3, 5], &[1, 1, 1]),
+            (&[1, 1, 1], &[2, 3, 5]),
+            (&[2, 1, 4, 1], &[1, 3, 1, 5]),
+            (&[4, 1], &[1, 7]),
+            (&[3, 6], &[3, 1]),
+            (&[0, 3], &[1, 3]),
+            (&[5], &[1]),
+            (&[], &[]),
+        ];
+        // Small integers, so that equal values occur; NaN, infinities and
+        // both zeros among the floats.
+        let ints = |shape: &[usize], seed: u32| -> Vec<i64> {
+            (values(shape.iter().product(), seed).iter())
+                .map(|v| (v * 2.0) as i64)
+                .collect()
+        };
+        let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1.0];
+        let floats = |shape: &[usize], seed: u32| -> Vec<f32> {
+            (ints(shape, seed).iter().enumerate())
+                .map(|(i, &v)| {
+                    if i % 3 == 0 {
+                        special[(v.unsigned_abs() as usize + i) % 6]
+                    } else {
+                        v as f32
+                    }
+                })
+                .collect()
+        };
+        for op in ops {
+            let generic = TypedBinOp(op, None);
+            let fast = FastCmp {
+                cmp: Cmp::of(&generic).unwrap(),
+                generic: generic.clone(),
+            };
+            for (i, (sa, sb)) in shapes.iter().enumerate() {
+                let seed = i as u32;
+                let pairs: Vec<(Tensor, Tensor)> = vec![
+                    (
+                        Tensor::from_shape(sa, &floats(sa, seed)).unwrap(),
+                        Tensor::from_shape(sb, &floats(sb, seed + 50)).unwrap(),
+                    ),
+                    (
+                        Tensor::from_shape(sa, &ints(sa, seed)).unwrap(),
+                        Tensor::from_shape(sb, &ints(sb, seed + 50)).unwrap(),
+                    ),
+                    (
+                        Tensor::from_shape(
+                            sa,
+                            &ints(sa, seed).iter().map(|&v| v as i32).collect::<Vec<_>>(),
+                        )
+                        .unwrap(),
+                        Tensor::from_shape(
+                            sb,
+                            &ints(sb, seed + 50)
+                                .iter()
+                                .map(|&v| v as i32)
+                                .collect::<Vec<_>>(),
+                        )
+                        .unwrap(),
+                    ),
+                    (
+                        Tensor::from_shape(
+                            sa,
+                            &ints(sa, seed).iter().map(|&v| v as u8).collect::<Vec<_>>(),
+                        )
+                        .unwrap(),
+                        Tensor::from_shape(
+                            sb,
+                            &ints(sb, seed + 50)
+                                .iter()
+                                .map(|&v| v as u8)
+                                .collect::<Vec<_>>(),
+                        )
+                        .unwrap(),
+                    ),
+                ];
+                for (a, b) in pairs {
+                    let inputs = || tvec!(a.clone().into_tvalue(), b.clone().into_tvalue());
+                    let want = generic.eval_out_of_plan(inputs()).unwrap().unwrap();
+                    let got = fast.eval_out_of_plan(inputs()).unwrap().unwrap();
+                    let name = generic.0.name();
+                    assert_eq!(got[0].shape(), want[0].shape(), "{name} {sa:?} {sb:?}");
+                    let bools = |t: &Tensor| {
+                        t.try_as_plain_ram()
+                            .unwrap()
+                            .as_slice::<bool>()
+                            .unwrap()
+                            .to_vec()
+                    };
+                    assert_eq!(
+                        bools(&got[0]),
+                        bools(&want[0]),
+                        "{name} {:?} {sa:?} {sb:?}",
+                        a.datum_type()
+                    );
+                }
             }
         }
     }

@@ -146,6 +146,7 @@ fn optimized(model: TypedModel) -> TractResult<TypedModel> {
 #[derive(Debug, Clone, Copy)]
 struct Replaced {
     elementwise: usize,
+    comparisons: usize,
     pads: usize,
     reductions: usize,
     ifs: usize,
@@ -153,11 +154,12 @@ struct Replaced {
 
 /// Puts the engine's operators in place of tract's in an optimized
 /// `model`, where they are faster and give the same values: float32
-/// arithmetic, `Pad`, float32 max and min across rows, and, with
+/// arithmetic, comparisons, `Pad`, float32 max and min across rows, and, with
 /// `plan_ifs`, `If` (branches optimized and planned once).
 fn speed_up(model: &mut TypedModel, plan_ifs: bool) -> TractResult<Replaced> {
     Ok(Replaced {
         elementwise: elementwise::speed_up(model)?,
+        comparisons: elementwise::speed_up_comparisons(model)?,
         pads: pad::speed_up(model)?,
         reductions: reduce::speed_up(model)?,
         ifs: if plan_ifs {
@@ -555,6 +557,7 @@ impl OnnxModel {
             steps = trace.steps.len(),
             folded_bytes,
             fast_elementwise = replaced.elementwise,
+            fast_comparisons = replaced.comparisons,
             fast_pads = replaced.pads,
             fast_reductions = replaced.reductions,
             planned_ifs = replaced.ifs,

@@ -373,6 +373,7 @@ fn intermediates(graph: &TypedModel, order: &[usize], layout: &Layout) -> Vec<bo
 fn is_elementwise(node: &TypedNode) -> bool {
     node.outputs.len() == 1
         && (node.op_is::<super::elementwise::FastBin>()
+            || node.op_is::<super::elementwise::FastCmp>()
             || node.op_is::<ElementWiseOp>()
             || node.op_is::<TypedBinOp>()
             || node.op_is::<OptBinByScalar>()
