@@ -2039,33 +2039,41 @@ async fn on_a_ledger_each_window_is_audited_as_a_pool_and_the_cheat_slashed() {
         })
     })
     .await;
-    let mut scopes = Vec::new();
-    for seed in 0..2 {
+    // The pool to convict holds two answers: one answer of 48 tokens may
+    // stay under the rule's count. On a slow host a window can end between
+    // two answers, so the cheat answers until its last two share a window.
+    let mut windows: Vec<u64> = Vec::new();
+    for seed in 0..6 {
         let a = cheat
             .node
             .generate_all(request(question("Why is the sky blue?"), 48, sampled(seed)))
             .await
             .unwrap();
         let at = a.receipt.body.timestamp_ms;
-        let start_ms = at - at % WINDOW;
-        scopes.push(
-            PoolScope {
-                executor: operators[1],
-                model: id,
-                start_ms,
-                end_ms: start_ms + WINDOW,
-                beacon: [0; 32],
-            }
-            .key(),
-        );
+        windows.push(at - at % WINDOW);
+        if let [.., x, y] = windows[..]
+            && x == y
+        {
+            break;
+        }
     }
-    // A conviction waits for the window to end (up to 20 s), its beacon
-    // block, the pool's audit and a referee's count: on a 2-core host
-    // shared with another LLM test, that took over 60 s once.
+    let start_ms = *windows.last().unwrap();
+    assert!(
+        windows.iter().filter(|&&w| w == start_ms).count() >= 2,
+        "no two answers in one window: {windows:?}"
+    );
+    let scope = PoolScope {
+        executor: operators[1],
+        model: id,
+        start_ms,
+        end_ms: start_ms + WINDOW,
+        beacon: [0; 32],
+    }
+    .key();
     for t in [&auditor, &cheat, &referee] {
         let chain = t.node.chain().unwrap().clone();
         common::eventually_within(240, "a conviction on the cheat's pool", || {
-            chain.read(|l| scopes.iter().any(|k| l.disputed(k)))
+            chain.read(|l| l.disputed(&scope))
         })
         .await;
         chain.read(|l| {
