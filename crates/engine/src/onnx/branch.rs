@@ -244,7 +244,7 @@ fn plans_per_shape(konst: &[Option<Arc<Tensor>>]) -> bool {
 /// the engine's own operators (nested `If`s planned as this one).
 fn optimize(body: TypedModel) -> TractResult<TypedModel> {
     let mut body = super::optimized(body)?;
-    super::speed_up(&mut body, true)?;
+    super::speed_up(&mut body, super::Planning::ALL)?;
     Ok(body)
 }
 

@@ -28,6 +28,7 @@ use crate::{Engine, EngineError, Execution, Fault, LoadOptions, LoadedModel};
 mod branch;
 mod elementwise;
 mod fixed;
+mod onehot;
 mod pad;
 mod reduce;
 mod shaped;
@@ -149,20 +150,43 @@ struct Replaced {
     comparisons: usize,
     pads: usize,
     reductions: usize,
+    lookups: usize,
     ifs: usize,
+}
+
+/// Which of the engine's own plans a load makes (tests compare each with
+/// tract's way).
+#[derive(Debug, Clone, Copy)]
+struct Planning {
+    /// `If` branches optimized and planned once.
+    ifs: bool,
+    /// Products of one-hot encodings as row lookups ([`onehot`]).
+    lookups: bool,
+}
+
+impl Planning {
+    const ALL: Planning = Planning {
+        ifs: true,
+        lookups: true,
+    };
 }
 
 /// Puts the engine's operators in place of tract's in an optimized
 /// `model`, where they are faster and give the same values: float32
-/// arithmetic, comparisons, `Pad`, float32 max and min across rows, and, with
-/// `plan_ifs`, `If` (branches optimized and planned once).
-fn speed_up(model: &mut TypedModel, plan_ifs: bool) -> TractResult<Replaced> {
+/// arithmetic, comparisons, `Pad`, float32 max and min across rows, and,
+/// as `planning` says, products of one-hot encodings and `If`.
+fn speed_up(model: &mut TypedModel, planning: Planning) -> TractResult<Replaced> {
     Ok(Replaced {
         elementwise: elementwise::speed_up(model)?,
         comparisons: elementwise::speed_up_comparisons(model)?,
         pads: pad::speed_up(model)?,
         reductions: reduce::speed_up(model)?,
-        ifs: if plan_ifs {
+        lookups: if planning.lookups {
+            onehot::speed_up(model)?
+        } else {
+            0
+        },
+        ifs: if planning.ifs {
             branch::plan_branches(model)?
         } else {
             0
@@ -500,16 +524,16 @@ impl OnnxModel {
         options: &LoadOptions,
         budget: usize,
     ) -> Result<OnnxModel, EngineError> {
-        OnnxModel::load_planned(bytes, options, budget, true)
+        OnnxModel::load_planned(bytes, options, budget, Planning::ALL)
     }
 
-    /// Loads with `budget` for folding, `If` branches planned once
-    /// (`plan_ifs`) or, as tract does, on every run.
+    /// Loads with `budget` for folding, and the engine's own plans as
+    /// `planning` says.
     fn load_planned(
         bytes: &[u8],
         options: &LoadOptions,
         budget: usize,
-        plan_ifs: bool,
+        planning: Planning,
     ) -> Result<OnnxModel, EngineError> {
         let (model, input_names, _) = prepare(bytes, options)?;
         let hint = " (if the model declares wrong input shapes, override them at push time with --input-shape NAME=DIM,DIM)";
@@ -549,7 +573,7 @@ impl OnnxModel {
             optimized(typed).map_err(|e| EngineError::Load(format!("{}{hint}", chain(&e))))?;
         let (mut folded, folded_bytes) =
             fixed::fold(optimized, budget).map_err(|e| EngineError::Load(chain(&e)))?;
-        let replaced = speed_up(&mut folded, plan_ifs).map_err(|e| EngineError::Load(chain(&e)))?;
+        let replaced = speed_up(&mut folded, planning).map_err(|e| EngineError::Load(chain(&e)))?;
         let plan = SimplePlan::new(folded).map_err(|e| EngineError::Load(chain(&e)))?;
 
         let trace = trace::TracePlan::new(&plan);
@@ -558,6 +582,7 @@ impl OnnxModel {
             folded_bytes,
             fast_elementwise = replaced.elementwise,
             fast_comparisons = replaced.comparisons,
+            lookups = replaced.lookups,
             fast_pads = replaced.pads,
             fast_reductions = replaced.reductions,
             planned_ifs = replaced.ifs,
@@ -879,11 +904,67 @@ mod tests {
     }
 
     #[test]
+    fn magikas_one_hot_product_is_looked_up_with_tracts_bits_and_trace() {
+        let bytes = sample("magika.onnx");
+        let mut options = LoadOptions::default();
+        options
+            .input_shapes
+            .insert("bytes".into(), vec![Dim::Fixed(1), Dim::Fixed(2048)]);
+        let load = |lookups| {
+            OnnxModel::load_planned(&bytes, &options, FOLD_MIN, Planning { ifs: true, lookups })
+                .unwrap()
+        };
+        let (fast, slow) = (load(true), load(false));
+        let lookups = || {
+            (fast.plan.model().nodes.iter())
+                .filter_map(|n| n.op_as::<onehot::OneHotMatMul>())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lookups().len(), 1);
+        assert_eq!(fast.trace.steps, slow.trace.steps);
+        // Bytes, the padding value 256 and values the encoding does not
+        // cover (a zero row).
+        for seed in [1i32, 7, 300] {
+            let data: Vec<u8> = (0..2048i32)
+                .flat_map(|i| {
+                    match (i * seed) % 97 {
+                        0 => 256,
+                        1 => 4000,
+                        2 => -1,
+                        _ => (i * seed) % 256,
+                    }
+                    .to_le_bytes()
+                })
+                .collect();
+            let mut inputs = TensorMap::new();
+            inputs.insert(
+                "bytes",
+                Tensor::new(DType::I32, vec![1, 2048], data).unwrap(),
+            );
+            let (got, want) = (
+                fast.run(&inputs, true).unwrap(),
+                slow.run(&inputs, true).unwrap(),
+            );
+            assert_eq!(got.outputs, want.outputs, "seed {seed}");
+            assert_eq!(got.leaves, want.leaves, "seed {seed}");
+            assert!(lookups().iter().all(|op| op.in_force()), "seed {seed}");
+        }
+    }
+
+    #[test]
     fn an_if_planned_once_answers_as_tract_plans_it_per_run() {
         let bytes = sample("silero-vad.onnx");
         let planned = OnnxModel::load(&bytes, &LoadOptions::default()).unwrap();
-        let per_run =
-            OnnxModel::load_planned(&bytes, &LoadOptions::default(), FOLD_MIN, false).unwrap();
+        let per_run = OnnxModel::load_planned(
+            &bytes,
+            &LoadOptions::default(),
+            FOLD_MIN,
+            Planning {
+                ifs: false,
+                lookups: true,
+            },
+        )
+        .unwrap();
         let if_inputs = |m: &OnnxModel| {
             let nodes = &m.plan.model().nodes;
             let planned = nodes.iter().find(|n| n.op_is::<branch::PlannedIf>());

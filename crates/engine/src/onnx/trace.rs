@@ -334,7 +334,9 @@ impl TraceRun<'_> {
 /// - a permutation of its axes (a transpose): the heads of attention;
 /// - a reduction or a softmax: the statistics of a layer norm, attention
 ///   weights;
-/// - a relabel whose own value is an intermediate.
+/// - a relabel whose own value is an intermediate;
+/// - a one-hot lookup, as its copy of the bools an encoding casts (the
+///   cast, also a reader, stands for it; [`super::onehot`]).
 ///
 /// The steps that read it commit to it, as if the chain were one fused
 /// operator (ONNX's own `LayerNormalization`, `Gelu`, `Softmax`), so the
@@ -355,7 +357,11 @@ fn intermediates(graph: &TypedModel, order: &[usize], layout: &Layout) -> Vec<bo
             && !graph.outputs.contains(&OutletId::new(n, 0))
             && output.successors.iter().all(|inlet| {
                 let reader = graph.node(inlet.node);
-                (layout.relabels[reader.id] && flags[reader.id])
+                // A one-hot lookup's own copy of the bools its encoding
+                // casts: the cast and the packed product read them too.
+                (reader.op_is::<super::onehot::OneHotMatMul>()
+                    && inlet.slot + 1 == reader.inputs.len())
+                    || (layout.relabels[reader.id] && flags[reader.id])
                     || is_permutation(reader)
                     || is_normalization(reader)
                     || (is_elementwise(reader)
