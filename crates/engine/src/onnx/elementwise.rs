@@ -216,17 +216,12 @@ fn compare_with<T: Datum + Copy>(
                 .zip(x[at_a..at_a + row].iter().zip(&y[at_b..at_b + row])))
             .for_each(|(d, (&x, &y))| *d = f(x, y)),
         }
-        for axis in (0..outer.len()).rev() {
-            index[axis] += 1;
-            at_a += a_strides[axis];
-            at_b += b_strides[axis];
-            if index[axis] < outer[axis] {
-                break;
-            }
-            at_a -= a_strides[axis] * outer[axis];
-            at_b -= b_strides[axis] * outer[axis];
-            index[axis] = 0;
-        }
+        advance(
+            &mut index,
+            outer,
+            (&a_strides, &b_strides),
+            (&mut at_a, &mut at_b),
+        );
     }
     Ok(out)
 }
@@ -389,20 +384,35 @@ fn apply(
         let x = operand(a_data, a_mode, at_a, block);
         let y = operand(b_data, b_mode, at_b, block);
         run(dst, x, y, f);
-        // Advance the outer index, odometer style.
-        for axis in (0..outer.len()).rev() {
-            index[axis] += 1;
-            at_a += a_strides[axis];
-            at_b += b_strides[axis];
-            if index[axis] < outer[axis] {
-                break;
-            }
-            at_a -= a_strides[axis] * outer[axis];
-            at_b -= b_strides[axis] * outer[axis];
-            index[axis] = 0;
-        }
+        advance(
+            &mut index,
+            outer,
+            (&a_strides, &b_strides),
+            (&mut at_a, &mut at_b),
+        );
     }
     Ok(out)
+}
+
+/// Advances `index` over the `outer` axes by one, odometer style, moving
+/// each operand's offset by its strides.
+fn advance(
+    index: &mut [usize],
+    outer: &[usize],
+    strides: (&[usize], &[usize]),
+    at: (&mut usize, &mut usize),
+) {
+    for axis in (0..outer.len()).rev() {
+        index[axis] += 1;
+        *at.0 += strides.0[axis];
+        *at.1 += strides.1[axis];
+        if index[axis] < outer[axis] {
+            return;
+        }
+        *at.0 -= strides.0[axis] * outer[axis];
+        *at.1 -= strides.1[axis] * outer[axis];
+        index[axis] = 0;
+    }
 }
 
 /// An operand's part of the block starting at element `at`: a run when it
