@@ -111,9 +111,10 @@ impl EvalOp for OneHotMatMul {
 
 impl OneHotMatMul {
     /// Runs tract's packer and product on the unit vectors and the zero
-    /// row, laid out as the encoding of `bools` is. `None` where that cannot be done: a
-    /// batch of more than one matrix, fewer rows than the encoding is wide
-    /// plus one, or an output that is not float32 rows by columns.
+    /// row, laid out as the encoding of `bools` is. `None` where that
+    /// cannot be done: a batch of more than one matrix, fewer rows than the
+    /// encoding is wide plus one, or an output that is not float32 rows by
+    /// columns.
     fn build(
         &self,
         ctx: &EvalContext,
