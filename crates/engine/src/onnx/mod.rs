@@ -101,13 +101,22 @@ fn swap_ops<O: TypedOp>(
     model: &mut TypedModel,
     swap: impl Fn(&TypedModel, &TypedNode) -> TractResult<Option<O>>,
 ) -> TractResult<usize> {
+    swap_ops_wired(model, |model, node| {
+        Ok(swap(model, node)?.map(|op| (op, node.inputs.to_vec())))
+    })
+}
+
+/// [`swap_ops`] where `swap` also gives the new operator's inputs.
+fn swap_ops_wired<O: TypedOp>(
+    model: &mut TypedModel,
+    swap: impl Fn(&TypedModel, &TypedNode) -> TractResult<Option<(O, Vec<OutletId>)>>,
+) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
         let node = model.node(id);
-        let Some(op) = swap(model, node)? else {
+        let Some((op, inputs)) = swap(model, node)? else {
             continue;
         };
-        let inputs = node.inputs.clone();
         let patch = TypedModelPatch::replace_single_op(model, node, &inputs, op)?;
         patch.apply(model)?;
         replaced += 1;

@@ -222,7 +222,8 @@ fn same_bits(a: &Tensor, b: &Tensor) -> bool {
                 .collect(),
         )
     };
-    a.shape() == b.shape() && bits(a).is_some() && bits(a) == bits(b)
+    let (x, y) = (bits(a), bits(b));
+    a.shape() == b.shape() && x.is_some() && x == y
 }
 
 /// Whether tract's fused operations after the product treat every row
@@ -245,21 +246,19 @@ fn rows_alike(op: &OptMatMul) -> bool {
 /// (a one-hot encoding) and whose other inputs are constants by a
 /// [`OneHotMatMul`], which also reads the bools. Returns how many.
 pub(super) fn speed_up(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
+    super::swap_ops_wired(model, |model, node| {
         let Some(generic) = node.op_as::<OptMatMul>() else {
-            continue;
+            return Ok(None);
         };
         if !rows_alike(generic) || node.inputs.is_empty() {
-            continue;
+            return Ok(None);
         }
         let packer = model.node(node.inputs[0].node);
         let Some(pack) = packer.op_as::<OptMatMulPack>() else {
-            continue;
+            return Ok(None);
         };
         let Some(&encoded) = packer.inputs.first() else {
-            continue;
+            return Ok(None);
         };
         let cast = model.node(encoded.node);
         let one_hot = cast
@@ -273,20 +272,17 @@ pub(super) fn speed_up(model: &mut TypedModel) -> TractResult<usize> {
             .map(|i| model.outlet_fact(*i).map(|f| f.konst.is_some()))
             .collect::<TractResult<Vec<bool>>>()?;
         if !one_hot || !constants.iter().all(|&c| c) {
-            continue;
+            return Ok(None);
         }
         let op = OneHotMatMul {
             generic: generic.clone(),
             pack: pack.clone(),
             table: Arc::new(OnceLock::new()),
         };
-        let mut inputs = node.inputs.clone();
+        let mut inputs = node.inputs.to_vec();
         inputs.push(cast.inputs[0]);
-        let patch = TypedModelPatch::replace_single_op(model, node, &inputs, op)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+        Ok(Some((op, inputs)))
+    })
 }
 
 #[cfg(test)]
